@@ -1,0 +1,189 @@
+/*
+ * qkv.h - the public API of qkv, an ONNX runtime for attention models.
+ *
+ * Conventions:
+ *  - Every function that can fail returns a qkv_status and, when `err` is not
+ *    NULL, writes a one-line message into it naming the node, op and tensor.
+ *  - On failure nothing the caller owns changes and no output is written.
+ *  - `*_destroy(NULL)` is a no-op.
+ *  - There is no global mutable state (the plugin registry aside): models and
+ *    sessions are independent objects.
+ *
+ * Threads: a qkv_session is immutable after creation and may be shared. Each
+ * thread runs the session through its own qkv_context.
+ */
+#ifndef QKV_H
+#define QKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkv_plugin.h" /* qkv_status, qkv_dtype, qkv_tensor */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QKV_VERSION_MAJOR 0
+#define QKV_VERSION_MINOR 1
+#define QKV_VERSION_PATCH 0
+
+#if defined(QKV_BUILDING_LIBRARY) && defined(__GNUC__)
+#define QKV_API __attribute__((visibility("default")))
+#else
+#define QKV_API
+#endif
+
+/* ---- errors --------------------------------------------------------------- */
+
+#define QKV_ERROR_MESSAGE_BYTES 512
+
+/* Caller-owned error record. */
+typedef struct qkv_error {
+    qkv_status status;
+    char message[QKV_ERROR_MESSAGE_BYTES];
+} qkv_error;
+
+/* "ok", "invalid argument", ...; never NULL. */
+QKV_API const char *qkv_status_string(qkv_status status);
+/* "float32", "int64", ...; "unknown" for an unknown value. */
+QKV_API const char *qkv_dtype_name(qkv_dtype dtype);
+/* Bits per element (8 for bool, 4 for int4); 0 for UNDEFINED, STRING and unknown types. */
+QKV_API size_t qkv_dtype_bits(qkv_dtype dtype);
+/* Number of elements of a tensor of known shape (1 for rank 0); 0 if any dim is
+ * unknown or the product overflows size_t (then *overflow is set if not NULL). */
+QKV_API size_t qkv_tensor_elements(const qkv_tensor *t, int *overflow);
+
+/* ---- models: a loaded, validated ONNX file ------------------------------ */
+
+typedef struct qkv_model qkv_model;
+
+/*
+ * Load and validate an ONNX model. External data is resolved relative to the
+ * file's directory (for a buffer: relative to `base_dir`; NULL refuses
+ * external data). On success *out owns everything (the buffer may be freed).
+ */
+QKV_API qkv_status qkv_model_load_file(const char *path, qkv_model **out, qkv_error *err);
+QKV_API qkv_status qkv_model_load_buffer(const void *data, size_t bytes, const char *base_dir,
+                                         qkv_model **out, qkv_error *err);
+QKV_API void qkv_model_destroy(qkv_model *model);
+
+/* Model metadata; strings are "" when absent and live as long as the model. */
+typedef struct qkv_model_meta {
+    int64_t ir_version;
+    int64_t model_version;
+    const char *producer_name;
+    const char *producer_version;
+    const char *domain;
+    const char *doc_string;
+    const char *graph_name;
+    size_t opset_count;
+    size_t metadata_count;
+    size_t node_count;        /* in the main graph */
+    size_t initializer_count; /* in the main graph */
+    uint64_t initializer_bytes;
+} qkv_model_meta;
+
+QKV_API void qkv_model_get_meta(const qkv_model *model, qkv_model_meta *out);
+/* i < opset_count: the domain ("" is ai.onnx) and version of one opset import. */
+QKV_API void qkv_model_opset(const qkv_model *model, size_t i, const char **domain,
+                             int64_t *version);
+/* i < metadata_count: one metadata_props entry. */
+QKV_API void qkv_model_metadata(const qkv_model *model, size_t i, const char **key,
+                                const char **value);
+/* i < node_count: the op type and domain of node i of the main graph. */
+QKV_API void qkv_model_node_op(const qkv_model *model, size_t i, const char **op_type,
+                               const char **domain);
+
+/* A graph input or output. dims[k] is -1 when unknown; dim_params[k] is the
+ * symbolic name or NULL. rank is -1 when the model does not say. */
+typedef struct qkv_value_info {
+    const char *name;
+    qkv_dtype dtype;
+    int32_t rank;
+    const int64_t *dims;
+    const char *const *dim_params;
+} qkv_value_info;
+
+QKV_API size_t qkv_model_input_count(const qkv_model *model); /* runtime inputs only */
+QKV_API size_t qkv_model_output_count(const qkv_model *model);
+QKV_API void qkv_model_input(const qkv_model *model, size_t i, qkv_value_info *out);
+QKV_API void qkv_model_output(const qkv_model *model, size_t i, qkv_value_info *out);
+
+
+/* ---- sessions: a model made ready to run --------------------------------- */
+
+typedef struct qkv_session qkv_session;
+typedef struct qkv_context qkv_context;
+
+typedef struct qkv_session_options {
+    size_t struct_size; /* sizeof(qkv_session_options); set by qkv_session_options_init */
+    size_t threads;     /* threads each run context uses; 0 or 1: the calling thread only */
+    int disable_fusion; /* 1: do not fuse attention subgraphs */
+    int disable_folding; /* 1: do not fold constant subgraphs at session creation */
+} qkv_session_options;
+
+/* Fills opts with the defaults. */
+QKV_API void qkv_session_options_init(qkv_session_options *opts);
+
+/*
+ * Loads a model and prepares it: kernels are chosen for every node (a node
+ * without one is QKV_ERR_UNSUPPORTED naming its domain, op type and opset),
+ * attributes parsed, types and static shapes inferred, constants folded.
+ * opts may be NULL (defaults).
+ */
+QKV_API qkv_status qkv_session_create(const char *path, const qkv_session_options *opts,
+                                      qkv_session **out, qkv_error *err);
+QKV_API qkv_status qkv_session_create_from_buffer(const void *data, size_t bytes,
+                                                  const char *base_dir,
+                                                  const qkv_session_options *opts,
+                                                  qkv_session **out, qkv_error *err);
+/* Destroys the session. All its contexts must have been destroyed first. */
+QKV_API void qkv_session_destroy(qkv_session *session);
+/* The session's model (after graph passes): inputs, outputs, metadata. */
+QKV_API const qkv_model *qkv_session_model(const qkv_session *session);
+
+/*
+ * A run context: the per-thread state of runs (arena, bindings, threads).
+ * Any number of contexts may run one session at the same time, each from
+ * one thread at a time.
+ */
+QKV_API qkv_status qkv_context_create(qkv_session *session, qkv_context **out, qkv_error *err);
+QKV_API void qkv_context_destroy(qkv_context *ctx);
+
+/*
+ * Runs the model. inputs[i] binds model input i (qkv_model_input order) and
+ * n_inputs must equal their count; the caller keeps ownership of the input
+ * data, which is only read. Inputs are checked (dtype, rank, dims against the
+ * model, symbolic dims consistent) before any kernel runs.
+ * The first run for a set of input shapes plans memory (cached in the
+ * session); later runs with those shapes allocate nothing.
+ * On success the outputs are read with qkv_context_output: they belong to the
+ * context and stay valid until its next run or its destruction.
+ */
+QKV_API qkv_status qkv_run(qkv_context *ctx, const qkv_tensor *inputs, size_t n_inputs,
+                           qkv_error *err);
+/* Output i of the last successful run (NULL if none or i out of range). */
+QKV_API const qkv_tensor *qkv_context_output(const qkv_context *ctx, size_t i);
+
+/* Memory plan statistics, for the plan of the last run or qkv_plan call. */
+typedef struct qkv_plan_stats {
+    size_t arena_bytes;       /* the arena the plan needs */
+    size_t lower_bound_bytes; /* the most bytes live at any one step */
+    size_t steps;             /* nodes run per run */
+    size_t views;             /* outputs that alias their input (no copy) */
+    size_t in_place;          /* outputs written over a dying input */
+    size_t planned_values;    /* values computed while planning (shape subgraphs) */
+    size_t dynamic_nodes;     /* nodes whose outputs are allocated at run time */
+} qkv_plan_stats;
+
+/* Plans for the given input shapes (data may be NULL) without running; the
+ * plan is cached as by qkv_run. */
+QKV_API qkv_status qkv_plan(qkv_context *ctx, const qkv_tensor *inputs, size_t n_inputs,
+                            qkv_plan_stats *stats, qkv_error *err);
+QKV_API qkv_status qkv_context_plan_stats(const qkv_context *ctx, qkv_plan_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QKV_H */

@@ -1,0 +1,260 @@
+/*
+ * qkv_plugin.h - the kernel and plugin ABI of qkv.
+ *
+ * Self-contained C11 (standard headers only): a plugin includes this file and
+ * nothing else, and never links against libqkv. Everything the host offers a
+ * kernel reaches it through the qkv_host_api table passed to every callback.
+ *
+ * The built-in CPU kernels use exactly these structures, so a plugin kernel
+ * is a first-class citizen: same descriptor, same phases, same host table.
+ *
+ * Versioning. Every struct that crosses the boundary starts with
+ * `struct_size` and `abi_version` and only ever grows at the end. The host
+ * refuses a different major version and accepts a newer minor one (fields it
+ * does not know are ignored; fields an older plugin lacks read as absent).
+ *
+ * Kernel phases (all callbacks return a qkv_status; on error they report a
+ * message with host->error()):
+ *   init     once per node at session creation: parse attributes into state.
+ *   infer    output dtypes and shapes from input dtypes/shapes. Called at
+ *            session creation with possibly unknown dims (-1) and at planning
+ *            time with concrete input shapes. Input `data` is non-NULL when the
+ *            value is known (a constant, or a value computed while planning);
+ *            a kernel that needs a value it does not have sets the dependent
+ *            output dims to -1 ("data dependent"). Must not allocate output.
+ *   prepare  optional; at planning time with concrete shapes: validate and
+ *            declare scratch (io->scratch_bytes).
+ *   compute  run. May be called concurrently on the same state from several
+ *            threads, so state is read-only here. Must not allocate: scratch
+ *            comes from io->scratch.
+ *   destroy  free the state made by init.
+ */
+#ifndef QKV_PLUGIN_H
+#define QKV_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- types shared with qkv.h -------------------------------------------- */
+
+/* Status codes: a closed set. New codes are only ever appended. */
+typedef enum qkv_status {
+    QKV_OK = 0,
+    QKV_ERR_INVALID_ARGUMENT = 1, /* the caller passed something wrong */
+    QKV_ERR_INVALID_MODEL = 2,    /* the model file is malformed */
+    QKV_ERR_UNSUPPORTED = 3,      /* valid, but qkv cannot do it */
+    QKV_ERR_SHAPE = 4,            /* a shape or dim is wrong */
+    QKV_ERR_TYPE = 5,             /* an element type is wrong */
+    QKV_ERR_OUT_OF_MEMORY = 6,
+    QKV_ERR_IO = 7,               /* a file could not be read or written */
+    QKV_ERR_PLUGIN = 8,           /* a plugin could not be loaded or failed */
+    QKV_ERR_INTERNAL = 9          /* a bug in qkv */
+} qkv_status;
+
+/* Element types, numbered as ONNX TensorProto.DataType. */
+typedef enum qkv_dtype {
+    QKV_DTYPE_UNDEFINED = 0,
+    QKV_DTYPE_FLOAT = 1,
+    QKV_DTYPE_UINT8 = 2,
+    QKV_DTYPE_INT8 = 3,
+    QKV_DTYPE_UINT16 = 4,
+    QKV_DTYPE_INT16 = 5,
+    QKV_DTYPE_INT32 = 6,
+    QKV_DTYPE_INT64 = 7,
+    QKV_DTYPE_STRING = 8, /* data is an array of NUL-terminated char * */
+    QKV_DTYPE_BOOL = 9,   /* one byte per element, 0 or 1 */
+    QKV_DTYPE_FLOAT16 = 10,
+    QKV_DTYPE_DOUBLE = 11,
+    QKV_DTYPE_UINT32 = 12,
+    QKV_DTYPE_UINT64 = 13,
+    QKV_DTYPE_COMPLEX64 = 14,
+    QKV_DTYPE_COMPLEX128 = 15,
+    QKV_DTYPE_BFLOAT16 = 16,
+    QKV_DTYPE_FLOAT8E4M3FN = 17,
+    QKV_DTYPE_FLOAT8E4M3FNUZ = 18,
+    QKV_DTYPE_FLOAT8E5M2 = 19,
+    QKV_DTYPE_FLOAT8E5M2FNUZ = 20,
+    QKV_DTYPE_UINT4 = 21, /* sub-byte types are packed, low nibble first */
+    QKV_DTYPE_INT4 = 22,
+    QKV_DTYPE_FLOAT4E2M1 = 23,
+    QKV_DTYPE_FLOAT8E8M0 = 24,
+    QKV_DTYPE_UINT2 = 25,
+    QKV_DTYPE_INT2 = 26,
+    QKV_DTYPE_COUNT_ = 27 /* one past the last known type */
+} qkv_dtype;
+
+#define QKV_DTYPE_BIT(t) ((uint64_t)1 << (t))
+
+/* The largest rank qkv handles; a larger one is QKV_ERR_UNSUPPORTED. */
+#define QKV_MAX_RANK 12
+
+/*
+ * A tensor: a view of `data` (dense, row-major). The struct never owns the
+ * data; who does is said wherever a tensor is handed over.
+ * rank -1 and dims -1 mean "unknown" (only during shape inference).
+ */
+typedef struct qkv_tensor {
+    qkv_dtype dtype;
+    int32_t rank;
+    int64_t dims[QKV_MAX_RANK];
+    void *data;        /* NULL when the value is not known */
+    size_t data_bytes; /* bytes at data */
+} qkv_tensor;
+
+/* ---- the plugin ABI ------------------------------------------------------ */
+
+#define QKV_ABI_MAJOR 1
+#define QKV_ABI_MINOR 0
+#define QKV_ABI_VERSION (((uint32_t)QKV_ABI_MAJOR << 16) | (uint32_t)QKV_ABI_MINOR)
+#define QKV_ABI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
+#define QKV_ABI_VERSION_MINOR(v) ((uint32_t)(v)&0xffffu)
+
+/* The node a kernel is being initialised for (opaque; read with the host). */
+typedef struct qkv_node_ctx qkv_node_ctx;
+
+struct qkv_host_api;
+
+/* What infer, prepare and compute see. Filled by the host. */
+typedef struct qkv_kernel_io {
+    uint32_t struct_size;
+    uint32_t abi_version;
+    const struct qkv_host_api *host;
+    void *host_ctx; /* pass to host->error and host->parallel_for */
+    size_t n_inputs;
+    const qkv_tensor *inputs; /* an omitted optional input has dtype UNDEFINED, rank -1 */
+    size_t n_outputs;
+    qkv_tensor *outputs; /* infer fills dtype/rank/dims; compute writes data */
+    void *scratch;       /* compute: scratch_bytes of 64-byte aligned memory */
+    size_t scratch_bytes; /* prepare: set to the scratch compute needs */
+} qkv_kernel_io;
+
+typedef struct qkv_kernel qkv_kernel;
+
+typedef qkv_status (*qkv_kernel_init_fn)(const qkv_kernel *kernel, const qkv_node_ctx *node,
+                                         void **state);
+typedef qkv_status (*qkv_kernel_io_fn)(void *state, qkv_kernel_io *io);
+typedef qkv_status (*qkv_kernel_compute_fn)(const void *state, qkv_kernel_io *io);
+typedef void (*qkv_kernel_destroy_fn)(void *state);
+
+/* Kernel flags. */
+#define QKV_KERNEL_SHAPE_ONLY 0x1u /* compute reads input shapes only, never input data */
+#define QKV_KERNEL_INPLACE 0x2u    /* output 0 may share input `inplace_input`'s buffer */
+#define QKV_KERNEL_ALIAS 0x4u      /* output 0 holds input 0's bytes unchanged (Reshape...):
+                                    * the host makes it a view and skips compute when it can */
+
+/* The widest per-input dtype table a descriptor may have. */
+#define QKV_KERNEL_MAX_TYPED_IO 8
+
+/*
+ * A kernel descriptor. The host copies it at registration.
+ * Dispatch: for a node in `domain` whose model imports opset V of that domain,
+ * the kernels with since_version <= V <= until_version (until_version 0: no
+ * upper bound) are candidates and the one with the newest since_version wins.
+ */
+struct qkv_kernel {
+    uint32_t struct_size; /* sizeof(qkv_kernel) as the plugin saw it */
+    uint32_t abi_version; /* QKV_ABI_VERSION as the plugin saw it */
+    const char *domain;   /* "" (or "ai.onnx") for the default domain */
+    const char *op_type;
+    int32_t since_version;
+    int32_t until_version;
+    int32_t min_inputs, max_inputs;   /* max_inputs -1: variadic */
+    int32_t min_outputs, max_outputs; /* max_outputs -1: variadic */
+    /* Allowed dtypes per input as QKV_DTYPE_BIT masks; input k >= n uses entry
+     * n-1; 0 (or n_input_types 0) allows any. Checked by the host. */
+    uint32_t n_input_types;
+    uint64_t input_types[QKV_KERNEL_MAX_TYPED_IO];
+    uint32_t flags;          /* QKV_KERNEL_* */
+    int32_t inplace_input;   /* with QKV_KERNEL_INPLACE: the input output 0 may overwrite
+                              * (same dtype and size; compute must allow out == in) */
+    void *user;              /* the registrant's pointer, for init */
+    qkv_kernel_init_fn init; /* optional: NULL leaves state NULL */
+    qkv_kernel_io_fn infer;  /* optional for plugins: NULL = shapes known only at run time */
+    qkv_kernel_io_fn prepare;      /* optional */
+    qkv_kernel_compute_fn compute; /* required */
+    qkv_kernel_destroy_fn destroy; /* optional */
+};
+
+/* Attribute types, numbered as ONNX AttributeProto.AttributeType. */
+typedef enum qkv_attr_type {
+    QKV_ATTR_UNDEFINED = 0,
+    QKV_ATTR_FLOAT = 1,
+    QKV_ATTR_INT = 2,
+    QKV_ATTR_STRING = 3,
+    QKV_ATTR_TENSOR = 4,
+    QKV_ATTR_GRAPH = 5,
+    QKV_ATTR_FLOATS = 6,
+    QKV_ATTR_INTS = 7,
+    QKV_ATTR_STRINGS = 8,
+    QKV_ATTR_TENSORS = 9,
+    QKV_ATTR_GRAPHS = 10,
+    QKV_ATTR_SPARSE_TENSOR = 11,
+    QKV_ATTR_SPARSE_TENSORS = 12,
+    QKV_ATTR_TYPE_PROTO = 13,
+    QKV_ATTR_TYPE_PROTOS = 14
+} qkv_attr_type;
+
+/* Log levels for host->log. */
+enum { QKV_LOG_ERROR = 0, QKV_LOG_WARN = 1, QKV_LOG_INFO = 2, QKV_LOG_DEBUG = 3 };
+
+typedef void (*qkv_range_fn)(void *arg, size_t begin, size_t end);
+
+/*
+ * The host's function table. Attribute getters work during init only.
+ * Getters return QKV_OK and the default when the attribute is absent, and
+ * QKV_ERR_TYPE (with a message naming the node and attribute) when it is
+ * present with another type. Returned pointers live as long as the session.
+ */
+typedef struct qkv_host_api {
+    uint32_t struct_size;
+    uint32_t abi_version;
+
+    /* -- since 1.0: the node (init) -- */
+    const char *(*node_name)(const qkv_node_ctx *node);
+    const char *(*node_op_type)(const qkv_node_ctx *node);
+    const char *(*node_domain)(const qkv_node_ctx *node);
+    int64_t (*node_opset)(const qkv_node_ctx *node); /* the model's opset for the domain */
+    size_t (*node_input_count)(const qkv_node_ctx *node);   /* including omitted optionals */
+    size_t (*node_output_count)(const qkv_node_ctx *node);
+    int (*node_input_present)(const qkv_node_ctx *node, size_t k);
+    int (*node_output_present)(const qkv_node_ctx *node, size_t k);
+    qkv_attr_type (*attr_type)(const qkv_node_ctx *node, const char *name); /* UNDEFINED if absent */
+    qkv_status (*attr_int)(const qkv_node_ctx *node, const char *name, int64_t dflt, int64_t *out);
+    qkv_status (*attr_float)(const qkv_node_ctx *node, const char *name, float dflt, float *out);
+    qkv_status (*attr_string)(const qkv_node_ctx *node, const char *name, const char *dflt,
+                              const char **out);
+    qkv_status (*attr_ints)(const qkv_node_ctx *node, const char *name, const int64_t **out,
+                            size_t *n); /* absent: *out NULL, *n 0 */
+    qkv_status (*attr_floats)(const qkv_node_ctx *node, const char *name, const float **out,
+                              size_t *n);
+    qkv_status (*attr_strings)(const qkv_node_ctx *node, const char *name,
+                               const char *const **out, size_t *n);
+    qkv_status (*attr_tensor)(const qkv_node_ctx *node, const char *name,
+                              const qkv_tensor **out); /* absent: *out NULL */
+    /* Report an error during init: the host prefixes the node description. */
+    qkv_status (*node_error)(const qkv_node_ctx *node, qkv_status status, const char *fmt, ...);
+
+    /* -- since 1.0: infer/prepare/compute -- */
+    /* Report an error; returns `status` so a kernel can `return host->error(...)`.
+     * The host prefixes "node 'NAME' (OP-VERSION): ". */
+    qkv_status (*error)(void *host_ctx, qkv_status status, const char *fmt, ...);
+    /* Run fn over [0, n) split into chunks across the session's threads; blocks
+     * until all are done. fn must not fail; it may be called on the caller's thread. */
+    void (*parallel_for)(void *host_ctx, size_t n, qkv_range_fn fn, void *arg);
+    /* The number of threads parallel_for may use. */
+    size_t (*thread_count)(void *host_ctx);
+
+    /* -- since 1.0: services -- */
+    void *(*alloc)(size_t bytes); /* init/destroy only, never in compute */
+    void (*free)(void *ptr);
+    void (*log)(int level, const char *fmt, ...);
+} qkv_host_api;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QKV_PLUGIN_H */

@@ -1,0 +1,80 @@
+/*
+ * kernel_util.h - helpers shared by the built-in kernels: descriptor
+ * boilerplate, dtype masks, error reporting, shape and broadcasting math.
+ * Plugins do not get these (they are not part of the ABI).
+ */
+#ifndef QKV_KERNEL_UTIL_H
+#define QKV_KERNEL_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkv_plugin.h"
+
+/* The first two fields of every built-in descriptor. */
+#define QKV_KERNEL_V1 .struct_size = sizeof(qkv_kernel), .abi_version = QKV_ABI_VERSION
+
+/* dtype masks for qkv_kernel.input_types */
+#define QKV_T(x) QKV_DTYPE_BIT(QKV_DTYPE_##x)
+#define QKV_TYPES_FLOATS (QKV_T(FLOAT) | QKV_T(DOUBLE))
+#define QKV_TYPES_INTS                                                                        \
+    (QKV_T(INT8) | QKV_T(INT16) | QKV_T(INT32) | QKV_T(INT64) | QKV_T(UINT8) | QKV_T(UINT16) | \
+     QKV_T(UINT32) | QKV_T(UINT64))
+#define QKV_TYPES_NUMERIC (QKV_TYPES_FLOATS | QKV_TYPES_INTS)
+#define QKV_TYPES_INDEX (QKV_T(INT32) | QKV_T(INT64))
+/* every type whose elements are plain bytes (no strings) */
+#define QKV_TYPES_PLAIN (QKV_TYPES_NUMERIC | QKV_T(BOOL) | QKV_T(FLOAT16) | QKV_T(BFLOAT16))
+
+/* Report an error from infer/prepare/compute: `return KERR(io, QKV_ERR_SHAPE, "...", ...);` */
+#define KERR(io, status, ...) ((io)->host->error((io)->host_ctx, (status), __VA_ARGS__))
+/* Report an error from init. */
+#define NERR(host, node, status, ...) ((host)->node_error((node), (status), __VA_ARGS__))
+
+/* true when rank and every dim are known. */
+bool qkv_shape_known(const qkv_tensor *t);
+/* Element count of a tensor whose shape is known (overflow is impossible
+ * there: the host checked it when it planned the tensor). */
+size_t qkv_numel(const qkv_tensor *t);
+/* Sets dtype, rank and dims (dims may be NULL for rank 0). */
+void qkv_set_shape(qkv_tensor *t, qkv_dtype dtype, int32_t rank, const int64_t *dims);
+/* An optional input is present when its dtype is not UNDEFINED. */
+static inline bool qkv_present(const qkv_kernel_io *io, size_t k)
+{
+    return k < io->n_inputs && io->inputs[k].dtype != QKV_DTYPE_UNDEFINED;
+}
+
+/* Normalises axis in [-rank, rank) (or [-rank-1, rank] when `inclusive`,
+ * for Unsqueeze-like ops) into *out; false when out of range. */
+bool qkv_axis_normalize(int64_t axis, int32_t rank, bool inclusive, int32_t *out);
+
+/*
+ * Multidirectional (numpy) broadcasting of n shapes into out->rank/dims.
+ * Unknown rank anywhere gives rank -1; an unknown dim gives -1 unless another
+ * input has a known dim other than 1 there. Incompatible dims are
+ * QKV_ERR_SHAPE, naming the inputs and dims.
+ */
+qkv_status qkv_broadcast_shapes(qkv_kernel_io *io, const qkv_tensor *const *ins, size_t n,
+                                qkv_tensor *out);
+/* Element strides of `in` viewed with the (broadcast) output shape `out`:
+ * 0 where `in` is broadcast along that axis. */
+void qkv_broadcast_strides(const qkv_tensor *in, const qkv_tensor *out,
+                           size_t strides[QKV_MAX_RANK]);
+/* Row-major element strides of a known shape. */
+void qkv_contiguous_strides(const qkv_tensor *t, size_t strides[QKV_MAX_RANK]);
+
+/*
+ * Reads the values of an int32/int64 input (e.g. a shape or axes input) as
+ * int64. When the value is not known (data NULL) returns QKV_OK with *n set
+ * to SIZE_MAX. QKV_ERR_SHAPE when it has more than `cap` elements or is not
+ * 0-D/1-D; QKV_ERR_TYPE for another dtype.
+ */
+qkv_status qkv_read_ints(qkv_kernel_io *io, size_t input, int64_t *out, size_t cap, size_t *n);
+
+/* Reads element i of an int32/int64 tensor as int64. */
+int64_t qkv_int_at(const qkv_tensor *t, size_t i);
+
+/* Formats dims as "[2,3,-1]" into buf; returns buf. */
+const char *qkv_dims_str(const qkv_tensor *t, char *buf, size_t cap);
+
+#endif /* QKV_KERNEL_UTIL_H */

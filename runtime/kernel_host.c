@@ -1,0 +1,255 @@
+/*
+ * kernel_host.c - the qkv_host_api table: attribute getters for init, error
+ * reporting with the node's description, parallel_for, allocation, logging.
+ */
+#include "kernel_host.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "threadpool.h"
+
+void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap)
+{
+    const char *domain = node->domain && node->domain[0] ? node->domain : NULL;
+    snprintf(buf, cap, "node '%s' (%s%s%s-%lld)", node->name, domain ? domain : "",
+             domain ? "." : "", node->op_type, (long long)version);
+}
+
+static qkv_status report(const qkv_ir_node *node, int64_t version, qkv_error *err,
+                         qkv_status status, const char *fmt, va_list ap)
+{
+    if (!err)
+        return status;
+    char what[256];
+    char msg[QKV_ERROR_MESSAGE_BYTES];
+    qkv_node_describe(node, version, what, sizeof what);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return qkv_error_set(err, status, "%s: %s", what, msg);
+}
+
+/* ---- node queries (init) ------------------------------------------------- */
+
+static const char *node_name(const qkv_node_ctx *n) { return n->node->name; }
+static const char *node_op_type(const qkv_node_ctx *n) { return n->node->op_type; }
+static const char *node_domain(const qkv_node_ctx *n) { return n->node->domain; }
+static int64_t node_opset(const qkv_node_ctx *n) { return n->node->opset; }
+static size_t node_input_count(const qkv_node_ctx *n) { return n->node->n_inputs; }
+static size_t node_output_count(const qkv_node_ctx *n) { return n->node->n_outputs; }
+
+static int node_input_present(const qkv_node_ctx *n, size_t k)
+{
+    return k < n->node->n_inputs && n->node->inputs[k] >= 0;
+}
+
+static int node_output_present(const qkv_node_ctx *n, size_t k)
+{
+    return k < n->node->n_outputs && n->node->outputs[k] >= 0;
+}
+
+static qkv_status node_error(const qkv_node_ctx *n, qkv_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(n->node, n->version, n->err, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static const char *attr_type_name(qkv_attr_type t)
+{
+    static const char *const names[] = {"undefined", "float",   "int",     "string",
+                                        "tensor",    "graph",   "floats",  "ints",
+                                        "strings",   "tensors", "graphs",  "sparse_tensor",
+                                        "sparse_tensors", "type_proto", "type_protos"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
+}
+
+static qkv_attr_type attr_type(const qkv_node_ctx *n, const char *name)
+{
+    const qkv_ir_attr *a = qkv_node_attr(n->node, name);
+    return a ? a->type : QKV_ATTR_UNDEFINED;
+}
+
+/* The attribute if present with type `want`; NULL if absent; an error if
+ * present with another type. */
+static qkv_status find_typed(const qkv_node_ctx *n, const char *name, qkv_attr_type want,
+                             const qkv_ir_attr **out)
+{
+    const qkv_ir_attr *a = qkv_node_attr(n->node, name);
+    *out = NULL;
+    if (!a)
+        return QKV_OK;
+    if (a->type != want)
+        return node_error(n, QKV_ERR_TYPE, "attribute '%s' is %s, expected %s", name,
+                          attr_type_name(a->type), attr_type_name(want));
+    *out = a;
+    return QKV_OK;
+}
+
+static qkv_status attr_int(const qkv_node_ctx *n, const char *name, int64_t dflt, int64_t *out)
+{
+    const qkv_ir_attr *a;
+    qkv_status st = find_typed(n, name, QKV_ATTR_INT, &a);
+    if (st == QKV_OK)
+        *out = a ? a->i : dflt;
+    return st;
+}
+
+static qkv_status attr_float(const qkv_node_ctx *n, const char *name, float dflt, float *out)
+{
+    const qkv_ir_attr *a;
+    qkv_status st = find_typed(n, name, QKV_ATTR_FLOAT, &a);
+    if (st == QKV_OK)
+        *out = a ? a->f : dflt;
+    return st;
+}
+
+static qkv_status attr_string(const qkv_node_ctx *n, const char *name, const char *dflt,
+                              const char **out)
+{
+    const qkv_ir_attr *a;
+    qkv_status st = find_typed(n, name, QKV_ATTR_STRING, &a);
+    if (st == QKV_OK)
+        *out = a ? a->s : dflt;
+    return st;
+}
+
+static qkv_status attr_ints(const qkv_node_ctx *n, const char *name, const int64_t **out,
+                            size_t *count)
+{
+    const qkv_ir_attr *a;
+    qkv_status st = find_typed(n, name, QKV_ATTR_INTS, &a);
+    if (st == QKV_OK) {
+        *out = a ? a->ints : NULL;
+        *count = a ? a->n : 0;
+    }
+    return st;
+}
+
+static qkv_status attr_floats(const qkv_node_ctx *n, const char *name, const float **out,
+                              size_t *count)
+{
+    const qkv_ir_attr *a;
+    qkv_status st = find_typed(n, name, QKV_ATTR_FLOATS, &a);
+    if (st == QKV_OK) {
+        *out = a ? a->floats : NULL;
+        *count = a ? a->n : 0;
+    }
+    return st;
+}
+
+static qkv_status attr_strings(const qkv_node_ctx *n, const char *name, const char *const **out,
+                               size_t *count)
+{
+    const qkv_ir_attr *a;
+    qkv_status st = find_typed(n, name, QKV_ATTR_STRINGS, &a);
+    if (st == QKV_OK) {
+        *out = a ? (const char *const *)a->strings : NULL;
+        *count = a ? a->n : 0;
+    }
+    return st;
+}
+
+static qkv_status attr_tensor(const qkv_node_ctx *n, const char *name, const qkv_tensor **out)
+{
+    const qkv_ir_attr *a;
+    qkv_status st = find_typed(n, name, QKV_ATTR_TENSOR, &a);
+    if (st == QKV_OK)
+        *out = a ? &a->tensors[0] : NULL;
+    return st;
+}
+
+/* ---- infer/prepare/compute ------------------------------------------------ */
+
+static qkv_status host_error(void *host_ctx, qkv_status status, const char *fmt, ...)
+{
+    qkv_host_ctx *h = host_ctx;
+    va_list ap;
+    va_start(ap, fmt);
+    report(h->node, h->version, h->err, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static void host_parallel_for(void *host_ctx, size_t n, qkv_range_fn fn, void *arg)
+{
+    qkv_host_ctx *h = host_ctx;
+    qkv_threadpool_run(h ? h->pool : NULL, n, fn, arg);
+}
+
+static size_t host_thread_count(void *host_ctx)
+{
+    qkv_host_ctx *h = host_ctx;
+    return qkv_threadpool_size(h ? h->pool : NULL);
+}
+
+/* ---- services --------------------------------------------------------------- */
+
+static void *host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+static void host_free(void *p) { free(p); }
+
+static void host_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    const char *env = getenv("QKV_LOG_LEVEL");
+    int max = env ? atoi(env) : QKV_LOG_WARN;
+    if (level > max)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "qkv %s: ", (unsigned)level < 4 ? names[level] : "log");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static const qkv_host_api host_api = {
+    .struct_size = sizeof(qkv_host_api),
+    .abi_version = QKV_ABI_VERSION,
+    .node_name = node_name,
+    .node_op_type = node_op_type,
+    .node_domain = node_domain,
+    .node_opset = node_opset,
+    .node_input_count = node_input_count,
+    .node_output_count = node_output_count,
+    .node_input_present = node_input_present,
+    .node_output_present = node_output_present,
+    .attr_type = attr_type,
+    .attr_int = attr_int,
+    .attr_float = attr_float,
+    .attr_string = attr_string,
+    .attr_ints = attr_ints,
+    .attr_floats = attr_floats,
+    .attr_strings = attr_strings,
+    .attr_tensor = attr_tensor,
+    .node_error = node_error,
+    .error = host_error,
+    .parallel_for = host_parallel_for,
+    .thread_count = host_thread_count,
+    .alloc = host_alloc,
+    .free = host_free,
+    .log = host_log,
+};
+
+const qkv_host_api *qkv_host_api_get(void)
+{
+    return &host_api;
+}
+
+void qkv_kernel_io_init(qkv_kernel_io *io, qkv_host_ctx *hctx, const qkv_tensor *inputs,
+                        size_t n_inputs, qkv_tensor *outputs, size_t n_outputs)
+{
+    memset(io, 0, sizeof *io);
+    io->struct_size = sizeof *io;
+    io->abi_version = QKV_ABI_VERSION;
+    io->host = &host_api;
+    io->host_ctx = hctx;
+    io->inputs = inputs;
+    io->n_inputs = n_inputs;
+    io->outputs = outputs;
+    io->n_outputs = n_outputs;
+}

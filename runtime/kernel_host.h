@@ -1,0 +1,39 @@
+/*
+ * kernel_host.h - the host side of the kernel ABI: the qkv_host_api table
+ * and the contexts behind its opaque pointers.
+ */
+#ifndef QKV_KERNEL_HOST_H
+#define QKV_KERNEL_HOST_H
+
+#include "ir.h"
+#include "qkv_plugin.h"
+
+struct qkv_threadpool;
+
+/* What a kernel's init sees as `const qkv_node_ctx *`. */
+struct qkv_node_ctx {
+    const qkv_ir_node *node;
+    int64_t version; /* the kernel's since_version, for messages */
+    qkv_error *err;  /* where node_error writes; may be NULL */
+};
+
+/* What infer/prepare/compute see as io->host_ctx. */
+typedef struct qkv_host_ctx {
+    const qkv_ir_node *node;
+    int64_t version;
+    qkv_error *err;               /* may be NULL */
+    struct qkv_threadpool *pool;  /* NULL: parallel_for runs inline */
+} qkv_host_ctx;
+
+/* The host's function table (static, immutable). */
+const qkv_host_api *qkv_host_api_get(void);
+
+/* Formats "node 'NAME' (OP-VERSION)" (or "node #I (OP-VERSION)" without a
+ * name) into buf. */
+void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap);
+
+/* Fills an io struct for a node: inputs/outputs arrays are the caller's. */
+void qkv_kernel_io_init(qkv_kernel_io *io, qkv_host_ctx *hctx, const qkv_tensor *inputs,
+                        size_t n_inputs, qkv_tensor *outputs, size_t n_outputs);
+
+#endif /* QKV_KERNEL_HOST_H */

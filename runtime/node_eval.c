@@ -1,0 +1,136 @@
+/* node_eval.c - one node, standalone: check, infer, prepare, allocate, compute. */
+#include "node_eval.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+static uint64_t input_mask(const qkv_kernel *k, size_t i)
+{
+    if (k->n_input_types == 0)
+        return 0;
+    return k->input_types[i < k->n_input_types ? i : k->n_input_types - 1];
+}
+
+qkv_status qkv_kernel_check_io(const qkv_kernel *k, const qkv_ir_node *node,
+                               const qkv_tensor *inputs, qkv_error *err)
+{
+    char what[256];
+    qkv_node_describe(node, k->since_version, what, sizeof what);
+    size_t n_in = node->n_inputs, n_out = node->n_outputs;
+    /* trailing omitted inputs do not count toward the arity */
+    while (n_in > 0 && node->inputs[n_in - 1] < 0)
+        n_in--;
+    while (n_out > 0 && node->outputs[n_out - 1] < 0)
+        n_out--;
+    if ((int64_t)n_in < k->min_inputs || (k->max_inputs >= 0 && (int64_t)n_in > k->max_inputs))
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                             "%s: has %zu inputs, expected %d to %d", what, n_in, k->min_inputs,
+                             k->max_inputs);
+    if ((int64_t)n_out < k->min_outputs ||
+        (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs))
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                             "%s: has %zu outputs, expected %d to %d", what, n_out,
+                             k->min_outputs, k->max_outputs);
+    for (size_t i = 0; i < n_in; i++) {
+        uint64_t mask = input_mask(k, i);
+        qkv_dtype t = inputs[i].dtype;
+        if (t == QKV_DTYPE_UNDEFINED || mask == 0)
+            continue;
+        if ((unsigned)t >= 64 || !(mask & QKV_DTYPE_BIT(t)))
+            return qkv_error_set(err, QKV_ERR_TYPE, "%s: input %zu has type %s, not supported",
+                                 what, i, qkv_dtype_name(t));
+    }
+    return QKV_OK;
+}
+
+qkv_status qkv_kernel_infer(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
+                            const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
+                            size_t n_outputs)
+{
+    qkv_kernel_io io;
+    for (size_t i = 0; i < n_outputs; i++) {
+        memset(&outputs[i], 0, sizeof outputs[i]);
+        outputs[i].rank = -1;
+    }
+    if (!k->infer)
+        return QKV_OK; /* shapes known only at run time */
+    qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
+    qkv_status st = k->infer(state, &io);
+    if (st != QKV_OK && hctx->err && hctx->err->status == QKV_OK)
+        st = io.host->error(hctx, st, "infer failed without a message");
+    return st;
+}
+
+void qkv_tensor_data_free(qkv_tensor *t)
+{
+    if (!t || !t->data)
+        return;
+    if (t->dtype == QKV_DTYPE_STRING) {
+        char **s = t->data;
+        size_t n = t->data_bytes / sizeof(char *);
+        for (size_t i = 0; i < n; i++)
+            free(s[i]);
+    }
+    free(t->data);
+    t->data = NULL;
+}
+
+qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
+                         const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
+                         size_t n_outputs)
+{
+    const qkv_ir_node *node = hctx->node;
+    qkv_status st = qkv_kernel_infer(k, state, hctx, inputs, n_inputs, outputs, n_outputs);
+    if (st != QKV_OK)
+        return st;
+    qkv_kernel_io io;
+    qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
+    for (size_t i = 0; i < n_outputs; i++) {
+        qkv_tensor *o = &outputs[i];
+        if (i < node->n_outputs && node->outputs[i] < 0)
+            continue;
+        size_t elems, bytes;
+        if (!qkv_shape_elements(o->dims, o->rank, &elems))
+            return io.host->error(hctx, QKV_ERR_SHAPE,
+                                  "output %zu: shape not known after inference (rank %d)", i,
+                                  o->rank);
+        if (!qkv_dtype_storage_bytes(o->dtype, elems, &bytes))
+            return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow",
+                                  i, elems, qkv_dtype_name(o->dtype));
+        o->data_bytes = bytes;
+    }
+    if (k->prepare) {
+        st = k->prepare(state, &io);
+        if (st != QKV_OK)
+            return st;
+    }
+    void *scratch = NULL;
+    if (io.scratch_bytes) {
+        scratch = aligned_alloc(64, (io.scratch_bytes + 63) / 64 * 64);
+        if (!scratch)
+            return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "scratch of %zu bytes",
+                                  io.scratch_bytes);
+    }
+    io.scratch = scratch;
+    for (size_t i = 0; i < n_outputs; i++) {
+        if (i < node->n_outputs && node->outputs[i] < 0)
+            continue;
+        /* calloc: string outputs start as NULL pointers, and a kernel that
+         * fails half way leaves nothing uninitialised to free */
+        outputs[i].data = calloc(1, outputs[i].data_bytes ? outputs[i].data_bytes : 1);
+        if (!outputs[i].data) {
+            st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu of %zu bytes", i,
+                                outputs[i].data_bytes);
+            break;
+        }
+    }
+    if (st == QKV_OK)
+        st = k->compute(state, &io);
+    free(scratch);
+    if (st != QKV_OK)
+        for (size_t i = 0; i < n_outputs; i++)
+            qkv_tensor_data_free(&outputs[i]);
+    return st;
+}

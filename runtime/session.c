@@ -1,0 +1,305 @@
+/*
+ * session.c - turning a loaded model into a runnable session: kernels chosen
+ * and initialised for every node, types and static shapes inferred,
+ * constants folded; the plan cache; checking run inputs.
+ */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "kernel_host.h"
+#include "node_eval.h"
+
+void qkv_session_options_init(qkv_session_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
+    opts->threads = 1;
+}
+
+static void destroy_kernel_states(qkv_ir_graph *g)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        qkv_ir_node *n = &g->nodes[i];
+        if (n->kernel && n->kernel->destroy && n->kernel_state)
+            n->kernel->destroy(n->kernel_state);
+        n->kernel_state = NULL;
+        n->kernel = NULL;
+    }
+}
+
+void qkv_session_destroy(qkv_session *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_plans; i++)
+        qkv_plan_release(s->plans[i]);
+    if (s->model && s->model->graph)
+        destroy_kernel_states(s->model->graph);
+    qkv_model_destroy(s->model);
+    qkv_registry_destroy(s->registry);
+    pthread_mutex_destroy(&s->cache_lock);
+    free(s);
+}
+
+const qkv_model *qkv_session_model(const qkv_session *s)
+{
+    return s->model;
+}
+
+/* Chooses a kernel for every node; reports the first node without one and
+ * how many others lack one too, so a user sees the whole gap at once. */
+static qkv_status resolve_kernels(qkv_session *s, qkv_error *err)
+{
+    qkv_ir_graph *g = s->model->graph;
+    size_t missing = 0;
+    const qkv_ir_node *first = NULL;
+    char others[256] = "";
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        qkv_ir_node *n = &g->nodes[i];
+        n->kernel = qkv_registry_find(s->registry, n->domain, n->op_type, n->opset, NULL);
+        if (n->kernel)
+            continue;
+        if (!first) {
+            first = n;
+        } else if (!strstr(others, n->op_type) && strlen(others) + strlen(n->op_type) + 3 <
+                                                       sizeof others) {
+            strcat(others, others[0] ? ", " : "");
+            strcat(others, n->op_type);
+        }
+        missing++;
+    }
+    if (!first)
+        return QKV_OK;
+    const char *domain = first->domain[0] ? first->domain : "ai.onnx";
+    if (missing == 1)
+        return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
+                             "node '%s': no kernel for op %s (domain %s, opset %lld)",
+                             first->name, first->op_type, domain, (long long)first->opset);
+    return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
+                         "node '%s': no kernel for op %s (domain %s, opset %lld); %zu nodes in "
+                         "all lack a kernel%s%s",
+                         first->name, first->op_type, domain, (long long)first->opset, missing,
+                         others[0] ? ", also: " : "", others);
+}
+
+static qkv_status init_kernels(qkv_session *s, qkv_error *err)
+{
+    qkv_ir_graph *g = s->model->graph;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        qkv_ir_node *n = &g->nodes[i];
+        const qkv_kernel *k = n->kernel;
+        if (!k->init)
+            continue;
+        qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err};
+        qkv_error_clear(err);
+        void *state = NULL;
+        qkv_status st = k->init(k, &nctx, &state);
+        if (st != QKV_OK) {
+            if (err && err->message[0] == '\0') {
+                char what[256];
+                qkv_node_describe(n, k->since_version, what, sizeof what);
+                qkv_error_set(err, st, "%s: init failed", what);
+            }
+            return st;
+        }
+        n->kernel_state = state;
+    }
+    return QKV_OK;
+}
+
+static qkv_status session_build(qkv_model *model, const qkv_session_options *opts,
+                                qkv_session **out, qkv_error *err)
+{
+    qkv_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        qkv_model_destroy(model);
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
+    }
+    pthread_mutex_init(&s->cache_lock, NULL);
+    s->model = model;
+    qkv_session_options_init(&s->opts);
+    if (opts) {
+        size_t n = opts->struct_size && opts->struct_size < sizeof s->opts ? opts->struct_size
+                                                                             : sizeof s->opts;
+        memcpy(&s->opts, opts, n);
+        s->opts.struct_size = sizeof s->opts;
+    }
+    if (s->opts.threads == 0)
+        s->opts.threads = 1;
+    qkv_status st = QKV_OK;
+    s->registry = qkv_registry_create();
+    if (!s->registry)
+        st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
+    if (st == QKV_OK)
+        st = qkv_registry_add_builtins(s->registry, err);
+    if (st == QKV_OK)
+        st = resolve_kernels(s, err);
+    if (st == QKV_OK)
+        st = init_kernels(s, err);
+    if (st == QKV_OK)
+        st = qkv_infer_graph(model->graph, err);
+    if (st == QKV_OK && !s->opts.disable_folding)
+        st = qkv_fold_constants(model->graph, &s->n_folded, err);
+    if (st != QKV_OK) {
+        qkv_session_destroy(s);
+        return st;
+    }
+    *out = s;
+    return QKV_OK;
+}
+
+qkv_status qkv_session_create(const char *path, const qkv_session_options *opts,
+                              qkv_session **out, qkv_error *err)
+{
+    qkv_model *model = NULL;
+    if (!path || !out)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_session_create: NULL argument");
+    qkv_status st = qkv_model_load_file(path, &model, err);
+    if (st != QKV_OK)
+        return st;
+    return session_build(model, opts, out, err);
+}
+
+qkv_status qkv_session_create_from_buffer(const void *data, size_t bytes, const char *base_dir,
+                                          const qkv_session_options *opts, qkv_session **out,
+                                          qkv_error *err)
+{
+    qkv_model *model = NULL;
+    if (!data || !out)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "qkv_session_create_from_buffer: NULL argument");
+    qkv_status st = qkv_model_load_buffer(data, bytes, base_dir, &model, err);
+    if (st != QKV_OK)
+        return st;
+    return session_build(model, opts, out, err);
+}
+
+/* ---- run inputs ------------------------------------------------------------ */
+
+qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inputs,
+                                    size_t n_inputs, bool need_data, qkv_error *err)
+{
+    const qkv_ir_graph *g = s->model->graph;
+    if (n_inputs != g->n_inputs)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "the model has %zu inputs, %zu were given", g->n_inputs, n_inputs);
+    if (n_inputs && !inputs)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "inputs is NULL");
+    for (size_t i = 0; i < n_inputs; i++) {
+        const qkv_ir_value *v = &g->values[g->inputs[i]];
+        const qkv_tensor *t = &inputs[i];
+        if (v->dtype != QKV_DTYPE_UNDEFINED && t->dtype != v->dtype)
+            return qkv_error_set(err, QKV_ERR_TYPE, "input %zu '%s' has type %s, expected %s", i,
+                                 v->name, qkv_dtype_name(t->dtype), qkv_dtype_name(v->dtype));
+        if (t->rank < 0 || t->rank > QKV_MAX_RANK)
+            return qkv_error_set(err, QKV_ERR_SHAPE, "input %zu '%s' has rank %d", i, v->name,
+                                 t->rank);
+        if (v->rank >= 0 && t->rank != v->rank)
+            return qkv_error_set(err, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected %d", i,
+                                 v->name, t->rank, v->rank);
+        for (int32_t k = 0; k < t->rank; k++) {
+            if (t->dims[k] < 0)
+                return qkv_error_set(err, QKV_ERR_SHAPE, "input %zu '%s': dim %d is %lld", i,
+                                     v->name, k, (long long)t->dims[k]);
+            if (v->rank >= 0 && v->dims[k] >= 0 && v->dims[k] != t->dims[k])
+                return qkv_error_set(err, QKV_ERR_SHAPE,
+                                     "input %zu '%s': dim %d is %lld, the model says %lld", i,
+                                     v->name, k, (long long)t->dims[k], (long long)v->dims[k]);
+            if (v->rank < 0 || !v->dim_params[k])
+                continue;
+            /* the same symbolic name must have one value across inputs */
+            for (size_t j = 0; j < i; j++) {
+                const qkv_ir_value *w = &g->values[g->inputs[j]];
+                for (int32_t m = 0; w->rank >= 0 && m < w->rank; m++)
+                    if (w->dim_params[m] && strcmp(w->dim_params[m], v->dim_params[k]) == 0 &&
+                        inputs[j].dims[m] != t->dims[k])
+                        return qkv_error_set(
+                            err, QKV_ERR_SHAPE,
+                            "input %zu '%s': dim %d ('%s') is %lld, but input %zu '%s' has "
+                            "'%s' = %lld",
+                            i, v->name, k, v->dim_params[k], (long long)t->dims[k], j, w->name,
+                            w->dim_params[m], (long long)inputs[j].dims[m]);
+            }
+        }
+        size_t elems, bytes;
+        if (!qkv_shape_elements(t->dims, t->rank, &elems) ||
+            !qkv_dtype_storage_bytes(t->dtype, elems, &bytes))
+            return qkv_error_set(err, QKV_ERR_SHAPE, "input %zu '%s': size overflows", i,
+                                 v->name);
+        if (need_data && bytes > 0 && !t->data)
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input %zu '%s' has no data", i,
+                                 v->name);
+        if (need_data && t->data_bytes < bytes)
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                                 "input %zu '%s' has %zu bytes of data, its shape needs %zu", i,
+                                 v->name, t->data_bytes, bytes);
+    }
+    return QKV_OK;
+}
+
+/* ---- the plan cache --------------------------------------------------------- */
+
+static bool same_shapes(const qkv_exec_plan *p, const qkv_tensor *inputs, size_t n)
+{
+    if (p->n_inputs != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (p->input_shapes[i].rank != inputs[i].rank)
+            return false;
+        for (int32_t k = 0; k < inputs[i].rank; k++)
+            if (p->input_shapes[i].dims[k] != inputs[i].dims[k])
+                return false;
+    }
+    return true;
+}
+
+qkv_status qkv_plan_get(qkv_session *s, const qkv_tensor *inputs, size_t n_inputs,
+                        qkv_exec_plan **out, qkv_error *err)
+{
+    const size_t cap = sizeof s->plans / sizeof s->plans[0];
+    pthread_mutex_lock(&s->cache_lock);
+    for (size_t i = 0; i < s->n_plans; i++) {
+        qkv_exec_plan *p = s->plans[i];
+        if (!same_shapes(p, inputs, n_inputs))
+            continue;
+        /* move to front: least recently used plans are evicted first */
+        memmove(&s->plans[1], &s->plans[0], i * sizeof s->plans[0]);
+        s->plans[0] = p;
+        atomic_fetch_add(&p->refs, 1);
+        pthread_mutex_unlock(&s->cache_lock);
+        *out = p;
+        return QKV_OK;
+    }
+    pthread_mutex_unlock(&s->cache_lock);
+
+    /* Build outside the lock: planning may evaluate nodes. Two threads may
+     * build the same plan; the second one finds the first in the cache. */
+    qkv_exec_plan *p = NULL;
+    qkv_status st = qkv_plan_build(s, inputs, n_inputs, &p, err);
+    if (st != QKV_OK)
+        return st;
+    pthread_mutex_lock(&s->cache_lock);
+    for (size_t i = 0; i < s->n_plans; i++) {
+        if (same_shapes(s->plans[i], inputs, n_inputs)) {
+            qkv_exec_plan *existing = s->plans[i];
+            atomic_fetch_add(&existing->refs, 1);
+            pthread_mutex_unlock(&s->cache_lock);
+            qkv_plan_release(p);
+            *out = existing;
+            return QKV_OK;
+        }
+    }
+    if (s->n_plans == cap)
+        qkv_plan_release(s->plans[--s->n_plans]); /* contexts may still hold it */
+    memmove(&s->plans[1], &s->plans[0], s->n_plans * sizeof s->plans[0]);
+    s->plans[0] = p;
+    s->n_plans++;
+    atomic_fetch_add(&p->refs, 1); /* the cache's reference + the caller's */
+    pthread_mutex_unlock(&s->cache_lock);
+    *out = p;
+    return QKV_OK;
+}

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Install, build and test qkv.
+#
+#   scripts/test.sh              RelWithDebInfo build (build/): ctest + ONNX conformance
+#   scripts/test.sh --asan       the same on the ASan+UBSan Debug build (build-asan/)
+#   scripts/test.sh --valgrind   RelWithDebInfo build; each Criterion test binary runs
+#                                under valgrind memcheck (then the conformance run, natively)
+#
+# Steps: scripts/build.sh (which runs scripts/setup.sh), then
+#   1. ctest --test-dir BUILD --output-on-failure -j2 (the make_test_models
+#      fixture generates the models the tests read);
+#   2. the ONNX backend node conformance suite: scripts/gen_conformance.py
+#      generates it into BUILD/conformance/node (cached), `BUILD/qkv test` runs it
+#      and writes results.json + SCOREBOARD.md, and scripts/check_conformance.py
+#      fails if a test listed in tests/conformance/expected_pass.txt did not pass.
+# Every step runs even if an earlier test step failed; the exit status is
+# non-zero if any step failed.  A summary is printed at the end.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=/usr/bin/python3
+
+usage() { echo "usage: scripts/test.sh [--asan | --valgrind]" >&2; }
+
+mode=native
+for arg in "$@"; do
+  case "$arg" in
+    --asan) [[ $mode == native ]] || { usage; exit 2; }; mode=asan ;;
+    --valgrind) [[ $mode == native ]] || { usage; exit 2; }; mode=valgrind ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage; exit 2 ;;
+  esac
+done
+
+if [[ $mode == asan ]]; then
+  build_dir=build-asan
+  build_args=(--asan)
+  # Sanitizer reports go to files: a leak found when a Criterion worker exits
+  # does not change the test's result (the worker has already reported it),
+  # so the reports are collected and checked after each step instead.
+  san_dir=$PWD/$build_dir/sanitizer-logs
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1}:log_path=$san_dir/asan"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:log_path=$san_dir/ubsan"
+else
+  build_dir=build
+  build_args=()
+fi
+
+# Sanitizer reports (--asan): clear before a step; after it, print them and fail.
+san_reset() { [[ $mode != asan ]] || { rm -rf "$san_dir" && mkdir -p "$san_dir"; }; }
+san_check() {
+  [[ $mode == asan ]] || return 0
+  local f found=0
+  for f in "$san_dir"/*; do
+    [[ -s $f ]] || continue
+    found=1
+    echo "---- sanitizer report $f"
+    cat "$f"
+  done
+  ((found == 0)) || { echo "test: ERROR: sanitizer reports above (in $san_dir)" >&2; return 1; }
+}
+
+summary=()
+failed=0
+record() { # record STEP STATUS SECONDS [DETAIL]
+  summary+=("$(printf '%-14s %-8s %5ss  %s' "$1" "$2" "$3" "${4:-}")")
+  [[ $2 != FAILED ]] || failed=1
+}
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+print_summary() {
+  echo
+  echo "==================== test.sh summary ($mode) ===================="
+  local line
+  for line in "${summary[@]}"; do echo "$line"; done
+  if ((failed)); then
+    echo "RESULT: FAILED"
+  else
+    echo "RESULT: OK"
+  fi
+}
+trap print_summary EXIT
+
+# ---- build ----------------------------------------------------------------
+SECONDS=0
+if scripts/build.sh "${build_args[@]}"; then
+  record build ok "$SECONDS" "$build_dir"
+else
+  record build FAILED "$SECONDS" "$build_dir"
+  exit 1
+fi
+
+# ---- unit tests ------------------------------------------------------------
+run_ctest() {
+  local log=$build_dir/ctest.log rc=0
+  san_reset
+  ctest --test-dir "$build_dir" --output-on-failure -j2 2>&1 | tee "$log" || rc=$?
+  ctest_line=$(grep -E '[0-9]+% tests passed' "$log" | tail -n1 || true)
+  san_check || { rc=1 ctest_line="sanitizer reports (see above); ctest: $ctest_line"; }
+  if grep -q 'No tests were found' "$log"; then
+    echo "test: ERROR: ctest found no tests" >&2
+    rc=1
+  fi
+  return "$rc"
+}
+
+# Runs every Criterion test binary that ctest knows (with its ctest arguments)
+# under valgrind memcheck.  Criterion 2.4.1 has no --no-fork: it re-executes
+# the binary for each test, so --trace-children=yes is needed to check the
+# test bodies at all, and because a worker's valgrind exit status does not
+# reach Criterion's exit status, errors are found from the per-process logs.
+run_valgrind() {
+  local vg_dir=$PWD/$build_dir/valgrind rc=0
+  rm -rf "$vg_dir" && mkdir -p "$vg_dir"
+
+  # The model-generating fixture first (plain, not under valgrind).
+  ctest --test-dir "$build_dir" --output-on-failure -R '^make_test_models$' || return 1
+
+  # name<TAB>workdir<TAB>argv... for every test except the fixture.
+  local tests
+  tests=$(ctest --test-dir "$build_dir" --show-only=json-v1 | "$PYTHON" -c '
+import json, sys
+for t in json.load(sys.stdin)["tests"]:
+    if t["name"] == "make_test_models" or not t.get("command"):
+        continue
+    wd = next((p["value"] for p in t.get("properties", [])
+               if p["name"] == "WORKING_DIRECTORY"), ".")
+    print("\t".join([t["name"], wd] + t["command"]))
+') || return 1
+  if [[ -z $tests ]]; then
+    echo "test: ERROR: no test binaries to run under valgrind" >&2
+    return 1
+  fi
+
+  local n=0 nfail=0 name wd line
+  local -a argv
+  while IFS= read -r line; do
+    IFS=$'\t' read -r -a argv <<<"$line"
+    name=${argv[0]} wd=${argv[1]}
+    argv=("${argv[@]:2}")
+    n=$((n + 1))
+    mkdir -p "$vg_dir/$name"
+    echo "test: valgrind $name"
+    local trc=0
+    (cd "$wd" && valgrind --error-exitcode=1 --leak-check=full \
+      --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+      --trace-children=yes --trace-children-skip='*python*,/bin/*,/usr/bin/*,/usr/sbin/*' \
+      --log-file="$vg_dir/$name/%p.log" "${argv[@]}") || trc=$?
+    local bad
+    bad=$(grep -l -E 'ERROR SUMMARY: [1-9]' "$vg_dir/$name"/*.log 2>/dev/null || true)
+    if ((trc != 0)) || [[ -n $bad ]]; then
+      nfail=$((nfail + 1))
+      echo "test: FAILED under valgrind: $name (exit $trc)"
+      local f
+      for f in $bad; do
+        echo "---- $f"
+        cat "$f"
+      done
+    fi
+  done <<<"$tests"
+  valgrind_line="$((n - nfail)) of $n test binaries clean under valgrind"
+  echo "test: $valgrind_line (logs in $vg_dir)"
+  ((nfail == 0)) || rc=1
+  return "$rc"
+}
+
+SECONDS=0
+ctest_line=""
+if [[ $mode == valgrind ]]; then
+  valgrind_line=""
+  if run_valgrind; then
+    record valgrind ok "$SECONDS" "$valgrind_line"
+  else
+    record valgrind FAILED "$SECONDS" "$valgrind_line"
+  fi
+else
+  if run_ctest; then
+    record "unit tests" ok "$SECONDS" "$ctest_line"
+  else
+    record "unit tests" FAILED "$SECONDS" "${ctest_line:-ctest failed}"
+  fi
+fi
+
+# ---- ONNX conformance -------------------------------------------------------
+qkv=$build_dir/qkv
+conf_dir=$build_dir/conformance
+SECONDS=0
+# Guard until `qkv test` exists: skip (not fail) when it is not implemented.
+if ! "$qkv" test --help >/dev/null 2>&1; then
+  echo "test: SKIPPING the ONNX conformance run: '$qkv test' is not implemented yet" \
+    "('$qkv test --help' failed)"
+  record conformance skipped "$SECONDS" "'$qkv test' not implemented yet"
+else
+  conf_ok=1
+  conf_detail=""
+  if ! "$PYTHON" scripts/gen_conformance.py "$conf_dir"; then
+    conf_ok=0 conf_detail="generating the suite failed"
+  else
+    rm -f "$conf_dir/results.json"
+    qrc=0
+    san_reset
+    "$qkv" test "$conf_dir/node" --json "$conf_dir/results.json" \
+      --scoreboard "$conf_dir/SCOREBOARD.md" || qrc=$?
+    # A non-zero exit just for failing tests is expected; a crash, a
+    # sanitizer report or a missing report is not.
+    if ! san_check; then
+      conf_ok=0 conf_detail="'$qkv test' triggered sanitizer reports"
+    elif ((qrc >= 128)); then
+      conf_ok=0 conf_detail="'$qkv test' died (exit $qrc)"
+    elif [[ ! -s $conf_dir/results.json ]]; then
+      conf_ok=0 conf_detail="'$qkv test' wrote no $conf_dir/results.json (exit $qrc)"
+    else
+      check_log=$conf_dir/check.log
+      crc=0
+      "$PYTHON" scripts/check_conformance.py "$conf_dir/results.json" \
+        tests/conformance/expected_pass.txt 2>&1 | tee "$check_log" || crc=$?
+      conf_detail=$(grep -E '^check_conformance: [0-9]+/[0-9]+ ' "$check_log" | tail -n1 |
+        sed 's/^check_conformance: //' || true)
+      ((crc == 0)) || { conf_ok=0 conf_detail="regression: ${conf_detail}"; }
+    fi
+  fi
+  if ((conf_ok)); then
+    record conformance ok "$SECONDS" "$conf_detail"
+  else
+    record conformance FAILED "$SECONDS" "$conf_detail"
+  fi
+fi
+
+exit "$failed"

@@ -1,0 +1,221 @@
+/* kernel_harness.c - see kernel_harness.h. */
+#include "kernel_harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "ir.h"
+#include "kernel_host.h"
+#include "node_eval.h"
+#include "registry.h"
+#include "threadpool.h"
+
+struct kh_node {
+    qkv_ir_node node;
+    size_t cap_attrs;
+    int hide_values;
+    size_t threads;
+};
+
+kh_node *kh_node_create_in(const char *domain, const char *op_type, int64_t opset,
+                           size_t n_inputs, size_t n_outputs)
+{
+    kh_node *n = calloc(1, sizeof *n);
+    n->node.name = qkv_strdup("test_node");
+    n->node.op_type = qkv_strdup(op_type);
+    n->node.domain = qkv_strdup(domain);
+    n->node.opset = opset;
+    n->node.n_inputs = n_inputs;
+    n->node.inputs = calloc(n_inputs + 1, sizeof(int32_t));
+    for (size_t i = 0; i < n_inputs; i++)
+        n->node.inputs[i] = (int32_t)i;
+    n->node.n_outputs = n_outputs;
+    n->node.outputs = calloc(n_outputs + 1, sizeof(int32_t));
+    for (size_t i = 0; i < n_outputs; i++)
+        n->node.outputs[i] = (int32_t)(n_inputs + i);
+    n->threads = 1;
+    return n;
+}
+
+kh_node *kh_node_create(const char *op_type, int64_t opset, size_t n_inputs, size_t n_outputs)
+{
+    return kh_node_create_in("", op_type, opset, n_inputs, n_outputs);
+}
+
+void kh_node_destroy(kh_node *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->node.n_attrs; i++) {
+        qkv_ir_attr *a = &n->node.attrs[i];
+        free(a->name);
+        free(a->s);
+        free(a->ints);
+        free(a->floats);
+        if (a->tensors)
+            free(a->tensors[0].data);
+        free(a->tensors);
+    }
+    free(n->node.attrs);
+    free(n->node.name);
+    free(n->node.op_type);
+    free(n->node.domain);
+    free(n->node.inputs);
+    free(n->node.outputs);
+    free(n);
+}
+
+static qkv_ir_attr *add_attr(kh_node *n, const char *name, qkv_attr_type type)
+{
+    if (n->node.n_attrs == n->cap_attrs) {
+        n->cap_attrs = n->cap_attrs ? n->cap_attrs * 2 : 4;
+        n->node.attrs = realloc(n->node.attrs, n->cap_attrs * sizeof *n->node.attrs);
+    }
+    qkv_ir_attr *a = &n->node.attrs[n->node.n_attrs++];
+    memset(a, 0, sizeof *a);
+    a->name = qkv_strdup(name);
+    a->type = type;
+    return a;
+}
+
+void kh_attr_int(kh_node *n, const char *name, int64_t v) { add_attr(n, name, QKV_ATTR_INT)->i = v; }
+void kh_attr_float(kh_node *n, const char *name, float v) { add_attr(n, name, QKV_ATTR_FLOAT)->f = v; }
+
+void kh_attr_string(kh_node *n, const char *name, const char *v)
+{
+    qkv_ir_attr *a = add_attr(n, name, QKV_ATTR_STRING);
+    a->s = qkv_strdup(v);
+    a->s_len = strlen(v);
+}
+
+void kh_attr_ints(kh_node *n, const char *name, const int64_t *v, size_t count)
+{
+    qkv_ir_attr *a = add_attr(n, name, QKV_ATTR_INTS);
+    a->n = count;
+    a->ints = malloc((count + 1) * sizeof *v);
+    if (count)
+        memcpy(a->ints, v, count * sizeof *v);
+}
+
+void kh_attr_floats(kh_node *n, const char *name, const float *v, size_t count)
+{
+    qkv_ir_attr *a = add_attr(n, name, QKV_ATTR_FLOATS);
+    a->n = count;
+    a->floats = malloc((count + 1) * sizeof *v);
+    if (count)
+        memcpy(a->floats, v, count * sizeof *v);
+}
+
+void kh_attr_tensor(kh_node *n, const char *name, const qkv_tensor *t)
+{
+    qkv_ir_attr *a = add_attr(n, name, QKV_ATTR_TENSOR);
+    a->n = 1;
+    a->tensors = calloc(1, sizeof *a->tensors);
+    a->tensors[0] = *t;
+    a->tensors[0].data = malloc(t->data_bytes ? t->data_bytes : 1);
+    memcpy(a->tensors[0].data, t->data, t->data_bytes);
+}
+
+void kh_omit_input(kh_node *n, size_t k)
+{
+    if (k < n->node.n_inputs)
+        n->node.inputs[k] = -1;
+}
+
+void kh_hide_input_values(kh_node *n) { n->hide_values = 1; }
+void kh_set_threads(kh_node *n, size_t threads) { n->threads = threads; }
+
+qkv_status kh_run(kh_node *n, const qkv_tensor *inputs, qkv_tensor *outputs, qkv_error *err)
+{
+    qkv_error_clear(err);
+    qkv_registry *reg = qkv_registry_create();
+    qkv_status st = qkv_registry_add_builtins(reg, err);
+    if (st != QKV_OK) {
+        qkv_registry_destroy(reg);
+        return st;
+    }
+    const qkv_kernel *k =
+        qkv_registry_find(reg, n->node.domain, n->node.op_type, n->node.opset, NULL);
+    if (!k) {
+        qkv_registry_destroy(reg);
+        return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "no kernel for %s-%lld",
+                             n->node.op_type, (long long)n->node.opset);
+    }
+    size_t n_in = n->node.n_inputs, n_out = n->node.n_outputs;
+    qkv_tensor *ins = calloc(n_in + 1, sizeof *ins);
+    qkv_tensor *shape_ins = calloc(n_in + 1, sizeof *shape_ins);
+    for (size_t i = 0; i < n_in; i++) {
+        if (n->node.inputs[i] < 0) {
+            ins[i].dtype = QKV_DTYPE_UNDEFINED;
+            ins[i].rank = -1;
+        } else {
+            ins[i] = inputs[i];
+        }
+        shape_ins[i] = ins[i];
+        if (n->hide_values)
+            shape_ins[i].data = NULL;
+    }
+    void *state = NULL;
+    qkv_node_ctx nctx = {.node = &n->node, .version = k->since_version, .err = err};
+    qkv_threadpool *pool = qkv_threadpool_create(n->threads);
+    qkv_host_ctx hctx = {.node = &n->node, .version = k->since_version, .err = err, .pool = pool};
+    st = qkv_kernel_check_io(k, &n->node, ins, err);
+    if (st == QKV_OK && k->init)
+        st = k->init(k, &nctx, &state);
+    if (st == QKV_OK && n->hide_values) {
+        /* first as at session creation / planning: values of runtime inputs unknown */
+        st = qkv_kernel_infer(k, state, &hctx, shape_ins, n_in, outputs, n_out);
+    }
+    if (st == QKV_OK)
+        st = qkv_node_eval(k, state, &hctx, ins, n_in, outputs, n_out);
+    if (k->destroy && state)
+        k->destroy(state);
+    qkv_threadpool_destroy(pool);
+    free(ins);
+    free(shape_ins);
+    qkv_registry_destroy(reg);
+    return st;
+}
+
+void kh_free_outputs(qkv_tensor *outputs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        qkv_tensor_data_free(&outputs[i]);
+}
+
+qkv_tensor kh_tensor(qkv_dtype dtype, int32_t rank, const int64_t *dims, void *data)
+{
+    qkv_tensor t;
+    memset(&t, 0, sizeof t);
+    t.dtype = dtype;
+    t.rank = rank;
+    for (int32_t k = 0; k < rank; k++)
+        t.dims[k] = dims[k];
+    t.data = data;
+    size_t elems = 1;
+    qkv_shape_elements(t.dims, rank, &elems);
+    qkv_dtype_storage_bytes(dtype, elems, &t.data_bytes);
+    return t;
+}
+
+qkv_tensor kh_f32(int32_t rank, const int64_t *dims, float *data)
+{
+    return kh_tensor(QKV_DTYPE_FLOAT, rank, dims, data);
+}
+
+qkv_tensor kh_i64(int32_t rank, const int64_t *dims, int64_t *data)
+{
+    return kh_tensor(QKV_DTYPE_INT64, rank, dims, data);
+}
+
+void kh_fill_random(float *buf, size_t n, uint32_t seed)
+{
+    uint32_t s = seed ? seed : 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        buf[i] = (float)((double)s / 2147483648.0 - 1.0);
+    }
+}
