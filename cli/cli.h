@@ -68,8 +68,8 @@ enum {
     QKV_CLI_ERROR = 4    /* a usage error was printed: exit QKV_EXIT_USAGE */
 };
 
-void qkv_cli_parser_init(qkv_cli_parser *p, int argc, char **argv,
-                         const qkv_cli_option *options, size_t n_options, const char *usage);
+void qkv_cli_parser_init(qkv_cli_parser *p, int argc, char **argv, const qkv_cli_option *options,
+                         size_t n_options, const char *usage);
 /* Returns the next QKV_CLI_* item. */
 int qkv_cli_next(qkv_cli_parser *p, int *id, const char **value);
 
@@ -98,8 +98,7 @@ qkv_status qkv_cli_parse_shape(const char *arg, qkv_cli_shape *out, qkv_error *e
  * missing or conflicts.
  */
 qkv_status qkv_cli_resolve_shape(const qkv_value_info *vi, const qkv_cli_shape *shapes,
-                                 size_t n_shapes, int32_t *rank, int64_t *dims,
-                                 qkv_error *err);
+                                 size_t n_shapes, int32_t *rank, int64_t *dims, qkv_error *err);
 /* Checks that each --shape names a model input or a symbolic dim of one.
  * QKV_ERR_INVALID_ARGUMENT listing the inputs otherwise. */
 qkv_status qkv_cli_check_shape_names(const qkv_model *model, const qkv_cli_shape *shapes,
@@ -107,7 +106,7 @@ qkv_status qkv_cli_check_shape_names(const qkv_model *model, const qkv_cli_shape
 
 /* ---- formatting --------------------------------------------------------- */
 
-/* "1.5 MiB" (or "12 bytes") into buf; returns buf. */
+/* "1.5 MiB (1572864 bytes)" or "12 bytes" into buf; returns buf. */
 const char *qkv_cli_human_bytes(uint64_t bytes, char *buf, size_t cap);
 /* "[batch, 128, ?]" / "[...]" / "[]" from a value info into buf; returns buf. */
 const char *qkv_cli_value_shape(const qkv_value_info *vi, char *buf, size_t cap);

@@ -132,8 +132,8 @@ int qkv_cli_usage_error(const char *usage, const char *fmt, ...)
 
 /* ---- option parsing --------------------------------------------------------- */
 
-void qkv_cli_parser_init(qkv_cli_parser *p, int argc, char **argv,
-                         const qkv_cli_option *options, size_t n_options, const char *usage)
+void qkv_cli_parser_init(qkv_cli_parser *p, int argc, char **argv, const qkv_cli_option *options,
+                         size_t n_options, const char *usage)
 {
     p->argc = argc;
     p->argv = argv;
@@ -224,8 +224,7 @@ qkv_status qkv_cli_parse_shape(const char *arg, qkv_cli_shape *out, qkv_error *e
         char num[32];
         int64_t v = 0;
         if (len == 0 || len >= sizeof num)
-            return qkv_error_set_cli(err, "--shape '%s': dim %d is not a number", arg,
-                                     (int)s.rank);
+            return qkv_error_set_cli(err, "--shape '%s': dim %d is not a number", arg, (int)s.rank);
         memcpy(num, p, len);
         num[len] = '\0';
         if (qkv_cli_parse_int(num, 0, INT64_MAX, &v) != 0)
@@ -254,8 +253,7 @@ static int shape_is(const qkv_cli_shape *s, const char *name)
 }
 
 qkv_status qkv_cli_resolve_shape(const qkv_value_info *vi, const qkv_cli_shape *shapes,
-                                 size_t n_shapes, int32_t *rank, int64_t *dims,
-                                 qkv_error *err)
+                                 size_t n_shapes, int32_t *rank, int64_t *dims, qkv_error *err)
 {
     /* the last --shape naming the input wins, like most repeated options */
     const qkv_cli_shape *whole = NULL;
@@ -269,11 +267,10 @@ qkv_status qkv_cli_resolve_shape(const qkv_value_info *vi, const qkv_cli_shape *
                                      (int)vi->rank, (int)whole->rank);
         for (int32_t k = 0; vi->rank >= 0 && k < vi->rank; k++) {
             if (vi->dims[k] >= 0 && vi->dims[k] != whole->dims[k])
-                return qkv_error_set_cli(err,
-                                         "--shape %.*s: input '%s' dim %d is %" PRId64
-                                         ", got %" PRId64,
-                                         (int)shape_name_len(whole), whole->name, vi->name,
-                                         (int)k, vi->dims[k], whole->dims[k]);
+                return qkv_error_set_cli(
+                    err, "--shape %.*s: input '%s' dim %d is %" PRId64 ", got %" PRId64,
+                    (int)shape_name_len(whole), whole->name, vi->name, (int)k, vi->dims[k],
+                    whole->dims[k]);
         }
         *rank = whole->rank;
         memcpy(dims, whole->dims, sizeof(int64_t) * (size_t)whole->rank);
@@ -360,7 +357,7 @@ const char *qkv_cli_human_bytes(uint64_t bytes, char *buf, size_t cap)
         v /= 1024.0;
         u++;
     }
-    snprintf(buf, cap, "%.1f %s", v, units[u]);
+    snprintf(buf, cap, "%.1f %s (%" PRIu64 " bytes)", v, units[u], bytes);
     return buf;
 }
 

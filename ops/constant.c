@@ -55,7 +55,8 @@ static qkv_status const_read(const qkv_node_ctx *node, const char *name, const_s
             return NERR(host, node, QKV_ERR_UNSUPPORTED,
                         "attribute 'value' is a string tensor; strings are not supported");
         size_t elems, bytes;
-        if (t->rank < 0 || t->rank > QKV_MAX_RANK || !qkv_shape_elements(t->dims, t->rank, &elems) ||
+        if (t->rank < 0 || t->rank > QKV_MAX_RANK ||
+            !qkv_shape_elements(t->dims, t->rank, &elems) ||
             !qkv_dtype_storage_bytes(t->dtype, elems, &bytes) || bytes != t->data_bytes ||
             (bytes && !t->data))
             return NERR(host, node, QKV_ERR_INVALID_MODEL,
@@ -180,7 +181,8 @@ static qkv_status cos_init(const qkv_kernel *k, const qkv_node_ctx *node, void *
                         "attribute 'value' has type %s, which is not supported",
                         qkv_dtype_name(t->dtype));
         }
-        if (t->rank < 0 || t->rank > QKV_MAX_RANK || !qkv_shape_elements(t->dims, t->rank, &elems) ||
+        if (t->rank < 0 || t->rank > QKV_MAX_RANK ||
+            !qkv_shape_elements(t->dims, t->rank, &elems) ||
             elems != 1 || t->data_bytes != bits / 8 || !t->data) {
             free(s);
             return NERR(host, node, QKV_ERR_INVALID_MODEL,

@@ -38,6 +38,25 @@
  * handing out work costs more than it saves. */
 #define QKV_EW_PARALLEL_MIN 65536
 
+/*
+ * for (size_t j = 0; j < n; j++) { BODY } written so that GCC vectorises it at
+ * plain -O2: its default "very cheap" cost model only vectorises loops whose
+ * trip count is a known multiple of the vector width, so the bulk runs in
+ * blocks of 16 and the remainder in a scalar tail.
+ */
+#define QKV_EW_FOR(j, n, ...)                                          \
+    do {                                                               \
+        size_t j##_block = 0;                                          \
+        for (; j##_block + 16 <= (n); j##_block += 16)                 \
+            for (size_t j##_k = 0; j##_k < 16; j##_k++) {              \
+                size_t j = j##_block + j##_k;                          \
+                __VA_ARGS__                                            \
+            }                                                          \
+        for (size_t j = j##_block; j < (n); j++) {                     \
+            __VA_ARGS__                                                \
+        }                                                              \
+    } while (0)
+
 /* float types whose arithmetic is done in float32 (converted chunk by chunk) */
 #define QKV_TYPES_HALF (QKV_T(FLOAT16) | QKV_T(BFLOAT16))
 
@@ -230,9 +249,10 @@ static inline uint64_t qkv_f64_to_u64(double v)
 bool qkv_ew_load_f64(double *dst, const void *src, qkv_dtype t, unsigned step, size_t n);
 
 /*
- * Stores n doubles as dtype t: floats round to nearest even, integers
- * truncate toward zero then wrap modulo 2^bits (see qkv_f64_to_i64; NaN is 0),
- * bool is (v != 0). false for a dtype that is not numeric.
+ * Stores n doubles as dtype t: floats round to nearest even (overflow to
+ * inf); integers truncate toward zero, saturate at the int64 range (uint64
+ * for unsigned targets; see qkv_f64_to_i64/u64, NaN is 0), then wrap modulo
+ * 2^bits; bool is (v != 0). false for a dtype that is not numeric.
  */
 bool qkv_ew_store_f64(void *dst, qkv_dtype t, const double *src, size_t n);
 

@@ -12,7 +12,9 @@
  * input 1 (optional for Squeeze: absent squeezes every dim of size 1).
  * Negative axes are refused below opset 11, as the spec says.
  *
- * Deviations: strings are not accepted (their elements are owned pointers a
+ * Deviations: int32 shape/axes inputs are accepted as well as int64. An
+ * empty axes input to Squeeze squeezes nothing (as numpy and ONNX shape
+ * inference do). Strings are not accepted (their elements are owned pointers a
  * byte copy would share). Reshape-1's `consumed_inputs` is ignored. A -1 in
  * Reshape whose other dims have product 0 is refused as ambiguous (numpy and
  * PyTorch refuse it too).
@@ -92,8 +94,8 @@ static qkv_status reshape5_init(const qkv_kernel *k, const qkv_node_ctx *node, v
     view_state *s = *state;
     st = host->attr_int(node, "allowzero", 0, &s->allowzero);
     if (st == QKV_OK && s->allowzero != 0 && s->allowzero != 1)
-        st = NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute 'allowzero' is %lld, expected 0 or 1",
-                  (long long)s->allowzero);
+        st = NERR(host, node, QKV_ERR_INVALID_MODEL,
+                  "attribute 'allowzero' is %lld, expected 0 or 1", (long long)s->allowzero);
     if (st != QKV_OK) {
         free(s);
         *state = NULL;

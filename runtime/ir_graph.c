@@ -340,15 +340,14 @@ static qkv_status report_cycle(const qkv_ir_graph *g, const int32_t *indeg, qkv_
             break; /* cannot happen; keep the message generic */
         cur = next;
     }
-    /* cur is on the cycle; list it in data-flow order (producer first). */
-    char msg[QKV_ERROR_MESSAGE_BYTES], d[160];
-    size_t len = 0, count = 0;
-    int32_t ring[16];
+    /* cur is on the cycle. Walking predecessors lists it backwards; print it
+     * in data-flow order (producer first), starting at its smallest index. */
+    enum { MAX_SHOWN = 32 };
+    int32_t ring[MAX_SHOWN];
+    size_t count = 0;
     int32_t c = cur;
     do {
-        if (count < 16)
-            ring[count] = c;
-        count++;
+        ring[count++] = c;
         const qkv_ir_node *n = &g->nodes[c];
         int32_t next = -1;
         for (size_t k = 0; k < n->n_inputs + n->n_implicit && next < 0; k++) {
@@ -357,18 +356,30 @@ static qkv_status report_cycle(const qkv_ir_graph *g, const int32_t *indeg, qkv_
                 next = p;
         }
         c = next;
-    } while (c >= 0 && c != cur && count < (size_t)g->n_nodes + 1);
+    } while (c >= 0 && c != cur && count < MAX_SHOWN);
     free(seen);
-    size_t shown = count < 16 ? count : 16;
+    bool complete = c == cur;
+    for (size_t k = 0; k < count / 2; k++) { /* reverse: data-flow order */
+        int32_t t = ring[k];
+        ring[k] = ring[count - 1 - k];
+        ring[count - 1 - k] = t;
+    }
+    size_t first = 0;
+    for (size_t k = 1; k < count && complete; k++)
+        if (ring[k] < ring[first])
+            first = k;
+    char msg[QKV_ERROR_MESSAGE_BYTES], d[160];
+    size_t len = 0;
     msg[0] = '\0';
-    for (size_t k = 0; k < shown && len < sizeof msg; k++) {
-        int w = snprintf(msg + len, sizeof msg - len, "%s -> ",
-                         node_desc(d, sizeof d, g, ring[shown - 1 - k]));
+    for (size_t k = 0; k <= count && len < sizeof msg; k++) {
+        int w;
+        if (k == count && !complete)
+            w = snprintf(msg + len, sizeof msg - len, "...");
+        else
+            w = snprintf(msg + len, sizeof msg - len, "%s%s", k ? " -> " : "",
+                         node_desc(d, sizeof d, g, ring[(first + k) % count]));
         len += w > 0 ? (size_t)w : 0;
     }
-    if (len < sizeof msg)
-        snprintf(msg + len, sizeof msg - len, "%s%s", count > shown ? "... -> " : "",
-                 node_desc(d, sizeof d, g, ring[shown - 1]));
     return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "the nodes form a cycle: %s", msg);
 }
 
@@ -405,9 +416,9 @@ qkv_status qkv_graph_finalize(qkv_ir_graph *g, qkv_error *err)
                 continue;
             qkv_ir_value *v = &g->values[id];
             if (v->kind != QKV_VALUE_ACTIVATION) {
-                const char *what = v->kind == QKV_VALUE_INPUT      ? "a graph input"
+                const char *what = v->kind == QKV_VALUE_INPUT    ? "a graph input"
                                    : v->kind == QKV_VALUE_CONSTANT ? "an initializer"
-                                                                   : "a value of an enclosing graph";
+                                                                 : "an enclosing graph's value";
                 st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                                    "%s: output %zu '%s' is produced twice: it is already %s", d,
                                    j, v->name, what);

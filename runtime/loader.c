@@ -81,6 +81,35 @@ static bool append_id(int32_t **arr, size_t *n, int32_t id)
     return true;
 }
 
+/*
+ * Prepends "what: " to the message in err. When that would not fit, the
+ * middle of the chain of contexts is elided ("what: ...: rest") so the reason
+ * at the end of the message survives deep subgraph nesting.
+ */
+static void add_context(qkv_error *err, const char *what)
+{
+    size_t nw = strlen(what), nm = strlen(err->message);
+    if (nw + 2 + nm < sizeof err->message) {
+        qkv_error_prefix(err, "%s", what);
+        return;
+    }
+    const char *sep = ": ...: ";
+    size_t fixed = nw + strlen(sep);
+    if (fixed + 16 >= sizeof err->message)
+        return; /* keep the inner message as it is */
+    size_t room = sizeof err->message - 1 - fixed;
+    const char *tail = err->message + (nm - room);
+    /* start the kept part after a ": " boundary when there is one */
+    for (const char *p = err->message; (p = strstr(p, ": ")) != NULL; p += 2)
+        if (p + 2 >= tail) {
+            tail = p + 2;
+            break;
+        }
+    char buf[QKV_ERROR_MESSAGE_BYTES];
+    snprintf(buf, sizeof buf, "%s%s%s", what, sep, tail);
+    memcpy(err->message, buf, sizeof buf);
+}
+
 /* ---- types -------------------------------------------------------------------- */
 
 /*
@@ -266,7 +295,8 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
                              nd, ap->name, ap->ref_attr_name);
     int type = ap->has_type ? (int)ap->type : guess_attr_type(ap);
     char what[QKV_ERROR_MESSAGE_BYTES / 2];
-    snprintf(what, sizeof what, "%s: attribute '%s'", nd, ap->name);
+    if (snprintf(what, sizeof what, "%s: attribute '%s'", nd, ap->name) >= (int)sizeof what)
+        what[sizeof what - 1] = '\0'; /* a cut name still says where */
     a->type = (qkv_attr_type)type;
     qkv_status st = QKV_OK;
     switch (type) {
@@ -307,8 +337,8 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
     case QKV_ATTR_TENSORS: {
         size_t n = type == QKV_ATTR_TENSOR ? 1 : ap->n_tensors;
         if (type == QKV_ATTR_TENSOR && !ap->t)
-            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: TENSOR attribute has no tensor",
-                                 what);
+            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL,
+                                 "%s: TENSOR attribute has no tensor", what);
         if (n == 0)
             break;
         if (!(a->tensors = calloc(n, sizeof *a->tensors)))
@@ -329,8 +359,8 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
     case QKV_ATTR_GRAPHS: {
         size_t n = type == QKV_ATTR_GRAPH ? 1 : ap->n_graphs;
         if (type == QKV_ATTR_GRAPH && !ap->g)
-            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: GRAPH attribute has no graph",
-                                 what);
+            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL,
+                                 "%s: GRAPH attribute has no graph", what);
         if (n == 0)
             break;
         if (!(a->graphs = calloc(n, sizeof *a->graphs)))
@@ -339,11 +369,13 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
         for (size_t j = 0; j < n && st == QKV_OK; j++) {
             st = convert_subgraph(cx, s, idx, type == QKV_ATTR_GRAPH ? ap->g : ap->graphs[j],
                                   &a->graphs[j]);
-            if (st != QKV_OK && st != QKV_ERR_OUT_OF_MEMORY) {
+            if (st != QKV_OK) {
+                char w[QKV_ERROR_MESSAGE_BYTES];
                 if (type == QKV_ATTR_GRAPHS)
-                    qkv_error_prefix(cx->err, "%s: graph %zu", what, j);
+                    snprintf(w, sizeof w, "%s: graph %zu", what, j);
                 else
-                    qkv_error_prefix(cx->err, "%s", what);
+                    snprintf(w, sizeof w, "%s", what);
+                add_context(cx->err, w);
             }
         }
         break;
@@ -664,12 +696,18 @@ static qkv_status load_bytes(const void *data, size_t bytes, const char *base_di
                                           QKV_LOADER_MAX_MESSAGE_DEPTH, what, err);
     if (st != QKV_OK)
         return st;
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, bytes, data);
+    ProtobufCAllocator alloc;
+    bool alloc_failed;
+    qkv_loader_pb_allocator(&alloc, &alloc_failed);
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(&alloc, bytes, data);
+    if (!mp && alloc_failed)
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory unpacking the model",
+                             what);
     if (!mp)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                              "%s: truncated or corrupt protobuf (not an ONNX ModelProto)", what);
     st = convert_model(mp, base_dir, out, err);
-    onnx__model_proto__free_unpacked(mp, NULL);
+    onnx__model_proto__free_unpacked(mp, &alloc);
     return st;
 }
 

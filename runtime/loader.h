@@ -24,13 +24,17 @@
 
 /* Protobuf messages nested deeper than this are refused before unpacking
  * (protobuf-c recurses once per nested message). A model graph uses about 7
- * levels, and every level of subgraph adds 3. */
-#define QKV_LOADER_MAX_MESSAGE_DEPTH 100
+ * levels and every level of subgraph adds 3, so this admits every graph the
+ * subgraph limit below admits. */
+#define QKV_LOADER_MAX_MESSAGE_DEPTH 128
 /* Subgraphs (If/Loop/Scan bodies) nested deeper than this are refused. */
 #define QKV_LOADER_MAX_GRAPH_DEPTH 32
 
+#include <stdbool.h>
+
 struct Onnx__TensorProto;
 struct ProtobufCMessageDescriptor;
+struct ProtobufCAllocator;
 
 /*
  * Parses one serialized TensorProto (bytes at buf) into *out, with the same
@@ -72,5 +76,14 @@ qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char
 qkv_status qkv_loader_wire_check(const void *buf, size_t bytes,
                                  const struct ProtobufCMessageDescriptor *desc,
                                  size_t max_depth, const char *what, qkv_error *err);
+
+/*
+ * Sets *a to a protobuf-c allocator on malloc/free (so buffers unpacked with
+ * it can be taken over and later released with free()) that sets *failed
+ * when an allocation fails: protobuf-c's unpack returns NULL both for bad
+ * bytes and for out of memory, and this tells them apart. *failed is set to
+ * false here.
+ */
+void qkv_loader_pb_allocator(struct ProtobufCAllocator *a, bool *failed);
 
 #endif /* QKV_LOADER_H */

@@ -85,24 +85,36 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
-/* Lexically: does `loc` (relative, '/'-separated) stay inside its directory? */
-static bool stays_inside(const char *loc)
+/*
+ * Normalizes a relative '/'-separated location lexically into out (same
+ * size as loc + 1): drops "." and empty components and applies "..".
+ * false when a ".." would leave the directory.
+ */
+static bool normalize_location(const char *loc, char *out)
 {
-    long depth = 0;
+    size_t len = 0;
     const char *p = loc;
     while (*p) {
         const char *e = strchr(p, '/');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (n == 2 && p[0] == '.' && p[1] == '.') {
-            if (--depth < 0)
+            if (len == 0)
                 return false;
+            while (len > 0 && out[len - 1] != '/')
+                len--;
+            if (len > 0)
+                len--; /* the separator before the dropped component */
         } else if (n > 0 && !(n == 1 && p[0] == '.')) {
-            depth++;
+            if (len > 0)
+                out[len++] = '/';
+            memcpy(out + len, p, n);
+            len += n;
         }
         p += n;
         if (*p == '/')
             p++;
     }
+    out[len] = '\0';
     return true;
 }
 
@@ -168,10 +180,6 @@ static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
     if (loc[0] == '/')
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                              "%s: external data location '%s' is an absolute path", what, loc);
-    if (!stays_inside(loc))
-        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                             "%s: external data location '%s' leaves the model directory", what,
-                             loc);
     if (has_length && length != expected)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                              "%s: external data length is %" PRIu64 " bytes, expected %zu (%s)",
@@ -181,13 +189,20 @@ static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
     char *joined = NULL, *base_real = NULL, *file_real = NULL;
     void *data = NULL;
     int fd = -1;
+    char *rel = NULL;
     size_t n_base = strlen(base_dir), n_loc = strlen(loc), n_joined;
     if (qkv_add_overflow(n_base, n_loc, &n_joined) || qkv_add_overflow(n_joined, 2, &n_joined) ||
-        !(joined = malloc(n_joined))) {
+        !(joined = malloc(n_joined)) || !(rel = malloc(n_loc + 1))) {
         st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
         goto done;
     }
-    snprintf(joined, n_joined, "%s/%s", base_dir, loc);
+    if (!normalize_location(loc, rel)) {
+        st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                           "%s: external data location '%s' leaves the model directory", what,
+                           loc);
+        goto done;
+    }
+    snprintf(joined, n_joined, "%s/%s", base_dir, rel);
     base_real = realpath(base_dir, NULL);
     if (!base_real) {
         st = qkv_error_set(err, QKV_ERR_IO, "%s: cannot resolve the model directory '%s': %s",
@@ -253,6 +268,7 @@ done:
     free(file_real);
     free(base_real);
     free(joined);
+    free(rel);
     return st;
 }
 
@@ -498,7 +514,13 @@ qkv_status qkv_tensor_proto_decode(const void *buf, size_t bytes, const char *ba
                                           "failed to parse TensorProto", err);
     if (st != QKV_OK)
         return st;
-    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, bytes, buf);
+    ProtobufCAllocator alloc;
+    bool alloc_failed;
+    qkv_loader_pb_allocator(&alloc, &alloc_failed);
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&alloc, bytes, buf);
+    if (!tp && alloc_failed)
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
+                             "out of memory unpacking a TensorProto of %zu bytes", bytes);
     if (!tp)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                              "failed to parse TensorProto of %zu bytes: truncated or corrupt "
@@ -513,7 +535,7 @@ qkv_status qkv_tensor_proto_decode(const void *buf, size_t bytes, const char *ba
         qkv_tensor_data_free(&t);
         st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
     }
-    onnx__tensor_proto__free_unpacked(tp, NULL);
+    onnx__tensor_proto__free_unpacked(tp, &alloc);
     if (st != QKV_OK)
         return st;
     *out = t;

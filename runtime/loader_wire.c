@@ -122,3 +122,25 @@ done:
     free(stack);
     return st;
 }
+
+static void *pb_alloc(void *data, size_t size)
+{
+    void *p = malloc(size);
+    if (!p && size > 0)
+        *(bool *)data = true;
+    return p;
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+void qkv_loader_pb_allocator(struct ProtobufCAllocator *a, bool *failed)
+{
+    *failed = false;
+    a->alloc = pb_alloc;
+    a->free = pb_free;
+    a->allocator_data = failed;
+}

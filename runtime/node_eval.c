@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "loader.h"
 
 static uint64_t input_mask(const qkv_kernel *k, size_t i)
 {
@@ -61,20 +62,6 @@ qkv_status qkv_kernel_infer(const qkv_kernel *k, void *state, qkv_host_ctx *hctx
     if (st != QKV_OK && hctx->err && hctx->err->status == QKV_OK)
         st = io.host->error(hctx, st, "infer failed without a message");
     return st;
-}
-
-void qkv_tensor_data_free(qkv_tensor *t)
-{
-    if (!t || !t->data)
-        return;
-    if (t->dtype == QKV_DTYPE_STRING) {
-        char **s = t->data;
-        size_t n = t->data_bytes / sizeof(char *);
-        for (size_t i = 0; i < n; i++)
-            free(s[i]);
-    }
-    free(t->data);
-    t->data = NULL;
 }
 
 qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,

@@ -30,7 +30,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                          const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
                          size_t n_outputs);
 
-/* Frees t->data (and each string of a STRING tensor) and sets data NULL. */
-void qkv_tensor_data_free(qkv_tensor *t);
+/* qkv_tensor_data_free (loader.h) frees what qkv_node_eval allocated. */
+#include "loader.h"
 
 #endif /* QKV_NODE_EVAL_H */

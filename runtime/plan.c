@@ -196,6 +196,7 @@ static qkv_status plan_node(builder *b, size_t pos)
     }
     if (dynamic) {
         mark_dynamic(b, n);
+        b->step_scratch[p->n_steps] = -1; /* scratch comes with the run */
         p->steps[p->n_steps++] = step;
         p->stats.dynamic_nodes++;
         return QKV_OK;
@@ -203,7 +204,11 @@ static qkv_status plan_node(builder *b, size_t pos)
     step.dynamic = false;
 
     /* Reshape-like: the output is the input's bytes */
-    if ((k->flags & QKV_KERNEL_ALIAS) && n->inputs[0] >= 0 && n->outputs[0] >= 0) {
+    bool only_output0 = true;
+    for (size_t j = 1; j < n->n_outputs; j++)
+        only_output0 = only_output0 && n->outputs[j] < 0;
+    if ((k->flags & QKV_KERNEL_ALIAS) && only_output0 && n->n_inputs > 0 && n->inputs[0] >= 0 &&
+        n->outputs[0] >= 0) {
         int32_t src = n->inputs[0], dst = n->outputs[0];
         qkv_plan_value *sv = &p->values[src], *dv = &p->values[dst];
         if (b->outs[0].data_bytes == sv->t.data_bytes && sv->storage != QKV_STORE_NONE) {

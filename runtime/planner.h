@@ -98,10 +98,10 @@ bool qkv_planner_find_overlap(const qkv_plan_buffer *bufs, size_t n, size_t alig
  * PrintMemoryPlan: a table of the buffers (the character that draws each,
  * bytes, offset, lifetime), then one row per step at which some buffer is
  * first or last used, each column a 1/64 slice of the arena drawn with the
- * character of the buffer in it ('.' free, '+' several buffers share the
- * slice) and the bytes live at that step; then the summary line
- * "arena N bytes, lower bound M bytes (ratio R)". alignment is the one given
- * to the planner (for the lower bound). Allocates nothing.
+ * character of the buffer in it ('.' free, '+' several buffers: an overlap,
+ * or buffers smaller than a column) and the bytes live at that step; then the
+ * summary line "arena N bytes, lower bound M bytes (ratio R)". alignment is
+ * the one given to the planner (for the lower bound). Allocates nothing.
  */
 void qkv_planner_dump(FILE *out, const qkv_plan_buffer *bufs, size_t n, size_t alignment,
                       size_t arena_bytes);

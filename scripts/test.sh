@@ -7,8 +7,8 @@
 #                                under valgrind memcheck (then the conformance run, natively)
 #
 # Steps: scripts/build.sh (which runs scripts/setup.sh), then
-#   1. ctest --test-dir BUILD --output-on-failure -j2 (the make_test_models
-#      fixture generates the models the tests read);
+#   1. ctest --test-dir BUILD --output-on-failure -j2 (the make_* fixtures
+#      generate the models the tests read);
 #   2. the ONNX backend node conformance suite: scripts/gen_conformance.py
 #      generates it into BUILD/conformance/node (cached), `BUILD/qkv test` runs it
 #      and writes results.json + SCOREBOARD.md, and scripts/check_conformance.py
@@ -113,15 +113,15 @@ run_valgrind() {
   local vg_dir=$PWD/$build_dir/valgrind rc=0
   rm -rf "$vg_dir" && mkdir -p "$vg_dir"
 
-  # The model-generating fixture first (plain, not under valgrind).
-  ctest --test-dir "$build_dir" --output-on-failure -R '^make_test_models$' || return 1
+  # The model-generating fixtures (tests/data/make_*.py) first, not under valgrind.
+  ctest --test-dir "$build_dir" --output-on-failure -R '^make_' || return 1
 
   # name<TAB>workdir<TAB>argv... for every test except the fixture.
   local tests
   tests=$(ctest --test-dir "$build_dir" --show-only=json-v1 | "$PYTHON" -c '
 import json, sys
 for t in json.load(sys.stdin)["tests"]:
-    if t["name"] == "make_test_models" or not t.get("command"):
+    if t["name"].startswith("make_") or not t.get("command"):
         continue
     wd = next((p["value"] for p in t.get("properties", [])
                if p["name"] == "WORKING_DIRECTORY"), ".")

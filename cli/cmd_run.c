@@ -1,0 +1,585 @@
+/*
+ * cmd_run.c - `qkv run MODEL [--input NAME=FILE]... [--output-dir DIR]
+ *             [--threads N] [--random-inputs] [--shape NAME=d0,...]... [--seed S]`
+ *
+ * Runs a model once through a qkv_context, prints a summary of every output
+ * and optionally writes each one as DIR/<sanitized name>.npy.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "compare.h"
+#include "error.h"
+#include "loader.h"
+#include "tensor_io.h"
+
+static const char USAGE[] =
+    "usage: qkv run MODEL [--input NAME=FILE]... [--random-inputs]\n"
+    "               [--shape NAME=d0,d1,...]... [--seed S] [--threads N]\n"
+    "               [--output-dir DIR]\n"
+    "\n"
+    "Run a model once and print each output's dtype, shape, first values,\n"
+    "min/max/mean and the run time.\n"
+    "\n"
+    "options:\n"
+    "  --input NAME=FILE       read input NAME from FILE: .npy (C order) or an ONNX\n"
+    "                          TensorProto .pb (repeatable; every input needs one\n"
+    "                          unless --random-inputs)\n"
+    "  --random-inputs         fill inputs without --input with random data: floats\n"
+    "                          uniform in [-1, 1), integers uniform in [0, 10),\n"
+    "                          bools 0 or 1\n"
+    "  --shape NAME=d0,d1,...  the shape of random input NAME; or SYMBOL=N to set a\n"
+    "                          symbolic dim of every input (repeatable)\n"
+    "  --seed S                seed of the random inputs (default 0)\n"
+    "  --threads N             threads the run may use (default 1)\n"
+    "  --output-dir DIR        write each output as DIR/NAME.npy (created if\n"
+    "                          missing; characters outside [A-Za-z0-9._-] become '_')\n"
+    "  -h, --help              show this help\n";
+
+enum { OPT_INPUT, OPT_OUTPUT_DIR, OPT_THREADS, OPT_RANDOM, OPT_SHAPE, OPT_SEED };
+
+static const qkv_cli_option OPTIONS[] = {
+    {"--input", 1, OPT_INPUT},     {"--output-dir", 1, OPT_OUTPUT_DIR},
+    {"--threads", 1, OPT_THREADS}, {"--random-inputs", 0, OPT_RANDOM},
+    {"--shape", 1, OPT_SHAPE},     {"--seed", 1, OPT_SEED},
+};
+
+#define SHOW_VALUES 8
+
+/* ---- random inputs ------------------------------------------------------------ */
+
+/* splitmix64: tiny, seedable with any value, good enough for test data. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [-1, 1) */
+static double random_unit(uint64_t *state)
+{
+    return (double)(next_random(state) >> 11) * 0x1.0p-52 - 1.0;
+}
+
+/* Fills t (shape and dtype set) with random data it allocates. */
+static qkv_status fill_random(qkv_tensor *t, const char *name, uint64_t *state, qkv_error *err)
+{
+    size_t n = 0, bytes = 0;
+    if (!qkv_shape_elements(t->dims, t->rank, &n) || !qkv_dtype_storage_bytes(t->dtype, n, &bytes))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input '%s': the shape is too large",
+                             name);
+    switch (t->dtype) {
+    case QKV_DTYPE_FLOAT:
+    case QKV_DTYPE_DOUBLE:
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16:
+    case QKV_DTYPE_COMPLEX64:
+    case QKV_DTYPE_COMPLEX128:
+    case QKV_DTYPE_INT8:
+    case QKV_DTYPE_INT16:
+    case QKV_DTYPE_INT32:
+    case QKV_DTYPE_INT64:
+    case QKV_DTYPE_UINT8:
+    case QKV_DTYPE_UINT16:
+    case QKV_DTYPE_UINT32:
+    case QKV_DTYPE_UINT64:
+    case QKV_DTYPE_BOOL:
+        break;
+    default:
+        return qkv_error_set(
+            err, QKV_ERR_UNSUPPORTED,
+            "input '%s': --random-inputs cannot make %s data (pass --input %s=FILE)", name,
+            qkv_dtype_name(t->dtype), name);
+    }
+    unsigned char *d = NULL;
+    if (bytes) {
+        d = malloc(bytes);
+        if (!d)
+            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
+                                 "input '%s': out of memory (%zu bytes)", name, bytes);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = next_random(state);
+        int64_t iv = (int64_t)(r % 10);
+        switch (t->dtype) {
+        case QKV_DTYPE_FLOAT: {
+            float v = (float)random_unit(state);
+            memcpy(d + i * 4, &v, 4);
+            break;
+        }
+        case QKV_DTYPE_COMPLEX64: {
+            float v[2] = {(float)random_unit(state), (float)random_unit(state)};
+            memcpy(d + i * 8, v, 8);
+            break;
+        }
+        case QKV_DTYPE_DOUBLE: {
+            double v = random_unit(state);
+            memcpy(d + i * 8, &v, 8);
+            break;
+        }
+        case QKV_DTYPE_COMPLEX128: {
+            double v[2] = {random_unit(state), random_unit(state)};
+            memcpy(d + i * 16, v, 16);
+            break;
+        }
+        case QKV_DTYPE_FLOAT16:
+        case QKV_DTYPE_BFLOAT16: {
+            float f = (float)random_unit(state);
+            uint16_t h =
+                t->dtype == QKV_DTYPE_FLOAT16 ? qkv_cli_f32_to_f16(f) : qkv_cli_f32_to_bf16(f);
+            memcpy(d + i * 2, &h, 2);
+            break;
+        }
+        case QKV_DTYPE_BOOL:
+            d[i] = (unsigned char)(r >> 63);
+            break;
+        case QKV_DTYPE_INT8:
+        case QKV_DTYPE_UINT8:
+            d[i] = (unsigned char)iv;
+            break;
+        case QKV_DTYPE_INT16:
+        case QKV_DTYPE_UINT16: {
+            uint16_t v = (uint16_t)iv;
+            memcpy(d + i * 2, &v, 2);
+            break;
+        }
+        case QKV_DTYPE_INT32:
+        case QKV_DTYPE_UINT32: {
+            uint32_t v = (uint32_t)iv;
+            memcpy(d + i * 4, &v, 4);
+            break;
+        }
+        default: /* INT64, UINT64 */
+            memcpy(d + i * 8, &iv, 8);
+            break;
+        }
+    }
+    t->data = d;
+    t->data_bytes = bytes;
+    return QKV_OK;
+}
+
+/* ---- output summary --------------------------------------------------------------- */
+
+static void print_element(const qkv_tensor *t, size_t i)
+{
+    if (t->dtype == QKV_DTYPE_STRING) {
+        const char *s = ((char *const *)t->data)[i];
+        printf("\"%.40s%s\"", s ? s : "", s && strlen(s) > 40 ? "..." : "");
+        return;
+    }
+    int is_float = 0;
+    double v = qkv_cli_element(t, i, &is_float);
+    if (t->dtype == QKV_DTYPE_COMPLEX64 || t->dtype == QKV_DTYPE_COMPLEX128) {
+        const unsigned char *p = t->data;
+        double im;
+        if (t->dtype == QKV_DTYPE_COMPLEX64) {
+            float f;
+            memcpy(&f, p + i * 8 + 4, 4);
+            im = f;
+        } else {
+            memcpy(&im, p + i * 16 + 8, 8);
+        }
+        printf("%.6g%+.6gj", v, im);
+    } else if (is_float) {
+        printf("%.6g", v);
+    } else if (t->dtype == QKV_DTYPE_UINT64) {
+        uint64_t u;
+        memcpy(&u, (const unsigned char *)t->data + i * 8, 8);
+        printf("%" PRIu64, u);
+    } else if (t->dtype == QKV_DTYPE_INT64) {
+        int64_t s;
+        memcpy(&s, (const unsigned char *)t->data + i * 8, 8);
+        printf("%" PRId64, s);
+    } else {
+        printf("%.0f", v);
+    }
+}
+
+static void print_summary(const char *name, const qkv_tensor *t)
+{
+    char dims[512];
+    size_t n = 0;
+    printf("output %s: %s %s\n", name, qkv_dtype_name(t->dtype),
+           t->rank >= 0 && t->rank <= QKV_MAX_RANK
+               ? qkv_cli_dims_str(t->rank, t->dims, dims, sizeof dims)
+               : "[?]");
+    size_t need = 0;
+    if (t->rank < 0 || t->rank > QKV_MAX_RANK || !qkv_shape_elements(t->dims, t->rank, &n) ||
+        !qkv_dtype_storage_bytes(t->dtype, n, &need) || need > t->data_bytes ||
+        (need && !t->data)) {
+        printf("  (no data)\n");
+        return;
+    }
+    int showable = qkv_cli_dtype_numeric(t->dtype) || t->dtype == QKV_DTYPE_STRING ||
+                   t->dtype == QKV_DTYPE_COMPLEX64 || t->dtype == QKV_DTYPE_COMPLEX128;
+    if (!showable) {
+        printf("  values: (not shown for %s)\n", qkv_dtype_name(t->dtype));
+        return;
+    }
+    fputs("  values: [", stdout);
+    for (size_t i = 0; i < n && i < SHOW_VALUES; i++) {
+        if (i)
+            fputs(", ", stdout);
+        print_element(t, i);
+    }
+    printf("%s]\n", n > SHOW_VALUES ? ", ..." : "");
+    if (!qkv_cli_dtype_numeric(t->dtype) || n == 0)
+        return;
+    double lo = INFINITY, hi = -INFINITY, sum = 0.0;
+    size_t nan = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = qkv_cli_element(t, i, NULL);
+        if (isnan(v)) {
+            nan++;
+            continue;
+        }
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        sum += v;
+    }
+    if (nan == n) {
+        printf("  min nan  max nan  mean nan  (all %zu NaN)\n", n);
+        return;
+    }
+    printf("  min %.6g  max %.6g  mean %.6g", lo, hi, sum / (double)(n - nan));
+    if (nan)
+        printf("  (%zu NaN)", nan);
+    putchar('\n');
+}
+
+/* "a/b:0" -> "a_b_0"; "" and dot names become "output_K". */
+static void sanitize(const char *name, size_t k, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (const char *s = name; *s && n + 1 < cap; s++) {
+        char c = *s;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        buf[n++] = ok ? c : '_';
+    }
+    buf[n] = '\0';
+    if (n == 0 || strspn(buf, ".") == n)
+        snprintf(buf, cap, "output_%zu", k);
+}
+
+/* Writes every output into dir (created if missing). */
+static int write_outputs(const char *dir, const qkv_model *model, const qkv_context *ctx)
+{
+    qkv_error err = {0};
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return qkv_cli_fail("cannot create directory '%s': %s", dir, strerror(errno));
+    size_t n_out = qkv_model_output_count(model);
+    char **names = calloc(n_out ? n_out : 1, sizeof *names);
+    if (!names)
+        return qkv_cli_fail("out of memory");
+    int rc = QKV_EXIT_OK;
+    for (size_t i = 0; i < n_out && rc == QKV_EXIT_OK; i++) {
+        qkv_value_info vi;
+        qkv_model_output(model, i, &vi);
+        char clean[160], base[200], file[256];
+        sanitize(vi.name, i, clean, sizeof clean);
+        snprintf(base, sizeof base, "%s", clean);
+        /* names that sanitize alike ("a/b", "a_b") get distinct files; at
+         * most i earlier names can collide, so this ends */
+        for (size_t attempt = 0;; attempt++) {
+            int taken = 0;
+            for (size_t j = 0; j < i && !taken; j++)
+                taken = names[j] && !strcmp(names[j], base);
+            if (!taken)
+                break;
+            snprintf(base, sizeof base, "%s_%zu_%zu", clean, i, attempt);
+        }
+        names[i] = qkv_strdup(base);
+        if (!names[i]) {
+            rc = qkv_cli_fail("out of memory");
+            break;
+        }
+        snprintf(file, sizeof file, "%s.npy", base);
+        size_t plen = strlen(dir) + 1 + strlen(file) + 1;
+        char *path = malloc(plen);
+        if (!path) {
+            rc = qkv_cli_fail("out of memory");
+            break;
+        }
+        snprintf(path, plen, "%s/%s", dir, file);
+        const qkv_tensor *t = qkv_context_output(ctx, i);
+        if (!t)
+            rc = qkv_cli_fail("output %zu '%s' has no value", i, vi.name);
+        else if (qkv_cli_npy_write(path, t, &err) != QKV_OK)
+            rc = qkv_cli_fail_error(&err, NULL);
+        else
+            printf("wrote %s\n", path);
+        free(path);
+    }
+    for (size_t i = 0; i < n_out; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* ---- the command ------------------------------------------------------------------- */
+
+typedef struct run_args {
+    const char *model;
+    const char **input_args; /* "NAME=FILE" */
+    size_t n_inputs;
+    qkv_cli_shape *shapes;
+    size_t n_shapes;
+    const char *output_dir;
+    size_t threads;
+    int random;
+    uint64_t seed;
+} run_args;
+
+/* Finds the model input an "NAME=FILE" argument names: the longest prefix
+ * ending before an '=' that is an input name (names may contain '='). */
+static int find_input(const qkv_model *model, const char *arg, size_t *index, const char **file)
+{
+    size_t n_in = qkv_model_input_count(model);
+    int found = 0;
+    for (const char *eq = strchr(arg, '='); eq; eq = strchr(eq + 1, '=')) {
+        size_t len = (size_t)(eq - arg);
+        for (size_t i = 0; i < n_in; i++) {
+            qkv_value_info vi;
+            qkv_model_input(model, i, &vi);
+            if (strlen(vi.name) == len && !strncmp(vi.name, arg, len)) {
+                *index = i;
+                *file = eq + 1;
+                found = 1;
+            }
+        }
+    }
+    return found;
+}
+
+static int run(const run_args *a)
+{
+    qkv_error err = {0};
+    qkv_session_options opts;
+    qkv_session *session = NULL;
+    qkv_context *ctx = NULL;
+    qkv_tensor *inputs = NULL;
+    const char **sources = NULL;
+    int rc = QKV_EXIT_FAILURE;
+    char dims[512], names[512];
+
+    qkv_session_options_init(&opts);
+    opts.threads = a->threads;
+    double t0 = qkv_cli_now_ms();
+    if (qkv_session_create(a->model, &opts, &session, &err) != QKV_OK)
+        return qkv_cli_fail_error(&err, NULL);
+    double t_load = qkv_cli_now_ms() - t0;
+    const qkv_model *model = qkv_session_model(session);
+    size_t n_in = qkv_model_input_count(model);
+    inputs = calloc(n_in ? n_in : 1, sizeof *inputs);
+    sources = calloc(n_in ? n_in : 1, sizeof *sources);
+    if (!inputs || !sources) {
+        rc = qkv_cli_fail("out of memory");
+        goto done;
+    }
+    if (qkv_cli_check_shape_names(model, a->shapes, a->n_shapes, &err) != QKV_OK) {
+        rc = qkv_cli_fail_error(&err, NULL);
+        goto done;
+    }
+    for (size_t k = 0; k < a->n_inputs; k++) {
+        size_t i = 0;
+        const char *file = NULL;
+        if (!find_input(model, a->input_args[k], &i, &file)) {
+            const char *eq = strchr(a->input_args[k], '=');
+            rc = qkv_cli_fail("--input %.*s: the model has no input '%.*s' (inputs: %s)",
+                              (int)(eq - a->input_args[k]), a->input_args[k],
+                              (int)(eq - a->input_args[k]), a->input_args[k],
+                              qkv_cli_input_names(model, names, sizeof names));
+            goto done;
+        }
+        qkv_value_info vi;
+        qkv_model_input(model, i, &vi);
+        if (sources[i]) {
+            rc = qkv_cli_fail("input '%s' is given twice (--input)", vi.name);
+            goto done;
+        }
+        if (!*file) {
+            rc = qkv_cli_fail("--input %s=: missing FILE", vi.name);
+            goto done;
+        }
+        if (qkv_cli_tensor_read(file, &inputs[i], &err) != QKV_OK) {
+            rc = qkv_cli_fail_error(&err, NULL);
+            goto done;
+        }
+        sources[i] = file;
+        if (vi.dtype != QKV_DTYPE_UNDEFINED && inputs[i].dtype != vi.dtype) {
+            rc = qkv_cli_fail("input '%s': '%s' holds %s, the model expects %s", vi.name, file,
+                              qkv_dtype_name(inputs[i].dtype), qkv_dtype_name(vi.dtype));
+            goto done;
+        }
+    }
+    uint64_t state = a->seed;
+    for (size_t i = 0; i < n_in; i++) {
+        qkv_value_info vi;
+        qkv_model_input(model, i, &vi);
+        if (sources[i]) {
+            printf("input %s: %s %s from %s\n", vi.name, qkv_dtype_name(inputs[i].dtype),
+                   qkv_cli_dims_str(inputs[i].rank, inputs[i].dims, dims, sizeof dims), sources[i]);
+            continue;
+        }
+        if (!a->random) {
+            rc = qkv_cli_fail("input '%s' has no value: pass --input %s=FILE or --random-inputs",
+                              vi.name, vi.name);
+            goto done;
+        }
+        if (vi.dtype == QKV_DTYPE_UNDEFINED) {
+            rc =
+                qkv_cli_fail("input '%s': the model does not give its dtype (pass --input %s=FILE)",
+                             vi.name, vi.name);
+            goto done;
+        }
+        inputs[i].dtype = vi.dtype;
+        if (qkv_cli_resolve_shape(&vi, a->shapes, a->n_shapes, &inputs[i].rank, inputs[i].dims,
+                                  &err) != QKV_OK ||
+            fill_random(&inputs[i], vi.name, &state, &err) != QKV_OK) {
+            rc = qkv_cli_fail_error(&err, NULL);
+            goto done;
+        }
+        printf("input %s: %s %s random (seed %" PRIu64 ")\n", vi.name,
+               qkv_dtype_name(inputs[i].dtype),
+               qkv_cli_dims_str(inputs[i].rank, inputs[i].dims, dims, sizeof dims), a->seed);
+    }
+    if (qkv_context_create(session, &ctx, &err) != QKV_OK) {
+        rc = qkv_cli_fail_error(&err, NULL);
+        goto done;
+    }
+    t0 = qkv_cli_now_ms();
+    qkv_status st = qkv_run(ctx, inputs, n_in, &err);
+    double t_run = qkv_cli_now_ms() - t0;
+    if (st != QKV_OK) {
+        rc = qkv_cli_fail_error(&err, NULL);
+        goto done;
+    }
+    size_t n_out = qkv_model_output_count(model);
+    for (size_t i = 0; i < n_out; i++) {
+        qkv_value_info vi;
+        qkv_model_output(model, i, &vi);
+        const qkv_tensor *t = qkv_context_output(ctx, i);
+        if (!t) {
+            rc = qkv_cli_fail("output %zu '%s' has no value after the run", i, vi.name);
+            goto done;
+        }
+        print_summary(vi.name, t);
+    }
+    if (a->output_dir) {
+        rc = write_outputs(a->output_dir, model, ctx);
+        if (rc != QKV_EXIT_OK)
+            goto done;
+    }
+    printf("time: load %.3f ms, run %.3f ms\n", t_load, t_run);
+    rc = QKV_EXIT_OK;
+done:
+    for (size_t i = 0; inputs && i < n_in; i++)
+        qkv_tensor_data_free(&inputs[i]);
+    free(inputs);
+    free(sources);
+    qkv_context_destroy(ctx);
+    qkv_session_destroy(session);
+    return rc;
+}
+
+int qkv_cmd_run(int argc, char **argv)
+{
+    qkv_cli_parser p;
+    run_args a = {0};
+    qkv_error err = {0};
+    int rc = QKV_EXIT_FAILURE;
+    a.input_args = calloc((size_t)argc, sizeof *a.input_args);
+    a.shapes = calloc((size_t)argc, sizeof *a.shapes);
+    if (!a.input_args || !a.shapes) {
+        rc = qkv_cli_fail("out of memory");
+        goto done;
+    }
+    qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
+    for (;;) {
+        int id;
+        const char *value;
+        int64_t v;
+        int kind = qkv_cli_next(&p, &id, &value);
+        if (kind == QKV_CLI_END)
+            break;
+        if (kind == QKV_CLI_ERROR) {
+            rc = QKV_EXIT_USAGE;
+            goto done;
+        }
+        if (kind == QKV_CLI_HELP) {
+            fputs(USAGE, stdout);
+            rc = QKV_EXIT_OK;
+            goto done;
+        }
+        if (kind == QKV_CLI_OPERAND) {
+            if (a.model) {
+                rc = qkv_cli_usage_error(USAGE, "unexpected argument '%s'", value);
+                goto done;
+            }
+            a.model = value;
+            continue;
+        }
+        switch (id) {
+        case OPT_INPUT:
+            if (!strchr(value, '=') || value[0] == '=') {
+                rc = qkv_cli_usage_error(USAGE, "--input '%s': expected NAME=FILE", value);
+                goto done;
+            }
+            a.input_args[a.n_inputs++] = value;
+            break;
+        case OPT_OUTPUT_DIR:
+            if (!*value) {
+                rc = qkv_cli_usage_error(USAGE, "--output-dir: empty directory name");
+                goto done;
+            }
+            a.output_dir = value;
+            break;
+        case OPT_THREADS:
+            if (qkv_cli_parse_int(value, 0, 4096, &v) != 0) {
+                rc = qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
+                                         value);
+                goto done;
+            }
+            a.threads = (size_t)v;
+            break;
+        case OPT_RANDOM:
+            a.random = 1;
+            break;
+        case OPT_SHAPE:
+            if (qkv_cli_parse_shape(value, &a.shapes[a.n_shapes], &err) != QKV_OK) {
+                rc = qkv_cli_usage_error(USAGE, "%s", err.message);
+                goto done;
+            }
+            a.n_shapes++;
+            break;
+        case OPT_SEED:
+            if (qkv_cli_parse_int(value, 0, INT64_MAX, &v) != 0) {
+                rc = qkv_cli_usage_error(USAGE, "--seed '%s': expected a non-negative integer",
+                                         value);
+                goto done;
+            }
+            a.seed = (uint64_t)v;
+            break;
+        default:
+            break;
+        }
+    }
+    if (!a.model) {
+        rc = qkv_cli_usage_error(USAGE, "missing MODEL");
+        goto done;
+    }
+    rc = run(&a);
+done:
+    free(a.input_args);
+    free(a.shapes);
+    return rc;
+}

@@ -1,0 +1,950 @@
+/*
+ * cmd_test.c - `qkv test DIR... [--json FILE] [--scoreboard FILE.md]
+ *              [--threads N] [--filter SUBSTR] [--verbose]`
+ *
+ * Runs ONNX backend test directories (model.onnx + test_data_set_N/
+ * {input,output}_K.pb) and compares the outputs like the ONNX backend test
+ * runner (compare.h). Every test runs in-process; every failure inside qkv
+ * is a status, so one test cannot take the runner down with it.
+ *
+ * Status of a test:
+ *   pass         every output of every data set matched
+ *   fail         an output differs (dtype, shape or values)
+ *   unsupported  loading the model, creating the session or running it
+ *                returned QKV_ERR_UNSUPPORTED (the message names what)
+ *   error        anything else (malformed files, wrong input count, ...)
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "compare.h"
+#include "error.h"
+#include "json.h"
+#include "loader.h"
+#include "tensor_io.h"
+
+static const char USAGE[] =
+    "usage: qkv test DIR... [--json FILE] [--scoreboard FILE.md] [--threads N]\n"
+    "                [--filter SUBSTR] [--verbose]\n"
+    "\n"
+    "Run ONNX backend tests. A DIR is a test (model.onnx and\n"
+    "test_data_set_N/{input,output}_K.pb) or a directory searched recursively\n"
+    "for tests, in name order. Floats match when |got - expected| <= 1e-7 +\n"
+    "1e-3 * |expected| (NaN matches NaN); other types exactly.\n"
+    "Prints PASS/FAIL/UNSUPPORTED/ERROR per test and finally\n"
+    "'N passed, N failed, N skipped' (errors count as failed, unsupported as\n"
+    "skipped). Exit status 1 if any test failed or errored.\n"
+    "\n"
+    "options:\n"
+    "  --json FILE          write the results as JSON\n"
+    "  --scoreboard FILE    write a Markdown table of the results per operator\n"
+    "  --threads N          threads each run may use (default 1)\n"
+    "  --filter SUBSTR      only run tests whose name contains SUBSTR (repeatable:\n"
+    "                       any of them)\n"
+    "  --verbose            print every output's comparison\n"
+    "  -h, --help           show this help\n";
+
+enum { OPT_JSON, OPT_SCOREBOARD, OPT_THREADS, OPT_FILTER, OPT_VERBOSE };
+
+static const qkv_cli_option OPTIONS[] = {
+    {"--json", 1, OPT_JSON},     {"--scoreboard", 1, OPT_SCOREBOARD}, {"--threads", 1, OPT_THREADS},
+    {"--filter", 1, OPT_FILTER}, {"--verbose", 0, OPT_VERBOSE},
+};
+
+/* Directories nested deeper than this are not searched (symlink loops). */
+#define MAX_DEPTH 16
+
+enum { ST_PASS, ST_FAIL, ST_UNSUPPORTED, ST_ERROR, ST_COUNT_ };
+static const char *const STATUS_NAME[ST_COUNT_] = {"pass", "fail", "unsupported", "error"};
+static const char *const STATUS_LINE[ST_COUNT_] = {"PASS", "FAIL", "UNSUPPORTED", "ERROR"};
+
+typedef struct op_stat {
+    char *op;
+    size_t count;
+} op_stat;
+
+typedef struct test_case {
+    char *name; /* the directory's base name */
+    char *dir;
+    int status;
+    char *message; /* "" for pass */
+    op_stat *ops;  /* distinct op types in order of first appearance */
+    size_t n_ops;
+    char *ops_joined;  /* "Cast+Reshape" */
+    const char *group; /* the scoreboard's operator (points into some ops[] or a literal) */
+} test_case;
+
+typedef struct test_list {
+    test_case *v;
+    size_t n, cap;
+} test_list;
+
+typedef struct test_opts {
+    size_t threads;
+    int verbose;
+} test_opts;
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static char *join_path(const char *a, const char *b)
+{
+    size_t n = strlen(a) + 1 + strlen(b) + 1;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+/* A malloc'd copy of the last component of path ("a/b/" -> "b"). */
+static char *base_name(const char *path)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/')
+        b--;
+    char *s = malloc(n - b + 1);
+    if (s) {
+        memcpy(s, path + b, n - b);
+        s[n - b] = '\0';
+    }
+    return s;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted names of dir's entries (without "." and ".."); NULL + errno. */
+static char **list_dir(const char *dir, size_t *n_out)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 32;
+            char **nv = realloc(v, ncap * sizeof *nv);
+            if (!nv)
+                goto oom;
+            v = nv;
+            cap = ncap;
+        }
+        if (!(v[n] = qkv_strdup(e->d_name)))
+            goto oom;
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(v, n, sizeof *v, cmp_str);
+    if (!v)
+        v = calloc(1, sizeof *v); /* non-NULL even when empty */
+    *n_out = n;
+    return v;
+oom:
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    errno = ENOMEM;
+    return NULL;
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Parses "PREFIX<digits>SUFFIX" (exactly); -1 if name does not have that form. */
+static long numbered(const char *name, const char *prefix, const char *suffix)
+{
+    size_t lp = strlen(prefix), ls = strlen(suffix), ln = strlen(name);
+    if (ln <= lp + ls || strncmp(name, prefix, lp) != 0 || strcmp(name + ln - ls, suffix) != 0)
+        return -1;
+    long v = 0;
+    for (size_t i = lp; i < ln - ls; i++) {
+        if (name[i] < '0' || name[i] > '9' || v > 100000000)
+            return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v;
+}
+
+/* ---- finding tests ------------------------------------------------------------- */
+
+static int add_test(test_list *l, const char *dir)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? 2 * l->cap : 64;
+        test_case *nv = realloc(l->v, ncap * sizeof *nv);
+        if (!nv)
+            return -1;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    test_case *t = &l->v[l->n];
+    memset(t, 0, sizeof *t);
+    t->dir = qkv_strdup(dir);
+    t->name = base_name(dir);
+    if (!t->dir || !t->name) {
+        free(t->dir);
+        free(t->name);
+        return -1;
+    }
+    l->n++;
+    return 0;
+}
+
+/* Adds dir if it is a test, else searches its subdirectories. Returns an
+ * exit code (errors printed). */
+static int find_tests(test_list *l, const char *dir, int depth)
+{
+    char *model = join_path(dir, "model.onnx");
+    if (!model)
+        return qkv_cli_fail("out of memory");
+    int is_test = is_file(model);
+    free(model);
+    if (is_test)
+        return add_test(l, dir) == 0 ? QKV_EXIT_OK : qkv_cli_fail("out of memory");
+    if (depth >= MAX_DEPTH)
+        return QKV_EXIT_OK;
+    size_t n = 0;
+    char **names = list_dir(dir, &n);
+    if (!names)
+        return qkv_cli_fail("cannot read directory '%s': %s", dir, strerror(errno));
+    int rc = QKV_EXIT_OK;
+    for (size_t i = 0; i < n && rc == QKV_EXIT_OK; i++) {
+        if (names[i][0] == '.')
+            continue; /* .stamp.json, .git, ... */
+        char *sub = join_path(dir, names[i]);
+        if (!sub) {
+            rc = qkv_cli_fail("out of memory");
+            break;
+        }
+        if (is_dir(sub))
+            rc = find_tests(l, sub, depth + 1);
+        free(sub);
+    }
+    free_list(names, n);
+    return rc;
+}
+
+/* ---- running one test ----------------------------------------------------------- */
+
+/* Sets the test's status and message (printf-style); returns status. */
+static int set_result(test_case *t, int status, const char *fmt, ...) QKV_CLI_PRINTF(3, 4);
+static int set_result(test_case *t, int status, const char *fmt, ...)
+{
+    char msg[2 * QKV_ERROR_MESSAGE_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++) /* one line */
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    free(t->message);
+    t->message = qkv_strdup(msg);
+    t->status = status;
+    return status;
+}
+
+static int status_of(qkv_status st)
+{
+    return st == QKV_ERR_UNSUPPORTED ? ST_UNSUPPORTED : ST_ERROR;
+}
+
+/* Collects the model's distinct op types. */
+static int collect_ops(test_case *t, const qkv_model *model)
+{
+    qkv_model_meta m;
+    qkv_model_get_meta(model, &m);
+    size_t total_len = 1;
+    t->ops = calloc(m.node_count ? m.node_count : 1, sizeof *t->ops);
+    if (!t->ops)
+        return -1;
+    for (size_t i = 0; i < m.node_count; i++) {
+        const char *op = NULL, *domain = NULL;
+        qkv_model_node_op(model, i, &op, &domain);
+        op = op ? op : "";
+        size_t k = 0;
+        while (k < t->n_ops && strcmp(t->ops[k].op, op) != 0)
+            k++;
+        if (k == t->n_ops) {
+            if (!(t->ops[k].op = qkv_strdup(op)))
+                return -1;
+            t->n_ops++;
+            total_len += strlen(op) + 1;
+        }
+        t->ops[k].count++;
+    }
+    t->ops_joined = malloc(total_len);
+    if (!t->ops_joined)
+        return -1;
+    t->ops_joined[0] = '\0';
+    for (size_t k = 0; k < t->n_ops; k++) {
+        if (k)
+            strcat(t->ops_joined, "+");
+        strcat(t->ops_joined, t->ops[k].op);
+    }
+    return 0;
+}
+
+/* The sorted K of the files "<prefix>K.pb" in dir; they must be 0..n-1. */
+static int numbered_files(char **names, size_t n_names, const char *prefix, size_t *count,
+                          long *missing)
+{
+    long max = -1;
+    size_t n = 0;
+    for (size_t i = 0; i < n_names; i++) {
+        long k = numbered(names[i], prefix, ".pb");
+        if (k < 0)
+            continue;
+        n++;
+        if (k > max)
+            max = k;
+    }
+    *count = n;
+    *missing = -1;
+    if (max >= 0 && (size_t)max + 1 != n) {
+        /* duplicates are impossible in one directory: some K is missing */
+        for (long k = 0; k <= max; k++) {
+            int found = 0;
+            for (size_t i = 0; i < n_names && !found; i++)
+                found = numbered(names[i], prefix, ".pb") == k;
+            if (!found) {
+                *missing = k;
+                break;
+            }
+        }
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct data_set {
+    qkv_tensor *inputs, *expected;
+    size_t n_inputs, n_expected;
+} data_set;
+
+static void data_set_free(data_set *d)
+{
+    for (size_t i = 0; d->inputs && i < d->n_inputs; i++)
+        qkv_tensor_data_free(&d->inputs[i]);
+    for (size_t i = 0; d->expected && i < d->n_expected; i++)
+        qkv_tensor_data_free(&d->expected[i]);
+    free(d->inputs);
+    free(d->expected);
+    memset(d, 0, sizeof *d);
+}
+
+/* Reads "<prefix>0.pb".."<prefix>(n-1).pb" of dir into a new array. */
+static int read_tensors(test_case *t, const char *dir, const char *prefix, size_t n,
+                        qkv_tensor **out, const char *ds_label)
+{
+    qkv_error err = {0};
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out)
+        return set_result(t, ST_ERROR, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        char file[64];
+        snprintf(file, sizeof file, "%s%zu.pb", prefix, k);
+        char *path = join_path(dir, file);
+        if (!path)
+            return set_result(t, ST_ERROR, "out of memory");
+        qkv_status st = qkv_cli_pb_read(path, &(*out)[k], NULL, &err);
+        free(path);
+        if (st != QKV_OK)
+            return set_result(t, status_of(st), "%s%s", ds_label, err.message);
+    }
+    return ST_PASS;
+}
+
+/* Runs one data set; returns the status (the test's message set unless pass). */
+static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, const char *ds_dir,
+                        size_t ds_index, int many, const test_opts *o)
+{
+    char label[64] = "";
+    if (many)
+        snprintf(label, sizeof label, "data set %zu: ", ds_index);
+    size_t n_names = 0;
+    char **names = list_dir(ds_dir, &n_names);
+    if (!names)
+        return set_result(t, ST_ERROR, "%scannot read '%s': %s", label, ds_dir, strerror(errno));
+    size_t n_in = 0, n_out = 0;
+    long missing = -1;
+    int st = ST_PASS;
+    if (numbered_files(names, n_names, "input_", &n_in, &missing) != 0)
+        st = set_result(t, ST_ERROR, "%sinput_%ld.pb is missing", label, missing);
+    else if (numbered_files(names, n_names, "output_", &n_out, &missing) != 0)
+        st = set_result(t, ST_ERROR, "%soutput_%ld.pb is missing", label, missing);
+    free_list(names, n_names);
+    if (st != ST_PASS)
+        return st;
+    size_t model_in = qkv_model_input_count(model), model_out = qkv_model_output_count(model);
+    if (n_in != model_in)
+        return set_result(t, ST_ERROR, "%s%zu input files, the model has %zu inputs", label, n_in,
+                          model_in);
+    if (n_out != model_out)
+        return set_result(t, ST_ERROR, "%s%zu output files, the model has %zu outputs", label,
+                          n_out, model_out);
+
+    data_set d = {.n_inputs = n_in, .n_expected = n_out};
+    st = read_tensors(t, ds_dir, "input_", n_in, &d.inputs, label);
+    if (st == ST_PASS)
+        st = read_tensors(t, ds_dir, "output_", n_out, &d.expected, label);
+    if (st != ST_PASS) {
+        data_set_free(&d);
+        return st;
+    }
+    /* ONNX's generators (1.12 at least) store bfloat16 data as uint16
+     * TensorProtos (numpy has no bfloat16): the bits are the bfloat16 */
+    for (size_t k = 0; k < n_in; k++) {
+        qkv_value_info vi;
+        qkv_model_input(model, k, &vi);
+        if (vi.dtype == QKV_DTYPE_BFLOAT16 && d.inputs[k].dtype == QKV_DTYPE_UINT16)
+            d.inputs[k].dtype = QKV_DTYPE_BFLOAT16;
+    }
+    for (size_t k = 0; k < n_out; k++) {
+        qkv_value_info vi;
+        qkv_model_output(model, k, &vi);
+        if (vi.dtype == QKV_DTYPE_BFLOAT16 && d.expected[k].dtype == QKV_DTYPE_UINT16)
+            d.expected[k].dtype = QKV_DTYPE_BFLOAT16;
+    }
+    qkv_error err = {0};
+    double t0 = qkv_cli_now_ms();
+    qkv_status rs = qkv_run(ctx, d.inputs, n_in, &err);
+    double ms = qkv_cli_now_ms() - t0;
+    if (rs != QKV_OK) {
+        st = set_result(t, status_of(rs), "%s%s", label, err.message);
+        data_set_free(&d);
+        return st;
+    }
+    if (o->verbose)
+        printf("  %s: data set %zu ran in %.3f ms\n", t->name, ds_index, ms);
+    for (size_t k = 0; k < n_out; k++) {
+        qkv_value_info vi;
+        qkv_model_output(model, k, &vi);
+        const qkv_tensor *got = qkv_context_output(ctx, k);
+        if (!got) {
+            if (st == ST_PASS)
+                st = set_result(t, ST_ERROR, "%soutput %zu '%s' has no value after the run", label,
+                                k, vi.name);
+            continue;
+        }
+        qkv_cli_compare_result r;
+        int ok = qkv_cli_compare(got, &d.expected[k], QKV_CLI_RTOL, QKV_CLI_ATOL, &r);
+        if (o->verbose) {
+            char dims[256];
+            printf("    output %zu '%s': %s %s: %s", k, vi.name, qkv_dtype_name(got->dtype),
+                   got->rank >= 0 && got->rank <= QKV_MAX_RANK
+                       ? qkv_cli_dims_str(got->rank, got->dims, dims, sizeof dims)
+                       : "[?]",
+                   ok ? "ok" : r.message);
+            if (ok && r.max_abs_diff > 0)
+                printf(" (max abs diff %.1e)", r.max_abs_diff);
+            putchar('\n');
+        }
+        if (!ok && st == ST_PASS)
+            st = set_result(t, ST_FAIL, "%soutput %zu '%s' %s", label, k, vi.name, r.message);
+    }
+    data_set_free(&d);
+    return st;
+}
+
+static void run_test(test_case *t, const test_opts *o)
+{
+    qkv_error err = {0};
+    qkv_model *model = NULL;
+    qkv_session *session = NULL;
+    qkv_context *ctx = NULL;
+    char **names = NULL;
+    size_t n_names = 0;
+    char *path = join_path(t->dir, "model.onnx");
+    t->status = ST_PASS;
+    if (!path) {
+        set_result(t, ST_ERROR, "out of memory");
+        goto done;
+    }
+    qkv_status st = qkv_model_load_file(path, &model, &err);
+    if (st != QKV_OK) {
+        set_result(t, status_of(st), "%s", err.message);
+        goto done;
+    }
+    if (collect_ops(t, model) != 0) {
+        set_result(t, ST_ERROR, "out of memory");
+        goto done;
+    }
+    qkv_model_destroy(model);
+    model = NULL;
+
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    opts.threads = o->threads;
+    st = qkv_session_create(path, &opts, &session, &err);
+    if (st != QKV_OK) {
+        set_result(t, status_of(st), "%s", err.message);
+        goto done;
+    }
+    st = qkv_context_create(session, &ctx, &err);
+    if (st != QKV_OK) {
+        set_result(t, status_of(st), "%s", err.message);
+        goto done;
+    }
+    names = list_dir(t->dir, &n_names);
+    if (!names) {
+        set_result(t, ST_ERROR, "cannot read '%s': %s", t->dir, strerror(errno));
+        goto done;
+    }
+    /* data sets in numeric order: test_data_set_2 before test_data_set_10 */
+    long max = -1;
+    size_t n_sets = 0;
+    for (size_t i = 0; i < n_names; i++) {
+        long k = numbered(names[i], "test_data_set_", "");
+        if (k >= 0) {
+            n_sets++;
+            max = k > max ? k : max;
+        }
+    }
+    if (n_sets == 0) {
+        set_result(t, ST_ERROR, "no test_data_set_* directory in '%s'", t->dir);
+        goto done;
+    }
+    for (long k = 0; k <= max && t->status == ST_PASS; k++) {
+        char ds[64];
+        snprintf(ds, sizeof ds, "test_data_set_%ld", k);
+        int present = 0;
+        for (size_t i = 0; i < n_names && !present; i++)
+            present = !strcmp(names[i], ds);
+        if (!present)
+            continue;
+        char *ds_dir = join_path(t->dir, ds);
+        if (!ds_dir) {
+            set_result(t, ST_ERROR, "out of memory");
+            break;
+        }
+        run_data_set(t, qkv_session_model(session), ctx, ds_dir, (size_t)k, n_sets > 1, o);
+        free(ds_dir);
+    }
+done:
+    if (!t->message)
+        t->message = qkv_strdup("");
+    if (!t->ops_joined)
+        t->ops_joined = qkv_strdup("");
+    free_list(names, n_names);
+    qkv_context_destroy(ctx);
+    qkv_session_destroy(session);
+    qkv_model_destroy(model);
+    free(path);
+}
+
+/* ---- scoreboard groups ------------------------------------------------------------ */
+
+/* Lowercase, without '_'; "test_" stripped first. */
+static void normalize(const char *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (!strncmp(s, "test_", 5))
+        s += 5;
+    for (; *s && n + 1 < cap; s++) {
+        if (*s == '_')
+            continue;
+        buf[n++] = (*s >= 'A' && *s <= 'Z') ? (char)(*s - 'A' + 'a') : *s;
+    }
+    buf[n] = '\0';
+}
+
+/* The longest op of ops[] whose normalized name prefixes norm_test, or NULL. */
+static const char *longest_prefix(const op_stat *ops, size_t n, const char *norm_test,
+                                  size_t *best_len)
+{
+    const char *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        char norm[128];
+        normalize(ops[i].op, norm, sizeof norm);
+        size_t len = strlen(norm);
+        if (len && len > *best_len && !strncmp(norm_test, norm, len)) {
+            best = ops[i].op;
+            *best_len = len;
+        }
+    }
+    return best;
+}
+
+/* Rules 2-6 of group_tests (no _expanded lookup). */
+static const char *own_group(const test_case *t, const test_list *l)
+{
+    if (t->n_ops == 1)
+        return t->ops[0].op;
+    char norm[256];
+    normalize(t->name, norm, sizeof norm);
+    size_t len = 0;
+    const char *g = longest_prefix(t->ops, t->n_ops, norm, &len);
+    if (g)
+        return g;
+    for (size_t i = 0; i < l->n; i++) {
+        const char *h = longest_prefix(l->v[i].ops, l->v[i].n_ops, norm, &len);
+        if (h)
+            g = h;
+    }
+    if (g)
+        return g;
+    size_t best = 0;
+    for (size_t i = 0; i < t->n_ops; i++) {
+        if (t->ops[i].count > best) {
+            best = t->ops[i].count;
+            g = t->ops[i].op;
+        }
+    }
+    return g ? g : "(none)";
+}
+
+/*
+ * The scoreboard's operator of each test:
+ *  1. a test named X_expanded, when X is in the run: X's operator;
+ *  2. a model with one distinct op type: that op;
+ *  3. the longest op type of the model matching the test name ("test_" and
+ *     '_' removed, lowercase: test_reduce_sum_keepdims matches ReduceSum);
+ *  4. the longest op type of any model in the run matching it;
+ *  5. the model's most frequent op type (the first on ties);
+ *  6. "(none)" (no nodes, or the model did not load).
+ */
+static void group_tests(test_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        l->v[i].group = own_group(&l->v[i], l);
+    for (size_t i = 0; i < l->n; i++) {
+        test_case *t = &l->v[i];
+        size_t n = strlen(t->name);
+        static const char sfx[] = "_expanded";
+        if (n <= sizeof sfx - 1 || strcmp(t->name + n - (sizeof sfx - 1), sfx) != 0)
+            continue;
+        for (size_t j = 0; j < l->n; j++) {
+            if (strlen(l->v[j].name) == n - (sizeof sfx - 1) &&
+                !strncmp(l->v[j].name, t->name, n - (sizeof sfx - 1))) {
+                t->group = own_group(&l->v[j], l);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- reports ------------------------------------------------------------------------ */
+
+static int write_json(const char *path, const test_list *l, const size_t counts[ST_COUNT_])
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return qkv_cli_fail("cannot create '%s': %s", path, strerror(errno));
+    fputs("{\"tests\": [", f);
+    for (size_t i = 0; i < l->n; i++) {
+        const test_case *t = &l->v[i];
+        fputs(i ? ",\n  {" : "\n  {", f);
+        qkv_cli_json_key(f, "name");
+        qkv_cli_json_string(f, t->name);
+        fputs(", ", f);
+        qkv_cli_json_key(f, "status");
+        qkv_cli_json_string(f, STATUS_NAME[t->status]);
+        fputs(", ", f);
+        qkv_cli_json_key(f, "op");
+        qkv_cli_json_string(f, t->ops_joined);
+        fputs(", ", f);
+        qkv_cli_json_key(f, "group");
+        qkv_cli_json_string(f, t->group);
+        fputs(", ", f);
+        qkv_cli_json_key(f, "message");
+        qkv_cli_json_string(f, t->message);
+        fputs("}", f);
+    }
+    fprintf(f,
+            "%s],\n \"summary\": {\"total\": %zu, \"pass\": %zu, \"fail\": %zu, "
+            "\"unsupported\": %zu, \"error\": %zu}}\n",
+            l->n ? "\n" : "", l->n, counts[ST_PASS], counts[ST_FAIL], counts[ST_UNSUPPORTED],
+            counts[ST_ERROR]);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad)
+        return qkv_cli_fail("cannot write '%s': %s", path, strerror(errno ? errno : EIO));
+    return QKV_EXIT_OK;
+}
+
+/* Markdown-safe text: '|' escaped, '<' as &lt;, control characters as spaces. */
+static void md_text(FILE *f, const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; *s && n < max; s++, n++) {
+        if (*s == '|')
+            fputs("\\|", f);
+        else if (*s == '<')
+            fputs("&lt;", f);
+        else if ((unsigned char)*s < 0x20)
+            fputc(' ', f);
+        else
+            fputc(*s, f);
+    }
+    if (*s)
+        fputs("...", f);
+}
+
+static int cmp_icase(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        int x = (*a >= 'A' && *a <= 'Z') ? *a - 'A' + 'a' : (unsigned char)*a;
+        int y = (*b >= 'A' && *b <= 'Z') ? *b - 'A' + 'a' : (unsigned char)*b;
+        if (x != y || !x)
+            return x != y ? x - y : 0;
+    }
+}
+
+typedef struct group_row {
+    const char *op;
+    size_t counts[ST_COUNT_];
+    size_t total;
+} group_row;
+
+static int by_op(const void *a, const void *b)
+{
+    const group_row *x = a, *y = b;
+    int c = cmp_icase(x->op, y->op);
+    return c ? c : strcmp(x->op, y->op);
+}
+
+static void md_row(FILE *f, const char *label, const size_t counts[ST_COUNT_], size_t total,
+                   int bold)
+{
+    fputs("| ", f);
+    if (bold)
+        fprintf(f, "**%s**", label);
+    else
+        md_text(f, label, 200);
+    fprintf(f, " | %zu | %zu | %zu | %zu | %zu |\n", total, counts[ST_PASS], counts[ST_FAIL],
+            counts[ST_UNSUPPORTED], counts[ST_ERROR]);
+}
+
+static int write_scoreboard(const char *path, const test_list *l, const size_t counts[ST_COUNT_])
+{
+    group_row *rows = calloc(l->n ? l->n : 1, sizeof *rows);
+    if (!rows)
+        return qkv_cli_fail("out of memory");
+    size_t n_rows = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const test_case *t = &l->v[i];
+        size_t r = 0;
+        while (r < n_rows && strcmp(rows[r].op, t->group) != 0)
+            r++;
+        if (r == n_rows)
+            rows[n_rows++].op = t->group;
+        rows[r].counts[t->status]++;
+        rows[r].total++;
+    }
+    qsort(rows, n_rows, sizeof *rows, by_op);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(rows);
+        return qkv_cli_fail("cannot create '%s': %s", path, strerror(errno));
+    }
+    static const char header[] = "| op | tests | pass | fail | unsupported | error |\n"
+                                 "|---|---:|---:|---:|---:|---:|\n";
+    fputs("# qkv ONNX backend test scoreboard\n\n", f);
+    fputs(header, f);
+    md_row(f, "total", counts, l->n, 1);
+    size_t supported = l->n - counts[ST_UNSUPPORTED];
+    fprintf(f,
+            "\n%zu operators. Pass rate: %.1f%% of all tests, %.1f%% of the tests qkv "
+            "supports.\n\n",
+            n_rows, l->n ? 100.0 * (double)counts[ST_PASS] / (double)l->n : 0.0,
+            supported ? 100.0 * (double)counts[ST_PASS] / (double)supported : 0.0);
+    fputs("Operators are grouped by the test name (test_<op>...): see docs/cli.md.\n\n", f);
+    fputs(header, f);
+    for (size_t r = 0; r < n_rows; r++)
+        md_row(f, rows[r].op, rows[r].counts, rows[r].total, 0);
+    if (counts[ST_FAIL] || counts[ST_ERROR]) {
+        fputs("\n## Failing tests\n\n| test | op | status | message |\n|---|---|---|---|\n", f);
+        for (size_t i = 0; i < l->n; i++) {
+            const test_case *t = &l->v[i];
+            if (t->status != ST_FAIL && t->status != ST_ERROR)
+                continue;
+            fputs("| ", f);
+            md_text(f, t->name, 200);
+            fputs(" | ", f);
+            md_text(f, t->group, 200);
+            fprintf(f, " | %s | ", STATUS_NAME[t->status]);
+            md_text(f, t->message, 300);
+            fputs(" |\n", f);
+        }
+    }
+    free(rows);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad)
+        return qkv_cli_fail("cannot write '%s': %s", path, strerror(errno ? errno : EIO));
+    return QKV_EXIT_OK;
+}
+
+/* ---- the command ----------------------------------------------------------------------- */
+
+static void free_tests(test_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        test_case *t = &l->v[i];
+        for (size_t k = 0; k < t->n_ops; k++)
+            free(t->ops[k].op);
+        free(t->ops);
+        free(t->ops_joined);
+        free(t->message);
+        free(t->name);
+        free(t->dir);
+    }
+    free(l->v);
+}
+
+static int matches_filter(const char *name, const char **filters, size_t n_filters)
+{
+    if (n_filters == 0)
+        return 1;
+    for (size_t i = 0; i < n_filters; i++)
+        if (strstr(name, filters[i]))
+            return 1;
+    return 0;
+}
+
+int qkv_cmd_test(int argc, char **argv)
+{
+    qkv_cli_parser p;
+    test_opts o = {0};
+    const char *json = NULL, *scoreboard = NULL;
+    const char **dirs = calloc((size_t)argc, sizeof *dirs);
+    const char **filters = calloc((size_t)argc, sizeof *filters);
+    size_t n_dirs = 0, n_filters = 0;
+    test_list all = {0};
+    int rc = QKV_EXIT_FAILURE;
+    if (!dirs || !filters) {
+        rc = qkv_cli_fail("out of memory");
+        goto done;
+    }
+    qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
+    for (;;) {
+        int id;
+        const char *value;
+        int64_t v;
+        int kind = qkv_cli_next(&p, &id, &value);
+        if (kind == QKV_CLI_END)
+            break;
+        if (kind == QKV_CLI_ERROR) {
+            rc = QKV_EXIT_USAGE;
+            goto done;
+        }
+        if (kind == QKV_CLI_HELP) {
+            fputs(USAGE, stdout);
+            rc = QKV_EXIT_OK;
+            goto done;
+        }
+        if (kind == QKV_CLI_OPERAND) {
+            dirs[n_dirs++] = value;
+            continue;
+        }
+        switch (id) {
+        case OPT_JSON:
+            json = value;
+            break;
+        case OPT_SCOREBOARD:
+            scoreboard = value;
+            break;
+        case OPT_FILTER:
+            filters[n_filters++] = value;
+            break;
+        case OPT_VERBOSE:
+            o.verbose = 1;
+            break;
+        case OPT_THREADS:
+            if (qkv_cli_parse_int(value, 0, 4096, &v) != 0) {
+                rc = qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
+                                         value);
+                goto done;
+            }
+            o.threads = (size_t)v;
+            break;
+        default:
+            break;
+        }
+    }
+    if (n_dirs == 0) {
+        rc = qkv_cli_usage_error(USAGE, "missing DIR");
+        goto done;
+    }
+    for (size_t i = 0; i < n_dirs; i++) {
+        if (!is_dir(dirs[i])) {
+            struct stat st;
+            rc = stat(dirs[i], &st) != 0
+                     ? qkv_cli_fail("cannot open '%s': %s", dirs[i], strerror(errno))
+                     : qkv_cli_fail("'%s' is not a directory", dirs[i]);
+            goto done;
+        }
+        rc = find_tests(&all, dirs[i], 0);
+        if (rc != QKV_EXIT_OK)
+            goto done;
+    }
+    /* filter in place (the unselected are freed) */
+    size_t kept = 0;
+    for (size_t i = 0; i < all.n; i++) {
+        if (matches_filter(all.v[i].name, filters, n_filters)) {
+            all.v[kept++] = all.v[i];
+        } else {
+            free(all.v[i].name);
+            free(all.v[i].dir);
+        }
+    }
+    all.n = kept;
+
+    size_t counts[ST_COUNT_] = {0};
+    for (size_t i = 0; i < all.n; i++) {
+        test_case *t = &all.v[i];
+        run_test(t, &o);
+        counts[t->status]++;
+        if (t->status == ST_PASS)
+            printf("PASS %s\n", t->name);
+        else
+            printf("%s %s: %s\n", STATUS_LINE[t->status], t->name, t->message);
+        fflush(stdout);
+    }
+    group_tests(&all);
+    rc = QKV_EXIT_OK;
+    if (json)
+        rc = write_json(json, &all, counts);
+    if (scoreboard && rc == QKV_EXIT_OK)
+        rc = write_scoreboard(scoreboard, &all, counts);
+    printf("%zu passed, %zu failed, %zu skipped\n", counts[ST_PASS],
+           counts[ST_FAIL] + counts[ST_ERROR], counts[ST_UNSUPPORTED]);
+    if (rc == QKV_EXIT_OK && (counts[ST_FAIL] || counts[ST_ERROR]))
+        rc = QKV_EXIT_FAILURE;
+done:
+    free_tests(&all);
+    free(dirs);
+    free(filters);
+    return rc;
+}

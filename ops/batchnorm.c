@@ -1,0 +1,225 @@
+/*
+ * batchnorm.c - BatchNormalization (opsets 7, 9, 14, 15; inference only) and
+ * InstanceNormalization (opset 6).
+ *
+ * X is (N, C, D1, ..., Dk), rank >= 2; each (n, c) plane of S = D1*...*Dk
+ * elements is normalised with per-channel parameters of shape (C):
+ *   BatchNormalization:    y = scale * (x - mean) / sqrt(var + epsilon) + B
+ *                          with the running mean and var inputs;
+ *   InstanceNormalization: y = scale * (x - m) / sqrt(v + epsilon) + B
+ *                          with m, v the plane's own (biased) mean and variance.
+ * BatchNormalization training (training_mode=1 from opset 14, or the extra
+ * running-statistics outputs before it) and opset 7's spatial=0 are
+ * QKV_ERR_UNSUPPORTED. Opset 15 lets scale/B and mean/var have their own
+ * float types: any mix of float and double is accepted in every opset.
+ *
+ * Numerics: per-plane coefficients in double; InstanceNormalization's plane
+ * statistics take two passes in double (mean, then squared deviations).
+ * Each element is computed in double and rounded once. Types: float and
+ * double (float16/bfloat16 not supported). Planes are split across threads.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel_host.h"
+#include "kernel_util.h"
+#include "qkv.h"
+#include "reduce.h"
+
+#define PAR_MIN_ELEMS ((size_t)1 << 15)
+
+typedef struct norm_attrs {
+    double epsilon;
+    bool instance; /* InstanceNormalization */
+} norm_attrs;
+
+typedef struct norm_run {
+    const void *x;
+    void *y;
+    const qkv_tensor *scale, *bias, *mean, *var; /* (C); mean/var NULL for instance */
+    size_t c, s; /* channels, plane size */
+    double eps;
+} norm_run;
+
+/* Element c of a float or double parameter (types checked in infer). */
+static double param_at(const qkv_tensor *t, size_t c)
+{
+    return t->dtype == QKV_DTYPE_DOUBLE ? ((const double *)t->data)[c]
+                                        : (double)((const float *)t->data)[c];
+}
+
+#define DEFINE_NORM(SFX, T)                                                                  \
+    static void norm_range_##SFX(void *arg, size_t begin, size_t end)                        \
+    {                                                                                        \
+        const norm_run *r = arg;                                                             \
+        const size_t s = r->s;                                                               \
+        for (size_t p = begin; p < end; p++) {                                               \
+            size_t c = p % r->c;                                                             \
+            const T *restrict x = (const T *)r->x + p * s;                                   \
+            T *restrict y = (T *)r->y + p * s;                                               \
+            double mean, var;                                                                \
+            if (r->mean) {                                                                   \
+                mean = param_at(r->mean, c);                                                 \
+                var = param_at(r->var, c);                                                   \
+            } else {                                                                         \
+                double sum = 0, ss = 0;                                                      \
+                for (size_t i = 0; i < s; i++)                                               \
+                    sum += x[i];                                                             \
+                mean = sum / (double)s;                                                      \
+                for (size_t i = 0; i < s; i++) {                                             \
+                    double t = (double)x[i] - mean;                                          \
+                    ss += t * t;                                                             \
+                }                                                                            \
+                var = ss / (double)s;                                                        \
+            }                                                                                \
+            const double a = param_at(r->scale, c) / sqrt(var + r->eps);                     \
+            const double b = param_at(r->bias, c);                                           \
+            QKV_FOR_W(s, y[j] = (T)(((double)x[j] - mean) * a + b));                         \
+        }                                                                                    \
+    }
+
+DEFINE_NORM(f32, float)
+DEFINE_NORM(f64, double)
+
+/* ---- callbacks ----------------------------------------------------------- */
+
+static qkv_status norm_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+{
+    const qkv_host_api *host = qkv_host_api_get();
+    bool instance = strcmp(kernel->op_type, "InstanceNormalization") == 0;
+    float eps;
+    qkv_status st = host->attr_float(node, "epsilon", 1e-5f, &eps);
+    if (st != QKV_OK)
+        return st;
+    if (!instance) {
+        int64_t opset = kernel->since_version, training = 0, spatial = 1;
+        if (opset >= 14)
+            st = host->attr_int(node, "training_mode", 0, &training);
+        if (st == QKV_OK && opset < 9)
+            st = host->attr_int(node, "spatial", 1, &spatial);
+        if (st != QKV_OK)
+            return st;
+        if (training)
+            return NERR(host, node, QKV_ERR_UNSUPPORTED,
+                        "training_mode=1 is not supported: qkv runs BatchNormalization in "
+                        "inference mode only");
+        if (!spatial)
+            return NERR(host, node, QKV_ERR_UNSUPPORTED,
+                        "spatial=0 (per-element statistics) is not supported");
+        for (size_t k = 1; k < host->node_output_count(node); k++)
+            if (host->node_output_present(node, k))
+                return NERR(host, node, opset >= 14 ? QKV_ERR_INVALID_MODEL
+                                                    : QKV_ERR_UNSUPPORTED,
+                            "output %zu (running statistics) is only produced in training "
+                            "mode, which is not supported",
+                            k);
+    }
+    norm_attrs *s = calloc(1, sizeof *s);
+    if (!s)
+        return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
+    s->epsilon = eps;
+    s->instance = instance;
+    *state = s;
+    return QKV_OK;
+}
+
+static void norm_destroy(void *state) { free(state); }
+
+static const char *const param_names[] = {"X", "scale", "B", "input_mean", "input_var"};
+
+static qkv_status norm_infer(void *state, qkv_kernel_io *io)
+{
+    (void)state;
+    const qkv_tensor *x = &io->inputs[0];
+    qkv_set_shape(&io->outputs[0], x->dtype, x->rank, x->dims);
+    if (x->rank >= 0 && x->rank < 2)
+        return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has rank %d, expected >= 2 (N, C, ...)",
+                    x->rank);
+    int64_t c = x->rank >= 2 ? x->dims[1] : -1;
+    for (size_t k = 1; k < io->n_inputs; k++) {
+        const qkv_tensor *p = &io->inputs[k];
+        if (p->rank < 0)
+            continue;
+        if (p->rank != 1 || (c >= 0 && p->dims[0] >= 0 && p->dims[0] != c)) {
+            char a[96];
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input %zu '%s' has shape %s, expected [%lld] (the channels of "
+                        "input 0 'X')",
+                        k, param_names[k], qkv_dims_str(p, a, sizeof a), (long long)c);
+        }
+    }
+    return QKV_OK;
+}
+
+static qkv_status norm_compute(const void *state, qkv_kernel_io *io)
+{
+    const norm_attrs *st = state;
+    const qkv_tensor *x = &io->inputs[0];
+    if (x->rank < 2)
+        return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has rank %d, expected >= 2", x->rank);
+    norm_run r = {.x = x->data, .y = io->outputs[0].data, .scale = &io->inputs[1],
+                  .bias = &io->inputs[2], .eps = st->epsilon};
+    if (!st->instance) {
+        r.mean = &io->inputs[3];
+        r.var = &io->inputs[4];
+    }
+    size_t planes = (size_t)x->dims[0] * (size_t)x->dims[1];
+    r.c = (size_t)x->dims[1];
+    r.s = 1;
+    for (int32_t k = 2; k < x->rank; k++)
+        r.s *= (size_t)x->dims[k];
+    qkv_range_fn fn;
+    switch (x->dtype) {
+    case QKV_DTYPE_FLOAT: fn = norm_range_f32; break;
+    case QKV_DTYPE_DOUBLE: fn = norm_range_f64; break;
+    default:
+        return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
+                    qkv_dtype_name(x->dtype));
+    }
+    if (planes == 0 || r.s == 0)
+        return QKV_OK;
+    if (planes > 1 && planes * r.s >= PAR_MIN_ELEMS)
+        io->host->parallel_for(io->host_ctx, planes, fn, &r);
+    else
+        fn(&r, 0, planes);
+    return QKV_OK;
+}
+
+#define BN_KERNEL(SINCE, UNTIL)                                                              \
+    {                                                                                        \
+        QKV_KERNEL_V1, .domain = "", .op_type = "BatchNormalization",                        \
+        .since_version = (SINCE), .until_version = (UNTIL), .min_inputs = 5,                 \
+        .max_inputs = 5, .min_outputs = 1, .max_outputs = 5, .n_input_types = 1,             \
+        .input_types = {QKV_TYPES_FLOATS}, .init = norm_init, .infer = norm_infer,           \
+        .compute = norm_compute, .destroy = norm_destroy,                                    \
+    }
+
+static const qkv_kernel kernels[] = {
+    BN_KERNEL(7, 8),
+    BN_KERNEL(9, 13),
+    BN_KERNEL(14, 14),
+    BN_KERNEL(15, 0),
+    {
+        QKV_KERNEL_V1,
+        .domain = "",
+        .op_type = "InstanceNormalization",
+        .since_version = 6,
+        .min_inputs = 3, .max_inputs = 3,
+        .min_outputs = 1, .max_outputs = 1,
+        .n_input_types = 1,
+        .input_types = {QKV_TYPES_FLOATS},
+        .init = norm_init,
+        .infer = norm_infer,
+        .compute = norm_compute,
+        .destroy = norm_destroy,
+    },
+};
+
+/* The BatchNormalization and InstanceNormalization descriptors; *count set
+ * to their number. */
+const qkv_kernel *qkv_ops_batchnorm(size_t *count)
+{
+    *count = sizeof kernels / sizeof kernels[0];
+    return kernels;
+}
