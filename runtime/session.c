@@ -111,6 +111,25 @@ static qkv_status init_kernels(qkv_session *s, qkv_error *err)
     return QKV_OK;
 }
 
+/* Messages name nodes; a node the file left unnamed is called "#I" after its
+ * position in the file (as `qkv info` counts them). */
+static qkv_status name_unnamed_nodes(qkv_ir_graph *g, qkv_error *err)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        qkv_ir_node *n = &g->nodes[i];
+        if (n->name && n->name[0])
+            continue;
+        char buf[32];
+        snprintf(buf, sizeof buf, "#%zu", i);
+        char *name = qkv_strdup(buf);
+        if (!name)
+            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory naming nodes");
+        free(n->name);
+        n->name = name;
+    }
+    return QKV_OK;
+}
+
 static qkv_status session_build(qkv_model *model, const qkv_session_options *opts,
                                 qkv_session **out, qkv_error *err)
 {
@@ -134,6 +153,8 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
     s->registry = qkv_registry_create();
     if (!s->registry)
         st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
+    if (st == QKV_OK)
+        st = name_unnamed_nodes(model->graph, err);
     if (st == QKV_OK)
         st = qkv_registry_add_builtins(s->registry, err);
     if (st == QKV_OK)
