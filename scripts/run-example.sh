@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Run qkv on a model: for now this prints the model summary with
-# `build/qkv info MODEL` (it builds first if build/qkv is missing).
+# The main job: install what is missing, build, export the bundled attention
+# model from PyTorch (nn.MultiheadAttention with a key padding mask,
+# models/export_examples.py), run it with qkv and check it against PyTorch.
 #
-#   scripts/run-example.sh MODEL.onnx
+#   scripts/run-example.sh
+#
+# Prints the model's outputs and the time of the run (`qkv run`), then its
+# agreement with PyTorch's outputs at two input shapes (`qkv test --verbose`).
 set -euo pipefail
 
-if (($# != 1)); then
-  echo "usage: scripts/run-example.sh MODEL.onnx" >&2
-  exit 2
-fi
-model=$1
-[[ "$model" == /* ]] || model="$PWD/$model"
-
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[[ -x build/qkv ]] || scripts/build.sh
-exec build/qkv info "$model"
+
+scripts/build.sh
+example=build/examples/mha
+if [[ ! -f $example/model.onnx ]]; then
+  /usr/bin/python3 models/export_examples.py build/examples mha
+fi
+
+echo
+echo "== qkv run $example/model.onnx (data set 0: batch 2, sequence 10)"
+build/qkv run "$example/model.onnx" \
+  --input "x=$example/test_data_set_0/input_0.pb" \
+  --input "key_padding_mask=$example/test_data_set_0/input_1.pb"
+
+echo
+echo "== agreement with PyTorch (eager) at two shapes"
+build/qkv test "$example" --verbose
