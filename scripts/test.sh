@@ -11,8 +11,10 @@
 #      generate the models the tests read);
 #   2. the ONNX backend node conformance suite: scripts/gen_conformance.py
 #      generates it into BUILD/conformance/node (cached), `BUILD/qkv test` runs it
-#      and writes results.json + SCOREBOARD.md, and scripts/check_conformance.py
-#      fails if a test listed in tests/conformance/expected_pass.txt did not pass.
+#      and writes node.json + node-SCOREBOARD.md, and scripts/check_conformance.py
+#      fails if a test listed in tests/conformance/expected_pass.txt did not pass;
+#   3. the same for the newer ONNX test data in ../shared/conformance/onnx-attention
+#      against tests/conformance/expected_pass_attention.txt.
 # Every step runs even if an earlier test step failed; the exit status is
 # non-zero if any step failed.  A summary is printed at the end.
 set -euo pipefail
@@ -184,46 +186,62 @@ fi
 # ---- ONNX conformance -------------------------------------------------------
 qkv=$build_dir/qkv
 conf_dir=$build_dir/conformance
+
+# run_suite NAME DIR EXPECTED: `qkv test DIR`, then fail if a test listed in
+# EXPECTED did not pass. The per-test lines go to NAME.log; only failures and
+# the totals are shown (a few ONNX 1.12 tests fail on their own data: README).
+run_suite() {
+  local name=$1 dir=$2 expected=$3 qrc=0 crc=0
+  local json=$conf_dir/$name.json log=$conf_dir/$name.log
+  rm -f "$json"
+  san_reset
+  "$qkv" test "$dir" --json "$json" --scoreboard "$conf_dir/$name-SCOREBOARD.md" \
+    >"$log" 2>&1 || qrc=$?
+  grep -E '^(FAIL|ERROR) ' "$log" || true
+  echo "$name conformance totals: $(tail -n1 "$log")"
+  # A non-zero exit just for failing tests is expected; a crash, a
+  # sanitizer report or a missing report is not.
+  if ! san_check; then
+    conf_detail="'$qkv test' triggered sanitizer reports"
+    return 1
+  elif ((qrc >= 128)); then
+    conf_detail="'$qkv test' died (exit $qrc); see $log"
+    return 1
+  elif [[ ! -s $json ]]; then
+    conf_detail="'$qkv test' wrote no $json (exit $qrc)"
+    return 1
+  fi
+  "$PYTHON" scripts/check_conformance.py "$json" "$expected" 2>&1 |
+    tee "$conf_dir/$name-check.log" || crc=$?
+  conf_detail=$(grep -E '^check_conformance: [0-9]+/[0-9]+ ' "$conf_dir/$name-check.log" |
+    tail -n1 | sed 's/^check_conformance: //' || true)
+  ((crc == 0)) || { conf_detail="regression: ${conf_detail}"; return 1; }
+}
+
+# The ONNX backend node suite generated from Debian's python3-onnx (1.12).
 SECONDS=0
-# Guard until `qkv test` exists: skip (not fail) when it is not implemented.
-if ! "$qkv" test --help >/dev/null 2>&1; then
-  echo "test: SKIPPING the ONNX conformance run: '$qkv test' is not implemented yet" \
-    "('$qkv test --help' failed)"
-  record conformance skipped "$SECONDS" "'$qkv test' not implemented yet"
+conf_detail=""
+mkdir -p "$conf_dir"
+if ! "$PYTHON" scripts/gen_conformance.py "$conf_dir"; then
+  record conformance FAILED "$SECONDS" "generating the suite failed"
+elif run_suite node "$conf_dir/node" tests/conformance/expected_pass.txt; then
+  record conformance ok "$SECONDS" "$conf_detail"
 else
-  conf_ok=1
-  conf_detail=""
-  if ! "$PYTHON" scripts/gen_conformance.py "$conf_dir"; then
-    conf_ok=0 conf_detail="generating the suite failed"
-  else
-    rm -f "$conf_dir/results.json"
-    qrc=0
-    san_reset
-    "$qkv" test "$conf_dir/node" --json "$conf_dir/results.json" \
-      --scoreboard "$conf_dir/SCOREBOARD.md" || qrc=$?
-    # A non-zero exit just for failing tests is expected; a crash, a
-    # sanitizer report or a missing report is not.
-    if ! san_check; then
-      conf_ok=0 conf_detail="'$qkv test' triggered sanitizer reports"
-    elif ((qrc >= 128)); then
-      conf_ok=0 conf_detail="'$qkv test' died (exit $qrc)"
-    elif [[ ! -s $conf_dir/results.json ]]; then
-      conf_ok=0 conf_detail="'$qkv test' wrote no $conf_dir/results.json (exit $qrc)"
-    else
-      check_log=$conf_dir/check.log
-      crc=0
-      "$PYTHON" scripts/check_conformance.py "$conf_dir/results.json" \
-        tests/conformance/expected_pass.txt 2>&1 | tee "$check_log" || crc=$?
-      conf_detail=$(grep -E '^check_conformance: [0-9]+/[0-9]+ ' "$check_log" | tail -n1 |
-        sed 's/^check_conformance: //' || true)
-      ((crc == 0)) || { conf_ok=0 conf_detail="regression: ${conf_detail}"; }
-    fi
-  fi
-  if ((conf_ok)); then
-    record conformance ok "$SECONDS" "$conf_detail"
-  else
-    record conformance FAILED "$SECONDS" "$conf_detail"
-  fi
+  record conformance FAILED "$SECONDS" "$conf_detail"
+fi
+
+# Newer ONNX test data (opsets 20-24: Attention, RMSNormalization,
+# RotaryEmbedding, Gelu, ...) kept in ../shared/conformance beside the checkout.
+SECONDS=0
+conf_detail=""
+shared_conf=../shared/conformance/onnx-attention
+if [[ ! -d $shared_conf ]]; then
+  echo "test: no $shared_conf beside the checkout: attention conformance skipped"
+  record attention skipped "$SECONDS" "$shared_conf not found"
+elif run_suite attention "$shared_conf" tests/conformance/expected_pass_attention.txt; then
+  record attention ok "$SECONDS" "$conf_detail"
+else
+  record attention FAILED "$SECONDS" "$conf_detail"
 fi
 
 exit "$failed"
