@@ -31,6 +31,7 @@ enum { QKV_EXIT_OK = 0, QKV_EXIT_FAILURE = 1, QKV_EXIT_USAGE = 2 };
 int qkv_cmd_info(int argc, char **argv);
 int qkv_cmd_run(int argc, char **argv);
 int qkv_cmd_test(int argc, char **argv);
+int qkv_cmd_bench(int argc, char **argv); /* cmd_bench.c */
 
 /* Prints "qkv: MESSAGE" as one line on stderr (newlines in the message
  * become spaces) and returns QKV_EXIT_FAILURE. */
@@ -117,5 +118,43 @@ const char *qkv_cli_input_names(const qkv_model *model, char *buf, size_t cap);
 
 /* Monotonic clock in milliseconds. */
 double qkv_cli_now_ms(void);
+
+/* ---- plugins and backends (issue 4; cli_plugins.c) ------------------------ */
+
+/* The options every session-creating command shares: put
+ * QKV_CLI_PLUGIN_OPTIONS in the option table and QKV_CLI_PLUGIN_USAGE in the
+ * usage, and pass each option to qkv_cli_plugin_option. */
+enum { QKV_CLI_OPT_PLUGIN = 1000, QKV_CLI_OPT_BACKEND, QKV_CLI_OPT_NO_DEFAULT_PLUGINS };
+#define QKV_CLI_PLUGIN_OPTIONS                                                             \
+    {"--plugin", 1, QKV_CLI_OPT_PLUGIN}, {"--backend", 1, QKV_CLI_OPT_BACKEND},           \
+        {"--no-default-plugins", 0, QKV_CLI_OPT_NO_DEFAULT_PLUGINS}
+#define QKV_CLI_PLUGIN_USAGE                                                               \
+    "  --plugin PATH           load the plugin library PATH (custom operators or\n"       \
+    "                          backends; repeatable; see docs/plugins.md)\n"               \
+    "  --backend NAME,...      run nodes only on these backends, preferring them in\n"     \
+    "                          this order (default: all, by priority; e.g. cpu)\n"         \
+    "  --no-default-plugins    do not load the default plugins (QKV_PLUGIN_PATH, or\n"     \
+    "                          qkv's plugin directory when that is unset)\n"
+
+typedef struct qkv_cli_plugin_opts {
+    const char **plugins; /* argv strings; capacity argc */
+    size_t n_plugins;
+    const char *backends;
+    int no_defaults;
+} qkv_cli_plugin_opts;
+
+/* Room for up to argc --plugin options. 0, or -1 when out of memory. */
+int qkv_cli_plugin_opts_init(qkv_cli_plugin_opts *po, int argc);
+void qkv_cli_plugin_opts_fini(qkv_cli_plugin_opts *po);
+/* Takes option `id` if it is one of QKV_CLI_PLUGIN_OPTIONS: returns 1 when
+ * taken, 0 when not one of them, -1 after printing a usage error. */
+int qkv_cli_plugin_option(qkv_cli_plugin_opts *po, int id, const char *value, const char *usage);
+/* Copies the choices into session options. */
+void qkv_cli_plugin_apply(const qkv_cli_plugin_opts *po, qkv_session_options *opts);
+/* Prints the session's plugins, backend order and GEMM provider; with
+ * per_node, each node's op and backend ("nodes:" table). */
+void qkv_cli_print_backends(const qkv_session *session, int per_node);
+/* Prints the per-node profile of ctx's last run: node, op, backend, ms. */
+void qkv_cli_print_profile(const qkv_session *session, const qkv_context *ctx);
 
 #endif /* QKV_CLI_H */

@@ -1,18 +1,24 @@
 /*
- * cmd_info.c - `qkv info MODEL [--plan] [--shape NAME=d0,d1,...]...`
+ * cmd_info.c - `qkv info MODEL [--plan] [--optimized] [--no-fuse]
+ *              [--shape NAME=d0,d1,...]...`
  *
- * Everything but --plan comes from the qkv_model_* API only, so info works
- * for models with operators qkv cannot run. --plan creates a session and a
- * context and asks the planner for the memory plan of the given shapes.
+ * Everything but --plan and --optimized comes from the qkv_model_* API only,
+ * so info works for models with operators qkv cannot run. --plan creates a
+ * session and a context and asks the planner for the memory plan of the
+ * given shapes. --optimized creates a session and prints its graph after the
+ * passes (folding, attention fusion), reading the IR (ir.h).
  */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "ir.h" /* --optimized (issue 6): the session's graph */
 
 static const char USAGE[] =
-    "usage: qkv info MODEL [--plan] [--shape NAME=d0,d1,...]...\n"
+    "usage: qkv info MODEL [--plan] [--optimized] [--no-fuse]\n"
+    "                [--shape NAME=d0,d1,...]... [--plugin PATH]...\n"
+    "                [--backend NAME,...] [--no-default-plugins]\n"
     "\n"
     "Show a model's producer, IR version, opsets, metadata, inputs and outputs\n"
     "(symbolic dims by name, '?' unknown, '[...]' unknown rank), initializers,\n"
@@ -21,15 +27,32 @@ static const char USAGE[] =
     "options:\n"
     "  --plan                  also create a session and print the memory plan\n"
     "                          for the input shapes (arena, lower bound, steps...)\n"
+    /* ---- --optimized/--no-fuse (issue 6) */
+    "  --optimized             also create a session and print its graph after the\n"
+    "                          passes (constant folding, attention fusion): one\n"
+    "                          line per node, in run order, with value shapes\n"
+    "                          known before any input arrives, and the number of\n"
+    "                          fused attention nodes\n"
+    "  --no-fuse               do not fuse attention subgraphs (--plan, --optimized)\n"
+    /* ---- end --optimized/--no-fuse */
     "  --shape NAME=d0,d1,...  the shape of input NAME for --plan; or SYMBOL=N to\n"
     "                          set a symbolic dim of every input (repeatable)\n"
+    /* ---- plugins and backends (issue 4) */
+    QKV_CLI_PLUGIN_USAGE
+    "Then, when a session can be created: the plugins, the backend order, and\n"
+    "for each op type the backend its nodes run on, marking ops whose kernel\n"
+    "has no shape inference (their outputs are sized at run time).\n"
+    /* ---- end plugins and backends */
     "  -h, --help              show this help\n";
 
-enum { OPT_PLAN, OPT_SHAPE };
+enum { OPT_PLAN, OPT_SHAPE, OPT_OPTIMIZED, OPT_NO_FUSE };
 
 static const qkv_cli_option OPTIONS[] = {
     {"--plan", 0, OPT_PLAN},
     {"--shape", 1, OPT_SHAPE},
+    {"--optimized", 0, OPT_OPTIMIZED}, /* issue 6 */
+    {"--no-fuse", 0, OPT_NO_FUSE},     /* issue 6 */
+    QKV_CLI_PLUGIN_OPTIONS,            /* issue 4 */
 };
 
 /* ---- the operator histogram ------------------------------------------------- */
@@ -195,14 +218,19 @@ static int print_info(const char *path, const qkv_model *model)
 
 /* ---- --plan ------------------------------------------------------------------ */
 
-static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_shapes)
+static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_shapes,
+                      int no_fuse, const qkv_cli_plugin_opts *po)
 {
     qkv_error err = {0};
     qkv_session *session = NULL;
     qkv_context *ctx = NULL;
     qkv_tensor *inputs = NULL;
     int rc = QKV_EXIT_FAILURE;
-    if (qkv_session_create(path, NULL, &session, &err) != QKV_OK)
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    opts.disable_fusion = no_fuse; /* --no-fuse (issue 6) */
+    qkv_cli_plugin_apply(po, &opts); /* --plugin... (issue 4) */
+    if (qkv_session_create(path, &opts, &session, &err) != QKV_OK)
         return qkv_cli_fail_error(&err, NULL);
     const qkv_model *model = qkv_session_model(session);
     size_t n_in = qkv_model_input_count(model);
@@ -254,11 +282,166 @@ done:
     return rc;
 }
 
+/* ---- --optimized (issue 6) ---------------------------------------------------- */
+
+/* Appends "name [d0, d1]" (or "-" for an omitted optional) to buf at *len. */
+static void append_value(const qkv_ir_graph *g, int32_t id, char *buf, size_t cap, size_t *len)
+{
+    char shape[256];
+    const char *name = "-";
+    shape[0] = '\0';
+    if (id >= 0) {
+        const qkv_ir_value *v = &g->values[id];
+        qkv_value_info vi = {.name = v->name, .dtype = v->dtype, .rank = v->rank,
+                             .dims = v->dims, .dim_params = (const char *const *)v->dim_params};
+        name = v->name;
+        if (v->rank >= 0)
+            qkv_cli_value_shape(&vi, shape, sizeof shape);
+    }
+    int w = snprintf(buf + *len, cap - *len, "%s%s%s", name, shape[0] ? " " : "", shape);
+    if (w > 0)
+        *len = *len + (size_t)w < cap ? *len + (size_t)w : cap - 1;
+}
+
+static int print_optimized(const char *path, int no_fuse, const qkv_cli_plugin_opts *po)
+{
+    qkv_error err = {0};
+    qkv_session *session = NULL;
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    opts.disable_fusion = no_fuse;
+    qkv_cli_plugin_apply(po, &opts); /* --plugin... (issue 4) */
+    if (qkv_session_create(path, &opts, &session, &err) != QKV_OK)
+        return qkv_cli_fail_error(&err, NULL);
+    const qkv_ir_graph *g = qkv_session_model(session)->graph;
+    size_t fused = qkv_session_fused_count(session);
+    printf("optimized graph: %zu nodes, %zu fused attention node%s%s\n", g->n_order, fused,
+           fused == 1 ? "" : "s", no_fuse ? " (fusion off)" : "");
+    for (size_t o = 0; o < g->n_order; o++) {
+        const qkv_ir_node *n = &g->nodes[g->order[o]];
+        char line[2048];
+        size_t len = 0;
+        line[0] = '\0';
+        for (size_t k = 0; k < n->n_inputs; k++) {
+            if (k)
+                len += (size_t)snprintf(line + len, sizeof line - len, ", ");
+            if (len >= sizeof line - 1)
+                break;
+            append_value(g, n->inputs[k], line, sizeof line, &len);
+        }
+        if (len < sizeof line - 1)
+            len += (size_t)snprintf(line + len, sizeof line - len, " -> ");
+        for (size_t k = 0; k < n->n_outputs && len < sizeof line - 1; k++) {
+            if (k)
+                len += (size_t)snprintf(line + len, sizeof line - len, ", ");
+            if (len >= sizeof line - 1)
+                break;
+            append_value(g, n->outputs[k], line, sizeof line, &len);
+        }
+        printf("  %4zu  ", o);
+        print_clean(n->name, 200);
+        printf("  %s%s%s-%lld  ", n->domain[0] ? n->domain : "", n->domain[0] ? ":" : "",
+               n->op_type, (long long)n->opset);
+        print_clean(line, sizeof line);
+        putchar('\n');
+    }
+    qkv_session_destroy(session);
+    return QKV_EXIT_OK;
+}
+
+/* ---- end --optimized ------------------------------------------------------------ */
+
+/* ---- backends (issue 4) ---------------------------------------------------------- */
+
+typedef struct op_backend {
+    const char *domain, *op, *backend, *origin;
+    int no_infer;
+    size_t count;
+} op_backend;
+
+static int by_op_backend(const void *a, const void *b)
+{
+    const op_backend *x = a, *y = b;
+    int c = strcmp(x->domain, y->domain);
+    if (!c)
+        c = strcmp(x->op, y->op);
+    if (!c)
+        c = strcmp(x->backend, y->backend);
+    return c;
+}
+
+/* Creates a session (constant folding off, so every node of the file is
+ * there) and prints where each op type runs. A model qkv cannot run is not
+ * an error here: the line says why. */
+static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_opts *po)
+{
+    qkv_error err = {0};
+    qkv_session *session = NULL;
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    opts.disable_folding = 1;
+    opts.disable_fusion = no_fuse;
+    qkv_cli_plugin_apply(po, &opts);
+    if (qkv_session_create(path, &opts, &session, &err) != QKV_OK) {
+        printf("backends: no session: ");
+        print_clean(err.message[0] ? err.message : qkv_status_string(err.status), 400);
+        putchar('\n');
+        return QKV_EXIT_OK;
+    }
+    qkv_cli_print_backends(session, 0);
+    size_t n = qkv_session_node_count(session), m = 0;
+    op_backend *ops = calloc(n ? n : 1, sizeof *ops);
+    if (!ops) {
+        qkv_session_destroy(session);
+        return qkv_cli_fail("out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        qkv_node_info ni;
+        qkv_session_node_info(session, i, &ni);
+        ops[i] = (op_backend){domain_name(ni.domain), ni.op_type, ni.backend, ni.origin,
+                              !ni.shape_inference, 1};
+    }
+    qsort(ops, n, sizeof *ops, by_op_backend);
+    for (size_t i = 0; i < n; i++) {
+        if (m && !by_op_backend(&ops[m - 1], &ops[i]))
+            ops[m - 1].count++;
+        else
+            ops[m++] = ops[i];
+    }
+    size_t width = 0, no_infer = 0;
+    for (size_t i = 0; i < m; i++) {
+        size_t w = strlen(ops[i].domain) + 1 + strlen(ops[i].op);
+        width = w > width ? w : width;
+        no_infer += (size_t)ops[i].no_infer;
+    }
+    puts("operators by backend:");
+    for (size_t i = 0; i < m; i++) {
+        char name[512];
+        snprintf(name, sizeof name, "%s.%s", ops[i].domain, ops[i].op);
+        printf("  %-*s  %-10s %6zu", (int)width, name, ops[i].backend, ops[i].count);
+        if (strcmp(ops[i].origin, "built-in") != 0)
+            printf("  from %s", ops[i].origin);
+        if (ops[i].no_infer)
+            fputs("  (no shape inference: outputs sized at run time)", stdout);
+        putchar('\n');
+    }
+    if (no_infer)
+        printf("ops without shape inference: %zu (their nodes and everything after them "
+               "are planned at run time)\n",
+               no_infer);
+    free(ops);
+    qkv_session_destroy(session);
+    return QKV_EXIT_OK;
+}
+
+/* ---- end backends ------------------------------------------------------------------ */
+
 int qkv_cmd_info(int argc, char **argv)
 {
     qkv_cli_parser p;
     const char *path = NULL;
-    int plan = 0;
+    int plan = 0, optimized = 0, no_fuse = 0; /* --optimized, --no-fuse: issue 6 */
+    qkv_cli_plugin_opts po;                   /* --plugin... (issue 4) */
     qkv_cli_shape *shapes = NULL;
     size_t n_shapes = 0;
     int rc = QKV_EXIT_FAILURE;
@@ -266,8 +449,10 @@ int qkv_cmd_info(int argc, char **argv)
     qkv_model *model = NULL;
 
     shapes = calloc((size_t)argc, sizeof *shapes); /* at most one per argument */
-    if (!shapes)
+    if (!shapes || qkv_cli_plugin_opts_init(&po, argc) != 0) {
+        free(shapes);
         return qkv_cli_fail("out of memory");
+    }
     qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
     for (;;) {
         int id;
@@ -292,12 +477,19 @@ int qkv_cmd_info(int argc, char **argv)
             path = value;
         } else if (id == OPT_PLAN) {
             plan = 1;
+        } else if (id == OPT_OPTIMIZED) {
+            optimized = 1;
+        } else if (id == OPT_NO_FUSE) {
+            no_fuse = 1;
         } else if (id == OPT_SHAPE) {
             if (qkv_cli_parse_shape(value, &shapes[n_shapes], &err) != QKV_OK) {
                 rc = qkv_cli_usage_error(USAGE, "%s", err.message);
                 goto done;
             }
             n_shapes++;
+        } else if (qkv_cli_plugin_option(&po, id, value, USAGE) < 0) { /* issue 4 */
+            rc = QKV_EXIT_USAGE;
+            goto done;
         }
     }
     if (!path) {
@@ -328,14 +520,20 @@ int qkv_cmd_info(int argc, char **argv)
         }
     }
     rc = print_info(path, model);
+    qkv_model_destroy(model);
+    model = NULL;
+    fflush(stdout);
+    if (rc == QKV_EXIT_OK) /* issue 4 */
+        rc = print_backends(path, no_fuse, &po);
+    if (rc == QKV_EXIT_OK && optimized)
+        rc = print_optimized(path, no_fuse, &po);
     if (rc == QKV_EXIT_OK && plan) {
-        qkv_model_destroy(model);
-        model = NULL;
         fflush(stdout);
-        rc = print_plan(path, shapes, n_shapes);
+        rc = print_plan(path, shapes, n_shapes, no_fuse, &po);
     }
 done:
     qkv_model_destroy(model);
     free(shapes);
+    qkv_cli_plugin_opts_fini(&po);
     return rc;
 }

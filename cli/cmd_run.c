@@ -1,6 +1,8 @@
 /*
  * cmd_run.c - `qkv run MODEL [--input NAME=FILE]... [--output-dir DIR]
- *             [--threads N] [--random-inputs] [--shape NAME=d0,...]... [--seed S]`
+ *             [--threads N] [--random-inputs] [--shape NAME=d0,...]... [--seed S]
+ *             [--no-fuse] [--plugin PATH]... [--backend NAME,...]
+ *             [--no-default-plugins] [--verbose] [--profile]`
  *
  * Runs a model once through a qkv_context, prints a summary of every output
  * and optionally writes each one as DIR/<sanitized name>.npy.
@@ -15,13 +17,16 @@
 #include "cli.h"
 #include "compare.h"
 #include "error.h"
+#include "inputs.h"
 #include "loader.h"
 #include "tensor_io.h"
 
 static const char USAGE[] =
     "usage: qkv run MODEL [--input NAME=FILE]... [--random-inputs]\n"
     "               [--shape NAME=d0,d1,...]... [--seed S] [--threads N]\n"
-    "               [--output-dir DIR]\n"
+    "               [--output-dir DIR] [--no-fuse] [--plugin PATH]...\n"
+    "               [--backend NAME,...] [--no-default-plugins] [--verbose]\n"
+    "               [--profile]\n"
     "\n"
     "Run a model once and print each output's dtype, shape, first values,\n"
     "min/max/mean and the run time.\n"
@@ -37,134 +42,39 @@ static const char USAGE[] =
     "                          symbolic dim of every input (repeatable)\n"
     "  --seed S                seed of the random inputs (default 0)\n"
     "  --threads N             threads the run may use (default 1)\n"
+    "  --no-fuse               do not fuse attention subgraphs into Attention nodes\n"
+    /* ---- plugins and backends (issue 4) */
+    QKV_CLI_PLUGIN_USAGE
+    "  --verbose               print the plugins, the backend order and each node's\n"
+    "                          op and backend before running\n"
+    "  --profile               print each node's op, backend and time after the run\n"
+    /* ---- end plugins and backends */
     "  --output-dir DIR        write each output as DIR/NAME.npy (created if\n"
     "                          missing; characters outside [A-Za-z0-9._-] become '_')\n"
     "  -h, --help              show this help\n";
 
-enum { OPT_INPUT, OPT_OUTPUT_DIR, OPT_THREADS, OPT_RANDOM, OPT_SHAPE, OPT_SEED };
+enum {
+    OPT_INPUT,
+    OPT_OUTPUT_DIR,
+    OPT_THREADS,
+    OPT_RANDOM,
+    OPT_SHAPE,
+    OPT_SEED,
+    OPT_NO_FUSE,
+    OPT_VERBOSE, /* issue 4 */
+    OPT_PROFILE  /* issue 4 */
+};
 
 static const qkv_cli_option OPTIONS[] = {
     {"--input", 1, OPT_INPUT},     {"--output-dir", 1, OPT_OUTPUT_DIR},
     {"--threads", 1, OPT_THREADS}, {"--random-inputs", 0, OPT_RANDOM},
     {"--shape", 1, OPT_SHAPE},     {"--seed", 1, OPT_SEED},
+    {"--no-fuse", 0, OPT_NO_FUSE}, /* issue 6 */
+    QKV_CLI_PLUGIN_OPTIONS,        /* issue 4 */
+    {"--verbose", 0, OPT_VERBOSE}, {"--profile", 0, OPT_PROFILE},
 };
 
 #define SHOW_VALUES 8
-
-/* ---- random inputs ------------------------------------------------------------ */
-
-/* splitmix64: tiny, seedable with any value, good enough for test data. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-/* uniform in [-1, 1) */
-static double random_unit(uint64_t *state)
-{
-    return (double)(next_random(state) >> 11) * 0x1.0p-52 - 1.0;
-}
-
-/* Fills t (shape and dtype set) with random data it allocates. */
-static qkv_status fill_random(qkv_tensor *t, const char *name, uint64_t *state, qkv_error *err)
-{
-    size_t n = 0, bytes = 0;
-    if (!qkv_shape_elements(t->dims, t->rank, &n) || !qkv_dtype_storage_bytes(t->dtype, n, &bytes))
-        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input '%s': the shape is too large",
-                             name);
-    switch (t->dtype) {
-    case QKV_DTYPE_FLOAT:
-    case QKV_DTYPE_DOUBLE:
-    case QKV_DTYPE_FLOAT16:
-    case QKV_DTYPE_BFLOAT16:
-    case QKV_DTYPE_COMPLEX64:
-    case QKV_DTYPE_COMPLEX128:
-    case QKV_DTYPE_INT8:
-    case QKV_DTYPE_INT16:
-    case QKV_DTYPE_INT32:
-    case QKV_DTYPE_INT64:
-    case QKV_DTYPE_UINT8:
-    case QKV_DTYPE_UINT16:
-    case QKV_DTYPE_UINT32:
-    case QKV_DTYPE_UINT64:
-    case QKV_DTYPE_BOOL:
-        break;
-    default:
-        return qkv_error_set(
-            err, QKV_ERR_UNSUPPORTED,
-            "input '%s': --random-inputs cannot make %s data (pass --input %s=FILE)", name,
-            qkv_dtype_name(t->dtype), name);
-    }
-    unsigned char *d = NULL;
-    if (bytes) {
-        d = malloc(bytes);
-        if (!d)
-            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
-                                 "input '%s': out of memory (%zu bytes)", name, bytes);
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t r = next_random(state);
-        int64_t iv = (int64_t)(r % 10);
-        switch (t->dtype) {
-        case QKV_DTYPE_FLOAT: {
-            float v = (float)random_unit(state);
-            memcpy(d + i * 4, &v, 4);
-            break;
-        }
-        case QKV_DTYPE_COMPLEX64: {
-            float v[2] = {(float)random_unit(state), (float)random_unit(state)};
-            memcpy(d + i * 8, v, 8);
-            break;
-        }
-        case QKV_DTYPE_DOUBLE: {
-            double v = random_unit(state);
-            memcpy(d + i * 8, &v, 8);
-            break;
-        }
-        case QKV_DTYPE_COMPLEX128: {
-            double v[2] = {random_unit(state), random_unit(state)};
-            memcpy(d + i * 16, v, 16);
-            break;
-        }
-        case QKV_DTYPE_FLOAT16:
-        case QKV_DTYPE_BFLOAT16: {
-            float f = (float)random_unit(state);
-            uint16_t h =
-                t->dtype == QKV_DTYPE_FLOAT16 ? qkv_cli_f32_to_f16(f) : qkv_cli_f32_to_bf16(f);
-            memcpy(d + i * 2, &h, 2);
-            break;
-        }
-        case QKV_DTYPE_BOOL:
-            d[i] = (unsigned char)(r >> 63);
-            break;
-        case QKV_DTYPE_INT8:
-        case QKV_DTYPE_UINT8:
-            d[i] = (unsigned char)iv;
-            break;
-        case QKV_DTYPE_INT16:
-        case QKV_DTYPE_UINT16: {
-            uint16_t v = (uint16_t)iv;
-            memcpy(d + i * 2, &v, 2);
-            break;
-        }
-        case QKV_DTYPE_INT32:
-        case QKV_DTYPE_UINT32: {
-            uint32_t v = (uint32_t)iv;
-            memcpy(d + i * 4, &v, 4);
-            break;
-        }
-        default: /* INT64, UINT64 */
-            memcpy(d + i * 8, &iv, 8);
-            break;
-        }
-    }
-    t->data = d;
-    t->data_bytes = bytes;
-    return QKV_OK;
-}
 
 /* ---- output summary --------------------------------------------------------------- */
 
@@ -337,28 +247,10 @@ typedef struct run_args {
     size_t threads;
     int random;
     uint64_t seed;
+    int no_fuse; /* --no-fuse (issue 6) */
+    qkv_cli_plugin_opts plugins; /* --plugin, --backend, --no-default-plugins (issue 4) */
+    int verbose, profile;        /* issue 4 */
 } run_args;
-
-/* Finds the model input an "NAME=FILE" argument names: the longest prefix
- * ending before an '=' that is an input name (names may contain '='). */
-static int find_input(const qkv_model *model, const char *arg, size_t *index, const char **file)
-{
-    size_t n_in = qkv_model_input_count(model);
-    int found = 0;
-    for (const char *eq = strchr(arg, '='); eq; eq = strchr(eq + 1, '=')) {
-        size_t len = (size_t)(eq - arg);
-        for (size_t i = 0; i < n_in; i++) {
-            qkv_value_info vi;
-            qkv_model_input(model, i, &vi);
-            if (strlen(vi.name) == len && !strncmp(vi.name, arg, len)) {
-                *index = i;
-                *file = eq + 1;
-                found = 1;
-            }
-        }
-    }
-    return found;
-}
 
 static int run(const run_args *a)
 {
@@ -366,98 +258,33 @@ static int run(const run_args *a)
     qkv_session_options opts;
     qkv_session *session = NULL;
     qkv_context *ctx = NULL;
-    qkv_tensor *inputs = NULL;
-    const char **sources = NULL;
+    qkv_cli_inputs in = {0};
     int rc = QKV_EXIT_FAILURE;
-    char dims[512], names[512];
 
     qkv_session_options_init(&opts);
     opts.threads = a->threads;
+    opts.disable_fusion = a->no_fuse; /* --no-fuse (issue 6) */
+    qkv_cli_plugin_apply(&a->plugins, &opts); /* issue 4 */
     double t0 = qkv_cli_now_ms();
     if (qkv_session_create(a->model, &opts, &session, &err) != QKV_OK)
         return qkv_cli_fail_error(&err, NULL);
     double t_load = qkv_cli_now_ms() - t0;
+    if (a->verbose) /* issue 4 */
+        qkv_cli_print_backends(session, 1);
     const qkv_model *model = qkv_session_model(session);
-    size_t n_in = qkv_model_input_count(model);
-    inputs = calloc(n_in ? n_in : 1, sizeof *inputs);
-    sources = calloc(n_in ? n_in : 1, sizeof *sources);
-    if (!inputs || !sources) {
-        rc = qkv_cli_fail("out of memory");
+    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes, a->n_shapes,
+                                     a->random, a->seed};
+    rc = qkv_cli_inputs_load(model, &spec, &in);
+    if (rc != QKV_EXIT_OK)
         goto done;
-    }
-    if (qkv_cli_check_shape_names(model, a->shapes, a->n_shapes, &err) != QKV_OK) {
-        rc = qkv_cli_fail_error(&err, NULL);
-        goto done;
-    }
-    for (size_t k = 0; k < a->n_inputs; k++) {
-        size_t i = 0;
-        const char *file = NULL;
-        if (!find_input(model, a->input_args[k], &i, &file)) {
-            const char *eq = strchr(a->input_args[k], '=');
-            rc = qkv_cli_fail("--input %.*s: the model has no input '%.*s' (inputs: %s)",
-                              (int)(eq - a->input_args[k]), a->input_args[k],
-                              (int)(eq - a->input_args[k]), a->input_args[k],
-                              qkv_cli_input_names(model, names, sizeof names));
-            goto done;
-        }
-        qkv_value_info vi;
-        qkv_model_input(model, i, &vi);
-        if (sources[i]) {
-            rc = qkv_cli_fail("input '%s' is given twice (--input)", vi.name);
-            goto done;
-        }
-        if (!*file) {
-            rc = qkv_cli_fail("--input %s=: missing FILE", vi.name);
-            goto done;
-        }
-        if (qkv_cli_tensor_read(file, &inputs[i], &err) != QKV_OK) {
-            rc = qkv_cli_fail_error(&err, NULL);
-            goto done;
-        }
-        sources[i] = file;
-        if (vi.dtype != QKV_DTYPE_UNDEFINED && inputs[i].dtype != vi.dtype) {
-            rc = qkv_cli_fail("input '%s': '%s' holds %s, the model expects %s", vi.name, file,
-                              qkv_dtype_name(inputs[i].dtype), qkv_dtype_name(vi.dtype));
-            goto done;
-        }
-    }
-    uint64_t state = a->seed;
-    for (size_t i = 0; i < n_in; i++) {
-        qkv_value_info vi;
-        qkv_model_input(model, i, &vi);
-        if (sources[i]) {
-            printf("input %s: %s %s from %s\n", vi.name, qkv_dtype_name(inputs[i].dtype),
-                   qkv_cli_dims_str(inputs[i].rank, inputs[i].dims, dims, sizeof dims), sources[i]);
-            continue;
-        }
-        if (!a->random) {
-            rc = qkv_cli_fail("input '%s' has no value: pass --input %s=FILE or --random-inputs",
-                              vi.name, vi.name);
-            goto done;
-        }
-        if (vi.dtype == QKV_DTYPE_UNDEFINED) {
-            rc =
-                qkv_cli_fail("input '%s': the model does not give its dtype (pass --input %s=FILE)",
-                             vi.name, vi.name);
-            goto done;
-        }
-        inputs[i].dtype = vi.dtype;
-        if (qkv_cli_resolve_shape(&vi, a->shapes, a->n_shapes, &inputs[i].rank, inputs[i].dims,
-                                  &err) != QKV_OK ||
-            fill_random(&inputs[i], vi.name, &state, &err) != QKV_OK) {
-            rc = qkv_cli_fail_error(&err, NULL);
-            goto done;
-        }
-        printf("input %s: %s %s random (seed %" PRIu64 ")\n", vi.name,
-               qkv_dtype_name(inputs[i].dtype),
-               qkv_cli_dims_str(inputs[i].rank, inputs[i].dims, dims, sizeof dims), a->seed);
-    }
-    if (qkv_context_create(session, &ctx, &err) != QKV_OK) {
+    rc = QKV_EXIT_FAILURE;
+    if (qkv_context_create(session, &ctx, &err) != QKV_OK ||
+        (a->profile && qkv_context_set_profiling(ctx, 1, &err) != QKV_OK)) {
         rc = qkv_cli_fail_error(&err, NULL);
         goto done;
     }
     t0 = qkv_cli_now_ms();
-    qkv_status st = qkv_run(ctx, inputs, n_in, &err);
+    qkv_status st = qkv_run(ctx, in.tensors, in.count, &err);
     double t_run = qkv_cli_now_ms() - t0;
     if (st != QKV_OK) {
         rc = qkv_cli_fail_error(&err, NULL);
@@ -479,13 +306,12 @@ static int run(const run_args *a)
         if (rc != QKV_EXIT_OK)
             goto done;
     }
+    if (a->profile) /* issue 4 */
+        qkv_cli_print_profile(session, ctx);
     printf("time: load %.3f ms, run %.3f ms\n", t_load, t_run);
     rc = QKV_EXIT_OK;
 done:
-    for (size_t i = 0; inputs && i < n_in; i++)
-        qkv_tensor_data_free(&inputs[i]);
-    free(inputs);
-    free(sources);
+    qkv_cli_inputs_free(&in);
     qkv_context_destroy(ctx);
     qkv_session_destroy(session);
     return rc;
@@ -499,7 +325,7 @@ int qkv_cmd_run(int argc, char **argv)
     int rc = QKV_EXIT_FAILURE;
     a.input_args = calloc((size_t)argc, sizeof *a.input_args);
     a.shapes = calloc((size_t)argc, sizeof *a.shapes);
-    if (!a.input_args || !a.shapes) {
+    if (!a.input_args || !a.shapes || qkv_cli_plugin_opts_init(&a.plugins, argc) != 0) {
         rc = qkv_cli_fail("out of memory");
         goto done;
     }
@@ -530,10 +356,9 @@ int qkv_cmd_run(int argc, char **argv)
         }
         switch (id) {
         case OPT_INPUT:
-            if (!strchr(value, '=') || value[0] == '=') {
-                rc = qkv_cli_usage_error(USAGE, "--input '%s': expected NAME=FILE", value);
+            rc = qkv_cli_check_input_arg(value, USAGE);
+            if (rc != QKV_EXIT_OK)
                 goto done;
-            }
             a.input_args[a.n_inputs++] = value;
             break;
         case OPT_OUTPUT_DIR:
@@ -569,7 +394,20 @@ int qkv_cmd_run(int argc, char **argv)
             }
             a.seed = (uint64_t)v;
             break;
-        default:
+        case OPT_NO_FUSE: /* issue 6 */
+            a.no_fuse = 1;
+            break;
+        case OPT_VERBOSE: /* issue 4 */
+            a.verbose = 1;
+            break;
+        case OPT_PROFILE: /* issue 4 */
+            a.profile = 1;
+            break;
+        default: /* --plugin, --backend, --no-default-plugins (issue 4) */
+            if (qkv_cli_plugin_option(&a.plugins, id, value, USAGE) < 0) {
+                rc = QKV_EXIT_USAGE;
+                goto done;
+            }
             break;
         }
     }
@@ -581,5 +419,6 @@ int qkv_cmd_run(int argc, char **argv)
 done:
     free(a.input_args);
     free(a.shapes);
+    qkv_cli_plugin_opts_fini(&a.plugins);
     return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * cmd_test.c - `qkv test DIR... [--json FILE] [--scoreboard FILE.md]
- *              [--threads N] [--filter SUBSTR] [--verbose]`
+ *              [--threads N] [--filter SUBSTR] [--verbose]
+ *              [--rtol R] [--atol A] [--no-fuse]`
  *
  * Runs ONNX backend test directories (model.onnx + test_data_set_N/
  * {input,output}_K.pb) and compares the outputs like the ONNX backend test
@@ -31,12 +32,13 @@
 
 static const char USAGE[] =
     "usage: qkv test DIR... [--json FILE] [--scoreboard FILE.md] [--threads N]\n"
-    "                [--filter SUBSTR] [--verbose]\n"
+    "                [--filter SUBSTR] [--verbose] [--rtol R] [--atol A]\n"
+    "                [--no-fuse]\n"
     "\n"
     "Run ONNX backend tests. A DIR is a test (model.onnx and\n"
     "test_data_set_N/{input,output}_K.pb) or a directory searched recursively\n"
-    "for tests, in name order. Floats match when |got - expected| <= 1e-7 +\n"
-    "1e-3 * |expected| (NaN matches NaN); other types exactly.\n"
+    "for tests, in name order. Floats match when |got - expected| <= atol +\n"
+    "rtol * |expected| (NaN matches NaN); other types exactly.\n"
     "Prints PASS/FAIL/UNSUPPORTED/ERROR per test and finally\n"
     "'N passed, N failed, N skipped' (errors count as failed, unsupported as\n"
     "skipped). Exit status 1 if any test failed or errored.\n"
@@ -48,13 +50,29 @@ static const char USAGE[] =
     "  --filter SUBSTR      only run tests whose name contains SUBSTR (repeatable:\n"
     "                       any of them)\n"
     "  --verbose            print every output's comparison\n"
+    /* ---- --rtol/--atol (issue 5: stricter tolerances for the example models) */
+    "  --rtol R             relative tolerance for floats (default 1e-3)\n"
+    "  --atol A             absolute tolerance for floats (default 1e-7)\n"
+    /* ---- end --rtol/--atol */
+    "  --no-fuse            do not fuse attention subgraphs into Attention nodes\n"
     "  -h, --help           show this help\n";
 
-enum { OPT_JSON, OPT_SCOREBOARD, OPT_THREADS, OPT_FILTER, OPT_VERBOSE };
+enum {
+    OPT_JSON,
+    OPT_SCOREBOARD,
+    OPT_THREADS,
+    OPT_FILTER,
+    OPT_VERBOSE,
+    OPT_RTOL,
+    OPT_ATOL,
+    OPT_NO_FUSE /* issue 6 */
+};
 
 static const qkv_cli_option OPTIONS[] = {
     {"--json", 1, OPT_JSON},     {"--scoreboard", 1, OPT_SCOREBOARD}, {"--threads", 1, OPT_THREADS},
     {"--filter", 1, OPT_FILTER}, {"--verbose", 0, OPT_VERBOSE},
+    {"--rtol", 1, OPT_RTOL},     {"--atol", 1, OPT_ATOL},
+    {"--no-fuse", 0, OPT_NO_FUSE}, /* issue 6 */
 };
 
 /* Directories nested deeper than this are not searched (symlink loops). */
@@ -88,6 +106,8 @@ typedef struct test_list {
 typedef struct test_opts {
     size_t threads;
     int verbose;
+    double rtol, atol; /* float tolerances (--rtol/--atol) */
+    int no_fuse;       /* --no-fuse (issue 6) */
 } test_opts;
 
 /* ---- small helpers -------------------------------------------------------------- */
@@ -460,7 +480,7 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
             continue;
         }
         qkv_cli_compare_result r;
-        int ok = qkv_cli_compare(got, &d.expected[k], QKV_CLI_RTOL, QKV_CLI_ATOL, &r);
+        int ok = qkv_cli_compare(got, &d.expected[k], o->rtol, o->atol, &r);
         if (o->verbose) {
             char dims[256];
             printf("    output %zu '%s': %s %s: %s", k, vi.name, qkv_dtype_name(got->dtype),
@@ -508,6 +528,7 @@ static void run_test(test_case *t, const test_opts *o)
     qkv_session_options opts;
     qkv_session_options_init(&opts);
     opts.threads = o->threads;
+    opts.disable_fusion = o->no_fuse; /* --no-fuse (issue 6) */
     st = qkv_session_create(path, &opts, &session, &err);
     if (st != QKV_OK) {
         set_result(t, status_of(st), "%s", err.message);
@@ -833,10 +854,24 @@ static int matches_filter(const char *name, const char **filters, size_t n_filte
     return 0;
 }
 
+/* ---- --rtol/--atol (issue 5) ---- */
+/* Parses a tolerance: a finite, non-negative decimal number. 0 on success. */
+static int parse_tolerance(const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || end == s || *end != '\0' || errno == ERANGE || !(v >= 0.0) || v > 1e300)
+        return -1;
+    *out = v;
+    return 0;
+}
+/* ---- end --rtol/--atol ---- */
+
 int qkv_cmd_test(int argc, char **argv)
 {
     qkv_cli_parser p;
-    test_opts o = {0};
+    test_opts o = {.rtol = QKV_CLI_RTOL, .atol = QKV_CLI_ATOL};
     const char *json = NULL, *scoreboard = NULL;
     const char **dirs = calloc((size_t)argc, sizeof *dirs);
     const char **filters = calloc((size_t)argc, sizeof *filters);
@@ -881,6 +916,9 @@ int qkv_cmd_test(int argc, char **argv)
         case OPT_VERBOSE:
             o.verbose = 1;
             break;
+        case OPT_NO_FUSE: /* issue 6 */
+            o.no_fuse = 1;
+            break;
         case OPT_THREADS:
             if (qkv_cli_parse_int(value, 0, 4096, &v) != 0) {
                 rc = qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
@@ -889,6 +927,14 @@ int qkv_cmd_test(int argc, char **argv)
             }
             o.threads = (size_t)v;
             break;
+        case OPT_RTOL: /* ---- --rtol/--atol (issue 5) */
+        case OPT_ATOL:
+            if (parse_tolerance(value, id == OPT_RTOL ? &o.rtol : &o.atol) != 0) {
+                rc = qkv_cli_usage_error(USAGE, "%s '%s': expected a non-negative number",
+                                         id == OPT_RTOL ? "--rtol" : "--atol", value);
+                goto done;
+            }
+            break; /* ---- end --rtol/--atol */
         default:
             break;
         }

@@ -22,6 +22,7 @@ static const char USAGE[] =
     "  info MODEL   show a model's metadata, inputs, outputs and operators\n"
     "  run MODEL    run a model once on inputs from files or random data\n"
     "  test DIR...  run ONNX backend test directories and compare the outputs\n"
+    "  bench MODEL  time a model's runs and report latency and memory\n"
     "\n"
     "options:\n"
     "  -h, --help     show this help\n"
@@ -39,6 +40,7 @@ static const command COMMANDS[] = {
     {"info", qkv_cmd_info},
     {"run", qkv_cmd_run},
     {"test", qkv_cmd_test},
+    {"bench", qkv_cmd_bench},
 };
 
 int main(int argc, char **argv)
@@ -71,9 +73,18 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
         if (!strcmp(name, COMMANDS[i].name)) {
+            /* ---- plugins (issue 4): the default plugins stay loaded for the
+             * whole command, so `qkv test` does not dlopen OpenBLAS once per
+             * test (a failure is left to the sessions to report) */
+            qkv_plugin **pinned = NULL;
+            size_t n_pinned = 0;
+            if (qkv_plugin_load_defaults(&pinned, &n_pinned, NULL) != QKV_OK)
+                n_pinned = 0;
+            /* ---- end plugins */
             int rc = COMMANDS[i].fn(argc - 1, argv + 1);
             if (fflush(stdout) != 0 && rc == QKV_EXIT_OK)
                 rc = qkv_cli_fail("cannot write to stdout: %s", strerror(errno));
+            qkv_plugin_release_list(pinned, n_pinned);
             return rc;
         }
     }

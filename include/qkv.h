@@ -121,6 +121,17 @@ typedef struct qkv_session_options {
     size_t threads;     /* threads each run context uses; 0 or 1: the calling thread only */
     int disable_fusion; /* 1: do not fuse attention subgraphs */
     int disable_folding; /* 1: do not fold constant subgraphs at session creation */
+    /* -- plugins and backends (docs/plugins.md) -- */
+    /* Plugin libraries to load (paths; the strings are read during
+     * qkv_session_create only), after the default ones. */
+    const char *const *plugins;
+    size_t n_plugins;
+    /* 1: load no default plugins (the directories of QKV_PLUGIN_PATH, or
+     * qkv's plugin directory when that is unset). */
+    int no_default_plugins;
+    /* "name,name,...": the only backends nodes may go to, in this order of
+     * preference (NULL or "": every backend, highest priority first). */
+    const char *backends;
 } qkv_session_options;
 
 /* Fills opts with the defaults. */
@@ -142,6 +153,13 @@ QKV_API qkv_status qkv_session_create_from_buffer(const void *data, size_t bytes
 QKV_API void qkv_session_destroy(qkv_session *session);
 /* The session's model (after graph passes): inputs, outputs, metadata. */
 QKV_API const qkv_model *qkv_session_model(const qkv_session *session);
+/* How many memory plans the session has built so far: a run (or qkv_plan)
+ * with input shapes whose plan is cached builds none, so this counts cache
+ * misses. Safe to call while other threads run the session. 0 for NULL. */
+QKV_API size_t qkv_session_plans_built(const qkv_session *session);
+/* How many Attention nodes attention fusion created at session creation (0
+ * with qkv_session_options.disable_fusion, and for NULL). (issue 6) */
+QKV_API size_t qkv_session_fused_count(const qkv_session *session);
 
 /*
  * A run context: the per-thread state of runs (arena, bindings, threads).
@@ -166,6 +184,88 @@ QKV_API qkv_status qkv_run(qkv_context *ctx, const qkv_tensor *inputs, size_t n_
 /* Output i of the last successful run (NULL if none or i out of range). */
 QKV_API const qkv_tensor *qkv_context_output(const qkv_context *ctx, size_t i);
 
+/* ---- plugins and backends (docs/plugins.md) -------------------------------- */
+
+/*
+ * A loaded plugin library. Libraries live in one process-wide registry (the
+ * only global state of qkv, behind a mutex): loading a file that is loaded
+ * already (the same file by its real path) returns another reference to it.
+ * A library is closed when its last reference is released (sessions that
+ * loaded it hold references too).
+ */
+typedef struct qkv_plugin qkv_plugin;
+
+/*
+ * Loads the plugin library at `path` with dlopen(RTLD_NOW | RTLD_LOCAL),
+ * calls its qkv_plugin_init and copies what it provides. On failure the
+ * registry is as it was and the message names the file and the reason
+ * (QKV_ERR_PLUGIN unless said): not found (QKV_ERR_IO), not a loadable
+ * shared object (with dlerror's text), no qkv_plugin_init, another ABI major
+ * version (both versions), the plugin's own init error (its message),
+ * invalid or duplicate descriptors (a custom op that a built-in kernel
+ * already implements for an overlapping opset range, naming both).
+ * *out is a reference: release it with qkv_plugin_release.
+ */
+QKV_API qkv_status qkv_plugin_load(const char *path, qkv_plugin **out, qkv_error *err);
+/* Drops a reference; the library is closed with its last one. NULL: no-op. */
+QKV_API void qkv_plugin_release(qkv_plugin *plugin);
+/* The plugin's name and version (as it declares them) and its real path. */
+QKV_API const char *qkv_plugin_name(const qkv_plugin *plugin);
+QKV_API const char *qkv_plugin_version(const qkv_plugin *plugin);
+QKV_API const char *qkv_plugin_path(const qkv_plugin *plugin);
+
+/*
+ * Loads the default plugins (the QKV_PLUGIN_PATH entries, or qkv's plugin
+ * directory) and returns a malloc'd array of references (*n of them; *out
+ * NULL when there are none). A session loads them by itself; holding these
+ * references keeps the libraries loaded between sessions, which saves a
+ * process that creates many sessions one dlopen per session (~10-20 ms for
+ * the OpenBLAS backend). On failure nothing stays loaded (errors as
+ * qkv_plugin_load). Release with qkv_plugin_release_list.
+ */
+QKV_API qkv_status qkv_plugin_load_defaults(qkv_plugin ***out, size_t *n, qkv_error *err);
+/* Releases each reference of the list, then frees it. NULL: no-op. */
+QKV_API void qkv_plugin_release_list(qkv_plugin **list, size_t n);
+
+/* The plugins a session loaded (defaults first, then opts->plugins). */
+QKV_API size_t qkv_session_plugin_count(const qkv_session *session);
+QKV_API const qkv_plugin *qkv_session_plugin(const qkv_session *session, size_t i);
+/* The session's backends in dispatch order ("openblas", "cpu"...), and the
+ * one its GEMM service uses ("portable" when none provides one). */
+QKV_API size_t qkv_session_backend_count(const qkv_session *session);
+QKV_API const char *qkv_session_backend_name(const qkv_session *session, size_t i);
+QKV_API const char *qkv_session_gemm_backend(const qkv_session *session);
+
+/* One node of a session's graph (after constant folding) and where it runs. */
+typedef struct qkv_node_info {
+    const char *name;
+    const char *op_type;
+    const char *domain; /* "" for ai.onnx */
+    int64_t opset;      /* the model's opset for the domain */
+    const char *backend; /* "cpu", "openblas"... */
+    const char *origin;  /* "built-in" or the plugin file the kernel came from */
+    int shape_inference; /* 0: the kernel has no infer: outputs sized at run time */
+} qkv_node_info;
+
+QKV_API size_t qkv_session_node_count(const qkv_session *session);
+/* i < qkv_session_node_count: QKV_OK, else QKV_ERR_INVALID_ARGUMENT. Strings
+ * live as long as the session. */
+QKV_API qkv_status qkv_session_node_info(const qkv_session *session, size_t i,
+                                         qkv_node_info *out);
+
+/* Per-node timing of runs (`qkv run --profile`). Off by default; enabling
+ * costs two clock reads per node and run. */
+QKV_API qkv_status qkv_context_set_profiling(qkv_context *ctx, int enable, qkv_error *err);
+/* One step of the last run with profiling on, in execution order. */
+typedef struct qkv_profile_entry {
+    size_t node; /* index for qkv_session_node_info */
+    double ms;   /* wall time of the node's kernel (dynamic nodes: with inference
+                  * and output allocation) */
+} qkv_profile_entry;
+/* Steps of the last profiled run (0 if none). */
+QKV_API size_t qkv_context_profile_count(const qkv_context *ctx);
+QKV_API qkv_status qkv_context_profile(const qkv_context *ctx, size_t i, qkv_profile_entry *out);
+
 /* Memory plan statistics, for the plan of the last run or qkv_plan call. */
 typedef struct qkv_plan_stats {
     size_t arena_bytes;       /* the arena the plan needs */
@@ -175,6 +275,10 @@ typedef struct qkv_plan_stats {
     size_t in_place;          /* outputs written over a dying input */
     size_t planned_values;    /* values computed while planning (shape subgraphs) */
     size_t dynamic_nodes;     /* nodes whose outputs are allocated at run time */
+    /* (added for `qkv bench`) the largest scratch one step declares, part of
+     * arena_bytes: scratch lives for its step only, so this is the most
+     * scratch ever live at once (dynamic nodes' scratch is not counted) */
+    size_t scratch_bytes;
 } qkv_plan_stats;
 
 /* Plans for the given input shapes (data may be NULL) without running; the

@@ -13,10 +13,29 @@
  * refuses a different major version and accepts a newer minor one (fields it
  * does not know are ignored; fields an older plugin lacks read as absent).
  *
+ * A plugin is a shared library exporting one function, qkv_plugin_init
+ * (QKV_PLUGIN_ENTRY below), which receives the host's function table and
+ * returns a qkv_plugin_info: the custom operators (kernels) and execution
+ * backends the library provides. The host copies every descriptor; the
+ * pointers a descriptor holds (user, callbacks) must stay valid until the
+ * library's fini runs, just before the host closes it. docs/plugins.md is the
+ * guide; this file is the contract.
+ *
+ * Reading structs across versions. A struct the plugin hands over is read
+ * only as far as its struct_size covers (what an older plugin lacks reads as
+ * 0/NULL). The host table handed to the plugin may be older than the header
+ * the plugin was built with: test QKV_HOST_HAS(host, field) before calling a
+ * function added after 1.0.
+ *
  * Kernel phases (all callbacks return a qkv_status; on error they report a
  * message with host->error()):
- *   init     once per node at session creation: parse attributes into state.
- *   infer    output dtypes and shapes from input dtypes/shapes. Called at
+ *   init     once per node at session creation: parse attributes into state
+ *            (the host table comes as a parameter: a plugin has no other way
+ *            to reach it).
+ *   infer    output dtypes and shapes from input dtypes/shapes. Optional: a
+ *            kernel without infer runs with its outputs unknown until compute,
+ *            which then allocates each output with host->output_alloc (the
+ *            node, and everything after it, is planned as dynamic). Called at
  *            session creation with possibly unknown dims (-1) and at planning
  *            time with concrete input shapes. Input `data` is non-NULL when the
  *            value is known (a constant, or a value computed while planning);
@@ -116,7 +135,7 @@ typedef struct qkv_tensor {
 /* The node a kernel is being initialised for (opaque; read with the host). */
 typedef struct qkv_node_ctx qkv_node_ctx;
 
-struct qkv_host_api;
+typedef struct qkv_host_api qkv_host_api;
 
 /* What infer, prepare and compute see. Filled by the host. */
 typedef struct qkv_kernel_io {
@@ -134,10 +153,15 @@ typedef struct qkv_kernel_io {
 
 typedef struct qkv_kernel qkv_kernel;
 
-typedef qkv_status (*qkv_kernel_init_fn)(const qkv_kernel *kernel, const qkv_node_ctx *node,
-                                         void **state);
+/* init: kernel is the host's copy of the descriptor (kernel->user is the
+ * registrant's pointer); read the node through host; *state (NULL on entry)
+ * is what infer/prepare/compute/destroy get. */
+typedef qkv_status (*qkv_kernel_init_fn)(const qkv_kernel *kernel, const qkv_host_api *host,
+                                         const qkv_node_ctx *node, void **state);
 typedef qkv_status (*qkv_kernel_io_fn)(void *state, qkv_kernel_io *io);
 typedef qkv_status (*qkv_kernel_compute_fn)(const void *state, qkv_kernel_io *io);
+/* destroy: frees what init made. It gets no host table: a state that was
+ * allocated with host->alloc keeps the host pointer to free itself. */
 typedef void (*qkv_kernel_destroy_fn)(void *state);
 
 /* Kernel flags. */
@@ -204,16 +228,46 @@ enum { QKV_LOG_ERROR = 0, QKV_LOG_WARN = 1, QKV_LOG_INFO = 2, QKV_LOG_DEBUG = 3 
 typedef void (*qkv_range_fn)(void *arg, size_t begin, size_t end);
 
 /*
+ * A strided batch of row-major GEMMs, the host's GEMM service (host->gemm)
+ * and what a backend's GEMM provider receives:
+ *   C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b]
+ * op(A) is (m, k), op(B) (k, n), C (m, n). A is stored (m, k) with row stride
+ * lda, or (k, m) when trans_a; B is stored (k, n) with row stride ldb, or
+ * (n, k) when trans_b; C's row stride is ldc (all in elements, >= 1). The
+ * batch index b runs over batch_dims[0..batch_rank) and matrix b of X starts
+ * sum_j coord_j * x_strides[j] elements after X (stride 0 broadcasts). With
+ * beta == 0, C is not read (NaN there is ignored). k == 0 gives C = beta * C.
+ */
+typedef struct qkv_gemm {
+    uint32_t struct_size; /* sizeof(qkv_gemm) as the caller saw it */
+    uint32_t abi_version;
+    qkv_dtype dtype; /* QKV_DTYPE_FLOAT or QKV_DTYPE_DOUBLE */
+    int32_t trans_a, trans_b;
+    size_t m, n, k;
+    double alpha, beta;
+    const void *a;
+    size_t lda;
+    const void *b;
+    size_t ldb;
+    void *c;
+    size_t ldc;
+    int32_t batch_rank; /* 0: a single GEMM */
+    size_t batch_dims[QKV_MAX_RANK];
+    size_t a_strides[QKV_MAX_RANK], b_strides[QKV_MAX_RANK], c_strides[QKV_MAX_RANK];
+} qkv_gemm;
+
+/*
  * The host's function table. Attribute getters work during init only.
  * Getters return QKV_OK and the default when the attribute is absent, and
  * QKV_ERR_TYPE (with a message naming the node and attribute) when it is
  * present with another type. Returned pointers live as long as the session.
+ * The table only grows at the end; each batch says the version that added it.
  */
-typedef struct qkv_host_api {
+struct qkv_host_api {
     uint32_t struct_size;
     uint32_t abi_version;
 
-    /* -- since 1.0: the node (init) -- */
+    /* -- since 1.0: the node (init, and a backend's supports) -- */
     const char *(*node_name)(const qkv_node_ctx *node);
     const char *(*node_op_type)(const qkv_node_ctx *node);
     const char *(*node_domain)(const qkv_node_ctx *node);
@@ -237,6 +291,14 @@ typedef struct qkv_host_api {
                               const qkv_tensor **out); /* absent: *out NULL */
     /* Report an error during init: the host prefixes the node description. */
     qkv_status (*node_error)(const qkv_node_ctx *node, qkv_status status, const char *fmt, ...);
+    /* The static type of input k as inferred at session creation: UNDEFINED
+     * when absent or not known yet (in init, before inference, the type of a
+     * value computed by another node may not be known; in a backend's
+     * supports it is, unless an upstream op has no shape inference). */
+    qkv_dtype (*node_input_dtype)(const qkv_node_ctx *node, size_t k);
+    /* The static shape of input k: returns the rank (-1 unknown or absent)
+     * and writes min(rank, cap) dims (-1 where unknown) into dims. */
+    int32_t (*node_input_shape)(const qkv_node_ctx *node, size_t k, int64_t *dims, size_t cap);
 
     /* -- since 1.0: infer/prepare/compute -- */
     /* Report an error; returns `status` so a kernel can `return host->error(...)`.
@@ -247,12 +309,113 @@ typedef struct qkv_host_api {
     void (*parallel_for)(void *host_ctx, size_t n, qkv_range_fn fn, void *arg);
     /* The number of threads parallel_for may use. */
     size_t (*thread_count)(void *host_ctx);
+    /* Compute only, for a kernel without infer: gives output k its type and
+     * shape and points io->outputs[k].data at zeroed host memory of the right
+     * size (owned by the host, valid like any output). When the host already
+     * allocated output k (the kernel has infer), succeeds if the type and
+     * shape match and fails with QKV_ERR_SHAPE otherwise. QKV_ERR_SHAPE for a
+     * bad rank, negative dim or size overflow; QKV_ERR_OUT_OF_MEMORY. */
+    qkv_status (*output_alloc)(qkv_kernel_io *io, size_t k, qkv_dtype dtype, int32_t rank,
+                               const int64_t *dims);
+    /* Compute only: runs a strided batched GEMM (qkv_gemm) with the session's
+     * GEMM provider (the highest-priority backend that has one, else portable
+     * C), split over the session's threads. Float and double only
+     * (QKV_ERR_TYPE otherwise); QKV_ERR_INVALID_ARGUMENT for an inconsistent
+     * description. Allocates nothing. */
+    qkv_status (*gemm)(void *host_ctx, const qkv_gemm *g);
 
     /* -- since 1.0: services -- */
     void *(*alloc)(size_t bytes); /* init/destroy only, never in compute */
     void (*free)(void *ptr);
     void (*log)(int level, const char *fmt, ...);
-} qkv_host_api;
+    const char *(*dtype_name)(qkv_dtype dtype); /* "float32", "int64"...; never NULL */
+};
+
+/* True when the host table has `field` (added after 1.0) and it is set. */
+#define QKV_HOST_HAS(host, field)                                                          \
+    ((host)->struct_size >= offsetof(qkv_host_api, field) + sizeof((host)->field) &&     \
+     (host)->field != NULL)
+
+/* ---- backends ------------------------------------------------------------ */
+
+/*
+ * An execution backend: a named set of kernels with a priority. A session
+ * puts each node on the first backend of its order (highest priority first,
+ * or the order the user gave) that has a kernel for the node's (domain, op,
+ * opset) and whose supports() accepts the node. The built-in kernels are the
+ * backend "cpu" (priority 0); a plugin's plain kernels (qkv_plugin_info.kernels)
+ * join "cpu" too. Two backends may both have a kernel for one op: that is
+ * the point. Within one backend (domain, op, opset range) is unique.
+ */
+typedef struct qkv_backend {
+    uint32_t struct_size; /* sizeof(qkv_backend) as the plugin saw it */
+    uint32_t abi_version;
+    const char *name;  /* [A-Za-z0-9_.-]+, unique among a session's backends; not "cpu" */
+    int32_t priority;  /* higher goes first; "cpu" is 0 */
+    void *user;        /* passed to supports and gemm */
+    size_t n_kernels;
+    const qkv_kernel *const *kernels; /* n_kernels pointers */
+    /* Optional. Called at session creation after type inference, for a node
+     * the backend has a kernel for: nonzero when this backend should run it
+     * (read input types and shapes with host->node_input_dtype/shape). NULL
+     * accepts every node it has a kernel for. Must not fail or keep `node`. */
+    int (*supports)(void *user, const qkv_host_api *host, const qkv_node_ctx *node);
+    /* Optional GEMM provider for the session's host->gemm (the built-in
+     * kernels that multiply matrices inside, e.g. attention, use it):
+     * return QKV_ERR_UNSUPPORTED to let the next provider (finally portable
+     * C) do a GEMM it does not handle; any other error fails the node. */
+    qkv_status (*gemm)(void *user, const qkv_host_api *host, void *host_ctx, const qkv_gemm *g);
+} qkv_backend;
+
+/* ---- the plugin entry point ------------------------------------------------ */
+
+/* What a plugin library provides; returned by its qkv_plugin_init. */
+typedef struct qkv_plugin_info {
+    uint32_t struct_size; /* sizeof(qkv_plugin_info) as the plugin saw it */
+    uint32_t abi_version; /* QKV_ABI_VERSION as the plugin saw it */
+    const char *name;     /* short name, e.g. "example_ops" */
+    const char *version;  /* the plugin's own version, e.g. "1.2.0" */
+    size_t n_kernels;     /* custom operators, added to the "cpu" backend */
+    const qkv_kernel *const *kernels;
+    size_t n_backends;
+    const qkv_backend *const *backends;
+    void *user;              /* passed to fini */
+    void (*fini)(void *user); /* optional: called once, just before the library is closed */
+} qkv_plugin_info;
+
+/* The entry point's name and type. */
+#define QKV_PLUGIN_ENTRY "qkv_plugin_init"
+
+/*
+ * Called once when the library is loaded (a library loaded by several
+ * sessions is loaded once). On success *out points at the plugin's info,
+ * which (and everything it points to) must stay valid until fini. On failure
+ * return an error status (QKV_ERR_PLUGIN, or a more precise one) and write a
+ * message into errbuf (errbuf_size bytes, always > 0); the host then closes
+ * the library without calling fini, so release what init made.
+ */
+typedef qkv_status (*qkv_plugin_init_fn)(const qkv_host_api *host, const qkv_plugin_info **out,
+                                         char *errbuf, size_t errbuf_size);
+
+#if defined(_WIN32)
+#define QKV_PLUGIN_VISIBLE __declspec(dllexport)
+#elif defined(__GNUC__)
+#define QKV_PLUGIN_VISIBLE __attribute__((visibility("default")))
+#else
+#define QKV_PLUGIN_VISIBLE
+#endif
+
+#ifdef __cplusplus
+#define QKV_PLUGIN_EXPORT extern "C" QKV_PLUGIN_VISIBLE
+#else
+#define QKV_PLUGIN_EXPORT QKV_PLUGIN_VISIBLE
+#endif
+
+/* Declares the entry point a plugin defines:
+ *   QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host,
+ *       const qkv_plugin_info **out, char *errbuf, size_t errbuf_size) { ... } */
+QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host, const qkv_plugin_info **out,
+                                             char *errbuf, size_t errbuf_size);
 
 #ifdef __cplusplus
 }

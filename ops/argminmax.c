@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
@@ -108,9 +107,9 @@ DEFINE_ARGS(u64, uint64_t)
 
 /* ---- callbacks ----------------------------------------------------------- */
 
-static qkv_status arg_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status arg_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                           const qkv_node_ctx *node, void **state)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     arg_attrs *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
@@ -84,9 +83,9 @@ DEFINE_NORM(f64, double)
 
 /* ---- callbacks ----------------------------------------------------------- */
 
-static qkv_status norm_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status norm_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                            const qkv_node_ctx *node, void **state)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     bool instance = strcmp(kernel->op_type, "InstanceNormalization") == 0;
     float eps;
     qkv_status st = host->attr_float(node, "epsilon", 1e-5f, &eps);

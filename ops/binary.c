@@ -211,28 +211,27 @@ static bool is_half(qkv_dtype t) { return t == QKV_DTYPE_FLOAT16 || t == QKV_DTY
 /* What one node computes; the descriptor's `user` points at one of these. */
 typedef struct binary_def {
     binop op;
-    bool variadic; /* Max, Min, Sum, Mean */
-    bool mean;     /* Mean: Sum then divide by the input count */
+    bool mean; /* Mean: Sum, then divide by the input count */
 } binary_def;
 
-static const binary_def def_add = {OP_ADD, false, false};
-static const binary_def def_sub = {OP_SUB, false, false};
-static const binary_def def_mul = {OP_MUL, false, false};
-static const binary_def def_div = {OP_DIV, false, false};
-static const binary_def def_pow = {OP_POW, false, false};
-static const binary_def def_mod = {OP_MOD, false, false}; /* OP_FMOD with fmod=1 */
-static const binary_def def_eq = {OP_EQ, false, false};
-static const binary_def def_lt = {OP_LT, false, false};
-static const binary_def def_gt = {OP_GT, false, false};
-static const binary_def def_le = {OP_LE, false, false};
-static const binary_def def_ge = {OP_GE, false, false};
-static const binary_def def_and = {OP_AND, false, false};
-static const binary_def def_or = {OP_OR, false, false};
-static const binary_def def_xor = {OP_XOR, false, false};
-static const binary_def def_max = {OP_MAX, true, false};
-static const binary_def def_min = {OP_MIN, true, false};
-static const binary_def def_sum = {OP_ADD, true, false};
-static const binary_def def_mean = {OP_ADD, true, true};
+static const binary_def def_add = {OP_ADD, false};
+static const binary_def def_sub = {OP_SUB, false};
+static const binary_def def_mul = {OP_MUL, false};
+static const binary_def def_div = {OP_DIV, false};
+static const binary_def def_pow = {OP_POW, false};
+static const binary_def def_mod = {OP_MOD, false}; /* OP_FMOD with fmod=1 */
+static const binary_def def_eq = {OP_EQ, false};
+static const binary_def def_lt = {OP_LT, false};
+static const binary_def def_gt = {OP_GT, false};
+static const binary_def def_le = {OP_LE, false};
+static const binary_def def_ge = {OP_GE, false};
+static const binary_def def_and = {OP_AND, false};
+static const binary_def def_or = {OP_OR, false};
+static const binary_def def_xor = {OP_XOR, false};
+static const binary_def def_max = {OP_MAX, false};
+static const binary_def def_min = {OP_MIN, false};
+static const binary_def def_sum = {OP_ADD, false};
+static const binary_def def_mean = {OP_ADD, true};
 
 /* ---- row functions for the engine --------------------------------------- */
 
@@ -308,9 +307,9 @@ typedef struct binary_state {
     binop op; /* def->op, or OP_FMOD for Mod with fmod=1 */
 } binary_state;
 
-static qkv_status binary_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status binary_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                              const qkv_node_ctx *node, void **state)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     const binary_def *def = kernel->user;
     binary_state *s = malloc(sizeof *s);
     if (!s)
@@ -336,8 +335,9 @@ static qkv_status binary_init(const qkv_kernel *kernel, const qkv_node_ctx *node
 
 static void binary_destroy(void *state) { free(state); }
 
-/* Output shape = broadcast of all inputs; more inputs than fit in a stack
- * array are folded in pairwise. */
+/* Output shape = broadcast of all inputs. More inputs than fit in a stack
+ * array are folded in one by one, each checked first so that the message
+ * names the input that does not fit. */
 static qkv_status broadcast_all(qkv_kernel_io *io, qkv_tensor *out)
 {
     enum { DIRECT = 16 };
@@ -350,7 +350,18 @@ static qkv_status broadcast_all(qkv_kernel_io *io, qkv_tensor *out)
     }
     qkv_tensor acc = io->inputs[0];
     for (size_t i = 1; i < n; i++) {
-        const qkv_tensor *pair[2] = {&acc, &io->inputs[i]};
+        const qkv_tensor *in = &io->inputs[i];
+        for (int32_t k = 1; acc.rank >= 0 && in->rank >= 0 && k <= acc.rank && k <= in->rank; k++) {
+            int64_t a = acc.dims[acc.rank - k], b = in->dims[in->rank - k];
+            if (a > 1 && b > 1 && a != b) {
+                char sa[96], sb[96];
+                return KERR(io, QKV_ERR_SHAPE,
+                            "cannot broadcast shapes: input %zu is %s, the inputs before it "
+                            "broadcast to %s",
+                            i, qkv_dims_str(in, sb, sizeof sb), qkv_dims_str(&acc, sa, sizeof sa));
+            }
+        }
+        const qkv_tensor *pair[2] = {&acc, in};
         qkv_tensor next = acc;
         qkv_status st = qkv_broadcast_shapes(io, pair, 2, &next);
         if (st != QKV_OK)
@@ -372,8 +383,9 @@ static qkv_status binary_infer(void *state, qkv_kernel_io *io)
     for (size_t i = same_from; i < io->n_inputs; i++) {
         qkv_dtype ti = io->inputs[i].dtype;
         if (t != QKV_DTYPE_UNDEFINED && ti != QKV_DTYPE_UNDEFINED && ti != t)
-            return KERR(io, QKV_ERR_TYPE, "input %zu has type %s but input 0 has %s; both must match",
-                        i, qkv_dtype_name(ti), qkv_dtype_name(t));
+            return KERR(io, QKV_ERR_TYPE,
+                        "input %zu has type %s but input 0 has %s; the types must match", i,
+                        qkv_dtype_name(ti), qkv_dtype_name(t));
     }
     if (s->op == OP_MOD && (t == QKV_DTYPE_FLOAT || t == QKV_DTYPE_DOUBLE || is_half(t)))
         return KERR(io, QKV_ERR_INVALID_MODEL,
@@ -502,8 +514,9 @@ static qkv_status binary_compute(const void *state, qkv_kernel_io *io)
 
 #define T_NUM (QKV_TYPES_NUMERIC | QKV_TYPES_HALF)
 #define T_BOOL QKV_T(BOOL)
+#define T_FLOAT (QKV_TYPES_FLOATS | QKV_TYPES_HALF)
 /* Pow: base float/int32/int64, exponent any numeric */
-#define T_POW_BASE (QKV_TYPES_FLOATS | QKV_TYPES_HALF | QKV_TYPES_INDEX)
+#define T_POW_BASE (T_FLOAT | QKV_TYPES_INDEX)
 
 #define BINARY(op, since, until, def_, types, flags_)                                        \
     {                                                                                       \
@@ -522,6 +535,15 @@ static qkv_status binary_compute(const void *state, qkv_kernel_io *io)
         .init = binary_init, .infer = binary_infer, .prepare = binary_prepare,              \
         .compute = binary_compute, .destroy = binary_destroy                                \
     }
+#define POW(since, until, base_types, exponent_types)                                       \
+    {                                                                                       \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Pow", .since_version = since,              \
+        .until_version = until, .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,         \
+        .max_outputs = 1, .n_input_types = 2, .input_types = {base_types, exponent_types},  \
+        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .user = (void *)&def_pow,          \
+        .init = binary_init, .infer = binary_infer, .compute = binary_compute,              \
+        .destroy = binary_destroy                                                           \
+    }
 #define ARITH(op, def_)                                                                      \
     BINARY(op, 7, 12, def_, T_NUM, QKV_KERNEL_INPLACE),                                     \
     BINARY(op, 13, 13, def_, T_NUM, QKV_KERNEL_INPLACE),                                    \
@@ -532,26 +554,10 @@ static const qkv_kernel kernels[] = {
     ARITH("Sub", def_sub),
     ARITH("Mul", def_mul),
     ARITH("Div", def_div),
-    {
-        QKV_KERNEL_V1, .domain = "", .op_type = "Pow", .since_version = 7, .until_version = 11,
-        .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
-        .n_input_types = 2, .input_types = {QKV_TYPES_FLOATS | QKV_TYPES_HALF, QKV_TYPES_FLOATS | QKV_TYPES_HALF},
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .user = (void *)&def_pow,
-        .init = binary_init, .infer = binary_infer, .compute = binary_compute,
-        .destroy = binary_destroy,
-    },
-#define POW(since, until)                                                                    \
-    {                                                                                       \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Pow", .since_version = since,              \
-        .until_version = until, .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,         \
-        .max_outputs = 1, .n_input_types = 2, .input_types = {T_POW_BASE, T_NUM},           \
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .user = (void *)&def_pow,          \
-        .init = binary_init, .infer = binary_infer, .compute = binary_compute,              \
-        .destroy = binary_destroy                                                           \
-    }
-    POW(12, 12),
-    POW(13, 14),
-    POW(15, 0),
+    POW(7, 11, T_FLOAT, T_FLOAT), /* same-type floats before opset 12 */
+    POW(12, 12, T_POW_BASE, T_NUM),
+    POW(13, 14, T_POW_BASE, T_NUM),
+    POW(15, 0, T_POW_BASE, T_NUM),
     BINARY("Mod", 10, 12, def_mod, T_NUM, QKV_KERNEL_INPLACE),
     BINARY("Mod", 13, 0, def_mod, T_NUM, QKV_KERNEL_INPLACE),
     BINARY("Equal", 7, 10, def_eq, T_NUM | T_BOOL, 0),
@@ -577,10 +583,10 @@ static const qkv_kernel kernels[] = {
     VARIADIC("Min", 8, 11, def_min, T_NUM),
     VARIADIC("Min", 12, 12, def_min, T_NUM),
     VARIADIC("Min", 13, 0, def_min, T_NUM),
-    VARIADIC("Sum", 8, 12, def_sum, QKV_TYPES_FLOATS | QKV_TYPES_HALF),
-    VARIADIC("Sum", 13, 0, def_sum, QKV_TYPES_FLOATS | QKV_TYPES_HALF),
-    VARIADIC("Mean", 8, 12, def_mean, QKV_TYPES_FLOATS | QKV_TYPES_HALF),
-    VARIADIC("Mean", 13, 0, def_mean, QKV_TYPES_FLOATS | QKV_TYPES_HALF),
+    VARIADIC("Sum", 8, 12, def_sum, T_FLOAT),
+    VARIADIC("Sum", 13, 0, def_sum, T_FLOAT),
+    VARIADIC("Mean", 8, 12, def_mean, T_FLOAT),
+    VARIADIC("Mean", 13, 0, def_mean, T_FLOAT),
 };
 
 /* The binary family's descriptors (static; *count set to their number). */

@@ -1,20 +1,24 @@
 /*
- * blas.h - the one place the built-in kernels reach a BLAS library.
+ * blas.h - the one GEMM interface of the kernels: MatMul, Gemm, Einsum and
+ * the fused attention kernels describe a strided batch of row-major GEMMs
+ * with qkv_blas_gemm and run it with qkv_blas_gemm_run.
  *
- * MatMul, Gemm (and the fused attention kernel) describe a strided batch of
- * row-major GEMMs with qkv_blas_gemm and run it with qkv_blas_gemm_run, which
- * splits the work over the run context's threads and calls OpenBLAS
- * (cblas_sgemm / cblas_dgemm) once per piece. Nothing else includes
- * <cblas.h>, so OpenBLAS can later move into a backend plugin by replacing
- * this file's implementation.
+ * Two implementations of this header, one per binary:
+ *  - in the core library (ops/blas.c): qkv_blas_gemm_run hands the GEMM to
+ *    host->gemm, the session's GEMM service, which runs it on the
+ *    highest-priority backend that provides a GEMM (the OpenBLAS plugin when
+ *    it is loaded) or else on the portable C GEMM (ops/blas_portable.c). So
+ *    the core needs no BLAS library and every core kernel that multiplies
+ *    matrices gets OpenBLAS's speed whenever the plugin is there.
+ *  - in the OpenBLAS backend plugin (plugins/openblas/openblas_gemm.c), which
+ *    compiles MatMul, Gemm and Einsum from these same ops/ sources:
+ *    qkv_blas_gemm_run calls cblas directly. That file is the only one that
+ *    includes <cblas.h>.
  *
- * Threading. OpenBLAS's thread count is process-global, while qkv runs each
- * context on its own pool (sessions with different thread counts may run at
- * the same time). So OpenBLAS is set to one thread, once, on first use
- * (openblas_set_num_threads(1) under pthread_once), and the parallelism comes
- * from host->parallel_for: batches and row/column blocks of one GEMM are
- * independent cblas calls. Side effect: an application that also uses
- * OpenBLAS in the same process sees its thread count set to 1.
+ * Threading (both): the work is split over the run context's threads with
+ * host->parallel_for (batch entries, or row/column blocks of one GEMM); the
+ * OpenBLAS plugin sets OpenBLAS itself to one thread (its thread count is
+ * process-global, and sessions with different thread counts may run at once).
  */
 #ifndef QKV_OPS_BLAS_H
 #define QKV_OPS_BLAS_H
@@ -54,8 +58,9 @@ typedef struct qkv_blas_gemm {
     size_t a_strides[QKV_MAX_RANK], b_strides[QKV_MAX_RANK], c_strides[QKV_MAX_RANK];
 } qkv_blas_gemm;
 
-/* Sets OpenBLAS to one thread, once per process; safe to call from any
- * thread, any number of times (qkv_blas_gemm_run calls it too). */
+/* Prepares the BLAS library: in the OpenBLAS plugin, sets OpenBLAS to one
+ * thread once per load; in the core, nothing. Safe from any thread, any
+ * number of times (qkv_blas_gemm_run calls it too). */
 void qkv_blas_init(void);
 
 /* true when m, n, k and the leading dimensions of g fit a cblas call
@@ -65,12 +70,44 @@ bool qkv_blas_gemm_fits(const qkv_blas_gemm *g);
 
 /*
  * Runs the batch described by g, spread over io's threads with
- * io->host->parallel_for when the work is large enough (each piece a
- * separate single-threaded cblas call: whole batches, or row blocks of C, or
- * column blocks of C when m is small). Allocates nothing. g->dtype must be
- * float or double and qkv_blas_gemm_fits(g) true: both are the caller's
- * contract, checked before compute.
+ * io->host->parallel_for when the work is large enough. Allocates nothing.
+ * g->dtype must be float or double and qkv_blas_gemm_fits(g) true: both are
+ * the caller's contract, checked before compute. Returns QKV_OK, or the
+ * error a GEMM provider reported (already written with io->host->error).
  */
-void qkv_blas_gemm_run(qkv_kernel_io *io, const qkv_blas_gemm *g);
+qkv_status qkv_blas_gemm_run(qkv_kernel_io *io, const qkv_blas_gemm *g);
+
+/* The ABI form (qkv_plugin.h) of a GEMM description. */
+static inline void qkv_blas_to_gemm(const qkv_blas_gemm *g, qkv_gemm *out)
+{
+    out->struct_size = sizeof *out;
+    out->abi_version = QKV_ABI_VERSION;
+    out->dtype = g->dtype;
+    out->trans_a = g->trans_a;
+    out->trans_b = g->trans_b;
+    out->m = g->m;
+    out->n = g->n;
+    out->k = g->k;
+    out->alpha = g->alpha;
+    out->beta = g->beta;
+    out->a = g->a;
+    out->lda = g->lda;
+    out->b = g->b;
+    out->ldb = g->ldb;
+    out->c = g->c;
+    out->ldc = g->ldc;
+    out->batch_rank = g->batch_rank;
+    for (int32_t j = 0; j < QKV_MAX_RANK; j++) {
+        out->batch_dims[j] = g->batch_dims[j];
+        out->a_strides[j] = g->a_strides[j];
+        out->b_strides[j] = g->b_strides[j];
+        out->c_strides[j] = g->c_strides[j];
+    }
+}
+
+/* Core only (ops/blas_portable.c): the portable C GEMM host->gemm falls back
+ * to. g must be valid (qkv_host_gemm checks it). Allocates nothing; uses
+ * about 70 KiB of stack per thread for packed panels. */
+qkv_status qkv_gemm_portable(const qkv_host_api *host, void *host_ctx, const qkv_gemm *g);
 
 #endif /* QKV_OPS_BLAS_H */

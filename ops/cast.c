@@ -216,9 +216,9 @@ static qkv_status check_target(const qkv_host_api *host, const qkv_node_ctx *nod
     return QKV_OK;
 }
 
-static qkv_status cast_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status cast_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                            const qkv_node_ctx *node, void **state)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     bool like = kernel->user != NULL;
     int64_t to = 0;
     if (!like) {
@@ -278,7 +278,8 @@ static qkv_status cast_compute(const void *state, qkv_kernel_io *io)
         return QKV_OK;
     }
     cast_job j = {.from = x->dtype, .to = out->dtype, .x = x->data, .out = out->data,
-                  .in_elem = qkv_ew_elem_bytes(x->dtype), .out_elem = qkv_ew_elem_bytes(out->dtype)};
+                  .in_elem = qkv_ew_elem_bytes(x->dtype),
+                  .out_elem = qkv_ew_elem_bytes(out->dtype)};
     qkv_ew_run_flat(io, n, cast_range, &j);
     return QKV_OK;
 }

@@ -17,21 +17,14 @@
 #include "kernel_host.h"
 #include "kernel_util.h"
 
-#define BYTE_TYPES                                                                             \
-    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |             \
-     QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ) | QKV_T(FLOAT8E8M0))
-
-/* Below this many output bytes a parallel_for costs more than it saves. */
-#define PARALLEL_MIN_BYTES ((size_t)1 << 16)
-
 typedef struct concat_state {
     int64_t axis;
 } concat_state;
 
-static qkv_status concat_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status concat_init(const qkv_kernel *k, const qkv_host_api *host,
+                              const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     int64_t opset = host->node_opset(node);
     if (opset >= 4 && host->attr_type(node, "axis") == QKV_ATTR_UNDEFINED)
         return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute 'axis' is required");
@@ -160,10 +153,9 @@ static qkv_status concat_compute(const void *state, qkv_kernel_io *io)
     const qkv_tensor *y = &io->outputs[0];
     int32_t axis;
     qkv_axis_normalize(s->axis, y->rank, false, &axis); /* checked in infer */
-    size_t bits = qkv_dtype_bits(y->dtype);
-    if (y->dtype == QKV_DTYPE_STRING || bits == 0 || bits % 8)
+    concat_job job = {.io = io, .elem_bytes = qkv_elem_bytes(y->dtype), .axis = axis};
+    if (job.elem_bytes == 0)
         return KERR(io, QKV_ERR_TYPE, "type %s is not supported", qkv_dtype_name(y->dtype));
-    concat_job job = {.io = io, .elem_bytes = bits / 8, .axis = axis};
     size_t outer = 1;
     for (int32_t k = 0; k < axis; k++)
         outer *= (size_t)y->dims[k];
@@ -172,10 +164,7 @@ static qkv_status concat_compute(const void *state, qkv_kernel_io *io)
         job.row_bytes *= (size_t)y->dims[k];
     if (outer == 0 || job.row_bytes == 0)
         return QKV_OK;
-    if (outer * job.row_bytes < PARALLEL_MIN_BYTES || outer == 1)
-        concat_range(&job, 0, outer);
-    else
-        io->host->parallel_for(io->host_ctx, outer, concat_range, &job);
+    qkv_run_range(io, outer, outer * job.row_bytes, concat_range, &job);
     return QKV_OK;
 }
 
@@ -188,7 +177,7 @@ static const qkv_kernel kernels[] = {
         .min_inputs = 1, .max_inputs = -1,
         .min_outputs = 1, .max_outputs = 1,
         .n_input_types = 1,
-        .input_types = {BYTE_TYPES},
+        .input_types = {QKV_TYPES_BYTES},
         .init = concat_init,
         .infer = concat_infer,
         .compute = concat_compute,

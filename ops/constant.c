@@ -107,10 +107,10 @@ static qkv_status const_read(const qkv_node_ctx *node, const char *name, const_s
     return NERR(host, node, QKV_ERR_UNSUPPORTED, "attribute '%s' is not supported", name);
 }
 
-static qkv_status const_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status const_init(const qkv_kernel *k, const qkv_host_api *host,
+                             const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     const char *which = NULL;
     size_t count = 0;
     for (size_t i = 0; i < sizeof value_attrs / sizeof value_attrs[0]; i++)
@@ -159,10 +159,10 @@ typedef struct cos_state {
     unsigned char value[16]; /* the element, elem_bytes long */
 } cos_state;
 
-static qkv_status cos_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status cos_init(const qkv_kernel *k, const qkv_host_api *host,
+                           const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     const qkv_tensor *t = NULL;
     qkv_status st = host->attr_tensor(node, "value", &t);
     if (st != QKV_OK)

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
@@ -83,10 +82,10 @@ DEFINE_CUMSUM(i64, int64_t, ADD_I64)
 DEFINE_CUMSUM(u32, uint32_t, ADD_PLAIN)
 DEFINE_CUMSUM(u64, uint64_t, ADD_PLAIN)
 
-static qkv_status cumsum_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status cumsum_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                              const qkv_node_ctx *node, void **state)
 {
     (void)kernel;
-    const qkv_host_api *host = qkv_host_api_get();
     int64_t exclusive, reverse;
     qkv_status st = host->attr_int(node, "exclusive", 0, &exclusive);
     if (st == QKV_OK)

@@ -173,10 +173,10 @@ static qkv_status ein_parse(const qkv_host_api *host, const qkv_node_ctx *node, 
     return QKV_OK;
 }
 
-static qkv_status einsum_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status einsum_init(const qkv_kernel *k, const qkv_host_api *host,
+                              const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     const char *eq = NULL;
     qkv_status st = host->attr_string(node, "equation", NULL, &eq);
     if (st != QKV_OK)
@@ -630,7 +630,7 @@ static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_ke
 
 /* Runs the planned GEMM path. The copies are redone from the original
  * strides (ein_gemm_plan overwrote sa/sb with the scratch layout). */
-static void ein_gemm_run(const ein_bind *b, qkv_kernel_io *io, ein_gemm *p)
+static qkv_status ein_gemm_run(const ein_bind *b, qkv_kernel_io *io, ein_gemm *p)
 {
     size_t eb = p->g.dtype == QKV_DTYPE_FLOAT ? 4 : 8;
     unsigned char *scratch = io->scratch;
@@ -656,8 +656,8 @@ static void ein_gemm_run(const ein_bind *b, qkv_kernel_io *io, ein_gemm *p)
     }
     if (p->copy_c)
         g->c = scratch + p->c_off;
-    qkv_blas_gemm_run(io, g);
-    if (p->copy_c) {
+    qkv_status st = qkv_blas_gemm_run(io, g);
+    if (st == QKV_OK && p->copy_c) {
         /* scratch (batch, m, n) contiguous -> output strides */
         ein_copy c = {0};
         size_t r2 = 1;
@@ -679,6 +679,7 @@ static void ein_gemm_run(const ein_bind *b, qkv_kernel_io *io, ein_gemm *p)
         }
         strided_copy(&c, io->outputs[0].data, scratch + p->c_off, eb);
     }
+    return st;
 }
 
 /* ---- the general loop -------------------------------------------------------------- */
@@ -870,8 +871,7 @@ static qkv_status einsum_compute(const void *state, qkv_kernel_io *io)
     /* the GEMM path only with the scratch prepare declared for it */
     if (ein_gemm_plan(s, &b, io, &p) && p.scratch_bytes <= io->scratch_bytes &&
         (p.scratch_bytes == 0 || io->scratch)) {
-        ein_gemm_run(&b, io, &p);
-        return QKV_OK;
+        return ein_gemm_run(&b, io, &p);
     }
     return ein_general(s, &b, io);
 }

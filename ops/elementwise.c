@@ -301,22 +301,13 @@ bool qkv_ew_store_f64(void *dst, qkv_dtype t, const double *src, size_t n)
     }
 }
 
+/* Both are the bulk conversions of half.c (F16C where the CPU has it). */
 void qkv_ew_half_to_f32(float *dst, const uint16_t *src, qkv_dtype t, size_t n)
 {
-    if (t == QKV_DTYPE_BFLOAT16)
-        for (size_t j = 0; j < n; j++)
-            dst[j] = qkv_bf16_to_f32(src[j]);
-    else
-        for (size_t j = 0; j < n; j++)
-            dst[j] = qkv_f16_to_f32(src[j]);
+    qkv_half_to_f32(dst, src, t, n);
 }
 
 void qkv_ew_f32_to_half(uint16_t *dst, const float *src, qkv_dtype t, size_t n)
 {
-    if (t == QKV_DTYPE_BFLOAT16)
-        for (size_t j = 0; j < n; j++)
-            dst[j] = qkv_f32_to_bf16(src[j]);
-    else
-        for (size_t j = 0; j < n; j++)
-            dst[j] = qkv_f32_to_f16(src[j]);
+    qkv_f32_to_half(dst, src, t, n);
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernel_util.h"
 
 /* The most operands one engine pass combines (Where has three). */
@@ -116,105 +117,52 @@ size_t qkv_ew_elem_bytes(qkv_dtype t);
 
 /* ---- float16 / bfloat16 ---------------------------------------------------- */
 
-static inline uint32_t qkv_f32_bits(float f)
+/* The scalar conversions (qkv_f16_to_f32, qkv_f32_to_f16, qkv_bf16_to_f32,
+ * qkv_f32_to_bf16, qkv_f64_to_f32[_odd], qkv_f64_to_f16/bf16) live in half.h. */
+
+/* ---- vectorisable float32 exp ---------------------------------------------- */
+
+/* c ? a : b on float bits: a select GCC vectorises (a float ?: in a longer
+ * expression can stop its if-conversion, and with it the vectoriser). */
+static inline float qkv_ew_select(int c, float a, float b)
 {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
+    uint32_t m = 0u - (uint32_t)c;
+    return qkv_f32_from_bits((qkv_f32_bits(a) & m) | (qkv_f32_bits(b) & ~m));
 }
 
-static inline float qkv_f32_from_bits(uint32_t u)
+static inline float qkv_ew_pow2i(int32_t n) /* 2^n for n in [-126, 127] */
 {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-/* IEEE half -> float (exact). NaN payloads are kept. */
-static inline float qkv_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    if (exp == 0x1f)
-        return qkv_f32_from_bits(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) {
-        /* zero or subnormal: man * 2^-24, exact in float */
-        float v = (float)man * 0x1p-24f;
-        return sign ? -v : v;
-    }
-    return qkv_f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
-}
-
-/* float -> IEEE half, round to nearest even; overflow gives inf, NaN a quiet NaN. */
-static inline uint16_t qkv_f32_to_f16(float f)
-{
-    uint32_t x = qkv_f32_bits(f);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    x &= 0x7fffffffu;
-    if (x > 0x7f800000u) /* NaN: keep the top payload bits, force quiet */
-        return (uint16_t)(sign | 0x7e00u | ((x >> 13) & 0x3ffu));
-    if (x >= 0x477ff000u) /* >= 65520 = max half + half an ulp: ties to even go to inf */
-        return (uint16_t)(sign | 0x7c00u);
-    if (x >= 0x38800000u) { /* >= 2^-14: a normal half */
-        /* rebias the exponent by -112 (0xc8000000 mod 2^32) and round the 13
-         * dropped bits to nearest, ties to the even result */
-        x += 0xc8000fffu + ((x >> 13) & 1u);
-        return (uint16_t)(sign | (x >> 13));
-    }
-    /* subnormal half (or zero): round |f| * 2^24 to an integer (exact scaling,
-     * rintf rounds half to even in the default rounding mode); 1024 carries
-     * into the smallest normal exponent by itself */
-    float q = rintf(qkv_f32_from_bits(x) * 0x1p24f);
-    return (uint16_t)(sign | (uint16_t)q);
-}
-
-static inline float qkv_bf16_to_f32(uint16_t b)
-{
-    return qkv_f32_from_bits((uint32_t)b << 16);
-}
-
-/* float -> bfloat16, round to nearest even; NaN stays a (quiet) NaN. */
-static inline uint16_t qkv_f32_to_bf16(float f)
-{
-    uint32_t x = qkv_f32_bits(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((x >> 16) | 0x40u);
-    x += 0x7fffu + ((x >> 16) & 1u);
-    return (uint16_t)(x >> 16);
+    return qkv_f32_from_bits((uint32_t)(n + 127) << 23);
 }
 
 /*
- * double -> float rounded to odd: truncate, and set the last bit when the
- * result is inexact. Rounding that to a format at least two bits narrower
- * (half, bfloat16) gives the correctly rounded result of the double, which
- * going through a round-to-nearest float would not always do.
+ * e^x in float32 without branches or calls, so loops over it vectorise
+ * (libm's expf is a call per element). Cephes' reduction x = n ln2 + r,
+ * |r| <= ln2/2, and its degree-6 polynomial: at most 1 ulp from the correctly
+ * rounded result over the whole range, subnormal results included; overflow
+ * gives inf, NaN stays NaN. 2^n is applied in two halves so that n down to
+ * -150 (subnormal results) needs no special case.
  */
-static inline float qkv_f64_to_f32_odd(double d)
+static inline float qkv_ew_expf(float x0)
 {
-    if (isnan(d))
-        return (float)d;
-    if (fabs(d) > 0x1.fffffep+127) /* beyond FLT_MAX: inf in every narrower type too */
-        return d > 0 ? INFINITY : -INFINITY;
-    float f = (float)d;
-    if ((double)f == d)
-        return f;
-    uint32_t u = qkv_f32_bits(f);
-    if (fabs((double)f) > fabs(d))
-        u -= 1; /* rounded away from zero: step back toward zero (same sign) */
-    return qkv_f32_from_bits(u | 1u);
+    /* clamp first (NaN becomes a bound too) so the int conversion below is defined */
+    float x = qkv_ew_select(x0 < 89.0f, x0, 89.0f);
+    x = qkv_ew_select(x > -104.0f, x, -104.0f);
+    /* n = round(x / ln2) by the 1.5 * 2^23 trick (rintf would be a call) */
+    float nf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - nf * 0.693359375f; /* ln2 split so nf * hi is exact */
+    r = r - nf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t n = (int32_t)nf, n1 = (int32_t)(nf * 0.5f);
+    float res = p * qkv_ew_pow2i(n1) * qkv_ew_pow2i(n - n1);
+    return qkv_ew_select(x0 != x0, x0, res);
 }
-
-/* double -> float, round to nearest even; beyond the float range gives inf
- * (a C conversion out of range would be undefined). */
-static inline float qkv_f64_to_f32(double d)
-{
-    if (fabs(d) >= 0x1.ffffffp+127) /* FLT_MAX + half an ulp and beyond */
-        return d > 0 ? INFINITY : -INFINITY;
-    return (float)d;
-}
-
-static inline uint16_t qkv_f64_to_f16(double d) { return qkv_f32_to_f16(qkv_f64_to_f32_odd(d)); }
-static inline uint16_t qkv_f64_to_bf16(double d) { return qkv_f32_to_bf16(qkv_f64_to_f32_odd(d)); }
 
 /* ---- float -> integer ------------------------------------------------------ */
 

@@ -20,10 +20,6 @@
 #include "kernel_util.h"
 #include "qkv.h"
 
-#define BYTE_TYPES                                                                             \
-    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |             \
-     QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ) | QKV_T(FLOAT8E8M0))
-
 /* Below this many output bytes a parallel_for costs more than it saves. */
 #define PARALLEL_MIN_BYTES ((size_t)1 << 16)
 
@@ -265,7 +261,7 @@ static const qkv_kernel kernels[] = {
         .min_inputs = 2, .max_inputs = 2,
         .min_outputs = 1, .max_outputs = 1,
         .n_input_types = 2,
-        .input_types = {BYTE_TYPES, QKV_TYPES_INDEX},
+        .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX},
         .infer = expand_infer,
         .compute = expand_compute,
     },
@@ -277,7 +273,7 @@ static const qkv_kernel kernels[] = {
         .min_inputs = 2, .max_inputs = 2,
         .min_outputs = 1, .max_outputs = 1,
         .n_input_types = 2,
-        .input_types = {BYTE_TYPES, QKV_TYPES_INDEX},
+        .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX},
         .infer = tile_infer,
         .compute = tile_compute,
     },

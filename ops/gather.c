@@ -28,49 +28,31 @@
 #include "kernel_host.h"
 #include "kernel_util.h"
 
-/* Element types of whole bytes: copied by size, whatever they hold. */
-#define BYTE_TYPES                                                                             \
-    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |             \
-     QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ) | QKV_T(FLOAT8E8M0))
-
-/* Below this many output bytes a parallel_for costs more than it saves. */
-#define PARALLEL_MIN_BYTES ((size_t)1 << 16)
-
 typedef struct gather_state {
     int64_t axis;
     int64_t batch_dims; /* GatherND */
 } gather_state;
 
-static qkv_status gather_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+/* Gather, GatherElements: `axis`; GatherND: `batch_dims` (k tells which). */
+static qkv_status gather_init(const qkv_kernel *k, const qkv_host_api *host,
+                              const qkv_node_ctx *node, void **state)
 {
-    (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     gather_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
-    qkv_status st = host->attr_int(node, "axis", 0, &s->axis);
-    if (st == QKV_OK && s->axis < 0 && host->node_opset(node) < 11)
-        st = NERR(host, node, QKV_ERR_INVALID_MODEL,
-                  "attribute 'axis' is %lld; negative axes need opset 11", (long long)s->axis);
-    if (st != QKV_OK) {
-        free(s);
-        return st;
+    qkv_status st;
+    if (strcmp(k->op_type, "GatherND") == 0) {
+        st = host->attr_int(node, "batch_dims", 0, &s->batch_dims);
+        if (st == QKV_OK && s->batch_dims < 0)
+            st = NERR(host, node, QKV_ERR_INVALID_MODEL,
+                      "attribute 'batch_dims' is %lld, expected >= 0", (long long)s->batch_dims);
+    } else {
+        st = host->attr_int(node, "axis", 0, &s->axis);
+        if (st == QKV_OK && s->axis < 0 && host->node_opset(node) < 11)
+            st = NERR(host, node, QKV_ERR_INVALID_MODEL,
+                      "attribute 'axis' is %lld; negative axes need opset 11",
+                      (long long)s->axis);
     }
-    *state = s;
-    return QKV_OK;
-}
-
-static qkv_status gather_nd_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
-{
-    (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
-    gather_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
-    qkv_status st = host->attr_int(node, "batch_dims", 0, &s->batch_dims);
-    if (st == QKV_OK && s->batch_dims < 0)
-        st = NERR(host, node, QKV_ERR_INVALID_MODEL,
-                  "attribute 'batch_dims' is %lld, expected >= 0", (long long)s->batch_dims);
     if (st != QKV_OK) {
         free(s);
         return st;
@@ -80,20 +62,6 @@ static qkv_status gather_nd_init(const qkv_kernel *k, const qkv_node_ctx *node, 
 }
 
 static void gather_destroy(void *state) { free(state); }
-
-/* Copies one block; constant sizes let the compiler turn memcpy into a move. */
-static inline void copy_block(unsigned char *restrict dst, const unsigned char *restrict src,
-                              size_t bytes)
-{
-    switch (bytes) {
-    case 1: memcpy(dst, src, 1); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    case 16: memcpy(dst, src, 16); break;
-    default: memcpy(dst, src, bytes); break;
-    }
-}
 
 /* Formats the coordinates of flat element `flat` of t as "[1,0]" ("[]" for a scalar). */
 static const char *coords_str(const qkv_tensor *t, size_t flat, char *buf, size_t cap)
@@ -132,11 +100,30 @@ static qkv_status check_indices(qkv_kernel_io *io, int64_t dim, int32_t axis)
     return QKV_OK;
 }
 
-/* Element bytes of a dtype of whole bytes, 0 otherwise. */
-static size_t elem_bytes(qkv_dtype t)
+/* Element bytes of input 0 'data' into *eb; QKV_ERR_TYPE unless its dtype
+ * has whole-byte elements. */
+static qkv_status data_elem_bytes(qkv_kernel_io *io, size_t *eb)
 {
-    size_t bits = qkv_dtype_bits(t);
-    return t == QKV_DTYPE_STRING || bits % 8 ? 0 : bits / 8;
+    *eb = qkv_elem_bytes(io->inputs[0].dtype);
+    if (*eb == 0)
+        return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
+                    qkv_dtype_name(io->inputs[0].dtype));
+    return QKV_OK;
+}
+
+/* The axis of input 0 'data' normalised into [0, rank) in *axis, or -1
+ * while data's rank is unknown. QKV_ERR_SHAPE for a scalar data or an axis
+ * out of range. */
+static qkv_status data_axis(const gather_state *s, qkv_kernel_io *io, int32_t *axis)
+{
+    const qkv_tensor *x = &io->inputs[0];
+    *axis = -1;
+    if (x->rank == 0)
+        return KERR(io, QKV_ERR_SHAPE, "input 0 'data' has rank 0, expected >= 1");
+    if (x->rank > 0 && !qkv_axis_normalize(s->axis, x->rank, false, axis))
+        return KERR(io, QKV_ERR_SHAPE, "axis %lld is out of range for input 0 'data' of rank %d",
+                    (long long)s->axis, x->rank);
+    return QKV_OK;
 }
 
 /* ---- Gather ------------------------------------------------------------------- */
@@ -148,16 +135,10 @@ static qkv_status gather_infer(void *state, qkv_kernel_io *io)
     qkv_tensor *y = &io->outputs[0];
     y->dtype = x->dtype;
     y->rank = -1;
-    if (x->rank == 0)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'data' has rank 0, expected >= 1");
-    if (x->rank < 0)
-        return QKV_OK;
     int32_t axis;
-    if (!qkv_axis_normalize(s->axis, x->rank, false, &axis))
-        return KERR(io, QKV_ERR_SHAPE, "axis %lld is out of range for input 0 'data' of rank %d",
-                    (long long)s->axis, x->rank);
-    if (ind->rank < 0)
-        return QKV_OK;
+    qkv_status st = data_axis(s, io, &axis);
+    if (st != QKV_OK || axis < 0 || ind->rank < 0)
+        return st;
     int32_t rank = x->rank + ind->rank - 1;
     if (rank > QKV_MAX_RANK)
         return KERR(io, QKV_ERR_UNSUPPORTED, "output rank %d exceeds the maximum %d", rank,
@@ -195,7 +176,7 @@ static void gather_range(void *arg, size_t begin, size_t end)
         if (v < 0)
             v += j->axis_dim; /* range checked before */
         const unsigned char *src = j->in + (o * (size_t)j->axis_dim + (size_t)v) * bb;
-        copy_block(j->out + b * bb, src, bb);
+        qkv_copy_block(j->out + b * bb, src, bb);
     }
 }
 
@@ -205,11 +186,10 @@ static qkv_status gather_compute(const void *state, qkv_kernel_io *io)
     const qkv_tensor *x = &io->inputs[0];
     int32_t axis;
     qkv_axis_normalize(s->axis, x->rank, false, &axis); /* checked in infer */
-    size_t eb = elem_bytes(x->dtype);
-    if (eb == 0)
-        return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
-                    qkv_dtype_name(x->dtype));
-    qkv_status st = check_indices(io, x->dims[axis], axis);
+    size_t eb;
+    qkv_status st = data_elem_bytes(io, &eb);
+    if (st == QKV_OK)
+        st = check_indices(io, x->dims[axis], axis);
     if (st != QKV_OK)
         return st;
     size_t outer = 1, block = eb;
@@ -228,10 +208,7 @@ static qkv_status gather_compute(const void *state, qkv_kernel_io *io)
     size_t n_blocks = outer * job.n_idx;
     if (n_blocks == 0 || block == 0)
         return QKV_OK;
-    if (n_blocks * block < PARALLEL_MIN_BYTES)
-        gather_range(&job, 0, n_blocks);
-    else
-        io->host->parallel_for(io->host_ctx, n_blocks, gather_range, &job);
+    qkv_run_range(io, n_blocks, n_blocks * block, gather_range, &job);
     return QKV_OK;
 }
 
@@ -243,16 +220,10 @@ static qkv_status gather_elements_infer(void *state, qkv_kernel_io *io)
     const qkv_tensor *x = &io->inputs[0], *ind = &io->inputs[1];
     qkv_tensor *y = &io->outputs[0];
     qkv_set_shape(y, x->dtype, ind->rank, ind->dims);
-    if (x->rank == 0)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'data' has rank 0, expected >= 1");
-    if (x->rank < 0)
-        return QKV_OK;
     int32_t axis;
-    if (!qkv_axis_normalize(s->axis, x->rank, false, &axis))
-        return KERR(io, QKV_ERR_SHAPE, "axis %lld is out of range for input 0 'data' of rank %d",
-                    (long long)s->axis, x->rank);
-    if (ind->rank < 0)
-        return QKV_OK;
+    qkv_status st = data_axis(s, io, &axis);
+    if (st != QKV_OK || axis < 0 || ind->rank < 0)
+        return st;
     if (ind->rank != x->rank)
         return KERR(io, QKV_ERR_SHAPE,
                     "input 1 'indices' has rank %d, expected the rank of input 0 'data' (%d)",
@@ -272,11 +243,10 @@ static qkv_status gather_elements_compute(const void *state, qkv_kernel_io *io)
     const qkv_tensor *x = &io->inputs[0], *ind = &io->inputs[1];
     int32_t axis, r = x->rank;
     qkv_axis_normalize(s->axis, r, false, &axis); /* checked in infer */
-    size_t eb = elem_bytes(x->dtype);
-    if (eb == 0)
-        return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
-                    qkv_dtype_name(x->dtype));
-    qkv_status st = check_indices(io, x->dims[axis], axis);
+    size_t eb;
+    qkv_status st = data_elem_bytes(io, &eb);
+    if (st == QKV_OK)
+        st = check_indices(io, x->dims[axis], axis);
     if (st != QKV_OK)
         return st;
     size_t n = qkv_numel(ind);
@@ -302,7 +272,7 @@ static qkv_status gather_elements_compute(const void *state, qkv_kernel_io *io)
             size_t off = base + (size_t)v * ds[axis];
             if (axis != r - 1)
                 off += jj; /* the last dim's stride is 1 */
-            copy_block(out + i * eb, in + off * eb, eb);
+            qkv_copy_block(out + i * eb, in + off * eb, eb);
         }
         for (int32_t k = r - 2; k >= 0; k--) { /* next row */
             if (++c[k] < (size_t)ind->dims[k])
@@ -358,10 +328,10 @@ static qkv_status gather_nd_compute(const void *state, qkv_kernel_io *io)
 {
     const gather_state *s = state;
     const qkv_tensor *x = &io->inputs[0], *ind = &io->inputs[1];
-    size_t eb = elem_bytes(x->dtype);
-    if (eb == 0)
-        return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
-                    qkv_dtype_name(x->dtype));
+    size_t eb;
+    qkv_status st = data_elem_bytes(io, &eb);
+    if (st != QKV_OK)
+        return st;
     const int32_t b = (int32_t)s->batch_dims, k = (int32_t)ind->dims[ind->rank - 1];
     size_t batches = 1, per_batch = 1, block = eb, batch_blocks = 1;
     size_t stride[QKV_MAX_RANK]; /* blocks per step of index component j */
@@ -397,54 +367,24 @@ static qkv_status gather_nd_compute(const void *state, qkv_kernel_io *io)
                 int64_t v = qkv_int_at(ind, row * (size_t)k + (size_t)j);
                 off += (size_t)(v < 0 ? v + x->dims[b + j] : v) * stride[j];
             }
-            copy_block(out + row * block, in + off * block, block);
+            qkv_copy_block(out + row * block, in + off * block, block);
         }
     return QKV_OK;
 }
 
+/* Two inputs (data, indices), one output. */
+#define GATHER_KERNEL(OP, SINCE, INFER, COMPUTE)                                              \
+    {                                                                                         \
+        QKV_KERNEL_V1, .domain = "", .op_type = OP, .since_version = SINCE,                   \
+        .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,                 \
+        .n_input_types = 2, .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX},                \
+        .init = gather_init, .infer = INFER, .compute = COMPUTE, .destroy = gather_destroy,   \
+    }
+
 static const qkv_kernel kernels[] = {
-    {
-        QKV_KERNEL_V1,
-        .domain = "",
-        .op_type = "Gather",
-        .since_version = 1,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
-        .n_input_types = 2,
-        .input_types = {BYTE_TYPES, QKV_TYPES_INDEX},
-        .init = gather_init,
-        .infer = gather_infer,
-        .compute = gather_compute,
-        .destroy = gather_destroy,
-    },
-    {
-        QKV_KERNEL_V1,
-        .domain = "",
-        .op_type = "GatherElements",
-        .since_version = 11,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
-        .n_input_types = 2,
-        .input_types = {BYTE_TYPES, QKV_TYPES_INDEX},
-        .init = gather_init,
-        .infer = gather_elements_infer,
-        .compute = gather_elements_compute,
-        .destroy = gather_destroy,
-    },
-    {
-        QKV_KERNEL_V1,
-        .domain = "",
-        .op_type = "GatherND",
-        .since_version = 11,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
-        .n_input_types = 2,
-        .input_types = {BYTE_TYPES, QKV_TYPES_INDEX},
-        .init = gather_nd_init,
-        .infer = gather_nd_infer,
-        .compute = gather_nd_compute,
-        .destroy = gather_destroy,
-    },
+    GATHER_KERNEL("Gather", 1, gather_infer, gather_compute),
+    GATHER_KERNEL("GatherElements", 11, gather_elements_infer, gather_elements_compute),
+    GATHER_KERNEL("GatherND", 11, gather_nd_infer, gather_nd_compute),
 };
 
 /* The gather family: Gather, GatherElements, GatherND. */

@@ -13,6 +13,7 @@
  * rule accepted). Types: float and double only (the integer types of opset
  * 9+ and bfloat16/float16 are not supported).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas.h"
@@ -80,10 +81,10 @@ static void fill_from_c(qkv_kernel_io *io, const qkv_tensor *c, qkv_tensor *y, s
 
 /* ---- callbacks --------------------------------------------------------------- */
 
-static qkv_status gemm_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status gemm_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                            const qkv_node_ctx *node, void **state)
 {
     (void)kernel;
-    const qkv_host_api *host = qkv_host_api_get();
     int64_t ta = 0, tb = 0;
     float alpha = 1, beta = 1;
     qkv_status st = host->attr_float(node, "alpha", 1.0f, &alpha);
@@ -99,7 +100,9 @@ static qkv_status gemm_init(const qkv_kernel *kernel, const qkv_node_ctx *node, 
         return NERR(host, node, QKV_ERR_INVALID_MODEL,
                     "attributes transA=%lld, transB=%lld: each must be 0 or 1", (long long)ta,
                     (long long)tb);
-    gemm_attrs *s = host->alloc(sizeof *s);
+    /* malloc, not host->alloc: destroy gets no host table (this file is also
+     * compiled into the OpenBLAS plugin, which has no qkv_host_api_get) */
+    gemm_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     s->alpha = alpha;
@@ -112,7 +115,7 @@ static qkv_status gemm_init(const qkv_kernel *kernel, const qkv_node_ctx *node, 
 
 static void gemm_destroy(void *state)
 {
-    qkv_host_api_get()->free(state);
+    free(state);
 }
 
 static qkv_status gemm_infer(void *state, qkv_kernel_io *io)
@@ -224,8 +227,7 @@ static qkv_status gemm_compute(const void *state, qkv_kernel_io *io)
     }
     if (g.beta != 0)
         fill_from_c(io, &io->inputs[2], &io->outputs[0], elem_bytes);
-    qkv_blas_gemm_run(io, &g);
-    return QKV_OK;
+    return qkv_blas_gemm_run(io, &g);
 }
 
 #define GEMM_KERNEL(since, until, min_in)                                                  \

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qkv.h"
+
 bool qkv_shape_known(const qkv_tensor *t)
 {
     if (t->rank < 0)
@@ -28,6 +30,20 @@ void qkv_set_shape(qkv_tensor *t, qkv_dtype dtype, int32_t rank, const int64_t *
     t->rank = rank;
     for (int32_t k = 0; k < rank && k < QKV_MAX_RANK; k++)
         t->dims[k] = dims[k];
+}
+
+size_t qkv_elem_bytes(qkv_dtype t)
+{
+    size_t bits = qkv_dtype_bits(t); /* 0 for UNDEFINED */
+    return t == QKV_DTYPE_STRING || bits % 8 ? 0 : bits / 8;
+}
+
+void qkv_run_range(qkv_kernel_io *io, size_t n, size_t bytes, qkv_range_fn fn, void *arg)
+{
+    if (n <= 1 || bytes < QKV_PARALLEL_MIN_BYTES)
+        fn(arg, 0, n);
+    else
+        io->host->parallel_for(io->host_ctx, n, fn, arg);
 }
 
 bool qkv_axis_normalize(int64_t axis, int32_t rank, bool inclusive, int32_t *out)

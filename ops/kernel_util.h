@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "qkv_plugin.h"
 
@@ -25,6 +26,12 @@
 #define QKV_TYPES_INDEX (QKV_T(INT32) | QKV_T(INT64))
 /* every type whose elements are plain bytes (no strings) */
 #define QKV_TYPES_PLAIN (QKV_TYPES_NUMERIC | QKV_T(BOOL) | QKV_T(FLOAT16) | QKV_T(BFLOAT16))
+/* every type of whole-byte elements (no strings, no packed sub-byte types):
+ * what a kernel that only moves elements by size (Gather, Slice, Concat...)
+ * accepts */
+#define QKV_TYPES_BYTES                                                                       \
+    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |            \
+     QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ) | QKV_T(FLOAT8E8M0))
 
 /* Report an error from infer/prepare/compute: `return KERR(io, QKV_ERR_SHAPE, "...", ...);` */
 #define KERR(io, status, ...) ((io)->host->error((io)->host_ctx, (status), __VA_ARGS__))
@@ -43,6 +50,33 @@ static inline bool qkv_present(const qkv_kernel_io *io, size_t k)
 {
     return k < io->n_inputs && io->inputs[k].dtype != QKV_DTYPE_UNDEFINED;
 }
+
+/* Bytes per element of a dtype of whole-byte elements (one of
+ * QKV_TYPES_BYTES); 0 for strings, packed sub-byte types and UNDEFINED. */
+size_t qkv_elem_bytes(qkv_dtype t);
+
+/* memcpy of one block of `bytes` (src and dst do not overlap); constant sizes
+ * for the common element sizes let the compiler make each a single move. */
+static inline void qkv_copy_block(unsigned char *restrict dst, const unsigned char *restrict src,
+                                  size_t bytes)
+{
+    switch (bytes) {
+    case 1: memcpy(dst, src, 1); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, bytes); break;
+    }
+}
+
+/* Below this many bytes written, a parallel_for costs more than it saves. */
+#define QKV_PARALLEL_MIN_BYTES ((size_t)1 << 16)
+
+/* Runs fn(arg, begin, end) over [0, n) for a compute that writes `bytes`
+ * bytes in all: inline when that is under QKV_PARALLEL_MIN_BYTES or n <= 1,
+ * else split across threads with host->parallel_for. */
+void qkv_run_range(qkv_kernel_io *io, size_t n, size_t bytes, qkv_range_fn fn, void *arg);
 
 /* Normalises axis in [-rank, rank) (or [-rank-1, rank] when `inclusive`,
  * for Unsqueeze-like ops) into *out; false when out of range. */

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
@@ -91,10 +90,10 @@ DEFINE_LN(f64, double)
 
 /* ---- callbacks ----------------------------------------------------------- */
 
-static qkv_status ln_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status ln_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                          const qkv_node_ctx *node, void **state)
 {
     (void)kernel;
-    const qkv_host_api *host = qkv_host_api_get();
     int64_t axis, stash;
     float eps;
     qkv_status st = host->attr_int(node, "axis", -1, &axis);

@@ -6,21 +6,23 @@
  *
  * Types: float and double through BLAS (blas.h); from opset 9 also int32,
  * int64, uint32 and uint64 with a plain loop (wrapping on overflow, like
- * numpy). Not supported: float16 and bfloat16 (no conversion kernels yet).
+ * numpy); float16 (and bfloat16 from opset 13) converted to float32 in
+ * scratch, multiplied in float32 and rounded back once (see matmul_half).
  *
  * Batches: when B is the same matrix for every batch entry (activations
  * (b, s, k) times weights (k, n), the common case) and A is contiguous across
  * the batch, the batch folds into M: one GEMM with M = b * s. Otherwise the
  * batch entries are separate GEMMs addressed through broadcast strides.
- * Threads: OpenBLAS is set to one thread once per process (its thread count
- * is process-global, and sessions with different thread counts may run at
- * once); qkv_blas_gemm_run spreads batch entries, or row/column blocks of a
- * single GEMM, over the run context's pool with host->parallel_for, each
- * piece its own cblas call. See blas.h.
+ * GEMM and threads: qkv_blas_gemm_run (blas.h) spreads batch entries, or
+ * row/column blocks of a single GEMM, over the run context's pool. This file
+ * is compiled twice: into the core, where the GEMM goes to the session's GEMM
+ * service (portable C, or a backend's), and into the OpenBLAS backend plugin
+ * (plugins/openblas), where it calls cblas directly.
  */
 #include <string.h>
 
 #include "blas.h"
+#include "half.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
@@ -148,6 +150,52 @@ static void int_matmul(qkv_kernel_io *io, const qkv_blas_gemm *g, size_t elem_by
         int_range(&r, 0, rows);
 }
 
+/* ---- float16 / bfloat16 (through float32 scratch) --------------------------- */
+
+/*
+ * A, B and C in float32 take numel(A) + numel(B) + numel(C) floats of
+ * scratch: the whole operands are converted (not tiles), which keeps the one
+ * float32 GEMM path with its batching and threading, at the price of 2x the
+ * half-precision size in scratch. *bytes 0 and false on size_t overflow.
+ */
+static bool half_scratch_bytes(const qkv_kernel_io *io, size_t *bytes)
+{
+    size_t n = 0;
+    *bytes = 0;
+    const qkv_tensor *ts[3] = {&io->inputs[0], &io->inputs[1], &io->outputs[0]};
+    for (int i = 0; i < 3; i++) {
+        size_t k = qkv_numel(ts[i]);
+        if (k > SIZE_MAX / sizeof(float) - n)
+            return false;
+        n += k;
+    }
+    *bytes = n * sizeof(float);
+    return true;
+}
+
+/* y = a @ b for float16/bfloat16 a, b: convert, float32 GEMM, round back.
+ * Returns the GEMM's status. */
+static qkv_status matmul_half(qkv_kernel_io *io)
+{
+    const qkv_tensor *a = &io->inputs[0], *b = &io->inputs[1];
+    qkv_tensor *y = &io->outputs[0];
+    size_t na = qkv_numel(a), nb = qkv_numel(b), ny = qkv_numel(y);
+    float *fa = io->scratch, *fb = fa + na, *fy = fb + nb;
+    qkv_half_to_f32_par(io, fa, a->data, a->dtype, na);
+    qkv_half_to_f32_par(io, fb, b->data, b->dtype, nb);
+    qkv_tensor ta = *a, tb = *b, ty = *y;
+    ta.dtype = tb.dtype = ty.dtype = QKV_DTYPE_FLOAT;
+    ta.data = fa;
+    tb.data = fb;
+    ty.data = fy;
+    qkv_blas_gemm g;
+    matmul_plan(&ta, &tb, &ty, &g);
+    qkv_status st = qkv_blas_gemm_run(io, &g);
+    if (st == QKV_OK)
+        qkv_f32_to_half_par(io, y->data, fy, y->dtype, ny);
+    return st;
+}
+
 /* ---- callbacks --------------------------------------------------------------- */
 
 /* Broadcast of two batch dims (-1 unknown); false when they conflict. */
@@ -218,6 +266,8 @@ static qkv_status matmul_prepare(void *state, qkv_kernel_io *io)
         return KERR(io, QKV_ERR_UNSUPPORTED,
                     "matrices too large: m=%zu n=%zu k=%zu, at most %zu each", g.m, g.n, g.k,
                     QKV_BLAS_MAX_DIM);
+    if (qkv_is_half(g.dtype) && !half_scratch_bytes(io, &io->scratch_bytes))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "operands too large for the float32 scratch copy");
     return QKV_OK;
 }
 
@@ -229,8 +279,7 @@ static qkv_status matmul_compute(const void *state, qkv_kernel_io *io)
     switch (g.dtype) {
     case QKV_DTYPE_FLOAT:
     case QKV_DTYPE_DOUBLE:
-        qkv_blas_gemm_run(io, &g);
-        return QKV_OK;
+        return qkv_blas_gemm_run(io, &g);
     case QKV_DTYPE_INT32:
     case QKV_DTYPE_UINT32:
         int_matmul(io, &g, 4);
@@ -239,6 +288,9 @@ static qkv_status matmul_compute(const void *state, qkv_kernel_io *io)
     case QKV_DTYPE_UINT64:
         int_matmul(io, &g, 8);
         return QKV_OK;
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16:
+        return matmul_half(io);
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'A' has type %s, not supported",
                     qkv_dtype_name(g.dtype));
@@ -256,9 +308,9 @@ static qkv_status matmul_compute(const void *state, qkv_kernel_io *io)
     }
 
 static const qkv_kernel kernels[] = {
-    MATMUL_KERNEL(1, 8, QKV_TYPES_FLOATS),
-    MATMUL_KERNEL(9, 12, MATMUL_INTS),
-    MATMUL_KERNEL(13, 0, MATMUL_INTS),
+    MATMUL_KERNEL(1, 8, QKV_TYPES_FLOATS | QKV_T(FLOAT16)),
+    MATMUL_KERNEL(9, 12, MATMUL_INTS | QKV_T(FLOAT16)),
+    MATMUL_KERNEL(13, 0, MATMUL_INTS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)),
 };
 
 /* The MatMul descriptors (one per opset range); *count set to their number. */

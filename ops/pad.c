@@ -49,10 +49,10 @@ typedef struct pad_state {
     float value;
 } pad_state;
 
-static qkv_status pad_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status pad_init(const qkv_kernel *k, const qkv_host_api *host,
+                           const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     pad_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");

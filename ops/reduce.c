@@ -10,7 +10,8 @@
  * axis unless noop_with_empty_axes=1, which makes the op an identity.
  * Deviations: negative axes are accepted in opset 1 too; all numeric types
  * (float, double, 8/16/32/64-bit signed and unsigned ints) are accepted in
- * every opset, and bool for Max/Min; float16/bfloat16 are not supported.
+ * every opset, and bool for Max/Min; float16/bfloat16 are reduced as a
+ * float32 copy in scratch and rounded back once.
  * An axes input may be int32 as well as int64.
  *
  * Reducing over an empty set (a reduced dim of 0) gives the identity of the
@@ -36,10 +37,11 @@
  * or both kept are merged. If the innermost merged dim is reduced (layout
  * A), each output element folds contiguous rows with four partial
  * accumulators; otherwise (layout B) the innermost kept run of outputs has
- * one accumulator each (in scratch, output-sized; Max/Min accumulate in the
- * output itself) and every reduced position adds one contiguous run to
- * them, so memory is read sequentially, never down a column. Remaining
- * reduced dims are walked with an odometer of strides: no transposed copy.
+ * one accumulator each (on the stack, in strips of at most RED_ACC_MAX
+ * outputs; Max/Min accumulate in the output itself) and every reduced
+ * position adds one contiguous run to them, so memory is read sequentially,
+ * never down a column. Remaining reduced dims are walked with an odometer
+ * of strides: no transposed copy.
  * Output elements (layout A) or strips of the kept run (layout B) are split
  * across threads. A reduction to a single output (all axes) runs on one
  * thread.
@@ -48,7 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
+#include "half.h"
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
@@ -198,7 +200,7 @@ typedef struct reduce_run {
     size_t strip, strips; /* layout B: run split into strips of `strip` outputs */
     const void *x;
     void *y;
-    void *scratch; /* layout B: one accumulator per output (not Max/Min) */
+    void *scratch; /* float16/bfloat16 float32 copies (layout B accumulates on the stack) */
 } reduce_run;
 
 /* ---- per-type element helpers -------------------------------------------
@@ -319,15 +321,23 @@ DEFINE_INT_HELPERS(u64, uint64_t, uint64_t, 0, UINT64_MAX, cvt_u64(x))
         STORE(SFX, y[u], a0);                                                                \
     }
 
-/* Layout B: unit u is strip (u % strips) of kept position u / strips: w
- * accumulators at acc (in scratch, or in y itself for Max/Min: IN_Y) fold
- * one contiguous run of w elements per reduced position. */
+/* ---- bounded layout-B accumulators (issue 5): they were output-sized
+ * scratch, which set the memory peak of models averaging attention weights
+ * over heads (nn.MultiheadAttention's ReduceSum); a strip now has at most
+ * RED_ACC_MAX outputs and its accumulators live on the stack (8 KiB). */
+#define RED_ACC_MAX QKV_MIN_STRIP
+/* ---- end bounded layout-B accumulators */
+
+/* Layout B: unit u is strip (u % strips) of kept position u / strips: w <=
+ * RED_ACC_MAX accumulators at acc (on the stack, or in y itself for
+ * Max/Min: IN_Y) fold one contiguous run of w elements per reduced position. */
 #define RED_STRIPS(SFX, ACCT, IN_Y, INIT, FOLD, STORE)                                       \
     for (size_t u = b; u < e; u++) {                                                         \
         size_t ko = u / r->strips, t0 = (u % r->strips) * r->strip;                          \
         size_t w = v->inner - t0 < r->strip ? v->inner - t0 : r->strip;                      \
         size_t first = ko * v->inner + t0; /* output index of the strip */                   \
-        ACCT *restrict acc = IN_Y ? (ACCT *)(void *)(y + first) : (ACCT *)r->scratch + first; \
+        ACCT acc_block[RED_ACC_MAX];                                                         \
+        ACCT *restrict acc = IN_Y ? (ACCT *)(void *)(y + first) : acc_block;                 \
         QKV_FOR_W(w, acc[j] = (INIT));                                                       \
         odo o;                                                                               \
         odo_start(&o, v, unit_base(v, ko) + t0);                                             \
@@ -429,13 +439,13 @@ DEFINE_INT_HELPERS(u64, uint64_t, uint64_t, 0, UINT64_MAX, cvt_u64(x))
             RED_STRIPS(SFX, T, 1, HIGHEST, F_MIN, S_RAW)                                     \
             break;                                                                           \
         case R_LOGSUMEXP:                                                                    \
-            /* the maxima go to y, the exp-sums to scratch, then y is finished */            \
+            /* the maxima go to y, the exp-sums to the stack, then y is finished */          \
             for (size_t u = b; u < e; u++) {                                                 \
                 size_t ko = u / r->strips, t0 = (u % r->strips) * r->strip;                  \
                 size_t w = v->inner - t0 < r->strip ? v->inner - t0 : r->strip;              \
                 size_t first = ko * v->inner + t0, base = unit_base(v, ko) + t0;             \
                 T *restrict m = y + first;                                                   \
-                double *restrict sum = (double *)r->scratch + first;                         \
+                double sum[RED_ACC_MAX];                                                     \
                 QKV_FOR_W(w, (m[j] = LOWEST, sum[j] = 0));                                   \
                 odo o;                                                                       \
                 odo_start(&o, v, base);                                                      \
@@ -513,9 +523,9 @@ static qkv_status reduce_mask(const reduce_attrs *s, qkv_kernel_io *io, int32_t 
 
 /* ---- callbacks ----------------------------------------------------------- */
 
-static qkv_status reduce_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status reduce_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                              const qkv_node_ctx *node, void **state)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     reduce_attrs *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
@@ -617,22 +627,25 @@ static qkv_status reduce_plan(const reduce_attrs *s, qkv_kernel_io *io, reduce_r
     return QKV_OK;
 }
 
-/* Layout B keeps one accumulator per output in scratch (Max/Min use y). */
+/* Accumulator scratch: none, layout B's are on the stack (RED_ACC_MAX). */
 static size_t reduce_scratch_bytes(const reduce_run *r, const qkv_tensor *y)
 {
-    if (!r->v.inner_kept || r->op == R_MAX || r->op == R_MIN)
-        return 0;
-    return qkv_numel(y) * sizeof(double); /* double or uint64 accumulators */
+    (void)r;
+    (void)y;
+    return 0;
 }
 
 static qkv_status reduce_prepare(void *state, qkv_kernel_io *io)
 {
     reduce_run r;
-    bool noop;
+    bool noop = false;
     qkv_status st = reduce_plan(state, io, &r, &noop);
     if (st != QKV_OK)
         return st;
     io->scratch_bytes = noop ? 0 : reduce_scratch_bytes(&r, &io->outputs[0]);
+    /* float16/bfloat16: float32 copies of x and y after the accumulators */
+    if (!noop && qkv_is_half(io->inputs[0].dtype))
+        io->scratch_bytes += (qkv_numel(&io->inputs[0]) + qkv_numel(&io->outputs[0])) * 4;
     return QKV_OK;
 }
 
@@ -641,7 +654,7 @@ static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
     const qkv_tensor *x = &io->inputs[0];
     qkv_tensor *y = &io->outputs[0];
     reduce_run r;
-    bool noop;
+    bool noop = false;
     qkv_status st = reduce_plan(state, io, &r, &noop);
     if (st != QKV_OK)
         return st;
@@ -658,16 +671,29 @@ static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
     if (io->scratch_bytes < reduce_scratch_bytes(&r, y))
         return KERR(io, QKV_ERR_INTERNAL, "scratch of %zu bytes, %zu needed", io->scratch_bytes,
                     reduce_scratch_bytes(&r, y));
+    /* float16/bfloat16: reduce float32 copies (placed after the accumulators) */
+    float *half_y = NULL;
+    if (qkv_is_half(x->dtype)) {
+        float *hx = (float *)((char *)io->scratch + reduce_scratch_bytes(&r, y));
+        half_y = hx + qkv_numel(x);
+        qkv_half_to_f32_par(io, hx, x->data, x->dtype, qkv_numel(x));
+        r.x = hx;
+        r.y = half_y;
+    }
     bool par = qkv_numel(x) >= PAR_MIN_ELEMS;
     size_t units = r.v.units;
     if (r.v.inner_kept) {
         size_t threads = par ? io->host->thread_count(io->host_ctx) : 1;
         r.strip = qkv_strip_len(r.v.inner, r.v.units, threads);
+        if (r.strip > RED_ACC_MAX) /* issue 5: the stack accumulator block */
+            r.strip = RED_ACC_MAX;
         r.strips = (r.v.inner + r.strip - 1) / r.strip;
         units *= r.strips;
     }
     qkv_range_fn fn;
     switch (x->dtype) {
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16:
     case QKV_DTYPE_FLOAT: fn = reduce_range_f32; break;
     case QKV_DTYPE_DOUBLE: fn = reduce_range_f64; break;
     case QKV_DTYPE_INT8: fn = reduce_range_i8; break;
@@ -687,6 +713,8 @@ static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
         io->host->parallel_for(io->host_ctx, units, fn, &r);
     else
         fn(&r, 0, units);
+    if (half_y)
+        qkv_f32_to_half_par(io, y->data, half_y, y->dtype, qkv_numel(y));
     return QKV_OK;
 }
 
@@ -707,12 +735,13 @@ static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
     REDUCE_KERNEL(NAME, 1, 10, 1, TYPES), REDUCE_KERNEL(NAME, 11, 12, 1, TYPES),             \
         REDUCE_KERNEL(NAME, 13, 17, 1, TYPES), REDUCE_KERNEL(NAME, 18, 0, 2, TYPES)
 
-#define MINMAX_TYPES (QKV_TYPES_NUMERIC | QKV_T(BOOL))
+#define RED_TYPES (QKV_TYPES_NUMERIC | QKV_T(FLOAT16) | QKV_T(BFLOAT16))
+#define MINMAX_TYPES (RED_TYPES | QKV_T(BOOL))
 
 static const qkv_kernel kernels[] = {
-    REDUCE_KERNEL("ReduceSum", 1, 10, 1, QKV_TYPES_NUMERIC),
-    REDUCE_KERNEL("ReduceSum", 11, 12, 1, QKV_TYPES_NUMERIC),
-    REDUCE_KERNEL("ReduceSum", 13, 0, 2, QKV_TYPES_NUMERIC),
+    REDUCE_KERNEL("ReduceSum", 1, 10, 1, RED_TYPES),
+    REDUCE_KERNEL("ReduceSum", 11, 12, 1, RED_TYPES),
+    REDUCE_KERNEL("ReduceSum", 13, 0, 2, RED_TYPES),
     REDUCE_KERNEL("ReduceMax", 1, 10, 1, MINMAX_TYPES),
     REDUCE_KERNEL("ReduceMax", 11, 11, 1, MINMAX_TYPES),
     REDUCE_KERNEL("ReduceMax", 12, 12, 1, MINMAX_TYPES),
@@ -725,13 +754,13 @@ static const qkv_kernel kernels[] = {
     REDUCE_KERNEL("ReduceMin", 13, 17, 1, MINMAX_TYPES),
     REDUCE_KERNEL("ReduceMin", 18, 19, 2, MINMAX_TYPES),
     REDUCE_KERNEL("ReduceMin", 20, 0, 2, MINMAX_TYPES),
-    REDUCE_OPSETS("ReduceMean", QKV_TYPES_NUMERIC),
-    REDUCE_OPSETS("ReduceProd", QKV_TYPES_NUMERIC),
-    REDUCE_OPSETS("ReduceL1", QKV_TYPES_NUMERIC),
-    REDUCE_OPSETS("ReduceL2", QKV_TYPES_NUMERIC),
-    REDUCE_OPSETS("ReduceLogSum", QKV_TYPES_NUMERIC),
-    REDUCE_OPSETS("ReduceLogSumExp", QKV_TYPES_NUMERIC),
-    REDUCE_OPSETS("ReduceSumSquare", QKV_TYPES_NUMERIC),
+    REDUCE_OPSETS("ReduceMean", RED_TYPES),
+    REDUCE_OPSETS("ReduceProd", RED_TYPES),
+    REDUCE_OPSETS("ReduceL1", RED_TYPES),
+    REDUCE_OPSETS("ReduceL2", RED_TYPES),
+    REDUCE_OPSETS("ReduceLogSum", RED_TYPES),
+    REDUCE_OPSETS("ReduceLogSumExp", RED_TYPES),
+    REDUCE_OPSETS("ReduceSumSquare", RED_TYPES),
 };
 
 /* The Reduce* descriptors (attribute and input forms); *count set to their

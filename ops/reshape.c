@@ -78,19 +78,21 @@ static qkv_status view_init_common(const qkv_node_ctx *node, const char *list_at
     return QKV_OK;
 }
 
-static qkv_status reshape1_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status reshape1_init(const qkv_kernel *k, const qkv_host_api *host,
+                                const qkv_node_ctx *node, void **state)
 {
+    (void)host;
     (void)k;
     return view_init_common(node, "shape", false, state);
 }
 
-static qkv_status reshape5_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status reshape5_init(const qkv_kernel *k, const qkv_host_api *host,
+                                const qkv_node_ctx *node, void **state)
 {
     (void)k;
     qkv_status st = view_init_common(node, NULL, false, state);
     if (st != QKV_OK)
         return st;
-    const qkv_host_api *host = qkv_host_api_get();
     view_state *s = *state;
     st = host->attr_int(node, "allowzero", 0, &s->allowzero);
     if (st == QKV_OK && s->allowzero != 0 && s->allowzero != 1)
@@ -103,13 +105,13 @@ static qkv_status reshape5_init(const qkv_kernel *k, const qkv_node_ctx *node, v
     return st;
 }
 
-static qkv_status flatten_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status flatten_init(const qkv_kernel *k, const qkv_host_api *host,
+                               const qkv_node_ctx *node, void **state)
 {
     (void)k;
     qkv_status st = view_init_common(node, NULL, false, state);
     if (st != QKV_OK)
         return st;
-    const qkv_host_api *host = qkv_host_api_get();
     view_state *s = *state;
     st = host->attr_int(node, "axis", 1, &s->axis);
     if (st == QKV_OK && s->axis < 0 && s->opset < 11)
@@ -123,7 +125,8 @@ static qkv_status flatten_init(const qkv_kernel *k, const qkv_node_ctx *node, vo
 }
 
 /* Squeeze-1/11 and Unsqueeze-1/11: `axes` attribute (required by Unsqueeze). */
-static qkv_status axes_attr_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status axes_attr_init(const qkv_kernel *k, const qkv_host_api *host,
+                                 const qkv_node_ctx *node, void **state)
 {
     bool unsqueeze = strcmp(k->op_type, "Unsqueeze") == 0;
     qkv_status st = view_init_common(node, "axes", unsqueeze, state);
@@ -132,7 +135,7 @@ static qkv_status axes_attr_init(const qkv_kernel *k, const qkv_node_ctx *node, 
     view_state *s = *state;
     for (size_t i = 0; i < s->n; i++)
         if (s->list[i] < 0 && s->opset < 11) {
-            st = NERR(qkv_host_api_get(), node, QKV_ERR_INVALID_MODEL,
+            st = NERR(host, node, QKV_ERR_INVALID_MODEL,
                       "axes[%zu] is %lld; negative axes need opset 11", i,
                       (long long)s->list[i]);
             free(s);
@@ -143,8 +146,10 @@ static qkv_status axes_attr_init(const qkv_kernel *k, const qkv_node_ctx *node, 
 }
 
 /* Squeeze-13/Unsqueeze-13: axes come as input 1. */
-static qkv_status axes_input_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status axes_input_init(const qkv_kernel *k, const qkv_host_api *host,
+                                  const qkv_node_ctx *node, void **state)
 {
+    (void)host;
     (void)k;
     return view_init_common(node, NULL, false, state);
 }

@@ -34,10 +34,10 @@ typedef struct scatternd_state {
     enum red red;
 } scatternd_state;
 
-static qkv_status scatternd_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status scatternd_init(const qkv_kernel *k, const qkv_host_api *host,
+                                 const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     const char *r = NULL;
     qkv_status st = host->attr_string(node, "reduction", "none", &r);
     if (st != QKV_OK)

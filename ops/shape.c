@@ -21,10 +21,10 @@ typedef struct shape_state {
     bool has_end;
 } shape_state;
 
-static qkv_status shape_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status shape_init(const qkv_kernel *k, const qkv_host_api *host,
+                             const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     shape_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");

@@ -17,17 +17,9 @@
  * Any element type of whole bytes (strings are not supported).
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "kernel_host.h"
 #include "kernel_util.h"
-
-#define BYTE_TYPES                                                                             \
-    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |             \
-     QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ) | QKV_T(FLOAT8E8M0))
-
-/* Below this many output bytes a parallel_for costs more than it saves. */
-#define PARALLEL_MIN_BYTES ((size_t)1 << 16)
 
 /* Slice-1's attributes. */
 typedef struct slice_state {
@@ -64,10 +56,10 @@ static qkv_status read_list_attr(const qkv_node_ctx *node, const char *name, boo
     return QKV_OK;
 }
 
-static qkv_status slice1_init(const qkv_kernel *k, const qkv_node_ctx *node, void **state)
+static qkv_status slice1_init(const qkv_kernel *k, const qkv_host_api *host,
+                              const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    const qkv_host_api *host = qkv_host_api_get();
     slice_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
@@ -262,18 +254,6 @@ typedef struct slice_job {
     size_t block;                     /* contiguous bytes copied per position */
 } slice_job;
 
-static inline void copy_block(unsigned char *restrict dst, const unsigned char *restrict src,
-                              size_t bytes)
-{
-    switch (bytes) {
-    case 1: memcpy(dst, src, 1); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    default: memcpy(dst, src, bytes); break;
-    }
-}
-
 /* Copies blocks [begin, end) (in row-major order of the outer axes). */
 static void slice_range(void *arg, size_t begin, size_t end)
 {
@@ -287,7 +267,7 @@ static void slice_range(void *arg, size_t begin, size_t end)
         off += c[k] * j->step_bytes[k];
     }
     for (size_t b = begin; b < end; b++) {
-        copy_block(j->out + b * j->block, j->in + off, j->block);
+        qkv_copy_block(j->out + b * j->block, j->in + off, j->block);
         for (int32_t k = j->outer_rank - 1; k >= 0; k--) {
             off += j->step_bytes[k];
             if (++c[k] < j->len[k])
@@ -302,13 +282,12 @@ static qkv_status slice_run(qkv_kernel_io *io, const slice_plan *plan)
 {
     const qkv_tensor *x = &io->inputs[0];
     const qkv_tensor *y = &io->outputs[0];
-    size_t bits = qkv_dtype_bits(x->dtype);
-    if (x->dtype == QKV_DTYPE_STRING || bits == 0 || bits % 8)
+    size_t eb = qkv_elem_bytes(x->dtype);
+    if (eb == 0)
         return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
     if (qkv_numel(y) == 0)
         return QKV_OK;
-    size_t eb = bits / 8;
     size_t xs[QKV_MAX_RANK];
     qkv_contiguous_strides(x, xs);
     slice_job j = {.out = y->data, .outer_rank = x->rank, .block = eb};
@@ -337,10 +316,7 @@ static qkv_status slice_run(qkv_kernel_io *io, const slice_plan *plan)
     size_t n_blocks = 1;
     for (int32_t k = 0; k < j.outer_rank; k++)
         n_blocks *= (size_t)j.len[k];
-    if (n_blocks * j.block < PARALLEL_MIN_BYTES || n_blocks == 1)
-        slice_range(&j, 0, n_blocks);
-    else
-        io->host->parallel_for(io->host_ctx, n_blocks, slice_range, &j);
+    qkv_run_range(io, n_blocks, n_blocks * j.block, slice_range, &j);
     return QKV_OK;
 }
 
@@ -372,7 +348,7 @@ static const qkv_kernel kernels[] = {
         .min_inputs = 1, .max_inputs = 1,
         .min_outputs = 1, .max_outputs = 1,
         .n_input_types = 1,
-        .input_types = {BYTE_TYPES},
+        .input_types = {QKV_TYPES_BYTES},
         .init = slice1_init,
         .infer = slice1_infer,
         .compute = slice1_compute,
@@ -386,7 +362,7 @@ static const qkv_kernel kernels[] = {
         .min_inputs = 3, .max_inputs = 5,
         .min_outputs = 1, .max_outputs = 1,
         .n_input_types = 2,
-        .input_types = {BYTE_TYPES, QKV_TYPES_INDEX},
+        .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX},
         .infer = slice10_infer,
         .compute = slice10_compute,
     },

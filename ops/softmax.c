@@ -16,12 +16,14 @@
  * normalised together, each pass over D reading TILE contiguous elements per
  * row, with the tile's max and sums in small stack arrays.
  *
- * Types: float and double (float16/bfloat16 not supported). Output 0 may
- * share input 0's buffer: every element is read before it is written.
+ * Types: float and double; float16 and bfloat16 are converted to float32
+ * in scratch, normalised there and rounded back once. Output 0 may share
+ * input 0's buffer: every element is read before it is written.
  */
 #include <math.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
@@ -196,9 +198,9 @@ static void softmax_range(void *arg, size_t begin, size_t end)
 
 /* ---- callbacks --------------------------------------------------------------- */
 
-static qkv_status softmax_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status softmax_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                               const qkv_node_ctx *node, void **state)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     bool flatten = kernel->since_version < 13;
     int64_t axis;
     qkv_status st = host->attr_int(node, "axis", flatten ? 1 : -1, &axis);
@@ -233,6 +235,15 @@ static qkv_status softmax_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
+/* float16/bfloat16: scratch for the float32 copy of the input. */
+static qkv_status softmax_prepare(void *state, qkv_kernel_io *io)
+{
+    (void)state;
+    const qkv_tensor *x = &io->inputs[0];
+    io->scratch_bytes = qkv_is_half(x->dtype) ? qkv_numel(x) * sizeof(float) : 0;
+    return QKV_OK;
+}
+
 static qkv_status softmax_compute(const void *state, qkv_kernel_io *io)
 {
     const softmax_attrs *s = state;
@@ -249,6 +260,11 @@ static qkv_status softmax_compute(const void *state, qkv_kernel_io *io)
     case QKV_DTYPE_DOUBLE:
         r.f64 = true;
         break;
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16: /* in place on a float32 copy in scratch */
+        r.f64 = false;
+        r.x = r.y = io->scratch;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'input' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
@@ -256,12 +272,16 @@ static qkv_status softmax_compute(const void *state, qkv_kernel_io *io)
     size_t elems = outer * r.d * r.inner;
     if (elems == 0)
         return QKV_OK;
+    if (qkv_is_half(x->dtype))
+        qkv_half_to_f32_par(io, io->scratch, x->data, x->dtype, elems);
     r.tiles = (r.inner + TILE - 1) / TILE;
     size_t units = r.inner == 1 ? outer : outer * r.tiles;
     if (elems >= PAR_MIN_ELEMS)
         io->host->parallel_for(io->host_ctx, units, softmax_range, &r);
     else
         softmax_range(&r, 0, units);
+    if (qkv_is_half(x->dtype))
+        qkv_f32_to_half_par(io, io->outputs[0].data, io->scratch, x->dtype, elems);
     return QKV_OK;
 }
 
@@ -269,9 +289,11 @@ static qkv_status softmax_compute(const void *state, qkv_kernel_io *io)
     {                                                                                      \
         QKV_KERNEL_V1, .domain = "", .op_type = (op), .since_version = (since),            \
         .until_version = (until), .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {QKV_TYPES_FLOATS},           \
+        .max_outputs = 1, .n_input_types = 1,                                              \
+        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},              \
         .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .init = softmax_init,             \
-        .infer = softmax_infer, .compute = softmax_compute, .destroy = softmax_destroy,    \
+        .infer = softmax_infer, .prepare = softmax_prepare, .compute = softmax_compute,    \
+        .destroy = softmax_destroy,                                                        \
     }
 
 static const qkv_kernel kernels[] = {

@@ -23,13 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
-#define BYTE_TYPES                                                                           \
-    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |          \
-     QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ) | QKV_T(FLOAT8E8M0))
 #define PAR_MIN_BYTES ((size_t)1 << 18)
 
 typedef struct split_attrs {
@@ -47,9 +43,9 @@ typedef struct split_run {
     size_t dim, inner_bytes;
 } split_run;
 
-static qkv_status split_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status split_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                             const qkv_node_ctx *node, void **state)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     split_attrs *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
@@ -279,7 +275,7 @@ static qkv_status split_prepare(void *state, qkv_kernel_io *io)
     {                                                                                        \
         QKV_KERNEL_V1, .domain = "", .op_type = "Split", .since_version = (SINCE),           \
         .until_version = (UNTIL), .min_inputs = 1, .max_inputs = (N_IN), .min_outputs = 1,   \
-        .max_outputs = -1, .n_input_types = 2, .input_types = {BYTE_TYPES, QKV_TYPES_INDEX}, \
+        .max_outputs = -1, .n_input_types = 2, .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX}, \
         .init = split_init, .infer = split_infer, .prepare = split_prepare,                  \
         .compute = split_compute, .destroy = split_destroy,                                  \
     }

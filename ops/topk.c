@@ -35,10 +35,10 @@ typedef struct topk_state {
     bool largest;
 } topk_state;
 
-static qkv_status topk_init(const qkv_kernel *kern, const qkv_node_ctx *node, void **state)
+static qkv_status topk_init(const qkv_kernel *kern, const qkv_host_api *host,
+                            const qkv_node_ctx *node, void **state)
 {
     (void)kern;
-    const qkv_host_api *host = qkv_host_api_get();
     topk_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");

@@ -202,11 +202,10 @@ static void tiled_range(void *arg, size_t begin, size_t end)
 
 /* ---- callbacks --------------------------------------------------------------- */
 
-static qkv_status transpose_init(const qkv_kernel *kernel, const qkv_node_ctx *node,
-                                 void **state)
+static qkv_status transpose_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                                 const qkv_node_ctx *node, void **state)
 {
     (void)kernel;
-    const qkv_host_api *host = qkv_host_api_get();
     const int64_t *perm;
     size_t n;
     qkv_status st = host->attr_ints(node, "perm", &perm, &n);

@@ -14,13 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
-#define BYTE_TYPES                                                                           \
-    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |          \
-     QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ) | QKV_T(FLOAT8E8M0))
 #define PAR_MIN_BYTES ((size_t)1 << 18)
 
 typedef struct trilu_run {
@@ -55,10 +51,10 @@ static void trilu_range(void *arg, size_t b, size_t e)
     }
 }
 
-static qkv_status trilu_init(const qkv_kernel *kernel, const qkv_node_ctx *node, void **state)
+static qkv_status trilu_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                             const qkv_node_ctx *node, void **state)
 {
     (void)kernel;
-    const qkv_host_api *host = qkv_host_api_get();
     int64_t upper;
     qkv_status st = host->attr_int(node, "upper", 1, &upper);
     if (st != QKV_OK)
@@ -140,7 +136,7 @@ static const qkv_kernel kernels[] = {
         .min_inputs = 1, .max_inputs = 2,
         .min_outputs = 1, .max_outputs = 1,
         .n_input_types = 2,
-        .input_types = {BYTE_TYPES, QKV_T(INT64) | QKV_T(INT32)},
+        .input_types = {QKV_TYPES_BYTES, QKV_T(INT64) | QKV_T(INT32)},
         .flags = QKV_KERNEL_INPLACE,
         .inplace_input = 0,
         .init = trilu_init,

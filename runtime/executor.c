@@ -9,7 +9,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "backend.h" /* the session's GEMM provider (issue 4) */
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
@@ -30,6 +32,12 @@ struct qkv_context {
     size_t n_dyn, cap_dyn;
     qkv_tensor *outputs; /* (n_outputs) */
     bool have_outputs;
+    /* ---- profiling (issue 4: `qkv run --profile`) */
+    bool profiling;
+    double *step_ms;    /* (n_nodes + 1) time of step i of the last profiled run */
+    int32_t *step_node; /* (n_nodes + 1) its node */
+    size_t n_profiled;  /* steps of the last profiled run */
+    /* ---- end profiling */
 };
 
 qkv_status qkv_context_create(qkv_session *s, qkv_context **out, qkv_error *err)
@@ -83,6 +91,8 @@ void qkv_context_destroy(qkv_context *c)
     free(c->input_index);
     free(c->io);
     free(c->outputs);
+    free(c->step_ms);
+    free(c->step_node);
     free(c);
 }
 
@@ -169,7 +179,11 @@ static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error 
     const qkv_ir_node *n = &g->nodes[step->node];
     const qkv_kernel *k = n->kernel;
     qkv_tensor *ins = c->io, *outs = c->io + n->n_inputs;
-    qkv_host_ctx h = {.node = n, .version = k->since_version, .err = err, .pool = c->pool};
+    qkv_host_ctx h = {.node = n,
+                      .version = k->since_version,
+                      .err = err,
+                      .pool = c->pool,
+                      .gemm = qkv_session_gemm(c->s)};
     for (size_t i = 0; i < n->n_inputs; i++) {
         if (n->inputs[i] < 0) {
             memset(&ins[i], 0, sizeof ins[i]);
@@ -231,8 +245,23 @@ qkv_status qkv_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs, qk
     const qkv_exec_plan *p = c->plan;
     const qkv_ir_graph *g = c->s->model->graph;
     bind_values(c, inputs);
-    for (size_t i = 0; i < p->n_steps && st == QKV_OK; i++)
+    if (c->profiling)
+        c->n_profiled = 0;
+    for (size_t i = 0; i < p->n_steps && st == QKV_OK; i++) {
+        if (!c->profiling) {
+            st = run_step(c, &p->steps[i], err);
+            continue;
+        }
+        /* ---- profiling (issue 4) */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         st = run_step(c, &p->steps[i], err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        c->step_node[i] = p->steps[i].node;
+        c->step_ms[i] =
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        c->n_profiled = i + 1;
+    }
     if (st != QKV_OK)
         return st;
     for (size_t i = 0; i < p->n_copies; i++) {
@@ -273,5 +302,42 @@ qkv_status qkv_context_plan_stats(const qkv_context *c, qkv_plan_stats *stats)
     if (!c || !c->plan || !stats)
         return QKV_ERR_INVALID_ARGUMENT;
     *stats = c->plan->stats;
+    return QKV_OK;
+}
+
+/* ---- profiling (issue 4) -------------------------------------------------------- */
+
+qkv_status qkv_context_set_profiling(qkv_context *c, int enable, qkv_error *err)
+{
+    if (!c)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_context_set_profiling: NULL");
+    if (enable && !c->step_ms) {
+        size_t n = c->s->model->graph->n_nodes + 1;
+        double *ms = calloc(n, sizeof *ms);
+        int32_t *node = calloc(n, sizeof *node);
+        if (!ms || !node) {
+            free(ms);
+            free(node);
+            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory for the profile");
+        }
+        c->step_ms = ms;
+        c->step_node = node;
+    }
+    c->profiling = enable != 0;
+    c->n_profiled = 0;
+    return QKV_OK;
+}
+
+size_t qkv_context_profile_count(const qkv_context *c)
+{
+    return c ? c->n_profiled : 0;
+}
+
+qkv_status qkv_context_profile(const qkv_context *c, size_t i, qkv_profile_entry *out)
+{
+    if (!c || !out || i >= c->n_profiled)
+        return QKV_ERR_INVALID_ARGUMENT;
+    out->node = (size_t)c->step_node[i];
+    out->ms = c->step_ms[i];
     return QKV_OK;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "error.h"
 #include "threadpool.h"
 
@@ -26,6 +27,8 @@ static qkv_status report(const qkv_ir_node *node, int64_t version, qkv_error *er
         return status;
     char what[256];
     char msg[QKV_ERROR_MESSAGE_BYTES];
+    if (!node) /* a host context outside any node (a GEMM called from a test) */
+        return qkv_error_setv(err, status, fmt, ap);
     qkv_node_describe(node, version, what, sizeof what);
     vsnprintf(msg, sizeof msg, fmt, ap);
     return qkv_error_set(err, status, "%s: %s", what, msg);
@@ -163,6 +166,30 @@ static qkv_status attr_tensor(const qkv_node_ctx *n, const char *name, const qkv
     return st;
 }
 
+/* The value of node input k, or NULL when absent or no graph is known. */
+static const qkv_ir_value *input_value(const qkv_node_ctx *n, size_t k)
+{
+    if (!n->graph || k >= n->node->n_inputs || n->node->inputs[k] < 0)
+        return NULL;
+    return &n->graph->values[n->node->inputs[k]];
+}
+
+static qkv_dtype node_input_dtype(const qkv_node_ctx *n, size_t k)
+{
+    const qkv_ir_value *v = input_value(n, k);
+    return v ? v->dtype : QKV_DTYPE_UNDEFINED;
+}
+
+static int32_t node_input_shape(const qkv_node_ctx *n, size_t k, int64_t *dims, size_t cap)
+{
+    const qkv_ir_value *v = input_value(n, k);
+    if (!v || v->rank < 0)
+        return -1;
+    for (int32_t d = 0; d < v->rank && (size_t)d < cap && dims; d++)
+        dims[d] = v->dims[d];
+    return v->rank;
+}
+
 /* ---- infer/prepare/compute ------------------------------------------------ */
 
 static qkv_status host_error(void *host_ctx, qkv_status status, const char *fmt, ...)
@@ -184,7 +211,83 @@ static void host_parallel_for(void *host_ctx, size_t n, qkv_range_fn fn, void *a
 static size_t host_thread_count(void *host_ctx)
 {
     qkv_host_ctx *h = host_ctx;
+    if (h && !h->pool && h->threads > 1)
+        return h->threads;
     return qkv_threadpool_size(h ? h->pool : NULL);
+}
+
+static qkv_status host_output_alloc(qkv_kernel_io *io, size_t k, qkv_dtype dtype, int32_t rank,
+                                    const int64_t *dims)
+{
+    qkv_host_ctx *h = io->host_ctx;
+    if (k >= io->n_outputs)
+        return host_error(h, QKV_ERR_INVALID_ARGUMENT, "output_alloc: output %zu of %zu", k,
+                          io->n_outputs);
+    if (h->node && (k >= h->node->n_outputs || h->node->outputs[k] < 0))
+        return QKV_OK; /* the node omits this output: nothing to write */
+    size_t elems = 0, bytes = 0;
+    if (rank < 0 || rank > QKV_MAX_RANK || (rank > 0 && !dims))
+        return host_error(h, QKV_ERR_SHAPE, "output %zu: rank %d (at most %d)", k, rank,
+                          QKV_MAX_RANK);
+    if (!qkv_shape_elements(dims, rank, &elems) ||
+        !qkv_dtype_storage_bytes(dtype, elems, &bytes))
+        return host_error(h, QKV_ERR_SHAPE, "output %zu: a negative dim or a size overflow (%s)",
+                          k, qkv_dtype_name(dtype));
+    qkv_tensor *o = &io->outputs[k];
+    if (o->data) {
+        /* allocated by the host from infer's shape: it must agree */
+        bool same = o->dtype == dtype && o->rank == rank;
+        for (int32_t d = 0; same && d < rank; d++)
+            same = o->dims[d] == dims[d];
+        if (!same)
+            return host_error(h, QKV_ERR_SHAPE,
+                              "output %zu: output_alloc asks for another type or shape than "
+                              "infer gave",
+                              k);
+        return QKV_OK;
+    }
+    /* calloc: string outputs start as NULL pointers (see qkv_node_eval) */
+    void *data = calloc(1, bytes ? bytes : 1);
+    if (!data)
+        return host_error(h, QKV_ERR_OUT_OF_MEMORY, "output %zu of %zu bytes", k, bytes);
+    o->dtype = dtype;
+    o->rank = rank;
+    for (int32_t d = 0; d < rank; d++)
+        o->dims[d] = dims[d];
+    o->data = data;
+    o->data_bytes = bytes;
+    return QKV_OK;
+}
+
+qkv_status qkv_host_gemm(qkv_host_ctx *h, const qkv_gemm *g)
+{
+    const qkv_host_api *host = qkv_host_api_get();
+    if (!g || g->struct_size < offsetof(qkv_gemm, c_strides) + sizeof g->c_strides)
+        return host_error(h, QKV_ERR_INVALID_ARGUMENT, "gemm: missing or too small description");
+    if (g->dtype != QKV_DTYPE_FLOAT && g->dtype != QKV_DTYPE_DOUBLE)
+        return host_error(h, QKV_ERR_TYPE, "gemm: %s is not supported (float and double are)",
+                          qkv_dtype_name(g->dtype));
+    /* a leading dimension matters only for a non-empty matrix */
+    bool a_bad = g->m && g->k && g->lda < (g->trans_a ? g->m : g->k);
+    bool b_bad = g->k && g->n && g->ldb < (g->trans_b ? g->k : g->n);
+    bool c_bad = g->m && g->n && g->ldc < g->n;
+    if (g->batch_rank < 0 || g->batch_rank > QKV_MAX_RANK || a_bad || b_bad || c_bad)
+        return host_error(h, QKV_ERR_INVALID_ARGUMENT,
+                          "gemm: inconsistent description (m=%zu n=%zu k=%zu lda=%zu ldb=%zu "
+                          "ldc=%zu batch_rank=%d)",
+                          g->m, g->n, g->k, g->lda, g->ldb, g->ldc, g->batch_rank);
+    if (h->gemm && h->gemm->gemm) {
+        qkv_status st = h->gemm->gemm(h->gemm->user, host, h, g);
+        if (st != QKV_ERR_UNSUPPORTED)
+            return st;
+        qkv_error_clear(h->err); /* a provider that declines may have said why */
+    }
+    return qkv_gemm_portable(host, h, g);
+}
+
+static qkv_status host_gemm(void *host_ctx, const qkv_gemm *g)
+{
+    return qkv_host_gemm(host_ctx, g);
 }
 
 /* ---- services --------------------------------------------------------------- */
@@ -227,12 +330,17 @@ static const qkv_host_api host_api = {
     .attr_strings = attr_strings,
     .attr_tensor = attr_tensor,
     .node_error = node_error,
+    .node_input_dtype = node_input_dtype,
+    .node_input_shape = node_input_shape,
     .error = host_error,
     .parallel_for = host_parallel_for,
     .thread_count = host_thread_count,
+    .output_alloc = host_output_alloc,
+    .gemm = host_gemm,
     .alloc = host_alloc,
     .free = host_free,
     .log = host_log,
+    .dtype_name = qkv_dtype_name,
 };
 
 const qkv_host_api *qkv_host_api_get(void)

@@ -10,12 +10,19 @@
 
 struct qkv_threadpool;
 
-/* What a kernel's init sees as `const qkv_node_ctx *`. */
+/* What a kernel's init (and a backend's supports) sees as `const qkv_node_ctx *`. */
 struct qkv_node_ctx {
     const qkv_ir_node *node;
     int64_t version; /* the kernel's since_version, for messages */
     qkv_error *err;  /* where node_error writes; may be NULL */
+    const qkv_ir_graph *graph; /* for node_input_dtype/shape; NULL: inputs read as unknown */
 };
+
+/* A session's GEMM service (host->gemm): a backend's provider, or portable C. */
+typedef struct qkv_gemm_provider {
+    qkv_status (*gemm)(void *user, const qkv_host_api *host, void *host_ctx, const qkv_gemm *g);
+    void *user;
+} qkv_gemm_provider;
 
 /* What infer/prepare/compute see as io->host_ctx. */
 typedef struct qkv_host_ctx {
@@ -23,10 +30,17 @@ typedef struct qkv_host_ctx {
     int64_t version;
     qkv_error *err;               /* may be NULL */
     struct qkv_threadpool *pool;  /* NULL: parallel_for runs inline */
+    size_t threads; /* without a pool (planning): the threads compute will have,
+                     * so prepare can size per-thread scratch; 0 means 1 */
+    const qkv_gemm_provider *gemm; /* NULL: host->gemm runs portable C */
 } qkv_host_ctx;
 
 /* The host's function table (static, immutable). */
 const qkv_host_api *qkv_host_api_get(void);
+
+/* What host->gemm does: checks g, then runs it with hctx's provider (if any,
+ * and unless it answers QKV_ERR_UNSUPPORTED) or the portable GEMM. */
+qkv_status qkv_host_gemm(qkv_host_ctx *hctx, const qkv_gemm *g);
 
 /* Formats "node 'NAME' (OP-VERSION)" (or "node #I (OP-VERSION)" without a
  * name) into buf. */

@@ -74,7 +74,10 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         return st;
     qkv_kernel_io io;
     qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
-    for (size_t i = 0; i < n_outputs; i++) {
+    /* A kernel without infer (a plugin's) allocates its outputs in compute
+     * with host->output_alloc: nothing is sized or allocated here. */
+    const bool sized_here = k->infer != NULL;
+    for (size_t i = 0; i < n_outputs && sized_here; i++) {
         qkv_tensor *o = &outputs[i];
         if (i < node->n_outputs && node->outputs[i] < 0)
             continue;
@@ -101,7 +104,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                                   io.scratch_bytes);
     }
     io.scratch = scratch;
-    for (size_t i = 0; i < n_outputs; i++) {
+    for (size_t i = 0; i < n_outputs && sized_here; i++) {
         if (i < node->n_outputs && node->outputs[i] < 0)
             continue;
         /* calloc: string outputs start as NULL pointers, and a kernel that
@@ -115,6 +118,12 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     }
     if (st == QKV_OK)
         st = k->compute(state, &io);
+    for (size_t i = 0; i < n_outputs && st == QKV_OK && !sized_here; i++)
+        if (!(i < node->n_outputs && node->outputs[i] < 0) && !outputs[i].data)
+            st = io.host->error(hctx, QKV_ERR_PLUGIN,
+                                "output %zu was not produced: a kernel without infer must "
+                                "allocate each output with host->output_alloc in compute",
+                                i);
     free(scratch);
     if (st != QKV_OK)
         for (size_t i = 0; i < n_outputs; i++)

@@ -132,7 +132,8 @@ static qkv_status plan_node(builder *b, size_t pos)
     int32_t idx = g->order[pos];
     const qkv_ir_node *n = &g->nodes[idx];
     const qkv_kernel *k = n->kernel;
-    qkv_host_ctx h = {.node = n, .version = k->since_version, .err = b->err};
+    qkv_host_ctx h = {.node = n, .version = k->since_version, .err = b->err,
+                      .threads = b->s->opts.threads};
     bool dynamic = false, all_known = true;
 
     for (size_t i = 0; i < n->n_inputs; i++) {
@@ -411,6 +412,10 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
     p->stats.arena_bytes = arena;
     p->stats.lower_bound_bytes = lower;
     p->stats.steps = p->n_steps;
+    /* qkv bench: the most scratch live at once (each step's lives for that step) */
+    for (size_t i = 0; i < p->n_steps; i++)
+        if (p->steps[i].scratch_bytes > p->stats.scratch_bytes)
+            p->stats.scratch_bytes = p->steps[i].scratch_bytes;
     builder_free(&b);
     *out = p;
     return QKV_OK;

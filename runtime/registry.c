@@ -1,10 +1,12 @@
 /*
- * registry.c - a flat array of copied descriptors. Lookups scan it: a model
- * has a few hundred nodes and a registry a few hundred kernels, and lookups
- * happen once per node at session creation.
+ * registry.c - a flat array of copied descriptors, each tagged with its
+ * backend, and a small array of backends. Lookups scan it: a model has a few
+ * hundred nodes and a registry a few hundred kernels, and lookups happen
+ * once per node and backend at session creation.
  */
 #include "registry.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +22,14 @@ typedef struct entry {
     char *domain;
     char *op_type;
     char *origin;
+    size_t backend;
 } entry;
 
 struct qkv_registry {
     size_t n, cap;
     entry *entries;
+    size_t n_backends, cap_backends;
+    qkv_registry_backend *backends;
 };
 
 const char *qkv_domain_normalize(const char *domain)
@@ -34,9 +39,34 @@ const char *qkv_domain_normalize(const char *domain)
     return domain;
 }
 
+static void backend_fini(qkv_registry_backend *b)
+{
+    free(b->name);
+    free(b->origin);
+}
+
 qkv_registry *qkv_registry_create(void)
 {
-    return calloc(1, sizeof(qkv_registry));
+    qkv_registry *reg = calloc(1, sizeof *reg);
+    if (!reg)
+        return NULL;
+    reg->backends = calloc(4, sizeof *reg->backends);
+    if (!reg->backends) {
+        free(reg);
+        return NULL;
+    }
+    reg->cap_backends = 4;
+    qkv_registry_backend *cpu = &reg->backends[0];
+    cpu->name = qkv_strdup("cpu");
+    cpu->origin = qkv_strdup("built-in");
+    if (!cpu->name || !cpu->origin) {
+        backend_fini(cpu);
+        free(reg->backends);
+        free(reg);
+        return NULL;
+    }
+    reg->n_backends = 1;
+    return reg;
 }
 
 static void entry_fini(entry *e)
@@ -53,6 +83,9 @@ void qkv_registry_destroy(qkv_registry *reg)
     for (size_t i = 0; i < reg->n; i++)
         entry_fini(&reg->entries[i]);
     free(reg->entries);
+    for (size_t i = 0; i < reg->n_backends; i++)
+        backend_fini(&reg->backends[i]);
+    free(reg->backends);
     free(reg);
 }
 
@@ -64,11 +97,19 @@ static int32_t until_or_max(int32_t until)
 qkv_status qkv_registry_add(qkv_registry *reg, const qkv_kernel *k, const char *origin,
                             qkv_error *err)
 {
+    return qkv_registry_add_to(reg, 0, k, origin, err);
+}
+
+qkv_status qkv_registry_add_to(qkv_registry *reg, size_t backend, const qkv_kernel *k,
+                               const char *origin, qkv_error *err)
+{
     const size_t v1_size = offsetof(qkv_kernel, destroy) + sizeof(k->destroy);
     if (!origin)
         origin = "(unnamed)";
     if (!k)
         return qkv_error_set(err, QKV_ERR_PLUGIN, "%s: NULL kernel descriptor", origin);
+    if (backend >= reg->n_backends)
+        return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: no backend #%zu", origin, backend);
     if (QKV_ABI_VERSION_MAJOR(k->abi_version) != QKV_ABI_MAJOR)
         return qkv_error_set(err, QKV_ERR_PLUGIN,
                              "%s: kernel '%s' was built for ABI %u.%u, this qkv speaks %u.%u",
@@ -94,7 +135,8 @@ qkv_status qkv_registry_add(qkv_registry *reg, const qkv_kernel *k, const char *
                              origin, k->op_type);
     for (size_t i = 0; i < reg->n; i++) {
         const entry *e = &reg->entries[i];
-        if (strcmp(e->domain, domain) != 0 || strcmp(e->op_type, k->op_type) != 0)
+        if (e->backend != backend || strcmp(e->domain, domain) != 0 ||
+            strcmp(e->op_type, k->op_type) != 0)
             continue;
         if (k->since_version <= until_or_max(e->kernel.until_version) &&
             e->kernel.since_version <= until_or_max(k->until_version))
@@ -123,7 +165,9 @@ qkv_status qkv_registry_add(qkv_registry *reg, const qkv_kernel *k, const char *
         entry_fini(&e);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory");
     }
+    e.backend = backend;
     e.kernel.struct_size = sizeof e.kernel;
+    e.kernel.abi_version = QKV_ABI_VERSION; /* the host's copy is in the host's layout */
     e.kernel.domain = e.domain;
     e.kernel.op_type = e.op_type;
     reg->entries[reg->n++] = e;
@@ -150,14 +194,96 @@ qkv_status qkv_registry_add_builtins(qkv_registry *reg, qkv_error *err)
     return QKV_OK;
 }
 
-const qkv_kernel *qkv_registry_find(const qkv_registry *reg, const char *domain,
-                                    const char *op_type, int64_t opset, const char **origin)
+/* Backend names: [A-Za-z0-9_.-]+, so `--backend a,b` can list them. */
+static bool valid_backend_name(const char *name)
+{
+    if (!name || !name[0] || strlen(name) > 64)
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '.' || *c == '-'))
+            return false;
+    return true;
+}
+
+qkv_status qkv_registry_add_backend(qkv_registry *reg, const qkv_backend *b, const char *origin,
+                                    size_t *index, qkv_error *err)
+{
+    const size_t v1_size = offsetof(qkv_backend, gemm) + sizeof b->gemm;
+    if (!origin)
+        origin = "(unnamed)";
+    if (!b)
+        return qkv_error_set(err, QKV_ERR_PLUGIN, "%s: NULL backend descriptor", origin);
+    if (QKV_ABI_VERSION_MAJOR(b->abi_version) != QKV_ABI_MAJOR)
+        return qkv_error_set(err, QKV_ERR_PLUGIN,
+                             "%s: backend '%s' was built for ABI %u.%u, this qkv speaks %u.%u",
+                             origin, b->name ? b->name : "?",
+                             QKV_ABI_VERSION_MAJOR(b->abi_version),
+                             QKV_ABI_VERSION_MINOR(b->abi_version), QKV_ABI_MAJOR, QKV_ABI_MINOR);
+    if (b->struct_size < v1_size)
+        return qkv_error_set(err, QKV_ERR_PLUGIN,
+                             "%s: backend descriptor has struct_size %u, at least %zu expected",
+                             origin, b->struct_size, v1_size);
+    if (!valid_backend_name(b->name))
+        return qkv_error_set(err, QKV_ERR_PLUGIN,
+                             "%s: backend name '%s' is empty or has characters outside "
+                             "[A-Za-z0-9_.-] (64 at most)",
+                             origin, b->name ? b->name : "(null)");
+    if (b->n_kernels && !b->kernels)
+        return qkv_error_set(err, QKV_ERR_PLUGIN, "%s: backend '%s' has %zu kernels but no array",
+                             origin, b->name, b->n_kernels);
+    for (size_t i = 0; i < reg->n_backends; i++)
+        if (strcmp(reg->backends[i].name, b->name) == 0)
+            return qkv_error_set(err, QKV_ERR_PLUGIN,
+                                 "%s: backend '%s' is already provided by %s", origin, b->name,
+                                 reg->backends[i].origin);
+    if (reg->n_backends == reg->cap_backends) {
+        size_t cap = reg->cap_backends * 2;
+        qkv_registry_backend *grown = realloc(reg->backends, cap * sizeof *grown);
+        if (!grown)
+            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory");
+        reg->backends = grown;
+        reg->cap_backends = cap;
+    }
+    qkv_registry_backend nb = {
+        .name = qkv_strdup(b->name),
+        .priority = b->priority,
+        .origin = qkv_strdup(origin),
+        .user = b->user,
+        .supports = b->supports,
+        .gemm = b->gemm,
+    };
+    if (!nb.name || !nb.origin) {
+        backend_fini(&nb);
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    size_t bi = reg->n_backends, n_before = reg->n;
+    reg->backends[reg->n_backends++] = nb;
+    for (size_t i = 0; i < b->n_kernels; i++) {
+        qkv_status st = qkv_registry_add_to(reg, bi, b->kernels[i], origin, err);
+        if (st != QKV_OK) {
+            /* roll back: the kernels added so far, then the backend */
+            while (reg->n > n_before)
+                entry_fini(&reg->entries[--reg->n]);
+            backend_fini(&reg->backends[--reg->n_backends]);
+            return st;
+        }
+    }
+    if (index)
+        *index = bi;
+    return QKV_OK;
+}
+
+const qkv_kernel *qkv_registry_find_in(const qkv_registry *reg, size_t backend,
+                                       const char *domain, const char *op_type, int64_t opset,
+                                       const char **origin)
 {
     const entry *best = NULL;
     domain = qkv_domain_normalize(domain);
     for (size_t i = 0; i < reg->n; i++) {
         const entry *e = &reg->entries[i];
-        if (strcmp(e->op_type, op_type) != 0 || strcmp(e->domain, domain) != 0)
+        if (e->backend != backend || strcmp(e->op_type, op_type) != 0 ||
+            strcmp(e->domain, domain) != 0)
             continue;
         if (opset < e->kernel.since_version || opset > until_or_max(e->kernel.until_version))
             continue;
@@ -167,6 +293,12 @@ const qkv_kernel *qkv_registry_find(const qkv_registry *reg, const char *domain,
     if (best && origin)
         *origin = best->origin;
     return best ? &best->kernel : NULL;
+}
+
+const qkv_kernel *qkv_registry_find(const qkv_registry *reg, const char *domain,
+                                    const char *op_type, int64_t opset, const char **origin)
+{
+    return qkv_registry_find_in(reg, 0, domain, op_type, opset, origin);
 }
 
 size_t qkv_registry_count(const qkv_registry *reg)
@@ -181,4 +313,22 @@ const qkv_kernel *qkv_registry_at(const qkv_registry *reg, size_t i, const char 
     if (origin)
         *origin = reg->entries[i].origin;
     return &reg->entries[i].kernel;
+}
+
+size_t qkv_registry_backend_count(const qkv_registry *reg)
+{
+    return reg->n_backends;
+}
+
+const qkv_registry_backend *qkv_registry_backend_at(const qkv_registry *reg, size_t i)
+{
+    return i < reg->n_backends ? &reg->backends[i] : NULL;
+}
+
+int32_t qkv_registry_kernel_backend(const qkv_registry *reg, const qkv_kernel *kernel)
+{
+    for (size_t i = 0; i < reg->n; i++)
+        if (&reg->entries[i].kernel == kernel)
+            return (int32_t)reg->entries[i].backend;
+    return -1;
 }

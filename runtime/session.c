@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h" /* plugins and backends (issue 4) */
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
+#include "passes.h" /* attention fusion (issue 6) */
 
 void qkv_session_options_init(qkv_session_options *opts)
 {
@@ -41,6 +43,8 @@ void qkv_session_destroy(qkv_session *s)
         destroy_kernel_states(s->model->graph);
     qkv_model_destroy(s->model);
     qkv_registry_destroy(s->registry);
+    /* plugins last: the kernel states above were freed by their code */
+    qkv_backends_destroy(s->backends);
     pthread_mutex_destroy(&s->cache_lock);
     free(s);
 }
@@ -60,7 +64,7 @@ static qkv_status resolve_kernels(qkv_session *s, qkv_error *err)
     char others[256] = "";
     for (size_t i = 0; i < g->n_nodes; i++) {
         qkv_ir_node *n = &g->nodes[i];
-        n->kernel = qkv_registry_find(s->registry, n->domain, n->op_type, n->opset, NULL);
+        n->kernel = qkv_backends_find(s, n); /* provisional: see qkv_backends_assign */
         if (n->kernel)
             continue;
         if (!first) {
@@ -94,10 +98,10 @@ static qkv_status init_kernels(qkv_session *s, qkv_error *err)
         const qkv_kernel *k = n->kernel;
         if (!k->init)
             continue;
-        qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err};
+        qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err, .graph = g};
         qkv_error_clear(err);
         void *state = NULL;
-        qkv_status st = k->init(k, &nctx, &state);
+        qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
         if (st != QKV_OK) {
             if (err && err->message[0] == '\0') {
                 char what[256];
@@ -139,6 +143,7 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
     }
     pthread_mutex_init(&s->cache_lock, NULL);
+    atomic_init(&s->plans_built, 0); /* issue 5: plan cache observability */
     s->model = model;
     qkv_session_options_init(&s->opts);
     if (opts) {
@@ -157,14 +162,43 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         st = name_unnamed_nodes(model->graph, err);
     if (st == QKV_OK)
         st = qkv_registry_add_builtins(s->registry, err);
+    /* ---- plugins and backends (issue 4): load the plugins into the registry
+     * and order the backends; kernels are chosen provisionally (the first
+     * backend with one) so init and inference can run, then each node goes
+     * to the first backend whose supports() accepts it with its input types
+     * known (a node that moves is re-initialised, the graph re-inferred). */
+    if (st == QKV_OK)
+        st = qkv_backends_setup(s, opts, err);
     if (st == QKV_OK)
         st = resolve_kernels(s, err);
     if (st == QKV_OK)
         st = init_kernels(s, err);
     if (st == QKV_OK)
         st = qkv_infer_graph(model->graph, err);
+    if (st == QKV_OK)
+        st = qkv_backends_assign(s, err);
+    /* ---- end plugins and backends */
     if (st == QKV_OK && !s->opts.disable_folding)
         st = qkv_fold_constants(model->graph, &s->n_folded, err);
+    /* ---- attention fusion (issue 6): shapes are inferred again first (folded
+     * constants, e.g. Unsqueeze axes, make more of them known); the pass
+     * initialises the kernels of the nodes it creates and destroys those of
+     * the nodes it removes; then the new values get their types and shapes,
+     * the new nodes their backend, and constant masks fold. */
+    if (st == QKV_OK && !s->opts.disable_fusion) {
+        st = qkv_infer_graph(model->graph, err);
+        if (st == QKV_OK)
+            st = qkv_pass_fuse_attention(model->graph, s->registry, &s->n_fused, err);
+        if (st == QKV_OK && s->n_fused)
+            st = qkv_infer_graph(model->graph, err);
+        if (st == QKV_OK && s->n_fused)
+            st = qkv_backends_assign(s, err);
+        size_t refolded = 0;
+        if (st == QKV_OK && s->n_fused && !s->opts.disable_folding)
+            st = qkv_fold_constants(model->graph, &refolded, err);
+        s->n_folded += refolded;
+    }
+    /* ---- end attention fusion */
     if (st != QKV_OK) {
         qkv_session_destroy(s);
         return st;
@@ -262,7 +296,21 @@ qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inpu
     return QKV_OK;
 }
 
+/* ---- attention fusion (issue 6) */
+size_t qkv_session_fused_count(const qkv_session *s)
+{
+    return s ? s->n_fused : 0;
+}
+/* ---- end attention fusion */
+
 /* ---- the plan cache --------------------------------------------------------- */
+
+/* ---- plan cache observability (issue 5) */
+size_t qkv_session_plans_built(const qkv_session *s)
+{
+    return s ? atomic_load(&((qkv_session *)s)->plans_built) : 0; /* C11 atomic_load takes no const */
+}
+/* ---- end plan cache observability */
 
 static bool same_shapes(const qkv_exec_plan *p, const qkv_tensor *inputs, size_t n)
 {
@@ -303,6 +351,7 @@ qkv_status qkv_plan_get(qkv_session *s, const qkv_tensor *inputs, size_t n_input
     qkv_status st = qkv_plan_build(s, inputs, n_inputs, &p, err);
     if (st != QKV_OK)
         return st;
+    atomic_fetch_add(&s->plans_built, 1); /* issue 5: plan cache observability */
     pthread_mutex_lock(&s->cache_lock);
     for (size_t i = 0; i < s->n_plans; i++) {
         if (same_shapes(s->plans[i], inputs, n_inputs)) {

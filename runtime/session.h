@@ -24,10 +24,17 @@ struct qkv_session {
     qkv_registry *registry;
     qkv_session_options opts;
     size_t n_folded; /* nodes folded into constants at creation */
+    size_t n_fused;  /* attention fusion (issue 6): Attention nodes created */
+    /* ---- plugins and backends (runtime/backend.h) */
+    struct qkv_session_backends *backends; /* loaded plugins, backend order, GEMM */
+    /* ---- end plugins and backends */
     /* plan cache: most recently used first */
     pthread_mutex_t cache_lock;
     size_t n_plans;
     qkv_exec_plan *plans[32];
+    /* ---- plan cache observability (issue 5) */
+    atomic_size_t plans_built; /* plans built by qkv_plan_get (cache misses) */
+    /* ---- end plan cache observability */
 };
 
 /* Where a value's bytes live during a run. */

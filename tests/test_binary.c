@@ -5,12 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
 #include "kernel_harness.h"
 #include "kernel_util.h"
-#include "kernel_host.h"
-#include "node_eval.h"
-#include "registry.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -27,22 +23,6 @@ static size_t numel(const shape *s)
     return n;
 }
 
-/* Flat index into `in` of output element `i` under numpy broadcasting. */
-static size_t bcast_index(size_t i, const qkv_tensor *out, const qkv_tensor *in)
-{
-    size_t idx = 0, stride = 1;
-    for (int32_t k = out->rank - 1, ki = in->rank - 1; k >= 0; k--, ki--) {
-        size_t d = (size_t)out->dims[k], c = i % d;
-        i /= d;
-        if (ki >= 0) {
-            if (in->dims[ki] != 1)
-                idx += c * stride;
-            stride *= (size_t)in->dims[ki];
-        }
-    }
-    return idx;
-}
-
 /* Runs a 2-input op on float tensors; returns the output (caller frees). */
 static qkv_tensor run2(const char *op, int64_t opset, qkv_tensor a, qkv_tensor b, size_t threads)
 {
@@ -54,44 +34,6 @@ static qkv_tensor run2(const char *op, int64_t opset, qkv_tensor a, qkv_tensor b
     cr_assert_eq(st, QKV_OK, "%s: %s", op, err.message);
     kh_node_destroy(n);
     return y;
-}
-
-/* Runs op with output 0 written over input `alias`'s buffer, as the planner
- * does for a QKV_KERNEL_INPLACE kernel: init, infer, prepare, compute. */
-static qkv_status run_inplace(const char *op, int64_t opset, qkv_tensor *ins, size_t n_in,
-                              size_t alias, qkv_tensor *out, qkv_error *err)
-{
-    qkv_registry *reg = qkv_registry_create();
-    cr_assert_eq(qkv_registry_add_builtins(reg, err), QKV_OK);
-    const qkv_kernel *k = qkv_registry_find(reg, "", op, opset, NULL);
-    cr_assert(k, "no kernel for %s", op);
-    cr_assert(k->flags & QKV_KERNEL_INPLACE, "%s is not in-place", op);
-    cr_assert_eq((size_t)k->inplace_input, alias);
-    int32_t ids[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
-    qkv_ir_node node = {.name = (char *)"t", .op_type = (char *)op, .domain = (char *)"",
-                        .opset = opset, .n_inputs = n_in, .inputs = ids, .n_outputs = 1,
-                        .outputs = &ids[n_in]};
-    qkv_node_ctx nctx = {.node = &node, .version = k->since_version, .err = err};
-    qkv_host_ctx hctx = {.node = &node, .version = k->since_version, .err = err};
-    void *state = NULL;
-    qkv_status st = k->init ? k->init(k, &nctx, &state) : QKV_OK;
-    if (st == QKV_OK)
-        st = qkv_kernel_infer(k, state, &hctx, ins, n_in, out, 1);
-    qkv_kernel_io io;
-    qkv_kernel_io_init(&io, &hctx, ins, n_in, out, 1);
-    out->data = ins[alias].data;
-    out->data_bytes = ins[alias].data_bytes;
-    if (st == QKV_OK && k->prepare)
-        st = k->prepare(state, &io);
-    void *scratch = io.scratch_bytes ? malloc(io.scratch_bytes) : NULL;
-    io.scratch = scratch;
-    if (st == QKV_OK)
-        st = k->compute(state, &io);
-    free(scratch);
-    if (k->destroy && state)
-        k->destroy(state);
-    qkv_registry_destroy(reg);
-    return st;
 }
 
 /* Shape pairs covering scalars, rank 0, 1-sized dims and differing ranks. */
@@ -137,7 +79,7 @@ static void check_float_op(const char *op, int64_t opset, ref2_fn ref, bool posi
         int32_t rank = sa->rank > sb->rank ? sa->rank : sb->rank;
         cr_assert_eq(y.rank, rank, "%s pair %zu", op, p);
         for (size_t i = 0; i < qkv_numel(&y); i++) {
-            float want = ref(a[bcast_index(i, &y, &ta)], b[bcast_index(i, &y, &tb)]);
+            float want = ref(a[kh_broadcast_index(i, &y, &ta)], b[kh_broadcast_index(i, &y, &tb)]);
             /* exact: the kernel does the same single float operation (powf included) */
             cr_assert_eq(((float *)y.data)[i], want, "%s pair %zu elem %zu: %g vs %g", op, p, i,
                          ((float *)y.data)[i], want);
@@ -541,11 +483,13 @@ Test(binary, in_place_output_over_input_0_gives_the_same_result)
     qkv_tensor ref = run2("Sub", 14, kh_f32(2, (int64_t[]){R, C}, a), kh_f32(1, (int64_t[]){C}, b), 1);
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){R, C}, a), kh_f32(1, (int64_t[]){C}, b)}, y;
     qkv_error err;
-    cr_assert_eq(run_inplace("Sub", 14, in, 2, 0, &y, &err), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("Sub", 14, 2, 1);
+    cr_assert_eq(kh_run_inplace(n, 0, in, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.data, (void *)a);
     cr_assert_arr_eq(a, ref.data, sizeof a);
     kh_free_outputs(&ref, 1);
     (void)a_copy;
+    kh_node_destroy(n);
 }
 
 Test(binary, in_place_add_of_a_tensor_to_itself)
@@ -553,9 +497,11 @@ Test(binary, in_place_add_of_a_tensor_to_itself)
     float a[5] = {1, 2, 3, 4, 5};
     qkv_tensor in[2] = {kh_f32(1, (int64_t[]){5}, a), kh_f32(1, (int64_t[]){5}, a)}, y;
     qkv_error err;
-    cr_assert_eq(run_inplace("Add", 14, in, 2, 0, &y, &err), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("Add", 14, 2, 1);
+    cr_assert_eq(kh_run_inplace(n, 0, in, &y, &err), QKV_OK, "%s", err.message);
     float want[5] = {2, 4, 6, 8, 10};
     cr_assert_arr_eq(a, want, sizeof a);
+    kh_node_destroy(n);
 }
 
 Test(binary, in_place_variadic_with_aliased_later_input_uses_scratch)
@@ -565,9 +511,11 @@ Test(binary, in_place_variadic_with_aliased_later_input_uses_scratch)
     qkv_tensor in[3] = {kh_f32(1, (int64_t[]){4}, a), kh_f32(1, (int64_t[]){4}, b),
                         kh_f32(1, (int64_t[]){4}, a)}, y;
     qkv_error err;
-    cr_assert_eq(run_inplace("Sum", 13, in, 3, 0, &y, &err), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("Sum", 13, 3, 1);
+    cr_assert_eq(kh_run_inplace(n, 0, in, &y, &err), QKV_OK, "%s", err.message);
     float want[4] = {12, 24, 36, 48};
     cr_assert_arr_eq(a, want, sizeof a);
+    kh_node_destroy(n);
 }
 
 Test(binary, two_threads_give_the_single_thread_result)
@@ -651,5 +599,48 @@ Test(binary, bool_arithmetic_is_refused_by_the_declared_types)
     kh_node *n = kh_node_create("Add", 14, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_TYPE);
     cr_assert(strstr(err.message, "input 0 has type bool, not supported"), "%s", err.message);
+    kh_node_destroy(n);
+}
+
+Test(binary, sum_of_many_inputs_broadcasts_them_all)
+{
+    /* more inputs than the shape inference folds at once (16) */
+    enum { K = 20 };
+    float v[K][3];
+    qkv_tensor in[K];
+    for (int k = 0; k < K; k++) {
+        for (int j = 0; j < 3; j++)
+            v[k][j] = (float)(k * 3 + j);
+        /* alternate [3], [1,3] and a scalar so ranks and broadcasting vary */
+        in[k] = k % 3 == 0   ? kh_f32(1, (int64_t[]){3}, v[k])
+                : k % 3 == 1 ? kh_f32(2, (int64_t[]){1, 3}, v[k])
+                             : kh_f32(0, NULL, v[k]);
+    }
+    qkv_tensor y = run_variadic("Sum", in, K, 1);
+    cr_assert_eq(y.rank, 2);
+    cr_assert_eq(y.dims[0], 1);
+    cr_assert_eq(y.dims[1], 3);
+    for (int j = 0; j < 3; j++) {
+        float want = 0;
+        for (int k = 0; k < K; k++)
+            want += k % 3 == 2 ? v[k][0] : v[k][j];
+        cr_assert_eq(((float *)y.data)[j], want, "elem %d", j); /* small integers: exact */
+    }
+    kh_free_outputs(&y, 1);
+}
+
+Test(binary, sum_of_many_inputs_reports_the_incompatible_one)
+{
+    enum { K = 18 };
+    float v[4] = {0};
+    qkv_tensor in[K], y;
+    for (int k = 0; k < K; k++)
+        in[k] = kh_f32(1, (int64_t[]){k == 17 ? 4 : 3}, v);
+    qkv_error err;
+    kh_node *n = kh_node_create("Sum", 13, K, 1);
+    cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
+    cr_assert(strstr(err.message, "cannot broadcast shapes: input 17 is [4], the inputs before "
+                                  "it broadcast to [3]"),
+              "%s", err.message);
     kh_node_destroy(n);
 }

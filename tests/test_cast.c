@@ -426,11 +426,31 @@ static void expect_error(int64_t to, bool set_to, qkv_status status, const char 
     kh_node_destroy(n);
 }
 
-Test(cast, refuses_missing_to) { expect_error(0, false, QKV_ERR_INVALID_MODEL, "(Cast-13): attribute 'to' is required"); }
-Test(cast, refuses_invalid_to) { expect_error(99, true, QKV_ERR_INVALID_MODEL, "attribute 'to' is 99, not a tensor element type"); }
-Test(cast, refuses_zero_to) { expect_error(0, true, QKV_ERR_INVALID_MODEL, "attribute 'to' is 0, not a tensor element type"); }
-Test(cast, refuses_cast_to_string) { expect_error(QKV_DTYPE_STRING, true, QKV_ERR_UNSUPPORTED, "casting to string is not supported"); }
-Test(cast, refuses_cast_to_float8) { expect_error(QKV_DTYPE_FLOAT8E4M3FN, true, QKV_ERR_UNSUPPORTED, "casting to float8e4m3fn is not supported"); }
+Test(cast, refuses_missing_to)
+{
+    expect_error(0, false, QKV_ERR_INVALID_MODEL, "(Cast-13): attribute 'to' is required");
+}
+
+Test(cast, refuses_invalid_to)
+{
+    expect_error(99, true, QKV_ERR_INVALID_MODEL, "attribute 'to' is 99, not a tensor element type");
+}
+
+Test(cast, refuses_zero_to)
+{
+    expect_error(0, true, QKV_ERR_INVALID_MODEL, "attribute 'to' is 0, not a tensor element type");
+}
+
+Test(cast, refuses_cast_to_string)
+{
+    expect_error(QKV_DTYPE_STRING, true, QKV_ERR_UNSUPPORTED, "casting to string is not supported");
+}
+
+Test(cast, refuses_cast_to_float8)
+{
+    expect_error(QKV_DTYPE_FLOAT8E4M3FN, true, QKV_ERR_UNSUPPORTED,
+                 "casting to float8e4m3fn is not supported");
+}
 
 Test(cast, refuses_cast_from_float8)
 {

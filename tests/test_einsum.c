@@ -5,39 +5,6 @@
 #include <string.h>
 
 #include "kernel_harness.h"
-#include "kernel_host.h"
-#include "node_eval.h"
-#include "registry.h"
-
-/* Runs only init + infer of Einsum-12 with `eq` on `ins` (data NULL: values
- * unknown), as the session does before values are known. */
-static qkv_status infer_only_eq(const char *eq, const qkv_tensor *ins, size_t n_in,
-                                qkv_tensor *out, qkv_error *err)
-{
-    qkv_registry *reg = qkv_registry_create();
-    cr_assert_eq(qkv_registry_add_builtins(reg, err), QKV_OK);
-    const qkv_kernel *k = qkv_registry_find(reg, "", "Einsum", 12, NULL);
-    cr_assert_not_null(k);
-    char name[] = "test_node", dom[] = "", op_type[] = "Einsum", attr_name[] = "equation";
-    char eq_buf[64];
-    strcpy(eq_buf, eq);
-    qkv_ir_attr attr = {.name = attr_name, .type = QKV_ATTR_STRING, .s = eq_buf,
-                        .s_len = strlen(eq)};
-    int32_t in_ids[8] = {0, 1, 2, 3, 4, 5, 6, 7}, out_id = 8;
-    qkv_ir_node node = {.name = name, .op_type = op_type, .domain = dom, .opset = 12,
-                        .n_inputs = n_in, .inputs = in_ids, .n_outputs = 1,
-                        .outputs = &out_id, .n_attrs = 1, .attrs = &attr};
-    qkv_node_ctx nctx = {.node = &node, .version = k->since_version, .err = err};
-    qkv_host_ctx hctx = {.node = &node, .version = k->since_version, .err = err};
-    void *state = NULL;
-    qkv_status st = k->init(k, &nctx, &state);
-    if (st == QKV_OK)
-        st = qkv_kernel_infer(k, state, &hctx, ins, n_in, out, 1);
-    if (state)
-        k->destroy(state);
-    qkv_registry_destroy(reg);
-    return st;
-}
 
 /*
  * A reference einsum for explicit equations of letters only (no ellipsis):
@@ -391,19 +358,22 @@ Test(einsum, infer_propagates_unknown_dims_and_rank)
                          kh_tensor(QKV_DTYPE_FLOAT, 3, (int64_t[]){3, -1, 6}, NULL)},
                y;
     qkv_error err;
+    kh_node *n = kh_node_create("Einsum", 12, 2, 1);
+    kh_attr_string(n, "equation", "bij,bjk->bik");
     /* b known from input 1, j from input 0, i unknown everywhere */
-    cr_assert_eq(infer_only_eq("bij,bjk->bik", ins, 2, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(kh_infer(n, ins, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, 3);
     cr_assert_eq(y.dims[0], 3);
     cr_assert_eq(y.dims[1], 4);
     cr_assert_eq(y.dims[2], 6);
     ins[0].dims[1] = -1;
-    cr_assert_eq(infer_only_eq("bij,bjk->bik", ins, 2, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(kh_infer(n, ins, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.dims[1], -1);
     ins[1].rank = -1;
-    cr_assert_eq(infer_only_eq("bij,bjk->bik", ins, 2, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(kh_infer(n, ins, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, -1);
     cr_assert_eq(y.dtype, QKV_DTYPE_FLOAT);
+    kh_node_destroy(n);
 }
 
 Test(einsum, transpose_permutes)

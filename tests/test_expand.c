@@ -3,44 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
 #include "kernel_harness.h"
-#include "kernel_host.h"
 #include "kernel_util.h"
-#include "node_eval.h"
-#include "registry.h"
-
-/* Runs only init and infer of the kernel for (op, opset) on `ins` as given
- * (data NULL = value not known), as the session does before values are
- * known. No attributes. */
-static qkv_status infer_only(const char *op, int64_t opset, const qkv_tensor *ins, size_t n_in,
-                             qkv_tensor *outs, size_t n_out, qkv_error *err)
-{
-    qkv_error_clear(err);
-    qkv_registry *reg = qkv_registry_create();
-    qkv_status st = qkv_registry_add_builtins(reg, err);
-    const qkv_kernel *k = st == QKV_OK ? qkv_registry_find(reg, "", op, opset, NULL) : NULL;
-    cr_assert(k, "no kernel for %s-%lld", op, (long long)opset);
-    int32_t in_ids[8], out_ids[8];
-    for (size_t i = 0; i < n_in; i++)
-        in_ids[i] = ins[i].dtype == QKV_DTYPE_UNDEFINED ? -1 : (int32_t)i;
-    for (size_t i = 0; i < n_out; i++)
-        out_ids[i] = (int32_t)(n_in + i);
-    qkv_ir_node node = {.name = (char *)"probe", .op_type = (char *)op, .domain = (char *)"",
-                        .opset = opset, .n_inputs = n_in, .inputs = in_ids,
-                        .n_outputs = n_out, .outputs = out_ids};
-    void *state = NULL;
-    qkv_node_ctx nctx = {.node = &node, .version = k->since_version, .err = err};
-    qkv_host_ctx hctx = {.node = &node, .version = k->since_version, .err = err};
-    if (k->init)
-        st = k->init(k, &nctx, &state);
-    if (st == QKV_OK)
-        st = qkv_kernel_infer(k, state, &hctx, ins, n_in, outs, n_out);
-    if (k->destroy && state)
-        k->destroy(state);
-    qkv_registry_destroy(reg);
-    return st;
-}
 
 static void assert_dims(const qkv_tensor *t, int32_t rank, const int64_t *dims)
 {
@@ -158,11 +122,13 @@ Test(expand, unknown_shape_value_gives_known_rank)
 {
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){3, 1}, NULL), kh_i64(1, (int64_t[]){4}, NULL)}, y;
     qkv_error err;
-    cr_assert_eq(infer_only("Expand", 13, in, 2, &y, 1, &err), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("Expand", 13, 2, 1);
+    cr_assert_eq(kh_infer(n, in, &y, &err), QKV_OK, "%s", err.message);
     assert_dims(&y, 4, (int64_t[]){-1, -1, -1, -1});
     in[1].dims[0] = 1; /* the rank is the larger of the two */
-    cr_assert_eq(infer_only("Expand", 13, in, 2, &y, 1, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(kh_infer(n, in, &y, &err), QKV_OK, "%s", err.message);
     assert_dims(&y, 2, (int64_t[]){-1, -1});
+    kh_node_destroy(n);
 }
 
 Test(expand, large_expand_on_threads_matches_the_reference)
@@ -244,6 +210,8 @@ Test(tile, unknown_repeats_value_gives_known_rank)
 {
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){3, 1}, NULL), kh_i64(1, (int64_t[]){2}, NULL)}, y;
     qkv_error err;
-    cr_assert_eq(infer_only("Tile", 13, in, 2, &y, 1, &err), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("Tile", 13, 2, 1);
+    cr_assert_eq(kh_infer(n, in, &y, &err), QKV_OK, "%s", err.message);
     assert_dims(&y, 2, (int64_t[]){-1, -1});
+    kh_node_destroy(n);
 }

@@ -4,37 +4,6 @@
 #include <string.h>
 
 #include "kernel_harness.h"
-#include "kernel_host.h"
-#include "node_eval.h"
-#include "registry.h"
-
-/* Runs only init + infer (data NULL where a value is unknown). */
-static qkv_status infer_only(const char *op, int64_t opset, const qkv_tensor *ins, size_t n_in,
-                             qkv_tensor *outs, size_t n_out, qkv_error *err)
-{
-    qkv_registry *reg = qkv_registry_create();
-    cr_assert_eq(qkv_registry_add_builtins(reg, err), QKV_OK);
-    const qkv_kernel *k = qkv_registry_find(reg, "", op, opset, NULL);
-    cr_assert_not_null(k);
-    char name[] = "test_node", dom[] = "", op_type[32];
-    strcpy(op_type, op);
-    int32_t in_ids[8], out_ids[8];
-    for (size_t i = 0; i < 8; i++)
-        in_ids[i] = (int32_t)i, out_ids[i] = (int32_t)(8 + i);
-    qkv_ir_node node = {.name = name, .op_type = op_type, .domain = dom, .opset = opset,
-                        .n_inputs = n_in, .inputs = in_ids, .n_outputs = n_out,
-                        .outputs = out_ids};
-    qkv_node_ctx nctx = {.node = &node, .version = k->since_version, .err = err};
-    qkv_host_ctx hctx = {.node = &node, .version = k->since_version, .err = err};
-    void *state = NULL;
-    qkv_status st = k->init ? k->init(k, &nctx, &state) : QKV_OK;
-    if (st == QKV_OK)
-        st = qkv_kernel_infer(k, state, &hctx, ins, n_in, outs, n_out);
-    if (k->destroy && state)
-        k->destroy(state);
-    qkv_registry_destroy(reg);
-    return st;
-}
 
 Test(onehot, default_axis_appends_depth_with_int_values)
 {
@@ -154,10 +123,12 @@ Test(onehot, unknown_depth_gives_unknown_dim)
                         kh_f32(1, (int64_t[]){2}, vals)},
                y;
     qkv_error err;
-    cr_assert_eq(infer_only("OneHot", 11, in, 3, &y, 1, &err), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("OneHot", 11, 3, 1);
+    cr_assert_eq(kh_infer(n, in, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, 2);
     cr_assert_eq(y.dims[0], 2);
     cr_assert_eq(y.dims[1], -1);
+    kh_node_destroy(n);
 }
 
 Test(onehot, rejects_non_positive_depth)

@@ -6,11 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
 #include "kernel_harness.h"
-#include "kernel_host.h"
-#include "node_eval.h"
-#include "registry.h"
 
 static const char *const ops[] = {"ReduceSum",       "ReduceMean", "ReduceMax",
                                   "ReduceMin",       "ReduceProd", "ReduceL1",
@@ -482,39 +478,12 @@ Test(reduce, double_input_reduces_in_double)
     d[0] = 2;
     cr_assert_eq(run_case(&c, kh_tensor(QKV_DTYPE_DOUBLE, 1, d, big), &y, &err), QKV_OK, "%s",
                  err.message);
+    /* 1e-12: a few ulps of 1000.69 (log rounding) */
     cr_assert_float_eq(((double *)y.data)[0], 1000 + log(2.0), 1e-12);
     kh_free_outputs(&y, 1);
 }
 
 /* ---- inference without values ---------------------------------------------- */
-
-/* Runs init and infer only, as at session creation: data NULL means the
- * value is unknown. attrs: keepdims (or -1 for absent). */
-static qkv_status infer_only(const char *op, int64_t opset, int keepdims, const qkv_tensor *ins,
-                             size_t n_in, qkv_tensor *out, qkv_error *err)
-{
-    qkv_error_clear(err);
-    qkv_registry *reg = qkv_registry_create();
-    qkv_status st = qkv_registry_add_builtins(reg, err);
-    const qkv_kernel *k = st == QKV_OK ? qkv_registry_find(reg, "", op, opset, NULL) : NULL;
-    cr_assert(k, "no kernel for %s-%lld", op, (long long)opset);
-    int32_t in_ids[2] = {0, 1}, out_ids[1] = {2};
-    qkv_ir_attr attr = {.name = (char *)"keepdims", .type = QKV_ATTR_INT, .i = keepdims};
-    qkv_ir_node node = {.name = (char *)"probe", .op_type = (char *)op, .domain = (char *)"",
-                        .opset = opset, .n_inputs = n_in, .inputs = in_ids, .n_outputs = 1,
-                        .outputs = out_ids, .n_attrs = keepdims >= 0, .attrs = &attr};
-    void *state = NULL;
-    qkv_node_ctx nctx = {.node = &node, .version = k->since_version, .err = err};
-    qkv_host_ctx hctx = {.node = &node, .version = k->since_version, .err = err};
-    if (k->init)
-        st = k->init(k, &nctx, &state);
-    if (st == QKV_OK)
-        st = qkv_kernel_infer(k, state, &hctx, ins, n_in, out, 1);
-    if (k->destroy && state)
-        k->destroy(state);
-    qkv_registry_destroy(reg);
-    return st;
-}
 
 Test(reduce, unknown_axes_value_gives_unknown_dims_keeping_rank_with_keepdims)
 {
@@ -522,18 +491,24 @@ Test(reduce, unknown_axes_value_gives_unknown_dims_keeping_rank_with_keepdims)
                          kh_i64(1, (int64_t[]){1}, NULL)};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(infer_only("ReduceMean", 18, 1, ins, 2, &y, &err), QKV_OK, "%s", err.message);
+    kh_node *keep = kh_node_create("ReduceMean", 18, 2, 1);
+    kh_node *drop = kh_node_create("ReduceMean", 18, 2, 1);
+    kh_attr_int(keep, "keepdims", 1);
+    kh_attr_int(drop, "keepdims", 0);
+    cr_assert_eq(kh_infer(keep, ins, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, 3);
     cr_assert(y.dims[0] == -1 && y.dims[1] == 1 && y.dims[2] == -1);
     /* keepdims=0: one axis goes (the axes tensor has one element) */
-    cr_assert_eq(infer_only("ReduceMean", 18, 0, ins, 2, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(kh_infer(drop, ins, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, 2);
     cr_assert(y.dims[0] == -1 && y.dims[1] == -1);
     /* keepdims=0 and not even the axes count known: rank unknown */
     ins[1].rank = -1;
-    cr_assert_eq(infer_only("ReduceMean", 18, 0, ins, 2, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(kh_infer(drop, ins, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, -1);
     cr_assert_eq(y.dtype, QKV_DTYPE_FLOAT);
+    kh_node_destroy(keep);
+    kh_node_destroy(drop);
 }
 
 Test(reduce, empty_axes_tensor_is_known_without_its_value)
@@ -541,8 +516,11 @@ Test(reduce, empty_axes_tensor_is_known_without_its_value)
     qkv_tensor ins[2] = {kh_f32(2, (int64_t[]){2, 5}, NULL), kh_i64(1, (int64_t[]){0}, NULL)};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(infer_only("ReduceSum", 13, 0, ins, 2, &y, &err), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("ReduceSum", 13, 2, 1);
+    kh_attr_int(n, "keepdims", 0);
+    cr_assert_eq(kh_infer(n, ins, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, 0);
+    kh_node_destroy(n);
 }
 
 Test(reduce, unknown_input_rank_gives_unknown_rank)
@@ -551,8 +529,11 @@ Test(reduce, unknown_input_rank_gives_unknown_rank)
     x.rank = -1;
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(infer_only("ReduceMax", 13, 1, &x, 1, &y, &err), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("ReduceMax", 13, 1, 1);
+    kh_attr_int(n, "keepdims", 1);
+    cr_assert_eq(kh_infer(n, &x, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, -1);
+    kh_node_destroy(n);
 }
 
 /* ---- errors ------------------------------------------------------------------- */

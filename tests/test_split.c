@@ -195,7 +195,7 @@ Test(split, unknown_split_value_leaves_the_axis_dim_unknown)
     void *state = NULL;
     qkv_node_ctx nctx = {.node = &node, .version = k->since_version, .err = &err};
     qkv_host_ctx hctx = {.node = &node, .version = k->since_version, .err = &err};
-    cr_assert_eq(k->init(k, &nctx, &state), QKV_OK, "%s", err.message);
+    cr_assert_eq(k->init(k, qkv_host_api_get(), &nctx, &state), QKV_OK, "%s", err.message);
     cr_assert_eq(qkv_kernel_infer(k, state, &hctx, ins, 2, outs, 2), QKV_OK, "%s", err.message);
     for (int p = 0; p < 2; p++)
         cr_assert(outs[p].rank == 2 && outs[p].dims[0] == -1 && outs[p].dims[1] == 6,

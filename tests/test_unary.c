@@ -6,9 +6,6 @@
 #include <string.h>
 
 #include "kernel_harness.h"
-#include "kernel_host.h"
-#include "node_eval.h"
-#include "registry.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -146,6 +143,68 @@ Test(unary, float64_ops_match_libm)
         }
         kh_free_outputs(&y, 1);
     }
+}
+
+/* Distance in float32 ulps of `got` from the exact `want` (ulps of the
+ * smallest subnormal below the normal range). */
+static double ulps(float got, double want)
+{
+    if (got == want)
+        return 0;
+    int e = want == 0 ? -149 : ilogb(want) - 23;
+    return fabs((double)got - want) / ldexp(1, e < -149 ? -149 : e);
+}
+
+Test(unary, float32_exp_sigmoid_tanh_stay_within_a_few_ulps_everywhere)
+{
+    /* evenly spaced float bit patterns over [-104, -1e-6] and [1e-6, 89]:
+     * subnormal results, overflow, every binade of the argument */
+    enum { N = 1 << 18 };
+    float *x = malloc(N * sizeof *x);
+    size_t n = 0;
+    const float ends[2][2] = {{1e-6f, 104.0f}, {1e-6f, 89.0f}};
+    for (int side = 0; side < 2; side++) {
+        uint32_t lo, hi;
+        memcpy(&lo, &ends[side][0], 4);
+        memcpy(&hi, &ends[side][1], 4);
+        for (size_t k = 0; k < N / 2; k++) {
+            uint32_t u = lo + (uint32_t)((uint64_t)(hi - lo) * k / (N / 2 - 1));
+            float v;
+            memcpy(&v, &u, 4);
+            x[n++] = side ? v : -v;
+        }
+    }
+    qkv_tensor xt = kh_f32(1, (int64_t[]){(int64_t)n}, x);
+    qkv_tensor e = run1("Exp", 13, xt, NULL, 1), s = run1("Sigmoid", 13, xt, NULL, 1),
+               t = run1("Tanh", 13, xt, NULL, 1);
+    for (size_t i = 0; i < n; i++) {
+        double xd = x[i], want_e = exp(xd);
+        float ge = ((float *)e.data)[i];
+        if (want_e > FLT_MAX)
+            cr_assert(isinf(ge), "exp(%g) = %g", xd, ge);
+        else /* the polynomial's documented bound is 1 ulp */
+            cr_assert(ulps(ge, want_e) <= 1.0, "exp(%a) = %a, %.2f ulps", xd, ge, ulps(ge, want_e));
+        /* below -87 the sigmoid is subnormal and only absolutely close */
+        if (xd > -87)
+            cr_assert(ulps(((float *)s.data)[i], 1 / (1 + exp(-xd))) <= 3.0, "sigmoid(%a)", xd);
+        cr_assert(ulps(((float *)t.data)[i], tanh(xd)) <= 2.0, "tanh(%a)", xd);
+    }
+    kh_free_outputs(&e, 1);
+    kh_free_outputs(&s, 1);
+    kh_free_outputs(&t, 1);
+    free(x);
+    /* NaN and infinities */
+    float sp[3] = {NAN, INFINITY, -INFINITY};
+    xt = kh_f32(1, (int64_t[]){3}, sp);
+    e = run1("Exp", 13, xt, NULL, 1);
+    cr_assert(isnan(((float *)e.data)[0]) && isinf(((float *)e.data)[1]) && ((float *)e.data)[2] == 0);
+    kh_free_outputs(&e, 1);
+    t = run1("Tanh", 13, xt, NULL, 1);
+    cr_assert(isnan(((float *)t.data)[0]) && ((float *)t.data)[1] == 1 && ((float *)t.data)[2] == -1);
+    kh_free_outputs(&t, 1);
+    s = run1("Sigmoid", 13, xt, NULL, 1);
+    cr_assert(isnan(((float *)s.data)[0]) && ((float *)s.data)[1] == 1 && ((float *)s.data)[2] == 0);
+    kh_free_outputs(&s, 1);
 }
 
 /* ---- special values --------------------------------------------------------------- */
@@ -386,29 +445,14 @@ Test(unary, in_place_gives_the_same_result)
     float x[N];
     kh_fill_random(x, N, 4);
     qkv_tensor ref = run1("Tanh", 13, kh_f32(1, (int64_t[]){N}, x), NULL, 1);
-    qkv_registry *reg = qkv_registry_create();
     qkv_error err;
-    cr_assert_eq(qkv_registry_add_builtins(reg, &err), QKV_OK);
-    const qkv_kernel *k = qkv_registry_find(reg, "", "Tanh", 13, NULL);
-    cr_assert(k && (k->flags & QKV_KERNEL_INPLACE) && k->inplace_input == 0);
-    int32_t ids[2] = {0, 1};
-    qkv_ir_node node = {.name = (char *)"t", .op_type = (char *)"Tanh", .domain = (char *)"",
-                        .opset = 13, .n_inputs = 1, .inputs = ids, .n_outputs = 1,
-                        .outputs = &ids[1]};
-    qkv_node_ctx nctx = {.node = &node, .version = 13, .err = &err};
-    qkv_host_ctx hctx = {.node = &node, .version = 13, .err = &err};
-    void *state = NULL;
-    cr_assert_eq(k->init(k, &nctx, &state), QKV_OK);
+    kh_node *n = kh_node_create("Tanh", 13, 1, 1);
     qkv_tensor in = kh_f32(1, (int64_t[]){N}, x), out;
-    cr_assert_eq(qkv_kernel_infer(k, state, &hctx, &in, 1, &out, 1), QKV_OK);
-    out.data = x; /* the output overwrites the input */
-    out.data_bytes = sizeof x;
-    qkv_kernel_io io;
-    qkv_kernel_io_init(&io, &hctx, &in, 1, &out, 1);
-    cr_assert_eq(k->compute(state, &io), QKV_OK, "%s", err.message);
+    /* the output overwrites the input */
+    cr_assert_eq(kh_run_inplace(n, 0, &in, &out, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(out.data, (void *)x);
     cr_assert_arr_eq(x, ref.data, sizeof x);
-    k->destroy(state);
-    qkv_registry_destroy(reg);
+    kh_node_destroy(n);
     kh_free_outputs(&ref, 1);
 }
 

@@ -4,25 +4,6 @@
 #include <string.h>
 
 #include "kernel_harness.h"
-#include "kernel_host.h"
-#include "node_eval.h"
-#include "registry.h"
-
-/* Flat index into `in` of output element `i` under numpy broadcasting. */
-static size_t bcast_index(size_t i, const qkv_tensor *out, const qkv_tensor *in)
-{
-    size_t idx = 0, stride = 1;
-    for (int32_t k = out->rank - 1, ki = in->rank - 1; k >= 0; k--, ki--) {
-        size_t d = (size_t)out->dims[k], c = i % d;
-        i /= d;
-        if (ki >= 0) {
-            if (in->dims[ki] != 1)
-                idx += c * stride;
-            stride *= (size_t)in->dims[ki];
-        }
-    }
-    return idx;
-}
 
 static size_t count(int32_t rank, const int64_t *dims)
 {
@@ -81,9 +62,9 @@ static void check_triples(qkv_dtype t, size_t eb)
         cr_assert_eq(run_where(in, &out, 1, &err), QKV_OK, "%s", err.message);
         cr_assert_eq(out.dtype, t);
         for (size_t i = 0; i < qkv_tensor_elements(&out, NULL); i++) {
-            size_t ic = bcast_index(i, &out, &in[0]);
-            const unsigned char *want = c[ic] ? x + bcast_index(i, &out, &in[1]) * eb
-                                              : yv + bcast_index(i, &out, &in[2]) * eb;
+            size_t ic = kh_broadcast_index(i, &out, &in[0]);
+            const unsigned char *want = c[ic] ? x + kh_broadcast_index(i, &out, &in[1]) * eb
+                                              : yv + kh_broadcast_index(i, &out, &in[2]) * eb;
             cr_assert(memcmp((char *)out.data + i * eb, want, eb) == 0,
                       "triple %zu elem %zu (type %d)", p, i, t);
         }
@@ -128,23 +109,12 @@ Test(where, in_place_over_x_gives_the_same_result)
     qkv_error err;
     cr_assert_eq(run_where(in, &ref, 1, &err), QKV_OK, "%s", err.message);
 
-    qkv_registry *reg = qkv_registry_create();
-    cr_assert_eq(qkv_registry_add_builtins(reg, &err), QKV_OK);
-    const qkv_kernel *k = qkv_registry_find(reg, "", "Where", 16, NULL);
-    cr_assert(k && (k->flags & QKV_KERNEL_INPLACE) && k->inplace_input == 1);
-    int32_t ids[4] = {0, 1, 2, 3};
-    qkv_ir_node node = {.name = (char *)"t", .op_type = (char *)"Where", .domain = (char *)"",
-                        .opset = 16, .n_inputs = 3, .inputs = ids, .n_outputs = 1,
-                        .outputs = &ids[3]};
-    qkv_host_ctx hctx = {.node = &node, .version = 16, .err = &err};
-    cr_assert_eq(qkv_kernel_infer(k, NULL, &hctx, in, 3, &out, 1), QKV_OK);
-    out.data = x; /* the output overwrites X */
-    out.data_bytes = sizeof x;
-    qkv_kernel_io io;
-    qkv_kernel_io_init(&io, &hctx, in, 3, &out, 1);
-    cr_assert_eq(k->compute(NULL, &io), QKV_OK, "%s", err.message);
+    kh_node *n = kh_node_create("Where", 16, 3, 1);
+    /* the output overwrites X */
+    cr_assert_eq(kh_run_inplace(n, 1, in, &out, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(out.data, (void *)x);
     cr_assert_arr_eq(x, ref.data, sizeof x);
-    qkv_registry_destroy(reg);
+    kh_node_destroy(n);
     kh_free_outputs(&ref, 1);
 }
 

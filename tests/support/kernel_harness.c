@@ -126,55 +126,138 @@ void kh_omit_input(kh_node *n, size_t k)
 void kh_hide_input_values(kh_node *n) { n->hide_values = 1; }
 void kh_set_threads(kh_node *n, size_t threads) { n->threads = threads; }
 
-qkv_status kh_run(kh_node *n, const qkv_tensor *inputs, qkv_tensor *outputs, qkv_error *err)
+/* One run of a node's kernel: everything kh_run, kh_infer and kh_run_inplace
+ * set up before the kernel's phases and tear down after. */
+typedef struct kh_exec {
+    qkv_registry *reg;
+    const qkv_kernel *k;
+    void *state;           /* the kernel's, from init */
+    qkv_threadpool *pool;
+    qkv_tensor *ins;       /* (n_inputs + 1) inputs as the kernel sees them */
+    qkv_host_ctx hctx;
+} kh_exec;
+
+/* Frees what exec_begin built (any part of it; x zeroed first). */
+static void exec_end(kh_exec *x)
 {
+    if (x->k && x->k->destroy && x->state)
+        x->k->destroy(x->state);
+    qkv_threadpool_destroy(x->pool);
+    free(x->ins);
+    qkv_registry_destroy(x->reg);
+}
+
+/* Finds the node's built-in kernel, lays out its inputs (omitted slots
+ * UNDEFINED with rank -1), checks them against the declaration and runs
+ * init, as the session does. On failure the status and message are the
+ * failing step's; call exec_end in either case. */
+static qkv_status exec_begin(kh_node *n, const qkv_tensor *inputs, kh_exec *x, qkv_error *err)
+{
+    memset(x, 0, sizeof *x);
     qkv_error_clear(err);
-    qkv_registry *reg = qkv_registry_create();
-    qkv_status st = qkv_registry_add_builtins(reg, err);
-    if (st != QKV_OK) {
-        qkv_registry_destroy(reg);
+    x->reg = qkv_registry_create();
+    qkv_status st = qkv_registry_add_builtins(x->reg, err);
+    if (st != QKV_OK)
         return st;
-    }
-    const qkv_kernel *k =
-        qkv_registry_find(reg, n->node.domain, n->node.op_type, n->node.opset, NULL);
-    if (!k) {
-        qkv_registry_destroy(reg);
+    x->k = qkv_registry_find(x->reg, n->node.domain, n->node.op_type, n->node.opset, NULL);
+    if (!x->k)
         return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "no kernel for %s-%lld",
                              n->node.op_type, (long long)n->node.opset);
-    }
-    size_t n_in = n->node.n_inputs, n_out = n->node.n_outputs;
-    qkv_tensor *ins = calloc(n_in + 1, sizeof *ins);
-    qkv_tensor *shape_ins = calloc(n_in + 1, sizeof *shape_ins);
+    size_t n_in = n->node.n_inputs;
+    x->ins = calloc(n_in + 1, sizeof *x->ins);
     for (size_t i = 0; i < n_in; i++) {
         if (n->node.inputs[i] < 0) {
-            ins[i].dtype = QKV_DTYPE_UNDEFINED;
-            ins[i].rank = -1;
+            x->ins[i].dtype = QKV_DTYPE_UNDEFINED;
+            x->ins[i].rank = -1;
         } else {
-            ins[i] = inputs[i];
+            x->ins[i] = inputs[i];
         }
-        shape_ins[i] = ins[i];
-        if (n->hide_values)
-            shape_ins[i].data = NULL;
     }
-    void *state = NULL;
-    qkv_node_ctx nctx = {.node = &n->node, .version = k->since_version, .err = err};
-    qkv_threadpool *pool = qkv_threadpool_create(n->threads);
-    qkv_host_ctx hctx = {.node = &n->node, .version = k->since_version, .err = err, .pool = pool};
-    st = qkv_kernel_check_io(k, &n->node, ins, err);
-    if (st == QKV_OK && k->init)
-        st = k->init(k, &nctx, &state);
+    x->pool = qkv_threadpool_create(n->threads);
+    x->hctx = (qkv_host_ctx){
+        .node = &n->node, .version = x->k->since_version, .err = err, .pool = x->pool};
+    st = qkv_kernel_check_io(x->k, &n->node, x->ins, err);
+    if (st == QKV_OK && x->k->init) {
+        qkv_node_ctx nctx = {.node = &n->node, .version = x->k->since_version, .err = err};
+        st = x->k->init(x->k, qkv_host_api_get(), &nctx, &x->state);
+    }
+    return st;
+}
+
+qkv_status kh_run(kh_node *n, const qkv_tensor *inputs, qkv_tensor *outputs, qkv_error *err)
+{
+    kh_exec x;
+    qkv_status st = exec_begin(n, inputs, &x, err);
+    size_t n_in = n->node.n_inputs, n_out = n->node.n_outputs;
     if (st == QKV_OK && n->hide_values) {
         /* first as at session creation / planning: values of runtime inputs unknown */
-        st = qkv_kernel_infer(k, state, &hctx, shape_ins, n_in, outputs, n_out);
+        qkv_tensor *shape_ins = calloc(n_in + 1, sizeof *shape_ins);
+        for (size_t i = 0; i < n_in; i++) {
+            shape_ins[i] = x.ins[i];
+            shape_ins[i].data = NULL;
+        }
+        st = qkv_kernel_infer(x.k, x.state, &x.hctx, shape_ins, n_in, outputs, n_out);
+        free(shape_ins);
     }
     if (st == QKV_OK)
-        st = qkv_node_eval(k, state, &hctx, ins, n_in, outputs, n_out);
-    if (k->destroy && state)
-        k->destroy(state);
-    qkv_threadpool_destroy(pool);
-    free(ins);
-    free(shape_ins);
-    qkv_registry_destroy(reg);
+        st = qkv_node_eval(x.k, x.state, &x.hctx, x.ins, n_in, outputs, n_out);
+    exec_end(&x);
+    return st;
+}
+
+qkv_status kh_infer(kh_node *n, const qkv_tensor *inputs, qkv_tensor *outputs, qkv_error *err)
+{
+    kh_exec x;
+    qkv_status st = exec_begin(n, inputs, &x, err);
+    if (st == QKV_OK)
+        st = qkv_kernel_infer(x.k, x.state, &x.hctx, x.ins, n->node.n_inputs, outputs,
+                              n->node.n_outputs);
+    exec_end(&x);
+    return st;
+}
+
+qkv_status kh_run_inplace(kh_node *n, size_t alias, const qkv_tensor *inputs, qkv_tensor *output,
+                          qkv_error *err)
+{
+    kh_exec x;
+    qkv_status st = exec_begin(n, inputs, &x, err);
+    size_t n_in = n->node.n_inputs;
+    if (st == QKV_OK && (!(x.k->flags & QKV_KERNEL_INPLACE) || alias >= n_in ||
+                         x.k->inplace_input != (int32_t)alias || n->node.n_outputs != 1))
+        st = qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                           "%s-%lld declares no in-place output over input %zu",
+                           n->node.op_type, (long long)x.k->since_version, alias);
+    if (st == QKV_OK)
+        st = qkv_kernel_infer(x.k, x.state, &x.hctx, x.ins, n_in, output, 1);
+    size_t elems, bytes;
+    if (st == QKV_OK && !(qkv_shape_elements(output->dims, output->rank, &elems) &&
+                          qkv_dtype_storage_bytes(output->dtype, elems, &bytes) &&
+                          bytes == x.ins[alias].data_bytes))
+        st = qkv_error_set(err, QKV_ERR_SHAPE,
+                           "%s: output 0 does not fit input %zu's %zu bytes exactly",
+                           n->node.op_type, alias, x.ins[alias].data_bytes);
+    void *scratch = NULL;
+    if (st == QKV_OK) {
+        /* as the planner does: the output is the input's buffer */
+        output->data = x.ins[alias].data;
+        output->data_bytes = x.ins[alias].data_bytes;
+        qkv_kernel_io io;
+        qkv_kernel_io_init(&io, &x.hctx, x.ins, n_in, output, 1);
+        if (x.k->prepare)
+            st = x.k->prepare(x.state, &io);
+        if (st == QKV_OK && io.scratch_bytes) {
+            /* as qkv_node_eval: 64-byte aligned, as the ABI promises */
+            scratch = aligned_alloc(64, (io.scratch_bytes + 63) / 64 * 64);
+            io.scratch = scratch;
+            if (!scratch)
+                st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "scratch of %zu bytes",
+                                   io.scratch_bytes);
+        }
+        if (st == QKV_OK)
+            st = x.k->compute(x.state, &io);
+    }
+    free(scratch);
+    exec_end(&x);
     return st;
 }
 
@@ -207,6 +290,21 @@ qkv_tensor kh_f32(int32_t rank, const int64_t *dims, float *data)
 qkv_tensor kh_i64(int32_t rank, const int64_t *dims, int64_t *data)
 {
     return kh_tensor(QKV_DTYPE_INT64, rank, dims, data);
+}
+
+size_t kh_broadcast_index(size_t i, const qkv_tensor *out, const qkv_tensor *in)
+{
+    size_t idx = 0, stride = 1;
+    for (int32_t k = out->rank - 1, ki = in->rank - 1; k >= 0; k--, ki--) {
+        size_t d = (size_t)out->dims[k], c = i % d;
+        i /= d;
+        if (ki >= 0) {
+            if (in->dims[ki] != 1)
+                idx += c * stride;
+            stride *= (size_t)in->dims[ki];
+        }
+    }
+    return idx;
 }
 
 void kh_fill_random(float *buf, size_t n, uint32_t seed)

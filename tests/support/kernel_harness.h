@@ -48,6 +48,25 @@ void kh_omit_input(kh_node *n, size_t k);
  */
 qkv_status kh_run(kh_node *n, const qkv_tensor *inputs, qkv_tensor *outputs, qkv_error *err);
 void kh_hide_input_values(kh_node *n);
+/*
+ * Runs only check, init and infer on `inputs` exactly as given (data NULL: the
+ * value is not known; dims -1 / rank -1: unknown), as the session does before
+ * values are known, so a test can see what infer leaves unknown.
+ * outputs: n_outputs tensors, given dtype/rank/dims only (data NULL, nothing
+ * to free). Returns the first failing phase's status with its message.
+ */
+qkv_status kh_infer(kh_node *n, const qkv_tensor *inputs, qkv_tensor *outputs, qkv_error *err);
+/*
+ * Runs a one-output node the way the planner runs a QKV_KERNEL_INPLACE kernel:
+ * check, init, infer, prepare, compute, with *output's data being input
+ * `alias`'s buffer (output->data == inputs[alias].data afterwards; nothing to
+ * free). QKV_ERR_INVALID_ARGUMENT if the kernel does not declare output 0
+ * in place over input `alias` (or the node has more than one output);
+ * QKV_ERR_SHAPE if the inferred output is not exactly that input's size;
+ * otherwise the first failing phase's status with its message.
+ */
+qkv_status kh_run_inplace(kh_node *n, size_t alias, const qkv_tensor *inputs, qkv_tensor *output,
+                          qkv_error *err);
 /* Runs with a pool of `threads` threads (default 1). */
 void kh_set_threads(kh_node *n, size_t threads);
 void kh_free_outputs(qkv_tensor *outputs, size_t n);
@@ -56,6 +75,10 @@ void kh_free_outputs(qkv_tensor *outputs, size_t n);
 qkv_tensor kh_tensor(qkv_dtype dtype, int32_t rank, const int64_t *dims, void *data);
 qkv_tensor kh_f32(int32_t rank, const int64_t *dims, float *data);
 qkv_tensor kh_i64(int32_t rank, const int64_t *dims, int64_t *data);
+
+/* For reference loops: the flat index into `in` of output element `i` when
+ * `in` is broadcast (numpy rules) to `out`'s shape (both known). */
+size_t kh_broadcast_index(size_t i, const qkv_tensor *out, const qkv_tensor *in);
 
 /* Fills buf with n deterministic pseudo-random floats in [-1, 1). */
 void kh_fill_random(float *buf, size_t n, uint32_t seed);

@@ -1,0 +1,490 @@
+/*
+ * attention_core.c - the fused (online-softmax, tiled) attention kernel; see
+ * attention_core.h for what it computes and its scratch formula.
+ *
+ * Work items are (b, h, query block). They are dealt round-robin to
+ * `workers` slots (slot t takes items t, t + workers, ...), so with a causal
+ * mask the cheap early blocks and the expensive late blocks spread evenly;
+ * parallel_for runs over the slots, and a slot owns its scratch, so no two
+ * threads ever share a buffer whatever chunks the pool hands out.
+ *
+ * Per item: O, m, l are reset; for each key tile S = scale * Q_blk K_tile^T
+ * (GEMM), then each row of S gets softcap, bias and exclusions, its max
+ * updates m, S becomes P = exp(S - m), l and O are rescaled when m grew, and
+ * O += P V_tile (GEMM, beta 1). Finally out = O / l (0 when l == 0: every
+ * key of the row was excluded).
+ *
+ * Tiles past the last key any row of the block may see (causal frontier,
+ * key_limit, hard kv_valid) are trimmed or skipped, unless the score output
+ * needs them.
+ *
+ * The tile GEMMs go through qkv_blas_gemm_run (host->gemm: a backend such as
+ * OpenBLAS, or the portable C GEMM). Called from inside a worker, the host's
+ * own parallel_for runs inline (the pool is busy), so a tile GEMM stays on
+ * its worker; with a single worker (one scratch slot) the host may spread a
+ * tile GEMM over the pool instead.
+ *
+ * The row max and exp(s - m) with its sum are the only per-score work left
+ * once the GEMMs are fast (with OpenBLAS they were half the time, glibc's
+ * scalar expf alone a fifth), so on x86-64 they use SSE2 (part of the
+ * baseline ABI, no -march needed): four lanes and a polynomial exp (the
+ * Cephes expf scheme, ~1 ulp, flushed to 0 below exp(-87)). Elsewhere they
+ * are plain loops over expf.
+ */
+#include "attention_core.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "blas.h"
+
+static size_t align64(size_t bytes)
+{
+    return (bytes + 63) & ~(size_t)63;
+}
+
+static size_t min_sz(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+void qkv_attn_args_init(qkv_attn_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->drop_value = -INFINITY;
+    a->key_limit = SIZE_MAX;
+    a->keep_type = QKV_ATTN_KEEP_NONE;
+    a->qk_stage = QKV_ATTN_QK_SCALED;
+}
+
+size_t qkv_attn_kv_len(const qkv_attn_args *a)
+{
+    size_t t = 0;
+    for (size_t s = 0; s < a->n_segments; s++)
+        t += a->seg[s].len;
+    return t;
+}
+
+/* Largest query block and key tile for a. */
+static void block_sizes(const qkv_attn_args *a, size_t *bq, size_t *bk)
+{
+    size_t t = qkv_attn_kv_len(a);
+    *bq = min_sz(QKV_ATTN_BLOCK_Q, a->q_len);
+    *bk = min_sz(QKV_ATTN_BLOCK_K, t);
+    if (*bk == 0)
+        *bk = 1; /* keeps the slot layout valid for an empty key axis */
+}
+
+size_t qkv_attn_slot_bytes(const qkv_attn_args *a)
+{
+    if (a->q_len == 0 || a->batch == 0 || a->q_heads == 0)
+        return 0;
+    size_t bq, bk;
+    block_sizes(a, &bq, &bk);
+    /* bq, bk <= 64 and v_head_size <= INT_MAX (qkv_attn_check): no overflow */
+    return align64(sizeof(float) * bq * bk) + align64(sizeof(float) * bq * a->v_head_size) +
+           2 * align64(sizeof(float) * bq);
+}
+
+bool qkv_attn_scratch_bytes(const qkv_attn_args *a, size_t threads, size_t *bytes)
+{
+    size_t slots = threads > QKV_ATTN_MIN_SLOTS ? threads : QKV_ATTN_MIN_SLOTS;
+    return !__builtin_mul_overflow(qkv_attn_slot_bytes(a), slots, bytes);
+}
+
+qkv_status qkv_attn_check(qkv_kernel_io *io, const qkv_attn_args *a)
+{
+    if (a->kv_heads == 0 || a->q_heads % a->kv_heads != 0)
+        return KERR(io, QKV_ERR_SHAPE, "%zu query heads are not a multiple of %zu key/value heads",
+                    a->q_heads, a->kv_heads);
+    if (a->n_segments > QKV_ATTN_MAX_SEGMENTS)
+        return KERR(io, QKV_ERR_INTERNAL, "attention over %zu key segments", a->n_segments);
+    size_t bq, bk;
+    block_sizes(a, &bq, &bk);
+    for (size_t s = 0; s < a->n_segments; s++) {
+        const qkv_attn_segment *g = &a->seg[s];
+        qkv_blas_gemm qk = {.dtype = QKV_DTYPE_FLOAT, .trans_b = true, .m = bq, .n = bk,
+                            .k = a->head_size, .lda = a->q.ss, .ldb = g->k.ss, .ldc = bk};
+        qkv_blas_gemm pv = {.dtype = QKV_DTYPE_FLOAT, .m = bq, .n = a->v_head_size, .k = bk,
+                            .lda = bk, .ldb = g->v.ss, .ldc = a->v_head_size};
+        if (!qkv_blas_gemm_fits(&qk) || !qkv_blas_gemm_fits(&pv))
+            return KERR(io, QKV_ERR_UNSUPPORTED,
+                        "attention operands too large for BLAS (head size %zu, value head size "
+                        "%zu, row strides %zu/%zu/%zu)",
+                        a->head_size, a->v_head_size, a->q.ss, g->k.ss, g->v.ss);
+    }
+    return QKV_OK;
+}
+
+/* ---- row primitives ----------------------------------------------------------- */
+
+#if defined(__SSE2__)
+/* exp of four floats <= 0 (the only inputs here: s - max); 0 below -87. */
+static inline __m128 exp4(__m128 x)
+{
+    const __m128 lo = _mm_set1_ps(-87.0f);
+    __m128 zero_mask = _mm_cmplt_ps(x, lo); /* also catches -inf */
+    x = _mm_max_ps(x, lo);
+    /* n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two for precision) */
+    __m128 fx = _mm_add_ps(_mm_mul_ps(x, _mm_set1_ps(1.44269504088896341f)), _mm_set1_ps(0.5f));
+    __m128i ti = _mm_cvttps_epi32(fx);
+    __m128 tf = _mm_cvtepi32_ps(ti);
+    __m128 adj = _mm_and_ps(_mm_cmpgt_ps(tf, fx), _mm_set1_ps(1.0f)); /* floor for fx < 0 */
+    fx = _mm_sub_ps(tf, adj);
+    x = _mm_sub_ps(x, _mm_mul_ps(fx, _mm_set1_ps(0.693359375f)));
+    x = _mm_sub_ps(x, _mm_mul_ps(fx, _mm_set1_ps(-2.12194440e-4f)));
+    __m128 z = _mm_mul_ps(x, x);
+    __m128 y = _mm_set1_ps(1.9875691500e-4f);
+    y = _mm_add_ps(_mm_mul_ps(y, x), _mm_set1_ps(1.3981999507e-3f));
+    y = _mm_add_ps(_mm_mul_ps(y, x), _mm_set1_ps(8.3334519073e-3f));
+    y = _mm_add_ps(_mm_mul_ps(y, x), _mm_set1_ps(4.1665795894e-2f));
+    y = _mm_add_ps(_mm_mul_ps(y, x), _mm_set1_ps(1.6666665459e-1f));
+    y = _mm_add_ps(_mm_mul_ps(y, x), _mm_set1_ps(5.0000001201e-1f));
+    y = _mm_add_ps(_mm_mul_ps(y, z), _mm_add_ps(x, _mm_set1_ps(1.0f)));
+    /* * 2^n: n in [-126, 0] here, so (n + 127) << 23 is a normal float */
+    __m128i n = _mm_cvttps_epi32(fx);
+    __m128 pow2n = _mm_castsi128_ps(_mm_slli_epi32(_mm_add_epi32(n, _mm_set1_epi32(127)), 23));
+    return _mm_andnot_ps(zero_mask, _mm_mul_ps(y, pow2n));
+}
+#endif
+
+/* The largest of s[0..n); -inf when n == 0. */
+static float row_max(const float *restrict s, size_t n)
+{
+    float mx = -INFINITY;
+    size_t c = 0;
+#if defined(__SSE2__)
+    if (n >= 4) {
+        __m128 m4 = _mm_loadu_ps(s);
+        for (c = 4; c + 4 <= n; c += 4)
+            m4 = _mm_max_ps(m4, _mm_loadu_ps(s + c));
+        float lanes[4];
+        _mm_storeu_ps(lanes, m4);
+        for (int k = 0; k < 4; k++)
+            mx = lanes[k] > mx ? lanes[k] : mx;
+    }
+#endif
+    for (; c < n; c++)
+        mx = s[c] > mx ? s[c] : mx;
+    return mx;
+}
+
+/* s[c] = exp(s[c] - m) for c < n (m finite, s[c] <= m or -inf); returns
+ * the sum of the new s. */
+static float row_exp(float *restrict s, size_t n, float m)
+{
+    float sum = 0;
+    size_t c = 0;
+#if defined(__SSE2__)
+    __m128 m4 = _mm_set1_ps(m), acc = _mm_setzero_ps();
+    for (; c + 4 <= n; c += 4) {
+        __m128 p = exp4(_mm_sub_ps(_mm_loadu_ps(s + c), m4));
+        _mm_storeu_ps(s + c, p);
+        acc = _mm_add_ps(acc, p);
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, acc);
+    sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+#endif
+    for (; c < n; c++) {
+        float p = expf(s[c] - m);
+        s[c] = p;
+        sum += p;
+    }
+    return sum;
+}
+
+/* ---- the worker ------------------------------------------------------------- */
+
+typedef struct attn_run {
+    const qkv_attn_args *a;
+    qkv_kernel_io *io;
+    unsigned char *scratch;
+    size_t slot_bytes;
+    size_t workers;
+    size_t bq, bk;     /* query block rows, key tile width */
+    size_t q_blocks;   /* per (b, h) */
+    size_t items;      /* batch * q_heads * q_blocks */
+    size_t kv_len;
+    size_t group;      /* q_heads / kv_heads */
+    bool skip_tiles;   /* no score output: tiles beyond every row's frontier are skipped */
+    bool hard_drop;    /* drop_value is -inf */
+    atomic_int status; /* the first GEMM failure (QKV_OK while none) */
+} attn_run;
+
+/* Per-slot buffers. */
+typedef struct attn_slot {
+    float *s; /* (bq, bk) scores, then probabilities */
+    float *o; /* (bq, v_head_size) un-normalised output */
+    float *m; /* (bq) running max */
+    float *l; /* (bq) running sum */
+} attn_slot;
+
+static attn_slot slot_at(const attn_run *r, size_t t)
+{
+    unsigned char *base = r->scratch + t * r->slot_bytes;
+    attn_slot s;
+    size_t off = 0;
+    s.s = (float *)(base + off);
+    off += align64(sizeof(float) * r->bq * r->bk);
+    s.o = (float *)(base + off);
+    off += align64(sizeof(float) * r->bq * r->a->v_head_size);
+    s.m = (float *)(base + off);
+    off += align64(sizeof(float) * r->bq);
+    s.l = (float *)(base + off);
+    return s;
+}
+
+/* One past the last key query row i of batch b may see, ignoring the
+ * bias/keep values (causal frontier, key_limit, hard kv_valid). */
+static size_t row_end(const attn_run *r, size_t b, size_t i)
+{
+    const qkv_attn_args *a = r->a;
+    size_t end = r->kv_len < a->key_limit ? r->kv_len : a->key_limit;
+    if (a->kv_valid && r->hard_drop) {
+        int64_t v = a->kv_valid[b];
+        size_t vv = v <= 0 ? 0 : (uint64_t)v > end ? end : (size_t)v;
+        end = vv < end ? vv : end;
+    }
+    if (a->causal) {
+        int64_t off = a->causal_offsets ? a->causal_offsets[b] : a->causal_offset;
+        /* j <= i + off  <=>  j < i + off + 1; computed in int64 (i < 2^62) */
+        int64_t lim = (int64_t)i + off + 1;
+        size_t cl = lim <= 0 ? 0 : (uint64_t)lim > end ? end : (size_t)lim;
+        end = cl < end ? cl : end;
+    }
+    return end;
+}
+
+/* Copies w scores to the score output when it wants this stage. */
+static void qk_store(const attn_run *r, qkv_attn_qk_stage stage, float *qk_row, const float *s,
+                     size_t w)
+{
+    qkv_attn_qk_stage want = r->a->qk_stage;
+    if (want == QKV_ATTN_QK_SOFTMAX)
+        want = QKV_ATTN_QK_BIASED; /* normalised after the last tile */
+    if (qk_row && want == stage)
+        memcpy(qk_row, s, w * sizeof *s);
+}
+
+/*
+ * Turns one row of raw scores s[0..w) (keys j0 + c) into exp(s - m_new),
+ * updating m and l, and returns the factor the row's O must be scaled by.
+ * n_in: cells [n_in, w) are excluded outright.
+ */
+static float score_row(const attn_run *r, size_t b, size_t h, size_t i, size_t j0, size_t w,
+                       size_t n_in, float *restrict s, float *m, float *l, float *qk_row)
+{
+    const qkv_attn_args *a = r->a;
+    qk_store(r, QKV_ATTN_QK_SCALED, qk_row, s, w);
+    if (a->softcap != 0) {
+        float cap = a->softcap, inv = 1.0f / a->softcap;
+        size_t n = qk_row ? w : n_in; /* the score output wants every cell */
+        for (size_t c = 0; c < n; c++)
+            s[c] = cap * tanhf(s[c] * inv);
+    }
+    qk_store(r, QKV_ATTN_QK_SOFTCAPPED, qk_row, s, w);
+    if (a->bias && n_in > 0) {
+        const float *restrict bp = a->bias + b * a->bias_sb + h * a->bias_sh + i * a->bias_si +
+                                   j0 * a->bias_sj;
+        size_t sj = a->bias_sj;
+        if (sj == 1) {
+            for (size_t c = 0; c < n_in; c++)
+                s[c] = bp[c] == -INFINITY ? -INFINITY : s[c] + bp[c];
+        } else {
+            float bv = bp[0]; /* broadcast along keys */
+            for (size_t c = 0; c < n_in; c++)
+                s[c] = bv == -INFINITY ? -INFINITY : s[c] + bv;
+        }
+    }
+    if (a->keep && n_in > 0) {
+        size_t base = b * a->keep_sb + h * a->keep_sh + i * a->keep_si, sj = a->keep_sj;
+        float d = a->drop_value;
+        bool hard = r->hard_drop;
+        for (size_t c = 0; c < n_in; c++) {
+            size_t e = base + (j0 + c) * sj;
+            bool keep = a->keep_type == QKV_ATTN_KEEP_U8 ? ((const uint8_t *)a->keep)[e] != 0
+                                                         : ((const int32_t *)a->keep)[e] != 0;
+            if (!keep)
+                s[c] = hard ? -INFINITY : s[c] + d;
+        }
+    }
+    if (a->kv_valid && !r->hard_drop) {
+        int64_t v = a->kv_valid[b];
+        size_t from = v <= 0 ? 0 : (uint64_t)v >= j0 + n_in ? j0 + n_in : (size_t)v;
+        for (size_t c = from > j0 ? from - j0 : 0; c < n_in; c++)
+            s[c] += a->drop_value;
+    }
+    for (size_t c = n_in; c < w; c++)
+        s[c] = -INFINITY;
+    qk_store(r, QKV_ATTN_QK_BIASED, qk_row, s, w);
+
+    float mx = row_max(s, n_in);
+    float m_old = *m;
+    float m_new = mx > m_old ? mx : m_old;
+    if (m_new == -INFINITY) { /* nothing visible yet: P = 0, O unchanged */
+        memset(s, 0, w * sizeof *s);
+        return 1.0f;
+    }
+    float sum = row_exp(s, n_in, m_new);
+    for (size_t c = n_in; c < w; c++)
+        s[c] = 0;
+    float alpha = m_old == m_new ? 1.0f : expf(m_old - m_new); /* m_old -inf: 0 */
+    *l = *l * alpha + sum;
+    *m = m_new;
+    return alpha;
+}
+
+/* One (b, h, query block) item into slot sl; a GEMM error (reported by the
+ * provider through io) is returned. */
+static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
+{
+    const qkv_attn_args *a = r->a;
+    size_t qb = item % r->q_blocks, bh = item / r->q_blocks;
+    size_t h = bh % a->q_heads, b = bh / a->q_heads;
+    size_t kvh = h / r->group;
+    size_t i0 = qb * r->bq, rows = min_sz(r->bq, a->q_len - i0);
+    size_t dv = a->v_head_size;
+
+    for (size_t x = 0; x < rows; x++) {
+        sl->m[x] = -INFINITY;
+        sl->l[x] = 0;
+    }
+    memset(sl->o, 0, rows * dv * sizeof(float));
+
+    /* keys no row of this block may see are skipped (unless the score output wants them) */
+    size_t block_end = r->skip_tiles ? row_end(r, b, i0 + rows - 1) : r->kv_len;
+    float *qk_base = a->qk_out ? a->qk_out + b * a->qk_sb + h * a->qk_sh + i0 * a->qk_si : NULL;
+    const float *qp = a->q.data + b * a->q.sb + h * a->q.sh + i0 * a->q.ss;
+
+    size_t seg_start = 0;
+    for (size_t sg = 0; sg < a->n_segments && seg_start < block_end; sg++) {
+        const qkv_attn_segment *g = &a->seg[sg];
+        const float *kp = g->k.data + b * g->k.sb + kvh * g->k.sh;
+        const float *vp = g->v.data + b * g->v.sb + kvh * g->v.sh;
+        for (size_t t0 = 0; t0 < g->len; t0 += r->bk) {
+            size_t j0 = seg_start + t0;
+            if (j0 >= block_end)
+                break;
+            size_t w = min_sz(r->bk, g->len - t0);
+            if (r->skip_tiles && w > block_end - j0)
+                w = block_end - j0;
+            /* S = scale * Q_blk K_tile^T */
+            qkv_blas_gemm qk = {.dtype = QKV_DTYPE_FLOAT, .trans_b = true, .m = rows, .n = w,
+                                .k = a->head_size, .alpha = a->scale, .beta = 0, .a = qp,
+                                .lda = a->q.ss, .b = kp + t0 * g->k.ss, .ldb = g->k.ss,
+                                .c = sl->s, .ldc = w};
+            qkv_status st = qkv_blas_gemm_run(r->io, &qk);
+            if (st != QKV_OK)
+                return st;
+            for (size_t x = 0; x < rows; x++) {
+                size_t i = i0 + x;
+                size_t end = row_end(r, b, i);
+                size_t n_in = end <= j0 ? 0 : min_sz(end - j0, w);
+                float *qk_row = qk_base ? qk_base + x * a->qk_si + j0 : NULL;
+                float alpha = score_row(r, b, h, i, j0, w, n_in, sl->s + x * w, &sl->m[x],
+                                        &sl->l[x], qk_row);
+                if (alpha != 1.0f) {
+                    float *restrict o = sl->o + x * dv;
+                    for (size_t d = 0; d < dv; d++)
+                        o[d] *= alpha;
+                }
+            }
+            /* O += P V_tile */
+            qkv_blas_gemm pv = {.dtype = QKV_DTYPE_FLOAT, .m = rows, .n = dv, .k = w,
+                                .alpha = 1, .beta = 1, .a = sl->s, .lda = w,
+                                .b = vp + t0 * g->v.ss, .ldb = g->v.ss, .c = sl->o,
+                                .ldc = dv};
+            if (dv > 0 && (st = qkv_blas_gemm_run(r->io, &pv)) != QKV_OK)
+                return st;
+        }
+        seg_start += g->len;
+    }
+
+    for (size_t x = 0; x < rows; x++) {
+        float *restrict out = a->out + b * a->out_sb + h * a->out_sh + (i0 + x) * a->out_ss;
+        const float *restrict o = sl->o + x * dv;
+        float l = sl->l[x];
+        if (l > 0) {
+            float inv = 1.0f / l;
+            for (size_t d = 0; d < dv; d++)
+                out[d] = o[d] * inv;
+        } else { /* every key excluded: a zero row, not 0/0 */
+            memset(out, 0, dv * sizeof *out);
+        }
+        if (qk_base && a->qk_stage == QKV_ATTN_QK_SOFTMAX) {
+            float *restrict p = qk_base + x * a->qk_si;
+            float m = sl->m[x];
+            if (l > 0) {
+                float inv = 1.0f / l;
+                row_exp(p, r->kv_len, m); /* the same exp as the tiles used */
+                for (size_t j = 0; j < r->kv_len; j++)
+                    p[j] *= inv;
+            } else {
+                memset(p, 0, r->kv_len * sizeof *p);
+            }
+        }
+    }
+    return QKV_OK;
+}
+
+/* parallel_for body: slots [begin, end). */
+static void run_slots(void *arg, size_t begin, size_t end)
+{
+    attn_run *r = arg;
+    for (size_t t = begin; t < end; t++) {
+        attn_slot sl = slot_at(r, t);
+        for (size_t item = t; item < r->items; item += r->workers) {
+            if (atomic_load(&r->status) != QKV_OK)
+                return; /* another worker failed: stop early */
+            qkv_status st = run_item(r, &sl, item);
+            if (st != QKV_OK) {
+                int ok = QKV_OK;
+                atomic_compare_exchange_strong(&r->status, &ok, (int)st);
+                return;
+            }
+        }
+    }
+}
+
+qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch,
+                        size_t scratch_bytes)
+{
+    attn_run r = {.a = a, .io = io, .scratch = scratch, .slot_bytes = qkv_attn_slot_bytes(a)};
+    atomic_init(&r.status, QKV_OK);
+    if (r.slot_bytes == 0)
+        return QKV_OK; /* no query rows */
+    r.kv_len = qkv_attn_kv_len(a);
+    block_sizes(a, &r.bq, &r.bk);
+    r.group = a->q_heads / a->kv_heads;
+    r.hard_drop = a->drop_value == -INFINITY;
+    r.skip_tiles = a->qk_out == NULL;
+
+    size_t threads = io->host->thread_count(io->host_ctx);
+    size_t slots = scratch_bytes / r.slot_bytes;
+    size_t bh = a->batch * a->q_heads;
+    /* too few (b, h) pairs to feed every thread: smaller query blocks (>= 8 rows) */
+    if (threads > 1 && bh < threads && a->q_len > 8) {
+        size_t want = (threads + bh - 1) / bh;
+        size_t rows = (a->q_len + want - 1) / want;
+        rows = rows < 8 ? 8 : rows;
+        if (rows < r.bq)
+            r.bq = rows;
+    }
+    r.q_blocks = (a->q_len + r.bq - 1) / r.bq;
+    r.items = bh * r.q_blocks;
+    r.workers = min_sz(min_sz(threads, slots), r.items);
+    if (r.workers == 0)
+        r.workers = 1; /* the caller's contract: at least one slot */
+
+    if (r.workers == 1)
+        run_slots(&r, 0, 1);
+    else
+        io->host->parallel_for(io->host_ctx, r.workers, run_slots, &r);
+    return (qkv_status)atomic_load(&r.status);
+}

@@ -1,0 +1,49 @@
+/*
+ * passes.h - graph rewrite passes run at session creation, after constant
+ * folding (see session.c).
+ *
+ * A pass rewrites a finalized graph in place: it adds nodes (kernels chosen
+ * from the session's registry and initialised), marks the nodes it replaces
+ * dead after destroying their kernel state, and finalizes the graph again.
+ * Types and shapes of the values it creates are left for qkv_infer_graph.
+ */
+#ifndef QKV_PASSES_H
+#define QKV_PASSES_H
+
+#include <stddef.h>
+
+#include "ir.h"
+#include "registry.h"
+
+/* The opset the fused Attention nodes are created with (set on the node,
+ * whatever the model imports). */
+#define QKV_FUSED_ATTENTION_OPSET 23
+
+/*
+ * Attention fusion (fuse_attention.c): rewrites each
+ *
+ *   MatMul(Q, Kᵀ) -> [Mul|Div by scalar constants] -> [mask: Add(float) or
+ *   Where(bool, ., -inf)]... -> Softmax(last axis) -> [Identity|Dropout] ->
+ *   MatMul(., V)
+ *
+ * over float32 rank-3 or rank-4 tensors into one ai.onnx Attention node
+ * (opset QKV_FUSED_ATTENTION_OPSET) whose output replaces the last MatMul's,
+ * when the rewrite is equivalent (the conditions are listed at the top of
+ * fuse_attention.c). Nodes only the replaced ones used (a Transpose of K, a
+ * Sqrt of the scale) are removed too.
+ *
+ * Requires a finalized graph whose values carry the inferred dtypes and
+ * shapes, and nodes whose kernels are resolved and initialised (nodes with
+ * kernel NULL are fine: nothing to destroy). Fuses nothing when `reg` has no
+ * Attention kernel for opset QKV_FUSED_ATTENTION_OPSET.
+ *
+ * *fused gets the number of Attention nodes created (also on error: those
+ * created before it). Errors: QKV_ERR_OUT_OF_MEMORY; a new node's kernel
+ * failing init (its status, message prefixed "attention fusion: "). On error
+ * the graph is still a valid, equivalent graph, and every node in it has its
+ * kernel state.
+ */
+qkv_status qkv_pass_fuse_attention(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
+                                   qkv_error *err);
+
+#endif /* QKV_PASSES_H */
