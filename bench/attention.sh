@@ -36,9 +36,9 @@
 # fused node: its per-thread tiles), "RSS" the process's peak resident set
 # (getrusage), which also counts the libraries, the model and the inputs.
 #
-# Runs in about 5 minutes on 2 idle cores (fewer iterations at long sequences).
-# Timings on a shared machine are noisy: the load average is printed with the
-# results.
+# Takes about a minute on a quiet 2-core machine (fewer iterations at long
+# sequences), a few minutes on a loaded one. Timings on a shared machine are
+# noisy: the load average is printed with the results.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,7 +1,8 @@
 /*
  * cmd_bench.c - `qkv bench MODEL [--threads N] [--iters K] [--warmup W]
  *               [--shape NAME=d0,...]... [--input NAME=FILE]... [--seed S]
- *               [--no-fuse] [--flops F] [--json FILE]`
+ *               [--no-fuse] [--flops F] [--json FILE] [--plugin PATH]...
+ *               [--backend NAME,...] [--no-default-plugins]`
  *
  * Times a model: W warm-up runs (the first one plans memory), then K timed
  * runs on one context, each timed alone with CLOCK_MONOTONIC. Prints the
@@ -34,7 +35,8 @@
 static const char USAGE[] =
     "usage: qkv bench MODEL [--threads N] [--iters K] [--warmup W]\n"
     "                 [--shape NAME=d0,d1,...]... [--input NAME=FILE]... [--seed S]\n"
-    "                 [--no-fuse] [--flops F] [--json FILE]\n"
+    "                 [--no-fuse] [--flops F] [--json FILE] [--plugin PATH]...\n"
+    "                 [--backend NAME,...] [--no-default-plugins]\n"
     "\n"
     "Time a model: W warm-up runs (the first plans memory), then K timed runs,\n"
     "each timed alone. Prints the median, min, mean, p90 and max latency, runs/s,\n"
@@ -54,6 +56,7 @@ static const char USAGE[] =
     "  --no-fuse               do not fuse attention subgraphs (the unfused baseline)\n"
     "  --flops F               floating-point operations of one run: also print GFLOP/s\n"
     "  --json FILE             also write the results as JSON into FILE\n"
+    QKV_CLI_PLUGIN_USAGE
     "  -h, --help              show this help\n";
 
 enum {
@@ -72,6 +75,7 @@ static const qkv_cli_option OPTIONS[] = {
     {"--threads", 1, OPT_THREADS}, {"--iters", 1, OPT_ITERS},    {"--warmup", 1, OPT_WARMUP},
     {"--shape", 1, OPT_SHAPE},     {"--input", 1, OPT_INPUT},    {"--seed", 1, OPT_SEED},
     {"--no-fuse", 0, OPT_NO_FUSE}, {"--flops", 1, OPT_FLOPS},    {"--json", 1, OPT_JSON},
+    QKV_CLI_PLUGIN_OPTIONS,
 };
 
 #define MAX_ITERS 1000000
@@ -89,6 +93,7 @@ typedef struct bench_args {
     int no_fuse;
     double flops; /* 0: not given */
     const char *json;
+    qkv_cli_plugin_opts plugins; /* --plugin, --backend, --no-default-plugins */
 } bench_args;
 
 /* What one benchmark measured. */
@@ -256,6 +261,7 @@ static int bench(const bench_args *a)
     qkv_session_options_init(&opts);
     opts.threads = a->threads;
     opts.disable_fusion = a->no_fuse;
+    qkv_cli_plugin_apply(&a->plugins, &opts);
     if (qkv_session_create(a->model, &opts, &session, &err) != QKV_OK) {
         free(r.times_ms);
         free(r.sorted);
@@ -264,10 +270,7 @@ static int bench(const bench_args *a)
     const qkv_model *model = qkv_session_model(session);
     const char *gemm = qkv_session_gemm_backend(session);
     printf("model: %s\n", a->model);
-    printf("backends:");
-    for (size_t i = 0; i < qkv_session_backend_count(session); i++)
-        printf("%s%s", i ? ", " : " ", qkv_session_backend_name(session, i));
-    printf("; GEMM: %s\n", gemm ? gemm : "?");
+    qkv_cli_print_backends(session, 0);
     const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes, a->n_shapes, 1,
                                      a->seed};
     rc = qkv_cli_inputs_load(model, &spec, &in);
@@ -334,7 +337,7 @@ int qkv_cmd_bench(int argc, char **argv)
     int rc = QKV_EXIT_FAILURE;
     a.input_args = calloc((size_t)argc, sizeof *a.input_args);
     a.shapes = calloc((size_t)argc, sizeof *a.shapes);
-    if (!a.input_args || !a.shapes) {
+    if (!a.input_args || !a.shapes || qkv_cli_plugin_opts_init(&a.plugins, argc) != 0) {
         rc = qkv_cli_fail("out of memory");
         goto done;
     }
@@ -425,7 +428,11 @@ int qkv_cmd_bench(int argc, char **argv)
             }
             a.json = value;
             break;
-        default:
+        default: /* --plugin, --backend, --no-default-plugins */
+            if (qkv_cli_plugin_option(&a.plugins, id, value, USAGE) < 0) {
+                rc = QKV_EXIT_USAGE;
+                goto done;
+            }
             break;
         }
     }
@@ -437,5 +444,6 @@ int qkv_cmd_bench(int argc, char **argv)
 done:
     free(a.input_args);
     free(a.shapes);
+    qkv_cli_plugin_opts_fini(&a.plugins);
     return rc;
 }

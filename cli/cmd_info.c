@@ -414,7 +414,13 @@ static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_op
         width = w > width ? w : width;
         no_infer += (size_t)ops[i].no_infer;
     }
-    puts("operators by backend:");
+    size_t fused = qkv_session_fused_count(session);
+    if (fused)
+        printf("operators by backend (after attention fusion made %zu Attention node%s; "
+               "--no-fuse shows the model's own ops):\n",
+               fused, fused == 1 ? "" : "s");
+    else
+        puts("operators by backend:");
     for (size_t i = 0; i < m; i++) {
         char name[512];
         snprintf(name, sizeof name, "%s.%s", ops[i].domain, ops[i].op);

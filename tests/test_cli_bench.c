@@ -210,8 +210,9 @@ Test(cli_bench, help_prints_the_usage_and_every_option)
     cr_assert_eq(r.code, 0);
     cr_assert_str_empty(r.err);
     contains(r.out, "usage: qkv bench MODEL");
-    static const char *const opts[] = {"--threads", "--iters",   "--warmup", "--shape", "--input",
-                                       "--seed",    "--no-fuse", "--flops",  "--json"};
+    static const char *const opts[] = {"--threads", "--iters",  "--warmup",  "--shape",
+                                       "--input",   "--seed",   "--no-fuse", "--flops",
+                                       "--json",    "--plugin", "--backend", "--no-default-plugins"};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         contains(r.out, opts[i]);
     result_free(&r);
@@ -232,7 +233,7 @@ Test(cli_bench, prints_latency_throughput_and_memory_fields)
     cr_assert_str_empty(r.err);
     contains(r.out, "input x: float32 [2, 3] random (seed 0)");
     contains(r.out, "backends: ");
-    contains(r.out, "; GEMM: ");
+    contains(r.out, "(GEMM service: ");
     contains(r.out, "threads 1, fusion on, 1 warm-up run, 2 timed runs");
     contains(r.out, "plan: 1 step per run");
     contains(r.out, "latency (ms): median ");
@@ -262,6 +263,20 @@ Test(cli_bench, reads_input_files_and_reports_the_largest_step_scratch)
     /* 24 bytes from the second ArgMax, not 12 + 24: scratch lives one step */
     contains(r.out, "  plan scratch:    24 bytes");
     cr_assert_null(strstr(r.out, "compute:"), "no --flops, no GFLOP/s:\n%s", r.out);
+    result_free(&r);
+}
+
+Test(cli_bench, plugin_options_reach_the_session)
+{
+    /* the cpu backend alone: GEMMs on the portable C GEMM, whatever plugins load */
+    result r = qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "1", "--backend", "cpu",
+                   NULL);
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    contains(r.out, "backends: cpu (GEMM service: portable)");
+    result_free(&r);
+    r = qkv("bench", "@/add.onnx", "--shape", "batch=2", "--no-default-plugins", "--backend",
+            "nope", NULL);
+    assert_one_line_error(&r, "no backend 'nope'");
     result_free(&r);
 }
 

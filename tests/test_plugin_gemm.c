@@ -207,12 +207,14 @@ Test(plugin_gemm, portable_gemm_splits_over_threads_with_the_same_results)
     qkv_threadpool_destroy(pool);
 }
 
+#ifdef QKV_HAVE_OPENBLAS_PLUGIN
 /* The OpenBLAS plugin's provider, reached like the host reaches it. */
 static qkv_registry_backend openblas;
 static qkv_status via_openblas(const qkv_host_api *host, void *host_ctx, const qkv_gemm *g)
 {
     return openblas.gemm(openblas.user, host, host_ctx, g);
 }
+#endif
 
 Test(plugin_gemm, openblas_provider_matches_the_reference_on_random_shapes)
 {

@@ -292,11 +292,12 @@ static const qkv_plugin_info info = {
 QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host, const qkv_plugin_info **out,
                                              char *errbuf, size_t errbuf_size)
 {
-    /* a plugin that needs something of a newer host checks for it here */
-    if (host->struct_size < sizeof(qkv_host_api) && !QKV_HOST_HAS(host, dtype_name)) {
+    /* Everything used here is in ABI 1.0. A plugin that needs a host
+     * function added later checks for it, and fails with a message: */
+    if (!QKV_HOST_HAS(host, output_alloc)) {
         snprintf(errbuf, errbuf_size, "this qkv is too old for example_ops");
         return QKV_ERR_PLUGIN;
     }
-    *out = &info;
+    *out = &info; /* static: valid as long as the library is loaded */
     return QKV_OK;
 }
