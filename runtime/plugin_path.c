@@ -176,7 +176,7 @@ static qkv_status push_dir(file_list *l, const char *dir, qkv_error *err)
             st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory listing '%s'", dir);
     }
     closedir(d);
-    if (st == QKV_OK)
+    if (st == QKV_OK && l->n > first) /* qsort on an empty list would get a NULL base */
         qsort(l->v + first, l->n - first, sizeof *l->v, by_name);
     return st;
 }
