@@ -46,10 +46,9 @@ qkv_status qkv_context_create(qkv_session *s, qkv_context **out, qkv_error *err)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_context_create: NULL argument");
     const qkv_ir_graph *g = s->model->graph;
     qkv_context *c = calloc(1, sizeof *c);
-    size_t max_io = 2;
-    for (size_t i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].n_inputs + g->nodes[i].n_outputs > max_io)
-            max_io = g->nodes[i].n_inputs + g->nodes[i].n_outputs;
+    size_t max_in, max_out;
+    qkv_graph_max_arity(g, &max_in, &max_out);
+    size_t max_io = max_in + max_out;
     if (c) {
         c->s = s;
         c->vals = calloc(g->n_values + 1, sizeof *c->vals);

@@ -58,13 +58,8 @@ static void drop_unused_constants(qkv_ir_graph *g)
 
 qkv_status qkv_fold_constants(qkv_ir_graph *g, size_t *folded, qkv_error *err)
 {
-    size_t max_in = 1, max_out = 1, count = 0;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        if (g->nodes[i].n_inputs > max_in)
-            max_in = g->nodes[i].n_inputs;
-        if (g->nodes[i].n_outputs > max_out)
-            max_out = g->nodes[i].n_outputs;
-    }
+    size_t max_in, max_out, count = 0;
+    qkv_graph_max_arity(g, &max_in, &max_out);
     qkv_tensor *ins = calloc(max_in, sizeof *ins);
     qkv_tensor *outs = calloc(max_out, sizeof *outs);
     if (!ins || !outs) {

@@ -75,13 +75,8 @@ static qkv_status merge(qkv_ir_value *v, const qkv_tensor *t, const qkv_ir_node 
 
 qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
 {
-    size_t max_in = 1, max_out = 1;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        if (g->nodes[i].n_inputs > max_in)
-            max_in = g->nodes[i].n_inputs;
-        if (g->nodes[i].n_outputs > max_out)
-            max_out = g->nodes[i].n_outputs;
-    }
+    size_t max_in, max_out;
+    qkv_graph_max_arity(g, &max_in, &max_out);
     qkv_tensor *ins = calloc(max_in, sizeof *ins);
     qkv_tensor *outs = calloc(max_out, sizeof *outs);
     if (!ins || !outs) {

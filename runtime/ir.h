@@ -156,6 +156,10 @@ int32_t qkv_graph_add_node(qkv_ir_graph *graph, const char *name, const char *op
  * names the node and the value. */
 qkv_status qkv_graph_finalize(qkv_ir_graph *graph, qkv_error *err);
 
+/* The most inputs and the most outputs any node of the graph has (at least 1
+ * each): the size of per-node scratch arrays. */
+void qkv_graph_max_arity(const qkv_ir_graph *graph, size_t *max_inputs, size_t *max_outputs);
+
 /* The attribute `name` of a node, or NULL. */
 const qkv_ir_attr *qkv_node_attr(const qkv_ir_node *node, const char *name);
 /* Frees what an attribute owns (not the struct itself). */

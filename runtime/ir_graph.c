@@ -554,3 +554,16 @@ done:
     free(heap);
     return st;
 }
+
+void qkv_graph_max_arity(const qkv_ir_graph *g, size_t *max_inputs, size_t *max_outputs)
+{
+    size_t in = 1, out = 1;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].n_inputs > in)
+            in = g->nodes[i].n_inputs;
+        if (g->nodes[i].n_outputs > out)
+            out = g->nodes[i].n_outputs;
+    }
+    *max_inputs = in;
+    *max_outputs = out;
+}

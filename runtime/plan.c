@@ -350,13 +350,8 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
 {
     const qkv_ir_graph *g = s->model->graph;
     builder b = {.s = s, .g = g, .err = err};
-    size_t max_in = 1, max_out = 1;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        if (g->nodes[i].n_inputs > max_in)
-            max_in = g->nodes[i].n_inputs;
-        if (g->nodes[i].n_outputs > max_out)
-            max_out = g->nodes[i].n_outputs;
-    }
+    size_t max_in, max_out;
+    qkv_graph_max_arity(g, &max_in, &max_out);
     qkv_exec_plan *p = calloc(1, sizeof *p);
     b.p = p;
     if (p) {
@@ -367,7 +362,6 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
         p->steps = calloc(g->n_order + 1, sizeof *p->steps);
         p->copies = calloc(g->n_outputs + 1, sizeof *p->copies);
         p->input_shapes = calloc(n_inputs + 1, sizeof *p->input_shapes);
-        p->max_io = max_in + max_out;
     }
     b.last_use = calloc(g->n_values + 1, sizeof *b.last_use);
     b.group = calloc(g->n_values + 1, sizeof *b.group);

@@ -79,7 +79,6 @@ struct qkv_exec_plan {
     qkv_plan_step *steps;
     size_t n_copies;
     qkv_plan_copy *copies;
-    size_t max_io; /* most inputs + outputs of any step, for the context's io arrays */
     qkv_plan_stats stats;
 };
 
