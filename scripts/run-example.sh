@@ -5,7 +5,8 @@
 #
 #   scripts/run-example.sh
 #
-# Prints the model's outputs and the time of the run (`qkv run`), then its
+# Prints the model's outputs (`qkv run`, whose single run includes planning
+# for the new shape), the time per run over 100 runs (`qkv bench`), then its
 # agreement with PyTorch's outputs at two input shapes (`qkv test --verbose`).
 set -euo pipefail
 
@@ -22,6 +23,12 @@ echo "== qkv run $example/model.onnx (data set 0: batch 2, sequence 10)"
 build/qkv run "$example/model.onnx" \
   --input "x=$example/test_data_set_0/input_0.pb" \
   --input "key_padding_mask=$example/test_data_set_0/input_1.pb"
+
+echo
+echo "== time per run (qkv bench, 100 runs after 3 warm-up runs)"
+build/qkv bench "$example/model.onnx" --iters 100 \
+  --input "x=$example/test_data_set_0/input_0.pb" \
+  --input "key_padding_mask=$example/test_data_set_0/input_1.pb" | grep -E '^(latency|throughput)'
 
 echo
 echo "== agreement with PyTorch (eager) at two shapes"
