@@ -73,6 +73,11 @@ void qkv_cli_parser_init(qkv_cli_parser *p, int argc, char **argv, const qkv_cli
                          size_t n_options, const char *usage);
 /* Returns the next QKV_CLI_* item. */
 int qkv_cli_next(qkv_cli_parser *p, int *id, const char **value);
+/* qkv_cli_next with what every command does alike handled here: returns 1
+ * with an option or operand (in kind, id, value) for the command; 0 at the
+ * end of the arguments; -1 when the command must stop with *rc: after --help
+ * (usage printed on stdout, QKV_EXIT_OK) or a usage error (QKV_EXIT_USAGE). */
+int qkv_cli_next_arg(qkv_cli_parser *p, int *kind, int *id, const char **value, int *rc);
 
 /* Parses a decimal integer in [min, max]; 0 on success, -1 otherwise. */
 int qkv_cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);

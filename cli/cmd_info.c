@@ -463,18 +463,11 @@ int qkv_cmd_info(int argc, char **argv)
     for (;;) {
         int id;
         const char *value;
-        int kind = qkv_cli_next(&p, &id, &value);
-        if (kind == QKV_CLI_END)
+        int kind, more = qkv_cli_next_arg(&p, &kind, &id, &value, &rc);
+        if (more < 0)
+            goto done;
+        if (more == 0)
             break;
-        if (kind == QKV_CLI_ERROR) {
-            rc = QKV_EXIT_USAGE;
-            goto done;
-        }
-        if (kind == QKV_CLI_HELP) {
-            fputs(USAGE, stdout);
-            rc = QKV_EXIT_OK;
-            goto done;
-        }
         if (kind == QKV_CLI_OPERAND) {
             if (path) {
                 rc = qkv_cli_usage_error(USAGE, "unexpected argument '%s'", value);

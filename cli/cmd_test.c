@@ -887,18 +887,11 @@ int qkv_cmd_test(int argc, char **argv)
         int id;
         const char *value;
         int64_t v;
-        int kind = qkv_cli_next(&p, &id, &value);
-        if (kind == QKV_CLI_END)
+        int kind, more = qkv_cli_next_arg(&p, &kind, &id, &value, &rc);
+        if (more < 0)
+            goto done;
+        if (more == 0)
             break;
-        if (kind == QKV_CLI_ERROR) {
-            rc = QKV_EXIT_USAGE;
-            goto done;
-        }
-        if (kind == QKV_CLI_HELP) {
-            fputs(USAGE, stdout);
-            rc = QKV_EXIT_OK;
-            goto done;
-        }
         if (kind == QKV_CLI_OPERAND) {
             dirs[n_dirs++] = value;
             continue;

@@ -155,6 +155,24 @@ void qkv_cli_parser_init(qkv_cli_parser *p, int argc, char **argv, const qkv_cli
     p->usage = usage;
 }
 
+int qkv_cli_next_arg(qkv_cli_parser *p, int *kind, int *id, const char **value, int *rc)
+{
+    *kind = qkv_cli_next(p, id, value);
+    switch (*kind) {
+    case QKV_CLI_END:
+        return 0;
+    case QKV_CLI_ERROR:
+        *rc = QKV_EXIT_USAGE;
+        return -1;
+    case QKV_CLI_HELP:
+        fputs(p->usage, stdout);
+        *rc = QKV_EXIT_OK;
+        return -1;
+    default:
+        return 1;
+    }
+}
+
 int qkv_cli_next(qkv_cli_parser *p, int *id, const char **value)
 {
     *id = -1;
