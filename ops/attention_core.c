@@ -9,22 +9,30 @@
  * threads ever share a buffer whatever chunks the pool hands out.
  *
  * Per item: O, m, l are reset; for each key tile S = scale * Q_blk K_tile^T
- * (GEMM), then each row of S gets softcap, bias and exclusions, its max
+ * (GEMM or micro-kernel), then each row of S gets softcap, bias and exclusions, its max
  * updates m, S becomes P = exp(S - m), l and O are rescaled when m grew, and
- * O += P V_tile (GEMM, beta 1). Finally out = O / l (0 when l == 0: every
+ * O += P V_tile (GEMM with beta 1, or micro-kernel). Finally out = O / l (0 when l == 0: every
  * key of the row was excluded).
  *
  * Tiles past the last key any row of the block may see (causal frontier,
  * key_limit, hard kv_valid) are trimmed or skipped, unless the score output
  * needs them.
  *
- * The tile GEMMs go through qkv_blas_gemm_run (host->gemm: a backend such as
+ * With AVX2 and FMA (__builtin_cpu_supports, checked per call; only the
+ * mk_* functions carry target("avx2,fma"), so no -march flag is needed) the
+ * two tile products are the register-blocked micro-kernels mk_gemm (6 x 16
+ * blocks, K tile packed as K^T by mk_pack_kt): at 64 x 64 x 64 a cblas call
+ * per tile spent much of its time in call overhead and packing. The row
+ * max, exp and the O rescales then use 8 lanes too (mk_exp8 is exp4's
+ * scheme with FMA). Otherwise, or with args.force_gemm, the tile GEMMs go
+ * through qkv_blas_gemm_run (host->gemm: a backend such as
  * OpenBLAS, or the portable C GEMM). Called from inside a worker, the host's
  * own parallel_for runs inline (the pool is busy), so a tile GEMM stays on
  * its worker; with a single worker (one scratch slot) the host may spread a
  * tile GEMM over the pool instead.
  *
- * The row max and exp(s - m) with its sum are the only per-score work left
+ * On the GEMM path, the row max and exp(s - m) with its sum are the only
+ * per-score work left
  * once the GEMMs are fast (with OpenBLAS they were half the time, glibc's
  * scalar expf alone a fifth), so on x86-64 they use SSE2 (part of the
  * baseline ABI, no -march needed): four lanes and a polynomial exp (the
@@ -39,6 +47,10 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define QKV_ATTN_HAVE_AVX2_PATH 1
 #endif
 
 #include "blas.h"
@@ -70,6 +82,26 @@ size_t qkv_attn_kv_len(const qkv_attn_args *a)
     return t;
 }
 
+/* Columns of the packed K^T tile: the tile width rounded up to the 16 columns
+ * of one micro-kernel panel. */
+static size_t pack_cols(size_t bk)
+{
+    return (bk + 15) & ~(size_t)15;
+}
+
+bool qkv_attn_uses_microkernel(const qkv_attn_args *a)
+{
+#if defined(QKV_ATTN_HAVE_AVX2_PATH)
+    if (a->force_gemm)
+        return false;
+    /* cpu features are fixed for the process's lifetime: no cache needed */
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    (void)a;
+    return false;
+#endif
+}
+
 /* Largest query block and key tile for a. */
 static void block_sizes(const qkv_attn_args *a, size_t *bq, size_t *bk)
 {
@@ -86,9 +118,12 @@ size_t qkv_attn_slot_bytes(const qkv_attn_args *a)
         return 0;
     size_t bq, bk;
     block_sizes(a, &bq, &bk);
-    /* bq, bk <= 64 and v_head_size <= INT_MAX (qkv_attn_check): no overflow */
-    return align64(sizeof(float) * bq * bk) + align64(sizeof(float) * bq * a->v_head_size) +
-           2 * align64(sizeof(float) * bq);
+    /* bq, bk <= 64 and head sizes <= INT_MAX (qkv_attn_check): no overflow */
+    size_t bytes = align64(sizeof(float) * bq * bk) + align64(sizeof(float) * bq * a->v_head_size) +
+                   2 * align64(sizeof(float) * bq);
+    if (qkv_attn_uses_microkernel(a))
+        bytes += align64(sizeof(float) * a->head_size * pack_cols(bk));
+    return bytes;
 }
 
 bool qkv_attn_scratch_bytes(const qkv_attn_args *a, size_t threads, size_t *bytes)
@@ -199,6 +234,282 @@ static float row_exp(float *restrict s, size_t n, float m)
     return sum;
 }
 
+
+/* ---- AVX2+FMA tile micro-kernels -------------------------------------------- */
+
+#if defined(QKV_ATTN_HAVE_AVX2_PATH)
+/*
+ * Both tile products are C (m x n) = alpha * A (m x k) B (k x n) [+ C]:
+ *   S = scale * Q_blk K_tile^T   A = Q rows, B = the K tile packed as K^T
+ *                                (head_size x pack_cols(bk), zero-padded),
+ *   O += P V_tile                A = P, B = V rows as they are.
+ * A block is MR <= 6 rows x 16 columns: 12 ymm accumulators, two B loads and
+ * MR broadcasts of A per step of k. Only these functions use AVX2/FMA
+ * (target attributes, no global -march); qkv_attn_run calls them only after
+ * __builtin_cpu_supports said both are there.
+ */
+#define MK_FN __attribute__((target("avx2,fma")))
+#define MK_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#define MK_MR 6
+
+/* All-ones in the first n (0..8) of 8 int lanes. */
+MK_INLINE __m256i mk_mask(size_t n)
+{
+    static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(tbl + 8 - n));
+}
+
+/* One block: rows [0, MR), columns [0, nc) of C, nc <= 16. b_full: B's 16
+ * columns may all be read (a zero-padded pack, or nc == 16). */
+MK_INLINE void mk_block(const size_t MR, size_t k, const float *restrict a, size_t lda,
+                        const float *restrict b, size_t ldb, float *restrict c, size_t ldc,
+                        size_t nc, bool b_full, float alpha, bool acc)
+{
+    __m256 c0[MK_MR], c1[MK_MR];
+#pragma GCC unroll 6
+    for (size_t r = 0; r < MR; r++)
+        c0[r] = c1[r] = _mm256_setzero_ps();
+    __m256i m0 = mk_mask(nc < 8 ? nc : 8), m1 = mk_mask(nc > 8 ? nc - 8 : 0);
+    if (b_full) {
+        for (size_t p = 0; p < k; p++) {
+            __m256 b0 = _mm256_loadu_ps(b + p * ldb), b1 = _mm256_loadu_ps(b + p * ldb + 8);
+#pragma GCC unroll 6
+            for (size_t r = 0; r < MR; r++) {
+                __m256 av = _mm256_broadcast_ss(a + r * lda + p);
+                c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+            }
+        }
+    } else {
+        for (size_t p = 0; p < k; p++) {
+            __m256 b0 = _mm256_maskload_ps(b + p * ldb, m0);
+            __m256 b1 = _mm256_maskload_ps(b + p * ldb + 8, m1);
+#pragma GCC unroll 6
+            for (size_t r = 0; r < MR; r++) {
+                __m256 av = _mm256_broadcast_ss(a + r * lda + p);
+                c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+            }
+        }
+    }
+    __m256 al = _mm256_set1_ps(alpha);
+    if (nc == 16) {
+#pragma GCC unroll 6
+        for (size_t r = 0; r < MR; r++) {
+            float *cr = c + r * ldc;
+            __m256 x0 = _mm256_mul_ps(c0[r], al), x1 = _mm256_mul_ps(c1[r], al);
+            if (acc) {
+                x0 = _mm256_add_ps(x0, _mm256_loadu_ps(cr));
+                x1 = _mm256_add_ps(x1, _mm256_loadu_ps(cr + 8));
+            }
+            _mm256_storeu_ps(cr, x0);
+            _mm256_storeu_ps(cr + 8, x1);
+        }
+    } else {
+#pragma GCC unroll 6
+        for (size_t r = 0; r < MR; r++) {
+            float *cr = c + r * ldc;
+            __m256 x0 = _mm256_mul_ps(c0[r], al), x1 = _mm256_mul_ps(c1[r], al);
+            if (acc) {
+                x0 = _mm256_add_ps(x0, _mm256_maskload_ps(cr, m0));
+                x1 = _mm256_add_ps(x1, _mm256_maskload_ps(cr + 8, m1));
+            }
+            _mm256_maskstore_ps(cr, m0, x0);
+            _mm256_maskstore_ps(cr + 8, m1, x1);
+        }
+    }
+}
+
+/* C = alpha * A B (+ C when acc) for an m x n tile; b_padded: B has zero
+ * columns up to the next multiple of 16 (the packed K^T). */
+MK_FN static void mk_gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                          const float *b, size_t ldb, bool b_padded, float *c, size_t ldc,
+                          bool acc)
+{
+    for (size_t j = 0; j < n; j += 16) {
+        size_t nc = min_sz(16, n - j);
+        bool full = b_padded || nc == 16;
+        size_t i = 0;
+        for (; i + MK_MR <= m; i += MK_MR)
+            mk_block(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, nc, full, alpha, acc);
+        const float *ai = a + i * lda;
+        float *ci = c + i * ldc + j;
+        switch (m - i) {
+        case 5: mk_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
+        case 4: mk_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
+        case 3: mk_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
+        case 2: mk_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
+        case 1: mk_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
+        default: break;
+        }
+    }
+}
+
+/* kt (d x ldk) = the w key rows k[j * ss + p] transposed; columns [w,
+ * pack_cols(w)) are zeroed so a 16-column panel never reads garbage. */
+MK_FN static void mk_pack_kt(const float *restrict k, size_t ss, size_t w, size_t d,
+                             float *restrict kt, size_t ldk)
+{
+    size_t j = 0;
+    for (; j + 8 <= w; j += 8) {
+        size_t p = 0;
+        for (; p + 8 <= d; p += 8) { /* 8 x 8 transpose in registers */
+            __m256 r0 = _mm256_loadu_ps(k + (j + 0) * ss + p);
+            __m256 r1 = _mm256_loadu_ps(k + (j + 1) * ss + p);
+            __m256 r2 = _mm256_loadu_ps(k + (j + 2) * ss + p);
+            __m256 r3 = _mm256_loadu_ps(k + (j + 3) * ss + p);
+            __m256 r4 = _mm256_loadu_ps(k + (j + 4) * ss + p);
+            __m256 r5 = _mm256_loadu_ps(k + (j + 5) * ss + p);
+            __m256 r6 = _mm256_loadu_ps(k + (j + 6) * ss + p);
+            __m256 r7 = _mm256_loadu_ps(k + (j + 7) * ss + p);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *o = kt + p * ldk + j;
+            _mm256_storeu_ps(o + 0 * ldk, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(o + 1 * ldk, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(o + 2 * ldk, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(o + 3 * ldk, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(o + 4 * ldk, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(o + 5 * ldk, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(o + 6 * ldk, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(o + 7 * ldk, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; p < d; p++)
+            for (size_t x = j; x < j + 8; x++)
+                kt[p * ldk + x] = k[x * ss + p];
+    }
+    for (; j < w; j++)
+        for (size_t p = 0; p < d; p++)
+            kt[p * ldk + j] = k[j * ss + p];
+    size_t wp = pack_cols(w);
+    if (wp > w)
+        for (size_t p = 0; p < d; p++)
+            memset(kt + p * ldk + w, 0, (wp - w) * sizeof *kt);
+}
+
+/* exp of eight floats <= 0 (s - max), the scheme of exp4 with FMA; 0 below -87. */
+MK_INLINE __m256 mk_exp8(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    __m256 zero_mask = _mm256_cmp_ps(x, lo, _CMP_LT_OQ); /* also catches -inf */
+    x = _mm256_max_ps(x, lo);
+    __m256 fx = _mm256_floor_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, z, _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i n = _mm256_cvttps_epi32(fx);
+    __m256 pow2n = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+    return _mm256_andnot_ps(zero_mask, _mm256_mul_ps(y, pow2n));
+}
+
+/* row_max with eight lanes. */
+MK_FN static float mk_row_max(const float *restrict s, size_t n)
+{
+    float mx = -INFINITY;
+    size_t c = 0;
+    if (n >= 8) {
+        __m256 m8 = _mm256_loadu_ps(s);
+        for (c = 8; c + 8 <= n; c += 8)
+            m8 = _mm256_max_ps(m8, _mm256_loadu_ps(s + c));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, m8);
+        for (int k = 0; k < 8; k++)
+            mx = lanes[k] > mx ? lanes[k] : mx;
+    }
+    for (; c < n; c++)
+        mx = s[c] > mx ? s[c] : mx;
+    return mx;
+}
+
+/* row_exp with eight lanes; the tail goes through a zero-padded vector so
+ * every element gets the same polynomial exp. */
+MK_FN static float mk_row_exp(float *restrict s, size_t n, float m)
+{
+    __m256 m8 = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 p = mk_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + c), m8));
+        _mm256_storeu_ps(s + c, p);
+        acc = _mm256_add_ps(acc, p);
+    }
+    if (c < n) {
+        __m256i mask = mk_mask(n - c);
+        __m256 x = _mm256_maskload_ps(s + c, mask);
+        __m256 p = _mm256_and_ps(mk_exp8(_mm256_sub_ps(x, m8)), _mm256_castsi256_ps(mask));
+        _mm256_maskstore_ps(s + c, mask, p);
+        acc = _mm256_add_ps(acc, p);
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+/* dst[d] = src[d] * f for d < n (dst may be src). */
+MK_FN static void mk_scale_row(float *dst, const float *src, size_t n, float f)
+{
+    __m256 f8 = _mm256_set1_ps(f);
+    size_t d = 0;
+    for (; d + 8 <= n; d += 8)
+        _mm256_storeu_ps(dst + d, _mm256_mul_ps(_mm256_loadu_ps(src + d), f8));
+    for (; d < n; d++)
+        dst[d] = src[d] * f;
+}
+#endif /* QKV_ATTN_HAVE_AVX2_PATH */
+
+/* row_max / row_exp of the selected path (micro: the AVX2 versions). */
+static float sel_row_max(bool micro, const float *s, size_t n)
+{
+#if defined(QKV_ATTN_HAVE_AVX2_PATH)
+    if (micro)
+        return mk_row_max(s, n);
+#else
+    (void)micro;
+#endif
+    return row_max(s, n);
+}
+
+static float sel_row_exp(bool micro, float *s, size_t n, float m)
+{
+#if defined(QKV_ATTN_HAVE_AVX2_PATH)
+    if (micro)
+        return mk_row_exp(s, n, m);
+#else
+    (void)micro;
+#endif
+    return row_exp(s, n, m);
+}
+
+/* dst[d] = src[d] * f for d < n (dst may be src). */
+static void sel_scale_row(bool micro, float *dst, const float *src, size_t n, float f)
+{
+#if defined(QKV_ATTN_HAVE_AVX2_PATH)
+    if (micro) {
+        mk_scale_row(dst, src, n, f);
+        return;
+    }
+#else
+    (void)micro;
+#endif
+    for (size_t d = 0; d < n; d++)
+        dst[d] = src[d] * f;
+}
+
 /* ---- the worker ------------------------------------------------------------- */
 
 typedef struct attn_run {
@@ -214,6 +525,7 @@ typedef struct attn_run {
     size_t group;      /* q_heads / kv_heads */
     bool skip_tiles;   /* no score output: tiles beyond every row's frontier are skipped */
     bool hard_drop;    /* drop_value is -inf */
+    bool micro;        /* the AVX2+FMA micro-kernels replace the tile GEMMs */
     atomic_int status; /* the first GEMM failure (QKV_OK while none) */
 } attn_run;
 
@@ -223,6 +535,7 @@ typedef struct attn_slot {
     float *o; /* (bq, v_head_size) un-normalised output */
     float *m; /* (bq) running max */
     float *l; /* (bq) running sum */
+    float *kt; /* (head_size, pack_cols(bk)) packed K^T tile (micro-kernel path), else NULL */
 } attn_slot;
 
 static attn_slot slot_at(const attn_run *r, size_t t)
@@ -237,6 +550,8 @@ static attn_slot slot_at(const attn_run *r, size_t t)
     s.m = (float *)(base + off);
     off += align64(sizeof(float) * r->bq);
     s.l = (float *)(base + off);
+    off += align64(sizeof(float) * r->bq);
+    s.kt = r->micro ? (float *)(base + off) : NULL;
     return s;
 }
 
@@ -324,14 +639,14 @@ static float score_row(const attn_run *r, size_t b, size_t h, size_t i, size_t j
         s[c] = -INFINITY;
     qk_store(r, QKV_ATTN_QK_BIASED, qk_row, s, w);
 
-    float mx = row_max(s, n_in);
+    float mx = sel_row_max(r->micro, s, n_in);
     float m_old = *m;
     float m_new = mx > m_old ? mx : m_old;
     if (m_new == -INFINITY) { /* nothing visible yet: P = 0, O unchanged */
         memset(s, 0, w * sizeof *s);
         return 1.0f;
     }
-    float sum = row_exp(s, n_in, m_new);
+    float sum = sel_row_exp(r->micro, s, n_in, m_new);
     for (size_t c = n_in; c < w; c++)
         s[c] = 0;
     float alpha = m_old == m_new ? 1.0f : expf(m_old - m_new); /* m_old -inf: 0 */
@@ -374,14 +689,26 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
             size_t w = min_sz(r->bk, g->len - t0);
             if (r->skip_tiles && w > block_end - j0)
                 w = block_end - j0;
+            qkv_status st;
+#if defined(QKV_ATTN_HAVE_AVX2_PATH)
+            if (r->micro) {
+                /* S = scale * Q_blk K_tile^T: K tile packed as K^T once per tile */
+                size_t ldk = pack_cols(r->bk);
+                mk_pack_kt(kp + t0 * g->k.ss, g->k.ss, w, a->head_size, sl->kt, ldk);
+                mk_gemm(rows, w, a->head_size, a->scale, qp, a->q.ss, sl->kt, ldk, true, sl->s, w,
+                        false);
+            } else
+#endif
+            {
             /* S = scale * Q_blk K_tile^T */
             qkv_blas_gemm qk = {.dtype = QKV_DTYPE_FLOAT, .trans_b = true, .m = rows, .n = w,
                                 .k = a->head_size, .alpha = a->scale, .beta = 0, .a = qp,
                                 .lda = a->q.ss, .b = kp + t0 * g->k.ss, .ldb = g->k.ss,
                                 .c = sl->s, .ldc = w};
-            qkv_status st = qkv_blas_gemm_run(r->io, &qk);
+            st = qkv_blas_gemm_run(r->io, &qk);
             if (st != QKV_OK)
                 return st;
+            }
             for (size_t x = 0; x < rows; x++) {
                 size_t i = i0 + x;
                 size_t end = row_end(r, b, i);
@@ -389,12 +716,17 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
                 float *qk_row = qk_base ? qk_base + x * a->qk_si + j0 : NULL;
                 float alpha = score_row(r, b, h, i, j0, w, n_in, sl->s + x * w, &sl->m[x],
                                         &sl->l[x], qk_row);
-                if (alpha != 1.0f) {
-                    float *restrict o = sl->o + x * dv;
-                    for (size_t d = 0; d < dv; d++)
-                        o[d] *= alpha;
-                }
+                if (alpha != 1.0f)
+                    sel_scale_row(r->micro, sl->o + x * dv, sl->o + x * dv, dv, alpha);
             }
+#if defined(QKV_ATTN_HAVE_AVX2_PATH)
+            if (r->micro) { /* O += P V_tile */
+                if (dv > 0)
+                    mk_gemm(rows, dv, w, 1.0f, sl->s, w, vp + t0 * g->v.ss, g->v.ss, false, sl->o,
+                            dv, true);
+                continue;
+            }
+#endif
             /* O += P V_tile */
             qkv_blas_gemm pv = {.dtype = QKV_DTYPE_FLOAT, .m = rows, .n = dv, .k = w,
                                 .alpha = 1, .beta = 1, .a = sl->s, .lda = w,
@@ -407,13 +739,11 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
     }
 
     for (size_t x = 0; x < rows; x++) {
-        float *restrict out = a->out + b * a->out_sb + h * a->out_sh + (i0 + x) * a->out_ss;
-        const float *restrict o = sl->o + x * dv;
+        float *out = a->out + b * a->out_sb + h * a->out_sh + (i0 + x) * a->out_ss;
+        const float *o = sl->o + x * dv;
         float l = sl->l[x];
         if (l > 0) {
-            float inv = 1.0f / l;
-            for (size_t d = 0; d < dv; d++)
-                out[d] = o[d] * inv;
+            sel_scale_row(r->micro, out, o, dv, 1.0f / l);
         } else { /* every key excluded: a zero row, not 0/0 */
             memset(out, 0, dv * sizeof *out);
         }
@@ -422,7 +752,7 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
             float m = sl->m[x];
             if (l > 0) {
                 float inv = 1.0f / l;
-                row_exp(p, r->kv_len, m); /* the same exp as the tiles used */
+                sel_row_exp(r->micro, p, r->kv_len, m); /* the same exp as the tiles used */
                 for (size_t j = 0; j < r->kv_len; j++)
                     p[j] *= inv;
             } else {
@@ -464,6 +794,7 @@ qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch
     r.group = a->q_heads / a->kv_heads;
     r.hard_drop = a->drop_value == -INFINITY;
     r.skip_tiles = a->qk_out == NULL;
+    r.micro = qkv_attn_uses_microkernel(a);
 
     size_t threads = io->host->thread_count(io->host_ctx);
     size_t slots = scratch_bytes / r.slot_bytes;

@@ -15,8 +15,12 @@
  * QKV_ATTN_BLOCK_K, and each query row keeps a running max m, running sum l
  * and an un-normalised output row o (the online softmax of FlashAttention-2,
  * see /work/shared/reference/FUSED_KERNELS.md): per tile, S = Q_blk K_tile^T
- * and O += P V_tile are two BLAS GEMMs (ops/blas.h), and when a tile raises a
- * row's max the row's l and o are rescaled by exp(m_old - m_new).
+ * and O += P V_tile are two tile products, and when a tile raises a row's max
+ * the row's l and o are rescaled by exp(m_old - m_new). On x86-64 CPUs with
+ * AVX2 and FMA (checked at run time) the products are register-blocked
+ * micro-kernels (6 rows x 16 columns, the K tile packed as K^T once per tile;
+ * any head sizes, tails masked); elsewhere, or with force_gemm, they are two
+ * BLAS GEMMs (ops/blas.h) per tile.
  *
  * A query row whose keys are all excluded (every s is -inf) gives a zero
  * output row (ONNX opset-23 errata semantics), never NaN.
@@ -28,13 +32,16 @@
  *
  *     qkv_attn_slot_bytes(a) = align64(4 * bq * bk) + align64(4 * bq * v_head_size)
  *                              + 2 * align64(4 * bq)
+ *                              [+ align64(4 * head_size * round_up(bk, 16))]
  *     with bq = min(QKV_ATTN_BLOCK_Q, q_len), bk = min(QKV_ATTN_BLOCK_K, kv_len)
  *
- * bytes, and the kernel uses min(threads, scratch_bytes / slot, work items)
+ * bytes (the bracketed packed K^T tile only when qkv_attn_uses_microkernel),
+ * and the kernel uses min(threads, scratch_bytes / slot, work items)
  * workers. qkv_attn_scratch_bytes declares max(threads, QKV_ATTN_MIN_SLOTS)
  * slots. The slot size stops growing once q_len and kv_len reach the block
- * sizes: for head size 64 it is 33,280 bytes per slot (133,120 bytes for 4
- * slots) whether the sequence is 512 or 4096 long.
+ * sizes: for head size 64 it is 33,280 bytes per slot on the GEMM path and
+ * 49,664 with the micro-kernels (198,656 bytes for 4 slots) whether the
+ * sequence is 512 or 4096 long.
  *
  * The optional score output (ONNX qk_matmul_output) is written tile by tile
  * into the caller's (batch, q_heads, q_len, kv_len) buffer; only then is that
@@ -133,6 +140,10 @@ typedef struct qkv_attn_args {
     float *qk_out;
     size_t qk_sb, qk_sh, qk_si;
     qkv_attn_qk_stage qk_stage;
+
+    /* Use the BLAS tile GEMMs even where the AVX2+FMA micro-kernels could run
+     * (tests compare the two paths; default false). */
+    bool force_gemm;
 } qkv_attn_args;
 
 /* Fills a with zeros and the defaults listed at qkv_attn_args. */
@@ -140,6 +151,11 @@ void qkv_attn_args_init(qkv_attn_args *a);
 
 /* The total key count: the sum of the segment lengths. */
 size_t qkv_attn_kv_len(const qkv_attn_args *a);
+
+/* Whether qkv_attn_run computes the tile products with the AVX2+FMA
+ * micro-kernels (x86-64 with both features at run time, force_gemm unset)
+ * rather than through qkv_blas_gemm_run. */
+bool qkv_attn_uses_microkernel(const qkv_attn_args *a);
 
 /* Scratch bytes one worker needs (see the file comment); a multiple of 64.
  * 0 when there is no work (an empty query, batch or head count). */
@@ -152,8 +168,9 @@ size_t qkv_attn_slot_bytes(const qkv_attn_args *a);
 bool qkv_attn_scratch_bytes(const qkv_attn_args *a, size_t threads, size_t *bytes);
 
 /*
- * Checks that a's GEMMs fit BLAS (dims and leading dimensions <= INT_MAX)
- * and that the head counts divide. QKV_ERR_UNSUPPORTED / QKV_ERR_SHAPE with a
+ * Checks that a's GEMMs fit BLAS (dims and leading dimensions <= INT_MAX;
+ * this also bounds the micro-kernel path's sizes) and that the head counts
+ * divide. QKV_ERR_UNSUPPORTED / QKV_ERR_SHAPE with a
  * message through io; call from prepare.
  */
 qkv_status qkv_attn_check(qkv_kernel_io *io, const qkv_attn_args *a);

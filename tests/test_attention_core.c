@@ -312,13 +312,22 @@ static void check_core(const core_case *c, const core_data *x)
     free(ex);
 }
 
+/* Runs c on the default path (the AVX2 micro-kernels where the CPU has them)
+ * and, when that is not already the GEMM path, once more with force_gemm. */
 static void run_case(const core_case *c)
 {
-    core_data x;
-    setup(c, &x);
-    run_core(&x.a, c->threads ? c->threads : 1, c->threads ? c->threads : 1);
-    check_core(c, &x);
-    teardown(&x);
+    for (int gemm = 0; gemm < 2; gemm++) {
+        core_data x;
+        setup(c, &x);
+        x.a.force_gemm = gemm;
+        if (gemm && !qkv_attn_uses_microkernel(&(qkv_attn_args){.force_gemm = false})) {
+            teardown(&x);
+            break; /* the default run already was the GEMM path */
+        }
+        run_core(&x.a, c->threads ? c->threads : 1, c->threads ? c->threads : 1);
+        check_core(c, &x);
+        teardown(&x);
+    }
 }
 
 Test(attention_core, matches_reference_on_small_4d_shapes)
@@ -558,15 +567,75 @@ Test(attention_core, slot_scratch_is_flat_in_sequence_length)
         a.seg[0].len = lens[i];
         sizes[i] = qkv_attn_slot_bytes(&a);
     }
-    /* the formula of attention_core.h: 4*64*64 + 4*64*64 + 2*4*64 */
-    cr_assert_eq(sizes[0], 33280);
-    cr_assert_eq(sizes[1], 33280);
+    /* the formula of attention_core.h: 4*64*64 + 4*64*64 + 2*4*64, plus the
+     * packed K^T tile 4*64*64 on the micro-kernel path */
+    size_t slot = 33280 + (qkv_attn_uses_microkernel(&a) ? 16384 : 0);
+    cr_assert_eq(sizes[0], slot);
+    cr_assert_eq(sizes[1], slot);
     /* at least QKV_ATTN_MIN_SLOTS slots, else one per thread */
     size_t bytes;
     cr_assert(qkv_attn_scratch_bytes(&a, 1, &bytes));
-    cr_assert_eq(bytes, 4 * 33280);
+    cr_assert_eq(bytes, 4 * slot);
     cr_assert(qkv_attn_scratch_bytes(&a, 8, &bytes));
-    cr_assert_eq(bytes, 8 * 33280);
+    cr_assert_eq(bytes, 8 * slot);
+    /* the GEMM path needs no pack */
+    a.force_gemm = true;
+    cr_assert_not(qkv_attn_uses_microkernel(&a));
+    cr_assert_eq(qkv_attn_slot_bytes(&a), 33280);
+    /* S 4*7*20 -> 576, O 4*7*5 -> 192, m and l 64 each; the pack is padded to
+     * 16 keys: head size 13, 20 keys -> 4*13*32 = 1664 */
+    a.force_gemm = false;
+    a.head_size = 13, a.v_head_size = 5, a.q_len = 7, a.seg[0].len = 20;
+    cr_assert_eq(qkv_attn_slot_bytes(&a), 576 + 192 + 2 * 64 +
+                                              (qkv_attn_uses_microkernel(&a) ? 1664 : 0));
+}
+
+Test(attention_core, micro_kernels_match_the_gemm_path_on_tiles_with_tails)
+{
+    /* head sizes and key/value widths that are not multiples of 8 or 16,
+     * partial query blocks (rows % 6 != 0) and partial key tiles, two key
+     * segments, BSHD strides, and the score output (SCALED compares S, the
+     * softmax stage compares P) */
+    static const size_t ds[] = {64, 13, 1, 24, 8};
+    static const size_t dvs[] = {64, 5, 17, 33, 1};
+    static const size_t sqs[] = {70, 7, 64, 1, 129};
+    static const size_t lens[][2] = {{0, 130}, {0, 3}, {9, 64}, {0, 1}, {50, 79}};
+    for (int k = 0; k < 5; k++) {
+        for (int st = 0; st < 2; st++) {
+            core_case c = {.b = 2, .hq = 4, .hkv = 2, .sq = sqs[k], .d = ds[k], .dv = dvs[k],
+                           .n_seg = lens[k][0] ? 2 : 1, .rank3 = k % 2, .scale = 0.3f,
+                           .mask = k == 4 ? M_FLOAT_BCAST : M_NONE, .causal = k == 2,
+                           .offset = 9, .qk = 1,
+                           .stage = st ? QKV_ATTN_QK_SOFTMAX : QKV_ATTN_QK_SCALED,
+                           .threads = (size_t)1 + (k % 2), .seed = 40 + (uint32_t)(2 * k + st)};
+            if (lens[k][0]) {
+                c.seg_len[0] = lens[k][0];
+                c.seg_len[1] = lens[k][1];
+            } else {
+                c.seg_len[0] = lens[k][1];
+            }
+            core_data x, y;
+            setup(&c, &x);
+            setup(&c, &y);
+            y.a.force_gemm = true;
+            run_core(&x.a, c.threads, c.threads);
+            run_core(&y.a, c.threads, c.threads);
+            check_core(&c, &x); /* both against the double reference too */
+            check_core(&c, &y);
+            size_t n = c.b * c.hq * c.sq * c.dv;
+            for (size_t i = 0; i < n; i++)
+                cr_assert(fabsf(x.out[i] - y.out[i]) <= 1e-5f + 1e-5f * fabsf(y.out[i]),
+                          "case %d stage %d: out[%zu] micro %g, gemm %g", k, st, i, x.out[i],
+                          y.out[i]);
+            size_t nq = c.b * c.hq * c.sq * x.t;
+            for (size_t i = 0; i < nq; i++)
+                cr_assert(fabsf(x.qk[i] - y.qk[i]) <= 1e-5f + 1e-5f * fabsf(y.qk[i]),
+                          "case %d stage %d: qk[%zu] micro %g, gemm %g", k, st, i, x.qk[i],
+                          y.qk[i]);
+            teardown(&x);
+            teardown(&y);
+        }
+    }
 }
 
 Test(attention_core, check_rejects_head_counts_that_do_not_divide)
@@ -623,6 +692,7 @@ Test(attention_core, returns_the_error_of_a_failing_gemm)
                    .seg_len = {70}, .scale = 0.35f, .seed = 29};
     core_data x;
     setup(&c, &x);
+    x.a.force_gemm = true; /* the micro-kernels never call the provider */
     qkv_ir_node node = {.name = "core", .op_type = "Attention", .domain = ""};
     qkv_gemm_provider provider = {.gemm = failing_gemm, .user = NULL};
     qkv_error err;

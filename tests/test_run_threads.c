@@ -38,12 +38,14 @@ static int close_enough(const qkv_tensor *a, const qkv_tensor *e)
 static void *worker(void *arg)
 {
     job *j = arg;
-    char in[128], out[128];
-    snprintf(in, sizeof in, "exec/mlp_%s_input_0.pb", j->cas);
-    snprintf(out, sizeof out, "exec/mlp_%s_output_0.pb", j->cas);
+    /* Paths built here, not with tu_data(): its rotating static buffers are
+     * not for concurrent callers. */
+    char in[1024], out[1024];
+    snprintf(in, sizeof in, "%s/exec/mlp_%s_input_0.pb", QKV_TEST_DATA, j->cas);
+    snprintf(out, sizeof out, "%s/exec/mlp_%s_output_0.pb", QKV_TEST_DATA, j->cas);
     qkv_tensor x, want;
-    tu_read_pb(tu_data(in), &x);
-    tu_read_pb(tu_data(out), &want);
+    tu_read_pb(in, &x);
+    tu_read_pb(out, &want);
     qkv_context *c = NULL;
     qkv_error err;
     if (qkv_context_create(j->s, &c, &err) != QKV_OK) {

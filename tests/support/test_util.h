@@ -12,7 +12,8 @@
 /* Reads a TensorProto file into *t (data malloc'd; free with
  * qkv_tensor_data_free). Fails the current test on error. */
 void tu_read_pb(const char *path, qkv_tensor *t);
-/* Path of a generated test file: QKV_TEST_DATA "/" rel (static buffer per call slot). */
+/* Path of a generated test file: QKV_TEST_DATA "/" rel, in one of four
+ * rotating static buffers (so not for concurrent threads). */
 const char *tu_data(const char *rel);
 /* Asserts that a float32 output matches the expected tensor:
  * same shape, |a - e| <= atol + rtol * |e| element by element. */
