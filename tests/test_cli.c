@@ -4,17 +4,12 @@
  * temporary directory with QKV_PYTHON (onnx + numpy).
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
+#include "cli_runner.h"
 
 #define QKV QKV_BINARY_DIR "/qkv"
 
@@ -92,119 +87,15 @@ static const char MAKE_FILES[] =
     "case('test_frob', [helper.make_node('Frob', ['x'], ['y'], domain='com.example')], *io,\n"
     "     [([x], [x])], opsets=(('', 17), ('com.example', 1)))\n";
 
-static char *tmp; /* this test's directory (each Criterion test is a process) */
-
-typedef struct result {
-    int code;
-    char *out, *err;
-} result;
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    size_t got;
-    while ((got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0)
-            s = realloc(s, cap *= 2);
-    }
-    fclose(f);
-    s[n] = '\0';
-    return s;
-}
-
-/* Runs argv[0] with argv; stdout and stderr captured. Fails the test if the
- * process dies from a signal. */
-static result spawn(char *const argv[])
-{
-    char out_path[512], err_path[512];
-    snprintf(out_path, sizeof out_path, "%s/.stdout", tmp);
-    snprintf(err_path, sizeof err_path, "%s/.stderr", tmp);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot run %s", argv[0]);
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status), "%s died from signal %d", argv[0],
-              WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-    result r = {WEXITSTATUS(status), read_all(out_path), read_all(err_path)};
-    return r;
-}
-
-/* Runs qkv with the NULL-terminated arguments; "@/" in an argument is
- * replaced by the test directory. */
-static result qkv(const char *first, ...)
-{
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)QKV;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *)) {
-        const char *at = strstr(a, "@/");
-        if (at) {
-            size_t len = strlen(a) + strlen(tmp) + 1;
-            char *s = malloc(len);
-            snprintf(s, len, "%.*s%s/%s", (int)(at - a), a, tmp, at + 2);
-            argv[n++] = s;
-        } else {
-            argv[n++] = strdup(a);
-        }
-    }
-    va_end(ap);
-    argv[n] = NULL;
-    result r = spawn(argv);
-    for (int i = 1; i < n; i++)
-        free(argv[i]);
-    return r;
-}
-
-static void result_free(result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Runs python -c script tmp [arg]; asserts it succeeds. */
-static void python(const char *script, const char *arg)
-{
-    char *argv[] = {(char *)QKV_PYTHON, (char *)"-c", (char *)script, tmp, (char *)arg, NULL};
-    result r = spawn(argv);
-    cr_assert_eq(r.code, 0, "python failed: %s", r.err);
-    result_free(&r);
-}
 
 static void setup(void)
 {
-    tmp = strdup("/tmp/qkv_cli_test_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
-    python(MAKE_FILES, NULL);
+    cli_setup("/tmp/qkv_cli_test_XXXXXX", MAKE_FILES);
 }
 
 static void teardown(void)
 {
-    char *argv[] = {(char *)"/bin/rm", (char *)"-rf", tmp, NULL};
-    pid_t pid;
-    int status;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) == 0)
-        waitpid(pid, &status, 0);
-    free(tmp);
-}
-
-static size_t count_lines(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
+    cli_teardown();
 }
 
 /* The last line of s without its newline (static buffer). */
@@ -223,11 +114,11 @@ static const char *last_line(const char *s)
 
 /* An error: exit 1, nothing on stdout, exactly one "qkv: " line on stderr
  * containing `want`. */
-static void assert_one_line_error(result *r, const char *want)
+static void assert_one_line_error(cli_result *r, const char *want)
 {
     cr_assert_eq(r->code, 1, "exit %d, stderr: %s", r->code, r->err);
     cr_assert_eq(strncmp(r->err, "qkv: ", 5), 0, "stderr: %s", r->err);
-    cr_assert_eq(count_lines(r->err), 1, "stderr: %s", r->err);
+    cr_assert_eq(cli_count_lines(r->err), 1, "stderr: %s", r->err);
     cr_assert(strstr(r->err, want), "want '%s' in: %s", want, r->err);
 }
 
@@ -240,12 +131,12 @@ TestSuite(cli, .init = setup, .fini = teardown);
 
 Test(cli, help_prints_usage_on_stdout)
 {
-    result r = qkv("--help", NULL);
+    cli_result r = cli_qkv("--help", NULL);
     cr_assert_eq(r.code, 0);
     contains(r.out, "usage: qkv COMMAND");
     contains(r.out, "info MODEL");
     cr_assert_str_empty(r.err);
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, every_command_has_help)
@@ -254,92 +145,92 @@ Test(cli, every_command_has_help)
     for (size_t i = 0; i < 3; i++) {
         char want[64];
         snprintf(want, sizeof want, "usage: qkv %s", cmds[i]);
-        result r = qkv(cmds[i], "--help", NULL);
+        cli_result r = cli_qkv(cmds[i], "--help", NULL);
         cr_assert_eq(r.code, 0, "%s --help", cmds[i]);
         contains(r.out, want);
         cr_assert_str_empty(r.err);
-        result_free(&r);
-        r = qkv("help", cmds[i], NULL);
+        cli_result_free(&r);
+        r = cli_qkv("help", cmds[i], NULL);
         cr_assert_eq(r.code, 0);
         contains(r.out, want);
-        result_free(&r);
+        cli_result_free(&r);
     }
 }
 
 Test(cli, version_prints_the_version)
 {
-    result r = qkv("--version", NULL);
+    cli_result r = cli_qkv("--version", NULL);
     cr_assert_eq(r.code, 0);
     cr_assert_eq(strncmp(r.out, "qkv ", 4), 0, "%s", r.out);
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, no_command_is_a_usage_error)
 {
-    result r = qkv(NULL, NULL);
+    cli_result r = cli_qkv(NULL, NULL);
     cr_assert_eq(r.code, 2);
     contains(r.err, "qkv: missing command");
     contains(r.err, "usage: qkv");
     cr_assert_str_empty(r.out);
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, unknown_command_prints_usage_on_stderr_and_exits_2)
 {
-    result r = qkv("frobnicate", "x", NULL);
+    cli_result r = cli_qkv("frobnicate", "x", NULL);
     cr_assert_eq(r.code, 2);
     contains(r.err, "qkv: unknown command 'frobnicate'");
     contains(r.err, "usage: qkv COMMAND");
     cr_assert_str_empty(r.out);
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, unknown_option_exits_2)
 {
-    result r = qkv("info", "@/add.onnx", "--bogus", NULL);
+    cli_result r = cli_qkv("info", "@/add.onnx", "--bogus", NULL);
     cr_assert_eq(r.code, 2);
     contains(r.err, "qkv: unknown option '--bogus' for 'info'");
     contains(r.err, "usage: qkv info");
-    result_free(&r);
-    r = qkv("run", "@/add.onnx", "--threads", "lots", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("run", "@/add.onnx", "--threads", "lots", NULL);
     cr_assert_eq(r.code, 2);
     contains(r.err, "qkv: --threads 'lots'");
-    result_free(&r);
-    r = qkv("run", "@/add.onnx", "--input", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("run", "@/add.onnx", "--input", NULL);
     cr_assert_eq(r.code, 2);
     contains(r.err, "qkv: option '--input' needs a value");
-    result_free(&r);
-    r = qkv("info", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("info", NULL);
     cr_assert_eq(r.code, 2);
     contains(r.err, "qkv: missing MODEL");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 /* ---- info --------------------------------------------------------------------- */
 
 Test(cli, info_on_a_missing_file_is_one_line_error)
 {
-    result r = qkv("info", "@/nope.onnx", NULL);
+    cli_result r = cli_qkv("info", "@/nope.onnx", NULL);
     assert_one_line_error(&r, "nope.onnx");
     cr_assert_str_empty(r.out);
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, info_on_a_malformed_file_is_one_line_error)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/garbage.onnx", tmp);
+    snprintf(path, sizeof path, "%s/garbage.onnx", cli_tmp);
     FILE *f = fopen(path, "wb");
     fputs("\x0a\xff\xff\xff\xff\x0fnot a model\n", f);
     fclose(f);
-    result r = qkv("info", "@/garbage.onnx", NULL);
+    cli_result r = cli_qkv("info", "@/garbage.onnx", NULL);
     assert_one_line_error(&r, "garbage.onnx");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, info_shows_metadata_values_and_operator_histogram)
 {
-    result r = qkv("info", "@/info.onnx", NULL);
+    cli_result r = cli_qkv("info", "@/info.onnx", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_str_empty(r.err);
     contains(r.out, "producer: qkv-cli-tests 0.9\n");
@@ -356,7 +247,7 @@ Test(cli, info_shows_metadata_values_and_operator_histogram)
     /* by domain (ai.onnx first), then count desc, then name */
     contains(r.out, "nodes: 4\n  ai.onnx:\n    Relu        2\n    MatMul      1\n"
                     "  com.example:\n    Frob        1\n");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, info_reads_the_loader_test_model)
@@ -366,54 +257,54 @@ Test(cli, info_reads_the_loader_test_model)
     if (stat(path, &st) != 0)
         cr_skip_test("%s not generated (run ctest's make_test_models)", path);
     char *argv[] = {(char *)QKV, (char *)"info", (char *)path, NULL};
-    result r = spawn(argv);
+    cli_result r = cli_spawn(argv);
     cr_assert_eq(r.code, 0, "%s", r.err);
     contains(r.out, "input  x: float32 [batch, 3, 4]");
     contains(r.out, "output y: float32 [batch, 3, ?]");
     contains(r.out, "  author: qkv\n");
     contains(r.out, "Softmax");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, info_plan_needs_every_symbolic_dim)
 {
-    result r = qkv("info", "@/add.onnx", "--plan", NULL);
+    cli_result r = cli_qkv("info", "@/add.onnx", "--plan", NULL);
     assert_one_line_error(&r, "input 'x' dim 0 is symbolic ('batch')");
     contains(r.err, "--shape batch=N");
     cr_assert_str_empty(r.out);
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, info_shape_must_name_an_input_or_symbol)
 {
-    result r = qkv("info", "@/add.onnx", "--plan", "--shape", "seq=4", NULL);
+    cli_result r = cli_qkv("info", "@/add.onnx", "--plan", "--shape", "seq=4", NULL);
     assert_one_line_error(&r, "no input or symbolic dim named 'seq' (inputs: 'x')");
-    result_free(&r);
-    r = qkv("info", "@/add.onnx", "--plan", "--shape", "x=2,4", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("info", "@/add.onnx", "--plan", "--shape", "x=2,4", NULL);
     assert_one_line_error(&r, "input 'x' dim 1 is 3, got 4");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, info_plan_prints_the_memory_plan)
 {
-    result r = qkv("info", "@/add.onnx", "--plan", "--shape", "batch=2", NULL);
+    cli_result r = cli_qkv("info", "@/add.onnx", "--plan", "--shape", "batch=2", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     contains(r.out, "plan:\n  input x: float32 [2, 3]\n  arena: ");
     contains(r.out, "  lower bound: ");
     contains(r.out, "  steps: 1\n");
     contains(r.out, "  dynamic nodes: 0\n");
-    result_free(&r);
-    r = qkv("info", "@/add.onnx", "--plan", "--shape", "x=5,3", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("info", "@/add.onnx", "--plan", "--shape", "x=5,3", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     contains(r.out, "  input x: float32 [5, 3]\n");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 /* ---- run ------------------------------------------------------------------------- */
 
 Test(cli, run_with_random_inputs_prints_a_summary_and_writes_npy)
 {
-    result r = qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed", "7",
+    cli_result r = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed", "7",
                    "--output-dir", "@/out", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_str_empty(r.err);
@@ -422,76 +313,76 @@ Test(cli, run_with_random_inputs_prints_a_summary_and_writes_npy)
     contains(r.out, ", ...]\n  min ");
     contains(r.out, "/out/y.npy\n");
     contains(r.out, "time: load ");
-    python("import sys, numpy as np\n"
+    cli_python("import sys, numpy as np\n"
            "y = np.load(sys.argv[1] + '/out/y.npy')\n"
            "assert y.shape == (4, 3) and y.dtype == np.float32, y\n"
            "assert (y >= -2).all() and (y < 2).all() and len(set(y.ravel())) > 1, y\n",
            NULL);
     /* the same seed gives the same data */
-    result again = qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed",
+    cli_result again = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed",
                        "7", NULL);
     cr_assert_eq(again.code, 0);
     char *v1 = strstr(r.out, "values:"), *v2 = strstr(again.out, "values:");
     cr_assert(v1 && v2);
     cr_assert_eq(strncmp(v1, v2, strcspn(v1, "\n")), 0);
-    result_free(&r);
-    result_free(&again);
+    cli_result_free(&r);
+    cli_result_free(&again);
 }
 
 Test(cli, run_reads_npy_and_pb_inputs)
 {
-    result r = qkv("run", "@/add.onnx", "--input", "x=@/x.npy", "--output-dir", "@/o", NULL);
+    cli_result r = cli_qkv("run", "@/add.onnx", "--input", "x=@/x.npy", "--output-dir", "@/o", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     contains(r.out, "input x: float32 [2, 3] from ");
     contains(r.out, "output y: float32 [2, 3]\n  values: [1, -2, 4, 6, -8, 10]\n"
                     "  min -8  max 10  mean 1.83333\n");
-    python("import sys, numpy as np\n"
+    cli_python("import sys, numpy as np\n"
            "y = np.load(sys.argv[1] + '/o/y.npy')\n"
            "x = np.load(sys.argv[1] + '/x.npy')\n"
            "assert (y == x + x).all(), y\n",
            NULL);
-    result_free(&r);
-    r = qkv("run", "@/add.onnx", "--input", "x=@/x.pb", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("run", "@/add.onnx", "--input", "x=@/x.pb", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     contains(r.out, "values: [1, -2, 4, 6, -8, 10]\n");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, run_names_a_missing_input)
 {
-    result r = qkv("run", "@/add.onnx", NULL);
+    cli_result r = cli_qkv("run", "@/add.onnx", NULL);
     assert_one_line_error(&r, "input 'x' has no value: pass --input x=FILE or --random-inputs");
-    result_free(&r);
-    r = qkv("run", "@/add.onnx", "--random-inputs", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("run", "@/add.onnx", "--random-inputs", NULL);
     assert_one_line_error(&r, "input 'x' dim 0 is symbolic ('batch')");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, run_lists_the_inputs_for_an_unknown_name)
 {
-    result r = qkv("run", "@/add.onnx", "--input", "q=@/x.npy", NULL);
+    cli_result r = cli_qkv("run", "@/add.onnx", "--input", "q=@/x.npy", NULL);
     assert_one_line_error(&r, "--input q: the model has no input 'q' (inputs: 'x')");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, run_refuses_bad_input_files)
 {
-    result r = qkv("run", "@/add.onnx", "--input", "x=@/xf.npy", NULL);
+    cli_result r = cli_qkv("run", "@/add.onnx", "--input", "x=@/xf.npy", NULL);
     assert_one_line_error(&r, "Fortran-order .npy arrays are not supported");
-    result_free(&r);
-    r = qkv("run", "@/add.onnx", "--input", "x=@/xd.npy", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("run", "@/add.onnx", "--input", "x=@/xd.npy", NULL);
     assert_one_line_error(&r, "holds float64, the model expects float32");
-    result_free(&r);
-    r = qkv("run", "@/add.onnx", "--input", "x=@/missing.npy", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("run", "@/add.onnx", "--input", "x=@/missing.npy", NULL);
     assert_one_line_error(&r, "cannot open");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 /* ---- test ------------------------------------------------------------------------- */
 
 Test(cli, test_reports_each_test_and_the_summary)
 {
-    result r = qkv("test", "@/suite", NULL);
+    cli_result r = cli_qkv("test", "@/suite", NULL);
     cr_assert_eq(r.code, 1, "%s", r.err);
     cr_assert_str_empty(r.err);
     /* one line per test, in name order, then the summary */
@@ -507,36 +398,36 @@ Test(cli, test_reports_each_test_and_the_summary)
     cr_assert_eq(strncmp(r.out, want, strlen(want)), 0, "got:\n%s", r.out);
     contains(r.out, "Frob");
     cr_assert_str_eq(last_line(r.out), "3 passed, 3 failed, 1 skipped");
-    cr_assert_eq(count_lines(r.out), 8);
-    result_free(&r);
+    cr_assert_eq(cli_count_lines(r.out), 8);
+    cli_result_free(&r);
 }
 
 Test(cli, test_exits_0_when_everything_passes)
 {
-    result r = qkv("test", "@/suite/test_add", "@/suite/test_add_scalar", NULL);
+    cli_result r = cli_qkv("test", "@/suite/test_add", "@/suite/test_add_scalar", NULL);
     cr_assert_eq(r.code, 0, "%s", r.out);
     cr_assert_str_eq(r.out, "PASS test_add\nPASS test_add_scalar\n2 passed, 0 failed, 0 skipped\n");
-    result_free(&r);
-    r = qkv("test", "@/suite", "--filter", "empty", "--filter", "frob", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("test", "@/suite", "--filter", "empty", "--filter", "frob", NULL);
     cr_assert_eq(r.code, 0, "%s", r.out);
     cr_assert_str_eq(last_line(r.out), "1 passed, 0 failed, 1 skipped");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, test_verbose_shows_every_output)
 {
-    result r = qkv("test", "@/suite", "--filter", "test_add_wrong", "--verbose", NULL);
+    cli_result r = cli_qkv("test", "@/suite", "--filter", "test_add_wrong", "--verbose", NULL);
     cr_assert_eq(r.code, 1);
     contains(r.out, "    output 0 'y': float32 [2, 3]: worst at [1, 2]");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli, test_writes_json_and_scoreboard)
 {
-    result r = qkv("test", "@/suite", "--json", "@/r.json", "--scoreboard", "@/sb.md", NULL);
+    cli_result r = cli_qkv("test", "@/suite", "--json", "@/r.json", "--scoreboard", "@/sb.md", NULL);
     cr_assert_eq(r.code, 1);
-    result_free(&r);
-    python("import sys, json\n"
+    cli_result_free(&r);
+    cli_python("import sys, json\n"
            "d = json.load(open(sys.argv[1] + '/r.json'))\n"
            "t = {x['name']: x for x in d['tests']}\n"
            "assert len(t) == 7, t\n"
@@ -559,11 +450,11 @@ Test(cli, test_writes_json_and_scoreboard)
 
 Test(cli, test_on_a_missing_directory_is_one_line_error)
 {
-    result r = qkv("test", "@/nowhere", NULL);
+    cli_result r = cli_qkv("test", "@/nowhere", NULL);
     assert_one_line_error(&r, "nowhere");
-    result_free(&r);
-    r = qkv("test", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("test", NULL);
     cr_assert_eq(r.code, 2);
     contains(r.err, "qkv: missing DIR");
-    result_free(&r);
+    cli_result_free(&r);
 }

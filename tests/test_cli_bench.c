@@ -5,18 +5,11 @@
  * that they are there, ordered and consistent.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
-
-#define QKV QKV_BINARY_DIR "/qkv"
+#include "cli_runner.h"
 
 /* Writes into argv[1]:
  *   add.onnx     y = x + x, x: float32 [batch, 3]
@@ -66,118 +59,15 @@ static const char CHECK_JSON[] =
     "assert d['arena_bytes'] >= 24 and d['scratch_bytes'] == 0, d\n"
     "assert d['peak_rss_bytes'] >= d['rss_before_bytes'] > 0, d\n";
 
-static char *tmp; /* this test's directory (each Criterion test is a process) */
-
-typedef struct result {
-    int code;
-    char *out, *err;
-} result;
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    size_t cap = 4096, n = 0, got;
-    char *s = malloc(cap);
-    while ((got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0)
-            s = realloc(s, cap *= 2);
-    }
-    fclose(f);
-    s[n] = '\0';
-    return s;
-}
-
-/* Runs argv[0] with argv, stdout and stderr captured; fails the test if the
- * process dies from a signal. */
-static result spawn(char *const argv[])
-{
-    char out_path[512], err_path[512];
-    snprintf(out_path, sizeof out_path, "%s/.stdout", tmp);
-    snprintf(err_path, sizeof err_path, "%s/.stderr", tmp);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot run %s", argv[0]);
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status), "%s died from signal %d", argv[0],
-              WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-    result r = {WEXITSTATUS(status), read_all(out_path), read_all(err_path)};
-    return r;
-}
-
-/* Runs qkv with the NULL-terminated arguments; "@/" in an argument is
- * replaced by the test directory. */
-static result qkv(const char *first, ...)
-{
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)QKV;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *)) {
-        const char *at = strstr(a, "@/");
-        if (at) {
-            size_t len = strlen(a) + strlen(tmp) + 1;
-            char *s = malloc(len);
-            snprintf(s, len, "%.*s%s/%s", (int)(at - a), a, tmp, at + 2);
-            argv[n++] = s;
-        } else {
-            argv[n++] = strdup(a);
-        }
-    }
-    va_end(ap);
-    argv[n] = NULL;
-    result r = spawn(argv);
-    for (int i = 1; i < n; i++)
-        free(argv[i]);
-    return r;
-}
-
-static void result_free(result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Runs python -c script tmp [arg]; asserts it succeeds. */
-static void python(const char *script, const char *arg)
-{
-    char *argv[] = {(char *)QKV_PYTHON, (char *)"-c", (char *)script, tmp, (char *)arg, NULL};
-    result r = spawn(argv);
-    cr_assert_eq(r.code, 0, "python failed: %s", r.err);
-    result_free(&r);
-}
 
 static void setup(void)
 {
-    tmp = strdup("/tmp/qkv_cli_bench_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
-    python(MAKE_FILES, NULL);
+    cli_setup("/tmp/qkv_cli_bench_XXXXXX", MAKE_FILES);
 }
 
 static void teardown(void)
 {
-    char *argv[] = {(char *)"/bin/rm", (char *)"-rf", tmp, NULL};
-    pid_t pid;
-    int status;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) == 0)
-        waitpid(pid, &status, 0);
-    free(tmp);
-}
-
-static size_t count_lines(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
+    cli_teardown();
 }
 
 #define contains(hay, needle)                                                                      \
@@ -185,7 +75,7 @@ static size_t count_lines(const char *s)
 
 /* A command-line mistake: exit 2, nothing on stdout, the message and the
  * bench usage on stderr. */
-static void assert_usage_error(result *r, const char *want)
+static void assert_usage_error(cli_result *r, const char *want)
 {
     cr_assert_eq(r->code, 2, "exit %d, stderr: %s", r->code, r->err);
     cr_assert_str_empty(r->out);
@@ -194,11 +84,11 @@ static void assert_usage_error(result *r, const char *want)
 }
 
 /* An error: exit 1 and exactly one "qkv: " line on stderr containing want. */
-static void assert_one_line_error(result *r, const char *want)
+static void assert_one_line_error(cli_result *r, const char *want)
 {
     cr_assert_eq(r->code, 1, "exit %d, stderr: %s", r->code, r->err);
     cr_assert_eq(strncmp(r->err, "qkv: ", 5), 0, "stderr: %s", r->err);
-    cr_assert_eq(count_lines(r->err), 1, "stderr: %s", r->err);
+    cr_assert_eq(cli_count_lines(r->err), 1, "stderr: %s", r->err);
     contains(r->err, want);
 }
 
@@ -206,7 +96,7 @@ TestSuite(cli_bench, .init = setup, .fini = teardown);
 
 Test(cli_bench, help_prints_the_usage_and_every_option)
 {
-    result r = qkv("bench", "--help", NULL);
+    cli_result r = cli_qkv("bench", "--help", NULL);
     cr_assert_eq(r.code, 0);
     cr_assert_str_empty(r.err);
     contains(r.out, "usage: qkv bench MODEL");
@@ -215,19 +105,19 @@ Test(cli_bench, help_prints_the_usage_and_every_option)
                                        "--json",    "--plugin", "--backend", "--no-default-plugins"};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         contains(r.out, opts[i]);
-    result_free(&r);
-    r = qkv("help", "bench", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("help", "bench", NULL);
     cr_assert_eq(r.code, 0);
     contains(r.out, "usage: qkv bench MODEL");
-    result_free(&r);
-    r = qkv("--help", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("--help", NULL);
     contains(r.out, "bench MODEL");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli_bench, prints_latency_throughput_and_memory_fields)
 {
-    result r = qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "2", "--warmup", "1",
+    cli_result r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "2", "--warmup", "1",
                    "--flops", "12", "--json", "@/report.json", NULL);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_str_empty(r.err);
@@ -248,13 +138,13 @@ Test(cli_bench, prints_latency_throughput_and_memory_fields)
     contains(r.out, "  peak RSS:        ");
     contains(r.out, "getrusage ru_maxrss");
     contains(r.out, "  RSS before runs: ");
-    result_free(&r);
-    python(CHECK_JSON, "report.json");
+    cli_result_free(&r);
+    cli_python(CHECK_JSON, "report.json");
 }
 
 Test(cli_bench, reads_input_files_and_reports_the_largest_step_scratch)
 {
-    result r = qkv("bench", "@/argmax.onnx", "--input", "x=@/x.npy", "--iters", "3", "--no-fuse",
+    cli_result r = cli_qkv("bench", "@/argmax.onnx", "--input", "x=@/x.npy", "--iters", "3", "--no-fuse",
                    NULL);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     contains(r.out, "input x: float32 [2, 3] from ");
@@ -263,21 +153,21 @@ Test(cli_bench, reads_input_files_and_reports_the_largest_step_scratch)
     /* 24 bytes from the second ArgMax, not 12 + 24: scratch lives one step */
     contains(r.out, "  plan scratch:    24 bytes");
     cr_assert_null(strstr(r.out, "compute:"), "no --flops, no GFLOP/s:\n%s", r.out);
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli_bench, plugin_options_reach_the_session)
 {
     /* the cpu backend alone: GEMMs on the portable C GEMM, whatever plugins load */
-    result r = qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "1", "--backend", "cpu",
+    cli_result r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "1", "--backend", "cpu",
                    NULL);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     contains(r.out, "backends: cpu (GEMM service: portable)");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--shape", "batch=2", "--no-default-plugins", "--backend",
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--no-default-plugins", "--backend",
             "nope", NULL);
     assert_one_line_error(&r, "no backend 'nope'");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli_bench, bad_option_values_exit_2)
@@ -287,49 +177,49 @@ Test(cli_bench, bad_option_values_exit_2)
         char want[96];
         snprintf(want, sizeof want, "qkv: --iters '%s': expected an integer in [1, 1000000]",
                  bad_iters[i]);
-        result r = qkv("bench", "@/add.onnx", "--iters", bad_iters[i], NULL);
+        cli_result r = cli_qkv("bench", "@/add.onnx", "--iters", bad_iters[i], NULL);
         assert_usage_error(&r, want);
-        result_free(&r);
+        cli_result_free(&r);
     }
-    result r = qkv("bench", "@/add.onnx", "--warmup", "-1", NULL);
+    cli_result r = cli_qkv("bench", "@/add.onnx", "--warmup", "-1", NULL);
     assert_usage_error(&r, "qkv: --warmup '-1': expected an integer in [0, 100000]");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--flops", "0", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--flops", "0", NULL);
     assert_usage_error(&r, "qkv: --flops '0': expected a positive number");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--flops", "1e9x", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--flops", "1e9x", NULL);
     assert_usage_error(&r, "qkv: --flops '1e9x': expected a positive number");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--input", "=x.npy", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--input", "=x.npy", NULL);
     assert_usage_error(&r, "qkv: --input '=x.npy': expected NAME=FILE");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--iters", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--iters", NULL);
     assert_usage_error(&r, "qkv: option '--iters' needs a value");
-    result_free(&r);
-    r = qkv("bench", "--iters", "2", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "--iters", "2", NULL);
     assert_usage_error(&r, "qkv: missing MODEL");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "@/add.onnx", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "@/add.onnx", NULL);
     assert_usage_error(&r, "unexpected argument");
-    result_free(&r);
+    cli_result_free(&r);
 }
 
 Test(cli_bench, model_and_input_errors_are_one_line)
 {
-    result r = qkv("bench", "@/missing.onnx", NULL);
+    cli_result r = cli_qkv("bench", "@/missing.onnx", NULL);
     assert_one_line_error(&r, "missing.onnx");
     cr_assert_str_empty(r.out);
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--iters", "1", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--iters", "1", NULL);
     assert_one_line_error(&r, "input 'x' dim 0 is symbolic ('batch')");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--shape", "nope=2", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--shape", "nope=2", NULL);
     assert_one_line_error(&r, "--shape nope: the model has no input or symbolic dim named 'nope'");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--input", "z=@/x.npy", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--input", "z=@/x.npy", NULL);
     assert_one_line_error(&r, "--input z: the model has no input 'z' (inputs: 'x')");
-    result_free(&r);
-    r = qkv("bench", "@/add.onnx", "--shape", "batch=2", "--json", "@/no/such/dir/r.json", NULL);
+    cli_result_free(&r);
+    r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--json", "@/no/such/dir/r.json", NULL);
     assert_one_line_error(&r, "cannot write '");
-    result_free(&r);
+    cli_result_free(&r);
 }
