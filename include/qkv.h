@@ -160,6 +160,20 @@ QKV_API size_t qkv_session_plans_built(const qkv_session *session);
 /* How many Attention nodes attention fusion created at session creation (0
  * with qkv_session_options.disable_fusion, and for NULL). (issue 6) */
 QKV_API size_t qkv_session_fused_count(const qkv_session *session);
+/* Bytes the kernels hold as prepacked copies of constant inputs (weights
+ * packed once for the GEMM, shared by every context); *released_bytes (may
+ * be NULL) gets the bytes of original constants freed because nothing else
+ * reads them. 0 for NULL. */
+QKV_API size_t qkv_session_packed_bytes(const qkv_session *session, size_t *released_bytes);
+
+/* This CPU's QKV_CPU_* features (qkv_plugin.h) that the OS enables, detected
+ * once per process and capped by the QKV_ISA environment variable
+ * ("baseline", "avx2", "avx512"; unset or "native": no cap). */
+QKV_API uint64_t qkv_cpu_features(void);
+/* The level the built-in kernels run at: "baseline", "avx2" or "avx512". */
+QKV_API const char *qkv_cpu_isa_name(void);
+/* The CPU's brand string, "" when it gives none. */
+QKV_API const char *qkv_cpu_name(void);
 
 /*
  * A run context: the per-thread state of runs (arena, bindings, threads).

@@ -108,6 +108,20 @@ typedef enum qkv_dtype {
 
 #define QKV_DTYPE_BIT(t) ((uint64_t)1 << (t))
 
+/* CPU features (host->cpu_features, qkv_cpu_features): bits of a uint64_t,
+ * each set only when the CPU has it and the OS saves its registers. The
+ * numbering only grows. x86-64's baseline (SSE2) has no bit. */
+#define QKV_CPU_SSE41 ((uint64_t)1 << 0)
+#define QKV_CPU_AVX ((uint64_t)1 << 1)
+#define QKV_CPU_F16C ((uint64_t)1 << 2)
+#define QKV_CPU_AVX2 ((uint64_t)1 << 3) /* with FMA3: the x86-64-v3 level */
+#define QKV_CPU_AVX512 ((uint64_t)1 << 4) /* F, BW, VL, DQ, CD: the x86-64-v4 level */
+#define QKV_CPU_AVX512_VNNI ((uint64_t)1 << 5)
+#define QKV_CPU_AVX512_BF16 ((uint64_t)1 << 6)
+#define QKV_CPU_AVX512_FP16 ((uint64_t)1 << 7)
+#define QKV_CPU_AVX_VNNI ((uint64_t)1 << 8)
+#define QKV_CPU_AMX ((uint64_t)1 << 9) /* AMX-TILE, -INT8, -BF16 with tile state enabled */
+
 /* The largest rank qkv handles; a larger one is QKV_ERR_UNSUPPORTED. */
 #define QKV_MAX_RANK 12
 
@@ -127,7 +141,7 @@ typedef struct qkv_tensor {
 /* ---- the plugin ABI ------------------------------------------------------ */
 
 #define QKV_ABI_MAJOR 1
-#define QKV_ABI_MINOR 0
+#define QKV_ABI_MINOR 1
 #define QKV_ABI_VERSION (((uint32_t)QKV_ABI_MAJOR << 16) | (uint32_t)QKV_ABI_MINOR)
 #define QKV_ABI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
 #define QKV_ABI_VERSION_MINOR(v) ((uint32_t)(v)&0xffffu)
@@ -201,6 +215,15 @@ struct qkv_kernel {
     qkv_kernel_io_fn prepare;      /* optional */
     qkv_kernel_compute_fn compute; /* required */
     qkv_kernel_destroy_fn destroy; /* optional */
+    /* -- since 1.1 -- */
+    /* Optional. Called once per node at session creation, after the graph
+     * passes and backend assignment, before any plan: may transform constant
+     * inputs (host->node_input_const) into state, e.g. weights reordered for
+     * the GEMM, and say so with host->node_input_packed. Memory comes from
+     * host->alloc and is freed by destroy; *state is init's state (NULL
+     * without init), and prepack may set it. Every context of the session
+     * shares the result, so compute only reads it. */
+    qkv_status (*prepack)(void **state, const qkv_host_api *host, const qkv_node_ctx *node);
 };
 
 /* Attribute types, numbered as ONNX AttributeProto.AttributeType. */
@@ -325,10 +348,29 @@ struct qkv_host_api {
     qkv_status (*gemm)(void *host_ctx, const qkv_gemm *g);
 
     /* -- since 1.0: services -- */
-    void *(*alloc)(size_t bytes); /* init/destroy only, never in compute */
+    void *(*alloc)(size_t bytes); /* init/destroy, prepack; never in compute */
     void (*free)(void *ptr);
     void (*log)(int level, const char *fmt, ...);
     const char *(*dtype_name)(qkv_dtype dtype); /* "float32", "int64"...; never NULL */
+
+    /* -- since 1.1: CPU features and prepacked constants -- */
+    /* The QKV_CPU_* features of this CPU that the OS has enabled, detected
+     * once per process, less those above the level the QKV_ISA environment
+     * variable caps (read once). Pick kernel variants from this, never from
+     * the CPU's model name. */
+    uint64_t (*cpu_features)(void);
+    /* Prepack only: the value of input k when it is a constant of the session
+     * (an initializer or a folded value), else NULL. The tensor and its data
+     * stay valid until prepack returns. */
+    const qkv_tensor *(*node_input_const)(const qkv_node_ctx *node, size_t k);
+    /* Prepack only: this kernel keeps its own transformed copy of constant
+     * input k (packed_bytes bytes, held in its state) and from now on reads
+     * nothing of the original but its type and shape. When no other node or
+     * output reads the constant, the host frees the original, and compute
+     * then sees that input with data NULL. The host counts packed_bytes in
+     * the session's memory figures. QKV_ERR_INVALID_ARGUMENT when input k is
+     * not a constant. */
+    qkv_status (*node_input_packed)(const qkv_node_ctx *node, size_t k, size_t packed_bytes);
 };
 
 /* True when the host table has `field` (added after 1.0) and it is set. */

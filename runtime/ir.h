@@ -39,6 +39,9 @@ typedef struct qkv_ir_value {
     void *data;
     size_t data_bytes;
     bool borrowed;
+    /* the constant's data was released after every reader packed its own
+     * copy (runtime/prepack.c): data NULL, dtype and shape still valid */
+    bool packed;
     /* QKV_VALUE_OUTER: the value's index in graph->parent */
     int32_t outer_id;
     bool is_output;        /* a graph output */
@@ -84,6 +87,9 @@ typedef struct qkv_ir_node {
      * and its state from init (a pass that kills a node destroys the state) */
     const qkv_kernel *kernel;
     void *kernel_state;
+    /* set by the prepack step: bit k when the kernel keeps its own copy of
+     * constant input k (k < 64) and no longer reads the original's data */
+    uint64_t packed_inputs;
 } qkv_ir_node;
 
 typedef struct qkv_strmap qkv_strmap;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "cpu_features.h"
 #include "error.h"
 #include "threadpool.h"
 
@@ -190,6 +191,39 @@ static int32_t node_input_shape(const qkv_node_ctx *n, size_t k, int64_t *dims, 
     return v->rank;
 }
 
+/* ---- prepack ---------------------------------------------------------------- */
+
+static const qkv_tensor *node_input_const(const qkv_node_ctx *n, size_t k)
+{
+    const qkv_ir_value *v = n->packed_bytes ? input_value(n, k) : NULL;
+    if (!v || v->kind != QKV_VALUE_CONSTANT || !v->data)
+        return NULL;
+    /* the node ctx is the caller's and lives through the prepack call */
+    qkv_tensor *t = &((qkv_node_ctx *)n)->const_view;
+    memset(t, 0, sizeof *t);
+    t->dtype = v->dtype;
+    t->rank = v->rank;
+    for (int32_t d = 0; d < v->rank; d++)
+        t->dims[d] = v->dims[d];
+    t->data = v->data;
+    t->data_bytes = v->data_bytes;
+    return t;
+}
+
+static qkv_status node_input_packed(const qkv_node_ctx *n, size_t k, size_t packed_bytes)
+{
+    const qkv_ir_value *v = n->packed_bytes ? input_value(n, k) : NULL;
+    if (!v || v->kind != QKV_VALUE_CONSTANT || k >= 64)
+        return node_error(n, QKV_ERR_INVALID_ARGUMENT,
+                          "node_input_packed: input %zu is not a constant (or not in prepack)",
+                          k);
+    qkv_ir_node *node = (qkv_ir_node *)n->node; /* the session is being built */
+    if (!(node->packed_inputs & ((uint64_t)1 << k)))
+        *n->packed_bytes += packed_bytes;
+    node->packed_inputs |= (uint64_t)1 << k;
+    return QKV_OK;
+}
+
 /* ---- infer/prepare/compute ------------------------------------------------ */
 
 static qkv_status host_error(void *host_ctx, qkv_status status, const char *fmt, ...)
@@ -341,6 +375,9 @@ static const qkv_host_api host_api = {
     .free = host_free,
     .log = host_log,
     .dtype_name = qkv_dtype_name,
+    .cpu_features = qkv_cpu_features_get,
+    .node_input_const = node_input_const,
+    .node_input_packed = node_input_packed,
 };
 
 const qkv_host_api *qkv_host_api_get(void)

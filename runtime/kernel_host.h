@@ -16,6 +16,10 @@ struct qkv_node_ctx {
     int64_t version; /* the kernel's since_version, for messages */
     qkv_error *err;  /* where node_error writes; may be NULL */
     const qkv_ir_graph *graph; /* for node_input_dtype/shape; NULL: inputs read as unknown */
+    /* non-NULL during prepack only: node_input_const and node_input_packed
+     * work, and the packed bytes are added here */
+    size_t *packed_bytes;
+    qkv_tensor const_view; /* what node_input_const returns */
 };
 
 /* A session's GEMM service (host->gemm): a backend's provider, or portable C. */

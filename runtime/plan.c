@@ -314,7 +314,7 @@ static void init_values(builder *b, const qkv_tensor *inputs)
         b->group[i] = -1;
         pv->view_of = (int32_t)i;
         pv->t.rank = -1;
-        if (v->kind == QKV_VALUE_CONSTANT && v->data) {
+        if (v->kind == QKV_VALUE_CONSTANT && (v->data || v->packed)) {
             pv->storage = QKV_STORE_CONSTANT;
             pv->t.dtype = v->dtype;
             pv->t.rank = v->rank;

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h" /* plugins and backends (issue 4) */
+#include "backend.h"
+#include "cpu_features.h"
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
@@ -199,6 +200,8 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         s->n_folded += refolded;
     }
     /* ---- end attention fusion */
+    if (st == QKV_OK)
+        st = qkv_prepack_constants(model->graph, &s->prepack, err);
     if (st != QKV_OK) {
         qkv_session_destroy(s);
         return st;
@@ -372,4 +375,26 @@ qkv_status qkv_plan_get(qkv_session *s, const qkv_tensor *inputs, size_t n_input
     pthread_mutex_unlock(&s->cache_lock);
     *out = p;
     return QKV_OK;
+}
+
+size_t qkv_session_packed_bytes(const qkv_session *s, size_t *released_bytes)
+{
+    if (released_bytes)
+        *released_bytes = s ? s->prepack.released_bytes : 0;
+    return s ? s->prepack.packed_bytes : 0;
+}
+
+uint64_t qkv_cpu_features(void)
+{
+    return qkv_cpu_features_get();
+}
+
+const char *qkv_cpu_isa_name(void)
+{
+    return qkv_isa_name(qkv_cpu_isa());
+}
+
+const char *qkv_cpu_name(void)
+{
+    return qkv_cpu_brand();
 }

@@ -15,6 +15,7 @@
 
 #include "ir.h"
 #include "qkv.h"
+#include "prepack.h"
 #include "registry.h"
 
 typedef struct qkv_exec_plan qkv_exec_plan;
@@ -25,6 +26,7 @@ struct qkv_session {
     qkv_session_options opts;
     size_t n_folded; /* nodes folded into constants at creation */
     size_t n_fused;  /* attention fusion (issue 6): Attention nodes created */
+    qkv_prepack_stats prepack; /* constants packed by kernels, originals released */
     /* ---- plugins and backends (runtime/backend.h) */
     struct qkv_session_backends *backends; /* loaded plugins, backend order, GEMM */
     /* ---- end plugins and backends */
