@@ -1,0 +1,82 @@
+/*
+ * vecmath.h - float32 math over arrays in the variant this CPU runs best:
+ * erf, the exact and the tanh GELU, and the epilogue of a fused matmul
+ * (bias, activation, residual).
+ *
+ * Variants: AVX-512 (vecmath_avx512.c), AVX2/FMA (vecmath_avx2.c), both
+ * written once in vecmath_simd.h and compiled with target attributes (no
+ * global -march, no ifunc), and a portable one (vecmath.c, branch-free C the
+ * compiler vectorises for the baseline ISA). The variant is the one
+ * qkv_cpu_isa() allows (so QKV_ISA caps it), chosen at the first call.
+ *
+ * Accuracy (tests/test_vecmath.c checks it against libm on a dense sweep of
+ * float32, in every variant):
+ *  - erf: within 2.5e-7 absolute of the exact value everywhere (~4 ulps of
+ *    values near 1; 1.8e-7 measured); erf(+-0) = +-0, erf(+-inf) = +-1,
+ *    NaN gives NaN.
+ *  - gelu (0.5 x (1 + erf(x / sqrt 2))): 1 + erf is formed without
+ *    cancellation (as erfc(-x / sqrt 2) for x < -1.3), so the result is
+ *    within 5e-6 relative for every x >= -5.5, where the textbook formula
+ *    in float32 loses all digits below about -4; below -5.5, where
+ *    |gelu| < 1e-7, it gives -0. NaN gives NaN, +inf inf, -inf NaN.
+ *  - gelu_tanh (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), computed
+ *    as x / (1 + exp(-2 sqrt(2/pi) (x + 0.044715 x^3))): within 1e-6
+ *    relative + 1e-7 absolute.
+ * Every function allows out == in (in place); other overlaps are not allowed.
+ */
+#ifndef QKV_VECMATH_H
+#define QKV_VECMATH_H
+
+#include <stddef.h>
+
+#include "cpu_features.h"
+
+/* The activations of qkv_vm_epilogue_f32 (and of the FusedMatMul op). */
+typedef enum qkv_act {
+    QKV_ACT_NONE = 0,
+    QKV_ACT_RELU = 1,      /* max(x, 0); NaN stays NaN */
+    QKV_ACT_GELU = 2,      /* exact (erf) GELU */
+    QKV_ACT_GELU_TANH = 3  /* tanh-approximated GELU */
+} qkv_act;
+
+/* out[j] = erf(in[j]) for j < n. */
+void qkv_vm_erf_f32(float *out, const float *in, size_t n);
+
+/* out[j] = 0.5 in[j] (1 + erf(in[j] / sqrt 2)) for j < n. */
+void qkv_vm_gelu_f32(float *out, const float *in, size_t n);
+
+/* out[j] = 0.5 in[j] (1 + tanh(sqrt(2/pi) (in[j] + 0.044715 in[j]^3))). */
+void qkv_vm_gelu_tanh_f32(float *out, const float *in, size_t n);
+
+/*
+ * One row of a fused matmul's epilogue, in place on y (n elements):
+ *   y[j] = act(y[j] + bias[j]) + res[j]
+ * bias and res may be NULL (no term); res may be y itself (then the result
+ * is act(y + bias) + y: each element is read before it is written).
+ */
+void qkv_vm_epilogue_f32(float *y, const float *bias, const float *res, size_t n, qkv_act act);
+
+/* The variant the functions above run (for tests and reports). */
+qkv_isa qkv_vm_isa(void);
+
+/* ---- the variants (vecmath_*.c): one table each ----------------------------- */
+
+typedef struct qkv_vm_impl {
+    void (*erf)(float *out, const float *in, size_t n);
+    void (*gelu)(float *out, const float *in, size_t n);
+    void (*gelu_tanh)(float *out, const float *in, size_t n);
+    void (*epilogue)(float *y, const float *bias, const float *res, size_t n, qkv_act act);
+} qkv_vm_impl;
+
+/* x86-64 with GCC or clang: the AVX2 and AVX-512 variants are built. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define QKV_VM_HAVE_X86 1
+extern const qkv_vm_impl qkv_vm_impl_avx2;   /* vecmath_avx2.c */
+extern const qkv_vm_impl qkv_vm_impl_avx512; /* vecmath_avx512.c */
+#endif
+
+/* The table of variant `isa`, or NULL when this build has none for it
+ * (non-x86 builds have only the baseline). Call only when the CPU runs it. */
+const qkv_vm_impl *qkv_vm_impl_for(qkv_isa isa);
+
+#endif /* QKV_VECMATH_H */

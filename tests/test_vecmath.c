@@ -1,0 +1,270 @@
+/*
+ * vecmath (ops/vecmath.h): erf, exact and tanh GELU and the fused-matmul
+ * epilogue, in every variant this CPU runs, against libm in double on dense
+ * sweeps of float32 (every 251st bit pattern, so every exponent, and every
+ * 2^-15 step of [-8, 8]), and the special values. ctest runs this binary
+ * once per QKV_ISA level (baseline, avx2, avx512): the variant the
+ * functions dispatch to must follow the cap.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vecmath.h"
+
+#define PI 3.14159265358979323846
+
+enum { CHUNK = 4096 };
+
+/* What the cap in QKV_ISA and this CPU (asked directly, not through
+ * cpu_features.c) make the expected variant. */
+static qkv_isa expected_isa(void)
+{
+#if defined(QKV_VM_HAVE_X86)
+    const char *cap = getenv("QKV_ISA");
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd");
+    if (cap && strcmp(cap, "baseline") == 0)
+        return QKV_ISA_BASELINE;
+    if (avx512 && !(cap && strcmp(cap, "avx2") == 0))
+        return QKV_ISA_AVX512;
+    return avx2 ? QKV_ISA_AVX2 : QKV_ISA_BASELINE;
+#else
+    return QKV_ISA_BASELINE;
+#endif
+}
+
+Test(vecmath, dispatch_follows_the_cpu_and_the_isa_cap)
+{
+    cr_assert_eq(qkv_vm_isa(), expected_isa(), "QKV_ISA=%s: variant %s, expected %s",
+                 getenv("QKV_ISA") ? getenv("QKV_ISA") : "(unset)", qkv_isa_name(qkv_vm_isa()),
+                 qkv_isa_name(expected_isa()));
+    cr_assert_eq(qkv_vm_isa(), qkv_cpu_isa());
+    cr_assert_not_null(qkv_vm_impl_for(QKV_ISA_BASELINE));
+#if defined(QKV_VM_HAVE_X86)
+    cr_assert_not_null(qkv_vm_impl_for(QKV_ISA_AVX2));
+    cr_assert_not_null(qkv_vm_impl_for(QKV_ISA_AVX512)); /* built, run only when allowed */
+#endif
+}
+
+/* The reference values. */
+static double ref_gelu(double x)
+{
+    return 0.5 * x * erfc(-x / sqrt(2.0)); /* no cancellation for negative x */
+}
+
+static double ref_gelu_tanh(double x)
+{
+    return 0.5 * x * (1 + tanh(sqrt(2 / PI) * (x + 0.044715 * x * x * x)));
+}
+
+typedef struct sweep_error {
+    double worst; /* the largest error / allowed ratio seen */
+    double at;
+    float got;
+} sweep_error;
+
+typedef enum fn_kind { FN_ERF, FN_GELU, FN_GELU_TANH } fn_kind;
+
+/* Allowed |error| of each function at x (finite x). */
+static double allowed(fn_kind f, double x, double want)
+{
+    switch (f) {
+    case FN_ERF:
+        /* 2.5e-7 absolute: ~4 ulps of values near 1 (measured: 1.8e-7,
+         * just above the split where erfc's relative error counts most) */
+        return 2.5e-7;
+    case FN_GELU:
+        /* relative to the result down to x = -5.5 (measured 4.2e-6 there:
+         * float32 rounds the exponent of erfc, ~16, to 1e-6); below, where
+         * |result| < 1e-7 and erfc is clamped to 0, absolute 1e-7 |x| */
+        return x >= -5.5 ? 5e-6 * fabs(want) + 1e-37 : 1e-7 * fabs(x);
+    case FN_GELU_TANH:
+        /* x / (1 + exp(u)): expf and the division round; measured 1.8e-7 */
+        return 1e-6 * fabs(want) + 1e-7;
+    }
+    return 0;
+}
+
+static void check_chunk(const qkv_vm_impl *t, fn_kind f, const float *in, size_t n,
+                        sweep_error *e)
+{
+    static float out[CHUNK];
+    switch (f) {
+    case FN_ERF: t->erf(out, in, n); break;
+    case FN_GELU: t->gelu(out, in, n); break;
+    case FN_GELU_TANH: t->gelu_tanh(out, in, n); break;
+    }
+    for (size_t j = 0; j < n; j++) {
+        double x = in[j];
+        if (!isfinite(x) || (f == FN_GELU_TANH && fabs(x) > 1e4))
+            continue; /* special values: their own tests */
+        double want = f == FN_ERF ? erf(x) : f == FN_GELU ? ref_gelu(x) : ref_gelu_tanh(x);
+        double r = fabs(out[j] - want) / allowed(f, x, want);
+        if (r > e->worst) {
+            e->worst = r;
+            e->at = x;
+            e->got = out[j];
+        }
+    }
+}
+
+/* Runs f of variant t over the sweep; returns the worst error / allowed. */
+static sweep_error sweep(const qkv_vm_impl *t, fn_kind f)
+{
+    static float in[CHUNK];
+    sweep_error e = {0, 0, 0};
+    size_t k = 0;
+    for (uint64_t u = 0; u < ((uint64_t)1 << 32); u += 251) {
+        uint32_t b = (uint32_t)u;
+        memcpy(&in[k++], &b, sizeof b);
+        if (k == CHUNK) {
+            check_chunk(t, f, in, k, &e);
+            k = 0;
+        }
+    }
+    for (int32_t i = -(8 << 15); i <= (8 << 15); i++) {
+        in[k++] = (float)i * 0x1p-15f;
+        if (k == CHUNK) {
+            check_chunk(t, f, in, k, &e);
+            k = 0;
+        }
+    }
+    check_chunk(t, f, in, k, &e);
+    return e;
+}
+
+static void sweep_every_variant(fn_kind f, const char *name)
+{
+    for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
+        const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
+        if (!t)
+            continue;
+        sweep_error e = sweep(t, f);
+        cr_assert(e.worst <= 1.0, "%s (%s): at x=%.9g got %.9g, error %.3g x the allowed", name,
+                  qkv_isa_name((qkv_isa)isa), e.at, e.got, e.worst);
+    }
+}
+
+Test(vecmath, erf_within_2p5e_7_on_a_dense_sweep, .timeout = 300)
+{
+    sweep_every_variant(FN_ERF, "erf");
+}
+
+Test(vecmath, gelu_relative_accuracy_on_a_dense_sweep, .timeout = 300)
+{
+    sweep_every_variant(FN_GELU, "gelu");
+}
+
+Test(vecmath, gelu_tanh_on_a_dense_sweep, .timeout = 300)
+{
+    sweep_every_variant(FN_GELU_TANH, "gelu_tanh");
+}
+
+static bool same_bits(float a, float b)
+{
+    uint32_t x, y;
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    return x == y;
+}
+
+Test(vecmath, special_values_and_in_place_tails)
+{
+    const float inf = INFINITY;
+    const float in[] = {0.0f, -0.0f, inf, -inf, NAN, -NAN, 1e-40f, -1e-40f,
+                        3.9375f, 4.0f, -7.5f, 1e30f, -1e30f, 0.921875f, -0.921875f, 0.5f};
+    enum { N = sizeof in / sizeof in[0] };
+    for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
+        const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
+        const char *name = qkv_isa_name((qkv_isa)isa);
+        float e[N], g[N], h[N];
+        t->erf(e, in, N);
+        t->gelu(g, in, N);
+        t->gelu_tanh(h, in, N);
+        cr_assert(same_bits(e[0], 0.0f) && same_bits(e[1], -0.0f), "%s: erf(+-0)", name);
+        cr_assert(e[2] == 1.0f && e[3] == -1.0f, "%s: erf(+-inf) = %g, %g", name, e[2], e[3]);
+        cr_assert(isnan(e[4]) && isnan(e[5]), "%s: erf(NaN)", name);
+        /* erf(x) = 2x/sqrt(pi) for subnormal x */
+        cr_assert(fabs(e[6] - 1.1283791670955126 * in[6]) <= 3e-45 && e[7] == -e[6],
+                  "%s: erf(1e-40) = %g", name, e[6]);
+        cr_assert(e[8] == 1.0f && e[9] == 1.0f && e[10] == -1.0f && e[11] == 1.0f &&
+                      e[12] == -1.0f,
+                  "%s: erf rounds to +-1 beyond the clamp", name);
+        cr_assert(e[13] == -e[14], "%s: erf is odd at the split", name);
+        cr_assert(g[0] == 0.0f && g[2] == inf && isnan(g[4]) && isnan(g[5]), "%s: gelu specials",
+                  name);
+        cr_assert(g[10] == 0.0f && g[11] == 1e30f && g[12] == 0.0f, "%s: gelu far tails", name);
+        cr_assert(h[0] == 0.0f && h[2] == inf && isnan(h[4]) && h[11] == 1e30f,
+                  "%s: gelu_tanh specials", name);
+        /* every length up to three vectors, in place (out == in) */
+        for (size_t n = 0; n <= 48; n++) {
+            float buf[48], want[48];
+            for (size_t j = 0; j < n; j++)
+                buf[j] = (float)j * 0.37f - 6.0f;
+            t->erf(want, buf, n);
+            t->erf(buf, buf, n);
+            for (size_t j = 0; j < n; j++)
+                cr_assert(same_bits(buf[j], want[j]), "%s: in-place erf, n=%zu j=%zu", name, n,
+                          j);
+        }
+    }
+}
+
+/* act(y + bias) + res in double, for the epilogue's reference. */
+static double ref_epilogue(double y, const float *bias, const float *res, size_t j, qkv_act a)
+{
+    double v = y + (bias ? bias[j] : 0.0);
+    switch (a) {
+    case QKV_ACT_RELU: v = v < 0 ? 0 : v; break;
+    case QKV_ACT_GELU: v = ref_gelu(v); break;
+    case QKV_ACT_GELU_TANH: v = ref_gelu_tanh(v); break;
+    case QKV_ACT_NONE: break;
+    }
+    return v + (res ? res[j] : 0.0);
+}
+
+Test(vecmath, epilogue_every_activation_term_and_tail)
+{
+    enum { N = 53 }; /* 3 AVX-512 vectors + a tail, 6 AVX2 vectors + a tail */
+    float y0[N], bias[N], res[N];
+    for (size_t j = 0; j < N; j++) {
+        y0[j] = sinf((float)j * 1.7f) * 3.0f;
+        bias[j] = cosf((float)j * 0.3f);
+        res[j] = (float)j * 0.01f - 0.2f;
+    }
+    y0[5] = NAN;
+    for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
+        const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
+        for (int a = QKV_ACT_NONE; a <= QKV_ACT_GELU_TANH; a++)
+            for (int terms = 0; terms < 5; terms++) {
+                /* terms 4: residual is y itself (in place) */
+                const float *b = terms & 1 ? bias : NULL;
+                bool self = terms == 4;
+                const float *r = self ? NULL : terms & 2 ? res : NULL;
+                for (size_t n = 0; n <= N; n += (n < 20 ? 1 : 11)) {
+                    float y[N];
+                    memcpy(y, y0, sizeof y);
+                    t->epilogue(y, b, self ? y : r, n, (qkv_act)a);
+                    for (size_t j = 0; j < n; j++) {
+                        double want = ref_epilogue(y0[j], b, self ? y0 : r, j, (qkv_act)a);
+                        if (isnan(want)) {
+                            cr_assert(isnan(y[j]), "%s act %d: NaN kept", qkv_isa_name(isa), a);
+                            continue;
+                        }
+                        /* one rounding per term plus the activation's error */
+                        cr_assert(fabs(y[j] - want) <= 1e-6 * (1 + fabs(want)),
+                                  "%s act %d terms %d n %zu j %zu: got %.9g, expected %.9g",
+                                  qkv_isa_name(isa), a, terms, n, j, y[j], want);
+                    }
+                    for (size_t j = n; j < N; j++)
+                        cr_assert(same_bits(y[j], y0[j]), "%s: wrote past n", qkv_isa_name(isa));
+                }
+            }
+    }
+}
