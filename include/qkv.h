@@ -160,6 +160,13 @@ QKV_API size_t qkv_session_plans_built(const qkv_session *session);
 /* How many Attention nodes attention fusion created at session creation (0
  * with qkv_session_options.disable_fusion, and for NULL). (issue 6) */
 QKV_API size_t qkv_session_fused_count(const qkv_session *session);
+/* How many rewrites a fusion pass made at session creation: pass "attention"
+ * (Attention nodes, as qkv_session_fused_count), "gelu" (erf-form GELU
+ * subgraphs made one Gelu node, counted even when the matmul pass then took
+ * the Gelu in), "matmul" (FusedMatMul nodes: MatMul with its bias,
+ * activation and residual). 0 with disable_fusion, for NULL and for another
+ * pass name. */
+QKV_API size_t qkv_session_fusion_count(const qkv_session *session, const char *pass);
 /* Bytes the kernels hold as prepacked copies of constant inputs (weights
  * packed once for the GEMM, shared by every context); *released_bytes (may
  * be NULL) gets the bytes of original constants freed because nothing else

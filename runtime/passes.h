@@ -46,4 +46,18 @@
 qkv_status qkv_pass_fuse_attention(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
                                    qkv_error *err);
 
+/*
+ * GELU fusion (fuse_gelu.c): rewrites each erf form of GELU,
+ * x 0.5 (1 + Erf(x / sqrt 2)) in the variants listed at the top of
+ * fuse_gelu.c, over float32 or float16, into one ai.onnx Gelu node (opset
+ * 20, set on the node) when that is equivalent. Same requirements on the
+ * graph as qkv_pass_fuse_attention; fuses nothing when `reg` has no Gelu-20
+ * kernel. *fused gets the number of Gelu nodes created (also on error).
+ * Errors: QKV_ERR_OUT_OF_MEMORY; the new node's init failing (its status,
+ * message prefixed "gelu fusion: "). On error the graph is still valid and
+ * equivalent, every node with its kernel state.
+ */
+qkv_status qkv_pass_fuse_gelu(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
+                              qkv_error *err);
+
 #endif /* QKV_PASSES_H */

@@ -135,6 +135,20 @@ static qkv_status name_unnamed_nodes(qkv_ir_graph *g, qkv_error *err)
     return QKV_OK;
 }
 
+/* GELU fusion, then MatMul + bias + activation + residual fusion (which
+ * takes the Gelu nodes the first made); the new values get their types and
+ * shapes, the new nodes their backend. */
+static qkv_status fuse_activations(qkv_session *s, qkv_error *err)
+{
+    qkv_ir_graph *g = s->model->graph;
+    qkv_status st = qkv_pass_fuse_gelu(g, s->registry, &s->n_fused_gelu, err);
+    if (st == QKV_OK && s->n_fused_gelu)
+        st = qkv_infer_graph(g, err);
+    if (st == QKV_OK && s->n_fused_gelu)
+        st = qkv_backends_assign(s, err);
+    return st;
+}
+
 static qkv_status session_build(qkv_model *model, const qkv_session_options *opts,
                                 qkv_session **out, qkv_error *err)
 {
@@ -200,6 +214,8 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         s->n_folded += refolded;
     }
     /* ---- end attention fusion */
+    if (st == QKV_OK && !s->opts.disable_fusion)
+        st = fuse_activations(s, err);
     if (st == QKV_OK)
         st = qkv_prepack_constants(model->graph, &s->prepack, err);
     if (st != QKV_OK) {
@@ -305,6 +321,19 @@ size_t qkv_session_fused_count(const qkv_session *s)
     return s ? s->n_fused : 0;
 }
 /* ---- end attention fusion */
+
+size_t qkv_session_fusion_count(const qkv_session *s, const char *pass)
+{
+    if (!s || !pass)
+        return 0;
+    if (strcmp(pass, "attention") == 0)
+        return s->n_fused;
+    if (strcmp(pass, "gelu") == 0)
+        return s->n_fused_gelu;
+    if (strcmp(pass, "matmul") == 0)
+        return s->n_fused_matmul;
+    return 0;
+}
 
 /* ---- the plan cache --------------------------------------------------------- */
 

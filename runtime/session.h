@@ -26,6 +26,8 @@ struct qkv_session {
     qkv_session_options opts;
     size_t n_folded; /* nodes folded into constants at creation */
     size_t n_fused;  /* attention fusion (issue 6): Attention nodes created */
+    size_t n_fused_gelu;   /* GELU subgraphs rewritten into Gelu */
+    size_t n_fused_matmul; /* FusedMatMul nodes created */
     qkv_prepack_stats prepack; /* constants packed by kernels, originals released */
     /* ---- plugins and backends (runtime/backend.h) */
     struct qkv_session_backends *backends; /* loaded plugins, backend order, GEMM */

@@ -1,0 +1,152 @@
+/*
+ * pass_util.c - helpers of the rewrite passes (see pass_util.h).
+ */
+#include "pass_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "half.h"
+#include "kernel_host.h"
+
+bool qkv_pass_is_op(const qkv_ir_node *n, const char *op)
+{
+    return n->domain[0] == '\0' && strcmp(n->op_type, op) == 0;
+}
+
+const qkv_ir_node *qkv_pass_producer(const qkv_ir_graph *g, int32_t v)
+{
+    if (v < 0 || g->values[v].producer < 0)
+        return NULL;
+    const qkv_ir_node *n = &g->nodes[g->values[v].producer];
+    return n->dead ? NULL : n;
+}
+
+int32_t qkv_pass_sole_consumer(const qkv_ir_graph *g, int32_t v)
+{
+    if (v < 0)
+        return -1;
+    const qkv_ir_value *val = &g->values[v];
+    if (val->is_output || val->n_consumers != 1 || g->nodes[val->consumers[0]].dead)
+        return -1;
+    return val->consumers[0];
+}
+
+bool qkv_pass_const_scalar(const qkv_ir_graph *g, int32_t v, int32_t max_rank, double *out)
+{
+    if (v < 0)
+        return false;
+    const qkv_ir_value *c = &g->values[v];
+    size_t n;
+    if (c->kind != QKV_VALUE_CONSTANT || !c->data || c->rank < 0 || c->rank > max_rank ||
+        !qkv_shape_elements(c->dims, c->rank, &n) || n != 1)
+        return false;
+    switch (c->dtype) {
+    case QKV_DTYPE_FLOAT: {
+        float f;
+        if (c->data_bytes < sizeof f)
+            return false;
+        memcpy(&f, c->data, sizeof f);
+        *out = f;
+        return true;
+    }
+    case QKV_DTYPE_DOUBLE:
+        if (c->data_bytes < sizeof *out)
+            return false;
+        memcpy(out, c->data, sizeof *out);
+        return true;
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16: {
+        uint16_t h;
+        if (c->data_bytes < sizeof h)
+            return false;
+        memcpy(&h, c->data, sizeof h);
+        *out = c->dtype == QKV_DTYPE_FLOAT16 ? qkv_f16_to_f32(h) : qkv_bf16_to_f32(h);
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+bool qkv_pass_const_near(double got, double want, qkv_dtype t)
+{
+    /* half an ulp of the format, relative, for the 16-bit types */
+    double rel = t == QKV_DTYPE_FLOAT16 ? 0x1p-11 : t == QKV_DTYPE_BFLOAT16 ? 0x1p-8 : 1e-6;
+    return fabs(got - want) <= rel * fabs(want);
+}
+
+int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op,
+                          const char *domain, int64_t opset, const int32_t *inputs,
+                          size_t n_inputs, int32_t output)
+{
+    int32_t idx = qkv_graph_add_node(g, name, op, domain, opset, n_inputs, 1);
+    if (idx < 0)
+        return -1;
+    qkv_ir_node *n = &g->nodes[idx];
+    memcpy(n->inputs, inputs, n_inputs * sizeof *inputs);
+    n->outputs[0] = output;
+    return idx;
+}
+
+bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name,
+                              const char *value)
+{
+    qkv_ir_node *node = &g->nodes[idx];
+    qkv_ir_attr *attrs = realloc(node->attrs, (node->n_attrs + 1) * sizeof *attrs);
+    if (!attrs)
+        return false;
+    node->attrs = attrs;
+    qkv_ir_attr *a = &attrs[node->n_attrs];
+    memset(a, 0, sizeof *a);
+    a->type = QKV_ATTR_STRING;
+    a->name = qkv_strdup(name);
+    a->s = qkv_strdup(value);
+    a->s_len = strlen(value);
+    if (!a->name || !a->s) {
+        qkv_attr_fini(a);
+        return false;
+    }
+    node->n_attrs++;
+    return true;
+}
+
+qkv_status qkv_pass_init_node(qkv_ir_graph *g, int32_t idx, const qkv_registry *reg,
+                              const char *what, qkv_error *err)
+{
+    qkv_ir_node *n = &g->nodes[idx];
+    const qkv_kernel *k = qkv_registry_find(reg, n->domain, n->op_type, n->opset, NULL);
+    if (!k)
+        return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: node '%s': no kernel for %s%s%s-%lld",
+                             what, n->name, n->domain, n->domain[0] ? "." : "", n->op_type,
+                             (long long)n->opset);
+    n->kernel = k;
+    n->kernel_state = NULL;
+    if (!k->init)
+        return QKV_OK;
+    qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err, .graph = g};
+    void *state = NULL;
+    qkv_error_clear(err);
+    qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
+    if (st != QKV_OK) {
+        n->kernel = NULL;
+        if (!err)
+            return st;
+        if (err->message[0] == '\0')
+            qkv_error_set(err, st, "node '%s' (%s): init failed", n->name, n->op_type);
+        qkv_error_prefix(err, "%s", what);
+        return st;
+    }
+    n->kernel_state = state;
+    return QKV_OK;
+}
+
+void qkv_pass_kill_node(qkv_ir_node *n)
+{
+    if (n->kernel && n->kernel->destroy && n->kernel_state)
+        n->kernel->destroy(n->kernel_state);
+    n->kernel_state = NULL;
+    n->dead = true;
+}

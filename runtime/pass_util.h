@@ -1,0 +1,63 @@
+/*
+ * pass_util.h - what the rewrite passes (fuse_gelu.c, fuse_matmul.c) share:
+ * graph queries for matching, reading small constants, and creating,
+ * initialising and removing nodes.
+ */
+#ifndef QKV_PASS_UTIL_H
+#define QKV_PASS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ir.h"
+#include "registry.h"
+
+/* n is op `op` of the default (ai.onnx) domain. */
+bool qkv_pass_is_op(const qkv_ir_node *n, const char *op);
+
+/* The live node producing value v, or NULL (inputs, constants, v < 0). */
+const qkv_ir_node *qkv_pass_producer(const qkv_ir_graph *g, int32_t v);
+
+/* The index of the node reading v when that is v's only use (one input
+ * slot of one live node) and v is not a graph output; else -1. */
+int32_t qkv_pass_sole_consumer(const qkv_ir_graph *g, int32_t v);
+
+/*
+ * The value of constant v when it holds exactly one element of type float,
+ * float16, bfloat16 or double, and has rank <= max_rank; false otherwise.
+ */
+bool qkv_pass_const_scalar(const qkv_ir_graph *g, int32_t v, int32_t max_rank, double *out);
+
+/* |got - want| <= rel |want|: a constant that is `want` as written in a
+ * model of dtype t (rel covers the rounding of float16/bfloat16 constants;
+ * 1e-6 for float and double). */
+bool qkv_pass_const_near(double got, double want, qkv_dtype t);
+
+/*
+ * Adds node "name" (op of domain, created with `opset` whatever the model
+ * imports) reading inputs[0..n_inputs) and writing the existing value
+ * `output`. Returns its index, or -1 when out of memory (graph unchanged).
+ */
+int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op,
+                          const char *domain, int64_t opset, const int32_t *inputs,
+                          size_t n_inputs, int32_t output);
+
+/* Appends a STRING attribute to node idx; false when out of memory. */
+bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name,
+                              const char *value);
+
+/*
+ * Chooses node idx's kernel from reg ("cpu" backend; qkv_backends_assign may
+ * move it later) and runs its init. Errors: QKV_ERR_INTERNAL when reg has no
+ * kernel; the init's status, the message prefixed "WHAT: ". On error the
+ * node has no kernel and no state.
+ */
+qkv_status qkv_pass_init_node(qkv_ir_graph *g, int32_t idx, const qkv_registry *reg,
+                              const char *what, qkv_error *err);
+
+/* Destroys node n's kernel state (the kernel pointer stays) and marks it
+ * dead; qkv_graph_finalize removes it. */
+void qkv_pass_kill_node(qkv_ir_node *n);
+
+#endif /* QKV_PASS_UTIL_H */

@@ -1,0 +1,374 @@
+/*
+ * GELU fusion (runtime/fuse_gelu.c) and MatMul + bias + activation +
+ * residual fusion (runtime/fuse_matmul.c): which subgraphs become one node,
+ * that fused and unfused sessions compute the same outputs and match the
+ * references, the cases left alone, the passes' error paths, and what the
+ * CLI reports. Models come from tests/data/make_act_fusion_models.py.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "half.h"
+#include "ir.h"
+#include "kernel_host.h"
+#include "loader.h"
+#include "passes.h"
+#include "qkv.h"
+#include "registry.h"
+#include "session.h"
+#include "test_util.h"
+
+typedef struct opened {
+    qkv_session *s;
+    const qkv_ir_graph *g; /* the session's graph after the passes */
+} opened;
+
+static const char *model_path(const char *name)
+{
+    static char path[512];
+    char rel[256];
+    snprintf(rel, sizeof rel, "actfusion/%s.onnx", name);
+    snprintf(path, sizeof path, "%s", tu_data(rel));
+    return path;
+}
+
+static opened open_model(const char *name, bool fuse)
+{
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    opts.disable_fusion = !fuse;
+    opened o = {0};
+    qkv_error err = {0};
+    qkv_status st = qkv_session_create(model_path(name), &opts, &o.s, &err);
+    cr_assert_eq(st, QKV_OK, "%s: %s", name, err.message);
+    o.g = qkv_session_model(o.s)->graph;
+    return o;
+}
+
+static size_t count_op(const qkv_ir_graph *g, const char *op)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        n += strcmp(g->nodes[i].op_type, op) == 0;
+    return n;
+}
+
+static const qkv_ir_node *find_op(const qkv_ir_graph *g, const char *op)
+{
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->nodes[i].op_type, op) == 0)
+            return &g->nodes[i];
+    cr_assert_fail("no %s node in the graph", op);
+    return NULL;
+}
+
+/* element k of a float32 or float16 tensor */
+static double elem(const qkv_tensor *t, size_t k)
+{
+    if (t->dtype == QKV_DTYPE_FLOAT16)
+        return qkv_f16_to_f32(((const uint16_t *)t->data)[k]);
+    return ((const float *)t->data)[k];
+}
+
+static size_t numel(const qkv_tensor *t)
+{
+    size_t n = 1;
+    for (int32_t k = 0; k < t->rank; k++)
+        n *= (size_t)t->dims[k];
+    return n;
+}
+
+/* |got - want| <= atol + rtol |want| elementwise, same dtype and shape. */
+static void assert_close(const qkv_tensor *got, const qkv_tensor *want, double rtol, double atol,
+                         const char *what)
+{
+    cr_assert_eq(got->dtype, want->dtype, "%s: dtype", what);
+    cr_assert_eq(got->rank, want->rank, "%s: rank", what);
+    for (int32_t k = 0; k < got->rank; k++)
+        cr_assert_eq(got->dims[k], want->dims[k], "%s: dim %d", what, k);
+    for (size_t k = 0; k < numel(got); k++) {
+        double a = elem(got, k), b = elem(want, k);
+        cr_assert(fabs(a - b) <= atol + rtol * fabs(b) || (isnan(a) && isnan(b)),
+                  "%s: element %zu is %.9g, expected %.9g", what, k, a, b);
+    }
+}
+
+/*
+ * Runs the model's stored inputs through a fused and an unfused session:
+ * fused == unfused within (rtol 1e-4, atol 1e-5) and both == the stored
+ * reference within (ref_rtol, ref_atol). Returns the fused session (the
+ * caller destroys it) for checks on its graph.
+ */
+static opened check_model(const char *name, double ref_rtol, double ref_atol)
+{
+    opened f = open_model(name, true), p = open_model(name, false);
+    const qkv_model *m = qkv_session_model(f.s);
+    size_t n_in = qkv_model_input_count(m), n_out = qkv_model_output_count(m);
+    cr_assert(n_in <= 4 && n_out <= 4);
+    qkv_tensor in[4], want[4];
+    char rel[256];
+    for (size_t k = 0; k < n_in; k++) {
+        snprintf(rel, sizeof rel, "actfusion/%s_input_%zu.pb", name, k);
+        tu_read_pb(tu_data(rel), &in[k]);
+    }
+    for (size_t k = 0; k < n_out; k++) {
+        snprintf(rel, sizeof rel, "actfusion/%s_output_%zu.pb", name, k);
+        tu_read_pb(tu_data(rel), &want[k]);
+    }
+    qkv_context *cf, *cp;
+    qkv_error err = {0};
+    cr_assert_eq(qkv_context_create(f.s, &cf, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_context_create(p.s, &cp, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_run(cf, in, n_in, &err), QKV_OK, "%s fused: %s", name, err.message);
+    cr_assert_eq(qkv_run(cp, in, n_in, &err), QKV_OK, "%s unfused: %s", name, err.message);
+    for (size_t k = 0; k < n_out; k++) {
+        const qkv_tensor *a = qkv_context_output(cf, k), *b = qkv_context_output(cp, k);
+        cr_assert(a && b, "%s: output %zu missing", name, k);
+        /* one rounding of the fused op against one per unfused op, and the
+         * vectorised erf against libm's: a few ulps apart */
+        bool half = a->dtype == QKV_DTYPE_FLOAT16;
+        assert_close(a, b, half ? 2e-3 : 1e-4, half ? 2e-3 : 1e-5, "fused vs unfused");
+        assert_close(a, &want[k], ref_rtol, ref_atol, "fused vs reference");
+        assert_close(b, &want[k], ref_rtol, ref_atol, "unfused vs reference");
+    }
+    qkv_context_destroy(cf);
+    qkv_context_destroy(cp);
+    for (size_t k = 0; k < n_in; k++)
+        qkv_tensor_data_free(&in[k]);
+    for (size_t k = 0; k < n_out; k++)
+        qkv_tensor_data_free(&want[k]);
+    cr_assert_eq(qkv_session_fusion_count(p.s, "gelu"), 0);
+    cr_assert_eq(qkv_session_fusion_count(p.s, "matmul"), 0);
+    qkv_session_destroy(p.s);
+    return f;
+}
+
+/* float32 references in float64: the ops' own float32 rounding */
+#define RTOL 1e-4
+#define ATOL 1e-5
+
+/* ---- GELU ----------------------------------------------------------------------------- */
+
+static void check_gelu(const char *name, size_t want)
+{
+    opened f = check_model(name, RTOL, ATOL);
+    cr_assert_eq(qkv_session_fusion_count(f.s, "gelu"), want, "%s: %zu gelu fusions", name,
+                 qkv_session_fusion_count(f.s, "gelu"));
+    cr_assert_eq(count_op(f.g, "Gelu"), want);
+    if (want) {
+        cr_assert_eq(count_op(f.g, "Erf"), 0);
+        cr_assert_eq(f.g->n_nodes, want, "%s: only Gelu nodes are left", name);
+        const qkv_ir_node *gelu = find_op(f.g, "Gelu");
+        cr_assert_str_eq(gelu->domain, "");
+        cr_assert_eq(gelu->opset, 20, "created as Gelu-20 whatever the model imports");
+        cr_assert_not_null(gelu->kernel_state, "its init ran");
+    } else {
+        cr_assert_eq(count_op(f.g, "Erf"), 1, "%s: the Erf stays", name);
+    }
+    qkv_session_destroy(f.s);
+}
+
+Test(fuse_gelu, torch_form_div_erf_add_mul_mul)
+{
+    check_gelu("gelu_torch", 1);
+}
+
+Test(fuse_gelu, constants_first_and_mul_by_rsqrt2)
+{
+    check_gelu("gelu_swapped", 1);
+}
+
+Test(fuse_gelu, half_of_x_first)
+{
+    check_gelu("gelu_half_first", 1);
+}
+
+Test(fuse_gelu, half_of_the_sum)
+{
+    check_gelu("gelu_half_of_sum", 1);
+}
+
+Test(fuse_gelu, div_by_two_last)
+{
+    check_gelu("gelu_div_two", 1);
+}
+
+Test(fuse_gelu, opset13_model_with_float32_rounded_sqrt2)
+{
+    check_gelu("gelu_opset13", 1);
+}
+
+Test(fuse_gelu, two_in_a_row_with_rank1_constants)
+{
+    check_gelu("gelu_twice", 2);
+}
+
+Test(fuse_gelu, float16)
+{
+    /* float16 reference: the graph rounds to float16 after every op */
+    opened f = check_model("gelu_f16", 4e-3, 4e-3);
+    cr_assert_eq(qkv_session_fusion_count(f.s, "gelu"), 1);
+    cr_assert_eq(count_op(f.g, "Gelu"), 1);
+    qkv_session_destroy(f.s);
+}
+
+Test(fuse_gelu, not_for_another_constant)
+{
+    check_gelu("nogelu_wrong_constant", 0);
+}
+
+Test(fuse_gelu, not_when_erf_is_a_graph_output)
+{
+    check_gelu("nogelu_erf_is_an_output", 0);
+}
+
+Test(fuse_gelu, not_when_the_product_reads_another_tensor)
+{
+    check_gelu("nogelu_other_operand", 0);
+}
+
+Test(fuse_gelu, not_when_a_constant_broadcasts_to_a_higher_rank)
+{
+    check_gelu("nogelu_broadcast_constant", 0);
+}
+
+Test(fuse_gelu, fusion_count_of_null_or_unknown_pass_is_zero)
+{
+    cr_assert_eq(qkv_session_fusion_count(NULL, "gelu"), 0);
+    opened f = open_model("gelu_torch", true);
+    cr_assert_eq(qkv_session_fusion_count(f.s, NULL), 0);
+    cr_assert_eq(qkv_session_fusion_count(f.s, "softmax"), 0);
+    cr_assert_eq(qkv_session_fusion_count(f.s, "attention"), qkv_session_fused_count(f.s));
+    qkv_session_destroy(f.s);
+}
+
+/* ---- the passes on their own ---------------------------------------------------------- */
+
+/* A loaded model with every kernel resolved from `reg` and initialised,
+ * shapes inferred: what a pass expects. */
+static qkv_model *prepare(const char *name, qkv_registry *reg)
+{
+    qkv_model *model = NULL;
+    qkv_error err = {0};
+    cr_assert_eq(qkv_model_load_file(model_path(name), &model, &err), QKV_OK, "%s",
+                 err.message);
+    qkv_ir_graph *g = model->graph;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        qkv_ir_node *n = &g->nodes[i];
+        const qkv_kernel *k = qkv_registry_find(reg, n->domain, n->op_type, n->opset, NULL);
+        cr_assert(k, "no kernel for %s", n->op_type);
+        n->kernel = k;
+        if (!k->init)
+            continue;
+        qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = &err};
+        cr_assert_eq(k->init(k, qkv_host_api_get(), &nctx, &n->kernel_state), QKV_OK, "%s",
+                     err.message);
+    }
+    cr_assert_eq(qkv_infer_graph(g, &err), QKV_OK, "%s", err.message);
+    return model;
+}
+
+static void release(qkv_model *model)
+{
+    qkv_ir_graph *g = model->graph;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        qkv_ir_node *n = &g->nodes[i];
+        if (n->kernel && n->kernel->destroy && n->kernel_state)
+            n->kernel->destroy(n->kernel_state);
+        n->kernel_state = NULL;
+    }
+    qkv_model_destroy(model);
+}
+
+static qkv_registry *builtins(void)
+{
+    qkv_registry *reg = qkv_registry_create();
+    qkv_error err = {0};
+    cr_assert(reg);
+    cr_assert_eq(qkv_registry_add_builtins(reg, &err), QKV_OK, "%s", err.message);
+    return reg;
+}
+
+Test(fuse_gelu_pass, fuses_nothing_without_a_gelu_kernel)
+{
+    qkv_registry *reg = builtins(), *empty = qkv_registry_create();
+    qkv_model *model = prepare("gelu_torch", reg);
+    size_t before = model->graph->n_nodes, fused = 99;
+    qkv_error err = {0};
+    cr_assert_eq(qkv_pass_fuse_gelu(model->graph, empty, &fused, &err), QKV_OK);
+    cr_assert_eq(fused, 0);
+    cr_assert_eq(model->graph->n_nodes, before);
+    release(model);
+    qkv_registry_destroy(empty);
+    qkv_registry_destroy(reg);
+}
+
+static qkv_status refusing_init(const qkv_kernel *k, const qkv_host_api *host,
+                                const qkv_node_ctx *node, void **state)
+{
+    (void)k;
+    (void)state;
+    return host->node_error(node, QKV_ERR_UNSUPPORTED, "this stub refuses every node");
+}
+
+static qkv_status stub_compute(const void *state, qkv_kernel_io *io)
+{
+    (void)state;
+    (void)io;
+    return QKV_OK;
+}
+
+static qkv_kernel refusing_kernel(const char *domain, const char *op, int64_t since)
+{
+    qkv_kernel k = {
+        .struct_size = sizeof(qkv_kernel),
+        .abi_version = QKV_ABI_VERSION,
+        .domain = domain,
+        .op_type = op,
+        .since_version = since,
+        .min_inputs = 1,
+        .max_inputs = 4,
+        .min_outputs = 1,
+        .max_outputs = 1,
+        .init = refusing_init,
+        .compute = stub_compute,
+    };
+    return k;
+}
+
+Test(fuse_gelu_pass, init_failure_is_reported_and_leaves_the_graph_intact)
+{
+    qkv_registry *reg = builtins(), *stub = qkv_registry_create();
+    qkv_error err = {0};
+    qkv_kernel k = refusing_kernel("", "Gelu", 20);
+    cr_assert_eq(qkv_registry_add(stub, &k, "test", &err), QKV_OK, "%s", err.message);
+    qkv_model *model = prepare("gelu_torch", reg);
+    size_t before = model->graph->n_nodes, fused = 99;
+    qkv_status st = qkv_pass_fuse_gelu(model->graph, stub, &fused, &err);
+    cr_assert_eq(st, QKV_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.message, "gelu fusion: ") == err.message, "%s", err.message);
+    cr_assert(strstr(err.message, "/Gelu"), "%s", err.message);
+    cr_assert(strstr(err.message, "this stub refuses every node"), "%s", err.message);
+    cr_assert_eq(fused, 0);
+    cr_assert_eq(model->graph->n_nodes, before);
+    cr_assert_eq(model->graph->n_order, before);
+    cr_assert_eq(count_op(model->graph, "Erf"), 1);
+    cr_assert_eq(count_op(model->graph, "Gelu"), 0);
+    release(model);
+    qkv_registry_destroy(stub);
+    qkv_registry_destroy(reg);
+}
+
+/* ---- a PyTorch export ----------------------------------------------------------------- */
+
+Test(fuse_activations, torch_transformer_encoder_with_gelu)
+{
+    /* PyTorch eager float32 reference: rtol 1e-3, atol 1e-5 over two layers */
+    opened f = check_model("torch_encoder_gelu", 1e-3, 1e-5);
+    cr_assert_eq(qkv_session_fusion_count(f.s, "gelu"), 2, "one GELU per layer");
+    cr_assert_eq(count_op(f.g, "Erf"), 0);
+    qkv_session_destroy(f.s);
+}
