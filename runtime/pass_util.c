@@ -4,6 +4,7 @@
 #include "pass_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,40 @@ int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op,
     memcpy(n->inputs, inputs, n_inputs * sizeof *inputs);
     n->outputs[0] = output;
     return idx;
+}
+
+int32_t qkv_pass_add_const(qkv_ir_graph *g, const char *name, qkv_dtype dtype, int32_t rank,
+                           const int64_t *dims, const void *data, size_t bytes)
+{
+    void *copy = malloc(bytes ? bytes : 1);
+    if (!copy)
+        return -1;
+    int32_t id = -1;
+    char buf[320];
+    for (int k = 0; k < 1000 && id < 0; k++) {
+        if (k == 0)
+            snprintf(buf, sizeof buf, "%s", name);
+        else
+            snprintf(buf, sizeof buf, "%s_%d", name, k);
+        bool dup = false;
+        id = qkv_graph_add_value(g, buf, QKV_VALUE_CONSTANT, &dup);
+        if (id < 0 && !dup)
+            break; /* out of memory */
+    }
+    if (id < 0) {
+        free(copy);
+        return -1;
+    }
+    qkv_ir_value *v = &g->values[id];
+    memcpy(copy, data, bytes);
+    v->dtype = dtype;
+    v->rank = rank;
+    for (int32_t k = 0; k < rank; k++)
+        v->dims[k] = dims[k];
+    v->data = copy;
+    v->data_bytes = bytes;
+    v->borrowed = false;
+    return id;
 }
 
 bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name,

@@ -60,4 +60,19 @@ qkv_status qkv_pass_fuse_attention(qkv_ir_graph *g, const qkv_registry *reg, siz
 qkv_status qkv_pass_fuse_gelu(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
                               qkv_error *err);
 
+/*
+ * MatMul fusion (fuse_matmul.c): rewrites each float32 MatMul(A, B) with B
+ * of rank 2 and its following [Add(bias)] [Relu | Gelu] [Add(residual)]
+ * (the conditions are listed at the top of fuse_matmul.c) into one
+ * qkv.FusedMatMul node (opset 1, ops/fused_matmul.c). Run after GELU fusion,
+ * whose Gelu nodes it takes in. Same requirements on the graph as
+ * qkv_pass_fuse_attention; fuses nothing when `reg` has no qkv.FusedMatMul-1
+ * kernel. *fused gets the number of FusedMatMul nodes created (also on
+ * error). Errors: QKV_ERR_OUT_OF_MEMORY; the new node's init failing (its
+ * status, message prefixed "matmul fusion: "). On error the graph is still
+ * valid and equivalent, every node with its kernel state.
+ */
+qkv_status qkv_pass_fuse_matmul(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
+                                qkv_error *err);
+
 #endif /* QKV_PASSES_H */

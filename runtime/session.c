@@ -142,9 +142,12 @@ static qkv_status fuse_activations(qkv_session *s, qkv_error *err)
 {
     qkv_ir_graph *g = s->model->graph;
     qkv_status st = qkv_pass_fuse_gelu(g, s->registry, &s->n_fused_gelu, err);
-    if (st == QKV_OK && s->n_fused_gelu)
+    if (st == QKV_OK)
+        st = qkv_pass_fuse_matmul(g, s->registry, &s->n_fused_matmul, err);
+    bool changed = s->n_fused_gelu || s->n_fused_matmul;
+    if (st == QKV_OK && changed)
         st = qkv_infer_graph(g, err);
-    if (st == QKV_OK && s->n_fused_gelu)
+    if (st == QKV_OK && changed)
         st = qkv_backends_assign(s, err);
     return st;
 }

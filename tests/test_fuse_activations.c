@@ -370,5 +370,148 @@ Test(fuse_activations, torch_transformer_encoder_with_gelu)
     opened f = check_model("torch_encoder_gelu", 1e-3, 1e-5);
     cr_assert_eq(qkv_session_fusion_count(f.s, "gelu"), 2, "one GELU per layer");
     cr_assert_eq(count_op(f.g, "Erf"), 0);
+    /* per layer: the QKV projection + bias; linear1 + bias + GELU; linear2
+     * + bias + residual (out_proj is a Gemm: not this pass's) */
+    cr_assert_eq(qkv_session_fusion_count(f.s, "matmul"), 6);
+    cr_assert_eq(count_op(f.g, "Gelu"), 0, "both Gelu nodes went into FusedMatMul");
+    cr_assert_eq(count_op(f.g, "MatMul"), 0);
     qkv_session_destroy(f.s);
+}
+
+/* ---- MatMul chains ---------------------------------------------------------------------- */
+
+static const char *attr_string(const qkv_ir_node *n, const char *name)
+{
+    const qkv_ir_attr *a = qkv_node_attr(n, name);
+    return a && a->type == QKV_ATTR_STRING ? a->s : "";
+}
+
+/* name fuses into one FusedMatMul with that activation, bias and residual
+ * (or into nothing when activation is NULL). */
+static void check_mm(const char *name, const char *activation, bool bias, bool residual)
+{
+    opened f = check_model(name, RTOL, ATOL);
+    size_t want = activation ? 1 : 0;
+    cr_assert_eq(qkv_session_fusion_count(f.s, "matmul"), want, "%s: %zu matmul fusions", name,
+                 qkv_session_fusion_count(f.s, "matmul"));
+    cr_assert_eq(count_op(f.g, "FusedMatMul"), want);
+    if (!activation) {
+        cr_assert_eq(count_op(f.g, "MatMul"), 1, "%s: the MatMul stays", name);
+        qkv_session_destroy(f.s);
+        return;
+    }
+    cr_assert_eq(f.g->n_nodes, 1, "%s: one node is left", name);
+    const qkv_ir_node *n = find_op(f.g, "FusedMatMul");
+    cr_assert_str_eq(n->domain, "qkv");
+    cr_assert_eq(n->opset, 1);
+    cr_assert_str_eq(attr_string(n, "activation"), activation);
+    cr_assert_eq(n->n_inputs >= 3 && n->inputs[2] >= 0, bias, "%s: bias input", name);
+    cr_assert_eq(n->n_inputs >= 4 && n->inputs[3] >= 0, residual, "%s: residual input", name);
+    if (bias) /* always a (N) vector, whatever shape the model's bias had */
+        cr_assert_eq(f.g->values[n->inputs[2]].rank, 1);
+    qkv_session_destroy(f.s);
+}
+
+Test(fuse_matmul, bias_erf_gelu_and_residual)
+{
+    check_mm("mm_bias_gelu_residual", "gelu", true, true);
+    opened f = open_model("mm_bias_gelu_residual", true);
+    cr_assert_eq(qkv_session_fusion_count(f.s, "gelu"), 1, "the GELU pass ran first");
+    qkv_session_destroy(f.s);
+}
+
+Test(fuse_matmul, bias_as_first_add_operand)
+{
+    check_mm("mm_bias_first", "", true, false);
+}
+
+Test(fuse_matmul, rank3_bias_and_relu)
+{
+    check_mm("mm_bias_relu", "relu", true, false);
+}
+
+Test(fuse_matmul, gelu_tanh_node_and_residual_first)
+{
+    check_mm("mm_bias_gelu_tanh_residual", "gelu_tanh", true, true);
+}
+
+Test(fuse_matmul, gelu_node_without_bias)
+{
+    check_mm("mm_gelu", "gelu", false, false);
+}
+
+Test(fuse_matmul, residual_only)
+{
+    check_mm("mm_residual", "", false, true);
+}
+
+Test(fuse_matmul, one_dimensional_a)
+{
+    check_mm("mm_1d_bias", "", true, false);
+}
+
+Test(fuse_matmul, dynamic_batch)
+{
+    check_mm("mm_dynamic_batch", "relu", true, false);
+}
+
+Test(fuse_matmul, not_a_matmul_alone)
+{
+    check_mm("nomm_alone", NULL, false, false);
+}
+
+Test(fuse_matmul, not_when_the_product_is_used_twice)
+{
+    check_mm("nomm_output_used_twice", NULL, false, false);
+}
+
+Test(fuse_matmul, not_for_a_bias_that_is_not_a_row)
+{
+    check_mm("nomm_bias_not_a_row", NULL, false, false);
+}
+
+Test(fuse_matmul, not_for_a_batched_b)
+{
+    check_mm("nomm_batched_b", NULL, false, false);
+}
+
+Test(fuse_matmul, not_for_a_residual_that_broadcasts)
+{
+    check_mm("nomm_residual_broadcasts", NULL, false, false);
+}
+
+Test(fuse_matmul_pass, fuses_nothing_without_a_fused_matmul_kernel)
+{
+    qkv_registry *reg = builtins(), *empty = qkv_registry_create();
+    qkv_model *model = prepare("mm_bias_relu", reg);
+    size_t before = model->graph->n_nodes, fused = 99;
+    qkv_error err = {0};
+    cr_assert_eq(qkv_pass_fuse_matmul(model->graph, empty, &fused, &err), QKV_OK);
+    cr_assert_eq(fused, 0);
+    cr_assert_eq(model->graph->n_nodes, before);
+    release(model);
+    qkv_registry_destroy(empty);
+    qkv_registry_destroy(reg);
+}
+
+Test(fuse_matmul_pass, init_failure_is_reported_and_leaves_the_graph_intact)
+{
+    qkv_registry *reg = builtins(), *stub = qkv_registry_create();
+    qkv_error err = {0};
+    qkv_kernel k = refusing_kernel("qkv", "FusedMatMul", 1);
+    cr_assert_eq(qkv_registry_add(stub, &k, "test", &err), QKV_OK, "%s", err.message);
+    qkv_model *model = prepare("mm_bias_relu", reg);
+    size_t before = model->graph->n_nodes, fused = 99;
+    qkv_status st = qkv_pass_fuse_matmul(model->graph, stub, &fused, &err);
+    cr_assert_eq(st, QKV_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.message, "matmul fusion: ") == err.message, "%s", err.message);
+    cr_assert(strstr(err.message, "/FusedMatMul"), "%s", err.message);
+    cr_assert(strstr(err.message, "this stub refuses every node"), "%s", err.message);
+    cr_assert_eq(fused, 0);
+    cr_assert_eq(model->graph->n_nodes, before);
+    cr_assert_eq(count_op(model->graph, "MatMul"), 1);
+    cr_assert_eq(count_op(model->graph, "Relu"), 1);
+    release(model);
+    qkv_registry_destroy(stub);
+    qkv_registry_destroy(reg);
 }
