@@ -53,7 +53,7 @@ static const char USAGE[] =
     "                          instead of random data (repeatable)\n"
     "  --seed S                seed of the random inputs (default 0): floats uniform\n"
     "                          in [-1, 1), integers in [0, 10), bools 0 or 1\n"
-    "  --no-fuse               do not fuse attention subgraphs (the unfused baseline)\n"
+    "  --no-fuse               no attention, GELU or MatMul fusion (the unfused baseline)\n"
     "  --flops F               floating-point operations of one run: also print GFLOP/s\n"
     "  --json FILE             also write the results as JSON into FILE\n"
     QKV_CLI_PLUGIN_USAGE

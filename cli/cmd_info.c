@@ -29,11 +29,12 @@ static const char USAGE[] =
     "                          for the input shapes (arena, lower bound, steps...)\n"
     /* ---- --optimized/--no-fuse (issue 6) */
     "  --optimized             also create a session and print its graph after the\n"
-    "                          passes (constant folding, attention fusion): one\n"
-    "                          line per node, in run order, with value shapes\n"
-    "                          known before any input arrives, and the number of\n"
-    "                          fused attention nodes\n"
-    "  --no-fuse               do not fuse attention subgraphs (--plan, --optimized)\n"
+    "                          passes (constant folding, attention, GELU and\n"
+    "                          MatMul fusion): one line per node, in run order,\n"
+    "                          with value shapes known before any input arrives,\n"
+    "                          and what each fusion made\n"
+    "  --no-fuse               do not fuse attention, GELU or MatMul chains (--plan,\n"
+    "                          --optimized)\n"
     /* ---- end --optimized/--no-fuse */
     "  --shape NAME=d0,d1,...  the shape of input NAME for --plan; or SYMBOL=N to\n"
     "                          set a symbolic dim of every input (repeatable)\n"
@@ -315,8 +316,14 @@ static int print_optimized(const char *path, int no_fuse, const qkv_cli_plugin_o
         return qkv_cli_fail_error(&err, NULL);
     const qkv_ir_graph *g = qkv_session_model(session)->graph;
     size_t fused = qkv_session_fused_count(session);
-    printf("optimized graph: %zu nodes, %zu fused attention node%s%s\n", g->n_order, fused,
-           fused == 1 ? "" : "s", no_fuse ? " (fusion off)" : "");
+    size_t gelu = qkv_session_fusion_count(session, "gelu");
+    size_t fmm = qkv_session_fusion_count(session, "matmul");
+    printf("optimized graph: %zu nodes, %zu fused attention node%s", g->n_order, fused,
+           fused == 1 ? "" : "s");
+    if (gelu || fmm) /* the GELU count includes those the matmul pass then took in */
+        printf(", %zu GELU subgraph%s fused, %zu FusedMatMul node%s", gelu, gelu == 1 ? "" : "s",
+               fmm, fmm == 1 ? "" : "s");
+    printf("%s\n", no_fuse ? " (fusion off)" : "");
     for (size_t o = 0; o < g->n_order; o++) {
         const qkv_ir_node *n = &g->nodes[g->order[o]];
         char line[2048];
@@ -415,10 +422,13 @@ static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_op
         no_infer += (size_t)ops[i].no_infer;
     }
     size_t fused = qkv_session_fused_count(session);
-    if (fused)
-        printf("operators by backend (after attention fusion made %zu Attention node%s; "
-               "--no-fuse shows the model's own ops):\n",
-               fused, fused == 1 ? "" : "s");
+    size_t gelu = qkv_session_fusion_count(session, "gelu");
+    size_t fmm = qkv_session_fusion_count(session, "matmul");
+    if (fused || gelu || fmm)
+        printf("operators by backend (after fusion: %zu Attention node%s, %zu GELU subgraph%s "
+               "made Gelu, %zu FusedMatMul node%s; --no-fuse shows the model's own ops):\n",
+               fused, fused == 1 ? "" : "s", gelu, gelu == 1 ? "" : "s", fmm,
+               fmm == 1 ? "" : "s");
     else
         puts("operators by backend:");
     for (size_t i = 0; i < m; i++) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "half.h"
 #include "ir.h"
@@ -514,4 +515,38 @@ Test(fuse_matmul_pass, init_failure_is_reported_and_leaves_the_graph_intact)
     release(model);
     qkv_registry_destroy(stub);
     qkv_registry_destroy(reg);
+}
+
+/* ---- CLI ------------------------------------------------------------------------------ */
+
+/* Runs `qkv ARGS` with stdout and stderr into buf; returns the exit status. */
+static int run_cli(const char *args, char *buf, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/qkv %s 2>&1", QKV_BINARY_DIR, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(buf, 1, cap - 1, p);
+    buf[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(fuse_activations_cli, info_optimized_counts_each_fusion)
+{
+    static char out[1 << 17];
+    char args[768];
+    snprintf(args, sizeof args, "info --optimized %s", model_path("torch_encoder_gelu"));
+    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "optimized graph: 58 nodes, 2 fused attention nodes, 2 GELU "
+                          "subgraphs fused, 6 FusedMatMul nodes\n"),
+              "%s", out);
+    cr_assert(strstr(out, "  /layers.0/linear1/MatMul/FusedMatMul  qkv:FusedMatMul-1  "), "%s",
+              out);
+    snprintf(args, sizeof args, "info --optimized --no-fuse %s",
+             model_path("mm_bias_gelu_residual"));
+    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "optimized graph: 8 nodes, 0 fused attention nodes (fusion off)\n"),
+              "%s", out);
+    cr_assert(strstr(out, "Erf-17"), "%s", out);
 }
