@@ -69,7 +69,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "kernel_host.h"
+#include "pass_util.h"
 #include "passes.h"
 
 enum { MAX_TERMS = 4, MAX_CHAIN = 48, MAX_NEW = 16 };
@@ -108,28 +108,6 @@ typedef struct attn_match {
 
 /* ---- small queries ------------------------------------------------------------ */
 
-static bool is_op(const qkv_ir_node *n, const char *op)
-{
-    return n->domain[0] == '\0' && strcmp(n->op_type, op) == 0;
-}
-
-static const qkv_ir_node *producer_of(const qkv_ir_graph *g, int32_t v)
-{
-    if (v < 0 || g->values[v].producer < 0)
-        return NULL;
-    const qkv_ir_node *n = &g->nodes[g->values[v].producer];
-    return n->dead ? NULL : n;
-}
-
-/* The node reading v if it is v's only use and v is not a graph output. */
-static int32_t sole_consumer(const qkv_ir_graph *g, int32_t v)
-{
-    const qkv_ir_value *val = &g->values[v];
-    if (val->is_output || val->n_consumers != 1 || g->nodes[val->consumers[0]].dead)
-        return -1;
-    return val->consumers[0];
-}
-
 static bool is_f32(const qkv_ir_graph *g, int32_t v, int32_t rank)
 {
     return v >= 0 && g->values[v].dtype == QKV_DTYPE_FLOAT && g->values[v].rank == rank;
@@ -141,10 +119,10 @@ static bool is_noop(const qkv_ir_graph *g, const qkv_ir_node *n, int32_t r)
 {
     if (n->n_inputs != 1 || n->n_outputs != 1 || !is_f32(g, n->inputs[0], r))
         return false;
-    if (is_op(n, "Identity"))
+    if (qkv_pass_is_op(n, "Identity"))
         return true;
     const qkv_ir_attr *to = qkv_node_attr(n, "to");
-    return is_op(n, "Cast") && to && to->type == QKV_ATTR_INT && to->i == QKV_DTYPE_FLOAT;
+    return qkv_pass_is_op(n, "Cast") && to && to->type == QKV_ATTR_INT && to->i == QKV_DTYPE_FLOAT;
 }
 
 /* The value of a one-element float32 constant of rank <= max_rank, or of
@@ -164,9 +142,9 @@ static bool scalar_of(const qkv_ir_graph *g, int32_t v, int32_t max_rank, double
         *out = f;
         return true;
     }
-    const qkv_ir_node *p = producer_of(g, v);
+    const qkv_ir_node *p = qkv_pass_producer(g, v);
     double x;
-    if (p && is_op(p, "Sqrt") && p->n_inputs == 1 && c->rank >= 0 && c->rank <= max_rank &&
+    if (p && qkv_pass_is_op(p, "Sqrt") && p->n_inputs == 1 && c->rank >= 0 && c->rank <= max_rank &&
         scalar_of(g, p->inputs[0], max_rank, &x) && x >= 0) {
         *out = (double)sqrtf((float)x);
         return true;
@@ -184,7 +162,7 @@ static bool scale_parts(const qkv_ir_graph *g, const qkv_ir_node *n, int32_t r, 
         n->inputs[0] == n->inputs[1])
         return false;
     double c;
-    if (is_op(n, "Mul")) {
+    if (qkv_pass_is_op(n, "Mul")) {
         for (int side = 0; side < 2; side++) {
             int32_t x = n->inputs[side], other = n->inputs[1 - side];
             if (is_f32(g, x, r) && scalar_of(g, other, r, &c)) {
@@ -195,7 +173,7 @@ static bool scale_parts(const qkv_ir_graph *g, const qkv_ir_node *n, int32_t r, 
         }
         return false;
     }
-    if (is_op(n, "Div") && is_f32(g, n->inputs[0], r) && scalar_of(g, n->inputs[1], r, &c) &&
+    if (qkv_pass_is_op(n, "Div") && is_f32(g, n->inputs[0], r) && scalar_of(g, n->inputs[1], r, &c) &&
         c != 0) {
         *data = n->inputs[0];
         *factor = 1.0 / c;
@@ -210,7 +188,7 @@ static bool scale_parts(const qkv_ir_graph *g, const qkv_ir_node *n, int32_t r, 
 static int32_t walk_up(const qkv_ir_graph *g, int32_t v, int32_t r, double *scale, int64_t *perm)
 {
     for (;;) {
-        const qkv_ir_node *p = producer_of(g, v);
+        const qkv_ir_node *p = qkv_pass_producer(g, v);
         if (!p || p->n_outputs < 1 || p->outputs[0] != v)
             return v;
         double f;
@@ -220,7 +198,7 @@ static int32_t walk_up(const qkv_ir_graph *g, int32_t v, int32_t r, double *scal
         } else if (scale_parts(g, p, r, &data, &f)) {
             *scale *= f;
             v = data;
-        } else if (perm && is_op(p, "Transpose") && p->n_inputs == 1 &&
+        } else if (perm && qkv_pass_is_op(p, "Transpose") && p->n_inputs == 1 &&
                    (is_f32(g, p->inputs[0], r) ||
                     (qkv_node_attr(p, "perm") && g->values[p->inputs[0]].rank < 0 &&
                      g->values[p->inputs[0]].dtype == QKV_DTYPE_FLOAT))) {
@@ -275,7 +253,7 @@ static bool mask_fits(const qkv_ir_graph *g, int32_t mask, int32_t scores, int32
 /* Inference Dropout: no training_mode or a constant false one, mask output unused. */
 static bool inference_dropout(const qkv_ir_graph *g, const qkv_ir_node *n)
 {
-    if (!is_op(n, "Dropout") || n->n_outputs < 1)
+    if (!qkv_pass_is_op(n, "Dropout") || n->n_outputs < 1)
         return false;
     if (n->n_inputs >= 3 && n->inputs[2] >= 0) {
         const qkv_ir_value *t = &g->values[n->inputs[2]];
@@ -354,7 +332,7 @@ static int32_t match_scores(const qkv_ir_graph *g, attn_match *m)
 {
     int32_t r = m->rank, cur = m->scores;
     for (;;) {
-        int32_t c = sole_consumer(g, cur);
+        int32_t c = qkv_pass_sole_consumer(g, cur);
         if (c < 0)
             return -1;
         const qkv_ir_node *n = &g->nodes[c];
@@ -362,7 +340,7 @@ static int32_t match_scores(const qkv_ir_graph *g, attn_match *m)
             return -1;
         int32_t out = n->outputs[0], data;
         double f;
-        if (is_op(n, "Softmax")) {
+        if (qkv_pass_is_op(n, "Softmax")) {
             if (n->n_inputs != 1 || !is_f32(g, out, r))
                 return -1;
             const qkv_ir_attr *a = qkv_node_attr(n, "axis");
@@ -382,13 +360,13 @@ static int32_t match_scores(const qkv_ir_graph *g, attn_match *m)
             if (m->n_terms)
                 return -1; /* a scale after a mask would scale the mask too */
             m->scale *= f;
-        } else if (is_op(n, "Add") && n->n_inputs == 2) {
+        } else if (qkv_pass_is_op(n, "Add") && n->n_inputs == 2) {
             int32_t mask = n->inputs[0] == cur ? n->inputs[1] : n->inputs[0];
             if (mask == cur || m->n_terms == MAX_TERMS || !is_f32(g, out, r) ||
                 g->values[mask].dtype != QKV_DTYPE_FLOAT || !mask_fits(g, mask, m->scores, r))
                 return -1;
             m->terms[m->n_terms++] = (mask_term){TERM_ADD, mask, 0.0f};
-        } else if (is_op(n, "Where") && n->n_inputs == 3) {
+        } else if (qkv_pass_is_op(n, "Where") && n->n_inputs == 3) {
             int32_t cond = n->inputs[0], fill_v;
             term_kind kind;
             if (n->inputs[1] == cur && n->inputs[2] != cur) {
@@ -419,7 +397,7 @@ static int32_t match_scores(const qkv_ir_graph *g, attn_match *m)
 static bool match_at(const qkv_ir_graph *g, int32_t qk_idx, attn_match *m)
 {
     const qkv_ir_node *qk = &g->nodes[qk_idx];
-    if (!is_op(qk, "MatMul") || qk->n_inputs != 2 || qk->n_outputs != 1 || qk->outputs[0] < 0)
+    if (!qkv_pass_is_op(qk, "MatMul") || qk->n_inputs != 2 || qk->n_outputs != 1 || qk->outputs[0] < 0)
         return false;
     memset(m, 0, sizeof *m);
     m->scale = 1.0;
@@ -439,11 +417,11 @@ static bool match_at(const qkv_ir_graph *g, int32_t qk_idx, attn_match *m)
     cur = softmax->outputs[0];
     const qkv_ir_node *pv = NULL;
     for (;;) {
-        int32_t c = sole_consumer(g, cur);
+        int32_t c = qkv_pass_sole_consumer(g, cur);
         if (c < 0 || !add_chain(m, c))
             return false;
         const qkv_ir_node *n = &g->nodes[c];
-        if (is_op(n, "MatMul") && n->n_inputs == 2 && n->inputs[0] == cur &&
+        if (qkv_pass_is_op(n, "MatMul") && n->n_inputs == 2 && n->inputs[0] == cur &&
             n->inputs[1] != cur && n->n_outputs == 1) {
             pv = n;
             break;
@@ -619,30 +597,7 @@ static bool add_attr(builder *b, int32_t idx, const char *name, qkv_attr_type ty
 /* Chooses and initialises the kernel of new node idx. */
 static qkv_status init_node(builder *b, int32_t idx)
 {
-    qkv_ir_node *n = &b->g->nodes[idx];
-    const qkv_kernel *k = qkv_registry_find(b->reg, n->domain, n->op_type, n->opset, NULL);
-    if (!k)
-        return qkv_error_set(b->err, QKV_ERR_INTERNAL,
-                             "attention fusion: node '%s': no kernel for %s-%lld", n->name,
-                             n->op_type, (long long)n->opset);
-    n->kernel = k;
-    if (!k->init)
-        return QKV_OK;
-    qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = b->err, .graph = b->g};
-    void *state = NULL;
-    qkv_error_clear(b->err);
-    qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
-    if (st != QKV_OK) {
-        n->kernel = NULL;
-        if (!b->err)
-            return st;
-        if (b->err->message[0] == '\0')
-            qkv_error_set(b->err, st, "node '%s' (%s): init failed", n->name, n->op_type);
-        qkv_error_prefix(b->err, "attention fusion");
-        return st;
-    }
-    n->kernel_state = state;
-    return QKV_OK;
+    return qkv_pass_init_node(b->g, idx, b->reg, "attention fusion", b->err);
 }
 
 static void destroy_state(qkv_ir_node *n)
@@ -864,7 +819,7 @@ qkv_status qkv_pass_fuse_attention(qkv_ir_graph *g, const qkv_registry *reg, siz
         for (size_t o = 0; o < g->n_order; o++) {
             int32_t idx = g->order[o];
             attn_match m;
-            if (!is_op(&g->nodes[idx], "MatMul") || !match_at(g, idx, &m) ||
+            if (!qkv_pass_is_op(&g->nodes[idx], "MatMul") || !match_at(g, idx, &m) ||
                 !kernels_available(reg, &m))
                 continue;
             st = rewrite(g, reg, &m, err);
