@@ -50,21 +50,22 @@ typedef struct gelu_match {
 } gelu_match;
 
 /* A binary node's operands: `data` the one that is not the constant `want`
- * (Mul: either side; Div: the constant must be the divisor). */
+ * (Mul, Add: either side; Div: the constant must be the divisor), the
+ * constant of rank <= data's (so it broadcasts without changing the shape). */
 static bool const_operand(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_dtype t,
-                          int32_t rank, double want, int32_t *data)
+                          double want, int32_t *data)
 {
     if (n->n_inputs != 2 || n->n_outputs != 1)
         return false;
-    int32_t max_rank = rank < 0 ? 0 : rank;
     for (int side = 1; side >= 0; side--) {
         if (side == 0 && !qkv_pass_is_op(n, "Mul") && !qkv_pass_is_op(n, "Add"))
             break; /* Div: only the divisor may be the constant */
         double c;
-        int32_t cv = n->inputs[side];
-        if (qkv_pass_const_scalar(g, cv, max_rank, &c) && g->values[cv].dtype == t &&
-            qkv_pass_const_near(c, want, t)) {
-            *data = n->inputs[1 - side];
+        int32_t cv = n->inputs[side], dv = n->inputs[1 - side];
+        int32_t max_rank = g->values[dv].rank < 0 ? 0 : g->values[dv].rank;
+        if (!qkv_pass_is_const(g, dv) && qkv_pass_const_scalar(g, cv, max_rank, &c) &&
+            g->values[cv].dtype == t && qkv_pass_const_near(c, want, t)) {
+            *data = dv;
             return true;
         }
     }
@@ -72,13 +73,12 @@ static bool const_operand(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_dtype
 }
 
 /* n computes t * 0.5 (Mul by 0.5 or Div by 2) of some `data` operand. */
-static bool halves(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_dtype t, int32_t rank,
-                   int32_t *data)
+static bool halves(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_dtype t, int32_t *data)
 {
     if (qkv_pass_is_op(n, "Mul"))
-        return const_operand(g, n, t, rank, 0.5, data);
+        return const_operand(g, n, t, 0.5, data);
     if (qkv_pass_is_op(n, "Div"))
-        return const_operand(g, n, t, rank, 2.0, data);
+        return const_operand(g, n, t, 2.0, data);
     return false;
 }
 
@@ -99,8 +99,7 @@ static bool add_node(gelu_match *m, int32_t idx)
 }
 
 /* The tail after a = 1 + erf: which of the three product forms it is. */
-static bool match_product(const qkv_ir_graph *g, int32_t a, qkv_dtype t, int32_t rank,
-                          gelu_match *m)
+static bool match_product(const qkv_ir_graph *g, int32_t a, qkv_dtype t, gelu_match *m)
 {
     int32_t i1 = qkv_pass_sole_consumer(g, a), data;
     if (i1 < 0 || (!qkv_pass_is_op(&g->nodes[i1], "Mul") && !qkv_pass_is_op(&g->nodes[i1], "Div")))
@@ -111,7 +110,7 @@ static bool match_product(const qkv_ir_graph *g, int32_t a, qkv_dtype t, int32_t
     int32_t out1 = n1->outputs[0];
     if (!add_node(m, i1))
         return false;
-    if (halves(g, n1, t, rank, &data) && data == a) {
+    if (halves(g, n1, t, &data) && data == a) {
         /* x (0.5 (1 + erf)) */
         int32_t i2 = qkv_pass_sole_consumer(g, out1);
         if (i2 < 0 || !qkv_pass_is_op(&g->nodes[i2], "Mul") ||
@@ -126,14 +125,14 @@ static bool match_product(const qkv_ir_graph *g, int32_t a, qkv_dtype t, int32_t
     if (other == m->x) {
         /* (x (1 + erf)) 0.5 */
         int32_t i2 = qkv_pass_sole_consumer(g, out1);
-        if (i2 < 0 || !halves(g, &g->nodes[i2], t, rank, &data) || data != out1)
+        if (i2 < 0 || !halves(g, &g->nodes[i2], t, &data) || data != out1)
             return false;
         m->y = g->nodes[i2].outputs[0];
         return add_node(m, i2);
     }
     /* (x 0.5) (1 + erf): other = H(x), read only here */
     const qkv_ir_node *h = qkv_pass_producer(g, other);
-    if (!h || qkv_pass_sole_consumer(g, other) != i1 || !halves(g, h, t, rank, &data) ||
+    if (!h || qkv_pass_sole_consumer(g, other) != i1 || !halves(g, h, t, &data) ||
         data != m->x)
         return false;
     m->y = out1;
@@ -157,20 +156,16 @@ static bool match_at(const qkv_ir_graph *g, int32_t e, gelu_match *m)
         return false;
     int32_t x = -1;
     if (qkv_pass_is_op(scale, "Mul")) {
-        int32_t rank = -1;
-        for (int k = 0; k < 2 && scale->n_inputs == 2; k++)
-            if (g->values[scale->inputs[k]].kind != QKV_VALUE_CONSTANT)
-                rank = g->values[scale->inputs[k]].rank;
-        if (!const_operand(g, scale, t, rank, 1.0 / SQRT2, &x))
+        if (!const_operand(g, scale, t, 1.0 / SQRT2, &x))
             return false;
-    } else if (qkv_pass_is_op(scale, "Div") && scale->n_inputs == 2) {
-        if (!const_operand(g, scale, t, g->values[scale->inputs[0]].rank, SQRT2, &x))
+    } else if (qkv_pass_is_op(scale, "Div")) {
+        if (!const_operand(g, scale, t, SQRT2, &x))
             return false;
     } else {
         return false;
     }
     const qkv_ir_value *xv = &g->values[x];
-    if (xv->dtype != t || xv->kind == QKV_VALUE_CONSTANT)
+    if (xv->dtype != t)
         return false;
     m->x = x;
     if (!add_node(m, g->values[v].producer) || !add_node(m, e))
@@ -178,11 +173,11 @@ static bool match_at(const qkv_ir_graph *g, int32_t e, gelu_match *m)
     /* a = 1 + erf */
     int32_t ia = qkv_pass_sole_consumer(g, ev), one_side;
     if (ia < 0 || !qkv_pass_is_op(&g->nodes[ia], "Add") ||
-        !const_operand(g, &g->nodes[ia], t, xv->rank, 1.0, &one_side) || one_side != ev ||
+        !const_operand(g, &g->nodes[ia], t, 1.0, &one_side) || one_side != ev ||
         !add_node(m, ia))
         return false;
     int32_t a = g->nodes[ia].outputs[0];
-    if (!match_product(g, a, t, xv->rank, m))
+    if (!match_product(g, a, t, m))
         return false;
     /* y has x's type (and, the constants having rank <= x's, x's shape) */
     return g->values[m->y].dtype == t;
@@ -203,9 +198,20 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const gelu_m
         qkv_graph_finalize(g, NULL);
         return st;
     }
-    for (size_t c = 0; c < m->n_chain; c++)
-        qkv_pass_kill_node(&g->nodes[m->chain[c]]);
-    return qkv_graph_finalize(g, err);
+    /* the constants' values: Constant nodes (folding off) left unread go too */
+    int32_t consts[2 * GELU_CHAIN];
+    size_t n_consts = 0;
+    for (size_t c = 0; c < m->n_chain; c++) {
+        qkv_ir_node *n = &g->nodes[m->chain[c]];
+        for (size_t k = 0; k < n->n_inputs && n_consts < 2 * GELU_CHAIN; k++)
+            if (n->inputs[k] >= 0 && n->inputs[k] != m->x)
+                consts[n_consts++] = n->inputs[k];
+        qkv_pass_kill_node(n);
+    }
+    st = qkv_graph_finalize(g, err);
+    if (st == QKV_OK)
+        qkv_pass_drop_unused_constant_nodes(g, consts, n_consts);
+    return st;
 }
 
 qkv_status qkv_pass_fuse_gelu(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,

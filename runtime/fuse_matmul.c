@@ -5,11 +5,13 @@
  * once and read by nothing else instead of once per elementwise op.
  *
  * Matched, on float32 only, anchored at each MatMul(A, B) with B of rank 2
- * and A of known rank >= 1:
+ * (N known) and A not a scalar:
  *
  *   Y0 = MatMul(A, B)
  *   Y1 = Add(Y0, bias) | Add(bias, Y0)     bias a constant of shape (N) or
  *                                          (1, ..., 1, N), rank <= Y0's
+ *                                          (a constant node's output, with
+ *                                          constant folding off, counts)
  *   Y2 = Relu(Y1) | Gelu(Y1)               Gelu with approximate none or
  *                                          tanh (the GELU pass turns the
  *                                          erf form into Gelu first)
@@ -59,13 +61,12 @@ static int32_t other_input(const qkv_ir_node *n, int32_t v)
 /* A float32 constant of shape (N) or (1, ..., 1, N) of rank <= max_rank. */
 static bool is_bias(const qkv_ir_graph *g, int32_t v, int64_t n, int32_t max_rank)
 {
-    const qkv_ir_value *c = &g->values[v];
-    if (c->kind != QKV_VALUE_CONSTANT || !c->data || c->dtype != QKV_DTYPE_FLOAT ||
-        c->rank < 1 || c->rank > max_rank || c->dims[c->rank - 1] != n ||
-        c->data_bytes < (size_t)n * sizeof(float))
+    qkv_tensor c;
+    if (!qkv_pass_const_tensor(g, v, &c) || c.dtype != QKV_DTYPE_FLOAT || c.rank < 1 ||
+        c.rank > max_rank || c.dims[c.rank - 1] != n || c.data_bytes < (size_t)n * sizeof(float))
         return false;
-    for (int32_t k = 0; k + 1 < c->rank; k++)
-        if (c->dims[k] != 1)
+    for (int32_t k = 0; k + 1 < c.rank; k++)
+        if (c.dims[k] != 1)
             return false;
     return true;
 }
@@ -118,9 +119,10 @@ static bool match_at(const qkv_ir_graph *g, int32_t idx, mm_match *m)
     const qkv_ir_value *a = &g->values[m->a], *b = &g->values[m->b];
     int32_t cur = mm->outputs[0];
     if (!is_f32(g, m->a) || !is_f32(g, m->b) || !is_f32(g, cur) || b->rank != 2 ||
-        a->rank < 1 || b->dims[1] < 0)
+        a->rank == 0 || b->dims[1] < 0)
         return false;
-    int32_t rank = g->values[cur].rank;
+    /* Y0 has A's rank, at least 1: a (N) bias never changes its shape */
+    int32_t rank = g->values[cur].rank >= 1 ? g->values[cur].rank : 1;
     m->chain[m->n_chain++] = idx;
 
     int32_t c = qkv_pass_sole_consumer(g, cur);
@@ -129,7 +131,7 @@ static bool match_at(const qkv_ir_graph *g, int32_t idx, mm_match *m)
     if (n && qkv_pass_is_op(n, "Add") && (other = other_input(n, cur)) >= 0 &&
         is_bias(g, other, b->dims[1], rank) && is_f32(g, n->outputs[0])) {
         m->bias = other;
-        m->bias_reshape = g->values[other].rank > 1;
+        m->bias_reshape = g->values[other].rank != 1;
         m->chain[m->n_chain++] = c;
         cur = n->outputs[0];
         c = qkv_pass_sole_consumer(g, cur);
@@ -161,11 +163,12 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const mm_mat
     snprintf(name, sizeof name, "%s/FusedMatMul", g->nodes[m->matmul].name);
     int32_t bias = m->bias;
     if (bias >= 0 && m->bias_reshape) {
-        const qkv_ir_value *c = &g->values[m->bias];
-        int64_t n = c->dims[c->rank - 1];
+        qkv_tensor c;
+        qkv_pass_const_tensor(g, m->bias, &c); /* is_bias checked it */
+        int64_t n = c.dims[c.rank - 1];
         char cname[340];
         snprintf(cname, sizeof cname, "%s/bias", name);
-        bias = qkv_pass_add_const(g, cname, QKV_DTYPE_FLOAT, 1, &n, g->values[m->bias].data,
+        bias = qkv_pass_add_const(g, cname, QKV_DTYPE_FLOAT, 1, &n, c.data,
                                   (size_t)n * sizeof(float));
         if (bias < 0)
             return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
@@ -191,7 +194,10 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const mm_mat
     }
     for (size_t c = 0; c < m->n_chain; c++)
         qkv_pass_kill_node(&g->nodes[m->chain[c]]);
-    return qkv_graph_finalize(g, err);
+    st = qkv_graph_finalize(g, err);
+    if (st == QKV_OK && m->bias_reshape) /* a Constant node (folding off) may be unread now */
+        qkv_pass_drop_unused_constant_nodes(g, &m->bias, 1);
+    return st;
 }
 
 qkv_status qkv_pass_fuse_matmul(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,

@@ -35,36 +35,65 @@ int32_t qkv_pass_sole_consumer(const qkv_ir_graph *g, int32_t v)
     return val->consumers[0];
 }
 
+bool qkv_pass_const_tensor(const qkv_ir_graph *g, int32_t v, qkv_tensor *out)
+{
+    const qkv_ir_value *c = &g->values[v];
+    if (c->kind == QKV_VALUE_CONSTANT) {
+        if (!c->data)
+            return false;
+        memset(out, 0, sizeof *out);
+        out->dtype = c->dtype;
+        out->rank = c->rank;
+        for (int32_t k = 0; k < c->rank && k < QKV_MAX_RANK; k++)
+            out->dims[k] = c->dims[k];
+        out->data = c->data;
+        out->data_bytes = c->data_bytes;
+        return true;
+    }
+    const qkv_ir_node *p = qkv_pass_producer(g, v);
+    if (!p || !qkv_pass_is_op(p, "Constant") || p->n_outputs != 1)
+        return false;
+    const qkv_ir_attr *a = qkv_node_attr(p, "value");
+    if (!a || a->type != QKV_ATTR_TENSOR || !a->tensors || !a->tensors[0].data)
+        return false;
+    *out = a->tensors[0];
+    return true;
+}
+
+bool qkv_pass_is_const(const qkv_ir_graph *g, int32_t v)
+{
+    qkv_tensor t;
+    return v >= 0 && qkv_pass_const_tensor(g, v, &t);
+}
+
 bool qkv_pass_const_scalar(const qkv_ir_graph *g, int32_t v, int32_t max_rank, double *out)
 {
-    if (v < 0)
-        return false;
-    const qkv_ir_value *c = &g->values[v];
+    qkv_tensor c;
     size_t n;
-    if (c->kind != QKV_VALUE_CONSTANT || !c->data || c->rank < 0 || c->rank > max_rank ||
-        !qkv_shape_elements(c->dims, c->rank, &n) || n != 1)
+    if (v < 0 || !qkv_pass_const_tensor(g, v, &c) || c.rank < 0 || c.rank > max_rank ||
+        !qkv_shape_elements(c.dims, c.rank, &n) || n != 1)
         return false;
-    switch (c->dtype) {
+    switch (c.dtype) {
     case QKV_DTYPE_FLOAT: {
         float f;
-        if (c->data_bytes < sizeof f)
+        if (c.data_bytes < sizeof f)
             return false;
-        memcpy(&f, c->data, sizeof f);
+        memcpy(&f, c.data, sizeof f);
         *out = f;
         return true;
     }
     case QKV_DTYPE_DOUBLE:
-        if (c->data_bytes < sizeof *out)
+        if (c.data_bytes < sizeof *out)
             return false;
-        memcpy(out, c->data, sizeof *out);
+        memcpy(out, c.data, sizeof *out);
         return true;
     case QKV_DTYPE_FLOAT16:
     case QKV_DTYPE_BFLOAT16: {
         uint16_t h;
-        if (c->data_bytes < sizeof h)
+        if (c.data_bytes < sizeof h)
             return false;
-        memcpy(&h, c->data, sizeof h);
-        *out = c->dtype == QKV_DTYPE_FLOAT16 ? qkv_f16_to_f32(h) : qkv_bf16_to_f32(h);
+        memcpy(&h, c.data, sizeof h);
+        *out = c.dtype == QKV_DTYPE_FLOAT16 ? qkv_f16_to_f32(h) : qkv_bf16_to_f32(h);
         return true;
     }
     default:
@@ -176,6 +205,24 @@ qkv_status qkv_pass_init_node(qkv_ir_graph *g, int32_t idx, const qkv_registry *
     }
     n->kernel_state = state;
     return QKV_OK;
+}
+
+void qkv_pass_drop_unused_constant_nodes(qkv_ir_graph *g, const int32_t *values, size_t n)
+{
+    bool dropped = false;
+    for (size_t k = 0; k < n; k++) {
+        int32_t v = values[k];
+        const qkv_ir_value *val = &g->values[v];
+        if (val->producer < 0 || val->n_consumers || val->is_output)
+            continue;
+        qkv_ir_node *p = &g->nodes[val->producer];
+        if (p->dead || !qkv_pass_is_op(p, "Constant") || p->n_outputs != 1)
+            continue;
+        qkv_pass_kill_node(p);
+        dropped = true;
+    }
+    if (dropped)
+        qkv_graph_finalize(g, NULL); /* removing unused producers cannot fail */
 }
 
 void qkv_pass_kill_node(qkv_ir_node *n)

@@ -23,9 +23,18 @@ const qkv_ir_node *qkv_pass_producer(const qkv_ir_graph *g, int32_t v);
  * slot of one live node) and v is not a graph output; else -1. */
 int32_t qkv_pass_sole_consumer(const qkv_ir_graph *g, int32_t v);
 
+/* Constant v's type, shape and data (borrowed from the graph): an
+ * initializer or folded value, or (constant folding off) the output of a
+ * live Constant node with a `value` tensor. false for anything else. */
+bool qkv_pass_const_tensor(const qkv_ir_graph *g, int32_t v, qkv_tensor *out);
+
+/* qkv_pass_const_tensor would succeed. */
+bool qkv_pass_is_const(const qkv_ir_graph *g, int32_t v);
+
 /*
- * The value of constant v when it holds exactly one element of type float,
- * float16, bfloat16 or double, and has rank <= max_rank; false otherwise.
+ * The value of constant v (as qkv_pass_is_const) when it holds exactly one
+ * element of type float, float16, bfloat16 or double, and has rank <=
+ * max_rank; false otherwise.
  */
 bool qkv_pass_const_scalar(const qkv_ir_graph *g, int32_t v, int32_t max_rank, double *out);
 
@@ -61,6 +70,10 @@ bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name,
  */
 qkv_status qkv_pass_init_node(qkv_ir_graph *g, int32_t idx, const qkv_registry *reg,
                               const char *what, qkv_error *err);
+
+/* After a rewrite (graph finalized): removes the Constant nodes producing
+ * any of values[0..n) that nothing reads any more, and finalizes again. */
+void qkv_pass_drop_unused_constant_nodes(qkv_ir_graph *g, const int32_t *values, size_t n);
 
 /* Destroys node n's kernel state (the kernel pointer stays) and marks it
  * dead; qkv_graph_finalize removes it. */

@@ -550,3 +550,36 @@ Test(fuse_activations_cli, info_optimized_counts_each_fusion)
               "%s", out);
     cr_assert(strstr(out, "Erf-17"), "%s", out);
 }
+
+Test(fuse_activations, constant_nodes_count_when_folding_is_off)
+{
+    /* folding off: the GELU constants are Constant nodes' outputs; the pass
+     * reads them and removes the Constant nodes nothing reads afterwards */
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    opts.disable_folding = 1;
+    qkv_session *s = NULL, *plain = NULL;
+    qkv_error err = {0};
+    const char *path = model_path("torch_encoder_gelu");
+    cr_assert_eq(qkv_session_create(path, &opts, &s, &err), QKV_OK, "%s", err.message);
+    opts.disable_fusion = 1;
+    cr_assert_eq(qkv_session_create(path, &opts, &plain, &err), QKV_OK, "%s", err.message);
+    const qkv_ir_graph *g = qkv_session_model(s)->graph, *p = qkv_session_model(plain)->graph;
+    cr_assert_eq(qkv_session_fusion_count(s, "gelu"), 2);
+    cr_assert_eq(count_op(g, "Erf"), 0);
+    /* three Constant nodes (sqrt 2, 1, 0.5) per GELU went with it */
+    cr_assert_eq(count_op(g, "Constant") + 6, count_op(p, "Constant"), "%zu vs %zu",
+                 count_op(g, "Constant"), count_op(p, "Constant"));
+    qkv_tensor x, want;
+    tu_read_pb(tu_data("actfusion/torch_encoder_gelu_input_0.pb"), &x);
+    tu_read_pb(tu_data("actfusion/torch_encoder_gelu_output_0.pb"), &want);
+    qkv_context *c;
+    cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_run(c, &x, 1, &err), QKV_OK, "%s", err.message);
+    assert_close(qkv_context_output(c, 0), &want, 1e-3, 1e-5, "folding off vs reference");
+    qkv_context_destroy(c);
+    qkv_tensor_data_free(&x);
+    qkv_tensor_data_free(&want);
+    qkv_session_destroy(s);
+    qkv_session_destroy(plain);
+}
