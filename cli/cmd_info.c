@@ -274,6 +274,10 @@ static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_sh
     printf("  in-place: %zu\n", s.in_place);
     printf("  planned values: %zu\n", s.planned_values);
     printf("  dynamic nodes: %zu\n", s.dynamic_nodes);
+    /* session-wide, shared by every context: not part of the arena */
+    size_t released = 0, packed = qkv_session_packed_bytes(session, &released);
+    printf("  packed weights: %s (originals released: %s)\n",
+           qkv_cli_human_bytes(packed, a, sizeof a), qkv_cli_human_bytes(released, b, sizeof b));
     rc = QKV_EXIT_OK;
 done:
     free(inputs);
