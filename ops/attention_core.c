@@ -18,7 +18,7 @@
  * key_limit, hard kv_valid) are trimmed or skipped, unless the score output
  * needs them.
  *
- * With AVX2 and FMA (__builtin_cpu_supports, checked per call; only the
+ * With AVX2 and FMA (cpu_features.h, so QKV_ISA can cap it; only the
  * mk_* functions carry target("avx2,fma"), so no -march flag is needed) the
  * two tile products are the register-blocked micro-kernels mk_gemm (6 x 16
  * blocks, K tile packed as K^T by mk_pack_kt): at 64 x 64 x 64 a cblas call
@@ -54,6 +54,7 @@
 #endif
 
 #include "blas.h"
+#include "cpu_features.h"
 
 static size_t align64(size_t bytes)
 {
@@ -94,8 +95,7 @@ bool qkv_attn_uses_microkernel(const qkv_attn_args *a)
 #if defined(QKV_ATTN_HAVE_AVX2_PATH)
     if (a->force_gemm)
         return false;
-    /* cpu features are fixed for the process's lifetime: no cache needed */
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return (qkv_cpu_features_get() & QKV_CPU_AVX2) != 0; /* AVX2 implies FMA there */
 #else
     (void)a;
     return false;
@@ -246,7 +246,7 @@ static float row_exp(float *restrict s, size_t n, float m)
  * A block is MR <= 6 rows x 16 columns: 12 ymm accumulators, two B loads and
  * MR broadcasts of A per step of k. Only these functions use AVX2/FMA
  * (target attributes, no global -march); qkv_attn_run calls them only after
- * __builtin_cpu_supports said both are there.
+ * the CPU's features (cpu_features.h) said both are there.
  */
 #define MK_FN __attribute__((target("avx2,fma")))
 #define MK_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
