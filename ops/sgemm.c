@@ -168,6 +168,7 @@ typedef struct sgemm_job {
     const qkv_gemm *g;
     const qkv_sgemm_arch *arch;
     const qkv_sgemm_packed_b *pb;
+    const qkv_sgemm_post *post; /* NULL: none */
     size_t mc, nc;         /* block sizes used (mc multiple of mr, nc of nr) */
     size_t m_blocks, n_blocks;
 } sgemm_job;
@@ -222,10 +223,8 @@ static void run_unit(const sgemm_job *job, size_t batch, size_t m0, size_t mc, s
     const float *b = job->pb ? NULL : (const float *)g->b + ob;
     float *c = (float *)g->c + oc + m0 * g->ldc + n0;
     const float alpha = (float)g->alpha, beta = (float)g->beta;
-    if (g->k == 0) {
+    if (g->k == 0)
         scale_block(c, g->ldc, mc, nc, beta);
-        return;
-    }
     size_t npad = round_up(g->n, nr);
     for (size_t k0 = 0; k0 < g->k; k0 += arch->kc) {
         size_t kc = g->k - k0 < arch->kc ? g->k - k0 : arch->kc;
@@ -252,6 +251,8 @@ static void run_unit(const sgemm_job *job, size_t batch, size_t m0, size_t mc, s
             }
         }
     }
+    if (job->post)
+        job->post->fn(job->post->arg, batch, c, g->ldc, m0, n0, mc, nc);
 }
 
 /* parallel_for body over units (batch, m block, n block), n fastest. */
@@ -272,6 +273,13 @@ static void run_units(void *arg, size_t begin, size_t end)
 void qkv_sgemm_run(const qkv_host_api *host, void *host_ctx, const qkv_sgemm_arch *arch,
                    const qkv_gemm *g, const qkv_sgemm_packed_b *pb)
 {
+    qkv_sgemm_run_post(host, host_ctx, arch, g, pb, NULL);
+}
+
+void qkv_sgemm_run_post(const qkv_host_api *host, void *host_ctx, const qkv_sgemm_arch *arch,
+                        const qkv_gemm *g, const qkv_sgemm_packed_b *pb,
+                        const qkv_sgemm_post *post)
+{
     size_t nbatch = 1;
     for (int32_t j = 0; j < g->batch_rank; j++)
         nbatch *= g->batch_dims[j]; /* C holds nbatch * m * n elements: no overflow */
@@ -279,7 +287,7 @@ void qkv_sgemm_run(const qkv_host_api *host, void *host_ctx, const qkv_sgemm_arc
         return;
     if (pb)
         arch = pb->arch;
-    sgemm_job job = {.g = g, .arch = arch, .pb = pb};
+    sgemm_job job = {.g = g, .arch = arch, .pb = pb, .post = post};
     /* Row blocks of equal height (a multiple of mr) so that no block is a
      * thin remainder. */
     job.m_blocks = (g->m + arch->mc - 1) / arch->mc;

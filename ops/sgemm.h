@@ -62,6 +62,16 @@ size_t qkv_sgemm_packed_b_floats(const qkv_sgemm_arch *arch, size_t k, size_t n)
 void qkv_sgemm_pack_b(const qkv_sgemm_arch *arch, const float *b, size_t ldb, bool trans_b,
                       size_t k, size_t n, float *dst);
 
+/* Work on a finished block of C, run by the thread that computed it while
+ * the block is still in its cache: bias, activation, residual (the fused
+ * epilogue of FusedMatMul). c points at element (row0, col0) of batch entry
+ * `batch`'s C; the block is rows x cols with row stride ldc. */
+typedef struct qkv_sgemm_post {
+    void (*fn)(const void *arg, size_t batch, float *c, size_t ldc, size_t row0, size_t col0,
+               size_t rows, size_t cols);
+    const void *arg;
+} qkv_sgemm_post;
+
 /*
  * Runs the float32 batch g (validated by the caller: dtype float, leading
  * dimensions consistent) with the given kernels, split over host_ctx's
@@ -71,5 +81,11 @@ void qkv_sgemm_pack_b(const qkv_sgemm_arch *arch, const float *b, size_t ldb, bo
  */
 void qkv_sgemm_run(const qkv_host_api *host, void *host_ctx, const qkv_sgemm_arch *arch,
                    const qkv_gemm *g, const qkv_sgemm_packed_b *pb);
+
+/* qkv_sgemm_run, then post->fn on every block of C once it is final (post
+ * may be NULL). */
+void qkv_sgemm_run_post(const qkv_host_api *host, void *host_ctx, const qkv_sgemm_arch *arch,
+                        const qkv_gemm *g, const qkv_sgemm_packed_b *pb,
+                        const qkv_sgemm_post *post);
 
 #endif /* QKV_SGEMM_H */

@@ -158,3 +158,60 @@ Test(sgemm, chosen_level_follows_the_cpu)
     if (qkv_cpu_isa() < QKV_ISA_AVX512)
         cr_assert_null(qkv_sgemm_arch_for(QKV_ISA_AVX512));
 }
+
+typedef struct post_check {
+    const float *bias;
+    unsigned char *visits; /* (m, n) */
+    size_t n;
+} post_check;
+
+static void add_bias(const void *arg, size_t batch, float *c, size_t ldc, size_t row0,
+                     size_t col0, size_t rows, size_t cols)
+{
+    const post_check *p = arg;
+    (void)batch;
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) {
+            c[i * ldc + j] += p->bias[col0 + j];
+            p->visits[(row0 + i) * p->n + col0 + j]++;
+        }
+}
+
+Test(sgemm, post_runs_once_on_every_final_block)
+{
+    const size_t m = 100, n = 150, k = 300;
+    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
+    float *c = malloc(m * n * sizeof *c), *bias = malloc(n * sizeof *bias);
+    unsigned char *visits = malloc(m * n);
+    uint64_t s = 42;
+    fill(a, m * k, &s);
+    fill(b, k * n, &s);
+    fill(bias, n, &s);
+    for (int level = QKV_ISA_BASELINE; level <= QKV_ISA_AVX512; level++) {
+        const qkv_sgemm_arch *arch = qkv_sgemm_arch_for(level);
+        if (!arch)
+            continue;
+        memset(visits, 0, m * n);
+        post_check pc = {.bias = bias, .visits = visits, .n = n};
+        qkv_sgemm_post post = {.fn = add_bias, .arg = &pc};
+        qkv_gemm g = {.struct_size = sizeof g, .abi_version = QKV_ABI_VERSION,
+                      .dtype = QKV_DTYPE_FLOAT, .m = m, .n = n, .k = k, .alpha = 1, .beta = 0,
+                      .a = a, .lda = k, .b = b, .ldb = n, .c = c, .ldc = n};
+        qkv_sgemm_run_post(NULL, NULL, arch, &g, NULL, &post);
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++) {
+                double acc = bias[j];
+                for (size_t p = 0; p < k; p++)
+                    acc += (double)a[i * k + p] * b[p * n + j];
+                cr_assert_eq(visits[i * n + j], 1, "%s: [%zu,%zu] visited %d times", arch->name,
+                             i, j, visits[i * n + j]);
+                cr_assert(fabs(c[i * n + j] - acc) <= 1e-5 + 1e-6 * (double)k,
+                          "%s: [%zu,%zu] = %g, expected %g", arch->name, i, j, c[i * n + j], acc);
+            }
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(bias);
+    free(visits);
+}
