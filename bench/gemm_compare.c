@@ -6,6 +6,9 @@
  * every variant once, and the best time of R repetitions is kept, so drift
  * on a shared machine hits all variants alike.
  *
+ * With one thread the times are the thread's CPU time (robust on a shared
+ * machine); with more, wall time.
+ *
  * usage: gemm_compare [--threads T] [--reps R]
  * Prints one line per (shape, variant): GFLOP/s and the ratio to OpenBLAS.
  * A benchmark tool, not part of qkv: it links qkv's internals and OpenBLAS.
@@ -24,10 +27,14 @@
 char *openblas_get_corename(void);
 void openblas_set_num_threads(int);
 
+/* One thread: the thread's CPU time, which other processes on a busy
+ * machine barely disturb; more threads: wall time. */
+static clockid_t timer = CLOCK_MONOTONIC;
+
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(timer, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -56,6 +63,8 @@ int main(int argc, char **argv)
         return 2;
     }
     openblas_set_num_threads((int)threads);
+    if (threads == 1)
+        timer = CLOCK_THREAD_CPUTIME_ID;
     static const size_t shapes[][3] = {{128, 3072, 768}, {128, 768, 3072}, {128, 2304, 768},
                                        {128, 768, 768},  {1024, 1024, 1024}};
     variant vs[8];

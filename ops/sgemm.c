@@ -12,6 +12,8 @@
 /* Below this many multiply-adds a GEMM runs on the calling thread: waking
  * the pool costs a few microseconds. */
 #define PAR_MIN_MACS ((double)(1u << 17))
+/* The widest column block with a prepacked B (a multiple of every nr). */
+#define PACKED_MAX_NC 1024
 
 const qkv_sgemm_arch *qkv_sgemm_avx2_arch(void);
 const qkv_sgemm_arch *qkv_sgemm_avx512_arch(void);
@@ -292,10 +294,19 @@ void qkv_sgemm_run_post(const qkv_host_api *host, void *host_ctx, const qkv_sgem
      * thin remainder. */
     job.m_blocks = (g->m + arch->mc - 1) / arch->mc;
     job.mc = round_up((g->m + job.m_blocks - 1) / job.m_blocks, arch->mr);
+    size_t threads = host && host_ctx ? host->thread_count(host_ctx) : 1;
     job.nc = arch->nc;
+    if (pb) {
+        /* No B buffer to fit: wide column blocks, so that each A block is
+         * packed fewer times (A's packing costs about 1/nc of the products),
+         * but still about four units per thread to balance. */
+        size_t want_units = 4 * threads;
+        size_t per_row = (want_units + nbatch * job.m_blocks - 1) / (nbatch * job.m_blocks);
+        size_t nc = round_up((g->n + per_row - 1) / per_row, arch->nr);
+        job.nc = nc < arch->nc ? arch->nc : nc > PACKED_MAX_NC ? PACKED_MAX_NC : nc;
+    }
     job.n_blocks = (g->n + job.nc - 1) / job.nc;
     size_t units = nbatch * job.m_blocks * job.n_blocks;
-    size_t threads = host && host_ctx ? host->thread_count(host_ctx) : 1;
     double macs = (double)nbatch * (double)g->m * (double)g->n * (double)(g->k ? g->k : 1);
     if (threads > 1 && units > 1 && macs >= PAR_MIN_MACS)
         host->parallel_for(host_ctx, units, run_units, &job);
