@@ -73,7 +73,7 @@ static int is_openblas(void *h)
 
 /* Step 2: an OpenBLAS of `names` the process has loaded already (a new
  * reference to it), else NULL. */
-static void *find_loaded(const char *const *names, size_t n, const char **which)
+static void *find_loaded(const char *const *names, size_t n, char *which, size_t cap)
 {
 #ifdef RTLD_NOLOAD
     for (size_t i = 0; i < n; i++) {
@@ -81,21 +81,21 @@ static void *find_loaded(const char *const *names, size_t n, const char **which)
         if (!h)
             continue;
         if (is_openblas(h)) {
-            *which = names[i];
+            snprintf(which, cap, "%s", names[i]);
             return h;
         }
         dlclose(h);
     }
 #else
-    (void)names, (void)n, (void)which;
+    (void)names, (void)n, (void)which, (void)cap;
 #endif
     return NULL;
 }
 
 /* Step 3's dlopen: the first of `names` that loads and is OpenBLAS; else
  * NULL with every name's reason in why. */
-static void *load_first(const char *const *names, size_t n, const char **which, char *why,
-                        size_t cap)
+static void *load_first(const char *const *names, size_t n, char *which, size_t which_cap,
+                        char *why, size_t cap)
 {
     for (size_t i = 0; i < n; i++) {
         void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
@@ -105,7 +105,7 @@ static void *load_first(const char *const *names, size_t n, const char **which, 
             continue;
         }
         if (is_openblas(h)) {
-            *which = names[i];
+            snprintf(which, which_cap, "%s", names[i]);
             return h;
         }
         append(why, cap, "%s%s: not OpenBLAS (no openblas_get_corename)", why[0] ? "; " : "",
@@ -225,7 +225,7 @@ qkv_status qkv_openblas_load(const qkv_host_api *host, openblas_lib *lib, char *
     }
     uint64_t features = QKV_HOST_HAS(host, cpu_features) ? host->cpu_features() : 0;
     const char *user_core = getenv("OPENBLAS_CORETYPE");
-    lib->handle = find_loaded(names, n, &lib->soname);
+    lib->handle = find_loaded(names, n, lib->soname, sizeof lib->soname);
     if (lib->handle) {
         lib->source = OPENBLAS_CORE_PRELOADED;
     } else {
@@ -238,7 +238,7 @@ qkv_status qkv_openblas_load(const qkv_host_api *host, openblas_lib *lib, char *
             lib->asked_core = NULL; /* out of memory for the environment: OpenBLAS detects */
             lib->source = OPENBLAS_CORE_BY_OPENBLAS;
         }
-        lib->handle = load_first(names, n, &lib->soname, why, sizeof why);
+        lib->handle = load_first(names, n, lib->soname, sizeof lib->soname, why, sizeof why);
         if (lib->asked_core)
             unsetenv("OPENBLAS_CORETYPE"); /* read by OpenBLAS's constructor: done */
         if (!lib->handle) {

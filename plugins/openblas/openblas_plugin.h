@@ -34,7 +34,7 @@ typedef struct openblas_lib {
     openblas_dgemm_fn dgemm;
     void (*set_num_threads)(int n);
     char *(*get_corename)(void);
-    const char *soname;     /* the name it was loaded by */
+    char soname[256];       /* the name it was loaded by (a copy: getenv's may move) */
     const char *asked_core; /* what qkv set OPENBLAS_CORETYPE to (BY_QKV), else NULL */
     openblas_core_source source;
     int generic;          /* runs kernels without AVX2 on a CPU that has AVX2 */
