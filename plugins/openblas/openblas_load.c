@@ -216,10 +216,14 @@ qkv_status qkv_openblas_load(const qkv_host_api *host, openblas_lib *lib, char *
                              size_t errbuf_size)
 {
     memset(lib, 0, sizeof *lib);
+    /* copied: the setenv below may not move it, but nothing says so */
+    char override_buf[512];
     const char *override = getenv("QKV_OPENBLAS_LIB");
     const char *const *names = DEFAULT_LIBS;
     size_t n = sizeof DEFAULT_LIBS / sizeof DEFAULT_LIBS[0];
     if (override && override[0]) {
+        snprintf(override_buf, sizeof override_buf, "%s", override);
+        override = override_buf;
         names = &override;
         n = 1;
     }
