@@ -398,3 +398,11 @@ const char *qkv_cpu_name(void)
 {
     return qkv_cpu_brand();
 }
+
+size_t qkv_cpu_features_string(uint64_t features, char *buf, size_t cap)
+{
+    char all[256]; /* every name of qkv_cpu_features_str fits */
+    qkv_cpu_features_str(features, all, sizeof all);
+    int n = snprintf(buf, cap, "%s", all);
+    return n > 0 ? (size_t)n : 0;
+}
