@@ -18,7 +18,6 @@
 
 #include "blas.h"
 #include "gemm_prepack.h"
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
@@ -102,8 +101,7 @@ static qkv_status gemm_init(const qkv_kernel *kernel, const qkv_host_api *host,
         return NERR(host, node, QKV_ERR_INVALID_MODEL,
                     "attributes transA=%lld, transB=%lld: each must be 0 or 1", (long long)ta,
                     (long long)tb);
-    /* malloc, not host->alloc: destroy gets no host table (this file is also
-     * compiled into the OpenBLAS plugin, which has no qkv_host_api_get) */
+    /* malloc, not host->alloc: destroy gets no host table */
     gemm_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");

@@ -19,10 +19,8 @@
  * nothing else reads it.
  *
  * GEMM and threads: qkv_blas_gemm_run (blas.h) spreads batch entries, or
- * row/column blocks of a single GEMM, over the run context's pool. This file
- * is compiled twice: into the core, where the GEMM goes to the session's GEMM
- * service (portable C, or a backend's), and into the OpenBLAS backend plugin
- * (plugins/openblas), where it calls cblas directly.
+ * row/column blocks of a single GEMM, over the run context's pool, through
+ * the session's GEMM service (qkv's own GEMM, or a backend's).
  */
 #include <stdlib.h>
 #include <string.h>
