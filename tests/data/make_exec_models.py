@@ -111,6 +111,16 @@ def unknown_op(out):
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])], [])
     model = helper.make_model(graph, opset_imports=OPSET + [helper.make_opsetid("com.example", 3)])
     onnx.save(model, os.path.join(out, "unknown_op.onnx"))
+    # several missing ops, one name inside another: each is listed once
+    names = ["FancyOp", "MatMulX", "Mul", "FancyOp", "MatMulX"]
+    nodes = [helper.make_node(op, [f"v{i}"], [f"v{i + 1}"], name=f"n{i}", domain="com.example")
+             for i, op in enumerate(names)]
+    graph = helper.make_graph(
+        nodes, "unknown_ops",
+        [helper.make_tensor_value_info("v0", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info(f"v{len(names)}", TensorProto.FLOAT, [2])], [])
+    model = helper.make_model(graph, opset_imports=OPSET + [helper.make_opsetid("com.example", 3)])
+    onnx.save(model, os.path.join(out, "unknown_ops.onnx"))
 
 
 def linear_stack(out):
