@@ -10,7 +10,9 @@
  * `data` is malloc'd and owned by the receiver; for QKV_DTYPE_STRING it is an
  * array of data_bytes / sizeof(char *) NUL-terminated strings, each malloc'd.
  * A tensor with no elements has data NULL and data_bytes 0.
- * Free with qkv_tensor_data_free().
+ * Free with qkv_tensor_data_free(). The one exception: initializers of a model
+ * loaded from a file may point into a file mapping the graph owns
+ * (qkv_ir_value.mapped; loader_map.c).
  *
  * Requires a little-endian host (raw_data is little-endian; checked at
  * compile time in loader_tensor.c).
