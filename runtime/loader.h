@@ -167,6 +167,10 @@ qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char
                                         const char *base_dir, qkv_loader_source *src,
                                         qkv_tensor *out, bool *borrowed, qkv_error *err);
 
+/* Reads the protobuf varint at buf[*pos..end) into *out and moves *pos past
+ * it. false (nothing written) when truncated or longer than 10 bytes. */
+bool qkv_loader_read_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out);
+
 /*
  * Walks the protobuf wire format of a message of type `desc` without
  * recursion and checks it nests sub-messages at most max_depth levels deep.

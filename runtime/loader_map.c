@@ -56,35 +56,20 @@ typedef struct field {
     size_t end;   /* one past the field */
 } field;
 
-static bool read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 70; shift += 7) {
-        if (*pos >= end)
-            return false;
-        uint8_t b = p[(*pos)++];
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Reads the field at p[*pos..end) into *f and moves *pos past it. */
 static bool next_field(const uint8_t *p, size_t end, size_t *pos, field *f)
 {
     uint64_t key, n;
     f->start = *pos;
-    if (!read_varint(p, end, pos, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX)
+    if (!qkv_loader_read_varint(p, end, pos, &key) || (key >> 3) == 0 ||
+        (key >> 3) > UINT32_MAX)
         return false;
     f->number = (uint32_t)(key >> 3);
     f->wire = (unsigned)(key & 7);
     f->body = f->len = 0;
     switch (f->wire) {
     case 0:
-        if (!read_varint(p, end, pos, &n))
+        if (!qkv_loader_read_varint(p, end, pos, &n))
             return false;
         break;
     case 1:
@@ -96,7 +81,7 @@ static bool next_field(const uint8_t *p, size_t end, size_t *pos, field *f)
         break;
     }
     case 2:
-        if (!read_varint(p, end, pos, &n) || n > end - *pos)
+        if (!qkv_loader_read_varint(p, end, pos, &n) || n > end - *pos)
             return false;
         f->body = *pos;
         f->len = (size_t)n;
@@ -284,7 +269,7 @@ bool qkv_loader_range_ref(const struct Onnx__TensorProto *tp, uint64_t *range)
         const ProtobufCMessageUnknownField *u = &m->unknown_fields[k];
         size_t pos = 0;
         if (u->tag == RANGE_FIELD && u->wire_type == PROTOBUF_C_WIRE_TYPE_VARINT &&
-            read_varint(u->data, u->len, &pos, range))
+            qkv_loader_read_varint(u->data, u->len, &pos, range))
             return true;
     }
     return false;
