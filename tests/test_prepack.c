@@ -5,6 +5,8 @@
  * session (this binary also runs under valgrind: tests/CMakeLists.txt).
  */
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 
@@ -91,15 +93,39 @@ Test(prepack, keeps_an_original_another_node_reads)
     qkv_session_destroy(s);
 }
 
+/* What each thread runs: inputs and references read once by the main
+ * thread (tu_data's buffers are not for concurrent use). */
+typedef struct thread_job {
+    qkv_session *s;
+    const qkv_tensor *x, *want; /* 2 cases each */
+    int failures;               /* runs that failed or differed */
+} thread_job;
+
+static bool close_enough(const qkv_tensor *got, const qkv_tensor *want)
+{
+    size_t n = want->data_bytes / sizeof(float);
+    if (!got || got->data_bytes != want->data_bytes)
+        return false;
+    const float *g = got->data, *w = want->data;
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(g[i] - w[i]) <= ATOL + RTOL * fabsf(w[i])))
+            return false;
+    return true;
+}
+
 static void *run_in_thread(void *arg)
 {
-    qkv_session *s = arg;
+    thread_job *job = arg;
     qkv_context *c = NULL;
     qkv_error err;
-    if (qkv_context_create(s, &c, &err) != QKV_OK)
-        return (void *)1;
+    if (qkv_context_create(job->s, &c, &err) != QKV_OK) {
+        job->failures = -1;
+        return NULL;
+    }
     for (int i = 0; i < 20; i++) {
-        run_linear_case(c, i % 2 ? "b7" : "b100");
+        if (qkv_run(c, &job->x[i % 2], 1, &err) != QKV_OK ||
+            !close_enough(qkv_context_output(c, 0), &job->want[i % 2]))
+            job->failures++;
     }
     qkv_context_destroy(c);
     return NULL;
@@ -108,13 +134,25 @@ static void *run_in_thread(void *arg)
 Test(prepack, contexts_on_several_threads_share_the_packed_weights)
 {
     qkv_session *s = open_cpu_session("exec/linear_stack.onnx", 2);
+    qkv_tensor x[2], want[2];
+    tu_read_pb(tu_data("exec/linear_stack_b7_input_0.pb"), &x[0]);
+    tu_read_pb(tu_data("exec/linear_stack_b7_output_0.pb"), &want[0]);
+    tu_read_pb(tu_data("exec/linear_stack_b100_input_0.pb"), &x[1]);
+    tu_read_pb(tu_data("exec/linear_stack_b100_output_0.pb"), &want[1]);
     pthread_t t[3];
-    for (int i = 0; i < 3; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, run_in_thread, s), 0);
+    thread_job jobs[3];
     for (int i = 0; i < 3; i++) {
-        void *rc = NULL;
-        pthread_join(t[i], &rc);
-        cr_assert_null(rc, "context %d could not be created", i);
+        jobs[i] = (thread_job){.s = s, .x = x, .want = want};
+        cr_assert_eq(pthread_create(&t[i], NULL, run_in_thread, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(jobs[i].failures, 0, "thread %d: %d of 20 runs failed or differed", i,
+                     jobs[i].failures);
+    }
+    for (int i = 0; i < 2; i++) {
+        qkv_tensor_data_free(&x[i]);
+        qkv_tensor_data_free(&want[i]);
     }
     qkv_session_destroy(s);
 }
