@@ -187,7 +187,7 @@ async function main() {
   try {
     ort = require(modDir);
   } catch (e) {
-    result.error = `cannot load onnxruntime-node from '${modDir}': ${e.message}`;
+    result.error = `cannot load onnxruntime-node from '${modDir}': ${e.message.split('\n')[0]}`;
     process.stderr.write(`ort_bench.js: ${result.error}\n`);
     return finish(1);
   }

@@ -86,12 +86,12 @@ command -v npm >/dev/null || die "npm is not installed: it installs onnxruntime-
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 ((node_major >= 16)) || die "node $(node --version) is too old for onnxruntime-node (need 16 or later)"
 
-mkdir -p "$ORT_DIR"
-ORT_DIR=$(cd "$ORT_DIR" && pwd -P)
-ROOT_REAL=$(cd "$ROOT" && pwd -P)
+ORT_DIR=$(realpath -m "$ORT_DIR")
+ROOT_REAL=$(realpath "$ROOT")
 case "$ORT_DIR/" in
 "$ROOT_REAL"/*) die "ORT_DIR '$ORT_DIR' is inside the source tree '$ROOT_REAL': choose a directory outside it" ;;
 esac
+mkdir -p "$ORT_DIR"
 ORT_PKG=$ORT_DIR/node_modules/onnxruntime-node
 installed=$(node -e 'try { console.log(require(process.argv[1] + "/package.json").version) } catch (e) { console.log("") }' "$ORT_PKG")
 if [[ $installed != "$ORT_VERSION" ]]; then

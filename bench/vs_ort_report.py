@@ -97,6 +97,11 @@ def _load(path):
         return {"error": "unreadable report %s" % path}
 
 
+def _cell(text):
+    """text fit for one markdown table cell"""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def _mib(b):
     return "%.0f MiB" % (b / 1048576.0)
 
@@ -150,8 +155,8 @@ def cmd_table(out, threads, load_before, load_after):
             qm = min(r["latency_ms"]["median"] for r in q) if q else None
             om = min(r["latency_ms"]["median"] for r in o) if o else None
             row = [name, str(t), chk_s]
-            row.append("%.2f" % qm if qm else "qkv failed: %s" % (qerr or "no report"))
-            row.append("%.2f" % om if om else "ORT refused: %s" % (oerr or "no report"))
+            row.append("%.2f" % qm if qm else "qkv failed: %s" % _cell(qerr or "no report"))
+            row.append("%.2f" % om if om else "ORT refused: %s" % _cell(oerr or "no report"))
             row.append("%.2f" % (qm / om) if qm and om else "-")
             if qm:
                 g = flops / (qm * 1e6)
@@ -184,6 +189,11 @@ def cmd_table(out, threads, load_before, load_after):
         "load before: %s" % load_before,
         "load after:  %s" % load_after,
     ]
+    for name in order:
+        chk = _load(os.path.join(out, "check", name + ".json")) or {}
+        notes.append("check %s: %s" % (name, "; ".join(
+            "%s %s (%s)" % (label, chk[rt]["verdict"], chk[rt]["detail"])
+            for rt, label in (("qkv", "qkv"), ("ort", "ORT")) if rt in chk) or "not run"))
     flops_lines = ["| model | what | GFLOP per run |", "|---|---|---|"]
     for name in order:
         m = models[name]
