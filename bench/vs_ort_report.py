@@ -13,8 +13,8 @@ bench/vs_ort_models.py wrote; run with Debian's /usr/bin/python3).
       the verdict in OUT/check/NAME.json. A runtime that wrote no output (it
       failed; its error is in OUT/check/RUNTIME/NAME.err) is "error".
   vs_ort_report.py table OUT THREADS... -- LOAD_BEFORE LOAD_AFTER
-      reads the JSON reports in OUT/json and the sgemm peak in
-      OUT/sgemm_peak.txt, prints the markdown table and writes it, with the
+      reads the JSON reports in OUT/json and the sgemm peaks in
+      OUT/sgemm_peak_REP.txt (the best per thread count), prints the markdown table and writes it, with the
       notes, to OUT/results.md
 
 JSON reports (OUT/json): qkv_NAME_T_REP.json (`qkv bench --json`),
@@ -109,13 +109,13 @@ def _mib(b):
 def cmd_table(out, threads, load_before, load_after):
     models = manifest(out)
     jdir = os.path.join(out, "json")
-    peak = {}
-    peak_path = os.path.join(out, "sgemm_peak.txt")
-    if os.path.exists(peak_path):
-        for line in open(peak_path):
+    peak = {}  # threads -> best GFLOP/s over the repetitions' measurements
+    for path in glob.glob(os.path.join(out, "sgemm_peak_*.txt")):
+        for line in open(path):
             mm = re.match(r"peak threads=(\d+) gflops=([\d.]+)", line)
             if mm:
-                peak[int(mm.group(1))] = float(mm.group(2))
+                t, g = int(mm.group(1)), float(mm.group(2))
+                peak[t] = max(peak.get(t, 0.0), g)
     order = [n for n in ("encoder2", "mha", "attention23", "ms_mha", "bert12") if n in models]
     order += sorted(n for n in models if n not in order)
     present = set(os.path.basename(p).split("_")[0] + ":" + "_".join(
@@ -181,12 +181,18 @@ def cmd_table(out, threads, load_before, load_after):
         "the MatMul/Gemm/attention products (bench/onnx_flops.py) at the median latency",
         "qkv GEMM backend: %s; ONNX Runtime: onnxruntime-node %s (CPU execution provider)"
         % (", ".join(sorted(gemm)) or "?", ", ".join(sorted(versions)) or "?"),
-        "sgemm peak (OpenBLAS cblas_sgemm, best of sizes 512/1024/2048): %s"
+        "sgemm peak (OpenBLAS cblas_sgemm, best of sizes 512/1024/2048 and of the "
+        "repetitions' measurements): %s"
         % (", ".join("%.1f GFLOP/s on %d thread(s)" % (peak[t], t) for t in sorted(peak))
            or "not measured"),
         "repetitions: %d; times are the best (lowest) of the per-repetition medians, session "
         "creation the lowest of the repetitions, RSS the highest" % len(reps_seen),
         "load before: %s" % load_before,
+    ]
+    load_path = os.path.join(out, "load.txt")
+    if os.path.exists(load_path):
+        notes += ["load at the start of %s" % ln.strip() for ln in open(load_path) if ln.strip()]
+    notes += [
         "load after:  %s" % load_after,
     ]
     for name in order:
