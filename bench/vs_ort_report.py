@@ -120,7 +120,7 @@ def cmd_table(out, threads, load_before, load_after):
     order += sorted(n for n in models if n not in order)
     present = set(os.path.basename(p).split("_")[0] + ":" + "_".join(
         os.path.basename(p).split("_")[1:-2]) for p in glob.glob(os.path.join(jdir, "*_*_*_*.*")))
-    head = ["model", "threads", "check qkv / ORT", "qkv ms", "ORT ms", "qkv/ORT",
+    head = ["model", "threads", "check qkv / ORT", "qkv ms (min)", "ORT ms (min)", "qkv/ORT",
             "qkv GFLOP/s (% of sgemm peak)", "ORT GFLOP/s", "session qkv / ORT ms",
             "peak RSS qkv", "peak RSS ORT (Node before the model)"]
     order = [n for n in order if "qkv:" + n in present or "ort:" + n in present]
@@ -155,8 +155,12 @@ def cmd_table(out, threads, load_before, load_after):
             qm = min(r["latency_ms"]["median"] for r in q) if q else None
             om = min(r["latency_ms"]["median"] for r in o) if o else None
             row = [name, str(t), chk_s]
-            row.append("%.2f" % qm if qm else "qkv failed: %s" % _cell(qerr or "no report"))
-            row.append("%.2f" % om if om else "ORT refused: %s" % _cell(oerr or "no report"))
+            qmin = min(r["latency_ms"]["min"] for r in q) if q else None
+            omin = min(r["latency_ms"]["min"] for r in o) if o else None
+            row.append("%.2f (%.2f)" % (qm, qmin) if qm
+                       else "qkv failed: %s" % _cell(qerr or "no report"))
+            row.append("%.2f (%.2f)" % (om, omin) if om
+                       else "ORT refused: %s" % _cell(oerr or "no report"))
             row.append("%.2f" % (qm / om) if qm and om else "-")
             if qm:
                 g = flops / (qm * 1e6)
@@ -185,8 +189,9 @@ def cmd_table(out, threads, load_before, load_after):
         "repetitions' measurements): %s"
         % (", ".join("%.1f GFLOP/s on %d thread(s)" % (peak[t], t) for t in sorted(peak))
            or "not measured"),
-        "repetitions: %d; times are the best (lowest) of the per-repetition medians, session "
-        "creation the lowest of the repetitions, RSS the highest" % len(reps_seen),
+        "repetitions: %d; times are the best (lowest) of the per-repetition medians, in "
+        "parentheses the fastest single run; qkv/ORT and GFLOP/s use the medians; session "
+        "creation is the lowest of the repetitions, RSS the highest" % len(reps_seen),
         "load before: %s" % load_before,
     ]
     load_path = os.path.join(out, "load.txt")
