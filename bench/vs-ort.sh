@@ -143,10 +143,10 @@ SGEMM=$BUILD/bench/sgemm_peak
 # ---- 3. models, inputs, references -------------------------------------------------
 
 mkdir -p "$OUT" "$JSON"
-rm -f "$JSON"/*
 echo "# models into $OUT (torch exports take a minute the first time)" >&2
 models_csv=$(IFS=,; echo "${MODEL_LIST[*]}")
 "$PY" "$ROOT/bench/vs_ort_models.py" "$OUT" --models "$models_csv" >&2
+rm -f "$JSON"/*
 
 # each model's inputs, one NAME=PATH a line, read back by input_args
 for m in "${MODEL_LIST[@]}"; do
