@@ -219,9 +219,12 @@ static qkv_status fused_infer(void *state, qkv_kernel_io *io)
         bool ok = r->rank < 0 || r->rank == y->rank;
         for (int32_t i = 0; ok && r->rank >= 0 && i < r->rank; i++)
             ok = r->dims[i] < 0 || y->dims[i] < 0 || r->dims[i] == y->dims[i];
-        if (!ok)
+        if (!ok) {
+            char rs[128], ys[128];
             return KERR(io, QKV_ERR_SHAPE,
-                        "input 3 'residual' must have the output's shape (rank %d)", y->rank);
+                        "input 3 'residual' %s must have the output's shape %s",
+                        dn_shape_str(r, rs, sizeof rs), dn_shape_str(y, ys, sizeof ys));
+        }
     }
     return QKV_OK;
 }

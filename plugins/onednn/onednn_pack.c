@@ -5,11 +5,12 @@
  * The layout a primitive picks for weights given as "format any" may depend
  * on the problem (M, the thread count, the ISA), but the weights are packed
  * once while M changes with every input shape. So the layout is chosen for
- * a representative M (the static M when known, else 128) and then the same
- * query is made for a probe set of M (1, 16, 128, 1024, the hint) on one
- * thread and on all of the machine's: only when every probe picks the very
- * same descriptor is that layout used; otherwise the weights are packed
- * plain row-major (K, N), which every implementation accepts for any M. A
+ * a representative M (the static M when known, else 128); if it is not
+ * plain row-major, the same query is made for a probe set of M (1, 16, 128,
+ * 1024, the hint) on one thread and on all of the machine's: only when every
+ * probe picks the very same descriptor is that layout used; otherwise the
+ * weights are packed plain row-major (K, N), which every implementation
+ * accepts for any M. A
  * primitive is then always created with the packed descriptor (never
  * "any"), so a layout mismatch cannot reach compute: at worst oneDNN
  * declines the problem and the node reports it.
@@ -134,7 +135,9 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
     dn_threads_enter(&th, 1);
     s = picked_layout(cfg, &key, &want);
     dn_threads_leave(&th);
-    if (s != dnnl_success || !layout_stable(cfg, &key, m_hint, &want))
+    /* plain row-major is valid for every M: only another layout is probed */
+    if (s != dnnl_success ||
+        (!dnnl_memory_desc_equal(&want, &plain) && !layout_stable(cfg, &key, m_hint, &want)))
         want = plain;
     *blocked = !dnnl_memory_desc_equal(&want, &plain);
 

@@ -194,6 +194,8 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
  * batch dims that do not broadcast. */
 qkv_status dn_matmul_shape(qkv_kernel_io *io, const qkv_tensor *a, const qkv_tensor *b,
                            qkv_tensor *y);
+/* "(d0, d1, ...)" of t into buf (cap bytes); returns buf. */
+const char *dn_shape_str(const qkv_tensor *t, char *buf, size_t cap);
 /* Element count of a known shape. */
 size_t dn_numel(const qkv_tensor *t);
 /* Present optional input. */

@@ -3,6 +3,8 @@
  * and messages of their specs (the plugin sees only qkv_plugin.h, so it
  * cannot borrow the built-in kernels' shape code).
  */
+#include <stdio.h>
+
 #include "onednn_plugin.h"
 
 size_t dn_numel(const qkv_tensor *t)
@@ -11,6 +13,21 @@ size_t dn_numel(const qkv_tensor *t)
     for (int32_t i = 0; i < t->rank; i++)
         n *= (size_t)t->dims[i];
     return n;
+}
+
+const char *dn_shape_str(const qkv_tensor *t, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < t->rank && len + 1 < cap; i++) {
+        int w = snprintf(buf + len, cap - len, "%s%lld", i ? ", " : "(", (long long)t->dims[i]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    if (len + 1 < cap)
+        snprintf(buf + len, cap - len, "%s", t->rank > 0 ? ")" : "()");
+    return buf;
 }
 
 /* The broadcast of two batch dims (-1: unknown); false when they clash. */
