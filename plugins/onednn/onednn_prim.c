@@ -396,44 +396,77 @@ static qkv_status fail(qkv_kernel_io *io, dnnl_status_t s, const char *what, con
                 (long long)key->k, (long long)key->n);
 }
 
-qkv_status dn_prim_scratch(const dn_prim_config *cfg, dn_cache *cache, const dn_key *key,
-                           qkv_kernel_io *io, size_t *bytes)
+/* ---- splitting rows over the host's threads ------------------------------------- */
+
+/* Row blocks of at least this many rows: narrower ones waste the sgemm's
+ * register tile and repack B's panels once per block. */
+#define DN_MIN_ROWS 32
+
+/*
+ * How a problem is threaded. A 2-D problem (A not transposed) with enough
+ * rows is cut into `blocks` row blocks, one per host thread, each a
+ * single-threaded primitive (key m = its rows, threads = 1) run through
+ * host->parallel_for; everything else is one primitive threaded by oneDNN
+ * on an OpenMP team of key->threads. Returns the block count (1: no split).
+ *
+ * Why split: an OpenMP team's workers spin after each primitive (libgomp's
+ * default wait policy) while the host's own pool runs the next nodes, so on
+ * a busy machine the two fight for cores; measured on the 2-layer encoder
+ * with 2 threads, the split ran as fast as OMP_WAIT_POLICY=passive does.
+ */
+static size_t split_blocks(const dn_key *key)
 {
-    *bytes = 0;
-    dn_threads th;
-    dn_threads_enter(&th, (size_t)key->threads);
-    dn_entry *e = NULL;
-    bool cached = true;
-    dnnl_status_t s = acquire(cfg, cache, key, &e, &cached);
-    dn_threads_leave(&th);
-    if (s != dnnl_success)
-        return fail(io, s, "creating the primitive", key);
-    *bytes = e->scratch_bytes;
-    release(cache, e, cached, NULL);
-    return QKV_OK;
+    if (key->threads <= 1 || key->batch != 0 || key->trans_a)
+        return 1;
+    size_t by_rows = (size_t)(key->m / DN_MIN_ROWS);
+    size_t t = (size_t)key->threads;
+    return by_rows < 2 ? 1 : by_rows < t ? by_rows : t;
 }
 
-qkv_status dn_prim_run(const dn_prim_config *cfg, dn_cache *cache, const dn_key *key,
-                       const dn_call *call, qkv_kernel_io *io)
+/* Block b's key and call: rows [r0, r1) of the problem. */
+static void block_of(const dn_key *key, const dn_call *call, size_t blocks, size_t b,
+                     dn_key *bk, dn_call *bc)
 {
-    dn_threads th;
-    dn_threads_enter(&th, (size_t)key->threads);
+    int64_t r0 = (int64_t)b * key->m / (int64_t)blocks;
+    int64_t r1 = (int64_t)(b + 1) * key->m / (int64_t)blocks;
+    *bk = *key;
+    *bc = *call;
+    bk->m = r1 - r0;
+    bk->threads = 1;
+    bc->ptr[DN_SRC] = (float *)call->ptr[DN_SRC] + r0 * key->k;
+    bc->ptr[DN_DST] = (float *)call->ptr[DN_DST] + r0 * key->n;
+    if (key->post && key->post_m == key->m) {
+        bk->post_m = bk->m;
+        bc->ptr[DN_POST] = (float *)call->ptr[DN_POST] + r0 * key->post_n;
+    }
+}
+
+/* Scratch of one block, rounded up so every block's slice stays aligned. */
+static size_t round64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* ---- running ---------------------------------------------------------------------- */
+
+/* Runs key on call with the calling thread's OpenMP count (set by the
+ * caller); scratch: scratch_bytes for the primitive's scratchpad. *what
+ * names the failing step. */
+static dnnl_status_t run_one(const dn_prim_config *cfg, dn_cache *cache, const dn_key *key,
+                             const dn_call *call, void *scratch, size_t scratch_bytes,
+                             const char **what)
+{
     dn_entry *e = NULL;
     dn_slot *sl = NULL;
     bool cached = true;
-    const char *what = "creating the primitive";
+    *what = "creating the primitive";
     dnnl_status_t s = acquire(cfg, cache, key, &e, &cached);
-    if (s == dnnl_success && e->scratch_bytes > io->scratch_bytes) {
-        dn_threads_leave(&th);
-        size_t need = e->scratch_bytes;
-        release(cache, e, cached, NULL);
-        return KERR(io, QKV_ERR_INTERNAL,
-                    "oneDNN: the primitive needs %zu bytes of scratchpad but the node has %zu "
-                    "(it was not planned for this shape)",
-                    need, io->scratch_bytes);
+    if (s == dnnl_success && e->scratch_bytes > scratch_bytes) {
+        *what = "finding scratchpad memory (the node was not planned for this shape)";
+        s = dnnl_out_of_memory;
     }
     if (s == dnnl_success) {
-        what = "creating memory objects";
+        *what = "creating memory objects";
         s = take_slot(cfg, cache, e, &sl);
     }
     dnnl_exec_arg_t args[DN_N_ARGS];
@@ -447,8 +480,8 @@ qkv_status dn_prim_run(const dn_prim_config *cfg, dn_cache *cache, const dn_key 
         if (a == DN_WEIGHTS && key->packed) {
             mem = cfg->packed_mem;
         } else {
-            what = "setting a data handle";
-            s = dnnl_memory_set_data_handle(mem, a == DN_SCRATCH ? io->scratch : call->ptr[a]);
+            *what = "setting a data handle";
+            s = dnnl_memory_set_data_handle(mem, a == DN_SCRATCH ? scratch : call->ptr[a]);
         }
         args[nargs].arg =
             a == DN_POST ? (DNNL_ARG_ATTR_MULTIPLE_POST_OP(e->post_index) | DNNL_ARG_SRC_1)
@@ -457,17 +490,107 @@ qkv_status dn_prim_run(const dn_prim_config *cfg, dn_cache *cache, const dn_key 
         nargs++;
     }
     if (s == dnnl_success) {
-        what = "executing";
+        *what = "executing";
         s = dnnl_primitive_execute(e->prim, sl->stream, nargs, args);
     }
     if (s == dnnl_success) {
-        what = "waiting for the stream";
+        *what = "waiting for the stream";
         s = dnnl_stream_wait(sl->stream);
     }
-    dn_threads_leave(&th);
     if (e)
         release(cache, e, cached, sl);
     else if (sl)
         slot_destroy(sl);
+    return s;
+}
+
+typedef struct split_run {
+    const dn_prim_config *cfg;
+    dn_cache *cache;
+    const dn_key *key;
+    const dn_call *call;
+    size_t blocks;
+    char *scratch;
+    size_t block_scratch; /* bytes of scratch per block */
+    pthread_mutex_t lock; /* guards the first failure */
+    dnnl_status_t failed;
+    const char *what;
+    dn_key failed_key;
+} split_run;
+
+/* parallel_for body: blocks [begin, end), each on one OpenMP thread. */
+static void split_range(void *arg, size_t begin, size_t end)
+{
+    split_run *r = arg;
+    dn_threads th;
+    dn_threads_enter(&th, 1);
+    for (size_t b = begin; b < end; b++) {
+        dn_key bk;
+        dn_call bc;
+        block_of(r->key, r->call, r->blocks, b, &bk, &bc);
+        const char *what = NULL;
+        dnnl_status_t s = run_one(r->cfg, r->cache, &bk, &bc,
+                                  r->scratch ? r->scratch + b * r->block_scratch : NULL,
+                                  r->block_scratch, &what);
+        if (s != dnnl_success) {
+            pthread_mutex_lock(&r->lock);
+            if (r->failed == dnnl_success) {
+                r->failed = s;
+                r->what = what;
+                r->failed_key = bk;
+            }
+            pthread_mutex_unlock(&r->lock);
+        }
+    }
+    dn_threads_leave(&th);
+}
+
+qkv_status dn_prim_scratch(const dn_prim_config *cfg, dn_cache *cache, const dn_key *key,
+                           qkv_kernel_io *io, size_t *bytes)
+{
+    *bytes = 0;
+    size_t blocks = split_blocks(key);
+    size_t most = 0;
+    for (size_t b = 0; b < (blocks > 1 ? 2 : 1); b++) {
+        /* blocks have at most two sizes: the first and the last */
+        dn_key bk = *key;
+        dn_call unused = {{0}};
+        dn_call bc;
+        if (blocks > 1)
+            block_of(key, &unused, blocks, b == 0 ? 0 : blocks - 1, &bk, &bc);
+        dn_threads th;
+        dn_threads_enter(&th, (size_t)bk.threads);
+        dn_entry *e = NULL;
+        bool cached = true;
+        dnnl_status_t s = acquire(cfg, cache, &bk, &e, &cached);
+        dn_threads_leave(&th);
+        if (s != dnnl_success)
+            return fail(io, s, "creating the primitive", &bk);
+        if (e->scratch_bytes > most)
+            most = e->scratch_bytes;
+        release(cache, e, cached, NULL);
+    }
+    *bytes = blocks > 1 && most ? round64(most) * blocks : most;
+    return QKV_OK;
+}
+
+qkv_status dn_prim_run(const dn_prim_config *cfg, dn_cache *cache, const dn_key *key,
+                       const dn_call *call, qkv_kernel_io *io)
+{
+    size_t blocks = split_blocks(key);
+    if (blocks > 1) {
+        split_run r = {.cfg = cfg, .cache = cache, .key = key, .call = call, .blocks = blocks,
+                       .scratch = io->scratch, .failed = dnnl_success};
+        r.block_scratch = io->scratch_bytes / blocks & ~(size_t)63;
+        pthread_mutex_init(&r.lock, NULL);
+        io->host->parallel_for(io->host_ctx, blocks, split_range, &r);
+        pthread_mutex_destroy(&r.lock);
+        return r.failed == dnnl_success ? QKV_OK : fail(io, r.failed, r.what, &r.failed_key);
+    }
+    dn_threads th;
+    dn_threads_enter(&th, (size_t)key->threads);
+    const char *what = NULL;
+    dnnl_status_t s = run_one(cfg, cache, key, call, io->scratch, io->scratch_bytes, &what);
+    dn_threads_leave(&th);
     return s == dnnl_success ? QKV_OK : fail(io, s, what, key);
 }
