@@ -112,6 +112,23 @@ static dnnl_status_t reorder(const dn_prim_config *cfg, const dnnl_memory_desc_t
     return s;
 }
 
+/* dst (k, n) row-major = src, stored (k, n), or (n, k) when trans. A plain
+ * layout needs no oneDNN reorder, whose pd creation and JIT code generation
+ * per weight shape would cost session creation time. */
+static void copy_plain(float *dst, const float *src, int64_t k, int64_t n, bool trans)
+{
+    if (!trans) {
+        memcpy(dst, src, (size_t)k * (size_t)n * sizeof *dst);
+        return;
+    }
+    enum { T = 32 }; /* tiles keep both sides in cache */
+    for (int64_t j0 = 0; j0 < n; j0 += T)
+        for (int64_t i0 = 0; i0 < k; i0 += T)
+            for (int64_t j = j0; j < j0 + T && j < n; j++)
+                for (int64_t i = i0; i < i0 + T && i < k; i++)
+                    dst[i * n + j] = src[j * k + i];
+}
+
 qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
                            const qkv_node_ctx *node, const qkv_tensor *b, bool trans_b,
                            int64_t m_hint, const dn_key *proto, void **raw, size_t *bytes,
@@ -149,7 +166,10 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY,
                     "oneDNN: %zu bytes for the packed input 1 'B'", size);
     void *aligned = (void *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-    s = reorder(cfg, &src_md, b->data, &want, aligned);
+    if (*blocked)
+        s = reorder(cfg, &src_md, b->data, &want, aligned);
+    else
+        copy_plain(aligned, b->data, k, n, trans_b);
     if (s == dnnl_success)
         s = dnnl_memory_create(&cfg->packed_mem, &want, cfg->engine, aligned);
     if (s != dnnl_success) {
