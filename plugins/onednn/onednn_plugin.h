@@ -124,7 +124,7 @@ typedef struct dn_cache {
     dn_entry *entries[DN_CACHE_MAX];
     size_t n;
     uint64_t clock;
-    size_t built; /* primitives built so far (tests, --verbose) */
+    size_t built; /* primitives built so far (for debugging) */
 } dn_cache;
 
 void dn_cache_init(dn_cache *c);
@@ -137,18 +137,20 @@ typedef struct dn_call {
 } dn_call;
 
 /*
- * The scratchpad bytes the primitive for `key` needs, building (and caching)
- * it if needed: prepare declares them as the node's scratch. On failure an
- * error through io and *bytes 0.
+ * The scratchpad bytes dn_prim_run needs for `key` (every row block's, when
+ * it splits), building (and caching) the primitives: prepare declares them
+ * as the node's scratch. On failure an error through io and *bytes 0.
  */
 qkv_status dn_prim_scratch(const dn_prim_config *cfg, dn_cache *cache, const dn_key *key,
                            qkv_kernel_io *io, size_t *bytes);
 
 /*
- * Runs the matmul `key` on the pointers of `call` with key->threads threads
- * (the calling thread's OpenMP count is set and restored around it). The
- * primitive and its memory objects come from the cache (built on a miss:
- * the only allocations, all inside oneDNN object creation). Errors through io:
+ * Runs the matmul `key` on the pointers of `call` with key->threads threads:
+ * a 2-D problem with enough rows as one single-threaded primitive per row
+ * block over host->parallel_for, anything else as one primitive on an
+ * OpenMP team of the calling thread (its OpenMP count set and restored
+ * around it). Primitives and memory objects come from the cache (built on a
+ * miss: the plugin's only allocations). Errors through io:
  * QKV_ERR_UNSUPPORTED when oneDNN has no implementation for the problem,
  * QKV_ERR_OUT_OF_MEMORY, QKV_ERR_INTERNAL for another oneDNN failure.
  */
