@@ -10,7 +10,7 @@
  * 1024, the hint) on one thread and on all of the machine's: only when every
  * probe picks the very same descriptor is that layout used; otherwise the
  * weights are packed plain row-major (K, N), which every implementation
- * accepts for any M. A
+ * accepts for any M, with a padded row stride (padded_ld). A
  * primitive is then always created with the packed descriptor (never
  * "any"), so a layout mismatch cannot reach compute: at worst oneDNN
  * declines the problem and the node reports it.
@@ -112,21 +112,38 @@ static dnnl_status_t reorder(const dn_prim_config *cfg, const dnnl_memory_desc_t
     return s;
 }
 
-/* dst (k, n) row-major = src, stored (k, n), or (n, k) when trans. A plain
- * layout needs no oneDNN reorder, whose pd creation and JIT code generation
- * per weight shape would cost session creation time. */
-static void copy_plain(float *dst, const float *src, int64_t k, int64_t n, bool trans)
+/* The row stride of plain packed weights with n columns: a multiple of 16
+ * floats (64 bytes, aligned rows) plus 16, so that rows never sit a multiple
+ * of 4 KiB apart. oneDNN's AVX2 sgemm reads aligned weights without copying
+ * them, and with a row stride of 12 KiB (n = 3072) those reads alias in the
+ * L1 cache: measured on 128x768x3072, 17.9 ms with stride 3072 vs 6.4 ms
+ * with 3088 (OpenBLAS: 6.7 ms). */
+static int64_t padded_ld(int64_t n)
+{
+    return (n + 15) / 16 * 16 + 16;
+}
+
+/* dst (k, n) row-major with row stride ld = src, stored (k, n), or (n, k)
+ * when trans. A plain layout needs no oneDNN reorder, whose pd creation and
+ * JIT code generation per weight shape would cost session creation time. */
+static void copy_plain(float *dst, int64_t ld, const float *src, int64_t k, int64_t n,
+                       bool trans)
 {
     if (!trans) {
-        memcpy(dst, src, (size_t)k * (size_t)n * sizeof *dst);
+        for (int64_t i = 0; i < k; i++) {
+            memcpy(dst + i * ld, src + i * n, (size_t)n * sizeof *dst);
+            memset(dst + i * ld + n, 0, (size_t)(ld - n) * sizeof *dst);
+        }
         return;
     }
     enum { T = 32 }; /* tiles keep both sides in cache */
+    for (int64_t i = 0; i < k; i++)
+        memset(dst + i * ld + n, 0, (size_t)(ld - n) * sizeof *dst);
     for (int64_t j0 = 0; j0 < n; j0 += T)
         for (int64_t i0 = 0; i0 < k; i0 += T)
             for (int64_t j = j0; j < j0 + T && j < n; j++)
                 for (int64_t i = i0; i < i0 + T && i < k; i++)
-                    dst[i * n + j] = src[j * k + i];
+                    dst[i * ld + j] = src[j * k + i];
 }
 
 qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
@@ -157,8 +174,18 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
         (!dnnl_memory_desc_equal(&want, &plain) && !layout_stable(cfg, &key, m_hint, &want)))
         want = plain;
     *blocked = !dnnl_memory_desc_equal(&want, &plain);
+    int64_t ld = padded_ld(n);
+    if (!*blocked) {
+        dnnl_dims_t dims = {k, n}, strides = {ld, 1};
+        s = dnnl_memory_desc_init_by_strides(&want, 2, dims, dnnl_f32, strides);
+        if (s != dnnl_success)
+            return NERR(host, node, QKV_ERR_INTERNAL, "oneDNN: weights (%lld, %lld): %s",
+                        (long long)k, (long long)n, dn_status_name(s));
+    }
 
     size_t size = dnnl_memory_desc_get_size(&want);
+    if (!*blocked && (size_t)(k * ld) * sizeof(float) > size)
+        size = (size_t)(k * ld) * sizeof(float); /* copy_plain pads the last row too */
     if (size == 0 || size > SIZE_MAX - 64)
         return NERR(host, node, QKV_ERR_INTERNAL, "oneDNN: packed weights of %zu bytes", size);
     void *mem = host->alloc(size + 64);
@@ -169,7 +196,7 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
     if (*blocked)
         s = reorder(cfg, &src_md, b->data, &want, aligned);
     else
-        copy_plain(aligned, b->data, k, n, trans_b);
+        copy_plain(aligned, ld, b->data, k, n, trans_b);
     if (s == dnnl_success)
         s = dnnl_memory_create(&cfg->packed_mem, &want, cfg->engine, aligned);
     if (s != dnnl_success) {
