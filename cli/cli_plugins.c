@@ -1,8 +1,8 @@
 /*
  * cli_plugins.c - what the commands share about plugins and backends: the
- * --plugin/--backend/--no-default-plugins options, and printing where nodes
- * run (`qkv run --verbose`, `qkv info`) and how long they took
- * (`qkv run --profile`).
+ * --plugin/--backend/--no-default-plugins options, and printing the backends
+ * (with their describe() lines) and where nodes run (`qkv run --verbose`,
+ * `qkv info`, `qkv bench`) and how long they took (`qkv run --profile`).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +69,16 @@ void qkv_cli_print_backends(const qkv_session *s, int per_node)
     for (size_t i = 0; i < qkv_session_backend_count(s); i++)
         printf("%s %s", i ? "," : "", qkv_session_backend_name(s, i));
     printf(" (GEMM service: %s)\n", qkv_session_gemm_backend(s));
+    /* how each backend is set up (e.g. which OpenBLAS core runs) */
+    size_t wb = 0;
+    for (size_t i = 0; i < qkv_session_backend_count(s); i++)
+        if (strlen(qkv_session_backend_name(s, i)) > wb)
+            wb = strlen(qkv_session_backend_name(s, i));
+    for (size_t i = 0; i < qkv_session_backend_count(s); i++) {
+        const char *d = qkv_session_backend_describe(s, i);
+        if (d[0])
+            printf("  %-*s  %s\n", (int)wb, qkv_session_backend_name(s, i), d);
+    }
     if (!per_node)
         return;
     size_t n = qkv_session_node_count(s), wname = 4, wop = 2;
@@ -107,7 +117,8 @@ void qkv_cli_print_profile(const qkv_session *s, const qkv_context *ctx)
         total += e.ms;
     }
     wname = wname > 40 ? 40 : wname;
-    printf("profile: %zu nodes run, %.3f ms in kernels\n", n, total);
+    printf("profile: %zu nodes run, %.3f ms in kernels (GEMM service: %s)\n", n, total,
+           qkv_session_gemm_backend(s));
     printf("  %-*s  %-*s  %-10s  %10s  %6s\n", (int)wname, "node", (int)wop, "op", "backend",
            "ms", "%");
     for (size_t i = 0; i < n; i++) {

@@ -1,6 +1,12 @@
 /*
  * cmd_info.c - `qkv info MODEL [--plan] [--optimized] [--no-fuse]
- *              [--shape NAME=d0,d1,...]...`
+ *              [--shape NAME=d0,d1,...]...` and `qkv info --system [MODEL]`
+ *
+ * --system describes what this machine runs models with: the CPU, its
+ * features, the kernels' ISA level, the plugins and backends a session gets
+ * (each backend's describe() line) and which backend is the GEMM service.
+ * It creates a session on a tiny built-in model for that, so it needs no
+ * model file.
  *
  * Everything but --plan and --optimized comes from the qkv_model_* API only,
  * so info works for models with operators qkv cannot run. --plan creates a
@@ -19,12 +25,18 @@ static const char USAGE[] =
     "usage: qkv info MODEL [--plan] [--optimized] [--no-fuse]\n"
     "                [--shape NAME=d0,d1,...]... [--plugin PATH]...\n"
     "                [--backend NAME,...] [--no-default-plugins]\n"
+    "       qkv info --system [MODEL ...]\n"
     "\n"
     "Show a model's producer, IR version, opsets, metadata, inputs and outputs\n"
     "(symbolic dims by name, '?' unknown, '[...]' unknown rank), initializers,\n"
     "and a histogram of its operators by domain.\n"
     "\n"
     "options:\n"
+    "  --system                first describe this machine: CPU, features, the\n"
+    "                          kernels' ISA level (and the QKV_ISA cap), the\n"
+    "                          plugins and backends a session gets (with how each\n"
+    "                          is set up, e.g. OpenBLAS's core) and the GEMM\n"
+    "                          service; MODEL is then optional\n"
     "  --plan                  also create a session and print the memory plan\n"
     "                          for the input shapes (arena, lower bound, steps...)\n"
     /* ---- --optimized/--no-fuse (issue 6) */
@@ -46,13 +58,14 @@ static const char USAGE[] =
     /* ---- end plugins and backends */
     "  -h, --help              show this help\n";
 
-enum { OPT_PLAN, OPT_SHAPE, OPT_OPTIMIZED, OPT_NO_FUSE };
+enum { OPT_PLAN, OPT_SHAPE, OPT_OPTIMIZED, OPT_NO_FUSE, OPT_SYSTEM };
 
 static const qkv_cli_option OPTIONS[] = {
     {"--plan", 0, OPT_PLAN},
     {"--shape", 1, OPT_SHAPE},
     {"--optimized", 0, OPT_OPTIMIZED}, /* issue 6 */
     {"--no-fuse", 0, OPT_NO_FUSE},     /* issue 6 */
+    {"--system", 0, OPT_SYSTEM},
     QKV_CLI_PLUGIN_OPTIONS,            /* issue 4 */
 };
 
@@ -275,6 +288,10 @@ static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_sh
     printf("  in-place: %zu\n", s.in_place);
     printf("  planned values: %zu\n", s.planned_values);
     printf("  dynamic nodes: %zu\n", s.dynamic_nodes);
+    /* session-wide, shared by every context: not part of the arena */
+    size_t released = 0, packed = qkv_session_packed_bytes(session, &released);
+    printf("  packed weights: %s (originals released: %s)\n",
+           qkv_cli_human_bytes(packed, a, sizeof a), qkv_cli_human_bytes(released, b, sizeof b));
     rc = QKV_EXIT_OK;
 done:
     free(inputs);
@@ -452,11 +469,57 @@ static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_op
 
 /* ---- end backends ------------------------------------------------------------------ */
 
+/* ---- --system ------------------------------------------------------------------------ */
+
+/* y = Identity(x), x float32 [1], opset 13: the smallest model a session can
+ * be created for (the bytes of onnx.helper's ModelProto, ir_version 8). */
+static const unsigned char TINY_MODEL[] = {
+    0x08, 0x08, 0x12, 0x00, 0x3a, 0x37, 0x0a, 0x10, 0x0a, 0x01, 0x78, 0x12, 0x01, 0x79,
+    0x22, 0x08, 0x49, 0x64, 0x65, 0x6e, 0x74, 0x69, 0x74, 0x79, 0x12, 0x01, 0x67, 0x5a,
+    0x0f, 0x0a, 0x01, 0x78, 0x12, 0x0a, 0x0a, 0x08, 0x08, 0x01, 0x12, 0x04, 0x0a, 0x02,
+    0x08, 0x01, 0x62, 0x0f, 0x0a, 0x01, 0x79, 0x12, 0x0a, 0x0a, 0x08, 0x08, 0x01, 0x12,
+    0x04, 0x0a, 0x02, 0x08, 0x01, 0x42, 0x04, 0x0a, 0x00, 0x10, 0x0d};
+
+/* The system description; a session that cannot be created (a default
+ * plugin failing to load, say) is reported as the command's error. */
+static int print_system(const qkv_cli_plugin_opts *po)
+{
+    char features[256];
+    const char *cap = getenv("QKV_ISA");
+    int capped = cap && cap[0] && strcmp(cap, "native") != 0;
+    const char *name = qkv_cpu_name();
+    puts("system:");
+    printf("  cpu: %s\n", name[0] ? name : "(the CPU gives no name)");
+    qkv_cpu_features_string(qkv_cpu_features(), features, sizeof features);
+    printf("  features: %s%s\n", features, capped ? " (as capped by QKV_ISA)" : "");
+    if (capped)
+        printf("  kernel ISA level: %s (capped by QKV_ISA=%s)\n", qkv_cpu_isa_name(), cap);
+    else
+        printf("  kernel ISA level: %s (the best this CPU has; QKV_ISA=baseline|avx2|avx512 "
+               "caps it)\n",
+               qkv_cpu_isa_name());
+    fflush(stdout);
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    qkv_cli_plugin_apply(po, &opts);
+    qkv_session *session = NULL;
+    qkv_error err = {0};
+    if (qkv_session_create_from_buffer(TINY_MODEL, sizeof TINY_MODEL, NULL, &opts, &session,
+                                       &err) != QKV_OK)
+        return qkv_cli_fail_error(&err, "no session");
+    qkv_cli_print_backends(session, 0);
+    qkv_session_destroy(session);
+    return QKV_EXIT_OK;
+}
+
+/* ---- end --system -------------------------------------------------------------------- */
+
 int qkv_cmd_info(int argc, char **argv)
 {
     qkv_cli_parser p;
     const char *path = NULL;
     int plan = 0, optimized = 0, no_fuse = 0; /* --optimized, --no-fuse: issue 6 */
+    int system = 0;
     qkv_cli_plugin_opts po;                   /* --plugin... (issue 4) */
     qkv_cli_shape *shapes = NULL;
     size_t n_shapes = 0;
@@ -490,6 +553,8 @@ int qkv_cmd_info(int argc, char **argv)
             optimized = 1;
         } else if (id == OPT_NO_FUSE) {
             no_fuse = 1;
+        } else if (id == OPT_SYSTEM) {
+            system = 1;
         } else if (id == OPT_SHAPE) {
             if (qkv_cli_parse_shape(value, &shapes[n_shapes], &err) != QKV_OK) {
                 rc = qkv_cli_usage_error(USAGE, "%s", err.message);
@@ -501,9 +566,15 @@ int qkv_cmd_info(int argc, char **argv)
             goto done;
         }
     }
-    if (!path) {
+    if (!path && !system) {
         rc = qkv_cli_usage_error(USAGE, "missing MODEL");
         goto done;
+    }
+    if (system) {
+        rc = print_system(&po);
+        if (rc != QKV_EXIT_OK || !path)
+            goto done;
+        putchar('\n');
     }
     if (qkv_model_load_file(path, &model, &err) != QKV_OK) {
         rc = qkv_cli_fail_error(&err, NULL);

@@ -181,6 +181,11 @@ QKV_API uint64_t qkv_cpu_features(void);
 QKV_API const char *qkv_cpu_isa_name(void);
 /* The CPU's brand string, "" when it gives none. */
 QKV_API const char *qkv_cpu_name(void);
+/* The names of the QKV_CPU_* bits set in `features`, space-separated
+ * ("sse4.1 avx f16c avx2+fma ..."; "baseline" for none), into buf (cap
+ * bytes, cut when short, always NUL-terminated when cap > 0). Returns the
+ * length of the whole string, as snprintf does. */
+QKV_API size_t qkv_cpu_features_string(uint64_t features, char *buf, size_t cap);
 
 /*
  * A run context: the per-thread state of runs (arena, bindings, threads).
@@ -256,6 +261,11 @@ QKV_API const qkv_plugin *qkv_session_plugin(const qkv_session *session, size_t 
 QKV_API size_t qkv_session_backend_count(const qkv_session *session);
 QKV_API const char *qkv_session_backend_name(const qkv_session *session, size_t i);
 QKV_API const char *qkv_session_gemm_backend(const qkv_session *session);
+/* Backend i's one-line description (its qkv_backend.describe, e.g.
+ * "OpenBLAS 0.3.21, core Haswell (chosen by qkv from the CPU's AVX2)"; for
+ * "cpu", its ISA level): "" when it has none, i is out of range or session is
+ * NULL. Lives as long as the session. */
+QKV_API const char *qkv_session_backend_describe(const qkv_session *session, size_t i);
 
 /* One node of a session's graph (after constant folding) and where it runs. */
 typedef struct qkv_node_info {

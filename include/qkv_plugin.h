@@ -407,6 +407,13 @@ typedef struct qkv_backend {
      * return QKV_ERR_UNSUPPORTED to let the next provider (finally portable
      * C) do a GEMM it does not handle; any other error fails the node. */
     qkv_status (*gemm)(void *user, const qkv_host_api *host, void *host_ctx, const qkv_gemm *g);
+    /* -- since 1.1 -- */
+    /* Optional. One line for reports (`qkv info --system`, `qkv run
+     * --verbose`, qkv_session_backend_describe): what the backend runs on and
+     * how it was set up, e.g. "OpenBLAS 0.3.21, core Haswell (chosen by qkv
+     * from the CPU's AVX2)". The string must stay valid until the plugin's
+     * fini; NULL reads as "". */
+    const char *(*describe)(void *user);
 } qkv_backend;
 
 /* ---- the plugin entry point ------------------------------------------------ */

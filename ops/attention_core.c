@@ -18,10 +18,10 @@
  * key_limit, hard kv_valid) are trimmed or skipped, unless the score output
  * needs them.
  *
- * With AVX2 and FMA (__builtin_cpu_supports, checked per call; only the
+ * With AVX2 and FMA (cpu_features.h, so QKV_ISA can cap it; only the
  * mk_* functions carry target("avx2,fma"), so no -march flag is needed) the
  * two tile products are the register-blocked micro-kernels mk_gemm (6 x 16
- * blocks, K tile packed as K^T by mk_pack_kt): at 64 x 64 x 64 a cblas call
+ * blocks; 8 x 32 with AVX-512, mk512_gemm; K tile packed as K^T by mk_pack_kt): at 64 x 64 x 64 a cblas call
  * per tile spent much of its time in call overhead and packing. The row
  * max, exp and the O rescales then use 8 lanes too (mk_exp8 is exp4's
  * scheme with FMA). Otherwise, or with args.force_gemm, the tile GEMMs go
@@ -54,6 +54,7 @@
 #endif
 
 #include "blas.h"
+#include "cpu_features.h"
 
 static size_t align64(size_t bytes)
 {
@@ -94,8 +95,7 @@ bool qkv_attn_uses_microkernel(const qkv_attn_args *a)
 #if defined(QKV_ATTN_HAVE_AVX2_PATH)
     if (a->force_gemm)
         return false;
-    /* cpu features are fixed for the process's lifetime: no cache needed */
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return (qkv_cpu_features_get() & QKV_CPU_AVX2) != 0; /* AVX2 implies FMA there */
 #else
     (void)a;
     return false;
@@ -246,7 +246,7 @@ static float row_exp(float *restrict s, size_t n, float m)
  * A block is MR <= 6 rows x 16 columns: 12 ymm accumulators, two B loads and
  * MR broadcasts of A per step of k. Only these functions use AVX2/FMA
  * (target attributes, no global -march); qkv_attn_run calls them only after
- * __builtin_cpu_supports said both are there.
+ * the CPU's features (cpu_features.h) said both are there.
  */
 #define MK_FN __attribute__((target("avx2,fma")))
 #define MK_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
@@ -343,6 +343,90 @@ MK_FN static void mk_gemm(size_t m, size_t n, size_t k, float alpha, const float
         default: break;
         }
     }
+}
+
+/*
+ * The same tile products with AVX-512: blocks of MR <= 8 rows x 32 columns
+ * (16 zmm accumulators), the ragged columns handled by mask registers, so no
+ * B column past n is read (masked-off lanes of a load never fault).
+ */
+#define MK512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"
+#define MK512_FN __attribute__((target(MK512_TARGET)))
+#define MK512_INLINE __attribute__((target(MK512_TARGET), always_inline)) static inline
+#define MK512_MR 8
+
+MK512_INLINE __mmask16 mk512_mask(size_t n) /* the first n (0..16) lanes */
+{
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+}
+
+MK512_INLINE void mk512_block(const size_t MR, size_t k, const float *restrict a, size_t lda,
+                              const float *restrict b, size_t ldb, float *restrict c,
+                              size_t ldc, size_t nc, float alpha, bool acc)
+{
+    __m512 c0[MK512_MR], c1[MK512_MR];
+#pragma GCC unroll 8
+    for (size_t r = 0; r < MR; r++)
+        c0[r] = c1[r] = _mm512_setzero_ps();
+    __mmask16 m0 = mk512_mask(nc), m1 = mk512_mask(nc > 16 ? nc - 16 : 0);
+    for (size_t p = 0; p < k; p++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
+#pragma GCC unroll 8
+        for (size_t r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(a[r * lda + p]);
+            c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+        }
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+    for (size_t r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        __m512 x0 = _mm512_mul_ps(c0[r], al), x1 = _mm512_mul_ps(c1[r], al);
+        if (acc) {
+            x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, cr));
+            x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, x0);
+        _mm512_mask_storeu_ps(cr + 16, m1, x1);
+    }
+}
+
+/* mk_gemm with AVX-512 (B's padding is not needed: masks). */
+MK512_FN static void mk512_gemm(size_t m, size_t n, size_t k, float alpha, const float *a,
+                                size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
+                                bool acc)
+{
+    for (size_t j = 0; j < n; j += 32) {
+        size_t nc = min_sz(32, n - j);
+        size_t i = 0;
+        for (; i + MK512_MR <= m; i += MK512_MR)
+            mk512_block(8, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, nc, alpha, acc);
+        const float *ai = a + i * lda;
+        float *ci = c + i * ldc + j;
+        switch (m - i) {
+        case 7: mk512_block(7, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
+        case 6: mk512_block(6, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
+        case 5: mk512_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
+        case 4: mk512_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
+        case 3: mk512_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
+        case 2: mk512_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
+        case 1: mk512_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
+        default: break;
+        }
+    }
+}
+
+/* The tile product on the widest kernel the run may use. */
+MK_FN static void mk_tile_gemm(bool wide, size_t m, size_t n, size_t k, float alpha,
+                               const float *a, size_t lda, const float *b, size_t ldb,
+                               bool b_padded, float *c, size_t ldc, bool acc)
+{
+    if (wide)
+        mk512_gemm(m, n, k, alpha, a, lda, b, ldb, c, ldc, acc);
+    else
+        mk_gemm(m, n, k, alpha, a, lda, b, ldb, b_padded, c, ldc, acc);
 }
 
 /* kt (d x ldk) = the w key rows k[j * ss + p] transposed; columns [w,
@@ -526,6 +610,7 @@ typedef struct attn_run {
     bool skip_tiles;   /* no score output: tiles beyond every row's frontier are skipped */
     bool hard_drop;    /* drop_value is -inf */
     bool micro;        /* the AVX2+FMA micro-kernels replace the tile GEMMs */
+    bool micro512;     /* ... and the tile products use the AVX-512 ones */
     atomic_int status; /* the first GEMM failure (QKV_OK while none) */
 } attn_run;
 
@@ -695,8 +780,8 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
                 /* S = scale * Q_blk K_tile^T: K tile packed as K^T once per tile */
                 size_t ldk = pack_cols(r->bk);
                 mk_pack_kt(kp + t0 * g->k.ss, g->k.ss, w, a->head_size, sl->kt, ldk);
-                mk_gemm(rows, w, a->head_size, a->scale, qp, a->q.ss, sl->kt, ldk, true, sl->s, w,
-                        false);
+                mk_tile_gemm(r->micro512, rows, w, a->head_size, a->scale, qp, a->q.ss, sl->kt,
+                             ldk, true, sl->s, w, false);
             } else
 #endif
             {
@@ -722,8 +807,8 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
 #if defined(QKV_ATTN_HAVE_AVX2_PATH)
             if (r->micro) { /* O += P V_tile */
                 if (dv > 0)
-                    mk_gemm(rows, dv, w, 1.0f, sl->s, w, vp + t0 * g->v.ss, g->v.ss, false, sl->o,
-                            dv, true);
+                    mk_tile_gemm(r->micro512, rows, dv, w, 1.0f, sl->s, w, vp + t0 * g->v.ss,
+                                 g->v.ss, false, sl->o, dv, true);
                 continue;
             }
 #endif
@@ -795,6 +880,7 @@ qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch
     r.hard_drop = a->drop_value == -INFINITY;
     r.skip_tiles = a->qk_out == NULL;
     r.micro = qkv_attn_uses_microkernel(a);
+    r.micro512 = r.micro && (qkv_cpu_features_get() & QKV_CPU_AVX512);
 
     size_t threads = io->host->thread_count(io->host_ctx);
     size_t slots = scratch_bytes / r.slot_bytes;

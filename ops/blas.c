@@ -6,11 +6,6 @@
  */
 #include "blas.h"
 
-void qkv_blas_init(void)
-{
-    /* nothing: the core has no BLAS library to configure */
-}
-
 bool qkv_blas_gemm_fits(const qkv_blas_gemm *g)
 {
     /* the limit of a 32-bit cblas, kept in the core so that a model that runs

@@ -3,22 +3,15 @@
  * the fused attention kernels describe a strided batch of row-major GEMMs
  * with qkv_blas_gemm and run it with qkv_blas_gemm_run.
  *
- * Two implementations of this header, one per binary:
- *  - in the core library (ops/blas.c): qkv_blas_gemm_run hands the GEMM to
- *    host->gemm, the session's GEMM service, which runs it on the
- *    highest-priority backend that provides a GEMM (the OpenBLAS plugin when
- *    it is loaded) or else on the portable C GEMM (ops/blas_portable.c). So
- *    the core needs no BLAS library and every core kernel that multiplies
- *    matrices gets OpenBLAS's speed whenever the plugin is there.
- *  - in the OpenBLAS backend plugin (plugins/openblas/openblas_gemm.c), which
- *    compiles MatMul, Gemm and Einsum from these same ops/ sources:
- *    qkv_blas_gemm_run calls cblas directly. That file is the only one that
- *    includes <cblas.h>.
+ * qkv_blas_gemm_run hands the GEMM to host->gemm, the session's GEMM
+ * service: the highest-priority backend that provides a GEMM (the OpenBLAS
+ * or oneDNN plugin when loaded), or else qkv's own float32 GEMM (sgemm.h,
+ * through blas_portable.c). So the core links no BLAS library, and every
+ * core kernel that multiplies matrices uses the best GEMM the session has.
+ * A constant B is better packed once (gemm_prepack.h): MatMul and Gemm do.
  *
- * Threading (both): the work is split over the run context's threads with
- * host->parallel_for (batch entries, or row/column blocks of one GEMM); the
- * OpenBLAS plugin sets OpenBLAS itself to one thread (its thread count is
- * process-global, and sessions with different thread counts may run at once).
+ * Threading: the work is split over the run context's threads with
+ * host->parallel_for by whichever GEMM runs it.
  */
 #ifndef QKV_OPS_BLAS_H
 #define QKV_OPS_BLAS_H
@@ -57,11 +50,6 @@ typedef struct qkv_blas_gemm {
     size_t batch_dims[QKV_MAX_RANK];
     size_t a_strides[QKV_MAX_RANK], b_strides[QKV_MAX_RANK], c_strides[QKV_MAX_RANK];
 } qkv_blas_gemm;
-
-/* Prepares the BLAS library: in the OpenBLAS plugin, sets OpenBLAS to one
- * thread once per load; in the core, nothing. Safe from any thread, any
- * number of times (qkv_blas_gemm_run calls it too). */
-void qkv_blas_init(void);
 
 /* true when m, n, k and the leading dimensions of g fit a cblas call
  * (<= QKV_BLAS_MAX_DIM). Kernels check this in prepare and report
@@ -105,9 +93,10 @@ static inline void qkv_blas_to_gemm(const qkv_blas_gemm *g, qkv_gemm *out)
     }
 }
 
-/* Core only (ops/blas_portable.c): the portable C GEMM host->gemm falls back
- * to. g must be valid (qkv_host_gemm checks it). Allocates nothing; uses
- * about 70 KiB of stack per thread for packed panels. */
+/* The GEMM host->gemm falls back to (ops/blas_portable.c): qkv's own sgemm
+ * for float32, a plain blocked loop for float64. g must be valid
+ * (qkv_host_gemm checks it). Allocates nothing; uses up to 224 KiB of stack
+ * per thread for packed blocks. */
 qkv_status qkv_gemm_portable(const qkv_host_api *host, void *host_ctx, const qkv_gemm *g);
 
 #endif /* QKV_OPS_BLAS_H */

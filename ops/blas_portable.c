@@ -1,29 +1,20 @@
 /*
- * blas_portable.c - the portable C GEMM behind host->gemm when no backend
- * provides one (qkv built or run without the OpenBLAS plugin).
+ * blas_portable.c - the GEMM behind host->gemm when no backend provides
+ * one: float32 goes to qkv's own GEMM (sgemm.h: packed operands and an
+ * AVX-512, AVX2 or baseline micro-kernel chosen from the CPU's features);
+ * float64, rare in models, to the plain blocked loop below.
  *
- * Blocked in the usual way (Goto/BLIS, in miniature):
- *   for each KC slice of k and NC slice of n: pack op(B)'s (KC, NC) panel
- *   into a contiguous stack buffer (zero padded to NR columns), then for
- *   each MR rows of C: pack op(A)'s (MR, KC) sliver interleaved (MR values
- *   per k step), and run an MR x NR register tile over the panel, whose inner
- *   loop is NR contiguous multiply-adds the compiler vectorises.
- * So transposed and strided operands cost only the packing, and the panel
- * (64 KiB) stays in L2 while every row block of C streams over it.
- *
+ * The float64 loop is Goto/BLIS in miniature: for each KC slice of k and NC
+ * slice of n, op(B)'s (KC, NC) panel is packed into a stack buffer, and for
+ * each MR rows of C op(A)'s sliver is packed and an MR x NR register tile
+ * runs over the panel; gcc vectorises the tile at -O3 (CMakeLists.txt).
  * Threads: work units are (batch entry, block of rows of C), handed to
- * host->parallel_for when the GEMM is big enough; each unit packs its own
- * panels on its own stack, so nothing is shared and nothing is allocated.
- *
- * Speed (1024^3 float, one core of the 2-core AMD EPYC CI machine, gcc 12):
- * about 5.5 GFLOP/s with baseline x86-64 code, 8-9 with the x86-64-v3 clone;
- * OpenBLAS does several times that (numbers in docs/plugins.md). This file
- * is compiled with -O3 (CMakeLists.txt): at -O2 gcc 12 does not vectorise
- * the tile.
+ * host->parallel_for when the GEMM is big enough.
  */
 #include <string.h>
 
 #include "blas.h"
+#include "sgemm.h"
 
 /* The register tile: 4 x 8 accumulators fit the 16 vector registers of
  * baseline x86-64 (SSE2) and of AVX2 alike (measured best of 4x8, 4x16, 6x16
@@ -31,18 +22,8 @@
 #define MR 4
 #define NR 8
 
-/* On x86-64 with gcc, the packing and tile loops are also compiled for
- * x86-64-v3 (AVX2, FMA) and picked at load time: ~1.6x on CPUs that have it,
- * with a binary that still runs on baseline x86-64. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 &&     \
-    !defined(QKV_NO_TARGET_CLONES)
-#define GEMM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define GEMM_CLONES
-#endif
 #define KC 128
 /* panel columns: 64 KiB of B per panel */
-#define NC_F32 128
 #define NC_F64 64
 /* below this many multiply-adds the GEMM runs on the calling thread */
 #define PAR_MIN_MACS ((double)(1u << 17))
@@ -105,7 +86,7 @@ static void batch_offsets(const qkv_gemm *g, size_t batch, size_t *oa, size_t *o
         memcpy(acc, c, sizeof c);                                                       \
     }                                                                                        \
                                                                                              \
-    GEMM_CLONES static void gemm_rows_##T(const qkv_gemm *g, const T *a, const T *b, T *c,  \
+    static void gemm_rows_##T(const qkv_gemm *g, const T *a, const T *b, T *c,  \
                                           size_t r0, size_t r1)                              \
     {                                                                                        \
         T bp[KC * NC];     /* (kc, ncp) packed op(B) panel, ncp = nc rounded up to NR */     \
@@ -149,7 +130,6 @@ static void batch_offsets(const qkv_gemm *g, size_t batch, size_t *oa, size_t *o
         }                                                                                    \
     }
 
-DEFINE_PGEMM(float, NC_F32)
 DEFINE_PGEMM(double, NC_F64)
 
 /* C = beta * C over rows [r0, r1): what a GEMM with k == 0 computes. */
@@ -186,15 +166,17 @@ static void pgemm_range(void *arg, size_t begin, size_t end)
         char *c = (char *)g->c + oc * es;
         if (g->k == 0)
             scale_rows(g, c, r0, r1);
-        else if (g->dtype == QKV_DTYPE_DOUBLE)
-            gemm_rows_double(g, (const double *)a, (const double *)b, (double *)c, r0, r1);
         else
-            gemm_rows_float(g, (const float *)a, (const float *)b, (float *)c, r0, r1);
+            gemm_rows_double(g, (const double *)a, (const double *)b, (double *)c, r0, r1);
     }
 }
 
 qkv_status qkv_gemm_portable(const qkv_host_api *host, void *host_ctx, const qkv_gemm *g)
 {
+    if (g->dtype == QKV_DTYPE_FLOAT) {
+        qkv_sgemm_run(host, host_ctx, qkv_sgemm_arch_get(), g, NULL);
+        return QKV_OK;
+    }
     size_t nbatch = 1;
     for (int32_t j = 0; j < g->batch_rank; j++) {
         if (g->batch_dims[j] == 0)

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "blas.h"
-#include "kernel_host.h"
+#include "gemm_prepack.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
@@ -27,6 +27,7 @@
 typedef struct gemm_attrs {
     float alpha, beta;
     bool trans_a, trans_b;
+    qkv_sgemm_packed_b b; /* op(B) packed by prepack when B is a float32 constant */
 } gemm_attrs;
 
 /* ---- Y = C broadcast ----------------------------------------------------------- */
@@ -100,11 +101,11 @@ static qkv_status gemm_init(const qkv_kernel *kernel, const qkv_host_api *host,
         return NERR(host, node, QKV_ERR_INVALID_MODEL,
                     "attributes transA=%lld, transB=%lld: each must be 0 or 1", (long long)ta,
                     (long long)tb);
-    /* malloc, not host->alloc: destroy gets no host table (this file is also
-     * compiled into the OpenBLAS plugin, which has no qkv_host_api_get) */
+    /* malloc, not host->alloc: destroy gets no host table */
     gemm_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
+    memset(s, 0, sizeof *s);
     s->alpha = alpha;
     s->beta = beta;
     s->trans_a = ta != 0;
@@ -115,7 +116,16 @@ static qkv_status gemm_init(const qkv_kernel *kernel, const qkv_host_api *host,
 
 static void gemm_destroy(void *state)
 {
-    free(state);
+    gemm_attrs *s = state;
+    if (s)
+        qkv_gemm_packed_free(&s->b);
+    free(s);
+}
+
+static qkv_status gemm_prepack(void **state, const qkv_host_api *host, const qkv_node_ctx *node)
+{
+    gemm_attrs *s = *state;
+    return qkv_gemm_prepack_b(host, node, 1, s->trans_b, &s->b);
 }
 
 static qkv_status gemm_infer(void *state, qkv_kernel_io *io)
@@ -206,6 +216,11 @@ static qkv_status gemm_prepare(void *state, qkv_kernel_io *io)
         return KERR(io, QKV_ERR_UNSUPPORTED,
                     "matrices too large: m=%zu n=%zu k=%zu, at most %zu each", g.m, g.n, g.k,
                     QKV_BLAS_MAX_DIM);
+    const gemm_attrs *s = state;
+    if (s->b.data && (g.dtype != QKV_DTYPE_FLOAT || s->b.k != g.k || s->b.n != g.n))
+        return KERR(io, QKV_ERR_INTERNAL,
+                    "input 1 'B' was packed as (%zu, %zu) but the plan multiplies by (%zu, %zu) %s",
+                    s->b.k, s->b.n, g.k, g.n, qkv_dtype_name(g.dtype));
     return QKV_OK;
 }
 
@@ -227,6 +242,11 @@ static qkv_status gemm_compute(const void *state, qkv_kernel_io *io)
     }
     if (g.beta != 0)
         fill_from_c(io, &io->inputs[2], &io->outputs[0], elem_bytes);
+    const gemm_attrs *s = state;
+    if (s->b.data) {
+        qkv_gemm_run_packed(io, &g, &s->b);
+        return QKV_OK;
+    }
     return qkv_blas_gemm_run(io, &g);
 }
 
@@ -237,6 +257,7 @@ static qkv_status gemm_compute(const void *state, qkv_kernel_io *io)
         .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                            \
         .input_types = {QKV_TYPES_FLOATS}, .init = gemm_init, .infer = gemm_infer,         \
         .prepare = gemm_prepare, .compute = gemm_compute, .destroy = gemm_destroy,         \
+        .prepack = gemm_prepack,                                                           \
     }
 
 static const qkv_kernel kernels[] = {

@@ -13,15 +13,20 @@
  * (b, s, k) times weights (k, n), the common case) and A is contiguous across
  * the batch, the batch folds into M: one GEMM with M = b * s. Otherwise the
  * batch entries are separate GEMMs addressed through broadcast strides.
+ * Constant weights: a float32 B of rank 2 that is a constant of the
+ * session is packed once, in prepack, for qkv's GEMM (gemm_prepack.h), and
+ * every run multiplies by the packed copy; the original is released when
+ * nothing else reads it.
+ *
  * GEMM and threads: qkv_blas_gemm_run (blas.h) spreads batch entries, or
- * row/column blocks of a single GEMM, over the run context's pool. This file
- * is compiled twice: into the core, where the GEMM goes to the session's GEMM
- * service (portable C, or a backend's), and into the OpenBLAS backend plugin
- * (plugins/openblas), where it calls cblas directly.
+ * row/column blocks of a single GEMM, over the run context's pool, through
+ * the session's GEMM service (qkv's own GEMM, or a backend's).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas.h"
+#include "gemm_prepack.h"
 #include "half.h"
 #include "kernel_util.h"
 #include "qkv.h"
@@ -257,11 +262,47 @@ static qkv_status matmul_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
+/* ---- the packed constant B ------------------------------------------------- */
+
+/* State: NULL, or the packed B when prepack packed one. */
+typedef struct matmul_state {
+    qkv_sgemm_packed_b b;
+} matmul_state;
+
+static qkv_status matmul_prepack(void **state, const qkv_host_api *host,
+                                 const qkv_node_ctx *node)
+{
+    qkv_sgemm_packed_b pb;
+    qkv_status st = qkv_gemm_prepack_b(host, node, 1, false, &pb);
+    if (st != QKV_OK || !pb.data)
+        return st;
+    matmul_state *s = malloc(sizeof *s);
+    if (!s) {
+        qkv_gemm_packed_free(&pb);
+        return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    s->b = pb;
+    *state = s;
+    return QKV_OK;
+}
+
+static void matmul_destroy(void *state)
+{
+    matmul_state *s = state;
+    if (s)
+        qkv_gemm_packed_free(&s->b);
+    free(s);
+}
+
 static qkv_status matmul_prepare(void *state, qkv_kernel_io *io)
 {
-    (void)state;
+    const matmul_state *s = state;
     qkv_blas_gemm g;
     matmul_plan(&io->inputs[0], &io->inputs[1], &io->outputs[0], &g);
+    if (s && (g.dtype != QKV_DTYPE_FLOAT || s->b.k != g.k || s->b.n != g.n))
+        return KERR(io, QKV_ERR_INTERNAL,
+                    "input 1 'B' was packed as (%zu, %zu) but the plan multiplies by (%zu, %zu) %s",
+                    s->b.k, s->b.n, g.k, g.n, qkv_dtype_name(g.dtype));
     if (!qkv_blas_gemm_fits(&g))
         return KERR(io, QKV_ERR_UNSUPPORTED,
                     "matrices too large: m=%zu n=%zu k=%zu, at most %zu each", g.m, g.n, g.k,
@@ -273,9 +314,13 @@ static qkv_status matmul_prepare(void *state, qkv_kernel_io *io)
 
 static qkv_status matmul_compute(const void *state, qkv_kernel_io *io)
 {
-    (void)state;
+    const matmul_state *s = state;
     qkv_blas_gemm g;
     matmul_plan(&io->inputs[0], &io->inputs[1], &io->outputs[0], &g);
+    if (s) { /* float32 with the packed B (prepare checked) */
+        qkv_gemm_run_packed(io, &g, &s->b);
+        return QKV_OK;
+    }
     switch (g.dtype) {
     case QKV_DTYPE_FLOAT:
     case QKV_DTYPE_DOUBLE:
@@ -305,6 +350,7 @@ static qkv_status matmul_compute(const void *state, qkv_kernel_io *io)
         .until_version = (until), .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,      \
         .max_outputs = 1, .n_input_types = 1, .input_types = {(types)},                    \
         .infer = matmul_infer, .prepare = matmul_prepare, .compute = matmul_compute,       \
+        .destroy = matmul_destroy, .prepack = matmul_prepack,                              \
     }
 
 static const qkv_kernel kernels[] = {

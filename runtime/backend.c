@@ -132,6 +132,16 @@ static qkv_status order_backends(qkv_session *s, const char *wanted, qkv_error *
             break;
         p = comma + 1;
     }
+    /* a list of GEMM-only backends (e.g. "openblas") could run no node */
+    size_t kernels = 0;
+    for (size_t j = 0; j < b->n_order; j++)
+        kernels += qkv_registry_backend_kernel_count(reg, b->order[j]);
+    if (kernels == 0)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "backends '%s': none of them has kernels (a GEMM-only backend "
+                             "such as openblas serves the kernels of others: list cpu too, "
+                             "e.g. '%s,cpu')",
+                             wanted, wanted);
     return QKV_OK;
 }
 
@@ -142,6 +152,11 @@ qkv_status qkv_backends_setup(qkv_session *s, const qkv_session_options *opts, q
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
     s->backends = b;
     b->gemm_name = "portable";
+    const char *cap = getenv("QKV_ISA");
+    bool capped = cap && cap[0] && strcmp(cap, "native") != 0;
+    snprintf(b->cpu_describe, sizeof b->cpu_describe, "qkv built-in kernels, ISA level %s%s%.16s%s",
+             qkv_cpu_isa_name(), capped ? " (QKV_ISA=" : "", capped ? cap : "",
+             capped ? ")" : "");
     qkv_status st = QKV_OK;
     if (!opts || !opts->no_default_plugins)
         st = load_defaults(b, err);
@@ -311,6 +326,17 @@ const char *qkv_session_backend_name(const qkv_session *s, size_t i)
     if (i >= qkv_session_backend_count(s))
         return NULL;
     return qkv_registry_backend_at(s->registry, s->backends->order[i])->name;
+}
+
+const char *qkv_session_backend_describe(const qkv_session *s, size_t i)
+{
+    if (i >= qkv_session_backend_count(s))
+        return "";
+    const qkv_registry_backend *rb = qkv_registry_backend_at(s->registry, s->backends->order[i]);
+    if (s->backends->order[i] == 0)
+        return s->backends->cpu_describe;
+    const char *d = rb->describe ? rb->describe(rb->user) : NULL;
+    return d ? d : "";
 }
 
 const char *qkv_session_gemm_backend(const qkv_session *s)

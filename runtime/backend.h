@@ -31,6 +31,7 @@ typedef struct qkv_session_backends {
     size_t *order;        /* registry backend indices, most preferred first */
     qkv_gemm_provider gemm; /* gemm.gemm NULL: portable */
     const char *gemm_name;  /* "portable" or the providing backend's name */
+    char cpu_describe[96];  /* the built-in "cpu" backend's describe string */
 } qkv_session_backends;
 
 /* Loads the default plugins (unless opts->no_default_plugins) and

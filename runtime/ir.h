@@ -35,10 +35,13 @@ typedef struct qkv_ir_value {
     int64_t dims[QKV_MAX_RANK];
     char *dim_params[QKV_MAX_RANK]; /* symbolic dim names (owned) or NULL */
     /* QKV_VALUE_CONSTANT: the payload. Owned (free(); for STRING each element
-     * too) unless `borrowed` (then it points into another object of the graph). */
+     * too) unless `borrowed` (then it points into another object of the graph).
+     * `mapped` (implies borrowed): it points into one of graph->mappings, a
+     * read-only private file mapping, aligned for its element type. */
     void *data;
     size_t data_bytes;
     bool borrowed;
+    bool mapped;
     /* the constant's data was released after every reader packed its own
      * copy (runtime/prepack.c): data NULL, dtype and shape still valid */
     bool packed;
@@ -94,6 +97,13 @@ typedef struct qkv_ir_node {
 
 typedef struct qkv_strmap qkv_strmap;
 
+/* A read-only MAP_PRIVATE file mapping (the model file, an external data
+ * file) that `mapped` constants point into. */
+typedef struct qkv_ir_mapping {
+    void *addr;
+    size_t bytes;
+} qkv_ir_mapping;
+
 typedef struct qkv_ir_graph {
     char *name;
     const struct qkv_ir_graph *parent; /* enclosing graph of a subgraph, else NULL */
@@ -108,6 +118,10 @@ typedef struct qkv_ir_graph {
     size_t n_order;
     int32_t *order; /* node indices in a topological order (valid after finalize) */
     qkv_strmap *names; /* value name -> id */
+    /* file mappings the mapped constants of this graph and its subgraphs
+     * point into: owned, unmapped by qkv_graph_destroy after the values */
+    size_t n_mappings;
+    qkv_ir_mapping *mappings;
 } qkv_ir_graph;
 
 typedef struct qkv_ir_opset {
@@ -165,6 +179,18 @@ qkv_status qkv_graph_finalize(qkv_ir_graph *graph, qkv_error *err);
 /* The most inputs and the most outputs any node of the graph has (at least 1
  * each): the size of per-node scratch arrays. */
 void qkv_graph_max_arity(const qkv_ir_graph *graph, size_t *max_inputs, size_t *max_outputs);
+
+/* Releases a constant's payload: frees it when owned, drops the pages of a
+ * mapped one (qkv_ir_drop_pages), forgets a borrowed one; then data is NULL
+ * and data_bytes 0 (dtype and shape stay). No-op when data is NULL. */
+void qkv_value_release_data(qkv_ir_value *v);
+
+/* Drops the resident pages wholly inside [data, data+bytes) of a read-only
+ * private file mapping (madvise MADV_DONTNEED): RSS falls, and a later read
+ * faults the same bytes in again from the file. Partial pages at either end
+ * are kept (a neighbour may be using them). Never call it on anonymous or
+ * writable memory. */
+void qkv_ir_drop_pages(const void *data, size_t bytes);
 
 /* The attribute `name` of a node, or NULL. */
 const qkv_ir_attr *qkv_node_attr(const qkv_ir_node *node, const char *name);

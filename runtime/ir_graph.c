@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "error.h"
 #include "strmap.h"
@@ -98,7 +99,25 @@ void qkv_graph_destroy(qkv_ir_graph *graph)
     free(graph->order);
     qkv_strmap_destroy(graph->names);
     free(graph->name);
+    /* after the values: mapped payloads point into these */
+    for (size_t k = 0; k < graph->n_mappings; k++)
+        munmap(graph->mappings[k].addr, graph->mappings[k].bytes);
+    free(graph->mappings);
     free(graph);
+}
+
+void qkv_value_release_data(qkv_ir_value *v)
+{
+    if (!v->data)
+        return;
+    if (v->mapped)
+        qkv_ir_drop_pages(v->data, v->data_bytes);
+    else if (!v->borrowed)
+        free_payload(v->dtype, v->data, v->data_bytes);
+    v->data = NULL;
+    v->data_bytes = 0;
+    v->borrowed = false;
+    v->mapped = false;
 }
 
 /* ---- construction ----------------------------------------------------------- */

@@ -1,10 +1,14 @@
 /*
  * loader.c - ONNX ModelProto -> qkv_model (the graph IR of ir.h).
  *
- * Steps: read the file (mmap), pre-scan the wire format for hostile nesting
- * (loader_wire.c), unpack with protobuf-c, convert into the IR, free the
- * protobuf message. Payloads move from the message into the IR without a
- * second copy (loader_tensor.c).
+ * Steps: map the file, pre-scan the wire format for hostile nesting
+ * (loader_wire.c), cut the large initializer payloads out of a copy of the
+ * bytes (loader_map.c), unpack that with protobuf-c, convert into the IR,
+ * free the protobuf message. Large initializers of the main graph, inline or
+ * external, stay in read-only file mappings that the graph owns (aligned ones
+ * in place; others are copied and their pages dropped); other payloads move
+ * from the message into the IR without a second copy (loader_tensor.c). A
+ * model loaded from a caller's buffer copies every payload.
  *
  * Conversion of one graph, so that every name is known before it is used:
  *   1. initializers (CONSTANT values with their payload),
@@ -45,6 +49,7 @@ typedef struct scope {
 typedef struct load_ctx {
     qkv_model *model; /* opset imports */
     const char *base_dir;
+    qkv_loader_source *src; /* file mappings for main-graph initializers, or NULL */
     qkv_error *err; /* never NULL */
 } load_ctx;
 
@@ -351,7 +356,8 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
                 snprintf(w, sizeof w, "%s: tensor %zu", what, j);
             else
                 snprintf(w, sizeof w, "%s", what);
-            st = qkv_loader_tensor_from_proto(tp, w, cx->base_dir, &a->tensors[j], cx->err);
+            st = qkv_loader_tensor_from_proto(tp, w, cx->base_dir, NULL, &a->tensors[j], NULL,
+                                              cx->err);
         }
         break;
     }
@@ -449,7 +455,10 @@ static qkv_status convert_node(load_ctx *cx, scope *s, Onnx__NodeProto *np, size
 
 /* ---- graphs --------------------------------------------------------------------- */
 
-static qkv_status add_initializers(load_ctx *cx, qkv_ir_graph *g, Onnx__GraphProto *gp)
+/* Initializers of g. src: file mappings the payloads may stay in (main
+ * graph only: subgraph initializers are never cut out of the file). */
+static qkv_status add_initializers(load_ctx *cx, qkv_ir_graph *g, Onnx__GraphProto *gp,
+                                   qkv_loader_source *src)
 {
     if (gp->n_sparse_initializer > 0) {
         const Onnx__SparseTensorProto *sp = gp->sparse_initializer[0];
@@ -472,10 +481,13 @@ static qkv_status add_initializers(load_ctx *cx, qkv_ir_graph *g, Onnx__GraphPro
         char what[QKV_ERROR_MESSAGE_BYTES / 2];
         snprintf(what, sizeof what, "initializer '%s'", tp->name);
         qkv_tensor t;
-        qkv_status st = qkv_loader_tensor_from_proto(tp, what, cx->base_dir, &t, cx->err);
+        bool lent = false;
+        qkv_status st = qkv_loader_tensor_from_proto(tp, what, cx->base_dir, src, &t, &lent,
+                                                     cx->err);
         if (st != QKV_OK)
             return st;
         qkv_ir_value *v = &g->values[id];
+        v->borrowed = v->mapped = lent;
         v->dtype = t.dtype;
         v->rank = t.rank;
         memcpy(v->dims, t.dims, sizeof v->dims);
@@ -578,7 +590,7 @@ static qkv_status convert_graph(load_ctx *cx, Onnx__GraphProto *gp, scope *paren
     if (!g)
         return oom(cx);
     scope s = {g, parent, parent ? parent->depth + 1 : 0};
-    qkv_status st = add_initializers(cx, g, gp);
+    qkv_status st = add_initializers(cx, g, gp, parent ? NULL : cx->src);
     if (st == QKV_OK)
         st = add_inputs(cx, g, gp);
     if (st == QKV_OK)
@@ -640,11 +652,11 @@ static qkv_status add_opsets(load_ctx *cx, qkv_model *m, const Onnx__ModelProto 
     return QKV_OK;
 }
 
-static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir, qkv_model **out,
-                                qkv_error *err)
+static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir,
+                                qkv_loader_source *src, qkv_model **out, qkv_error *err)
 {
     qkv_model *m = calloc(1, sizeof *m);
-    load_ctx cx = {m, base_dir, err};
+    load_ctx cx = {m, base_dir, src, err};
     if (!m)
         return oom(&cx);
     qkv_status st = QKV_OK;
@@ -681,6 +693,10 @@ static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir, qkv_
     }
     if ((st = convert_graph(&cx, mp->graph, NULL, &m->graph)) != QKV_OK)
         goto fail;
+    if (src && !qkv_loader_source_give(src, m->graph)) {
+        st = oom(&cx);
+        goto fail;
+    }
     *out = m;
     return QKV_OK;
 fail:
@@ -688,25 +704,36 @@ fail:
     return st;
 }
 
-/* Pre-scan, unpack, convert, free the message. `what` starts parse errors. */
+/* Pre-scan, cut out the large payloads (when src holds the file's mapping),
+ * unpack, convert, free the message. `what` starts parse errors. src NULL:
+ * every payload is copied (a caller's buffer). */
 static qkv_status load_bytes(const void *data, size_t bytes, const char *base_dir,
-                             const char *what, qkv_model **out, qkv_error *err)
+                             qkv_loader_source *src, const char *what, qkv_model **out,
+                             qkv_error *err)
 {
     qkv_status st = qkv_loader_wire_check(data, bytes, &onnx__model_proto__descriptor,
                                           QKV_LOADER_MAX_MESSAGE_DEPTH, what, err);
     if (st != QKV_OK)
         return st;
+    uint8_t *compact = NULL;
+    size_t compact_bytes = 0;
+    if (src && src->n_maps == 1 &&
+        (st = qkv_loader_compact(data, bytes, src, &compact, &compact_bytes, what, err)) !=
+            QKV_OK)
+        return st;
     ProtobufCAllocator alloc;
     bool alloc_failed;
     qkv_loader_pb_allocator(&alloc, &alloc_failed);
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(&alloc, bytes, data);
+    Onnx__ModelProto *mp = compact ? onnx__model_proto__unpack(&alloc, compact_bytes, compact)
+                                   : onnx__model_proto__unpack(&alloc, bytes, data);
+    free(compact);
     if (!mp && alloc_failed)
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory unpacking the model",
                              what);
     if (!mp)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                              "%s: truncated or corrupt protobuf (not an ONNX ModelProto)", what);
-    st = convert_model(mp, base_dir, out, err);
+    st = convert_model(mp, base_dir, src, out, err);
     onnx__model_proto__free_unpacked(mp, &alloc);
     return st;
 }
@@ -730,7 +757,7 @@ qkv_status qkv_model_load_buffer(const void *data, size_t bytes, const char *bas
     snprintf(what, sizeof what, "failed to parse buffer of %zu bytes", bytes);
     qkv_model *m = NULL;
     qkv_status st = bytes == 0 ? qkv_error_set(&e, QKV_ERR_INVALID_MODEL, "%s: it is empty", what)
-                               : load_bytes(data, bytes, base_dir, what, &m, &e);
+                               : load_bytes(data, bytes, base_dir, NULL, what, &m, &e);
     if (st == QKV_OK)
         *out = m;
     return finish(st, &e, err);
@@ -761,6 +788,7 @@ qkv_status qkv_model_load_file(const char *path, qkv_model **out, qkv_error *err
     qkv_model *m = NULL;
     void *map = MAP_FAILED, *buf = NULL;
     size_t size = 0;
+    qkv_loader_source src = {0};
     char *dir = NULL;
     char what[QKV_ERROR_MESSAGE_BYTES / 2];
     snprintf(what, sizeof what, "failed to parse '%s'", path);
@@ -785,6 +813,11 @@ qkv_status qkv_model_load_file(const char *path, qkv_model **out, qkv_error *err
         goto done;
     }
     map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map != MAP_FAILED && !qkv_loader_source_model(&src, map, size)) {
+        munmap(map, size);
+        st = qkv_error_set(&e, QKV_ERR_OUT_OF_MEMORY, "cannot load '%s': out of memory", path);
+        goto done;
+    }
     if (map == MAP_FAILED) { /* e.g. a file system without mmap: read it */
         buf = malloc(size);
         if (!buf) {
@@ -808,10 +841,9 @@ qkv_status qkv_model_load_file(const char *path, qkv_model **out, qkv_error *err
         st = qkv_error_set(&e, QKV_ERR_OUT_OF_MEMORY, "cannot load '%s': out of memory", path);
         goto done;
     }
-    st = load_bytes(map != MAP_FAILED ? map : buf, size, dir, what, &m, &e);
+    st = load_bytes(map != MAP_FAILED ? map : buf, size, dir, &src, what, &m, &e);
 done:
-    if (map != MAP_FAILED)
-        munmap(map, size);
+    qkv_loader_source_fini(&src); /* unmaps the file unless a constant kept it */
     free(buf);
     free(dir);
     if (fd >= 0)

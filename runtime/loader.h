@@ -10,7 +10,9 @@
  * `data` is malloc'd and owned by the receiver; for QKV_DTYPE_STRING it is an
  * array of data_bytes / sizeof(char *) NUL-terminated strings, each malloc'd.
  * A tensor with no elements has data NULL and data_bytes 0.
- * Free with qkv_tensor_data_free().
+ * Free with qkv_tensor_data_free(). The one exception: initializers of a model
+ * loaded from a file may point into a file mapping the graph owns
+ * (qkv_ir_value.mapped; loader_map.c).
  *
  * Requires a little-endian host (raw_data is little-endian; checked at
  * compile time in loader_tensor.c).
@@ -31,6 +33,7 @@
 #define QKV_LOADER_MAX_GRAPH_DEPTH 32
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct Onnx__TensorProto;
 struct ProtobufCMessageDescriptor;
@@ -54,6 +57,98 @@ qkv_status qkv_tensor_proto_decode(const void *buf, size_t bytes, const char *ba
  * t->data to NULL and t->data_bytes to 0. NULL t or NULL data: no-op. */
 void qkv_tensor_data_free(qkv_tensor *t);
 
+/* ---- payloads in file mappings (loader_map.c) ------------------------------------ */
+
+/* raw_data and external payloads of at least this many bytes are used in
+ * place in a file mapping (or copied from it page by page), smaller ones take
+ * the ordinary copy path. */
+#define QKV_LOADER_MAP_MIN_BYTES 4096
+
+/* One raw_data payload cut out of the model file: bytes [offset, offset+bytes)
+ * of the model file mapping. */
+typedef struct qkv_loader_range {
+    size_t offset;
+    size_t bytes;
+    bool used; /* taken by an initializer already */
+} qkv_loader_range;
+
+/* One read-only private file mapping made while loading. */
+typedef struct qkv_loader_map {
+    uint8_t *addr;
+    size_t bytes;
+    char *path; /* resolved path of an external data file (owned); NULL: the model */
+    bool kept;  /* a constant points into it: hand it to the graph */
+} qkv_loader_map;
+
+/*
+ * The mappings of one load. maps[0] is the model file when it was mapped
+ * (ranges refer to it); external data files are mapped on first use, once
+ * each. qkv_loader_source_fini unmaps what was not handed to a graph.
+ */
+typedef struct qkv_loader_source {
+    qkv_loader_range *ranges;
+    size_t n_ranges, cap_ranges;
+    qkv_loader_map *maps;
+    size_t n_maps, cap_maps;
+} qkv_loader_source;
+
+/*
+ * Builds, from the well-formed ModelProto bytes at file[0..bytes) (the
+ * mapping src->maps[0]), a copy without the payloads of the large raw_data
+ * fields of the main graph's initializers: each such payload becomes a
+ * reference to an entry of src->ranges (a varint in a field number
+ * TensorProto does not use), and the lengths of the enclosing GraphProto
+ * and TensorProto are re-encoded. Only a TensorProto with exactly one
+ * raw_data field is rewritten; the reserved field number is stripped from
+ * every initializer, so a reference can only come from here. Sets *out to
+ * the malloc'd copy, or to NULL when nothing was cut (unpack the original).
+ * Returns QKV_OK, QKV_ERR_OUT_OF_MEMORY or QKV_ERR_INVALID_MODEL (bad framing;
+ * the pre-scan normally catches it first), with `what` starting the message.
+ */
+qkv_status qkv_loader_compact(const uint8_t *file, size_t bytes, qkv_loader_source *src,
+                              uint8_t **out, size_t *out_bytes, const char *what,
+                              qkv_error *err);
+
+/*
+ * The payload of tp when it is a reference made by qkv_loader_compact:
+ * true and *range set to its index in src->ranges; false when tp has none.
+ */
+bool qkv_loader_range_ref(const struct Onnx__TensorProto *tp, uint64_t *range);
+
+/*
+ * Makes bytes [offset, offset+bytes) of mapping map_index the payload of a
+ * tensor of `dtype`: in place when the address is aligned for the element
+ * type (*borrowed true; the mapping is kept for the graph), else copied into
+ * a malloc'd buffer (the only way to give kernels an aligned pointer) and the
+ * source pages dropped (*borrowed false). The range must lie in the mapping
+ * (the caller checked). QKV_ERR_OUT_OF_MEMORY on a failed copy.
+ */
+qkv_status qkv_loader_map_payload(qkv_loader_source *src, size_t map_index, size_t offset,
+                                  size_t bytes, qkv_dtype dtype, void **data, bool *borrowed,
+                                  const char *what, qkv_error *err);
+
+/*
+ * The index in src->maps of the read-only private mapping of the whole
+ * regular file open as fd (`path` its resolved name, `size` its size > 0),
+ * mapping it on first use. QKV_ERR_IO when mmap fails (the caller then reads
+ * the file), QKV_ERR_OUT_OF_MEMORY.
+ */
+qkv_status qkv_loader_map_file(qkv_loader_source *src, int fd, const char *path, size_t size,
+                               size_t *index, const char *what, qkv_error *err);
+
+/* Registers the model file's mapping as src->maps[0] (the ranges of
+ * qkv_loader_compact refer to it); src then unmaps it unless a constant kept
+ * it. false when out of memory or src has mappings already. */
+bool qkv_loader_source_model(qkv_loader_source *src, void *addr, size_t bytes);
+
+/* Moves the kept mappings into g->mappings (the graph unmaps them when
+ * destroyed). false when out of memory: then nothing moved. */
+struct qkv_ir_graph;
+bool qkv_loader_source_give(qkv_loader_source *src, struct qkv_ir_graph *g);
+
+/* Unmaps every mapping still held and frees the tables. */
+void qkv_loader_source_fini(qkv_loader_source *src);
+
 /*
  * Converts a parsed TensorProto into *out. `what` names the tensor in
  * messages ("initializer 'w'", "node 'c' (Constant): attribute 'value'").
@@ -61,10 +156,20 @@ void qkv_tensor_data_free(qkv_tensor *t);
  * already matches (raw_data, float_data for float32, ...): those fields of
  * *tp are left empty, so *tp must be freed by the caller afterwards as usual.
  * Errors and ownership as qkv_tensor_proto_decode; on failure *out is untouched.
+ *
+ * With src not NULL (initializers of a model loaded from a file), a range
+ * reference of qkv_loader_compact and large external payloads come from
+ * src's file mappings (qkv_loader_map_payload): then *borrowed tells whether
+ * out->data points into a mapping (not to be freed). src NULL: every payload
+ * is malloc'd, and borrowed may be NULL.
  */
 qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char *what,
-                                        const char *base_dir, qkv_tensor *out,
-                                        qkv_error *err);
+                                        const char *base_dir, qkv_loader_source *src,
+                                        qkv_tensor *out, bool *borrowed, qkv_error *err);
+
+/* Reads the protobuf varint at buf[*pos..end) into *out and moves *pos past
+ * it. false (nothing written) when truncated or longer than 10 bytes. */
+bool qkv_loader_read_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out);
 
 /*
  * Walks the protobuf wire format of a message of type `desc` without

@@ -2,8 +2,12 @@
  * loader_tensor.c - TensorProto -> qkv_tensor with an owned payload.
  *
  * Sources of a payload, in the order they are looked at:
- *   data_location EXTERNAL  read from a file beside the model (one read into
- *                           one malloc'd buffer);
+ *   data_location EXTERNAL  a file beside the model: for an initializer of a
+ *                           file-loaded model, used in place in a mapping of
+ *                           the file (loader_map.c) when large enough; else
+ *                           one read into one malloc'd buffer;
+ *   a range reference       raw_data cut out of the model file before unpack
+ *                           (loader_map.c): used in place in the mapping;
  *   raw_data                little-endian bytes, taken over from the message
  *                           (protobuf-c malloc'd them on unpack: no copy);
  *   the typed fields        float_data, int32_data, int64_data, double_data,
@@ -137,14 +141,17 @@ static bool read_fully(int fd, void *buf, size_t len, uint64_t offset)
 }
 
 /*
- * Reads the external payload of tp (`expected` bytes) into a new buffer.
- * The location must be relative, must not leave base_dir (lexically and, after
+ * Reads the external payload of tp (`expected` bytes) into a new buffer, or
+ * with src, when at least QKV_LOADER_MAP_MIN_BYTES, takes it from a mapping
+ * of the file (*borrowed as qkv_loader_map_payload says; a file that cannot
+ * be mapped is read). The location must be relative, must not leave base_dir (lexically and, after
  * resolving symlinks, physically), and [offset, offset+length) must lie in
  * the file.
  */
 static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
-                                const char *base_dir, size_t expected, const char *desc,
-                                void **data_out, qkv_error *err)
+                                const char *base_dir, size_t expected, qkv_dtype dtype,
+                                const char *desc, qkv_loader_source *src, void **data_out,
+                                bool *borrowed, qkv_error *err)
 {
     const char *loc = NULL;
     uint64_t offset = 0, length = 0;
@@ -244,6 +251,23 @@ static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
                            "of '%s' (%" PRIu64 " bytes)",
                            what, offset, expected, loc, size);
         goto done;
+    }
+    if (src && expected >= QKV_LOADER_MAP_MIN_BYTES && size <= SIZE_MAX) {
+        size_t map;
+        qkv_error e2 = {QKV_OK, ""};
+        st = qkv_loader_map_file(src, fd, file_real, (size_t)size, &map, what, &e2);
+        if (st == QKV_OK) {
+            st = qkv_loader_map_payload(src, map, (size_t)offset, expected, dtype, &data,
+                                        borrowed, what, err);
+            if (st == QKV_OK)
+                *data_out = data;
+            goto done;
+        }
+        if (st != QKV_ERR_IO) {
+            *err = e2;
+            goto done;
+        }
+        st = QKV_OK; /* a file system without mmap: read it */
     }
     if (expected > 0) {
         data = malloc(expected);
@@ -424,6 +448,35 @@ oom:
                          bytes);
 }
 
+/* The payload of a raw_data field cut out of the model file (range index
+ * `range` of src), checked against the tensor's size exactly as raw_data. */
+static qkv_status mapped_raw_data(qkv_loader_source *src, uint64_t range, const char *what,
+                                  qkv_dtype dtype, size_t bytes, const char *desc, void **data,
+                                  bool *lent, qkv_error *err)
+{
+    if (dtype == QKV_DTYPE_STRING)
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: string tensors cannot use raw_data",
+                             what);
+    if (range >= src->n_ranges || src->ranges[range].used || src->n_maps == 0)
+        return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: bad raw_data reference %" PRIu64, what,
+                             range);
+    qkv_loader_range *r = &src->ranges[range];
+    if (r->bytes != bytes)
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                             "%s: raw_data has %zu bytes, expected %zu (%s)", what, r->bytes,
+                             bytes, desc);
+    if (r->offset > src->maps[0].bytes || r->bytes > src->maps[0].bytes - r->offset)
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                             "%s: raw_data at byte %zu + %zu is past the end of the file (%zu "
+                             "bytes)",
+                             what, r->offset, r->bytes, src->maps[0].bytes);
+    qkv_status st = qkv_loader_map_payload(src, 0, r->offset, r->bytes, dtype, data, lent, what,
+                                           err);
+    if (st == QKV_OK)
+        r->used = true;
+    return st;
+}
+
 /* true when tp carries no payload field at all. */
 static bool has_no_data(const Onnx__TensorProto *tp)
 {
@@ -433,9 +486,12 @@ static bool has_no_data(const Onnx__TensorProto *tp)
 }
 
 qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char *what,
-                                        const char *base_dir, qkv_tensor *out, qkv_error *err)
+                                        const char *base_dir, qkv_loader_source *src,
+                                        qkv_tensor *out, bool *borrowed, qkv_error *err)
 {
     char desc[256];
+    bool lent = false;
+    uint64_t range = 0;
     if (!tp->has_data_type || tp->data_type == QKV_DTYPE_UNDEFINED)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: element type is undefined", what);
     if (tp->data_type < 0 || tp->data_type >= QKV_DTYPE_COUNT_)
@@ -465,7 +521,9 @@ qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char
         if (dtype == QKV_DTYPE_STRING)
             return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
                                  "%s: external data for string tensors is not supported", what);
-        st = read_external(tp, what, base_dir, bytes, desc, &data, err);
+        st = read_external(tp, what, base_dir, bytes, dtype, desc, src, &data, &lent, err);
+    } else if (src && src->n_ranges > 0 && qkv_loader_range_ref(tp, &range)) {
+        st = mapped_raw_data(src, range, what, dtype, bytes, desc, &data, &lent, err);
     } else if (tp->has_raw_data || tp->raw_data.len > 0) {
         if (dtype == QKV_DTYPE_STRING)
             return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
@@ -489,8 +547,10 @@ qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char
         return st;
 
     if (bytes == 0) { /* an empty tensor has no payload, whatever the file said */
-        free(data);
+        if (!lent)
+            free(data);
         data = NULL;
+        lent = false;
     }
     memset(out, 0, sizeof *out);
     out->dtype = dtype;
@@ -499,6 +559,8 @@ qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char
         out->dims[k] = tp->dims[k];
     out->data = data;
     out->data_bytes = bytes;
+    if (borrowed)
+        *borrowed = lent;
     return QKV_OK;
 }
 
@@ -530,7 +592,7 @@ qkv_status qkv_tensor_proto_decode(const void *buf, size_t bytes, const char *ba
     snprintf(what, sizeof what, "tensor '%s'", tp->name ? tp->name : "");
     qkv_tensor t;
     char *name = NULL;
-    st = qkv_loader_tensor_from_proto(tp, what, base_dir, &t, err);
+    st = qkv_loader_tensor_from_proto(tp, what, base_dir, NULL, &t, NULL, err);
     if (st == QKV_OK && name_out && !(name = qkv_strdup(tp->name))) {
         qkv_tensor_data_free(&t);
         st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory", what);

@@ -21,8 +21,7 @@ typedef struct wire_frame {
     size_t end;                            /* offset one past the message's last byte */
 } wire_frame;
 
-/* Reads a varint at buf[*pos..end). false when truncated or longer than 10 bytes. */
-static bool read_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out)
+bool qkv_loader_read_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out)
 {
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 70; shift += 7) {
@@ -73,11 +72,12 @@ qkv_status qkv_loader_wire_check(const void *buf, size_t bytes,
             continue;
         }
         uint64_t tag, n;
-        if (!read_varint(p, top->end, &pos, &tag) || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+        if (!qkv_loader_read_varint(p, top->end, &pos, &tag) || (tag >> 3) == 0 ||
+            (tag >> 3) > UINT32_MAX)
             goto malformed;
         switch (tag & 7) {
         case 0: /* varint */
-            if (!read_varint(p, top->end, &pos, &n))
+            if (!qkv_loader_read_varint(p, top->end, &pos, &n))
                 goto malformed;
             break;
         case 1: /* fixed64 */
@@ -89,7 +89,7 @@ qkv_status qkv_loader_wire_check(const void *buf, size_t bytes,
                 goto malformed;
             break;
         case 2: { /* length-delimited: bytes, string, packed array or a message */
-            if (!read_varint(p, top->end, &pos, &n) || n > top->end - pos)
+            if (!qkv_loader_read_varint(p, top->end, &pos, &n) || n > top->end - pos)
                 goto malformed;
             const ProtobufCFieldDescriptor *f =
                 top->desc ? protobuf_c_message_descriptor_get_field(top->desc, (unsigned)(tag >> 3))

@@ -316,6 +316,7 @@ qkv_status qkv_plugin_merge(const qkv_plugin *p, qkv_registry *reg, qkv_error *e
             .kernels = ks,
             .supports = rb->supports,
             .gemm = rb->gemm,
+            .describe = rb->describe,
         };
         st = qkv_registry_add_backend(reg, &desc, rb->origin, NULL, err);
         free(ks);

@@ -5,7 +5,10 @@
  *
  * A constant's data is released when every use of it, in every node that
  * reads it, has been packed by that node's kernel, and it is not a graph
- * output. Its dtype and shape stay, so planning and messages are unchanged;
+ * output: right after the prepack of the node that packed its last use, so
+ * peak memory holds the packed copies plus one original, not both sets. A
+ * constant mapped from the model file has its pages dropped (madvise) rather
+ * than freed. Its dtype and shape stay, so planning and messages are unchanged;
  * compute sees the input with data NULL.
  */
 #include "prepack.h"
@@ -34,13 +37,36 @@ static bool all_uses_packed(const qkv_ir_graph *g, int32_t id)
     return true;
 }
 
+/* Releases the constant inputs of node n that every reader has now packed:
+ * right after the prepack of their last reader, so that originals and packed
+ * copies are never both fully resident. */
+static void release_packed_inputs(qkv_ir_graph *g, const qkv_ir_node *n,
+                                  qkv_prepack_stats *stats)
+{
+    for (size_t k = 0; k < n->n_inputs; k++) {
+        int32_t id = n->inputs[k];
+        if (id < 0 || k >= 64 || !(n->packed_inputs & ((uint64_t)1 << k)))
+            continue;
+        qkv_ir_value *v = &g->values[id];
+        if (v->kind != QKV_VALUE_CONSTANT || !v->data || v->is_output ||
+            v->dtype == QKV_DTYPE_STRING || !all_uses_packed(g, id))
+            continue;
+        stats->released_bytes += v->data_bytes;
+        qkv_value_release_data(v);
+        v->packed = true;
+    }
+}
+
 qkv_status qkv_prepack_constants(qkv_ir_graph *g, qkv_prepack_stats *stats, qkv_error *err)
 {
     stats->packed_bytes = 0;
     stats->released_bytes = 0;
+    /* a node whose prepack has not run yet has packed nothing: the release
+     * after each node must not see flags of an earlier session */
+    for (size_t i = 0; i < g->n_nodes; i++)
+        g->nodes[i].packed_inputs = 0;
     for (size_t i = 0; i < g->n_nodes; i++) {
         qkv_ir_node *n = &g->nodes[i];
-        n->packed_inputs = 0;
         if (n->dead || !n->kernel || !n->kernel->prepack)
             continue;
         size_t bytes = 0;
@@ -60,18 +86,7 @@ qkv_status qkv_prepack_constants(qkv_ir_graph *g, qkv_prepack_stats *stats, qkv_
             return st;
         }
         stats->packed_bytes += bytes;
-    }
-    for (size_t id = 0; id < g->n_values; id++) {
-        qkv_ir_value *v = &g->values[id];
-        if (v->kind != QKV_VALUE_CONSTANT || !v->data || v->is_output ||
-            v->dtype == QKV_DTYPE_STRING || !all_uses_packed(g, (int32_t)id))
-            continue;
-        stats->released_bytes += v->data_bytes;
-        if (!v->borrowed)
-            free(v->data);
-        v->data = NULL;
-        v->data_bytes = 0;
-        v->packed = true;
+        release_packed_inputs(g, n, stats);
     }
     return QKV_OK;
 }

@@ -252,6 +252,10 @@ qkv_status qkv_registry_add_backend(qkv_registry *reg, const qkv_backend *b, con
         .user = b->user,
         .supports = b->supports,
         .gemm = b->gemm,
+        /* since 1.1: read only when the plugin's struct has it */
+        .describe = b->struct_size >= offsetof(qkv_backend, describe) + sizeof b->describe
+                        ? b->describe
+                        : NULL,
     };
     if (!nb.name || !nb.origin) {
         backend_fini(&nb);
@@ -331,4 +335,12 @@ int32_t qkv_registry_kernel_backend(const qkv_registry *reg, const qkv_kernel *k
         if (&reg->entries[i].kernel == kernel)
             return (int32_t)reg->entries[i].backend;
     return -1;
+}
+
+size_t qkv_registry_backend_kernel_count(const qkv_registry *reg, size_t backend)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < reg->n; i++)
+        n += reg->entries[i].backend == backend;
+    return n;
 }

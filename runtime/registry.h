@@ -26,6 +26,7 @@ typedef struct qkv_registry_backend {
     void *user;
     int (*supports)(void *user, const qkv_host_api *host, const qkv_node_ctx *node);
     qkv_status (*gemm)(void *user, const qkv_host_api *host, void *host_ctx, const qkv_gemm *g);
+    const char *(*describe)(void *user); /* NULL: none (or a 1.0 plugin) */
 } qkv_registry_backend;
 
 /* An empty registry with the backend "cpu" (no kernels yet); NULL when out
@@ -82,6 +83,9 @@ const qkv_kernel *qkv_registry_at(const qkv_registry *reg, size_t i, const char 
 size_t qkv_registry_backend_count(const qkv_registry *reg);
 const qkv_registry_backend *qkv_registry_backend_at(const qkv_registry *reg, size_t i);
 int32_t qkv_registry_kernel_backend(const qkv_registry *reg, const qkv_kernel *kernel);
+/* How many kernels backend `backend` has (0 for a GEMM-only backend, or an
+ * index out of range). */
+size_t qkv_registry_backend_kernel_count(const qkv_registry *reg, size_t backend);
 
 /* "" for "ai.onnx" and "", else domain itself. */
 const char *qkv_domain_normalize(const char *domain);

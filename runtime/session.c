@@ -57,6 +57,22 @@ const qkv_model *qkv_session_model(const qkv_session *s)
 
 /* Chooses a kernel for every node; reports the first node without one and
  * how many others lack one too, so a user sees the whole gap at once. */
+/* true when `name` is one of the entries of the ", "-separated list */
+static bool list_has(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strstr(p, ", ");
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncmp(p, name, len) == 0)
+            return true;
+        if (!end)
+            break;
+        p = end + 2;
+    }
+    return false;
+}
+
 static qkv_status resolve_kernels(qkv_session *s, qkv_error *err)
 {
     qkv_ir_graph *g = s->model->graph;
@@ -70,8 +86,8 @@ static qkv_status resolve_kernels(qkv_session *s, qkv_error *err)
             continue;
         if (!first) {
             first = n;
-        } else if (!strstr(others, n->op_type) && strlen(others) + strlen(n->op_type) + 3 <
-                                                       sizeof others) {
+        } else if (strcmp(n->op_type, first->op_type) != 0 && !list_has(others, n->op_type) &&
+                   strlen(others) + strlen(n->op_type) + 3 < sizeof others) {
             strcat(others, others[0] ? ", " : "");
             strcat(others, n->op_type);
         }
@@ -429,4 +445,12 @@ const char *qkv_cpu_isa_name(void)
 const char *qkv_cpu_name(void)
 {
     return qkv_cpu_brand();
+}
+
+size_t qkv_cpu_features_string(uint64_t features, char *buf, size_t cap)
+{
+    char all[256]; /* every name of qkv_cpu_features_str fits */
+    qkv_cpu_features_str(features, all, sizeof all);
+    int n = snprintf(buf, cap, "%s", all);
+    return n > 0 ? (size_t)n : 0;
 }

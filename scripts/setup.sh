@@ -14,6 +14,7 @@ PACKAGES=(
   protobuf-c-compiler
   libonnx-dev
   libopenblas-dev
+  libdnnl-dev
   libcriterion-dev
   python3-onnx
   python3-torch

@@ -860,6 +860,56 @@ static void load_under_oom(const char *rel)
     free(buf);
 }
 
+/* Mappings of files under the test data's mmap/ directory, from
+ * /proc/self/maps (only those: valgrind and malloc map memory of their own). */
+static size_t count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert_not_null(f);
+    size_t n = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, QKV_TEST_DATA "/mmap/") != NULL;
+    fclose(f);
+    return n;
+}
+
+/* As load_under_oom, from the file: payloads in file mappings. A failed
+ * load leaves neither a block nor a mapping behind. */
+static void load_file_under_oom(const char *rel)
+{
+    qkv_model *m = NULL;
+    qkv_error err = {0};
+    oom_calls = 0;
+    cr_assert_eq(qkv_model_load_file(path_of(rel), &m, &err), QKV_OK, "%s", err.message);
+    long calls = oom_calls;
+    qkv_model_destroy(m);
+    for (long i = 0; i < calls; i++) {
+        size_t maps = count_maps(); /* fopen allocates: before the count */
+        long before = heap_in_use();
+        qkv_model *sentinel = (qkv_model *)(uintptr_t)0x1234;
+        m = sentinel;
+        oom_countdown = i;
+        qkv_status st = qkv_model_load_file(path_of(rel), &m, &err);
+        oom_countdown = -1;
+        if (st == QKV_OK) {
+            qkv_model_destroy(m);
+        } else {
+            cr_assert(st == QKV_ERR_OUT_OF_MEMORY || st == QKV_ERR_IO, "%s, call %ld: %s: %s",
+                      rel, i, qkv_status_string(st), err.message);
+            cr_assert_eq(m, sentinel, "%s, call %ld: *out changed", rel, i);
+        }
+        cr_assert_eq(heap_in_use(), before, "%s, allocation %ld failing leaks", rel, i);
+        cr_assert_eq(count_maps(), maps, "%s, allocation %ld failing leaves a mapping", rel, i);
+    }
+}
+
+Test(loader_oom, file_loads_with_mapped_payloads_under_every_failing_allocation)
+{
+    load_file_under_oom("mmap/inline.onnx");
+    load_file_under_oom("mmap/external/model.onnx");
+}
+
 Test(loader_oom, every_failing_allocation_is_reported_without_leaks)
 {
     load_under_oom("mha_small.onnx");

@@ -463,7 +463,7 @@ Test(plugin, backend_list_restricts_and_orders_the_backends)
     cr_assert_eq(qkv_plugin_loaded_count(), 0);
 }
 
-Test(plugin, openblas_backend_is_the_default_for_float_matmul)
+Test(plugin, openblas_backend_serves_the_gemm_of_the_core_matmul)
 {
 #ifdef QKV_HAVE_OPENBLAS_PLUGIN
     unsetenv("QKV_PLUGIN_PATH"); /* the build tree's defaults */
@@ -473,14 +473,34 @@ Test(plugin, openblas_backend_is_the_default_for_float_matmul)
     qkv_error err = {0};
     cr_assert_eq(qkv_session_create(tu_data("plugin/matmul_mixed.onnx"), &opts, &s, &err),
                  QKV_OK, "%s", err.message);
-    cr_assert_eq(qkv_session_plugin_count(s), 1);
     char *real = realpath(OPENBLAS_PLUGIN, NULL);
+#ifdef QKV_HAVE_ONEDNN_PLUGIN
+    /* the build tree has the oneDNN backend too (libqkv_onednn.so loads
+     * first, by name), and its priority 200 puts it ahead of openblas */
+    cr_assert_eq(qkv_session_plugin_count(s), 2);
+    cr_assert_str_eq(qkv_plugin_path(qkv_session_plugin(s, 1)), real);
+    cr_assert_str_eq(qkv_session_backend_name(s, 0), "onednn");
+    cr_assert_str_eq(qkv_session_backend_name(s, 1), "openblas");
+    cr_assert_str_eq(qkv_session_gemm_backend(s), "onednn");
+    cr_assert_str_eq(node_named(s, "mm_float").backend, "onednn");
+    size_t openblas = 1;
+#else
+    cr_assert_eq(qkv_session_plugin_count(s), 1);
     cr_assert_str_eq(qkv_plugin_path(qkv_session_plugin(s, 0)), real);
-    free(real);
     cr_assert_str_eq(qkv_session_backend_name(s, 0), "openblas");
     cr_assert_str_eq(qkv_session_gemm_backend(s), "openblas");
-    cr_assert_str_eq(node_named(s, "mm_float").backend, "openblas");
+    /* a GEMM provider only: the nodes are the core's, their GEMMs OpenBLAS's */
+    cr_assert_str_eq(node_named(s, "mm_float").backend, "cpu");
+    size_t openblas = 0;
+#endif
+    free(real);
     cr_assert_str_eq(node_named(s, "mm_int").backend, "cpu");
+    assert_contains(qkv_session_backend_describe(s, openblas), "OpenBLAS ");
+    assert_contains(qkv_session_backend_describe(s, openblas), ", core ");
+    assert_contains(qkv_session_backend_describe(s, openblas + 1),
+                    "qkv built-in kernels, ISA level ");
+    cr_assert_str_eq(qkv_session_backend_describe(s, openblas + 2), "");
+    cr_assert_str_eq(qkv_session_backend_describe(NULL, 0), "");
     run_reference(s, "matmul_mixed", 1e-5f, 1e-5f);
     qkv_session_destroy(s);
     /* without it: the portable GEMM, same results */
@@ -490,6 +510,21 @@ Test(plugin, openblas_backend_is_the_default_for_float_matmul)
     cr_assert_str_eq(node_named(s, "mm_float").backend, "cpu");
     cr_assert_str_eq(qkv_session_gemm_backend(s), "portable");
     run_reference(s, "matmul_mixed", 1e-5f, 1e-5f);
+    qkv_session_destroy(s);
+    cr_assert_eq(qkv_plugin_loaded_count(), 0);
+    /* "openblas" alone could run no node: said at once, with the fix */
+    const char *plugins[] = {OPENBLAS_PLUGIN};
+    cr_assert_eq(open_session("matmul_mixed", plugins, 1, "openblas", &s, &err),
+                 QKV_ERR_INVALID_ARGUMENT);
+    cr_assert_str_eq(err.message, "backends 'openblas': none of them has kernels (a GEMM-only "
+                                  "backend such as openblas serves the kernels of others: list "
+                                  "cpu too, e.g. 'openblas,cpu')");
+    s = must_open("matmul_mixed", plugins, 1, "openblas,cpu");
+    cr_assert_str_eq(qkv_session_gemm_backend(s), "openblas");
+    run_reference(s, "matmul_mixed", 1e-5f, 1e-5f);
+    qkv_session_destroy(s);
+    s = must_open("matmul_mixed", plugins, 1, "cpu");
+    cr_assert_str_eq(qkv_session_gemm_backend(s), "portable");
     qkv_session_destroy(s);
     cr_assert_eq(qkv_plugin_loaded_count(), 0);
 #else
@@ -633,7 +668,8 @@ Test(plugin, cli_run_loads_plugins_and_profiles_nodes_with_their_backend)
     cr_assert_eq(rc, 0, "%s", out);
     assert_contains(out, "backends: cpu (GEMM service: portable)");
     assert_contains(out, "  rope  qkv.example.Rotary    cpu\n");
-    assert_contains(out, "profile: 2 nodes run");
+    assert_contains(out, "profile: 2 nodes run, ");
+    assert_contains(out, " ms in kernels (GEMM service: portable)\n");
     assert_contains(out, "  act   qkv.example.BiasGelu  cpu     ");
     free(out);
 }

@@ -145,6 +145,18 @@ Test(session, names_op_without_kernel)
               "%s", err.message);
 }
 
+Test(session, lists_each_missing_op_once)
+{
+    qkv_session *s = NULL;
+    qkv_error err;
+    cr_assert_eq(qkv_session_create(tu_data("exec/unknown_ops.onnx"), NULL, &s, &err),
+                 QKV_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.message, "node 'n0': no kernel for op FancyOp"), "%s", err.message);
+    /* "Mul" is listed although "MatMulX" contains it; FancyOp is not repeated */
+    cr_assert(strstr(err.message, "5 nodes in all lack a kernel, also: MatMulX, Mul"), "%s",
+              err.message);
+}
+
 Test(session, reports_missing_file)
 {
     qkv_session *s = NULL;

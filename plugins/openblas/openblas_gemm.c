@@ -1,13 +1,10 @@
 /*
- * openblas_gemm.c - the OpenBLAS side of ops/blas.h, for the OpenBLAS
- * backend plugin: a strided batch of GEMMs split across the run context's
- * threads, each piece a single-threaded cblas call. Used two ways:
- *  - qkv_blas_gemm_run, called by the MatMul, Gemm and Einsum kernels that
- *    this plugin compiles from qkv's ops/ sources;
- *  - qkv_openblas_gemm, the backend's GEMM provider: the host's GEMM service
- *    (host->gemm) for the core kernels that multiply matrices inside
- *    (attention).
- * The only file of qkv that includes <cblas.h>.
+ * openblas_gemm.c - the OpenBLAS backend's GEMM provider (qkv_backend.gemm):
+ * the session's GEMM service (host->gemm) for every core kernel that
+ * multiplies matrices (MatMul, Gemm, Einsum, attention). A strided batch of
+ * GEMMs split across the run context's threads, each piece one
+ * single-threaded cblas call through the entry points openblas_load.c
+ * resolved.
  *
  * Work is cut into units: a unit is one batch entry, or one of `pieces`
  * blocks of it (rows of C, or columns when C has few rows). The thread pool
@@ -15,17 +12,16 @@
  * are merged into a single cblas call, so a chunk never pays more calls than
  * it must.
  *
- * OpenBLAS runs on one thread (openblas_set_num_threads(1) once per load):
- * its thread count is process-global and sessions with different thread
- * counts may run at once; the parallelism is host->parallel_for's. Side
- * effect: an application using OpenBLAS in the same process sees its thread
- * count set to 1.
+ * OpenBLAS runs on one thread (set once at load): its thread count is
+ * process-global and sessions with different thread counts may run at once;
+ * the parallelism is host->parallel_for's.
  */
-#include <cblas.h>
-#include <pthread.h>
+#include <limits.h>
 
-#include "blas.h"
 #include "openblas_plugin.h"
+
+/* The largest m, n, k and leading dimension a cblas call takes (int). */
+#define MAX_DIM ((size_t)INT_MAX)
 
 /* Below this many multiply-adds in all, threading costs more than it saves
  * (a parallel_for wake-up is several microseconds; 2^18 MACs is ~10 us on
@@ -38,31 +34,11 @@
 #define MIN_ROWS 16
 #define MIN_COLS 64
 
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-
-static void blas_set_one_thread(void)
-{
-    openblas_set_num_threads(1);
-}
-
-void qkv_blas_init(void)
-{
-    pthread_once(&blas_once, blas_set_one_thread);
-}
-
 /* m, n, k and the leading dimensions fit cblas's int */
-static bool fits(const qkv_gemm *g)
+static int fits(const qkv_gemm *g)
 {
-    return g->m <= QKV_BLAS_MAX_DIM && g->n <= QKV_BLAS_MAX_DIM && g->k <= QKV_BLAS_MAX_DIM &&
-           g->lda <= QKV_BLAS_MAX_DIM && g->ldb <= QKV_BLAS_MAX_DIM &&
-           g->ldc <= QKV_BLAS_MAX_DIM;
-}
-
-bool qkv_blas_gemm_fits(const qkv_blas_gemm *g)
-{
-    return g->m <= QKV_BLAS_MAX_DIM && g->n <= QKV_BLAS_MAX_DIM && g->k <= QKV_BLAS_MAX_DIM &&
-           g->lda <= QKV_BLAS_MAX_DIM && g->ldb <= QKV_BLAS_MAX_DIM &&
-           g->ldc <= QKV_BLAS_MAX_DIM;
+    return g->m <= MAX_DIM && g->n <= MAX_DIM && g->k <= MAX_DIM && g->lda <= MAX_DIM &&
+           g->ldb <= MAX_DIM && g->ldc <= MAX_DIM;
 }
 
 /* C = beta * C over an (m, n) block: what a GEMM with k == 0 computes. BLAS
@@ -86,8 +62,8 @@ static void scale_block(const qkv_gemm *g, size_t m, size_t n, void *c)
 
 /* One single-threaded GEMM of an (m, n) block of C; a, b, c point at the
  * block's first element of op(A) row, op(B) column and C. */
-static void gemm_block(const qkv_gemm *g, size_t m, size_t n, const void *a, const void *b,
-                       void *c)
+static void gemm_block(const openblas_lib *lib, const qkv_gemm *g, size_t m, size_t n,
+                       const void *a, const void *b, void *c)
 {
     if (m == 0 || n == 0)
         return;
@@ -95,21 +71,21 @@ static void gemm_block(const qkv_gemm *g, size_t m, size_t n, const void *a, con
         scale_block(g, m, n, c);
         return;
     }
-    enum CBLAS_TRANSPOSE ta = g->trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = g->trans_b ? CblasTrans : CblasNoTrans;
+    int ta = g->trans_a ? OPENBLAS_TRANS : OPENBLAS_NO_TRANS;
+    int tb = g->trans_b ? OPENBLAS_TRANS : OPENBLAS_NO_TRANS;
     if (g->dtype == QKV_DTYPE_DOUBLE)
-        cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)g->k, g->alpha, a,
-                    (blasint)g->lda, b, (blasint)g->ldb, g->beta, c, (blasint)g->ldc);
+        lib->dgemm(OPENBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)g->k, g->alpha, a,
+                   (int)g->lda, b, (int)g->ldb, g->beta, c, (int)g->ldc);
     else
-        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)g->k,
-                    (float)g->alpha, a, (blasint)g->lda, b, (blasint)g->ldb, (float)g->beta, c,
-                    (blasint)g->ldc);
+        lib->sgemm(OPENBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)g->k, (float)g->alpha, a,
+                   (int)g->lda, b, (int)g->ldb, (float)g->beta, c, (int)g->ldc);
 }
 
 typedef struct gemm_run {
+    const openblas_lib *lib;
     const qkv_gemm *g;
     size_t pieces; /* blocks per batch entry */
-    bool split_n;  /* blocks are column ranges of C (else row ranges) */
+    int split_n;   /* blocks are column ranges of C (else row ranges) */
     size_t elem_bytes;
 } gemm_run;
 
@@ -148,11 +124,11 @@ static void gemm_range(void *arg, size_t begin, size_t end)
         if (r->split_n) {
             size_t c0 = p0 * g->n / r->pieces, c1 = p1 * g->n / r->pieces;
             b += (g->trans_b ? c0 * g->ldb : c0) * es;
-            gemm_block(g, g->m, c1 - c0, a, b, c + c0 * es);
+            gemm_block(r->lib, g, g->m, c1 - c0, a, b, c + c0 * es);
         } else {
             size_t r0 = p0 * g->m / r->pieces, r1 = p1 * g->m / r->pieces;
             a += (g->trans_a ? r0 : r0 * g->lda) * es;
-            gemm_block(g, r1 - r0, g->n, a, b, c + r0 * g->ldc * es);
+            gemm_block(r->lib, g, r1 - r0, g->n, a, b, c + r0 * g->ldc * es);
         }
     }
 }
@@ -160,10 +136,9 @@ static void gemm_range(void *arg, size_t begin, size_t end)
 qkv_status qkv_openblas_gemm(void *user, const qkv_host_api *host, void *host_ctx,
                              const qkv_gemm *g)
 {
-    (void)user;
+    const openblas_lib *lib = user;
     if ((g->dtype != QKV_DTYPE_FLOAT && g->dtype != QKV_DTYPE_DOUBLE) || !fits(g))
         return QKV_ERR_UNSUPPORTED; /* the host's portable GEMM takes it */
-    qkv_blas_init();
     size_t nbatch = 1;
     for (int32_t j = 0; j < g->batch_rank; j++) {
         if (g->batch_dims[j] == 0)
@@ -172,12 +147,12 @@ qkv_status qkv_openblas_gemm(void *user, const qkv_host_api *host, void *host_ct
     }
     if (g->m == 0 || g->n == 0)
         return QKV_OK;
-    gemm_run r = {.g = g, .pieces = 1, .split_n = false,
+    gemm_run r = {.lib = lib, .g = g, .pieces = 1, .split_n = 0,
                   .elem_bytes = g->dtype == QKV_DTYPE_DOUBLE ? sizeof(double) : sizeof(float)};
     size_t threads = host->thread_count(host_ctx);
     /* double: the product of four size_t may overflow size_t */
     double macs = (double)nbatch * (double)g->m * (double)g->n * (double)(g->k ? g->k : 1);
-    bool parallel = threads > 1 && macs >= PAR_MIN_MACS;
+    int parallel = threads > 1 && macs >= PAR_MIN_MACS;
     size_t want = 4 * threads; /* the pool balances about 4 chunks per thread */
     if (parallel && nbatch < want) {
         /* too few batch entries to feed every thread: split each GEMM */
@@ -189,7 +164,7 @@ qkv_status qkv_openblas_gemm(void *user, const qkv_host_api *host, void *host_ct
         if (pm >= per || pm >= pn) {
             r.pieces = per < pm ? per : pm;
         } else {
-            r.split_n = true;
+            r.split_n = 1;
             r.pieces = per < pn ? per : pn;
         }
     }
@@ -199,12 +174,4 @@ qkv_status qkv_openblas_gemm(void *user, const qkv_host_api *host, void *host_ct
     else
         gemm_range(&r, 0, units);
     return QKV_OK;
-}
-
-qkv_status qkv_blas_gemm_run(qkv_kernel_io *io, const qkv_blas_gemm *bg)
-{
-    qkv_gemm g;
-    qkv_blas_to_gemm(bg, &g);
-    /* the caller checked dtype and size in prepare, so cblas takes it */
-    return qkv_openblas_gemm(NULL, io->host, io->host_ctx, &g);
 }

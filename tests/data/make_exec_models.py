@@ -111,6 +111,72 @@ def unknown_op(out):
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])], [])
     model = helper.make_model(graph, opset_imports=OPSET + [helper.make_opsetid("com.example", 3)])
     onnx.save(model, os.path.join(out, "unknown_op.onnx"))
+    # several missing ops, one name inside another: each is listed once
+    names = ["FancyOp", "MatMulX", "Mul", "FancyOp", "MatMulX"]
+    nodes = [helper.make_node(op, [f"v{i}"], [f"v{i + 1}"], name=f"n{i}", domain="com.example")
+             for i, op in enumerate(names)]
+    graph = helper.make_graph(
+        nodes, "unknown_ops",
+        [helper.make_tensor_value_info("v0", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info(f"v{len(names)}", TensorProto.FLOAT, [2])], [])
+    model = helper.make_model(graph, opset_imports=OPSET + [helper.make_opsetid("com.example", 3)])
+    onnx.save(model, os.path.join(out, "unknown_ops.onnx"))
+
+
+def linear_stack(out):
+    """Constant weights the kernels pack once per session:
+    x[batch,40] -> Gemm(W0[70,40]^T, b0) -> MatMul W1[70,300] -> Relu -> MatMul W2[300,33] -> y.
+    Every weight has one reader, so every original can be released."""
+    rng = np.random.default_rng(7)
+    w0 = rng.standard_normal((70, 40)).astype(np.float32)
+    b0 = rng.standard_normal(70).astype(np.float32)
+    w1 = (rng.standard_normal((70, 300)) * 0.2).astype(np.float32)
+    w2 = (rng.standard_normal((300, 33)) * 0.1).astype(np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["x", "w0", "b0"], ["h0"], name="fc0/Gemm", transB=1),
+        helper.make_node("MatMul", ["h0", "w1"], ["h1"], name="fc1/MatMul"),
+        helper.make_node("Relu", ["h1"], ["h2"], name="relu"),
+        helper.make_node("MatMul", ["h2", "w2"], ["y"], name="fc2/MatMul"),
+    ]
+    graph = helper.make_graph(
+        nodes, "linear_stack",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 33])],
+        [numpy_helper.from_array(w0, "w0"), numpy_helper.from_array(b0, "b0"),
+         numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    onnx.save(helper.make_model(graph, opset_imports=OPSET, producer_name="qkv-tests"),
+              os.path.join(out, "linear_stack.onnx"))
+    for case, batch in (("b1", 1), ("b7", 7), ("b100", 100)):
+        x = rng.standard_normal((batch, 40)).astype(np.float32)
+        h = np.maximum((x.astype(np.float64) @ w0.T + b0) @ w1, 0)
+        save_pb(os.path.join(out, f"linear_stack_{case}_input_0.pb"), x)
+        save_pb(os.path.join(out, f"linear_stack_{case}_output_0.pb"), (h @ w2).astype(np.float32))
+
+
+def tied_weight(out):
+    """W[33,20] read by MatMul (packed) and by Gather (not): y = x @ W, e = W[idx].
+    The original must stay, since Gather reads it."""
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((33, 20)).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["y"], name="proj"),
+        helper.make_node("Gather", ["w", "idx"], ["e"], name="embed", axis=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "tied_weight",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 33]),
+         helper.make_tensor_value_info("idx", TensorProto.INT64, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 20]),
+         helper.make_tensor_value_info("e", TensorProto.FLOAT, [3, 20])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=OPSET, producer_name="qkv-tests"),
+              os.path.join(out, "tied_weight.onnx"))
+    x = rng.standard_normal((4, 33)).astype(np.float32)
+    idx = np.array([0, 32, 5], dtype=np.int64)
+    save_pb(os.path.join(out, "tied_weight_a_input_0.pb"), x)
+    save_pb(os.path.join(out, "tied_weight_a_input_1.pb"), idx)
+    save_pb(os.path.join(out, "tied_weight_a_output_0.pb"), (x.astype(np.float64) @ w).astype(np.float32))
+    save_pb(os.path.join(out, "tied_weight_a_output_1.pb"), w[idx])
 
 
 def main():
@@ -120,6 +186,8 @@ def main():
     shape_chain(out)
     dynamic_reshape(out)
     unknown_op(out)
+    linear_stack(out)
+    tied_weight(out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ OUTDIR/plugin/<name>_{input,output}_<k>.pb (TensorProto files).
   host_gemm        qkv.test.HostGemm (a plugin op using host->gemm)
   relu_mixed       Relu on float (backend testbk takes it) and on double (cpu)
   neg              qkv.minor.Neg (the newer-minor fixture)
-  matmul_mixed     MatMul on float (openblas takes it) and on int32 (cpu)
+  matmul_mixed     MatMul on float and on int32
+  gemm_ops         MatMul (batched), Gemm (transB, alpha, beta, bias) and
+                   Attention-23 (4-D, causal), every dim symbolic: the GEMM
+                   provider tests run it on random shapes (no reference files)
 """
 import math
 import os
@@ -159,11 +162,29 @@ def fixtures(out):
                (("", 13),), [a, ai], [(a.astype(np.float64) @ w).astype(np.float32), ai @ wi])
 
 
+def gemm_ops(out):
+    f = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+    nodes = [
+        helper.make_node("MatMul", ["a", "w"], ["mm"], name="matmul"),
+        helper.make_node("Gemm", ["x", "wt", "c"], ["gm"], name="gemm", transB=1, alpha=0.5,
+                         beta=2.0),
+        helper.make_node("Attention", ["q", "k", "v"], ["att"], name="attention",
+                         is_causal=1),
+    ]
+    save_model(out, "gemm_ops", nodes,
+               [f("a", ["B", "M", "K"]), f("w", ["K", "N"]), f("x", ["M", "K"]),
+                f("wt", ["N", "K"]), f("c", ["N"]), f("q", ["B", "H", "S", "D"]),
+                f("k", ["B", "H", "L", "D"]), f("v", ["B", "H", "L", "D"])],
+               [f("mm", ["B", "M", "N"]), f("gm", ["M", "N"]), f("att", ["B", "H", "S", "D"])],
+               (), (("", 23),))
+
+
 def main():
     out = os.path.join(sys.argv[1], "plugin")
     os.makedirs(out, exist_ok=True)
     example(out)
     fixtures(out)
+    gemm_ops(out)
 
 
 if __name__ == "__main__":
