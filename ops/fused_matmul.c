@@ -10,9 +10,10 @@
  *   residual  float32, Y's shape, optional
  *   activation  "" (none, default), "relu", "gelu" (exact), "gelu_tanh"
  *
- * The GEMM is one qkv_blas_gemm_run call with every leading dim of A folded
- * into M (so it runs on the session's GEMM service: a backend's, or the
- * portable one, and gets whatever that does with weights). The epilogue then
+ * The GEMM is one call with every leading dim of A folded into M: with a
+ * constant B packed once in prepack (gemm_prepack.h, as MatMul does; the
+ * original weight is then released), else qkv_blas_gemm_run (the session's
+ * GEMM service). The epilogue then
  * runs once over Y's rows in place, split over the run's threads: bias,
  * activation and residual in one pass (vecmath.h's vectorised kernels).
  * Y never shares the residual's buffer (no in-place flag): the GEMM writes Y
@@ -26,11 +27,13 @@
 #include <string.h>
 
 #include "blas.h"
+#include "gemm_prepack.h"
 #include "kernel_util.h"
 #include "vecmath.h"
 
 typedef struct fmm_state {
     qkv_act act;
+    qkv_sgemm_packed_b b; /* B packed by prepack; b.data NULL: B read as it comes */
 } fmm_state;
 
 /* The activation attribute's values, indexed by qkv_act. */
@@ -59,7 +62,19 @@ static qkv_status fmm_init(const qkv_kernel *kernel, const qkv_host_api *host,
     return QKV_OK;
 }
 
-static void fmm_destroy(void *state) { free(state); }
+static qkv_status fmm_prepack(void **state, const qkv_host_api *host, const qkv_node_ctx *node)
+{
+    fmm_state *s = *state; /* init made it */
+    return qkv_gemm_prepack_b(host, node, 1, false, &s->b);
+}
+
+static void fmm_destroy(void *state)
+{
+    fmm_state *s = state;
+    if (s)
+        qkv_gemm_packed_free(&s->b);
+    free(s);
+}
 
 static qkv_status fmm_infer(void *state, qkv_kernel_io *io)
 {
@@ -131,9 +146,13 @@ static void fmm_plan(const qkv_kernel_io *io, qkv_blas_gemm *g)
 
 static qkv_status fmm_prepare(void *state, qkv_kernel_io *io)
 {
-    (void)state;
+    const fmm_state *s = state;
     qkv_blas_gemm g;
     fmm_plan(io, &g);
+    if (s->b.data && (s->b.k != g.k || s->b.n != g.n))
+        return KERR(io, QKV_ERR_INTERNAL,
+                    "input 1 'B' was packed as (%zu, %zu) but the plan multiplies by (%zu, %zu)",
+                    s->b.k, s->b.n, g.k, g.n);
     if (!qkv_blas_gemm_fits(&g))
         return KERR(io, QKV_ERR_UNSUPPORTED,
                     "matrices too large: m=%zu n=%zu k=%zu, at most %zu each", g.m, g.n, g.k,
@@ -162,9 +181,13 @@ static qkv_status fmm_compute(const void *state, qkv_kernel_io *io)
     const fmm_state *s = state;
     qkv_blas_gemm g;
     fmm_plan(io, &g);
-    qkv_status st = qkv_blas_gemm_run(io, &g);
-    if (st != QKV_OK)
-        return st;
+    if (s->b.data) {
+        qkv_gemm_run_packed(io, &g, &s->b);
+    } else {
+        qkv_status st = qkv_blas_gemm_run(io, &g);
+        if (st != QKV_OK)
+            return st;
+    }
     epi_job j = {.y = io->outputs[0].data,
                  .bias = qkv_present(io, 2) ? io->inputs[2].data : NULL,
                  .res = qkv_present(io, 3) ? io->inputs[3].data : NULL,
@@ -193,6 +216,7 @@ static const qkv_kernel kernels[] = {
         .prepare = fmm_prepare,
         .compute = fmm_compute,
         .destroy = fmm_destroy,
+        .prepack = fmm_prepack,
     },
 };
 
