@@ -36,17 +36,25 @@ static const char *model_path(const char *name)
     return path;
 }
 
-static opened open_model(const char *name, bool fuse)
+/* backends: qkv_session_options.backends (NULL: every backend, so plugins
+ * such as oneDNN may take the fused nodes; "cpu": the built-in kernels). */
+static opened open_on(const char *name, bool fuse, const char *backends)
 {
     qkv_session_options opts;
     qkv_session_options_init(&opts);
     opts.disable_fusion = !fuse;
+    opts.backends = backends;
     opened o = {0};
     qkv_error err = {0};
     qkv_status st = qkv_session_create(model_path(name), &opts, &o.s, &err);
     cr_assert_eq(st, QKV_OK, "%s: %s", name, err.message);
     o.g = qkv_session_model(o.s)->graph;
     return o;
+}
+
+static opened open_model(const char *name, bool fuse)
+{
+    return open_on(name, fuse, "cpu");
 }
 
 static size_t count_op(const qkv_ir_graph *g, const char *op)
@@ -98,14 +106,14 @@ static void assert_close(const qkv_tensor *got, const qkv_tensor *want, double r
 }
 
 /*
- * Runs the model's stored inputs through a fused and an unfused session:
- * fused == unfused within (rtol 1e-4, atol 1e-5) and both == the stored
- * reference within (ref_rtol, ref_atol). Returns the fused session (the
- * caller destroys it) for checks on its graph.
+ * Runs the model's stored inputs through a fused and an unfused session on
+ * `backends`: fused == unfused within (rtol 1e-4, atol 1e-5) and both == the
+ * stored reference within (ref_rtol, ref_atol).
  */
-static opened check_model(const char *name, double ref_rtol, double ref_atol)
+static void compare_on(const char *name, const char *backends, double ref_rtol,
+                       double ref_atol)
 {
-    opened f = open_model(name, true), p = open_model(name, false);
+    opened f = open_on(name, true, backends), p = open_on(name, false, backends);
     const qkv_model *m = qkv_session_model(f.s);
     size_t n_in = qkv_model_input_count(m), n_out = qkv_model_output_count(m);
     cr_assert(n_in <= 4 && n_out <= 4);
@@ -143,8 +151,18 @@ static opened check_model(const char *name, double ref_rtol, double ref_atol)
         qkv_tensor_data_free(&want[k]);
     cr_assert_eq(qkv_session_fusion_count(p.s, "gelu"), 0);
     cr_assert_eq(qkv_session_fusion_count(p.s, "matmul"), 0);
+    qkv_session_destroy(f.s);
     qkv_session_destroy(p.s);
-    return f;
+}
+
+/* compare_on the built-in kernels and on every backend (oneDNN, OpenBLAS
+ * when built); returns the fused built-in session (the caller destroys it)
+ * for checks on its graph. */
+static opened check_model(const char *name, double ref_rtol, double ref_atol)
+{
+    compare_on(name, "cpu", ref_rtol, ref_atol);
+    compare_on(name, NULL, ref_rtol, ref_atol);
+    return open_model(name, true);
 }
 
 /* float32 references in float64: the ops' own float32 rounding */
@@ -418,6 +436,15 @@ Test(fuse_matmul, bias_erf_gelu_and_residual)
     check_mm("mm_bias_gelu_residual", "gelu", true, true);
     opened f = open_model("mm_bias_gelu_residual", true);
     cr_assert_eq(qkv_session_fusion_count(f.s, "gelu"), 1, "the GELU pass ran first");
+    qkv_session_destroy(f.s);
+}
+
+Test(fuse_matmul, constant_b_is_packed_once_and_the_original_released)
+{
+    opened f = open_model("mm_bias_relu", true);
+    size_t released = 0, packed = qkv_session_packed_bytes(f.s, &released);
+    cr_assert_eq(released, 16 * 24 * sizeof(float), "w (16, 24) released: %zu", released);
+    cr_assert_geq(packed, released);
     qkv_session_destroy(f.s);
 }
 
