@@ -128,6 +128,41 @@ static const char *check_environment(const qkv_host_api *host, char *buf, size_t
     return NULL;
 }
 
+static const char *isa_name(dnnl_cpu_isa_t isa)
+{
+    switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+    }
+}
+
+/* oneDNN picks its kernels from the CPU itself; the host's features are
+ * capped by QKV_ISA, so the same cap is passed on (tests run every level).
+ * dnnl_set_max_cpu_isa works only before oneDNN's first use in the process
+ * and only lowers the level; the user's DNNL_MAX_CPU_ISA wins. */
+static void cap_isa(const qkv_host_api *host)
+{
+    if (getenv("DNNL_MAX_CPU_ISA") || getenv("ONEDNN_MAX_CPU_ISA"))
+        return;
+    uint64_t f = host->cpu_features();
+    if (f & QKV_CPU_AVX512)
+        return;
+    dnnl_set_max_cpu_isa((f & QKV_CPU_AVX2) ? dnnl_cpu_isa_avx2 : dnnl_cpu_isa_sse41);
+}
+
+static const char *dn_describe(void *user)
+{
+    const dn_state *s = user;
+    return s->plugin.description;
+}
+
 QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host, const qkv_plugin_info **out,
                                              char *errbuf, size_t errbuf_size)
 {
@@ -139,6 +174,8 @@ QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host, const qkv
         snprintf(errbuf, errbuf_size, "out of memory");
         return QKV_ERR_OUT_OF_MEMORY;
     }
+    if (QKV_HOST_HAS(host, cpu_features))
+        cap_isa(host);
     dnnl_status_t ds = dnnl_engine_create(&s->plugin.engine, dnnl_cpu, 0);
     if (ds != dnnl_success) {
         s->plugin.engine = NULL;
@@ -160,7 +197,13 @@ QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host, const qkv
         .kernels = s->kernel_ptrs,
         .supports = dn_supports,
         .gemm = dn_gemm_provider,
+        .describe = dn_describe,
     };
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(s->plugin.description, sizeof s->plugin.description,
+             "oneDNN %d.%d.%d (%s runtime), ISA %s", v->major, v->minor, v->patch,
+             v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "sequential",
+             isa_name(dnnl_get_effective_cpu_isa()));
     s->backends[0] = &s->backend;
     s->info = (qkv_plugin_info){
         .struct_size = sizeof(qkv_plugin_info),

@@ -49,6 +49,7 @@ void dn_threads_leave(const dn_threads *t);
 /* One per load of the library: what every kernel state shares. */
 typedef struct dn_plugin {
     dnnl_engine_t engine; /* the CPU engine (thread-safe, read-only) */
+    char description[160]; /* the backend's describe() */
 } dn_plugin;
 
 /* The backend's name and priority (openblas is 100, cpu 0). */
