@@ -13,9 +13,11 @@
  * The GEMM is one call with every leading dim of A folded into M: with a
  * constant B packed once in prepack (gemm_prepack.h, as MatMul does; the
  * original weight is then released), else qkv_blas_gemm_run (the session's
- * GEMM service). The epilogue then
- * runs once over Y's rows in place, split over the run's threads: bias,
- * activation and residual in one pass (vecmath.h's vectorised kernels).
+ * GEMM service). The epilogue (bias, activation and residual in one pass,
+ * vecmath.h's vectorised kernels) runs in place: with the packed B, inside
+ * the GEMM on each block of Y as it completes, while the block is in cache
+ * (sgemm's post step); else once over Y's rows after the GEMM, split over
+ * the run's threads.
  * Y never shares the residual's buffer (no in-place flag): the GEMM writes Y
  * before the epilogue reads the residual.
  *
@@ -176,25 +178,37 @@ static void epi_range(void *arg, size_t begin, size_t end)
                             j->act);
 }
 
+/* sgemm post step: the epilogue on a block of Y the GEMM just finished, still
+ * in the computing thread's cache (A's dims are folded into M: batch 0). */
+static void epi_block(const void *arg, size_t batch, float *c, size_t ldc, size_t row0,
+                      size_t col0, size_t rows, size_t cols)
+{
+    const epi_job *j = arg;
+    (void)batch;
+    for (size_t i = 0; i < rows; i++)
+        qkv_vm_epilogue_f32(c + i * ldc, j->bias ? j->bias + col0 : NULL,
+                            j->res ? j->res + (row0 + i) * j->n + col0 : NULL, cols, j->act);
+}
+
 static qkv_status fmm_compute(const void *state, qkv_kernel_io *io)
 {
     const fmm_state *s = state;
     qkv_blas_gemm g;
     fmm_plan(io, &g);
-    if (s->b.data) {
-        qkv_gemm_run_packed(io, &g, &s->b);
-    } else {
-        qkv_status st = qkv_blas_gemm_run(io, &g);
-        if (st != QKV_OK)
-            return st;
-    }
     epi_job j = {.y = io->outputs[0].data,
                  .bias = qkv_present(io, 2) ? io->inputs[2].data : NULL,
                  .res = qkv_present(io, 3) ? io->inputs[3].data : NULL,
                  .n = g.n,
                  .act = s->act};
-    if (!j.bias && !j.res && j.act == QKV_ACT_NONE)
+    bool has_epilogue = j.bias || j.res || j.act != QKV_ACT_NONE;
+    if (s->b.data) { /* qkv's own GEMM: the epilogue runs on each block as it completes */
+        qkv_sgemm_post post = {.fn = epi_block, .arg = &j};
+        qkv_gemm_run_packed_post(io, &g, &s->b, has_epilogue ? &post : NULL);
         return QKV_OK;
+    }
+    qkv_status st = qkv_blas_gemm_run(io, &g);
+    if (st != QKV_OK || !has_epilogue)
+        return st;
     /* the epilogue reads and writes Y once (and reads the residual): a
      * memory pass, worth threads only when large */
     qkv_run_range(io, g.m, g.m * g.n * sizeof(float) * (j.res ? 2 : 1), epi_range, &j);

@@ -58,3 +58,11 @@ void qkv_gemm_run_packed(qkv_kernel_io *io, const qkv_blas_gemm *g,
     qkv_blas_to_gemm(g, &abi);
     qkv_sgemm_run(io->host, io->host_ctx, pb->arch, &abi, pb);
 }
+
+void qkv_gemm_run_packed_post(qkv_kernel_io *io, const qkv_blas_gemm *g,
+                              const qkv_sgemm_packed_b *pb, const qkv_sgemm_post *post)
+{
+    qkv_gemm abi;
+    qkv_blas_to_gemm(g, &abi);
+    qkv_sgemm_run_post(io->host, io->host_ctx, pb->arch, &abi, pb, post);
+}

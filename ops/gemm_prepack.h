@@ -32,4 +32,9 @@ void qkv_gemm_packed_free(qkv_sgemm_packed_b *pb);
 void qkv_gemm_run_packed(qkv_kernel_io *io, const qkv_blas_gemm *g,
                          const qkv_sgemm_packed_b *pb);
 
+/* The same with post->fn run on every block of C once it is final, by the
+ * thread that computed it (a fused epilogue). */
+void qkv_gemm_run_packed_post(qkv_kernel_io *io, const qkv_blas_gemm *g,
+                              const qkv_sgemm_packed_b *pb, const qkv_sgemm_post *post);
+
 #endif /* QKV_GEMM_PREPACK_H */
