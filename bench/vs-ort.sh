@@ -16,6 +16,9 @@
 #                     (reused when it already holds ORT_VERSION; must be
 #                     outside the source tree)
 #   QKV_PYTHON=/usr/bin/python3    Python with torch, onnx and numpy (Debian's)
+#   QKV_ARGS=         extra options for every `qkv run` and `qkv bench`, e.g.
+#                     "--backend cpu" (qkv's own kernels only, no plugins'),
+#                     "--no-fuse"; the table's footnote records them
 #
 # What it does:
 #  1. installs ONNX Runtime for comparison only: npm's onnxruntime-node with
@@ -53,6 +56,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-${BUILD_DIR:-$ROOT/build}}
 THREADS=${THREADS:-"1 2"}
 REPS=${REPS:-3}
+read -r -a QKV_EXTRA <<<"${QKV_ARGS:-}"
 MODELS=${MODELS:-"encoder2 mha attention23 ms_mha bert12"}
 ITERS=${ITERS:-}
 WARMUP=${WARMUP:-3}
@@ -182,7 +186,7 @@ rm -rf "$OUT/check"
 mkdir -p "$OUT/check/qkv" "$OUT/check/ort"
 for m in "${MODEL_LIST[@]}"; do
     input_args "$m"
-    "$QKV" run "$OUT/$m.onnx" "${in_args[@]}" --output-dir "$OUT/check/qkv/$m" \
+    "$QKV" run "$OUT/$m.onnx" "${in_args[@]}" "${QKV_EXTRA[@]}" --output-dir "$OUT/check/qkv/$m" \
         >"$OUT/check/qkv/$m.log" 2>"$OUT/check/qkv/$m.err" || true
     ort --model "$OUT/$m.onnx" "${in_args[@]}" --warmup 0 --iters 1 \
         --output-dir "$OUT/check/ort/$m" --json "$OUT/check/ort/$m.json" \
@@ -219,12 +223,12 @@ for rep in $(seq 1 "$REPS"); do
             tag=${m}_${t}_$rep
             echo "# rep $rep/$REPS  $m  threads $t: qkv, then ORT ($WARMUP + $n runs each)" >&2
             # session-creation time: `qkv run` prints "time: load X ms, run Y ms"
-            if "$QKV" run "$OUT/$m.onnx" "${in_args[@]}" --threads "$t" \
+            if "$QKV" run "$OUT/$m.onnx" "${in_args[@]}" "${QKV_EXTRA[@]}" --threads "$t" \
                 >"$JSON/qkv_$tag.run.log" 2>&1; then
                 sed -n 's/^time: load \([0-9.]*\) ms.*/\1/p' "$JSON/qkv_$tag.run.log" \
                     >"$JSON/qkv_$tag.load"
             fi
-            if ! "$QKV" bench "$OUT/$m.onnx" "${in_args[@]}" --threads "$t" \
+            if ! "$QKV" bench "$OUT/$m.onnx" "${in_args[@]}" "${QKV_EXTRA[@]}" --threads "$t" \
                 --warmup "$WARMUP" --iters "$n" --json "$JSON/qkv_$tag.json" \
                 >"$JSON/qkv_$tag.log" 2>&1; then
                 msg=$(tail -1 "$JSON/qkv_$tag.log")

@@ -183,8 +183,10 @@ def cmd_table(out, threads, load_before, load_after):
     notes = [
         "qkv/ORT is the ratio of the latencies: below 1 qkv is faster; GFLOP/s counts only "
         "the MatMul/Gemm/attention products (bench/onnx_flops.py) at the median latency",
-        "qkv GEMM backend: %s; ONNX Runtime: onnxruntime-node %s (CPU execution provider)"
-        % (", ".join(sorted(gemm)) or "?", ", ".join(sorted(versions)) or "?"),
+        "qkv GEMM backend: %s; extra qkv options (QKV_ARGS): %s; ONNX Runtime: "
+        "onnxruntime-node %s (CPU execution provider)"
+        % (", ".join(sorted(gemm)) or "?", os.environ.get("QKV_ARGS") or "none",
+           ", ".join(sorted(versions)) or "?"),
         "sgemm peak (OpenBLAS cblas_sgemm, best of sizes 512/1024/2048 and of the "
         "repetitions' measurements): %s"
         % (", ".join("%.1f GFLOP/s on %d thread(s)" % (peak[t], t) for t in sorted(peak))
