@@ -272,6 +272,11 @@ static int run(const run_args *a)
     if (a->verbose) /* issue 4 */
         qkv_cli_print_backends(session, 1);
     const qkv_model *model = qkv_session_model(session);
+    if (qkv_model_output_count(model) == 0) {
+        /* nothing would be computed: success would claim work not done */
+        rc = qkv_cli_fail("'%s' has no graph outputs: nothing to run", a->model);
+        goto done;
+    }
     const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes, a->n_shapes,
                                      a->random, a->seed};
     rc = qkv_cli_inputs_load(model, &spec, &in);

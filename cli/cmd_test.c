@@ -1,7 +1,7 @@
 /*
  * cmd_test.c - `qkv test DIR... [--json FILE] [--scoreboard FILE.md]
  *              [--threads N] [--filter SUBSTR] [--verbose]
- *              [--rtol R] [--atol A] [--no-fuse]`
+ *              [--rtol R] [--atol A] [--no-fuse] [--allow-unsupported]`
  *
  * Runs ONNX backend test directories (model.onnx + test_data_set_N/
  * {input,output}_K.pb) and compares the outputs like the ONNX backend test
@@ -14,6 +14,11 @@
  *   unsupported  loading the model, creating the session or running it
  *                returned QKV_ERR_UNSUPPORTED (the message names what)
  *   error        anything else (malformed files, wrong input count, ...)
+ *
+ * The exit status says whether the tests ran and passed: 1 when any failed
+ * or errored, and also when none passed (no test found, or every one
+ * unsupported), so a CI pointed at tests qkv cannot run does not report
+ * success. --allow-unsupported accepts a run of only unsupported tests.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -33,7 +38,7 @@
 static const char USAGE[] =
     "usage: qkv test DIR... [--json FILE] [--scoreboard FILE.md] [--threads N]\n"
     "                [--filter SUBSTR] [--verbose] [--rtol R] [--atol A]\n"
-    "                [--no-fuse]\n"
+    "                [--no-fuse] [--allow-unsupported]\n"
     "\n"
     "Run ONNX backend tests. A DIR is a test (model.onnx and\n"
     "test_data_set_N/{input,output}_K.pb) or a directory searched recursively\n"
@@ -41,7 +46,8 @@ static const char USAGE[] =
     "rtol * |expected| (NaN matches NaN); other types exactly.\n"
     "Prints PASS/FAIL/UNSUPPORTED/ERROR per test and finally\n"
     "'N passed, N failed, N skipped' (errors count as failed, unsupported as\n"
-    "skipped). Exit status 1 if any test failed or errored.\n"
+    "skipped). Exit status 1 if any test failed or errored, or if none\n"
+    "passed (no test found, or all unsupported: see --allow-unsupported).\n"
     "\n"
     "options:\n"
     "  --json FILE          write the results as JSON\n"
@@ -55,6 +61,8 @@ static const char USAGE[] =
     "  --atol A             absolute tolerance for floats (default 1e-7)\n"
     /* ---- end --rtol/--atol */
     "  --no-fuse            do not fuse attention subgraphs into Attention nodes\n"
+    "  --allow-unsupported  exit 0 when every test found is unsupported (they are\n"
+    "                       expected); finding no test at all still fails\n"
     "  -h, --help           show this help\n";
 
 enum {
@@ -65,7 +73,8 @@ enum {
     OPT_VERBOSE,
     OPT_RTOL,
     OPT_ATOL,
-    OPT_NO_FUSE /* issue 6 */
+    OPT_NO_FUSE, /* issue 6 */
+    OPT_ALLOW_UNSUPPORTED
 };
 
 static const qkv_cli_option OPTIONS[] = {
@@ -73,6 +82,7 @@ static const qkv_cli_option OPTIONS[] = {
     {"--filter", 1, OPT_FILTER}, {"--verbose", 0, OPT_VERBOSE},
     {"--rtol", 1, OPT_RTOL},     {"--atol", 1, OPT_ATOL},
     {"--no-fuse", 0, OPT_NO_FUSE}, /* issue 6 */
+    {"--allow-unsupported", 0, OPT_ALLOW_UNSUPPORTED},
 };
 
 /* Directories nested deeper than this are not searched (symlink loops). */
@@ -876,6 +886,7 @@ int qkv_cmd_test(int argc, char **argv)
     const char **dirs = calloc((size_t)argc, sizeof *dirs);
     const char **filters = calloc((size_t)argc, sizeof *filters);
     size_t n_dirs = 0, n_filters = 0;
+    int allow_unsupported = 0;
     test_list all = {0};
     int rc = QKV_EXIT_FAILURE;
     if (!dirs || !filters) {
@@ -911,6 +922,9 @@ int qkv_cmd_test(int argc, char **argv)
             break;
         case OPT_NO_FUSE: /* issue 6 */
             o.no_fuse = 1;
+            break;
+        case OPT_ALLOW_UNSUPPORTED:
+            allow_unsupported = 1;
             break;
         case OPT_THREADS:
             if (qkv_cli_parse_int(value, 0, 4096, &v) != 0) {
@@ -981,6 +995,13 @@ int qkv_cmd_test(int argc, char **argv)
            counts[ST_FAIL] + counts[ST_ERROR], counts[ST_UNSUPPORTED]);
     if (rc == QKV_EXIT_OK && (counts[ST_FAIL] || counts[ST_ERROR]))
         rc = QKV_EXIT_FAILURE;
+    else if (rc == QKV_EXIT_OK && all.n == 0)
+        rc = qkv_cli_fail("no tests found%s: nothing was checked",
+                          n_filters ? " (none matches --filter)" : "");
+    else if (rc == QKV_EXIT_OK && counts[ST_PASS] == 0 && !allow_unsupported)
+        rc = qkv_cli_fail("no test passed: all %zu unsupported (pass --allow-unsupported if "
+                          "that is expected)",
+                          counts[ST_UNSUPPORTED]);
 done:
     free_tests(&all);
     free(dirs);

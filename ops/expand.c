@@ -27,6 +27,7 @@
 static qkv_status elem_bytes(qkv_kernel_io *io, qkv_dtype t, size_t *out)
 {
     size_t bits = qkv_dtype_bits(t);
+    *out = 0;
     if (t == QKV_DTYPE_STRING || bits == 0 || bits % 8)
         return KERR(io, QKV_ERR_TYPE, "input 0 has type %s, not supported", qkv_dtype_name(t));
     *out = bits / 8;
@@ -46,11 +47,13 @@ static void repeat_in_place(unsigned char *dst, size_t block, size_t times)
 }
 
 /* The 1-D int64 list input 1 when its value is known: *n = SIZE_MAX when not
- * (then *len is its length if known, else -1). */
+ * (then *len is its length if known, else -1). On error *n = 0, *len = -1. */
 static qkv_status read_list(qkv_kernel_io *io, const char *name, int64_t *v, size_t *n,
                             int64_t *len)
 {
     const qkv_tensor *t = &io->inputs[1];
+    *n = 0;
+    *len = -1;
     if (t->rank >= 0 && t->rank != 1)
         return KERR(io, QKV_ERR_SHAPE, "input 1 '%s' has rank %d, expected 1", name, t->rank);
     *len = t->rank == 1 ? t->dims[0] : -1;

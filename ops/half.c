@@ -3,14 +3,15 @@
  *
  * float16 uses the F16C instructions (vcvtph2ps / vcvtps2ph, 8 elements at
  * a time) when the CPU reports them; the build has no -march flags, so those
- * functions are compiled for that target alone and chosen at run time with
- * __builtin_cpu_supports (a read of libgcc's CPU model, cheap enough to do
- * per call; nothing is cached, so there is no global state). Elsewhere, and
+ * functions are compiled for that target alone and chosen at run time from
+ * qkv_cpu_features_get() (CPUID, detected once per process and capped by
+ * QKV_ISA; clang's __builtin_cpu_supports does not know "f16c"). Elsewhere, and
  * for the tail of each array, the scalar conversions of half.h. bfloat16 is
  * a shift (widening) or an add-and-shift (narrowing), plain loops.
  */
 #include "half.h"
 
+#include "cpu_features.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
@@ -47,7 +48,11 @@ __attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(uint16_t *dst, c
         dst[j] = qkv_f32_to_f16(src[j]);
 }
 
-static bool have_f16c(void) { return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx"); }
+static bool have_f16c(void)
+{
+    const uint64_t need = QKV_CPU_AVX | QKV_CPU_F16C;
+    return (qkv_cpu_features_get() & need) == need;
+}
 #endif
 
 void qkv_half_to_f32(float *restrict dst, const uint16_t *restrict src, qkv_dtype t, size_t n)

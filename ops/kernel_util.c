@@ -150,6 +150,7 @@ int64_t qkv_int_at(const qkv_tensor *t, size_t i)
 qkv_status qkv_read_ints(qkv_kernel_io *io, size_t input, int64_t *out, size_t cap, size_t *n)
 {
     const qkv_tensor *t = &io->inputs[input];
+    *n = 0;
     if (t->dtype != QKV_DTYPE_INT64 && t->dtype != QKV_DTYPE_INT32)
         return KERR(io, QKV_ERR_TYPE, "input %zu must be int32 or int64, got %d", input,
                     (int)t->dtype);

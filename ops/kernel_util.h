@@ -101,7 +101,7 @@ void qkv_contiguous_strides(const qkv_tensor *t, size_t strides[QKV_MAX_RANK]);
  * Reads the values of an int32/int64 input (e.g. a shape or axes input) as
  * int64. When the value is not known (data NULL) returns QKV_OK with *n set
  * to SIZE_MAX. QKV_ERR_SHAPE when it has more than `cap` elements or is not
- * 0-D/1-D; QKV_ERR_TYPE for another dtype.
+ * 0-D/1-D; QKV_ERR_TYPE for another dtype (then *n = 0).
  */
 qkv_status qkv_read_ints(qkv_kernel_io *io, size_t input, int64_t *out, size_t cap, size_t *n);
 

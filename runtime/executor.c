@@ -146,7 +146,8 @@ static qkv_status push_dynamic(qkv_context *c, void *ptr, qkv_error *err)
     return QKV_OK;
 }
 
-/* Points every value at its bytes for this run. */
+/* Points every value at its bytes for this run. An empty value points at
+ * qkv_empty_data(), never at NULL or into an arena that may not exist. */
 static void bind_values(qkv_context *c, const qkv_tensor *inputs)
 {
     const qkv_exec_plan *p = c->plan;
@@ -159,7 +160,8 @@ static void bind_values(qkv_context *c, const qkv_tensor *inputs)
             t->data = inputs[c->input_index[pv->view_of]].data;
             break;
         case QKV_STORE_ARENA:
-            t->data = c->arena + pv->offset;
+            /* a plan whose values are all empty has no arena (c->arena NULL) */
+            t->data = pv->t.data_bytes ? c->arena + pv->offset : NULL;
             break;
         case QKV_STORE_CONSTANT:
         case QKV_STORE_PLANNED:
@@ -167,8 +169,9 @@ static void bind_values(qkv_context *c, const qkv_tensor *inputs)
         case QKV_STORE_NONE:
         case QKV_STORE_DYNAMIC:
             t->data = NULL;
-            break;
+            continue;
         }
+        qkv_tensor_bind_empty(t);
     }
 }
 
@@ -265,9 +268,10 @@ qkv_status qkv_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs, qk
         return st;
     for (size_t i = 0; i < p->n_copies; i++) {
         qkv_tensor *t = &c->vals[p->copies[i].value];
+        if (!t->data_bytes)
+            continue; /* empty: no bytes to own (bound to a non-NULL pointer) */
         unsigned char *dst = c->arena + p->copies[i].offset;
-        if (t->data_bytes)
-            memcpy(dst, t->data, t->data_bytes);
+        memcpy(dst, t->data, t->data_bytes);
         t->data = dst;
     }
     for (size_t i = 0; i < g->n_outputs; i++)

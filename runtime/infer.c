@@ -34,6 +34,7 @@ void qkv_node_static_inputs(const qkv_ir_graph *g, const qkv_ir_node *node, qkv_
         if (v->kind == QKV_VALUE_CONSTANT) {
             t->data = v->data;
             t->data_bytes = v->data_bytes;
+            qkv_tensor_bind_empty(t); /* an empty initializer has no payload */
         }
     }
 }

@@ -385,6 +385,32 @@ const qkv_host_api *qkv_host_api_get(void)
     return &host_api;
 }
 
+void *qkv_empty_data(void)
+{
+    /* 64 bytes, so a kernel's aligned vector load of "nothing" stays inside */
+    static _Alignas(64) unsigned char empty[64];
+    return empty;
+}
+
+bool qkv_tensor_known_empty(const qkv_tensor *t)
+{
+    if (t->rank < 0 || t->rank > QKV_MAX_RANK)
+        return false;
+    bool zero = false;
+    for (int32_t d = 0; d < t->rank; d++) {
+        if (t->dims[d] < 0)
+            return false;
+        zero = zero || t->dims[d] == 0;
+    }
+    return zero;
+}
+
+void qkv_tensor_bind_empty(qkv_tensor *t)
+{
+    if (!t->data && qkv_tensor_known_empty(t))
+        t->data = qkv_empty_data();
+}
+
 void qkv_kernel_io_init(qkv_kernel_io *io, qkv_host_ctx *hctx, const qkv_tensor *inputs,
                         size_t n_inputs, qkv_tensor *outputs, size_t n_outputs)
 {

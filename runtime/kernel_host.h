@@ -50,6 +50,21 @@ qkv_status qkv_host_gemm(qkv_host_ctx *hctx, const qkv_gemm *g);
  * name) into buf. */
 void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap);
 
+/*
+ * Empty tensors. A tensor with a zero dim has no bytes, yet a kernel must
+ * never see NULL for it: memcpy(d, NULL, 0) and NULL + 0 are undefined
+ * behaviour in C, and every kernel would need its own guard. So wherever the
+ * runtime hands values to kernels (shape inference on constants, planning,
+ * runs), a known-empty tensor without data points at one shared, 64-byte
+ * aligned block that nothing reads, writes or frees. NULL data keeps its
+ * meaning "value not known" (or "packed by the kernel") for the rest.
+ */
+void *qkv_empty_data(void);
+/* True when t's rank and dims are known and one dim is 0. */
+bool qkv_tensor_known_empty(const qkv_tensor *t);
+/* Points t->data at qkv_empty_data() when t is known-empty and has none. */
+void qkv_tensor_bind_empty(qkv_tensor *t);
+
 /* Fills an io struct for a node: inputs/outputs arrays are the caller's. */
 void qkv_kernel_io_init(qkv_kernel_io *io, qkv_host_ctx *hctx, const qkv_tensor *inputs,
                         size_t n_inputs, qkv_tensor *outputs, size_t n_outputs);

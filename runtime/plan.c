@@ -314,13 +314,15 @@ static void init_values(builder *b, const qkv_tensor *inputs)
         b->group[i] = -1;
         pv->view_of = (int32_t)i;
         pv->t.rank = -1;
-        if (v->kind == QKV_VALUE_CONSTANT && (v->data || v->packed)) {
+        if (v->kind != QKV_VALUE_CONSTANT)
+            continue;
+        qkv_tensor t = {.dtype = v->dtype, .rank = v->rank, .data = v->data,
+                        .data_bytes = v->data_bytes};
+        memcpy(t.dims, v->dims, sizeof v->dims);
+        qkv_tensor_bind_empty(&t); /* an empty initializer is known: it has no bytes */
+        if (t.data || v->packed) {
             pv->storage = QKV_STORE_CONSTANT;
-            pv->t.dtype = v->dtype;
-            pv->t.rank = v->rank;
-            memcpy(pv->t.dims, v->dims, sizeof v->dims);
-            pv->t.data = v->data;
-            pv->t.data_bytes = v->data_bytes;
+            pv->t = t;
         }
     }
     for (size_t i = 0; i < g->n_inputs; i++) {

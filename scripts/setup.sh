@@ -8,6 +8,9 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential
+  clang
+  libclang-rt-14-dev # clang's sanitizer runtimes (scripts/test.sh --asan --clang)
+  libomp-dev # OpenMP for clang: the onednn plugin needs it (gcc has libgomp)
   cmake
   pkg-config
   libprotobuf-c-dev

@@ -5,6 +5,10 @@
 #   scripts/test.sh --asan       the same on the ASan+UBSan Debug build (build-asan/)
 #   scripts/test.sh --valgrind   RelWithDebInfo build; each Criterion test binary runs
 #                                under valgrind memcheck (then the conformance run, natively)
+#   --clang                      any of these built with clang (build-clang*/): with
+#                                --asan, clang's UBSan also reports NULL + 0 and
+#                                memcpy from NULL, which gcc's does not
+#   --no-matrix                  skip step 4
 #
 # Steps: scripts/build.sh (which runs scripts/setup.sh), then
 #   1. ctest --test-dir BUILD --output-on-failure -j2 (the make_* fixtures
@@ -14,7 +18,10 @@
 #      and writes node.json + node-SCOREBOARD.md, and scripts/check_conformance.py
 #      fails if a test listed in tests/conformance/expected_pass.txt did not pass;
 #   3. the same for the newer ONNX test data in ../shared/conformance/onnx-attention
-#      against tests/conformance/expected_pass_attention.txt.
+#      against tests/conformance/expected_pass_attention.txt;
+#   4. (default run only) scripts/build-matrix.sh: the library and unit tests
+#      built and run with the other compiler/optimisation pairs CI checks
+#      (gcc Release -O3, clang RelWithDebInfo), each in its own build-matrix/ dir.
 # Every step runs even if an earlier test step failed; the exit status is
 # non-zero if any step failed.  A summary is printed at the end.
 set -euo pipefail
@@ -23,30 +30,37 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PYTHON=/usr/bin/python3
 
-usage() { echo "usage: scripts/test.sh [--asan | --valgrind]" >&2; }
+usage() { echo "usage: scripts/test.sh [--asan | --valgrind] [--clang] [--no-matrix]" >&2; }
 
 mode=native
+clang=0
+matrix=1
 for arg in "$@"; do
   case "$arg" in
     --asan) [[ $mode == native ]] || { usage; exit 2; }; mode=asan ;;
     --valgrind) [[ $mode == native ]] || { usage; exit 2; }; mode=valgrind ;;
+    --clang) clang=1 ;;
+    --no-matrix) matrix=0 ;;
     -h | --help) usage; exit 0 ;;
     *) usage; exit 2 ;;
   esac
 done
 
+build_dir=build
+build_args=()
+if ((clang)); then
+  build_dir+=-clang
+  build_args+=(--clang)
+fi
 if [[ $mode == asan ]]; then
-  build_dir=build-asan
-  build_args=(--asan)
+  build_dir+=-asan
+  build_args+=(--asan)
   # Sanitizer reports go to files: a leak found when a Criterion worker exits
   # does not change the test's result (the worker has already reported it),
   # so the reports are collected and checked after each step instead.
   san_dir=$PWD/$build_dir/sanitizer-logs
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1}:log_path=$san_dir/asan"
   export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:log_path=$san_dir/ubsan"
-else
-  build_dir=build
-  build_args=()
 fi
 
 # Sanitizer reports (--asan): clear before a step; after it, print them and fail.
@@ -201,7 +215,7 @@ run_suite() {
   "$qkv" test "$dir" --json "$json" --scoreboard "$conf_dir/$name-SCOREBOARD.md" \
     >"$log" 2>&1 || qrc=$?
   grep -E '^(FAIL|ERROR) ' "$log" || true
-  echo "$name conformance totals: $(tail -n1 "$log")"
+  echo "$name conformance totals: $(grep -E '^[0-9]+ passed, ' "$log" | tail -n1)"
   # A non-zero exit just for failing tests is expected; a crash, a
   # sanitizer report or a missing report is not.
   if ! san_check; then
@@ -245,6 +259,22 @@ elif run_suite attention "$shared_conf" tests/conformance/expected_pass_attentio
   record attention ok "$SECONDS" "$conf_detail"
 else
   record attention FAILED "$SECONDS" "$conf_detail"
+fi
+
+# ---- other compilers and optimisation levels ---------------------------------
+# Only with the default build: the matrix is about the compiler, not the tools.
+if [[ $mode == native ]] && ((clang == 0 && matrix)); then
+  SECONDS=0
+  matrix_log=$build_dir/build-matrix.log
+  matrix_detail() {
+    grep -E '^build-matrix: (ok|FAILED) ' "$matrix_log" | sed 's/^build-matrix: //' |
+      paste -sd ';' - || true
+  }
+  if scripts/build-matrix.sh 2>&1 | tee "$matrix_log"; then
+    record "build matrix" ok "$SECONDS" "$(matrix_detail)"
+  else
+    record "build matrix" FAILED "$SECONDS" "$(matrix_detail)"
+  fi
 fi
 
 exit "$failed"

@@ -17,6 +17,7 @@
  *   info.onnx   metadata, doc, two opsets, symbolic/unknown dims, unknown
  *               rank, initializers, an op qkv has no kernel for
  *   add.onnx    y = x + x, x: float32 [batch, 3]
+ *   noout.onnx  a Relu whose result is no graph output (no outputs at all)
  *   x.npy x.pb  a (2, 3) float32 input; xf.npy the same in Fortran order;
  *               xd.npy float64
  *   suite/      ONNX backend test directories (see SUITE below) */
@@ -54,6 +55,8 @@ static const char MAKE_FILES[] =
     "add = [helper.make_node('Add', ['x', 'x'], ['y'], name='add')]\n"
     "onnx.save(model(add, [f('x', ['batch', 3])], [f('y', ['batch', 3])]),\n"
     "          os.path.join(out, 'add.onnx'))\n"
+    "relu = [helper.make_node('Relu', ['x'], ['y'], name='relu')]\n"
+    "onnx.save(model(relu, [f('x', [2, 3])], []), os.path.join(out, 'noout.onnx'))\n"
     "x = np.array([[0.5, -1, 2], [3, -4, 5]], np.float32)\n"
     "np.save(os.path.join(out, 'x.npy'), x)\n"
     "np.save(os.path.join(out, 'xf.npy'), np.asfortranarray(x))\n"
@@ -365,6 +368,14 @@ Test(cli, run_lists_the_inputs_for_an_unknown_name)
     cli_result_free(&r);
 }
 
+Test(cli, run_refuses_a_model_without_outputs)
+{
+    /* nothing would be computed, so exit 0 would claim work not done */
+    cli_result r = cli_qkv("run", "@/noout.onnx", "--random-inputs", NULL);
+    assert_one_line_error(&r, "noout.onnx' has no graph outputs: nothing to run");
+    cli_result_free(&r);
+}
+
 Test(cli, run_refuses_bad_input_files)
 {
     cli_result r = cli_qkv("run", "@/add.onnx", "--input", "x=@/xf.npy", NULL);
@@ -411,6 +422,50 @@ Test(cli, test_exits_0_when_everything_passes)
     r = cli_qkv("test", "@/suite", "--filter", "empty", "--filter", "frob", NULL);
     cr_assert_eq(r.code, 0, "%s", r.out);
     cr_assert_str_eq(last_line(r.out), "1 passed, 0 failed, 1 skipped");
+    cli_result_free(&r);
+}
+
+Test(cli, test_exits_1_when_every_test_is_unsupported)
+{
+    cli_result r = cli_qkv("test", "@/suite", "--filter", "frob", "--json", "@/u.json", NULL);
+    assert_one_line_error(&r, "no test passed: all 1 unsupported (pass --allow-unsupported if "
+                              "that is expected)");
+    cli_result_free(&r);
+    /* the per-test line, the totals and the JSON report are still written */
+    r = cli_qkv("test", "@/suite", "--filter", "frob", NULL);
+    contains(r.out, "UNSUPPORTED test_frob: ");
+    cr_assert_str_eq(last_line(r.out), "0 passed, 0 failed, 1 skipped");
+    cli_result_free(&r);
+    cli_python("import sys, json\n"
+               "d = json.load(open(sys.argv[1] + '/u.json'))\n"
+               "assert d['summary']['unsupported'] == 1 and d['summary']['pass'] == 0, d\n",
+               NULL);
+}
+
+Test(cli, test_allow_unsupported_accepts_a_run_of_only_unsupported_tests)
+{
+    cli_result r = cli_qkv("test", "@/suite", "--filter", "frob", "--allow-unsupported", NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_str_empty(r.err);
+    cr_assert_str_eq(last_line(r.out), "0 passed, 0 failed, 1 skipped");
+    cli_result_free(&r);
+    /* it does not hide failures */
+    r = cli_qkv("test", "@/suite", "--filter", "frob", "--filter", "wrong", "--allow-unsupported",
+                NULL);
+    cr_assert_eq(r.code, 1, "%s", r.out);
+    cr_assert_str_eq(last_line(r.out), "0 passed, 1 failed, 1 skipped");
+    cli_result_free(&r);
+}
+
+Test(cli, test_exits_1_when_no_test_is_found)
+{
+    /* a directory without model.onnx anywhere below it */
+    cli_result r = cli_qkv("test", "@/suite/test_add/test_data_set_0", NULL);
+    assert_one_line_error(&r, "no tests found: nothing was checked");
+    cr_assert_str_eq(r.out, "0 passed, 0 failed, 0 skipped\n");
+    cli_result_free(&r);
+    r = cli_qkv("test", "@/suite", "--filter", "no_such_test", "--allow-unsupported", NULL);
+    assert_one_line_error(&r, "no tests found (none matches --filter): nothing was checked");
     cli_result_free(&r);
 }
 

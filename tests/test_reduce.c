@@ -201,8 +201,9 @@ static void random_trials(bool axes_input)
 {
     for (int o = 0; o < N_OPS; o++) {
         for (int trial = 0; trial < 40; trial++) {
-            int64_t dims[QKV_MAX_RANK], axes[QKV_MAX_RANK];
-            bool mask[QKV_MAX_RANK];
+            /* zeroed: gcc -O3 cannot see that random_case writes dims[0, rank) */
+            int64_t dims[QKV_MAX_RANK] = {0}, axes[QKV_MAX_RANK] = {0};
+            bool mask[QKV_MAX_RANK] = {0};
             int rank;
             size_t n_axes;
             random_case(dims, &rank, axes, &n_axes, mask);

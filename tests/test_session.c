@@ -166,6 +166,43 @@ Test(session, reports_missing_file)
     cr_assert(strstr(err.message, "/nonexistent/model.onnx"), "%s", err.message);
 }
 
+/* An empty value has no bytes, but kernels and callers always get a valid
+ * pointer for it (memcpy and pointer arithmetic on NULL are undefined
+ * behaviour): empty inputs given without data, empty initializers, the
+ * outputs of kernels on them, and an empty input copied to an output. */
+Test(session, empty_tensors_have_valid_pointers)
+{
+    qkv_session *s = open_session("exec/empty_tensors.onnx", 1);
+    qkv_context *c;
+    cr_assert_eq(qkv_context_create(s, &c, NULL), QKV_OK);
+    float xs[6] = {-1, 2, -3, 4, -5, 6};
+    for (int pass = 0; pass < 3; pass++) {
+        int64_t n = pass == 1 ? 2 : 0;
+        qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {n, 3},
+                        .data = n ? xs : NULL, .data_bytes = n ? sizeof xs : 0};
+        qkv_error err;
+        cr_assert_eq(qkv_run(c, &x, 1, &err), QKV_OK, "n=%lld: %s", (long long)n, err.message);
+        for (size_t k = 0; k < 4; k++) {
+            const qkv_tensor *o = qkv_context_output(c, k);
+            int64_t rows = k == 2 ? 0 : n; /* z is always empty */
+            cr_assert(o && o->rank == 2 && o->dims[0] == rows && o->dims[1] == 3,
+                      "output %zu", k);
+            cr_assert_not_null(o->data, "n=%lld: output %zu", (long long)n, k);
+            cr_assert_eq(o->data_bytes, (size_t)rows * 3 * sizeof(float));
+        }
+        for (size_t i = 0; i < (size_t)n * 3; i++) {
+            const float *y = qkv_context_output(c, 0)->data;
+            const float *cat = qkv_context_output(c, 1)->data;
+            const float *xo = qkv_context_output(c, 3)->data;
+            cr_assert_eq(y[i], xs[i] > 0 ? xs[i] : 0.0f);
+            cr_assert_eq(cat[i], xs[i]);
+            cr_assert_eq(xo[i], xs[i]);
+        }
+    }
+    qkv_context_destroy(c);
+    qkv_session_destroy(s);
+}
+
 /* ---- input checks --------------------------------------------------------- */
 
 static qkv_status run_mlp_with(qkv_tensor *x, size_t n, qkv_error *err)

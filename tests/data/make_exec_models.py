@@ -179,6 +179,24 @@ def tied_weight(out):
     save_pb(os.path.join(out, "tied_weight_a_output_1.pb"), w[idx])
 
 
+def empty_tensors(out):
+    """Empty values everywhere: an input with a zero dim (that is also an
+    output, so it is copied), an empty initializer, kernels on both."""
+    e = numpy_helper.from_array(np.zeros((0, 3), np.float32), "e")
+    nodes = [
+        helper.make_node("Dropout", ["x"], ["d"], name="dropout_x"),
+        helper.make_node("Relu", ["d"], ["y"], name="relu"),
+        helper.make_node("Concat", ["x", "e"], ["c"], name="concat", axis=0),
+        helper.make_node("Dropout", ["e"], ["z"], name="dropout_e"),
+    ]
+    f = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+    graph = helper.make_graph(nodes, "empty_tensors", [f("x", ["n", 3])],
+                              [f("y", ["n", 3]), f("c", ["n", 3]), f("z", [0, 3]),
+                               f("x", ["n", 3])], [e])
+    onnx.save(helper.make_model(graph, opset_imports=OPSET, producer_name="qkv-tests"),
+              os.path.join(out, "empty_tensors.onnx"))
+
+
 def main():
     out = os.path.join(sys.argv[1], "exec")
     os.makedirs(out, exist_ok=True)
@@ -188,6 +206,7 @@ def main():
     unknown_op(out)
     linear_stack(out)
     tied_weight(out)
+    empty_tensors(out)
 
 
 if __name__ == "__main__":
