@@ -19,9 +19,14 @@ PACKAGES=(
   libopenblas-dev
   libdnnl-dev
   libcriterion-dev
+  libfuzzer-14-dev # libFuzzer for clang -fsanitize=fuzzer (fuzz harnesses)
   python3-onnx
   python3-torch
+  python3-torchvision # real-architecture exports (ViT, Swin, MaxViT)
+  python3-torchaudio  # wav2vec2, Conformer exports
   python3-numpy
+  python3-pytest      # the Python package's tests
+  python3-distributed # batch inference on Dask
   valgrind
 )
 
