@@ -73,7 +73,7 @@ enum {
     OPT_VERBOSE,
     OPT_RTOL,
     OPT_ATOL,
-    OPT_NO_FUSE, /* issue 6 */
+    OPT_NO_FUSE,
     OPT_ALLOW_UNSUPPORTED
 };
 

@@ -14,7 +14,7 @@
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
-#include "passes.h" /* attention fusion (issue 6) */
+#include "passes.h"
 
 void qkv_session_options_init(qkv_session_options *opts)
 {
@@ -177,7 +177,7 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
     }
     pthread_mutex_init(&s->cache_lock, NULL);
-    atomic_init(&s->plans_built, 0); /* issue 5: plan cache observability */
+    atomic_init(&s->plans_built, 0);
     s->model = model;
     qkv_session_options_init(&s->opts);
     if (opts) {
@@ -196,8 +196,8 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         st = name_unnamed_nodes(model->graph, err);
     if (st == QKV_OK)
         st = qkv_registry_add_builtins(s->registry, err);
-    /* ---- plugins and backends (issue 4): load the plugins into the registry
-     * and order the backends; kernels are chosen provisionally (the first
+    /* Plugins and backends: load the plugins into the registry and order
+     * the backends; kernels are chosen provisionally (the first
      * backend with one) so init and inference can run, then each node goes
      * to the first backend whose supports() accepts it with its input types
      * known (a node that moves is re-initialised, the graph re-inferred). */
@@ -211,10 +211,9 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         st = qkv_infer_graph(model->graph, err);
     if (st == QKV_OK)
         st = qkv_backends_assign(s, err);
-    /* ---- end plugins and backends */
     if (st == QKV_OK && !s->opts.disable_folding)
         st = qkv_fold_constants(model->graph, &s->n_folded, err);
-    /* ---- attention fusion (issue 6): shapes are inferred again first (folded
+    /* Attention fusion: shapes are inferred again first (folded
      * constants, e.g. Unsqueeze axes, make more of them known); the pass
      * initialises the kernels of the nodes it creates and destroys those of
      * the nodes it removes; then the new values get their types and shapes,
@@ -232,9 +231,9 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
             st = qkv_fold_constants(model->graph, &refolded, err);
         s->n_folded += refolded;
     }
-    /* ---- end attention fusion */
     if (st == QKV_OK && !s->opts.disable_fusion)
         st = fuse_activations(s, err);
+    /* Last, with every kernel final: constant weights packed once. */
     if (st == QKV_OK)
         st = qkv_prepack_constants(model->graph, &s->prepack, err);
     if (st != QKV_OK) {
@@ -334,7 +333,7 @@ qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inpu
     return QKV_OK;
 }
 
-/* ---- attention fusion (issue 6) */
+/* ---- fusion counts */
 size_t qkv_session_fused_count(const qkv_session *s)
 {
     return s ? s->n_fused : 0;
@@ -356,7 +355,7 @@ size_t qkv_session_fusion_count(const qkv_session *s, const char *pass)
 
 /* ---- the plan cache --------------------------------------------------------- */
 
-/* ---- plan cache observability (issue 5) */
+/* ---- plan cache observability */
 size_t qkv_session_plans_built(const qkv_session *s)
 {
     return s ? atomic_load(&((qkv_session *)s)->plans_built) : 0; /* C11 atomic_load takes no const */
@@ -402,7 +401,7 @@ qkv_status qkv_plan_get(qkv_session *s, const qkv_tensor *inputs, size_t n_input
     qkv_status st = qkv_plan_build(s, inputs, n_inputs, &p, err);
     if (st != QKV_OK)
         return st;
-    atomic_fetch_add(&s->plans_built, 1); /* issue 5: plan cache observability */
+    atomic_fetch_add(&s->plans_built, 1);
     pthread_mutex_lock(&s->cache_lock);
     for (size_t i = 0; i < s->n_plans; i++) {
         if (same_shapes(s->plans[i], inputs, n_inputs)) {

@@ -25,20 +25,18 @@ struct qkv_session {
     qkv_registry *registry;
     qkv_session_options opts;
     size_t n_folded; /* nodes folded into constants at creation */
-    size_t n_fused;  /* attention fusion (issue 6): Attention nodes created */
+    size_t n_fused;  /* Attention nodes the attention fusion created */
     size_t n_fused_gelu;   /* GELU subgraphs rewritten into Gelu */
     size_t n_fused_matmul; /* FusedMatMul nodes created */
     qkv_prepack_stats prepack; /* constants packed by kernels, originals released */
-    /* ---- plugins and backends (runtime/backend.h) */
+    /* plugins and backends (runtime/backend.h) */
     struct qkv_session_backends *backends; /* loaded plugins, backend order, GEMM */
-    /* ---- end plugins and backends */
     /* plan cache: most recently used first */
     pthread_mutex_t cache_lock;
     size_t n_plans;
     qkv_exec_plan *plans[32];
-    /* ---- plan cache observability (issue 5) */
+    /* plan cache observability */
     atomic_size_t plans_built; /* plans built by qkv_plan_get (cache misses) */
-    /* ---- end plan cache observability */
 };
 
 /* Where a value's bytes live during a run. */
