@@ -201,7 +201,10 @@ QKV_API void qkv_context_destroy(qkv_context *ctx);
  * data, which is only read. Inputs are checked (dtype, rank, dims against the
  * model, symbolic dims consistent) before any kernel runs.
  * The first run for a set of input shapes plans memory (cached in the
- * session); later runs with those shapes allocate nothing.
+ * session); later runs with those shapes allocate nothing in qkv's own
+ * kernels (a backend plugin may: oneDNN's C API allocates a little inside
+ * every primitive execution). The calling thread needs about 256 KiB of
+ * stack: the GEMM packs its operands into stack buffers.
  * On success the outputs are read with qkv_context_output: they belong to the
  * context and stay valid until its next run or its destruction.
  */
