@@ -2,8 +2,10 @@
  * Out-of-memory sweep: the k-th heap allocation fails, for every k, during
  * (1) session creation, (2) context creation and the first run (which plans
  * the shape), (3) the run of a new shape on a context that already ran
- * another one; once failing the k-th allocation only, once failing it and
- * every later one (so the error paths cannot allocate either).
+ * another one; and (2b) a second context's creation and run of a shape
+ * whose plan the session has cached. Once failing the k-th allocation only,
+ * once failing it and every later one (so the error paths cannot allocate
+ * either).
  *
  * Every time the call returns an error (QKV_ERR_OUT_OF_MEMORY, or another
  * non-OK status with a message) or, when the failed allocation had a
@@ -366,6 +368,54 @@ static sweep_result sweep_context_first_run(const model *m)
     return r;
 }
 
+/* ---- (2b) a second context, on a shape whose plan the session has -------- */
+
+static sweep_result sweep_second_context(const model *m)
+{
+    sweep_result r = {0, 0};
+    long stride = sweep_stride();
+    for (long k = first_k(stride); k < MAX_K; k += stride) {
+        qkv_session *s = open_session_ok(m);
+        qkv_error err = {0};
+        qkv_context *first = NULL, *c = NULL;
+        cr_assert_eq(qkv_context_create(s, &first, &err), QKV_OK, "%s", err.message);
+        run_ok(m, first, 0, "second context (first)", k);
+        const data_set *d = &m->sets[0];
+        arm(k);
+        qkv_status st = qkv_context_create(s, &c, &err);
+        int created = st == QKV_OK;
+        if (created)
+            st = qkv_run(c, d->in, d->n_in, &err);
+        int hit = disarm();
+        if (st != QKV_OK) {
+            cr_assert(hit, "%s second context k=%ld: fails without a failed allocation: %s",
+                      m->name, k, err.message);
+            check_failure(m, st, &err, "second context", k);
+        } else {
+            cr_assert(outputs_match(m, c, d), "%s second context k=%ld: wrong outputs", m->name,
+                      k);
+            if (hit)
+                r.tolerated++;
+        }
+        if (!created) {
+            cr_assert_null(c, "%s second context k=%ld: failed but returned one", m->name, k);
+            cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK, "%s", err.message);
+        }
+        run_ok(m, c, 0, "second context", k);
+        run_ok(m, c, 1, "second context", k);
+        run_ok(m, first, 1, "second context (first)", k);
+        qkv_context_destroy(c);
+        qkv_context_destroy(first);
+        qkv_session_destroy(s);
+        if (!hit) {
+            r.points = seen;
+            return r;
+        }
+    }
+    cr_assert_fail("%s second context: sweep did not end", m->name);
+    return r;
+}
+
 /* ---- (3) a new shape on a context that ran another --------------------------- */
 
 static sweep_result sweep_new_shape(const model *m)
@@ -425,6 +475,8 @@ static void sweep_all(model *m, int persistent)
     report(m, phase, sweep_session_create(m));
     snprintf(phase, sizeof phase, "context_create+first_run%s", mode);
     report(m, phase, sweep_context_first_run(m));
+    snprintf(phase, sizeof phase, "second_context+cached_plan_run%s", mode);
+    report(m, phase, sweep_second_context(m));
     snprintf(phase, sizeof phase, "new_shape_run%s", mode);
     report(m, phase, sweep_new_shape(m));
     persist = 0;
