@@ -44,7 +44,7 @@ void qkv_plan_release(qkv_exec_plan *p)
 {
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < p->n_values; i++)
+    for (size_t i = 0; p->values && i < p->n_values; i++)
         if (p->values[i].storage == QKV_STORE_PLANNED && p->values[i].view_of == (int32_t)i)
             qkv_tensor_data_free(&p->values[i].t);
     free(p->values);
