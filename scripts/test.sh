@@ -8,7 +8,8 @@
 #   --clang                      any of these built with clang (build-clang*/): with
 #                                --asan, clang's UBSan also reports NULL + 0 and
 #                                memcpy from NULL, which gcc's does not
-#   --no-matrix                  skip step 4
+#   --no-matrix                  skip step 5
+#   --no-fuzz                    skip step 4
 #
 # Steps: scripts/build.sh (which runs scripts/setup.sh), then
 #   1. ctest --test-dir BUILD --output-on-failure -j2 (the make_* fixtures
@@ -19,7 +20,10 @@
 #      fails if a test listed in tests/conformance/expected_pass.txt did not pass;
 #   3. the same for the newer ONNX test data in ../shared/conformance/onnx-attention
 #      against tests/conformance/expected_pass_attention.txt;
-#   4. (default run only) scripts/build-matrix.sh: the library and unit tests
+#   4. a fuzz smoke run: scripts/fuzz.sh 10 builds the libFuzzer harnesses
+#      (clang, build-fuzz/) and runs each for 10 s on seeds from the
+#      conformance models; any crash fails the step (inputs in build-fuzz/crashes/);
+#   5. (default run only) scripts/build-matrix.sh: the library and unit tests
 #      built and run with the other compiler/optimisation pairs CI checks
 #      (gcc Release -O3, clang RelWithDebInfo), each in its own build-matrix/ dir.
 # Every step runs even if an earlier test step failed; the exit status is
@@ -30,17 +34,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PYTHON=/usr/bin/python3
 
-usage() { echo "usage: scripts/test.sh [--asan | --valgrind] [--clang] [--no-matrix]" >&2; }
+usage() { echo "usage: scripts/test.sh [--asan | --valgrind] [--clang] [--no-matrix] [--no-fuzz]" >&2; }
 
 mode=native
 clang=0
 matrix=1
+fuzz=1
 for arg in "$@"; do
   case "$arg" in
     --asan) [[ $mode == native ]] || { usage; exit 2; }; mode=asan ;;
     --valgrind) [[ $mode == native ]] || { usage; exit 2; }; mode=valgrind ;;
     --clang) clang=1 ;;
     --no-matrix) matrix=0 ;;
+    --no-fuzz) fuzz=0 ;;
     -h | --help) usage; exit 0 ;;
     *) usage; exit 2 ;;
   esac
@@ -259,6 +265,20 @@ elif run_suite attention "$shared_conf" tests/conformance/expected_pass_attentio
   record attention ok "$SECONDS" "$conf_detail"
 else
   record attention FAILED "$SECONDS" "$conf_detail"
+fi
+
+# ---- fuzz smoke run ------------------------------------------------------------
+# Its own sanitizer build (build-fuzz/), whatever the mode; the seeds come from
+# the conformance suite generated above.
+if ((fuzz)); then
+  SECONDS=0
+  fuzz_log=$conf_dir/fuzz-smoke.log
+  fuzz_detail() { grep -E '^fuzz: (ok|FAILED) ' "$fuzz_log" | sed 's/^fuzz: //' | paste -sd ';' - || true; }
+  if QKV_CONFORMANCE_DIR=$conf_dir scripts/fuzz.sh 10 2>&1 | tee "$fuzz_log"; then
+    record "fuzz smoke" ok "$SECONDS" "$(fuzz_detail)"
+  else
+    record "fuzz smoke" FAILED "$SECONDS" "$(fuzz_detail)"
+  fi
 fi
 
 # ---- other compilers and optimisation levels ---------------------------------

@@ -1,0 +1,175 @@
+/*
+ * fuzz_session.c - libFuzzer target: the input bytes as an ONNX model, made
+ * a session (qkv_session_create_from_buffer: no default plugins, one
+ * thread) and run twice on one context with inputs of the declared shapes.
+ *
+ * Inputs: unknown and symbolic dims become 1..3 (one value per symbol name,
+ * so the run's symbolic-dim check holds); integer inputs hold 0..2 and bool
+ * inputs 0/1, so shapes computed from input data stay small; float inputs
+ * take their values from the last bytes of the fuzz input (the tail of the
+ * model file: what mutations of it change). A model whose inputs would hold
+ * more than MAX_ELEMENTS elements, an input of unknown rank or a string
+ * input is skipped after session creation. Both runs may fail; a crash, a
+ * sanitizer report or a leak is the finding.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qkv.h"
+#include "tensor_io.h" /* qkv_cli_f32_to_f16, qkv_cli_f32_to_bf16 */
+
+#define MAX_ELEMENTS ((size_t)1 << 16)
+#define TAIL_BYTES 256
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The bytes input values are drawn from: the input's last TAIL_BYTES. */
+typedef struct tail {
+    const uint8_t *p;
+    size_t n, pos;
+} tail;
+
+static uint8_t tail_next(tail *t)
+{
+    if (t->n == 0)
+        return 0;
+    uint8_t b = t->p[t->pos % t->n];
+    t->pos++;
+    return b;
+}
+
+static float tail_float(tail *t)
+{
+    uint8_t b = tail_next(t);
+    if (b == 0xff)
+        return __builtin_nanf("");
+    if (b == 0xfe)
+        return __builtin_inff();
+    return (float)(int8_t)b / 16.0f;
+}
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* Shapes t from the declared info; 0 when the input is skipped. */
+static int make_shape(const qkv_value_info *vi, uint8_t salt, qkv_tensor *t, size_t *elems)
+{
+    if (vi->rank < 0 || vi->rank > QKV_MAX_RANK || vi->dtype == QKV_DTYPE_STRING ||
+        qkv_dtype_bits(vi->dtype) == 0)
+        return 0;
+    t->dtype = vi->dtype;
+    t->rank = vi->rank;
+    size_t n = 1;
+    for (int32_t k = 0; k < vi->rank; k++) {
+        int64_t d = vi->dims[k];
+        if (vi->dim_params && vi->dim_params[k])
+            d = 1 + (int64_t)((name_hash(vi->dim_params[k]) + salt) % 3);
+        else if (d < 0)
+            d = 1 + (int64_t)((salt + (unsigned)k) % 3);
+        if (d > (int64_t)MAX_ELEMENTS)
+            return 0;
+        t->dims[k] = d;
+        n *= (size_t)d;
+        if (n > MAX_ELEMENTS)
+            return 0;
+    }
+    *elems = n;
+    return 1;
+}
+
+static void fill(qkv_tensor *t, size_t n, tail *tl)
+{
+    uint8_t *b = t->data;
+    for (size_t i = 0; i < n; i++) {
+        switch (t->dtype) {
+        case QKV_DTYPE_FLOAT: ((float *)b)[i] = tail_float(tl); break;
+        case QKV_DTYPE_DOUBLE: ((double *)b)[i] = tail_float(tl); break;
+        case QKV_DTYPE_FLOAT16: ((uint16_t *)b)[i] = qkv_cli_f32_to_f16(tail_float(tl)); break;
+        case QKV_DTYPE_BFLOAT16: ((uint16_t *)b)[i] = qkv_cli_f32_to_bf16(tail_float(tl)); break;
+        case QKV_DTYPE_BOOL: b[i] = tail_next(tl) & 1; break;
+        case QKV_DTYPE_INT8: ((int8_t *)b)[i] = (int8_t)(tail_next(tl) % 3); break;
+        case QKV_DTYPE_UINT8: b[i] = (uint8_t)(tail_next(tl) % 3); break;
+        case QKV_DTYPE_INT16: ((int16_t *)b)[i] = (int16_t)(tail_next(tl) % 3); break;
+        case QKV_DTYPE_UINT16: ((uint16_t *)b)[i] = (uint16_t)(tail_next(tl) % 3); break;
+        case QKV_DTYPE_INT32: ((int32_t *)b)[i] = (int32_t)(tail_next(tl) % 3); break;
+        case QKV_DTYPE_UINT32: ((uint32_t *)b)[i] = (uint32_t)(tail_next(tl) % 3); break;
+        case QKV_DTYPE_INT64: ((int64_t *)b)[i] = (int64_t)(tail_next(tl) % 3); break;
+        case QKV_DTYPE_UINT64: ((uint64_t *)b)[i] = (uint64_t)(tail_next(tl) % 3); break;
+        default: return; /* complex, float8, sub-byte: left zero */
+        }
+    }
+}
+
+static void run_session(qkv_session *s, const uint8_t *data, size_t size)
+{
+    const qkv_model *m = qkv_session_model(s);
+    size_t n_in = qkv_model_input_count(m);
+    if (n_in > 64)
+        return;
+    tail tl = {size > TAIL_BYTES ? data + size - TAIL_BYTES : data,
+               size > TAIL_BYTES ? TAIL_BYTES : size, 0};
+    uint8_t salt = tail_next(&tl);
+    qkv_tensor *in = calloc(n_in ? n_in : 1, sizeof *in);
+    if (!in)
+        return;
+    size_t total = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n_in && ok; i++) {
+        qkv_value_info vi;
+        qkv_model_input(m, i, &vi);
+        size_t n = 0;
+        ok = make_shape(&vi, salt, &in[i], &n) && (total += n) <= MAX_ELEMENTS;
+        if (!ok)
+            break;
+        in[i].data_bytes = (n * qkv_dtype_bits(vi.dtype) + 7) / 8;
+        in[i].data = calloc(in[i].data_bytes ? in[i].data_bytes : 1, 1);
+        if (!in[i].data) {
+            ok = 0;
+            break;
+        }
+        fill(&in[i], n, &tl);
+    }
+    qkv_context *ctx = NULL;
+    qkv_error err;
+    if (ok && qkv_context_create(s, &ctx, &err) == QKV_OK) {
+        for (int r = 0; r < 2; r++) {
+            if (qkv_run(ctx, in, n_in, &err) != QKV_OK)
+                break;
+            /* touch every output byte: a short buffer shows up here */
+            unsigned sum = 0;
+            for (size_t o = 0; o < qkv_model_output_count(m); o++) {
+                const qkv_tensor *t = qkv_context_output(ctx, o);
+                if (t && t->data)
+                    for (size_t k = 0; k < t->data_bytes; k++)
+                        sum += ((const uint8_t *)t->data)[k];
+            }
+            __asm__ volatile("" : : "r"(sum));
+        }
+        qkv_context_destroy(ctx);
+    }
+    for (size_t i = 0; i < n_in; i++)
+        free(in[i].data);
+    free(in);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    opts.no_default_plugins = 1;
+    opts.threads = 1;
+    qkv_session *s = NULL;
+    qkv_error err;
+    if (qkv_session_create_from_buffer(data, size, NULL, &opts, &s, &err) != QKV_OK)
+        return 0;
+    run_session(s, data, size);
+    qkv_session_destroy(s);
+    return 0;
+}
