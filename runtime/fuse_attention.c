@@ -804,6 +804,18 @@ out_of_memory:
     return oom(&b);
 }
 
+/* qkv_pass_try_fn: attention whose Q Kᵀ product is the MatMul node idx. */
+static qkv_status try_at(qkv_ir_graph *g, const qkv_registry *reg, int32_t idx, bool *rewrote,
+                         qkv_error *err)
+{
+    attn_match m;
+    if (!match_at(g, idx, &m) || !kernels_available(reg, &m))
+        return QKV_OK;
+    qkv_status st = rewrite(g, reg, &m, err);
+    *rewrote = st == QKV_OK;
+    return st;
+}
+
 qkv_status qkv_pass_fuse_attention(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
                                    qkv_error *err)
 {
@@ -813,23 +825,7 @@ qkv_status qkv_pass_fuse_attention(qkv_ir_graph *g, const qkv_registry *reg, siz
         *fused = 0;
     if (!g || !reg || !have(reg, "Attention", QKV_FUSED_ATTENTION_OPSET))
         return QKV_OK;
-    bool again = true;
-    while (again && st == QKV_OK) {
-        again = false;
-        for (size_t o = 0; o < g->n_order; o++) {
-            int32_t idx = g->order[o];
-            attn_match m;
-            if (!qkv_pass_is_op(&g->nodes[idx], "MatMul") || !match_at(g, idx, &m) ||
-                !kernels_available(reg, &m))
-                continue;
-            st = rewrite(g, reg, &m, err);
-            if (st == QKV_OK) {
-                count++;
-                again = true; /* the order was rebuilt: scan again */
-            }
-            break;
-        }
-    }
+    st = qkv_pass_rewrite_all(g, reg, "MatMul", try_at, &count, err);
     if (fused)
         *fused = count;
     return st;

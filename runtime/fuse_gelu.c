@@ -214,6 +214,18 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const gelu_m
     return st;
 }
 
+/* qkv_pass_try_fn: the GELU pattern around the Erf node idx. */
+static qkv_status try_at(qkv_ir_graph *g, const qkv_registry *reg, int32_t idx, bool *rewrote,
+                         qkv_error *err)
+{
+    gelu_match m;
+    if (!match_at(g, idx, &m))
+        return QKV_OK;
+    qkv_status st = rewrite(g, reg, &m, idx, err);
+    *rewrote = st == QKV_OK;
+    return st;
+}
+
 qkv_status qkv_pass_fuse_gelu(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
                               qkv_error *err)
 {
@@ -223,22 +235,7 @@ qkv_status qkv_pass_fuse_gelu(qkv_ir_graph *g, const qkv_registry *reg, size_t *
         *fused = 0;
     if (!g || !reg || !qkv_registry_find(reg, "", "Gelu", GELU_OPSET, NULL))
         return QKV_OK;
-    bool again = true;
-    while (again && st == QKV_OK) {
-        again = false;
-        for (size_t o = 0; o < g->n_order; o++) {
-            int32_t idx = g->order[o];
-            gelu_match m;
-            if (!qkv_pass_is_op(&g->nodes[idx], "Erf") || !match_at(g, idx, &m))
-                continue;
-            st = rewrite(g, reg, &m, idx, err);
-            if (st == QKV_OK) {
-                count++;
-                again = true; /* finalize rebuilt the order: scan again */
-            }
-            break;
-        }
-    }
+    st = qkv_pass_rewrite_all(g, reg, "Erf", try_at, &count, err);
     if (fused)
         *fused = count;
     return st;

@@ -200,6 +200,18 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const mm_mat
     return st;
 }
 
+/* qkv_pass_try_fn: the chain that starts at the MatMul node idx. */
+static qkv_status try_at(qkv_ir_graph *g, const qkv_registry *reg, int32_t idx, bool *rewrote,
+                         qkv_error *err)
+{
+    mm_match m;
+    if (!match_at(g, idx, &m))
+        return QKV_OK;
+    qkv_status st = rewrite(g, reg, &m, err);
+    *rewrote = st == QKV_OK;
+    return st;
+}
+
 qkv_status qkv_pass_fuse_matmul(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
                                 qkv_error *err)
 {
@@ -209,22 +221,7 @@ qkv_status qkv_pass_fuse_matmul(qkv_ir_graph *g, const qkv_registry *reg, size_t
         *fused = 0;
     if (!g || !reg || !qkv_registry_find(reg, "qkv", "FusedMatMul", 1, NULL))
         return QKV_OK;
-    bool again = true;
-    while (again && st == QKV_OK) {
-        again = false;
-        for (size_t o = 0; o < g->n_order; o++) {
-            int32_t idx = g->order[o];
-            mm_match m;
-            if (!qkv_pass_is_op(&g->nodes[idx], "MatMul") || !match_at(g, idx, &m))
-                continue;
-            st = rewrite(g, reg, &m, err);
-            if (st == QKV_OK) {
-                count++;
-                again = true; /* finalize rebuilt the order: scan again */
-            }
-            break;
-        }
-    }
+    st = qkv_pass_rewrite_all(g, reg, "MatMul", try_at, &count, err);
     if (fused)
         *fused = count;
     return st;

@@ -232,3 +232,29 @@ void qkv_pass_kill_node(qkv_ir_node *n)
     n->kernel_state = NULL;
     n->dead = true;
 }
+
+qkv_status qkv_pass_rewrite_all(qkv_ir_graph *g, const qkv_registry *reg, const char *anchor_op,
+                                qkv_pass_try_fn try_at, size_t *count, qkv_error *err)
+{
+    qkv_status st = QKV_OK;
+    bool again = true;
+    *count = 0;
+    while (again && st == QKV_OK) {
+        again = false;
+        for (size_t o = 0; o < g->n_order; o++) {
+            int32_t idx = g->order[o];
+            if (!qkv_pass_is_op(&g->nodes[idx], anchor_op))
+                continue;
+            bool rewrote = false;
+            st = try_at(g, reg, idx, &rewrote, err);
+            if (st != QKV_OK)
+                break;
+            if (rewrote) {
+                (*count)++;
+                again = true; /* finalize rebuilt the order: scan again */
+                break;
+            }
+        }
+    }
+    return st;
+}

@@ -79,4 +79,20 @@ void qkv_pass_drop_unused_constant_nodes(qkv_ir_graph *g, const int32_t *values,
  * dead; qkv_graph_finalize removes it. */
 void qkv_pass_kill_node(qkv_ir_node *n);
 
+/* One rewrite attempt of a pass at node idx (whose op is the pass's anchor):
+ * sets *rewrote when it rewrote the graph (and finalized it), leaves it
+ * false when the pattern does not match there. A status other than QKV_OK
+ * stops the pass. */
+typedef qkv_status (*qkv_pass_try_fn)(qkv_ir_graph *g, const qkv_registry *reg, int32_t idx,
+                                      bool *rewrote, qkv_error *err);
+
+/*
+ * The driver every rewrite pass shares: tries `try_at` at each node of op
+ * `anchor_op` in topological order; after a rewrite (which rebuilt the
+ * order) it scans again from the start, until a scan rewrites nothing.
+ * *count gets the rewrites made (also on error). Returns the first error.
+ */
+qkv_status qkv_pass_rewrite_all(qkv_ir_graph *g, const qkv_registry *reg, const char *anchor_op,
+                                qkv_pass_try_fn try_at, size_t *count, qkv_error *err);
+
 #endif /* QKV_PASS_UTIL_H */
