@@ -19,6 +19,7 @@
 #include "passes.h"
 #include "qkv.h"
 #include "registry.h"
+#include "pass_harness.h"
 #include "session.h"
 #include "test_util.h"
 
@@ -266,61 +267,16 @@ Test(fuse_gelu, fusion_count_of_null_or_unknown_pass_is_zero)
 
 /* ---- the passes on their own ---------------------------------------------------------- */
 
-/* A loaded model with every kernel resolved from `reg` and initialised,
- * shapes inferred: what a pass expects. */
-static qkv_model *prepare(const char *name, qkv_registry *reg)
-{
-    qkv_model *model = NULL;
-    qkv_error err = {0};
-    cr_assert_eq(qkv_model_load_file(model_path(name), &model, &err), QKV_OK, "%s",
-                 err.message);
-    qkv_ir_graph *g = model->graph;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        qkv_ir_node *n = &g->nodes[i];
-        const qkv_kernel *k = qkv_registry_find(reg, n->domain, n->op_type, n->opset, NULL);
-        cr_assert(k, "no kernel for %s", n->op_type);
-        n->kernel = k;
-        if (!k->init)
-            continue;
-        qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = &err};
-        cr_assert_eq(k->init(k, qkv_host_api_get(), &nctx, &n->kernel_state), QKV_OK, "%s",
-                     err.message);
-    }
-    cr_assert_eq(qkv_infer_graph(g, &err), QKV_OK, "%s", err.message);
-    return model;
-}
-
-static void release(qkv_model *model)
-{
-    qkv_ir_graph *g = model->graph;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        qkv_ir_node *n = &g->nodes[i];
-        if (n->kernel && n->kernel->destroy && n->kernel_state)
-            n->kernel->destroy(n->kernel_state);
-        n->kernel_state = NULL;
-    }
-    qkv_model_destroy(model);
-}
-
-static qkv_registry *builtins(void)
-{
-    qkv_registry *reg = qkv_registry_create();
-    qkv_error err = {0};
-    cr_assert(reg);
-    cr_assert_eq(qkv_registry_add_builtins(reg, &err), QKV_OK, "%s", err.message);
-    return reg;
-}
-
 Test(fuse_gelu_pass, fuses_nothing_without_a_gelu_kernel)
 {
-    qkv_registry *reg = builtins(), *empty = qkv_registry_create();
-    qkv_model *model = prepare("gelu_torch", reg);
+    qkv_registry *reg = ph_builtins(), *empty = qkv_registry_create();
+    qkv_model *model = ph_prepare(model_path("gelu_torch"), reg);
     size_t before = model->graph->n_nodes, fused = 99;
     qkv_error err = {0};
     cr_assert_eq(qkv_pass_fuse_gelu(model->graph, empty, &fused, &err), QKV_OK);
     cr_assert_eq(fused, 0);
     cr_assert_eq(model->graph->n_nodes, before);
-    release(model);
+    ph_release(model);
     qkv_registry_destroy(empty);
     qkv_registry_destroy(reg);
 }
@@ -360,11 +316,11 @@ static qkv_kernel refusing_kernel(const char *domain, const char *op, int64_t si
 
 Test(fuse_gelu_pass, init_failure_is_reported_and_leaves_the_graph_intact)
 {
-    qkv_registry *reg = builtins(), *stub = qkv_registry_create();
+    qkv_registry *reg = ph_builtins(), *stub = qkv_registry_create();
     qkv_error err = {0};
     qkv_kernel k = refusing_kernel("", "Gelu", 20);
     cr_assert_eq(qkv_registry_add(stub, &k, "test", &err), QKV_OK, "%s", err.message);
-    qkv_model *model = prepare("gelu_torch", reg);
+    qkv_model *model = ph_prepare(model_path("gelu_torch"), reg);
     size_t before = model->graph->n_nodes, fused = 99;
     qkv_status st = qkv_pass_fuse_gelu(model->graph, stub, &fused, &err);
     cr_assert_eq(st, QKV_ERR_UNSUPPORTED);
@@ -376,7 +332,7 @@ Test(fuse_gelu_pass, init_failure_is_reported_and_leaves_the_graph_intact)
     cr_assert_eq(model->graph->n_order, before);
     cr_assert_eq(count_op(model->graph, "Erf"), 1);
     cr_assert_eq(count_op(model->graph, "Gelu"), 0);
-    release(model);
+    ph_release(model);
     qkv_registry_destroy(stub);
     qkv_registry_destroy(reg);
 }
@@ -510,25 +466,25 @@ Test(fuse_matmul, not_for_a_residual_that_broadcasts)
 
 Test(fuse_matmul_pass, fuses_nothing_without_a_fused_matmul_kernel)
 {
-    qkv_registry *reg = builtins(), *empty = qkv_registry_create();
-    qkv_model *model = prepare("mm_bias_relu", reg);
+    qkv_registry *reg = ph_builtins(), *empty = qkv_registry_create();
+    qkv_model *model = ph_prepare(model_path("mm_bias_relu"), reg);
     size_t before = model->graph->n_nodes, fused = 99;
     qkv_error err = {0};
     cr_assert_eq(qkv_pass_fuse_matmul(model->graph, empty, &fused, &err), QKV_OK);
     cr_assert_eq(fused, 0);
     cr_assert_eq(model->graph->n_nodes, before);
-    release(model);
+    ph_release(model);
     qkv_registry_destroy(empty);
     qkv_registry_destroy(reg);
 }
 
 Test(fuse_matmul_pass, init_failure_is_reported_and_leaves_the_graph_intact)
 {
-    qkv_registry *reg = builtins(), *stub = qkv_registry_create();
+    qkv_registry *reg = ph_builtins(), *stub = qkv_registry_create();
     qkv_error err = {0};
     qkv_kernel k = refusing_kernel("qkv", "FusedMatMul", 1);
     cr_assert_eq(qkv_registry_add(stub, &k, "test", &err), QKV_OK, "%s", err.message);
-    qkv_model *model = prepare("mm_bias_relu", reg);
+    qkv_model *model = ph_prepare(model_path("mm_bias_relu"), reg);
     size_t before = model->graph->n_nodes, fused = 99;
     qkv_status st = qkv_pass_fuse_matmul(model->graph, stub, &fused, &err);
     cr_assert_eq(st, QKV_ERR_UNSUPPORTED);
@@ -539,7 +495,7 @@ Test(fuse_matmul_pass, init_failure_is_reported_and_leaves_the_graph_intact)
     cr_assert_eq(model->graph->n_nodes, before);
     cr_assert_eq(count_op(model->graph, "MatMul"), 1);
     cr_assert_eq(count_op(model->graph, "Relu"), 1);
-    release(model);
+    ph_release(model);
     qkv_registry_destroy(stub);
     qkv_registry_destroy(reg);
 }

@@ -20,6 +20,7 @@
 #include "qkv.h"
 #include "registry.h"
 #include "session.h"
+#include "pass_harness.h"
 #include "test_util.h"
 
 /* Fused vs unfused: the same float32 math up to where the scale is applied
@@ -472,66 +473,24 @@ Test(fusion, fused_count_of_null_is_zero)
 
 /* A loaded model with every kernel resolved and initialised from `reg`
  * (built-ins), and shapes inferred: what the pass expects. */
-static qkv_model *prepare(const char *rel, qkv_registry *reg)
-{
-    qkv_model *model = NULL;
-    qkv_error err = {0};
-    cr_assert_eq(qkv_model_load_file(tu_data(rel), &model, &err), QKV_OK, "%s", err.message);
-    qkv_ir_graph *g = model->graph;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        qkv_ir_node *n = &g->nodes[i];
-        const qkv_kernel *k = qkv_registry_find(reg, n->domain, n->op_type, n->opset, NULL);
-        cr_assert(k, "no kernel for %s", n->op_type);
-        n->kernel = k;
-        if (!k->init)
-            continue;
-        qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = &err};
-        cr_assert_eq(k->init(k, qkv_host_api_get(), &nctx, &n->kernel_state), QKV_OK, "%s",
-                     err.message);
-    }
-    cr_assert_eq(qkv_infer_graph(g, &err), QKV_OK, "%s", err.message);
-    return model;
-}
-
-static void release(qkv_model *model)
-{
-    qkv_ir_graph *g = model->graph;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        qkv_ir_node *n = &g->nodes[i];
-        if (n->kernel && n->kernel->destroy && n->kernel_state)
-            n->kernel->destroy(n->kernel_state);
-        n->kernel_state = NULL;
-    }
-    qkv_model_destroy(model);
-}
-
-static qkv_registry *builtins(void)
-{
-    qkv_registry *reg = qkv_registry_create();
-    qkv_error err = {0};
-    cr_assert(reg);
-    cr_assert_eq(qkv_registry_add_builtins(reg, &err), QKV_OK, "%s", err.message);
-    return reg;
-}
-
 Test(fusion_pass, fuses_nothing_without_an_attention_kernel)
 {
-    qkv_registry *reg = builtins(), *empty = qkv_registry_create();
-    qkv_model *model = prepare("fusion/mask_add.onnx", reg);
+    qkv_registry *reg = ph_builtins(), *empty = qkv_registry_create();
+    qkv_model *model = ph_prepare(tu_data("fusion/mask_add.onnx"), reg);
     size_t before = model->graph->n_nodes, fused = 99;
     qkv_error err = {0};
     cr_assert_eq(qkv_pass_fuse_attention(model->graph, empty, &fused, &err), QKV_OK);
     cr_assert_eq(fused, 0);
     cr_assert_eq(model->graph->n_nodes, before);
-    release(model);
+    ph_release(model);
     qkv_registry_destroy(empty);
     qkv_registry_destroy(reg);
 }
 
 Test(fusion_pass, fuses_with_the_builtin_registry)
 {
-    qkv_registry *reg = builtins();
-    qkv_model *model = prepare("fusion/mask_two_terms.onnx", reg);
+    qkv_registry *reg = ph_builtins();
+    qkv_model *model = ph_prepare(tu_data("fusion/mask_two_terms.onnx"), reg);
     size_t fused = 0;
     qkv_error err = {0};
     cr_assert_eq(qkv_pass_fuse_attention(model->graph, reg, &fused, &err), QKV_OK, "%s",
@@ -543,7 +502,7 @@ Test(fusion_pass, fuses_with_the_builtin_registry)
     const qkv_ir_node *a = find_op(g, "Attention");
     cr_assert_str_eq(a->name, "softmax/Attention");
     cr_assert_not_null(a->kernel_state, "Attention's init ran");
-    release(model);
+    ph_release(model);
     qkv_registry_destroy(reg);
 }
 
@@ -579,11 +538,11 @@ static const qkv_kernel refusing_attention = {
 
 Test(fusion_pass, init_failure_is_reported_and_leaves_the_graph_intact)
 {
-    qkv_registry *reg = builtins(), *stub = qkv_registry_create();
+    qkv_registry *reg = ph_builtins(), *stub = qkv_registry_create();
     qkv_error err = {0};
     cr_assert_eq(qkv_registry_add(stub, &refusing_attention, "test", &err), QKV_OK, "%s",
                  err.message);
-    qkv_model *model = prepare("fusion/scale_div_after.onnx", reg);
+    qkv_model *model = ph_prepare(tu_data("fusion/scale_div_after.onnx"), reg);
     size_t before = model->graph->n_nodes, fused = 99;
     qkv_status st = qkv_pass_fuse_attention(model->graph, stub, &fused, &err);
     cr_assert_eq(st, QKV_ERR_UNSUPPORTED);
@@ -596,7 +555,7 @@ Test(fusion_pass, init_failure_is_reported_and_leaves_the_graph_intact)
     cr_assert_eq(count_op(model->graph, "Attention"), 0);
     cr_assert_eq(count_op(model->graph, "Softmax"), 1);
     cr_assert_eq(model->graph->n_order, before);
-    release(model);
+    ph_release(model);
     qkv_registry_destroy(stub);
     qkv_registry_destroy(reg);
 }
