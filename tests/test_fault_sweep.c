@@ -256,10 +256,13 @@ static void run_ok(const model *m, qkv_context *c, int i, const char *phase, lon
 static long other_status;
 static char other_message[QKV_ERROR_MESSAGE_BYTES + 64];
 
-/* The failed call's status and message. */
-static void check_failure(const model *m, qkv_status st, const qkv_error *err, const char *phase,
-                          long k)
+/* A failed call: it failed because of the injected failure (hit), with a
+ * status and a message. */
+static void check_failure(const model *m, qkv_status st, int hit, const qkv_error *err,
+                          const char *phase, long k)
 {
+    cr_assert(hit, "%s %s k=%ld: fails without a failed allocation: %s", m->name, phase, k,
+              err->message);
     cr_assert_neq(st, QKV_OK);
     cr_assert(err->message[0] != '\0', "%s %s k=%ld: status %d with no message", m->name, phase,
               k, (int)st);
@@ -273,6 +276,21 @@ static void check_failure(const model *m, qkv_status st, const qkv_error *err, c
 typedef struct sweep_result {
     long points, tolerated;
 } sweep_result;
+
+/* A run with a failure injected: failed as check_failure wants, or
+ * succeeded with the right outputs (counted as tolerated when the failure
+ * was hit). */
+static void check_run(const model *m, const qkv_context *c, const data_set *d, qkv_status st, int hit,
+                      const qkv_error *err, const char *phase, long k, sweep_result *r)
+{
+    if (st != QKV_OK) {
+        check_failure(m, st, hit, err, phase, k);
+        return;
+    }
+    cr_assert(outputs_match(m, c, d), "%s %s k=%ld: wrong outputs", m->name, phase, k);
+    if (hit)
+        r->tolerated++;
+}
 
 static void report(const model *m, const char *phase, sweep_result r)
 {
@@ -297,9 +315,7 @@ static sweep_result sweep_session_create(const model *m)
         qkv_session *s = open_session(m, &st, &err);
         int hit = disarm();
         if (st != QKV_OK) {
-            cr_assert(hit, "%s session k=%ld: fails without a failed allocation: %s", m->name,
-                      k, err.message);
-            check_failure(m, st, &err, "session", k);
+            check_failure(m, st, hit, &err, "session", k);
             cr_assert_null(s, "%s session k=%ld: failed but returned a session", m->name, k);
             continue;
         }
@@ -339,20 +355,12 @@ static sweep_result sweep_context_first_run(const model *m)
             st = qkv_run(c, d->in, d->n_in, &err);
         int hit = disarm();
         if (!created) {
-            cr_assert(hit, "%s context k=%ld: fails without a failed allocation: %s", m->name,
-                      k, err.message);
-            check_failure(m, st, &err, "context", k);
+            check_failure(m, st, hit, &err, "context", k);
             cr_assert_null(c, "%s context k=%ld: failed but returned a context", m->name, k);
             /* the session still works */
             cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK, "%s", err.message);
-        } else if (st != QKV_OK) {
-            cr_assert(hit, "%s first run k=%ld: fails without a failed allocation: %s", m->name,
-                      k, err.message);
-            check_failure(m, st, &err, "first run", k);
         } else {
-            cr_assert(outputs_match(m, c, d), "%s first run k=%ld: wrong outputs", m->name, k);
-            if (hit)
-                r.tolerated++;
+            check_run(m, c, d, st, hit, &err, "first run", k, &r);
         }
         /* the same context runs both shapes */
         run_ok(m, c, 0, "first run", k);
@@ -387,16 +395,7 @@ static sweep_result sweep_second_context(const model *m)
         if (created)
             st = qkv_run(c, d->in, d->n_in, &err);
         int hit = disarm();
-        if (st != QKV_OK) {
-            cr_assert(hit, "%s second context k=%ld: fails without a failed allocation: %s",
-                      m->name, k, err.message);
-            check_failure(m, st, &err, "second context", k);
-        } else {
-            cr_assert(outputs_match(m, c, d), "%s second context k=%ld: wrong outputs", m->name,
-                      k);
-            if (hit)
-                r.tolerated++;
-        }
+        check_run(m, c, d, st, hit, &err, "second context", k, &r);
         if (!created) {
             cr_assert_null(c, "%s second context k=%ld: failed but returned one", m->name, k);
             cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK, "%s", err.message);
@@ -432,15 +431,7 @@ static sweep_result sweep_new_shape(const model *m)
         arm(k);
         qkv_status st = qkv_run(c, d->in, d->n_in, &err);
         int hit = disarm();
-        if (st != QKV_OK) {
-            cr_assert(hit, "%s new shape k=%ld: fails without a failed allocation: %s", m->name,
-                      k, err.message);
-            check_failure(m, st, &err, "new shape", k);
-        } else {
-            cr_assert(outputs_match(m, c, d), "%s new shape k=%ld: wrong outputs", m->name, k);
-            if (hit)
-                r.tolerated++;
-        }
+        check_run(m, c, d, st, hit, &err, "new shape", k, &r);
         /* the context runs the new shape and still the old one */
         run_ok(m, c, 1, "new shape", k);
         run_ok(m, c, 0, "new shape", k);
