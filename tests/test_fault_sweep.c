@@ -280,8 +280,9 @@ typedef struct sweep_result {
 /* A run with a failure injected: failed as check_failure wants, or
  * succeeded with the right outputs (counted as tolerated when the failure
  * was hit). */
-static void check_run(const model *m, const qkv_context *c, const data_set *d, qkv_status st, int hit,
-                      const qkv_error *err, const char *phase, long k, sweep_result *r)
+static void check_run(const model *m, const qkv_context *c, const data_set *d, qkv_status st,
+                      int hit, const qkv_error *err, const char *phase, long k,
+                      sweep_result *r)
 {
     if (st != QKV_OK) {
         check_failure(m, st, hit, err, phase, k);
