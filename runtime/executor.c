@@ -13,6 +13,7 @@
 
 #include "backend.h" /* the session's GEMM provider (issue 4) */
 #include "error.h"
+#include "hugepages.h"
 #include "kernel_host.h"
 #include "node_eval.h"
 #include "session.h"
@@ -116,6 +117,7 @@ static qkv_status use_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_in
     if (np->stats.arena_bytes > c->arena_cap) {
         size_t cap = (np->stats.arena_bytes + 63) / 64 * 64;
         unsigned char *arena = aligned_alloc(64, cap);
+        qkv_advise_hugepages(arena, cap);
         if (!arena) {
             qkv_plan_release(np);
             return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory: arena of %zu bytes",

@@ -12,6 +12,7 @@
 #include "blas.h"
 #include "cpu_features.h"
 #include "error.h"
+#include "hugepages.h"
 #include "threadpool.h"
 
 void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap)
@@ -326,7 +327,14 @@ static qkv_status host_gemm(void *host_ctx, const qkv_gemm *g)
 
 /* ---- services --------------------------------------------------------------- */
 
-static void *host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+/* Large blocks are packed weights, written once at session creation: huge
+ * pages make that one fault per 2 MiB. */
+static void *host_alloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    qkv_advise_hugepages(p, bytes);
+    return p;
+}
 static void host_free(void *p) { free(p); }
 
 static void host_log(int level, const char *fmt, ...)
