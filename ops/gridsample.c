@@ -111,8 +111,8 @@ static double reflect(double x, double lo, double hi)
     double span = hi - lo;
     x = fabs(x - lo);
     double extra = fmod(x, span);
-    int64_t flips = (int64_t)floor(x / span);
-    return flips % 2 == 0 ? lo + extra : hi - extra;
+    /* the parity of the flips, in double: x may be huge (or NaN, which stays NaN) */
+    return fmod(floor(x / span), 2.0) == 0.0 ? lo + extra : hi - extra;
 }
 
 static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }

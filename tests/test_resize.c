@@ -112,7 +112,10 @@ static double ref_interp1(const double *line, int64_t len, double s, int64_t oin
     }
     double fl = floor(xo), r = xo == fl ? 1.0 : xo - fl, w[256];
     size_t n = ref_coeffs(c, r, s, w);
-    /* the n coordinates of the edge-padded line nearest xo, ties to the smaller */
+    /* the n coordinates of the edge-padded line nearest xo, ties to the smaller
+     * (distances measured from xo itself: the reference's xo + pad rounds, and
+     * then picks a window one off from its ratio when xo is within an ulp of
+     * an integer) */
     int64_t pad = (int64_t)(n + 1) / 2, padded = len + 2 * pad, pick[256];
     bool taken[1024] = {false};
     cr_assert(padded <= 1024 && n <= 256);
@@ -121,7 +124,7 @@ static double ref_interp1(const double *line, int64_t len, double s, int64_t oin
         for (int64_t i = 0; i < padded; i++) {
             if (taken[i])
                 continue;
-            if (best < 0 || fabs(xo + (double)pad - (double)i) < fabs(xo + (double)pad - (double)best))
+            if (best < 0 || fabs(xo - (double)(i - pad)) < fabs(xo - (double)(best - pad)))
                 best = i;
         }
         taken[best] = true;
