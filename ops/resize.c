@@ -13,9 +13,9 @@
  *   Resize-18+: antialias, axes, keep_aspect_ratio_policy; half_pixel_symmetric
  *     (opset 19) is accepted at any opset.
  *
- * Output dims: floor(in * scale) with scales (computed in double, as the
- * ONNX reference does; roi does not enter, as in ONNX Runtime and ONNX's
- * shape inference), sizes as given with "stretch", and with not_larger /
+ * Output dims: floor(in * scale) with scales (the product in float, as
+ * ONNX Runtime and ONNX's shape inference compute it; roi does not enter,
+ * as there), sizes as given with "stretch", and with not_larger /
  * not_smaller one scale for all the given axes (min / max of size / in) and
  * dims round(scale * in). The transform's scale is the given scale, size /
  * in, or that common scale. When the scales or sizes are not known, infer

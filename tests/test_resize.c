@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "kernel_harness.h"
+#include "test_util.h"
 
 /* ---- the reference ------------------------------------------------------------------ */
 
@@ -868,4 +869,92 @@ Test(resize, errors_for_types_forms_and_shapes)
     cr_assert_eq(kh_run(n, inr, &y, &err), QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "'roi' has 3 values, expected 2 x 1"), "%s", err.message);
     kh_node_destroy(n);
+}
+
+/* ---- through a session: a planned node, and one whose shape waits for its scales ------ */
+
+/* Runs ctx on inputs and compares output 0 with ref_interp over x (dims in). */
+static void run_and_check(qkv_context *ctx, const qkv_tensor *inputs, size_t n_inputs,
+                          const float *x, const int64_t *in, const double *sc,
+                          const int64_t *osz, const double *roi, const ref_cfg *c)
+{
+    qkv_error err;
+    cr_assert_eq(qkv_run(ctx, inputs, n_inputs, &err), QKV_OK, "%s", err.message);
+    const qkv_tensor *y = qkv_context_output(ctx, 0);
+    size_t n = 1, numel = 1;
+    for (int d = 0; d < 4; d++) {
+        cr_assert_eq(y->dims[d], osz[d], "dim %d: %lld vs %lld", d, (long long)y->dims[d],
+                     (long long)osz[d]);
+        n *= (size_t)osz[d];
+        numel *= (size_t)in[d];
+    }
+    double *xd = malloc(numel * sizeof *xd);
+    for (size_t i = 0; i < numel; i++)
+        xd[i] = x[i];
+    int64_t pos[4] = {0};
+    for (size_t i = 0; i < n; i++) {
+        double want = ref_interp(xd, in, 4, sc, osz, pos, roi, c);
+        float got = ((const float *)y->data)[i];
+        cr_assert(fabs(got - want) <= 2e-6 + 2e-6 * fabs(want), "[%zu] %.9g vs %.9g", i,
+                  (double)got, want);
+        for (int d = 3; d >= 0; d--) {
+            if (++pos[d] < osz[d])
+                break;
+            pos[d] = 0;
+        }
+    }
+    free(xd);
+}
+
+Test(resize, session_plans_constant_sizes_and_reads_the_roi_when_running)
+{
+    qkv_session *s;
+    qkv_context *ctx;
+    qkv_error err;
+    cr_assert_eq(qkv_session_create(tu_data("resize/crop_static.onnx"), NULL, &s, &err), QKV_OK,
+                 "%s", err.message);
+    cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK, "%s", err.message);
+    float x[2 * 2 * 6 * 7];
+    kh_fill_random(x, 2 * 2 * 6 * 7, 21);
+    static float rois[2][8] = {{0, 0, 0.1f, -0.2f, 1, 1, 0.8f, 1.3f},
+                               {0, 0, 0.3f, 0.1f, 1, 1, 0.6f, 0.9f}};
+    ref_cfg c = {"cubic", "tf_crop_and_resize", NULL, false, false, 0, -1};
+    for (int64_t batch = 1; batch <= 2; batch++)
+        for (int r = 0; r < 2; r++) { /* same shape, new roi: the plan is reused */
+            /* sizes [1, 2, 5, 9]: a batch of 2 is cropped and resized to 1 too */
+            int64_t in[4] = {batch, 2, 6, 7}, osz[4] = {1, 2, 5, 9};
+            double sc[4] = {1.0 / (double)batch, 1, 5.0 / 6.0, 9.0 / 7.0}, roi[8];
+            for (int k = 0; k < 8; k++)
+                roi[k] = rois[r][k];
+            qkv_tensor inputs[2] = {kh_f32(4, in, x), kh_f32(1, (int64_t[]){8}, rois[r])};
+            run_and_check(ctx, inputs, 2, x, in, sc, osz, roi, &c);
+        }
+    qkv_context_destroy(ctx);
+    qkv_session_destroy(s);
+}
+
+Test(resize, session_output_shape_follows_scales_given_when_running)
+{
+    qkv_session *s;
+    qkv_context *ctx;
+    qkv_error err;
+    cr_assert_eq(qkv_session_create(tu_data("resize/scales_runtime.onnx"), NULL, &s, &err),
+                 QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK, "%s", err.message);
+    float x[12];
+    kh_fill_random(x, 12, 22);
+    static float scales[3][4] = {{1, 1, 2, 1.5f}, {1, 1, 0.5f, 0.5f}, {1, 1, 2, 1.5f}};
+    ref_cfg c = {"linear", "half_pixel"};
+    for (int r = 0; r < 3; r++) { /* one input shape, three output shapes */
+        int64_t in[4] = {1, 1, 3, 4}, osz[4];
+        double sc[4];
+        for (int d = 0; d < 4; d++) {
+            osz[d] = (int64_t)floorf((float)in[d] * scales[r][d]);
+            sc[d] = scales[r][d];
+        }
+        qkv_tensor inputs[2] = {kh_f32(4, in, x), kh_f32(1, (int64_t[]){4}, scales[r])};
+        run_and_check(ctx, inputs, 2, x, in, sc, osz, NULL, &c);
+    }
+    qkv_context_destroy(ctx);
+    qkv_session_destroy(s);
 }
