@@ -141,7 +141,7 @@ static bool sample(double y, double x, int64_t h, int64_t w, size_t pos[4], doub
 }
 
 /* The most samples a bin may take per axis (a bigger region is refused). */
-#define MAX_GRID ((int64_t)1 << 12)
+#define MAX_GRID ((int64_t)1 << 10)
 
 /* Where region n's bins start and how big they are, and the samples per
  * bin along each axis (gh, gw; -1 when more than MAX_GRID). */
