@@ -128,7 +128,8 @@ static qkv_status parse_resize_11(resize_state *s, const qkv_host_api *host,
     if (s->n_axes > QKV_MAX_RANK)
         return NERR(host, node, QKV_ERR_UNSUPPORTED, "attribute 'axes' has %zu values, at most %d",
                     s->n_axes, QKV_MAX_RANK);
-    memcpy(s->axes, axes, s->n_axes * sizeof *axes);
+    if (s->n_axes) /* absent: axes is NULL */
+        memcpy(s->axes, axes, s->n_axes * sizeof *axes);
     return QKV_OK;
 }
 

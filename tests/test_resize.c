@@ -457,6 +457,25 @@ Test(resize, opset_11_and_13_forms)
     kh_node_destroy(n);
 }
 
+Test(resize, scales_that_floor_to_zero_give_an_empty_output)
+{
+    float xs[10] = {0};
+    qkv_tensor in[3] = {kh_f32(2, (int64_t[]){2, 5}, xs), kh_f32(0, NULL, NULL),
+                        kh_f32(1, (int64_t[]){2}, (float[]){1, 0.1f})},
+               y;
+    qkv_error err;
+    static const char *const modes[3] = {"nearest", "linear", "cubic"};
+    for (int m = 0; m < 3; m++) {
+        kh_node *n = kh_node_create("Resize", 13, 3, 1);
+        kh_omit_input(n, 1);
+        kh_attr_string(n, "mode", modes[m]);
+        cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s: %s", modes[m], err.message);
+        cr_assert(y.rank == 2 && y.dims[0] == 2 && y.dims[1] == 0, "%s", modes[m]);
+        kh_free_outputs(&y, 1);
+        kh_node_destroy(n);
+    }
+}
+
 Test(resize, big_output_on_four_threads_equals_one_thread)
 {
     enum { N = 2, C = 3, H = 40, W = 50 }; /* output > 64 KiB: parallel rows and lines */
