@@ -337,12 +337,29 @@ typedef struct pass_job {
                 *dst = acc;                                                                   \
                 continue;                                                                     \
             }                                                                                 \
-            memset(dst, 0, inner * sizeof(T));                                                \
-            for (size_t t = 0; t < taps; t++) {                                               \
+            /* the first two taps of nonzero weight write the line in one sweep */        \
+            size_t t = 0, u;                                                                  \
+            while (t < taps && w[t] == 0.0)                                                   \
+                t++;                                                                          \
+            for (u = t + 1; u < taps && w[u] == 0.0; u++)                                     \
+                ;                                                                             \
+            if (t == taps) {                                                                  \
+                memset(dst, 0, inner * sizeof(T));                                            \
+                continue;                                                                     \
+            }                                                                                 \
+            const T w0 = (T)w[t], *l0 = src + (size_t)ix[t] * inner;                          \
+            if (u == taps) {                                                                  \
+                for (size_t i = 0; i < inner; i++)                                            \
+                    dst[i] = w0 * l0[i];                                                      \
+                continue;                                                                     \
+            }                                                                                 \
+            const T w1 = (T)w[u], *l1 = src + (size_t)ix[u] * inner;                          \
+            for (size_t i = 0; i < inner; i++)                                                \
+                dst[i] = w0 * l0[i] + w1 * l1[i];                                             \
+            for (t = u + 1; t < taps; t++) {                                                  \
                 if (w[t] == 0.0)                                                              \
                     continue;                                                                 \
-                const T wt = (T)w[t];                                                         \
-                const T *line = src + (size_t)ix[t] * inner;                                  \
+                const T wt = (T)w[t], *line = src + (size_t)ix[t] * inner;                    \
                 for (size_t i = 0; i < inner; i++)                                            \
                     dst[i] += wt * line[i];                                                   \
             }                                                                                 \
