@@ -126,3 +126,50 @@ Test(gridsample, errors)
     cr_assert_eq(run_gs(16, "area", NULL, 0, ok, &y, &err), QKV_ERR_INVALID_MODEL);
     cr_assert(strstr(err.message, "'mode' is 'area'"), "%s", err.message);
 }
+
+Test(gridsample, big_grid_on_four_threads_equals_one_thread_and_double_agrees)
+{
+    enum { N = 2, C = 8, H = 30, W = 40, HO = 50, WO = 60 }; /* output > 64 KiB */
+    static float x[N * C * H * W], g[N * HO * WO * 2];
+    static double xd[N * C * H * W], gd[N * HO * WO * 2];
+    kh_fill_random(x, N * C * H * W, 3);
+    kh_fill_random(g, N * HO * WO * 2, 4);
+    for (size_t i = 0; i < N * HO * WO * 2; i++)
+        g[i] *= 1.2f; /* some points outside */
+    for (size_t i = 0; i < N * C * H * W; i++)
+        xd[i] = x[i];
+    for (size_t i = 0; i < N * HO * WO * 2; i++)
+        gd[i] = g[i];
+    static const char *const modes[3] = {"bilinear", "nearest", "bicubic"};
+    for (int m = 0; m < 3; m++) {
+        qkv_tensor in[2] = {kh_f32(4, (int64_t[]){N, C, H, W}, x),
+                            kh_f32(4, (int64_t[]){N, HO, WO, 2}, g)},
+                   y1, y4, yd;
+        qkv_error err;
+        size_t threads[2] = {1, 4};
+        qkv_tensor *ys[2] = {&y1, &y4};
+        for (int t = 0; t < 2; t++) {
+            kh_node *n = kh_node_create("GridSample", 16, 2, 1);
+            kh_attr_string(n, "mode", modes[m]);
+            kh_attr_string(n, "padding_mode", "reflection");
+            kh_set_threads(n, threads[t]);
+            cr_assert_eq(kh_run(n, in, ys[t], &err), QKV_OK, "%s", err.message);
+            kh_node_destroy(n);
+        }
+        cr_assert(memcmp(y1.data, y4.data, y1.data_bytes) == 0, "%s: threads differ", modes[m]);
+        qkv_tensor ind[2] = {kh_tensor(QKV_DTYPE_DOUBLE, 4, (int64_t[]){N, C, H, W}, xd),
+                             kh_tensor(QKV_DTYPE_DOUBLE, 4, (int64_t[]){N, HO, WO, 2}, gd)};
+        kh_node *n = kh_node_create("GridSample", 16, 2, 1);
+        kh_attr_string(n, "mode", modes[m]);
+        kh_attr_string(n, "padding_mode", "reflection");
+        cr_assert_eq(kh_run(n, ind, &yd, &err), QKV_OK, "%s", err.message);
+        kh_node_destroy(n);
+        /* the same points (the grid's floats widened): float rounding of the result only */
+        for (size_t i = 0; i < (size_t)N * C * HO * WO; i++)
+            cr_assert(fabs(((float *)y1.data)[i] - ((double *)yd.data)[i]) <= 1e-6,
+                      "%s [%zu]", modes[m], i);
+        kh_free_outputs(&y1, 1);
+        kh_free_outputs(&y4, 1);
+        kh_free_outputs(&yd, 1);
+    }
+}
