@@ -471,3 +471,51 @@ Test(mvn, refuses_bad_axes)
                  QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "attribute axes names axis 1 twice"), "%s", err.message);
 }
+
+/* ---- InstanceNormalization (float16; float and double are in test_batchnorm) -- */
+
+Test(instancenorm, float16_matches_formula)
+{
+    enum { N = 2, C = 3, S = 40, T = N * C * S };
+    float xs[T], scale[C], bias[C];
+    uint16_t hx[T], hs[C], hb[C];
+    kh_fill_random(xs, T, 91);
+    kh_fill_random(scale, C, 92);
+    kh_fill_random(bias, C, 93);
+    for (size_t i = 0; i < T; i++) {
+        hx[i] = qkv_f32_to_f16(xs[i] * 3 + 1);
+        xs[i] = qkv_f16_to_f32(hx[i]);
+    }
+    for (size_t i = 0; i < C; i++) {
+        hs[i] = qkv_f32_to_f16(scale[i]);
+        scale[i] = qkv_f16_to_f32(hs[i]);
+        hb[i] = qkv_f32_to_f16(bias[i]);
+        bias[i] = qkv_f16_to_f32(hb[i]);
+    }
+    int64_t d[3] = {N, C, S}, cd[1] = {C};
+    qkv_tensor ins[3] = {kh_tensor(QKV_DTYPE_FLOAT16, 3, d, hx),
+                         kh_tensor(QKV_DTYPE_FLOAT16, 1, cd, hs),
+                         kh_tensor(QKV_DTYPE_FLOAT16, 1, cd, hb)};
+    kh_node *n = kh_node_create("InstanceNormalization", 6, 3, 1);
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(kh_run(n, ins, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y.dtype, QKV_DTYPE_FLOAT16);
+    for (size_t p = 0; p < N * C; p++) {
+        double sum = 0, ss = 0;
+        for (size_t i = 0; i < S; i++)
+            sum += xs[p * S + i];
+        double mean = sum / S;
+        for (size_t i = 0; i < S; i++)
+            ss += (xs[p * S + i] - mean) * (xs[p * S + i] - mean);
+        for (size_t i = 0; i < S; i++) {
+            double want = (xs[p * S + i] - mean) / sqrt(ss / S + 1e-5) * scale[p % C] +
+                          bias[p % C];
+            /* computed in float32 from double statistics, rounded once to half */
+            uint16_t got = ((uint16_t *)y.data)[p * S + i], w = qkv_f64_to_f16(want);
+            cr_assert(got == w || got == w + 1 || got + 1 == w, "plane %zu element %zu", p, i);
+        }
+    }
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(n);
+}
