@@ -177,20 +177,22 @@ static qkv_status ds_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define DS_KERNEL(OP)                                                                        \
+#define DS_KERNEL(OP, SINCE, UNTIL)                                                          \
     {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = 1, .min_inputs = 1,   \
+        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),              \
+        .until_version = (UNTIL), .min_inputs = 1,                                           \
         .max_inputs = 1, .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,             \
         .input_types = {QKV_TYPES_BYTES}, .init = ds_init, .infer = ds_infer,                \
         .compute = ds_compute, .destroy = ds_destroy,                                        \
     }
 
 static const qkv_kernel kernels[] = {
-    DS_KERNEL("DepthToSpace"),
-    DS_KERNEL("SpaceToDepth"),
+    DS_KERNEL("DepthToSpace", 1, 10), DS_KERNEL("DepthToSpace", 11, 12),
+    DS_KERNEL("DepthToSpace", 13, 0), DS_KERNEL("SpaceToDepth", 1, 12),
+    DS_KERNEL("SpaceToDepth", 13, 0),
 };
 
-/* The DepthToSpace and SpaceToDepth descriptors; *count set to 2. */
+/* The DepthToSpace and SpaceToDepth descriptors; *count set to their number. */
 const qkv_kernel *qkv_ops_depth_space(size_t *count)
 {
     *count = sizeof kernels / sizeof kernels[0];

@@ -200,9 +200,10 @@ static qkv_status gp_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define GP_KERNEL(OP)                                                                        \
+#define GP_KERNEL(OP, SINCE, UNTIL)                                                          \
     {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = 1, .min_inputs = 1,   \
+        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),              \
+        .until_version = (UNTIL), .min_inputs = 1,                                           \
         .max_inputs = 1, .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,             \
         .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},                \
         .init = gp_init, .infer = gp_infer, .prepare = gp_prepare, .compute = gp_compute,    \
@@ -210,9 +211,10 @@ static qkv_status gp_compute(const void *state, qkv_kernel_io *io)
     }
 
 static const qkv_kernel kernels[] = {
-    GP_KERNEL("GlobalAveragePool"),
-    GP_KERNEL("GlobalMaxPool"),
-    GP_KERNEL("GlobalLpPool"),
+    GP_KERNEL("GlobalAveragePool", 1, 21), GP_KERNEL("GlobalAveragePool", 22, 0),
+    GP_KERNEL("GlobalMaxPool", 1, 21),     GP_KERNEL("GlobalMaxPool", 22, 0),
+    GP_KERNEL("GlobalLpPool", 1, 1),       GP_KERNEL("GlobalLpPool", 2, 21),
+    GP_KERNEL("GlobalLpPool", 22, 0),
 };
 
 /* The GlobalAveragePool, GlobalMaxPool and GlobalLpPool descriptors; *count

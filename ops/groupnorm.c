@@ -203,25 +203,22 @@ static qkv_status gn_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
+#define GN_KERNEL(SINCE, UNTIL)                                                          \
+    {                                                                                    \
+        QKV_KERNEL_V1, .domain = "", .op_type = "GroupNormalization",                    \
+        .since_version = (SINCE), .until_version = (UNTIL),                              \
+        .min_inputs = 3, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,            \
+        .n_input_types = 1,                                                              \
+        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},            \
+        .init = gn_init, .infer = gn_infer, .prepare = gn_prepare,                       \
+        .compute = gn_compute, .destroy = gn_destroy,                                    \
+    }
+
 static const qkv_kernel kernels[] = {
-    {
-        QKV_KERNEL_V1,
-        .domain = "",
-        .op_type = "GroupNormalization",
-        .since_version = 18,
-        .min_inputs = 3, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 1,
-        .n_input_types = 1,
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},
-        .init = gn_init,
-        .infer = gn_infer,
-        .prepare = gn_prepare,
-        .compute = gn_compute,
-        .destroy = gn_destroy,
-    },
+    GN_KERNEL(18, 20), GN_KERNEL(21, 0),
 };
 
-/* The GroupNormalization descriptor; *count set to 1. */
+/* The GroupNormalization descriptors (opsets 18 and 21); *count set to 2. */
 const qkv_kernel *qkv_ops_groupnorm(size_t *count)
 {
     *count = sizeof kernels / sizeof kernels[0];

@@ -152,25 +152,22 @@ static qkv_status lrn_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
+#define LRN_KERNEL(SINCE, UNTIL)                                                         \
+    {                                                                                    \
+        QKV_KERNEL_V1, .domain = "", .op_type = "LRN",                                   \
+        .since_version = (SINCE), .until_version = (UNTIL),                              \
+        .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,            \
+        .n_input_types = 1,                                                              \
+        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},            \
+        .init = lrn_init, .infer = lrn_infer, .prepare = lrn_prepare,                    \
+        .compute = lrn_compute, .destroy = lrn_destroy,                                  \
+    }
+
 static const qkv_kernel kernels[] = {
-    {
-        QKV_KERNEL_V1,
-        .domain = "",
-        .op_type = "LRN",
-        .since_version = 1,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 1,
-        .n_input_types = 1,
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},
-        .init = lrn_init,
-        .infer = lrn_infer,
-        .prepare = lrn_prepare,
-        .compute = lrn_compute,
-        .destroy = lrn_destroy,
-    },
+    LRN_KERNEL(1, 12), LRN_KERNEL(13, 0),
 };
 
-/* The LRN descriptor; *count set to 1. */
+/* The LRN descriptors (opsets 1 and 13); *count set to 2. */
 const qkv_kernel *qkv_ops_lrn(size_t *count)
 {
     *count = sizeof kernels / sizeof kernels[0];

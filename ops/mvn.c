@@ -231,25 +231,22 @@ static qkv_status mvn_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
+#define MVN_KERNEL(SINCE, UNTIL)                                                         \
+    {                                                                                    \
+        QKV_KERNEL_V1, .domain = "", .op_type = "MeanVarianceNormalization",             \
+        .since_version = (SINCE), .until_version = (UNTIL),                              \
+        .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,            \
+        .n_input_types = 1,                                                              \
+        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},            \
+        .init = mvn_init, .infer = mvn_infer, .prepare = mvn_prepare,                    \
+        .compute = mvn_compute, .destroy = mvn_destroy,                                  \
+    }
+
 static const qkv_kernel kernels[] = {
-    {
-        QKV_KERNEL_V1,
-        .domain = "",
-        .op_type = "MeanVarianceNormalization",
-        .since_version = 9,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 1,
-        .n_input_types = 1,
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},
-        .init = mvn_init,
-        .infer = mvn_infer,
-        .prepare = mvn_prepare,
-        .compute = mvn_compute,
-        .destroy = mvn_destroy,
-    },
+    MVN_KERNEL(9, 12), MVN_KERNEL(13, 0),
 };
 
-/* The MeanVarianceNormalization descriptor; *count set to 1. */
+/* The MeanVarianceNormalization descriptors (opsets 9 and 13); *count set to 2. */
 const qkv_kernel *qkv_ops_mvn(size_t *count)
 {
     *count = sizeof kernels / sizeof kernels[0];

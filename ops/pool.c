@@ -375,22 +375,40 @@ static qkv_status pool_compute(const void *state, qkv_kernel_io *io)
 }
 
 #define POOL_TYPES (QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16))
+/* MaxPool takes int8 and uint8 from opset 12 */
+#define MAXPOOL_TYPES (POOL_TYPES | QKV_T(INT8) | QKV_T(UINT8))
 
-#define POOL_KERNEL(OP, TYPES, OUTS)                                                         \
+#define POOL_KERNEL(OP, SINCE, UNTIL, TYPES, OUTS)                                           \
     {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = 1, .min_inputs = 1,   \
+        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),              \
+        .until_version = (UNTIL), .min_inputs = 1,                                           \
         .max_inputs = 1, .min_outputs = 1, .max_outputs = (OUTS), .n_input_types = 1,        \
         .input_types = {TYPES}, .init = pool_init, .infer = pool_infer,                      \
         .prepare = pool_prepare, .compute = pool_compute, .destroy = pool_destroy,           \
     }
 
 static const qkv_kernel kernels[] = {
-    POOL_KERNEL("MaxPool", POOL_TYPES | QKV_T(INT8) | QKV_T(UINT8), 2),
-    POOL_KERNEL("AveragePool", POOL_TYPES, 1),
-    POOL_KERNEL("LpPool", POOL_TYPES, 1),
+    POOL_KERNEL("MaxPool", 1, 7, POOL_TYPES, 1),
+    POOL_KERNEL("MaxPool", 8, 9, POOL_TYPES, 2),
+    POOL_KERNEL("MaxPool", 10, 10, POOL_TYPES, 2),
+    POOL_KERNEL("MaxPool", 11, 11, POOL_TYPES, 2),
+    POOL_KERNEL("MaxPool", 12, 21, MAXPOOL_TYPES, 2),
+    POOL_KERNEL("MaxPool", 22, 0, MAXPOOL_TYPES, 2),
+    POOL_KERNEL("AveragePool", 1, 6, POOL_TYPES, 1),
+    POOL_KERNEL("AveragePool", 7, 9, POOL_TYPES, 1),
+    POOL_KERNEL("AveragePool", 10, 10, POOL_TYPES, 1),
+    POOL_KERNEL("AveragePool", 11, 18, POOL_TYPES, 1),
+    POOL_KERNEL("AveragePool", 19, 21, POOL_TYPES, 1),
+    POOL_KERNEL("AveragePool", 22, 0, POOL_TYPES, 1),
+    POOL_KERNEL("LpPool", 1, 1, POOL_TYPES, 1),
+    POOL_KERNEL("LpPool", 2, 10, POOL_TYPES, 1),
+    POOL_KERNEL("LpPool", 11, 17, POOL_TYPES, 1),
+    POOL_KERNEL("LpPool", 18, 21, POOL_TYPES, 1),
+    POOL_KERNEL("LpPool", 22, 0, POOL_TYPES, 1),
 };
 
-/* The MaxPool, AveragePool and LpPool descriptors; *count set to 3. */
+/* The MaxPool, AveragePool and LpPool descriptors, one per opset version;
+ * *count set to their number. */
 const qkv_kernel *qkv_ops_pool(size_t *count)
 {
     *count = sizeof kernels / sizeof kernels[0];

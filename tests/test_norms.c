@@ -145,9 +145,13 @@ Test(groupnorm, float16_and_threads)
     qkv_error err;
     cr_assert_eq(run_gn(21, 8, -1, ins, &y, &err, 4), QKV_OK, "%s", err.message);
     cr_assert_eq(y.dtype, QKV_DTYPE_FLOAT16);
-    /* one rounding of the double result to half */
-    for (size_t i = 0; i < T; i++)
-        cr_assert_eq(((uint16_t *)y.data)[i], qkv_f64_to_f16(want[i]), "element %zu", i);
+    /* the double result rounded to float, then to half: equal to one
+     * rounding of it, or one half ulp off where the float lands on a tie */
+    for (size_t i = 0; i < T; i++) {
+        uint16_t got = ((uint16_t *)y.data)[i], w = qkv_f64_to_f16(want[i]);
+        cr_assert(got == w || got == w + 1 || got + 1 == w, "element %zu: %04x, expected %04x",
+                  i, got, w);
+    }
     kh_free_outputs(&y, 1);
 }
 
@@ -322,8 +326,9 @@ static void mvn_reference(double *y, const float *x, const int64_t *d, int rank,
                 cnt++;
             }
         }
-        double mean = sum / cnt;
-        y[e] = (x[e] - mean) / (sqrt(sq / cnt - mean * mean) + 1e-9);
+        double mean = sum / cnt, var = sq / cnt - mean * mean;
+        /* a one-element group: var is 0 up to rounding, which may go negative */
+        y[e] = (x[e] - mean) / (sqrt(var > 0 ? var : 0) + 1e-9);
     }
 }
 
@@ -340,8 +345,8 @@ static qkv_status run_mvn(const int64_t *axes, int n_axes, qkv_tensor x, qkv_ten
 
 Test(mvn, matches_function_body_formula_over_random_axes)
 {
-    float xs[3 * 4 * 3 * 5];
-    double want[3 * 4 * 3 * 5];
+    float xs[5 * 5 * 5 * 5];
+    double want[5 * 5 * 5 * 5];
     for (int trial = 0; trial < 100; trial++) {
         int rank = 1 + (int)rnd(4);
         int64_t d[4], axes[4];
