@@ -195,3 +195,32 @@ Test(depth_space, refuses_bad_shapes_and_attributes)
     expect_error("DRC", 2, 4, (int64_t[]){1, 4, 2, 2}, QKV_ERR_INVALID_MODEL,
                  "attribute mode='DRC' is not DCR or CRD");
 }
+
+/* Shapes only (as at session creation): unknown dims stay unknown, and a
+ * block size that would overflow a dim is refused instead of wrapping. */
+Test(depth_space, infer_keeps_unknown_dims_and_refuses_overflow)
+{
+    qkv_tensor x = kh_tensor(QKV_DTYPE_FLOAT, 4, (int64_t[]){-1, 8, -1, 5}, NULL), y;
+    qkv_error err;
+    kh_node *n = kh_node_create("DepthToSpace", 13, 1, 1);
+    kh_attr_int(n, "blocksize", 2);
+    cr_assert_eq(kh_infer(n, &x, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert(y.rank == 4 && y.dims[0] == -1 && y.dims[1] == 2 && y.dims[2] == -1 &&
+              y.dims[3] == 10);
+    kh_node_destroy(n);
+    const int64_t b = INT32_MAX; /* the largest block size: b^2 still fits */
+    n = kh_node_create("DepthToSpace", 13, 1, 1);
+    kh_attr_int(n, "blocksize", b);
+    x = kh_tensor(QKV_DTYPE_FLOAT, 4, (int64_t[]){1, b * b, (int64_t)1 << 40, 1}, NULL);
+    cr_assert_eq(kh_infer(n, &x, &y, &err), QKV_ERR_SHAPE);
+    cr_assert(strstr(err.message, "dim 2 times blocksize 2147483647 overflows"), "%s",
+              err.message);
+    kh_node_destroy(n);
+    n = kh_node_create("SpaceToDepth", 13, 1, 1);
+    kh_attr_int(n, "blocksize", b);
+    x = kh_tensor(QKV_DTYPE_FLOAT, 4, (int64_t[]){1, (int64_t)1 << 40, b, b}, NULL);
+    cr_assert_eq(kh_infer(n, &x, &y, &err), QKV_ERR_SHAPE);
+    cr_assert(strstr(err.message, "channels times blocksize^2 = 4611686014132420609 overflow"),
+              "%s", err.message);
+    kh_node_destroy(n);
+}
