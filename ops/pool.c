@@ -107,8 +107,10 @@ static void window_taps(const pool_run *r, int i, int64_t o, int64_t *start, int
             int64_t st2, lo2, hi2, hp2;                                                      \
             window_taps(r, 2, o2, &st2, &lo2, &hi2, &hp2);                                   \
             const size_t yo = row * (size_t)r->out[2] + (size_t)o2;                          \
-            const int64_t count = (hi0 - lo0) * (hi1 - lo1) * (hi2 - lo2);                   \
-            const int64_t count_pad = hp0 * hp1 * hp2;                                       \
+            /* in double: a huge padded window's tap count can pass int64 */                 \
+            const double count =                                                             \
+                (double)(hi0 - lo0) * (double)(hi1 - lo1) * (double)(hi2 - lo2);             \
+            const double count_pad = (double)hp0 * (double)hp1 * (double)hp2;                \
             (void)count, (void)count_pad;                                                    \
             INIT;                                                                            \
             for (int64_t j0 = lo0; j0 < hi0; j0++) {                                         \
@@ -159,8 +161,8 @@ static int64_t pool_index(const pool_run *r, size_t plane, size_t pos)
     static void avg_range_##SFX(void *arg, size_t begin, size_t end)                         \
     {                                                                                        \
         POOL_LOOP(T, double sum = 0, sum += (double)v, {                                     \
-            int64_t n = r->a->include_pad ? count_pad : count;                               \
-            ((T *)r->y)[yo] = (T)(n > 0 ? sum / (double)n : 0.0);                            \
+            double n = r->a->include_pad ? count_pad : count;                                \
+            ((T *)r->y)[yo] = (T)(n > 0 ? sum / n : 0.0);                                    \
         })                                                                                   \
     }                                                                                        \
     static void lp_range_##SFX(void *arg, size_t begin, size_t end)                          \
@@ -364,8 +366,9 @@ static qkv_status pool_compute(const void *state, qkv_kernel_io *io)
         r.y = (float *)io->scratch + nx;
         qkv_half_to_f32_par(io, io->scratch, x->data, x->dtype, nx);
     }
-    size_t rows = ny / (size_t)r.out[2], taps = (size_t)(r.k[0] * r.k[1] * r.k[2]);
-    if (rows > 1 && ny * taps >= PAR_MIN_WORK)
+    size_t rows = ny / (size_t)r.out[2];
+    double taps = (double)r.k[0] * (double)r.k[1] * (double)r.k[2];
+    if (rows > 1 && (double)ny * taps >= (double)PAR_MIN_WORK)
         io->host->parallel_for(io->host_ctx, rows, fn, &r);
     else
         fn(&r, 0, rows);
