@@ -609,3 +609,55 @@ Test(global_pool, lppool_opset_1_float_p_and_errors)
     cr_assert(strstr(err.message, "input 0 'X' has rank 1, expected >= 2"), "%s", err.message);
     kh_node_destroy(n);
 }
+
+/* ---- shapes only, and windows without input ----------------------------------- */
+
+Test(pool, infer_keeps_unknown_dims)
+{
+    kh_node *n = kh_node_create("MaxPool", 12, 1, 2);
+    kh_attr_ints(n, "kernel_shape", (int64_t[]){3, 3}, 2);
+    kh_attr_ints(n, "strides", (int64_t[]){2, 2}, 2);
+    kh_attr_string(n, "auto_pad", "SAME_UPPER");
+    qkv_tensor x = kh_tensor(QKV_DTYPE_FLOAT, 4, (int64_t[]){-1, 3, -1, 9}, NULL), y[2];
+    qkv_error err;
+    cr_assert_eq(kh_infer(n, &x, y, &err), QKV_OK, "%s", err.message);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(y[k].dtype, k ? QKV_DTYPE_INT64 : QKV_DTYPE_FLOAT);
+        cr_assert(y[k].rank == 4 && y[k].dims[0] == -1 && y[k].dims[1] == 3 &&
+                  y[k].dims[2] == -1 && y[k].dims[3] == 5);
+    }
+    x.rank = -1;
+    cr_assert_eq(kh_infer(n, &x, y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y[0].rank, -1);
+    kh_node_destroy(n);
+}
+
+Test(pool, a_window_of_padding_only_gives_lowest_or_zero)
+{
+    /* in 1, k 2, dilation 3, pads 2/1: the one window reads positions -2 and 1 */
+    float x[1] = {5};
+    static const char *const ops[] = {"MaxPool", "AveragePool", "LpPool"};
+    static const int64_t opsets[] = {12, 19, 18};
+    for (int kind = 0; kind < 3; kind++)
+        for (int include = 0; include < 2; include++) {
+            kh_node *n = kh_node_create(ops[kind], opsets[kind], 1, kind == 0 ? 2 : 1);
+            kh_attr_ints(n, "kernel_shape", (int64_t[]){2}, 1);
+            kh_attr_ints(n, "dilations", (int64_t[]){3}, 1);
+            kh_attr_ints(n, "pads", (int64_t[]){2, 1}, 2);
+            if (kind == 1)
+                kh_attr_int(n, "count_include_pad", include);
+            qkv_tensor xt = kh_f32(3, (int64_t[]){1, 1, 1}, x), y[2];
+            qkv_error err;
+            cr_assert_eq(kh_run(n, &xt, y, &err), QKV_OK, "%s", err.message);
+            cr_assert_eq(y[0].dims[2], 1);
+            float v = ((float *)y[0].data)[0];
+            if (kind == 0) {
+                cr_assert(isinf(v) && v < 0, "%s: %g", ops[kind], v);
+                cr_assert_eq(((int64_t *)y[1].data)[0], -1);
+            } else {
+                cr_assert_eq(v, 0, "%s include %d: %g", ops[kind], include, v);
+            }
+            kh_free_outputs(y, kind == 0 ? 2 : 1);
+            kh_node_destroy(n);
+        }
+}
