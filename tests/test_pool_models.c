@@ -1,8 +1,9 @@
 /*
  * The pooling, normalisation and layout node tests of
  * tests/data/make_pool_models.py (opsets the ONNX 1.12 suite does not
- * reach, references from PyTorch where it has the operation), run through
- * `qkv test` like the conformance suite: every one must pass.
+ * reach, references from PyTorch where it has the operation) and its
+ * torch.onnx.export of a pooling/normalisation block, run through `qkv test`
+ * like the conformance suite: every one must pass.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>

@@ -5,7 +5,9 @@ AveragePool 19 with dilations, LpPool 18, MaxPool 12/22...), with
 PyTorch references wherever PyTorch has the same operation, so the ONNX
 semantics qkv implements (ceil_mode windows, count_include_pad divisors,
 Indices numbering, DepthToSpace CRD, per-group affine of opset 18) are
-checked against an independent implementation.
+checked against an independent implementation. One more test is a small
+PyTorch block (GroupNorm, padded AvgPool, ceil_mode MaxPool, PixelShuffle,
+AdaptiveAvgPool) as torch.onnx.export writes it, at two shapes.
 
 Usage: make_pool_models.py OUTDIR   (Debian's /usr/bin/python3: onnx, numpy, torch)
 
@@ -209,13 +211,61 @@ def layout_cases(root):
                blocksize=2)
 
 
+class PoolNormBlock(torch.nn.Module):
+    """GroupNorm -> AvgPool (padded, count_include_pad), a ceil_mode MaxPool,
+    PixelShuffle and AdaptiveAvgPool(1), as torch.onnx.export writes them
+    (InstanceNormalization + Reshape/Mul/Add, Pad + AveragePool, MaxPool,
+    DepthToSpace, GlobalAveragePool)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gn = torch.nn.GroupNorm(4, 8)
+        self.avg = torch.nn.AvgPool2d(3, 2, 1)
+        self.mx = torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+        self.gap = torch.nn.AdaptiveAvgPool2d(1)
+        self.ps = torch.nn.PixelShuffle(2)
+
+    def forward(self, x):
+        a = self.avg(self.gn(x))
+        b = self.mx(x)
+        return a, b, self.gap(a + b), self.ps(x)
+
+
+def torch_export_case(root):
+    """The block exported at opset 17 with dynamic batch and spatial dims,
+    checked at two shapes against PyTorch eager (odd spatial dims, where the
+    padded AvgPool and the ceil_mode MaxPool give the same output size)."""
+    torch.manual_seed(0)
+    m = PoolNormBlock().eval()
+    with torch.no_grad():
+        m.gn.weight.normal_()
+        m.gn.bias.normal_()
+    d = os.path.join(root, "test_torch_pool_norm_block")
+    os.makedirs(d, exist_ok=True)
+    names = ["avg", "max", "gap", "shuffle"]
+    dyn = {"x": {0: "n", 2: "h", 3: "w"}}
+    x = torch.randn(2, 8, 13, 11)
+    torch.onnx.export(m, (x,), os.path.join(d, "model.onnx"), opset_version=17,
+                      input_names=["x"], output_names=names, dynamic_axes=dyn)
+    for k, shape in enumerate([(2, 8, 13, 11), (1, 8, 9, 7)]):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            outs = m(x)
+        ds = os.path.join(d, f"test_data_set_{k}")
+        os.makedirs(ds, exist_ok=True)
+        for kind, arrays in (("input", [x]), ("output", outs)):
+            for i, a in enumerate(arrays):
+                with open(os.path.join(ds, f"{kind}_{i}.pb"), "wb") as f:
+                    f.write(numpy_helper.from_array(a.numpy()).SerializeToString())
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     root = os.path.join(sys.argv[1], "pool_node")
     os.makedirs(root, exist_ok=True)
     for make in (maxpool_cases, averagepool_cases, lppool_cases, global_pool_cases, norm_cases,
-                 layout_cases):
+                 layout_cases, torch_export_case):
         make(root)
 
 
