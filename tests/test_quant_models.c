@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loader.h"
 #include "qkv.h"
 #include "test_util.h"
 
