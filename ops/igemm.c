@@ -155,10 +155,13 @@ static void pack_b_block(const qkv_igemm_arch *arch, const uint8_t *b, size_t ld
         for (size_t p = 0; p < kc; p++) {
             const uint8_t *src = b + (k0 + p) * ldb + n0;
             int8_t *d = dst + (p / kg) * nr * kg + p % kg;
-            for (size_t j = 0; j < nc; j++) {
-                int8_t v = (int8_t)(src[j] ^ flip);
-                d[(j / nr) * panel + (j % nr) * kg] = v;
-                colsum[j] += v;
+            for (size_t j0 = 0; j0 < nc; j0 += nr, d += panel) {
+                size_t w = nc - j0 < nr ? nc - j0 : nr;
+                for (size_t j = 0; j < w; j++) {
+                    int8_t v = (int8_t)(src[j0 + j] ^ flip);
+                    d[j * kg] = v;
+                    colsum[j0 + j] += v;
+                }
             }
         }
         return;

@@ -588,3 +588,162 @@ Test(quant_errors, matmul_integer_shapes_and_types)
                          kh_f32(1, z2, s2), kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z)};
     expect_error(n, in5, 1, QKV_ERR_SHAPE, "must have one element each");
 }
+
+/* ---- ConvInteger and QLinearConv ----------------------------------------------------- */
+
+typedef struct conv_case {
+    int64_t n, c, h, w, m, kh, kw, group;
+    int64_t sh, sw, dh, dw, ph0, pw0, ph1, pw1;
+    bool one_d; /* rank 3: h, kh 1, no pads or stride along h */
+    bool x_signed, w_signed, w_zero_per_channel;
+} conv_case;
+
+/* int32 acc of output (img, oc, oy, ox) by the definition; padding reads
+ * nothing (it is x's zero point, which subtracts to 0). */
+static int64_t conv_ref(const conv_case *c, const uint8_t *x, const uint8_t *w, int32_t xz,
+                        const int32_t *wz, int64_t img, int64_t oc, int64_t oy, int64_t ox)
+{
+    int64_t cg = c->c / c->group, mg = c->m / c->group, gi = oc / mg;
+    int64_t acc = 0;
+    for (int64_t ic = 0; ic < cg; ic++)
+        for (int64_t ky = 0; ky < c->kh; ky++)
+            for (int64_t kx = 0; kx < c->kw; kx++) {
+                int64_t iy = oy * c->sh - c->ph0 + ky * c->dh, ix = ox * c->sw - c->pw0 + kx * c->dw;
+                if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w)
+                    continue;
+                size_t xi = (size_t)(((img * c->c + gi * cg + ic) * c->h + iy) * c->w + ix);
+                size_t wi = (size_t)(((oc * cg + ic) * c->kh + ky) * c->kw + kx);
+                acc += (int64_t)(get8(x, xi, c->x_signed) - xz) * (get8(w, wi, c->w_signed) - wz[oc]);
+            }
+    return acc;
+}
+
+static void run_conv_case(conv_case c, bool qlinear, size_t threads)
+{
+    int64_t oh = (c.h + c.ph0 + c.ph1 - ((c.kh - 1) * c.dh + 1)) / c.sh + 1;
+    int64_t ow = (c.w + c.pw0 + c.pw1 - ((c.kw - 1) * c.dw + 1)) / c.sw + 1;
+    size_t nx = (size_t)(c.n * c.c * c.h * c.w), nw = (size_t)(c.m * (c.c / c.group) * c.kh * c.kw);
+    uint8_t *x = malloc(nx), *w = malloc(nw), xz = (uint8_t)rnd(), wzb[64];
+    int32_t wz[64], bias[64];
+    float wsc[64], xs = 0.02f, ys = 0.7f;
+    uint8_t yz = 100;
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (uint8_t)rnd();
+    for (size_t i = 0; i < nw; i++)
+        w[i] = (uint8_t)rnd();
+    for (int64_t i = 0; i < c.m; i++) {
+        wzb[i] = c.w_zero_per_channel || i == 0 ? (uint8_t)rnd() : wzb[0];
+        wz[i] = get8(wzb, (size_t)i, c.w_signed);
+        bias[i] = (int32_t)(rnd() % 2001) - 1000;
+        wsc[i] = c.w_zero_per_channel ? 0.005f + (float)(rnd() % 50) * 0.0005f : 0.01f;
+    }
+    qkv_dtype tx = c.x_signed ? QKV_DTYPE_INT8 : QKV_DTYPE_UINT8;
+    qkv_dtype tw = c.w_signed ? QKV_DTYPE_INT8 : QKV_DTYPE_UINT8;
+    int32_t rank = c.one_d ? 3 : 4;
+    int64_t xd[4] = {c.n, c.c, c.h, c.w}, wd[4] = {c.m, c.c / c.group, c.kh, c.kw};
+    if (c.one_d) {
+        xd[2] = c.w;
+        wd[2] = c.kw;
+    }
+    int64_t md[1] = {c.m};
+    int32_t zr = c.w_zero_per_channel ? 1 : 0;
+    kh_node *nd = kh_node_create(qlinear ? "QLinearConv" : "ConvInteger", 10, qlinear ? 9 : 4, 1);
+    kh_set_threads(nd, threads);
+    int64_t strides[2] = {c.sh, c.sw}, dil[2] = {c.dh, c.dw}, pads[4] = {c.ph0, c.pw0, c.ph1, c.pw1};
+    if (c.one_d) {
+        strides[0] = c.sw;
+        dil[0] = c.dw;
+        pads[0] = c.pw0;
+        pads[1] = c.pw1;
+    }
+    kh_attr_ints(nd, "strides", strides, (size_t)(rank - 2));
+    kh_attr_ints(nd, "dilations", dil, (size_t)(rank - 2));
+    kh_attr_ints(nd, "pads", pads, (size_t)(2 * (rank - 2)));
+    kh_attr_int(nd, "group", c.group);
+    qkv_tensor y;
+    qkv_error err;
+    qkv_status st;
+    if (qlinear) {
+        qkv_tensor ins[9] = {kh_tensor(tx, rank, xd, x), kh_f32(0, NULL, &xs),
+                             kh_tensor(tx, 0, NULL, &xz), kh_tensor(tw, rank, wd, w),
+                             kh_f32(zr, md, wsc), kh_tensor(tw, zr, md, wzb),
+                             kh_f32(0, NULL, &ys), kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &yz),
+                             kh_tensor(QKV_DTYPE_INT32, 1, md, bias)};
+        st = kh_run(nd, ins, &y, &err);
+    } else {
+        qkv_tensor ins[4] = {kh_tensor(tx, rank, xd, x), kh_tensor(tw, rank, wd, w),
+                             kh_tensor(tx, 0, NULL, &xz), kh_tensor(tw, zr, md, wzb)};
+        st = kh_run(nd, ins, &y, &err);
+    }
+    cr_assert_eq(st, QKV_OK, "%s", err.message);
+    cr_assert_eq(y.dims[1], c.m);
+    cr_assert_eq(y.dims[rank - 1], ow);
+    int32_t xzv = get8(&xz, 0, c.x_signed);
+    for (int64_t img = 0; img < c.n; img++)
+        for (int64_t oc = 0; oc < c.m; oc++)
+            for (int64_t oy = 0; oy < oh; oy++)
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    int64_t acc = conv_ref(&c, x, w, xzv, wz, img, oc, oy, ox);
+                    size_t e = (size_t)(((img * c.m + oc) * oh + oy) * ow + ox);
+                    if (!qlinear) {
+                        cr_assert_eq(((int32_t *)y.data)[e], (int32_t)acc,
+                                     "Y[%lld][%lld][%lld][%lld] = %d, expected %lld", (long long)img,
+                                     (long long)oc, (long long)oy, (long long)ox,
+                                     ((int32_t *)y.data)[e], (long long)acc);
+                        continue;
+                    }
+                    float mult = xs * wsc[c.w_zero_per_channel ? oc : 0] / ys;
+                    float want = sat(rintf((float)(acc + bias[oc]) * mult) + yz, 0, 255);
+                    cr_assert_eq(((uint8_t *)y.data)[e], (uint8_t)want,
+                                 "y[%lld][%lld][%lld][%lld] = %d, expected %d", (long long)img,
+                                 (long long)oc, (long long)oy, (long long)ox,
+                                 ((uint8_t *)y.data)[e], (int)want);
+                }
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(nd);
+    free(x);
+    free(w);
+}
+
+Test(conv_integer, matches_direct_convolution)
+{
+    /* n c h w m kh kw group sh sw dh dw pads(4) 1d xs ws per-channel */
+    conv_case cases[] = {
+        {2, 3, 9, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, false, true, false},
+        {1, 4, 11, 10, 6, 3, 2, 2, 2, 1, 1, 2, 0, 1, 2, 0, false, true, false, true},
+        {1, 6, 7, 7, 6, 3, 3, 6, 1, 2, 2, 1, 2, 2, 2, 2, false, false, false, true}, /* depthwise */
+        {2, 16, 5, 6, 8, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, false, true, true, false}, /* pointwise */
+        {1, 5, 1, 40, 7, 1, 5, 1, 1, 3, 1, 2, 0, 2, 0, 1, true, false, true, true},  /* 1-D */
+        {1, 70, 6, 6, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, false, false, true, true}, /* deep k */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_conv_case(cases[i], false, i % 2 ? 2 : 1);
+        run_conv_case(cases[i], true, i % 2 ? 1 : 2);
+    }
+}
+
+Test(quant_errors, conv_integer_shapes)
+{
+    uint8_t x[2 * 3 * 4 * 4] = {0}, w[4 * 3 * 2 * 2] = {0}, z[4] = {0};
+    int64_t xd[4] = {2, 3, 4, 4}, wd[4] = {4, 3, 2, 2}, wd2[4] = {4, 2, 2, 2}, wd3[3] = {4, 3, 2};
+    int64_t z3[1] = {3};
+    kh_node *n = kh_node_create("ConvInteger", 10, 2, 1);
+    qkv_tensor in1[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 4, wd2, w)};
+    expect_error(n, in1, 1, QKV_ERR_SHAPE, "has 3 channels but input 1 (w)");
+    n = kh_node_create("ConvInteger", 10, 2, 1);
+    qkv_tensor in2[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 3, wd3, w)};
+    expect_error(n, in2, 1, QKV_ERR_SHAPE, "must have the rank of input 0");
+    n = kh_node_create("ConvInteger", 10, 4, 1);
+    qkv_tensor in3[4] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 4, wd, w),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z), kh_tensor(QKV_DTYPE_UINT8, 1, z3, z)};
+    expect_error(n, in3, 1, QKV_ERR_SHAPE, "must be a scalar or 1-D of the 4 output channels");
+    n = kh_node_create("ConvInteger", 10, 3, 1);
+    qkv_tensor in4[3] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 4, wd, w),
+                         kh_tensor(QKV_DTYPE_INT8, 0, NULL, z)};
+    expect_error(n, in4, 1, QKV_ERR_TYPE, "x's zero point) is int8");
+    n = kh_node_create("ConvInteger", 10, 2, 1);
+    kh_attr_int(n, "group", 3);
+    int64_t wd4[4] = {4, 1, 2, 2};
+    qkv_tensor in5[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 4, wd4, w)};
+    expect_error(n, in5, 1, QKV_ERR_SHAPE, "not a multiple of group 3");
+}
