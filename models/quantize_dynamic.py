@@ -15,7 +15,9 @@ values in [-127, 127]) per tensor, or per output column (per_channel: a
 scale and a zero point for each of the N columns). One DynamicQuantizeLinear
 serves every MatMul that reads the same activation (the Q, K and V
 projections). Everything else (the bias Add, attention's activation x
-activation MatMuls, LayerNorm, softmax) stays float, as in ORT.
+activation MatMuls, Gemm (not among quantize_dynamic's integer ops: torch
+exports nn.MultiheadAttention's out-projection as one), LayerNorm, softmax)
+stays float, as in ORT.
 
 Usage: quantize_dynamic.py IN.onnx OUT.onnx [--per-channel]
 """

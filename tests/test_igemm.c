@@ -265,8 +265,8 @@ Test(igemm, saturation_edges_are_exact)
             check_constant(arch, 255, false, 127, true, 0, 0, 4099, packed);
             check_constant(arch, 255, false, 0x80, true, 0, 0, 4099, packed);  /* x -128 */
             check_constant(arch, 0x80, true, 0x80, true, 0x7f, 0x7f, 2053, packed); /* -255^2 */
-            check_constant(arch, 255, false, 255, false, 0, 0, 33025, packed);  /* 255^2 k */
-            check_constant(arch, 0, false, 0, false, 255, 255, 33025, packed);  /* > 2^31: wraps */
+            check_constant(arch, 255, false, 255, false, 0, 0, 33100, packed);  /* > 2^31: wraps */
+            check_constant(arch, 0, false, 0, false, 255, 255, 33100, packed);  /* (-255)^2 k */
         }
     }
 }
