@@ -111,23 +111,35 @@ static void pack_a_block(const qkv_igemm_arch *arch, const uint8_t *a, size_t ld
         for (size_t i = 0; i < h; i++) {
             const uint8_t *src = a + (m0 + i0 + i) * lda + k0;
             int32_t sum = 0;
+            for (size_t p = 0; p < kc; p++)
+                sum += (uint8_t)(src[p] ^ flip);
+            size_t full = kc / kg; /* whole groups, then the padded last one */
             if (arch->a_elem_bytes == 1) {
                 uint8_t *d = (uint8_t *)dst + i * kg;
-                for (size_t g = 0; g < groups; g++, d += mr * kg)
+                const uint32_t flip4 = flip * 0x01010101u;
+                if (kg == 4) {
+                    for (size_t g = 0; g < full; g++, d += mr * 4) {
+                        uint32_t v;
+                        memcpy(&v, src + 4 * g, 4);
+                        v ^= flip4;
+                        memcpy(d, &v, 4);
+                    }
+                } else {
+                    for (size_t g = 0; g < full; g++, d += mr * kg)
+                        for (size_t t = 0; t < kg; t++)
+                            d[t] = a_canon(src, g * kg + t, flip);
+                }
+                for (size_t g = full; g < groups; g++, d += mr * kg)
                     for (size_t t = 0; t < kg; t++) {
                         size_t p = g * kg + t;
-                        uint8_t v = p < kc ? a_canon(src, p, flip) : 0;
-                        d[t] = v;
-                        sum += v;
+                        d[t] = p < kc ? a_canon(src, p, flip) : 0;
                     }
             } else {
                 uint16_t *d = (uint16_t *)dst + i * kg;
                 for (size_t g = 0; g < groups; g++, d += mr * kg)
                     for (size_t t = 0; t < kg; t++) {
                         size_t p = g * kg + t;
-                        uint8_t v = p < kc ? a_canon(src, p, flip) : 0;
-                        d[t] = v;
-                        sum += v;
+                        d[t] = p < kc ? a_canon(src, p, flip) : 0;
                     }
             }
             rowsum[i0 + i] += sum;

@@ -103,11 +103,22 @@ static inline void store_q(void *p, qkv_dtype t, size_t i, float v)
     }
 }
 
-/* round(v) + zp, saturated to [lo, hi]; NaN gives the zero point. */
+/* Adding and subtracting 1.5 * 2^23 rounds a float of magnitude <= 2^22 to
+ * an integer, ties to even (the default rounding mode): what rintf does,
+ * but in plain arithmetic the compiler vectorises (rintf is a library call
+ * below SSE4.1). */
+#define ROUND_MAGIC 12582912.0f
+#define ROUND_LIMIT 4194304.0f
+
+/* round(v) + zp, saturated to [lo, hi]; NaN gives the zero point. Beyond
+ * 2^22, v is clamped first: that changes nothing, since every result
+ * saturates far below. */
 static inline float quantize1(float v, float zp, float lo, float hi)
 {
-    float r = isnan(v) ? zp : rintf(v) + zp;
-    return r < lo ? lo : r > hi ? hi : r;
+    float c = v > ROUND_LIMIT ? ROUND_LIMIT : v < -ROUND_LIMIT ? -ROUND_LIMIT : v;
+    float r = (c + ROUND_MAGIC) - ROUND_MAGIC + zp;
+    r = r < lo ? lo : r > hi ? hi : r;
+    return r == r ? r : zp;
 }
 
 /* ---- attributes and layout ------------------------------------------------------- */
@@ -370,10 +381,20 @@ static void dq_minmax(void *arg, size_t begin, size_t end)
 static void dq_quantize(void *arg, size_t begin, size_t end)
 {
     const dq_job *job = arg;
+    const float scale = job->scale, zp = job->zp;
     for (size_t c = begin; c < end; c++) {
         size_t i0 = c * Q_CHUNK, i1 = i0 + Q_CHUNK < job->n ? i0 + Q_CHUNK : job->n;
-        for (size_t i = i0; i < i1; i++)
-            job->y[i] = (uint8_t)quantize1(job->x[i] / job->scale, job->zp, 0, 255);
+        const float *restrict x = job->x + i0;
+        uint8_t *restrict y = job->y + i0;
+        /* |x / scale| <= 255 + rounding, as x lies in the range: no clamp
+         * before the rounding (quantize1's, written for the loop to vectorise) */
+        for (size_t i = 0; i < i1 - i0; i++) {
+            float r = (x[i] / scale + ROUND_MAGIC) - ROUND_MAGIC + zp;
+            r = r < 0.0f ? 0.0f : r;
+            r = r > 255.0f ? 255.0f : r;
+            r = r == r ? r : zp;
+            y[i] = (uint8_t)(int32_t)r;
+        }
     }
 }
 
