@@ -37,7 +37,8 @@ static void tile_baseline(size_t groups, const void *ap_, const int8_t *bp, int3
     }
     for (size_t i = 0; i < BASE_MR; i++)
         for (size_t j = 0; j < BASE_NR; j++)
-            c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+            c[i * ldc + j] = accumulate ? (int32_t)((uint32_t)c[i * ldc + j] + (uint32_t)acc[i][j])
+                                        : acc[i][j]; /* wraps like vpaddd past k ~ 65,000 */
 }
 
 static const qkv_igemm_arch baseline_arch = {
