@@ -165,7 +165,30 @@ static void pack_b_block(const qkv_igemm_arch *arch, const uint8_t *b, size_t ld
     if (nc % nr || kcp != kc) /* padding columns or k: zero */
         memset(dst, 0, npanels * panel);
     if (!trans_b) {
-        for (size_t p = 0; p < kc; p++) {
+        size_t p = 0;
+        if (kg == 4) {
+            /* four rows at a time: each column's group is one 32-bit store,
+             * and a panel's group a contiguous run of them */
+            const uint32_t flip4 = flip * 0x01010101u;
+            for (; p + 4 <= kc; p += 4) {
+                const uint8_t *r0 = b + (k0 + p) * ldb + n0, *r1 = r0 + ldb, *r2 = r1 + ldb,
+                              *r3 = r2 + ldb;
+                uint8_t *d = (uint8_t *)dst + (p / 4) * nr * 4;
+                for (size_t j0 = 0; j0 < nc; j0 += nr, d += panel) {
+                    size_t w = nc - j0 < nr ? nc - j0 : nr;
+                    for (size_t j = 0; j < w; j++) {
+                        uint32_t v = ((uint32_t)r0[j0 + j] | (uint32_t)r1[j0 + j] << 8 |
+                                      (uint32_t)r2[j0 + j] << 16 | (uint32_t)r3[j0 + j] << 24) ^
+                                     flip4;
+                        memcpy(d + 4 * j, &v, 4);
+                        colsum[j0 + j] += (int8_t)(r0[j0 + j] ^ flip) +
+                                          (int8_t)(r1[j0 + j] ^ flip) +
+                                          (int8_t)(r2[j0 + j] ^ flip) + (int8_t)(r3[j0 + j] ^ flip);
+                    }
+                }
+            }
+        }
+        for (; p < kc; p++) {
             const uint8_t *src = b + (k0 + p) * ldb + n0;
             int8_t *d = dst + (p / kg) * nr * kg + p % kg;
             for (size_t j0 = 0; j0 < nc; j0 += nr, d += panel) {
