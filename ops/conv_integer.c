@@ -52,9 +52,9 @@ static bool present(const qkv_kernel_io *io, size_t k)
 typedef struct ci_plan {
     qkv_conv_geom g;
     size_t n, c, m, groups;
-    size_t cg, mg;     /* channels and output channels per group */
-    size_t ksize;      /* kernel positions */
-    size_t rows;       /* cg * ksize: the GEMM's k */
+    size_t cg, mg; /* channels and output channels per group */
+    size_t ksize;  /* kernel positions */
+    size_t rows;   /* cg * ksize: the GEMM's k */
     size_t in_size, out_size;
     bool pointwise;
     size_t w_zero_stride, w_scale_stride; /* 0 per tensor, 1 per channel */
@@ -93,8 +93,10 @@ static qkv_status channel_param(qkv_kernel_io *io, size_t input, const char *wha
         *stride = 1;
         return QKV_OK;
     }
-    return KERR(io, QKV_ERR_SHAPE, "input %zu (%s) %s must be a scalar or 1-D of the %zu output "
-                "channels", input, what, qkv_dims_str(p, b, sizeof b), m);
+    return KERR(io, QKV_ERR_SHAPE,
+                "input %zu (%s) %s must be a scalar or 1-D of the %zu output "
+                "channels",
+                input, what, qkv_dims_str(p, b, sizeof b), m);
 }
 
 /* Shapes, dtypes and geometry checks shared by infer (ranks and known dims
@@ -127,12 +129,16 @@ static qkv_status ci_check(const ci_state *s, qkv_kernel_io *io)
                     in->w, qkv_dims_str(w, bw, sizeof bw), qkv_dims_str(x, bx, sizeof bx));
     int64_t groups = s->attrs.group, c = x->dims[1], m = w->dims[0], cg = w->dims[1];
     if (c >= 0 && cg >= 0 && c != cg * groups)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 (x) %s has %lld channels but input %zu (w) %s "
-                    "expects %lld x group %lld", qkv_dims_str(x, bx, sizeof bx), (long long)c,
-                    in->w, qkv_dims_str(w, bw, sizeof bw), (long long)cg, (long long)groups);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 0 (x) %s has %lld channels but input %zu (w) %s "
+                    "expects %lld x group %lld",
+                    qkv_dims_str(x, bx, sizeof bx), (long long)c, in->w,
+                    qkv_dims_str(w, bw, sizeof bw), (long long)cg, (long long)groups);
     if (m >= 0 && m % groups != 0)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu (w) has %lld output channels, not a multiple "
-                    "of group %lld", in->w, (long long)m, (long long)groups);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input %zu (w) has %lld output channels, not a multiple "
+                    "of group %lld",
+                    in->w, (long long)m, (long long)groups);
     return QKV_OK;
 }
 
@@ -188,18 +194,20 @@ static qkv_status ci_plan_make(const ci_state *s, qkv_kernel_io *io, ci_plan *p)
     p->groups = (size_t)s->attrs.group;
     p->cg = (size_t)w->dims[1];
     p->mg = p->m / p->groups;
-    if (!qkv_conv_geom_kernel_size(&p->g, &p->ksize) || !qkv_conv_geom_in_size(&p->g, &p->in_size) ||
+    if (!qkv_conv_geom_kernel_size(&p->g, &p->ksize) ||
+        !qkv_conv_geom_in_size(&p->g, &p->in_size) ||
         !qkv_conv_geom_out_size(&p->g, &p->out_size) ||
         __builtin_mul_overflow(p->cg, p->ksize, &p->rows))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large");
     p->pointwise = qkv_conv_geom_is_pointwise(&p->g);
     const qkv_tensor *xz = present(io, in->x_zero) ? &io->inputs[in->x_zero] : NULL;
     if (xz && qkv_numel(xz) != 1)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu (x's zero point) must have one element, it has "
-                    "%zu", in->x_zero, qkv_numel(xz));
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input %zu (x's zero point) must have one element, it has "
+                    "%zu",
+                    in->x_zero, qkv_numel(xz));
     if (present(io, in->x_scale) && qkv_numel(&io->inputs[in->x_scale]) != 1)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu (x_scale) must have one element",
-                    in->x_scale);
+        return KERR(io, QKV_ERR_SHAPE, "input %zu (x_scale) must have one element", in->x_scale);
     if (present(io, in->w_zero))
         st = channel_param(io, in->w_zero, "w's zero point", p->m, &p->w_zero_stride);
     if (st == QKV_OK && present(io, in->w_scale))
@@ -208,13 +216,16 @@ static qkv_status ci_plan_make(const ci_state *s, qkv_kernel_io *io, ci_plan *p)
         return st;
     if (s->qlinear) {
         if (qkv_numel(&io->inputs[in->y_scale]) != 1 || qkv_numel(&io->inputs[in->y_zero]) != 1)
-            return KERR(io, QKV_ERR_SHAPE, "inputs 6 (y_scale) and 7 (y_zero_point) must have "
+            return KERR(io, QKV_ERR_SHAPE,
+                        "inputs 6 (y_scale) and 7 (y_zero_point) must have "
                         "one element each");
         if (present(io, in->bias)) {
             const qkv_tensor *b = &io->inputs[in->bias];
             if (b->rank != 1 || (size_t)b->dims[0] != p->m)
-                return KERR(io, QKV_ERR_SHAPE, "input 8 (B) must be 1-D of the %zu output "
-                            "channels", p->m);
+                return KERR(io, QKV_ERR_SHAPE,
+                            "input 8 (B) must be 1-D of the %zu output "
+                            "channels",
+                            p->m);
         }
     }
     return QKV_OK;
@@ -241,8 +252,8 @@ static qkv_status ci_prepare(void *state, qkv_kernel_io *io)
 
 typedef struct ci_requant {
     const ci_plan *p;
-    size_t m0;        /* the group's first output channel */
-    void *y;          /* the group's first output element */
+    size_t m0; /* the group's first output channel */
+    void *y;   /* the group's first output element */
     bool y_signed;
     const float *w_scale;
     const int32_t *bias; /* NULL: none */
@@ -287,10 +298,10 @@ static qkv_status ci_compute(const void *state, qkv_kernel_io *io)
     const uint8_t *wz = present(io, in->w_zero) ? io->inputs[in->w_zero].data : NULL;
     uint8_t pad = xz ? *(const uint8_t *)xz : 0;
     uint8_t *col = io->scratch;
-    int32_t *acc = s->qlinear
-                       ? (int32_t *)(void *)((uint8_t *)io->scratch +
-                                             (p.pointwise ? 0 : (p.rows * p.out_size + 63) / 64 * 64))
-                       : NULL;
+    int32_t *acc =
+        s->qlinear ? (int32_t *)(void *)((uint8_t *)io->scratch +
+                                         (p.pointwise ? 0 : (p.rows * p.out_size + 63) / 64 * 64))
+                   : NULL;
     const qkv_igemm_arch *arch = qkv_igemm_arch_select(io->host->cpu_features());
     ci_requant r = {.p = &p};
     qkv_igemm_post post = {.fn = requant_block, .arg = &r};
@@ -301,7 +312,8 @@ static qkv_status ci_compute(const void *state, qkv_kernel_io *io)
         r.bias = present(io, in->bias) ? io->inputs[in->bias].data : NULL;
         r.x_scale = *(const float *)io->inputs[in->x_scale].data;
         r.y_scale = *(const float *)io->inputs[in->y_scale].data;
-        r.y_zero = r.y_signed ? (float)*(const int8_t *)yz->data : (float)*(const uint8_t *)yz->data;
+        r.y_zero =
+            r.y_signed ? (float)*(const int8_t *)yz->data : (float)*(const uint8_t *)yz->data;
     }
     size_t esize = s->qlinear ? 1 : sizeof(int32_t);
     for (size_t img = 0; img < p.n; img++) {
@@ -315,12 +327,20 @@ static qkv_status ci_compute(const void *state, qkv_kernel_io *io)
             }
             size_t m0 = gi * p.mg;
             uint8_t *yg = (uint8_t *)io->outputs[0].data + (img * p.m + m0) * p.out_size * esize;
-            qkv_igemm g = {.m = p.mg, .n = p.out_size, .k = p.rows,
-                           .a = (const uint8_t *)w->data + m0 * p.rows, .lda = p.rows,
-                           .a_signed = w_signed, .b = b, .ldb = p.out_size, .b_signed = x_signed,
-                           .c = s->qlinear ? acc : (int32_t *)(void *)yg, .ldc = p.out_size,
+            qkv_igemm g = {.m = p.mg,
+                           .n = p.out_size,
+                           .k = p.rows,
+                           .a = (const uint8_t *)w->data + m0 * p.rows,
+                           .lda = p.rows,
+                           .a_signed = w_signed,
+                           .b = b,
+                           .ldb = p.out_size,
+                           .b_signed = x_signed,
+                           .c = s->qlinear ? acc : (int32_t *)(void *)yg,
+                           .ldc = p.out_size,
                            .a_zero = wz ? wz + m0 * p.w_zero_stride : NULL,
-                           .a_zero_stride = p.w_zero_stride, .b_zero = xz};
+                           .a_zero_stride = p.w_zero_stride,
+                           .b_zero = xz};
             r.m0 = m0;
             r.y = yg;
             qkv_igemm_run(io->host, io->host_ctx, arch, &g, NULL, s->qlinear ? &post : NULL);
@@ -335,20 +355,41 @@ static qkv_status ci_compute(const void *state, qkv_kernel_io *io)
 
 static const qkv_kernel kernels[] = {
     {
-        QKV_KERNEL_V1, .domain = "", .op_type = "ConvInteger", .since_version = 10,
-        .until_version = 0, .min_inputs = 2, .max_inputs = 4, .min_outputs = 1,
-        .max_outputs = 1, .n_input_types = 4, .input_types = {Q8, Q8, Q8, Q8},
-        .init = ci_init, .infer = ci_infer, .prepare = ci_prepare, .compute = ci_compute,
+        QKV_KERNEL_V1,
+        .domain = "",
+        .op_type = "ConvInteger",
+        .since_version = 10,
+        .until_version = 0,
+        .min_inputs = 2,
+        .max_inputs = 4,
+        .min_outputs = 1,
+        .max_outputs = 1,
+        .n_input_types = 4,
+        .input_types = {Q8, Q8, Q8, Q8},
+        .init = ci_init,
+        .infer = ci_infer,
+        .prepare = ci_prepare,
+        .compute = ci_compute,
         .destroy = ci_destroy,
     },
     {
-        QKV_KERNEL_V1, .domain = "", .op_type = "QLinearConv", .since_version = 10,
-        .until_version = 0, .min_inputs = 8, .max_inputs = 9, .min_outputs = 1,
-        .max_outputs = 1, .n_input_types = 8,
+        QKV_KERNEL_V1,
+        .domain = "",
+        .op_type = "QLinearConv",
+        .since_version = 10,
+        .until_version = 0,
+        .min_inputs = 8,
+        .max_inputs = 9,
+        .min_outputs = 1,
+        .max_outputs = 1,
+        .n_input_types = 8,
         /* the last entry covers y_zero_point and B: ci_check tells them apart */
         .input_types = {Q8, QKV_T(FLOAT), Q8, Q8, QKV_T(FLOAT), Q8, QKV_T(FLOAT),
                         Q8 | QKV_T(INT32)},
-        .init = ci_init, .infer = ci_infer, .prepare = ci_prepare, .compute = ci_compute,
+        .init = ci_init,
+        .infer = ci_infer,
+        .prepare = ci_prepare,
+        .compute = ci_compute,
         .destroy = ci_destroy,
     },
 };

@@ -33,7 +33,7 @@
 typedef struct q_state {
     int64_t opset;
     int64_t axis;
-    int64_t block_size; /* 0: per tensor or per axis */
+    int64_t block_size;     /* 0: per tensor or per axis */
     qkv_dtype output_dtype; /* QuantizeLinear 21+: UNDEFINED when not given */
 } q_state;
 
@@ -51,20 +51,31 @@ typedef struct q_layout {
 static inline float load_f(const void *p, qkv_dtype t, size_t i)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT: return ((const float *)p)[i];
-    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(((const uint16_t *)p)[i]);
-    case QKV_DTYPE_BFLOAT16: return qkv_bf16_to_f32(((const uint16_t *)p)[i]);
-    case QKV_DTYPE_INT32: return (float)((const int32_t *)p)[i];
-    default: return 0;
+    case QKV_DTYPE_FLOAT:
+        return ((const float *)p)[i];
+    case QKV_DTYPE_FLOAT16:
+        return qkv_f16_to_f32(((const uint16_t *)p)[i]);
+    case QKV_DTYPE_BFLOAT16:
+        return qkv_bf16_to_f32(((const uint16_t *)p)[i]);
+    case QKV_DTYPE_INT32:
+        return (float)((const int32_t *)p)[i];
+    default:
+        return 0;
     }
 }
 
 static inline void store_f(void *p, qkv_dtype t, size_t i, float v)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT16: ((uint16_t *)p)[i] = qkv_f32_to_f16(v); break;
-    case QKV_DTYPE_BFLOAT16: ((uint16_t *)p)[i] = qkv_f32_to_bf16(v); break;
-    default: ((float *)p)[i] = v; break;
+    case QKV_DTYPE_FLOAT16:
+        ((uint16_t *)p)[i] = qkv_f32_to_f16(v);
+        break;
+    case QKV_DTYPE_BFLOAT16:
+        ((uint16_t *)p)[i] = qkv_f32_to_bf16(v);
+        break;
+    default:
+        ((float *)p)[i] = v;
+        break;
     }
 }
 
@@ -74,32 +85,54 @@ static inline int32_t load_q(const void *p, qkv_dtype t, size_t i)
     if (!p)
         return 0;
     switch (t) {
-    case QKV_DTYPE_UINT8: return ((const uint8_t *)p)[i];
-    case QKV_DTYPE_INT8: return ((const int8_t *)p)[i];
-    case QKV_DTYPE_UINT16: return ((const uint16_t *)p)[i];
-    case QKV_DTYPE_INT16: return ((const int16_t *)p)[i];
-    case QKV_DTYPE_INT32: return ((const int32_t *)p)[i];
-    default: return 0;
+    case QKV_DTYPE_UINT8:
+        return ((const uint8_t *)p)[i];
+    case QKV_DTYPE_INT8:
+        return ((const int8_t *)p)[i];
+    case QKV_DTYPE_UINT16:
+        return ((const uint16_t *)p)[i];
+    case QKV_DTYPE_INT16:
+        return ((const int16_t *)p)[i];
+    case QKV_DTYPE_INT32:
+        return ((const int32_t *)p)[i];
+    default:
+        return 0;
     }
 }
 
 static void q_range(qkv_dtype t, float *lo, float *hi)
 {
     switch (t) {
-    case QKV_DTYPE_INT8: *lo = -128, *hi = 127; break;
-    case QKV_DTYPE_UINT16: *lo = 0, *hi = 65535; break;
-    case QKV_DTYPE_INT16: *lo = -32768, *hi = 32767; break;
-    default: *lo = 0, *hi = 255; break;
+    case QKV_DTYPE_INT8:
+        *lo = -128, *hi = 127;
+        break;
+    case QKV_DTYPE_UINT16:
+        *lo = 0, *hi = 65535;
+        break;
+    case QKV_DTYPE_INT16:
+        *lo = -32768, *hi = 32767;
+        break;
+    default:
+        *lo = 0, *hi = 255;
+        break;
     }
 }
 
 static inline void store_q(void *p, qkv_dtype t, size_t i, float v)
 {
     switch (t) {
-    case QKV_DTYPE_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
-    case QKV_DTYPE_UINT16: ((uint16_t *)p)[i] = (uint16_t)v; break;
-    case QKV_DTYPE_INT16: ((int16_t *)p)[i] = (int16_t)v; break;
-    default: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case QKV_DTYPE_INT8:
+        ((int8_t *)p)[i] = (int8_t)v;
+        break;
+    case QKV_DTYPE_UINT16:
+        ((uint16_t *)p)[i] = (uint16_t)v;
+        break;
+    case QKV_DTYPE_INT16:
+        ((int16_t *)p)[i] = (int16_t)v;
+        break;
+    default:
+        ((uint8_t *)p)[i] = (uint8_t)v;
+        break;
     }
 }
 
@@ -137,13 +170,14 @@ static qkv_status q_init(const qkv_kernel *kernel, const qkv_host_api *host,
     if (st != QKV_OK)
         return st;
     if (s.block_size < 0)
-        return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute 'block_size' is %lld, expected >= 0",
-                    (long long)s.block_size);
+        return NERR(host, node, QKV_ERR_INVALID_MODEL,
+                    "attribute 'block_size' is %lld, expected >= 0", (long long)s.block_size);
     if (out_dtype != 0 && out_dtype != QKV_DTYPE_UINT8 && out_dtype != QKV_DTYPE_INT8 &&
         out_dtype != QKV_DTYPE_UINT16 && out_dtype != QKV_DTYPE_INT16)
-        return NERR(host, node, QKV_ERR_UNSUPPORTED,
-                    "attribute 'output_dtype' is %lld: only uint8, int8, uint16, int16 are supported",
-                    (long long)out_dtype);
+        return NERR(
+            host, node, QKV_ERR_UNSUPPORTED,
+            "attribute 'output_dtype' is %lld: only uint8, int8, uint16, int16 are supported",
+            (long long)out_dtype);
     s.output_dtype = (qkv_dtype)out_dtype;
     q_state *p = malloc(sizeof *p);
     if (!p)
@@ -178,8 +212,10 @@ static qkv_status q_layout_make(qkv_kernel_io *io, const q_state *s, q_layout *l
         for (int32_t j = 0; same && j < sc->rank; j++)
             same = zp->dims[j] == sc->dims[j];
         if (!same)
-            return KERR(io, QKV_ERR_SHAPE, "input 2 (zero point) %s must have the shape of input 1 "
-                        "(scale) %s", qkv_dims_str(zp, b1, sizeof b1), qkv_dims_str(sc, b2, sizeof b2));
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input 2 (zero point) %s must have the shape of input 1 "
+                        "(scale) %s",
+                        qkv_dims_str(zp, b1, sizeof b1), qkv_dims_str(sc, b2, sizeof b2));
     }
     int32_t axis = 0;
     bool blocked = s->block_size > 0;
@@ -192,7 +228,8 @@ static qkv_status q_layout_make(qkv_kernel_io *io, const q_state *s, q_layout *l
                     qkv_dims_str(sc, b1, sizeof b1),
                     s->opset < 13 ? "" : " or 1-D along the axis (or block_size > 0)");
     if (!qkv_axis_normalize(s->axis, x->rank, false, &axis))
-        return KERR(io, QKV_ERR_SHAPE, "attribute 'axis' is %lld, out of range for input 0 of rank %d",
+        return KERR(io, QKV_ERR_SHAPE,
+                    "attribute 'axis' is %lld, out of range for input 0 of rank %d",
                     (long long)s->axis, x->rank);
     l->outer = 1;
     for (int32_t j = 0; j < axis; j++)
@@ -203,9 +240,10 @@ static qkv_status q_layout_make(qkv_kernel_io *io, const q_state *s, q_layout *l
         l->inner *= (size_t)x->dims[j];
     if (!blocked) {
         if ((size_t)sc->dims[0] != l->d)
-            return KERR(io, QKV_ERR_SHAPE, "input 1 (scale) has %lld elements but input 0 %s has "
-                        "%zu along axis %d", (long long)sc->dims[0],
-                        qkv_dims_str(x, b1, sizeof b1), l->d, axis);
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input 1 (scale) has %lld elements but input 0 %s has "
+                        "%zu along axis %d",
+                        (long long)sc->dims[0], qkv_dims_str(x, b1, sizeof b1), l->d, axis);
         l->mode = Q_PER_AXIS;
         return QKV_OK;
     }
@@ -216,9 +254,11 @@ static qkv_status q_layout_make(qkv_kernel_io *io, const q_state *s, q_layout *l
     for (int32_t j = 0; ok && j < x->rank; j++)
         ok = (size_t)sc->dims[j] == (j == axis ? l->nb : (size_t)x->dims[j]);
     if (!ok)
-        return KERR(io, QKV_ERR_SHAPE, "input 1 (scale) %s does not fit input 0 %s with block_size "
-                    "%zu on axis %d (expected the axis dim %zu)", qkv_dims_str(sc, b1, sizeof b1),
-                    qkv_dims_str(x, b2, sizeof b2), l->block, axis, l->nb);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 1 (scale) %s does not fit input 0 %s with block_size "
+                    "%zu on axis %d (expected the axis dim %zu)",
+                    qkv_dims_str(sc, b1, sizeof b1), qkv_dims_str(x, b2, sizeof b2), l->block, axis,
+                    l->nb);
     return QKV_OK;
 }
 
@@ -272,7 +312,9 @@ static void q_units(void *arg, size_t begin, size_t end)
 
 static void q_run(qkv_kernel_io *io, const q_layout *l, bool quantize)
 {
-    q_job job = {.io = io, .l = *l, .quantize = quantize,
+    q_job job = {.io = io,
+                 .l = *l,
+                 .quantize = quantize,
                  .chunks_per_row = l->inner ? (l->inner + Q_CHUNK - 1) / Q_CHUNK : 1};
     size_t units = l->outer * l->d * job.chunks_per_row;
     if (units == 0 || l->inner == 0)
@@ -290,8 +332,10 @@ static qkv_status quantize_infer(void *state, qkv_kernel_io *io)
     if (t == QKV_DTYPE_UNDEFINED)
         t = QKV_DTYPE_UINT8;
     if (qkv_present(io, 2) && s->output_dtype != QKV_DTYPE_UNDEFINED && s->output_dtype != t)
-        return KERR(io, QKV_ERR_TYPE, "attribute 'output_dtype' (%s) differs from input 2 "
-                    "(zero point) type %s", io->host->dtype_name(s->output_dtype), io->host->dtype_name(t));
+        return KERR(io, QKV_ERR_TYPE,
+                    "attribute 'output_dtype' (%s) differs from input 2 "
+                    "(zero point) type %s",
+                    io->host->dtype_name(s->output_dtype), io->host->dtype_name(t));
     if (s->opset < 19 && io->inputs[1].dtype != QKV_DTYPE_FLOAT)
         return KERR(io, QKV_ERR_TYPE, "input 1 (scale) is %s, expected float32",
                     io->host->dtype_name(io->inputs[1].dtype));
@@ -321,8 +365,10 @@ static qkv_status dequantize_infer(void *state, qkv_kernel_io *io)
     (void)state;
     const qkv_tensor *x = &io->inputs[0];
     if (qkv_present(io, 2) && io->inputs[2].dtype != x->dtype)
-        return KERR(io, QKV_ERR_TYPE, "input 2 (zero point) is %s but input 0 is %s: they must "
-                    "match", io->host->dtype_name(io->inputs[2].dtype), io->host->dtype_name(x->dtype));
+        return KERR(io, QKV_ERR_TYPE,
+                    "input 2 (zero point) is %s but input 0 is %s: they must "
+                    "match",
+                    io->host->dtype_name(io->inputs[2].dtype), io->host->dtype_name(x->dtype));
     qkv_set_shape(&io->outputs[0], io->inputs[1].dtype, x->rank, x->dims);
     return QKV_OK;
 }
@@ -337,8 +383,10 @@ static qkv_status dequantize_prepare(void *state, qkv_kernel_io *io)
         const qkv_tensor *zp = &io->inputs[2];
         for (size_t i = 0; i < qkv_numel(zp); i++)
             if (((const int32_t *)zp->data)[i] != 0)
-                return KERR(io, QKV_ERR_INVALID_MODEL, "input 2 (zero point) of an int32 input "
-                            "must be 0, element %zu is %d", i, ((const int32_t *)zp->data)[i]);
+                return KERR(io, QKV_ERR_INVALID_MODEL,
+                            "input 2 (zero point) of an int32 input "
+                            "must be 0, element %zu is %d",
+                            i, ((const int32_t *)zp->data)[i]);
     }
     return QKV_OK;
 }
@@ -425,8 +473,7 @@ static qkv_status dynq_compute(const void *state, qkv_kernel_io *io)
 {
     (void)state;
     const qkv_tensor *x = &io->inputs[0];
-    dq_job job = {.x = x->data, .y = io->outputs[0].data, .n = qkv_numel(x),
-                  .minmax = io->scratch};
+    dq_job job = {.x = x->data, .y = io->outputs[0].data, .n = qkv_numel(x), .minmax = io->scratch};
     size_t chunks = dq_chunks(x);
     qkv_run_range(io, chunks, job.n * 4, dq_minmax, &job);
     float lo = 0, hi = 0;
@@ -448,22 +495,23 @@ static qkv_status dynq_compute(const void *state, qkv_kernel_io *io)
 #define Q_8 (QKV_T(UINT8) | QKV_T(INT8))
 #define Q_16 (QKV_T(UINT16) | QKV_T(INT16))
 
-#define QUANTIZE_KERNEL(since, until, xt, st, zt)                                          \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "QuantizeLinear", .since_version = (since), \
-        .until_version = (until), .min_inputs = 2, .max_inputs = 3, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 3, .input_types = {(xt), (st), (zt)},           \
-        .init = q_init, .infer = quantize_infer, .prepare = q_prepare,                     \
-        .compute = quantize_compute, .destroy = q_destroy,                                 \
+#define QUANTIZE_KERNEL(since, until, xt, st, zt)                                                  \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "QuantizeLinear", .since_version = (since),        \
+                       .until_version = (until), .min_inputs = 2, .max_inputs = 3,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 3,                     \
+                       .input_types = {(xt), (st), (zt)}, .init = q_init, .infer = quantize_infer, \
+                       .prepare = q_prepare, .compute = quantize_compute, .destroy = q_destroy,    \
     }
 
-#define DEQUANTIZE_KERNEL(since, until, xt, st)                                            \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "DequantizeLinear",                        \
-        .since_version = (since), .until_version = (until), .min_inputs = 2,               \
-        .max_inputs = 3, .min_outputs = 1, .max_outputs = 1, .n_input_types = 3,           \
-        .input_types = {(xt), (st), (xt)}, .init = q_init, .infer = dequantize_infer,      \
-        .prepare = dequantize_prepare, .compute = dequantize_compute, .destroy = q_destroy, \
+#define DEQUANTIZE_KERNEL(since, until, xt, st)                                                    \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "DequantizeLinear", .since_version = (since),      \
+                       .until_version = (until), .min_inputs = 2, .max_inputs = 3,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 3,                     \
+                       .input_types = {(xt), (st), (xt)}, .init = q_init,                          \
+                       .infer = dequantize_infer, .prepare = dequantize_prepare,                   \
+                       .compute = dequantize_compute, .destroy = q_destroy,                        \
     }
 
 static const qkv_kernel kernels[] = {
@@ -474,10 +522,20 @@ static const qkv_kernel kernels[] = {
     DEQUANTIZE_KERNEL(19, 20, Q_8 | QKV_T(INT32), Q_FLOATS),
     DEQUANTIZE_KERNEL(21, 0, Q_8 | Q_16 | QKV_T(INT32), Q_FLOATS),
     {
-        QKV_KERNEL_V1, .domain = "", .op_type = "DynamicQuantizeLinear", .since_version = 11,
-        .until_version = 0, .min_inputs = 1, .max_inputs = 1, .min_outputs = 3,
-        .max_outputs = 3, .n_input_types = 1, .input_types = {QKV_T(FLOAT)},
-        .infer = dynq_infer, .prepare = dynq_prepare, .compute = dynq_compute,
+        QKV_KERNEL_V1,
+        .domain = "",
+        .op_type = "DynamicQuantizeLinear",
+        .since_version = 11,
+        .until_version = 0,
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .min_outputs = 3,
+        .max_outputs = 3,
+        .n_input_types = 1,
+        .input_types = {QKV_T(FLOAT)},
+        .infer = dynq_infer,
+        .prepare = dynq_prepare,
+        .compute = dynq_compute,
     },
 };
 

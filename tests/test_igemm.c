@@ -55,8 +55,17 @@ static void check(const qkv_igemm_arch *arch, icase cs, bool packed, uint64_t se
     fill_bytes(zb, nb_b * cs.n, &s);
     for (size_t i = 0; i < c_sz; i++)
         c[i] = 0x5a5a5a5a;
-    qkv_igemm g = {.m = cs.m, .n = cs.n, .k = cs.k, .a = a, .lda = lda, .a_signed = cs.a_signed,
-                   .b = b, .ldb = ldb, .b_signed = cs.b_signed, .trans_b = cs.trans_b, .c = c,
+    qkv_igemm g = {.m = cs.m,
+                   .n = cs.n,
+                   .k = cs.k,
+                   .a = a,
+                   .lda = lda,
+                   .a_signed = cs.a_signed,
+                   .b = b,
+                   .ldb = ldb,
+                   .b_signed = cs.b_signed,
+                   .trans_b = cs.trans_b,
+                   .c = c,
                    .ldc = ldc};
     if (cs.zero_mode) {
         g.a_zero = za;
@@ -105,12 +114,13 @@ static void check(const qkv_igemm_arch *arch, icase cs, bool packed, uint64_t se
                     acc += (int64_t)(av - a0) * (bv - b0);
                 }
                 int32_t want = (int32_t)(uint32_t)(uint64_t)acc; /* wraps like the GEMM */
-                cr_assert_eq(ce[i * ldc + j], want,
-                             "%s%s m=%zu n=%zu k=%zu a%s b%s tb=%d zp=%d batch=%zu: C[%zu][%zu][%zu]"
-                             " = %d, expected %d",
-                             qkv_igemm_arch_name(arch), packed ? " packed" : "", cs.m, cs.n, cs.k,
-                             cs.a_signed ? "s8" : "u8", cs.b_signed ? "s8" : "u8", cs.trans_b,
-                             cs.zero_mode, cs.batch, e, i, j, ce[i * ldc + j], want);
+                cr_assert_eq(
+                    ce[i * ldc + j], want,
+                    "%s%s m=%zu n=%zu k=%zu a%s b%s tb=%d zp=%d batch=%zu: C[%zu][%zu][%zu]"
+                    " = %d, expected %d",
+                    qkv_igemm_arch_name(arch), packed ? " packed" : "", cs.m, cs.n, cs.k,
+                    cs.a_signed ? "s8" : "u8", cs.b_signed ? "s8" : "u8", cs.trans_b, cs.zero_mode,
+                    cs.batch, e, i, j, ce[i * ldc + j], want);
             }
             for (size_t j = cs.n; j < ldc && !(e + 1 == cs.batch && i + 1 == cs.m); j++)
                 cr_assert_eq(ce[i * ldc + j], 0x5a5a5a5a, "%s: wrote outside C at [%zu,%zu]",
@@ -174,8 +184,9 @@ Test(igemm, tile_sized_and_ragged_shapes_every_type_pairing)
     uint64_t seed = 1;
     for (size_t i = 0; i < 10; i++)
         for (size_t j = 0; j < 10; j += 3) {
-            icase cs = {dims[i], dims[j], dims[(i + j + 1) % 10], i & 1, (i >> 1) & 1, false,
-                        (int)(j % 3), 1, false};
+            icase cs = {dims[i],      dims[j], dims[(i + j + 1) % 10], i & 1,
+                        (i >> 1) & 1, false,   (int)(j % 3),           1,
+                        false};
             check_all(cs, seed++);
         }
 }
@@ -232,8 +243,19 @@ static void check_constant(const qkv_igemm_arch *arch, uint8_t av, bool as, uint
     int32_t *c = malloc(m * n * sizeof *c);
     memset(a, av, m * k);
     memset(b, bv, k * n);
-    qkv_igemm g = {.m = m, .n = n, .k = k, .a = a, .lda = k, .a_signed = as, .b = b, .ldb = n,
-                   .b_signed = bs, .c = c, .ldc = n, .a_zero = &zav, .b_zero = &zbv};
+    qkv_igemm g = {.m = m,
+                   .n = n,
+                   .k = k,
+                   .a = a,
+                   .lda = k,
+                   .a_signed = as,
+                   .b = b,
+                   .ldb = n,
+                   .b_signed = bs,
+                   .c = c,
+                   .ldc = n,
+                   .a_zero = &zav,
+                   .b_zero = &zbv};
     qkv_igemm_packed_b pb;
     void *pdata = NULL;
     if (packed) {
@@ -245,9 +267,11 @@ static void check_constant(const qkv_igemm_arch *arch, uint8_t av, bool as, uint
     int64_t za = as ? (int8_t)zav : zav, zb = bs ? (int8_t)zbv : zbv;
     int32_t want = (int32_t)(uint32_t)(uint64_t)((int64_t)k * (x - za) * (y - zb));
     for (size_t i = 0; i < m * n; i++)
-        cr_assert_eq(c[i], want, "%s%s: %lld x %lld (zero points %lld, %lld) over k=%zu: got %d, "
-                     "expected %d", qkv_igemm_arch_name(arch), packed ? " packed" : "",
-                     (long long)x, (long long)y, (long long)za, (long long)zb, k, c[i], want);
+        cr_assert_eq(c[i], want,
+                     "%s%s: %lld x %lld (zero points %lld, %lld) over k=%zu: got %d, "
+                     "expected %d",
+                     qkv_igemm_arch_name(arch), packed ? " packed" : "", (long long)x, (long long)y,
+                     (long long)za, (long long)zb, k, c[i], want);
     free(pdata);
     free(a);
     free(b);
@@ -263,10 +287,10 @@ Test(igemm, saturation_edges_are_exact)
             continue;
         for (int packed = 0; packed < 2; packed++) {
             check_constant(arch, 255, false, 127, true, 0, 0, 4099, packed);
-            check_constant(arch, 255, false, 0x80, true, 0, 0, 4099, packed);  /* x -128 */
+            check_constant(arch, 255, false, 0x80, true, 0, 0, 4099, packed);       /* x -128 */
             check_constant(arch, 0x80, true, 0x80, true, 0x7f, 0x7f, 2053, packed); /* -255^2 */
-            check_constant(arch, 255, false, 255, false, 0, 0, 33100, packed);  /* > 2^31: wraps */
-            check_constant(arch, 0, false, 0, false, 255, 255, 33100, packed);  /* (-255)^2 k */
+            check_constant(arch, 255, false, 255, false, 0, 0, 33100, packed); /* > 2^31: wraps */
+            check_constant(arch, 0, false, 0, false, 255, 255, 33100, packed); /* (-255)^2 k */
         }
     }
 }
@@ -276,8 +300,17 @@ Test(igemm, k_zero_gives_zeros)
     uint8_t a[1], b[1];
     int32_t c[6] = {1, 2, 3, 4, 5, 6};
     uint8_t zp = 3;
-    qkv_igemm g = {.m = 2, .n = 3, .k = 0, .a = a, .lda = 1, .b = b, .ldb = 3, .c = c, .ldc = 3,
-                   .a_zero = &zp, .b_zero = &zp};
+    qkv_igemm g = {.m = 2,
+                   .n = 3,
+                   .k = 0,
+                   .a = a,
+                   .lda = 1,
+                   .b = b,
+                   .ldb = 3,
+                   .c = c,
+                   .ldc = 3,
+                   .a_zero = &zp,
+                   .b_zero = &zp};
     qkv_igemm_run(NULL, NULL, qkv_igemm_arch_select(qkv_cpu_features_get()), &g, NULL, NULL);
     for (int i = 0; i < 6; i++)
         cr_assert_eq(c[i], 0);

@@ -21,10 +21,7 @@ static uint32_t rnd(void)
     return rng;
 }
 
-static float sat(float v, float lo, float hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
+static float sat(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* ---- QuantizeLinear ---------------------------------------------------------------- */
 
@@ -35,7 +32,8 @@ Test(quantize, per_tensor_rounds_half_to_even_and_saturates)
     float scale = 2.0f;
     uint8_t zp = 128;
     int8_t zps = -3;
-    /* x / 2: 0, 0.5->0, 1.5->2, 2.5->2, -0.5->-0, -1.5->-2, 500, -500, 126.95->127, NaN, 1.49995->1, -1.25->-1 */
+    /* x / 2: 0, 0.5->0, 1.5->2, 2.5->2, -0.5->-0, -1.5->-2, 500, -500, 126.95->127,
+     * NaN, 1.49995->1, -1.25->-1 */
     uint8_t want_u[] = {128, 128, 130, 130, 128, 126, 255, 0, 255, 128, 129, 127};
     int8_t want_s[] = {-3, -3, -1, -1, -3, -5, 127, -128, 124, -3, -2, -4};
     for (int sgn = 0; sgn < 2; sgn++) {
@@ -129,9 +127,9 @@ static void check_quantize_layout(int64_t opset, int64_t axis, int64_t block, si
                 float want = sat(rintf(xs[e] / sc[si]) + (float)zp[si], -128, 127);
                 cr_assert_eq(((int8_t *)y.data)[e], (int8_t)want,
                              "opset %lld axis %lld block %lld: element (%lld,%lld,%lld) = %d, "
-                             "expected %d", (long long)opset, (long long)axis, (long long)block,
-                             (long long)i, (long long)j, (long long)k, ((int8_t *)y.data)[e],
-                             (int)want);
+                             "expected %d",
+                             (long long)opset, (long long)axis, (long long)block, (long long)i,
+                             (long long)j, (long long)k, ((int8_t *)y.data)[e], (int)want);
             }
     kh_free_outputs(&y, 1);
     kh_node_destroy(nd);
@@ -414,8 +412,7 @@ Test(matmul_integer, batch_folds_and_broadcasts_over_threads)
 
 /* ---- QLinearMatMul ------------------------------------------------------------------ */
 
-static void check_qlinear(bool a_signed, bool b_signed, bool y_signed, bool per_col,
-                          size_t threads)
+static void check_qlinear(bool a_signed, bool b_signed, bool y_signed, bool per_col, size_t threads)
 {
     size_t m = 11, k = 37, n = 19;
     int64_t adims[2] = {(int64_t)m, (int64_t)k}, bdims[2] = {(int64_t)k, (int64_t)n};
@@ -435,14 +432,10 @@ static void check_qlinear(bool a_signed, bool b_signed, bool y_signed, bool per_
     qkv_dtype ty = y_signed ? QKV_DTYPE_INT8 : QKV_DTYPE_UINT8;
     kh_node *nd = kh_node_create("QLinearMatMul", 10, 8, 1);
     kh_set_threads(nd, threads);
-    qkv_tensor ins[8] = {kh_tensor(ta, 2, adims, a),
-                         kh_f32(0, NULL, &sa),
-                         kh_tensor(ta, 0, NULL, &za),
-                         kh_tensor(tb, 2, bdims, b),
-                         kh_f32(per_col, coldims, sb),
-                         kh_tensor(tb, per_col, coldims, zb),
-                         kh_f32(0, NULL, &sy),
-                         kh_tensor(ty, 0, NULL, &zy)};
+    qkv_tensor ins[8] = {kh_tensor(ta, 2, adims, a),   kh_f32(0, NULL, &sa),
+                         kh_tensor(ta, 0, NULL, &za),  kh_tensor(tb, 2, bdims, b),
+                         kh_f32(per_col, coldims, sb), kh_tensor(tb, per_col, coldims, zb),
+                         kh_f32(0, NULL, &sy),         kh_tensor(ty, 0, NULL, &zy)};
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(kh_run(nd, ins, &y, &err), QKV_OK, "%s", err.message);
@@ -456,8 +449,8 @@ static void check_qlinear(bool a_signed, bool b_signed, bool y_signed, bool per_
                        (get8(b, p * n + j, b_signed) - get8(zb, cj, b_signed));
             float mult = sa * sb[cj] / sy;
             float zyf = (float)get8(&zy, 0, y_signed);
-            float want = sat(rintf((float)acc * mult) + zyf, y_signed ? -128 : 0,
-                             y_signed ? 127 : 255);
+            float want =
+                sat(rintf((float)acc * mult) + zyf, y_signed ? -128 : 0, y_signed ? 127 : 255);
             int got = y_signed ? ((int8_t *)y.data)[i * n + j] : ((uint8_t *)y.data)[i * n + j];
             cr_assert_eq(got, (int)want, "y[%zu][%zu] = %d, expected %d (acc %lld)", i, j, got,
                          (int)want, (long long)acc);
@@ -562,30 +555,39 @@ Test(quant_errors, matmul_integer_shapes_and_types)
     int8_t zs = 0;
     int64_t ad[2] = {3, 4}, bd[2] = {4, 3}, bad[2] = {3, 3}, z2[1] = {2}, z4[2] = {4, 1};
     kh_node *n = kh_node_create("MatMulInteger", 10, 2, 1);
-    qkv_tensor in1[2] = {kh_tensor(QKV_DTYPE_UINT8, 2, ad, a), kh_tensor(QKV_DTYPE_UINT8, 2, bad, b)};
+    qkv_tensor in1[2] = {kh_tensor(QKV_DTYPE_UINT8, 2, ad, a),
+                         kh_tensor(QKV_DTYPE_UINT8, 2, bad, b)};
     expect_error(n, in1, 1, QKV_ERR_SHAPE, "inner dimensions differ");
     n = kh_node_create("MatMulInteger", 10, 4, 1);
     qkv_tensor in2[4] = {kh_tensor(QKV_DTYPE_UINT8, 2, ad, a), kh_tensor(QKV_DTYPE_UINT8, 2, bd, b),
-                         kh_tensor(QKV_DTYPE_INT8, 0, NULL, &zs), kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z)};
-    expect_error(n, in2, 1, QKV_ERR_TYPE, "input 2 (A's zero point) is int8 but input 0 (A) is uint8");
+                         kh_tensor(QKV_DTYPE_INT8, 0, NULL, &zs),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z)};
+    expect_error(n, in2, 1, QKV_ERR_TYPE,
+                 "input 2 (A's zero point) is int8 but input 0 (A) is uint8");
     /* a zero point of 2 elements for 3 rows */
     n = kh_node_create("MatMulInteger", 10, 3, 1);
     qkv_tensor in3[3] = {kh_tensor(QKV_DTYPE_UINT8, 2, ad, a), kh_tensor(QKV_DTYPE_UINT8, 2, bd, b),
                          kh_tensor(QKV_DTYPE_UINT8, 1, z2, z)};
-    expect_error(n, in3, 1, QKV_ERR_SHAPE, "input 2 (zero point) [2] fits neither per tensor nor per row");
+    expect_error(n, in3, 1, QKV_ERR_SHAPE,
+                 "input 2 (zero point) [2] fits neither per tensor nor per row");
     /* B's zero point shaped as a row one */
     n = kh_node_create("MatMulInteger", 10, 4, 1);
     kh_omit_input(n, 2);
     qkv_tensor in4[4] = {kh_tensor(QKV_DTYPE_UINT8, 2, ad, a), kh_tensor(QKV_DTYPE_UINT8, 2, bd, b),
-                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z), kh_tensor(QKV_DTYPE_UINT8, 2, z4, z)};
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z),
+                         kh_tensor(QKV_DTYPE_UINT8, 2, z4, z)};
     expect_error(n, in4, 1, QKV_ERR_SHAPE, "per column of input 1");
     /* QLinearMatMul: y_scale must be one element */
     float s1 = 1, s2[2] = {1, 1};
     n = kh_node_create("QLinearMatMul", 10, 8, 1);
-    qkv_tensor in5[8] = {kh_tensor(QKV_DTYPE_UINT8, 2, ad, a), kh_f32(0, NULL, &s1),
-                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z), kh_tensor(QKV_DTYPE_UINT8, 2, bd, b),
-                         kh_f32(0, NULL, &s1), kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z),
-                         kh_f32(1, z2, s2), kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z)};
+    qkv_tensor in5[8] = {kh_tensor(QKV_DTYPE_UINT8, 2, ad, a),
+                         kh_f32(0, NULL, &s1),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z),
+                         kh_tensor(QKV_DTYPE_UINT8, 2, bd, b),
+                         kh_f32(0, NULL, &s1),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z),
+                         kh_f32(1, z2, s2),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z)};
     expect_error(n, in5, 1, QKV_ERR_SHAPE, "must have one element each");
 }
 
@@ -608,12 +610,14 @@ static int64_t conv_ref(const conv_case *c, const uint8_t *x, const uint8_t *w, 
     for (int64_t ic = 0; ic < cg; ic++)
         for (int64_t ky = 0; ky < c->kh; ky++)
             for (int64_t kx = 0; kx < c->kw; kx++) {
-                int64_t iy = oy * c->sh - c->ph0 + ky * c->dh, ix = ox * c->sw - c->pw0 + kx * c->dw;
+                int64_t iy = oy * c->sh - c->ph0 + ky * c->dh,
+                        ix = ox * c->sw - c->pw0 + kx * c->dw;
                 if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w)
                     continue;
                 size_t xi = (size_t)(((img * c->c + gi * cg + ic) * c->h + iy) * c->w + ix);
                 size_t wi = (size_t)(((oc * cg + ic) * c->kh + ky) * c->kw + kx);
-                acc += (int64_t)(get8(x, xi, c->x_signed) - xz) * (get8(w, wi, c->w_signed) - wz[oc]);
+                acc +=
+                    (int64_t)(get8(x, xi, c->x_signed) - xz) * (get8(w, wi, c->w_signed) - wz[oc]);
             }
     return acc;
 }
@@ -649,7 +653,8 @@ static void run_conv_case(conv_case c, bool qlinear, size_t threads)
     int32_t zr = c.w_zero_per_channel ? 1 : 0;
     kh_node *nd = kh_node_create(qlinear ? "QLinearConv" : "ConvInteger", 10, qlinear ? 9 : 4, 1);
     kh_set_threads(nd, threads);
-    int64_t strides[2] = {c.sh, c.sw}, dil[2] = {c.dh, c.dw}, pads[4] = {c.ph0, c.pw0, c.ph1, c.pw1};
+    int64_t strides[2] = {c.sh, c.sw}, dil[2] = {c.dh, c.dw},
+            pads[4] = {c.ph0, c.pw0, c.ph1, c.pw1};
     if (c.one_d) {
         strides[0] = c.sw;
         dil[0] = c.dw;
@@ -664,10 +669,14 @@ static void run_conv_case(conv_case c, bool qlinear, size_t threads)
     qkv_error err;
     qkv_status st;
     if (qlinear) {
-        qkv_tensor ins[9] = {kh_tensor(tx, rank, xd, x), kh_f32(0, NULL, &xs),
-                             kh_tensor(tx, 0, NULL, &xz), kh_tensor(tw, rank, wd, w),
-                             kh_f32(zr, md, wsc), kh_tensor(tw, zr, md, wzb),
-                             kh_f32(0, NULL, &ys), kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &yz),
+        qkv_tensor ins[9] = {kh_tensor(tx, rank, xd, x),
+                             kh_f32(0, NULL, &xs),
+                             kh_tensor(tx, 0, NULL, &xz),
+                             kh_tensor(tw, rank, wd, w),
+                             kh_f32(zr, md, wsc),
+                             kh_tensor(tw, zr, md, wzb),
+                             kh_f32(0, NULL, &ys),
+                             kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &yz),
                              kh_tensor(QKV_DTYPE_INT32, 1, md, bias)};
         st = kh_run(nd, ins, &y, &err);
     } else {
@@ -687,8 +696,8 @@ static void run_conv_case(conv_case c, bool qlinear, size_t threads)
                     size_t e = (size_t)(((img * c.m + oc) * oh + oy) * ow + ox);
                     if (!qlinear) {
                         cr_assert_eq(((int32_t *)y.data)[e], (int32_t)acc,
-                                     "Y[%lld][%lld][%lld][%lld] = %d, expected %lld", (long long)img,
-                                     (long long)oc, (long long)oy, (long long)ox,
+                                     "Y[%lld][%lld][%lld][%lld] = %d, expected %lld",
+                                     (long long)img, (long long)oc, (long long)oy, (long long)ox,
                                      ((int32_t *)y.data)[e], (long long)acc);
                         continue;
                     }
@@ -728,14 +737,17 @@ Test(quant_errors, conv_integer_shapes)
     int64_t xd[4] = {2, 3, 4, 4}, wd[4] = {4, 3, 2, 2}, wd2[4] = {4, 2, 2, 2}, wd3[3] = {4, 3, 2};
     int64_t z3[1] = {3};
     kh_node *n = kh_node_create("ConvInteger", 10, 2, 1);
-    qkv_tensor in1[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 4, wd2, w)};
+    qkv_tensor in1[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x),
+                         kh_tensor(QKV_DTYPE_UINT8, 4, wd2, w)};
     expect_error(n, in1, 1, QKV_ERR_SHAPE, "has 3 channels but input 1 (w)");
     n = kh_node_create("ConvInteger", 10, 2, 1);
-    qkv_tensor in2[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 3, wd3, w)};
+    qkv_tensor in2[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x),
+                         kh_tensor(QKV_DTYPE_UINT8, 3, wd3, w)};
     expect_error(n, in2, 1, QKV_ERR_SHAPE, "must have the rank of input 0");
     n = kh_node_create("ConvInteger", 10, 4, 1);
     qkv_tensor in3[4] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 4, wd, w),
-                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z), kh_tensor(QKV_DTYPE_UINT8, 1, z3, z)};
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, z),
+                         kh_tensor(QKV_DTYPE_UINT8, 1, z3, z)};
     expect_error(n, in3, 1, QKV_ERR_SHAPE, "must be a scalar or 1-D of the 4 output channels");
     n = kh_node_create("ConvInteger", 10, 3, 1);
     qkv_tensor in4[3] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 4, wd, w),
@@ -744,6 +756,7 @@ Test(quant_errors, conv_integer_shapes)
     n = kh_node_create("ConvInteger", 10, 2, 1);
     kh_attr_int(n, "group", 3);
     int64_t wd4[4] = {4, 1, 2, 2};
-    qkv_tensor in5[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x), kh_tensor(QKV_DTYPE_UINT8, 4, wd4, w)};
+    qkv_tensor in5[2] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x),
+                         kh_tensor(QKV_DTYPE_UINT8, 4, wd4, w)};
     expect_error(n, in5, 1, QKV_ERR_SHAPE, "not a multiple of group 3");
 }
