@@ -84,7 +84,7 @@ def check(build, ort_dir):
                 np.save(npy, read_pb(pb))
                 qkv_args += ["--input", f"{n}={pb}"]
                 ort_args += ["--input", f"{n}={npy}"]
-            qdir, odir = os.path.join(tmp, name, "qkv"), os.path.join(tmp, name, "ort")
+            qdir, odir = os.path.join(tmp, name + ".qkv"), os.path.join(tmp, name + ".ort")
             rc_q, log_q = run([qkv, "run", os.path.join(d, "model.onnx"), "--output-dir", qdir]
                               + qkv_args)
             rc_o, log_o = run(["node", os.path.join(ROOT, "bench", "ort_bench.js"), "--ort-dir",
