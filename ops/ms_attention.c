@@ -175,13 +175,13 @@ static qkv_status hidden_sizes(const qkv_msa_attrs *a, qkv_kernel_io *io, qkv_ms
 static qkv_status mask_form(const qkv_msa_attrs *a, qkv_kernel_io *io, qkv_msa_shape *sh)
 {
     int in = a->in->mask;
-    const qkv_tensor *m = &io->inputs[in < 0 ? 0 : in];
-    char buf[96];
-    int64_t d0 = dim_of(m, 0), d1 = dim_of(m, 1);
     sh->mask = QKV_MSA_MASK_NONE;
     sh->mask_m = -1;
-    if (!has(io, in) || m->rank < 0)
+    if (!has(io, in) || io->inputs[in].rank < 0)
         return QKV_OK;
+    const qkv_tensor *m = &io->inputs[in];
+    char buf[96];
+    int64_t d0 = dim_of(m, 0), d1 = dim_of(m, 1);
     if (m->rank == 1 && (d0 == sh->b || d0 < 0 || sh->b < 0)) {
         sh->mask = QKV_MSA_MASK_LENGTHS;
         return QKV_OK;

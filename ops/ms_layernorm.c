@@ -91,10 +91,10 @@ static void ln_destroy(void *state)
  * (d -1: unknown). */
 static qkv_status check_vec(qkv_kernel_io *io, size_t k, const char *name, int64_t d)
 {
+    if (!qkv_present(io, k) || io->inputs[k].rank < 0)
+        return QKV_OK;
     const qkv_tensor *t = &io->inputs[k];
     char buf[96];
-    if (!qkv_present(io, k) || t->rank < 0)
-        return QKV_OK;
     if (t->rank != 1 || (t->dims[0] >= 0 && d >= 0 && t->dims[0] != d))
         return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected (%lld): the "
                     "hidden size", k, name, qkv_dims_str(t, buf, sizeof buf), (long long)d);
@@ -227,9 +227,11 @@ static void embed_range(void *arg, size_t begin, size_t end)
  * also allowed when broadcast_rows). */
 static qkv_status check_ids(qkv_kernel_io *io, size_t k, const char *name, bool broadcast_rows)
 {
+    if (!qkv_present(io, k))
+        return QKV_OK;
     const qkv_tensor *t = &io->inputs[k], *ids = &io->inputs[EM_IDS];
     char buf[96], ib[96];
-    if (!qkv_present(io, k) || t->rank < 0 || ids->rank < 0)
+    if (t->rank < 0 || ids->rank < 0)
         return QKV_OK;
     bool ok = t->rank == 2;
     for (int32_t j = 0; ok && j < 2; j++) {
@@ -246,10 +248,10 @@ static qkv_status check_ids(qkv_kernel_io *io, size_t k, const char *name, bool 
 /* Checks that table k is (rows, d). */
 static qkv_status check_table(qkv_kernel_io *io, size_t k, const char *name, int64_t d)
 {
+    if (!qkv_present(io, k) || io->inputs[k].rank < 0)
+        return QKV_OK;
     const qkv_tensor *t = &io->inputs[k];
     char buf[96];
-    if (!qkv_present(io, k) || t->rank < 0)
-        return QKV_OK;
     if (t->rank != 2 || (d >= 0 && t->dims[1] >= 0 && t->dims[1] != d))
         return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected (rows, hidden "
                     "size %lld)", k, name, qkv_dims_str(t, buf, sizeof buf), (long long)d);

@@ -85,10 +85,10 @@ static void qa_destroy(void *state)
 static qkv_status check_quant_param(qkv_kernel_io *io, size_t k, bool per_column, int64_t width,
                                     qkv_dtype type)
 {
-    const qkv_tensor *t = &io->inputs[k];
-    char buf[96];
     if (!qkv_present(io, k))
         return QKV_OK;
+    const qkv_tensor *t = &io->inputs[k];
+    char buf[96];
     if (type != QKV_DTYPE_UNDEFINED && t->dtype != type)
         return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, expected %s", k,
                     qattention_names[k], io->host->dtype_name(t->dtype),

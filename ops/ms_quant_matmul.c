@@ -64,10 +64,10 @@ static void dqmm_destroy(void *state)
 /* Input k is a scalar, one element, or (n) when per_column (n -1: unknown). */
 static qkv_status check_param(qkv_kernel_io *io, size_t k, const char *name, int64_t n)
 {
+    if (!qkv_present(io, k) || io->inputs[k].rank < 0)
+        return QKV_OK;
     const qkv_tensor *t = &io->inputs[k];
     char buf[96];
-    if (!qkv_present(io, k) || t->rank < 0)
-        return QKV_OK;
     bool ok = t->rank == 0 || (t->rank == 1 && (t->dims[0] < 0 || t->dims[0] == 1 || n < 0 ||
                                                t->dims[0] == n));
     if (!ok)
