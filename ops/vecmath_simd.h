@@ -25,6 +25,7 @@
 #error "vecmath_simd.h is included by vecmath_avx2.c / vecmath_avx512.c only"
 #endif
 
+#include <math.h>
 #include <string.h>
 
 #include "vecmath_coef.h"
@@ -203,9 +204,78 @@ VM_FN void VM_NAME(vm_epilogue)(float *y, const float *bias, const float *res, s
     vm_epilogue_k(y, bias, res, n, QKV_ACT_NONE);
 }
 
+/* ---- online-softmax row steps ----------------------------------------------- */
+
+/* The sum of a vector's lanes, pairwise. */
+VM_INLINE float vm_hsum(vf v)
+{
+    float lanes[VM_W];
+    v_store(lanes, v);
+    for (int w = VM_W / 2; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++)
+            lanes[k] += lanes[k + w];
+    return lanes[0];
+}
+
+VM_FN float VM_NAME(vm_max)(const float *x, size_t n)
+{
+    vf m = v_set1(-INFINITY);
+    size_t j = 0;
+    for (; j + VM_W <= n; j += VM_W)
+        m = v_max(v_load(x + j), m);
+    float lanes[VM_W], r = -INFINITY;
+    v_store(lanes, m);
+    for (int k = 0; k < VM_W; k++)
+        r = lanes[k] > r ? lanes[k] : r;
+    for (; j < n; j++)
+        r = x[j] > r ? x[j] : r;
+    return r;
+}
+
+/* exp(d) for d <= 0, exactly 0 below -87 (-inf included). */
+VM_INLINE vf vm_exp_nonpos(vf d)
+{
+    return v_zero_if(v_gt(v_set1(-87.0f), d), vm_exp(d));
+}
+
+VM_FN float VM_NAME(vm_exp_shifted)(float *x, size_t n, float m)
+{
+    vf mv = v_set1(m), acc = v_set1(0.0f);
+    size_t j = 0;
+    for (; j + VM_W <= n; j += VM_W) {
+        vf p = vm_exp_nonpos(v_sub(v_load(x + j), mv));
+        v_store(x + j, p);
+        acc = v_add(acc, p);
+    }
+    if (j < n) { /* the tail through a buffer padded with -inf, which gives 0 */
+        float buf[VM_W];
+        for (int k = 0; k < VM_W; k++)
+            buf[k] = -INFINITY;
+        memcpy(buf, x + j, (n - j) * sizeof *buf);
+        vf p = vm_exp_nonpos(v_sub(v_load(buf), mv));
+        v_store(buf, p);
+        memcpy(x + j, buf, (n - j) * sizeof *buf);
+        acc = v_add(acc, p);
+    }
+    return vm_hsum(acc);
+}
+
+VM_FN void VM_NAME(vm_scale)(float *out, const float *in, size_t n, float f)
+{
+    vf fv = v_set1(f);
+    size_t j = 0;
+    for (; j + VM_W <= n; j += VM_W)
+        v_store(out + j, v_mul(v_load(in + j), fv));
+    for (; j < n; j++)
+        out[j] = in[j] * f;
+}
+
 const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
     VM_NAME(vm_erf_array),
     VM_NAME(vm_gelu_array),
     VM_NAME(vm_gelu_tanh_array),
     VM_NAME(vm_epilogue),
+    VM_NAME(vm_max),
+    VM_NAME(vm_exp_shifted),
+    VM_NAME(vm_scale),
 };
