@@ -14,6 +14,7 @@
 
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 static size_t min_sz(size_t a, size_t b)
