@@ -139,6 +139,46 @@ static qkv_status split_heads(qkv_kernel_io *io, size_t in, int64_t width, int64
     return qkv_attn_split_heads(io, in, in_names[in], "last dim", width, heads, attr, head_size);
 }
 
+/* past_key / past_value: 4-D (B, Hkv, P, D) / (B, Hkv, P, Dv), both or
+ * neither, of Q's type; sets has_past, the past length p, and the KV head
+ * count when only the past tells it. */
+static qkv_status attn_past_of(qkv_kernel_io *io, attn_shape *sh)
+{
+    const qkv_tensor *q = &io->inputs[IN_Q];
+    bool pk = qkv_present(io, IN_PAST_K), pv = qkv_present(io, IN_PAST_V);
+    if (pk != pv)
+        return KERR(io, QKV_ERR_INVALID_MODEL, "past_key and past_value must be given together");
+    sh->has_past = pk;
+    sh->p = 0;
+    if (pk) {
+        const qkv_tensor *past[2] = {&io->inputs[IN_PAST_K], &io->inputs[IN_PAST_V]};
+        for (int i = 0; i < 2; i++) {
+            const qkv_tensor *t = past[i];
+            size_t in = IN_PAST_K + (size_t)i;
+            if (t->dtype && q->dtype && t->dtype != q->dtype)
+                return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, expected %s like 'Q'",
+                            in, in_names[in], io->host->dtype_name(t->dtype),
+                            io->host->dtype_name(q->dtype));
+            if (t->rank >= 0 && t->rank != 4)
+                return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected 4", in,
+                            in_names[in], t->rank);
+            int64_t want[4] = {sh->b, sh->hkv, -1, i == 0 ? sh->d : sh->dv};
+            for (int32_t j = 0; j < 4; j++)
+                if (j != 2 && qkv_attn_differ(qkv_attn_dim(t, j), want[j]))
+                    return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has dim %d = %lld, expected "
+                                "%lld", in, in_names[in], j, (long long)t->dims[j],
+                                (long long)want[j]);
+        }
+        if (qkv_attn_differ(qkv_attn_dim(past[0], 2), qkv_attn_dim(past[1], 2)))
+            return KERR(io, QKV_ERR_SHAPE, "past_key and past_value have sequence lengths %lld "
+                        "and %lld", (long long)past[0]->dims[2], (long long)past[1]->dims[2]);
+        sh->p = qkv_attn_pick(qkv_attn_dim(past[0], 2), qkv_attn_dim(past[1], 2));
+        sh->hkv = qkv_attn_pick(sh->hkv, qkv_attn_pick(qkv_attn_dim(past[0], 1),
+                                                       qkv_attn_dim(past[1], 1)));
+    }
+    return QKV_OK;
+}
+
 /* Validates the shapes of Q, K, V, past_key, past_value (what is known). */
 static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_shape *sh)
 {
@@ -212,38 +252,8 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
                     "expected equal", (long long)sh->d, (long long)dk);
     sh->d = qkv_attn_pick(sh->d, dk);
 
-    /* past_key / past_value: 4-D (B, Hkv, P, D) / (B, Hkv, P, Dv), both or neither */
-    bool pk = qkv_present(io, IN_PAST_K), pv = qkv_present(io, IN_PAST_V);
-    if (pk != pv)
-        return KERR(io, QKV_ERR_INVALID_MODEL, "past_key and past_value must be given together");
-    sh->has_past = pk;
-    sh->p = 0;
-    if (pk) {
-        const qkv_tensor *past[2] = {&io->inputs[IN_PAST_K], &io->inputs[IN_PAST_V]};
-        for (int i = 0; i < 2; i++) {
-            const qkv_tensor *t = past[i];
-            size_t in = IN_PAST_K + (size_t)i;
-            if (t->dtype && q->dtype && t->dtype != q->dtype)
-                return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, expected %s like 'Q'",
-                            in, in_names[in], io->host->dtype_name(t->dtype),
-                            io->host->dtype_name(q->dtype));
-            if (t->rank >= 0 && t->rank != 4)
-                return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected 4", in,
-                            in_names[in], t->rank);
-            int64_t want[4] = {sh->b, sh->hkv, -1, i == 0 ? sh->d : sh->dv};
-            for (int32_t j = 0; j < 4; j++)
-                if (j != 2 && qkv_attn_differ(qkv_attn_dim(t, j), want[j]))
-                    return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has dim %d = %lld, expected "
-                                "%lld", in, in_names[in], j, (long long)t->dims[j],
-                                (long long)want[j]);
-        }
-        if (qkv_attn_differ(qkv_attn_dim(past[0], 2), qkv_attn_dim(past[1], 2)))
-            return KERR(io, QKV_ERR_SHAPE, "past_key and past_value have sequence lengths %lld "
-                        "and %lld", (long long)past[0]->dims[2], (long long)past[1]->dims[2]);
-        sh->p = qkv_attn_pick(qkv_attn_dim(past[0], 2), qkv_attn_dim(past[1], 2));
-        sh->hkv = qkv_attn_pick(sh->hkv, qkv_attn_pick(qkv_attn_dim(past[0], 1),
-                                                       qkv_attn_dim(past[1], 1)));
-    }
+    if ((st = attn_past_of(io, sh)) != QKV_OK)
+        return st;
     sh->t = sh->p >= 0 && sh->skv >= 0 ? sh->p + sh->skv : -1;
     return QKV_OK;
 }

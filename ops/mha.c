@@ -152,24 +152,15 @@ static qkv_status per_head(qkv_kernel_io *io, size_t in, int64_t width, int64_t 
     return qkv_attn_split_heads(io, in, in_names[in], "hidden size", width, n, "num_heads", h);
 }
 
-static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape *sh)
+/* The form of Q, K, V (separate, packed QKV, packed KV, per-head K/V) and
+ * their dims b, s, l, h, hv, from query and key of known rank. */
+static qkv_status mha_qkv_of(qkv_kernel_io *io, mha_shape *sh)
 {
     const qkv_tensor *q = &io->inputs[IN_QUERY], *k = &io->inputs[IN_KEY];
     const qkv_tensor *v = &io->inputs[IN_VALUE];
     bool has_k = qkv_present(io, IN_KEY), has_v = qkv_present(io, IN_VALUE);
     bool has_bias = qkv_present(io, IN_BIAS);
     qkv_status st;
-    memset(sh, 0, sizeof *sh);
-    sh->n = s->heads;
-    if (qkv_present(io, IN_PAST_LEN) || qkv_present(io, IN_CACHE_IND))
-        return KERR(io, QKV_ERR_UNSUPPORTED, "past_sequence_length and cache_indirection "
-                    "(KV buffer sharing, beam search) are not supported");
-    if (q->rank >= 0 && q->rank != 3 && q->rank != 5)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'query' has rank %d, expected 3 or 5", q->rank);
-    if (q->rank < 0 || (has_k && k->rank < 0)) {
-        sh->unknown = true; /* the form cannot be told yet (session creation) */
-        return QKV_OK;
-    }
     sh->b = qkv_attn_dim(q, 0);
     sh->s = qkv_attn_dim(q, 1);
     if (q->rank == 5) {
@@ -181,48 +172,56 @@ static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape 
             return st;
         sh->l = sh->s;
         sh->h = sh->hv = qkv_attn_dim(q, 4);
-    } else {
-        if (!has_k)
-            return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'query' needs 'key' (only a packed "
-                        "QKV query of rank 5 comes alone)");
-        if ((st = per_head(io, IN_QUERY, qkv_attn_dim(q, 2), sh->n, &sh->h)))
-            return st;
-        if (k->rank == 3) {
-            sh->form = MHA_SEPARATE;
-            if (!has_v)
-                return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'key' needs 'value'");
-            if ((st = expect_dims(io, IN_KEY, 3, (int64_t[]){sh->b, -1, qkv_attn_dim(q, 2)})) ||
-                (st = expect_dims(io, IN_VALUE, 3, (int64_t[]){sh->b, qkv_attn_dim(k, 1), -1})) ||
-                (st = per_head(io, IN_VALUE, qkv_attn_dim(v, 2), sh->n, &sh->hv)))
-                return st;
-            sh->l = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
-        } else if (k->rank == 5) {
-            sh->form = MHA_PACKED_KV;
-            if (has_v || has_bias)
-                return KERR(io, QKV_ERR_INVALID_MODEL, "packed KV key (rank 5) takes no "
-                            "'value' and no 'bias'");
-            if ((st = expect_dims(io, IN_KEY, 5, (int64_t[]){sh->b, -1, sh->n, 2, sh->h})))
-                return st;
-            sh->l = qkv_attn_dim(k, 1);
-            sh->hv = qkv_attn_pick(sh->h, qkv_attn_dim(k, 4));
-        } else if (k->rank == 4) {
-            sh->form = MHA_KV_BNSH;
-            if (!has_v || has_bias || qkv_present(io, IN_PAST_K) || qkv_present(io, IN_PAST_V))
-                return KERR(io, QKV_ERR_INVALID_MODEL, "a 4-D (per-head) 'key' needs a 4-D "
-                            "'value' and takes no 'bias' and no past");
-            if ((st = expect_dims(io, IN_KEY, 4, (int64_t[]){sh->b, sh->n, -1, sh->h})) ||
-                (st = expect_dims(io, IN_VALUE, 4,
-                                  (int64_t[]){sh->b, sh->n, qkv_attn_dim(k, 2), -1})))
-                return st;
-            sh->l = qkv_attn_pick(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2));
-            sh->hv = qkv_attn_dim(v, 3);
-        } else {
-            return KERR(io, QKV_ERR_SHAPE, "input 1 'key' has rank %d, expected 3, 4 or 5",
-                        k->rank);
-        }
+        return QKV_OK;
     }
+    if (!has_k)
+        return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'query' needs 'key' (only a packed "
+                    "QKV query of rank 5 comes alone)");
+    if ((st = per_head(io, IN_QUERY, qkv_attn_dim(q, 2), sh->n, &sh->h)))
+        return st;
+    if (k->rank == 3) {
+        sh->form = MHA_SEPARATE;
+        if (!has_v)
+            return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'key' needs 'value'");
+        if ((st = expect_dims(io, IN_KEY, 3, (int64_t[]){sh->b, -1, qkv_attn_dim(q, 2)})) ||
+            (st = expect_dims(io, IN_VALUE, 3, (int64_t[]){sh->b, qkv_attn_dim(k, 1), -1})) ||
+            (st = per_head(io, IN_VALUE, qkv_attn_dim(v, 2), sh->n, &sh->hv)))
+            return st;
+        sh->l = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
+    } else if (k->rank == 5) {
+        sh->form = MHA_PACKED_KV;
+        if (has_v || has_bias)
+            return KERR(io, QKV_ERR_INVALID_MODEL, "packed KV key (rank 5) takes no "
+                        "'value' and no 'bias'");
+        if ((st = expect_dims(io, IN_KEY, 5, (int64_t[]){sh->b, -1, sh->n, 2, sh->h})))
+            return st;
+        sh->l = qkv_attn_dim(k, 1);
+        sh->hv = qkv_attn_pick(sh->h, qkv_attn_dim(k, 4));
+    } else if (k->rank == 4) {
+        sh->form = MHA_KV_BNSH;
+        if (!has_v || has_bias || qkv_present(io, IN_PAST_K) || qkv_present(io, IN_PAST_V))
+            return KERR(io, QKV_ERR_INVALID_MODEL, "a 4-D (per-head) 'key' needs a 4-D "
+                        "'value' and takes no 'bias' and no past");
+        if ((st = expect_dims(io, IN_KEY, 4, (int64_t[]){sh->b, sh->n, -1, sh->h})) ||
+            (st = expect_dims(io, IN_VALUE, 4,
+                              (int64_t[]){sh->b, sh->n, qkv_attn_dim(k, 2), -1})))
+            return st;
+        sh->l = qkv_attn_pick(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2));
+        sh->hv = qkv_attn_dim(v, 3);
+    } else {
+        return KERR(io, QKV_ERR_SHAPE, "input 1 'key' has rank %d, expected 3, 4 or 5",
+                    k->rank);
+    }
+    return QKV_OK;
+}
+
+/* bias (D + D + Dv), and past_key/past_value: the past length p and the
+ * total key count t. */
+static qkv_status mha_bias_past_of(qkv_kernel_io *io, mha_shape *sh)
+{
+    qkv_status st;
     int64_t d = sh->h >= 0 ? sh->n * sh->h : -1, dv = sh->hv >= 0 ? sh->n * sh->hv : -1;
-    if (has_bias) {
+    if (qkv_present(io, IN_BIAS)) {
         int64_t want = d >= 0 && dv >= 0 ? 2 * d + dv : -1;
         if ((st = expect_dims(io, IN_BIAS, 1, &want)))
             return st;
@@ -244,11 +243,16 @@ static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape 
         sh->p = qkv_attn_pick(qkv_attn_dim(kp, 2), qkv_attn_dim(vp, 2));
     }
     sh->t = sh->p >= 0 && sh->l >= 0 ? sh->p + sh->l : -1;
+    return QKV_OK;
+}
 
+/* The key_padding_mask form, and attention_bias's shape. */
+static qkv_status mha_masks_of(qkv_kernel_io *io, mha_shape *sh)
+{
+    char buf[96];
     sh->mask = MASK_NONE;
     if (qkv_present(io, IN_PADDING)) {
         const qkv_tensor *m = &io->inputs[IN_PADDING];
-        char buf[96];
         int64_t d0 = qkv_attn_dim(m, 0), d1 = qkv_attn_dim(m, 1);
         if (m->rank == 1 && (d0 < 0 || !qkv_attn_differ(d0, sh->b))) {
             sh->mask = MASK_LENGTHS;
@@ -271,7 +275,6 @@ static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape 
     }
     if (qkv_present(io, IN_ATTN_BIAS)) {
         const qkv_tensor *ab = &io->inputs[IN_ATTN_BIAS];
-        char buf[96];
         int64_t d0 = qkv_attn_dim(ab, 0), d1 = qkv_attn_dim(ab, 1);
         bool bad = ab->rank != 4 || (d0 != 1 && qkv_attn_differ(d0, sh->b)) ||
                    (d1 != 1 && qkv_attn_differ(d1, sh->n)) ||
@@ -284,6 +287,30 @@ static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape 
                         (long long)sh->s, (long long)sh->t);
     }
     return QKV_OK;
+}
+
+/* Validates every input's shape against the others (what is known) into sh;
+ * sh->unknown when the ranks of query or key are not known yet. */
+static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape *sh)
+{
+    const qkv_tensor *q = &io->inputs[IN_QUERY], *k = &io->inputs[IN_KEY];
+    memset(sh, 0, sizeof *sh);
+    sh->n = s->heads;
+    if (qkv_present(io, IN_PAST_LEN) || qkv_present(io, IN_CACHE_IND))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "past_sequence_length and cache_indirection "
+                    "(KV buffer sharing, beam search) are not supported");
+    if (q->rank >= 0 && q->rank != 3 && q->rank != 5)
+        return KERR(io, QKV_ERR_SHAPE, "input 0 'query' has rank %d, expected 3 or 5", q->rank);
+    if (q->rank < 0 || (qkv_present(io, IN_KEY) && k->rank < 0)) {
+        sh->unknown = true; /* the form cannot be told yet (session creation) */
+        return QKV_OK;
+    }
+    qkv_status st = mha_qkv_of(io, sh);
+    if (st == QKV_OK)
+        st = mha_bias_past_of(io, sh);
+    if (st == QKV_OK)
+        st = mha_masks_of(io, sh);
+    return st;
 }
 
 static qkv_status mha_infer(void *state, qkv_kernel_io *io)
