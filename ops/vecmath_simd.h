@@ -17,6 +17,10 @@
  *   v_gt(a, b)           a > b (ordered) as a vmask
  *   v_blend(m, a, b)     m ? a : b per lane
  *   v_zero_if(m, a)      m ? 0 : a per lane
+ *   v_load_pad(p, n)     the first n (< VM_W) floats at p, -inf in the other
+ *                        lanes (nothing past p + n is read)
+ *   v_store_n(p, v, n)   stores the first n (< VM_W) lanes of v
+ *   v_hsum, v_hmax       the sum, the largest of a vector's lanes
  *
  * The erf method and its constants: vecmath_coef.h. exp is Cephes' expf
  * reduction and polynomial (as qkv_ew_expf).
@@ -206,16 +210,8 @@ VM_FN void VM_NAME(vm_epilogue)(float *y, const float *bias, const float *res, s
 
 /* ---- online-softmax row steps ----------------------------------------------- */
 
-/* The sum of a vector's lanes, pairwise. */
-VM_INLINE float vm_hsum(vf v)
-{
-    float lanes[VM_W];
-    v_store(lanes, v);
-    for (int w = VM_W / 2; w >= 1; w /= 2)
-        for (int k = 0; k < w; k++)
-            lanes[k] += lanes[k + w];
-    return lanes[0];
-}
+/* The row steps read and write a row's tail with masked loads and stores:
+ * the padding lanes hold -inf, which the max ignores and exp turns into 0. */
 
 VM_FN float VM_NAME(vm_max)(const float *x, size_t n)
 {
@@ -223,13 +219,9 @@ VM_FN float VM_NAME(vm_max)(const float *x, size_t n)
     size_t j = 0;
     for (; j + VM_W <= n; j += VM_W)
         m = v_max(v_load(x + j), m);
-    float lanes[VM_W], r = -INFINITY;
-    v_store(lanes, m);
-    for (int k = 0; k < VM_W; k++)
-        r = lanes[k] > r ? lanes[k] : r;
-    for (; j < n; j++)
-        r = x[j] > r ? x[j] : r;
-    return r;
+    if (j < n)
+        m = v_max(v_load_pad(x + j, n - j), m);
+    return v_hmax(m);
 }
 
 /* exp(d) for d <= 0, exactly 0 below -87 (-inf included). */
@@ -247,17 +239,12 @@ VM_FN float VM_NAME(vm_exp_shifted)(float *x, size_t n, float m)
         v_store(x + j, p);
         acc = v_add(acc, p);
     }
-    if (j < n) { /* the tail through a buffer padded with -inf, which gives 0 */
-        float buf[VM_W];
-        for (int k = 0; k < VM_W; k++)
-            buf[k] = -INFINITY;
-        memcpy(buf, x + j, (n - j) * sizeof *buf);
-        vf p = vm_exp_nonpos(v_sub(v_load(buf), mv));
-        v_store(buf, p);
-        memcpy(x + j, buf, (n - j) * sizeof *buf);
+    if (j < n) {
+        vf p = vm_exp_nonpos(v_sub(v_load_pad(x + j, n - j), mv));
+        v_store_n(x + j, p, n - j);
         acc = v_add(acc, p);
     }
-    return vm_hsum(acc);
+    return v_hsum(acc);
 }
 
 VM_FN void VM_NAME(vm_scale)(float *out, const float *in, size_t n, float f)
@@ -266,8 +253,8 @@ VM_FN void VM_NAME(vm_scale)(float *out, const float *in, size_t n, float f)
     size_t j = 0;
     for (; j + VM_W <= n; j += VM_W)
         v_store(out + j, v_mul(v_load(in + j), fv));
-    for (; j < n; j++)
-        out[j] = in[j] * f;
+    if (j < n)
+        v_store_n(out + j, v_mul(v_load_pad(in + j, n - j), fv), n - j);
 }
 
 const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
