@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qkv_plugin.h" /* qkv_status, qkv_dtype, qkv_tensor */
+#include "qkv_types.h" /* qkv_status, qkv_dtype, qkv_tensor, QKV_CPU_* */
 
 #ifdef __cplusplus
 extern "C" {
@@ -182,7 +182,7 @@ QKV_API size_t qkv_session_fusion_count(const qkv_session *session, const char *
  * reads them. 0 for NULL. */
 QKV_API size_t qkv_session_packed_bytes(const qkv_session *session, size_t *released_bytes);
 
-/* This CPU's QKV_CPU_* features (qkv_plugin.h) that the OS enables, detected
+/* This CPU's QKV_CPU_* features (qkv_types.h) that the OS enables, detected
  * once per process and capped by the QKV_ISA environment variable
  * ("baseline", "avx2", "avx512"; unset or "native": no cap). */
 QKV_API uint64_t qkv_cpu_features(void);

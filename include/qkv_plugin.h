@@ -1,8 +1,9 @@
 /*
  * qkv_plugin.h - the kernel and plugin ABI of qkv.
  *
- * Self-contained C11 (standard headers only): a plugin includes this file and
- * nothing else, and never links against libqkv. Everything the host offers a
+ * Self-contained C11 (standard headers only): a plugin includes this file
+ * (which brings qkv_types.h, the types it shares with qkv.h) and nothing
+ * else, and never links against libqkv. Everything the host offers a
  * kernel reaches it through the qkv_host_api table passed to every callback.
  *
  * The built-in CPU kernels use exactly these structures, so a plugin kernel
@@ -13,7 +14,10 @@
  * refuses a different major version and accepts a newer minor one (fields it
  * does not know are ignored; fields an older plugin lacks read as absent).
  *
- * A plugin is a shared library exporting one function, qkv_plugin_init
+ * A plugin is a shared library exporting two symbols: the constant
+ * qkv_plugin_abi_version (since 1.2), which the host reads first and refuses
+ * the library on when its major version differs, so nothing of a plugin of
+ * another major ever runs; and the function qkv_plugin_init
  * (QKV_PLUGIN_ENTRY below), which receives the host's function table and
  * returns a qkv_plugin_info: the custom operators (kernels) and execution
  * backends the library provides. The host copies every descriptor; the
@@ -41,11 +45,14 @@
  *            value is known (a constant, or a value computed while planning);
  *            a kernel that needs a value it does not have sets the dependent
  *            output dims to -1 ("data dependent"). Must not allocate output.
- *   prepare  optional; at planning time with concrete shapes: validate and
- *            declare scratch (io->scratch_bytes).
+ *   prepare  optional; once per plan (a set of concrete input shapes),
+ *            before any compute with those shapes: validate, declare scratch
+ *            (io->scratch_bytes) and, since 1.2, keep what it worked out from
+ *            the shapes as per-plan state (host->plan_alloc, io->plan_state),
+ *            so compute does not redo it on every run.
  *   compute  run. May be called concurrently on the same state from several
- *            threads, so state is read-only here. Must not allocate: scratch
- *            comes from io->scratch.
+ *            threads, so state (and io->plan_state) is read-only here. Must
+ *            not allocate: scratch comes from io->scratch.
  *   destroy  free the state made by init.
  */
 #ifndef QKV_PLUGIN_H
@@ -54,94 +61,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qkv_types.h" /* qkv_status, qkv_dtype, qkv_tensor, QKV_CPU_* */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- types shared with qkv.h -------------------------------------------- */
-
-/* Status codes: a closed set. New codes are only ever appended. */
-typedef enum qkv_status {
-    QKV_OK = 0,
-    QKV_ERR_INVALID_ARGUMENT = 1, /* the caller passed something wrong */
-    QKV_ERR_INVALID_MODEL = 2,    /* the model file is malformed */
-    QKV_ERR_UNSUPPORTED = 3,      /* valid, but qkv cannot do it */
-    QKV_ERR_SHAPE = 4,            /* a shape or dim is wrong */
-    QKV_ERR_TYPE = 5,             /* an element type is wrong */
-    QKV_ERR_OUT_OF_MEMORY = 6,
-    QKV_ERR_IO = 7,               /* a file could not be read or written */
-    QKV_ERR_PLUGIN = 8,           /* a plugin could not be loaded or failed */
-    QKV_ERR_INTERNAL = 9          /* a bug in qkv */
-} qkv_status;
-
-/* Element types, numbered as ONNX TensorProto.DataType. */
-typedef enum qkv_dtype {
-    QKV_DTYPE_UNDEFINED = 0,
-    QKV_DTYPE_FLOAT = 1,
-    QKV_DTYPE_UINT8 = 2,
-    QKV_DTYPE_INT8 = 3,
-    QKV_DTYPE_UINT16 = 4,
-    QKV_DTYPE_INT16 = 5,
-    QKV_DTYPE_INT32 = 6,
-    QKV_DTYPE_INT64 = 7,
-    QKV_DTYPE_STRING = 8, /* data is an array of NUL-terminated char * */
-    QKV_DTYPE_BOOL = 9,   /* one byte per element, 0 or 1 */
-    QKV_DTYPE_FLOAT16 = 10,
-    QKV_DTYPE_DOUBLE = 11,
-    QKV_DTYPE_UINT32 = 12,
-    QKV_DTYPE_UINT64 = 13,
-    QKV_DTYPE_COMPLEX64 = 14,
-    QKV_DTYPE_COMPLEX128 = 15,
-    QKV_DTYPE_BFLOAT16 = 16,
-    QKV_DTYPE_FLOAT8E4M3FN = 17,
-    QKV_DTYPE_FLOAT8E4M3FNUZ = 18,
-    QKV_DTYPE_FLOAT8E5M2 = 19,
-    QKV_DTYPE_FLOAT8E5M2FNUZ = 20,
-    QKV_DTYPE_UINT4 = 21, /* sub-byte types are packed, low nibble first */
-    QKV_DTYPE_INT4 = 22,
-    QKV_DTYPE_FLOAT4E2M1 = 23,
-    QKV_DTYPE_FLOAT8E8M0 = 24,
-    QKV_DTYPE_UINT2 = 25,
-    QKV_DTYPE_INT2 = 26,
-    QKV_DTYPE_COUNT_ = 27 /* one past the last known type */
-} qkv_dtype;
-
-#define QKV_DTYPE_BIT(t) ((uint64_t)1 << (t))
-
-/* CPU features (host->cpu_features, qkv_cpu_features): bits of a uint64_t,
- * each set only when the CPU has it and the OS saves its registers. The
- * numbering only grows. x86-64's baseline (SSE2) has no bit. */
-#define QKV_CPU_SSE41 ((uint64_t)1 << 0)
-#define QKV_CPU_AVX ((uint64_t)1 << 1)
-#define QKV_CPU_F16C ((uint64_t)1 << 2)
-#define QKV_CPU_AVX2 ((uint64_t)1 << 3) /* with FMA3: the x86-64-v3 level */
-#define QKV_CPU_AVX512 ((uint64_t)1 << 4) /* F, BW, VL, DQ, CD: the x86-64-v4 level */
-#define QKV_CPU_AVX512_VNNI ((uint64_t)1 << 5)
-#define QKV_CPU_AVX512_BF16 ((uint64_t)1 << 6)
-#define QKV_CPU_AVX512_FP16 ((uint64_t)1 << 7)
-#define QKV_CPU_AVX_VNNI ((uint64_t)1 << 8)
-#define QKV_CPU_AMX ((uint64_t)1 << 9) /* AMX-TILE, -INT8, -BF16 with tile state enabled */
-
-/* The largest rank qkv handles; a larger one is QKV_ERR_UNSUPPORTED. */
-#define QKV_MAX_RANK 12
-
-/*
- * A tensor: a view of `data` (dense, row-major). The struct never owns the
- * data; who does is said wherever a tensor is handed over.
- * rank -1 and dims -1 mean "unknown" (only during shape inference).
- */
-typedef struct qkv_tensor {
-    qkv_dtype dtype;
-    int32_t rank;
-    int64_t dims[QKV_MAX_RANK];
-    void *data;        /* NULL when the value is not known */
-    size_t data_bytes; /* bytes at data */
-} qkv_tensor;
-
 /* ---- the plugin ABI ------------------------------------------------------ */
 
 #define QKV_ABI_MAJOR 1
-#define QKV_ABI_MINOR 1
+#define QKV_ABI_MINOR 2
 #define QKV_ABI_VERSION (((uint32_t)QKV_ABI_MAJOR << 16) | (uint32_t)QKV_ABI_MINOR)
 #define QKV_ABI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
 #define QKV_ABI_VERSION_MINOR(v) ((uint32_t)(v)&0xffffu)
@@ -163,6 +92,15 @@ typedef struct qkv_kernel_io {
     qkv_tensor *outputs; /* infer fills dtype/rank/dims; compute writes data */
     void *scratch;       /* compute: scratch_bytes of 64-byte aligned memory */
     size_t scratch_bytes; /* prepare: set to the scratch compute needs */
+    /* -- since 1.2 -- */
+    /* Per-plan state. prepare may point it at memory it took with
+     * host->plan_alloc and filled with what it derived from the shapes
+     * (dims, strides, a layout, a variant choice); the host keeps it with
+     * the plan and hands it back to every compute of that plan, read-only
+     * (contexts sharing the plan run at once). NULL when prepare set none;
+     * infer never sees it. A kernel that may run on a 1.0/1.1 host tests
+     * QKV_HOST_HAS(io->host, plan_alloc) before using either. */
+    const void *plan_state;
 } qkv_kernel_io;
 
 typedef struct qkv_kernel qkv_kernel;
@@ -371,6 +309,15 @@ struct qkv_host_api {
      * the session's memory figures. QKV_ERR_INVALID_ARGUMENT when input k is
      * not a constant. */
     qkv_status (*node_input_packed)(const qkv_node_ctx *node, size_t k, size_t packed_bytes);
+
+    /* -- since 1.2: per-plan state -- */
+    /* Prepare only: *out gets `bytes` of zeroed, 64-byte aligned memory that
+     * lives exactly as long as the plan being prepared: the host frees it
+     * with the plan (the kernel never frees it, and needs no destroy for
+     * it). Call it any number of times; point io->plan_state at what compute
+     * should get. Fails, with *out NULL and a message naming the node, with
+     * QKV_ERR_OUT_OF_MEMORY, or QKV_ERR_INVALID_ARGUMENT outside prepare. */
+    qkv_status (*plan_alloc)(qkv_kernel_io *io, size_t bytes, void **out);
 };
 
 /* True when the host table has `field` (added after 1.0) and it is set. */
@@ -432,8 +379,9 @@ typedef struct qkv_plugin_info {
     void (*fini)(void *user); /* optional: called once, just before the library is closed */
 } qkv_plugin_info;
 
-/* The entry point's name and type. */
+/* The names of the two symbols a plugin exports. */
 #define QKV_PLUGIN_ENTRY "qkv_plugin_init"
+#define QKV_PLUGIN_ABI_SYMBOL "qkv_plugin_abi_version"
 
 /*
  * Called once when the library is loaded (a library loaded by several
@@ -459,6 +407,17 @@ typedef qkv_status (*qkv_plugin_init_fn)(const qkv_host_api *host, const qkv_plu
 #else
 #define QKV_PLUGIN_EXPORT QKV_PLUGIN_VISIBLE
 #endif
+
+/*
+ * Since 1.2: the ABI version the plugin was built for, read by the host
+ * before anything of the plugin runs. Another major version is refused with
+ * both versions in the message and without calling qkv_plugin_init; a newer
+ * minor is accepted. A plugin defines it once, exactly so:
+ *   QKV_PLUGIN_EXPORT const uint32_t qkv_plugin_abi_version = QKV_ABI_VERSION;
+ * A library without it (built against 1.0 or 1.1) still loads: its init runs
+ * and the abi_version of its qkv_plugin_info is checked afterwards.
+ */
+extern QKV_PLUGIN_VISIBLE const uint32_t qkv_plugin_abi_version;
 
 /* Declares the entry point a plugin defines:
  *   QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host,

@@ -31,16 +31,17 @@
  *
  * Memory: output 3, when requested, is the only (Sq, T) buffer; otherwise
  * scratch is O(tile) per thread plus, for float16/bfloat16, float32 copies of
- * the operands (see attn_layout).
+ * the operands (see attn_layout). The shapes are checked and the layout made
+ * once per plan, in prepare (attn_plan, the per-plan state).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attention_core.h"
+#include "attention_shape.h"
 #include "elementwise.h"
-#include "kernel_host.h"
 #include "kernel_util.h"
-#include "qkv.h"
 
 enum { IN_Q, IN_K, IN_V, IN_MASK, IN_PAST_K, IN_PAST_V, IN_NONPAD };
 enum { OUT_Y, OUT_PRESENT_K, OUT_PRESENT_V, OUT_QK };
@@ -106,7 +107,7 @@ static qkv_status attn_init(const qkv_kernel *kernel, const qkv_host_api *host,
                     "attribute softmax_precision=%lld is not 1 (float), 10 (float16), "
                     "11 (double) or 16 (bfloat16)",
                     (long long)precision);
-    attn_attrs *s = host->alloc(sizeof *s);
+    attn_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     *s = a;
@@ -116,25 +117,10 @@ static qkv_status attn_init(const qkv_kernel *kernel, const qkv_host_api *host,
 
 static void attn_destroy(void *state)
 {
-    qkv_host_api_get()->free(state);
+    free(state);
 }
 
 /* ---- shapes ------------------------------------------------------------------ */
-
-static int64_t dim_of(const qkv_tensor *t, int32_t k)
-{
-    return t->rank > k ? t->dims[k] : -1;
-}
-
-static int64_t pick(int64_t a, int64_t b)
-{
-    return a >= 0 ? a : b;
-}
-
-static bool differ(int64_t a, int64_t b)
-{
-    return a >= 0 && b >= 0 && a != b;
-}
 
 /* a * b, -1 when either is unknown; false on overflow. */
 static bool mul_dim(int64_t a, int64_t b, int64_t *out)
@@ -150,15 +136,46 @@ static bool mul_dim(int64_t a, int64_t b, int64_t *out)
 static qkv_status split_heads(qkv_kernel_io *io, size_t in, int64_t width, int64_t heads,
                               const char *attr, int64_t *head_size)
 {
-    if (width < 0) {
-        *head_size = -1;
-        return QKV_OK;
+    return qkv_attn_split_heads(io, in, in_names[in], "last dim", width, heads, attr, head_size);
+}
+
+/* past_key / past_value: 4-D (B, Hkv, P, D) / (B, Hkv, P, Dv), both or
+ * neither, of Q's type; sets has_past, the past length p, and the KV head
+ * count when only the past tells it. */
+static qkv_status attn_past_of(qkv_kernel_io *io, attn_shape *sh)
+{
+    const qkv_tensor *q = &io->inputs[IN_Q];
+    bool pk = qkv_present(io, IN_PAST_K), pv = qkv_present(io, IN_PAST_V);
+    if (pk != pv)
+        return KERR(io, QKV_ERR_INVALID_MODEL, "past_key and past_value must be given together");
+    sh->has_past = pk;
+    sh->p = 0;
+    if (pk) {
+        const qkv_tensor *past[2] = {&io->inputs[IN_PAST_K], &io->inputs[IN_PAST_V]};
+        for (int i = 0; i < 2; i++) {
+            const qkv_tensor *t = past[i];
+            size_t in = IN_PAST_K + (size_t)i;
+            if (t->dtype && q->dtype && t->dtype != q->dtype)
+                return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, expected %s like 'Q'",
+                            in, in_names[in], io->host->dtype_name(t->dtype),
+                            io->host->dtype_name(q->dtype));
+            if (t->rank >= 0 && t->rank != 4)
+                return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected 4", in,
+                            in_names[in], t->rank);
+            int64_t want[4] = {sh->b, sh->hkv, -1, i == 0 ? sh->d : sh->dv};
+            for (int32_t j = 0; j < 4; j++)
+                if (j != 2 && qkv_attn_differ(qkv_attn_dim(t, j), want[j]))
+                    return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has dim %d = %lld, expected "
+                                "%lld", in, in_names[in], j, (long long)t->dims[j],
+                                (long long)want[j]);
+        }
+        if (qkv_attn_differ(qkv_attn_dim(past[0], 2), qkv_attn_dim(past[1], 2)))
+            return KERR(io, QKV_ERR_SHAPE, "past_key and past_value have sequence lengths %lld "
+                        "and %lld", (long long)past[0]->dims[2], (long long)past[1]->dims[2]);
+        sh->p = qkv_attn_pick(qkv_attn_dim(past[0], 2), qkv_attn_dim(past[1], 2));
+        sh->hkv = qkv_attn_pick(sh->hkv, qkv_attn_pick(qkv_attn_dim(past[0], 1),
+                                                       qkv_attn_dim(past[1], 1)));
     }
-    if (width % heads != 0)
-        return KERR(io, QKV_ERR_SHAPE,
-                    "input %zu '%s' has last dim %lld, not a multiple of %s=%lld", in,
-                    in_names[in], (long long)width, attr, (long long)heads);
-    *head_size = width / heads;
     return QKV_OK;
 }
 
@@ -180,13 +197,14 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
     bool types_known = q->dtype && k->dtype && v->dtype; /* UNDEFINED: not inferred yet */
     if (types_known && (q->dtype != k->dtype || q->dtype != v->dtype))
         return KERR(io, QKV_ERR_TYPE, "inputs 'Q', 'K', 'V' have types %s, %s, %s; qkv needs "
-                    "one type", qkv_dtype_name(q->dtype), qkv_dtype_name(k->dtype),
-                    qkv_dtype_name(v->dtype));
+                    "one type", io->host->dtype_name(q->dtype), io->host->dtype_name(k->dtype),
+                    io->host->dtype_name(v->dtype));
     memset(sh, 0, sizeof *sh);
     sh->rank3 = rank == 3;
-    sh->b = pick(dim_of(q, 0), pick(dim_of(k, 0), dim_of(v, 0)));
+    sh->b = qkv_attn_pick(qkv_attn_dim(q, 0),
+                          qkv_attn_pick(qkv_attn_dim(k, 0), qkv_attn_dim(v, 0)));
     for (size_t i = IN_Q; i <= IN_V; i++)
-        if (differ(dim_of(&io->inputs[i], 0), sh->b))
+        if (qkv_attn_differ(qkv_attn_dim(&io->inputs[i], 0), sh->b))
             return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has batch %lld, expected %lld", i,
                         in_names[i], (long long)io->inputs[i].dims[0], (long long)sh->b);
     int64_t dk = -1;
@@ -197,29 +215,30 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
                         "3-D inputs need attributes q_num_heads and kv_num_heads (> 0)");
         sh->hq = s->q_heads;
         sh->hkv = s->kv_heads;
-        sh->sq = dim_of(q, 1);
-        sh->skv = pick(dim_of(k, 1), dim_of(v, 1));
-        if ((st = split_heads(io, IN_Q, dim_of(q, 2), sh->hq, "q_num_heads", &sh->d)) ||
-            (st = split_heads(io, IN_K, dim_of(k, 2), sh->hkv, "kv_num_heads", &dk)) ||
-            (st = split_heads(io, IN_V, dim_of(v, 2), sh->hkv, "kv_num_heads", &sh->dv)))
+        sh->sq = qkv_attn_dim(q, 1);
+        sh->skv = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
+        if ((st = split_heads(io, IN_Q, qkv_attn_dim(q, 2), sh->hq, "q_num_heads", &sh->d)) ||
+            (st = split_heads(io, IN_K, qkv_attn_dim(k, 2), sh->hkv, "kv_num_heads", &dk)) ||
+            (st = split_heads(io, IN_V, qkv_attn_dim(v, 2), sh->hkv, "kv_num_heads", &sh->dv)))
             return st;
-        if (differ(dim_of(v, 1), sh->skv))
+        if (qkv_attn_differ(qkv_attn_dim(v, 1), sh->skv))
             return KERR(io, QKV_ERR_SHAPE, "inputs 'K' and 'V' have sequence lengths %lld and "
                         "%lld", (long long)k->dims[1], (long long)v->dims[1]);
     } else {
-        sh->hq = dim_of(q, 1);
-        sh->hkv = pick(dim_of(k, 1), dim_of(v, 1));
-        sh->sq = dim_of(q, 2);
-        sh->skv = pick(dim_of(k, 2), dim_of(v, 2));
-        sh->d = dim_of(q, 3);
-        dk = dim_of(k, 3);
-        sh->dv = dim_of(v, 3);
-        if (differ(dim_of(k, 1), dim_of(v, 1)) || differ(dim_of(k, 2), dim_of(v, 2)))
+        sh->hq = qkv_attn_dim(q, 1);
+        sh->hkv = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
+        sh->sq = qkv_attn_dim(q, 2);
+        sh->skv = qkv_attn_pick(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2));
+        sh->d = qkv_attn_dim(q, 3);
+        dk = qkv_attn_dim(k, 3);
+        sh->dv = qkv_attn_dim(v, 3);
+        if (qkv_attn_differ(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1)) ||
+            qkv_attn_differ(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2)))
             return KERR(io, QKV_ERR_SHAPE, "inputs 'K' and 'V' have heads x sequence %lld x "
                         "%lld and %lld x %lld, expected equal", (long long)k->dims[1],
                         (long long)k->dims[2], (long long)v->dims[1], (long long)v->dims[2]);
-        if ((s->q_heads > 0 && differ(sh->hq, s->q_heads)) ||
-            (s->kv_heads > 0 && differ(sh->hkv, s->kv_heads)))
+        if ((s->q_heads > 0 && qkv_attn_differ(sh->hq, s->q_heads)) ||
+            (s->kv_heads > 0 && qkv_attn_differ(sh->hkv, s->kv_heads)))
             return KERR(io, QKV_ERR_SHAPE, "4-D inputs have %lld query and %lld key/value "
                         "heads, but attributes say q_num_heads=%lld kv_num_heads=%lld",
                         (long long)sh->hq, (long long)sh->hkv, (long long)s->q_heads,
@@ -228,42 +247,13 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
     if (sh->hq >= 0 && sh->hkv >= 0 && (sh->hkv == 0 || sh->hq % sh->hkv != 0))
         return KERR(io, QKV_ERR_SHAPE, "%lld query heads are not a multiple of %lld key/value "
                     "heads", (long long)sh->hq, (long long)sh->hkv);
-    if (differ(sh->d, dk))
+    if (qkv_attn_differ(sh->d, dk))
         return KERR(io, QKV_ERR_SHAPE, "inputs 'Q' and 'K' have head sizes %lld and %lld, "
                     "expected equal", (long long)sh->d, (long long)dk);
-    sh->d = pick(sh->d, dk);
+    sh->d = qkv_attn_pick(sh->d, dk);
 
-    /* past_key / past_value: 4-D (B, Hkv, P, D) / (B, Hkv, P, Dv), both or neither */
-    bool pk = qkv_present(io, IN_PAST_K), pv = qkv_present(io, IN_PAST_V);
-    if (pk != pv)
-        return KERR(io, QKV_ERR_INVALID_MODEL, "past_key and past_value must be given together");
-    sh->has_past = pk;
-    sh->p = 0;
-    if (pk) {
-        const qkv_tensor *past[2] = {&io->inputs[IN_PAST_K], &io->inputs[IN_PAST_V]};
-        for (int i = 0; i < 2; i++) {
-            const qkv_tensor *t = past[i];
-            size_t in = IN_PAST_K + (size_t)i;
-            if (t->dtype && q->dtype && t->dtype != q->dtype)
-                return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, expected %s like 'Q'",
-                            in, in_names[in], qkv_dtype_name(t->dtype),
-                            qkv_dtype_name(q->dtype));
-            if (t->rank >= 0 && t->rank != 4)
-                return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected 4", in,
-                            in_names[in], t->rank);
-            int64_t want[4] = {sh->b, sh->hkv, -1, i == 0 ? sh->d : sh->dv};
-            for (int32_t j = 0; j < 4; j++)
-                if (j != 2 && differ(dim_of(t, j), want[j]))
-                    return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has dim %d = %lld, expected "
-                                "%lld", in, in_names[in], j, (long long)t->dims[j],
-                                (long long)want[j]);
-        }
-        if (differ(dim_of(past[0], 2), dim_of(past[1], 2)))
-            return KERR(io, QKV_ERR_SHAPE, "past_key and past_value have sequence lengths %lld "
-                        "and %lld", (long long)past[0]->dims[2], (long long)past[1]->dims[2]);
-        sh->p = pick(dim_of(past[0], 2), dim_of(past[1], 2));
-        sh->hkv = pick(sh->hkv, pick(dim_of(past[0], 1), dim_of(past[1], 1)));
-    }
+    if ((st = attn_past_of(io, sh)) != QKV_OK)
+        return st;
     sh->t = sh->p >= 0 && sh->skv >= 0 ? sh->p + sh->skv : -1;
     return QKV_OK;
 }
@@ -282,7 +272,7 @@ static qkv_status check_masks(const attn_attrs *s, qkv_kernel_io *io, const attn
             int64_t target[4] = {sh->b, sh->hq, sh->sq, sh->t};
             for (int32_t j = 0; j < m->rank - 1; j++) {
                 int64_t md = m->dims[j], td = target[4 - m->rank + j];
-                if (md != 1 && differ(md, td))
+                if (md != 1 && qkv_attn_differ(md, td))
                     return KERR(io, QKV_ERR_SHAPE,
                                 "input 3 'attn_mask' of shape %s does not broadcast to "
                                 "(batch %lld, heads %lld, q_len %lld, total kv_len %lld)",
@@ -290,7 +280,7 @@ static qkv_status check_masks(const attn_attrs *s, qkv_kernel_io *io, const attn
                                 (long long)sh->hq, (long long)sh->sq, (long long)sh->t);
             }
             int64_t last = m->dims[m->rank - 1];
-            bool bad = s->opset < 24 ? last != 1 && differ(last, sh->t)
+            bool bad = s->opset < 24 ? last != 1 && qkv_attn_differ(last, sh->t)
                                      : last >= 0 && sh->t >= 0 && last > sh->t;
             if (bad)
                 return KERR(io, QKV_ERR_SHAPE,
@@ -305,7 +295,7 @@ static qkv_status check_masks(const attn_attrs *s, qkv_kernel_io *io, const attn
         if (sh->has_past)
             return KERR(io, QKV_ERR_INVALID_MODEL,
                         "nonpad_kv_seqlen cannot be combined with past_key/past_value");
-        if (n->rank >= 0 && (n->rank != 1 || differ(n->dims[0], sh->b)))
+        if (n->rank >= 0 && (n->rank != 1 || qkv_attn_differ(n->dims[0], sh->b)))
             return KERR(io, QKV_ERR_SHAPE, "input 6 'nonpad_kv_seqlen' must have shape (%lld)",
                         (long long)sh->b);
     }
@@ -351,25 +341,14 @@ typedef struct attn_layout {
     size_t mask;                    /* float32 copy of a float16/bfloat16 mask */
     size_t y, qk;                   /* float32 outputs converted back at the end */
     size_t offsets;                 /* per-batch causal offsets (int64) */
-    size_t core;                    /* the fused kernel's slots, to the end */
-    size_t total;
+    size_t core;                    /* the fused kernel's slots, from here to the end */
 } attn_layout;
 
-static size_t align64(size_t bytes)
-{
-    return (bytes + 63) & ~(size_t)63;
-}
-
-/* Appends a buffer of n elements of elem bytes at *off; false on overflow. */
-static bool take(size_t *off, size_t n, size_t elem, size_t *at)
-{
-    size_t bytes;
-    if (__builtin_mul_overflow(n, elem, &bytes) || bytes > SIZE_MAX - 64 ||
-        __builtin_add_overflow(*off, align64(bytes), off))
-        return false;
-    *at = *off - align64(bytes);
-    return true;
-}
+/* What prepare works out once per plan and compute reads (io->plan_state). */
+typedef struct attn_plan {
+    attn_shape sh;
+    attn_layout l;
+} attn_plan;
 
 /* Output k is connected and allocated (compute only). */
 static bool want_output(const qkv_kernel_io *io, size_t k)
@@ -377,32 +356,32 @@ static bool want_output(const qkv_kernel_io *io, size_t k)
     return io->n_outputs > k && io->outputs[k].data != NULL;
 }
 
-/* The layout for the (known) shapes of io; core bytes = slots * slot_bytes. */
-static bool attn_layout_of(const qkv_kernel_io *io, bool want_qk, size_t core_bytes,
-                           attn_layout *l)
+/* The layout of the kernel's own buffers for the (known) shapes of io; the
+ * slots go at l->core. false when a size overflows. */
+static bool attn_layout_of(const qkv_kernel_io *io, bool want_qk, attn_layout *l)
 {
     memset(l, 0xff, sizeof *l);
     size_t off = 0;
     bool conv = io->inputs[IN_Q].dtype != QKV_DTYPE_FLOAT;
     bool ok = true;
     if (conv) {
-        ok = take(&off, qkv_numel(&io->inputs[IN_Q]), 4, &l->q) &&
-             take(&off, qkv_numel(&io->inputs[IN_K]), 4, &l->k) &&
-             take(&off, qkv_numel(&io->inputs[IN_V]), 4, &l->v) &&
-             take(&off, qkv_numel(&io->outputs[OUT_Y]), 4, &l->y);
+        ok = qkv_attn_take(&off, qkv_numel(&io->inputs[IN_Q]), 4, &l->q) &&
+             qkv_attn_take(&off, qkv_numel(&io->inputs[IN_K]), 4, &l->k) &&
+             qkv_attn_take(&off, qkv_numel(&io->inputs[IN_V]), 4, &l->v) &&
+             qkv_attn_take(&off, qkv_numel(&io->outputs[OUT_Y]), 4, &l->y);
         if (ok && qkv_present(io, IN_PAST_K))
-            ok = take(&off, qkv_numel(&io->inputs[IN_PAST_K]), 4, &l->past_k) &&
-                 take(&off, qkv_numel(&io->inputs[IN_PAST_V]), 4, &l->past_v);
+            ok = qkv_attn_take(&off, qkv_numel(&io->inputs[IN_PAST_K]), 4, &l->past_k) &&
+                 qkv_attn_take(&off, qkv_numel(&io->inputs[IN_PAST_V]), 4, &l->past_v);
         if (ok && want_qk)
-            ok = take(&off, qkv_numel(&io->outputs[OUT_QK]), 4, &l->qk);
+            ok = qkv_attn_take(&off, qkv_numel(&io->outputs[OUT_QK]), 4, &l->qk);
     }
     if (ok && qkv_present(io, IN_MASK) && io->inputs[IN_MASK].dtype != QKV_DTYPE_BOOL &&
         io->inputs[IN_MASK].dtype != QKV_DTYPE_FLOAT)
-        ok = take(&off, qkv_numel(&io->inputs[IN_MASK]), 4, &l->mask);
+        ok = qkv_attn_take(&off, qkv_numel(&io->inputs[IN_MASK]), 4, &l->mask);
     if (ok && qkv_present(io, IN_NONPAD))
-        ok = take(&off, (size_t)io->inputs[IN_NONPAD].dims[0], sizeof(int64_t), &l->offsets);
+        ok = qkv_attn_take(&off, (size_t)io->inputs[IN_NONPAD].dims[0], sizeof(int64_t),
+                           &l->offsets);
     l->core = off;
-    ok = ok && !__builtin_add_overflow(off, core_bytes, &l->total);
     return ok;
 }
 
@@ -555,66 +534,57 @@ static void build_args(const attn_attrs *s, qkv_kernel_io *io, const attn_shape 
 static qkv_status attn_prepare(void *state, qkv_kernel_io *io)
 {
     const attn_attrs *s = state;
-    attn_shape sh;
-    qkv_status st = attn_shape_of(s, io, &sh);
+    attn_plan plan;
+    qkv_status st = attn_shape_of(s, io, &plan.sh);
     if (st == QKV_OK)
-        st = check_masks(s, io, &sh);
+        st = check_masks(s, io, &plan.sh);
     if (st != QKV_OK)
         return st;
+    const attn_shape *sh = &plan.sh;
+    if (!attn_layout_of(io, s->want_qk, &plan.l))
+        return KERR(io, QKV_ERR_SHAPE, "attention scratch size overflows");
     /* a stand-in args (no data) sizes the slots and checks BLAS limits */
-    attn_layout l;
-    memset(&l, 0xff, sizeof l);
     qkv_attn_args a;
     qkv_attn_args_init(&a);
-    a.batch = (size_t)sh.b, a.q_heads = (size_t)sh.hq, a.kv_heads = (size_t)sh.hkv;
-    a.q_len = (size_t)sh.sq, a.head_size = (size_t)sh.d, a.v_head_size = (size_t)sh.dv;
-    a.q = view_of(NULL, sh.rank3, a.q_heads, a.q_len, a.head_size);
+    a.batch = (size_t)sh->b, a.q_heads = (size_t)sh->hq, a.kv_heads = (size_t)sh->hkv;
+    a.q_len = (size_t)sh->sq, a.head_size = (size_t)sh->d, a.v_head_size = (size_t)sh->dv;
+    a.q = view_of(NULL, sh->rank3, a.q_heads, a.q_len, a.head_size);
     a.n_segments = 1;
-    a.seg[0].k = view_of(NULL, sh.rank3, a.kv_heads, (size_t)sh.skv, a.head_size);
-    a.seg[0].v = view_of(NULL, sh.rank3, a.kv_heads, (size_t)sh.skv, a.v_head_size);
-    a.seg[0].len = (size_t)sh.t;
-    if ((st = qkv_attn_check(io, &a)) != QKV_OK)
+    a.seg[0].k = view_of(NULL, sh->rank3, a.kv_heads, (size_t)sh->skv, a.head_size);
+    a.seg[0].v = view_of(NULL, sh->rank3, a.kv_heads, (size_t)sh->skv, a.v_head_size);
+    a.seg[0].len = (size_t)sh->t;
+    if ((st = qkv_attn_prepare_slots(io, &a, plan.l.core)) != QKV_OK)
         return st;
-    size_t threads = io->host->thread_count(io->host_ctx), core;
-    if (!qkv_attn_scratch_bytes(&a, threads, &core) ||
-        !attn_layout_of(io, s->want_qk, core, &l))
-        return KERR(io, QKV_ERR_SHAPE, "attention scratch size overflows");
-    io->scratch_bytes = l.total;
+    attn_plan *kept;
+    if ((st = io->host->plan_alloc(io, sizeof *kept, (void **)&kept)) != QKV_OK)
+        return st;
+    *kept = plan;
+    io->plan_state = kept;
     return QKV_OK;
 }
 
 static qkv_status attn_compute(const void *state, qkv_kernel_io *io)
 {
     const attn_attrs *s = state;
-    attn_shape sh;
-    qkv_status st = attn_shape_of(s, io, &sh);
-    if (st == QKV_OK)
-        st = check_masks(s, io, &sh);
-    if (st != QKV_OK)
-        return st;
-    attn_layout l;
-    if (!attn_layout_of(io, s->want_qk, 0, &l) || l.core > io->scratch_bytes)
-        return KERR(io, QKV_ERR_INTERNAL, "attention scratch of %zu bytes is too small",
-                    io->scratch_bytes);
+    const attn_plan *plan = io->plan_state;
+    if (!plan)
+        return KERR(io, QKV_ERR_INTERNAL, "no per-plan state: prepare did not run");
+    const attn_shape *sh = &plan->sh;
     qkv_dtype t = io->inputs[IN_Q].dtype;
     size_t es = t == QKV_DTYPE_FLOAT ? 4 : 2;
-    size_t b = (size_t)sh.b, hkv = (size_t)sh.hkv, p = (size_t)sh.p, skv = (size_t)sh.skv;
-    const void *pk = sh.has_past ? io->inputs[IN_PAST_K].data : NULL;
-    const void *pv = sh.has_past ? io->inputs[IN_PAST_V].data : NULL;
+    size_t b = (size_t)sh->b, hkv = (size_t)sh->hkv, p = (size_t)sh->p, skv = (size_t)sh->skv;
+    const void *pk = sh->has_past ? io->inputs[IN_PAST_K].data : NULL;
+    const void *pv = sh->has_past ? io->inputs[IN_PAST_V].data : NULL;
     if (want_output(io, OUT_PRESENT_K))
-        write_present(io->outputs[OUT_PRESENT_K].data, pk, io->inputs[IN_K].data, sh.rank3, b,
-                      hkv, p, skv, (size_t)sh.d, es);
+        write_present(io->outputs[OUT_PRESENT_K].data, pk, io->inputs[IN_K].data, sh->rank3, b,
+                      hkv, p, skv, (size_t)sh->d, es);
     if (want_output(io, OUT_PRESENT_V))
-        write_present(io->outputs[OUT_PRESENT_V].data, pv, io->inputs[IN_V].data, sh.rank3, b,
-                      hkv, p, skv, (size_t)sh.dv, es);
+        write_present(io->outputs[OUT_PRESENT_V].data, pv, io->inputs[IN_V].data, sh->rank3, b,
+                      hkv, p, skv, (size_t)sh->dv, es);
 
     qkv_attn_args a;
-    build_args(s, io, &sh, &l, &a);
-    size_t need = qkv_attn_slot_bytes(&a);
-    if (need > 0 && io->scratch_bytes - l.core < need)
-        return KERR(io, QKV_ERR_INTERNAL, "attention scratch of %zu bytes is too small",
-                    io->scratch_bytes);
-    st = qkv_attn_run(io, &a, (unsigned char *)io->scratch + l.core, io->scratch_bytes - l.core);
+    build_args(s, io, sh, &plan->l, &a);
+    qkv_status st = qkv_attn_run_slots(io, &a, plan->l.core);
     if (st != QKV_OK)
         return st;
 

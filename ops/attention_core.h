@@ -18,9 +18,10 @@
  * and O += P V_tile are two tile products, and when a tile raises a row's max
  * the row's l and o are rescaled by exp(m_old - m_new). On x86-64 CPUs with
  * AVX2 and FMA (checked at run time) the products are register-blocked
- * micro-kernels (6 rows x 16 columns, the K tile packed as K^T once per tile;
- * any head sizes, tails masked); elsewhere, or with force_gemm, they are two
- * BLAS GEMMs (ops/blas.h) per tile.
+ * micro-kernels (attention_simd.h: 6 rows x 16 columns, 8 x 32 with AVX-512,
+ * the K tile packed as K^T once per tile; any head sizes, tails masked);
+ * elsewhere, or with force_gemm, they are two BLAS GEMMs (ops/blas.h) per
+ * tile. The row steps are vecmath.h's.
  *
  * A query row whose keys are all excluded (every s is -inf) gives a zero
  * output row (ONNX opset-23 errata semantics), never NaN.

@@ -184,7 +184,7 @@ BIN_LOOP(eq_b, uint8_t, uint8_t, x == y)
 #define NUM_ENTRIES(op) FLOAT_ENTRIES(op), INT_ENTRIES(op)
 
 /* The typed rows per op and dtype. float16/bfloat16 use the FLOAT entry. */
-static const bin_fn fn_table[OP_COUNT_][QKV_DTYPE_COUNT_] = {
+static const bin_fn fn_table[OP_COUNT_][QKV_DTYPE_COUNT] = {
     [OP_ADD] = {NUM_ENTRIES(add)},
     [OP_SUB] = {NUM_ENTRIES(sub)},
     [OP_MUL] = {NUM_ENTRIES(mul)},
@@ -417,7 +417,7 @@ static bool pick_row(binop op, qkv_dtype t, bin_ctx *c, qkv_ew_row_fn *row)
         *row = bin_row_half;
         t = QKV_DTYPE_FLOAT;
     }
-    if ((unsigned)t >= QKV_DTYPE_COUNT_ || !fn_table[op][t])
+    if ((unsigned)t >= QKV_DTYPE_COUNT || !fn_table[op][t])
         return false;
     c->fn = fn_table[op][t];
     return true;

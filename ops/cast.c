@@ -33,7 +33,7 @@
 
 static bool cast_supported(qkv_dtype t)
 {
-    return (unsigned)t < QKV_DTYPE_COUNT_ && (CAST_TYPES & QKV_DTYPE_BIT(t));
+    return (unsigned)t < QKV_DTYPE_COUNT && (CAST_TYPES & QKV_DTYPE_BIT(t));
 }
 
 static bool is_float_kind(qkv_dtype t)
@@ -207,7 +207,7 @@ typedef struct cast_state {
 static qkv_status check_target(const qkv_host_api *host, const qkv_node_ctx *node,
                                qkv_kernel_io *io, int64_t to)
 {
-    if (to <= 0 || to >= QKV_DTYPE_COUNT_) {
+    if (to <= 0 || to >= QKV_DTYPE_COUNT) {
         if (node)
             return NERR(host, node, QKV_ERR_INVALID_MODEL,
                         "attribute 'to' is %lld, not a tensor element type", (long long)to);

@@ -419,6 +419,8 @@ typedef struct ein_gemm {
     size_t sa[EIN_MAX_LABELS], sb[EIN_MAX_LABELS], sc[EIN_MAX_LABELS]; /* label strides */
     bool copy_a, copy_b, copy_c; /* through scratch */
     size_t a_off, b_off, c_off;  /* scratch byte offsets */
+    ein_copy ca, cb;             /* copy_a/copy_b: operand -> scratch */
+    ein_copy cc;                 /* copy_c: scratch -> output */
     size_t scratch_bytes;
     qkv_blas_gemm g; /* pointers filled at compute */
 } ein_gemm;
@@ -499,10 +501,34 @@ static size_t plan_copy(const ein_gemm *p, const size_t *sx, const int8_t *rl, i
     return run;
 }
 
+/* The copy of C from scratch, contiguous (batch, m, n), to the output's
+ * strides p->sc. */
+static void plan_output_copy(const ein_gemm *p, const int64_t *dim, ein_copy *c)
+{
+    int8_t order[3 * QKV_MAX_RANK];
+    int32_t n = 0;
+    for (int32_t i = 0; i < p->nb; i++)
+        order[n++] = p->bl[i];
+    for (int32_t i = 0; i < p->nm; i++)
+        order[n++] = p->ml[i];
+    for (int32_t i = 0; i < p->nn; i++)
+        order[n++] = p->nl[i];
+    memset(c, 0, sizeof *c);
+    c->rank = n;
+    size_t run = 1;
+    for (int32_t i = n - 1; i >= 0; i--) {
+        int l = order[i];
+        c->dims[i] = (size_t)dim[l];
+        c->src[i] = run;
+        c->dst[i] = p->sc[l];
+        run *= (size_t)dim[l];
+    }
+}
+
 /*
  * Plans the GEMM path for known shapes, or returns false when the equation is
  * not of that form (see the file comment). Fills everything in p but the data
- * pointers.
+ * pointers, the copies through scratch included.
  */
 static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_kernel_io *io,
                           ein_gemm *p)
@@ -567,23 +593,24 @@ static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_ke
     bool ok_m = collapse(p->ml, p->nm, p->sa, b->dim, &g->m, &sm);
     bool ok_k = collapse(p->kl, p->nk, p->sa, b->dim, &g->k, &sk);
     size_t scratch = 0;
+    size_t orig[EIN_MAX_LABELS];
     if (!(ok_m && ok_k && as_matrix(g->m, sm, g->k, sk, &g->trans_a, &g->lda))) {
-        ein_copy c;
         p->copy_a = true;
         p->a_off = scratch;
-        scratch += align64(plan_copy(p, p->sa, p->ml, p->nm, p->kl, p->nk, b->dim, p->sa, &c) *
-                           eb);
+        memcpy(orig, p->sa, sizeof orig);
+        scratch += align64(
+            plan_copy(p, orig, p->ml, p->nm, p->kl, p->nk, b->dim, p->sa, &p->ca) * eb);
         g->trans_a = false;
         g->lda = g->k ? g->k : 1;
     }
     bool ok_k2 = collapse(p->kl, p->nk, p->sb, b->dim, &g->k, &sk2);
     bool ok_n = collapse(p->nl, p->nn, p->sb, b->dim, &g->n, &sn);
     if (!(ok_k2 && ok_n && as_matrix(g->k, sk2, g->n, sn, &g->trans_b, &g->ldb))) {
-        ein_copy c;
         p->copy_b = true;
         p->b_off = scratch;
-        scratch += align64(plan_copy(p, p->sb, p->kl, p->nk, p->nl, p->nn, b->dim, p->sb, &c) *
-                           eb);
+        memcpy(orig, p->sb, sizeof orig);
+        scratch += align64(
+            plan_copy(p, orig, p->kl, p->nk, p->nl, p->nn, b->dim, p->sb, &p->cb) * eb);
         g->trans_b = false;
         g->ldb = g->n ? g->n : 1;
     }
@@ -613,6 +640,7 @@ static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_ke
         for (int32_t i = 0; i < p->nb; i++)
             g->c_strides[i] = cs[p->bl[i]];
         g->ldc = g->n ? g->n : 1;
+        plan_output_copy(p, b->dim, &p->cc);
     } else {
         for (int32_t i = 0; i < p->nb; i++)
             g->c_strides[i] = p->sc[p->bl[i]];
@@ -628,66 +656,36 @@ static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_ke
     return qkv_blas_gemm_fits(g);
 }
 
-/* Runs the planned GEMM path. The copies are redone from the original
- * strides (ein_gemm_plan overwrote sa/sb with the scratch layout). */
-static qkv_status ein_gemm_run(const ein_bind *b, qkv_kernel_io *io, ein_gemm *p)
+/* Runs the planned GEMM path (p as prepare planned it). */
+static qkv_status ein_gemm_run(const ein_gemm *p, qkv_kernel_io *io)
 {
     size_t eb = p->g.dtype == QKV_DTYPE_FLOAT ? 4 : 8;
     unsigned char *scratch = io->scratch;
-    qkv_blas_gemm *g = &p->g;
-    g->a = io->inputs[0].data;
-    g->b = io->inputs[1].data;
-    g->c = io->outputs[0].data;
+    qkv_blas_gemm g = p->g;
+    g.a = io->inputs[0].data;
+    g.b = io->inputs[1].data;
+    g.c = io->outputs[0].data;
     if (p->copy_a) {
-        size_t orig[EIN_MAX_LABELS], dst[EIN_MAX_LABELS];
-        ein_copy c;
-        ein_label_strides(b, 0, &io->inputs[0], orig);
-        plan_copy(p, orig, p->ml, p->nm, p->kl, p->nk, b->dim, dst, &c);
-        strided_copy(&c, scratch + p->a_off, io->inputs[0].data, eb);
-        g->a = scratch + p->a_off;
+        strided_copy(&p->ca, scratch + p->a_off, io->inputs[0].data, eb);
+        g.a = scratch + p->a_off;
     }
     if (p->copy_b) {
-        size_t orig[EIN_MAX_LABELS], dst[EIN_MAX_LABELS];
-        ein_copy c;
-        ein_label_strides(b, 1, &io->inputs[1], orig);
-        plan_copy(p, orig, p->kl, p->nk, p->nl, p->nn, b->dim, dst, &c);
-        strided_copy(&c, scratch + p->b_off, io->inputs[1].data, eb);
-        g->b = scratch + p->b_off;
+        strided_copy(&p->cb, scratch + p->b_off, io->inputs[1].data, eb);
+        g.b = scratch + p->b_off;
     }
     if (p->copy_c)
-        g->c = scratch + p->c_off;
-    qkv_status st = qkv_blas_gemm_run(io, g);
-    if (st == QKV_OK && p->copy_c) {
-        /* scratch (batch, m, n) contiguous -> output strides */
-        ein_copy c = {0};
-        size_t r2 = 1;
-        int8_t order[3 * QKV_MAX_RANK];
-        int32_t n = 0;
-        for (int32_t i = 0; i < p->nb; i++)
-            order[n++] = p->bl[i];
-        for (int32_t i = 0; i < p->nm; i++)
-            order[n++] = p->ml[i];
-        for (int32_t i = 0; i < p->nn; i++)
-            order[n++] = p->nl[i];
-        c.rank = n;
-        for (int32_t i = n - 1; i >= 0; i--) {
-            int l = order[i];
-            c.dims[i] = (size_t)b->dim[l];
-            c.src[i] = r2;
-            c.dst[i] = p->sc[l];
-            r2 *= (size_t)b->dim[l];
-        }
-        strided_copy(&c, io->outputs[0].data, scratch + p->c_off, eb);
-    }
+        g.c = scratch + p->c_off;
+    qkv_status st = qkv_blas_gemm_run(io, &g);
+    if (st == QKV_OK && p->copy_c)
+        strided_copy(&p->cc, io->outputs[0].data, scratch + p->c_off, eb);
     return st;
 }
 
 /* ---- the general loop -------------------------------------------------------------- */
 
+/* The general loop's dims and strides for the planned shapes. */
 typedef struct ein_loop {
     size_t n_ops;
-    const void *op[EIN_MAX_OPS];
-    void *out;
     int32_t n_out, n_con;
     size_t out_dims[QKV_MAX_RANK];
     size_t out_st[EIN_MAX_OPS][QKV_MAX_RANK]; /* operand strides per output axis */
@@ -695,6 +693,13 @@ typedef struct ein_loop {
     size_t con_st[EIN_MAX_OPS][EIN_MAX_LABELS]; /* operand strides per contracted label */
     size_t con_total;
 } ein_loop;
+
+/* One run of the general loop: the plan's loop and this run's data. */
+typedef struct ein_exec {
+    const ein_loop *L;
+    const void *op[EIN_MAX_OPS];
+    void *out;
+} ein_exec;
 
 /*
  * One function per element type: out[e] = sum over the contracted space of
@@ -704,12 +709,13 @@ typedef struct ein_loop {
 #define EIN_LOOP(NAME, T, ACC)                                                                 \
     static void NAME(void *arg, size_t begin, size_t end)                                      \
     {                                                                                          \
-        const ein_loop *L = arg;                                                               \
+        const ein_exec *X = arg;                                                               \
+        const ein_loop *L = X->L;                                                              \
         const size_t nop = L->n_ops;                                                           \
         const T *ops[EIN_MAX_OPS];                                                             \
         for (size_t o = 0; o < nop; o++)                                                       \
-            ops[o] = (const T *)L->op[o];                                                      \
-        T *out = L->out;                                                                       \
+            ops[o] = (const T *)X->op[o];                                                      \
+        T *out = X->out;                                                                       \
         size_t oc[QKV_MAX_RANK], base[EIN_MAX_OPS] = {0};                                      \
         size_t rem = begin;                                                                    \
         for (int32_t a = L->n_out - 1; a >= 0; a--) {                                          \
@@ -785,61 +791,90 @@ EIN_LOOP(loop_u16, uint16_t, uint64_t)
 EIN_LOOP(loop_u32, uint32_t, uint64_t)
 EIN_LOOP(loop_u64, uint64_t, uint64_t)
 
-static qkv_status ein_general(const einsum_state *s, const ein_bind *b, qkv_kernel_io *io)
+/* The general loop, planned: its dims and strides, the function for the
+ * element type and whether it goes parallel. */
+typedef struct ein_general {
+    ein_loop loop;
+    qkv_range_fn fn;
+    size_t n_out;  /* output elements */
+    bool parallel;
+} ein_general;
+
+/* Plans the general loop for the bound shapes. QKV_ERR_TYPE for an element
+ * type it does not run. */
+static qkv_status ein_general_plan(const einsum_state *s, const ein_bind *b, qkv_kernel_io *io,
+                                   ein_general *gp)
 {
-    ein_loop L;
-    memset(&L, 0, sizeof L);
-    L.n_ops = s->n_ops;
-    L.out = io->outputs[0].data;
-    L.n_out = b->out_rank;
+    ein_loop *L = &gp->loop;
+    memset(gp, 0, sizeof *gp);
+    L->n_ops = s->n_ops;
+    L->n_out = b->out_rank;
     size_t st[EIN_MAX_OPS][EIN_MAX_LABELS];
-    for (size_t j = 0; j < s->n_ops; j++) {
-        L.op[j] = io->inputs[j].data;
+    for (size_t j = 0; j < s->n_ops; j++)
         ein_label_strides(b, j, &io->inputs[j], st[j]);
-    }
     size_t n_out = 1;
     for (int32_t a = 0; a < b->out_rank; a++) {
         int l = b->out_label[a];
-        L.out_dims[a] = (size_t)b->dim[l];
-        n_out *= L.out_dims[a];
+        L->out_dims[a] = (size_t)b->dim[l];
+        n_out *= L->out_dims[a];
         for (size_t j = 0; j < s->n_ops; j++)
-            L.out_st[j][a] = st[j][l];
+            L->out_st[j][a] = st[j][l];
     }
-    L.con_total = 1;
+    L->con_total = 1;
     for (int l = 0; l < EIN_MAX_LABELS; l++) {
         if (!b->used[l] || b->in_out[l])
             continue;
-        L.con_dims[L.n_con] = (size_t)b->dim[l];
-        L.con_total *= (size_t)b->dim[l];
+        L->con_dims[L->n_con] = (size_t)b->dim[l];
+        L->con_total *= (size_t)b->dim[l];
         for (size_t j = 0; j < s->n_ops; j++)
-            L.con_st[j][L.n_con] = st[j][l];
-        L.n_con++;
+            L->con_st[j][L->n_con] = st[j][l];
+        L->n_con++;
     }
-    if (n_out == 0)
-        return QKV_OK;
-    qkv_range_fn fn;
     switch (io->outputs[0].dtype) {
-    case QKV_DTYPE_FLOAT: fn = loop_f32; break;
-    case QKV_DTYPE_DOUBLE: fn = loop_f64; break;
-    case QKV_DTYPE_INT8: fn = loop_i8; break;
-    case QKV_DTYPE_INT16: fn = loop_i16; break;
-    case QKV_DTYPE_INT32: fn = loop_i32; break;
-    case QKV_DTYPE_INT64: fn = loop_i64; break;
-    case QKV_DTYPE_UINT8: fn = loop_u8; break;
-    case QKV_DTYPE_UINT16: fn = loop_u16; break;
-    case QKV_DTYPE_UINT32: fn = loop_u32; break;
-    case QKV_DTYPE_UINT64: fn = loop_u64; break;
+    case QKV_DTYPE_FLOAT: gp->fn = loop_f32; break;
+    case QKV_DTYPE_DOUBLE: gp->fn = loop_f64; break;
+    case QKV_DTYPE_INT8: gp->fn = loop_i8; break;
+    case QKV_DTYPE_INT16: gp->fn = loop_i16; break;
+    case QKV_DTYPE_INT32: gp->fn = loop_i32; break;
+    case QKV_DTYPE_INT64: gp->fn = loop_i64; break;
+    case QKV_DTYPE_UINT8: gp->fn = loop_u8; break;
+    case QKV_DTYPE_UINT16: gp->fn = loop_u16; break;
+    case QKV_DTYPE_UINT32: gp->fn = loop_u32; break;
+    case QKV_DTYPE_UINT64: gp->fn = loop_u64; break;
     default:
         return KERR(io, QKV_ERR_TYPE, "inputs have type %s, not supported",
                     qkv_dtype_name(io->outputs[0].dtype));
     }
-    double work = (double)n_out * (double)(L.con_total ? L.con_total : 1) * (double)s->n_ops;
-    if (work >= PAR_MIN_WORK && n_out > 1)
-        io->host->parallel_for(io->host_ctx, n_out, fn, &L);
-    else
-        fn(&L, 0, n_out);
+    gp->n_out = n_out;
+    double work = (double)n_out * (double)(L->con_total ? L->con_total : 1) * (double)s->n_ops;
+    gp->parallel = work >= PAR_MIN_WORK && n_out > 1;
     return QKV_OK;
 }
+
+/* Runs the planned general loop on io's data. */
+static void ein_general_run(const ein_general *gp, qkv_kernel_io *io)
+{
+    ein_exec x = {.L = &gp->loop, .out = io->outputs[0].data};
+    for (size_t j = 0; j < gp->loop.n_ops; j++)
+        x.op[j] = io->inputs[j].data;
+    if (gp->n_out == 0)
+        return;
+    if (gp->parallel)
+        io->host->parallel_for(io->host_ctx, gp->n_out, gp->fn, &x);
+    else
+        gp->fn(&x, 0, gp->n_out);
+}
+
+/* What prepare works out once per plan and compute reads (io->plan_state):
+ * the GEMM path when the equation has its form and the scratch it needs was
+ * declared, else the general loop. */
+typedef struct ein_plan {
+    bool use_gemm;
+    union {
+        ein_gemm gemm;
+        ein_general general;
+    } u;
+} ein_plan;
 
 /* ---- prepare / compute ------------------------------------------------------------------ */
 
@@ -851,29 +886,30 @@ static qkv_status einsum_prepare(void *state, qkv_kernel_io *io)
     qkv_status st = ein_bind_shapes(s, io, &b, &known);
     if (st != QKV_OK)
         return st;
-    ein_gemm p;
-    if (known && ein_gemm_plan(s, &b, io, &p))
-        io->scratch_bytes = p.scratch_bytes;
+    if (!known)
+        return KERR(io, QKV_ERR_INTERNAL, "input shapes unknown at prepare");
+    ein_plan *plan;
+    if ((st = io->host->plan_alloc(io, sizeof *plan, (void **)&plan)) != QKV_OK)
+        return st;
+    plan->use_gemm = ein_gemm_plan(s, &b, io, &plan->u.gemm);
+    if (plan->use_gemm)
+        io->scratch_bytes = plan->u.gemm.scratch_bytes;
+    else if ((st = ein_general_plan(s, &b, io, &plan->u.general)) != QKV_OK)
+        return st;
+    io->plan_state = plan;
     return QKV_OK;
 }
 
 static qkv_status einsum_compute(const void *state, qkv_kernel_io *io)
 {
-    const einsum_state *s = state;
-    ein_bind b;
-    bool known;
-    qkv_status st = ein_bind_shapes(s, io, &b, &known);
-    if (st != QKV_OK)
-        return st;
-    if (!known)
-        return KERR(io, QKV_ERR_INTERNAL, "input shapes unknown at compute");
-    ein_gemm p;
-    /* the GEMM path only with the scratch prepare declared for it */
-    if (ein_gemm_plan(s, &b, io, &p) && p.scratch_bytes <= io->scratch_bytes &&
-        (p.scratch_bytes == 0 || io->scratch)) {
-        return ein_gemm_run(&b, io, &p);
-    }
-    return ein_general(s, &b, io);
+    (void)state;
+    const ein_plan *plan = io->plan_state;
+    if (!plan)
+        return KERR(io, QKV_ERR_INTERNAL, "no per-plan state: prepare did not run");
+    if (plan->use_gemm)
+        return ein_gemm_run(&plan->u.gemm, io);
+    ein_general_run(&plan->u.general, io);
+    return QKV_OK;
 }
 
 static const qkv_kernel kernels[] = {

@@ -28,15 +28,17 @@
  *
  * Memory: besides the kernel's O(tile) per-thread slots, bias needs the
  * biased Q (and K/V unless they go to present outputs) in scratch, the size
- * of those inputs; no (S, T) buffer unless output 3 is requested.
+ * of those inputs; no (S, T) buffer unless output 3 is requested. The shapes
+ * are checked and the layout made once per plan, in prepare (mha_plan, the
+ * per-plan state).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attention_core.h"
-#include "kernel_host.h"
+#include "attention_shape.h"
 #include "kernel_util.h"
-#include "qkv.h"
 
 enum {
     IN_QUERY,
@@ -110,7 +112,7 @@ static qkv_status mha_init(const qkv_kernel *kernel, const qkv_host_api *host,
     a.want_present_k = host->node_output_present(node, OUT_PRESENT_K) != 0;
     a.want_present_v = host->node_output_present(node, OUT_PRESENT_V) != 0;
     a.want_qk = host->node_output_present(node, OUT_QK) != 0;
-    mha_attrs *s = host->alloc(sizeof *s);
+    mha_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     *s = a;
@@ -120,25 +122,10 @@ static qkv_status mha_init(const qkv_kernel *kernel, const qkv_host_api *host,
 
 static void mha_destroy(void *state)
 {
-    qkv_host_api_get()->free(state);
+    free(state);
 }
 
 /* ---- shapes ---------------------------------------------------------------- */
-
-static int64_t dim_of(const qkv_tensor *t, int32_t k)
-{
-    return t->rank > k ? t->dims[k] : -1;
-}
-
-static int64_t pick(int64_t a, int64_t b)
-{
-    return a >= 0 ? a : b;
-}
-
-static bool differ(int64_t a, int64_t b)
-{
-    return a >= 0 && b >= 0 && a != b;
-}
 
 /* Checks that input `in` (when its rank is known) has rank `rank` and the
  * known dims of want (-1: any). */
@@ -152,7 +139,7 @@ static qkv_status expect_dims(qkv_kernel_io *io, size_t in, int32_t rank, const 
         return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected %d", in,
                     in_names[in], t->rank, rank);
     for (int32_t j = 0; j < rank; j++)
-        if (differ(t->dims[j], want[j]))
+        if (qkv_attn_differ(t->dims[j], want[j]))
             return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s: dim %d should be %lld",
                         in, in_names[in], qkv_dims_str(t, buf, sizeof buf), j,
                         (long long)want[j]);
@@ -162,37 +149,20 @@ static qkv_status expect_dims(qkv_kernel_io *io, size_t in, int32_t rank, const 
 /* A width split into n heads; -1 when unknown. */
 static qkv_status per_head(qkv_kernel_io *io, size_t in, int64_t width, int64_t n, int64_t *h)
 {
-    if (width < 0) {
-        *h = -1;
-        return QKV_OK;
-    }
-    if (width % n != 0)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has hidden size %lld, not a multiple of "
-                    "num_heads=%lld", in, in_names[in], (long long)width, (long long)n);
-    *h = width / n;
-    return QKV_OK;
+    return qkv_attn_split_heads(io, in, in_names[in], "hidden size", width, n, "num_heads", h);
 }
 
-static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape *sh)
+/* The form of Q, K, V (separate, packed QKV, packed KV, per-head K/V) and
+ * their dims b, s, l, h, hv, from query and key of known rank. */
+static qkv_status mha_qkv_of(qkv_kernel_io *io, mha_shape *sh)
 {
     const qkv_tensor *q = &io->inputs[IN_QUERY], *k = &io->inputs[IN_KEY];
     const qkv_tensor *v = &io->inputs[IN_VALUE];
     bool has_k = qkv_present(io, IN_KEY), has_v = qkv_present(io, IN_VALUE);
     bool has_bias = qkv_present(io, IN_BIAS);
     qkv_status st;
-    memset(sh, 0, sizeof *sh);
-    sh->n = s->heads;
-    if (qkv_present(io, IN_PAST_LEN) || qkv_present(io, IN_CACHE_IND))
-        return KERR(io, QKV_ERR_UNSUPPORTED, "past_sequence_length and cache_indirection "
-                    "(KV buffer sharing, beam search) are not supported");
-    if (q->rank >= 0 && q->rank != 3 && q->rank != 5)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'query' has rank %d, expected 3 or 5", q->rank);
-    if (q->rank < 0 || (has_k && k->rank < 0)) {
-        sh->unknown = true; /* the form cannot be told yet (session creation) */
-        return QKV_OK;
-    }
-    sh->b = dim_of(q, 0);
-    sh->s = dim_of(q, 1);
+    sh->b = qkv_attn_dim(q, 0);
+    sh->s = qkv_attn_dim(q, 1);
     if (q->rank == 5) {
         if (has_k || has_v)
             return KERR(io, QKV_ERR_INVALID_MODEL, "packed QKV query (rank 5) takes no 'key' "
@@ -201,48 +171,57 @@ static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape 
         if ((st = expect_dims(io, IN_QUERY, 5, (int64_t[]){-1, -1, sh->n, 3, -1})))
             return st;
         sh->l = sh->s;
-        sh->h = sh->hv = dim_of(q, 4);
-    } else {
-        if (!has_k)
-            return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'query' needs 'key' (only a packed "
-                        "QKV query of rank 5 comes alone)");
-        if ((st = per_head(io, IN_QUERY, dim_of(q, 2), sh->n, &sh->h)))
-            return st;
-        if (k->rank == 3) {
-            sh->form = MHA_SEPARATE;
-            if (!has_v)
-                return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'key' needs 'value'");
-            if ((st = expect_dims(io, IN_KEY, 3, (int64_t[]){sh->b, -1, dim_of(q, 2)})) ||
-                (st = expect_dims(io, IN_VALUE, 3, (int64_t[]){sh->b, dim_of(k, 1), -1})) ||
-                (st = per_head(io, IN_VALUE, dim_of(v, 2), sh->n, &sh->hv)))
-                return st;
-            sh->l = pick(dim_of(k, 1), dim_of(v, 1));
-        } else if (k->rank == 5) {
-            sh->form = MHA_PACKED_KV;
-            if (has_v || has_bias)
-                return KERR(io, QKV_ERR_INVALID_MODEL, "packed KV key (rank 5) takes no "
-                            "'value' and no 'bias'");
-            if ((st = expect_dims(io, IN_KEY, 5, (int64_t[]){sh->b, -1, sh->n, 2, sh->h})))
-                return st;
-            sh->l = dim_of(k, 1);
-            sh->hv = pick(sh->h, dim_of(k, 4));
-        } else if (k->rank == 4) {
-            sh->form = MHA_KV_BNSH;
-            if (!has_v || has_bias || qkv_present(io, IN_PAST_K) || qkv_present(io, IN_PAST_V))
-                return KERR(io, QKV_ERR_INVALID_MODEL, "a 4-D (per-head) 'key' needs a 4-D "
-                            "'value' and takes no 'bias' and no past");
-            if ((st = expect_dims(io, IN_KEY, 4, (int64_t[]){sh->b, sh->n, -1, sh->h})) ||
-                (st = expect_dims(io, IN_VALUE, 4, (int64_t[]){sh->b, sh->n, dim_of(k, 2), -1})))
-                return st;
-            sh->l = pick(dim_of(k, 2), dim_of(v, 2));
-            sh->hv = dim_of(v, 3);
-        } else {
-            return KERR(io, QKV_ERR_SHAPE, "input 1 'key' has rank %d, expected 3, 4 or 5",
-                        k->rank);
-        }
+        sh->h = sh->hv = qkv_attn_dim(q, 4);
+        return QKV_OK;
     }
+    if (!has_k)
+        return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'query' needs 'key' (only a packed "
+                    "QKV query of rank 5 comes alone)");
+    if ((st = per_head(io, IN_QUERY, qkv_attn_dim(q, 2), sh->n, &sh->h)))
+        return st;
+    if (k->rank == 3) {
+        sh->form = MHA_SEPARATE;
+        if (!has_v)
+            return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'key' needs 'value'");
+        if ((st = expect_dims(io, IN_KEY, 3, (int64_t[]){sh->b, -1, qkv_attn_dim(q, 2)})) ||
+            (st = expect_dims(io, IN_VALUE, 3, (int64_t[]){sh->b, qkv_attn_dim(k, 1), -1})) ||
+            (st = per_head(io, IN_VALUE, qkv_attn_dim(v, 2), sh->n, &sh->hv)))
+            return st;
+        sh->l = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
+    } else if (k->rank == 5) {
+        sh->form = MHA_PACKED_KV;
+        if (has_v || has_bias)
+            return KERR(io, QKV_ERR_INVALID_MODEL, "packed KV key (rank 5) takes no "
+                        "'value' and no 'bias'");
+        if ((st = expect_dims(io, IN_KEY, 5, (int64_t[]){sh->b, -1, sh->n, 2, sh->h})))
+            return st;
+        sh->l = qkv_attn_dim(k, 1);
+        sh->hv = qkv_attn_pick(sh->h, qkv_attn_dim(k, 4));
+    } else if (k->rank == 4) {
+        sh->form = MHA_KV_BNSH;
+        if (!has_v || has_bias || qkv_present(io, IN_PAST_K) || qkv_present(io, IN_PAST_V))
+            return KERR(io, QKV_ERR_INVALID_MODEL, "a 4-D (per-head) 'key' needs a 4-D "
+                        "'value' and takes no 'bias' and no past");
+        if ((st = expect_dims(io, IN_KEY, 4, (int64_t[]){sh->b, sh->n, -1, sh->h})) ||
+            (st = expect_dims(io, IN_VALUE, 4,
+                              (int64_t[]){sh->b, sh->n, qkv_attn_dim(k, 2), -1})))
+            return st;
+        sh->l = qkv_attn_pick(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2));
+        sh->hv = qkv_attn_dim(v, 3);
+    } else {
+        return KERR(io, QKV_ERR_SHAPE, "input 1 'key' has rank %d, expected 3, 4 or 5",
+                    k->rank);
+    }
+    return QKV_OK;
+}
+
+/* bias (D + D + Dv), and past_key/past_value: the past length p and the
+ * total key count t. */
+static qkv_status mha_bias_past_of(qkv_kernel_io *io, mha_shape *sh)
+{
+    qkv_status st;
     int64_t d = sh->h >= 0 ? sh->n * sh->h : -1, dv = sh->hv >= 0 ? sh->n * sh->hv : -1;
-    if (has_bias) {
+    if (qkv_present(io, IN_BIAS)) {
         int64_t want = d >= 0 && dv >= 0 ? 2 * d + dv : -1;
         if ((st = expect_dims(io, IN_BIAS, 1, &want)))
             return st;
@@ -252,35 +231,40 @@ static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape 
         return KERR(io, QKV_ERR_INVALID_MODEL, "past_key and past_value must be given together");
     if (pv && io->inputs[IN_PAST_V].dtype != QKV_DTYPE_FLOAT)
         return KERR(io, QKV_ERR_TYPE, "input 7 'past_value' has type %s, expected float",
-                    qkv_dtype_name(io->inputs[IN_PAST_V].dtype));
+                    io->host->dtype_name(io->inputs[IN_PAST_V].dtype));
     sh->has_past = pk;
     sh->p = 0;
     if (pk) {
         const qkv_tensor *kp = &io->inputs[IN_PAST_K], *vp = &io->inputs[IN_PAST_V];
         if ((st = expect_dims(io, IN_PAST_K, 4, (int64_t[]){sh->b, sh->n, -1, sh->h})) ||
             (st = expect_dims(io, IN_PAST_V, 4,
-                              (int64_t[]){sh->b, sh->n, dim_of(kp, 2), sh->hv})))
+                              (int64_t[]){sh->b, sh->n, qkv_attn_dim(kp, 2), sh->hv})))
             return st;
-        sh->p = pick(dim_of(kp, 2), dim_of(vp, 2));
+        sh->p = qkv_attn_pick(qkv_attn_dim(kp, 2), qkv_attn_dim(vp, 2));
     }
     sh->t = sh->p >= 0 && sh->l >= 0 ? sh->p + sh->l : -1;
+    return QKV_OK;
+}
 
+/* The key_padding_mask form, and attention_bias's shape. */
+static qkv_status mha_masks_of(qkv_kernel_io *io, mha_shape *sh)
+{
+    char buf[96];
     sh->mask = MASK_NONE;
     if (qkv_present(io, IN_PADDING)) {
         const qkv_tensor *m = &io->inputs[IN_PADDING];
-        char buf[96];
-        int64_t d0 = dim_of(m, 0), d1 = dim_of(m, 1);
-        if (m->rank == 1 && (d0 < 0 || !differ(d0, sh->b))) {
+        int64_t d0 = qkv_attn_dim(m, 0), d1 = qkv_attn_dim(m, 1);
+        if (m->rank == 1 && (d0 < 0 || !qkv_attn_differ(d0, sh->b))) {
             sh->mask = MASK_LENGTHS;
         } else if (m->rank == 1 && sh->b >= 0 && d0 == 3 * sh->b + 2) {
             return KERR(io, QKV_ERR_UNSUPPORTED, "input 4 'key_padding_mask' of shape (3 * batch "
                         "+ 2) (lengths and start offsets) is not supported");
-        } else if (m->rank == 2 && !differ(d0, sh->b) && !differ(d1, sh->t)) {
+        } else if (m->rank == 2 && !qkv_attn_differ(d0, sh->b) && !qkv_attn_differ(d1, sh->t)) {
             sh->mask = MASK_2D;
-        } else if (m->rank == 2 && d1 == 1 && (d0 == 1 || !differ(d0, sh->b))) {
+        } else if (m->rank == 2 && d1 == 1 && (d0 == 1 || !qkv_attn_differ(d0, sh->b))) {
             sh->mask = MASK_NONE; /* ORT's dummy mask: no effect */
-        } else if (m->rank == 3 && !differ(d0, sh->b) && !differ(d1, sh->s) &&
-                   !differ(dim_of(m, 2), sh->t)) {
+        } else if (m->rank == 3 && !qkv_attn_differ(d0, sh->b) && !qkv_attn_differ(d1, sh->s) &&
+                   !qkv_attn_differ(qkv_attn_dim(m, 2), sh->t)) {
             sh->mask = MASK_3D;
         } else if (m->rank >= 0) {
             return KERR(io, QKV_ERR_SHAPE, "input 4 'key_padding_mask' has shape %s, expected "
@@ -291,17 +275,42 @@ static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape 
     }
     if (qkv_present(io, IN_ATTN_BIAS)) {
         const qkv_tensor *ab = &io->inputs[IN_ATTN_BIAS];
-        char buf[96];
-        int64_t d0 = dim_of(ab, 0), d1 = dim_of(ab, 1);
-        if (ab->rank >= 0 &&
-            (ab->rank != 4 || (d0 != 1 && differ(d0, sh->b)) || (d1 != 1 && differ(d1, sh->n)) ||
-             differ(dim_of(ab, 2), sh->s) || differ(dim_of(ab, 3), sh->t)))
+        int64_t d0 = qkv_attn_dim(ab, 0), d1 = qkv_attn_dim(ab, 1);
+        bool bad = ab->rank != 4 || (d0 != 1 && qkv_attn_differ(d0, sh->b)) ||
+                   (d1 != 1 && qkv_attn_differ(d1, sh->n)) ||
+                   qkv_attn_differ(qkv_attn_dim(ab, 2), sh->s) ||
+                   qkv_attn_differ(qkv_attn_dim(ab, 3), sh->t);
+        if (ab->rank >= 0 && bad)
             return KERR(io, QKV_ERR_SHAPE, "input 5 'attention_bias' has shape %s, expected "
                         "(batch %lld or 1, num_heads %lld or 1, q_len %lld, total kv_len %lld)",
                         qkv_dims_str(ab, buf, sizeof buf), (long long)sh->b, (long long)sh->n,
                         (long long)sh->s, (long long)sh->t);
     }
     return QKV_OK;
+}
+
+/* Validates every input's shape against the others (what is known) into sh;
+ * sh->unknown when the ranks of query or key are not known yet. */
+static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape *sh)
+{
+    const qkv_tensor *q = &io->inputs[IN_QUERY], *k = &io->inputs[IN_KEY];
+    memset(sh, 0, sizeof *sh);
+    sh->n = s->heads;
+    if (qkv_present(io, IN_PAST_LEN) || qkv_present(io, IN_CACHE_IND))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "past_sequence_length and cache_indirection "
+                    "(KV buffer sharing, beam search) are not supported");
+    if (q->rank >= 0 && q->rank != 3 && q->rank != 5)
+        return KERR(io, QKV_ERR_SHAPE, "input 0 'query' has rank %d, expected 3 or 5", q->rank);
+    if (q->rank < 0 || (qkv_present(io, IN_KEY) && k->rank < 0)) {
+        sh->unknown = true; /* the form cannot be told yet (session creation) */
+        return QKV_OK;
+    }
+    qkv_status st = mha_qkv_of(io, sh);
+    if (st == QKV_OK)
+        st = mha_bias_past_of(io, sh);
+    if (st == QKV_OK)
+        st = mha_masks_of(io, sh);
+    return st;
 }
 
 static qkv_status mha_infer(void *state, qkv_kernel_io *io)
@@ -390,27 +399,18 @@ static void copy_heads(float *dst, size_t rows, size_t at, const qkv_attn_view *
 typedef struct mha_layout {
     size_t q, k, v;  /* biased copies (B, N, S|L, H|Hv); SIZE_MAX: not needed */
     size_t lengths;  /* int64 key lengths for the (B) mask form */
-    size_t core;
-    size_t total;
+    size_t core;     /* the fused kernel's slots, from here to the end */
 } mha_layout;
 
-static size_t align64(size_t bytes)
-{
-    return (bytes + 63) & ~(size_t)63;
-}
+/* What prepare works out once per plan and compute reads (io->plan_state). */
+typedef struct mha_plan {
+    mha_shape sh;
+    mha_layout l;
+} mha_plan;
 
-/* Appends count elements of elem bytes; false on overflow. */
-static bool take(size_t *off, size_t count, size_t elem, size_t *at)
-{
-    size_t bytes;
-    if (__builtin_mul_overflow(count, elem, &bytes) || bytes > SIZE_MAX - 64)
-        return false;
-    *at = *off;
-    return !__builtin_add_overflow(*off, align64(bytes), off);
-}
-
+/* The layout of the kernel's own buffers; false when a size overflows. */
 static bool mha_layout_of(const mha_attrs *s, const qkv_kernel_io *io, const mha_shape *sh,
-                          size_t core_bytes, mha_layout *l)
+                          mha_layout *l)
 {
     memset(l, 0xff, sizeof *l);
     size_t off = 0, bn = (size_t)sh->b * (size_t)sh->n; /* dims of known inputs: no overflow */
@@ -420,16 +420,16 @@ static bool mha_layout_of(const mha_attrs *s, const qkv_kernel_io *io, const mha
         ok = !__builtin_mul_overflow(bn, (size_t)sh->s * (size_t)sh->h, &q_el) &&
              !__builtin_mul_overflow(bn, (size_t)sh->l * (size_t)sh->h, &k_el) &&
              !__builtin_mul_overflow(bn, (size_t)sh->l * (size_t)sh->hv, &v_el);
-        ok = ok && take(&off, q_el, sizeof(float), &l->q);
+        ok = ok && qkv_attn_take(&off, q_el, sizeof(float), &l->q);
         if (ok && !s->want_present_k)
-            ok = take(&off, k_el, sizeof(float), &l->k);
+            ok = qkv_attn_take(&off, k_el, sizeof(float), &l->k);
         if (ok && !s->want_present_v)
-            ok = take(&off, v_el, sizeof(float), &l->v);
+            ok = qkv_attn_take(&off, v_el, sizeof(float), &l->v);
     }
     if (ok && sh->mask == MASK_LENGTHS)
-        ok = take(&off, (size_t)sh->b, sizeof(int64_t), &l->lengths);
+        ok = qkv_attn_take(&off, (size_t)sh->b, sizeof(int64_t), &l->lengths);
     l->core = off;
-    return ok && !__builtin_add_overflow(off, core_bytes, &l->total);
+    return ok;
 }
 
 /* ---- arguments ------------------------------------------------------------- */
@@ -562,55 +562,43 @@ static void build_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *s
 static qkv_status mha_prepare(void *state, qkv_kernel_io *io)
 {
     const mha_attrs *s = state;
-    mha_shape sh;
-    qkv_status st = mha_shape_of(s, io, &sh);
+    mha_plan plan;
+    const mha_shape *sh = &plan.sh;
+    qkv_status st = mha_shape_of(s, io, &plan.sh);
     if (st != QKV_OK)
         return st;
-    if (sh.unknown)
+    if (sh->unknown)
         return KERR(io, QKV_ERR_SHAPE, "the ranks of 'query' and 'key' are not known");
+    if (!mha_layout_of(s, io, sh, &plan.l))
+        return KERR(io, QKV_ERR_SHAPE, "attention scratch size overflows");
     /* stand-in args: the widest row strides any segment may have */
     qkv_attn_args a;
     qkv_attn_args_init(&a);
-    a.batch = (size_t)sh.b, a.q_heads = a.kv_heads = (size_t)sh.n, a.q_len = (size_t)sh.s;
-    a.head_size = (size_t)sh.h, a.v_head_size = (size_t)sh.hv;
+    a.batch = (size_t)sh->b, a.q_heads = a.kv_heads = (size_t)sh->n, a.q_len = (size_t)sh->s;
+    a.head_size = (size_t)sh->h, a.v_head_size = (size_t)sh->hv;
     qkv_attn_view q, k, v;
-    raw_views(io, &sh, &q, &k, &v);
+    raw_views(io, sh, &q, &k, &v);
     a.q = q;
     a.n_segments = 1;
-    a.seg[0] = (qkv_attn_segment){k, v, (size_t)sh.t};
-    if ((st = qkv_attn_check(io, &a)) != QKV_OK)
+    a.seg[0] = (qkv_attn_segment){k, v, (size_t)sh->t};
+    if ((st = qkv_attn_prepare_slots(io, &a, plan.l.core)) != QKV_OK)
         return st;
-    size_t threads = io->host->thread_count(io->host_ctx), core;
-    mha_layout l;
-    if (!qkv_attn_scratch_bytes(&a, threads, &core) || !mha_layout_of(s, io, &sh, core, &l))
-        return KERR(io, QKV_ERR_SHAPE, "attention scratch size overflows");
-    io->scratch_bytes = l.total;
+    mha_plan *kept;
+    if ((st = io->host->plan_alloc(io, sizeof *kept, (void **)&kept)) != QKV_OK)
+        return st;
+    *kept = plan;
+    io->plan_state = kept;
     return QKV_OK;
 }
 
 static qkv_status mha_compute(const void *state, qkv_kernel_io *io)
 {
-    const mha_attrs *s = state;
-    mha_shape sh;
-    qkv_status st = mha_shape_of(s, io, &sh);
-    if (st != QKV_OK)
-        return st;
-    if (sh.unknown)
-        return KERR(io, QKV_ERR_SHAPE, "the ranks of 'query' and 'key' are not known");
-    mha_layout l;
-    if (!mha_layout_of(s, io, &sh, 0, &l) || l.core > io->scratch_bytes)
-        return KERR(io, QKV_ERR_INTERNAL, "attention scratch of %zu bytes is too small",
-                    io->scratch_bytes);
+    const mha_plan *plan = io->plan_state;
+    if (!plan)
+        return KERR(io, QKV_ERR_INTERNAL, "no per-plan state: prepare did not run");
     qkv_attn_args a;
-    build_args(s, io, &sh, &l, &a);
-    size_t need = qkv_attn_slot_bytes(&a);
-    if (need > 0 && io->scratch_bytes - l.core < need)
-        return KERR(io, QKV_ERR_INTERNAL, "attention scratch of %zu bytes is too small",
-                    io->scratch_bytes);
-    st = qkv_attn_run(io, &a, (unsigned char *)io->scratch + l.core, io->scratch_bytes - l.core);
-    if (st != QKV_OK)
-        return st;
-    return QKV_OK;
+    build_args(state, io, &plan->sh, &plan->l, &a);
+    return qkv_attn_run_slots(io, &a, plan->l.core);
 }
 
 static const qkv_kernel kernels[] = {

@@ -603,11 +603,49 @@ static qkv_status reduce_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-/* Resolves the axes (their value must be known now) into r's view; *noop
- * when the node is an identity. */
-static qkv_status reduce_plan(const reduce_attrs *s, qkv_kernel_io *io, reduce_run *r,
-                              bool *noop)
+/* What prepare works out once per plan and compute reads (io->plan_state):
+ * the view of the input, the loop for its element type. */
+typedef struct reduce_plan {
+    bool noop;          /* the node is an identity */
+    reduce_view v;
+    qkv_range_fn fn;
+    size_t half_offset; /* float16/bfloat16: where the float32 copies start in scratch */
+} reduce_plan;
+
+/* The loop over output units for an element type; NULL when not supported. */
+static qkv_range_fn reduce_fn(qkv_dtype t)
 {
+    switch (t) {
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16:
+    case QKV_DTYPE_FLOAT: return reduce_range_f32;
+    case QKV_DTYPE_DOUBLE: return reduce_range_f64;
+    case QKV_DTYPE_INT8: return reduce_range_i8;
+    case QKV_DTYPE_INT16: return reduce_range_i16;
+    case QKV_DTYPE_INT32: return reduce_range_i32;
+    case QKV_DTYPE_INT64: return reduce_range_i64;
+    case QKV_DTYPE_BOOL: /* Max/Min only: max is "any", min is "all" on 0/1 bytes */
+    case QKV_DTYPE_UINT8: return reduce_range_u8;
+    case QKV_DTYPE_UINT16: return reduce_range_u16;
+    case QKV_DTYPE_UINT32: return reduce_range_u32;
+    case QKV_DTYPE_UINT64: return reduce_range_u64;
+    default: return NULL;
+    }
+}
+
+/* Accumulator scratch: none, layout B's are on the stack (RED_ACC_MAX). */
+static size_t reduce_scratch_bytes(const reduce_view *v, const qkv_tensor *y)
+{
+    (void)v;
+    (void)y;
+    return 0;
+}
+
+/* Resolves the axes (their value must be known at prepare) into the view,
+ * picks the loop and declares scratch. */
+static qkv_status reduce_prepare(void *state, qkv_kernel_io *io)
+{
+    const reduce_attrs *s = state;
     const qkv_tensor *x = &io->inputs[0];
     int64_t axes[QKV_MAX_RANK];
     size_t n;
@@ -615,66 +653,50 @@ static qkv_status reduce_plan(const reduce_attrs *s, qkv_kernel_io *io, reduce_r
     if (st != QKV_OK)
         return st;
     if (n == SIZE_MAX)
-        return KERR(io, QKV_ERR_INTERNAL, "input 1 'axes' has no value at prepare/compute");
-    bool mask[QKV_MAX_RANK];
-    st = reduce_mask(s, io, x->rank, axes, n, mask, noop);
-    if (st != QKV_OK)
+        return KERR(io, QKV_ERR_INTERNAL, "input 1 'axes' has no value at prepare");
+    bool mask[QKV_MAX_RANK], noop;
+    if ((st = reduce_mask(s, io, x->rank, axes, n, mask, &noop)) != QKV_OK)
         return st;
-    memset(r, 0, sizeof *r);
-    r->op = s->op;
-    if (!*noop)
-        view_build(x, mask, &r->v);
-    return QKV_OK;
-}
-
-/* Accumulator scratch: none, layout B's are on the stack (RED_ACC_MAX). */
-static size_t reduce_scratch_bytes(const reduce_run *r, const qkv_tensor *y)
-{
-    (void)r;
-    (void)y;
-    return 0;
-}
-
-static qkv_status reduce_prepare(void *state, qkv_kernel_io *io)
-{
-    reduce_run r;
-    bool noop = false;
-    qkv_status st = reduce_plan(state, io, &r, &noop);
-    if (st != QKV_OK)
+    reduce_plan *plan;
+    if ((st = io->host->plan_alloc(io, sizeof *plan, (void **)&plan)) != QKV_OK)
         return st;
-    io->scratch_bytes = noop ? 0 : reduce_scratch_bytes(&r, &io->outputs[0]);
+    plan->noop = noop;
+    io->plan_state = plan;
+    if (noop)
+        return QKV_OK;
+    view_build(x, mask, &plan->v);
+    if (!(plan->fn = reduce_fn(x->dtype)))
+        return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
+                    qkv_dtype_name(x->dtype));
+    plan->half_offset = reduce_scratch_bytes(&plan->v, &io->outputs[0]);
+    io->scratch_bytes = plan->half_offset;
     /* float16/bfloat16: float32 copies of x and y after the accumulators */
-    if (!noop && qkv_is_half(io->inputs[0].dtype))
-        io->scratch_bytes += (qkv_numel(&io->inputs[0]) + qkv_numel(&io->outputs[0])) * 4;
+    if (qkv_is_half(x->dtype))
+        io->scratch_bytes += (qkv_numel(x) + qkv_numel(&io->outputs[0])) * 4;
     return QKV_OK;
 }
 
 static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
 {
+    const reduce_attrs *s = state;
+    const reduce_plan *plan = io->plan_state;
     const qkv_tensor *x = &io->inputs[0];
     qkv_tensor *y = &io->outputs[0];
-    reduce_run r;
-    bool noop = false;
-    qkv_status st = reduce_plan(state, io, &r, &noop);
-    if (st != QKV_OK)
-        return st;
-    if (noop) {
+    if (!plan)
+        return KERR(io, QKV_ERR_INTERNAL, "no per-plan state: prepare did not run");
+    if (plan->noop) {
         if (y->data != x->data)
             memcpy(y->data, x->data, x->data_bytes);
         return QKV_OK;
     }
     if (qkv_numel(y) == 0)
         return QKV_OK;
-    r.x = x->data;
-    r.y = y->data;
-    r.scratch = io->scratch;
-    if (io->scratch_bytes < reduce_scratch_bytes(&r, y))
-        return KERR(io, QKV_ERR_INTERNAL, "scratch of %zu bytes, %zu needed", io->scratch_bytes,
-                    reduce_scratch_bytes(&r, y));
+    reduce_run r = {.v = plan->v, .op = s->op, .x = x->data, .y = y->data,
+                    .scratch = io->scratch};
     /* float16/bfloat16: reduce float32 copies (placed after the accumulators) */
     float *half_y = NULL;
     if (qkv_is_half(x->dtype)) {
-        float *hx = (float *)((char *)io->scratch + reduce_scratch_bytes(&r, y));
+        float *hx = (float *)((char *)io->scratch + plan->half_offset);
         half_y = hx + qkv_numel(x);
         qkv_half_to_f32_par(io, hx, x->data, x->dtype, qkv_numel(x));
         r.x = hx;
@@ -685,34 +707,15 @@ static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
     if (r.v.inner_kept) {
         size_t threads = par ? io->host->thread_count(io->host_ctx) : 1;
         r.strip = qkv_strip_len(r.v.inner, r.v.units, threads);
-        if (r.strip > RED_ACC_MAX) /* issue 5: the stack accumulator block */
+        if (r.strip > RED_ACC_MAX) /* the stack accumulator block */
             r.strip = RED_ACC_MAX;
         r.strips = (r.v.inner + r.strip - 1) / r.strip;
         units *= r.strips;
     }
-    qkv_range_fn fn;
-    switch (x->dtype) {
-    case QKV_DTYPE_FLOAT16:
-    case QKV_DTYPE_BFLOAT16:
-    case QKV_DTYPE_FLOAT: fn = reduce_range_f32; break;
-    case QKV_DTYPE_DOUBLE: fn = reduce_range_f64; break;
-    case QKV_DTYPE_INT8: fn = reduce_range_i8; break;
-    case QKV_DTYPE_INT16: fn = reduce_range_i16; break;
-    case QKV_DTYPE_INT32: fn = reduce_range_i32; break;
-    case QKV_DTYPE_INT64: fn = reduce_range_i64; break;
-    case QKV_DTYPE_BOOL: /* Max/Min only: max is "any", min is "all" on 0/1 bytes */
-    case QKV_DTYPE_UINT8: fn = reduce_range_u8; break;
-    case QKV_DTYPE_UINT16: fn = reduce_range_u16; break;
-    case QKV_DTYPE_UINT32: fn = reduce_range_u32; break;
-    case QKV_DTYPE_UINT64: fn = reduce_range_u64; break;
-    default:
-        return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
-                    qkv_dtype_name(x->dtype));
-    }
     if (units > 1 && par)
-        io->host->parallel_for(io->host_ctx, units, fn, &r);
+        io->host->parallel_for(io->host_ctx, units, plan->fn, &r);
     else
-        fn(&r, 0, units);
+        plan->fn(&r, 0, units);
     if (half_y)
         qkv_f32_to_half_par(io, y->data, half_y, y->dtype, qkv_numel(y));
     return QKV_OK;

@@ -27,7 +27,7 @@
 
 /* Every dtype whose bytes may be copied as they are (all but strings). */
 #define BYTES_TYPES                                                                           \
-    ((QKV_DTYPE_BIT(QKV_DTYPE_COUNT_) - 1) & ~QKV_T(UNDEFINED) & ~QKV_T(STRING))
+    ((QKV_DTYPE_BIT(QKV_DTYPE_COUNT) - 1) & ~QKV_T(UNDEFINED) & ~QKV_T(STRING))
 
 typedef struct view_state {
     int64_t opset;

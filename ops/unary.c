@@ -167,7 +167,7 @@ UN_LOOP(not_b, uint8_t, uint8_t, !x)
     [QKV_DTYPE_UINT32] = op##_u32, [QKV_DTYPE_UINT64] = op##_u64
 
 /* The typed loops per op and dtype; float16/bfloat16 use the FLOAT entry. */
-static const un_fn un_table[U_COUNT_][QKV_DTYPE_COUNT_] = {
+static const un_fn un_table[U_COUNT_][QKV_DTYPE_COUNT] = {
     [U_NEG] = {F(neg), SI(neg)},
     [U_ABS] = {F(abs), SI(abs), UI(abs)},
     [U_SQRT] = {F(sqrt)},
@@ -324,7 +324,7 @@ static qkv_status unary_compute(const void *state, qkv_kernel_io *io)
         j.half = t;
         t = QKV_DTYPE_FLOAT;
     }
-    if ((unsigned)t >= QKV_DTYPE_COUNT_ || !(j.fn = un_table[s->op][t]))
+    if ((unsigned)t >= QKV_DTYPE_COUNT || !(j.fn = un_table[s->op][t]))
         return KERR(io, QKV_ERR_TYPE, "input 0 has type %s, which this op does not support",
                     qkv_dtype_name(x->dtype));
     qkv_ew_run_flat(io, qkv_numel(x), unary_range, &j);

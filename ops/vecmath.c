@@ -154,11 +154,54 @@ static void epilogue_portable(float *y, const float *bias, const float *res, siz
     epilogue_k(y, bias, res, self, n, QKV_ACT_NONE);
 }
 
+/* ---- online-softmax row steps: four partial results, so the loops pipeline
+ * (a float reduction does not vectorise without reassociation) ---- */
+
+static float max_portable(const float *x, size_t n)
+{
+    float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4)
+        for (int k = 0; k < 4; k++)
+            m[k] = x[j + k] > m[k] ? x[j + k] : m[k];
+    for (; j < n; j++)
+        m[0] = x[j] > m[0] ? x[j] : m[0];
+    float a = m[0] > m[1] ? m[0] : m[1], b = m[2] > m[3] ? m[2] : m[3];
+    return a > b ? a : b;
+}
+
+static float exp_shifted_portable(float *x, size_t n, float m)
+{
+    QKV_EW_FOR(j, n, {
+        float d = x[j] - m;
+        x[j] = qkv_ew_select(d < -87.0f, 0.0f, qkv_ew_expf(d));
+    });
+    float s[4] = {0, 0, 0, 0};
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4)
+        for (int k = 0; k < 4; k++)
+            s[k] += x[j + k];
+    for (; j < n; j++)
+        s[0] += x[j];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static void scale_portable(float *out, const float *in, size_t n, float f)
+{
+    if (out == in)
+        QKV_EW_FOR(j, n, out[j] *= f;);
+    else
+        QKV_EW_FOR(j, n, out[j] = in[j] * f;);
+}
+
 static const qkv_vm_impl vm_portable = {
     erf_portable,
     gelu_portable,
     gelu_tanh_portable,
     epilogue_portable,
+    max_portable,
+    exp_shifted_portable,
+    scale_portable,
 };
 
 /* ---- the choice ------------------------------------------------------------------ */
@@ -223,4 +266,19 @@ void qkv_vm_gelu_tanh_f32(float *out, const float *in, size_t n)
 void qkv_vm_epilogue_f32(float *y, const float *bias, const float *res, size_t n, qkv_act act)
 {
     vm()->epilogue(y, bias, res, n, act);
+}
+
+float qkv_vm_max_f32(const float *x, size_t n)
+{
+    return vm()->max(x, n);
+}
+
+float qkv_vm_exp_shifted_f32(float *x, size_t n, float m)
+{
+    return vm()->exp_shifted(x, n, m);
+}
+
+void qkv_vm_scale_f32(float *out, const float *in, size_t n, float f)
+{
+    vm()->scale(out, in, n, f);
 }

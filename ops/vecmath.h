@@ -1,7 +1,9 @@
 /*
  * vecmath.h - float32 math over arrays in the variant this CPU runs best:
- * erf, the exact and the tanh GELU, and the epilogue of a fused matmul
- * (bias, activation, residual).
+ * erf, the exact and the tanh GELU, the epilogue of a fused matmul (bias,
+ * activation, residual), and the row steps of an online softmax (max,
+ * exp of the shifted row with its sum, scaling), which the fused attention
+ * kernel runs per score tile.
  *
  * Variants: AVX-512 (vecmath_avx512.c), AVX2/FMA (vecmath_avx2.c), both
  * written once in vecmath_simd.h and compiled with target attributes (no
@@ -22,6 +24,9 @@
  *  - gelu_tanh (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), computed
  *    as x / (1 + exp(-2 sqrt(2/pi) (x + 0.044715 x^3))): within 1e-6
  *    relative + 1e-7 absolute.
+ *  - exp_shifted: exp(x - m) within 2 ulps for x - m in [-87, 0], and
+ *    exactly 0 below -87 (so an excluded score, -inf, weighs exactly 0);
+ *    the sum is accumulated in float, lane by lane.
  * Every function allows out == in (in place); other overlaps are not allowed.
  */
 #ifndef QKV_VECMATH_H
@@ -56,6 +61,16 @@ void qkv_vm_gelu_tanh_f32(float *out, const float *in, size_t n);
  */
 void qkv_vm_epilogue_f32(float *y, const float *bias, const float *res, size_t n, qkv_act act);
 
+/* The largest of x[0..n); -inf for n == 0 (NaN elements may be skipped). */
+float qkv_vm_max_f32(const float *x, size_t n);
+
+/* x[j] = exp(x[j] - m) for j < n, 0 where x[j] - m < -87 (x[j] = -inf
+ * included); m finite and x[j] <= m. Returns the sum of the new x. */
+float qkv_vm_exp_shifted_f32(float *x, size_t n, float m);
+
+/* out[j] = in[j] * f for j < n. */
+void qkv_vm_scale_f32(float *out, const float *in, size_t n, float f);
+
 /* The variant the functions above run (for tests and reports). */
 qkv_isa qkv_vm_isa(void);
 
@@ -66,6 +81,9 @@ typedef struct qkv_vm_impl {
     void (*gelu)(float *out, const float *in, size_t n);
     void (*gelu_tanh)(float *out, const float *in, size_t n);
     void (*epilogue)(float *y, const float *bias, const float *res, size_t n, qkv_act act);
+    float (*max)(const float *x, size_t n);
+    float (*exp_shifted)(float *x, size_t n, float m);
+    void (*scale)(float *out, const float *in, size_t n, float f);
 } qkv_vm_impl;
 
 /* x86-64 with GCC or clang: the AVX2 and AVX-512 variants are built. */

@@ -9,6 +9,7 @@
 
 #if defined(QKV_VM_HAVE_X86)
 #include <immintrin.h>
+#include <math.h>
 
 #define VM_W 16
 #define VM_SUFFIX avx512
@@ -36,6 +37,11 @@
 #define v_gt(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GT_OQ)
 #define v_blend(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
 #define v_zero_if(m, a) _mm512_maskz_mov_ps((__mmask16)~(m), (a))
+#define VM_LANES(n) ((__mmask16)((1u << (n)) - 1u)) /* n < 16 */
+#define v_load_pad(p, n) _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), VM_LANES(n), (p))
+#define v_store_n(p, v, n) _mm512_mask_storeu_ps((p), VM_LANES(n), (v))
+#define v_hsum _mm512_reduce_add_ps
+#define v_hmax _mm512_reduce_max_ps
 
 #include "vecmath_simd.h"
 

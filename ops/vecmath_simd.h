@@ -17,6 +17,10 @@
  *   v_gt(a, b)           a > b (ordered) as a vmask
  *   v_blend(m, a, b)     m ? a : b per lane
  *   v_zero_if(m, a)      m ? 0 : a per lane
+ *   v_load_pad(p, n)     the first n (< VM_W) floats at p, -inf in the other
+ *                        lanes (nothing past p + n is read)
+ *   v_store_n(p, v, n)   stores the first n (< VM_W) lanes of v
+ *   v_hsum, v_hmax       the sum, the largest of a vector's lanes
  *
  * The erf method and its constants: vecmath_coef.h. exp is Cephes' expf
  * reduction and polynomial (as qkv_ew_expf).
@@ -25,6 +29,7 @@
 #error "vecmath_simd.h is included by vecmath_avx2.c / vecmath_avx512.c only"
 #endif
 
+#include <math.h>
 #include <string.h>
 
 #include "vecmath_coef.h"
@@ -203,9 +208,61 @@ VM_FN void VM_NAME(vm_epilogue)(float *y, const float *bias, const float *res, s
     vm_epilogue_k(y, bias, res, n, QKV_ACT_NONE);
 }
 
+/* ---- online-softmax row steps ----------------------------------------------- */
+
+/* The row steps read and write a row's tail with masked loads and stores:
+ * the padding lanes hold -inf, which the max ignores and exp turns into 0. */
+
+VM_FN float VM_NAME(vm_max)(const float *x, size_t n)
+{
+    vf m = v_set1(-INFINITY);
+    size_t j = 0;
+    for (; j + VM_W <= n; j += VM_W)
+        m = v_max(v_load(x + j), m);
+    if (j < n)
+        m = v_max(v_load_pad(x + j, n - j), m);
+    return v_hmax(m);
+}
+
+/* exp(d) for d <= 0, exactly 0 below -87 (-inf included). */
+VM_INLINE vf vm_exp_nonpos(vf d)
+{
+    return v_zero_if(v_gt(v_set1(-87.0f), d), vm_exp(d));
+}
+
+VM_FN float VM_NAME(vm_exp_shifted)(float *x, size_t n, float m)
+{
+    vf mv = v_set1(m), acc = v_set1(0.0f);
+    size_t j = 0;
+    for (; j + VM_W <= n; j += VM_W) {
+        vf p = vm_exp_nonpos(v_sub(v_load(x + j), mv));
+        v_store(x + j, p);
+        acc = v_add(acc, p);
+    }
+    if (j < n) {
+        vf p = vm_exp_nonpos(v_sub(v_load_pad(x + j, n - j), mv));
+        v_store_n(x + j, p, n - j);
+        acc = v_add(acc, p);
+    }
+    return v_hsum(acc);
+}
+
+VM_FN void VM_NAME(vm_scale)(float *out, const float *in, size_t n, float f)
+{
+    vf fv = v_set1(f);
+    size_t j = 0;
+    for (; j + VM_W <= n; j += VM_W)
+        v_store(out + j, v_mul(v_load(in + j), fv));
+    if (j < n)
+        v_store_n(out + j, v_mul(v_load_pad(in + j, n - j), fv), n - j);
+}
+
 const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
     VM_NAME(vm_erf_array),
     VM_NAME(vm_gelu_array),
     VM_NAME(vm_gelu_tanh_array),
     VM_NAME(vm_epilogue),
+    VM_NAME(vm_max),
+    VM_NAME(vm_exp_shifted),
+    VM_NAME(vm_scale),
 };

@@ -70,7 +70,7 @@ const char *qkv_status_string(qkv_status status)
 static const struct {
     const char *name;
     size_t bits;
-} dtype_table[QKV_DTYPE_COUNT_] = {
+} dtype_table[QKV_DTYPE_COUNT] = {
     [QKV_DTYPE_UNDEFINED] = {"undefined", 0},
     [QKV_DTYPE_FLOAT] = {"float32", 32},
     [QKV_DTYPE_UINT8] = {"uint8", 8},
@@ -102,14 +102,14 @@ static const struct {
 
 const char *qkv_dtype_name(qkv_dtype dtype)
 {
-    if ((int)dtype < 0 || dtype >= QKV_DTYPE_COUNT_)
+    if ((int)dtype < 0 || dtype >= QKV_DTYPE_COUNT)
         return "unknown";
     return dtype_table[dtype].name;
 }
 
 size_t qkv_dtype_bits(qkv_dtype dtype)
 {
-    if ((int)dtype < 0 || dtype >= QKV_DTYPE_COUNT_)
+    if ((int)dtype < 0 || dtype >= QKV_DTYPE_COUNT)
         return 0;
     return dtype_table[dtype].bits;
 }

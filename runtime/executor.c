@@ -240,6 +240,7 @@ static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error 
     qkv_kernel_io_init(&io, &h, ins, n->n_inputs, outs, n->n_outputs);
     io.scratch = step->scratch_bytes ? c->arena + step->scratch_offset : NULL;
     io.scratch_bytes = step->scratch_bytes;
+    io.plan_state = step->plan_state;
     qkv_status st = k->compute(n->kernel_state, &io);
     if (st != QKV_OK && err && err->status == QKV_OK)
         st = io.host->error(&h, st, "compute failed without a message");

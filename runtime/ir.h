@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "qkv.h"
+#include "qkv_plugin.h" /* the kernel descriptors a node points at */
 
 typedef enum qkv_value_kind {
     QKV_VALUE_ACTIVATION = 0, /* produced by a node */

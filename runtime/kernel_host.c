@@ -341,6 +341,49 @@ static qkv_status host_gemm(void *host_ctx, const qkv_gemm *g)
     return qkv_host_gemm(host_ctx, g);
 }
 
+/* ---- per-plan state ---------------------------------------------------------- */
+
+void qkv_plan_mem_free(qkv_plan_mem *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        free(m->blocks[i]);
+    free(m->blocks);
+    memset(m, 0, sizeof *m);
+}
+
+static qkv_status host_plan_alloc(qkv_kernel_io *io, size_t bytes, void **out)
+{
+    qkv_host_ctx *h = io ? io->host_ctx : NULL;
+    if (out)
+        *out = NULL;
+    if (!h || !out || !h->plan_mem)
+        return h ? host_error(h, QKV_ERR_INVALID_ARGUMENT,
+                              "plan_alloc: only prepare may take per-plan memory")
+                 : QKV_ERR_INVALID_ARGUMENT;
+    qkv_plan_mem *m = h->plan_mem;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes)
+        return host_error(h, QKV_ERR_OUT_OF_MEMORY, "plan_alloc: %zu bytes", bytes);
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 4;
+        void **grown = realloc(m->blocks, cap * sizeof *grown);
+        if (!grown)
+            return host_error(h, QKV_ERR_OUT_OF_MEMORY, "plan_alloc: %zu bytes", bytes);
+        m->blocks = grown;
+        m->cap = cap;
+    }
+    void *block = aligned_alloc(64, rounded ? rounded : 64);
+    if (!block)
+        return host_error(h, QKV_ERR_OUT_OF_MEMORY, "plan_alloc: %zu bytes", bytes);
+    memset(block, 0, rounded ? rounded : 64);
+    m->blocks[m->n++] = block;
+    m->bytes += bytes;
+    *out = block;
+    return QKV_OK;
+}
+
 /* ---- services --------------------------------------------------------------- */
 
 /* Large blocks are packed weights, written once at session creation: huge
@@ -402,6 +445,7 @@ static const qkv_host_api host_api = {
     .cpu_features = qkv_cpu_features_get,
     .node_input_const = node_input_const,
     .node_input_packed = node_input_packed,
+    .plan_alloc = host_plan_alloc,
 };
 
 const qkv_host_api *qkv_host_api_get(void)

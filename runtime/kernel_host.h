@@ -29,6 +29,18 @@ typedef struct qkv_gemm_provider {
     void *user;
 } qkv_gemm_provider;
 
+/* The memory of the per-plan states that prepare takes with
+ * host->plan_alloc: blocks freed together, with the plan (or, for a node
+ * evaluated on its own, after its compute). Zero-initialise. */
+typedef struct qkv_plan_mem {
+    void **blocks;
+    size_t n, cap;
+    size_t bytes; /* the sum of the sizes asked for */
+} qkv_plan_mem;
+
+/* Frees every block and leaves m empty. NULL: no-op. */
+void qkv_plan_mem_free(qkv_plan_mem *m);
+
 /* What infer/prepare/compute see as io->host_ctx. */
 typedef struct qkv_host_ctx {
     const qkv_ir_node *node;
@@ -43,6 +55,7 @@ typedef struct qkv_host_ctx {
      * (output_alloc takes its bytes off it). */
     bool memory_limited;
     size_t memory_left;
+    qkv_plan_mem *plan_mem; /* set only around prepare: where host->plan_alloc takes memory */
 } qkv_host_ctx;
 
 /* The host's function table (static, immutable). */

@@ -129,7 +129,7 @@ static qkv_status apply_type(load_ctx *cx, qkv_ir_value *v, const Onnx__TypeProt
         return QKV_OK;
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (tt->has_elem_type) {
-        if (tt->elem_type < 0 || tt->elem_type >= QKV_DTYPE_COUNT_)
+        if (tt->elem_type < 0 || tt->elem_type >= QKV_DTYPE_COUNT)
             return qkv_error_set(cx->err, QKV_ERR_UNSUPPORTED,
                                  "%s: unknown element type %" PRId32, what, tt->elem_type);
         if (force || v->dtype == QKV_DTYPE_UNDEFINED)

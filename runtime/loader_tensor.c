@@ -494,7 +494,7 @@ qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char
     uint64_t range = 0;
     if (!tp->has_data_type || tp->data_type == QKV_DTYPE_UNDEFINED)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: element type is undefined", what);
-    if (tp->data_type < 0 || tp->data_type >= QKV_DTYPE_COUNT_)
+    if (tp->data_type < 0 || tp->data_type >= QKV_DTYPE_COUNT)
         return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "%s: unknown element type %" PRId32, what,
                              tp->data_type);
     qkv_dtype dtype = (qkv_dtype)tp->data_type;

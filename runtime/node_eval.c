@@ -1,4 +1,5 @@
-/* node_eval.c - one node, standalone: check, infer, prepare, allocate, compute. */
+/* node_eval.c - one node, standalone: check, infer, prepare, allocate, compute.
+ * Its per-plan state (host->plan_alloc in prepare) lives for that one call. */
 #include "node_eval.h"
 
 #include <stdlib.h>
@@ -91,10 +92,17 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                                   i, elems, qkv_dtype_name(o->dtype));
         o->data_bytes = bytes;
     }
+    /* the node's per-plan state lives for this one evaluation */
+    qkv_plan_mem plan_mem = {0};
     if (k->prepare) {
+        qkv_plan_mem *outer = hctx->plan_mem;
+        hctx->plan_mem = &plan_mem;
         st = k->prepare(state, &io);
-        if (st != QKV_OK)
+        hctx->plan_mem = outer;
+        if (st != QKV_OK) {
+            qkv_plan_mem_free(&plan_mem);
             return st;
+        }
     }
     if (hctx->memory_limited) {
         size_t need = io.scratch_bytes;
@@ -111,9 +119,11 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     void *scratch = NULL;
     if (io.scratch_bytes) {
         scratch = aligned_alloc(64, (io.scratch_bytes + 63) / 64 * 64);
-        if (!scratch)
+        if (!scratch) {
+            qkv_plan_mem_free(&plan_mem);
             return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "scratch of %zu bytes",
                                   io.scratch_bytes);
+        }
     }
     io.scratch = scratch;
     for (size_t i = 0; i < n_outputs && sized_here; i++) {
@@ -137,6 +147,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                                 "allocate each output with host->output_alloc in compute",
                                 i);
     free(scratch);
+    qkv_plan_mem_free(&plan_mem);
     if (st != QKV_OK)
         for (size_t i = 0; i < n_outputs; i++)
             qkv_tensor_data_free(&outputs[i]);

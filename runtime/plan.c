@@ -8,6 +8,8 @@
  *    Concat -> Reshape chains exporters emit), so runs skip them;
  *  - makes Reshape-like outputs views of their input, and lets in-place
  *    kernels write over an input that dies at that node;
+ *  - runs each kernel's prepare once: its scratch joins the arena, its
+ *    per-plan state (host->plan_alloc) stays with the plan for every run;
  *  - gives every other output (and each node's scratch) a buffer with a
  *    lifetime [producing step, last reading step], which the planner packs
  *    into one arena.
@@ -57,6 +59,7 @@ void qkv_plan_release(qkv_exec_plan *p)
     free(p->steps);
     free(p->copies);
     free(p->input_shapes);
+    qkv_plan_mem_free(&p->plan_mem);
     free(p);
 }
 
@@ -130,19 +133,34 @@ static qkv_status oom(builder *b)
     return qkv_error_set(b->err, QKV_ERR_OUT_OF_MEMORY, "out of memory while planning");
 }
 
-/* Plans one node at topological position pos. */
-static qkv_status plan_node(builder *b, size_t pos)
-{
-    const qkv_ir_graph *g = b->g;
-    qkv_exec_plan *p = b->p;
-    int32_t idx = g->order[pos];
-    const qkv_ir_node *n = &g->nodes[idx];
-    const qkv_kernel *k = n->kernel;
-    qkv_host_ctx h = {.node = n, .version = k->since_version, .err = b->err,
-                      .threads = b->s->opts.threads, .memory_limited = b->limited,
-                      .memory_left = b->mem_left};
-    bool dynamic = false, all_known = true;
+/*
+ * Planning one node goes through these phases, in order; each of the first
+ * ones may settle the node and end it:
+ *   1. gather_inputs     the inputs as planned so far (any dynamic? all known?)
+ *   2. infer_outputs     output shapes and sizes (unknown ones: dynamic)
+ *   3. evaluate_now      all inputs known and outputs small: compute it here
+ *   4. plan_dynamic      outputs known only when it runs: a dynamic step
+ *   5. alias_output      Reshape-like: output 0 is a view of input 0
+ *   6. prepare_step      the kernel's prepare: scratch and per-plan state
+ *   7. place_outputs     each output in place over a dying input or in a
+ *                        new arena buffer, then the step and its scratch
+ */
+typedef struct node_plan {
+    const qkv_ir_node *n;
+    const qkv_kernel *k;
+    int32_t idx;      /* the node's index in the graph */
+    size_t pos;       /* topological position */
+    qkv_host_ctx h;   /* the host context of infer/prepare/eval */
+    bool dynamic;     /* an input or an output is only known at run time */
+    bool all_known;   /* every input is a constant or a planned value */
+    size_t out_bytes; /* the outputs' total size */
+} node_plan;
 
+/* 1. b->ins gets the node's inputs as planned so far. */
+static void gather_inputs(builder *b, node_plan *np)
+{
+    const qkv_ir_node *n = np->n;
+    np->all_known = n->n_implicit == 0;
     for (size_t i = 0; i < n->n_inputs; i++) {
         qkv_tensor *t = &b->ins[i];
         int32_t id = n->inputs[i];
@@ -151,105 +169,160 @@ static qkv_status plan_node(builder *b, size_t pos)
             t->rank = -1;
             continue;
         }
-        const qkv_plan_value *v = &p->values[id];
+        const qkv_plan_value *v = &b->p->values[id];
         *t = v->t;
-        if (v->storage == QKV_STORE_DYNAMIC)
-            dynamic = true;
-        if (!is_known(v))
-            all_known = false;
+        np->dynamic = np->dynamic || v->storage == QKV_STORE_DYNAMIC;
+        np->all_known = np->all_known && is_known(v);
     }
-    if (n->n_implicit)
-        all_known = false;
+}
 
-    qkv_plan_step step = {.node = idx, .dynamic = true};
-    if (!dynamic) {
-        qkv_status st =
-            qkv_kernel_infer(k, n->kernel_state, &h, b->ins, n->n_inputs, b->outs, n->n_outputs);
-        if (st != QKV_OK)
-            return st;
-        size_t total = 0;
-        for (size_t j = 0; j < n->n_outputs && !dynamic; j++) {
-            size_t elems;
-            if (n->outputs[j] < 0)
-                continue;
-            if (!dims_known(&b->outs[j])) {
-                dynamic = true;
-                break;
-            }
-            if (!qkv_shape_elements(b->outs[j].dims, b->outs[j].rank, &elems) ||
-                !qkv_dtype_storage_bytes(b->outs[j].dtype, elems, &b->outs[j].data_bytes) ||
-                qkv_add_overflow(total, b->outs[j].data_bytes, &total))
-                return qkv_error_set(b->err, QKV_ERR_SHAPE,
-                                     "node '%s' (%s): output %zu is too large to allocate",
-                                     n->name, n->op_type, j);
-        }
-        if (!dynamic && b->limited && total > b->mem_left)
-            return qkv_error_set(b->err, QKV_ERR_OUT_OF_MEMORY,
-                                 "node '%s' (%s): its outputs need %zu bytes, more than the %zu "
-                                 "the session's memory limit of %zu bytes leaves",
-                                 n->name, n->op_type, total, b->mem_left,
-                                 b->s->opts.memory_limit);
-        if (!dynamic && (all_known || (k->flags & QKV_KERNEL_SHAPE_ONLY)) &&
-            total <= QKV_PLAN_EVAL_MAX_BYTES) {
-            /* a value known now: compute it once, here */
-            st = qkv_node_eval(k, n->kernel_state, &h, b->ins, n->n_inputs, b->outs,
-                               n->n_outputs);
-            if (st != QKV_OK)
-                return st;
-            for (size_t j = 0; j < n->n_outputs; j++) {
-                if (n->outputs[j] < 0)
-                    continue;
-                qkv_plan_value *v = &p->values[n->outputs[j]];
-                v->t = b->outs[j];
-                v->storage = QKV_STORE_PLANNED;
-                v->view_of = n->outputs[j];
-                p->stats.planned_values++;
-            }
+/* 2. b->outs gets the inferred outputs with their sizes; an output whose
+ * shape is not known makes the node dynamic. */
+static qkv_status infer_outputs(builder *b, node_plan *np)
+{
+    const qkv_ir_node *n = np->n;
+    qkv_status st = qkv_kernel_infer(np->k, n->kernel_state, &np->h, b->ins, n->n_inputs, b->outs,
+                                     n->n_outputs);
+    if (st != QKV_OK)
+        return st;
+    np->out_bytes = 0;
+    for (size_t j = 0; j < n->n_outputs; j++) {
+        size_t elems;
+        if (n->outputs[j] < 0)
+            continue;
+        if (!dims_known(&b->outs[j])) {
+            np->dynamic = true;
             return QKV_OK;
         }
+        if (!qkv_shape_elements(b->outs[j].dims, b->outs[j].rank, &elems) ||
+            !qkv_dtype_storage_bytes(b->outs[j].dtype, elems, &b->outs[j].data_bytes) ||
+            qkv_add_overflow(np->out_bytes, b->outs[j].data_bytes, &np->out_bytes))
+            return qkv_error_set(b->err, QKV_ERR_SHAPE,
+                                 "node '%s' (%s): output %zu is too large to allocate", n->name,
+                                 n->op_type, j);
     }
-    if (dynamic) {
-        mark_dynamic(b, n);
-        b->step_scratch[p->n_steps] = -1; /* scratch comes with the run */
-        p->steps[p->n_steps++] = step;
-        p->stats.dynamic_nodes++;
+    if (b->limited && np->out_bytes > b->mem_left)
+        return qkv_error_set(b->err, QKV_ERR_OUT_OF_MEMORY,
+                             "node '%s' (%s): its outputs need %zu bytes, more than the %zu the "
+                             "session's memory limit of %zu bytes leaves",
+                             n->name, n->op_type, np->out_bytes, b->mem_left,
+                             b->s->opts.memory_limit);
+    return QKV_OK;
+}
+
+/* 3. A node whose inputs are all known now (or that reads only their
+ * shapes) is computed here, once, when its outputs are small: its outputs
+ * become planned values and it takes no step. *done tells whether it did. */
+static qkv_status evaluate_now(builder *b, node_plan *np, bool *done)
+{
+    const qkv_ir_node *n = np->n;
+    *done = false;
+    if (!(np->all_known || (np->k->flags & QKV_KERNEL_SHAPE_ONLY)) ||
+        np->out_bytes > QKV_PLAN_EVAL_MAX_BYTES)
         return QKV_OK;
+    qkv_status st = qkv_node_eval(np->k, n->kernel_state, &np->h, b->ins, n->n_inputs, b->outs,
+                                  n->n_outputs);
+    if (st != QKV_OK)
+        return st;
+    for (size_t j = 0; j < n->n_outputs; j++) {
+        if (n->outputs[j] < 0)
+            continue;
+        qkv_plan_value *v = &b->p->values[n->outputs[j]];
+        v->t = b->outs[j];
+        v->storage = QKV_STORE_PLANNED;
+        v->view_of = n->outputs[j];
+        b->p->stats.planned_values++;
     }
-    step.dynamic = false;
+    *done = true;
+    return QKV_OK;
+}
 
-    /* Reshape-like: the output is the input's bytes */
-    bool only_output0 = true;
+/* 4. A dynamic step: inferred, allocated and given scratch when it runs. */
+static void plan_dynamic(builder *b, node_plan *np)
+{
+    qkv_exec_plan *p = b->p;
+    mark_dynamic(b, np->n);
+    b->step_scratch[p->n_steps] = -1;
+    p->steps[p->n_steps++] = (qkv_plan_step){.node = np->idx, .dynamic = true};
+    p->stats.dynamic_nodes++;
+}
+
+/* 5. With QKV_KERNEL_ALIAS and a same-size output 0 (its only output), the
+ * output is a view of input 0's bytes and the node takes no step. */
+static bool alias_output(builder *b, node_plan *np)
+{
+    const qkv_ir_node *n = np->n;
+    qkv_exec_plan *p = b->p;
     for (size_t j = 1; j < n->n_outputs; j++)
-        only_output0 = only_output0 && n->outputs[j] < 0;
-    if ((k->flags & QKV_KERNEL_ALIAS) && only_output0 && n->n_inputs > 0 && n->inputs[0] >= 0 &&
-        n->outputs[0] >= 0) {
-        int32_t src = n->inputs[0], dst = n->outputs[0];
-        qkv_plan_value *sv = &p->values[src], *dv = &p->values[dst];
-        if (b->outs[0].data_bytes == sv->t.data_bytes && sv->storage != QKV_STORE_NONE) {
-            dv->t = b->outs[0];
-            dv->t.data = sv->t.data;
-            dv->storage = sv->storage;
-            dv->view_of = sv->view_of;
-            if (sv->storage == QKV_STORE_ARENA) {
-                int32_t gi = b->group[src];
-                b->group[dst] = gi;
-                if (b->bufs[gi].last_use < b->last_use[dst])
-                    b->bufs[gi].last_use = b->last_use[dst];
-            }
-            p->stats.views++;
-            return QKV_OK;
-        }
+        if (n->outputs[j] >= 0)
+            return false;
+    if (!(np->k->flags & QKV_KERNEL_ALIAS) || n->n_inputs == 0 || n->inputs[0] < 0 ||
+        n->outputs[0] < 0)
+        return false;
+    int32_t src = n->inputs[0], dst = n->outputs[0];
+    qkv_plan_value *sv = &p->values[src], *dv = &p->values[dst];
+    if (b->outs[0].data_bytes != sv->t.data_bytes || sv->storage == QKV_STORE_NONE)
+        return false;
+    dv->t = b->outs[0];
+    dv->t.data = sv->t.data;
+    dv->storage = sv->storage;
+    dv->view_of = sv->view_of;
+    if (sv->storage == QKV_STORE_ARENA) {
+        int32_t gi = b->group[src];
+        b->group[dst] = gi;
+        if (b->bufs[gi].last_use < b->last_use[dst])
+            b->bufs[gi].last_use = b->last_use[dst];
     }
+    p->stats.views++;
+    return true;
+}
 
-    if (k->prepare) {
-        qkv_kernel_io io;
-        qkv_kernel_io_init(&io, &h, b->ins, n->n_inputs, b->outs, n->n_outputs);
-        qkv_status st = k->prepare(n->kernel_state, &io);
-        if (st != QKV_OK)
-            return st;
-        step.scratch_bytes = io.scratch_bytes;
-    }
+/* 6. The kernel's prepare, once for this plan: the scratch it declares and
+ * the per-plan state it keeps (in the plan's memory) go into the step. */
+static qkv_status prepare_step(builder *b, node_plan *np, qkv_plan_step *step)
+{
+    if (!np->k->prepare)
+        return QKV_OK;
+    qkv_kernel_io io;
+    qkv_kernel_io_init(&io, &np->h, b->ins, np->n->n_inputs, b->outs, np->n->n_outputs);
+    np->h.plan_mem = &b->p->plan_mem;
+    qkv_status st = np->k->prepare(np->n->kernel_state, &io);
+    np->h.plan_mem = NULL;
+    if (st != QKV_OK)
+        return st;
+    step->scratch_bytes = io.scratch_bytes;
+    step->plan_state = io.plan_state;
+    return QKV_OK;
+}
 
+/* Output 0 of an in-place kernel may take over the buffer of its in-place
+ * input when that input dies at this node with the same type and size. */
+static bool place_in_place(builder *b, node_plan *np, int32_t dst)
+{
+    const qkv_ir_node *n = np->n;
+    const qkv_kernel *k = np->k;
+    const qkv_plan_value *dv = &b->p->values[dst];
+    if (!(k->flags & QKV_KERNEL_INPLACE) || k->inplace_input < 0 ||
+        (size_t)k->inplace_input >= n->n_inputs || n->inputs[k->inplace_input] < 0)
+        return false;
+    int32_t src = n->inputs[k->inplace_input], pos = (int32_t)np->pos;
+    const qkv_plan_value *sv = &b->p->values[src];
+    if (sv->storage != QKV_STORE_ARENA || b->bufs[b->group[src]].last_use != pos ||
+        sv->t.dtype != dv->t.dtype || sv->t.data_bytes != dv->t.data_bytes)
+        return false;
+    int32_t gi = b->group[src];
+    b->group[dst] = gi;
+    b->bufs[gi].last_use = b->last_use[dst] < pos ? pos : b->last_use[dst];
+    b->p->stats.in_place++;
+    return true;
+}
+
+/* 7. Arena outputs (in place where allowed), then the step with its scratch. */
+static qkv_status place_outputs(builder *b, node_plan *np, const qkv_plan_step *step)
+{
+    const qkv_ir_node *n = np->n;
+    qkv_exec_plan *p = b->p;
+    int32_t pos = (int32_t)np->pos;
     for (size_t j = 0; j < n->n_outputs; j++) {
         int32_t dst = n->outputs[j];
         if (dst < 0)
@@ -259,39 +332,57 @@ static qkv_status plan_node(builder *b, size_t pos)
         dv->t.data = NULL;
         dv->storage = QKV_STORE_ARENA;
         dv->view_of = dst;
-        if (j == 0 && (k->flags & QKV_KERNEL_INPLACE) && k->inplace_input >= 0 &&
-            (size_t)k->inplace_input < n->n_inputs && n->inputs[k->inplace_input] >= 0) {
-            int32_t src = n->inputs[k->inplace_input];
-            const qkv_plan_value *sv = &p->values[src];
-            if (sv->storage == QKV_STORE_ARENA &&
-                b->bufs[b->group[src]].last_use == (int32_t)pos && sv->t.dtype == dv->t.dtype &&
-                sv->t.data_bytes == dv->t.data_bytes) {
-                int32_t gi = b->group[src];
-                b->group[dst] = gi;
-                b->bufs[gi].last_use = b->last_use[dst] < (int32_t)pos ? (int32_t)pos
-                                                                        : b->last_use[dst];
-                p->stats.in_place++;
-                continue;
-            }
-        }
-        int32_t gi = add_buffer(b, dv->t.data_bytes, (int32_t)pos, b->last_use[dst]);
+        if (j == 0 && place_in_place(b, np, dst))
+            continue;
+        int32_t gi = add_buffer(b, dv->t.data_bytes, pos, b->last_use[dst]);
         if (gi < 0)
             return oom(b);
         b->group[dst] = gi;
         if (dv->t.data_bytes > b->largest_bytes) {
-            b->largest = n;
+            b->largest = np->n;
             b->largest_bytes = dv->t.data_bytes;
         }
     }
     b->step_scratch[p->n_steps] = -1;
-    if (step.scratch_bytes) {
-        int32_t gi = add_buffer(b, step.scratch_bytes, (int32_t)pos, (int32_t)pos);
+    if (step->scratch_bytes) {
+        int32_t gi = add_buffer(b, step->scratch_bytes, pos, pos);
         if (gi < 0)
             return oom(b);
         b->step_scratch[p->n_steps] = gi;
     }
-    p->steps[p->n_steps++] = step;
+    p->steps[p->n_steps++] = *step;
     return QKV_OK;
+}
+
+/* Plans the node at topological position pos (the phases above). */
+static qkv_status plan_node(builder *b, size_t pos)
+{
+    int32_t idx = b->g->order[pos];
+    const qkv_ir_node *n = &b->g->nodes[idx];
+    node_plan np = {.n = n, .k = n->kernel, .idx = idx, .pos = pos};
+    np.h = (qkv_host_ctx){.node = n, .version = np.k->since_version, .err = b->err,
+                          .threads = b->s->opts.threads, .memory_limited = b->limited,
+                          .memory_left = b->mem_left};
+    gather_inputs(b, &np);
+    qkv_status st = QKV_OK;
+    bool done = false;
+    if (!np.dynamic)
+        st = infer_outputs(b, &np);
+    if (st == QKV_OK && !np.dynamic)
+        st = evaluate_now(b, &np, &done);
+    if (st != QKV_OK || done)
+        return st;
+    if (np.dynamic) {
+        plan_dynamic(b, &np);
+        return QKV_OK;
+    }
+    if (alias_output(b, &np))
+        return QKV_OK;
+    qkv_plan_step step = {.node = idx};
+    st = prepare_step(b, &np, &step);
+    if (st == QKV_OK)
+        st = place_outputs(b, &np, &step);
+    return st;
 }
 
 /* Graph outputs that do not live in the arena (an input, a constant, a

@@ -1,6 +1,7 @@
 /*
- * plugin.c - loading plugin libraries: dlopen, the entry point, version
- * checks, copying the descriptors, reference counting and closing.
+ * plugin.c - loading plugin libraries: dlopen, the exported ABI version
+ * (checked before the plugin's init runs), the entry point, copying the
+ * descriptors, reference counting and closing.
  *
  * A load either completes or leaves the registry exactly as it was: the
  * library is linked into the list only after everything it provides has
@@ -54,6 +55,30 @@ static void plugin_free(qkv_plugin *p, int initialised)
     free(p);
 }
 
+/* The message for a plugin built for another major version of the ABI. */
+static qkv_status refuse_major(const char *path, uint32_t abi, qkv_error *err)
+{
+    return qkv_error_set(err, QKV_ERR_PLUGIN,
+                         "plugin '%s' was built for the qkv plugin ABI %u.%u; this qkv speaks "
+                         "%u.%u (rebuild the plugin against this qkv's qkv_plugin.h)",
+                         path, QKV_ABI_VERSION_MAJOR(abi), QKV_ABI_VERSION_MINOR(abi),
+                         QKV_ABI_MAJOR, QKV_ABI_MINOR);
+}
+
+/* Checks the ABI version the library exports (QKV_PLUGIN_ABI_SYMBOL) before
+ * its init may run: another major is refused. A library without the symbol
+ * predates it (ABI 1.0/1.1): its info's version is checked after init. */
+static qkv_status check_exported_abi(const qkv_plugin *p, qkv_error *err)
+{
+    dlerror();
+    const uint32_t *abi = dlsym(p->handle, QKV_PLUGIN_ABI_SYMBOL);
+    if (!abi)
+        return QKV_OK;
+    if (QKV_ABI_VERSION_MAJOR(*abi) != QKV_ABI_MAJOR)
+        return refuse_major(p->path, *abi, err);
+    return QKV_OK;
+}
+
 /* Reads the plugin's info (only as far as its struct_size covers) and copies
  * its kernels and backends into p->provides, checking them against each
  * other and against the built-in kernels. */
@@ -65,12 +90,7 @@ static qkv_status adopt_info(qkv_plugin *p, const qkv_plugin_info *info, qkv_err
         return qkv_error_set(err, QKV_ERR_PLUGIN,
                              "plugin '%s': qkv_plugin_init succeeded but returned no info", path);
     if (QKV_ABI_VERSION_MAJOR(info->abi_version) != QKV_ABI_MAJOR)
-        return qkv_error_set(err, QKV_ERR_PLUGIN,
-                             "plugin '%s' was built for the qkv plugin ABI %u.%u; this qkv speaks "
-                             "%u.%u (rebuild the plugin against this qkv's qkv_plugin.h)",
-                             path, QKV_ABI_VERSION_MAJOR(info->abi_version),
-                             QKV_ABI_VERSION_MINOR(info->abi_version), QKV_ABI_MAJOR,
-                             QKV_ABI_MINOR);
+        return refuse_major(path, info->abi_version, err);
     if (info->struct_size < v1_size)
         return qkv_error_set(err, QKV_ERR_PLUGIN,
                              "plugin '%s': qkv_plugin_info has struct_size %u, at least %zu "
@@ -143,12 +163,17 @@ static qkv_status open_plugin(const char *path, qkv_plugin **out, qkv_error *err
         plugin_free(p, 0);
         return st;
     }
+    qkv_status st = check_exported_abi(p, err);
+    if (st != QKV_OK) {
+        plugin_free(p, 0);
+        return st;
+    }
     qkv_plugin_init_fn init;
     /* POSIX: a data pointer from dlsym converts to a function pointer */
     memcpy(&init, &sym, sizeof init);
     char msg[QKV_ERROR_MESSAGE_BYTES] = "";
     const qkv_plugin_info *info = NULL;
-    qkv_status st = init(qkv_host_api_get(), &info, msg, sizeof msg);
+    st = init(qkv_host_api_get(), &info, msg, sizeof msg);
     msg[sizeof msg - 1] = '\0';
     if (st != QKV_OK) {
         qkv_status ret = st == QKV_ERR_OUT_OF_MEMORY ? st : QKV_ERR_PLUGIN;

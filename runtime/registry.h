@@ -11,6 +11,7 @@
 #define QKV_REGISTRY_H
 
 #include "qkv.h"
+#include "qkv_plugin.h"
 
 typedef struct qkv_registry qkv_registry;
 

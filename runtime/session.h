@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "ir.h"
+#include "kernel_host.h"
 #include "qkv.h"
 #include "prepack.h"
 #include "registry.h"
@@ -62,6 +63,7 @@ typedef struct qkv_plan_step {
     bool dynamic;          /* infer and allocate at run time */
     size_t scratch_offset; /* in the arena */
     size_t scratch_bytes;
+    const void *plan_state; /* what the kernel's prepare kept for compute (in plan_mem) */
 } qkv_plan_step;
 
 /* A graph output copied into the arena at the end of a run (when its value
@@ -81,6 +83,7 @@ struct qkv_exec_plan {
     qkv_plan_step *steps;
     size_t n_copies;
     qkv_plan_copy *copies;
+    qkv_plan_mem plan_mem; /* the kernels' per-plan states, freed with the plan */
     qkv_plan_stats stats;
 };
 

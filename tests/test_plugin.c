@@ -4,8 +4,14 @@
  *
  *   fx_good         custom ops (with and without shape inference, failing
  *                   compute, host->gemm) and the backend "testbk"
- *   fx_bad_major    ABI 2.0: refused, both versions in the message
- *   fx_newer_minor  ABI 1.(minor+1) with grown structs: accepted, runs
+ *   fx_abi_major    exports qkv_plugin_abi_version 2.0: refused before its
+ *                   init runs (the init counts its calls)
+ *   fx_bad_major    no exported version (a 1.0/1.1-era plugin) and an info
+ *                   claiming 2.0: refused after init, both versions named
+ *   fx_newer_minor  ABI 1.(minor+1), exported and in grown structs: accepted,
+ *                   runs
+ *   fx_plan_state   per-plan state (ABI 1.2): a prepare that numbers itself,
+ *                   and a compute that asks for per-plan memory
  *   fx_no_entry     no qkv_plugin_init
  *   fx_init_fail    qkv_plugin_init fails with its own message
  *   fx_dup          qkv.test.Scale again: a session with fx_good refuses both
@@ -20,6 +26,7 @@
  */
 #define _XOPEN_SOURCE 700 /* realpath, setenv */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +221,34 @@ Test(plugin, other_major_version_is_refused_with_both_versions)
     assert_contains(m, want);
 }
 
+Test(plugin, other_major_version_exported_is_refused_before_init_runs)
+{
+    /* the test's own handle on the fixture: the host's dlopen gets the same
+     * library, so the same counter, and it stays readable after the host
+     * closes its handle */
+    void *lib = dlopen(fx("fx_abi_major"), RTLD_NOW | RTLD_LOCAL);
+    cr_assert(lib, "%s", dlerror());
+    int *init_calls = dlsym(lib, "fx_init_calls");
+    cr_assert(init_calls);
+    char want[4200];
+    const char *m = load_fails(fx("fx_abi_major"), QKV_ERR_PLUGIN);
+    snprintf(want, sizeof want,
+             "plugin '%s' was built for the qkv plugin ABI 2.0; this qkv speaks %d.%d",
+             fx_real("fx_abi_major"), QKV_ABI_MAJOR, QKV_ABI_MINOR);
+    assert_contains(m, want);
+    cr_assert_eq(*init_calls, 0, "the host ran the init of a plugin of another major");
+    /* the counter does count: the fixture's init, called here, moves it */
+    qkv_plugin_init_fn init;
+    void *sym = dlsym(lib, QKV_PLUGIN_ENTRY);
+    cr_assert(sym);
+    memcpy(&init, &sym, sizeof init);
+    const qkv_plugin_info *info = NULL;
+    char msg[64];
+    cr_assert_eq(init(NULL, &info, msg, sizeof msg), QKV_OK);
+    cr_assert_eq(*init_calls, 1);
+    dlclose(lib);
+}
+
 Test(plugin, failing_init_reports_the_plugins_message)
 {
     char want[4200];
@@ -396,6 +431,89 @@ Test(plugin, compute_error_fails_the_run_with_the_plugins_message_and_the_sessio
     cr_assert_arr_eq(qkv_context_output(ctx, 0)->data, good, sizeof good);
     qkv_context_destroy(ctx);
     run_reference(s, "fail", 0, 0);
+    qkv_session_destroy(s);
+}
+
+/* ---- per-plan state ----------------------------------------------------------------- */
+
+/* Runs plan_once on n floats; returns y = [serial of the prepare that built
+ * the plan, element count it saw]. */
+static void run_plan_once(qkv_context *ctx, int64_t n, float y[2])
+{
+    float xs[64] = {0};
+    cr_assert(n <= 64);
+    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {n}, .data = xs,
+                    .data_bytes = (size_t)n * sizeof(float)};
+    qkv_error err = {0};
+    cr_assert_eq(qkv_run(ctx, &x, 1, &err), QKV_OK, "%s", err.message);
+    const qkv_tensor *out = qkv_context_output(ctx, 0);
+    cr_assert(out && out->data_bytes == 2 * sizeof(float));
+    memcpy(y, out->data, 2 * sizeof(float));
+}
+
+Test(plugin, per_plan_state_is_built_once_per_plan_and_shared_by_its_runs)
+{
+    const char *plugins[] = {fx("fx_plan_state")};
+    qkv_session *s = must_open("plan_once", plugins, 1, NULL);
+    qkv_context *a = NULL, *b = NULL;
+    qkv_error err = {0};
+    cr_assert_eq(qkv_context_create(s, &a, &err), QKV_OK);
+    cr_assert_eq(qkv_context_create(s, &b, &err), QKV_OK);
+    float y[2];
+    for (int run = 0; run < 3; run++) {
+        run_plan_once(a, 3, y);
+        cr_assert(y[0] == 1 && y[1] == 3, "run %d of length 3: [%g, %g]", run, y[0], y[1]);
+    }
+    run_plan_once(a, 5, y);
+    cr_assert(y[0] == 2 && y[1] == 5, "length 5: [%g, %g]", y[0], y[1]);
+    /* back to the cached plan of length 3, and from another context: its
+     * state, not a new prepare */
+    run_plan_once(a, 3, y);
+    cr_assert(y[0] == 1 && y[1] == 3, "length 3 again: [%g, %g]", y[0], y[1]);
+    run_plan_once(b, 3, y);
+    cr_assert(y[0] == 1 && y[1] == 3, "other context: [%g, %g]", y[0], y[1]);
+    cr_assert_eq(qkv_session_plans_built(s), 2);
+    qkv_context_destroy(a);
+    qkv_context_destroy(b);
+    qkv_session_destroy(s);
+}
+
+Test(plugin, per_plan_state_goes_with_a_plan_evicted_from_the_cache)
+{
+    const char *plugins[] = {fx("fx_plan_state")};
+    qkv_session *s = must_open("plan_once", plugins, 1, NULL);
+    qkv_context *ctx = NULL;
+    qkv_error err = {0};
+    cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK);
+    float y[2];
+    /* lengths 1..40: more plans than the cache keeps (32), each prepared once */
+    for (int64_t n = 1; n <= 40; n++) {
+        run_plan_once(ctx, n, y);
+        cr_assert(y[0] == (float)n && y[1] == (float)n, "length %lld: [%g, %g]", (long long)n,
+                  y[0], y[1]);
+    }
+    /* length 1 was evicted (its state freed with it: the valgrind run of
+     * this test checks for leaks): a new plan, a new prepare */
+    run_plan_once(ctx, 1, y);
+    cr_assert(y[0] == 41 && y[1] == 1, "length 1 again: [%g, %g]", y[0], y[1]);
+    qkv_context_destroy(ctx);
+    qkv_session_destroy(s);
+}
+
+Test(plugin, plan_alloc_outside_prepare_fails_naming_the_node)
+{
+    const char *plugins[] = {fx("fx_plan_state")};
+    qkv_session *s = must_open("plan_alloc", plugins, 1, NULL);
+    qkv_context *ctx = NULL;
+    qkv_error err = {0};
+    cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK);
+    float xs[3] = {1, 2, 3};
+    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {3}, .data = xs,
+                    .data_bytes = sizeof xs};
+    cr_assert_eq(qkv_run(ctx, &x, 1, &err), QKV_ERR_INVALID_ARGUMENT);
+    cr_assert_str_eq(err.message, "node 'alloc' (qkv.plan.AllocInCompute-1): plan_alloc: only "
+                                  "prepare may take per-plan memory");
+    qkv_context_destroy(ctx);
     qkv_session_destroy(s);
 }
 

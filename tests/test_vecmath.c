@@ -1,6 +1,6 @@
 /*
- * vecmath (ops/vecmath.h): erf, exact and tanh GELU and the fused-matmul
- * epilogue, in every variant this CPU runs, against libm in double on dense
+ * vecmath (ops/vecmath.h): erf, exact and tanh GELU, the fused-matmul
+ * epilogue and the online-softmax row steps, in every variant this CPU runs, against libm in double on dense
  * sweeps of float32 (every 251st bit pattern, so every exponent, and every
  * 2^-15 step of [-8, 8]), and the special values. ctest runs this binary
  * once per QKV_ISA level (baseline, avx2, avx512): the variant the
@@ -266,5 +266,63 @@ Test(vecmath, epilogue_every_activation_term_and_tail)
                         cr_assert(same_bits(y[j], y0[j]), "%s: wrote past n", qkv_isa_name(isa));
                 }
             }
+    }
+}
+
+/* The online-softmax row steps on rows of every length up to 70 (full
+ * vectors and tails of every width), -inf cells (excluded scores) among
+ * them, in every variant; references in double. */
+Test(vecmath, softmax_row_steps_every_length_and_tail)
+{
+    enum { N = 70 };
+    float x0[N];
+    for (size_t j = 0; j < N; j++)
+        x0[j] = (float)((int)(j * 37 % 23) - 11) * 0.75f; /* in [-8.25, 8.25] */
+    x0[3] = x0[40] = -INFINITY;
+    x0[17] = -200.0f; /* exp(x - max) < exp(-87): exactly 0 */
+    for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
+        const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
+        const char *name = qkv_isa_name((qkv_isa)isa);
+        cr_assert(t->max(x0, 0) == -INFINITY, "%s: max of nothing", name);
+        for (size_t n = 1; n <= N; n++) {
+            float want_max = -INFINITY;
+            for (size_t j = 0; j < n; j++)
+                want_max = x0[j] > want_max ? x0[j] : want_max;
+            float m = t->max(x0, n);
+            cr_assert(same_bits(m, want_max), "%s n %zu: max %g, expected %g", name, n, m,
+                      want_max);
+            if (m == -INFINITY)
+                continue;
+            float x[N + 1];
+            memcpy(x, x0, sizeof x0);
+            x[n] = 1234.0f; /* must stay */
+            float sum = t->exp_shifted(x, n, m);
+            double want_sum = 0;
+            for (size_t j = 0; j < n; j++) {
+                double d = (double)x0[j] - (double)m;
+                double want = d < -87 ? 0 : exp(d);
+                want_sum += want;
+                /* Cephes' exp: 2 ulps, plus the rounding of x - m */
+                cr_assert(fabs(x[j] - want) <= 4e-7 * want, "%s n %zu j %zu: exp(%g) = %.9g, "
+                          "expected %.9g", name, n, j, d, x[j], want);
+                if (want == 0)
+                    cr_assert(same_bits(x[j], 0.0f), "%s: excluded cell %zu is not 0", name, j);
+            }
+            cr_assert(x[n] == 1234.0f, "%s n %zu: wrote past n", name, n);
+            /* float sums of at most 70 terms in [0, 1] */
+            cr_assert(fabs(sum - want_sum) <= 1e-5 * want_sum, "%s n %zu: sum %.9g, expected "
+                      "%.9g", name, n, sum, want_sum);
+            float y[N + 1];
+            y[n] = 1234.0f;
+            t->scale(y, x0, n, 0.5f);
+            for (size_t j = 0; j < n; j++)
+                cr_assert(same_bits(y[j], x0[j] * 0.5f), "%s: scale", name);
+            cr_assert(y[n] == 1234.0f, "%s: scale wrote past n", name);
+            float before[N];
+            memcpy(before, x, n * sizeof *x);
+            t->scale(x, x, n, 2.0f); /* in place */
+            for (size_t j = 0; j < n; j++)
+                cr_assert(same_bits(x[j], before[j] * 2.0f), "%s: scale in place", name);
+        }
     }
 }

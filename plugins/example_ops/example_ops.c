@@ -289,6 +289,10 @@ static const qkv_plugin_info info = {
     .kernels = kernels,
 };
 
+/* Read by the host before init: a qkv of another ABI major refuses this
+ * library without running any of it. */
+QKV_PLUGIN_EXPORT const uint32_t qkv_plugin_abi_version = QKV_ABI_VERSION;
+
 QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host, const qkv_plugin_info **out,
                                              char *errbuf, size_t errbuf_size)
 {

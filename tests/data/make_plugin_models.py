@@ -16,6 +16,8 @@ OUTDIR/plugin/<name>_{input,output}_<k>.pb (TensorProto files).
   host_gemm        qkv.test.HostGemm (a plugin op using host->gemm)
   relu_mixed       Relu on float (backend testbk takes it) and on double (cpu)
   neg              qkv.minor.Neg (the newer-minor fixture)
+  plan_once        qkv.plan.PlanOnce on x of symbolic length (per-plan state)
+  plan_alloc       qkv.plan.AllocInCompute (plan_alloc outside prepare)
   matmul_mixed     MatMul on float and on int32
   gemm_ops         MatMul (batched), Gemm (transB, alpha, beta, bias) and
                    Attention-23 (4-D, causal), every dim symbolic: the GEMM
@@ -149,6 +151,14 @@ def fixtures(out):
     save_model(out, "neg",
                [helper.make_node("Neg", ["x"], ["y"], name="neg", domain="qkv.minor")],
                [f("x", [3])], [f("y", [3])], (), (("", 17), ("qkv.minor", 1)), [x], [-x])
+    plan = (("", 17), ("qkv.plan", 1))
+    save_model(out, "plan_once",
+               [helper.make_node("PlanOnce", ["x"], ["y"], name="once", domain="qkv.plan")],
+               [f("x", ["n"])], [f("y", [2])], (), plan)
+    save_model(out, "plan_alloc",
+               [helper.make_node("AllocInCompute", ["x"], ["y"], name="alloc",
+                                 domain="qkv.plan")],
+               [f("x", [3])], [f("y", [3])], (), plan)
     a = rng.standard_normal((4, 6)).astype(np.float32)
     w = rng.standard_normal((6, 3)).astype(np.float32)
     ai = rng.integers(-5, 5, (2, 3)).astype(np.int32)

@@ -1,4 +1,6 @@
-/* fx_bad_major.c - claims the plugin ABI 2.0: refused with both versions. */
+/* fx_bad_major.c - a plugin from before qkv_plugin_abi_version (no such
+ * symbol) whose info claims the ABI 2.0: refused after its init, with both
+ * versions in the message. */
 #include "qkv_plugin.h"
 
 static qkv_status neg_compute(const void *state, qkv_kernel_io *io)

@@ -1,7 +1,8 @@
 /*
  * fx_newer_minor.c - built "for a newer qkv": ABI 1.(minor+1), with structs
  * that grew at the end (fields this host does not know). Accepted: the host
- * reads what it knows, ignores the rest, and the op runs.
+ * reads what it knows, ignores the rest, and the op runs. It exports that
+ * newer version as qkv_plugin_abi_version too: accepted before init.
  *   qkv.minor.Neg (1): y = -x
  */
 #include "qkv_plugin.h"
@@ -64,6 +65,8 @@ static const info_next info = {
     .future_name = "ignored",
     .future_flags = 42,
 };
+
+QKV_PLUGIN_EXPORT const uint32_t qkv_plugin_abi_version = NEWER_ABI;
 
 QKV_PLUGIN_EXPORT qkv_status qkv_plugin_init(const qkv_host_api *host, const qkv_plugin_info **out,
                                              char *errbuf, size_t errbuf_size)

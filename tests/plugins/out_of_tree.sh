@@ -6,8 +6,8 @@
 # directory; build it with a plain cc line using only the installed header and
 # pkg-config; run a model that uses it with the installed `qkv run --plugin`;
 # compare the output with the reference. Also checks that the plugin exports
-# only its entry point, and that the installed qkv finds its own default
-# plugins (the OpenBLAS backend) under PREFIX/LIBDIR/qkv/plugins.
+# only its entry point and its ABI version, and that the installed qkv finds
+# its own default plugins (the OpenBLAS backend) under PREFIX/LIBDIR/qkv/plugins.
 set -euo pipefail
 build=$1 src=$2 data=$3 python=$4
 tmp=$(mktemp -d)
@@ -25,9 +25,11 @@ cd "$tmp/myops"
 # the line docs/plugins.md gives
 cc -std=c11 -O2 -Wall -Wextra -Werror $(pkg-config --cflags qkv) -shared -fPIC \
   -fvisibility=hidden -o libmyops.so example_ops.c -lm
-exported=$(nm -D --defined-only libmyops.so | awk '$2 == "T" {print $3}')
-if [[ $exported != qkv_plugin_init ]]; then
-  echo "out_of_tree: the plugin exports [$exported], expected only qkv_plugin_init"
+exported=$(nm -D --defined-only libmyops.so | awk '$2 == "T" || $2 == "R" {print $2, $3}' |
+  sort | tr '\n' ' ')
+if [[ $exported != "R qkv_plugin_abi_version T qkv_plugin_init " ]]; then
+  echo "out_of_tree: the plugin exports [$exported], expected only qkv_plugin_init and" \
+    "qkv_plugin_abi_version"
   exit 1
 fi
 

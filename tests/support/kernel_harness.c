@@ -237,14 +237,17 @@ qkv_status kh_run_inplace(kh_node *n, size_t alias, const qkv_tensor *inputs, qk
                            "%s: output 0 does not fit input %zu's %zu bytes exactly",
                            n->node.op_type, alias, x.ins[alias].data_bytes);
     void *scratch = NULL;
+    qkv_plan_mem plan_mem = {0};
     if (st == QKV_OK) {
         /* as the planner does: the output is the input's buffer */
         output->data = x.ins[alias].data;
         output->data_bytes = x.ins[alias].data_bytes;
         qkv_kernel_io io;
         qkv_kernel_io_init(&io, &x.hctx, x.ins, n_in, output, 1);
+        x.hctx.plan_mem = &plan_mem; /* as the planner: prepare only */
         if (x.k->prepare)
             st = x.k->prepare(x.state, &io);
+        x.hctx.plan_mem = NULL;
         if (st == QKV_OK && io.scratch_bytes) {
             /* as qkv_node_eval: 64-byte aligned, as the ABI promises */
             scratch = aligned_alloc(64, (io.scratch_bytes + 63) / 64 * 64);
@@ -257,6 +260,7 @@ qkv_status kh_run_inplace(kh_node *n, size_t alias, const qkv_tensor *inputs, qk
             st = x.k->compute(x.state, &io);
     }
     free(scratch);
+    qkv_plan_mem_free(&plan_mem);
     exec_end(&x);
     return st;
 }
