@@ -110,11 +110,13 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
             if (!(i < node->n_outputs && node->outputs[i] < 0) &&
                 qkv_add_overflow(need, outputs[i].data_bytes, &need))
                 need = SIZE_MAX;
-        if (need > hctx->memory_left)
+        if (need > hctx->memory_left) {
+            qkv_plan_mem_free(&plan_mem);
             return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
                                   "outputs and scratch need %zu bytes, more than the %zu the "
                                   "session's memory limit leaves",
                                   need, hctx->memory_left);
+        }
     }
     void *scratch = NULL;
     if (io.scratch_bytes) {
