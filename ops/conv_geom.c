@@ -376,12 +376,10 @@ static void copy_strided(unsigned char *restrict dst, const unsigned char *restr
         return;
     }
     switch (eb) {
-    case 4: {
-        uint32_t *d = (uint32_t *)(void *)dst;
+    case 4:
         for (size_t i = 0; i < n; i++)
-            memcpy(d + i, src + i * stride * 4, 4);
+            memcpy(dst + i * 4, src + i * stride * 4, 4);
         break;
-    }
     case 1:
         for (size_t i = 0; i < n; i++)
             dst[i] = src[i * stride];
@@ -478,4 +476,45 @@ void qkv_im2col(const qkv_conv_geom *g, size_t elem_bytes, const void *x, size_t
             p += w1 - w0;
         }
     }
+}
+
+/* ---- bias planes ------------------------------------------------------------------ */
+
+typedef struct fill_run {
+    size_t channels, plane_len, elem_bytes;
+    const unsigned char *values;
+    unsigned char *y;
+} fill_run;
+
+static void fill_range(void *arg, size_t begin, size_t end)
+{
+    const fill_run *r = arg;
+    const size_t len = r->plane_len, eb = r->elem_bytes;
+    for (size_t plane = begin; plane < end; plane++) {
+        unsigned char *y = r->y + plane * len * eb;
+        const unsigned char *v = r->values ? r->values + (plane % r->channels) * eb : NULL;
+        if (!v) {
+            memset(y, 0, len * eb);
+        } else if (eb == 4) { /* float, int32: constant-size copies become single stores */
+            uint32_t u;
+            memcpy(&u, v, 4);
+            for (size_t j = 0; j < len; j++)
+                memcpy(y + j * 4, &u, 4);
+        } else if (eb == 8) {
+            uint64_t u;
+            memcpy(&u, v, 8);
+            for (size_t j = 0; j < len; j++)
+                memcpy(y + j * 8, &u, 8);
+        } else {
+            fill(y, len, eb, v);
+        }
+    }
+}
+
+void qkv_conv_fill_planes(qkv_kernel_io *io, size_t planes, size_t channels, size_t plane_len,
+                          size_t elem_bytes, const void *values, void *y)
+{
+    fill_run r = {.channels = channels, .plane_len = plane_len, .elem_bytes = elem_bytes,
+                  .values = values, .y = y};
+    qkv_run_range(io, planes, planes * plane_len * elem_bytes, fill_range, &r);
 }

@@ -161,4 +161,14 @@ void qkv_im2col(const qkv_conv_geom *g, size_t elem_bytes, const void *x, size_t
                 size_t row_begin, size_t row_end, size_t col_begin, size_t col_end, void *col,
                 size_t ld, const void *pad_value);
 
+/*
+ * Sets each of `planes` planes of plane_len elem_bytes-byte elements at y to
+ * its channel's value: plane i gets values[i % channels] (values holds
+ * `channels` elements; NULL: all-zero bytes). The bias that the
+ * convolutions' GEMMs then accumulate onto. Splits the planes over io's
+ * threads when large. Allocates nothing.
+ */
+void qkv_conv_fill_planes(qkv_kernel_io *io, size_t planes, size_t channels, size_t plane_len,
+                          size_t elem_bytes, const void *values, void *y);
+
 #endif /* QKV_CONV_GEOM_H */
