@@ -6,7 +6,7 @@
 # environment:
 #   THREADS="1 2"     thread counts (qkv --threads, ORT intraOpNumThreads)
 #   REPS=3            repetitions of the whole interleaved sweep
-#   MODELS="encoder2 mha attention23 ms_mha bert12"   a subset, in this order
+#   MODELS="encoder2 mha attention23 ms_mha bert12 vit_patch w2v_conv"   a subset, in this order
 #   ITERS=            timed runs per measurement (default per model: 50 for the
 #                     single-node models, 30 mha, 20 encoder2, 10 bert12)
 #   WARMUP=3          untimed runs before each measurement
@@ -57,7 +57,7 @@ BUILD=${1:-${BUILD_DIR:-$ROOT/build}}
 THREADS=${THREADS:-"1 2"}
 REPS=${REPS:-3}
 read -r -a QKV_EXTRA <<<"${QKV_ARGS:-}"
-MODELS=${MODELS:-"encoder2 mha attention23 ms_mha bert12"}
+MODELS=${MODELS:-"encoder2 mha attention23 ms_mha bert12 vit_patch w2v_conv"}
 ITERS=${ITERS:-}
 WARMUP=${WARMUP:-3}
 ORT_VERSION=${ORT_VERSION:-1.30.0}
@@ -170,9 +170,9 @@ iters_for() {
         return
     fi
     case $1 in
-    attention23 | ms_mha) echo 50 ;;
+    attention23 | ms_mha | vit_patch) echo 50 ;;
     mha) echo 30 ;;
-    encoder2) echo 20 ;;
+    encoder2 | w2v_conv) echo 20 ;;
     *) echo 10 ;;
     esac
 }
