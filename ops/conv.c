@@ -4,7 +4,8 @@
  * Y (N, M, O1..On), for any n >= 1 spatial dims, with groups, strides,
  * dilations, explicit pads and every auto_pad (geometry: conv_geom.h).
  *
- * Types: float and double (float16 and bfloat16 are not supported).
+ * Types: float and double; float16 (and bfloat16 from opset 22) computed
+ * in float32 scratch copies and rounded once at the end.
  *
  * Three ways to compute, chosen in prepare from the shapes:
  *  - depthwise (float, group == C, one input channel per group): a direct
@@ -30,6 +31,7 @@
 
 #include "blas.h"
 #include "conv_geom.h"
+#include "half.h"
 #include "kernel_util.h"
 
 /* The largest column tile built in scratch: the GEMM's B operand, sized to
@@ -78,7 +80,7 @@ static qkv_status conv_plan_make(const conv_state *s, qkv_kernel_io *io, conv_pl
         !qkv_conv_geom_out_size(&p->g, &p->out_size) ||
         __builtin_mul_overflow(p->cg, p->ksize, &p->rows))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large: sizes overflow");
-    if (x->dtype == QKV_DTYPE_FLOAT && p->cg == 1 && p->group > 1)
+    if (p->elem_bytes == sizeof(float) && p->cg == 1 && p->group > 1)
         p->path = CONV_DEPTHWISE;
     else if (qkv_conv_geom_is_pointwise(&p->g))
         p->path = CONV_POINTWISE;
@@ -362,15 +364,25 @@ static qkv_status conv_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
+/* The scratch the float/double compute needs: one column tile. */
+static bool conv_float_scratch(const conv_plan *p, size_t *bytes)
+{
+    *bytes = 0;
+    return p->path != CONV_IM2COL || !__builtin_mul_overflow(p->rows * p->elem_bytes, p->tile,
+                                                             bytes);
+}
+
 static qkv_status conv_prepare(void *state, qkv_kernel_io *io)
 {
     conv_plan p;
     qkv_status st = conv_plan_make(state, io, &p);
     if (st != QKV_OK)
         return st;
-    if (p.path == CONV_IM2COL &&
-        __builtin_mul_overflow(p.rows * p.elem_bytes, p.tile, &io->scratch_bytes))
-        return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its column scratch");
+    size_t bytes;
+    if (!conv_float_scratch(&p, &bytes) ||
+        (qkv_is_half(io->inputs[0].dtype) && !qkv_conv_half_scratch_bytes(io, bytes, &bytes)))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its scratch");
+    io->scratch_bytes = bytes;
     qkv_blas_gemm gm = {.m = p.mg, .n = p.out_size, .k = p.rows, .lda = p.rows,
                         .ldb = p.out_size, .ldc = p.out_size};
     if (!qkv_blas_gemm_fits(&gm))
@@ -379,7 +391,8 @@ static qkv_status conv_prepare(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-static qkv_status conv_compute(const void *state, qkv_kernel_io *io)
+/* float or double */
+static qkv_status conv_compute_float(const void *state, qkv_kernel_io *io)
 {
     conv_plan p;
     qkv_status st = conv_plan_make(state, io, &p);
@@ -408,22 +421,34 @@ static qkv_status conv_compute(const void *state, qkv_kernel_io *io)
     return conv_im2col(io, &p, io->inputs[0].data, io->inputs[1].data, y, beta);
 }
 
-#define CONV_KERNEL(since, until)                                                          \
+static qkv_status conv_compute(const void *state, qkv_kernel_io *io)
+{
+    if (!qkv_is_half(io->inputs[0].dtype))
+        return conv_compute_float(state, io);
+    conv_plan p;
+    size_t bytes;
+    qkv_status st = conv_plan_make(state, io, &p);
+    if (st != QKV_OK)
+        return st;
+    conv_float_scratch(&p, &bytes); /* prepare checked it */
+    return qkv_conv_run_as_f32(state, io, bytes, conv_compute_float);
+}
+
+#define CONV_KERNEL(since, until, types)                                                   \
     {                                                                                      \
         QKV_KERNEL_V1, .domain = "", .op_type = "Conv", .since_version = (since),          \
         .until_version = (until), .min_inputs = 2, .max_inputs = 3, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {QKV_TYPES_FLOATS},           \
+        .max_outputs = 1, .n_input_types = 1, .input_types = {(types)},                    \
         .init = conv_init, .infer = conv_infer, .prepare = conv_prepare,                   \
         .compute = conv_compute, .destroy = conv_destroy,                                  \
     }
 
-/* One descriptor per opset that changed Conv: 11 made kernel_shape and the
- * pads optional in the schema text only, 22 added bfloat16; the semantics
- * for float and double are the same in all three. */
+/* One descriptor per opset that changed Conv: 11 only reworded the schema,
+ * 22 added bfloat16; the semantics are the same in all three. */
 static const qkv_kernel kernels[] = {
-    CONV_KERNEL(1, 10),
-    CONV_KERNEL(11, 21),
-    CONV_KERNEL(22, 0),
+    CONV_KERNEL(1, 10, QKV_TYPES_FLOATS | QKV_T(FLOAT16)),
+    CONV_KERNEL(11, 21, QKV_TYPES_FLOATS | QKV_T(FLOAT16)),
+    CONV_KERNEL(22, 0, QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)),
 };
 
 /* The Conv descriptors; *count set to their number. */

@@ -6,7 +6,8 @@
  * (output shape and pads as the ONNX spec gives them: conv_geom.h,
  * qkv_conv_geom_transpose).
  *
- * Types: float and double (float16 and bfloat16 are not supported).
+ * Types: float and double; float16 (and bfloat16 from opset 22) computed
+ * in float32 scratch copies and rounded once at the end.
  *
  * Computation: Y starts as the bias (or zero). For each (image, group) and
  * tile of input positions, a GEMM makes the column matrix
@@ -21,6 +22,7 @@
 
 #include "blas.h"
 #include "conv_geom.h"
+#include "half.h"
 #include "kernel_util.h"
 
 #define COL_TILE_BYTES ((size_t)2 << 20)
@@ -299,14 +301,24 @@ static qkv_status convt_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
+/* The scratch the float/double compute needs: one column tile. */
+static bool convt_float_scratch(const convt_plan *p, size_t *bytes)
+{
+    *bytes = 0;
+    return p->pointwise || !__builtin_mul_overflow(p->rows * p->elem_bytes, p->tile, bytes);
+}
+
 static qkv_status convt_prepare(void *state, qkv_kernel_io *io)
 {
     convt_plan p;
     qkv_status st = convt_plan_make(state, io, &p);
     if (st != QKV_OK)
         return st;
-    if (!p.pointwise && __builtin_mul_overflow(p.rows * p.elem_bytes, p.tile, &io->scratch_bytes))
-        return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its column scratch");
+    size_t bytes;
+    if (!convt_float_scratch(&p, &bytes) ||
+        (qkv_is_half(io->inputs[0].dtype) && !qkv_conv_half_scratch_bytes(io, bytes, &bytes)))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its scratch");
+    io->scratch_bytes = bytes;
     qkv_blas_gemm gm = {.m = p.rows, .n = p.x_size, .k = p.cg, .lda = p.rows,
                         .ldb = p.x_size, .ldc = p.y_size};
     if (!qkv_blas_gemm_fits(&gm))
@@ -315,7 +327,8 @@ static qkv_status convt_prepare(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-static qkv_status convt_compute(const void *state, qkv_kernel_io *io)
+/* float or double */
+static qkv_status convt_compute_float(const void *state, qkv_kernel_io *io)
 {
     convt_plan p;
     qkv_status st = convt_plan_make(state, io, &p);
@@ -331,11 +344,24 @@ static qkv_status convt_compute(const void *state, qkv_kernel_io *io)
     return convt_run(io, &p);
 }
 
-#define CONVT_KERNEL(since, until)                                                         \
+static qkv_status convt_compute(const void *state, qkv_kernel_io *io)
+{
+    if (!qkv_is_half(io->inputs[0].dtype))
+        return convt_compute_float(state, io);
+    convt_plan p;
+    size_t bytes;
+    qkv_status st = convt_plan_make(state, io, &p);
+    if (st != QKV_OK)
+        return st;
+    convt_float_scratch(&p, &bytes); /* prepare checked it */
+    return qkv_conv_run_as_f32(state, io, bytes, convt_compute_float);
+}
+
+#define CONVT_KERNEL(since, until, types)                                                  \
     {                                                                                      \
         QKV_KERNEL_V1, .domain = "", .op_type = "ConvTranspose", .since_version = (since), \
         .until_version = (until), .min_inputs = 2, .max_inputs = 3, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {QKV_TYPES_FLOATS},           \
+        .max_outputs = 1, .n_input_types = 1, .input_types = {(types)},                    \
         .init = convt_init, .infer = convt_infer, .prepare = convt_prepare,                \
         .compute = convt_compute, .destroy = convt_destroy,                                \
     }
@@ -343,9 +369,9 @@ static qkv_status convt_compute(const void *state, qkv_kernel_io *io)
 /* One descriptor per opset that changed ConvTranspose (11: the schema's
  * optional attributes; 22: bfloat16); float and double behave alike. */
 static const qkv_kernel kernels[] = {
-    CONVT_KERNEL(1, 10),
-    CONVT_KERNEL(11, 21),
-    CONVT_KERNEL(22, 0),
+    CONVT_KERNEL(1, 10, QKV_TYPES_FLOATS | QKV_T(FLOAT16)),
+    CONVT_KERNEL(11, 21, QKV_TYPES_FLOATS | QKV_T(FLOAT16)),
+    CONVT_KERNEL(22, 0, QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)),
 };
 
 /* The ConvTranspose descriptors; *count set to their number. */

@@ -9,12 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernel_harness.h"
 
 /* float32 sums of at most a few hundred products of values in [-1, 1):
  * rounding stays far below 1e-4 of the sum of magnitudes */
 #define F32_TOL 1e-4
 #define F64_TOL 1e-12
+/* half-precision outputs are rounded once from float32: half an ulp, 2^-11
+ * (float16) or 2^-8 (bfloat16) relative, with room for the float32 sums */
+#define F16_TOL 1e-3
+#define BF16_TOL 8e-3
 
 static uint32_t rng_state = 12345;
 static uint32_t rnd(uint32_t n)
@@ -33,6 +38,8 @@ typedef struct conv_case {
     const char *auto_pad;      /* NULL: attribute absent */
     bool bias, set_kernel_shape, set_strides, set_dilations, set_pads;
     bool dbl;                  /* double instead of float */
+    qkv_dtype half;            /* FLOAT16 or BFLOAT16 instead of float; 0: not */
+    int64_t opset;             /* 0: 11 */
     size_t threads;
 } conv_case;
 
@@ -130,8 +137,17 @@ static void check_case(const conv_case *t, uint32_t seed, const char *what)
     float *xf = malloc((nx + nw + nb + 1) * sizeof(float));
     kh_fill_random(xf, nx + nw + nb + 1, seed);
     double *xdbl = malloc((nx + nw + nb + 1) * sizeof(double));
-    for (size_t i = 0; i < nx + nw + nb + 1; i++)
+    uint16_t *xh = malloc((nx + nw + nb + 1) * sizeof(uint16_t));
+    for (size_t i = 0; i < nx + nw + nb + 1; i++) {
+        if (t->half == QKV_DTYPE_FLOAT16) { /* the reference sees the rounded inputs */
+            xh[i] = qkv_f32_to_f16(xf[i]);
+            xf[i] = qkv_f16_to_f32(xh[i]);
+        } else if (t->half == QKV_DTYPE_BFLOAT16) {
+            xh[i] = qkv_f32_to_bf16(xf[i]);
+            xf[i] = qkv_bf16_to_f32(xh[i]);
+        }
         xdbl[i] = xf[i];
+    }
     int64_t out[3];
     int64_t pb_unused[3];
     ref_geometry(t, out, pb_unused);
@@ -142,7 +158,7 @@ static void check_case(const conv_case *t, uint32_t seed, const char *what)
     double *want = malloc((ny + 1) * sizeof(double));
     ref_conv(t, xdbl, xdbl + nx, t->bias ? xdbl + nx + nw : NULL, want, out);
 
-    kh_node *node = kh_node_create("Conv", 11, t->bias ? 3 : 2, 1);
+    kh_node *node = kh_node_create("Conv", t->opset ? t->opset : 11, t->bias ? 3 : 2, 1);
     if (t->group != 1 || rnd(2))
         kh_attr_int(node, "group", t->group);
     if (t->set_kernel_shape)
@@ -162,9 +178,9 @@ static void check_case(const conv_case *t, uint32_t seed, const char *what)
     if (t->auto_pad)
         kh_attr_string(node, "auto_pad", t->auto_pad);
     kh_set_threads(node, t->threads);
-    qkv_dtype dt = t->dbl ? QKV_DTYPE_DOUBLE : QKV_DTYPE_FLOAT;
-    void *base = t->dbl ? (void *)xdbl : (void *)xf;
-    size_t eb = t->dbl ? sizeof(double) : sizeof(float);
+    qkv_dtype dt = t->dbl ? QKV_DTYPE_DOUBLE : t->half ? t->half : QKV_DTYPE_FLOAT;
+    void *base = t->dbl ? (void *)xdbl : t->half ? (void *)xh : (void *)xf;
+    size_t eb = t->dbl ? sizeof(double) : t->half ? sizeof(uint16_t) : sizeof(float);
     qkv_tensor ins[3] = {kh_tensor(dt, rank, xd, base),
                          kh_tensor(dt, rank, wd, (char *)base + nx * eb),
                          kh_tensor(dt, 1, &t->m, (char *)base + (nx + nw) * eb)};
@@ -177,15 +193,24 @@ static void check_case(const conv_case *t, uint32_t seed, const char *what)
     for (int i = 0; i < rank; i++)
         cr_assert_eq(y.dims[i], yd[i], "%s: dim %d is %lld, expected %lld", what, i,
                      (long long)y.dims[i], (long long)yd[i]);
-    double tol = t->dbl ? F64_TOL : F32_TOL;
+    cr_assert_eq(y.dtype, dt, "%s", what);
+    double tol = t->dbl                               ? F64_TOL
+                 : t->half == QKV_DTYPE_FLOAT16  ? F16_TOL
+                 : t->half == QKV_DTYPE_BFLOAT16 ? BF16_TOL
+                                                 : F32_TOL;
     for (size_t i = 0; i < ny; i++) {
-        double got = t->dbl ? ((double *)y.data)[i] : ((float *)y.data)[i];
+        uint16_t *yh = y.data;
+        double got = t->dbl                               ? ((double *)y.data)[i]
+                     : t->half == QKV_DTYPE_FLOAT16  ? qkv_f16_to_f32(yh[i])
+                     : t->half == QKV_DTYPE_BFLOAT16 ? qkv_bf16_to_f32(yh[i])
+                                                     : ((float *)y.data)[i];
         cr_assert(fabs(got - want[i]) <= tol * (1 + fabs(want[i])),
                   "%s: element %zu is %.9g, expected %.9g", what, i, got, want[i]);
     }
     kh_free_outputs(&y, 1);
     kh_node_destroy(node);
     free(want);
+    free(xh);
     free(xdbl);
     free(xf);
 }
@@ -247,6 +272,32 @@ Test(conv, matches_direct_convolution_on_random_shapes)
                  t.dbl ? " double" : "");
         check_case(&t, (uint32_t)trial + 1, what);
     }
+}
+
+Test(conv, float16_and_bfloat16_compute_in_float32)
+{
+    for (int trial = 0; trial < 40; trial++) {
+        conv_case t;
+        random_case(&t, 1 + trial % 3, trial % 4 == 3);
+        t.half = trial % 2 ? QKV_DTYPE_FLOAT16 : QKV_DTYPE_BFLOAT16;
+        t.opset = 22; /* bfloat16 from opset 22 */
+        char what[64];
+        snprintf(what, sizeof what, "trial %d %s", trial,
+                 t.half == QKV_DTYPE_FLOAT16 ? "float16" : "bfloat16");
+        check_case(&t, (uint32_t)trial + 500, what);
+    }
+}
+
+Test(conv, bfloat16_needs_opset_22)
+{
+    uint16_t x[16] = {0}, w[4] = {0};
+    kh_node *n = kh_node_create("Conv", 21, 2, 1);
+    qkv_tensor ins[2] = {kh_tensor(QKV_DTYPE_BFLOAT16, 4, (int64_t[]){1, 1, 4, 4}, x),
+                         kh_tensor(QKV_DTYPE_BFLOAT16, 4, (int64_t[]){1, 1, 2, 2}, w)};
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(kh_run(n, ins, &y, &err), QKV_ERR_TYPE, "%s", err.message);
+    kh_node_destroy(n);
 }
 
 Test(conv, defaults_are_stride_1_no_pads)

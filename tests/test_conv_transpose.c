@@ -9,11 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernel_harness.h"
 
 /* float32 sums of at most a few dozen products of values in [-1, 1) */
 #define F32_TOL 1e-4
 #define F64_TOL 1e-12
+/* float16 outputs are rounded once from float32 (2^-11 relative) */
+#define F16_TOL 1e-3
 
 static uint32_t rng_state = 777;
 static uint32_t rnd(uint32_t n)
@@ -33,6 +36,7 @@ typedef struct convt_case {
     bool has_out_shape, set_pads, set_op;
     const char *auto_pad;
     bool bias, dbl;
+    bool f16; /* float16 instead of float */
     size_t threads;
 } convt_case;
 
@@ -134,8 +138,14 @@ static void check_case(const convt_case *t, uint32_t seed, const char *what)
     float *vf = malloc((nx + nw + nb + 1) * sizeof(float));
     kh_fill_random(vf, nx + nw + nb + 1, seed);
     double *vd = malloc((nx + nw + nb + 1) * sizeof(double));
-    for (size_t i = 0; i < nx + nw + nb + 1; i++)
+    uint16_t *vh = malloc((nx + nw + nb + 1) * sizeof(uint16_t));
+    for (size_t i = 0; i < nx + nw + nb + 1; i++) {
+        if (t->f16) { /* the reference sees the rounded inputs */
+            vh[i] = qkv_f32_to_f16(vf[i]);
+            vf[i] = qkv_f16_to_f32(vh[i]);
+        }
         vd[i] = vf[i];
+    }
     int64_t out[3], pb[3];
     ref_geometry(t, out, pb);
     int64_t yd[5] = {t->n, t->m};
@@ -174,9 +184,9 @@ static void check_case(const convt_case *t, uint32_t seed, const char *what)
     if (t->auto_pad)
         kh_attr_string(node, "auto_pad", t->auto_pad);
     kh_set_threads(node, t->threads);
-    qkv_dtype dt = t->dbl ? QKV_DTYPE_DOUBLE : QKV_DTYPE_FLOAT;
-    void *base = t->dbl ? (void *)vd : (void *)vf;
-    size_t eb = t->dbl ? sizeof(double) : sizeof(float);
+    qkv_dtype dt = t->dbl ? QKV_DTYPE_DOUBLE : t->f16 ? QKV_DTYPE_FLOAT16 : QKV_DTYPE_FLOAT;
+    void *base = t->dbl ? (void *)vd : t->f16 ? (void *)vh : (void *)vf;
+    size_t eb = t->dbl ? sizeof(double) : t->f16 ? sizeof(uint16_t) : sizeof(float);
     qkv_tensor ins[3] = {kh_tensor(dt, rank, xd, base),
                          kh_tensor(dt, rank, wd, (char *)base + nx * eb),
                          kh_tensor(dt, 1, &t->m, (char *)base + (nx + nw) * eb)};
@@ -187,15 +197,19 @@ static void check_case(const convt_case *t, uint32_t seed, const char *what)
     for (int i = 0; i < rank; i++)
         cr_assert_eq(y.dims[i], yd[i], "%s: dim %d is %lld, expected %lld", what, i,
                      (long long)y.dims[i], (long long)yd[i]);
-    double tol = t->dbl ? F64_TOL : F32_TOL;
+    cr_assert_eq(y.dtype, dt, "%s", what);
+    double tol = t->dbl ? F64_TOL : t->f16 ? F16_TOL : F32_TOL;
     for (size_t i = 0; i < ny; i++) {
-        double got = t->dbl ? ((double *)y.data)[i] : ((float *)y.data)[i];
+        double got = t->dbl   ? ((double *)y.data)[i]
+                     : t->f16 ? qkv_f16_to_f32(((uint16_t *)y.data)[i])
+                              : ((float *)y.data)[i];
         cr_assert(fabs(got - want[i]) <= tol * (1 + fabs(want[i])),
                   "%s: element %zu is %.9g, expected %.9g", what, i, got, want[i]);
     }
     kh_free_outputs(&y, 1);
     kh_node_destroy(node);
     free(want);
+    free(vh);
     free(vd);
     free(vf);
 }
@@ -257,6 +271,18 @@ Test(conv_transpose, matches_scatter_reference_on_random_shapes)
                  t.has_out_shape ? (long long)t.out_shape[0] : -1LL,
                  t.auto_pad ? t.auto_pad : "-", t.dbl ? " double" : "");
         check_case(&t, (uint32_t)trial + 100, what);
+    }
+}
+
+Test(conv_transpose, float16_computes_in_float32)
+{
+    for (int trial = 0; trial < 30; trial++) {
+        convt_case t;
+        random_case(&t, 1 + trial % 3);
+        t.f16 = true;
+        char what[32];
+        snprintf(what, sizeof what, "float16 trial %d", trial);
+        check_case(&t, (uint32_t)trial + 900, what);
     }
 }
 
