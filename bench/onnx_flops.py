@@ -13,6 +13,9 @@ Counted, 2 flops per multiply-add (2*M*N*K for an (M, K) @ (K, N) product):
                               4-D (B, H, S, D) or 3-D (B, S, H*D) inputs
   MultiHeadAttention          the same, from query (B, S, N*H), key
   (com.microsoft)             (B, L, N*H) and value (B, L, N*Hv)
+  Conv                        2 * N * M * (output positions) * (C / group)
+                              * (kernel positions), from W (M, C/group, k...)
+                              and the output's shape
 
 Everything else (softmax, layer norm, bias adds, activations, transposes)
 is not counted, so GFLOP/s compares directly with an sgemm peak. The shapes
@@ -118,6 +121,12 @@ def _ms_mha(node, q, k, v):
     return 2 * b * s * l * (d + dv)
 
 
+def _conv(w, y):
+    """Y (N, M, O...) from W (M, C/group, k...): every output element is a
+    dot product of C/group * prod(k) terms."""
+    return 2 * _prod(y) * _prod(w[1:])
+
+
 def count(model):
     """(total, [(node name, op, flops)]) for the main graph; raises FlopError."""
     shapes = _shapes(model)
@@ -134,7 +143,13 @@ def count(model):
         elif dom == "com.microsoft" and node.op_type == "MultiHeadAttention":
             f = _ms_mha(node, _dims(shapes, node, 0), _dims(shapes, node, 1),
                         _dims(shapes, node, 2))
-        elif node.op_type in ("Loop", "If", "Scan", "Einsum", "Conv"):
+        elif dom == "ai.onnx" and node.op_type == "Conv":
+            y = shapes.get(node.output[0])
+            if y is None or any(d is None for d in y):
+                raise FlopError("node '%s' (Conv): the shape of output 0 '%s' is not known"
+                                % (node.name, node.output[0]))
+            f = _conv(_dims(shapes, node, 1), y)
+        elif node.op_type in ("Loop", "If", "Scan", "Einsum", "ConvTranspose"):
             raise FlopError("node '%s' (%s): not counted by this tool" % (node.name, node.op_type))
         else:
             continue

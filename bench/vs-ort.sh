@@ -6,7 +6,7 @@
 # environment:
 #   THREADS="1 2"     thread counts (qkv --threads, ORT intraOpNumThreads)
 #   REPS=3            repetitions of the whole interleaved sweep
-#   MODELS="encoder2 mha attention23 ms_mha bert12"   a subset, in this order
+#   MODELS="encoder2 mha attention23 ms_mha bert12 vit_patch w2v_conv"   a subset, in this order
 #                     (also encoder2_int8: encoder2 quantized as ORT's
 #                     quantize_dynamic does; not in the default set)
 #   ITERS=            timed runs per measurement (default per model: 50 for the
@@ -59,7 +59,7 @@ BUILD=${1:-${BUILD_DIR:-$ROOT/build}}
 THREADS=${THREADS:-"1 2"}
 REPS=${REPS:-3}
 read -r -a QKV_EXTRA <<<"${QKV_ARGS:-}"
-MODELS=${MODELS:-"encoder2 mha attention23 ms_mha bert12"}
+MODELS=${MODELS:-"encoder2 mha attention23 ms_mha bert12 vit_patch w2v_conv"}
 ITERS=${ITERS:-}
 WARMUP=${WARMUP:-3}
 ORT_VERSION=${ORT_VERSION:-1.30.0}
@@ -172,9 +172,9 @@ iters_for() {
         return
     fi
     case $1 in
-    attention23 | ms_mha) echo 50 ;;
+    attention23 | ms_mha | vit_patch) echo 50 ;;
     mha) echo 30 ;;
-    encoder2 | encoder2_int8) echo 20 ;;
+    encoder2 | encoder2_int8 | w2v_conv) echo 20 ;;
     *) echo 10 ;;
     esac
 }

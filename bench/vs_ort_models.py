@@ -25,6 +25,12 @@ from fixed seeds):
              feed-forward 3072, GELU (exported as Erf), post-norm: BERT-base's
              encoder size; inputs x (1, 128, 768) and key_padding_mask bool
              (1, 128), True on the last 28 positions (padding); opset 17
+  vit_patch  ViT-B/16's patch embedding: one Conv 3 -> 768, kernel 16,
+             stride 16, with bias, on x (1, 3, 224, 224); opset 17
+  w2v_conv   wav2vec2's first feature-extractor convs: Conv1d 1 -> 512,
+             kernel 10, stride 5, then Relu, then Conv1d 512 -> 512, kernel 3,
+             stride 2 (no biases, as in wav2vec2), on one second of 16 kHz
+             audio x (1, 1, 16000); opset 17
 
   NAME.onnx                 the model
   NAME/in/INPUT.npy         its inputs (both runtimes read these files)
@@ -52,7 +58,7 @@ import sys
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -61,7 +67,8 @@ import onnx_flops  # noqa: E402
 
 B, S, D, H, FF = 1, 128, 768, 12, 3072
 PAD = 28  # padded positions at the end of bert12's sequence
-ALL = ["encoder2", "mha", "attention23", "ms_mha", "bert12", "encoder2_int8"]
+ALL = ["encoder2", "mha", "attention23", "ms_mha", "bert12", "encoder2_int8", "vit_patch",
+       "w2v_conv"]
 # per-model comparison bounds other than bench/vs_ort_report.py's default
 TOLERANCE = {"encoder2_int8": {"rtol": 0.0, "atol": 0.25}}
 
@@ -211,6 +218,77 @@ def make_ms_mha(out_dir, name, seed):
     return path, names, ["output"]
 
 
+# ---- convolution front ends ---------------------------------------------------------
+
+
+def _conv1d_ref(x, w, stride):
+    """(C, L) float64 x, (M, C, K) w -> (M, Lout), no padding."""
+    m, c, k = w.shape
+    lout = (x.shape[1] - k) // stride + 1
+    cols = np.stack([x[:, j:j + stride * (lout - 1) + 1:stride] for j in range(k)], axis=1)
+    return np.einsum("mck,ckl->ml", w, cols)  # cols (C, K, Lout)
+
+
+def _conv_model(name, x_shape, y_shape, convs, relu_between):
+    """A chain of Conv nodes (weights as initializers) with Relu between."""
+    nodes, inits, prev = [], [], "x"
+    for i, (w, b, kw) in enumerate(convs):
+        ins = [prev, "w%d" % i]
+        inits.append(numpy_helper.from_array(w, "w%d" % i))
+        if b is not None:
+            inits.append(numpy_helper.from_array(b, "b%d" % i))
+            ins.append("b%d" % i)
+        out = "y" if i == len(convs) - 1 else "c%d" % i
+        nodes.append(helper.make_node("Conv", ins, [out], name="conv%d" % i, **kw))
+        if relu_between and out != "y":
+            nodes.append(helper.make_node("Relu", [out], ["r%d" % i], name="relu%d" % i))
+            out = "r%d" % i
+        prev = out
+    g = helper.make_graph(nodes, name,
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)],
+                          producer_name="qkv-bench")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def make_vit_patch(out_dir, name, seed):
+    rs = np.random.RandomState(seed)
+    x = rs.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    w = (rs.standard_normal((768, 3, 16, 16)) / math.sqrt(3 * 256)).astype(np.float32)
+    b = (0.1 * rs.standard_normal(768)).astype(np.float32)
+    m = _conv_model(name, [1, 3, 224, 224], [1, 768, 14, 14], [(w, b, {"kernel_shape": [16, 16],
+                                                    "strides": [16, 16]})], False)
+    path = os.path.join(out_dir, name + ".onnx")
+    onnx.save(m, path)
+    save_npy(os.path.join(out_dir, name, "in", "x.npy"), x)
+    # non-overlapping patches: (3, 14, 16, 14, 16) -> (14, 14, 3 * 16 * 16)
+    patches = x[0].astype(np.float64).reshape(3, 14, 16, 14, 16).transpose(1, 3, 0, 2, 4)
+    y = patches.reshape(196, 768) @ w.astype(np.float64).reshape(768, 768).T + b
+    save_npy(os.path.join(out_dir, name, "ref", "y.npy"),
+             y.T.reshape(1, 768, 14, 14).astype(np.float32))
+    return path, ["x"], ["y"]
+
+
+def make_w2v_conv(out_dir, name, seed):
+    rs = np.random.RandomState(seed)
+    x = rs.standard_normal((1, 1, 16000)).astype(np.float32)
+    w0 = (rs.standard_normal((512, 1, 10)) / math.sqrt(10)).astype(np.float32)
+    w1 = (rs.standard_normal((512, 512, 3)) / math.sqrt(512 * 3)).astype(np.float32)
+    m = _conv_model(name, [1, 1, 16000], [1, 512, 1599],
+                    [(w0, None, {"kernel_shape": [10], "strides": [5]}),
+                     (w1, None, {"kernel_shape": [3], "strides": [2]})], True)
+    path = os.path.join(out_dir, name + ".onnx")
+    onnx.save(m, path)
+    save_npy(os.path.join(out_dir, name, "in", "x.npy"), x)
+    h = np.maximum(_conv1d_ref(x[0].astype(np.float64), w0.astype(np.float64), 5), 0)
+    y = _conv1d_ref(h, w1.astype(np.float64), 2)
+    save_npy(os.path.join(out_dir, name, "ref", "y.npy"), y[None].astype(np.float32))
+    return path, ["x"], ["y"]
+
+
 MAKERS = {
     "encoder2": ("torch nn.TransformerEncoder, 2 layers, d 768, 12 heads, ff 3072, ReLU",
                  lambda o, n: make_encoder(o, n, 2, "relu", False, 10)),
@@ -226,6 +304,11 @@ MAKERS = {
     "bert12": ("torch nn.TransformerEncoder, 12 layers, d 768, 12 heads, ff 3072, GELU, "
                "key padding mask (28 of 128 padded)",
                lambda o, n: make_encoder(o, n, 12, "gelu", True, 50)),
+    "vit_patch": ("ViT-B/16 patch embedding: Conv 3 -> 768, k16 s16, x (1, 3, 224, 224)",
+                  lambda o, n: make_vit_patch(o, n, 60)),
+    "w2v_conv": ("wav2vec2 feature extractor convs: Conv1d 1 -> 512 k10 s5, Relu, "
+                 "512 -> 512 k3 s2, x (1, 1, 16000)",
+                 lambda o, n: make_w2v_conv(o, n, 70)),
 }
 
 

@@ -161,4 +161,28 @@ void qkv_im2col(const qkv_conv_geom *g, size_t elem_bytes, const void *x, size_t
                 size_t row_begin, size_t row_end, size_t col_begin, size_t col_end, void *col,
                 size_t ld, const void *pad_value);
 
+/*
+ * Sets each of `planes` planes of plane_len elem_bytes-byte elements at y to
+ * its channel's value: plane i gets values[i % channels] (values holds
+ * `channels` elements; NULL: all-zero bytes). The bias that the
+ * convolutions' GEMMs then accumulate onto. Splits the planes over io's
+ * threads when large. Allocates nothing.
+ */
+void qkv_conv_fill_planes(qkv_kernel_io *io, size_t planes, size_t channels, size_t plane_len,
+                          size_t elem_bytes, const void *values, void *y);
+
+/*
+ * float16 / bfloat16 through float32: a kernel whose compute handles float
+ * runs half-precision tensors by converting every present input to float32
+ * in scratch, computing in float32 and rounding output 0 back once.
+ * qkv_conv_half_scratch_bytes: in prepare, the scratch this needs on top of
+ * float_scratch (what the float compute declared for the same shapes);
+ * false on size_t overflow. qkv_conv_run_as_f32: in compute, with the first
+ * float_scratch bytes of io->scratch left to fn, which sees float32 tensors
+ * (same shapes) and io->scratch. Returns fn's status.
+ */
+bool qkv_conv_half_scratch_bytes(const qkv_kernel_io *io, size_t float_scratch, size_t *bytes);
+qkv_status qkv_conv_run_as_f32(const void *state, qkv_kernel_io *io, size_t float_scratch,
+                               qkv_kernel_compute_fn fn);
+
 #endif /* QKV_CONV_GEOM_H */

@@ -1,0 +1,459 @@
+/*
+ * conv.c - Conv (opsets 1, 11, 22): X (N, C, D1..Dn) convolved with
+ * W (M, C / group, k1..kn), plus an optional bias B (M), into
+ * Y (N, M, O1..On), for any n >= 1 spatial dims, with groups, strides,
+ * dilations, explicit pads and every auto_pad (geometry: conv_geom.h).
+ *
+ * Types: float and double; float16 (and bfloat16 from opset 22) computed
+ * in float32 scratch copies and rounded once at the end.
+ *
+ * Three ways to compute, chosen in prepare from the shapes:
+ *  - depthwise (float, group == C, one input channel per group): a direct
+ *    loop per (image, output channel) plane: each output row accumulates
+ *    one vectorisable multiply-add per kernel tap; planes go to threads;
+ *  - pointwise (every kernel dim 1, stride 1, no pad): X is already the
+ *    GEMM's B, so Y[n, g] = W[g] @ X[n, g] runs as one batched GEMM;
+ *  - otherwise im2col: for each (image, group), tiles of the
+ *    (C/group * K, O) column matrix are built in scratch (at most
+ *    COL_TILE_BYTES, rows split over threads) and multiplied by
+ *    W[g] (M/group, C/group * K) into a column block of Y.
+ * The GEMMs go to host->gemm, the session's GEMM (qkv's own, or a backend's),
+ * which splits them over the threads. With a bias, Y starts as the bias
+ * and the GEMMs accumulate into it (beta 1); without, they write it.
+ *
+ * Constant weights are not prepacked: W is the GEMM's left operand, which
+ * qkv's GEMM packs per block of Y in any case, and packing it once would
+ * save about as much as it costs to multiply the other way round (Y^T =
+ * col^T W^T with a packed W^T) and transpose Y back.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "conv_geom.h"
+#include "half.h"
+#include "kernel_util.h"
+
+/* The largest column tile built in scratch: the GEMM's B operand, sized to
+ * stay mostly in L2 while several blocks of Y read it. */
+#define COL_TILE_BYTES ((size_t)2 << 20)
+
+typedef struct conv_state {
+    qkv_conv_attrs attrs;
+} conv_state;
+
+/* How prepare decided to compute (recomputed in compute from the shapes). */
+typedef enum conv_path { CONV_DEPTHWISE, CONV_POINTWISE, CONV_IM2COL } conv_path;
+
+/* Everything compute needs, derived from the concrete shapes. */
+typedef struct conv_plan {
+    qkv_conv_geom g;
+    conv_path path;
+    size_t n, c, m, group;   /* batch, input channels, output channels, groups */
+    size_t cg, mg;           /* channels per group in X and Y */
+    size_t ksize;            /* kernel positions K */
+    size_t in_size, out_size; /* spatial positions of X and of Y */
+    size_t rows;             /* cg * ksize: rows of the column matrix */
+    size_t tile;             /* columns of Y per im2col tile */
+    size_t elem_bytes;
+} conv_plan;
+
+/* ---- the plan ---------------------------------------------------------------------- */
+
+static qkv_status conv_plan_make(const conv_state *s, qkv_kernel_io *io, conv_plan *p)
+{
+    const qkv_tensor *x = &io->inputs[0], *w = &io->inputs[1];
+    memset(p, 0, sizeof *p);
+    int32_t ns = x->rank - 2;
+    qkv_status st = qkv_conv_geom_forward(io, &s->attrs, ns, x->dims + 2, w->dims + 2, &p->g);
+    if (st != QKV_OK)
+        return st;
+    p->n = (size_t)x->dims[0];
+    p->c = (size_t)x->dims[1];
+    p->m = (size_t)w->dims[0];
+    p->group = (size_t)s->attrs.group;
+    p->cg = p->c / p->group;
+    p->mg = p->m / p->group;
+    p->elem_bytes = x->dtype == QKV_DTYPE_DOUBLE ? sizeof(double) : sizeof(float);
+    if (!qkv_conv_geom_kernel_size(&p->g, &p->ksize) ||
+        !qkv_conv_geom_in_size(&p->g, &p->in_size) ||
+        !qkv_conv_geom_out_size(&p->g, &p->out_size) ||
+        __builtin_mul_overflow(p->cg, p->ksize, &p->rows))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large: sizes overflow");
+    if (p->elem_bytes == sizeof(float) && p->cg == 1 && p->group > 1)
+        p->path = CONV_DEPTHWISE;
+    else if (qkv_conv_geom_is_pointwise(&p->g))
+        p->path = CONV_POINTWISE;
+    else
+        p->path = CONV_IM2COL;
+    if (p->path == CONV_IM2COL) {
+        size_t row_bytes = (p->rows ? p->rows : 1) * p->elem_bytes;
+        size_t tile = COL_TILE_BYTES / row_bytes;
+        tile = tile >= 64 ? tile / 64 * 64 : 64; /* whole GEMM panels, never fewer than 64 */
+        p->tile = tile < p->out_size ? tile : p->out_size;
+    }
+    return QKV_OK;
+}
+
+/* ---- depthwise: direct loop ---------------------------------------------------------- */
+
+typedef struct dw_run {
+    const conv_plan *p;
+    const float *x, *w, *b; /* b NULL: no bias */
+    float *y;
+} dw_run;
+
+/* One output row (the last spatial dim, positions [0, width)) of plane y
+ * for output position prefix q (the other dims, row-major), all taps. */
+static void dw_row(const conv_plan *p, const float *x, const float *w, float *restrict y,
+                   size_t q)
+{
+    const qkv_conv_geom *g = &p->g;
+    int32_t last = g->n_spatial - 1;
+    int64_t o[QKV_CONV_MAX_SPATIAL]; /* output coords of the row */
+    for (int32_t i = last - 1; i >= 0; i--) {
+        o[i] = (int64_t)(q % (size_t)g->out[i]);
+        q /= (size_t)g->out[i];
+    }
+    const int64_t s = g->stride[last], width = g->out[last], in_w = g->in[last];
+    for (size_t t = 0; t < p->ksize; t++) {
+        size_t u = t;
+        int64_t kl = (int64_t)(u % (size_t)g->kernel[last]);
+        u /= (size_t)g->kernel[last];
+        size_t src = 0, mul = (size_t)in_w;
+        bool inside = true;
+        for (int32_t i = last - 1; i >= 0; i--) {
+            int64_t pos = o[i] * g->stride[i] - g->pad_begin[i] +
+                          (int64_t)(u % (size_t)g->kernel[i]) * g->dilation[i];
+            u /= (size_t)g->kernel[i];
+            if (pos < 0 || pos >= g->in[i]) {
+                inside = false;
+                break;
+            }
+            src += (size_t)pos * mul;
+            mul *= (size_t)g->in[i];
+        }
+        if (!inside)
+            continue;
+        int64_t off = kl * g->dilation[last] - g->pad_begin[last];
+        /* output positions whose tap o * s + off lies in [0, in_w) */
+        int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
+        int64_t hi = in_w - 1 - off < 0 ? 0 : (in_w - 1 - off) / s + 1;
+        if (hi > width)
+            hi = width;
+        if (lo >= hi)
+            continue;
+        const float wt = w[t];
+        const float *restrict xr = x + src + off;
+        if (s == 1) {
+            for (int64_t j = lo; j < hi; j++)
+                y[j] += wt * xr[j];
+        } else {
+            for (int64_t j = lo; j < hi; j++)
+                y[j] += wt * xr[j * s];
+        }
+    }
+}
+
+/* parallel_for body: planes [begin, end) of Y, plane = n * M + m. */
+static void dw_range(void *arg, size_t begin, size_t end)
+{
+    const dw_run *r = arg;
+    const conv_plan *p = r->p;
+    size_t width = (size_t)p->g.out[p->g.n_spatial - 1];
+    size_t rows = width ? p->out_size / width : 0;
+    size_t mult = p->mg; /* output channels per input channel */
+    for (size_t plane = begin; plane < end; plane++) {
+        size_t n = plane / p->m, m = plane % p->m;
+        const float *x = r->x + (n * p->c + m / mult) * p->in_size;
+        const float *w = r->w + m * p->ksize;
+        float *y = r->y + plane * p->out_size;
+        float bias = r->b ? r->b[m] : 0.0f;
+        for (size_t j = 0; j < p->out_size; j++)
+            y[j] = bias;
+        for (size_t q = 0; q < rows; q++)
+            dw_row(p, x, w, y + q * width, q);
+    }
+}
+
+/* ---- GEMM paths -------------------------------------------------------------------------- */
+
+/* Y[n, g] = W[g] @ X[n, g] + beta * Y[n, g] for every (n, g): one batched
+ * GEMM. */
+static qkv_status conv_pointwise(qkv_kernel_io *io, const conv_plan *p, const void *x,
+                                 const void *w, void *y, double beta)
+{
+    qkv_blas_gemm gm;
+    memset(&gm, 0, sizeof gm);
+    gm.dtype = io->inputs[0].dtype;
+    gm.m = p->mg;
+    gm.n = p->out_size;
+    gm.k = p->cg;
+    gm.alpha = 1;
+    gm.beta = beta;
+    gm.a = w;
+    gm.lda = p->cg;
+    gm.b = x;
+    gm.ldb = p->out_size;
+    gm.c = y;
+    gm.ldc = p->out_size;
+    gm.batch_rank = 2;
+    gm.batch_dims[0] = p->n;
+    gm.batch_dims[1] = p->group;
+    gm.a_strides[0] = 0;
+    gm.a_strides[1] = p->mg * p->cg;
+    gm.b_strides[0] = p->c * p->in_size;
+    gm.b_strides[1] = p->cg * p->in_size;
+    gm.c_strides[0] = p->m * p->out_size;
+    gm.c_strides[1] = p->mg * p->out_size;
+    return qkv_blas_gemm_run(io, &gm);
+}
+
+typedef struct im2col_run {
+    const conv_plan *p;
+    const void *x; /* the group's first channel of one image */
+    void *col;
+    size_t col0, col1;
+} im2col_run;
+
+static void im2col_range(void *arg, size_t begin, size_t end)
+{
+    const im2col_run *r = arg;
+    const conv_plan *p = r->p;
+    qkv_im2col(&p->g, p->elem_bytes, r->x, p->cg, begin, end, r->col0, r->col1,
+               (unsigned char *)r->col + begin * (r->col1 - r->col0) * p->elem_bytes,
+               r->col1 - r->col0, NULL);
+}
+
+/* For each (n, g) and column tile: im2col into scratch, then
+ * Y[n, g][:, tile] = W[g] @ col + beta * Y[n, g][:, tile]. */
+static qkv_status conv_im2col(qkv_kernel_io *io, const conv_plan *p, const void *x,
+                              const void *w, void *y, double beta)
+{
+    const size_t eb = p->elem_bytes;
+    for (size_t n = 0; n < p->n; n++) {
+        for (size_t grp = 0; grp < p->group; grp++) {
+            const unsigned char *xg =
+                (const unsigned char *)x + (n * p->c + grp * p->cg) * p->in_size * eb;
+            unsigned char *yg = (unsigned char *)y + (n * p->m + grp * p->mg) * p->out_size * eb;
+            for (size_t c0 = 0; c0 < p->out_size; c0 += p->tile) {
+                size_t c1 = c0 + p->tile < p->out_size ? c0 + p->tile : p->out_size;
+                im2col_run r = {.p = p, .x = xg, .col = io->scratch, .col0 = c0, .col1 = c1};
+                qkv_run_range(io, p->rows, p->rows * (c1 - c0) * eb, im2col_range, &r);
+                qkv_blas_gemm gm;
+                memset(&gm, 0, sizeof gm);
+                gm.dtype = io->inputs[0].dtype;
+                gm.m = p->mg;
+                gm.n = c1 - c0;
+                gm.k = p->rows;
+                gm.alpha = 1;
+                gm.beta = beta;
+                gm.a = (const unsigned char *)w + grp * p->mg * p->rows * eb;
+                gm.lda = p->rows;
+                gm.b = io->scratch;
+                gm.ldb = c1 - c0;
+                gm.c = yg + c0 * eb;
+                gm.ldc = p->out_size;
+                qkv_status st = qkv_blas_gemm_run(io, &gm);
+                if (st != QKV_OK)
+                    return st;
+            }
+        }
+    }
+    return QKV_OK;
+}
+
+/* ---- callbacks ------------------------------------------------------------------------- */
+
+static qkv_status conv_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                            const qkv_node_ctx *node, void **state)
+{
+    (void)kernel;
+    conv_state *s = malloc(sizeof *s);
+    if (!s)
+        return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
+    qkv_status st = qkv_conv_attrs_parse(host, node, QKV_CONV_PARSE_GROUP, &s->attrs);
+    if (st != QKV_OK) {
+        free(s);
+        return st;
+    }
+    *state = s;
+    return QKV_OK;
+}
+
+static void conv_destroy(void *state) { free(state); }
+
+/* Checks X, W and B against each other where their dims are known. */
+static qkv_status conv_check(const conv_state *s, qkv_kernel_io *io)
+{
+    const qkv_tensor *x = &io->inputs[0], *w = &io->inputs[1];
+    const char *(*name)(qkv_dtype) = io->host->dtype_name;
+    if (w->dtype != x->dtype)
+        return KERR(io, QKV_ERR_TYPE, "input 1 'W' is %s but input 0 'X' is %s: they must match",
+                    name(w->dtype), name(x->dtype));
+    if (x->rank >= 0 && x->rank < 3)
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 0 'X' has rank %d, expected (N, C, D1, ...) of rank >= 3",
+                    (int)x->rank);
+    if (x->rank >= 0 && w->rank >= 0 && w->rank != x->rank)
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 1 'W' has rank %d but input 0 'X' has rank %d: they must match",
+                    (int)w->rank, (int)x->rank);
+    int64_t group = s->attrs.group;
+    if (x->rank >= 2 && x->dims[1] >= 0 && x->dims[1] % group != 0)
+        return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has %lld channels, not a multiple of group %lld",
+                    (long long)x->dims[1], (long long)group);
+    if (w->rank >= 2 && x->rank >= 2 && x->dims[1] >= 0 && w->dims[1] >= 0 &&
+        w->dims[1] * group != x->dims[1])
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 1 'W' has %lld input channels per group, so %lld with group %lld, but "
+                    "input 0 'X' has %lld channels",
+                    (long long)w->dims[1], (long long)(w->dims[1] * group), (long long)group,
+                    (long long)x->dims[1]);
+    if (w->rank >= 1 && w->dims[0] >= 0 && w->dims[0] % group != 0)
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 1 'W' has %lld output channels, not a multiple of group %lld",
+                    (long long)w->dims[0], (long long)group);
+    if (qkv_present(io, 2)) {
+        const qkv_tensor *b = &io->inputs[2];
+        if (b->dtype != x->dtype)
+            return KERR(io, QKV_ERR_TYPE, "input 2 'B' is %s but input 0 'X' is %s",
+                        name(b->dtype), name(x->dtype));
+        if (b->rank >= 0 && (b->rank != 1 || (w->rank >= 1 && w->dims[0] >= 0 &&
+                                              b->dims[0] >= 0 && b->dims[0] != w->dims[0])))
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input 2 'B' must be 1-D with one value per output channel (%lld)",
+                        (long long)(w->rank >= 1 ? w->dims[0] : -1));
+    }
+    return QKV_OK;
+}
+
+static qkv_status conv_infer(void *state, qkv_kernel_io *io)
+{
+    const conv_state *s = state;
+    const qkv_tensor *x = &io->inputs[0], *w = &io->inputs[1];
+    qkv_tensor *y = &io->outputs[0];
+    y->dtype = x->dtype;
+    y->rank = -1;
+    qkv_status st = conv_check(s, io);
+    if (st != QKV_OK || x->rank < 0)
+        return st;
+    int32_t ns = x->rank - 2;
+    y->rank = x->rank;
+    y->dims[0] = x->dims[0];
+    y->dims[1] = w->rank >= 1 ? w->dims[0] : -1;
+    int64_t kernel[QKV_CONV_MAX_SPATIAL];
+    bool known = true;
+    for (int32_t i = 0; i < ns; i++) {
+        kernel[i] = w->rank == x->rank ? w->dims[2 + i] : -1;
+        if (kernel[i] < 0 && s->attrs.has_kernel_shape && s->attrs.n_spatial == ns)
+            kernel[i] = s->attrs.kernel_shape[i];
+        known = known && kernel[i] >= 0;
+    }
+    if (!known) {
+        for (int32_t i = 0; i < ns; i++)
+            y->dims[2 + i] = -1;
+        return QKV_OK;
+    }
+    qkv_conv_geom g;
+    st = qkv_conv_geom_forward(io, &s->attrs, ns, x->dims + 2, kernel, &g);
+    if (st != QKV_OK)
+        return st;
+    for (int32_t i = 0; i < ns; i++)
+        y->dims[2 + i] = g.out[i];
+    return QKV_OK;
+}
+
+/* The scratch the float/double compute needs: one column tile. */
+static bool conv_float_scratch(const conv_plan *p, size_t *bytes)
+{
+    *bytes = 0;
+    return p->path != CONV_IM2COL || !__builtin_mul_overflow(p->rows * p->elem_bytes, p->tile,
+                                                             bytes);
+}
+
+static qkv_status conv_prepare(void *state, qkv_kernel_io *io)
+{
+    conv_plan p;
+    qkv_status st = conv_plan_make(state, io, &p);
+    if (st != QKV_OK)
+        return st;
+    size_t bytes;
+    if (!conv_float_scratch(&p, &bytes) ||
+        (qkv_is_half(io->inputs[0].dtype) && !qkv_conv_half_scratch_bytes(io, bytes, &bytes)))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its scratch");
+    io->scratch_bytes = bytes;
+    qkv_blas_gemm gm = {.m = p.mg, .n = p.out_size, .k = p.rows, .lda = p.rows,
+                        .ldb = p.out_size, .ldc = p.out_size};
+    if (!qkv_blas_gemm_fits(&gm))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for the GEMM: m=%zu n=%zu k=%zu",
+                    gm.m, gm.n, gm.k);
+    return QKV_OK;
+}
+
+/* float or double */
+static qkv_status conv_compute_float(const void *state, qkv_kernel_io *io)
+{
+    conv_plan p;
+    qkv_status st = conv_plan_make(state, io, &p);
+    if (st != QKV_OK)
+        return st;
+    const qkv_tensor *b = qkv_present(io, 2) ? &io->inputs[2] : NULL;
+    void *y = io->outputs[0].data;
+    if (p.n * p.m * p.out_size == 0)
+        return QKV_OK;
+    if (p.path == CONV_DEPTHWISE) {
+        dw_run r = {.p = &p, .x = io->inputs[0].data, .w = io->inputs[1].data,
+                    .b = b ? b->data : NULL, .y = y};
+        qkv_run_range(io, p.n * p.m, p.n * p.m * p.out_size * sizeof(float), dw_range, &r);
+        return QKV_OK;
+    }
+    /* each GEMM writes its own block of Y once: it adds to the bias, or
+     * overwrites Y when there is none */
+    if (b || p.rows == 0)
+        qkv_conv_fill_planes(io, p.n * p.m, p.m, p.out_size, p.elem_bytes, b ? b->data : NULL,
+                             y);
+    if (p.rows == 0)
+        return QKV_OK; /* no input channels: the bias alone */
+    double beta = b ? 1 : 0;
+    if (p.path == CONV_POINTWISE)
+        return conv_pointwise(io, &p, io->inputs[0].data, io->inputs[1].data, y, beta);
+    return conv_im2col(io, &p, io->inputs[0].data, io->inputs[1].data, y, beta);
+}
+
+static qkv_status conv_compute(const void *state, qkv_kernel_io *io)
+{
+    if (!qkv_is_half(io->inputs[0].dtype))
+        return conv_compute_float(state, io);
+    conv_plan p;
+    size_t bytes;
+    qkv_status st = conv_plan_make(state, io, &p);
+    if (st != QKV_OK)
+        return st;
+    conv_float_scratch(&p, &bytes); /* prepare checked it */
+    return qkv_conv_run_as_f32(state, io, bytes, conv_compute_float);
+}
+
+#define CONV_KERNEL(since, until, types)                                                   \
+    {                                                                                      \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Conv", .since_version = (since),          \
+        .until_version = (until), .min_inputs = 2, .max_inputs = 3, .min_outputs = 1,      \
+        .max_outputs = 1, .n_input_types = 1, .input_types = {(types)},                    \
+        .init = conv_init, .infer = conv_infer, .prepare = conv_prepare,                   \
+        .compute = conv_compute, .destroy = conv_destroy,                                  \
+    }
+
+/* One descriptor per opset that changed Conv: 11 only reworded the schema,
+ * 22 added bfloat16; the semantics are the same in all three. */
+static const qkv_kernel kernels[] = {
+    CONV_KERNEL(1, 10, QKV_TYPES_FLOATS | QKV_T(FLOAT16)),
+    CONV_KERNEL(11, 21, QKV_TYPES_FLOATS | QKV_T(FLOAT16)),
+    CONV_KERNEL(22, 0, QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)),
+};
+
+/* The Conv descriptors; *count set to their number. */
+const qkv_kernel *qkv_ops_conv(size_t *count)
+{
+    *count = sizeof kernels / sizeof kernels[0];
+    return kernels;
+}
