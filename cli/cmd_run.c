@@ -19,6 +19,8 @@
 #include "error.h"
 #include "inputs.h"
 #include "loader.h"
+#include "size_math.h"
+#include "str_util.h"
 #include "tensor_io.h"
 
 static const char USAGE[] =

@@ -33,6 +33,7 @@
 #include "error.h"
 #include "json.h"
 #include "loader.h"
+#include "str_util.h"
 #include "tensor_io.h"
 
 static const char USAGE[] =

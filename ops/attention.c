@@ -34,11 +34,11 @@
  * the operands (see attn_layout).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attention_core.h"
 #include "elementwise.h"
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
@@ -106,7 +106,7 @@ static qkv_status attn_init(const qkv_kernel *kernel, const qkv_host_api *host,
                     "attribute softmax_precision=%lld is not 1 (float), 10 (float16), "
                     "11 (double) or 16 (bfloat16)",
                     (long long)precision);
-    attn_attrs *s = host->alloc(sizeof *s);
+    attn_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     *s = a;
@@ -116,7 +116,7 @@ static qkv_status attn_init(const qkv_kernel *kernel, const qkv_host_api *host,
 
 static void attn_destroy(void *state)
 {
-    qkv_host_api_get()->free(state);
+    free(state);
 }
 
 /* ---- shapes ------------------------------------------------------------------ */

@@ -20,7 +20,7 @@
  * AVX2 and FMA (checked at run time) the products are register-blocked
  * micro-kernels (6 rows x 16 columns, the K tile packed as K^T once per tile;
  * any head sizes, tails masked); elsewhere, or with force_gemm, they are two
- * BLAS GEMMs (ops/blas.h) per tile.
+ * BLAS GEMMs (ops/util/blas.h) per tile.
  *
  * A query row whose keys are all excluded (every s is -inf) gives a zero
  * output row (ONNX opset-23 errata semantics), never NaN.

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 
 typedef struct gather_state {

@@ -31,10 +31,10 @@
  * of those inputs; no (S, T) buffer unless output 3 is requested.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attention_core.h"
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
@@ -110,7 +110,7 @@ static qkv_status mha_init(const qkv_kernel *kernel, const qkv_host_api *host,
     a.want_present_k = host->node_output_present(node, OUT_PRESENT_K) != 0;
     a.want_present_v = host->node_output_present(node, OUT_PRESENT_V) != 0;
     a.want_qk = host->node_output_present(node, OUT_QK) != 0;
-    mha_attrs *s = host->alloc(sizeof *s);
+    mha_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     *s = a;
@@ -120,7 +120,7 @@ static qkv_status mha_init(const qkv_kernel *kernel, const qkv_host_api *host,
 
 static void mha_destroy(void *state)
 {
-    qkv_host_api_get()->free(state);
+    free(state);
 }
 
 /* ---- shapes ---------------------------------------------------------------- */

@@ -15,6 +15,8 @@
 #include "kernel_host.h"
 #include "node_eval.h"
 #include "passes.h"
+#include "size_math.h"
+#include "str_util.h"
 
 void qkv_session_options_init(qkv_session_options *opts)
 {

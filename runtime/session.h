@@ -29,7 +29,7 @@ struct qkv_session {
     size_t n_fused_gelu;   /* GELU subgraphs rewritten into Gelu */
     size_t n_fused_matmul; /* FusedMatMul nodes created */
     qkv_prepack_stats prepack; /* constants packed by kernels, originals released */
-    /* plugins and backends (runtime/backend.h) */
+    /* plugins and backends (runtime/ext/backend.h) */
     struct qkv_session_backends *backends; /* loaded plugins, backend order, GEMM */
     /* plan cache: most recently used first */
     pthread_mutex_t cache_lock;

@@ -1,5 +1,5 @@
 /*
- * test_ir_graph.c - the IR graph functions of runtime/ir_graph.c on graphs
+ * test_ir_graph.c - the IR graph functions of runtime/ir/ir_graph.c on graphs
  * built by hand: values, nodes, attributes, and qkv_graph_finalize (dead
  * nodes, producers, consumers, topological order, every refusal).
  */
@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "ir.h"
+#include "str_util.h"
 
 static int32_t val(qkv_ir_graph *g, const char *name, qkv_value_kind kind)
 {

@@ -1,5 +1,5 @@
 /*
- * loader.h - internal interface of the ONNX loader (runtime/loader*.c).
+ * loader.h - internal interface of the ONNX loader (runtime/load/loader*.c).
  *
  * The public entry points are qkv_model_load_file/buffer in qkv.h. This
  * header exposes the pieces other parts of qkv reuse: decoding one TensorProto

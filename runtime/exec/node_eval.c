@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "loader.h"
+#include "size_math.h"
 
 static uint64_t input_mask(const qkv_kernel *k, size_t i)
 {

@@ -93,10 +93,4 @@ static inline void qkv_blas_to_gemm(const qkv_blas_gemm *g, qkv_gemm *out)
     }
 }
 
-/* The GEMM host->gemm falls back to (ops/blas_portable.c): qkv's own sgemm
- * for float32, a plain blocked loop for float64. g must be valid
- * (qkv_host_gemm checks it). Allocates nothing; uses up to 224 KiB of stack
- * per thread for packed blocks. */
-qkv_status qkv_gemm_portable(const qkv_host_api *host, void *host_ctx, const qkv_gemm *g);
-
 #endif /* QKV_OPS_BLAS_H */

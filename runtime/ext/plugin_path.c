@@ -27,6 +27,7 @@
 
 #include "error.h"
 #include "plugin.h"
+#include "str_util.h"
 
 #ifndef QKV_BUILD_DIR
 #define QKV_BUILD_DIR ""

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "size_math.h"
 
 static bool is_power_of_two(size_t x)
 {

@@ -34,6 +34,8 @@
 
 #include "error.h"
 #include "onnx.pb-c.h"
+#include "size_math.h"
+#include "str_util.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "qkv reads ONNX raw_data (little-endian) in place: it needs a little-endian host"

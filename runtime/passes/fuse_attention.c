@@ -71,6 +71,8 @@
 #include "error.h"
 #include "pass_util.h"
 #include "passes.h"
+#include "size_math.h"
+#include "str_util.h"
 
 enum { MAX_TERMS = 4, MAX_CHAIN = 48, MAX_NEW = 16 };
 

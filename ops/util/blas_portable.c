@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "gemm_portable.h"
 #include "sgemm.h"
 
 /* The register tile: 4 x 8 accumulators fit the 16 vector registers of

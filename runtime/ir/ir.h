@@ -43,7 +43,7 @@ typedef struct qkv_ir_value {
     bool borrowed;
     bool mapped;
     /* the constant's data was released after every reader packed its own
-     * copy (runtime/prepack.c): data NULL, dtype and shape still valid */
+     * copy (runtime/passes/prepack.c): data NULL, dtype and shape still valid */
     bool packed;
     /* QKV_VALUE_OUTER: the value's index in graph->parent */
     int32_t outer_id;
@@ -149,7 +149,7 @@ struct qkv_model {
     qkv_ir_graph *graph;
 };
 
-/* ---- graph construction and queries (runtime/ir_graph.c) ---------------- */
+/* ---- graph construction and queries (runtime/ir/ir_graph.c) ---------------- */
 
 /* An empty graph. NULL when out of memory. */
 qkv_ir_graph *qkv_graph_create(const char *name, const qkv_ir_graph *parent);

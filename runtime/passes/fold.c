@@ -13,6 +13,7 @@
 #include "kernel_host.h"
 #include "node_eval.h"
 #include "session.h"
+#include "size_math.h"
 
 /* Outputs larger than this stay computed at run time: folding would trade a
  * cheap op for resident memory. */

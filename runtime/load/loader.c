@@ -38,6 +38,8 @@
 #include "error.h"
 #include "ir.h"
 #include "onnx.pb-c.h"
+#include "size_math.h"
+#include "str_util.h"
 
 /* The enclosing graphs of the one being converted, innermost first. */
 typedef struct scope {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "error.h"
+#include "size_math.h"
 
 typedef struct wire_frame {
     const ProtobufCMessageDescriptor *desc; /* NULL: an unknown message, not descended */

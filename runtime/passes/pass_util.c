@@ -11,6 +11,8 @@
 #include "error.h"
 #include "half.h"
 #include "kernel_host.h"
+#include "size_math.h"
+#include "str_util.h"
 
 bool qkv_pass_is_op(const qkv_ir_node *n, const char *op)
 {

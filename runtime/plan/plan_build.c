@@ -20,6 +20,7 @@
 #include "node_eval.h"
 #include "planner.h"
 #include "session.h"
+#include "size_math.h"
 
 #define QKV_ARENA_ALIGN 64
 /* Values computed while planning are kept in the plan; bigger ones are left

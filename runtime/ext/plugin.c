@@ -23,6 +23,7 @@
 
 #include "error.h"
 #include "kernel_host.h"
+#include "str_util.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static qkv_plugin *loaded; /* the registry: guarded by registry_lock */

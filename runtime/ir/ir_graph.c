@@ -17,6 +17,8 @@
 #include <sys/mman.h>
 
 #include "error.h"
+#include "size_math.h"
+#include "str_util.h"
 #include "strmap.h"
 
 /* ---- freeing ---------------------------------------------------------------- */

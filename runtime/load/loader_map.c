@@ -37,6 +37,8 @@
 #include "error.h"
 #include "ir.h"
 #include "onnx.pb-c.h"
+#include "size_math.h"
+#include "str_util.h"
 
 /* The field number of a range reference: the largest protobuf allows, one
  * TensorProto will not use. */

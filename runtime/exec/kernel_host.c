@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
 #include "cpu_features.h"
 #include "error.h"
+#include "gemm_portable.h"
+#include "size_math.h"
 #include "threadpool.h"
 
 void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap)
