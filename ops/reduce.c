@@ -321,12 +321,11 @@ DEFINE_INT_HELPERS(u64, uint64_t, uint64_t, 0, UINT64_MAX, cvt_u64(x))
         STORE(SFX, y[u], a0);                                                                \
     }
 
-/* ---- bounded layout-B accumulators (issue 5): they were output-sized
- * scratch, which set the memory peak of models averaging attention weights
- * over heads (nn.MultiheadAttention's ReduceSum); a strip now has at most
- * RED_ACC_MAX outputs and its accumulators live on the stack (8 KiB). */
+/* Layout B's accumulators are bounded: a strip has at most RED_ACC_MAX
+ * outputs and its accumulators live on the stack (8 KiB). Output-sized
+ * scratch would set the memory peak of models averaging attention weights
+ * over heads (nn.MultiheadAttention's ReduceSum). */
 #define RED_ACC_MAX QKV_MIN_STRIP
-/* ---- end bounded layout-B accumulators */
 
 /* Layout B: unit u is strip (u % strips) of kept position u / strips: w <=
  * RED_ACC_MAX accumulators at acc (on the stack, or in y itself for
@@ -685,7 +684,7 @@ static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
     if (r.v.inner_kept) {
         size_t threads = par ? io->host->thread_count(io->host_ctx) : 1;
         r.strip = qkv_strip_len(r.v.inner, r.v.units, threads);
-        if (r.strip > RED_ACC_MAX) /* issue 5: the stack accumulator block */
+        if (r.strip > RED_ACC_MAX) /* the stack accumulator block */
             r.strip = RED_ACC_MAX;
         r.strips = (r.v.inner + r.strip - 1) / r.strip;
         units *= r.strips;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend.h" /* the session's GEMM provider (issue 4) */
+#include "backend.h" /* the session's GEMM provider */
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
@@ -32,12 +32,11 @@ struct qkv_context {
     size_t n_dyn, cap_dyn;
     qkv_tensor *outputs; /* (n_outputs) */
     bool have_outputs;
-    /* ---- profiling (issue 4: `qkv run --profile`) */
+    /* profiling (`qkv run --profile`) */
     bool profiling;
     double *step_ms;    /* (n_nodes + 1) time of step i of the last profiled run */
     int32_t *step_node; /* (n_nodes + 1) its node */
     size_t n_profiled;  /* steps of the last profiled run */
-    /* ---- end profiling */
 };
 
 qkv_status qkv_context_create(qkv_session *s, qkv_context **out, qkv_error *err)
@@ -254,7 +253,6 @@ qkv_status qkv_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs, qk
             st = run_step(c, &p->steps[i], err);
             continue;
         }
-        /* ---- profiling (issue 4) */
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         st = run_step(c, &p->steps[i], err);
@@ -308,7 +306,7 @@ qkv_status qkv_context_plan_stats(const qkv_context *c, qkv_plan_stats *stats)
     return QKV_OK;
 }
 
-/* ---- profiling (issue 4) -------------------------------------------------------- */
+/* ---- profiling ---------------------------------------------------------------- */
 
 qkv_status qkv_context_set_profiling(qkv_context *c, int enable, qkv_error *err)
 {
