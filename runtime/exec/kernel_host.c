@@ -17,9 +17,7 @@
 
 void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap)
 {
-    const char *domain = node->domain && node->domain[0] ? node->domain : NULL;
-    snprintf(buf, cap, "node '%s' (%s%s%s-%lld)", node->name, domain ? domain : "",
-             domain ? "." : "", node->op_type, (long long)version);
+    qkv_node_format(buf, cap, node->name, SIZE_MAX, node->domain, node->op_type, version);
 }
 
 static qkv_status report(const qkv_ir_node *node, int64_t version, qkv_error *err,

@@ -46,8 +46,8 @@ const qkv_host_api *qkv_host_api_get(void);
  * and unless it answers QKV_ERR_UNSUPPORTED) or the portable GEMM. */
 qkv_status qkv_host_gemm(qkv_host_ctx *hctx, const qkv_gemm *g);
 
-/* Formats "node 'NAME' (OP-VERSION)" (or "node #I (OP-VERSION)" without a
- * name) into buf. */
+/* qkv_node_format (ir.h) of a node whose kernel has since_version
+ * `version`: "node 'NAME' (DOMAIN.OP-VERSION)" into buf. */
 void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap);
 
 /*

@@ -1,4 +1,4 @@
-/* node_eval.c - one node, standalone: check, infer, prepare, allocate, compute. */
+/* node_eval.c - one node, standalone: init, check, infer, prepare, allocate, compute. */
 #include "node_eval.h"
 
 #include <stdlib.h>
@@ -13,6 +13,30 @@ static uint64_t input_mask(const qkv_kernel *k, size_t i)
     if (k->n_input_types == 0)
         return 0;
     return k->input_types[i < k->n_input_types ? i : k->n_input_types - 1];
+}
+
+qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_ir_graph *g,
+                                qkv_error *err)
+{
+    n->kernel = k;
+    n->kernel_state = NULL;
+    if (!k->init)
+        return QKV_OK;
+    qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err, .graph = g};
+    void *state = NULL;
+    qkv_error_clear(err);
+    qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
+    if (st != QKV_OK) {
+        n->kernel = NULL;
+        if (err && err->message[0] == '\0') {
+            char what[256];
+            qkv_node_describe(n, k->since_version, what, sizeof what);
+            qkv_error_set(err, st, "%s: init failed", what);
+        }
+        return st;
+    }
+    n->kernel_state = state;
+    return QKV_OK;
 }
 
 qkv_status qkv_kernel_check_io(const qkv_kernel *k, const qkv_ir_node *node,

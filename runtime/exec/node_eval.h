@@ -9,6 +9,13 @@
 #include "ir.h"
 #include "kernel_host.h"
 
+/* Makes k the kernel of node n (of graph g, whose static types init may
+ * read) and runs k's init into n->kernel_state. On failure n->kernel is NULL
+ * (no state was made: nothing to destroy) and err says why: the kernel's
+ * message, or "NODE: init failed" when it gave none. */
+qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_ir_graph *g,
+                                qkv_error *err);
+
 /* Checks the node's arity and the input dtypes against the kernel's
  * declaration. QKV_ERR_INVALID_MODEL (arity) or QKV_ERR_TYPE, naming the node
  * and input. A dtype of UNDEFINED (unknown yet) passes. */

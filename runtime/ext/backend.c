@@ -221,26 +221,7 @@ static qkv_status switch_kernel(qkv_session *s, qkv_ir_node *n, const qkv_kernel
 {
     if (n->kernel && n->kernel->destroy && n->kernel_state)
         n->kernel->destroy(n->kernel_state);
-    n->kernel_state = NULL;
-    n->kernel = k;
-    if (!k->init)
-        return QKV_OK;
-    qkv_node_ctx nctx = {
-        .node = n, .version = k->since_version, .err = err, .graph = s->model->graph};
-    void *state = NULL;
-    qkv_error_clear(err);
-    qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
-    if (st != QKV_OK) {
-        n->kernel = NULL; /* its state was not made: nothing to destroy */
-        if (err && err->message[0] == '\0') {
-            char what[256];
-            qkv_node_describe(n, k->since_version, what, sizeof what);
-            qkv_error_set(err, st, "%s: init failed", what);
-        }
-        return st;
-    }
-    n->kernel_state = state;
-    return QKV_OK;
+    return qkv_kernel_init_node(k, n, s->model->graph, err);
 }
 
 qkv_status qkv_backends_assign(qkv_session *s, qkv_error *err)

@@ -180,6 +180,14 @@ qkv_status qkv_graph_finalize(qkv_ir_graph *graph, qkv_error *err);
  * each): the size of per-node scratch arrays. */
 void qkv_graph_max_arity(const qkv_ir_graph *graph, size_t *max_inputs, size_t *max_outputs);
 
+/* How every message names a node: "node 'NAME' (OP)", or "node #INDEX (OP)"
+ * when it has no name (INDEX: its position in the file; SIZE_MAX when not
+ * known, which prints "node (OP)"). OP is "DOMAIN.OP_TYPE-VERSION", without
+ * "DOMAIN." for ai.onnx (domain NULL or "") and without "-VERSION" when
+ * version <= 0. Returns buf. */
+const char *qkv_node_format(char *buf, size_t cap, const char *name, size_t index,
+                            const char *domain, const char *op_type, int64_t version);
+
 /* Releases a constant's payload: frees it when owned, drops the pages of a
  * mapped one (qkv_ir_drop_pages), forgets a borrowed one; then data is NULL
  * and data_bytes 0 (dtype and shape stay). No-op when data is NULL. */

@@ -264,15 +264,31 @@ int64_t qkv_model_opset_for(const struct qkv_model *model, const char *domain)
 
 /* ---- finalize ----------------------------------------------------------------- */
 
-/* "node 'name' (Op)", or "node #3 (Op)" for an unnamed node. */
+const char *qkv_node_format(char *buf, size_t cap, const char *name, size_t index,
+                            const char *domain, const char *op_type, int64_t version)
+{
+    char op[160];
+    bool dom = domain && domain[0];
+    if (version > 0)
+        snprintf(op, sizeof op, "%s%s%s-%lld", dom ? domain : "", dom ? "." : "",
+                 op_type ? op_type : "", (long long)version);
+    else
+        snprintf(op, sizeof op, "%s%s%s", dom ? domain : "", dom ? "." : "",
+                 op_type ? op_type : "");
+    if (name && name[0])
+        snprintf(buf, cap, "node '%s' (%s)", name, op);
+    else if (index != SIZE_MAX)
+        snprintf(buf, cap, "node #%zu (%s)", index, op);
+    else
+        snprintf(buf, cap, "node (%s)", op);
+    return buf;
+}
+
+/* node_format for node k of g, as the file's order numbers it. */
 static const char *node_desc(char *buf, size_t cap, const qkv_ir_graph *g, int32_t k)
 {
     const qkv_ir_node *n = &g->nodes[k];
-    if (n->name && n->name[0])
-        snprintf(buf, cap, "node '%s' (%s)", n->name, n->op_type);
-    else
-        snprintf(buf, cap, "node #%d (%s)", (int)k, n->op_type);
-    return buf;
+    return qkv_node_format(buf, cap, n->name, (size_t)k, NULL, n->op_type, 0);
 }
 
 static void drop_dead_nodes(qkv_ir_graph *g)

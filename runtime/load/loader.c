@@ -58,17 +58,6 @@ typedef struct load_ctx {
 static qkv_status convert_graph(load_ctx *cx, Onnx__GraphProto *gp, scope *parent,
                                 qkv_ir_graph **out);
 
-/* "node 'name' (Op)", or "node #3 (Op)" for an unnamed node. */
-static const char *node_desc(char *buf, size_t cap, const Onnx__NodeProto *np, size_t index)
-{
-    const char *op = np->op_type ? np->op_type : "";
-    if (np->name && np->name[0])
-        snprintf(buf, cap, "node '%s' (%s)", np->name, op);
-    else
-        snprintf(buf, cap, "node #%zu (%s)", index, op);
-    return buf;
-}
-
 static qkv_status oom(load_ctx *cx)
 {
     return qkv_error_set(cx->err, QKV_ERR_OUT_OF_MEMORY, "out of memory while loading the model");
@@ -406,7 +395,7 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
 static qkv_status convert_node(load_ctx *cx, scope *s, Onnx__NodeProto *np, size_t index)
 {
     char nd[QKV_ERROR_MESSAGE_BYTES / 2];
-    node_desc(nd, sizeof nd, np, index);
+    qkv_node_format(nd, sizeof nd, np->name, index, NULL, np->op_type, 0);
     if (!np->op_type || !np->op_type[0])
         return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: node has no op_type", nd);
     const char *domain = np->domain ? np->domain : "";

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "half.h"
 #include "kernel_host.h"
+#include "node_eval.h"
 #include "size_math.h"
 #include "str_util.h"
 
@@ -184,29 +185,15 @@ qkv_status qkv_pass_init_node(qkv_ir_graph *g, int32_t idx, const qkv_registry *
 {
     qkv_ir_node *n = &g->nodes[idx];
     const qkv_kernel *k = qkv_registry_find(reg, n->domain, n->op_type, n->opset, NULL);
-    if (!k)
-        return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: node '%s': no kernel for %s%s%s-%lld",
-                             what, n->name, n->domain, n->domain[0] ? "." : "", n->op_type,
-                             (long long)n->opset);
-    n->kernel = k;
-    n->kernel_state = NULL;
-    if (!k->init)
-        return QKV_OK;
-    qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err, .graph = g};
-    void *state = NULL;
-    qkv_error_clear(err);
-    qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
-    if (st != QKV_OK) {
-        n->kernel = NULL;
-        if (!err)
-            return st;
-        if (err->message[0] == '\0')
-            qkv_error_set(err, st, "node '%s' (%s): init failed", n->name, n->op_type);
-        qkv_error_prefix(err, "%s", what);
-        return st;
+    if (!k) {
+        char d[256];
+        qkv_node_describe(n, n->opset, d, sizeof d);
+        return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: %s: no kernel", what, d);
     }
-    n->kernel_state = state;
-    return QKV_OK;
+    qkv_status st = qkv_kernel_init_node(k, n, g, err);
+    if (st != QKV_OK && err)
+        qkv_error_prefix(err, "%s", what);
+    return st;
 }
 
 void qkv_pass_drop_unused_constant_nodes(qkv_ir_graph *g, const int32_t *values, size_t n)
