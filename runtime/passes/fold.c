@@ -12,7 +12,7 @@
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
-#include "session.h"
+#include "passes.h"
 #include "size_math.h"
 
 /* Outputs larger than this stay computed at run time: folding would trade a

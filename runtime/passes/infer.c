@@ -14,7 +14,7 @@
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
-#include "session.h"
+#include "passes.h"
 
 void qkv_node_static_inputs(const qkv_ir_graph *g, const qkv_ir_node *node, qkv_tensor *ins)
 {

@@ -1,11 +1,14 @@
 /*
- * passes.h - graph rewrite passes run at session creation, after constant
- * folding (see session.c).
+ * passes.h - the graph passes session creation runs over a loaded model
+ * (runtime/session.c calls them in order): type and shape inference,
+ * constant folding, the fusion rewrites, and the packing of constant
+ * weights by their kernels.
  *
- * A pass rewrites a finalized graph in place: it adds nodes (kernels chosen
- * from the session's registry and initialised), marks the nodes it replaces
- * dead after destroying their kernel state, and finalizes the graph again.
- * Types and shapes of the values it creates are left for qkv_infer_graph.
+ * A rewrite pass changes a finalized graph in place: it adds nodes (kernels
+ * chosen from the session's registry and initialised), marks the nodes it
+ * replaces dead after destroying their kernel state, and finalizes the graph
+ * again. Types and shapes of the values it creates are left for
+ * qkv_infer_graph.
  */
 #ifndef QKV_PASSES_H
 #define QKV_PASSES_H
@@ -13,7 +16,25 @@
 #include <stddef.h>
 
 #include "ir.h"
+#include "qkv.h"
 #include "registry.h"
+
+/* ---- inference and folding ------------------------------------------------ */
+
+/* Static type and shape inference over the graph (infer.c): each node's
+ * kernel infers its outputs from what is known of its inputs (unknown dims
+ * stay -1). Errors are the kernels', naming the node. */
+qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err);
+
+/* Gathers a node's input tensors as known statically (dtype/rank/dims from the
+ * values, data for constants). ins has node->n_inputs entries. */
+void qkv_node_static_inputs(const qkv_ir_graph *g, const qkv_ir_node *node, qkv_tensor *ins);
+
+/* Constant folding (fold.c): evaluates nodes whose inputs are all constants.
+ * *folded gets the number of nodes removed. */
+qkv_status qkv_fold_constants(qkv_ir_graph *g, size_t *folded, qkv_error *err);
+
+/* ---- fusion ----------------------------------------------------------------- */
 
 /* The opset the fused Attention nodes are created with (set on the node,
  * whatever the model imports). */
@@ -74,5 +95,19 @@ qkv_status qkv_pass_fuse_gelu(qkv_ir_graph *g, const qkv_registry *reg, size_t *
  */
 qkv_status qkv_pass_fuse_matmul(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
                                 qkv_error *err);
+
+/* ---- prepacked constants ------------------------------------------------- */
+
+typedef struct qkv_prepack_stats {
+    size_t packed_bytes;   /* what the kernels said their packed copies hold */
+    size_t released_bytes; /* original constant bytes freed */
+} qkv_prepack_stats;
+
+/* Constant inputs transformed once per session by their kernels
+ * (qkv_kernel.prepack; prepack.c): calls every live node's prepack (kernels
+ * and states must be final: after the passes and backend assignment), then
+ * releases each constant that all its readers packed. On error the message
+ * names the node; kernels' states stay valid for destroy. */
+qkv_status qkv_prepack_constants(qkv_ir_graph *g, qkv_prepack_stats *stats, qkv_error *err);
 
 #endif /* QKV_PASSES_H */

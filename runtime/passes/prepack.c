@@ -11,7 +11,7 @@
  * than freed. Its dtype and shape stay, so planning and messages are unchanged;
  * compute sees the input with data NULL.
  */
-#include "prepack.h"
+#include "passes.h"
 
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 /*
- * planner.c - greedy arena planner (offsets for buffers with known lifetimes).
+ * arena_planner.c - greedy arena planner (offsets for buffers with known lifetimes).
  *
  * Each buffer, in some order, goes into a gap among the already-placed
  * buffers whose lifetimes intersect its own (a walk over a list of placed
@@ -16,7 +16,7 @@
  * (worst 1.172 to 1.146); two-sided packing is what makes chains
  * (a -> b -> c -> ...) optimal, where largest-first is up to 1.4x the bound.
  */
-#include "planner.h"
+#include "arena_planner.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * planner.h - the arena planner: offsets for buffers with known lifetimes.
+ * arena_planner.h - the arena planner: offsets for buffers with known lifetimes.
  *
  * A pure algorithm with no graph knowledge. The caller describes each
  * intermediate tensor as (bytes, first_use, last_use) in execution steps; the
@@ -8,8 +8,8 @@
  * Micro's greedy planner (add_buffer(size, first_use, last_use)), with size_t
  * sizes, overflow checks and an O(n log n) sort.
  */
-#ifndef QKV_PLANNER_H
-#define QKV_PLANNER_H
+#ifndef QKV_ARENA_PLANNER_H
+#define QKV_ARENA_PLANNER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -106,4 +106,4 @@ bool qkv_planner_find_overlap(const qkv_plan_buffer *bufs, size_t n, size_t alig
 void qkv_planner_dump(FILE *out, const qkv_plan_buffer *bufs, size_t n, size_t alignment,
                       size_t arena_bytes);
 
-#endif /* QKV_PLANNER_H */
+#endif /* QKV_ARENA_PLANNER_H */

@@ -1,5 +1,5 @@
 /*
- * plan.c - a memory plan for one set of input shapes.
+ * plan_build.c - the execution plan for one set of input shapes.
  *
  * Walks the nodes in topological order with concrete input shapes:
  *  - infers every output's shape (a node whose outputs cannot be known
@@ -18,7 +18,7 @@
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
-#include "planner.h"
+#include "arena_planner.h"
 #include "session.h"
 #include "size_math.h"
 
