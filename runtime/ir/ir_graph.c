@@ -420,12 +420,10 @@ static qkv_status report_cycle(const qkv_ir_graph *g, const int32_t *indeg, qkv_
     return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "the nodes form a cycle: %s", msg);
 }
 
-qkv_status qkv_graph_finalize(qkv_ir_graph *g, qkv_error *err)
+/* Finalize, phase 1: dead nodes dropped, the order and every value's
+ * producer and consumers forgotten. */
+static void reset_links(qkv_ir_graph *g)
 {
-    char d[256];
-    qkv_status st = QKV_OK;
-    int32_t *indeg = NULL, *heap = NULL, *fill = NULL;
-
     drop_dead_nodes(g);
     free(g->order);
     g->order = NULL;
@@ -436,19 +434,21 @@ qkv_status qkv_graph_finalize(qkv_ir_graph *g, qkv_error *err)
         free(g->values[v].consumers);
         g->values[v].consumers = NULL;
     }
+}
 
-    /* Producers; a value written twice, or a node writing an input, an
-     * initializer or an enclosing graph's value, is an error. */
-    for (size_t k = 0; k < g->n_nodes && st == QKV_OK; k++) {
+/* Phase 2: each value's producer. A value written twice, or a node writing
+ * an input, an initializer or an enclosing graph's value, is an error. */
+static qkv_status set_producers(qkv_ir_graph *g, qkv_error *err)
+{
+    char d[256];
+    for (size_t k = 0; k < g->n_nodes; k++) {
         const qkv_ir_node *n = &g->nodes[k];
         node_desc(d, sizeof d, g, (int32_t)k);
-        for (size_t j = 0; j < n->n_outputs && st == QKV_OK; j++) {
+        for (size_t j = 0; j < n->n_outputs; j++) {
             int32_t id = n->outputs[j];
-            if (!id_ok(g, id)) {
-                st = qkv_error_set(err, QKV_ERR_INTERNAL, "%s: output %zu has bad value id %d",
-                                   d, j, (int)id);
-                break;
-            }
+            if (!id_ok(g, id))
+                return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: output %zu has bad value id %d",
+                                     d, j, (int)id);
             if (id < 0)
                 continue;
             qkv_ir_value *v = &g->values[id];
@@ -456,82 +456,79 @@ qkv_status qkv_graph_finalize(qkv_ir_graph *g, qkv_error *err)
                 const char *what = v->kind == QKV_VALUE_INPUT    ? "a graph input"
                                    : v->kind == QKV_VALUE_CONSTANT ? "an initializer"
                                                                  : "an enclosing graph's value";
-                st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                                   "%s: output %zu '%s' is produced twice: it is already %s", d,
-                                   j, v->name, what);
-            } else if (v->producer >= 0) {
-                char d0[256];
-                st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                                   "%s: output %zu '%s' is produced twice: also by %s", d, j,
-                                   v->name, node_desc(d0, sizeof d0, g, v->producer));
-            } else {
-                v->producer = (int32_t)k;
+                return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                                     "%s: output %zu '%s' is produced twice: it is already %s",
+                                     d, j, v->name, what);
             }
+            if (v->producer >= 0) {
+                char d0[256];
+                return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                                     "%s: output %zu '%s' is produced twice: also by %s", d, j,
+                                     v->name, node_desc(d0, sizeof d0, g, v->producer));
+            }
+            v->producer = (int32_t)k;
         }
     }
+    return QKV_OK;
+}
 
-    /* Uses: every input must be produced by something; count consumers. */
-    for (size_t k = 0; k < g->n_nodes && st == QKV_OK; k++) {
+/* Phase 3: every node input and graph output is produced by something;
+ * counts each value's consumers. */
+static qkv_status count_uses(qkv_ir_graph *g, qkv_error *err)
+{
+    char d[256];
+    for (size_t k = 0; k < g->n_nodes; k++) {
         const qkv_ir_node *n = &g->nodes[k];
         for (size_t j = 0; j < n->n_inputs + n->n_implicit; j++) {
             bool implicit = j >= n->n_inputs;
             int32_t id = implicit ? n->implicit_inputs[j - n->n_inputs] : n->inputs[j];
-            if (!id_ok(g, id) || (implicit && id < 0)) {
-                st = qkv_error_set(err, QKV_ERR_INTERNAL, "%s: input %zu has bad value id %d",
-                                   node_desc(d, sizeof d, g, (int32_t)k), j, (int)id);
-                break;
-            }
+            if (!id_ok(g, id) || (implicit && id < 0))
+                return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: input %zu has bad value id %d",
+                                     node_desc(d, sizeof d, g, (int32_t)k), j, (int)id);
             if (id < 0)
                 continue;
             qkv_ir_value *v = &g->values[id];
-            if (v->kind == QKV_VALUE_ACTIVATION && v->producer < 0) {
-                if (implicit)
-                    st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                                       "%s: a subgraph reads '%s', which is not produced by any "
-                                       "node, graph input or initializer",
-                                       node_desc(d, sizeof d, g, (int32_t)k), v->name);
-                else
-                    st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                                       "%s: input %zu '%s' is not produced by any node, graph "
-                                       "input or initializer",
-                                       node_desc(d, sizeof d, g, (int32_t)k), j, v->name);
-                break;
-            }
+            if (v->kind == QKV_VALUE_ACTIVATION && v->producer < 0 && implicit)
+                return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                                     "%s: a subgraph reads '%s', which is not produced by any "
+                                     "node, graph input or initializer",
+                                     node_desc(d, sizeof d, g, (int32_t)k), v->name);
+            if (v->kind == QKV_VALUE_ACTIVATION && v->producer < 0)
+                return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                                     "%s: input %zu '%s' is not produced by any node, graph "
+                                     "input or initializer",
+                                     node_desc(d, sizeof d, g, (int32_t)k), j, v->name);
             v->n_consumers++;
         }
     }
-    for (size_t k = 0; k < g->n_outputs && st == QKV_OK; k++) {
+    for (size_t k = 0; k < g->n_outputs; k++) {
         int32_t id = g->outputs[k];
-        if (id < 0 || (size_t)id >= g->n_values) {
-            st = qkv_error_set(err, QKV_ERR_INTERNAL, "graph output %zu has bad value id %d", k,
-                               (int)id);
-            break;
-        }
+        if (id < 0 || (size_t)id >= g->n_values)
+            return qkv_error_set(err, QKV_ERR_INTERNAL, "graph output %zu has bad value id %d",
+                                 k, (int)id);
         const qkv_ir_value *v = &g->values[id];
         if (v->kind == QKV_VALUE_ACTIVATION && v->producer < 0)
-            st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                               "graph output '%s' is not produced by any node, graph input or "
-                               "initializer",
-                               v->name);
+            return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                                 "graph output '%s' is not produced by any node, graph input or "
+                                 "initializer",
+                                 v->name);
     }
-    if (st != QKV_OK)
-        goto done;
+    return QKV_OK;
+}
 
-    /* Consumer lists, in node order. */
+/* Phase 4: each value's consumer list, in node order, and each node's
+ * count of produced inputs (indeg). fill has n_values zeroed entries.
+ * false when out of memory. */
+static bool fill_consumers(qkv_ir_graph *g, size_t *fill, int32_t *indeg)
+{
     for (size_t v = 0; v < g->n_values; v++) {
         qkv_ir_value *val = &g->values[v];
         if (val->n_consumers == 0)
             continue;
         val->consumers = malloc(val->n_consumers * sizeof *val->consumers);
         if (!val->consumers)
-            goto oom;
+            return false;
     }
-    fill = calloc(g->n_values ? g->n_values : 1, sizeof *fill);
-    indeg = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *indeg);
-    heap = malloc((g->n_nodes ? g->n_nodes : 1) * sizeof *heap);
-    g->order = malloc((g->n_nodes ? g->n_nodes : 1) * sizeof *g->order);
-    if (!fill || !indeg || !heap || !g->order)
-        goto oom;
     for (size_t k = 0; k < g->n_nodes; k++) {
         const qkv_ir_node *n = &g->nodes[k];
         for (size_t j = 0; j < n->n_inputs + n->n_implicit; j++) {
@@ -543,8 +540,13 @@ qkv_status qkv_graph_finalize(qkv_ir_graph *g, qkv_error *err)
                 indeg[k]++;
         }
     }
+    return true;
+}
 
-    /* Kahn's algorithm, smallest ready index first. */
+/* Phase 5: g->order by Kahn's algorithm, smallest ready index first (heap
+ * has room for n_nodes). Nodes left with indeg > 0 are on a cycle. */
+static void topo_order(qkv_ir_graph *g, int32_t *indeg, int32_t *heap)
+{
     size_t n_heap = 0;
     for (size_t k = 0; k < g->n_nodes; k++)
         if (indeg[k] == 0)
@@ -563,29 +565,45 @@ qkv_status qkv_graph_finalize(qkv_ir_graph *g, qkv_error *err)
                     heap_push(heap, &n_heap, v->consumers[c]);
         }
     }
-    if (g->n_order != g->n_nodes) {
-        st = report_cycle(g, indeg, err);
-        free(g->order);
-        g->order = NULL;
-        g->n_order = 0;
-    }
-    goto done;
+}
 
-oom:
-    st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory finalizing graph '%s'",
-                       g->name ? g->name : "");
+/* Undoes what a failed finalize built: no order, no consumer lists. */
+static void drop_links(qkv_ir_graph *g)
+{
     free(g->order);
     g->order = NULL;
     g->n_order = 0;
-done:
-    if (st != QKV_OK) {
-        /* Leave no half-built consumer lists behind. */
-        for (size_t v = 0; v < g->n_values; v++) {
-            free(g->values[v].consumers);
-            g->values[v].consumers = NULL;
-            g->values[v].n_consumers = 0;
-        }
+    for (size_t v = 0; v < g->n_values; v++) {
+        free(g->values[v].consumers);
+        g->values[v].consumers = NULL;
+        g->values[v].n_consumers = 0;
     }
+}
+
+qkv_status qkv_graph_finalize(qkv_ir_graph *g, qkv_error *err)
+{
+    reset_links(g);
+    qkv_status st = set_producers(g, err);
+    if (st == QKV_OK)
+        st = count_uses(g, err);
+    if (st != QKV_OK) {
+        drop_links(g);
+        return st;
+    }
+    size_t *fill = calloc(g->n_values ? g->n_values : 1, sizeof *fill);
+    int32_t *indeg = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *indeg);
+    int32_t *heap = malloc((g->n_nodes ? g->n_nodes : 1) * sizeof *heap);
+    g->order = malloc((g->n_nodes ? g->n_nodes : 1) * sizeof *g->order);
+    if (!fill || !indeg || !heap || !g->order || !fill_consumers(g, fill, indeg)) {
+        st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory finalizing graph '%s'",
+                           g->name ? g->name : "");
+    } else {
+        topo_order(g, indeg, heap);
+        if (g->n_order != g->n_nodes)
+            st = report_cycle(g, indeg, err);
+    }
+    if (st != QKV_OK)
+        drop_links(g);
     free(fill);
     free(indeg);
     free(heap);
