@@ -274,6 +274,64 @@ static qkv_status convert_subgraph(load_ctx *cx, scope *s, int32_t idx, Onnx__Gr
     return QKV_OK;
 }
 
+/* The TENSOR or TENSORS attribute ap (a->type) into a->tensors; `what`
+ * names the attribute in messages. */
+static qkv_status convert_attr_tensors(load_ctx *cx, Onnx__AttributeProto *ap, qkv_ir_attr *a,
+                                       const char *what)
+{
+    bool one = a->type == QKV_ATTR_TENSOR;
+    size_t n = one ? 1 : ap->n_tensors;
+    if (one && !ap->t)
+        return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: TENSOR attribute has no tensor",
+                             what);
+    if (n == 0)
+        return QKV_OK;
+    if (!(a->tensors = calloc(n, sizeof *a->tensors)))
+        return oom(cx);
+    a->n = n;
+    qkv_status st = QKV_OK;
+    for (size_t j = 0; j < n && st == QKV_OK; j++) {
+        Onnx__TensorProto *tp = one ? ap->t : ap->tensors[j];
+        char w[QKV_ERROR_MESSAGE_BYTES];
+        if (!one)
+            snprintf(w, sizeof w, "%s: tensor %zu", what, j);
+        else
+            snprintf(w, sizeof w, "%s", what);
+        st = qkv_loader_tensor_from_proto(tp, w, cx->base_dir, NULL, &a->tensors[j], NULL,
+                                          cx->err);
+    }
+    return st;
+}
+
+/* The GRAPH or GRAPHS attribute ap (a->type) of node idx into a->graphs. */
+static qkv_status convert_attr_graphs(load_ctx *cx, scope *s, int32_t idx,
+                                      Onnx__AttributeProto *ap, qkv_ir_attr *a, const char *what)
+{
+    bool one = a->type == QKV_ATTR_GRAPH;
+    size_t n = one ? 1 : ap->n_graphs;
+    if (one && !ap->g)
+        return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: GRAPH attribute has no graph",
+                             what);
+    if (n == 0)
+        return QKV_OK;
+    if (!(a->graphs = calloc(n, sizeof *a->graphs)))
+        return oom(cx);
+    a->n = n;
+    qkv_status st = QKV_OK;
+    for (size_t j = 0; j < n && st == QKV_OK; j++) {
+        st = convert_subgraph(cx, s, idx, one ? ap->g : ap->graphs[j], &a->graphs[j]);
+        if (st != QKV_OK) {
+            char w[QKV_ERROR_MESSAGE_BYTES];
+            if (!one)
+                snprintf(w, sizeof w, "%s: graph %zu", what, j);
+            else
+                snprintf(w, sizeof w, "%s", what);
+            add_context(cx->err, w);
+        }
+    }
+    return st;
+}
+
 /* Converts attribute ap of node idx into a (zeroed by the caller). On error
  * a holds what was built so far (qkv_attr_fini frees it). */
 static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__AttributeProto *ap,
@@ -330,53 +388,13 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
                 return oom(cx);
         break;
     case QKV_ATTR_TENSOR:
-    case QKV_ATTR_TENSORS: {
-        size_t n = type == QKV_ATTR_TENSOR ? 1 : ap->n_tensors;
-        if (type == QKV_ATTR_TENSOR && !ap->t)
-            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL,
-                                 "%s: TENSOR attribute has no tensor", what);
-        if (n == 0)
-            break;
-        if (!(a->tensors = calloc(n, sizeof *a->tensors)))
-            return oom(cx);
-        a->n = n;
-        for (size_t j = 0; j < n && st == QKV_OK; j++) {
-            Onnx__TensorProto *tp = type == QKV_ATTR_TENSOR ? ap->t : ap->tensors[j];
-            char w[QKV_ERROR_MESSAGE_BYTES];
-            if (type == QKV_ATTR_TENSORS)
-                snprintf(w, sizeof w, "%s: tensor %zu", what, j);
-            else
-                snprintf(w, sizeof w, "%s", what);
-            st = qkv_loader_tensor_from_proto(tp, w, cx->base_dir, NULL, &a->tensors[j], NULL,
-                                              cx->err);
-        }
+    case QKV_ATTR_TENSORS:
+        st = convert_attr_tensors(cx, ap, a, what);
         break;
-    }
     case QKV_ATTR_GRAPH:
-    case QKV_ATTR_GRAPHS: {
-        size_t n = type == QKV_ATTR_GRAPH ? 1 : ap->n_graphs;
-        if (type == QKV_ATTR_GRAPH && !ap->g)
-            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL,
-                                 "%s: GRAPH attribute has no graph", what);
-        if (n == 0)
-            break;
-        if (!(a->graphs = calloc(n, sizeof *a->graphs)))
-            return oom(cx);
-        a->n = n;
-        for (size_t j = 0; j < n && st == QKV_OK; j++) {
-            st = convert_subgraph(cx, s, idx, type == QKV_ATTR_GRAPH ? ap->g : ap->graphs[j],
-                                  &a->graphs[j]);
-            if (st != QKV_OK) {
-                char w[QKV_ERROR_MESSAGE_BYTES];
-                if (type == QKV_ATTR_GRAPHS)
-                    snprintf(w, sizeof w, "%s: graph %zu", what, j);
-                else
-                    snprintf(w, sizeof w, "%s", what);
-                add_context(cx->err, w);
-            }
-        }
+    case QKV_ATTR_GRAPHS:
+        st = convert_attr_graphs(cx, s, idx, ap, a, what);
         break;
-    }
     case QKV_ATTR_SPARSE_TENSOR:
     case QKV_ATTR_SPARSE_TENSORS:
     case QKV_ATTR_TYPE_PROTO:

@@ -142,36 +142,24 @@ static bool read_fully(int fd, void *buf, size_t len, uint64_t offset)
     return true;
 }
 
-/*
- * Reads the external payload of tp (`expected` bytes) into a new buffer, or
- * with src, when at least QKV_LOADER_MAP_MIN_BYTES, takes it from a mapping
- * of the file (*borrowed as qkv_loader_map_payload says; a file that cannot
- * be mapped is read). The location must be relative, must not leave base_dir (lexically and, after
- * resolving symlinks, physically), and [offset, offset+length) must lie in
- * the file.
- */
-static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
-                                const char *base_dir, size_t expected, qkv_dtype dtype,
-                                const char *desc, qkv_loader_source *src, void **data_out,
-                                bool *borrowed, qkv_error *err)
+/* Where tp's external payload is: the location, offset and length keys.
+ * The location must be relative; a given length must be `expected`. */
+static qkv_status external_keys(const Onnx__TensorProto *tp, const char *what, size_t expected,
+                                const char *desc, const char **loc, uint64_t *offset,
+                                qkv_error *err)
 {
-    const char *loc = NULL;
-    uint64_t offset = 0, length = 0;
+    uint64_t length = 0;
     bool has_length = false;
-
-    if (!base_dir)
-        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                             "%s: has external data, but the model was loaded from a buffer "
-                             "without a base directory",
-                             what);
+    *loc = NULL;
+    *offset = 0;
     for (size_t k = 0; k < tp->n_external_data; k++) {
         const Onnx__StringStringEntryProto *kv = tp->external_data[k];
         if (!kv->key)
             continue;
         if (strcmp(kv->key, "location") == 0) {
-            loc = kv->value;
+            *loc = kv->value;
         } else if (strcmp(kv->key, "offset") == 0) {
-            if (!parse_u64(kv->value, &offset))
+            if (!parse_u64(kv->value, offset))
                 return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                                      "%s: external data offset '%s' is not a valid number", what,
                                      kv->value ? kv->value : "");
@@ -183,25 +171,33 @@ static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
             has_length = true;
         }
     }
-    if (!loc || !*loc)
+    if (!*loc || !**loc)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: external data has no location",
                              what);
-    if (loc[0] == '/')
+    if ((*loc)[0] == '/')
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                             "%s: external data location '%s' is an absolute path", what, loc);
+                             "%s: external data location '%s' is an absolute path", what, *loc);
     if (has_length && length != expected)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                              "%s: external data length is %" PRIu64 " bytes, expected %zu (%s)",
                              what, length, expected, desc);
+    return QKV_OK;
+}
 
+/* The file behind location `loc`: *joined gets "base_dir/loc" (for
+ * messages), *file_real its resolved path, which must stay inside base_dir
+ * lexically and, after resolving symlinks, physically. The caller frees
+ * both (also on error). */
+static qkv_status external_path(const char *base_dir, const char *loc, const char *what,
+                                char **joined, char **file_real, qkv_error *err)
+{
+    *joined = NULL;
+    *file_real = NULL;
     qkv_status st = QKV_OK;
-    char *joined = NULL, *base_real = NULL, *file_real = NULL;
-    void *data = NULL;
-    int fd = -1;
-    char *rel = NULL;
+    char *rel = NULL, *base_real = NULL;
     size_t n_base = strlen(base_dir), n_loc = strlen(loc), n_joined;
     if (qkv_add_overflow(n_base, n_loc, &n_joined) || qkv_add_overflow(n_joined, 2, &n_joined) ||
-        !(joined = malloc(n_joined)) || !(rel = malloc(n_loc + 1))) {
+        !(*joined = malloc(n_joined)) || !(rel = malloc(n_loc + 1))) {
         st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
         goto done;
     }
@@ -211,49 +207,90 @@ static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
                            loc);
         goto done;
     }
-    snprintf(joined, n_joined, "%s/%s", base_dir, rel);
+    snprintf(*joined, n_joined, "%s/%s", base_dir, rel);
     base_real = realpath(base_dir, NULL);
     if (!base_real) {
         st = qkv_error_set(err, QKV_ERR_IO, "%s: cannot resolve the model directory '%s': %s",
                            what, base_dir, strerror(errno));
         goto done;
     }
-    file_real = realpath(joined, NULL);
-    if (!file_real) {
+    *file_real = realpath(*joined, NULL);
+    if (!*file_real) {
         st = qkv_error_set(err, QKV_ERR_IO, "%s: cannot open external data file '%s': %s", what,
-                           joined, strerror(errno));
+                           *joined, strerror(errno));
         goto done;
     }
     size_t nb = strlen(base_real);
-    bool inside = strncmp(file_real, base_real, nb) == 0 &&
-                  (file_real[nb] == '/' || (nb == 1 && base_real[0] == '/'));
-    if (!inside) {
+    bool inside = strncmp(*file_real, base_real, nb) == 0 &&
+                  ((*file_real)[nb] == '/' || (nb == 1 && base_real[0] == '/'));
+    if (!inside)
         st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                            "%s: external data location '%s' resolves to '%s', outside the model "
                            "directory",
-                           what, loc, file_real);
-        goto done;
-    }
-    fd = open(file_real, O_RDONLY);
+                           what, loc, *file_real);
+done:
+    free(base_real);
+    free(rel);
+    return st;
+}
+
+/* Opens the regular file file_real (*fd, closed by the caller when >= 0)
+ * and checks [offset, offset + expected) lies in it; *size its size. */
+static qkv_status external_open(const char *file_real, const char *joined, const char *loc,
+                                uint64_t offset, size_t expected, const char *what, int *fd,
+                                uint64_t *size, qkv_error *err)
+{
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        st = qkv_error_set(err, QKV_ERR_IO, "%s: cannot open external data file '%s': %s", what,
-                           joined, strerror(errno));
+    *size = 0;
+    *fd = open(file_real, O_RDONLY);
+    if (*fd < 0 || fstat(*fd, &sb) != 0)
+        return qkv_error_set(err, QKV_ERR_IO, "%s: cannot open external data file '%s': %s",
+                             what, joined, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return qkv_error_set(err, QKV_ERR_IO, "%s: external data file '%s' is not a regular file",
+                             what, joined);
+    *size = (uint64_t)sb.st_size;
+    if (offset > *size || expected > *size - offset)
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                             "%s: external data offset %" PRIu64 " + length %zu is past the end "
+                             "of '%s' (%" PRIu64 " bytes)",
+                             what, offset, expected, loc, *size);
+    return QKV_OK;
+}
+
+/*
+ * Reads the external payload of tp (`expected` bytes) into a new buffer, or
+ * with src, when at least QKV_LOADER_MAP_MIN_BYTES, takes it from a mapping
+ * of the file (*borrowed as qkv_loader_map_payload says; a file that cannot
+ * be mapped is read). The location must be relative, must not leave
+ * base_dir (lexically and, after resolving symlinks, physically), and
+ * [offset, offset+length) must lie in the file.
+ */
+static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
+                                const char *base_dir, size_t expected, qkv_dtype dtype,
+                                const char *desc, qkv_loader_source *src, void **data_out,
+                                bool *borrowed, qkv_error *err)
+{
+    *data_out = NULL;
+    *borrowed = false;
+    if (!base_dir)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "%s: has external data, but the model was loaded from a buffer "
+                             "without a base directory",
+                             what);
+    const char *loc;
+    uint64_t offset, size = 0;
+    qkv_status st = external_keys(tp, what, expected, desc, &loc, &offset, err);
+    if (st != QKV_OK)
+        return st;
+    char *joined = NULL, *file_real = NULL;
+    void *data = NULL;
+    int fd = -1;
+    st = external_path(base_dir, loc, what, &joined, &file_real, err);
+    if (st == QKV_OK)
+        st = external_open(file_real, joined, loc, offset, expected, what, &fd, &size, err);
+    if (st != QKV_OK)
         goto done;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        st = qkv_error_set(err, QKV_ERR_IO, "%s: external data file '%s' is not a regular file",
-                           what, joined);
-        goto done;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    if (offset > size || expected > size - offset) {
-        st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                           "%s: external data offset %" PRIu64 " + length %zu is past the end "
-                           "of '%s' (%" PRIu64 " bytes)",
-                           what, offset, expected, loc, size);
-        goto done;
-    }
     if (src && expected >= QKV_LOADER_MAP_MIN_BYTES && size <= SIZE_MAX) {
         size_t map;
         qkv_error e2 = {QKV_OK, ""};
@@ -283,7 +320,6 @@ static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
             st = qkv_error_set(err, QKV_ERR_IO, "%s: cannot read external data file '%s'", what,
                                joined);
             free(data);
-            data = NULL;
             goto done;
         }
     }
@@ -292,9 +328,7 @@ done:
     if (fd >= 0)
         close(fd);
     free(file_real);
-    free(base_real);
     free(joined);
-    free(rel);
     return st;
 }
 
@@ -314,74 +348,109 @@ static qkv_status count_error(qkv_error *err, const char *what, const char *fiel
         (tp)->n_##field = 0; \
     } while (0)
 
-/* Decodes the typed repeated fields of tp into a new payload. */
+/* Copies `count` int32_data (or, for uint32, uint64_data) entries into a new
+ * payload of `bytes` bytes, each narrowed to the element's width: 4 bytes
+ * (uint32), 2 (16-bit types: their bits), 1 (8-bit types: their bits; bool:
+ * nonzero is 1; packed sub-byte types: one byte of packed elements). */
+static qkv_status narrow_typed(const Onnx__TensorProto *tp, const char *what, qkv_dtype dtype,
+                               size_t count, size_t bytes, void **data_out, qkv_error *err)
+{
+    unsigned char *d = malloc(bytes ? bytes : 1);
+    if (!d)
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory (%zu bytes)", what,
+                             bytes);
+    for (size_t k = 0; k < count; k++) {
+        if (dtype == QKV_DTYPE_UINT32) {
+            ((uint32_t *)(void *)d)[k] = (uint32_t)tp->uint64_data[k];
+        } else if (bytes == 2 * count) {
+            ((uint16_t *)(void *)d)[k] = (uint16_t)tp->int32_data[k];
+        } else {
+            d[k] = dtype == QKV_DTYPE_BOOL ? (uint8_t)(tp->int32_data[k] != 0)
+                                           : (uint8_t)tp->int32_data[k];
+        }
+    }
+    *data_out = d;
+    return QKV_OK;
+}
+
+/* string_data (elements entries) as a new array of NUL-terminated copies. */
+static qkv_status decode_strings(const Onnx__TensorProto *tp, const char *what, size_t elements,
+                                 void **data_out, qkv_error *err)
+{
+    char **d = calloc(elements ? elements : 1, sizeof *d);
+    if (!d)
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory (%zu strings)", what,
+                             elements);
+    for (size_t k = 0; k < elements; k++) {
+        const ProtobufCBinaryData *s = &tp->string_data[k];
+        size_t n;
+        if (qkv_add_overflow(s->len, 1, &n) || !(d[k] = malloc(n))) {
+            for (size_t j = 0; j < k; j++)
+                free(d[j]);
+            free(d);
+            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory (%zu strings)",
+                                 what, elements);
+        }
+        if (s->len)
+            memcpy(d[k], s->data, s->len);
+        d[k][s->len] = '\0';
+    }
+    *data_out = d;
+    return QKV_OK;
+}
+
+/* Decodes the typed repeated fields of tp into a new payload: the field
+ * ONNX keeps each element type in, with the count the shape needs. */
 static qkv_status decode_typed(Onnx__TensorProto *tp, const char *what, qkv_dtype dtype,
                                size_t elements, size_t bytes, const char *desc, void **data_out,
                                qkv_error *err)
 {
-    void *data = NULL;
     size_t pairs; /* complex: two scalars per element */
+    *data_out = NULL;
     switch (dtype) {
     case QKV_DTYPE_FLOAT:
         if (tp->n_float_data != elements)
             return count_error(err, what, "float_data", tp->n_float_data, elements, desc);
-        STEAL(tp, float_data, data);
-        break;
+        STEAL(tp, float_data, *data_out);
+        return QKV_OK;
     case QKV_DTYPE_COMPLEX64:
         if (qkv_mul_overflow(elements, 2, &pairs) || tp->n_float_data != pairs)
             return count_error(err, what, "float_data", tp->n_float_data, elements * 2, desc);
-        STEAL(tp, float_data, data);
-        break;
+        STEAL(tp, float_data, *data_out);
+        return QKV_OK;
     case QKV_DTYPE_DOUBLE:
         if (tp->n_double_data != elements)
             return count_error(err, what, "double_data", tp->n_double_data, elements, desc);
-        STEAL(tp, double_data, data);
-        break;
+        STEAL(tp, double_data, *data_out);
+        return QKV_OK;
     case QKV_DTYPE_COMPLEX128:
         if (qkv_mul_overflow(elements, 2, &pairs) || tp->n_double_data != pairs)
             return count_error(err, what, "double_data", tp->n_double_data, elements * 2, desc);
-        STEAL(tp, double_data, data);
-        break;
+        STEAL(tp, double_data, *data_out);
+        return QKV_OK;
     case QKV_DTYPE_INT64:
         if (tp->n_int64_data != elements)
             return count_error(err, what, "int64_data", tp->n_int64_data, elements, desc);
-        STEAL(tp, int64_data, data);
-        break;
+        STEAL(tp, int64_data, *data_out);
+        return QKV_OK;
     case QKV_DTYPE_INT32:
         if (tp->n_int32_data != elements)
             return count_error(err, what, "int32_data", tp->n_int32_data, elements, desc);
-        STEAL(tp, int32_data, data);
-        break;
+        STEAL(tp, int32_data, *data_out);
+        return QKV_OK;
     case QKV_DTYPE_UINT64:
         if (tp->n_uint64_data != elements)
             return count_error(err, what, "uint64_data", tp->n_uint64_data, elements, desc);
-        STEAL(tp, uint64_data, data);
-        break;
-    case QKV_DTYPE_UINT32: {
+        STEAL(tp, uint64_data, *data_out);
+        return QKV_OK;
+    case QKV_DTYPE_UINT32:
         if (tp->n_uint64_data != elements)
             return count_error(err, what, "uint64_data", tp->n_uint64_data, elements, desc);
-        uint32_t *d = malloc(bytes);
-        if (!d)
-            goto oom;
-        for (size_t k = 0; k < elements; k++)
-            d[k] = (uint32_t)tp->uint64_data[k];
-        data = d;
-        break;
-    }
+        return narrow_typed(tp, what, dtype, elements, bytes, data_out, err);
     case QKV_DTYPE_INT16:
     case QKV_DTYPE_UINT16:
     case QKV_DTYPE_FLOAT16:
-    case QKV_DTYPE_BFLOAT16: { /* one element (its 16 bits) per int32 */
-        if (tp->n_int32_data != elements)
-            return count_error(err, what, "int32_data", tp->n_int32_data, elements, desc);
-        uint16_t *d = malloc(bytes);
-        if (!d)
-            goto oom;
-        for (size_t k = 0; k < elements; k++)
-            d[k] = (uint16_t)tp->int32_data[k];
-        data = d;
-        break;
-    }
+    case QKV_DTYPE_BFLOAT16:
     case QKV_DTYPE_BOOL:
     case QKV_DTYPE_INT8:
     case QKV_DTYPE_UINT8:
@@ -389,65 +458,27 @@ static qkv_status decode_typed(Onnx__TensorProto *tp, const char *what, qkv_dtyp
     case QKV_DTYPE_FLOAT8E4M3FNUZ:
     case QKV_DTYPE_FLOAT8E5M2:
     case QKV_DTYPE_FLOAT8E5M2FNUZ:
-    case QKV_DTYPE_FLOAT8E8M0: { /* one element (its 8 bits) per int32 */
+    case QKV_DTYPE_FLOAT8E8M0: /* one element (its 16 or 8 bits) per int32 */
         if (tp->n_int32_data != elements)
             return count_error(err, what, "int32_data", tp->n_int32_data, elements, desc);
-        uint8_t *d = malloc(bytes);
-        if (!d)
-            goto oom;
-        for (size_t k = 0; k < elements; k++)
-            d[k] = dtype == QKV_DTYPE_BOOL ? (uint8_t)(tp->int32_data[k] != 0)
-                                           : (uint8_t)tp->int32_data[k];
-        data = d;
-        break;
-    }
+        return narrow_typed(tp, what, dtype, elements, bytes, data_out, err);
     case QKV_DTYPE_UINT4:
     case QKV_DTYPE_INT4:
     case QKV_DTYPE_FLOAT4E2M1:
     case QKV_DTYPE_UINT2:
-    case QKV_DTYPE_INT2: { /* packed: one byte of packed elements per int32 */
+    case QKV_DTYPE_INT2: /* packed: one byte of packed elements per int32 */
         if (tp->n_int32_data != bytes)
             return count_error(err, what, "int32_data (packed bytes)", tp->n_int32_data, bytes,
                                desc);
-        uint8_t *d = malloc(bytes);
-        if (!d)
-            goto oom;
-        for (size_t k = 0; k < bytes; k++)
-            d[k] = (uint8_t)tp->int32_data[k];
-        data = d;
-        break;
-    }
-    case QKV_DTYPE_STRING: {
+        return narrow_typed(tp, what, dtype, bytes, bytes, data_out, err);
+    case QKV_DTYPE_STRING:
         if (tp->n_string_data != elements)
             return count_error(err, what, "string_data", tp->n_string_data, elements, desc);
-        char **d = calloc(elements, sizeof *d);
-        if (!d)
-            goto oom;
-        for (size_t k = 0; k < elements; k++) {
-            const ProtobufCBinaryData *s = &tp->string_data[k];
-            size_t n;
-            if (qkv_add_overflow(s->len, 1, &n) || !(d[k] = malloc(n))) {
-                for (size_t j = 0; j < k; j++)
-                    free(d[j]);
-                free(d);
-                goto oom;
-            }
-            if (s->len)
-                memcpy(d[k], s->data, s->len);
-            d[k][s->len] = '\0';
-        }
-        data = d;
-        break;
-    }
+        return decode_strings(tp, what, elements, data_out, err);
     default:
         return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "%s: element type %s has no typed field",
                              what, qkv_dtype_name(dtype));
     }
-    *data_out = data;
-    return QKV_OK;
-oom:
-    return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory (%zu bytes)", what,
-                         bytes);
 }
 
 /* The payload of a raw_data field cut out of the model file (range index
