@@ -253,10 +253,9 @@ static void plan_work_free(plan_work *w)
     free(w->events);
 }
 
-qkv_status qkv_planner_assign_with(qkv_plan_buffer *bufs, size_t n, size_t alignment,
-                                   qkv_plan_strategy strategy, size_t *arena_bytes,
-                                   size_t *lower_bound_bytes, qkv_plan_strategy *chosen,
-                                   qkv_error *err)
+/* The arguments of qkv_planner_assign_with, checked. */
+static qkv_status check_args(const qkv_plan_buffer *bufs, size_t n, size_t alignment,
+                             qkv_plan_strategy strategy, qkv_error *err)
 {
     if (!is_power_of_two(alignment))
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
@@ -272,30 +271,73 @@ qkv_status qkv_planner_assign_with(qkv_plan_buffer *bufs, size_t n, size_t align
             return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                                  "planner: buffer %zu: last_use %d is before first_use %d", i,
                                  (int)bufs[i].last_use, (int)bufs[i].first_use);
+    return QKV_OK;
+}
+
+/* Allocates w's arrays for n > 0 buffers; false when out of memory (what
+ * was allocated is for plan_work_free). */
+static bool plan_work_alloc(plan_work *w, size_t n)
+{
+    w->aligned = alloc_array(n, sizeof *w->aligned);
+    w->keys = alloc_array(n, sizeof *w->keys);
+    w->placed = alloc_array(n, sizeof *w->placed);
+    w->offsets = alloc_array(n, sizeof *w->offsets);
+    w->best = alloc_array(n, sizeof *w->best);
+    w->events = n <= SIZE_MAX / 2 ? alloc_array(2 * n, sizeof *w->events) : NULL;
+    return w->aligned && w->keys && w->placed && w->offsets && w->best && w->events;
+}
+
+/* Places the buffers with each strategy in [first, last], keeping the
+ * smallest arena's offsets in w->best (*arena, *strategy); stops early at
+ * the lower bound, which nothing can beat. false when no strategy placed
+ * every buffer (*failed: one that did not fit). */
+static bool best_placement(const qkv_plan_buffer *bufs, size_t n, plan_work *w,
+                           qkv_plan_strategy first, qkv_plan_strategy last, size_t lower,
+                           size_t *arena, qkv_plan_strategy *strategy, size_t *failed)
+{
+    bool have_best = false;
+    *failed = 0;
+    for (int s = first; s <= (int)last; s++) {
+        size_t m = sort_for_strategy(bufs, n, w, (qkv_plan_strategy)s);
+        size_t a;
+        if (!place_in_order(bufs, w, m, s == QKV_PLAN_TWO_SIDED, lower, &a, failed))
+            continue;
+        if (!have_best || a < *arena) {
+            size_t *t = w->best;
+            w->best = w->offsets;
+            w->offsets = t;
+            *arena = a;
+            *strategy = (qkv_plan_strategy)s;
+            have_best = true;
+        }
+        if (*arena == lower)
+            break;
+    }
+    return have_best;
+}
+
+qkv_status qkv_planner_assign_with(qkv_plan_buffer *bufs, size_t n, size_t alignment,
+                                   qkv_plan_strategy strategy, size_t *arena_bytes,
+                                   size_t *lower_bound_bytes, qkv_plan_strategy *chosen,
+                                   qkv_error *err)
+{
     qkv_plan_strategy first = strategy, last = strategy;
     if (strategy == QKV_PLAN_BEST) {
         first = QKV_PLAN_BY_SIZE;
         last = QKV_PLAN_STRATEGY_COUNT_ - 1;
     }
-    if (n == 0) {
-        if (arena_bytes)
-            *arena_bytes = 0;
-        if (lower_bound_bytes)
-            *lower_bound_bytes = 0;
-        if (chosen)
-            *chosen = first;
-        return QKV_OK;
-    }
+    if (arena_bytes)
+        *arena_bytes = 0;
+    if (lower_bound_bytes)
+        *lower_bound_bytes = 0;
+    if (chosen)
+        *chosen = first;
+    qkv_status st = check_args(bufs, n, alignment, strategy, err);
+    if (st != QKV_OK || n == 0)
+        return st;
 
-    qkv_status st = QKV_OK;
     plan_work w = {0};
-    w.aligned = alloc_array(n, sizeof *w.aligned);
-    w.keys = alloc_array(n, sizeof *w.keys);
-    w.placed = alloc_array(n, sizeof *w.placed);
-    w.offsets = alloc_array(n, sizeof *w.offsets);
-    w.best = alloc_array(n, sizeof *w.best);
-    w.events = n <= SIZE_MAX / 2 ? alloc_array(2 * n, sizeof *w.events) : NULL;
-    if (!w.aligned || !w.keys || !w.placed || !w.offsets || !w.best || !w.events) {
+    if (!plan_work_alloc(&w, n)) {
         st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "planner: out of memory for %zu buffers",
                            n);
         goto done;
@@ -308,40 +350,20 @@ qkv_status qkv_planner_assign_with(qkv_plan_buffer *bufs, size_t n, size_t align
             goto done;
         }
     }
-    size_t lower;
+    size_t lower, best_arena = 0, failed;
     if (!live_lower_bound(bufs, w.aligned, n, w.events, &lower)) {
         st = qkv_error_set(err, QKV_ERR_SHAPE,
                            "planner: buffers live at the same step total more than %zu bytes",
                            (size_t)SIZE_MAX);
         goto done;
     }
-
-    bool have_best = false;
-    size_t best_arena = 0, failed = 0;
     qkv_plan_strategy best_strategy = first;
-    for (int s = first; s <= (int)last; s++) {
-        size_t m = sort_for_strategy(bufs, n, &w, (qkv_plan_strategy)s);
-        size_t arena;
-        if (!place_in_order(bufs, &w, m, s == QKV_PLAN_TWO_SIDED, lower, &arena, &failed))
-            continue;
-        if (!have_best || arena < best_arena) {
-            size_t *t = w.best;
-            w.best = w.offsets;
-            w.offsets = t;
-            best_arena = arena;
-            best_strategy = (qkv_plan_strategy)s;
-            have_best = true;
-        }
-        if (best_arena == lower) /* optimal: nothing can do better */
-            break;
-    }
-    if (!have_best) {
+    if (!best_placement(bufs, n, &w, first, last, lower, &best_arena, &best_strategy, &failed)) {
         st = qkv_error_set(err, QKV_ERR_SHAPE,
                            "planner: buffer %zu (%zu bytes) does not fit below %zu bytes", failed,
                            bufs[failed].bytes, (size_t)SIZE_MAX);
         goto done;
     }
-
     for (size_t i = 0; i < n; i++)
         bufs[i].offset = w.aligned[i] ? w.best[i] : 0;
     if (arena_bytes)
