@@ -395,6 +395,27 @@ static int32_t match_scores(const qkv_ir_graph *g, attn_match *m)
     }
 }
 
+/* P -> [Identity | Dropout]* -> MatMul(P, V) from P = value p: the final
+ * MatMul, or NULL when the chain does not have that form. */
+static const qkv_ir_node *match_pv(const qkv_ir_graph *g, attn_match *m, int32_t p, int32_t r)
+{
+    int32_t cur = p;
+    for (;;) {
+        int32_t c = qkv_pass_sole_consumer(g, cur);
+        if (c < 0 || !add_chain(m, c))
+            return NULL;
+        const qkv_ir_node *n = &g->nodes[c];
+        if (qkv_pass_is_op(n, "MatMul") && n->n_inputs == 2 && n->inputs[0] == cur &&
+            n->inputs[1] != cur && n->n_outputs == 1)
+            return n;
+        if (!is_noop(g, n, r) && !inference_dropout(g, n))
+            return NULL;
+        cur = n->outputs[0];
+        if (!is_f32(g, cur, r))
+            return NULL;
+    }
+}
+
 /* Tries to match an attention core whose QK MatMul is node `qk_idx`. */
 static bool match_at(const qkv_ir_graph *g, int32_t qk_idx, attn_match *m)
 {
@@ -413,27 +434,9 @@ static bool match_at(const qkv_ir_graph *g, int32_t qk_idx, attn_match *m)
     if (sm < 0)
         return false;
     const qkv_ir_node *softmax = &g->nodes[sm];
-    int32_t cur;
-
-    /* P -> [Identity | Dropout]* -> MatMul(P, V) */
-    cur = softmax->outputs[0];
-    const qkv_ir_node *pv = NULL;
-    for (;;) {
-        int32_t c = qkv_pass_sole_consumer(g, cur);
-        if (c < 0 || !add_chain(m, c))
-            return false;
-        const qkv_ir_node *n = &g->nodes[c];
-        if (qkv_pass_is_op(n, "MatMul") && n->n_inputs == 2 && n->inputs[0] == cur &&
-            n->inputs[1] != cur && n->n_outputs == 1) {
-            pv = n;
-            break;
-        }
-        if (!is_noop(g, n, r) && !inference_dropout(g, n))
-            return false;
-        cur = n->outputs[0];
-        if (!is_f32(g, cur, r))
-            return false;
-    }
+    const qkv_ir_node *pv = match_pv(g, m, softmax->outputs[0], r);
+    if (!pv)
+        return false;
     m->v = pv->inputs[1];
     m->out = pv->outputs[0];
     if (!is_f32(g, m->v, r) || !is_f32(g, m->out, r))

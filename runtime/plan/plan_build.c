@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena_planner.h"
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
-#include "arena_planner.h"
 #include "session.h"
 #include "size_math.h"
 
