@@ -265,6 +265,8 @@ qkv_status qkv_session_create(const char *path, const qkv_session_options *opts,
                               qkv_session **out, qkv_error *err)
 {
     qkv_model *model = NULL;
+    if (out)
+        *out = NULL;
     if (!path || !out)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_session_create: NULL argument");
     qkv_status st = qkv_model_load_file(path, &model, err);
@@ -278,6 +280,8 @@ qkv_status qkv_session_create_from_buffer(const void *data, size_t bytes, const 
                                           qkv_error *err)
 {
     qkv_model *model = NULL;
+    if (out)
+        *out = NULL;
     if (!data || !out)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                              "qkv_session_create_from_buffer: NULL argument");
