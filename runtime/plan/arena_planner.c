@@ -326,15 +326,18 @@ qkv_status qkv_planner_assign_with(qkv_plan_buffer *bufs, size_t n, size_t align
         first = QKV_PLAN_BY_SIZE;
         last = QKV_PLAN_STRATEGY_COUNT_ - 1;
     }
-    if (arena_bytes)
-        *arena_bytes = 0;
-    if (lower_bound_bytes)
-        *lower_bound_bytes = 0;
-    if (chosen)
-        *chosen = first;
     qkv_status st = check_args(bufs, n, alignment, strategy, err);
-    if (st != QKV_OK || n == 0)
-        return st;
+    if (st != QKV_OK)
+        return st; /* the outputs stay as they were (the contract in arena_planner.h) */
+    if (n == 0) {
+        if (arena_bytes)
+            *arena_bytes = 0;
+        if (lower_bound_bytes)
+            *lower_bound_bytes = 0;
+        if (chosen)
+            *chosen = first;
+        return QKV_OK;
+    }
 
     plan_work w = {0};
     if (!plan_work_alloc(&w, n)) {
