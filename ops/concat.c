@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernel_util.h"
+#include "qkv.h"
 
 typedef struct concat_state {
     int64_t axis;

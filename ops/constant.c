@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernel_util.h"
+#include "qkv.h"
 #include "size_math.h"
 
 /* ---- Constant ------------------------------------------------------------------ */

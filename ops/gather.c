@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "kernel_util.h"
+#include "qkv.h"
 
 typedef struct gather_state {
     int64_t axis;

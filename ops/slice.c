@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "kernel_util.h"
+#include "qkv.h"
 
 /* Slice-1's attributes. */
 typedef struct slice_state {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "str_util.h"
 
 #define QKV_OP_FAMILY(name) const qkv_kernel *qkv_ops_##name(size_t *count);
 #include "op_families.h"
@@ -180,7 +181,6 @@ qkv_status qkv_registry_add_builtins(qkv_registry *reg, qkv_error *err)
     static const family_fn families[] = {
 #define QKV_OP_FAMILY(name) qkv_ops_##name,
 #include "op_families.h"
-#include "str_util.h"
 #undef QKV_OP_FAMILY
     };
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
