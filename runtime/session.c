@@ -238,11 +238,10 @@ static qkv_status build_steps(qkv_session *s, const qkv_session_options *opts, q
     return st;
 }
 
-/* Takes model (destroyed on failure). */
+/* Takes model (destroyed on failure). *out is written only on success (qkv.h). */
 static qkv_status session_build(qkv_model *model, const qkv_session_options *opts,
                                 qkv_session **out, qkv_error *err)
 {
-    *out = NULL;
     qkv_session *s = calloc(1, sizeof *s);
     if (!s) {
         qkv_model_destroy(model);
@@ -265,8 +264,6 @@ qkv_status qkv_session_create(const char *path, const qkv_session_options *opts,
                               qkv_session **out, qkv_error *err)
 {
     qkv_model *model = NULL;
-    if (out)
-        *out = NULL;
     if (!path || !out)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_session_create: NULL argument");
     qkv_status st = qkv_model_load_file(path, &model, err);
@@ -280,8 +277,6 @@ qkv_status qkv_session_create_from_buffer(const void *data, size_t bytes, const 
                                           qkv_error *err)
 {
     qkv_model *model = NULL;
-    if (out)
-        *out = NULL;
     if (!data || !out)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                              "qkv_session_create_from_buffer: NULL argument");
