@@ -132,6 +132,15 @@ typedef struct qkv_session_options {
     /* "name,name,...": the only backends nodes may go to, in this order of
      * preference (NULL or "": every backend, highest priority first). */
     const char *backends;
+    /* -- memory -- */
+    /* The most bytes the session may hold for a run, 0 for no limit: packed
+     * weights, plus a context's arena for the input shapes, plus the
+     * buffers of nodes whose shapes are known only at run time. A plan or a
+     * node that would need more fails with QKV_ERR_OUT_OF_MEMORY, naming the
+     * node and the bytes, before that memory is allocated; packing that
+     * would pass it fails qkv_session_create the same way. The model's own
+     * weights are not counted. */
+    size_t memory_limit;
 } qkv_session_options;
 
 /* Fills opts with the defaults. */

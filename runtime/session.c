@@ -234,7 +234,7 @@ static qkv_status build_steps(qkv_session *s, const qkv_session_options *opts, q
     if (st == QKV_OK && !s->opts.disable_fusion)
         st = run_fusion_passes(s, err);
     if (st == QKV_OK)
-        st = qkv_prepack_constants(g, &s->prepack, err);
+        st = qkv_prepack_constants(g, s->opts.memory_limit, &s->prepack, err);
     return st;
 }
 
