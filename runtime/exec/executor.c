@@ -17,6 +17,7 @@
 #include "kernel_host.h"
 #include "node_eval.h"
 #include "session.h"
+#include "size_math.h"
 #include "threadpool.h"
 
 struct qkv_context {
