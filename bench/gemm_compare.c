@@ -1,5 +1,5 @@
 /*
- * gemm_compare.c - qkv's own float32 GEMM (ops/sgemm.h) at each ISA level
+ * gemm_compare.c - qkv's own float32 GEMM (ops/util/sgemm.h) at each ISA level
  * this CPU has, with B packed per call and prepacked once, next to OpenBLAS
  * cblas_sgemm (one thread; its core as OpenBLAS chose it), on the shapes of
  * a transformer layer and a square one. Interleaved: each repetition runs

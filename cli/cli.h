@@ -41,7 +41,7 @@ int qkv_cli_fail_error(const qkv_error *err, const char *prefix);
 /* Prints "qkv: MESSAGE" then `usage` on stderr; returns QKV_EXIT_USAGE. */
 int qkv_cli_usage_error(const char *usage, const char *fmt, ...) QKV_CLI_PRINTF(2, 3);
 
-/* ---- option parsing ----------------------------------------------------- */
+/* ---- option parsing ------------------------------------------------------ */
 
 /* One option a command accepts. */
 typedef struct qkv_cli_option {
@@ -82,7 +82,7 @@ int qkv_cli_next_arg(qkv_cli_parser *p, int *kind, int *id, const char **value, 
 /* Parses a decimal integer in [min, max]; 0 on success, -1 otherwise. */
 int qkv_cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
-/* ---- shapes ------------------------------------------------------------- */
+/* ---- shapes -------------------------------------------------------------- */
 
 /* One --shape NAME=d0,d1,... argument ("NAME=" is rank 0). */
 typedef struct qkv_cli_shape {
@@ -110,7 +110,7 @@ qkv_status qkv_cli_resolve_shape(const qkv_value_info *vi, const qkv_cli_shape *
 qkv_status qkv_cli_check_shape_names(const qkv_model *model, const qkv_cli_shape *shapes,
                                      size_t n_shapes, qkv_error *err);
 
-/* ---- formatting --------------------------------------------------------- */
+/* ---- formatting ---------------------------------------------------------- */
 
 /* "1.5 MiB (1572864 bytes)" or "12 bytes" into buf; returns buf. */
 const char *qkv_cli_human_bytes(uint64_t bytes, char *buf, size_t cap);
@@ -124,7 +124,7 @@ const char *qkv_cli_input_names(const qkv_model *model, char *buf, size_t cap);
 /* Monotonic clock in milliseconds. */
 double qkv_cli_now_ms(void);
 
-/* ---- plugins and backends (issue 4; cli_plugins.c) ------------------------ */
+/* ---- plugins and backends (cli_plugins.c) -------------------------------- */
 
 /* The options every session-creating command shares: put
  * QKV_CLI_PLUGIN_OPTIONS in the option table and QKV_CLI_PLUGIN_USAGE in the

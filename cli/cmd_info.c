@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "ir.h" /* --optimized (issue 6): the session's graph */
+#include "ir.h" /* --optimized: the session's graph */
 
 static const char USAGE[] =
     "usage: qkv info MODEL [--plan] [--optimized] [--no-fuse]\n"
@@ -39,7 +39,6 @@ static const char USAGE[] =
     "                          service; MODEL is then optional\n"
     "  --plan                  also create a session and print the memory plan\n"
     "                          for the input shapes (arena, lower bound, steps...)\n"
-    /* ---- --optimized/--no-fuse (issue 6) */
     "  --optimized             also create a session and print its graph after the\n"
     "                          passes (constant folding, attention, GELU and\n"
     "                          MatMul fusion): one line per node, in run order,\n"
@@ -47,15 +46,12 @@ static const char USAGE[] =
     "                          and what each fusion made\n"
     "  --no-fuse               do not fuse attention, GELU or MatMul chains (--plan,\n"
     "                          --optimized)\n"
-    /* ---- end --optimized/--no-fuse */
     "  --shape NAME=d0,d1,...  the shape of input NAME for --plan; or SYMBOL=N to\n"
     "                          set a symbolic dim of every input (repeatable)\n"
-    /* ---- plugins and backends (issue 4) */
     QKV_CLI_PLUGIN_USAGE
     "Then, when a session can be created: the plugins, the backend order, and\n"
     "for each op type the backend its nodes run on, marking ops whose kernel\n"
     "has no shape inference (their outputs are sized at run time).\n"
-    /* ---- end plugins and backends */
     "  -h, --help              show this help\n";
 
 enum { OPT_PLAN, OPT_SHAPE, OPT_OPTIMIZED, OPT_NO_FUSE, OPT_SYSTEM };
@@ -63,13 +59,13 @@ enum { OPT_PLAN, OPT_SHAPE, OPT_OPTIMIZED, OPT_NO_FUSE, OPT_SYSTEM };
 static const qkv_cli_option OPTIONS[] = {
     {"--plan", 0, OPT_PLAN},
     {"--shape", 1, OPT_SHAPE},
-    {"--optimized", 0, OPT_OPTIMIZED}, /* issue 6 */
-    {"--no-fuse", 0, OPT_NO_FUSE},     /* issue 6 */
+    {"--optimized", 0, OPT_OPTIMIZED},
+    {"--no-fuse", 0, OPT_NO_FUSE},
     {"--system", 0, OPT_SYSTEM},
-    QKV_CLI_PLUGIN_OPTIONS,            /* issue 4 */
+    QKV_CLI_PLUGIN_OPTIONS,
 };
 
-/* ---- the operator histogram ------------------------------------------------- */
+/* ---- the operator histogram ---------------------------------------------- */
 
 typedef struct op_count {
     const char *domain; /* "ai.onnx" for the default domain */
@@ -230,7 +226,7 @@ static int print_info(const char *path, const qkv_model *model)
     return print_histogram(model, m.node_count);
 }
 
-/* ---- --plan ------------------------------------------------------------------ */
+/* ---- --plan -------------------------------------------------------------- */
 
 static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_shapes,
                       int no_fuse, const qkv_cli_plugin_opts *po)
@@ -242,8 +238,8 @@ static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_sh
     int rc = QKV_EXIT_FAILURE;
     qkv_session_options opts;
     qkv_session_options_init(&opts);
-    opts.disable_fusion = no_fuse; /* --no-fuse (issue 6) */
-    qkv_cli_plugin_apply(po, &opts); /* --plugin... (issue 4) */
+    opts.disable_fusion = no_fuse; /* --no-fuse */
+    qkv_cli_plugin_apply(po, &opts); /* --plugin... */
     if (qkv_session_create(path, &opts, &session, &err) != QKV_OK)
         return qkv_cli_fail_error(&err, NULL);
     const qkv_model *model = qkv_session_model(session);
@@ -300,7 +296,7 @@ done:
     return rc;
 }
 
-/* ---- --optimized (issue 6) ---------------------------------------------------- */
+/* ---- --optimized --------------------------------------------------------- */
 
 /* Appends "name [d0, d1]" (or "-" for an omitted optional) to buf at *len. */
 static void append_value(const qkv_ir_graph *g, int32_t id, char *buf, size_t cap, size_t *len)
@@ -328,7 +324,7 @@ static int print_optimized(const char *path, int no_fuse, const qkv_cli_plugin_o
     qkv_session_options opts;
     qkv_session_options_init(&opts);
     opts.disable_fusion = no_fuse;
-    qkv_cli_plugin_apply(po, &opts); /* --plugin... (issue 4) */
+    qkv_cli_plugin_apply(po, &opts); /* --plugin... */
     if (qkv_session_create(path, &opts, &session, &err) != QKV_OK)
         return qkv_cli_fail_error(&err, NULL);
     const qkv_ir_graph *g = qkv_session_model(session)->graph;
@@ -373,9 +369,8 @@ static int print_optimized(const char *path, int no_fuse, const qkv_cli_plugin_o
     return QKV_EXIT_OK;
 }
 
-/* ---- end --optimized ------------------------------------------------------------ */
 
-/* ---- backends (issue 4) ---------------------------------------------------------- */
+/* ---- backends ------------------------------------------------------------ */
 
 typedef struct op_backend {
     const char *domain, *op, *backend, *origin;
@@ -467,9 +462,8 @@ static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_op
     return QKV_EXIT_OK;
 }
 
-/* ---- end backends ------------------------------------------------------------------ */
 
-/* ---- --system ------------------------------------------------------------------------ */
+/* ---- --system ------------------------------------------------------------ */
 
 /* y = Identity(x), x float32 [1], opset 13: the smallest model a session can
  * be created for (the bytes of onnx.helper's ModelProto, ir_version 8). */
@@ -512,15 +506,14 @@ static int print_system(const qkv_cli_plugin_opts *po)
     return QKV_EXIT_OK;
 }
 
-/* ---- end --system -------------------------------------------------------------------- */
 
 int qkv_cmd_info(int argc, char **argv)
 {
     qkv_cli_parser p;
     const char *path = NULL;
-    int plan = 0, optimized = 0, no_fuse = 0; /* --optimized, --no-fuse: issue 6 */
+    int plan = 0, optimized = 0, no_fuse = 0; /* --optimized, --no-fuse */
     int system = 0;
-    qkv_cli_plugin_opts po;                   /* --plugin... (issue 4) */
+    qkv_cli_plugin_opts po;                   /* --plugin... */
     qkv_cli_shape *shapes = NULL;
     size_t n_shapes = 0;
     int rc = QKV_EXIT_FAILURE;
@@ -561,7 +554,7 @@ int qkv_cmd_info(int argc, char **argv)
                 goto done;
             }
             n_shapes++;
-        } else if (qkv_cli_plugin_option(&po, id, value, USAGE) < 0) { /* issue 4 */
+        } else if (qkv_cli_plugin_option(&po, id, value, USAGE) < 0) {
             rc = QKV_EXIT_USAGE;
             goto done;
         }
@@ -603,7 +596,7 @@ int qkv_cmd_info(int argc, char **argv)
     qkv_model_destroy(model);
     model = NULL;
     fflush(stdout);
-    if (rc == QKV_EXIT_OK) /* issue 4 */
+    if (rc == QKV_EXIT_OK)
         rc = print_backends(path, no_fuse, &po);
     if (rc == QKV_EXIT_OK && optimized)
         rc = print_optimized(path, no_fuse, &po);

@@ -19,6 +19,8 @@
 #include "error.h"
 #include "inputs.h"
 #include "loader.h"
+#include "size_math.h"
+#include "str_util.h"
 #include "tensor_io.h"
 
 static const char USAGE[] =
@@ -43,12 +45,10 @@ static const char USAGE[] =
     "  --seed S                seed of the random inputs (default 0)\n"
     "  --threads N             threads the run may use (default 1)\n"
     "  --no-fuse               do not fuse attention subgraphs into Attention nodes\n"
-    /* ---- plugins and backends (issue 4) */
     QKV_CLI_PLUGIN_USAGE
     "  --verbose               print the plugins, the backend order and each node's\n"
     "                          op and backend before running\n"
     "  --profile               print each node's op, backend and time after the run\n"
-    /* ---- end plugins and backends */
     "  --output-dir DIR        write each output as DIR/NAME.npy (created if\n"
     "                          missing; characters outside [A-Za-z0-9._-] become '_')\n"
     "  -h, --help              show this help\n";
@@ -61,16 +61,16 @@ enum {
     OPT_SHAPE,
     OPT_SEED,
     OPT_NO_FUSE,
-    OPT_VERBOSE, /* issue 4 */
-    OPT_PROFILE  /* issue 4 */
+    OPT_VERBOSE,
+    OPT_PROFILE
 };
 
 static const qkv_cli_option OPTIONS[] = {
     {"--input", 1, OPT_INPUT},     {"--output-dir", 1, OPT_OUTPUT_DIR},
     {"--threads", 1, OPT_THREADS}, {"--random-inputs", 0, OPT_RANDOM},
     {"--shape", 1, OPT_SHAPE},     {"--seed", 1, OPT_SEED},
-    {"--no-fuse", 0, OPT_NO_FUSE}, /* issue 6 */
-    QKV_CLI_PLUGIN_OPTIONS,        /* issue 4 */
+    {"--no-fuse", 0, OPT_NO_FUSE},
+    QKV_CLI_PLUGIN_OPTIONS,
     {"--verbose", 0, OPT_VERBOSE}, {"--profile", 0, OPT_PROFILE},
 };
 
@@ -247,9 +247,9 @@ typedef struct run_args {
     size_t threads;
     int random;
     uint64_t seed;
-    int no_fuse; /* --no-fuse (issue 6) */
-    qkv_cli_plugin_opts plugins; /* --plugin, --backend, --no-default-plugins (issue 4) */
-    int verbose, profile;        /* issue 4 */
+    int no_fuse; /* --no-fuse */
+    qkv_cli_plugin_opts plugins; /* --plugin, --backend, --no-default-plugins */
+    int verbose, profile;
 } run_args;
 
 static int run(const run_args *a)
@@ -263,13 +263,13 @@ static int run(const run_args *a)
 
     qkv_session_options_init(&opts);
     opts.threads = a->threads;
-    opts.disable_fusion = a->no_fuse; /* --no-fuse (issue 6) */
-    qkv_cli_plugin_apply(&a->plugins, &opts); /* issue 4 */
+    opts.disable_fusion = a->no_fuse; /* --no-fuse */
+    qkv_cli_plugin_apply(&a->plugins, &opts);
     double t0 = qkv_cli_now_ms();
     if (qkv_session_create(a->model, &opts, &session, &err) != QKV_OK)
         return qkv_cli_fail_error(&err, NULL);
     double t_load = qkv_cli_now_ms() - t0;
-    if (a->verbose) /* issue 4 */
+    if (a->verbose)
         qkv_cli_print_backends(session, 1);
     const qkv_model *model = qkv_session_model(session);
     if (qkv_model_output_count(model) == 0) {
@@ -311,7 +311,7 @@ static int run(const run_args *a)
         if (rc != QKV_EXIT_OK)
             goto done;
     }
-    if (a->profile) /* issue 4 */
+    if (a->profile)
         qkv_cli_print_profile(session, ctx);
     printf("time: load %.3f ms, run %.3f ms\n", t_load, t_run);
     rc = QKV_EXIT_OK;
@@ -392,16 +392,16 @@ int qkv_cmd_run(int argc, char **argv)
             }
             a.seed = (uint64_t)v;
             break;
-        case OPT_NO_FUSE: /* issue 6 */
+        case OPT_NO_FUSE:
             a.no_fuse = 1;
             break;
-        case OPT_VERBOSE: /* issue 4 */
+        case OPT_VERBOSE:
             a.verbose = 1;
             break;
-        case OPT_PROFILE: /* issue 4 */
+        case OPT_PROFILE:
             a.profile = 1;
             break;
-        default: /* --plugin, --backend, --no-default-plugins (issue 4) */
+        default: /* --plugin, --backend, --no-default-plugins */
             if (qkv_cli_plugin_option(&a.plugins, id, value, USAGE) < 0) {
                 rc = QKV_EXIT_USAGE;
                 goto done;

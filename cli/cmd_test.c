@@ -33,6 +33,7 @@
 #include "error.h"
 #include "json.h"
 #include "loader.h"
+#include "str_util.h"
 #include "tensor_io.h"
 
 static const char USAGE[] =
@@ -56,10 +57,8 @@ static const char USAGE[] =
     "  --filter SUBSTR      only run tests whose name contains SUBSTR (repeatable:\n"
     "                       any of them)\n"
     "  --verbose            print every output's comparison\n"
-    /* ---- --rtol/--atol (issue 5: stricter tolerances for the example models) */
     "  --rtol R             relative tolerance for floats (default 1e-3)\n"
     "  --atol A             absolute tolerance for floats (default 1e-7)\n"
-    /* ---- end --rtol/--atol */
     "  --no-fuse            do not fuse attention subgraphs into Attention nodes\n"
     "  --allow-unsupported  exit 0 when every test found is unsupported (they are\n"
     "                       expected); finding no test at all still fails\n"
@@ -81,7 +80,7 @@ static const qkv_cli_option OPTIONS[] = {
     {"--json", 1, OPT_JSON},     {"--scoreboard", 1, OPT_SCOREBOARD}, {"--threads", 1, OPT_THREADS},
     {"--filter", 1, OPT_FILTER}, {"--verbose", 0, OPT_VERBOSE},
     {"--rtol", 1, OPT_RTOL},     {"--atol", 1, OPT_ATOL},
-    {"--no-fuse", 0, OPT_NO_FUSE}, /* issue 6 */
+    {"--no-fuse", 0, OPT_NO_FUSE},
     {"--allow-unsupported", 0, OPT_ALLOW_UNSUPPORTED},
 };
 
@@ -117,7 +116,7 @@ typedef struct test_opts {
     size_t threads;
     int verbose;
     double rtol, atol; /* float tolerances (--rtol/--atol) */
-    int no_fuse;       /* --no-fuse (issue 6) */
+    int no_fuse;       /* --no-fuse */
 } test_opts;
 
 /* ---- small helpers -------------------------------------------------------------- */
@@ -538,7 +537,7 @@ static void run_test(test_case *t, const test_opts *o)
     qkv_session_options opts;
     qkv_session_options_init(&opts);
     opts.threads = o->threads;
-    opts.disable_fusion = o->no_fuse; /* --no-fuse (issue 6) */
+    opts.disable_fusion = o->no_fuse; /* --no-fuse */
     st = qkv_session_create(path, &opts, &session, &err);
     if (st != QKV_OK) {
         set_result(t, status_of(st), "%s", err.message);
@@ -864,7 +863,6 @@ static int matches_filter(const char *name, const char **filters, size_t n_filte
     return 0;
 }
 
-/* ---- --rtol/--atol (issue 5) ---- */
 /* Parses a tolerance: a finite, non-negative decimal number. 0 on success. */
 static int parse_tolerance(const char *s, double *out)
 {
@@ -876,7 +874,6 @@ static int parse_tolerance(const char *s, double *out)
     *out = v;
     return 0;
 }
-/* ---- end --rtol/--atol ---- */
 
 int qkv_cmd_test(int argc, char **argv)
 {
@@ -920,7 +917,7 @@ int qkv_cmd_test(int argc, char **argv)
         case OPT_VERBOSE:
             o.verbose = 1;
             break;
-        case OPT_NO_FUSE: /* issue 6 */
+        case OPT_NO_FUSE:
             o.no_fuse = 1;
             break;
         case OPT_ALLOW_UNSUPPORTED:
@@ -934,14 +931,14 @@ int qkv_cmd_test(int argc, char **argv)
             }
             o.threads = (size_t)v;
             break;
-        case OPT_RTOL: /* ---- --rtol/--atol (issue 5) */
+        case OPT_RTOL:
         case OPT_ATOL:
             if (parse_tolerance(value, id == OPT_RTOL ? &o.rtol : &o.atol) != 0) {
                 rc = qkv_cli_usage_error(USAGE, "%s '%s': expected a non-negative number",
                                          id == OPT_RTOL ? "--rtol" : "--atol", value);
                 goto done;
             }
-            break; /* ---- end --rtol/--atol */
+            break;
         default:
             break;
         }

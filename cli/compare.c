@@ -12,6 +12,7 @@
 
 #include "compare.h"
 #include "error.h"
+#include "size_math.h"
 #include "tensor_io.h"
 
 int qkv_cli_dtype_numeric(qkv_dtype dtype)

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "inputs.h"
 #include "loader.h"
+#include "size_math.h"
 #include "tensor_io.h"
 
 /* ---- random data ------------------------------------------------------------- */

@@ -73,14 +73,13 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
         if (!strcmp(name, COMMANDS[i].name)) {
-            /* ---- plugins (issue 4): the default plugins stay loaded for the
-             * whole command, so `qkv test` does not dlopen OpenBLAS once per
-             * test (a failure is left to the sessions to report) */
+            /* The default plugins stay loaded for the whole command, so
+             * `qkv test` does not dlopen OpenBLAS once per test (a failure
+             * is left to the sessions to report). */
             qkv_plugin **pinned = NULL;
             size_t n_pinned = 0;
             if (qkv_plugin_load_defaults(&pinned, &n_pinned, NULL) != QKV_OK)
                 n_pinned = 0;
-            /* ---- end plugins */
             int rc = COMMANDS[i].fn(argc - 1, argv + 1);
             if (fflush(stdout) != 0 && rc == QKV_EXIT_OK)
                 rc = qkv_cli_fail("cannot write to stdout: %s", strerror(errno));

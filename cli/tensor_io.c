@@ -21,6 +21,8 @@
 
 #include "error.h"
 #include "loader.h"
+#include "size_math.h"
+#include "str_util.h"
 #include "tensor_io.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

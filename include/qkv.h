@@ -167,7 +167,7 @@ QKV_API const qkv_model *qkv_session_model(const qkv_session *session);
  * misses. Safe to call while other threads run the session. 0 for NULL. */
 QKV_API size_t qkv_session_plans_built(const qkv_session *session);
 /* How many Attention nodes attention fusion created at session creation (0
- * with qkv_session_options.disable_fusion, and for NULL). (issue 6) */
+ * with qkv_session_options.disable_fusion, and for NULL). */
 QKV_API size_t qkv_session_fused_count(const qkv_session *session);
 /* How many rewrites a fusion pass made at session creation: pass "attention"
  * (Attention nodes, as qkv_session_fused_count), "gelu" (erf-form GELU

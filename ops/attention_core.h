@@ -20,8 +20,8 @@
  * AVX2 and FMA (checked at run time) the products are register-blocked
  * micro-kernels (attention_simd.h: 6 rows x 16 columns, 8 x 32 with AVX-512,
  * the K tile packed as K^T once per tile; any head sizes, tails masked);
- * elsewhere, or with force_gemm, they are two BLAS GEMMs (ops/blas.h) per
- * tile. The row steps are vecmath.h's.
+ * elsewhere, or with force_gemm, they are two BLAS GEMMs (ops/util/blas.h)
+ * per tile. The row steps are vecmath.h's.
  *
  * A query row whose keys are all excluded (every s is -inf) gives a zero
  * output row (ONNX opset-23 errata semantics), never NaN.

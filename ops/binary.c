@@ -29,7 +29,6 @@
 #include <stdlib.h>
 
 #include "elementwise.h"
-#include "kernel_host.h"
 #include "qkv.h"
 
 typedef enum binop {

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 
 #include "elementwise.h"
-#include "kernel_host.h"
 #include "qkv.h"
 
 /* The element types Cast converts between (strings only as a source). */

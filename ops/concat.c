@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
+#include "qkv.h"
 
 typedef struct concat_state {
     int64_t axis;

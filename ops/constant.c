@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "kernel_host.h"
 #include "kernel_util.h"
+#include "qkv.h"
+#include "size_math.h"
 
 /* ---- Constant ------------------------------------------------------------------ */
 
@@ -42,9 +42,9 @@ static const char *const value_attrs[] = {"value",      "sparse_value", "value_f
                                           "value_string", "value_strings"};
 
 /* Fills s->value from the one present attribute `name`. */
-static qkv_status const_read(const qkv_node_ctx *node, const char *name, const_state *s)
+static qkv_status const_read(const qkv_host_api *host, const qkv_node_ctx *node,
+                             const char *name, const_state *s)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     qkv_tensor *v = &s->value;
     qkv_status st;
     if (strcmp(name, "value") == 0) {
@@ -126,7 +126,7 @@ static qkv_status const_init(const qkv_kernel *k, const qkv_host_api *host,
     const_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
-    qkv_status st = const_read(node, which, s);
+    qkv_status st = const_read(host, node, which, s);
     if (st != QKV_OK) {
         const_destroy(s);
         return st;

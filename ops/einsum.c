@@ -39,7 +39,6 @@
 #include <string.h>
 
 #include "blas.h"
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 

@@ -1,6 +1,6 @@
 /*
  * fused_matmul.c - qkv.FusedMatMul (domain "qkv", opset 1), the op the
- * matmul fusion pass (runtime/fuse_matmul.c) creates:
+ * matmul fusion pass (runtime/passes/fuse_matmul.c) creates:
  *
  *   Y = activation(A @ B + bias) + residual
  *

@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
+#include "qkv.h"
 
 typedef struct gather_state {
     int64_t axis;

@@ -321,12 +321,11 @@ DEFINE_INT_HELPERS(u64, uint64_t, uint64_t, 0, UINT64_MAX, cvt_u64(x))
         STORE(SFX, y[u], a0);                                                                \
     }
 
-/* ---- bounded layout-B accumulators (issue 5): they were output-sized
- * scratch, which set the memory peak of models averaging attention weights
- * over heads (nn.MultiheadAttention's ReduceSum); a strip now has at most
- * RED_ACC_MAX outputs and its accumulators live on the stack (8 KiB). */
+/* Layout B's accumulators are bounded: a strip has at most RED_ACC_MAX
+ * outputs and its accumulators live on the stack (8 KiB). Output-sized
+ * scratch would set the memory peak of models averaging attention weights
+ * over heads (nn.MultiheadAttention's ReduceSum). */
 #define RED_ACC_MAX QKV_MIN_STRIP
-/* ---- end bounded layout-B accumulators */
 
 /* Layout B: unit u is strip (u % strips) of kept position u / strips: w <=
  * RED_ACC_MAX accumulators at acc (on the stack, or in y itself for

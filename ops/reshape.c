@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 
 /* Every dtype whose bytes may be copied as they are (all but strings). */
@@ -42,10 +41,9 @@ typedef struct view_state {
 
 /* Allocates the state and reads the INTS attribute `list_attr` (NULL: none)
  * into it; `required` refuses a missing one. */
-static qkv_status view_init_common(const qkv_node_ctx *node, const char *list_attr,
-                                   bool required, void **state)
+static qkv_status view_init_common(const qkv_host_api *host, const qkv_node_ctx *node,
+                                   const char *list_attr, bool required, void **state)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     view_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
@@ -83,14 +81,14 @@ static qkv_status reshape1_init(const qkv_kernel *k, const qkv_host_api *host,
 {
     (void)host;
     (void)k;
-    return view_init_common(node, "shape", false, state);
+    return view_init_common(host, node, "shape", false, state);
 }
 
 static qkv_status reshape5_init(const qkv_kernel *k, const qkv_host_api *host,
                                 const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    qkv_status st = view_init_common(node, NULL, false, state);
+    qkv_status st = view_init_common(host, node, NULL, false, state);
     if (st != QKV_OK)
         return st;
     view_state *s = *state;
@@ -109,7 +107,7 @@ static qkv_status flatten_init(const qkv_kernel *k, const qkv_host_api *host,
                                const qkv_node_ctx *node, void **state)
 {
     (void)k;
-    qkv_status st = view_init_common(node, NULL, false, state);
+    qkv_status st = view_init_common(host, node, NULL, false, state);
     if (st != QKV_OK)
         return st;
     view_state *s = *state;
@@ -129,7 +127,7 @@ static qkv_status axes_attr_init(const qkv_kernel *k, const qkv_host_api *host,
                                  const qkv_node_ctx *node, void **state)
 {
     bool unsqueeze = strcmp(k->op_type, "Unsqueeze") == 0;
-    qkv_status st = view_init_common(node, "axes", unsqueeze, state);
+    qkv_status st = view_init_common(host, node, "axes", unsqueeze, state);
     if (st != QKV_OK)
         return st;
     view_state *s = *state;
@@ -151,7 +149,7 @@ static qkv_status axes_input_init(const qkv_kernel *k, const qkv_host_api *host,
 {
     (void)host;
     (void)k;
-    return view_init_common(node, NULL, false, state);
+    return view_init_common(host, node, NULL, false, state);
 }
 
 static void view_destroy(void *state) { free(state); }

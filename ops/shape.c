@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 
 typedef struct shape_state {

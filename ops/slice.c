@@ -18,8 +18,8 @@
  */
 #include <stdlib.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
+#include "qkv.h"
 
 /* Slice-1's attributes. */
 typedef struct slice_state {
@@ -36,10 +36,10 @@ typedef struct slice_plan {
 } slice_plan;
 
 /* Reads the INTS attribute `name` into out (at most QKV_MAX_RANK); *n its count. */
-static qkv_status read_list_attr(const qkv_node_ctx *node, const char *name, bool required,
-                                 int64_t *out, size_t *n, bool *present)
+static qkv_status read_list_attr(const qkv_host_api *host, const qkv_node_ctx *node,
+                                 const char *name, bool required, int64_t *out, size_t *n,
+                                 bool *present)
 {
-    const qkv_host_api *host = qkv_host_api_get();
     const int64_t *v = NULL;
     qkv_status st = host->attr_ints(node, name, &v, n);
     if (st != QKV_OK)
@@ -65,11 +65,11 @@ static qkv_status slice1_init(const qkv_kernel *k, const qkv_host_api *host,
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     size_t n_starts, n_ends, n_axes = 0;
     bool present;
-    qkv_status st = read_list_attr(node, "starts", true, s->starts, &n_starts, &present);
+    qkv_status st = read_list_attr(host, node, "starts", true, s->starts, &n_starts, &present);
     if (st == QKV_OK)
-        st = read_list_attr(node, "ends", true, s->ends, &n_ends, &present);
+        st = read_list_attr(host, node, "ends", true, s->ends, &n_ends, &present);
     if (st == QKV_OK)
-        st = read_list_attr(node, "axes", false, s->axes, &n_axes, &s->has_axes);
+        st = read_list_attr(host, node, "axes", false, s->axes, &n_axes, &s->has_axes);
     if (st == QKV_OK && (n_starts != n_ends || (s->has_axes && n_axes != n_starts)))
         st = NERR(host, node, QKV_ERR_INVALID_MODEL,
                   "attributes starts, ends and axes have %zu, %zu and %zu values; expected the "

@@ -21,10 +21,10 @@
  * input 0's buffer: every element is read before it is written.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "half.h"
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
@@ -206,7 +206,7 @@ static qkv_status softmax_init(const qkv_kernel *kernel, const qkv_host_api *hos
     qkv_status st = host->attr_int(node, "axis", flatten ? 1 : -1, &axis);
     if (st != QKV_OK)
         return st;
-    softmax_attrs *s = host->alloc(sizeof *s);
+    softmax_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     s->axis = axis;
@@ -218,7 +218,7 @@ static qkv_status softmax_init(const qkv_kernel *kernel, const qkv_host_api *hos
 
 static void softmax_destroy(void *state)
 {
-    qkv_host_api_get()->free(state);
+    free(state);
 }
 
 static qkv_status softmax_infer(void *state, qkv_kernel_io *io)

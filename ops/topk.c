@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 

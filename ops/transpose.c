@@ -19,9 +19,9 @@
  *      8 or 16 bytes is copied with memcpy per element instead.
  * Identity-like permutations end as one memcpy.
  */
+#include <stdlib.h>
 #include <string.h>
 
-#include "kernel_host.h"
 #include "kernel_util.h"
 #include "qkv.h"
 
@@ -214,7 +214,7 @@ static qkv_status transpose_init(const qkv_kernel *kernel, const qkv_host_api *h
     if (n > QKV_MAX_RANK)
         return NERR(host, node, QKV_ERR_UNSUPPORTED,
                     "attribute perm has %zu entries, at most %d supported", n, QKV_MAX_RANK);
-    transpose_attrs *s = host->alloc(sizeof *s);
+    transpose_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     memset(s, 0, sizeof *s);
@@ -223,13 +223,13 @@ static qkv_status transpose_init(const qkv_kernel *kernel, const qkv_host_api *h
     bool seen[QKV_MAX_RANK] = {false};
     for (size_t k = 0; k < n; k++) {
         if (perm[k] < 0 || perm[k] >= (int64_t)n) {
-            host->free(s);
+            free(s);
             return NERR(host, node, QKV_ERR_INVALID_MODEL,
                         "attribute perm[%zu] = %lld is out of range [0, %zu)", k,
                         (long long)perm[k], n);
         }
         if (seen[perm[k]]) {
-            host->free(s);
+            free(s);
             return NERR(host, node, QKV_ERR_INVALID_MODEL,
                         "attribute perm repeats axis %lld (at position %zu)", (long long)perm[k],
                         k);
@@ -243,7 +243,7 @@ static qkv_status transpose_init(const qkv_kernel *kernel, const qkv_host_api *h
 
 static void transpose_destroy(void *state)
 {
-    qkv_host_api_get()->free(state);
+    free(state);
 }
 
 /* The permutation for input rank r: the attribute, or reversed axes. */

@@ -25,7 +25,6 @@
 #include <tgmath.h> /* one expression per op serves float and double */
 
 #include "elementwise.h"
-#include "kernel_host.h"
 #include "qkv.h"
 #include "vecmath.h"
 

@@ -1,7 +1,22 @@
 /*
- * session.c - turning a loaded model into a runnable session: kernels chosen
- * and initialised for every node, types and static shapes inferred,
- * constants folded; the plan cache; checking run inputs.
+ * session.c - turning a loaded model into a runnable session, and checking
+ * run inputs against it.
+ *
+ * session_build runs the steps of session creation, each once and in this
+ * order:
+ *   1. the options, with defaults for what an older caller's struct lacks
+ *   2. a name for every unnamed node, so messages can name it
+ *   3. the kernels available: the built-ins, then the plugins' kernels and
+ *      backends in their dispatch order (ext/registry.c, ext/backend.c)
+ *   4. a provisional kernel for every node, initialised (the first backend
+ *      in order with one), so inference can run
+ *   5. the graph settled (settle_graph): types and static shapes inferred,
+ *      every node on the first backend that accepts it with its input types
+ *      known, constant subgraphs folded (passes/infer.c, fold.c)
+ *   6. the fusion passes in order (fusion_passes), each followed by step 5
+ *      again when it changed the graph: its new values need types and
+ *      shapes, its new nodes a backend, and what it made constant folds
+ *   7. constant weights packed once by their final kernels (passes/prepack.c)
  */
 #include "session.h"
 
@@ -15,6 +30,8 @@
 #include "kernel_host.h"
 #include "node_eval.h"
 #include "passes.h"
+#include "size_math.h"
+#include "str_util.h"
 
 void qkv_session_options_init(qkv_session_options *opts)
 {
@@ -55,8 +72,6 @@ const qkv_model *qkv_session_model(const qkv_session *s)
     return s->model;
 }
 
-/* Chooses a kernel for every node; reports the first node without one and
- * how many others lack one too, so a user sees the whole gap at once. */
 /* true when `name` is one of the entries of the ", "-separated list */
 static bool list_has(const char *list, const char *name)
 {
@@ -73,6 +88,9 @@ static bool list_has(const char *list, const char *name)
     return false;
 }
 
+/* Chooses a provisional kernel for every node; reports the first node
+ * without one and how many others lack one too, so a user sees the whole gap
+ * at once. */
 static qkv_status resolve_kernels(qkv_session *s, qkv_error *err)
 {
     qkv_ir_graph *g = s->model->graph;
@@ -111,23 +129,9 @@ static qkv_status init_kernels(qkv_session *s, qkv_error *err)
 {
     qkv_ir_graph *g = s->model->graph;
     for (size_t i = 0; i < g->n_nodes; i++) {
-        qkv_ir_node *n = &g->nodes[i];
-        const qkv_kernel *k = n->kernel;
-        if (!k->init)
-            continue;
-        qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err, .graph = g};
-        qkv_error_clear(err);
-        void *state = NULL;
-        qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
-        if (st != QKV_OK) {
-            if (err && err->message[0] == '\0') {
-                char what[256];
-                qkv_node_describe(n, k->since_version, what, sizeof what);
-                qkv_error_set(err, st, "%s: init failed", what);
-            }
+        qkv_status st = qkv_kernel_init_node(g->nodes[i].kernel, &g->nodes[i], g, err);
+        if (st != QKV_OK)
             return st;
-        }
-        n->kernel_state = state;
     }
     return QKV_OK;
 }
@@ -151,23 +155,90 @@ static qkv_status name_unnamed_nodes(qkv_ir_graph *g, qkv_error *err)
     return QKV_OK;
 }
 
-/* GELU fusion, then MatMul + bias + activation + residual fusion (which
- * takes the Gelu nodes the first made); the new values get their types and
- * shapes, the new nodes their backend. */
-static qkv_status fuse_activations(qkv_session *s, qkv_error *err)
+/* Step 5: brings the graph to a settled state after kernels were chosen or
+ * a pass rewrote it: every value's type and static shape inferred, every
+ * node on its backend (a node that moves is re-initialised and the graph
+ * re-inferred, in qkv_backends_assign), constant subgraphs folded, and
+ * shapes inferred again when folding made more of them known. */
+static qkv_status settle_graph(qkv_session *s, qkv_error *err)
 {
     qkv_ir_graph *g = s->model->graph;
-    qkv_status st = qkv_pass_fuse_gelu(g, s->registry, &s->n_fused_gelu, err);
+    qkv_status st = qkv_infer_graph(g, err);
     if (st == QKV_OK)
-        st = qkv_pass_fuse_matmul(g, s->registry, &s->n_fused_matmul, err);
-    bool changed = s->n_fused_gelu || s->n_fused_matmul;
-    if (st == QKV_OK && changed)
-        st = qkv_infer_graph(g, err);
-    if (st == QKV_OK && changed)
         st = qkv_backends_assign(s, err);
+    size_t folded = 0;
+    if (st == QKV_OK && !s->opts.disable_folding)
+        st = qkv_fold_constants(g, &folded, err);
+    s->n_folded += folded;
+    if (st == QKV_OK && folded)
+        st = qkv_infer_graph(g, err);
     return st;
 }
 
+/* The fusion passes of step 6, in order: attention first (it needs the
+ * shapes folding made known); GELU fusion makes the Gelu nodes MatMul
+ * fusion takes in. The name is qkv_session_fusion_count's key. */
+static const struct fusion_pass {
+    const char *name;
+    qkv_status (*run)(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused, qkv_error *err);
+} fusion_passes[QKV_FUSION_PASSES] = {
+    {"attention", qkv_pass_fuse_attention},
+    {"gelu", qkv_pass_fuse_gelu},
+    {"matmul", qkv_pass_fuse_matmul},
+};
+
+static qkv_status run_fusion_passes(qkv_session *s, qkv_error *err)
+{
+    for (size_t i = 0; i < QKV_FUSION_PASSES; i++) {
+        qkv_status st = fusion_passes[i].run(s->model->graph, s->registry, &s->n_fused[i], err);
+        if (st == QKV_OK && s->n_fused[i])
+            st = settle_graph(s, err);
+        if (st != QKV_OK)
+            return st;
+    }
+    return QKV_OK;
+}
+
+/* Step 1: opts (may be NULL) read as far as its struct_size covers. */
+static void copy_options(qkv_session *s, const qkv_session_options *opts)
+{
+    qkv_session_options_init(&s->opts);
+    if (opts) {
+        size_t n = opts->struct_size && opts->struct_size < sizeof s->opts ? opts->struct_size
+                                                                             : sizeof s->opts;
+        memcpy(&s->opts, opts, n);
+        s->opts.struct_size = sizeof s->opts;
+    }
+    if (s->opts.threads == 0)
+        s->opts.threads = 1;
+}
+
+/* Steps 2-7 (see the top of this file); stops at the first error. */
+static qkv_status build_steps(qkv_session *s, const qkv_session_options *opts, qkv_error *err)
+{
+    qkv_ir_graph *g = s->model->graph;
+    s->registry = qkv_registry_create();
+    if (!s->registry)
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
+    qkv_status st = name_unnamed_nodes(g, err);
+    if (st == QKV_OK)
+        st = qkv_registry_add_builtins(s->registry, err);
+    if (st == QKV_OK)
+        st = qkv_backends_setup(s, opts, err);
+    if (st == QKV_OK)
+        st = resolve_kernels(s, err);
+    if (st == QKV_OK)
+        st = init_kernels(s, err);
+    if (st == QKV_OK)
+        st = settle_graph(s, err);
+    if (st == QKV_OK && !s->opts.disable_fusion)
+        st = run_fusion_passes(s, err);
+    if (st == QKV_OK)
+        st = qkv_prepack_constants(g, s->opts.memory_limit, &s->prepack, err);
+    return st;
+}
+
+/* Takes model (destroyed on failure). *out is written only on success (qkv.h). */
 static qkv_status session_build(qkv_model *model, const qkv_session_options *opts,
                                 qkv_session **out, qkv_error *err)
 {
@@ -179,63 +250,8 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
     pthread_mutex_init(&s->cache_lock, NULL);
     atomic_init(&s->plans_built, 0);
     s->model = model;
-    qkv_session_options_init(&s->opts);
-    if (opts) {
-        size_t n = opts->struct_size && opts->struct_size < sizeof s->opts ? opts->struct_size
-                                                                             : sizeof s->opts;
-        memcpy(&s->opts, opts, n);
-        s->opts.struct_size = sizeof s->opts;
-    }
-    if (s->opts.threads == 0)
-        s->opts.threads = 1;
-    qkv_status st = QKV_OK;
-    s->registry = qkv_registry_create();
-    if (!s->registry)
-        st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
-    if (st == QKV_OK)
-        st = name_unnamed_nodes(model->graph, err);
-    if (st == QKV_OK)
-        st = qkv_registry_add_builtins(s->registry, err);
-    /* Plugins and backends: load the plugins into the registry and order
-     * the backends; kernels are chosen provisionally (the first
-     * backend with one) so init and inference can run, then each node goes
-     * to the first backend whose supports() accepts it with its input types
-     * known (a node that moves is re-initialised, the graph re-inferred). */
-    if (st == QKV_OK)
-        st = qkv_backends_setup(s, opts, err);
-    if (st == QKV_OK)
-        st = resolve_kernels(s, err);
-    if (st == QKV_OK)
-        st = init_kernels(s, err);
-    if (st == QKV_OK)
-        st = qkv_infer_graph(model->graph, err);
-    if (st == QKV_OK)
-        st = qkv_backends_assign(s, err);
-    if (st == QKV_OK && !s->opts.disable_folding)
-        st = qkv_fold_constants(model->graph, &s->n_folded, err);
-    /* Attention fusion: shapes are inferred again first (folded
-     * constants, e.g. Unsqueeze axes, make more of them known); the pass
-     * initialises the kernels of the nodes it creates and destroys those of
-     * the nodes it removes; then the new values get their types and shapes,
-     * the new nodes their backend, and constant masks fold. */
-    if (st == QKV_OK && !s->opts.disable_fusion) {
-        st = qkv_infer_graph(model->graph, err);
-        if (st == QKV_OK)
-            st = qkv_pass_fuse_attention(model->graph, s->registry, &s->n_fused, err);
-        if (st == QKV_OK && s->n_fused)
-            st = qkv_infer_graph(model->graph, err);
-        if (st == QKV_OK && s->n_fused)
-            st = qkv_backends_assign(s, err);
-        size_t refolded = 0;
-        if (st == QKV_OK && s->n_fused && !s->opts.disable_folding)
-            st = qkv_fold_constants(model->graph, &refolded, err);
-        s->n_folded += refolded;
-    }
-    if (st == QKV_OK && !s->opts.disable_fusion)
-        st = fuse_activations(s, err);
-    /* Last, with every kernel final: constant weights packed once. */
-    if (st == QKV_OK)
-        st = qkv_prepack_constants(model->graph, s->opts.memory_limit, &s->prepack, err);
+    copy_options(s, opts);
+    qkv_status st = build_steps(s, opts, err);
     if (st != QKV_OK) {
         qkv_session_destroy(s);
         return st;
@@ -333,95 +349,17 @@ qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inpu
     return QKV_OK;
 }
 
-/* ---- fusion counts */
 size_t qkv_session_fused_count(const qkv_session *s)
 {
-    return s ? s->n_fused : 0;
+    return s ? s->n_fused[0] : 0;
 }
-/* ---- end attention fusion */
 
 size_t qkv_session_fusion_count(const qkv_session *s, const char *pass)
 {
-    if (!s || !pass)
-        return 0;
-    if (strcmp(pass, "attention") == 0)
-        return s->n_fused;
-    if (strcmp(pass, "gelu") == 0)
-        return s->n_fused_gelu;
-    if (strcmp(pass, "matmul") == 0)
-        return s->n_fused_matmul;
+    for (size_t i = 0; s && pass && i < QKV_FUSION_PASSES; i++)
+        if (strcmp(pass, fusion_passes[i].name) == 0)
+            return s->n_fused[i];
     return 0;
-}
-
-/* ---- the plan cache --------------------------------------------------------- */
-
-/* ---- plan cache observability */
-size_t qkv_session_plans_built(const qkv_session *s)
-{
-    return s ? atomic_load(&((qkv_session *)s)->plans_built) : 0; /* C11 atomic_load takes no const */
-}
-/* ---- end plan cache observability */
-
-static bool same_shapes(const qkv_exec_plan *p, const qkv_tensor *inputs, size_t n)
-{
-    if (p->n_inputs != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (p->input_shapes[i].rank != inputs[i].rank)
-            return false;
-        for (int32_t k = 0; k < inputs[i].rank; k++)
-            if (p->input_shapes[i].dims[k] != inputs[i].dims[k])
-                return false;
-    }
-    return true;
-}
-
-qkv_status qkv_plan_get(qkv_session *s, const qkv_tensor *inputs, size_t n_inputs,
-                        qkv_exec_plan **out, qkv_error *err)
-{
-    const size_t cap = sizeof s->plans / sizeof s->plans[0];
-    pthread_mutex_lock(&s->cache_lock);
-    for (size_t i = 0; i < s->n_plans; i++) {
-        qkv_exec_plan *p = s->plans[i];
-        if (!same_shapes(p, inputs, n_inputs))
-            continue;
-        /* move to front: least recently used plans are evicted first */
-        memmove(&s->plans[1], &s->plans[0], i * sizeof s->plans[0]);
-        s->plans[0] = p;
-        atomic_fetch_add(&p->refs, 1);
-        pthread_mutex_unlock(&s->cache_lock);
-        *out = p;
-        return QKV_OK;
-    }
-    pthread_mutex_unlock(&s->cache_lock);
-
-    /* Build outside the lock: planning may evaluate nodes. Two threads may
-     * build the same plan; the second one finds the first in the cache. */
-    qkv_exec_plan *p = NULL;
-    qkv_status st = qkv_plan_build(s, inputs, n_inputs, &p, err);
-    if (st != QKV_OK)
-        return st;
-    atomic_fetch_add(&s->plans_built, 1);
-    pthread_mutex_lock(&s->cache_lock);
-    for (size_t i = 0; i < s->n_plans; i++) {
-        if (same_shapes(s->plans[i], inputs, n_inputs)) {
-            qkv_exec_plan *existing = s->plans[i];
-            atomic_fetch_add(&existing->refs, 1);
-            pthread_mutex_unlock(&s->cache_lock);
-            qkv_plan_release(p);
-            *out = existing;
-            return QKV_OK;
-        }
-    }
-    if (s->n_plans == cap)
-        qkv_plan_release(s->plans[--s->n_plans]); /* contexts may still hold it */
-    memmove(&s->plans[1], &s->plans[0], s->n_plans * sizeof s->plans[0]);
-    s->plans[0] = p;
-    s->n_plans++;
-    atomic_fetch_add(&p->refs, 1); /* the cache's reference + the caller's */
-    pthread_mutex_unlock(&s->cache_lock);
-    *out = p;
-    return QKV_OK;
 }
 
 size_t qkv_session_packed_bytes(const qkv_session *s, size_t *released_bytes)

@@ -29,8 +29,8 @@
 /* Output tolerance: float32 kernels sum in a different order than PyTorch's
  * (and than numpy's float64 reference for the Keras graph); over two
  * transformer layers that moves results by a few ulps of the largest
- * intermediate, well inside these bounds (the issue asks for them, stricter
- * than the ONNX runner's rtol 1e-3). */
+ * intermediate, well inside these bounds (stricter than the ONNX runner's
+ * rtol 1e-3). */
 #define RTOL 1e-4f
 #define ATOL 1e-5f
 

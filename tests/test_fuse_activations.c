@@ -1,6 +1,6 @@
 /*
- * GELU fusion (runtime/fuse_gelu.c) and MatMul + bias + activation +
- * residual fusion (runtime/fuse_matmul.c): which subgraphs become one node,
+ * GELU fusion (runtime/passes/fuse_gelu.c) and MatMul + bias + activation +
+ * residual fusion (runtime/passes/fuse_matmul.c): which subgraphs become one node,
  * that fused and unfused sessions compute the same outputs and match the
  * references, the cases left alone, the passes' error paths, and what the
  * CLI reports. Models come from tests/data/make_act_fusion_models.py.

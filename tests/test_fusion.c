@@ -1,5 +1,5 @@
 /*
- * Attention fusion (runtime/fuse_attention.c): which subgraphs become one
+ * Attention fusion (runtime/passes/fuse_attention.c): which subgraphs become one
  * Attention node, what the rewritten graph looks like, that fused and
  * unfused sessions compute the same outputs (and match the references), the
  * cases that must not fuse, the pass's own error path, and the CLI flags.

@@ -1,15 +1,17 @@
 /*
- * test_ir_graph.c - the IR graph functions of runtime/ir_graph.c on graphs
+ * test_ir_graph.c - the IR graph functions of runtime/ir/ir_graph.c on graphs
  * built by hand: values, nodes, attributes, and qkv_graph_finalize (dead
  * nodes, producers, consumers, topological order, every refusal).
  */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "ir.h"
+#include "str_util.h"
 
 static int32_t val(qkv_ir_graph *g, const char *name, qkv_value_kind kind)
 {
@@ -376,4 +378,18 @@ Test(ir_graph, model_opset_for_treats_ai_onnx_as_the_default_domain)
     cr_assert_eq(qkv_model_opset_for(&m, "com.microsoft"), 1);
     cr_assert_eq(qkv_model_opset_for(&m, "com.example"), -1);
     cr_assert_eq(qkv_model_opset_for(NULL, ""), -1);
+}
+
+Test(ir_graph, node_format_is_the_one_way_messages_name_a_node)
+{
+    char buf[128];
+    cr_assert_str_eq(qkv_node_format(buf, sizeof buf, "fc1", 3, NULL, "MatMul", 0),
+                     "node 'fc1' (MatMul)");
+    cr_assert_str_eq(qkv_node_format(buf, sizeof buf, "", 3, "", "MatMul", 13),
+                     "node #3 (MatMul-13)");
+    cr_assert_str_eq(qkv_node_format(buf, sizeof buf, NULL, SIZE_MAX, "com.microsoft",
+                                     "MultiHeadAttention", 1),
+                     "node (com.microsoft.MultiHeadAttention-1)");
+    cr_assert_str_eq(qkv_node_format(buf, 12, "a_long_node_name", 0, NULL, "Add", 7),
+                     "node 'a_lon", "a cut message stays terminated");
 }

@@ -1,6 +1,6 @@
 /*
  * test_loader_mmap.c - large initializers stay in read-only file mappings
- * (runtime/loader_map.c): which payloads are used in place, that they equal
+ * (runtime/load/loader_map.c): which payloads are used in place, that they equal
  * the copied ones, that the mappings go away with the model, that sessions
  * compute the same outputs from them, and the refusals on that path.
  * Models come from tests/data/make_mmap_models.py.

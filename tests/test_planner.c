@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "planner.h"
+#include "arena_planner.h"
 
 #define ALIGN 64
 

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "gemm_portable.h"
 #include "kernel_host.h"
 #include "plugin.h"
 #include "threadpool.h"

@@ -1,4 +1,4 @@
-/* The float32 GEMM (ops/sgemm.h) at every ISA level this CPU has, packed
+/* The float32 GEMM (ops/util/sgemm.h) at every ISA level this CPU has, packed
  * and unpacked B, against a float64 reference on random shapes. */
 #include <criterion/criterion.h>
 #include <math.h>

@@ -14,6 +14,7 @@
 
 #include "../cli/compare.c"
 #include "../cli/tensor_io.c"
+#include "size_math.h"
 
 extern char **environ;
 

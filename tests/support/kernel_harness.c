@@ -9,6 +9,8 @@
 #include "kernel_host.h"
 #include "node_eval.h"
 #include "registry.h"
+#include "size_math.h"
+#include "str_util.h"
 #include "threadpool.h"
 
 struct kh_node {

@@ -5,6 +5,7 @@
 
 #include "kernel_host.h"
 #include "loader.h"
+#include "passes.h"
 #include "session.h"
 
 qkv_model *ph_prepare(const char *path, qkv_registry *reg)

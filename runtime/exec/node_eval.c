@@ -1,0 +1,183 @@
+/* node_eval.c - one node, standalone: init, check, infer, prepare, allocate,
+ * compute. Its per-plan state (host->plan_alloc in prepare) lives for that
+ * one call. */
+#include "node_eval.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "loader.h"
+#include "size_math.h"
+
+static uint64_t input_mask(const qkv_kernel *k, size_t i)
+{
+    if (k->n_input_types == 0)
+        return 0;
+    return k->input_types[i < k->n_input_types ? i : k->n_input_types - 1];
+}
+
+qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_ir_graph *g,
+                                qkv_error *err)
+{
+    n->kernel = k;
+    n->kernel_state = NULL;
+    if (!k->init)
+        return QKV_OK;
+    qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err, .graph = g};
+    void *state = NULL;
+    qkv_error_clear(err);
+    qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
+    if (st != QKV_OK) {
+        n->kernel = NULL;
+        if (err && err->message[0] == '\0') {
+            char what[256];
+            qkv_node_describe(n, k->since_version, what, sizeof what);
+            qkv_error_set(err, st, "%s: init failed", what);
+        }
+        return st;
+    }
+    n->kernel_state = state;
+    return QKV_OK;
+}
+
+qkv_status qkv_kernel_check_io(const qkv_kernel *k, const qkv_ir_node *node,
+                               const qkv_tensor *inputs, qkv_error *err)
+{
+    char what[256];
+    qkv_node_describe(node, k->since_version, what, sizeof what);
+    size_t n_in = node->n_inputs, n_out = node->n_outputs;
+    /* trailing omitted inputs do not count toward the arity */
+    while (n_in > 0 && node->inputs[n_in - 1] < 0)
+        n_in--;
+    while (n_out > 0 && node->outputs[n_out - 1] < 0)
+        n_out--;
+    if ((int64_t)n_in < k->min_inputs || (k->max_inputs >= 0 && (int64_t)n_in > k->max_inputs))
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                             "%s: has %zu inputs, expected %d to %d", what, n_in, k->min_inputs,
+                             k->max_inputs);
+    if ((int64_t)n_out < k->min_outputs ||
+        (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs))
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                             "%s: has %zu outputs, expected %d to %d", what, n_out,
+                             k->min_outputs, k->max_outputs);
+    for (size_t i = 0; i < n_in; i++) {
+        uint64_t mask = input_mask(k, i);
+        qkv_dtype t = inputs[i].dtype;
+        if (t == QKV_DTYPE_UNDEFINED || mask == 0)
+            continue;
+        if ((unsigned)t >= 64 || !(mask & QKV_DTYPE_BIT(t)))
+            return qkv_error_set(err, QKV_ERR_TYPE, "%s: input %zu has type %s, not supported",
+                                 what, i, qkv_dtype_name(t));
+    }
+    return QKV_OK;
+}
+
+qkv_status qkv_kernel_infer(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
+                            const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
+                            size_t n_outputs)
+{
+    qkv_kernel_io io;
+    for (size_t i = 0; i < n_outputs; i++) {
+        memset(&outputs[i], 0, sizeof outputs[i]);
+        outputs[i].rank = -1;
+    }
+    if (!k->infer)
+        return QKV_OK; /* shapes known only at run time */
+    qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
+    qkv_status st = k->infer(state, &io);
+    if (st != QKV_OK && hctx->err && hctx->err->status == QKV_OK)
+        st = io.host->error(hctx, st, "infer failed without a message");
+    return st;
+}
+
+qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
+                         const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
+                         size_t n_outputs)
+{
+    const qkv_ir_node *node = hctx->node;
+    qkv_status st = qkv_kernel_infer(k, state, hctx, inputs, n_inputs, outputs, n_outputs);
+    if (st != QKV_OK)
+        return st;
+    qkv_kernel_io io;
+    qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
+    /* A kernel without infer (a plugin's) allocates its outputs in compute
+     * with host->output_alloc: nothing is sized or allocated here. */
+    const bool sized_here = k->infer != NULL;
+    for (size_t i = 0; i < n_outputs && sized_here; i++) {
+        qkv_tensor *o = &outputs[i];
+        if (i < node->n_outputs && node->outputs[i] < 0)
+            continue;
+        size_t elems, bytes;
+        if (!qkv_shape_elements(o->dims, o->rank, &elems))
+            return io.host->error(hctx, QKV_ERR_SHAPE,
+                                  "output %zu: shape not known after inference (rank %d)", i,
+                                  o->rank);
+        if (!qkv_dtype_storage_bytes(o->dtype, elems, &bytes))
+            return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow",
+                                  i, elems, qkv_dtype_name(o->dtype));
+        o->data_bytes = bytes;
+    }
+    /* the node's per-plan state lives for this one evaluation */
+    qkv_plan_mem plan_mem = {0};
+    if (k->prepare) {
+        qkv_plan_mem *outer = hctx->plan_mem;
+        hctx->plan_mem = &plan_mem;
+        st = k->prepare(state, &io);
+        hctx->plan_mem = outer;
+        if (st != QKV_OK) {
+            qkv_plan_mem_free(&plan_mem);
+            return st;
+        }
+    }
+    if (hctx->memory_limited) {
+        size_t need = io.scratch_bytes;
+        for (size_t i = 0; i < n_outputs && sized_here; i++)
+            if (!(i < node->n_outputs && node->outputs[i] < 0) &&
+                qkv_add_overflow(need, outputs[i].data_bytes, &need))
+                need = SIZE_MAX;
+        if (need > hctx->memory_left) {
+            qkv_plan_mem_free(&plan_mem);
+            return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
+                                  "outputs and scratch need %zu bytes, more than the %zu the "
+                                  "session's memory limit leaves",
+                                  need, hctx->memory_left);
+        }
+    }
+    void *scratch = NULL;
+    if (io.scratch_bytes) {
+        scratch = aligned_alloc(64, (io.scratch_bytes + 63) / 64 * 64);
+        if (!scratch) {
+            qkv_plan_mem_free(&plan_mem);
+            return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "scratch of %zu bytes",
+                                  io.scratch_bytes);
+        }
+    }
+    io.scratch = scratch;
+    for (size_t i = 0; i < n_outputs && sized_here; i++) {
+        if (i < node->n_outputs && node->outputs[i] < 0)
+            continue;
+        /* calloc: string outputs start as NULL pointers, and a kernel that
+         * fails half way leaves nothing uninitialised to free */
+        outputs[i].data = calloc(1, outputs[i].data_bytes ? outputs[i].data_bytes : 1);
+        if (!outputs[i].data) {
+            st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu of %zu bytes", i,
+                                outputs[i].data_bytes);
+            break;
+        }
+    }
+    if (st == QKV_OK)
+        st = k->compute(state, &io);
+    for (size_t i = 0; i < n_outputs && st == QKV_OK && !sized_here; i++)
+        if (!(i < node->n_outputs && node->outputs[i] < 0) && !outputs[i].data)
+            st = io.host->error(hctx, QKV_ERR_PLUGIN,
+                                "output %zu was not produced: a kernel without infer must "
+                                "allocate each output with host->output_alloc in compute",
+                                i);
+    free(scratch);
+    qkv_plan_mem_free(&plan_mem);
+    if (st != QKV_OK)
+        for (size_t i = 0; i < n_outputs; i++)
+            qkv_tensor_data_free(&outputs[i]);
+    return st;
+}
