@@ -103,7 +103,7 @@ typedef struct bench_result {
     size_t iters;
     double median_ms, min_ms, mean_ms, p90_ms, max_ms;
     double runs_per_s;
-    qkv_plan_stats plan;
+    qkv_plan_stats plan = {.struct_size = sizeof(qkv_plan_stats)};
     uint64_t rss_before_bytes, rss_peak_bytes;
 } bench_result;
 

@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "backend.h"
 #include "cpu_features.h"
 #include "error.h"
 #include "kernel_host.h"
+#include "log.h"
 #include "node_eval.h"
 #include "passes.h"
 
@@ -21,6 +23,7 @@ void qkv_session_options_init(qkv_session_options *opts)
     memset(opts, 0, sizeof *opts);
     opts->struct_size = sizeof *opts;
     opts->threads = 1;
+    opts->log_level = qkv_log_default_level();
 }
 
 static void destroy_kernel_states(qkv_ir_graph *g)
@@ -176,18 +179,30 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         qkv_model_destroy(model);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
     }
+    if (opts && opts->struct_size < QKV_STRUCT_END(qkv_session_options, threads)) {
+        free(s);
+        qkv_model_destroy(model);
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "session options: struct_size %zu is too small (set it with "
+                             "qkv_session_options_init)",
+                             opts->struct_size);
+    }
     pthread_mutex_init(&s->cache_lock, NULL);
     atomic_init(&s->plans_built, 0);
     s->model = model;
     qkv_session_options_init(&s->opts);
     if (opts) {
-        size_t n = opts->struct_size && opts->struct_size < sizeof s->opts ? opts->struct_size
-                                                                             : sizeof s->opts;
+        /* read only as far as the caller's struct reaches; the rest keeps
+         * the defaults. Everything after this reads s->opts. */
+        size_t n = opts->struct_size < sizeof s->opts ? opts->struct_size : sizeof s->opts;
         memcpy(&s->opts, opts, n);
         s->opts.struct_size = sizeof s->opts;
     }
     if (s->opts.threads == 0)
         s->opts.threads = 1;
+    /* what plugins and kernels log while the session is built goes to its sink */
+    qkv_log_scope scope;
+    qkv_log_enter(&s->opts, &scope);
     qkv_status st = QKV_OK;
     s->registry = qkv_registry_create();
     if (!s->registry)
@@ -202,7 +217,7 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
      * to the first backend whose supports() accepts it with its input types
      * known (a node that moves is re-initialised, the graph re-inferred). */
     if (st == QKV_OK)
-        st = qkv_backends_setup(s, opts, err);
+        st = qkv_backends_setup(s, &s->opts, err);
     if (st == QKV_OK)
         st = resolve_kernels(s, err);
     if (st == QKV_OK)
@@ -236,6 +251,7 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
     /* Last, with every kernel final: constant weights packed once. */
     if (st == QKV_OK)
         st = qkv_prepack_constants(model->graph, &s->prepack, err);
+    qkv_log_leave(&scope);
     if (st != QKV_OK) {
         qkv_session_destroy(s);
         return st;
