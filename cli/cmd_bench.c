@@ -103,7 +103,7 @@ typedef struct bench_result {
     size_t iters;
     double median_ms, min_ms, mean_ms, p90_ms, max_ms;
     double runs_per_s;
-    qkv_plan_stats plan = {.struct_size = sizeof(qkv_plan_stats)};
+    qkv_plan_stats plan;
     uint64_t rss_before_bytes, rss_peak_bytes;
 } bench_result;
 
@@ -247,7 +247,7 @@ static int bench(const bench_args *a)
     qkv_session *session = NULL;
     qkv_context *ctx = NULL;
     qkv_cli_inputs in = {0};
-    bench_result r = {0};
+    bench_result r = {.plan = {.struct_size = sizeof(qkv_plan_stats)}};
     int rc = QKV_EXIT_FAILURE;
 
     r.times_ms = calloc(a->iters, sizeof *r.times_ms);

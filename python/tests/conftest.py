@@ -73,10 +73,12 @@ def models(tmp_path_factory):
     os.makedirs(io)
     make_io_models.kv_decoder(io)
     make_io_models.log_echo(io)
-    # an input with a dim of no value and no name (unknown), and one of unknown rank
+    # an input with a dim of no value and no name (unknown), and an output of
+    # unknown rank (a Reshape to a shape given at run time, of unknown length)
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["a"], ["b"])], "unknown_dims",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [None, 3])],
+        [helper.make_node("Reshape", ["a", "s"], ["b"])], "unknown_dims",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [None, 3]),
+         helper.make_tensor_value_info("s", TensorProto.INT64, ["k"])],
         [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
     unknown = os.path.join(d, "unknown_dims.onnx")
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), unknown)

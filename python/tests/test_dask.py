@@ -19,7 +19,7 @@ ROWS, CHUNK = 2000, 100
 
 def local_cluster():
     return distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                                    host="127.0.0.1", dashboard_address=None,
+                                    host="127.0.0.1", dashboard_address=":0",
                                     silence_logs=40)
 
 
@@ -100,24 +100,27 @@ def _slow(block):
     return block
 
 
-def test_job_survives_a_killed_worker(models):
+def test_job_survives_a_killed_worker(client, models):
+    """Last in the file: it kills one of the shared cluster's workers (its
+    nanny starts a new one)."""
+    c = client
     path = models["mlp"].path
     x = data(3)
     blocks = ROWS // 25  # 80 blocks of 25 rows, 50 ms each: ~1 s per worker thread
     xs = da.from_array(x, chunks=(25, 8)).map_blocks(_slow, dtype=np.float32)
     y = qkv.dask.map_blocks(path, xs, output_name="y")
-    with local_cluster() as cluster, distributed.Client(cluster) as c:
-        pids = c.run(os.getpid)
-        future = c.compute(y)
-        deadline = time.time() + 30
-        while not any(c.processing().values()) and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # some blocks done, most still to run
-        assert not future.done(), "the job must still be running when the worker dies"
-        victim = sorted(pids.values())[0]
-        os.kill(victim, signal.SIGKILL)
-        got = future.result(timeout=120)
-        assert victim not in c.run(os.getpid).values()  # the nanny started a new one
+    pids = c.run(os.getpid)
+    assert len(pids) == 2
+    future = c.compute(y)
+    deadline = time.time() + 30
+    while not any(c.processing().values()) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # some blocks done, most still to run
+    assert not future.done(), "the job must still be running when the worker dies"
+    victim = sorted(pids.values())[0]
+    os.kill(victim, signal.SIGKILL)
+    got = future.result(timeout=120)
+    assert victim not in c.run(os.getpid).values()
     assert got.shape == (ROWS, 4)
     want = blockwise_reference(path, x, 25)
     assert blocks == len(range(0, ROWS, 25))
