@@ -166,11 +166,12 @@ typedef struct qkv_session_options {
      * preference (NULL or "": every backend, highest priority first). */
     const char *backends;
     /* -- logging (added in 0.2) -- */
-    /* Where the session's messages go (what plugins and kernels log through
-     * qkv_host_api.log while this session is created or run on the calling
-     * thread): log(log_user, level, message), message without a trailing
-     * newline; it may be called from any thread that runs the session. NULL:
-     * stderr, as "qkv LEVEL: message". */
+    /* Where the session's messages go: what plugins and kernels log through
+     * qkv_host_api.log while this session is created, planned or run, as
+     * log(log_user, level, message), message without a trailing newline,
+     * called on the thread that called qkv (so from every thread that runs
+     * the session; messages from a context's pool worker threads go to the
+     * process default instead). NULL: stderr, as "qkv LEVEL: message". */
     void (*log)(void *log_user, int level, const char *message);
     void *log_user;
     /* The most verbose level delivered (QKV_LOG_ERROR 0 .. QKV_LOG_DEBUG 3);
