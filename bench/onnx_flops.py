@@ -7,6 +7,7 @@ Counted, 2 flops per multiply-add (2*M*N*K for an (M, K) @ (K, N) product):
 
   MatMul                      2 * batch * M * N * K (numpy broadcasting of
                               the batch dims; 1-D operands promoted)
+  MatMulInteger               the same, as integer operations (int8 models)
   Gemm                        2 * M * N * K (transA/transB honoured)
   Attention (ai.onnx, 23)     Q @ K^T and P @ V: 2*B*Hq*S*L*(Dqk + Dv), for
                               4-D (B, H, S, D) or 3-D (B, S, H*D) inputs
@@ -123,7 +124,7 @@ def count(model):
     total, rows = 0, []
     for node in model.graph.node:
         dom = node.domain or "ai.onnx"
-        if dom == "ai.onnx" and node.op_type == "MatMul":
+        if dom == "ai.onnx" and node.op_type in ("MatMul", "MatMulInteger"):
             f = _matmul(_dims(shapes, node, 0), _dims(shapes, node, 1))
         elif dom == "ai.onnx" and node.op_type == "Gemm":
             f = _gemm(node, _dims(shapes, node, 0), _dims(shapes, node, 1))

@@ -7,6 +7,8 @@
 #   THREADS="1 2"     thread counts (qkv --threads, ORT intraOpNumThreads)
 #   REPS=3            repetitions of the whole interleaved sweep
 #   MODELS="encoder2 mha attention23 ms_mha bert12"   a subset, in this order
+#                     (also encoder2_int8: encoder2 quantized as ORT's
+#                     quantize_dynamic does; not in the default set)
 #   ITERS=            timed runs per measurement (default per model: 50 for the
 #                     single-node models, 30 mha, 20 encoder2, 10 bert12)
 #   WARMUP=3          untimed runs before each measurement
@@ -172,7 +174,7 @@ iters_for() {
     case $1 in
     attention23 | ms_mha) echo 50 ;;
     mha) echo 30 ;;
-    encoder2) echo 20 ;;
+    encoder2 | encoder2_int8) echo 20 ;;
     *) echo 10 ;;
     esac
 }

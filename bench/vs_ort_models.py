@@ -16,6 +16,11 @@ from fixed seeds):
              scale 1/8 (bench/make_attention_models.py's fused model)
   ms_mha     one com.microsoft.MultiHeadAttention node, num_heads 12, query,
              key, value (1, 128, 768) (already projected)
+  encoder2_int8  encoder2 (the same weights and input) quantized the way ONNX
+             Runtime's quantize_dynamic does (models/quantize_dynamic.py: int8
+             weights per tensor, DynamicQuantizeLinear -> MatMulInteger ->
+             Cast -> Mul); the reference is the float torch output, met
+             within the int8 bound (atol 0.25), not 1e-3
   bert12     torch nn.TransformerEncoder, 12 layers, d_model 768, 12 heads,
              feed-forward 3072, GELU (exported as Erf), post-norm: BERT-base's
              encoder size; inputs x (1, 128, 768) and key_padding_mask bool
@@ -56,7 +61,9 @@ import onnx_flops  # noqa: E402
 
 B, S, D, H, FF = 1, 128, 768, 12, 3072
 PAD = 28  # padded positions at the end of bert12's sequence
-ALL = ["encoder2", "mha", "attention23", "ms_mha", "bert12"]
+ALL = ["encoder2", "mha", "attention23", "ms_mha", "bert12", "encoder2_int8"]
+# per-model comparison bounds other than bench/vs_ort_report.py's default
+TOLERANCE = {"encoder2_int8": {"rtol": 0.0, "atol": 0.25}}
 
 
 def save_npy(path, a):
@@ -125,6 +132,19 @@ def make_encoder(out_dir, name, layers, activation, with_mask, seed):
         args.append(mask)
         names.append("key_padding_mask")
     return _export_torch(torch, model, args, names, out_dir, name)
+
+
+def make_encoder_int8(out_dir, name, layers, activation, seed):
+    """make_encoder's model, quantized; its reference stays torch's float output."""
+    sys.path.insert(0, os.path.join(HERE, "..", "models"))
+    from quantize_dynamic import quantize_dynamic
+    path, ins, outs = make_encoder(out_dir, name, layers, activation, False, seed)
+    model, count = quantize_dynamic(onnx.load(path))
+    if count != 3 * layers:  # in-projection, feed-forward; the out-projection is a Gemm
+        sys.exit("vs_ort_models.py: %s: %d MatMuls quantized, expected %d"
+                 % (name, count, 3 * layers))
+    onnx.save(model, path)
+    return path, ins, outs
 
 
 def make_mha(out_dir, name, seed):
@@ -200,6 +220,9 @@ MAKERS = {
                     lambda o, n: make_attention23(o, n, 30)),
     "ms_mha": ("com.microsoft.MultiHeadAttention, q/k/v (1, 128, 768), 12 heads",
                lambda o, n: make_ms_mha(o, n, 40)),
+    "encoder2_int8": ("encoder2 quantized as ORT's quantize_dynamic does (int8 weights, "
+                      "uint8 dynamic activations)",
+                      lambda o, n: make_encoder_int8(o, n, 2, "relu", 10)),
     "bert12": ("torch nn.TransformerEncoder, 12 layers, d 768, 12 heads, ff 3072, GELU, "
                "key padding mask (28 of 128 padded)",
                lambda o, n: make_encoder(o, n, 12, "gelu", True, 50)),
@@ -208,7 +231,8 @@ MAKERS = {
 
 def _version():
     h = hashlib.sha256()
-    for f in ("vs_ort_models.py", "onnx_flops.py", "make_attention_models.py"):
+    for f in ("vs_ort_models.py", "onnx_flops.py", "make_attention_models.py",
+              "../models/quantize_dynamic.py"):
         with open(os.path.join(HERE, f), "rb") as fh:
             h.update(fh.read())
     return h.hexdigest()[:16]
@@ -256,6 +280,7 @@ def main():
             "refs": {o: os.path.join(n, "ref", o + ".npy") for o in outs},
             "flops": flops,
         }
+        manifest[n].update(TOLERANCE.get(n, {}))
         with open(mpath, "w") as f:  # after each model: a failure keeps the others
             json.dump({"version": version, "models": manifest}, f, indent=1)
         print("%s: wrote %s (%.3f GFLOP per run)" % (n, path, flops / 1e9))

@@ -8,7 +8,8 @@ bench/vs_ort_models.py wrote; run with Debian's /usr/bin/python3).
   vs_ort_report.py check OUT NAME
       compares the outputs both runtimes wrote into OUT/check/{qkv,ort}/NAME
       with the reference outputs, |y - ref| <= 1e-5 + 1e-3 * |ref| element by
-      element (numpy.allclose(rtol=1e-3, atol=1e-5)); prints one line per
+      element (numpy.allclose(rtol=1e-3, atol=1e-5), or the model's own
+      "rtol"/"atol" from the manifest: the int8 models); prints one line per
       runtime, "ok" or "MISMATCH" with the largest absolute error, and records
       the verdict in OUT/check/NAME.json. A runtime that wrote no output (it
       failed; its error is in OUT/check/RUNTIME/NAME.err) is "error".
@@ -43,7 +44,7 @@ def cmd_inputs(out, name):
         print("%s=%s" % (k, os.path.abspath(os.path.join(out, v))))
 
 
-def _compare(ref_paths, got_dir):
+def _compare(ref_paths, got_dir, rtol=RTOL, atol=ATOL):
     """('ok' | 'MISMATCH' | 'error', detail)"""
     import numpy as np
     worst, bad = 0.0, []
@@ -60,8 +61,8 @@ def _compare(ref_paths, got_dir):
             bad.append("%s: NaN" % oname)
             continue
         worst = max(worst, float(err.max()))
-        if not np.allclose(got, ref, rtol=RTOL, atol=ATOL):
-            n = int((err > ATOL + RTOL * np.abs(ref)).sum())
+        if not np.allclose(got, ref, rtol=rtol, atol=atol):
+            n = int((err > atol + rtol * np.abs(ref)).sum())
             bad.append("%s: %d of %d elements off" % (oname, n, ref.size))
     if bad:
         return "MISMATCH", "; ".join(bad) + " (max abs err %.3g)" % worst
@@ -73,7 +74,9 @@ def cmd_check(out, name):
     refs = {o: os.path.join(out, r) for o, r in m["refs"].items()}
     verdict = {}
     for rt in ("qkv", "ort"):
-        v, detail = _compare(refs, os.path.join(out, "check", rt, name))
+        # a model may carry its own bound (the int8 ones: against the float model)
+        v, detail = _compare(refs, os.path.join(out, "check", rt, name),
+                             m.get("rtol", RTOL), m.get("atol", ATOL))
         if v == "error":
             errf = os.path.join(out, "check", rt, name + ".err")
             if os.path.exists(errf):

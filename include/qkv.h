@@ -165,7 +165,16 @@ typedef struct qkv_session_options {
     /* "name,name,...": the only backends nodes may go to, in this order of
      * preference (NULL or "": every backend, highest priority first). */
     const char *backends;
-    /* -- logging (added in 0.2) -- */
+    /* -- memory -- */
+    /* The most bytes the session may hold for a run, 0 for no limit: packed
+     * weights, plus a context's arena for the input shapes, plus the
+     * buffers of nodes whose shapes are known only at run time. A plan or a
+     * node that would need more fails with QKV_ERR_OUT_OF_MEMORY, naming the
+     * node and the bytes, before that memory is allocated; packing that
+     * would pass it fails qkv_session_create the same way. The model's own
+     * weights are not counted. */
+    size_t memory_limit;
+    /* -- logging (added in 0.2, after memory_limit) -- */
     /* Where the session's messages go: what plugins and kernels log through
      * qkv_host_api.log while this session is created, planned or run, as
      * log(log_user, level, message), message without a trailing newline,

@@ -16,12 +16,15 @@
  * Numerics: per-plane coefficients in double; InstanceNormalization's plane
  * statistics take two passes in double (mean, then squared deviations).
  * Each element is computed in double and rounded once. Types: float and
- * double (float16/bfloat16 not supported). Planes are split across threads.
+ * double; InstanceNormalization also float16 and bfloat16 (through float32
+ * copies of X and Y in scratch; scale and B of X's type). Planes are split
+ * across threads.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
@@ -41,11 +44,15 @@ typedef struct norm_run {
     double eps;
 } norm_run;
 
-/* Element c of a float or double parameter (types checked in infer). */
+/* Element c of a float-typed parameter (types checked by the host). */
 static double param_at(const qkv_tensor *t, size_t c)
 {
-    return t->dtype == QKV_DTYPE_DOUBLE ? ((const double *)t->data)[c]
-                                        : (double)((const float *)t->data)[c];
+    switch (t->dtype) {
+    case QKV_DTYPE_DOUBLE: return ((const double *)t->data)[c];
+    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(((const uint16_t *)t->data)[c]);
+    case QKV_DTYPE_BFLOAT16: return qkv_bf16_to_f32(((const uint16_t *)t->data)[c]);
+    default: return ((const float *)t->data)[c];
+    }
 }
 
 #define DEFINE_NORM(SFX, T)                                                                  \
@@ -151,6 +158,15 @@ static qkv_status norm_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
+/* float16/bfloat16 (InstanceNormalization): float32 copies of X and Y. */
+static qkv_status norm_prepare(void *state, qkv_kernel_io *io)
+{
+    (void)state;
+    const qkv_tensor *x = &io->inputs[0];
+    io->scratch_bytes = qkv_is_half(x->dtype) ? 2 * qkv_numel(x) * sizeof(float) : 0;
+    return QKV_OK;
+}
+
 static qkv_status norm_compute(const void *state, qkv_kernel_io *io)
 {
     const norm_attrs *st = state;
@@ -172,16 +188,26 @@ static qkv_status norm_compute(const void *state, qkv_kernel_io *io)
     switch (x->dtype) {
     case QKV_DTYPE_FLOAT: fn = norm_range_f32; break;
     case QKV_DTYPE_DOUBLE: fn = norm_range_f64; break;
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16:
+        fn = norm_range_f32;
+        r.x = io->scratch;
+        r.y = (float *)io->scratch + planes * r.s;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
     }
     if (planes == 0 || r.s == 0)
         return QKV_OK;
+    if (qkv_is_half(x->dtype))
+        qkv_half_to_f32_par(io, io->scratch, x->data, x->dtype, planes * r.s);
     if (planes > 1 && planes * r.s >= PAR_MIN_ELEMS)
         io->host->parallel_for(io->host_ctx, planes, fn, &r);
     else
         fn(&r, 0, planes);
+    if (qkv_is_half(x->dtype))
+        qkv_f32_to_half_par(io, io->outputs[0].data, r.y, x->dtype, planes * r.s);
     return QKV_OK;
 }
 
@@ -207,9 +233,10 @@ static const qkv_kernel kernels[] = {
         .min_inputs = 3, .max_inputs = 3,
         .min_outputs = 1, .max_outputs = 1,
         .n_input_types = 1,
-        .input_types = {QKV_TYPES_FLOATS},
+        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},
         .init = norm_init,
         .infer = norm_infer,
+        .prepare = norm_prepare,
         .compute = norm_compute,
         .destroy = norm_destroy,
     },

@@ -143,6 +143,14 @@ static void cast_range(void *arg, size_t b, size_t e)
 {
     const cast_job *j = arg;
     bool from_float = is_float_kind(j->from), from_unsigned = is_unsigned(j->from);
+    if (j->from == QKV_DTYPE_INT32 && j->to == QKV_DTYPE_FLOAT) {
+        /* the int8 GEMM's output on its way to float: one vectorised pass */
+        const int32_t *x = (const int32_t *)(const void *)j->x;
+        float *y = (float *)(void *)j->out;
+        for (size_t i = b; i < e; i++)
+            y[i] = (float)x[i];
+        return;
+    }
     double fv[QKV_EW_CHUNK];
     uint64_t iv[QKV_EW_CHUNK];
     for (size_t j0 = b; j0 < e; j0 += QKV_EW_CHUNK) {

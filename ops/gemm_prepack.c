@@ -29,17 +29,18 @@ qkv_status qkv_gemm_prepack_b(const qkv_host_api *host, const qkv_node_ctx *node
     size_t floats = qkv_sgemm_packed_b_floats(arch, k, n);
     if (floats == 0 || floats > SIZE_MAX / sizeof(float))
         return QKV_OK; /* too large to pack: multiplied as it comes */
-    float *data = malloc(floats * sizeof(float));
+    /* host->alloc: the host backs large blocks with huge pages */
+    float *data = host->alloc(floats * sizeof(float));
     if (!data)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY,
                     "out of memory packing input %zu (%zu bytes)", input, floats * sizeof(float));
     qkv_sgemm_pack_b(arch, b->data, cols, trans_b, k, n, data);
     qkv_status st = host->node_input_packed(node, input, floats * sizeof(float));
     if (st != QKV_OK) {
-        free(data);
+        host->free(data);
         return st;
     }
-    *out = (qkv_sgemm_packed_b){.arch = arch, .k = k, .n = n, .data = data};
+    *out = (qkv_sgemm_packed_b){.arch = arch, .k = k, .n = n, .data = data, .free = host->free};
     return QKV_OK;
 }
 
@@ -47,7 +48,8 @@ void qkv_gemm_packed_free(qkv_sgemm_packed_b *pb)
 {
     if (!pb)
         return;
-    free(pb->data);
+    if (pb->data)
+        pb->free(pb->data);
     memset(pb, 0, sizeof *pb);
 }
 

@@ -29,6 +29,7 @@
 #include "gemm_prepack.h"
 #include "half.h"
 #include "kernel_util.h"
+#include "matmul_shape.h"
 #include "qkv.h"
 
 /* Integer loops go parallel above this many multiply-adds. */
@@ -217,30 +218,24 @@ static bool batch_dim(int64_t da, int64_t db, int64_t *out)
     return true;
 }
 
-static qkv_status matmul_infer(void *state, qkv_kernel_io *io)
+qkv_status qkv_matmul_shape(qkv_kernel_io *io, const qkv_tensor *a, const qkv_tensor *b,
+                            size_t b_input, qkv_tensor *y)
 {
-    (void)state;
-    const qkv_tensor *a = &io->inputs[0], *b = &io->inputs[1];
-    qkv_tensor *y = &io->outputs[0];
     char sa[96], sb[96];
-    if (a->dtype != b->dtype)
-        return KERR(io, QKV_ERR_TYPE, "input 1 'B' is %s but input 0 'A' is %s: they must match",
-                    qkv_dtype_name(b->dtype), qkv_dtype_name(a->dtype));
-    y->dtype = a->dtype;
     y->rank = -1;
     if (a->rank < 0 || b->rank < 0)
         return QKV_OK;
     if (a->rank == 0 || b->rank == 0)
-        return KERR(io, QKV_ERR_SHAPE, "input %d '%s' is a scalar, expected rank >= 1",
-                    a->rank == 0 ? 0 : 1, a->rank == 0 ? "A" : "B");
+        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' is a scalar, expected rank >= 1",
+                    a->rank == 0 ? (size_t)0 : b_input, a->rank == 0 ? "A" : "B");
     int32_t ra = a->rank, rb = b->rank;
     int64_t ka = a->dims[ra - 1], kb = rb >= 2 ? b->dims[rb - 2] : b->dims[0];
     if (ka >= 0 && kb >= 0 && ka != kb)
         return KERR(io, QKV_ERR_SHAPE,
-                    "inner dimensions differ: input 0 'A' %s has %lld columns, input 1 'B' %s "
+                    "inner dimensions differ: input 0 'A' %s has %lld columns, input %zu 'B' %s "
                     "has %lld rows",
-                    qkv_dims_str(a, sa, sizeof sa), (long long)ka, qkv_dims_str(b, sb, sizeof sb),
-                    (long long)kb);
+                    qkv_dims_str(a, sa, sizeof sa), (long long)ka, b_input,
+                    qkv_dims_str(b, sb, sizeof sb), (long long)kb);
     int32_t nba = ra > 2 ? ra - 2 : 0, nbb = rb > 2 ? rb - 2 : 0;
     int32_t nb = nba > nbb ? nba : nbb;
     for (int32_t j = 0; j < nb; j++) {
@@ -248,9 +243,9 @@ static qkv_status matmul_infer(void *state, qkv_kernel_io *io)
         int64_t da = ja >= 0 ? a->dims[ja] : 1, db = jb >= 0 ? b->dims[jb] : 1;
         if (!batch_dim(da, db, &y->dims[j]))
             return KERR(io, QKV_ERR_SHAPE,
-                        "batch dims do not broadcast: input 0 'A' %s, input 1 'B' %s (%lld vs "
-                        "%lld)",
-                        qkv_dims_str(a, sa, sizeof sa), qkv_dims_str(b, sb, sizeof sb),
+                        "batch dims do not broadcast: input 0 'A' %s, input %zu 'B' %s (%lld "
+                        "vs %lld)",
+                        qkv_dims_str(a, sa, sizeof sa), b_input, qkv_dims_str(b, sb, sizeof sb),
                         (long long)da, (long long)db);
     }
     int32_t r = nb;
@@ -260,6 +255,18 @@ static qkv_status matmul_infer(void *state, qkv_kernel_io *io)
         y->dims[r++] = b->dims[rb - 1];
     y->rank = r;
     return QKV_OK;
+}
+
+static qkv_status matmul_infer(void *state, qkv_kernel_io *io)
+{
+    (void)state;
+    const qkv_tensor *a = &io->inputs[0], *b = &io->inputs[1];
+    qkv_tensor *y = &io->outputs[0];
+    if (a->dtype != b->dtype)
+        return KERR(io, QKV_ERR_TYPE, "input 1 'B' is %s but input 0 'A' is %s: they must match",
+                    qkv_dtype_name(b->dtype), qkv_dtype_name(a->dtype));
+    y->dtype = a->dtype;
+    return qkv_matmul_shape(io, a, b, 1, y);
 }
 
 /* ---- the packed constant B ------------------------------------------------- */

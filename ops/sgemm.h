@@ -52,6 +52,7 @@ typedef struct qkv_sgemm_packed_b {
     const qkv_sgemm_arch *arch; /* the layout's arch: runs use this one */
     size_t k, n;
     float *data; /* packed_b_floats(k, n) floats */
+    void (*free)(void *ptr); /* frees data (the allocator's; NULL when data is NULL) */
 } qkv_sgemm_packed_b;
 
 /* Floats of a packed (k, n) op(B) for arch (0 on size_t overflow). */

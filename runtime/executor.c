@@ -14,6 +14,7 @@
 #include "api.h"
 #include "backend.h" /* the session's GEMM provider */
 #include "error.h"
+#include "hugepages.h"
 #include "io_binding.h"
 #include "kernel_host.h"
 #include "log.h"
@@ -33,6 +34,7 @@ struct qkv_context {
     size_t io_cap;
     void **dyn; /* buffers of dynamic nodes, freed at the next run */
     size_t n_dyn, cap_dyn;
+    size_t dyn_bytes; /* their bytes (against the session's memory limit) */
     qkv_tensor *outputs; /* (n_outputs) */
     bool have_outputs;
     /* ---- profiling (issue 4: `qkv run --profile`) */
@@ -78,6 +80,7 @@ static void free_dynamic(qkv_context *c)
     for (size_t i = 0; i < c->n_dyn; i++)
         free(c->dyn[i]);
     c->n_dyn = 0;
+    c->dyn_bytes = 0;
 }
 
 void qkv_context_destroy(qkv_context *c)
@@ -119,6 +122,7 @@ static qkv_status use_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_in
     if (np->stats.arena_bytes > c->arena_cap) {
         size_t cap = (np->stats.arena_bytes + 63) / 64 * 64;
         unsigned char *arena = aligned_alloc(64, cap);
+        qkv_advise_hugepages(arena, cap);
         if (!arena) {
             qkv_plan_release(np);
             return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory: arena of %zu bytes",
@@ -133,7 +137,7 @@ static qkv_status use_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_in
     return QKV_OK;
 }
 
-static qkv_status push_dynamic(qkv_context *c, void *ptr, qkv_error *err)
+static qkv_status push_dynamic(qkv_context *c, void *ptr, size_t bytes, qkv_error *err)
 {
     if (c->n_dyn == c->cap_dyn) {
         size_t cap = c->cap_dyn ? c->cap_dyn * 2 : 16;
@@ -146,6 +150,7 @@ static qkv_status push_dynamic(qkv_context *c, void *ptr, qkv_error *err)
         c->cap_dyn = cap;
     }
     c->dyn[c->n_dyn++] = ptr;
+    c->dyn_bytes += bytes;
     return QKV_OK;
 }
 
@@ -189,6 +194,16 @@ static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error 
                       .err = err,
                       .pool = c->pool,
                       .gemm = qkv_session_gemm(c->s)};
+    size_t limit = c->s->opts.memory_limit;
+    if (limit && step->dynamic) {
+        /* what packed weights, the arena and earlier dynamic nodes leave */
+        size_t used = c->s->prepack.packed_bytes, total;
+        if (qkv_add_overflow(used, c->plan->stats.arena_bytes, &used) ||
+            qkv_add_overflow(used, c->dyn_bytes, &total))
+            total = SIZE_MAX;
+        h.memory_limited = true;
+        h.memory_left = total < limit ? limit - total : 0;
+    }
     for (size_t i = 0; i < n->n_inputs; i++) {
         if (n->inputs[i] < 0) {
             memset(&ins[i], 0, sizeof ins[i]);
@@ -206,7 +221,7 @@ static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error 
             if (n->outputs[j] < 0 || !outs[j].data)
                 continue;
             c->vals[n->outputs[j]] = outs[j];
-            st = push_dynamic(c, outs[j].data, err);
+            st = push_dynamic(c, outs[j].data, outs[j].data_bytes, err);
             if (st != QKV_OK) {
                 for (size_t m = j + 1; m < n->n_outputs; m++)
                     if (n->outputs[m] >= 0)

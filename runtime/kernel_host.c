@@ -12,6 +12,7 @@
 #include "blas.h"
 #include "cpu_features.h"
 #include "error.h"
+#include "hugepages.h"
 #include "log.h"
 #include "threadpool.h"
 
@@ -219,8 +220,16 @@ static qkv_status node_input_packed(const qkv_node_ctx *n, size_t k, size_t pack
                           "node_input_packed: input %zu is not a constant (or not in prepack)",
                           k);
     qkv_ir_node *node = (qkv_ir_node *)n->node; /* the session is being built */
-    if (!(node->packed_inputs & ((uint64_t)1 << k)))
+    if (!(node->packed_inputs & ((uint64_t)1 << k))) {
+        size_t total;
+        if (n->memory_limit &&
+            (qkv_add_overflow(*n->packed_bytes, packed_bytes, &total) || total > n->memory_limit))
+            return node_error(n, QKV_ERR_OUT_OF_MEMORY,
+                              "packing input %zu takes %zu bytes, which brings packed weights "
+                              "over the session's memory limit of %zu bytes (%zu packed before)",
+                              k, packed_bytes, n->memory_limit, *n->packed_bytes);
         *n->packed_bytes += packed_bytes;
+    }
     node->packed_inputs |= (uint64_t)1 << k;
     return QKV_OK;
 }
@@ -281,6 +290,14 @@ static qkv_status host_output_alloc(qkv_kernel_io *io, size_t k, qkv_dtype dtype
                               k);
         return QKV_OK;
     }
+    if (h->memory_limited) {
+        if (bytes > h->memory_left)
+            return host_error(h, QKV_ERR_OUT_OF_MEMORY,
+                              "output %zu needs %zu bytes, more than the %zu the session's "
+                              "memory limit leaves",
+                              k, bytes, h->memory_left);
+        h->memory_left -= bytes;
+    }
     /* calloc: string outputs start as NULL pointers (see qkv_node_eval) */
     void *data = calloc(1, bytes ? bytes : 1);
     if (!data)
@@ -327,7 +344,14 @@ static qkv_status host_gemm(void *host_ctx, const qkv_gemm *g)
 
 /* ---- services --------------------------------------------------------------- */
 
-static void *host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+/* Large blocks are packed weights, written once at session creation: huge
+ * pages make that one fault per 2 MiB. */
+static void *host_alloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    qkv_advise_hugepages(p, bytes);
+    return p;
+}
 static void host_free(void *p) { free(p); }
 
 static void host_log(int level, const char *fmt, ...)

@@ -19,6 +19,7 @@ struct qkv_node_ctx {
     /* non-NULL during prepack only: node_input_const and node_input_packed
      * work, and the packed bytes are added here */
     size_t *packed_bytes;
+    size_t memory_limit; /* the session's (0: none): packed_bytes may not pass it */
     qkv_tensor const_view; /* what node_input_const returns */
 };
 
@@ -37,6 +38,11 @@ typedef struct qkv_host_ctx {
     size_t threads; /* without a pool (planning): the threads compute will have,
                      * so prepare can size per-thread scratch; 0 means 1 */
     const qkv_gemm_provider *gemm; /* NULL: host->gemm runs portable C */
+    /* The session's memory limit: when memory_limited, node outputs and
+     * scratch allocated outside the arena may take at most memory_left bytes
+     * (output_alloc takes its bytes off it). */
+    bool memory_limited;
+    size_t memory_left;
 } qkv_host_ctx;
 
 /* The host's function table (static, immutable). */

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "hugepages.h"
 #include "ir.h"
 #include "onnx.pb-c.h"
 
@@ -309,6 +310,7 @@ qkv_status qkv_loader_map_payload(qkv_loader_source *src, size_t map_index, size
         return QKV_OK;
     }
     void *copy = malloc(bytes);
+    qkv_advise_hugepages(copy, bytes);
     if (!copy)
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory (%zu bytes)", what,
                              bytes);
@@ -348,7 +350,9 @@ qkv_status qkv_loader_map_file(qkv_loader_source *src, int fd, const char *path,
     char *name = qkv_strdup(path);
     if (!name)
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
-    void *addr = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    /* MAP_POPULATE: every payload is read at load or prepack anyway, and
+     * mapping the pages in one call costs far less than a fault per page */
+    void *addr = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (addr == MAP_FAILED) {
         free(name);
         return qkv_error_set(err, QKV_ERR_IO, "%s: cannot map '%s'", what, path);

@@ -96,6 +96,18 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         if (st != QKV_OK)
             return st;
     }
+    if (hctx->memory_limited) {
+        size_t need = io.scratch_bytes;
+        for (size_t i = 0; i < n_outputs && sized_here; i++)
+            if (!(i < node->n_outputs && node->outputs[i] < 0) &&
+                qkv_add_overflow(need, outputs[i].data_bytes, &need))
+                need = SIZE_MAX;
+        if (need > hctx->memory_left)
+            return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
+                                  "outputs and scratch need %zu bytes, more than the %zu the "
+                                  "session's memory limit leaves",
+                                  need, hctx->memory_left);
+    }
     void *scratch = NULL;
     if (io.scratch_bytes) {
         scratch = aligned_alloc(64, (io.scratch_bytes + 63) / 64 * 64);

@@ -38,6 +38,12 @@ typedef struct builder {
     int32_t *copy_buf;     /* per copy: buffer index */
     qkv_tensor *ins, *outs;
     qkv_error *err;
+    /* the session's memory limit: when limited, the arena and values
+     * computed while planning may take at most mem_left bytes */
+    bool limited;
+    size_t mem_left;
+    const qkv_ir_node *largest; /* the node with the largest arena output so far */
+    size_t largest_bytes;
 } builder;
 
 void qkv_plan_release(qkv_exec_plan *p)
@@ -133,7 +139,8 @@ static qkv_status plan_node(builder *b, size_t pos)
     const qkv_ir_node *n = &g->nodes[idx];
     const qkv_kernel *k = n->kernel;
     qkv_host_ctx h = {.node = n, .version = k->since_version, .err = b->err,
-                      .threads = b->s->opts.threads};
+                      .threads = b->s->opts.threads, .memory_limited = b->limited,
+                      .memory_left = b->mem_left};
     bool dynamic = false, all_known = true;
 
     for (size_t i = 0; i < n->n_inputs; i++) {
@@ -176,6 +183,12 @@ static qkv_status plan_node(builder *b, size_t pos)
                                      "node '%s' (%s): output %zu is too large to allocate",
                                      n->name, n->op_type, j);
         }
+        if (!dynamic && b->limited && total > b->mem_left)
+            return qkv_error_set(b->err, QKV_ERR_OUT_OF_MEMORY,
+                                 "node '%s' (%s): its outputs need %zu bytes, more than the %zu "
+                                 "the session's memory limit of %zu bytes leaves",
+                                 n->name, n->op_type, total, b->mem_left,
+                                 b->s->opts.memory_limit);
         if (!dynamic && (all_known || (k->flags & QKV_KERNEL_SHAPE_ONLY)) &&
             total <= QKV_PLAN_EVAL_MAX_BYTES) {
             /* a value known now: compute it once, here */
@@ -265,6 +278,10 @@ static qkv_status plan_node(builder *b, size_t pos)
         if (gi < 0)
             return oom(b);
         b->group[dst] = gi;
+        if (dv->t.data_bytes > b->largest_bytes) {
+            b->largest = n;
+            b->largest_bytes = dv->t.data_bytes;
+        }
     }
     b->step_scratch[p->n_steps] = -1;
     if (step.scratch_bytes) {
@@ -352,6 +369,12 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
 {
     const qkv_ir_graph *g = s->model->graph;
     builder b = {.s = s, .g = g, .err = err};
+    if (s->opts.memory_limit) {
+        b.limited = true;
+        b.mem_left = s->opts.memory_limit > s->prepack.packed_bytes
+                         ? s->opts.memory_limit - s->prepack.packed_bytes
+                         : 0;
+    }
     size_t max_in, max_out;
     qkv_graph_max_arity(g, &max_in, &max_out);
     qkv_exec_plan *p = calloc(1, sizeof *p);
@@ -392,6 +415,15 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
     size_t arena = 0, lower = 0;
     if (st == QKV_OK)
         st = qkv_planner_assign(b.bufs, b.n_bufs, QKV_ARENA_ALIGN, &arena, &lower, err);
+    if (st == QKV_OK && b.limited && arena > b.mem_left)
+        st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
+                           "these input shapes need an arena of %zu bytes, more than the %zu "
+                           "the session's memory limit of %zu bytes leaves after %zu bytes of "
+                           "packed weights; the largest value is output of node '%s' (%s), "
+                           "%zu bytes",
+                           arena, b.mem_left, s->opts.memory_limit, s->prepack.packed_bytes,
+                           b.largest ? b.largest->name : "?", b.largest ? b.largest->op_type : "?",
+                           b.largest_bytes);
     if (st != QKV_OK) {
         builder_free(&b);
         qkv_plan_release(p);

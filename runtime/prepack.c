@@ -57,7 +57,8 @@ static void release_packed_inputs(qkv_ir_graph *g, const qkv_ir_node *n,
     }
 }
 
-qkv_status qkv_prepack_constants(qkv_ir_graph *g, qkv_prepack_stats *stats, qkv_error *err)
+qkv_status qkv_prepack_constants(qkv_ir_graph *g, size_t memory_limit, qkv_prepack_stats *stats,
+                                 qkv_error *err)
 {
     stats->packed_bytes = 0;
     stats->released_bytes = 0;
@@ -69,12 +70,12 @@ qkv_status qkv_prepack_constants(qkv_ir_graph *g, qkv_prepack_stats *stats, qkv_
         qkv_ir_node *n = &g->nodes[i];
         if (n->dead || !n->kernel || !n->kernel->prepack)
             continue;
-        size_t bytes = 0;
         qkv_node_ctx nctx = {.node = n,
                              .version = n->kernel->since_version,
                              .err = err,
                              .graph = g,
-                             .packed_bytes = &bytes};
+                             .packed_bytes = &stats->packed_bytes,
+                             .memory_limit = memory_limit};
         qkv_error_clear(err);
         qkv_status st = n->kernel->prepack(&n->kernel_state, qkv_host_api_get(), &nctx);
         if (st != QKV_OK) {
@@ -85,7 +86,6 @@ qkv_status qkv_prepack_constants(qkv_ir_graph *g, qkv_prepack_stats *stats, qkv_
             }
             return st;
         }
-        stats->packed_bytes += bytes;
         release_packed_inputs(g, n, stats);
     }
     return QKV_OK;

@@ -18,6 +18,7 @@ typedef struct qkv_prepack_stats {
  * the passes and backend assignment), then releases each constant that all
  * its readers packed. On error the message names the node; kernels' states
  * stay valid for destroy. */
-qkv_status qkv_prepack_constants(qkv_ir_graph *g, qkv_prepack_stats *stats, qkv_error *err);
+qkv_status qkv_prepack_constants(qkv_ir_graph *g, size_t memory_limit, qkv_prepack_stats *stats,
+                                 qkv_error *err);
 
 #endif /* QKV_PREPACK_H */

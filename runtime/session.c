@@ -250,7 +250,7 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         st = fuse_activations(s, err);
     /* Last, with every kernel final: constant weights packed once. */
     if (st == QKV_OK)
-        st = qkv_prepack_constants(model->graph, &s->prepack, err);
+        st = qkv_prepack_constants(model->graph, s->opts.memory_limit, &s->prepack, err);
     qkv_log_leave(&scope);
     if (st != QKV_OK) {
         qkv_session_destroy(s);

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [--parallel] [SECONDS] [HARNESS...]
 #
 # SECONDS (default 60) is each harness's run time; HARNESS names which run
-# (default: fuzz_load fuzz_session fuzz_tensor_io); --parallel runs them at
+# (default: fuzz_load fuzz_session fuzz_tensor_io fuzz_plugin); --parallel runs them at
 # the same time instead of one after another.
 #
 # Steps:
@@ -41,14 +41,14 @@ for arg in "$@"; do
   case "$arg" in
     --parallel) parallel=1 ;;
     -h | --help) usage; exit 0 ;;
-    fuzz_load | fuzz_session | fuzz_tensor_io) harnesses+=("$arg") ;;
+    fuzz_load | fuzz_session | fuzz_tensor_io | fuzz_plugin) harnesses+=("$arg") ;;
     *)
       [[ $arg =~ ^[0-9]+$ ]] || { usage; exit 2; }
       seconds=$arg
       ;;
   esac
 done
-((${#harnesses[@]})) || harnesses=(fuzz_load fuzz_session fuzz_tensor_io)
+((${#harnesses[@]})) || harnesses=(fuzz_load fuzz_session fuzz_tensor_io fuzz_plugin)
 
 [[ -x $CLANG ]] || { echo "fuzz: ERROR: no clang at $CLANG (libFuzzer needs it)" >&2; exit 1; }
 
@@ -64,7 +64,7 @@ conf=${QKV_CONFORMANCE_DIR:-build/conformance}
 "$PYTHON" scripts/gen_conformance.py "$conf" >/dev/null
 seeds=$build/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds/models" "$seeds/tensors"
+mkdir -p "$seeds/models" "$seeds/tensors" "$seeds/plugin"
 suites=("$conf/node")
 attention=${QKV_ATTENTION_DIR:-../shared/conformance/onnx-attention}
 [[ ! -d $attention ]] || suites+=("$attention")
@@ -97,6 +97,11 @@ for name, a in arrays.items():
     np.save(f"{d}/{name}.npy", a)
 with open(f"{d}/f32_v2.npy", "wb") as f:  # format version 2.0
     np.lib.format.write_array(f, np.ones((2, 2), dtype=np.float32), version=(2, 0))
+# fuzz_plugin: descriptor tables are decoded from raw bytes; a few random ones
+rng = np.random.default_rng(0)
+for i in range(16):
+    with open(f"{d}/../plugin/random_{i}", "wb") as f:
+        f.write(rng.integers(0, 256, 64 + 32 * i, dtype=np.uint8).tobytes())
 PY
 echo "fuzz: seeds: $(ls "$seeds/models" | wc -l) models, $(ls "$seeds/tensors" | wc -l) tensors"
 
@@ -113,6 +118,7 @@ run_one() { # run_one HARNESS: libFuzzer's exit status
   local h=$1 max_len seed_dir
   case "$h" in
     fuzz_tensor_io) max_len=65536 seed_dir=$seeds/tensors ;;
+    fuzz_plugin) max_len=4096 seed_dir=$seeds/plugin ;;
     *) max_len=1048576 seed_dir=$seeds/models ;;
   esac
   mkdir -p "$build/corpus/$h"

@@ -58,7 +58,7 @@ class SessionOptions(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("threads", c_size_t), ("disable_fusion", c_int),
                 ("disable_folding", c_int), ("plugins", POINTER(c_char_p)),
                 ("n_plugins", c_size_t), ("no_default_plugins", c_int), ("backends", c_char_p),
-                ("log", LOG_CALLBACK), ("log_user", c_void_p), ("log_level", c_int)]
+                ("memory_limit", c_size_t), ("log", LOG_CALLBACK), ("log_user", c_void_p), ("log_level", c_int)]
 
 
 def _candidates():
@@ -130,3 +130,18 @@ qkv_context_destroy = _fn("qkv_context_destroy", None, c_void_p)
 qkv_context_output = _fn("qkv_context_output", P(Tensor), c_void_p, c_size_t)
 qkv_run_io = _fn("qkv_run_io", c_int, c_void_p, P(c_char_p), P(Tensor), c_size_t,
                  P(c_char_p), P(Tensor), c_size_t, P(Error))
+
+
+def _check_layout():
+    """The library's qkv_session_options must be the one declared here (a
+    library from another qkv.h would read garbage): init writes its size."""
+    buf = (ctypes.c_char * 4096)()
+    qkv_session_options_init(ctypes.cast(buf, P(SessionOptions)))
+    size = c_size_t.from_buffer(buf).value
+    if size != ctypes.sizeof(SessionOptions):
+        raise ImportError(f"qkv: {library_path} has a qkv_session_options of {size} bytes, this "
+                          f"package declares {ctypes.sizeof(SessionOptions)}: mismatched "
+                          "versions of the package and the library")
+
+
+_check_layout()

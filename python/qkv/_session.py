@@ -84,6 +84,7 @@ class SessionOptions:
         self.no_default_plugins = False
         self.backends = None
         self.log_severity_level = 2
+        self.memory_limit = 0  # qkv: most bytes a session may hold for a run, 0 no limit
 
     def register_custom_ops_library(self, path):
         """Loads a qkv plugin library with the session (ORT's name for it)."""
@@ -221,6 +222,7 @@ class InferenceSession:
         opts.plugins = self._plugin_names
         opts.n_plugins = len(plugins)
         opts.no_default_plugins = int(bool(o.no_default_plugins))
+        opts.memory_limit = int(getattr(o, "memory_limit", 0) or 0)
         backends = o.backends
         if providers:
             backends = _providers_to_backends(providers)

@@ -1,7 +1,7 @@
 /*
  * stress_threads.c - many threads running one shared session at once.
  *
- * usage: stress_threads MODEL [SECONDS [THREADS [CTX_THREADS [SHAPES]]]]
+ * usage: stress_threads MODEL [SECONDS [THREADS [CTX_THREADS [SHAPES [PLUGIN]]]]]
  *   MODEL        a model with one float input whose first dim is symbolic
  *                and one float output (tests' exec/linear_stack.onnx)
  *   SECONDS      how long the threads run (default 10)
@@ -9,6 +9,11 @@
  *   CTX_THREADS  threads each context uses (default 2)
  *   SHAPES       how many first-dim sizes to alternate (default 40: more than
  *                the session's 32-plan cache, so plans are evicted under load)
+ *   PLUGIN       a plugin library: two more threads load and release it over
+ *                and over, each time by creating a session of MODEL with it
+ *                (and no default plugins), running one shape and destroying
+ *                the session, so the library is opened and closed while the
+ *                other threads run (the plugin registry under contention)
  *
  * First every shape runs once, alone, on a context of its own session with
  * the same options: the references. Then the threads run random shapes until
@@ -33,6 +38,9 @@
 
 typedef struct shared {
     qkv_session *s;
+    const char *model, *plugin;
+    size_t ctx_threads;
+    atomic_size_t plugin_loads;
     size_t n_shapes;
     qkv_tensor *in;  /* per shape */
     qkv_tensor *ref; /* per shape: data malloc'd */
@@ -75,10 +83,49 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Loads and releases sh->plugin until the time is up: one session with it
+ * per round, one run checked against the reference. */
+static void *plugin_cycler(void *arg)
+{
+    shared *sh = arg;
+    unsigned seed = (unsigned)(size_t)pthread_self() ^ 0x5bd1e995u;
+    qkv_session_options o;
+    qkv_session_options_init(&o);
+    o.threads = sh->ctx_threads;
+    o.no_default_plugins = 1;
+    o.plugins = &sh->plugin;
+    o.n_plugins = 1;
+    while (now_s() < sh->until) {
+        qkv_session *s = NULL;
+        qkv_context *c = NULL;
+        qkv_error err;
+        size_t k = (size_t)rand_r(&seed) % sh->n_shapes;
+        bool ok = qkv_session_create(sh->model, &o, &s, &err) == QKV_OK &&
+                  qkv_context_create(s, &c, &err) == QKV_OK &&
+                  qkv_run(c, &sh->in[k], 1, &err) == QKV_OK;
+        const qkv_tensor *y = ok ? qkv_context_output(c, 0) : NULL;
+        if (!ok)
+            fprintf(stderr, "stress: plugin session: %s\n", err.message);
+        /* another backend may round differently: compare with a tolerance */
+        for (size_t i = 0; ok && i < sh->ref[k].data_bytes / sizeof(float); i++) {
+            float a = ((const float *)y->data)[i], b = ((const float *)sh->ref[k].data)[i];
+            float d = a > b ? a - b : b - a, m = b < 0 ? -b : b;
+            ok = d <= 1e-4f + 1e-3f * m;
+        }
+        qkv_context_destroy(c);
+        qkv_session_destroy(s);
+        atomic_fetch_add(&sh->plugin_loads, 1);
+        if (!ok)
+            atomic_fetch_add(&sh->failures, 1);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: stress_threads MODEL [SECONDS [THREADS [CTX_THREADS [SHAPES]]]]\n");
+        fprintf(stderr, "usage: stress_threads MODEL [SECONDS [THREADS [CTX_THREADS [SHAPES "
+                        "[PLUGIN]]]]]\n");
         return 2;
     }
     double seconds = argc > 2 ? atof(argv[2]) : 10;
@@ -92,7 +139,9 @@ int main(int argc, char **argv)
     qkv_session_options opts;
     qkv_session_options_init(&opts);
     opts.threads = ctx_threads;
-    shared sh = {.n_shapes = n_shapes};
+    shared sh = {.n_shapes = n_shapes, .model = argv[1], .plugin = argc > 6 ? argv[6] : NULL,
+                 .ctx_threads = ctx_threads};
+    atomic_init(&sh.plugin_loads, 0);
     atomic_init(&sh.runs, 0);
     atomic_init(&sh.failures, 0);
     qkv_error err;
@@ -146,17 +195,28 @@ int main(int argc, char **argv)
             goto done;
         memcpy(sh.ref[k].data, y->data, y->data_bytes);
     }
-    pthread_t tid[64];
+    pthread_t tid[64 + 2];
+    size_t n_tid = 0;
     sh.until = now_s() + seconds;
     for (size_t i = 0; i < threads; i++)
-        pthread_create(&tid[i], NULL, worker, &sh);
-    for (size_t i = 0; i < threads; i++)
+        if (pthread_create(&tid[n_tid], NULL, worker, &sh) == 0)
+            n_tid++;
+    for (size_t i = 0; sh.plugin && i < 2; i++)
+        if (pthread_create(&tid[n_tid], NULL, plugin_cycler, &sh) == 0)
+            n_tid++;
+    for (size_t i = 0; i < n_tid; i++)
         pthread_join(tid[i], NULL);
     size_t runs = atomic_load(&sh.runs), bad = atomic_load(&sh.failures);
     printf("stress: %zu threads x %zu-thread contexts, %zu shapes, %.0f s: %zu runs, %zu failed "
            "or differed, %zu plans built\n",
            threads, ctx_threads, n_shapes, seconds, runs, bad, qkv_session_plans_built(sh.s));
-    rc = bad == 0 && runs > 0 ? 0 : 1;
+    if (sh.plugin)
+        printf("stress: 2 threads loaded and released %s %zu times\n", sh.plugin,
+               atomic_load(&sh.plugin_loads));
+    rc = bad == 0 && runs > 0 && n_tid == threads + (sh.plugin ? 2 : 0) &&
+                 (!sh.plugin || atomic_load(&sh.plugin_loads) > 0)
+             ? 0
+             : 1;
 done:
     for (size_t k = 0; sh.in && k < n_shapes; k++) {
         free(sh.in[k].data);

@@ -1,0 +1,36 @@
+/*
+ * hugepages.c - see hugepages.h.
+ *
+ * Why: session creation writes every weight once (copying an unaligned
+ * payload out of the mapped file, packing it for the GEMM) and the first run
+ * writes the arena once. With 4 KiB pages each first write of a page is a
+ * fault, and in a virtual machine a fault is expensive: on a 57 MB two-layer
+ * encoder the faults were about half of session creation. Huge pages make
+ * that one fault per 2 MiB. Linux by default gives them only to regions that
+ * ask (transparent_hugepage "madvise" mode), so the large buffers ask.
+ */
+#define _DEFAULT_SOURCE /* madvise */
+#include "hugepages.h"
+
+#include <stdint.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
+void qkv_advise_hugepages(void *p, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (!p || bytes < QKV_HUGEPAGE_MIN_BYTES)
+        return;
+    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(HUGE_PAGE - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice: failure changes nothing */
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
