@@ -83,7 +83,7 @@ void qkv_cli_print_backends(const qkv_session *s, int per_node)
         return;
     size_t n = qkv_session_node_count(s), wname = 4, wop = 2;
     for (size_t i = 0; i < n; i++) {
-        qkv_node_info ni;
+        qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         qkv_session_node_info(s, i, &ni);
         size_t lo = strlen(ni.op_type) + (ni.domain[0] ? strlen(ni.domain) + 1 : 0);
         wname = strlen(ni.name) > wname ? strlen(ni.name) : wname;
@@ -93,7 +93,7 @@ void qkv_cli_print_backends(const qkv_session *s, int per_node)
     printf("nodes: %zu\n", n);
     printf("  %-*s  %-*s  %s\n", (int)wname, "node", (int)wop, "op", "backend");
     for (size_t i = 0; i < n; i++) {
-        qkv_node_info ni;
+        qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         char op[256];
         qkv_session_node_info(s, i, &ni);
         snprintf(op, sizeof op, "%s%s%s", ni.domain, ni.domain[0] ? "." : "", ni.op_type);
@@ -107,8 +107,8 @@ void qkv_cli_print_profile(const qkv_session *s, const qkv_context *ctx)
     size_t n = qkv_context_profile_count(ctx), wname = 4, wop = 2;
     double total = 0;
     for (size_t i = 0; i < n; i++) {
-        qkv_profile_entry e;
-        qkv_node_info ni;
+        qkv_profile_entry e = {.struct_size = sizeof(qkv_profile_entry)};
+        qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         qkv_context_profile(ctx, i, &e);
         qkv_session_node_info(s, e.node, &ni);
         size_t lo = strlen(ni.op_type) + (ni.domain[0] ? strlen(ni.domain) + 1 : 0);
@@ -122,8 +122,8 @@ void qkv_cli_print_profile(const qkv_session *s, const qkv_context *ctx)
     printf("  %-*s  %-*s  %-10s  %10s  %6s\n", (int)wname, "node", (int)wop, "op", "backend",
            "ms", "%");
     for (size_t i = 0; i < n; i++) {
-        qkv_profile_entry e;
-        qkv_node_info ni;
+        qkv_profile_entry e = {.struct_size = sizeof(qkv_profile_entry)};
+        qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         char op[256];
         qkv_context_profile(ctx, i, &e);
         qkv_session_node_info(s, e.node, &ni);

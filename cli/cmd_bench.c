@@ -247,7 +247,7 @@ static int bench(const bench_args *a)
     qkv_session *session = NULL;
     qkv_context *ctx = NULL;
     qkv_cli_inputs in = {0};
-    bench_result r = {0};
+    bench_result r = {.plan = {.struct_size = sizeof(qkv_plan_stats)}};
     int rc = QKV_EXIT_FAILURE;
 
     r.times_ms = calloc(a->iters, sizeof *r.times_ms);

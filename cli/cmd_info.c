@@ -152,7 +152,7 @@ static void print_value(const char *kind, const qkv_value_info *vi)
 
 static int print_info(const char *path, const qkv_model *model)
 {
-    qkv_model_meta m;
+    qkv_model_meta m = {.struct_size = sizeof(qkv_model_meta)};
     char buf[64];
     qkv_model_get_meta(model, &m);
     printf("model: %s\n", path);
@@ -210,13 +210,13 @@ static int print_info(const char *path, const qkv_model *model)
     size_t n_in = qkv_model_input_count(model), n_out = qkv_model_output_count(model);
     printf("inputs: %zu\n", n_in);
     for (size_t i = 0; i < n_in; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_input(model, i, &vi);
         print_value("input", &vi);
     }
     printf("outputs: %zu\n", n_out);
     for (size_t i = 0; i < n_out; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, i, &vi);
         print_value("output", &vi);
     }
@@ -251,7 +251,7 @@ static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_sh
     }
     puts("plan:");
     for (size_t i = 0; i < n_in; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         char dims[512];
         qkv_model_input(model, i, &vi);
         inputs[i].dtype = vi.dtype;
@@ -267,7 +267,7 @@ static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_sh
         rc = qkv_cli_fail_error(&err, NULL);
         goto done;
     }
-    qkv_plan_stats s = {0};
+    qkv_plan_stats s = {.struct_size = sizeof(qkv_plan_stats)};
     if (qkv_plan(ctx, inputs, n_in, &s, &err) != QKV_OK) {
         rc = qkv_cli_fail_error(&err, NULL);
         goto done;
@@ -415,7 +415,7 @@ static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_op
         return qkv_cli_fail("out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        qkv_node_info ni;
+        qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         qkv_session_node_info(session, i, &ni);
         ops[i] = (op_backend){domain_name(ni.domain), ni.op_type, ni.backend, ni.origin,
                               !ni.shape_inference, 1};
@@ -582,7 +582,7 @@ int qkv_cmd_info(int argc, char **argv)
          * is the only output */
         size_t n_in = qkv_model_input_count(model);
         for (size_t i = 0; i < n_in; i++) {
-            qkv_value_info vi;
+            qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
             int32_t rank;
             int64_t dims[QKV_MAX_RANK];
             qkv_model_input(model, i, &vi);

@@ -192,7 +192,7 @@ static int write_outputs(const char *dir, const qkv_model *model, const qkv_cont
         return qkv_cli_fail("out of memory");
     int rc = QKV_EXIT_OK;
     for (size_t i = 0; i < n_out && rc == QKV_EXIT_OK; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, i, &vi);
         char clean[160], base[200], file[256];
         sanitize(vi.name, i, clean, sizeof clean);
@@ -297,7 +297,7 @@ static int run(const run_args *a)
     }
     size_t n_out = qkv_model_output_count(model);
     for (size_t i = 0; i < n_out; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, i, &vi);
         const qkv_tensor *t = qkv_context_output(ctx, i);
         if (!t) {

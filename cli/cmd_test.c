@@ -313,7 +313,7 @@ static int status_of(qkv_status st)
 /* Collects the model's distinct op types. */
 static int collect_ops(test_case *t, const qkv_model *model)
 {
-    qkv_model_meta m;
+    qkv_model_meta m = {.struct_size = sizeof(qkv_model_meta)};
     qkv_model_get_meta(model, &m);
     size_t total_len = 1;
     t->ops = calloc(m.node_count ? m.node_count : 1, sizeof *t->ops);
@@ -456,13 +456,13 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
     /* ONNX's generators (1.12 at least) store bfloat16 data as uint16
      * TensorProtos (numpy has no bfloat16): the bits are the bfloat16 */
     for (size_t k = 0; k < n_in; k++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_input(model, k, &vi);
         if (vi.dtype == QKV_DTYPE_BFLOAT16 && d.inputs[k].dtype == QKV_DTYPE_UINT16)
             d.inputs[k].dtype = QKV_DTYPE_BFLOAT16;
     }
     for (size_t k = 0; k < n_out; k++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, k, &vi);
         if (vi.dtype == QKV_DTYPE_BFLOAT16 && d.expected[k].dtype == QKV_DTYPE_UINT16)
             d.expected[k].dtype = QKV_DTYPE_BFLOAT16;
@@ -479,7 +479,7 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
     if (o->verbose)
         printf("  %s: data set %zu ran in %.3f ms\n", t->name, ds_index, ms);
     for (size_t k = 0; k < n_out; k++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, k, &vi);
         const qkv_tensor *got = qkv_context_output(ctx, k);
         if (!got) {

@@ -138,7 +138,7 @@ static int find_input(const qkv_model *model, const char *arg, size_t *index, co
     for (const char *eq = strchr(arg, '='); eq; eq = strchr(eq + 1, '=')) {
         size_t len = (size_t)(eq - arg);
         for (size_t i = 0; i < n_in; i++) {
-            qkv_value_info vi;
+            qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
             qkv_model_input(model, i, &vi);
             if (strlen(vi.name) == len && !strncmp(vi.name, arg, len)) {
                 *index = i;
@@ -183,7 +183,7 @@ static int read_files(const qkv_model *model, const qkv_cli_input_spec *spec, qk
                                 (int)(eq - arg), arg, (int)(eq - arg), arg,
                                 qkv_cli_input_names(model, names, sizeof names));
         }
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_input(model, i, &vi);
         if (in->sources[i])
             return qkv_cli_fail("input '%s' is given twice (--input)", vi.name);
@@ -206,7 +206,7 @@ static int fill_rest(const qkv_model *model, const qkv_cli_input_spec *spec, qkv
     char dims[512];
     uint64_t state = spec->seed;
     for (size_t i = 0; i < in->count; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_input(model, i, &vi);
         qkv_tensor *t = &in->tensors[i];
         if (in->sources[i]) {

@@ -349,7 +349,7 @@ qkv_status qkv_cli_check_shape_names(const qkv_model *model, const qkv_cli_shape
     for (size_t i = 0; i < n_shapes; i++) {
         int found = 0;
         for (size_t j = 0; j < n_in && !found; j++) {
-            qkv_value_info vi;
+            qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
             qkv_model_input(model, j, &vi);
             if (shape_is(&shapes[i], vi.name))
                 found = 1;
@@ -445,7 +445,7 @@ const char *qkv_cli_input_names(const qkv_model *model, char *buf, size_t cap)
     if (n == 0)
         append(buf, cap, &len, "none");
     for (size_t i = 0; i < n; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_input(model, i, &vi);
         append(buf, cap, &len, "%s'%s'", i ? ", " : "", vi.name);
     }

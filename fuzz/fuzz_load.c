@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qkv_model *model = NULL;
     qkv_error err;
     if (qkv_model_load_buffer(data, size, NULL, &model, &err) == QKV_OK) {
-        qkv_model_meta meta;
+        qkv_model_meta meta = {.struct_size = sizeof(qkv_model_meta)};
         qkv_model_get_meta(model, &meta);
         qkv_model_destroy(model);
     }

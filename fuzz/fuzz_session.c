@@ -122,7 +122,7 @@ static void run_session(qkv_session *s, const uint8_t *data, size_t size)
     size_t total = 0;
     int ok = 1;
     for (size_t i = 0; i < n_in && ok; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_input(m, i, &vi);
         size_t n = 0;
         ok = make_shape(&vi, salt, &in[i], &n) && (total += n) <= MAX_ELEMENTS;

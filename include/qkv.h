@@ -9,6 +9,15 @@
  *  - There is no global mutable state (the plugin registry aside): models and
  *    sessions are independent objects.
  *
+ *  - Structs that qkv fills for the caller (qkv_model_meta, qkv_value_info,
+ *    qkv_node_info, qkv_profile_entry, qkv_plan_stats) start with
+ *    `struct_size`, which the caller sets to sizeof(the struct) as it was
+ *    compiled: qkv writes only the fields that fit in it, so a program built
+ *    against an older qkv.h keeps working when the structs grow (they only
+ *    grow at the end). A struct_size too small for the first field is
+ *    QKV_ERR_INVALID_ARGUMENT and nothing is written. Likewise qkv reads
+ *    qkv_session_options only within its struct_size.
+ *
  * Threads: a qkv_session is immutable after creation and may be shared. Each
  * thread runs the session through its own qkv_context.
  */
@@ -25,8 +34,9 @@ extern "C" {
 #endif
 
 #define QKV_VERSION_MAJOR 0
-#define QKV_VERSION_MINOR 1
+#define QKV_VERSION_MINOR 2
 #define QKV_VERSION_PATCH 0
+#define QKV_VERSION_STRING "0.2.0"
 
 #if defined(QKV_BUILDING_LIBRARY) && defined(__GNUC__)
 #define QKV_API __attribute__((visibility("default")))
@@ -43,6 +53,15 @@ typedef struct qkv_error {
     qkv_status status;
     char message[QKV_ERROR_MESSAGE_BYTES];
 } qkv_error;
+
+/*
+ * The library's version: returns "MAJOR.MINOR.PATCH" of the qkv that is
+ * running (which may differ from the QKV_VERSION_* this program was compiled
+ * with), and writes its parts and the plugin ABI version it implements
+ * (QKV_ABI_VERSION of qkv_plugin.h: major << 16 | minor) into the pointers
+ * that are not NULL. Never fails.
+ */
+QKV_API const char *qkv_version(int *major, int *minor, int *patch, uint32_t *plugin_abi);
 
 /* "ok", "invalid argument", ...; never NULL. */
 QKV_API const char *qkv_status_string(qkv_status status);
@@ -70,6 +89,7 @@ QKV_API void qkv_model_destroy(qkv_model *model);
 
 /* Model metadata; strings are "" when absent and live as long as the model. */
 typedef struct qkv_model_meta {
+    size_t struct_size; /* set by the caller: sizeof(qkv_model_meta) */
     int64_t ir_version;
     int64_t model_version;
     const char *producer_name;
@@ -84,7 +104,10 @@ typedef struct qkv_model_meta {
     uint64_t initializer_bytes;
 } qkv_model_meta;
 
-QKV_API void qkv_model_get_meta(const qkv_model *model, qkv_model_meta *out);
+/* Fills *out (within out->struct_size). QKV_ERR_INVALID_ARGUMENT for a NULL
+ * out or a struct_size below sizeof(size_t) + 8 (nothing written); a NULL
+ * model gives empty metadata. */
+QKV_API qkv_status qkv_model_get_meta(const qkv_model *model, qkv_model_meta *out);
 /* i < opset_count: the domain ("" is ai.onnx) and version of one opset import. */
 QKV_API void qkv_model_opset(const qkv_model *model, size_t i, const char **domain,
                              int64_t *version);
@@ -98,6 +121,7 @@ QKV_API void qkv_model_node_op(const qkv_model *model, size_t i, const char **op
 /* A graph input or output. dims[k] is -1 when unknown; dim_params[k] is the
  * symbolic name or NULL. rank is -1 when the model does not say. */
 typedef struct qkv_value_info {
+    size_t struct_size; /* set by the caller: sizeof(qkv_value_info) */
     const char *name;
     qkv_dtype dtype;
     int32_t rank;
@@ -107,8 +131,17 @@ typedef struct qkv_value_info {
 
 QKV_API size_t qkv_model_input_count(const qkv_model *model); /* runtime inputs only */
 QKV_API size_t qkv_model_output_count(const qkv_model *model);
-QKV_API void qkv_model_input(const qkv_model *model, size_t i, qkv_value_info *out);
-QKV_API void qkv_model_output(const qkv_model *model, size_t i, qkv_value_info *out);
+/* Input or output i (within out->struct_size). An i out of range (or a NULL
+ * model) fills name "", dtype UNDEFINED, rank -1 and returns
+ * QKV_ERR_INVALID_ARGUMENT, as does a NULL out or a struct_size too small
+ * for `name` (then nothing is written). */
+QKV_API qkv_status qkv_model_input(const qkv_model *model, size_t i, qkv_value_info *out);
+QKV_API qkv_status qkv_model_output(const qkv_model *model, size_t i, qkv_value_info *out);
+/* The index of the runtime input (or output) called `name`, for
+ * qkv_model_input / qkv_run / qkv_context_output; -1 when the model has none
+ * of that name, or for a NULL argument. */
+QKV_API int64_t qkv_model_input_index(const qkv_model *model, const char *name);
+QKV_API int64_t qkv_model_output_index(const qkv_model *model, const char *name);
 
 
 /* ---- sessions: a model made ready to run --------------------------------- */
@@ -141,6 +174,19 @@ typedef struct qkv_session_options {
      * would pass it fails qkv_session_create the same way. The model's own
      * weights are not counted. */
     size_t memory_limit;
+    /* -- logging (added in 0.2, after memory_limit) -- */
+    /* Where the session's messages go: what plugins and kernels log through
+     * qkv_host_api.log while this session is created, planned or run, as
+     * log(log_user, level, message), message without a trailing newline,
+     * called on the thread that called qkv (so from every thread that runs
+     * the session; messages from a context's pool worker threads go to the
+     * process default instead). NULL: stderr, as "qkv LEVEL: message". */
+    void (*log)(void *log_user, int level, const char *message);
+    void *log_user;
+    /* The most verbose level delivered (QKV_LOG_ERROR 0 .. QKV_LOG_DEBUG 3);
+     * qkv_session_options_init sets it from the QKV_LOG_LEVEL environment
+     * variable (read once per process), else QKV_LOG_WARN. */
+    int log_level;
 } qkv_session_options;
 
 /* Fills opts with the defaults. */
@@ -222,6 +268,48 @@ QKV_API qkv_status qkv_run(qkv_context *ctx, const qkv_tensor *inputs, size_t n_
 /* Output i of the last successful run (NULL if none or i out of range). */
 QKV_API const qkv_tensor *qkv_context_output(const qkv_context *ctx, size_t i);
 
+/*
+ * Runs the model with inputs bound by name and outputs chosen by name, some
+ * of them written straight into the caller's buffers (I/O binding).
+ *
+ * Inputs: input_names[i] names the model input that inputs[i] binds; every
+ * model input must be bound exactly once (any order). input_names NULL:
+ * inputs are in model order, as for qkv_run.
+ *
+ * Outputs: output_names[j] names the model output that outputs[j] receives
+ * (output_names NULL: outputs[j] is model output j, n_outputs at most their
+ * count). When outputs[j].data is NULL, on success outputs[j] is set to the
+ * context-owned output, as qkv_context_output returns it. When it is not
+ * NULL, outputs[j] is a destination the caller owns: its dtype, rank and
+ * dims must equal the output's and data_bytes must hold it, checked after
+ * planning and before any kernel runs (QKV_ERR_TYPE, QKV_ERR_SHAPE,
+ * QKV_ERR_INVALID_ARGUMENT naming the output and both shapes). The output
+ * is then computed in place in that buffer, with no copy, when it is an
+ * ordinary computed value; an output that is a model input, a constant, a
+ * value computed while planning, another bound output's bytes, or data
+ * dependent (shape known only when its node runs: then the dims are checked
+ * after the run) is copied in once. qkv_context_output(ctx, j) then points
+ * at the caller's buffer too.
+ *
+ * Bound buffers must not overlap each other nor any input, with one
+ * exception that makes a KV cache grow in place: a buffer may start at the
+ * same address as an input that is input 0 of the Concat node producing the
+ * output, when the input is the output's leading bytes (the dims before the
+ * Concat axis are all 1) and nothing else writes that memory first. Decode
+ * step t then binds past = cache[0:t] and present = cache[0:t+1] on one
+ * buffer and only the new row is written. Any other overlap is
+ * QKV_ERR_INVALID_ARGUMENT naming both tensors.
+ *
+ * Names that the model lacks, or a duplicate, are QKV_ERR_INVALID_ARGUMENT
+ * naming them; all input checks of qkv_run apply. On failure before the run
+ * no buffer is written; a kernel failing midway may have written bound
+ * buffers.
+ */
+QKV_API qkv_status qkv_run_io(qkv_context *ctx, const char *const *input_names,
+                              const qkv_tensor *inputs, size_t n_inputs,
+                              const char *const *output_names, qkv_tensor *outputs,
+                              size_t n_outputs, qkv_error *err);
+
 /* ---- plugins and backends (docs/plugins.md) -------------------------------- */
 
 /*
@@ -281,6 +369,7 @@ QKV_API const char *qkv_session_backend_describe(const qkv_session *session, siz
 
 /* One node of a session's graph (after constant folding) and where it runs. */
 typedef struct qkv_node_info {
+    size_t struct_size; /* set by the caller: sizeof(qkv_node_info) */
     const char *name;
     const char *op_type;
     const char *domain; /* "" for ai.onnx */
@@ -291,8 +380,9 @@ typedef struct qkv_node_info {
 } qkv_node_info;
 
 QKV_API size_t qkv_session_node_count(const qkv_session *session);
-/* i < qkv_session_node_count: QKV_OK, else QKV_ERR_INVALID_ARGUMENT. Strings
- * live as long as the session. */
+/* i < qkv_session_node_count: QKV_OK, else QKV_ERR_INVALID_ARGUMENT (also
+ * for a NULL out or a struct_size too small for `name`). Strings live as
+ * long as the session. */
 QKV_API qkv_status qkv_session_node_info(const qkv_session *session, size_t i,
                                          qkv_node_info *out);
 
@@ -301,16 +391,20 @@ QKV_API qkv_status qkv_session_node_info(const qkv_session *session, size_t i,
 QKV_API qkv_status qkv_context_set_profiling(qkv_context *ctx, int enable, qkv_error *err);
 /* One step of the last run with profiling on, in execution order. */
 typedef struct qkv_profile_entry {
+    size_t struct_size; /* set by the caller: sizeof(qkv_profile_entry) */
     size_t node; /* index for qkv_session_node_info */
     double ms;   /* wall time of the node's kernel (dynamic nodes: with inference
                   * and output allocation) */
 } qkv_profile_entry;
-/* Steps of the last profiled run (0 if none). */
+/* Steps of the last profiled run (0 if none). qkv_context_profile:
+ * QKV_ERR_INVALID_ARGUMENT for i out of range, a NULL out or a struct_size
+ * too small for `node`. */
 QKV_API size_t qkv_context_profile_count(const qkv_context *ctx);
 QKV_API qkv_status qkv_context_profile(const qkv_context *ctx, size_t i, qkv_profile_entry *out);
 
 /* Memory plan statistics, for the plan of the last run or qkv_plan call. */
 typedef struct qkv_plan_stats {
+    size_t struct_size;       /* set by the caller: sizeof(qkv_plan_stats) */
     size_t arena_bytes;       /* the arena the plan needs */
     size_t lower_bound_bytes; /* the most bytes live at any one step */
     size_t steps;             /* nodes run per run */
@@ -325,7 +419,10 @@ typedef struct qkv_plan_stats {
 } qkv_plan_stats;
 
 /* Plans for the given input shapes (data may be NULL) without running; the
- * plan is cached as by qkv_run. */
+ * plan is cached as by qkv_run. stats may be NULL; when not, its struct_size
+ * must cover arena_bytes (else QKV_ERR_INVALID_ARGUMENT before planning).
+ * qkv_context_plan_stats: QKV_ERR_INVALID_ARGUMENT when the context has no
+ * plan yet or stats is unusable. */
 QKV_API qkv_status qkv_plan(qkv_context *ctx, const qkv_tensor *inputs, size_t n_inputs,
                             qkv_plan_stats *stats, qkv_error *err);
 QKV_API qkv_status qkv_context_plan_stats(const qkv_context *ctx, qkv_plan_stats *stats);

@@ -141,8 +141,12 @@ static void concat_range(void *arg, size_t begin, size_t end)
         if (part == 0)
             continue;
         const unsigned char *in = t->data;
-        for (size_t o = begin; o < end; o++)
-            memcpy(out + o * j->row_bytes + off, in + o * part, part);
+        for (size_t o = begin; o < end; o++) {
+            unsigned char *dst = out + o * j->row_bytes + off;
+            const unsigned char *src = in + o * part;
+            if (dst != src) /* a KV cache extended in place: the input is already there */
+                memcpy(dst, src, part);
+        }
         off += part;
     }
 }

@@ -24,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "backend.h"
 #include "cpu_features.h"
 #include "error.h"
 #include "kernel_host.h"
+#include "log.h"
 #include "node_eval.h"
 #include "passes.h"
 #include "size_math.h"
@@ -38,6 +40,7 @@ void qkv_session_options_init(qkv_session_options *opts)
     memset(opts, 0, sizeof *opts);
     opts->struct_size = sizeof *opts;
     opts->threads = 1;
+    opts->log_level = qkv_log_default_level();
 }
 
 static void destroy_kernel_states(qkv_ir_graph *g)
@@ -200,12 +203,13 @@ static qkv_status run_fusion_passes(qkv_session *s, qkv_error *err)
 }
 
 /* Step 1: opts (may be NULL) read as far as its struct_size covers. */
+/* The caller's options, read only as far as its struct reaches (the rest
+ * keeps the defaults); everything after this reads s->opts. */
 static void copy_options(qkv_session *s, const qkv_session_options *opts)
 {
     qkv_session_options_init(&s->opts);
     if (opts) {
-        size_t n = opts->struct_size && opts->struct_size < sizeof s->opts ? opts->struct_size
-                                                                             : sizeof s->opts;
+        size_t n = opts->struct_size < sizeof s->opts ? opts->struct_size : sizeof s->opts;
         memcpy(&s->opts, opts, n);
         s->opts.struct_size = sizeof s->opts;
     }
@@ -214,7 +218,7 @@ static void copy_options(qkv_session *s, const qkv_session_options *opts)
 }
 
 /* Steps 2-7 (see the top of this file); stops at the first error. */
-static qkv_status build_steps(qkv_session *s, const qkv_session_options *opts, qkv_error *err)
+static qkv_status build_steps(qkv_session *s, qkv_error *err)
 {
     qkv_ir_graph *g = s->model->graph;
     s->registry = qkv_registry_create();
@@ -224,7 +228,7 @@ static qkv_status build_steps(qkv_session *s, const qkv_session_options *opts, q
     if (st == QKV_OK)
         st = qkv_registry_add_builtins(s->registry, err);
     if (st == QKV_OK)
-        st = qkv_backends_setup(s, opts, err);
+        st = qkv_backends_setup(s, &s->opts, err);
     if (st == QKV_OK)
         st = resolve_kernels(s, err);
     if (st == QKV_OK)
@@ -247,11 +251,23 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
         qkv_model_destroy(model);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a session");
     }
+    if (opts && opts->struct_size < QKV_STRUCT_END(qkv_session_options, threads)) {
+        free(s);
+        qkv_model_destroy(model);
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "session options: struct_size %zu is too small (set it with "
+                             "qkv_session_options_init)",
+                             opts->struct_size);
+    }
     pthread_mutex_init(&s->cache_lock, NULL);
     atomic_init(&s->plans_built, 0);
     s->model = model;
     copy_options(s, opts);
-    qkv_status st = build_steps(s, opts, err);
+    /* what plugins and kernels log while the session is built goes to its sink */
+    qkv_log_scope scope;
+    qkv_log_enter(&s->opts, &scope);
+    qkv_status st = build_steps(s, err);
+    qkv_log_leave(&scope);
     if (st != QKV_OK) {
         qkv_session_destroy(s);
         return st;

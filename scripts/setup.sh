@@ -27,6 +27,7 @@ PACKAGES=(
   python3-numpy
   python3-pytest      # the Python package's tests
   python3-distributed # batch inference on Dask
+  python3-pandas      # dask.dataframe (qkv.dask.map_partitions)
   valgrind
 )
 

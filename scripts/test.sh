@@ -14,6 +14,7 @@
 # Steps: scripts/build.sh (which runs scripts/setup.sh), then
 #   1. ctest --test-dir BUILD --output-on-failure -j2 (the make_* fixtures
 #      generate the models the tests read);
+#   1b. the Python package's tests (python/tests, pytest; not with --asan);
 #   2. the ONNX backend node conformance suite: scripts/gen_conformance.py
 #      generates it into BUILD/conformance/node (cached), `BUILD/qkv test` runs it
 #      and writes node.json + node-SCOREBOARD.md, and scripts/check_conformance.py
@@ -203,6 +204,24 @@ else
     record "unit tests" ok "$SECONDS" "$ctest_line"
   else
     record "unit tests" FAILED "$SECONDS" "${ctest_line:-ctest failed}"
+  fi
+fi
+
+# ---- the Python package and Dask ------------------------------------------------
+# python/tests under Debian's pytest, on the build's libqkv.so: the API, its
+# errors, threads, an ORT user script run with `import qkv as ort`, and qkv.dask
+# on a 2-process LocalCluster (with a worker killed mid-job). Not with --asan:
+# an ASan library cannot be loaded into an uninstrumented python3.
+SECONDS=0
+if [[ $mode == asan ]]; then
+  record python skipped "$SECONDS" "ASan build: libqkv.so cannot load into python3"
+else
+  py_log=$build_dir/python-tests.log
+  if QKV_LIBRARY=$PWD/$build_dir/libqkv.so QKV_BUILD_DIR=$PWD/$build_dir \
+    "$PYTHON" -m pytest -q -p no:cacheprovider python/tests 2>&1 | tee "$py_log"; then
+    record python ok "$SECONDS" "$(grep -E '[0-9]+ passed' "$py_log" | tail -n1)"
+  else
+    record python FAILED "$SECONDS" "$(grep -E '[0-9]+ (passed|failed)' "$py_log" | tail -n1)"
   fi
 fi
 

@@ -130,7 +130,7 @@ static void check_model_with(const char *model, int shape_subgraphs, int fuse)
     for (size_t r = 0; r < sizeof order / sizeof order[0]; r++) {
         int k = order[r];
         run_and_compare(model, c, &d[k], k);
-        qkv_plan_stats st;
+        qkv_plan_stats st = {.struct_size = sizeof(qkv_plan_stats)};
         cr_assert_eq(qkv_context_plan_stats(c, &st), QKV_OK);
         cr_expect_gt(st.steps, 0);
         cr_expect_eq(st.dynamic_nodes, 0, "%s: %zu nodes allocated at run time", model,
@@ -269,7 +269,7 @@ static void check_plan(const char *model, const qkv_tensor *inputs, size_t n,
     qkv_error err = {0};
     qkv_context *c = NULL;
     cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK, "%s", err.message);
-    qkv_plan_stats st;
+    qkv_plan_stats st = {.struct_size = sizeof(qkv_plan_stats)};
     cr_assert_eq(qkv_plan(c, inputs, n, &st, &err), QKV_OK, "%s: %s", model, err.message);
     cr_assert_gt(st.lower_bound_bytes, 0);
     cr_expect_leq((double)st.arena_bytes, 1.10 * (double)st.lower_bound_bytes,
@@ -315,7 +315,7 @@ Test(examples, mha_plan_peak_is_the_attention_probabilities)
 {
     qkv_tensor x[2] = {shape_only(QKV_DTYPE_FLOAT, 3, (int64_t[]){8, 128, 64}),
                        shape_only(QKV_DTYPE_BOOL, 2, (int64_t[]){8, 128})};
-    qkv_plan_stats st;
+    qkv_plan_stats st = {.struct_size = sizeof(qkv_plan_stats)};
     check_plan("mha", x, 2, &st);
     cr_expect_leq(st.arena_bytes, (size_t)3 << 20, "arena %zu bytes", st.arena_bytes);
 }

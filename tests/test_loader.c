@@ -92,7 +92,7 @@ static bool has_id(const int32_t *ids, size_t n, int32_t id)
 Test(loader, reads_model_metadata_and_opsets)
 {
     qkv_model *m = load_ok("mha_small.onnx");
-    qkv_model_meta meta;
+    qkv_model_meta meta = {.struct_size = sizeof(qkv_model_meta)};
     qkv_model_get_meta(m, &meta);
     cr_assert_eq(meta.ir_version, 8);
     cr_assert_eq(meta.model_version, 7);
@@ -131,7 +131,7 @@ Test(loader, reads_inputs_outputs_with_symbolic_and_unknown_dims)
     qkv_model *m = load_ok("mha_small.onnx");
     /* B is listed as an input but is an initializer: a constant, not an input */
     cr_assert_eq(qkv_model_input_count(m), 2);
-    qkv_value_info vi;
+    qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
     qkv_model_input(m, 0, &vi);
     cr_assert_str_eq(vi.name, "x");
     cr_assert_eq(vi.dtype, QKV_DTYPE_FLOAT);
@@ -306,7 +306,7 @@ Test(loader, decodes_every_element_type_from_raw_and_typed_fields)
     cr_assert_str_eq(ss[0], "hello");
     cr_assert_str_eq(ss[1], "");
     cr_assert_str_eq(ss[2], "w\xc3\xb6rld");
-    qkv_model_meta meta;
+    qkv_model_meta meta = {.struct_size = sizeof(qkv_model_meta)};
     qkv_model_get_meta(typed, &meta);
     cr_assert_eq(meta.initializer_count, 28);
     qkv_model_destroy(raw);
@@ -393,13 +393,13 @@ Test(loader, converts_attributes_of_every_type)
 Test(loader, loads_pytorch_multihead_attention_export)
 {
     qkv_model *m = load_ok("mha_torch.onnx");
-    qkv_model_meta meta;
+    qkv_model_meta meta = {.struct_size = sizeof(qkv_model_meta)};
     qkv_model_get_meta(m, &meta);
     cr_assert_str_eq(meta.producer_name, "pytorch");
     cr_assert_gt(meta.node_count, 50);
     cr_assert_eq(qkv_model_opset_for(m, ""), 14);
     cr_assert_eq(qkv_model_input_count(m), 3);
-    qkv_value_info vi;
+    qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
     qkv_model_input(m, 0, &vi);
     cr_assert_str_eq(vi.name, "query");
     cr_assert_str_eq(vi.dim_params[0], "seq");

@@ -69,7 +69,7 @@ static qkv_session *open_ok(const char *name, const char *backends, size_t threa
 static const char *backend_of(const qkv_session *s, const char *node)
 {
     for (size_t i = 0; i < qkv_session_node_count(s); i++) {
-        qkv_node_info ni;
+        qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         cr_assert_eq(qkv_session_node_info(s, i, &ni), QKV_OK);
         if (strcmp(ni.name, node) == 0)
             return ni.backend;
@@ -109,7 +109,7 @@ static size_t make_inputs(const qkv_session *s, dimset *d, qkv_tensor *in)
     const qkv_model *m = qkv_session_model(s);
     size_t n = qkv_model_input_count(m);
     for (size_t i = 0; i < n; i++) {
-        qkv_value_info vi;
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_input(m, i, &vi);
         memset(&in[i], 0, sizeof in[i]);
         in[i].dtype = vi.dtype;

@@ -137,7 +137,7 @@ static void run_reference(qkv_session *s, const char *model, float rtol, float a
 static qkv_node_info node_named(const qkv_session *s, const char *name)
 {
     for (size_t i = 0; i < qkv_session_node_count(s); i++) {
-        qkv_node_info ni;
+        qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         cr_assert_eq(qkv_session_node_info(s, i, &ni), QKV_OK);
         if (strcmp(ni.name, name) == 0)
             return ni;
@@ -371,7 +371,7 @@ Test(plugin, op_without_shape_inference_runs_with_outputs_sized_at_run_time)
     /* the node and the one after it are dynamic in the plan */
     qkv_context *ctx = NULL;
     qkv_error err = {0};
-    qkv_plan_stats st;
+    qkv_plan_stats st = {.struct_size = sizeof(qkv_plan_stats)};
     qkv_tensor x;
     tu_read_pb(tu_data("plugin/positives_input_0.pb"), &x);
     cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK);

@@ -338,7 +338,7 @@ Test(plugin_gemm, openblas_plugin_runs_matmul_gemm_and_attention_like_the_portab
     cr_assert_str_eq(qkv_session_gemm_backend(ob), "openblas");
     cr_assert_str_eq(qkv_session_gemm_backend(pc), "portable");
     for (size_t i = 0; i < qkv_session_node_count(ob); i++) {
-        qkv_node_info ni;
+        qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         cr_assert_eq(qkv_session_node_info(ob, i, &ni), QKV_OK);
         cr_assert_str_eq(ni.backend, "cpu", "%s: the plugin has no kernels", ni.name);
     }

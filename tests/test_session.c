@@ -72,7 +72,7 @@ Test(session, evaluates_shape_subgraph_while_planning)
     cr_assert_eq(qkv_context_create(s, &c, NULL), QKV_OK);
     run_case(c, "shape_chain", "a");
     run_case(c, "shape_chain", "b");
-    qkv_plan_stats st;
+    qkv_plan_stats st = {.struct_size = sizeof(qkv_plan_stats)};
     cr_assert_eq(qkv_context_plan_stats(c, &st), QKV_OK);
     /* Shape, 2 Gathers, 2 Unsqueezes, Concat are computed while planning;
      * Reshape is a view; Transpose and Relu run (Relu in place). */
@@ -91,7 +91,7 @@ Test(session, plans_mlp_within_bound)
     qkv_context *c;
     cr_assert_eq(qkv_context_create(s, &c, NULL), QKV_OK);
     qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {64, 8}};
-    qkv_plan_stats st;
+    qkv_plan_stats st = {.struct_size = sizeof(qkv_plan_stats)};
     qkv_error err;
     cr_assert_eq(qkv_plan(c, &x, 1, &st, &err), QKV_OK, "%s", err.message);
     cr_assert(st.arena_bytes >= st.lower_bound_bytes);
@@ -122,7 +122,7 @@ Test(session, runs_reshape_with_runtime_shape_dynamically)
     cr_assert_eq(y->dims[1], 4);
     for (int i = 0; i < 12; i++)
         cr_assert_float_eq(((float *)y->data)[i], xs[i] > 0 ? xs[i] : 0, 0);
-    qkv_plan_stats st;
+    qkv_plan_stats st = {.struct_size = sizeof(qkv_plan_stats)};
     qkv_context_plan_stats(c, &st);
     cr_assert_eq(st.dynamic_nodes, 2);
     /* a shape that does not fit is the kernel's error, with the node named */

@@ -11,10 +11,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
 #include "backend.h" /* the session's GEMM provider */
 #include "error.h"
 #include "hugepages.h"
+#include "io_binding.h"
 #include "kernel_host.h"
+#include "log.h"
 #include "node_eval.h"
 #include "session.h"
 #include "size_math.h"
@@ -247,11 +250,9 @@ static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error 
     return st;
 }
 
-qkv_status qkv_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs, qkv_error *err)
+static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,
+                           qkv_tensor *const *bound, qkv_error *err)
 {
-    if (!c)
-        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_run: NULL context");
-    qkv_error_clear(err);
     qkv_status st = qkv_session_check_inputs(c->s, inputs, n_inputs, true, err);
     if (st != QKV_OK)
         return st;
@@ -263,6 +264,11 @@ qkv_status qkv_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs, qk
     const qkv_exec_plan *p = c->plan;
     const qkv_ir_graph *g = c->s->model->graph;
     bind_values(c, inputs);
+    if (bound) {
+        st = qkv_io_bind_outputs(p, g, c->vals, inputs, bound, err);
+        if (st != QKV_OK)
+            return st;
+    }
     if (c->profiling)
         c->n_profiled = 0;
     for (size_t i = 0; i < p->n_steps && st == QKV_OK; i++) {
@@ -289,10 +295,41 @@ qkv_status qkv_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs, qk
         memcpy(dst, t->data, t->data_bytes);
         t->data = dst;
     }
-    for (size_t i = 0; i < g->n_outputs; i++)
+    if (bound) {
+        st = qkv_io_finish_outputs(p, g, c->vals, bound, err);
+        if (st != QKV_OK)
+            return st;
+    }
+    for (size_t i = 0; i < g->n_outputs; i++) {
         c->outputs[i] = c->vals[g->outputs[i]];
+        if (bound && bound[i])
+            c->outputs[i].data = bound[i]->data;
+    }
     c->have_outputs = true;
     return QKV_OK;
+}
+
+qkv_status qkv_context_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,
+                           qkv_tensor *const *bound, qkv_error *err)
+{
+    qkv_log_scope scope;
+    qkv_log_enter(&c->s->opts, &scope);
+    qkv_status st = run_plan(c, inputs, n_inputs, bound, err);
+    qkv_log_leave(&scope);
+    return st;
+}
+
+qkv_session *qkv_context_session(const qkv_context *c)
+{
+    return c->s;
+}
+
+qkv_status qkv_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs, qkv_error *err)
+{
+    if (!c)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_run: NULL context");
+    qkv_error_clear(err);
+    return qkv_context_run(c, inputs, n_inputs, NULL, err);
 }
 
 const qkv_tensor *qkv_context_output(const qkv_context *c, size_t i)
@@ -306,20 +343,32 @@ qkv_status qkv_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,
                     qkv_plan_stats *stats, qkv_error *err)
 {
     if (!c)
-        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_exec_plan: NULL context");
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_plan: NULL context");
+    if (stats && !qkv_struct_usable(stats, QKV_STRUCT_END(qkv_plan_stats, arena_bytes)))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "qkv_plan: stats->struct_size %zu is too small (set it to "
+                             "sizeof(qkv_plan_stats))",
+                             stats->struct_size);
     qkv_status st = qkv_session_check_inputs(c->s, inputs, n_inputs, false, err);
-    if (st == QKV_OK)
+    if (st == QKV_OK) {
+        qkv_log_scope scope;
+        qkv_log_enter(&c->s->opts, &scope);
         st = use_plan(c, inputs, n_inputs, err);
+        qkv_log_leave(&scope);
+    }
     if (st == QKV_OK && stats)
-        *stats = c->plan->stats;
+        qkv_context_plan_stats(c, stats);
     return st;
 }
 
 qkv_status qkv_context_plan_stats(const qkv_context *c, qkv_plan_stats *stats)
 {
-    if (!c || !c->plan || !stats)
+    const size_t need = QKV_STRUCT_END(qkv_plan_stats, arena_bytes);
+    if (!c || !c->plan || !qkv_struct_usable(stats, need))
         return QKV_ERR_INVALID_ARGUMENT;
-    *stats = c->plan->stats;
+    qkv_plan_stats all = c->plan->stats;
+    all.struct_size = sizeof all;
+    qkv_struct_fill(stats, &all, sizeof all, need);
     return QKV_OK;
 }
 
@@ -353,9 +402,12 @@ size_t qkv_context_profile_count(const qkv_context *c)
 
 qkv_status qkv_context_profile(const qkv_context *c, size_t i, qkv_profile_entry *out)
 {
-    if (!c || !out || i >= c->n_profiled)
+    const size_t need = QKV_STRUCT_END(qkv_profile_entry, node);
+    if (!c || !qkv_struct_usable(out, need) || i >= c->n_profiled)
         return QKV_ERR_INVALID_ARGUMENT;
-    out->node = (size_t)c->step_node[i];
-    out->ms = c->step_ms[i];
+    qkv_profile_entry all = {.struct_size = sizeof all,
+                             .node = (size_t)c->step_node[i],
+                             .ms = c->step_ms[i]};
+    qkv_struct_fill(out, &all, sizeof all, need);
     return QKV_OK;
 }

@@ -14,6 +14,7 @@
 #include "gemm_portable.h"
 #include "hugepages.h"
 #include "size_math.h"
+#include "log.h"
 #include "threadpool.h"
 
 void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap)
@@ -397,16 +398,9 @@ static void host_free(void *p) { free(p); }
 
 static void host_log(int level, const char *fmt, ...)
 {
-    static const char *const names[] = {"error", "warning", "info", "debug"};
-    const char *env = getenv("QKV_LOG_LEVEL");
-    int max = env ? atoi(env) : QKV_LOG_WARN;
-    if (level > max)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "qkv %s: ", (unsigned)level < 4 ? names[level] : "log");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    qkv_log_vmessage(level, fmt, ap);
     va_end(ap);
 }
 

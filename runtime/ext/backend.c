@@ -11,6 +11,8 @@
  */
 #include "backend.h"
 
+#include "api.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,7 +334,8 @@ size_t qkv_session_node_count(const qkv_session *s)
 
 qkv_status qkv_session_node_info(const qkv_session *s, size_t i, qkv_node_info *out)
 {
-    if (!out || i >= qkv_session_node_count(s))
+    const size_t need = QKV_STRUCT_END(qkv_node_info, name);
+    if (!qkv_struct_usable(out, need) || i >= qkv_session_node_count(s))
         return QKV_ERR_INVALID_ARGUMENT;
     const qkv_ir_node *n = &s->model->graph->nodes[i];
     const char *origin = "built-in";
@@ -347,12 +350,14 @@ qkv_status qkv_session_node_info(const qkv_session *s, size_t i, qkv_node_info *
             }
         }
     }
-    out->name = n->name;
-    out->op_type = n->op_type;
-    out->domain = n->domain;
-    out->opset = n->opset;
-    out->backend = qkv_session_node_backend(s, n);
-    out->origin = origin;
-    out->shape_inference = n->kernel && n->kernel->infer != NULL;
+    qkv_node_info all = {.struct_size = sizeof all,
+                         .name = n->name,
+                         .op_type = n->op_type,
+                         .domain = n->domain,
+                         .opset = n->opset,
+                         .backend = qkv_session_node_backend(s, n),
+                         .origin = origin,
+                         .shape_inference = n->kernel && n->kernel->infer != NULL};
+    qkv_struct_fill(out, &all, sizeof all, need);
     return QKV_OK;
 }

@@ -39,7 +39,9 @@ typedef struct qkv_session_backends {
  * the built-ins already) and orders the backends. Errors name the plugin
  * file; an unknown name in opts->backends is QKV_ERR_INVALID_ARGUMENT
  * listing the available ones. On failure what was set up stays in s for
- * qkv_session_destroy. opts may be NULL. */
+ * qkv_session_destroy. opts may be NULL; session.c passes its own complete
+ * copy (&s->opts), never the caller's struct, whose struct_size may stop
+ * short of the plugin fields. */
 qkv_status qkv_backends_setup(qkv_session *s, const qkv_session_options *opts, qkv_error *err);
 
 /* The provisional kernel of node n: from the first backend in order that

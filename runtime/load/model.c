@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
+
 #include "error.h"
 #include "ir.h"
 
@@ -35,11 +37,11 @@ static const char *str(const char *s)
     return s ? s : "";
 }
 
-void qkv_model_get_meta(const qkv_model *model, qkv_model_meta *out)
+/* The whole struct, as this qkv.h has it; the caller gets its prefix. */
+static void fill_meta(const qkv_model *model, qkv_model_meta *out)
 {
-    if (!out)
-        return;
     memset(out, 0, sizeof *out);
+    out->struct_size = sizeof *out;
     out->producer_name = out->producer_version = out->domain = out->doc_string =
         out->graph_name = "";
     if (!model)
@@ -69,6 +71,16 @@ void qkv_model_get_meta(const qkv_model *model, qkv_model_meta *out)
                 out->initializer_bytes += strlen(s[j]) + 1;
         }
     }
+}
+
+qkv_status qkv_model_get_meta(const qkv_model *model, qkv_model_meta *out)
+{
+    if (!qkv_struct_usable(out, QKV_STRUCT_END(qkv_model_meta, ir_version)))
+        return QKV_ERR_INVALID_ARGUMENT;
+    qkv_model_meta all;
+    fill_meta(model, &all);
+    qkv_struct_fill(out, &all, sizeof all, QKV_STRUCT_END(qkv_model_meta, ir_version));
+    return QKV_OK;
 }
 
 void qkv_model_opset(const qkv_model *model, size_t i, const char **domain, int64_t *version)
@@ -109,36 +121,62 @@ size_t qkv_model_output_count(const qkv_model *model)
     return model && model->graph ? model->graph->n_outputs : 0;
 }
 
-static void value_info(const qkv_ir_graph *g, int32_t id, qkv_value_info *out)
+static qkv_status value_info(const qkv_ir_graph *g, int32_t id, qkv_value_info *out)
 {
     static const int64_t no_dims[1] = {0};
     static const char *const no_params[1] = {NULL};
-    if (!out)
-        return;
-    if (id < 0) {
-        out->name = "";
-        out->dtype = QKV_DTYPE_UNDEFINED;
-        out->rank = -1;
-        out->dims = no_dims;
-        out->dim_params = no_params;
-        return;
+    const size_t need = QKV_STRUCT_END(qkv_value_info, name);
+    if (!qkv_struct_usable(out, need))
+        return QKV_ERR_INVALID_ARGUMENT;
+    qkv_value_info all = {.struct_size = sizeof all,
+                          .name = "",
+                          .dtype = QKV_DTYPE_UNDEFINED,
+                          .rank = -1,
+                          .dims = no_dims,
+                          .dim_params = no_params};
+    if (id >= 0) {
+        const qkv_ir_value *v = &g->values[id];
+        all.name = v->name;
+        all.dtype = v->dtype;
+        all.rank = v->rank;
+        all.dims = v->dims;
+        all.dim_params = (const char *const *)v->dim_params;
     }
-    const qkv_ir_value *v = &g->values[id];
-    out->name = v->name;
-    out->dtype = v->dtype;
-    out->rank = v->rank;
-    out->dims = v->dims;
-    out->dim_params = (const char *const *)v->dim_params;
+    qkv_struct_fill(out, &all, sizeof all, need);
+    return id >= 0 ? QKV_OK : QKV_ERR_INVALID_ARGUMENT;
 }
 
-void qkv_model_input(const qkv_model *model, size_t i, qkv_value_info *out)
+qkv_status qkv_model_input(const qkv_model *model, size_t i, qkv_value_info *out)
 {
     bool ok = model && model->graph && i < model->graph->n_inputs;
-    value_info(ok ? model->graph : NULL, ok ? model->graph->inputs[i] : -1, out);
+    return value_info(ok ? model->graph : NULL, ok ? model->graph->inputs[i] : -1, out);
 }
 
-void qkv_model_output(const qkv_model *model, size_t i, qkv_value_info *out)
+qkv_status qkv_model_output(const qkv_model *model, size_t i, qkv_value_info *out)
 {
     bool ok = model && model->graph && i < model->graph->n_outputs;
-    value_info(ok ? model->graph : NULL, ok ? model->graph->outputs[i] : -1, out);
+    return value_info(ok ? model->graph : NULL, ok ? model->graph->outputs[i] : -1, out);
+}
+
+/* Index of the value called `name` among ids[0..n), -1 when absent. */
+static int64_t find_named(const qkv_ir_graph *g, const int32_t *ids, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (g->values[ids[i]].name && strcmp(g->values[ids[i]].name, name) == 0)
+            return (int64_t)i;
+    return -1;
+}
+
+int64_t qkv_model_input_index(const qkv_model *model, const char *name)
+{
+    if (!model || !model->graph || !name)
+        return -1;
+    return find_named(model->graph, model->graph->inputs, model->graph->n_inputs, name);
+}
+
+int64_t qkv_model_output_index(const qkv_model *model, const char *name)
+{
+    if (!model || !model->graph || !name)
+        return -1;
+    return find_named(model->graph, model->graph->outputs, model->graph->n_outputs, name);
 }

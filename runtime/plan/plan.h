@@ -34,6 +34,8 @@ typedef struct qkv_plan_value {
     size_t offset;     /* ARENA */
     int32_t view_of;   /* INPUT/CONSTANT/PLANNED views: the value whose data this
                         * shares (itself when not a view) */
+    int32_t buffer;    /* ARENA: the arena buffer; values sharing one (views,
+                        * in-place results) have the same bytes */
 } qkv_plan_value;
 
 typedef struct qkv_plan_step {

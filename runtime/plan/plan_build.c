@@ -522,8 +522,10 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
         return st;
     }
     for (size_t v = 0; v < g->n_values; v++)
-        if (p->values[v].storage == QKV_STORE_ARENA)
+        if (p->values[v].storage == QKV_STORE_ARENA) {
             p->values[v].offset = b.bufs[b.group[v]].offset;
+            p->values[v].buffer = b.group[v];
+        }
     for (size_t i = 0; i < p->n_steps; i++)
         if (b.step_scratch[i] >= 0)
             p->steps[i].scratch_offset = b.bufs[b.step_scratch[i]].offset;

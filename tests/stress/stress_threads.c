@@ -149,7 +149,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "stress: %s\n", err.message);
         return 1;
     }
-    qkv_value_info vi;
+    qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
     qkv_model_input(qkv_session_model(sh.s), 0, &vi);
     if (qkv_model_input_count(qkv_session_model(sh.s)) != 1 || vi.dtype != QKV_DTYPE_FLOAT ||
         vi.rank < 1 || vi.dims[0] >= 0) {
