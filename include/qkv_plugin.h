@@ -183,8 +183,7 @@ typedef enum qkv_attr_type {
     QKV_ATTR_TYPE_PROTOS = 14
 } qkv_attr_type;
 
-/* Log levels for host->log. */
-enum { QKV_LOG_ERROR = 0, QKV_LOG_WARN = 1, QKV_LOG_INFO = 2, QKV_LOG_DEBUG = 3 };
+/* Log levels for host->log: QKV_LOG_* in qkv_types.h. */
 
 typedef void (*qkv_range_fn)(void *arg, size_t begin, size_t end);
 

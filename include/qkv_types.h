@@ -88,6 +88,9 @@ typedef enum qkv_dtype {
 #define QKV_CPU_AVX_VNNI ((uint64_t)1 << 8)
 #define QKV_CPU_AMX ((uint64_t)1 << 9) /* AMX-TILE, -INT8, -BF16 with tile state enabled */
 
+/* Log levels: host->log in plugins, the session's log callback in qkv.h. */
+enum { QKV_LOG_ERROR = 0, QKV_LOG_WARN = 1, QKV_LOG_INFO = 2, QKV_LOG_DEBUG = 3 };
+
 /* The largest rank qkv handles; a larger one is QKV_ERR_UNSUPPORTED. */
 #define QKV_MAX_RANK 12
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "qkv.h"
+#include "qkv_plugin.h" /* QKV_ABI_VERSION */
 
 const char *qkv_version(int *major, int *minor, int *patch, uint32_t *plugin_abi)
 {
