@@ -50,6 +50,7 @@ if [[ -d python/qkv ]]; then
   # it (Python's allocator is told to use malloc so it does not hide reads).
   if PYTHONMALLOC=malloc PYTHONPATH=$PWD/python QKV_LIBRARY=$PWD/build/libqkv.so \
       "$vg" --error-exitcode=1 --leak-check=no --errors-for-leak-kinds=none \
+      --suppressions=python/tests/valgrind.supp \
       --log-file=build/valgrind-quick-python.log \
       "$PYTHON" python/tests/valgrind_smoke.py build/testdata >/dev/null 2>&1; then
     echo "valgrind-quick: ok     python binding ($((SECONDS - t0)) s)"
