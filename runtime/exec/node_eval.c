@@ -91,6 +91,16 @@ qkv_status qkv_kernel_infer(const qkv_kernel *k, void *state, qkv_host_ctx *hctx
     return st;
 }
 
+/* The bytes node_eval allocates itself: scratch and the sized outputs. */
+static size_t need_here(const qkv_kernel_io *io, uint64_t sized)
+{
+    size_t need = io->scratch_bytes;
+    for (size_t i = 0; i < io->n_outputs; i++)
+        if ((i >= 64 || (sized >> i & 1)) && qkv_add_overflow(need, io->outputs[i].data_bytes, &need))
+            return SIZE_MAX;
+    return need;
+}
+
 qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                          const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
                          size_t n_outputs)
@@ -101,23 +111,33 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         return st;
     qkv_kernel_io io;
     qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
-    /* A kernel without infer (a plugin's) allocates its outputs in compute
-     * with host->output_alloc: nothing is sized or allocated here. */
-    const bool sized_here = k->infer != NULL;
-    for (size_t i = 0; i < n_outputs && sized_here; i++) {
+    /* An output infer leaves unknown (every output of a kernel without
+     * infer, a data-dependent output of a control-flow node) is allocated by
+     * compute with host->output_alloc: nothing is sized or allocated here. */
+    uint64_t sized = 0; /* bit i: output i < 64 is sized and allocated here */
+    for (size_t i = 0; i < n_outputs && k->infer; i++) {
         qkv_tensor *o = &outputs[i];
         if (i < node->n_outputs && node->outputs[i] < 0)
             continue;
         size_t elems, bytes;
-        if (!qkv_shape_elements(o->dims, o->rank, &elems))
-            return io.host->error(hctx, QKV_ERR_SHAPE,
-                                  "output %zu: shape not known after inference (rank %d)", i,
-                                  o->rank);
+        if (!qkv_shape_elements(o->dims, o->rank, &elems)) {
+            if (!qkv_node_has_subgraphs(node) || i >= 64)
+                return io.host->error(hctx, QKV_ERR_SHAPE,
+                                      "output %zu: shape not known after inference (rank %d)",
+                                      i, o->rank);
+            o->rank = -1; /* compute gives it its shape */
+            continue;
+        }
         if (!qkv_dtype_storage_bytes(o->dtype, elems, &bytes))
             return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow",
                                   i, elems, qkv_dtype_name(o->dtype));
         o->data_bytes = bytes;
+        if (i < 64)
+            sized |= (uint64_t)1 << i;
     }
+#define SIZED_HERE(i)                                                                          \
+    ((i) < 64 ? (sized >> (i) & 1) != 0                                                        \
+              : k->infer && !((i) < node->n_outputs && node->outputs[i] < 0))
     /* the node's per-plan state lives for this one evaluation */
     qkv_plan_mem plan_mem = {0};
     if (k->prepare) {
@@ -132,9 +152,8 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     }
     if (hctx->memory_limited) {
         size_t need = io.scratch_bytes;
-        for (size_t i = 0; i < n_outputs && sized_here; i++)
-            if (!(i < node->n_outputs && node->outputs[i] < 0) &&
-                qkv_add_overflow(need, outputs[i].data_bytes, &need))
+        for (size_t i = 0; i < n_outputs; i++)
+            if (SIZED_HERE(i) && qkv_add_overflow(need, outputs[i].data_bytes, &need))
                 need = SIZE_MAX;
         if (need > hctx->memory_left) {
             qkv_plan_mem_free(&plan_mem);
@@ -154,8 +173,8 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         }
     }
     io.scratch = scratch;
-    for (size_t i = 0; i < n_outputs && sized_here; i++) {
-        if (i < node->n_outputs && node->outputs[i] < 0)
+    for (size_t i = 0; i < n_outputs; i++) {
+        if (!SIZED_HERE(i))
             continue;
         /* calloc: string outputs start as NULL pointers, and a kernel that
          * fails half way leaves nothing uninitialised to free */
@@ -166,10 +185,14 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
             break;
         }
     }
+    if (hctx->memory_limited) /* what output_alloc in compute may still take */
+        hctx->memory_left -= hctx->memory_left < need_here(&io, sized) ? hctx->memory_left
+                                                                       : need_here(&io, sized);
     if (st == QKV_OK)
         st = k->compute(state, &io);
-    for (size_t i = 0; i < n_outputs && st == QKV_OK && !sized_here; i++)
-        if (!(i < node->n_outputs && node->outputs[i] < 0) && !outputs[i].data)
+    for (size_t i = 0; i < n_outputs && st == QKV_OK; i++)
+        if (!SIZED_HERE(i) && !(i < node->n_outputs && node->outputs[i] < 0) &&
+            !outputs[i].data)
             st = io.host->error(hctx, QKV_ERR_PLUGIN,
                                 "output %zu was not produced: a kernel without infer must "
                                 "allocate each output with host->output_alloc in compute",
@@ -180,4 +203,5 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         for (size_t i = 0; i < n_outputs; i++)
             qkv_tensor_data_free(&outputs[i]);
     return st;
+#undef SIZED_HERE
 }

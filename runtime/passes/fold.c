@@ -24,7 +24,8 @@ static bool all_inputs_constant(const qkv_ir_graph *g, const qkv_ir_node *n)
     for (size_t k = 0; k < n->n_inputs; k++)
         if (n->inputs[k] >= 0 && g->values[n->inputs[k]].kind != QKV_VALUE_CONSTANT)
             return false;
-    return n->n_implicit == 0;
+    /* a node with subgraphs runs them in a run context (exec/control_flow.h) */
+    return n->n_implicit == 0 && !qkv_node_has_subgraphs(n);
 }
 
 static bool outputs_small(const qkv_tensor *outs, const qkv_ir_node *n)

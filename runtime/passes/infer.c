@@ -7,6 +7,10 @@
  * inferred facts win; declared dims fill what inference left unknown. A
  * declared type or rank that contradicts the inferred one is an error, as in
  * ONNX Runtime.
+ *
+ * Subgraphs (If/Loop/Scan bodies) are inferred just before the node that
+ * owns them, once the values they read from enclosing graphs are: the
+ * node's own infer then reads its bodies' output types and shapes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +78,39 @@ static qkv_status merge(qkv_ir_value *v, const qkv_tensor *t, const qkv_ir_node 
     return QKV_OK;
 }
 
+/* Copies what g knows of each value a subgraph of node n reads from
+ * outside into the subgraph's OUTER value, then infers the subgraph. */
+static qkv_status infer_bodies(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_error *err)
+{
+    for (size_t a = 0; a < n->n_attrs; a++) {
+        const qkv_ir_attr *at = &n->attrs[a];
+        if (at->type != QKV_ATTR_GRAPH && at->type != QKV_ATTR_GRAPHS)
+            continue;
+        for (size_t k = 0; k < at->n; k++) {
+            qkv_ir_graph *body = at->graphs ? at->graphs[k] : NULL;
+            if (!body)
+                continue;
+            for (size_t v = 0; v < body->n_values; v++) {
+                qkv_ir_value *ov = &body->values[v];
+                if (ov->kind != QKV_VALUE_OUTER || ov->outer_id < 0 ||
+                    (size_t)ov->outer_id >= g->n_values)
+                    continue;
+                const qkv_ir_value *pv = &g->values[ov->outer_id];
+                ov->dtype = pv->dtype;
+                ov->rank = pv->rank;
+                memcpy(ov->dims, pv->dims, sizeof ov->dims);
+            }
+            qkv_status st = qkv_infer_graph(body, err);
+            if (st != QKV_OK) {
+                qkv_error_prefix(err, "subgraph '%s' of node '%s' (%s)", at->name, n->name,
+                                 n->op_type);
+                return st;
+            }
+        }
+    }
+    return QKV_OK;
+}
+
 qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
 {
     size_t max_in, max_out;
@@ -89,6 +126,8 @@ qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
     for (size_t o = 0; o < g->n_order && st == QKV_OK; o++) {
         qkv_ir_node *n = &g->nodes[g->order[o]];
         const qkv_kernel *k = n->kernel;
+        if (qkv_node_has_subgraphs(n) && (st = infer_bodies(g, n, err)) != QKV_OK)
+            break;
         qkv_node_static_inputs(g, n, ins);
         st = qkv_kernel_check_io(k, n, ins, err);
         if (st != QKV_OK)
