@@ -272,9 +272,9 @@ def errors():
                            [f("s", FLOAT, [2])]), "scan_len_mismatch")
     # the scan output grows every iteration: an error in the middle of the loop
     body = helper.make_graph(
-        [const("one", np.int64(1)),
+        [const("one", np.int64(1)), const("vector", np.array([1], np.int64)),
          helper.make_node("Add", ["i", "one"], ["n"], name="count"),
-         helper.make_node("Reshape", ["n", "one"], ["n1"], name="as_vector"),
+         helper.make_node("Reshape", ["n", "vector"], ["n1"], name="as_vector"),
          helper.make_node("ConstantOfShape", ["n1"], ["row"],
                           value=numpy_helper.from_array(np.array([1], np.float32)), name="row"),
          helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")],
