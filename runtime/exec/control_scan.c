@@ -467,6 +467,11 @@ static qkv_status compute_v8(scan_run *r, qkv_tensor *states)
         if (s != QKV_OK)
             return s;
     }
+    for (size_t k = 0; k < st->n_state && r->batch == 0; k++) {
+        qkv_status s = qkv_cf_set_output(io, k, &io->inputs[1 + k]); /* [0, ...]: empty */
+        if (s != QKV_OK)
+            return s;
+    }
     return empty_scan_outputs(r);
 }
 
