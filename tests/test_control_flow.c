@@ -136,6 +136,27 @@ Test(control_flow, four_levels_of_nesting_read_the_main_graph)
     check_case("nest4", "else", 2, 1);
 }
 
+Test(control_flow, folding_and_fusion_keep_values_bodies_read)
+{
+    /* erf differs from numpy's by a few ulp */
+    qkv_session *s = open_model("passes_outer", 0);
+    qkv_context *c;
+    qkv_error err;
+    cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK);
+    const char *cases[] = {"then", "else"};
+    for (int i = 0; i < 2; i++) {
+        qkv_tensor in[2], want;
+        read_case("passes_outer", cases[i], "input", 2, in);
+        read_case("passes_outer", cases[i], "output", 1, &want);
+        cr_assert_eq(qkv_run(c, in, 2, &err), QKV_OK, "%s", err.message);
+        tu_assert_close(qkv_context_output(c, 0), &want, 1e-5f, 1e-6f);
+        free_all(in, 2);
+        free_all(&want, 1);
+    }
+    qkv_context_destroy(c);
+    qkv_session_destroy(s);
+}
+
 /* ---- two threads on one session -------------------------------------------- */
 
 typedef struct job {

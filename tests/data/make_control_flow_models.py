@@ -227,6 +227,34 @@ def nested_ifs(depth, name):
     return g
 
 
+def passes_outer():
+    """Folding and GELU fusion around values a body reads from outside: k is
+    folded to a constant, d is the inner value of an erf GELU; both must stay."""
+    then = helper.make_graph([helper.make_node("Mul", ["d", "k"], ["dk"], name="dk"),
+                              helper.make_node("Add", ["g", "dk"], ["y_then"], name="plus")],
+                             "then", [], [f("y_then", FLOAT, [4])])
+    els = helper.make_graph([helper.make_node("Sub", ["g", "d"], ["y_else"], name="minus")],
+                            "else", [], [f("y_else", FLOAT, [4])])
+    inits = [numpy_helper.from_array(np.float32(v), n) for n, v in
+             (("two", 2), ("three", 3), ("sqrt2", np.sqrt(2)), ("one", 1), ("half", 0.5))]
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["two", "three"], ["k"], name="fold_me"),
+         helper.make_node("Div", ["x", "sqrt2"], ["d"], name="div"),
+         helper.make_node("Erf", ["d"], ["e"], name="erf"),
+         helper.make_node("Add", ["e", "one"], ["p"], name="add"),
+         helper.make_node("Mul", ["x", "p"], ["m"], name="mul"),
+         helper.make_node("Mul", ["m", "half"], ["g"], name="half"),
+         helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=els, name="if")],
+        "passes_outer", [f("c", BOOL, []), f("x", FLOAT, [4])], [f("y", FLOAT, [4])], inits)
+    save(g, "passes_outer")
+    from math import erf
+    x = np.array([-1.5, -0.25, 0.5, 2], np.float32)
+    d = x / np.float32(np.sqrt(2))
+    gl = x * (np.array([erf(v) for v in d], np.float32) + 1) * np.float32(0.5)
+    case("passes_outer", "then", [np.array(True), x], [gl + d * 6])
+    case("passes_outer", "else", [np.array(False), x], [gl - d])
+
+
 def errors():
     then = helper.make_graph([helper.make_node("Identity", ["x"], ["a"], name="id")], "then", [],
                              [f("a", FLOAT, [2])])
@@ -301,6 +329,7 @@ def main():
     x = np.array([1, -2], np.float32)
     case("nest4", "then", [np.array(True), x], [x + 1])
     case("nest4", "else", [np.array(False), x], [-x])
+    passes_outer()
     errors()
 
 
