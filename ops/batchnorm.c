@@ -167,7 +167,6 @@ static qkv_status norm_init(const qkv_kernel *kernel, const qkv_host_api *host,
     qkv_status st = host->attr_float(node, "epsilon", 1e-5f, &eps);
     if (st != QKV_OK)
         return st;
-    if (!instance) {
     float momentum = 0.9f;
     int64_t training = 0;
     if (!instance) {

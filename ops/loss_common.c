@@ -69,7 +69,7 @@ static qkv_status check_weight(qkv_kernel_io *io, const char *const names[3])
         return QKV_OK;
     if (w->dtype != x->dtype)
         return KERR(io, QKV_ERR_TYPE, "input 2 '%s' has type %s, expected %s (input 0's type)",
-                    names[2], qkv_dtype_name(w->dtype), qkv_dtype_name(x->dtype));
+                    names[2], io->host->dtype_name(w->dtype), io->host->dtype_name(x->dtype));
     if (w->rank < 0)
         return QKV_OK;
     int64_t c = x->rank >= 2 ? x->dims[1] : -1;

@@ -242,8 +242,8 @@ static qkv_status opt_infer(void *state, qkv_kernel_io *io)
                 return KERR(io, QKV_ERR_TYPE,
                             "input %zu '%s%zu' has type %s, expected %s (the type of input %zu "
                             "'X%zu')",
-                            j, group_name(a, grp), i + 1, qkv_dtype_name(t->dtype),
-                            qkv_dtype_name(x->dtype), xi, i + 1);
+                            j, group_name(a, grp), i + 1, io->host->dtype_name(t->dtype),
+                            io->host->dtype_name(x->dtype), xi, i + 1);
             if (!same_shape(t, x))
                 return KERR(io, QKV_ERR_SHAPE,
                             "input %zu '%s%zu' has shape %s, expected %s (the shape of input "
@@ -290,7 +290,7 @@ static qkv_status opt_compute(const void *state, qkv_kernel_io *io)
             break;
         default:
             return KERR(io, QKV_ERR_TYPE, "input %zu 'X%zu' has type %s, not supported", 2 + i,
-                        i + 1, qkv_dtype_name(x->dtype));
+                        i + 1, io->host->dtype_name(x->dtype));
         }
     }
     return QKV_OK;

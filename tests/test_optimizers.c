@@ -289,7 +289,8 @@ Test(optimizers, refuses_inputs_not_in_groups)
     qkv_error err;
     cr_assert_eq(run_momentum(6, 2, "standard", true, 2, QKV_DTYPE_FLOAT, 0, &err),
                  QKV_ERR_INVALID_MODEL);
-    cr_assert(strstr(err.message, "node 'test_node' (Momentum-1): has 6 inputs, expected R, T "
+    cr_assert(strstr(err.message, "node 'test_node' (ai.onnx.preview.training.Momentum-1): has 6 "
+                                  "inputs, expected R, T "
                                   "and then 3 groups of k tensors (2 + 3*k inputs, k >= 1)"),
               "%s", err.message);
 }
