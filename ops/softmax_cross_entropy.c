@@ -25,7 +25,6 @@
 
 #include "kernel_util.h"
 #include "loss_common.h"
-#include "size_math.h"
 
 static const char *const input_names[3] = {"scores", "labels", "weights"};
 
@@ -109,9 +108,9 @@ static qkv_status sce_prepare(void *state, qkv_kernel_io *io)
     (void)state;
     qkv_loss_dims dims = qkv_loss_dims_of(&io->inputs[0]);
     size_t positions, total, bytes;
-    if (qkv_mul_overflow(dims.n, dims.d, &positions) ||
-        qkv_mul_overflow(positions, dims.c + 2, &total) ||
-        qkv_mul_overflow(total, sizeof(double), &bytes))
+    if (__builtin_mul_overflow(dims.n, dims.d, &positions) ||
+        __builtin_mul_overflow(positions, dims.c + 2, &total) ||
+        __builtin_mul_overflow(total, sizeof(double), &bytes))
         return KERR(io, QKV_ERR_SHAPE, "input 0 'scores': scratch size overflows");
     io->scratch_bytes = bytes;
     return QKV_OK;

@@ -268,6 +268,37 @@ Test(batchnorm, training_mode_uses_batch_statistics)
     }
 }
 
+Test(batchnorm, training_mode_large_input_on_threads)
+{
+    enum { N = 2, C = 8, S = 40 * 50 };
+    static float xs[N * C * S];
+    static double want[N * C * S];
+    float scale[C], bias[C], mean[C], var[C];
+    double want_mean[C], want_var[C];
+    kh_fill_random(xs, N * C * S, 16);
+    kh_fill_random(scale, C, 17);
+    kh_fill_random(bias, C, 18);
+    kh_fill_random(mean, C, 19);
+    kh_fill_random(var, C, 20);
+    for (size_t i = 0; i < C; i++)
+        var[i] = fabsf(var[i]) + 0.01f;
+    ref_training(xs, scale, bias, mean, var, N, C, S, 1e-5f, 0.9f, want, want_mean, want_var);
+    kh_node *n = kh_node_create("BatchNormalization", 15, 5, 3);
+    kh_attr_int(n, "training_mode", 1);
+    kh_set_threads(n, 4);
+    int64_t cd[1] = {C};
+    qkv_tensor ins[5] = {kh_f32(4, (int64_t[]){N, C, 40, 50}, xs), kh_f32(1, cd, scale),
+                         kh_f32(1, cd, bias), kh_f32(1, cd, mean), kh_f32(1, cd, var)},
+               outs[3];
+    qkv_error err;
+    cr_assert_eq(kh_run(n, ins, outs, &err), QKV_OK, "%s", err.message);
+    assert_close(outs[0].data, want, N * C * S, "y");
+    assert_close(outs[1].data, want_mean, C, "running_mean");
+    assert_close(outs[2].data, want_var, C, "running_var");
+    kh_free_outputs(outs, 3);
+    kh_node_destroy(n);
+}
+
 /* opset 15: the running statistics keep input_mean's and input_var's type */
 Test(batchnorm, training_mode_running_statistics_of_their_input_type)
 {

@@ -270,20 +270,25 @@ Test(nll_loss, every_target_ignored_follows_the_reference)
     }
 }
 
-Test(nll_loss, mean_without_weight_divides_by_targets_not_ignored)
+Test(nll_loss, mean_without_weight_divides_by_targets_not_ignored_in_every_opset)
 {
-    /* input (2, 3): losses -x[0][2] = 0.5 (ignored: target 1), -x[1][0] = 2 */
+    /* input (2, 3): row 0's target 1 is ignored, row 1 loses -x[1][0] = 2 */
     float x[6] = {-1, -9, -0.5f, -2, -3, -4};
     int64_t t[2] = {1, 0};
-    kh_node *node = kh_node_create("NegativeLogLikelihoodLoss", 13, 2, 1);
-    kh_attr_int(node, "ignore_index", 1);
-    qkv_tensor ins[2] = {kh_f32(2, (int64_t[]){2, 3}, x), kh_i64(1, (int64_t[]){2}, t)}, out;
-    qkv_error err;
-    cr_assert_eq(kh_run(node, ins, &out, &err), QKV_OK, "%s", err.message);
-    cr_assert_eq(out.rank, 0);
-    cr_assert_float_eq(((float *)out.data)[0], 2.0f, 1e-7f);
-    kh_free_outputs(&out, 1);
-    kh_node_destroy(node);
+    static const int64_t opsets[] = {12, 13, 22};
+    for (int k = 0; k < 3; k++) {
+        kh_node *node = kh_node_create("NegativeLogLikelihoodLoss", opsets[k], 2, 1);
+        kh_attr_int(node, "ignore_index", 1);
+        qkv_tensor ins[2] = {kh_f32(2, (int64_t[]){2, 3}, x), kh_i64(1, (int64_t[]){2}, t)},
+                   out;
+        qkv_error err;
+        cr_assert_eq(kh_run(node, ins, &out, &err), QKV_OK, "opset %lld: %s",
+                     (long long)opsets[k], err.message);
+        cr_assert_eq(out.rank, 0);
+        cr_assert_float_eq(((float *)out.data)[0], 2.0f, 1e-7f);
+        kh_free_outputs(&out, 1);
+        kh_node_destroy(node);
+    }
 }
 
 Test(softmax_cross_entropy, large_scores_stay_finite)
@@ -345,6 +350,35 @@ Test(softmax_cross_entropy, double_and_float16)
         kh_free_outputs(&out, 1);
         kh_node_destroy(node);
     }
+}
+
+Test(softmax_cross_entropy, large_batch_on_threads)
+{
+    /* (8, 100, 50): 320 KB of double log probabilities, split over threads */
+    enum { N = 8, C = 100, D = 50 };
+    static float x[N * C * D], w[C];
+    static int64_t t[N * D];
+    static double logp[N * C * D], want[N * D];
+    loss_case lc = {.rank = 3, .dims = {N, C, D}, .n = N, .c = C, .d = D,
+                    .reduction = RED_NONE, .has_ignore = true, .ignore_index = 7,
+                    .weighted = true};
+    kh_fill_random(x, N * C * D, 91);
+    kh_fill_random(w, C, 92);
+    for (size_t i = 0; i < C; i++)
+        w[i] = fabsf(w[i]) + 0.1f;
+    random_targets(&lc, t);
+    ref_log_softmax(&lc, x, logp);
+    ref_nll(&lc, logp, t, w, want);
+    kh_node *node = loss_node("SoftmaxCrossEntropyLoss", &lc, 2);
+    kh_set_threads(node, 4);
+    qkv_tensor ins[3], out[2];
+    case_inputs(&lc, x, t, NULL, w, ins);
+    qkv_error err;
+    cr_assert_eq(kh_run(node, ins, out, &err), QKV_OK, "%s", err.message);
+    assert_close(out[0].data, want, N * D, "loss");
+    assert_close(out[1].data, logp, N * C * D, "log_prob");
+    kh_free_outputs(out, 2);
+    kh_node_destroy(node);
 }
 
 /* ---- errors ----------------------------------------------------------------- */
