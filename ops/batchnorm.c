@@ -51,7 +51,7 @@ typedef struct norm_run {
     void *y;
     const qkv_tensor *scale, *bias, *mean, *var; /* (C); mean/var NULL for instance */
     double *batch_mean, *batch_var;              /* (C) scratch; training mode, else NULL */
-    size_t n, c, s; /* batch, channels, plane size */
+    size_t n, c, s;                              /* batch, channels, plane size */
     double eps;
 } norm_run;
 

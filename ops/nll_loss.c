@@ -9,8 +9,8 @@
  * NaN when all are ignored, as the ONNX reference). The arithmetic is in
  * loss_common.c.
  *
- * Types: float, double, float16 and bfloat16 in every opset (opsets 12
- * and 13 list bfloat16 only from 22: accepting it earlier is a superset);
+ * Types: float, double, float16 and bfloat16 in every opset (the spec
+ * adds bfloat16 in opset 22: accepting it earlier is a superset);
  * target int32 or int64. A target outside [0, C) that is not ignore_index
  * is QKV_ERR_INVALID_ARGUMENT naming the value and where it is.
  */
