@@ -126,11 +126,9 @@ qkv_status qkv_rnn_prepack(void **state, const qkv_host_api *host, const qkv_nod
     if (!QKV_HOST_HAS(host, node_input_const) || !QKV_HOST_HAS(host, node_input_packed))
         return QKV_OK;
     size_t g = a->cell->gates, bytes = 0;
+    /* one constant at a time: the host's view of one may not outlive the
+     * next node_input_const */
     const qkv_tensor *w = packable(host, node, QKV_RNN_IN_W, a->dirs, g);
-    const qkv_tensor *r = packable(host, node, QKV_RNN_IN_R, a->dirs, g);
-    /* R must agree with W (the shapes infer checks) to be packed by segment */
-    if (r && (r->dims[1] != (int64_t)g * r->dims[2] || r->dims[2] < SMALL_HIDDEN))
-        r = NULL;
     qkv_status st = QKV_OK;
     if (w) {
         st = pack_rows(host, node, w, 0, (size_t)w->dims[1], (size_t)w->dims[2], a->dirs, s->w,
@@ -138,7 +136,11 @@ qkv_status qkv_rnn_prepack(void **state, const qkv_host_api *host, const qkv_nod
         if (st == QKV_OK && s->w[0].data)
             st = host->node_input_packed(node, QKV_RNN_IN_W, bytes);
     }
-    if (st == QKV_OK && r) {
+    const qkv_tensor *r = st == QKV_OK ? packable(host, node, QKV_RNN_IN_R, a->dirs, g) : NULL;
+    /* R's rows must be G * hidden (infer checks it) to be packed by segment */
+    if (r && (r->dims[1] != (int64_t)g * r->dims[2] || r->dims[2] < SMALL_HIDDEN))
+        r = NULL;
+    if (r) {
         size_t hidden = (size_t)r->dims[2], row0[2], rows[2];
         size_t nseg = r_segments(a, hidden, row0, rows);
         bytes = 0;
@@ -229,7 +231,10 @@ qkv_status qkv_rnn_prepare(void *state, qkv_kernel_io *io)
             bad = bad || (s->r[dir][j].data && (t != QKV_DTYPE_FLOAT || s->r[dir][j].k != d.hidden ||
                                                  s->r[dir][j].n != nrows[j]));
         if (bad)
-            return KERR(io, QKV_ERR_INTERNAL, "the packed weights do not match the plan's shapes");
+            return KERR(io, QKV_ERR_INTERNAL,
+                        "the packed weights do not match the plan's input_size %zu, hidden_size "
+                        "%zu",
+                        d.input, d.hidden);
     }
     rnn_layout l;
     if (!layout_of(a, &d, qkv_elem_bytes(t), &l))
