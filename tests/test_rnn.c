@@ -508,6 +508,35 @@ Test(rnn, default_activation_parameters)
     }
 }
 
+Test(rnn, bidirectional_reuses_one_directions_activations)
+{
+    /* GRU bidirectional given two names (one direction's): both directions
+     * use them, each reading activation_alpha/beta from the start */
+    const char *names[2] = {"HardSigmoid", "ScaledTanh"};
+    float al[2] = {0.3f, 0.8f}, be[2] = {0.45f, 1.2f};
+    rcase c = {.op = "GRU", .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true,
+               .direction = "bidirectional"};
+    qkv_tensor ins[6], outs[2];
+    rdata rd;
+    kh_node *n = build(&c, 2, 14, ins, &rd, 135);
+    kh_attr_strings(n, "activations", names, 2);
+    kh_attr_floats(n, "activation_alpha", al, 2);
+    kh_attr_floats(n, "activation_beta", be, 2);
+    for (int d = 0; d < 2; d++) {
+        c.acts[d][0] = (ref_act){"HardSigmoid", 0.3f, 0.45f};
+        c.acts[d][1] = (ref_act){"ScaledTanh", 0.8f, 1.2f};
+    }
+    qkv_error err;
+    cr_assert_eq(kh_run(n, ins, outs, &err), QKV_OK, "%s", err.message);
+    double y[3 * 2 * 2 * 4], yh[2 * 2 * 4], yc[2 * 2 * 4];
+    reference(&c, &rd, y, yh, yc);
+    expect_close(&outs[0], y, 48, "GRU Y");
+    expect_close(&outs[1], yh, 16, "GRU Y_h");
+    kh_free_outputs(outs, 2);
+    free_case(ins, 6, &rd);
+    kh_node_destroy(n);
+}
+
 Test(rnn, gru_linear_before_reset)
 {
     for (int lbr = 0; lbr < 2; lbr++)
