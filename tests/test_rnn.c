@@ -585,6 +585,16 @@ Test(rnn, only_y_or_only_y_h)
                    1, 14, 180 + (uint32_t)o);
 }
 
+Test(rnn, empty_sequence_keeps_the_initial_state)
+{
+    /* seq_length 0: Y is empty and Y_h (Y_c) is the initial state */
+    for (int o = 0; o < 3; o++)
+        check_case((rcase){.op = ops[o], .seq = 0, .batch = 2, .input = 3, .hidden = 4,
+                           .has_b = true, .has_h0 = true, .has_c0 = true,
+                           .direction = "bidirectional"},
+                   all_outputs(ops[o]), 14, 195 + (uint32_t)o);
+}
+
 Test(rnn, threads_give_the_same_result)
 {
     rcase c = {.op = "LSTM", .seq = 6, .batch = 8, .input = 64, .hidden = 48, .has_b = true,
