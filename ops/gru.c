@@ -14,50 +14,50 @@
  */
 #include "rnn_common.h"
 
-#define DEFINE_GRU_STEP(SUF, T)                                                              \
-    static qkv_status gru_step_##SUF(const qkv_rnn_step *st)                                 \
-    {                                                                                        \
-        const qkv_rnn_act *f = &st->a->acts[st->dir][0], *g = &st->a->acts[st->dir][1];      \
-        const size_t hid = st->hidden, gh = st->gh;                                          \
-        const float clip = st->a->clip;                                                      \
-        const bool lbr = st->a->linear_before_reset;                                         \
-        const T *rbh = st->rb_h;                                                             \
-        /* z and r */                                                                        \
-        for (size_t b = 0; b < st->batch; b++) {                                             \
-            T *rh = (T *)st->rh + b * hid;                                                   \
-            if (st->rows[b] == SIZE_MAX) {                                                   \
-                for (size_t j = 0; j < hid; j++)                                             \
-                    rh[j] = 0;                                                               \
-                continue;                                                                    \
-            }                                                                                \
-            const T *x = (const T *)st->xw + st->rows[b] * gh;                               \
-            T *zr = (T *)st->hr + b * gh;                                                    \
-            for (size_t j = 0; j < 2 * hid; j++)                                             \
-                zr[j] += x[j];                                                               \
-            qkv_rnn_activate_##SUF(f, clip, zr, 2 * hid);                                    \
-            const T *h = (const T *)st->h + b * hid;                                         \
-            for (size_t j = 0; j < hid; j++)                                                 \
-                rh[j] = zr[hid + j] * h[j];                                                  \
-        }                                                                                    \
-        if (!lbr) {                                                                          \
-            qkv_status s = st->recur_h(st);                                                  \
-            if (s != QKV_OK)                                                                 \
-                return s;                                                                    \
-        }                                                                                    \
-        /* h and the new state */                                                            \
-        for (size_t b = 0; b < st->batch; b++) {                                             \
-            if (st->rows[b] == SIZE_MAX)                                                     \
-                continue;                                                                    \
-            const T *x = (const T *)st->xw + st->rows[b] * gh + 2 * hid;                     \
-            T *z = (T *)st->hr + b * gh, *r = z + hid, *hc = z + 2 * hid;                    \
-            for (size_t j = 0; j < hid; j++)                                                 \
-                hc[j] = lbr ? x[j] + r[j] * (hc[j] + (rbh ? rbh[j] : 0)) : x[j] + hc[j];     \
-            qkv_rnn_activate_##SUF(g, clip, hc, hid);                                        \
-            T *h = (T *)st->h + b * hid;                                                     \
-            for (size_t j = 0; j < hid; j++)                                                 \
-                h[j] = (1 - z[j]) * hc[j] + z[j] * h[j];                                     \
-        }                                                                                    \
-        return QKV_OK;                                                                       \
+#define DEFINE_GRU_STEP(SUF, T)                                                                    \
+    static qkv_status gru_step_##SUF(const qkv_rnn_step *st)                                       \
+    {                                                                                              \
+        const qkv_rnn_act *f = &st->a->acts[st->dir][0], *g = &st->a->acts[st->dir][1];            \
+        const size_t hid = st->hidden, gh = st->gh;                                                \
+        const float clip = st->a->clip;                                                            \
+        const bool lbr = st->a->linear_before_reset;                                               \
+        const T *rbh = st->rb_h;                                                                   \
+        /* z and r */                                                                              \
+        for (size_t b = 0; b < st->batch; b++) {                                                   \
+            T *rh = (T *)st->rh + b * hid;                                                         \
+            if (st->rows[b] == SIZE_MAX) {                                                         \
+                for (size_t j = 0; j < hid; j++)                                                   \
+                    rh[j] = 0;                                                                     \
+                continue;                                                                          \
+            }                                                                                      \
+            const T *x = (const T *)st->xw + st->rows[b] * gh;                                     \
+            T *zr = (T *)st->hr + b * gh;                                                          \
+            for (size_t j = 0; j < 2 * hid; j++)                                                   \
+                zr[j] += x[j];                                                                     \
+            qkv_rnn_activate_##SUF(f, clip, zr, 2 * hid);                                          \
+            const T *h = (const T *)st->h + b * hid;                                               \
+            for (size_t j = 0; j < hid; j++)                                                       \
+                rh[j] = zr[hid + j] * h[j];                                                        \
+        }                                                                                          \
+        if (!lbr) {                                                                                \
+            qkv_status s = st->recur_h(st);                                                        \
+            if (s != QKV_OK)                                                                       \
+                return s;                                                                          \
+        }                                                                                          \
+        /* h and the new state */                                                                  \
+        for (size_t b = 0; b < st->batch; b++) {                                                   \
+            if (st->rows[b] == SIZE_MAX)                                                           \
+                continue;                                                                          \
+            const T *x = (const T *)st->xw + st->rows[b] * gh + 2 * hid;                           \
+            T *z = (T *)st->hr + b * gh, *r = z + hid, *hc = z + 2 * hid;                          \
+            for (size_t j = 0; j < hid; j++)                                                       \
+                hc[j] = lbr ? x[j] + r[j] * (hc[j] + (rbh ? rbh[j] : 0)) : x[j] + hc[j];           \
+            qkv_rnn_activate_##SUF(g, clip, hc, hid);                                              \
+            T *h = (T *)st->h + b * hid;                                                           \
+            for (size_t j = 0; j < hid; j++)                                                       \
+                h[j] = (1 - z[j]) * hc[j] + z[j] * h[j];                                           \
+        }                                                                                          \
+        return QKV_OK;                                                                             \
     }
 DEFINE_GRU_STEP(f32, float)
 DEFINE_GRU_STEP(f64, double)
@@ -78,15 +78,16 @@ static qkv_status gru_init(const qkv_kernel *kernel, const qkv_host_api *host,
     return qkv_rnn_init(&gru_cell, host, node, state);
 }
 
-#define GRU_KERNEL(since, until)                                                             \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "GRU", .since_version = (since),             \
-        .until_version = (until), .min_inputs = 3, .max_inputs = 6, .min_outputs = 0,        \
-        .max_outputs = 2, .n_input_types = 6,                                                \
-        .input_types = {QKV_TYPES_FLOATS, QKV_TYPES_FLOATS, QKV_TYPES_FLOATS,                \
-                        QKV_TYPES_FLOATS, QKV_TYPES_INDEX, QKV_TYPES_FLOATS},                \
-        .init = gru_init, .infer = qkv_rnn_infer_cb, .prepare = qkv_rnn_prepare,             \
-        .compute = qkv_rnn_compute, .destroy = qkv_rnn_destroy, .prepack = qkv_rnn_prepack,  \
+#define GRU_KERNEL(since, until)                                                                   \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "GRU", .since_version = (since),                   \
+                       .until_version = (until), .min_inputs = 3, .max_inputs = 6,                 \
+                       .min_outputs = 0, .max_outputs = 2, .n_input_types = 6,                     \
+                       .input_types = {QKV_TYPES_FLOATS, QKV_TYPES_FLOATS, QKV_TYPES_FLOATS,       \
+                                       QKV_TYPES_FLOATS, QKV_TYPES_INDEX,  QKV_TYPES_FLOATS},      \
+                       .init = gru_init, .infer = qkv_rnn_infer_cb, .prepare = qkv_rnn_prepare,    \
+                       .compute = qkv_rnn_compute, .destroy = qkv_rnn_destroy,                     \
+                       .prepack = qkv_rnn_prepack,                                                 \
     }
 
 static const qkv_kernel kernels[] = {GRU_KERNEL(7, 13), GRU_KERNEL(14, 0)};

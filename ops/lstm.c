@@ -16,48 +16,47 @@
  */
 #include "rnn_common.h"
 
-#define DEFINE_LSTM_STEP(SUF, T)                                                             \
-    static qkv_status lstm_step_##SUF(const qkv_rnn_step *st)                                \
-    {                                                                                        \
-        const qkv_rnn_act *f = &st->a->acts[st->dir][0], *g = &st->a->acts[st->dir][1],      \
-                          *ha = &st->a->acts[st->dir][2];                                    \
-        const size_t hid = st->hidden, gh = st->gh;                                          \
-        const float clip = st->a->clip;                                                      \
-        const T *p = st->p;                                                                  \
-        for (size_t b = 0; b < st->batch; b++) {                                             \
-            if (st->rows[b] == SIZE_MAX)                                                     \
-                continue;                                                                    \
-            const T *x = (const T *)st->xw + st->rows[b] * gh;                               \
-            T *gi = (T *)st->hr + b * gh, *go = gi + hid, *gf = gi + 2 * hid,                \
-              *gc = gi + 3 * hid;                                                            \
-            T *c = (T *)st->c + b * hid, *h = (T *)st->h + b * hid;                          \
-            for (size_t j = 0; j < gh; j++)                                                  \
-                gi[j] += x[j];                                                               \
-            if (p)                                                                           \
-                for (size_t j = 0; j < hid; j++) {                                           \
-                    gi[j] += p[j] * c[j];                                                    \
-                    gf[j] += p[2 * hid + j] * c[j];                                          \
-                }                                                                            \
-            qkv_rnn_activate_##SUF(f, clip, gi, hid);                                        \
-            if (st->a->input_forget)                                                         \
-                for (size_t j = 0; j < hid; j++)                                             \
-                    gf[j] = 1 - gi[j];                                                       \
-            else                                                                             \
-                qkv_rnn_activate_##SUF(f, clip, gf, hid);                                    \
-            qkv_rnn_activate_##SUF(g, clip, gc, hid);                                        \
-            for (size_t j = 0; j < hid; j++)                                                 \
-                c[j] = gf[j] * c[j] + gi[j] * gc[j];                                         \
-            if (p)                                                                           \
-                for (size_t j = 0; j < hid; j++)                                             \
-                    go[j] += p[hid + j] * c[j];                                              \
-            qkv_rnn_activate_##SUF(f, clip, go, hid);                                        \
-            for (size_t j = 0; j < hid; j++)                                                 \
-                gc[j] = c[j];                                                                \
-            qkv_rnn_activate_##SUF(ha, 0, gc, hid);                                          \
-            for (size_t j = 0; j < hid; j++)                                                 \
-                h[j] = go[j] * gc[j];                                                        \
-        }                                                                                    \
-        return QKV_OK;                                                                       \
+#define DEFINE_LSTM_STEP(SUF, T)                                                                   \
+    static qkv_status lstm_step_##SUF(const qkv_rnn_step *st)                                      \
+    {                                                                                              \
+        const qkv_rnn_act *f = &st->a->acts[st->dir][0], *g = &st->a->acts[st->dir][1],            \
+                          *ha = &st->a->acts[st->dir][2];                                          \
+        const size_t hid = st->hidden, gh = st->gh;                                                \
+        const float clip = st->a->clip;                                                            \
+        const T *p = st->p;                                                                        \
+        for (size_t b = 0; b < st->batch; b++) {                                                   \
+            if (st->rows[b] == SIZE_MAX)                                                           \
+                continue;                                                                          \
+            const T *x = (const T *)st->xw + st->rows[b] * gh;                                     \
+            T *gi = (T *)st->hr + b * gh, *go = gi + hid, *gf = gi + 2 * hid, *gc = gi + 3 * hid;  \
+            T *c = (T *)st->c + b * hid, *h = (T *)st->h + b * hid;                                \
+            for (size_t j = 0; j < gh; j++)                                                        \
+                gi[j] += x[j];                                                                     \
+            if (p)                                                                                 \
+                for (size_t j = 0; j < hid; j++) {                                                 \
+                    gi[j] += p[j] * c[j];                                                          \
+                    gf[j] += p[2 * hid + j] * c[j];                                                \
+                }                                                                                  \
+            qkv_rnn_activate_##SUF(f, clip, gi, hid);                                              \
+            if (st->a->input_forget)                                                               \
+                for (size_t j = 0; j < hid; j++)                                                   \
+                    gf[j] = 1 - gi[j];                                                             \
+            else                                                                                   \
+                qkv_rnn_activate_##SUF(f, clip, gf, hid);                                          \
+            qkv_rnn_activate_##SUF(g, clip, gc, hid);                                              \
+            for (size_t j = 0; j < hid; j++)                                                       \
+                c[j] = gf[j] * c[j] + gi[j] * gc[j];                                               \
+            if (p)                                                                                 \
+                for (size_t j = 0; j < hid; j++)                                                   \
+                    go[j] += p[hid + j] * c[j];                                                    \
+            qkv_rnn_activate_##SUF(f, clip, go, hid);                                              \
+            for (size_t j = 0; j < hid; j++)                                                       \
+                gc[j] = c[j];                                                                      \
+            qkv_rnn_activate_##SUF(ha, 0, gc, hid);                                                \
+            for (size_t j = 0; j < hid; j++)                                                       \
+                h[j] = go[j] * gc[j];                                                              \
+        }                                                                                          \
+        return QKV_OK;                                                                             \
     }
 DEFINE_LSTM_STEP(f32, float)
 DEFINE_LSTM_STEP(f64, double)
@@ -78,16 +77,17 @@ static qkv_status lstm_init(const qkv_kernel *kernel, const qkv_host_api *host,
     return qkv_rnn_init(&lstm_cell, host, node, state);
 }
 
-#define LSTM_KERNEL(since, until)                                                            \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "LSTM", .since_version = (since),            \
-        .until_version = (until), .min_inputs = 3, .max_inputs = 8, .min_outputs = 0,        \
-        .max_outputs = 3, .n_input_types = 8,                                                \
-        .input_types = {QKV_TYPES_FLOATS, QKV_TYPES_FLOATS, QKV_TYPES_FLOATS,                \
-                        QKV_TYPES_FLOATS, QKV_TYPES_INDEX,  QKV_TYPES_FLOATS,                \
-                        QKV_TYPES_FLOATS, QKV_TYPES_FLOATS},                                 \
-        .init = lstm_init, .infer = qkv_rnn_infer_cb, .prepare = qkv_rnn_prepare,            \
-        .compute = qkv_rnn_compute, .destroy = qkv_rnn_destroy, .prepack = qkv_rnn_prepack, \
+#define LSTM_KERNEL(since, until)                                                                  \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "LSTM", .since_version = (since),                  \
+                       .until_version = (until), .min_inputs = 3, .max_inputs = 8,                 \
+                       .min_outputs = 0, .max_outputs = 3, .n_input_types = 8,                     \
+                       .input_types = {QKV_TYPES_FLOATS, QKV_TYPES_FLOATS, QKV_TYPES_FLOATS,       \
+                                       QKV_TYPES_FLOATS, QKV_TYPES_INDEX,  QKV_TYPES_FLOATS,       \
+                                       QKV_TYPES_FLOATS, QKV_TYPES_FLOATS},                        \
+                       .init = lstm_init, .infer = qkv_rnn_infer_cb, .prepare = qkv_rnn_prepare,   \
+                       .compute = qkv_rnn_compute, .destroy = qkv_rnn_destroy,                     \
+                       .prepack = qkv_rnn_prepack,                                                 \
     }
 
 static const qkv_kernel kernels[] = {LSTM_KERNEL(7, 13), LSTM_KERNEL(14, 0)};

@@ -11,22 +11,22 @@
 #include "rnn_common.h"
 
 /* h_b = f(xw_b + hr_b) for the active entries. */
-#define DEFINE_RNN_STEP(SUF, T)                                                              \
-    static qkv_status rnn_step_##SUF(const qkv_rnn_step *st)                                 \
-    {                                                                                        \
-        const qkv_rnn_act *f = &st->a->acts[st->dir][0];                                     \
-        size_t hid = st->hidden;                                                             \
-        for (size_t b = 0; b < st->batch; b++) {                                             \
-            if (st->rows[b] == SIZE_MAX)                                                     \
-                continue;                                                                    \
-            const T *x = (const T *)st->xw + st->rows[b] * st->gh;                           \
-            T *g = (T *)st->hr + b * st->gh;                                                 \
-            for (size_t j = 0; j < hid; j++)                                                 \
-                g[j] += x[j];                                                                \
-            qkv_rnn_activate_##SUF(f, st->a->clip, g, hid);                                  \
-            memcpy((T *)st->h + b * hid, g, hid * sizeof(T));                                \
-        }                                                                                    \
-        return QKV_OK;                                                                       \
+#define DEFINE_RNN_STEP(SUF, T)                                                                    \
+    static qkv_status rnn_step_##SUF(const qkv_rnn_step *st)                                       \
+    {                                                                                              \
+        const qkv_rnn_act *f = &st->a->acts[st->dir][0];                                           \
+        size_t hid = st->hidden;                                                                   \
+        for (size_t b = 0; b < st->batch; b++) {                                                   \
+            if (st->rows[b] == SIZE_MAX)                                                           \
+                continue;                                                                          \
+            const T *x = (const T *)st->xw + st->rows[b] * st->gh;                                 \
+            T *g = (T *)st->hr + b * st->gh;                                                       \
+            for (size_t j = 0; j < hid; j++)                                                       \
+                g[j] += x[j];                                                                      \
+            qkv_rnn_activate_##SUF(f, st->a->clip, g, hid);                                        \
+            memcpy((T *)st->h + b * hid, g, hid * sizeof(T));                                      \
+        }                                                                                          \
+        return QKV_OK;                                                                             \
     }
 DEFINE_RNN_STEP(f32, float)
 DEFINE_RNN_STEP(f64, double)
@@ -47,15 +47,16 @@ static qkv_status rnn_init(const qkv_kernel *kernel, const qkv_host_api *host,
     return qkv_rnn_init(&rnn_cell, host, node, state);
 }
 
-#define RNN_KERNEL(since, until)                                                             \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "RNN", .since_version = (since),             \
-        .until_version = (until), .min_inputs = 3, .max_inputs = 6, .min_outputs = 0,        \
-        .max_outputs = 2, .n_input_types = 6,                                                \
-        .input_types = {QKV_TYPES_FLOATS, QKV_TYPES_FLOATS, QKV_TYPES_FLOATS,                \
-                        QKV_TYPES_FLOATS, QKV_TYPES_INDEX, QKV_TYPES_FLOATS},                \
-        .init = rnn_init, .infer = qkv_rnn_infer_cb, .prepare = qkv_rnn_prepare,             \
-        .compute = qkv_rnn_compute, .destroy = qkv_rnn_destroy, .prepack = qkv_rnn_prepack,  \
+#define RNN_KERNEL(since, until)                                                                   \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "RNN", .since_version = (since),                   \
+                       .until_version = (until), .min_inputs = 3, .max_inputs = 6,                 \
+                       .min_outputs = 0, .max_outputs = 2, .n_input_types = 6,                     \
+                       .input_types = {QKV_TYPES_FLOATS, QKV_TYPES_FLOATS, QKV_TYPES_FLOATS,       \
+                                       QKV_TYPES_FLOATS, QKV_TYPES_INDEX,  QKV_TYPES_FLOATS},      \
+                       .init = rnn_init, .infer = qkv_rnn_infer_cb, .prepare = qkv_rnn_prepare,    \
+                       .compute = qkv_rnn_compute, .destroy = qkv_rnn_destroy,                     \
+                       .prepack = qkv_rnn_prepack,                                                 \
     }
 
 static const qkv_kernel kernels[] = {RNN_KERNEL(7, 13), RNN_KERNEL(14, 0)};

@@ -62,65 +62,65 @@ static const act_name *find_act(const char *name)
 
 /* One element of each activation, in T; CLIP clamps first (c > 0). Sigmoid
  * and Softplus are written so that no intermediate overflows. */
-#define DEFINE_ACTIVATE(SUF, T, EXP, TANH, LOG1P, FABS)                                      \
-    void qkv_rnn_activate_##SUF(const qkv_rnn_act *act, float clip, T *x, size_t n)           \
-    {                                                                                        \
-        const T al = (T)act->alpha, be = (T)act->beta, c = (T)clip;                          \
-        if (clip > 0)                                                                        \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = x[j] < -c ? -c : x[j] > c ? c : x[j];                                 \
-        switch (act->kind) {                                                                 \
-        case QKV_RNN_ACT_RELU:                                                               \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = x[j] < 0 ? 0 : x[j];                                                  \
-            break;                                                                           \
-        case QKV_RNN_ACT_TANH:                                                               \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = TANH(x[j]);                                                           \
-            break;                                                                           \
-        case QKV_RNN_ACT_SIGMOID:                                                            \
-            for (size_t j = 0; j < n; j++) {                                                 \
-                T e = EXP(-FABS(x[j]));                                                      \
-                x[j] = x[j] >= 0 ? 1 / (1 + e) : e / (1 + e);                                \
-            }                                                                                \
-            break;                                                                           \
-        case QKV_RNN_ACT_AFFINE:                                                             \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = al * x[j] + be;                                                       \
-            break;                                                                           \
-        case QKV_RNN_ACT_LEAKY_RELU:                                                         \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = x[j] >= 0 ? x[j] : al * x[j];                                         \
-            break;                                                                           \
-        case QKV_RNN_ACT_THRESHOLDED_RELU:                                                   \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = x[j] > al ? x[j] : 0;                                                 \
-            break;                                                                           \
-        case QKV_RNN_ACT_SCALED_TANH:                                                        \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = al * TANH(be * x[j]);                                                 \
-            break;                                                                           \
-        case QKV_RNN_ACT_HARD_SIGMOID:                                                       \
-            for (size_t j = 0; j < n; j++) {                                                 \
-                T v = al * x[j] + be;                                                        \
-                x[j] = v < 0 ? 0 : v > 1 ? 1 : v;                                            \
-            }                                                                                \
-            break;                                                                           \
-        case QKV_RNN_ACT_ELU:                                                                \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = x[j] >= 0 ? x[j] : al * (EXP(x[j]) - 1);                              \
-            break;                                                                           \
-        case QKV_RNN_ACT_SOFTSIGN:                                                           \
-            for (size_t j = 0; j < n; j++)                                                   \
-                x[j] = x[j] / (1 + FABS(x[j]));                                              \
-            break;                                                                           \
-        case QKV_RNN_ACT_SOFTPLUS:                                                           \
-            for (size_t j = 0; j < n; j++) {                                                 \
-                T v = x[j];                                                                  \
-                x[j] = (v > 0 ? v : 0) + LOG1P(EXP(-FABS(v)));                               \
-            }                                                                                \
-            break;                                                                           \
-        }                                                                                    \
+#define DEFINE_ACTIVATE(SUF, T, EXP, TANH, LOG1P, FABS)                                            \
+    void qkv_rnn_activate_##SUF(const qkv_rnn_act *act, float clip, T *x, size_t n)                \
+    {                                                                                              \
+        const T al = (T)act->alpha, be = (T)act->beta, c = (T)clip;                                \
+        if (clip > 0)                                                                              \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = x[j] < -c ? -c : x[j] > c ? c : x[j];                                       \
+        switch (act->kind) {                                                                       \
+        case QKV_RNN_ACT_RELU:                                                                     \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = x[j] < 0 ? 0 : x[j];                                                        \
+            break;                                                                                 \
+        case QKV_RNN_ACT_TANH:                                                                     \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = TANH(x[j]);                                                                 \
+            break;                                                                                 \
+        case QKV_RNN_ACT_SIGMOID:                                                                  \
+            for (size_t j = 0; j < n; j++) {                                                       \
+                T e = EXP(-FABS(x[j]));                                                            \
+                x[j] = x[j] >= 0 ? 1 / (1 + e) : e / (1 + e);                                      \
+            }                                                                                      \
+            break;                                                                                 \
+        case QKV_RNN_ACT_AFFINE:                                                                   \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = al * x[j] + be;                                                             \
+            break;                                                                                 \
+        case QKV_RNN_ACT_LEAKY_RELU:                                                               \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = x[j] >= 0 ? x[j] : al * x[j];                                               \
+            break;                                                                                 \
+        case QKV_RNN_ACT_THRESHOLDED_RELU:                                                         \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = x[j] > al ? x[j] : 0;                                                       \
+            break;                                                                                 \
+        case QKV_RNN_ACT_SCALED_TANH:                                                              \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = al * TANH(be * x[j]);                                                       \
+            break;                                                                                 \
+        case QKV_RNN_ACT_HARD_SIGMOID:                                                             \
+            for (size_t j = 0; j < n; j++) {                                                       \
+                T v = al * x[j] + be;                                                              \
+                x[j] = v < 0 ? 0 : v > 1 ? 1 : v;                                                  \
+            }                                                                                      \
+            break;                                                                                 \
+        case QKV_RNN_ACT_ELU:                                                                      \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = x[j] >= 0 ? x[j] : al * (EXP(x[j]) - 1);                                    \
+            break;                                                                                 \
+        case QKV_RNN_ACT_SOFTSIGN:                                                                 \
+            for (size_t j = 0; j < n; j++)                                                         \
+                x[j] = x[j] / (1 + FABS(x[j]));                                                    \
+            break;                                                                                 \
+        case QKV_RNN_ACT_SOFTPLUS:                                                                 \
+            for (size_t j = 0; j < n; j++) {                                                       \
+                T v = x[j];                                                                        \
+                x[j] = (v > 0 ? v : 0) + LOG1P(EXP(-FABS(v)));                                     \
+            }                                                                                      \
+            break;                                                                                 \
+        }                                                                                          \
     }
 DEFINE_ACTIVATE(f32, float, expf, tanhf, log1pf, fabsf)
 DEFINE_ACTIVATE(f64, double, exp, tanh, log1p, fabs)
@@ -208,8 +208,8 @@ qkv_status qkv_rnn_parse_attrs(const qkv_host_api *host, const qkv_node_ctx *nod
         return st;
     if (a->hidden_size == 0 || a->hidden_size < -1 ||
         (a->hidden_size == -1 && host->attr_type(node, "hidden_size") != QKV_ATTR_UNDEFINED))
-        return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute 'hidden_size' is %lld, expected > 0",
-                    (long long)a->hidden_size);
+        return NERR(host, node, QKV_ERR_INVALID_MODEL,
+                    "attribute 'hidden_size' is %lld, expected > 0", (long long)a->hidden_size);
     a->layout = 0;
     if (host->node_opset(node) >= 14) {
         st = host->attr_int(node, "layout", 0, &a->layout);
@@ -242,8 +242,8 @@ qkv_status qkv_rnn_parse_attrs(const qkv_host_api *host, const qkv_node_ctx *nod
 
 /* ---- shapes -------------------------------------------------------------------- */
 
-static const char *const in_names[] = {"X",         "W",         "R",         "B",
-                                       "sequence_lens", "initial_h", "initial_c", "P"};
+static const char *const in_names[] = {"X",         "W",         "R", "B", "sequence_lens",
+                                       "initial_h", "initial_c", "P"};
 
 /* Merges a dim known from another input into *have (-1 unknown). */
 static void learn(int64_t *have, int64_t v)
@@ -262,9 +262,9 @@ static qkv_status check_dim(qkv_kernel_io *io, size_t k, int32_t axis, int64_t w
     if (got < 0 || want < 0 || got == want)
         return QKV_OK;
     char buf[96];
-    return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s: dim %d is %lld, expected %s = %lld",
-                k, in_names[k], qkv_dims_str(t, buf, sizeof buf), (int)axis, (long long)got, what,
-                (long long)want);
+    return KERR(io, QKV_ERR_SHAPE,
+                "input %zu '%s' has shape %s: dim %d is %lld, expected %s = %lld", k, in_names[k],
+                qkv_dims_str(t, buf, sizeof buf), (int)axis, (long long)got, what, (long long)want);
 }
 
 static qkv_status check_rank(qkv_kernel_io *io, size_t k, int32_t rank)
@@ -273,8 +273,8 @@ static qkv_status check_rank(qkv_kernel_io *io, size_t k, int32_t rank)
     if (t->rank < 0 || t->rank == rank)
         return QKV_OK;
     char buf[96];
-    return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected rank %d", k,
-                in_names[k], qkv_dims_str(t, buf, sizeof buf), (int)rank);
+    return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected rank %d", k, in_names[k],
+                qkv_dims_str(t, buf, sizeof buf), (int)rank);
 }
 
 typedef struct known_dims {
@@ -306,15 +306,17 @@ static qkv_status core_dims(const qkv_rnn_attrs *a, qkv_kernel_io *io, known_dim
         k->gh = g * k->hidden;
     char what[64];
     snprintf(what, sizeof what, "%lld * hidden_size", (long long)g);
-    if (w->rank == 3 && ((st = check_dim(io, QKV_RNN_IN_W, 0, k->dirs, "num_directions")) != QKV_OK ||
-                         (st = check_dim(io, QKV_RNN_IN_W, 1, k->gh, what)) != QKV_OK ||
-                         (st = check_dim(io, QKV_RNN_IN_W, 2, k->input, "input_size of X")) != QKV_OK))
+    if (w->rank == 3 &&
+        ((st = check_dim(io, QKV_RNN_IN_W, 0, k->dirs, "num_directions")) != QKV_OK ||
+         (st = check_dim(io, QKV_RNN_IN_W, 1, k->gh, what)) != QKV_OK ||
+         (st = check_dim(io, QKV_RNN_IN_W, 2, k->input, "input_size of X")) != QKV_OK))
         return st;
     if (w->rank == 3)
         learn(&k->input, w->dims[2]);
-    if (r->rank == 3 && ((st = check_dim(io, QKV_RNN_IN_R, 0, k->dirs, "num_directions")) != QKV_OK ||
-                         (st = check_dim(io, QKV_RNN_IN_R, 1, k->gh, what)) != QKV_OK ||
-                         (st = check_dim(io, QKV_RNN_IN_R, 2, k->hidden, "hidden_size")) != QKV_OK))
+    if (r->rank == 3 &&
+        ((st = check_dim(io, QKV_RNN_IN_R, 0, k->dirs, "num_directions")) != QKV_OK ||
+         (st = check_dim(io, QKV_RNN_IN_R, 1, k->gh, what)) != QKV_OK ||
+         (st = check_dim(io, QKV_RNN_IN_R, 2, k->hidden, "hidden_size")) != QKV_OK))
         return st;
     return QKV_OK;
 }
@@ -369,7 +371,8 @@ qkv_status qkv_rnn_infer(const qkv_rnn_attrs *a, qkv_kernel_io *io)
         if (in == QKV_RNN_IN_SEQ_LENS || !qkv_present(io, in) || io->inputs[in].dtype == t)
             continue;
         return KERR(io, QKV_ERR_TYPE, "input %zu '%s' is %s but input 0 'X' is %s: they must match",
-                    in, in_names[in], io->host->dtype_name(io->inputs[in].dtype), io->host->dtype_name(t));
+                    in, in_names[in], io->host->dtype_name(io->inputs[in].dtype),
+                    io->host->dtype_name(t));
     }
     known_dims k;
     qkv_status st = core_dims(a, io, &k);
@@ -378,7 +381,8 @@ qkv_status qkv_rnn_infer(const qkv_rnn_attrs *a, qkv_kernel_io *io)
     if (st != QKV_OK)
         return st;
     if (io->n_outputs > QKV_RNN_OUT_Y) {
-        int64_t y0[4] = {k.seq, k.dirs, k.batch, k.hidden}, y1[4] = {k.batch, k.seq, k.dirs, k.hidden};
+        int64_t y0[4] = {k.seq, k.dirs, k.batch, k.hidden},
+                y1[4] = {k.batch, k.seq, k.dirs, k.hidden};
         qkv_set_shape(&io->outputs[QKV_RNN_OUT_Y], t, 4, a->layout ? y1 : y0);
     }
     int64_t s0[3] = {k.dirs, k.batch, k.hidden}, s1[3] = {k.batch, k.dirs, k.hidden};

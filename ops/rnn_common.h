@@ -63,10 +63,10 @@ void qkv_rnn_activate_f64(const qkv_rnn_act *act, float clip, double *x, size_t 
 /* What distinguishes RNN, GRU and LSTM for the shared code. */
 typedef struct qkv_rnn_step qkv_rnn_step;
 typedef struct qkv_rnn_cell {
-    size_t gates;          /* G: rows of W per hidden unit */
-    size_t n_acts;         /* activations per direction */
+    size_t gates;  /* G: rows of W per hidden unit */
+    size_t n_acts; /* activations per direction */
     const char *default_acts[3];
-    bool has_cell_state;   /* LSTM: initial_c, P, Y_c */
+    bool has_cell_state; /* LSTM: initial_c, P, Y_c */
     /* One time step of one direction (rnn_exec.c fills the step): reads the
      * pre-activation sums, updates h (and c) of the active batch entries. */
     qkv_status (*step_f32)(const qkv_rnn_step *st);
@@ -76,14 +76,14 @@ typedef struct qkv_rnn_cell {
 /* The attributes, parsed once in init. */
 typedef struct qkv_rnn_attrs {
     const qkv_rnn_cell *cell;
-    size_t dirs;           /* 1, or 2 for "bidirectional" */
-    bool reverse;          /* "reverse" (dirs 1) */
-    int64_t hidden_size;   /* -1 when the attribute is absent: taken from R */
-    int64_t layout;        /* 0 or 1 */
-    float clip;            /* 0: no clipping */
+    size_t dirs;              /* 1, or 2 for "bidirectional" */
+    bool reverse;             /* "reverse" (dirs 1) */
+    int64_t hidden_size;      /* -1 when the attribute is absent: taken from R */
+    int64_t layout;           /* 0 or 1 */
+    float clip;               /* 0: no clipping */
     bool linear_before_reset; /* GRU */
     bool input_forget;        /* LSTM */
-    qkv_rnn_act acts[2][3]; /* [direction][f, g, h] */
+    qkv_rnn_act acts[2][3];   /* [direction][f, g, h] */
 } qkv_rnn_attrs;
 
 /* Parses and validates the attributes of node (opset from the host: layout

@@ -83,10 +83,9 @@ static size_t r_segments(const qkv_rnn_attrs *a, size_t hidden, size_t row0[2], 
 
 /* Packs op(B) = M[d][row0 : row0 + rows]^T for each direction of a float32
  * constant M (dirs, G*hidden, k). */
-static qkv_status pack_rows(const qkv_host_api *host, const qkv_node_ctx *node,
-                            const qkv_tensor *m, size_t row0, size_t rows, size_t k,
-                            size_t dirs, qkv_sgemm_packed_b *out, size_t out_stride,
-                            size_t *bytes)
+static qkv_status pack_rows(const qkv_host_api *host, const qkv_node_ctx *node, const qkv_tensor *m,
+                            size_t row0, size_t rows, size_t k, size_t dirs,
+                            qkv_sgemm_packed_b *out, size_t out_stride, size_t *bytes)
 {
     const qkv_sgemm_arch *arch = qkv_sgemm_arch_get();
     size_t floats = qkv_sgemm_packed_b_floats(arch, k, rows);
@@ -96,8 +95,8 @@ static qkv_status pack_rows(const qkv_host_api *host, const qkv_node_ctx *node,
     for (size_t d = 0; d < dirs; d++) {
         float *data = host->alloc(floats * sizeof(float));
         if (!data)
-            return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "out of memory packing weights (%zu bytes)",
-                        floats * sizeof(float));
+            return NERR(host, node, QKV_ERR_OUT_OF_MEMORY,
+                        "out of memory packing weights (%zu bytes)", floats * sizeof(float));
         qkv_sgemm_pack_b(arch, (const float *)m->data + d * per_dir + row0 * k, k, true, k, rows,
                          data);
         out[d * out_stride] =
@@ -131,8 +130,8 @@ qkv_status qkv_rnn_prepack(void **state, const qkv_host_api *host, const qkv_nod
     const qkv_tensor *w = packable(host, node, QKV_RNN_IN_W, a->dirs, g);
     qkv_status st = QKV_OK;
     if (w) {
-        st = pack_rows(host, node, w, 0, (size_t)w->dims[1], (size_t)w->dims[2], a->dirs, s->w,
-                       1, &bytes);
+        st = pack_rows(host, node, w, 0, (size_t)w->dims[1], (size_t)w->dims[2], a->dirs, s->w, 1,
+                       &bytes);
         if (st == QKV_OK && s->w[0].data)
             st = host->node_input_packed(node, QKV_RNN_IN_W, bytes);
     }
@@ -145,8 +144,8 @@ qkv_status qkv_rnn_prepack(void **state, const qkv_host_api *host, const qkv_nod
         size_t nseg = r_segments(a, hidden, row0, rows);
         bytes = 0;
         for (size_t j = 0; j < nseg && st == QKV_OK; j++)
-            st = pack_rows(host, node, r, row0[j], rows[j], hidden, a->dirs, &s->r[0][j], 2,
-                           &bytes);
+            st =
+                pack_rows(host, node, r, row0[j], rows[j], hidden, a->dirs, &s->r[0][j], 2, &bytes);
         bool all = st == QKV_OK;
         for (size_t d = 0; d < a->dirs; d++)
             for (size_t j = 0; j < nseg; j++)
@@ -225,11 +224,12 @@ qkv_status qkv_rnn_prepare(void *state, qkv_kernel_io *io)
                     d.seq * d.batch, d.gh, d.input);
     size_t row0[2], nrows[2], nseg = r_segments(a, d.hidden, row0, nrows);
     for (size_t dir = 0; dir < a->dirs; dir++) {
-        bool bad = s->w[dir].data && (t != QKV_DTYPE_FLOAT || s->w[dir].k != d.input ||
-                                      s->w[dir].n != d.gh);
+        bool bad = s->w[dir].data &&
+                   (t != QKV_DTYPE_FLOAT || s->w[dir].k != d.input || s->w[dir].n != d.gh);
         for (size_t j = 0; j < nseg; j++)
-            bad = bad || (s->r[dir][j].data && (t != QKV_DTYPE_FLOAT || s->r[dir][j].k != d.hidden ||
-                                                 s->r[dir][j].n != nrows[j]));
+            bad =
+                bad || (s->r[dir][j].data && (t != QKV_DTYPE_FLOAT || s->r[dir][j].k != d.hidden ||
+                                              s->r[dir][j].n != nrows[j]));
         if (bad)
             return KERR(io, QKV_ERR_INTERNAL,
                         "the packed weights do not match the plan's input_size %zu, hidden_size "
@@ -265,9 +265,19 @@ static qkv_status gemm_bt(dir_run *run, size_t m, size_t n, size_t k, const void
 {
     if (m == 0 || n == 0)
         return QKV_OK;
-    qkv_blas_gemm g = {.dtype = run->t, .trans_b = true, .m = m, .n = n, .k = k, .alpha = 1,
-                       .beta = beta, .a = a, .lda = lda ? lda : 1, .b = b, .ldb = k ? k : 1,
-                       .c = c, .ldc = ldc};
+    qkv_blas_gemm g = {.dtype = run->t,
+                       .trans_b = true,
+                       .m = m,
+                       .n = n,
+                       .k = k,
+                       .alpha = 1,
+                       .beta = beta,
+                       .a = a,
+                       .lda = lda ? lda : 1,
+                       .b = b,
+                       .ldb = k ? k : 1,
+                       .c = c,
+                       .ldc = ldc};
     if (pb && pb->data) {
         qkv_gemm_run_packed(run->io, &g, pb);
         return QKV_OK;
@@ -277,18 +287,18 @@ static qkv_status gemm_bt(dir_run *run, size_t m, size_t n, size_t k, const void
 
 /* out (batch, n; row stride ldc) = h (batch, k) rows^T for rows (n, k): the
  * recurrence multiply of small hidden sizes. */
-#define DEFINE_SMALL_MM(SUF, T)                                                              \
-    static void small_mm_##SUF(T *out, size_t ldc, const T *h, const T *rows, size_t batch,  \
-                               size_t n, size_t k)                                           \
-    {                                                                                        \
-        for (size_t b = 0; b < batch; b++)                                                   \
-            for (size_t j = 0; j < n; j++) {                                                 \
-                const T *hb = h + b * k, *rj = rows + j * k;                                 \
-                T acc = 0;                                                                   \
-                for (size_t p = 0; p < k; p++)                                               \
-                    acc += hb[p] * rj[p];                                                    \
-                out[b * ldc + j] = acc;                                                      \
-            }                                                                                \
+#define DEFINE_SMALL_MM(SUF, T)                                                                    \
+    static void small_mm_##SUF(T *out, size_t ldc, const T *h, const T *rows, size_t batch,        \
+                               size_t n, size_t k)                                                 \
+    {                                                                                              \
+        for (size_t b = 0; b < batch; b++)                                                         \
+            for (size_t j = 0; j < n; j++) {                                                       \
+                const T *hb = h + b * k, *rj = rows + j * k;                                       \
+                T acc = 0;                                                                         \
+                for (size_t p = 0; p < k; p++)                                                     \
+                    acc += hb[p] * rj[p];                                                          \
+                out[b * ldc + j] = acc;                                                            \
+            }                                                                                      \
     }
 DEFINE_SMALL_MM(f32, float)
 DEFINE_SMALL_MM(f64, double)
@@ -312,10 +322,7 @@ static qkv_status recur(dir_run *run, size_t seg, const void *in, void *out)
     return gemm_bt(run, d->batch, n, d->hidden, in, d->hidden, b, pb, c, d->gh, 0);
 }
 
-static qkv_status recur_h(const qkv_rnn_step *st)
-{
-    return recur(st->ctx, 1, st->rh, st->hr);
-}
+static qkv_status recur_h(const qkv_rnn_step *st) { return recur(st->ctx, 1, st->rh, st->hr); }
 
 /* Element i of a float-typed tensor as double. */
 static double real_at(const qkv_tensor *t, size_t i)
@@ -424,10 +431,19 @@ static qkv_status run_direction(dir_run *run, const rnn_layout *l)
         max_len = len > max_len ? len : max_len;
     }
     const qkv_tensor *y = io->n_outputs > QKV_RNN_OUT_Y ? &io->outputs[QKV_RNN_OUT_Y] : NULL;
-    qkv_rnn_step step = {
-        .a = a, .dir = dir, .batch = d->batch, .hidden = d->hidden, .gh = d->gh, .rows = rows,
-        .xw = xw, .hr = scr + l->hr, .h = h, .c = a->cell->has_cell_state ? c : NULL,
-        .rh = scr + l->rh, .recur_h = recur_h, .ctx = run};
+    qkv_rnn_step step = {.a = a,
+                         .dir = dir,
+                         .batch = d->batch,
+                         .hidden = d->hidden,
+                         .gh = d->gh,
+                         .rows = rows,
+                         .xw = xw,
+                         .hr = scr + l->hr,
+                         .h = h,
+                         .c = a->cell->has_cell_state ? c : NULL,
+                         .rh = scr + l->rh,
+                         .recur_h = recur_h,
+                         .ctx = run};
     if (a->linear_before_reset && qkv_present(io, QKV_RNN_IN_B))
         step.rb_h = (const unsigned char *)io->inputs[QKV_RNN_IN_B].data +
                     (dir * 2 * d->gh + d->gh + 2 * d->hidden) * es;
@@ -450,7 +466,8 @@ static qkv_status run_direction(dir_run *run, const rnn_layout *l)
             if (rows[b] == SIZE_MAX)
                 continue;
             size_t t = a->layout ? rows[b] - b * d->seq : rows[b] / d->batch;
-            size_t at = a->layout ? (b * d->seq + t) * d->dirs + dir : (t * d->dirs + dir) * d->batch + b;
+            size_t at =
+                a->layout ? (b * d->seq + t) * d->dirs + dir : (t * d->dirs + dir) * d->batch + b;
             memcpy((unsigned char *)y->data + at * hrow, h + b * hrow, hrow);
         }
     }

@@ -30,9 +30,9 @@ typedef struct rcase {
     size_t seq, batch, input, hidden;
     const char *direction; /* NULL: forward */
     int layout;
-    float clip;           /* 0: none */
+    float clip; /* 0: none */
     int lbr, input_forget;
-    bool custom_acts;     /* acts below are given as attributes */
+    bool custom_acts; /* acts below are given as attributes */
     ref_act acts[2][3];
     bool has_b, has_lens, has_h0, has_c0, has_p;
     int32_t lens[8];
@@ -52,17 +52,28 @@ static double ref_apply(const ref_act *a, double x, double clip)
         x = fmin(fmax(x, -clip), clip);
     const char *n = a->name;
     double al = a->alpha, be = a->beta;
-    if (!strcmp(n, "Relu")) return x > 0 ? x : 0;
-    if (!strcmp(n, "Tanh")) return tanh(x);
-    if (!strcmp(n, "Sigmoid")) return 1 / (1 + exp(-x));
-    if (!strcmp(n, "Affine")) return al * x + be;
-    if (!strcmp(n, "LeakyRelu")) return x >= 0 ? x : al * x;
-    if (!strcmp(n, "ThresholdedRelu")) return x > al ? x : 0;
-    if (!strcmp(n, "ScaledTanh")) return al * tanh(be * x);
-    if (!strcmp(n, "HardSigmoid")) return fmin(fmax(al * x + be, 0), 1);
-    if (!strcmp(n, "Elu")) return x >= 0 ? x : al * (exp(x) - 1);
-    if (!strcmp(n, "Softsign")) return x / (1 + fabs(x));
-    if (!strcmp(n, "Softplus")) return log(1 + exp(x));
+    if (!strcmp(n, "Relu"))
+        return x > 0 ? x : 0;
+    if (!strcmp(n, "Tanh"))
+        return tanh(x);
+    if (!strcmp(n, "Sigmoid"))
+        return 1 / (1 + exp(-x));
+    if (!strcmp(n, "Affine"))
+        return al * x + be;
+    if (!strcmp(n, "LeakyRelu"))
+        return x >= 0 ? x : al * x;
+    if (!strcmp(n, "ThresholdedRelu"))
+        return x > al ? x : 0;
+    if (!strcmp(n, "ScaledTanh"))
+        return al * tanh(be * x);
+    if (!strcmp(n, "HardSigmoid"))
+        return fmin(fmax(al * x + be, 0), 1);
+    if (!strcmp(n, "Elu"))
+        return x >= 0 ? x : al * (exp(x) - 1);
+    if (!strcmp(n, "Softsign"))
+        return x / (1 + fabs(x));
+    if (!strcmp(n, "Softplus"))
+        return log(1 + exp(x));
     cr_assert_fail("reference: unknown activation %s", n);
     return 0;
 }
@@ -93,8 +104,8 @@ static void reference(const rcase *c, const rdata *in, double *y, double *yh, do
 {
     size_t G = gates_of(c->op), H = c->hidden, I = c->input, D = dirs_of(c);
     bool rev1 = c->direction && !strcmp(c->direction, "reverse");
-    double *h = calloc(H, sizeof *h), *cs = calloc(H, sizeof *cs), *pre = calloc(G * H, sizeof *pre),
-           *hn = calloc(H, sizeof *hn);
+    double *h = calloc(H, sizeof *h), *cs = calloc(H, sizeof *cs),
+           *pre = calloc(G * H, sizeof *pre), *hn = calloc(H, sizeof *hn);
     memset(y, 0, c->seq * D * c->batch * H * sizeof *y);
     for (size_t d = 0; d < D; d++) {
         const double *W = in->w + d * G * H * I, *R = in->r + d * G * H * H;
@@ -145,10 +156,11 @@ static void reference(const rcase *c, const rdata *in, double *y, double *yh, do
                     for (size_t j = 0; j < H; j++) {
                         double pi = P ? P[j] : 0, po = P ? P[H + j] : 0, pf = P ? P[2 * H + j] : 0;
                         double ig = ref_apply(&A[0], pre[j] + hr[j] + pi * cs[j], c->clip);
-                        double fg = c->input_forget
-                                        ? 1 - ig
-                                        : ref_apply(&A[0], pre[2 * H + j] + hr[2 * H + j] + pf * cs[j],
-                                                    c->clip);
+                        double fg =
+                            c->input_forget
+                                ? 1 - ig
+                                : ref_apply(&A[0], pre[2 * H + j] + hr[2 * H + j] + pf * cs[j],
+                                            c->clip);
                         double cg = ref_apply(&A[1], pre[3 * H + j] + hr[3 * H + j], c->clip);
                         double cn = fg * cs[j] + ig * cg;
                         double og = ref_apply(&A[0], pre[H + j] + hr[H + j] + po * cn, c->clip);
@@ -238,8 +250,8 @@ static bool takes_beta(const char *n)
 
 /* Builds the node for c (n_outputs outputs, opset 14, or 7 for layout 0 when
  * opset7), with its inputs in ins (malloc'd data) and the reference data. */
-static kh_node *build(const rcase *c, size_t n_outputs, int64_t opset, qkv_tensor *ins,
-                      rdata *rd, uint32_t seed)
+static kh_node *build(const rcase *c, size_t n_outputs, int64_t opset, qkv_tensor *ins, rdata *rd,
+                      uint32_t seed)
 {
     size_t G = gates_of(c->op), H = c->hidden, I = c->input, D = dirs_of(c), B = c->batch;
     bool lstm = G == 4;
@@ -283,8 +295,10 @@ static kh_node *build(const rcase *c, size_t n_outputs, int64_t opset, qkv_tenso
     rd->w = rnd(D * G * H * I, seed + 1, 0.6);
     rd->r = rnd(D * G * H * H, seed + 2, 0.6);
     ins[0] = mk(c->dbl, 3, xd, rd->x, c->seq * B * I);
-    ins[1] = mk(c->dbl, 3, (int64_t[]){(int64_t)D, (int64_t)(G * H), (int64_t)I}, rd->w, D * G * H * I);
-    ins[2] = mk(c->dbl, 3, (int64_t[]){(int64_t)D, (int64_t)(G * H), (int64_t)H}, rd->r, D * G * H * H);
+    ins[1] =
+        mk(c->dbl, 3, (int64_t[]){(int64_t)D, (int64_t)(G * H), (int64_t)I}, rd->w, D * G * H * I);
+    ins[2] =
+        mk(c->dbl, 3, (int64_t[]){(int64_t)D, (int64_t)(G * H), (int64_t)H}, rd->r, D * G * H * H);
     for (size_t k = 3; k < n_in; k++)
         memset(&ins[k], 0, sizeof ins[k]);
     if (c->has_b) {
@@ -340,7 +354,8 @@ static void check_case(rcase c, size_t n_outputs, int64_t opset, uint32_t seed)
     kh_node *n = build(&c, n_outputs, opset, ins, &rd, seed);
     qkv_error err;
     cr_assert_eq(kh_run(n, ins, outs, &err), QKV_OK, "%s: %s", c.op, err.message);
-    double *y = malloc(ny * sizeof *y), *yh = malloc(ns * sizeof *yh), *yc = malloc(ns * sizeof *yc);
+    double *y = malloc(ny * sizeof *y), *yh = malloc(ns * sizeof *yh),
+           *yc = malloc(ns * sizeof *yc);
     reference(&c, &rd, y, yh, yc);
     char what[64];
     if (n_outputs > 0) {
@@ -384,31 +399,50 @@ Test(rnn, defaults_forward_all_outputs)
 Test(rnn, opset7_kernels)
 {
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true},
-                   all_outputs(ops[o]), 7, 20 + (uint32_t)o);
+        check_case(
+            (rcase){.op = ops[o], .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true},
+            all_outputs(ops[o]), 7, 20 + (uint32_t)o);
 }
 
 Test(rnn, bias_and_initial_states)
 {
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 5, .batch = 2, .input = 3, .hidden = 4,
-                           .has_b = true, .has_h0 = true, .has_c0 = true},
+        check_case((rcase){.op = ops[o],
+                           .seq = 5,
+                           .batch = 2,
+                           .input = 3,
+                           .hidden = 4,
+                           .has_b = true,
+                           .has_h0 = true,
+                           .has_c0 = true},
                    all_outputs(ops[o]), 14, 30 + (uint32_t)o);
 }
 
 Test(rnn, reverse_direction)
 {
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 5, .batch = 2, .input = 3, .hidden = 4,
-                           .direction = "reverse", .has_b = true, .has_h0 = true},
+        check_case((rcase){.op = ops[o],
+                           .seq = 5,
+                           .batch = 2,
+                           .input = 3,
+                           .hidden = 4,
+                           .direction = "reverse",
+                           .has_b = true,
+                           .has_h0 = true},
                    all_outputs(ops[o]), 14, 40 + (uint32_t)o);
 }
 
 Test(rnn, bidirectional)
 {
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 4, .batch = 3, .input = 2, .hidden = 5,
-                           .direction = "bidirectional", .has_b = true, .has_h0 = true,
+        check_case((rcase){.op = ops[o],
+                           .seq = 4,
+                           .batch = 3,
+                           .input = 2,
+                           .hidden = 5,
+                           .direction = "bidirectional",
+                           .has_b = true,
+                           .has_h0 = true,
                            .has_c0 = true},
                    all_outputs(ops[o]), 14, 50 + (uint32_t)o);
 }
@@ -417,9 +451,17 @@ Test(rnn, bidirectional_with_sequence_lens_zero_pads_y)
 {
     for (int o = 0; o < 3; o++)
         for (int layout = 0; layout < 2; layout++)
-            check_case((rcase){.op = ops[o], .seq = 6, .batch = 4, .input = 3, .hidden = 4,
-                               .direction = "bidirectional", .layout = layout, .has_b = true,
-                               .has_h0 = true, .has_c0 = true, .has_lens = true,
+            check_case((rcase){.op = ops[o],
+                               .seq = 6,
+                               .batch = 4,
+                               .input = 3,
+                               .hidden = 4,
+                               .direction = "bidirectional",
+                               .layout = layout,
+                               .has_b = true,
+                               .has_h0 = true,
+                               .has_c0 = true,
+                               .has_lens = true,
                                .lens = {6, 2, 0, 5}},
                        all_outputs(ops[o]), 14, 60 + (uint32_t)(o * 2 + layout));
 }
@@ -427,38 +469,70 @@ Test(rnn, bidirectional_with_sequence_lens_zero_pads_y)
 Test(rnn, reverse_with_sequence_lens)
 {
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 5, .batch = 3, .input = 2, .hidden = 3,
-                           .direction = "reverse", .has_lens = true, .lens = {3, 5, 1}},
+        check_case((rcase){.op = ops[o],
+                           .seq = 5,
+                           .batch = 3,
+                           .input = 2,
+                           .hidden = 3,
+                           .direction = "reverse",
+                           .has_lens = true,
+                           .lens = {3, 5, 1}},
                    all_outputs(ops[o]), 14, 70 + (uint32_t)o);
 }
 
 Test(rnn, layout_1_batch_major)
 {
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 4, .batch = 3, .input = 3, .hidden = 5,
-                           .layout = 1, .has_b = true, .has_h0 = true, .has_c0 = true},
+        check_case((rcase){.op = ops[o],
+                           .seq = 4,
+                           .batch = 3,
+                           .input = 3,
+                           .hidden = 5,
+                           .layout = 1,
+                           .has_b = true,
+                           .has_h0 = true,
+                           .has_c0 = true},
                    all_outputs(ops[o]), 14, 80 + (uint32_t)o);
 }
 
 Test(rnn, clip_bounds_activation_inputs)
 {
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 4, .batch = 2, .input = 4, .hidden = 3,
-                           .clip = 0.3f, .has_b = true, .has_h0 = true},
+        check_case((rcase){.op = ops[o],
+                           .seq = 4,
+                           .batch = 2,
+                           .input = 4,
+                           .hidden = 3,
+                           .clip = 0.3f,
+                           .has_b = true,
+                           .has_h0 = true},
                    all_outputs(ops[o]), 14, 90 + (uint32_t)o);
 }
 
 Test(rnn, every_activation_with_alpha_and_beta)
 {
     static const ref_act acts[] = {
-        {"Relu", 0, 0},          {"Tanh", 0, 0},        {"Sigmoid", 0, 0},
-        {"Affine", 0.7f, 0.2f},  {"LeakyRelu", 0.3f, 0}, {"ThresholdedRelu", 0.1f, 0},
-        {"ScaledTanh", 1.3f, 0.6f}, {"HardSigmoid", 0.3f, 0.4f}, {"Elu", 0.8f, 0},
-        {"Softsign", 0, 0},      {"Softplus", 0, 0},
+        {"Relu", 0, 0},
+        {"Tanh", 0, 0},
+        {"Sigmoid", 0, 0},
+        {"Affine", 0.7f, 0.2f},
+        {"LeakyRelu", 0.3f, 0},
+        {"ThresholdedRelu", 0.1f, 0},
+        {"ScaledTanh", 1.3f, 0.6f},
+        {"HardSigmoid", 0.3f, 0.4f},
+        {"Elu", 0.8f, 0},
+        {"Softsign", 0, 0},
+        {"Softplus", 0, 0},
     };
     for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
-        rcase c = {.op = "RNN", .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true,
-                   .custom_acts = true, .direction = "bidirectional"};
+        rcase c = {.op = "RNN",
+                   .seq = 3,
+                   .batch = 2,
+                   .input = 3,
+                   .hidden = 4,
+                   .has_b = true,
+                   .custom_acts = true,
+                   .direction = "bidirectional"};
         c.acts[0][0] = acts[k];
         c.acts[1][0] = acts[(k + 1) % 11];
         check_case(c, 2, 14, 100 + (uint32_t)k);
@@ -467,15 +541,27 @@ Test(rnn, every_activation_with_alpha_and_beta)
 
 Test(rnn, gru_and_lstm_custom_activations)
 {
-    rcase g = {.op = "GRU", .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true,
-               .custom_acts = true, .direction = "bidirectional"};
+    rcase g = {.op = "GRU",
+               .seq = 3,
+               .batch = 2,
+               .input = 3,
+               .hidden = 4,
+               .has_b = true,
+               .custom_acts = true,
+               .direction = "bidirectional"};
     g.acts[0][0] = (ref_act){"HardSigmoid", 0.25f, 0.45f};
     g.acts[0][1] = (ref_act){"Softsign", 0, 0};
     g.acts[1][0] = (ref_act){"Sigmoid", 0, 0};
     g.acts[1][1] = (ref_act){"ScaledTanh", 0.9f, 1.1f};
     check_case(g, 2, 14, 120);
-    rcase l = {.op = "LSTM", .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true,
-               .has_c0 = true, .custom_acts = true};
+    rcase l = {.op = "LSTM",
+               .seq = 3,
+               .batch = 2,
+               .input = 3,
+               .hidden = 4,
+               .has_b = true,
+               .has_c0 = true,
+               .custom_acts = true};
     l.acts[0][0] = (ref_act){"HardSigmoid", 0.3f, 0.5f};
     l.acts[0][1] = (ref_act){"Elu", 0.7f, 0};
     l.acts[0][2] = (ref_act){"Affine", 0.5f, -0.1f};
@@ -488,7 +574,12 @@ Test(rnn, default_activation_parameters)
     const char *names[3] = {"LeakyRelu", "HardSigmoid", "Elu"};
     ref_act want[3] = {{"LeakyRelu", 0.01f, 0}, {"HardSigmoid", 0.2f, 0.5f}, {"Elu", 1.0f, 0}};
     for (int k = 0; k < 3; k++) {
-        rcase c = {.op = "RNN", .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true,
+        rcase c = {.op = "RNN",
+                   .seq = 3,
+                   .batch = 2,
+                   .input = 3,
+                   .hidden = 4,
+                   .has_b = true,
                    .custom_acts = true};
         c.acts[0][0] = want[k];
         resolve_acts(&c);
@@ -514,7 +605,12 @@ Test(rnn, bidirectional_reuses_one_directions_activations)
      * use them, each reading activation_alpha/beta from the start */
     const char *names[2] = {"HardSigmoid", "ScaledTanh"};
     float al[2] = {0.3f, 0.8f}, be[2] = {0.45f, 1.2f};
-    rcase c = {.op = "GRU", .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true,
+    rcase c = {.op = "GRU",
+               .seq = 3,
+               .batch = 2,
+               .input = 3,
+               .hidden = 4,
+               .has_b = true,
                .direction = "bidirectional"};
     qkv_tensor ins[6], outs[2];
     rdata rd;
@@ -540,8 +636,14 @@ Test(rnn, bidirectional_reuses_one_directions_activations)
 Test(rnn, gru_linear_before_reset)
 {
     for (int lbr = 0; lbr < 2; lbr++)
-        check_case((rcase){.op = "GRU", .seq = 5, .batch = 3, .input = 4, .hidden = 5,
-                           .lbr = lbr, .has_b = true, .has_h0 = true,
+        check_case((rcase){.op = "GRU",
+                           .seq = 5,
+                           .batch = 3,
+                           .input = 4,
+                           .hidden = 5,
+                           .lbr = lbr,
+                           .has_b = true,
+                           .has_h0 = true,
                            .direction = "bidirectional"},
                    2, 14, 140 + (uint32_t)lbr);
 }
@@ -549,9 +651,17 @@ Test(rnn, gru_linear_before_reset)
 Test(rnn, lstm_peepholes_and_input_forget)
 {
     for (int f = 0; f < 2; f++)
-        check_case((rcase){.op = "LSTM", .seq = 5, .batch = 2, .input = 3, .hidden = 4,
-                           .has_b = true, .has_h0 = true, .has_c0 = true, .has_p = true,
-                           .input_forget = f, .direction = "bidirectional"},
+        check_case((rcase){.op = "LSTM",
+                           .seq = 5,
+                           .batch = 2,
+                           .input = 3,
+                           .hidden = 4,
+                           .has_b = true,
+                           .has_h0 = true,
+                           .has_c0 = true,
+                           .has_p = true,
+                           .input_forget = f,
+                           .direction = "bidirectional"},
                    3, 14, 150 + (uint32_t)f);
 }
 
@@ -559,9 +669,17 @@ Test(rnn, hidden_sizes_through_the_gemm)
 {
     /* hidden >= 32: the recurrence goes to the session's GEMM */
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 3, .batch = 5, .input = 17, .hidden = 40,
-                           .has_b = true, .has_h0 = true, .has_c0 = true, .has_p = true,
-                           .direction = "bidirectional", .has_lens = true,
+        check_case((rcase){.op = ops[o],
+                           .seq = 3,
+                           .batch = 5,
+                           .input = 17,
+                           .hidden = 40,
+                           .has_b = true,
+                           .has_h0 = true,
+                           .has_c0 = true,
+                           .has_p = true,
+                           .direction = "bidirectional",
+                           .has_lens = true,
                            .lens = {3, 1, 2, 3, 0}},
                    all_outputs(ops[o]), 14, 160 + (uint32_t)o);
 }
@@ -570,34 +688,54 @@ Test(rnn, double_precision)
 {
     for (int o = 0; o < 3; o++)
         for (int big = 0; big < 2; big++)
-            check_case((rcase){.op = ops[o], .seq = 4, .batch = 2, .input = 3,
-                               .hidden = big ? 33 : 4, .has_b = true, .has_h0 = true,
-                               .has_c0 = true, .has_p = true, .direction = "bidirectional",
-                               .has_lens = true, .lens = {4, 2}, .dbl = true},
+            check_case((rcase){.op = ops[o],
+                               .seq = 4,
+                               .batch = 2,
+                               .input = 3,
+                               .hidden = big ? 33 : 4,
+                               .has_b = true,
+                               .has_h0 = true,
+                               .has_c0 = true,
+                               .has_p = true,
+                               .direction = "bidirectional",
+                               .has_lens = true,
+                               .lens = {4, 2},
+                               .dbl = true},
                        all_outputs(ops[o]), 14, 170 + (uint32_t)(2 * o + big));
 }
 
 Test(rnn, only_y_or_only_y_h)
 {
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 3, .batch = 2, .input = 3, .hidden = 4,
-                           .has_b = true},
-                   1, 14, 180 + (uint32_t)o);
+        check_case(
+            (rcase){.op = ops[o], .seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true}, 1,
+            14, 180 + (uint32_t)o);
 }
 
 Test(rnn, empty_sequence_keeps_the_initial_state)
 {
     /* seq_length 0: Y is empty and Y_h (Y_c) is the initial state */
     for (int o = 0; o < 3; o++)
-        check_case((rcase){.op = ops[o], .seq = 0, .batch = 2, .input = 3, .hidden = 4,
-                           .has_b = true, .has_h0 = true, .has_c0 = true,
+        check_case((rcase){.op = ops[o],
+                           .seq = 0,
+                           .batch = 2,
+                           .input = 3,
+                           .hidden = 4,
+                           .has_b = true,
+                           .has_h0 = true,
+                           .has_c0 = true,
                            .direction = "bidirectional"},
                    all_outputs(ops[o]), 14, 195 + (uint32_t)o);
 }
 
 Test(rnn, threads_give_the_same_result)
 {
-    rcase c = {.op = "LSTM", .seq = 6, .batch = 8, .input = 64, .hidden = 48, .has_b = true,
+    rcase c = {.op = "LSTM",
+               .seq = 6,
+               .batch = 8,
+               .input = 64,
+               .hidden = 48,
+               .has_b = true,
                .direction = "bidirectional"};
     resolve_acts(&c);
     qkv_tensor ins[8], o1[3], o2[3];
@@ -640,26 +778,101 @@ static void expect_error(const char *op, rcase c, tweak_fn tweak, qkv_status wan
     kh_node_destroy(n);
 }
 
-static const rcase base = {.seq = 3, .batch = 2, .input = 3, .hidden = 4, .has_b = true,
-                           .has_h0 = true, .has_c0 = true, .has_p = true, .has_lens = true,
+static const rcase base = {.seq = 3,
+                           .batch = 2,
+                           .input = 3,
+                           .hidden = 4,
+                           .has_b = true,
+                           .has_h0 = true,
+                           .has_c0 = true,
+                           .has_p = true,
+                           .has_lens = true,
                            .lens = {3, 2}};
 
-static void w_rank2(kh_node *n, qkv_tensor *ins) { (void)n; ins[1].rank = 2; ins[1].dims[1] *= ins[1].dims[2]; }
-static void w_rows(kh_node *n, qkv_tensor *ins) { (void)n; ins[1].dims[1] -= 1; }
-static void w_input(kh_node *n, qkv_tensor *ins) { (void)n; ins[1].dims[2] -= 1; }
-static void r_dirs(kh_node *n, qkv_tensor *ins) { (void)n; ins[2].dims[0] = 2; ins[2].dims[1] /= 2; }
-static void r_cols(kh_node *n, qkv_tensor *ins) { (void)n; ins[2].dims[2] -= 1; ins[2].dims[1] += 1; }
-static void b_len(kh_node *n, qkv_tensor *ins) { (void)n; ins[3].dims[1] -= 2; }
-static void b_rank(kh_node *n, qkv_tensor *ins) { (void)n; ins[3].rank = 1; ins[3].dims[0] = ins[3].dims[1]; }
-static void p_len(kh_node *n, qkv_tensor *ins) { (void)n; ins[7].dims[1] -= 1; }
-static void h0_batch(kh_node *n, qkv_tensor *ins) { (void)n; ins[5].dims[1] = 1; }
-static void lens_long(kh_node *n, qkv_tensor *ins) { (void)n; ((int32_t *)ins[4].data)[1] = 4; }
-static void lens_negative(kh_node *n, qkv_tensor *ins) { (void)n; ((int32_t *)ins[4].data)[0] = -1; }
-static void lens_count(kh_node *n, qkv_tensor *ins) { (void)n; ins[4].dims[0] = 1; }
-static void hidden_attr(kh_node *n, qkv_tensor *ins) { (void)ins; kh_attr_int(n, "hidden_size", 5); }
-static void bad_direction(kh_node *n, qkv_tensor *ins) { (void)ins; kh_attr_string(n, "direction", "sideways"); }
-static void bad_layout(kh_node *n, qkv_tensor *ins) { (void)ins; kh_attr_int(n, "layout", 2); }
-static void bad_clip(kh_node *n, qkv_tensor *ins) { (void)ins; kh_attr_float(n, "clip", -1.0f); }
+static void w_rank2(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[1].rank = 2;
+    ins[1].dims[1] *= ins[1].dims[2];
+}
+static void w_rows(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[1].dims[1] -= 1;
+}
+static void w_input(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[1].dims[2] -= 1;
+}
+static void r_dirs(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[2].dims[0] = 2;
+    ins[2].dims[1] /= 2;
+}
+static void r_cols(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[2].dims[2] -= 1;
+    ins[2].dims[1] += 1;
+}
+static void b_len(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[3].dims[1] -= 2;
+}
+static void b_rank(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[3].rank = 1;
+    ins[3].dims[0] = ins[3].dims[1];
+}
+static void p_len(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[7].dims[1] -= 1;
+}
+static void h0_batch(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[5].dims[1] = 1;
+}
+static void lens_long(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ((int32_t *)ins[4].data)[1] = 4;
+}
+static void lens_negative(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ((int32_t *)ins[4].data)[0] = -1;
+}
+static void lens_count(kh_node *n, qkv_tensor *ins)
+{
+    (void)n;
+    ins[4].dims[0] = 1;
+}
+static void hidden_attr(kh_node *n, qkv_tensor *ins)
+{
+    (void)ins;
+    kh_attr_int(n, "hidden_size", 5);
+}
+static void bad_direction(kh_node *n, qkv_tensor *ins)
+{
+    (void)ins;
+    kh_attr_string(n, "direction", "sideways");
+}
+static void bad_layout(kh_node *n, qkv_tensor *ins)
+{
+    (void)ins;
+    kh_attr_int(n, "layout", 2);
+}
+static void bad_clip(kh_node *n, qkv_tensor *ins)
+{
+    (void)ins;
+    kh_attr_float(n, "clip", -1.0f);
+}
 static void bad_act_name(kh_node *n, qkv_tensor *ins)
 {
     (void)ins;

@@ -49,8 +49,8 @@ Test(rnn_models, every_generated_test_passes, .init = setup, .fini = cli_teardow
 Test(rnn_models, passes_on_two_threads, .init = setup, .fini = cli_teardown)
 {
     int n = count_tests();
-    cli_result r = cli_qkv("test", RNN_NODE, "--rtol", "1e-3", "--atol", "1e-5", "--threads",
-                           "2", NULL);
+    cli_result r =
+        cli_qkv("test", RNN_NODE, "--rtol", "1e-3", "--atol", "1e-5", "--threads", "2", NULL);
     char want[64];
     snprintf(want, sizeof want, "%d passed, 0 failed, 0 skipped\n", n);
     cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
