@@ -942,3 +942,24 @@ Test(rnn_errors, hidden_size_mismatch)
     kh_node_destroy(n);
     kh_node_destroy(m);
 }
+
+Test(rnn, hidden_size_taken_from_r_when_absent)
+{
+    rcase c = {.op = "LSTM", .seq = 3, .batch = 2, .input = 3, .hidden = 5, .has_b = true};
+    resolve_acts(&c);
+    qkv_tensor ins[8], outs[2];
+    rdata rd;
+    kh_node *n = build(&c, 2, 14, ins, &rd, 320);
+    kh_node *m = kh_node_create("LSTM", 14, 4, 2); /* no attributes at all */
+    qkv_error err;
+    cr_assert_eq(kh_run(m, ins, outs, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(outs[1].dims[2], 5);
+    double y[3 * 2 * 5], yh[2 * 5], yc[2 * 5];
+    reference(&c, &rd, y, yh, yc);
+    expect_close(&outs[0], y, 30, "LSTM Y");
+    expect_close(&outs[1], yh, 10, "LSTM Y_h");
+    kh_free_outputs(outs, 2);
+    free_case(ins, 8, &rd);
+    kh_node_destroy(n);
+    kh_node_destroy(m);
+}
