@@ -1,8 +1,9 @@
 /*
  * igemm.c - the driver of qkv's int8 GEMM (igemm.h): variant choice,
  * packing into the uint8 x int8 form, blocking, zero-point corrections and
- * the split over threads. The SIMD micro-kernels are in igemm_avx512vnni.c,
- * igemm_avxvnni.c and igemm_avx2.c; the portable one is below.
+ * the split over threads. The SIMD micro-kernels are in igemm_vnni.c (both
+ * VNNI widths, from igemm_vnni_tile.h) and igemm_avx2.c; the portable one is
+ * below.
  */
 #include "igemm.h"
 
