@@ -598,43 +598,34 @@ static bool gemm_group_labels(const ein_bind *b, ein_gemm *p)
     return true;
 }
 
-/* A as an (m x k) matrix, or else through a contiguous copy in scratch at
- * *scratch (advanced past it). */
-static void gemm_plan_a(ein_gemm *p, const ein_bind *b, size_t eb, size_t *scratch)
-{
-    qkv_blas_gemm *g = &p->g;
-    size_t sm, sk;
-    bool ok_m = collapse(p->ml, p->nm, p->sa, b->dim, &g->m, &sm);
-    bool ok_k = collapse(p->kl, p->nk, p->sa, b->dim, &g->k, &sk);
-    if (ok_m && ok_k && as_matrix(g->m, sm, g->k, sk, &g->trans_a, &g->lda))
-        return;
-    size_t orig[EIN_MAX_LABELS];
-    p->copy_a = true;
-    p->a_off = *scratch;
-    memcpy(orig, p->sa, sizeof orig);
-    *scratch +=
-        align64(plan_copy(p, orig, p->ml, p->nm, p->kl, p->nk, b->dim, p->sa, &p->ca) * eb);
-    g->trans_a = false;
-    g->lda = g->k ? g->k : 1;
-}
+/* One operand of the GEMM, read as a (rows x cols) matrix. */
+typedef struct gemm_operand {
+    const int8_t *rl, *cl; /* row and column labels */
+    int32_t nr, nc;
+    size_t *st;            /* its label strides (scratch strides once copied) */
+    size_t *rows, *cols;   /* the GEMM's dims it sets */
+    bool *trans, *copy;
+    size_t *ld, *off;
+    ein_copy *c;
+} gemm_operand;
 
-/* B as a (k x n) matrix, or else through a copy, as for A. */
-static void gemm_plan_b(ein_gemm *p, const ein_bind *b, size_t eb, size_t *scratch)
+/* The operand as a strided matrix, or else through a contiguous copy in
+ * scratch at *scratch (advanced past it). */
+static void gemm_plan_operand(const ein_gemm *p, const ein_bind *b, size_t eb, size_t *scratch,
+                              const gemm_operand *o)
 {
-    qkv_blas_gemm *g = &p->g;
-    size_t sk, sn;
-    bool ok_k = collapse(p->kl, p->nk, p->sb, b->dim, &g->k, &sk);
-    bool ok_n = collapse(p->nl, p->nn, p->sb, b->dim, &g->n, &sn);
-    if (ok_k && ok_n && as_matrix(g->k, sk, g->n, sn, &g->trans_b, &g->ldb))
+    size_t sr, sc;
+    bool ok_r = collapse(o->rl, o->nr, o->st, b->dim, o->rows, &sr);
+    bool ok_c = collapse(o->cl, o->nc, o->st, b->dim, o->cols, &sc);
+    if (ok_r && ok_c && as_matrix(*o->rows, sr, *o->cols, sc, o->trans, o->ld))
         return;
     size_t orig[EIN_MAX_LABELS];
-    p->copy_b = true;
-    p->b_off = *scratch;
-    memcpy(orig, p->sb, sizeof orig);
-    *scratch +=
-        align64(plan_copy(p, orig, p->kl, p->nk, p->nl, p->nn, b->dim, p->sb, &p->cb) * eb);
-    g->trans_b = false;
-    g->ldb = g->n ? g->n : 1;
+    *o->copy = true;
+    *o->off = *scratch;
+    memcpy(orig, o->st, sizeof orig);
+    *scratch += align64(plan_copy(p, orig, o->rl, o->nr, o->cl, o->nc, b->dim, o->st, o->c) * eb);
+    *o->trans = false;
+    *o->ld = *o->cols ? *o->cols : 1;
 }
 
 /* C written in place as an untransposed (m x n) matrix per batch, or else to
@@ -704,8 +695,12 @@ static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_ke
     g->alpha = 1;
     g->beta = 0;
     size_t scratch = 0;
-    gemm_plan_a(p, b, eb, &scratch);
-    gemm_plan_b(p, b, eb, &scratch);
+    gemm_plan_operand(p, b, eb, &scratch,
+                      &(gemm_operand){p->ml, p->kl, p->nm, p->nk, p->sa, &g->m, &g->k,
+                                      &g->trans_a, &p->copy_a, &g->lda, &p->a_off, &p->ca});
+    gemm_plan_operand(p, b, eb, &scratch,
+                      &(gemm_operand){p->kl, p->nl, p->nk, p->nn, p->sb, &g->k, &g->n,
+                                      &g->trans_b, &p->copy_b, &g->ldb, &p->b_off, &p->cb});
     gemm_plan_c(p, b, eb, &scratch);
     g->batch_rank = p->nb;
     for (int32_t i = 0; i < p->nb; i++) {
