@@ -120,6 +120,11 @@ Test(functions, omitted_formal_inputs_become_omitted_inputs)
     run_model("omitted_input", 1, 1);
 }
 
+Test(functions, output_that_is_an_input_passes_it_through)
+{
+    run_model("pass_through", 1, 2); /* an Identity node makes output 0 */
+}
+
 /* ---- the inlined IR ---------------------------------------------------------------- */
 
 Test(functions, inner_values_are_renamed_per_call_site)
@@ -234,6 +239,13 @@ Test(functions, undeclared_call_attribute_is_refused)
 {
     load_fails("undeclared_attribute", QKV_ERR_INVALID_MODEL, "calling function 'local.Swish'",
                "attribute 'beta' is not an attribute of the function");
+}
+
+Test(functions, passed_through_input_left_out_is_refused)
+{
+    load_fails("pass_through_omitted", QKV_ERR_INVALID_MODEL,
+               "node 'caller' (local.Tee): calling function 'local.Tee'",
+               "output 0 is the function's input 'x', which the call leaves out");
 }
 
 Test(functions, function_defined_twice_is_refused)

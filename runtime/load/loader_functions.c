@@ -9,7 +9,8 @@
  * which
  *   - the function's formal inputs and outputs become the call's actual
  *     names (a formal input the call omits becomes "", an omitted optional
- *     input; a formal output the call omits gets a unique name),
+ *     input; a formal output the call omits gets a unique name; a formal
+ *     output that is a formal input too gets an Identity node),
  *   - every other value gets a name unique to the call site
  *     ("F#K/NAME": K counts the call sites of the model), also inside the
  *     subgraphs of body nodes (a function body is closed: a name it does not
@@ -495,6 +496,66 @@ static qkv_status inline_body_node(qkv_loader_inline *in, const call_site *cs,
     return list_push(out, c) ? QKV_OK : oom(in);
 }
 
+/* An Identity node from -> to for call site cs, pushed to out: a formal
+ * output that is also a formal input is produced by no body node. */
+static qkv_status emit_identity(qkv_loader_inline *in, const call_site *cs, const char *from,
+                                const char *to, node_list *out)
+{
+    void *ad = in->alloc.allocator_data;
+    Onnx__NodeProto *n = in->alloc.alloc(ad, sizeof *n);
+    if (!n)
+        return oom(in);
+    onnx__node_proto__init(n);
+    if (!list_push(&in->clones, n)) {
+        in->alloc.free(ad, n);
+        return oom(in);
+    }
+    if (!(n->input = in->alloc.alloc(ad, sizeof *n->input)))
+        return oom(in);
+    n->input[0] = NULL;
+    if (!set_string(in, &n->input[0], from, "", ""))
+        return oom(in);
+    n->n_input = 1;
+    if (!(n->output = in->alloc.alloc(ad, sizeof *n->output)))
+        return oom(in);
+    n->output[0] = NULL;
+    if (!set_string(in, &n->output[0], to, "", ""))
+        return oom(in);
+    n->n_output = 1;
+    if (!set_string(in, &n->op_type, "Identity", "", "") ||
+        !set_string(in, &n->name, cs->label, "output:", to) || !add_owner_tree(in, n, cs->fn))
+        return oom(in);
+    return list_push(out, n) ? QKV_OK : oom(in);
+}
+
+/* Identity nodes for the formal outputs that are formal inputs too. */
+static qkv_status pass_through_outputs(qkv_loader_inline *in, const call_site *cs,
+                                       node_list *out)
+{
+    const Onnx__FunctionProto *f = cs->fn;
+    const Onnx__NodeProto *call = cs->call;
+    for (size_t j = 0; j < f->n_output && j < call->n_output; j++) {
+        const char *to = call->output[j];
+        if (!to || !to[0])
+            continue;
+        for (size_t i = 0; i < f->n_input; i++) {
+            if (strcmp(f->input[i], f->output[j]) != 0)
+                continue;
+            const char *from = i < call->n_input && call->input[i] ? call->input[i] : "";
+            if (!from[0])
+                return qkv_error_set(in->err, QKV_ERR_INVALID_MODEL,
+                                     "output %zu is the function's input '%s', which the call "
+                                     "leaves out",
+                                     j, f->input[i]);
+            qkv_status st = emit_identity(in, cs, from, to, out);
+            if (st != QKV_OK)
+                return st;
+            break;
+        }
+    }
+    return QKV_OK;
+}
+
 static qkv_status expand_call(qkv_loader_inline *in, const Onnx__NodeProto *call,
                               const Onnx__FunctionProto *fn, const frame *up, node_list *out)
 {
@@ -509,6 +570,8 @@ static qkv_status expand_call(qkv_loader_inline *in, const Onnx__NodeProto *call
     frame here = {fn, up, up ? up->depth + 1 : 1};
     for (size_t k = 0; k < fn->n_node && st == QKV_OK; k++)
         st = inline_body_node(in, &cs, fn->node[k], k, &here, out);
+    if (st == QKV_OK)
+        st = pass_through_outputs(in, &cs, out);
     if (st != QKV_OK && st != QKV_ERR_OUT_OF_MEMORY) {
         /* name the call, unless that would cut the reason off the end of a
          * message that deep nesting has already filled with calls */

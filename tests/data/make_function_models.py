@@ -150,6 +150,17 @@ def omitted_input(out, rng):
          arrays=[("input", [x]), ("output", [x])])
 
 
+def pass_through(out, rng):
+    """local.Tee(x) = (x, Neg(x)): the first output is the input itself."""
+    fn = helper.make_function("local", "Tee", ["x"], ["x", "y"],
+                              [helper.make_node("Neg", ["x"], ["y"])], [ONNX17])
+    x = rng.standard_normal((4,)).astype(np.float32)
+    nodes = [helper.make_node("Tee", ["x"], ["a", "b"], domain="local", name="tee")]
+    save(out, "pass_through", nodes, [f32_info("x", [4])],
+         [f32_info("a", [4]), f32_info("b", [4])], [fn],
+         arrays=[("input", [x]), ("output", [x, -x])])
+
+
 def subgraph_in_function(out):
     """local.Pick(c, x) = If(c, then: Identity(t), else: Identity(x)) with
     t = Neg(x): the branches read body values, renamed at each of two calls.
@@ -203,6 +214,12 @@ def errors(out):
     save(out, "undeclared_attribute",
          [helper.make_node("Swish", ["x"], ["y"], domain="local", name="caller", beta=2.0)],
          x_in, y_out, [swish()])
+    # an output that is the function's input, which the call leaves out
+    tee = helper.make_function("local", "Tee", ["x"], ["x", "y"],
+                               [helper.make_node("Neg", ["x"], ["y"])], [ONNX17])
+    save(out, "pass_through_omitted",
+         [helper.make_node("Tee", [], ["a"], domain="local", name="caller")], [], [f32_info("a", [2])],
+         [tee])
     # the same function twice
     save(out, "duplicate_function",
          [helper.make_node("Swish", ["x"], ["y"], domain="local")], x_in, y_out,
@@ -225,6 +242,7 @@ def main():
     function_opset(out, rng)
     omitted_input(out, rng)
     subgraph_in_function(out)
+    pass_through(out, rng)
     errors(out)
 
 
