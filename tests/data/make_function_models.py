@@ -218,8 +218,8 @@ def errors(out):
     tee = helper.make_function("local", "Tee", ["x"], ["x", "y"],
                                [helper.make_node("Neg", ["x"], ["y"])], [ONNX17])
     save(out, "pass_through_omitted",
-         [helper.make_node("Tee", [], ["a"], domain="local", name="caller")], [], [f32_info("a", [2])],
-         [tee])
+         [helper.make_node("Tee", [], ["a"], domain="local", name="caller")], [],
+         [f32_info("a", [2])], [tee])
     # the same function twice
     save(out, "duplicate_function",
          [helper.make_node("Swish", ["x"], ["y"], domain="local")], x_in, y_out,
