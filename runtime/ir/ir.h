@@ -75,7 +75,7 @@ typedef struct qkv_ir_node {
     char *name;    /* never NULL; "" if the model gave none */
     char *op_type;
     char *domain;  /* "" for ai.onnx */
-    int64_t opset; /* the model's opset import for `domain` */
+    int64_t opset; /* the opset import for `domain` (its function's for an inlined node) */
     size_t n_inputs;
     int32_t *inputs; /* value ids, -1 for an omitted optional input */
     size_t n_outputs;

@@ -21,6 +21,9 @@
  *      the enclosing graphs, becoming an OUTER value there and an implicit
  *      input of the node that owns the subgraph (at every level),
  *   6. qkv_graph_finalize: producers, consumers, cycles, topological order.
+ * Before step 1, calls of model-local functions are replaced by copies of
+ * their bodies (loader_functions.c), so inlined nodes are converted and
+ * checked like any other.
  * On any error everything built so far is freed and *out is not touched.
  */
 #include "loader.h"
@@ -52,6 +55,7 @@ typedef struct load_ctx {
     qkv_model *model; /* opset imports */
     const char *base_dir;
     qkv_loader_source *src; /* file mappings for main-graph initializers, or NULL */
+    const qkv_loader_inline *inlined; /* nodes inlined from functions, or NULL */
     qkv_error *err; /* never NULL */
 } load_ctx;
 
@@ -417,7 +421,9 @@ static qkv_status convert_node(load_ctx *cx, scope *s, Onnx__NodeProto *np, size
     if (!np->op_type || !np->op_type[0])
         return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: node has no op_type", nd);
     const char *domain = np->domain ? np->domain : "";
-    int64_t opset = qkv_model_opset_for(cx->model, domain);
+    int64_t opset = qkv_loader_inline_opset(cx->inlined, np, domain);
+    if (opset < 0)
+        opset = qkv_model_opset_for(cx->model, domain);
     if (opset < 0)
         return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL,
                              "%s: the model has no opset import for domain '%s'", nd, domain);
@@ -665,7 +671,8 @@ static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir,
                                 qkv_loader_source *src, qkv_model **out, qkv_error *err)
 {
     qkv_model *m = calloc(1, sizeof *m);
-    load_ctx cx = {m, base_dir, src, err};
+    load_ctx cx = {m, base_dir, src, NULL, err};
+    qkv_loader_inline *inlined = NULL;
     if (!m)
         return oom(&cx);
     qkv_status st = QKV_OK;
@@ -700,7 +707,12 @@ static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir,
         st = qkv_error_set(err, QKV_ERR_INVALID_MODEL, "the model has no graph");
         goto fail;
     }
-    if ((st = convert_graph(&cx, mp->graph, NULL, &m->graph)) != QKV_OK)
+    if ((st = qkv_loader_inline_functions(mp, &inlined, err)) != QKV_OK)
+        goto fail;
+    cx.inlined = inlined;
+    st = convert_graph(&cx, mp->graph, NULL, &m->graph);
+    qkv_loader_inline_undo(inlined);
+    if (st != QKV_OK)
         goto fail;
     if (src && !qkv_loader_source_give(src, m->graph)) {
         st = oom(&cx);
