@@ -109,6 +109,15 @@ void kh_attr_floats(kh_node *n, const char *name, const float *v, size_t count)
         memcpy(a->floats, v, count * sizeof *v);
 }
 
+void kh_attr_strings(kh_node *n, const char *name, const char *const *v, size_t count)
+{
+    qkv_ir_attr *a = add_attr(n, name, QKV_ATTR_STRINGS);
+    a->n = count;
+    a->strings = calloc(count + 1, sizeof *a->strings);
+    for (size_t k = 0; k < count; k++)
+        a->strings[k] = qkv_strdup(v[k]);
+}
+
 void kh_attr_tensor(kh_node *n, const char *name, const qkv_tensor *t)
 {
     qkv_ir_attr *a = add_attr(n, name, QKV_ATTR_TENSOR);
