@@ -395,6 +395,8 @@ static void run_pipeline(qkv_context *c, const float *x, size_t n, const char **
     qkv_error err;
     cr_assert_eq(qkv_run(c, ins, 2, &err), QKV_OK, "%s", err.message);
     assert_strings(qkv_context_output(c, 0), s_want, n);
+    /* the characters share the arena buffer but are not counted as data */
+    cr_assert_eq(qkv_context_output(c, 0)->data_bytes, n * sizeof(char *));
     assert_strings(qkv_context_output(c, 1), t_want, n_t);
     const qkv_tensor *counts = qkv_context_output(c, 2);
     cr_assert_eq(counts->dims[0], 3);

@@ -323,9 +323,13 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_in
             return st;
     }
     for (size_t i = 0; i < g->n_outputs; i++) {
-        c->outputs[i] = c->vals[g->outputs[i]];
+        qkv_tensor *o = &c->outputs[i];
+        *o = c->vals[g->outputs[i]];
         if (bound && bound[i])
-            c->outputs[i].data = bound[i]->data;
+            o->data = bound[i]->data;
+        size_t elems;
+        if (o->dtype == QKV_DTYPE_STRING && qkv_shape_elements(o->dims, o->rank, &elems))
+            o->data_bytes = elems * sizeof(char *); /* the characters after it are not counted */
     }
     c->have_outputs = true;
     return QKV_OK;
