@@ -58,6 +58,9 @@ void kh_node_destroy(kh_node *n)
         if (a->tensors)
             free(a->tensors[0].data);
         free(a->tensors);
+        for (size_t k = 0; a->strings && k < a->n; k++)
+            free(a->strings[k]);
+        free(a->strings);
     }
     free(n->node.attrs);
     free(n->node.name);
