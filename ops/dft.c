@@ -191,53 +191,91 @@ static qkv_status dft_geometry(const dft_state *s, qkv_kernel_io *io, dft_geom *
     return QKV_OK;
 }
 
+/* Doubles of scratch per worker: the line being transformed (2n) and the
+ * transform's work buffer (2n). The twiddles (2n) are shared. */
+static size_t slot_doubles(size_t n) { return 4 * n; }
+
+/* Scratch for `workers` workers: the twiddles, then one slot each. */
+static size_t dft_scratch_bytes(size_t n, size_t workers)
+{
+    return (2 * n + workers * slot_doubles(n)) * sizeof(double);
+}
+
 static qkv_status dft_prepare(void *state, qkv_kernel_io *io)
 {
     dft_geom g;
     qkv_status st = dft_geometry(state, io, &g);
     if (st != QKV_OK)
         return st;
-    /* the line being transformed (2n) and the transform's own scratch */
-    io->scratch_bytes = (2 * g.n + qkv_fft_scratch_doubles(g.n)) * sizeof(double);
+    size_t threads = io->host->thread_count(io->host_ctx);
+    io->scratch_bytes = dft_scratch_bytes(g.n, threads ? threads : 1);
     return QKV_OK;
+}
+
+typedef struct dft_run {
+    const dft_state *s;
+    dft_geom g;
+    const qkv_tensor *x;
+    qkv_tensor *y;
+    const double *tw;
+    double *slots; /* (workers, slot_doubles(n)) */
+    size_t workers;
+} dft_run;
+
+/* Worker w transforms lines w, w + workers, ... with its own scratch slot. */
+static void dft_slots(void *arg, size_t b, size_t e)
+{
+    const dft_run *r = arg;
+    const dft_geom *g = &r->g;
+    size_t es = qkv_ew_elem_bytes(r->x->dtype), used = g->len < g->n ? g->len : g->n;
+    const char *xp = r->x->data;
+    char *yp = r->y->data;
+    double scale = r->s->inverse ? 1.0 / (double)g->n : 1.0;
+    for (size_t w = b; w < e; w++) {
+        double *line = r->slots + w * slot_doubles(g->n); /* (n, 2) */
+        double *work = line + 2 * g->n;                   /* (n, 2) */
+        for (size_t l = w; l < g->outer * g->inner; l += r->workers) {
+            size_t o = l / g->inner, i = l % g->inner;
+            memset(line, 0, 2 * g->n * sizeof *line);
+            for (size_t j = 0; j < used; j++) {
+                size_t at = ((o * g->len + j) * g->inner + i) * g->comps;
+                qkv_ew_load_f64(line + 2 * j, xp + at * es, r->x->dtype, 1, g->comps);
+            }
+            qkv_fft_run(line, g->n, r->tw, r->s->inverse, work);
+            for (size_t k = 0; k < 2 * g->out_len; k++)
+                line[k] *= scale;
+            for (size_t k = 0; k < g->out_len; k++) {
+                size_t at = ((o * g->out_len + k) * g->inner + i) * 2;
+                qkv_ew_store_f64(yp + at * es, r->y->dtype, line + 2 * k, 2);
+            }
+        }
+    }
 }
 
 static qkv_status dft_compute(const void *state, qkv_kernel_io *io)
 {
-    const dft_state *s = state;
-    const qkv_tensor *x = &io->inputs[0];
-    qkv_tensor *y = &io->outputs[0];
-    dft_geom g;
-    qkv_status st = dft_geometry(s, io, &g);
+    dft_run r = {.s = state, .x = &io->inputs[0], .y = &io->outputs[0]};
+    qkv_status st = dft_geometry(r.s, io, &r.g);
     if (st != QKV_OK)
         return st;
-    size_t need = (2 * g.n + qkv_fft_scratch_doubles(g.n)) * sizeof(double);
-    if (io->scratch_bytes < need)
+    if (io->scratch_bytes < dft_scratch_bytes(r.g.n, 1))
         return KERR(io, QKV_ERR_INTERNAL, "scratch of %zu bytes, %zu needed", io->scratch_bytes,
-                    need);
-    double *line = io->scratch;  /* (n, 2) */
-    double *tw = line + 2 * g.n; /* (n, 2) */
-    double *work = tw + 2 * g.n; /* (n, 2) */
-    qkv_fft_twiddles(tw, g.n);
-    size_t es = qkv_ew_elem_bytes(x->dtype), used = g.len < g.n ? g.len : g.n;
-    const char *xp = x->data;
-    char *yp = y->data;
-    double scale = s->inverse ? 1.0 / (double)g.n : 1.0;
-    for (size_t o = 0; o < g.outer; o++) {
-        for (size_t i = 0; i < g.inner; i++) {
-            memset(line, 0, 2 * g.n * sizeof *line);
-            for (size_t j = 0; j < used; j++) {
-                size_t at = ((o * g.len + j) * g.inner + i) * g.comps;
-                qkv_ew_load_f64(line + 2 * j, xp + at * es, x->dtype, 1, g.comps);
-            }
-            qkv_fft_run(line, g.n, tw, s->inverse, work);
-            for (size_t k = 0; k < 2 * g.out_len; k++)
-                line[k] *= scale;
-            for (size_t k = 0; k < g.out_len; k++) {
-                size_t at = ((o * g.out_len + k) * g.inner + i) * 2;
-                qkv_ew_store_f64(yp + at * es, y->dtype, line + 2 * k, 2);
-            }
-        }
+                    dft_scratch_bytes(r.g.n, 1));
+    double *tw = io->scratch; /* (n, 2) */
+    qkv_fft_twiddles(tw, r.g.n);
+    r.tw = tw;
+    r.slots = tw + 2 * r.g.n;
+    /* as many workers as the scratch has slots, threads and lines allow;
+     * small transforms stay on this thread */
+    size_t lines = r.g.outer * r.g.inner, threads = io->host->thread_count(io->host_ctx);
+    size_t slots = (io->scratch_bytes / sizeof(double) - 2 * r.g.n) / slot_doubles(r.g.n);
+    r.workers = threads < slots ? threads : slots;
+    r.workers = r.workers < lines ? r.workers : lines;
+    if (r.workers <= 1 || lines * r.g.n < 4096) {
+        r.workers = 1;
+        dft_slots(&r, 0, 1);
+    } else {
+        io->host->parallel_for(io->host_ctx, r.workers, dft_slots, &r);
     }
     return QKV_OK;
 }

@@ -106,6 +106,33 @@ Test(signal, dft_matches_naive_dft_on_random_lengths_including_primes)
     }
 }
 
+Test(signal, two_threads_give_the_single_thread_result)
+{
+    enum { B = 64, N = 96 }; /* 64 lines of 96 points, split across workers */
+    static double x[B * N * 2];
+    for (size_t i = 0; i < B * N * 2; i++)
+        x[i] = rnd_unit();
+    int64_t dims[3] = {B, N, 2}, len = -1;
+    qkv_tensor y[2];
+    for (int t = 0; t < 2; t++) {
+        kh_node *n = kh_node_create("DFT", 17, 2, 1);
+        kh_attr_int(n, "axis", 1);
+        kh_omit_input(n, 1);
+        kh_set_threads(n, (size_t)t + 1);
+        qkv_tensor ins[2] = {dbl(3, dims, x), kh_i64(0, NULL, &len)};
+        qkv_error err;
+        cr_assert_eq(kh_run(n, ins, &y[t], &err), QKV_OK, "%s", err.message);
+        kh_node_destroy(n);
+    }
+    cr_assert_arr_eq(y[0].data, y[1].data, y[0].data_bytes);
+    double line[2 * N], want[2 * N];
+    memcpy(line, x + 37 * N * 2, sizeof line); /* one line against the reference */
+    naive_dft(line, N, N, false, want);
+    for (size_t k = 0; k < 2 * N; k++)
+        cr_assert(fabs(((double *)y[1].data)[37 * N * 2 + k] - want[k]) < 1e-12);
+    kh_free_outputs(y, 2);
+}
+
 Test(signal, inverse_of_dft_gives_the_signal_back)
 {
     for (size_t n = 1; n <= 40; n += 3) {
