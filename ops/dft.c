@@ -13,8 +13,9 @@
  * reference does, for complex input too).
  *
  * Each transform gathers one line along the axis into double, runs the
- * shared transform (fft.h: exact twiddles, radix-2 or a direct double sum)
- * and rounds once into the output type.
+ * shared transform (fft.h: exact twiddles; radix-2, a direct double sum or
+ * Bluestein) and rounds once into the output type. Lines are split across
+ * the session's threads, each worker with its own scratch slot.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -192,13 +193,13 @@ static qkv_status dft_geometry(const dft_state *s, qkv_kernel_io *io, dft_geom *
 }
 
 /* Doubles of scratch per worker: the line being transformed (2n) and the
- * transform's work buffer (2n). The twiddles (2n) are shared. */
-static size_t slot_doubles(size_t n) { return 4 * n; }
+ * transform's work buffer. The transform's tables are shared. */
+static size_t slot_doubles(size_t n) { return 2 * n + qkv_fft_work_doubles(n); }
 
-/* Scratch for `workers` workers: the twiddles, then one slot each. */
+/* Scratch for `workers` workers: the tables, then one slot each. */
 static size_t dft_scratch_bytes(size_t n, size_t workers)
 {
-    return (2 * n + workers * slot_doubles(n)) * sizeof(double);
+    return (qkv_fft_table_doubles(n) + workers * slot_doubles(n)) * sizeof(double);
 }
 
 static qkv_status dft_prepare(void *state, qkv_kernel_io *io)
@@ -217,8 +218,8 @@ typedef struct dft_run {
     dft_geom g;
     const qkv_tensor *x;
     qkv_tensor *y;
-    const double *tw;
-    double *slots; /* (workers, slot_doubles(n)) */
+    const double *tab; /* the transform's tables */
+    double *slots;     /* (workers, slot_doubles(n)) */
     size_t workers;
 } dft_run;
 
@@ -241,7 +242,7 @@ static void dft_slots(void *arg, size_t b, size_t e)
                 size_t at = ((o * g->len + j) * g->inner + i) * g->comps;
                 qkv_ew_load_f64(line + 2 * j, xp + at * es, r->x->dtype, 1, g->comps);
             }
-            qkv_fft_run(line, g->n, r->tw, r->s->inverse, work);
+            qkv_fft_run(line, g->n, r->tab, r->s->inverse, work);
             for (size_t k = 0; k < 2 * g->out_len; k++)
                 line[k] *= scale;
             for (size_t k = 0; k < g->out_len; k++) {
@@ -261,14 +262,15 @@ static qkv_status dft_compute(const void *state, qkv_kernel_io *io)
     if (io->scratch_bytes < dft_scratch_bytes(r.g.n, 1))
         return KERR(io, QKV_ERR_INTERNAL, "scratch of %zu bytes, %zu needed", io->scratch_bytes,
                     dft_scratch_bytes(r.g.n, 1));
-    double *tw = io->scratch; /* (n, 2) */
-    qkv_fft_twiddles(tw, r.g.n);
-    r.tw = tw;
-    r.slots = tw + 2 * r.g.n;
+    double *tab = io->scratch;
+    qkv_fft_tables(tab, r.g.n);
+    r.tab = tab;
+    r.slots = tab + qkv_fft_table_doubles(r.g.n);
     /* as many workers as the scratch has slots, threads and lines allow;
      * small transforms stay on this thread */
     size_t lines = r.g.outer * r.g.inner, threads = io->host->thread_count(io->host_ctx);
-    size_t slots = (io->scratch_bytes / sizeof(double) - 2 * r.g.n) / slot_doubles(r.g.n);
+    size_t slots =
+        (io->scratch_bytes / sizeof(double) - qkv_fft_table_doubles(r.g.n)) / slot_doubles(r.g.n);
     r.workers = threads < slots ? threads : slots;
     r.workers = r.workers < lines ? r.workers : lines;
     if (r.workers <= 1 || lines * r.g.n < 4096) {

@@ -136,8 +136,10 @@ static qkv_status stft_infer(void *state, qkv_kernel_io *io)
 
 static size_t stft_scratch_bytes(const stft_geom *g)
 {
-    /* the frame being transformed (2n), the window in double (n), fft's own */
-    return (3 * g->frame + qkv_fft_scratch_doubles(g->frame)) * sizeof(double);
+    /* the frame being transformed (2n), the window in double (n), the
+     * transform's tables and work buffer */
+    return (3 * g->frame + qkv_fft_table_doubles(g->frame) + qkv_fft_work_doubles(g->frame)) *
+           sizeof(double);
 }
 
 static qkv_status stft_prepare(void *state, qkv_kernel_io *io)
@@ -162,9 +164,9 @@ static qkv_status stft_compute(const void *state, qkv_kernel_io *io)
         return KERR(io, QKV_ERR_INTERNAL, "frame geometry or scratch not prepared");
     double *line = io->scratch;       /* (frame, 2) */
     double *win = line + 2 * g.frame; /* (frame) */
-    double *tw = win + g.frame;       /* (frame, 2) */
-    double *work = tw + 2 * g.frame;  /* (frame, 2) */
-    qkv_fft_twiddles(tw, g.frame);
+    double *tab = win + g.frame;      /* the transform's tables */
+    double *work = tab + qkv_fft_table_doubles(g.frame);
+    qkv_fft_tables(tab, g.frame);
     if (qkv_present(io, 2))
         qkv_ew_load_f64(win, io->inputs[2].data, io->inputs[2].dtype, 1, g.frame);
     else
@@ -182,7 +184,7 @@ static qkv_status stft_compute(const void *state, qkv_kernel_io *io)
                 line[2 * j] *= win[j];
                 line[2 * j + 1] *= win[j];
             }
-            qkv_fft_run(line, g.frame, tw, false, work);
+            qkv_fft_run(line, g.frame, tab, false, work);
             char *dst = yp + ((b * g.frames + f) * g.bins * 2) * es;
             qkv_ew_store_f64(dst, y->dtype, line, 2 * g.bins);
         }

@@ -71,14 +71,15 @@ static double max_abs(const double *v, size_t n)
 
 Test(signal, dft_matches_naive_dft_on_random_lengths_including_primes)
 {
-    static const size_t lens[] = {1,  2,  3,  4,  5,  7,  8,  11,  13,
-                                  16, 17, 31, 32, 37, 64, 97, 100, 128};
-    double x[2 * 128], want[2 * 128];
+    /* up to 64: radix-2 or the direct sum; longer non-powers of two: Bluestein
+     * (400 is Whisper's n_fft, 1009 a prime) */
+    static const size_t lens[] = {1,  2,  3,  4,  5,  7,  8,   11,  13,  16,  17,
+                                  31, 32, 37, 64, 65, 97, 100, 128, 400, 1009};
+    static double x[2 * 1024], want[2 * 1024], in[2 * 1024];
     for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
         for (int complex_in = 0; complex_in < 2; complex_in++) {
             for (int inverse = 0; inverse < 2; inverse++) {
                 size_t n = lens[t], comps = complex_in ? 2 : 1;
-                double in[2 * 128];
                 for (size_t j = 0; j < n; j++) {
                     x[2 * j] = rnd_unit();
                     x[2 * j + 1] = complex_in ? rnd_unit() : 0.0;
