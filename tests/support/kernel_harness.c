@@ -55,12 +55,12 @@ void kh_node_destroy(kh_node *n)
         free(a->s);
         free(a->ints);
         free(a->floats);
-        if (a->tensors)
-            free(a->tensors[0].data);
-        free(a->tensors);
         for (size_t k = 0; a->strings && k < a->n; k++)
             free(a->strings[k]);
         free(a->strings);
+        if (a->tensors)
+            free(a->tensors[0].data);
+        free(a->tensors);
     }
     free(n->node.attrs);
     free(n->node.name);
