@@ -11,7 +11,8 @@
  *
  * Output: [batch, frames, bins, 2] with frames = (length - frame_length) /
  * frame_step + 1. Frame f of batch b is signal[b, f*step + j] * window[j],
- * transformed with the shared DFT (fft.h: exact twiddles, double sums).
+ * transformed with the shared DFT (fft.h: exact twiddles, double sums);
+ * frames are split across the session's threads.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -134,11 +135,13 @@ static qkv_status stft_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-static size_t stft_scratch_bytes(const stft_geom *g)
+/* Doubles per worker: the frame being transformed (2n) and the transform's
+ * work buffer. The window (n, in double) and the tables are shared. */
+static size_t slot_doubles(size_t n) { return 2 * n + qkv_fft_work_doubles(n); }
+
+static size_t stft_scratch_bytes(const stft_geom *g, size_t workers)
 {
-    /* the frame being transformed (2n), the window in double (n), the
-     * transform's tables and work buffer */
-    return (3 * g->frame + qkv_fft_table_doubles(g->frame) + qkv_fft_work_doubles(g->frame)) *
+    return (g->frame + qkv_fft_table_doubles(g->frame) + workers * slot_doubles(g->frame)) *
            sizeof(double);
 }
 
@@ -148,46 +151,78 @@ static qkv_status stft_prepare(void *state, qkv_kernel_io *io)
     qkv_status st = stft_geometry(*(const bool *)state, io, &g);
     if (st != QKV_OK)
         return st;
-    io->scratch_bytes = stft_scratch_bytes(&g);
+    size_t threads = io->host->thread_count(io->host_ctx);
+    io->scratch_bytes = stft_scratch_bytes(&g, threads ? threads : 1);
     return QKV_OK;
+}
+
+typedef struct stft_run {
+    stft_geom g;
+    const qkv_tensor *x;
+    qkv_tensor *y;
+    const double *win, *tab;
+    double *slots; /* (workers, slot_doubles(frame)) */
+    size_t workers;
+} stft_run;
+
+/* Worker w transforms frames w, w + workers, ... (over all batches). */
+static void stft_slots(void *arg, size_t b, size_t e)
+{
+    const stft_run *r = arg;
+    const stft_geom *g = &r->g;
+    size_t es = qkv_ew_elem_bytes(r->x->dtype);
+    const char *xp = r->x->data;
+    char *yp = r->y->data;
+    for (size_t w = b; w < e; w++) {
+        double *line = r->slots + w * slot_doubles(g->frame); /* (frame, 2) */
+        double *work = line + 2 * g->frame;
+        for (size_t l = w; l < g->batch * g->frames; l += r->workers) {
+            size_t bi = l / g->frames, f = l % g->frames;
+            memset(line, 0, 2 * g->frame * sizeof *line);
+            const char *src = xp + ((bi * g->length + f * g->step) * g->comps) * es;
+            for (size_t j = 0; j < g->frame; j++) {
+                qkv_ew_load_f64(line + 2 * j, src + j * g->comps * es, r->x->dtype, 1, g->comps);
+                line[2 * j] *= r->win[j];
+                line[2 * j + 1] *= r->win[j];
+            }
+            qkv_fft_run(line, g->frame, r->tab, false, work);
+            char *dst = yp + ((bi * g->frames + f) * g->bins * 2) * es;
+            qkv_ew_store_f64(dst, r->y->dtype, line, 2 * g->bins);
+        }
+    }
 }
 
 static qkv_status stft_compute(const void *state, qkv_kernel_io *io)
 {
-    const qkv_tensor *x = &io->inputs[0];
-    qkv_tensor *y = &io->outputs[0];
-    stft_geom g;
-    qkv_status st = stft_geometry(*(const bool *)state, io, &g);
+    stft_run r = {.x = &io->inputs[0], .y = &io->outputs[0]};
+    qkv_status st = stft_geometry(*(const bool *)state, io, &r.g);
     if (st != QKV_OK)
         return st;
-    if (!g.frame || !g.step || io->scratch_bytes < stft_scratch_bytes(&g))
+    if (!r.g.frame || !r.g.step || io->scratch_bytes < stft_scratch_bytes(&r.g, 1))
         return KERR(io, QKV_ERR_INTERNAL, "frame geometry or scratch not prepared");
-    double *line = io->scratch;       /* (frame, 2) */
-    double *win = line + 2 * g.frame; /* (frame) */
-    double *tab = win + g.frame;      /* the transform's tables */
-    double *work = tab + qkv_fft_table_doubles(g.frame);
-    qkv_fft_tables(tab, g.frame);
+    double *win = io->scratch;     /* (frame) */
+    double *tab = win + r.g.frame; /* the transform's tables */
+    qkv_fft_tables(tab, r.g.frame);
     if (qkv_present(io, 2))
-        qkv_ew_load_f64(win, io->inputs[2].data, io->inputs[2].dtype, 1, g.frame);
+        qkv_ew_load_f64(win, io->inputs[2].data, io->inputs[2].dtype, 1, r.g.frame);
     else
-        for (size_t j = 0; j < g.frame; j++)
+        for (size_t j = 0; j < r.g.frame; j++)
             win[j] = 1.0;
-    size_t es = qkv_ew_elem_bytes(x->dtype);
-    const char *xp = x->data;
-    char *yp = y->data;
-    for (size_t b = 0; b < g.batch; b++) {
-        for (size_t f = 0; f < g.frames; f++) {
-            memset(line, 0, 2 * g.frame * sizeof *line);
-            const char *src = xp + ((b * g.length + f * g.step) * g.comps) * es;
-            for (size_t j = 0; j < g.frame; j++) {
-                qkv_ew_load_f64(line + 2 * j, src + j * g.comps * es, x->dtype, 1, g.comps);
-                line[2 * j] *= win[j];
-                line[2 * j + 1] *= win[j];
-            }
-            qkv_fft_run(line, g.frame, tab, false, work);
-            char *dst = yp + ((b * g.frames + f) * g.bins * 2) * es;
-            qkv_ew_store_f64(dst, y->dtype, line, 2 * g.bins);
-        }
+    r.win = win;
+    r.tab = tab;
+    r.slots = tab + qkv_fft_table_doubles(r.g.frame);
+    /* as many workers as the scratch has slots, threads and frames allow;
+     * small transforms stay on this thread */
+    size_t frames = r.g.batch * r.g.frames, threads = io->host->thread_count(io->host_ctx);
+    size_t slots = (io->scratch_bytes - stft_scratch_bytes(&r.g, 0)) / sizeof(double) /
+                   slot_doubles(r.g.frame);
+    r.workers = threads < slots ? threads : slots;
+    r.workers = r.workers < frames ? r.workers : frames;
+    if (r.workers <= 1 || frames * r.g.frame < 4096) {
+        r.workers = 1;
+        stft_slots(&r, 0, 1);
+    } else {
+        io->host->parallel_for(io->host_ctx, r.workers, stft_slots, &r);
     }
     return QKV_OK;
 }

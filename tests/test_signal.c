@@ -351,6 +351,39 @@ Test(signal, stft_matches_framed_naive_dft)
     }
 }
 
+Test(signal, stft_on_two_threads_gives_the_single_thread_result)
+{
+    enum { LEN = 4000 }; /* 400-sample frames (Bluestein) every 160: 23 frames */
+    static float sig[LEN];
+    kh_fill_random(sig, LEN, 7);
+    int64_t dims[3] = {1, LEN, 1};
+    qkv_tensor y[2];
+    for (int t = 0; t < 2; t++) {
+        int64_t step = 160, flen = 400;
+        kh_node *n = kh_node_create("STFT", 17, 4, 1);
+        kh_omit_input(n, 2);
+        kh_set_threads(n, (size_t)t + 1);
+        qkv_tensor ins[4] = {kh_f32(3, dims, sig), kh_i64(0, NULL, &step), kh_f32(3, dims, sig),
+                             kh_i64(0, NULL, &flen)};
+        qkv_error err;
+        cr_assert_eq(kh_run(n, ins, &y[t], &err), QKV_OK, "%s", err.message);
+        kh_node_destroy(n);
+    }
+    cr_assert_eq(y[0].dims[1], 23);
+    cr_assert_eq(y[0].dims[2], 201);
+    cr_assert_arr_eq(y[0].data, y[1].data, y[0].data_bytes);
+    double line[800], want[800]; /* frame 17 against the reference */
+    for (size_t j = 0; j < 400; j++) {
+        line[2 * j] = (double)sig[17 * 160 + j];
+        line[2 * j + 1] = 0;
+    }
+    naive_dft(line, 400, 400, false, want);
+    const float *got = (const float *)y[1].data + 17 * 201 * 2;
+    for (size_t k = 0; k < 2 * 201; k++)
+        cr_assert(fabs((double)got[k] - want[k]) <= 1e-5 * (1 + fabs(want[k])), "[%zu]", k);
+    kh_free_outputs(y, 2);
+}
+
 Test(signal, stft_without_window_uses_frame_length_and_is_onesided_by_default)
 {
     float sig[32];
