@@ -54,6 +54,21 @@
  *            threads, so state (and io->plan_state) is read-only here. Must
  *            not allocate: scratch comes from io->scratch.
  *   destroy  free the state made by init.
+ *
+ * String tensors (QKV_DTYPE_STRING). data holds one NUL-terminated char *
+ * per element. An input's strings are read-only and live as long as the
+ * input. For a string output the host allocates the pointer array, and more
+ * when infer asks: infer may set the output's data_bytes to the pointer
+ * array's bytes plus room for the characters (it leaves 0 otherwise), and
+ * compute stores the characters in that room, after the array, pointing
+ * each element at its own. Such an output lives in the run's arena like any
+ * other value (a node evaluated on its own, or with its shape known only at
+ * run time, gets a block the host frees with the run's other dynamic
+ * memory), so compute allocates nothing; a kernel whose output size depends
+ * on the strings' values leaves dims -1 in infer until the input data is
+ * known. Copy every output string into that room, even one equal to an
+ * input's: an element pointing at an input's string would dangle once the
+ * input's arena bytes are reused.
  */
 #ifndef QKV_PLUGIN_H
 #define QKV_PLUGIN_H

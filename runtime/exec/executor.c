@@ -154,6 +154,28 @@ static qkv_status push_dynamic(qkv_context *c, void *ptr, size_t bytes, qkv_erro
     return QKV_OK;
 }
 
+/* Records a dynamic node's output for freeing at the next run: its block
+ * and, for strings, each string (qkv_node_eval gave every one its own).
+ * On failure t's memory is freed too. */
+static qkv_status push_dynamic_tensor(qkv_context *c, qkv_tensor *t, qkv_error *err)
+{
+    qkv_status st = QKV_OK;
+    if (t->dtype == QKV_DTYPE_STRING) {
+        char **s = t->data;
+        size_t n = t->data_bytes / sizeof *s;
+        for (size_t e = 0; e < n && st == QKV_OK; e++) {
+            st = push_dynamic(c, s[e], 0, err);
+            for (size_t m = e + 1; m < n && st != QKV_OK; m++)
+                free(s[m]);
+        }
+        if (st != QKV_OK) {
+            free(t->data);
+            return st;
+        }
+    }
+    return push_dynamic(c, t->data, t->data_bytes, err);
+}
+
 /* Points every value at its bytes for this run. An empty value points at
  * qkv_empty_data(), never at NULL or into an arena that may not exist. */
 static void bind_values(qkv_context *c, const qkv_tensor *inputs)
@@ -221,11 +243,11 @@ static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error 
             if (n->outputs[j] < 0 || !outs[j].data)
                 continue;
             c->vals[n->outputs[j]] = outs[j];
-            st = push_dynamic(c, outs[j].data, outs[j].data_bytes, err);
+            st = push_dynamic_tensor(c, &outs[j], err);
             if (st != QKV_OK) {
                 for (size_t m = j + 1; m < n->n_outputs; m++)
                     if (n->outputs[m] >= 0)
-                        free(outs[m].data);
+                        qkv_tensor_data_free(&outs[m]);
                 return st;
             }
         }
@@ -301,9 +323,13 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_in
             return st;
     }
     for (size_t i = 0; i < g->n_outputs; i++) {
-        c->outputs[i] = c->vals[g->outputs[i]];
+        qkv_tensor *o = &c->outputs[i];
+        *o = c->vals[g->outputs[i]];
         if (bound && bound[i])
-            c->outputs[i].data = bound[i]->data;
+            o->data = bound[i]->data;
+        size_t elems;
+        if (o->dtype == QKV_DTYPE_STRING && qkv_shape_elements(o->dims, o->rank, &elems))
+            o->data_bytes = elems * sizeof(char *); /* the characters after it are not counted */
     }
     c->have_outputs = true;
     return QKV_OK;

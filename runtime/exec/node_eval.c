@@ -91,6 +91,40 @@ qkv_status qkv_kernel_infer(const qkv_kernel *k, void *state, qkv_host_ctx *hctx
     return st;
 }
 
+/*
+ * A string output as a kernel leaves it: numel pointers, then (when its
+ * infer asked for room) the characters some of them point at; others may
+ * point at an input's strings. Makes it an owned string tensor like a
+ * loaded one (each string malloc'd, data exactly the pointer array), so it
+ * outlives its inputs and qkv_tensor_data_free frees it. false when out of
+ * memory (t is then a block that only needs free()).
+ */
+static bool own_strings(qkv_tensor *t)
+{
+    size_t n = 0;
+    qkv_shape_elements(t->dims, t->rank, &n); /* checked when t was sized */
+    char **s = t->data;
+    char **copy = calloc(n ? n : 1, sizeof *copy);
+    if (!copy)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *src = s[i] ? s[i] : "";
+        size_t len = strlen(src);
+        copy[i] = malloc(len + 1);
+        if (!copy[i]) {
+            for (size_t j = 0; j < i; j++)
+                free(copy[j]);
+            free(copy);
+            return false;
+        }
+        memcpy(copy[i], src, len + 1);
+    }
+    free(t->data);
+    t->data = copy;
+    t->data_bytes = n * sizeof *copy;
+    return true;
+}
+
 qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                          const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
                          size_t n_outputs)
@@ -109,6 +143,8 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         if (i < node->n_outputs && node->outputs[i] < 0)
             continue;
         size_t elems, bytes;
+        /* a string output's infer may ask for room for its characters too */
+        size_t asked = o->dtype == QKV_DTYPE_STRING ? o->data_bytes : 0;
         if (!qkv_shape_elements(o->dims, o->rank, &elems))
             return io.host->error(hctx, QKV_ERR_SHAPE,
                                   "output %zu: shape not known after inference (rank %d)", i,
@@ -116,7 +152,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         if (!qkv_dtype_storage_bytes(o->dtype, elems, &bytes))
             return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow",
                                   i, elems, qkv_dtype_name(o->dtype));
-        o->data_bytes = bytes;
+        o->data_bytes = asked > bytes ? asked : bytes;
     }
     /* the node's per-plan state lives for this one evaluation */
     qkv_plan_mem plan_mem = {0};
@@ -168,6 +204,16 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     }
     if (st == QKV_OK)
         st = k->compute(state, &io);
+    size_t owned = 0; /* outputs [0, owned) hold their strings like loaded ones */
+    while (owned < n_outputs && st == QKV_OK && sized_here) {
+        if (!(owned < node->n_outputs && node->outputs[owned] < 0) &&
+            outputs[owned].dtype == QKV_DTYPE_STRING && !own_strings(&outputs[owned])) {
+            st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu: copying its strings",
+                                owned);
+            break;
+        }
+        owned++;
+    }
     for (size_t i = 0; i < n_outputs && st == QKV_OK && !sized_here; i++)
         if (!(i < node->n_outputs && node->outputs[i] < 0) && !outputs[i].data)
             st = io.host->error(hctx, QKV_ERR_PLUGIN,
@@ -177,7 +223,14 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     free(scratch);
     qkv_plan_mem_free(&plan_mem);
     if (st != QKV_OK)
-        for (size_t i = 0; i < n_outputs; i++)
+        for (size_t i = 0; i < n_outputs; i++) {
+            /* strings a kernel wrote point into their own block, or at its
+             * inputs' strings: none of them is ours to free */
+            if (sized_here && outputs[i].dtype == QKV_DTYPE_STRING && i >= owned) {
+                free(outputs[i].data);
+                outputs[i].data = NULL;
+            }
             qkv_tensor_data_free(&outputs[i]);
+        }
     return st;
 }

@@ -195,8 +195,11 @@ static qkv_status infer_outputs(builder *b, node_plan *np)
             np->dynamic = true;
             return QKV_OK;
         }
+        /* a string output's infer may ask for room for its characters too */
+        size_t asked = b->outs[j].dtype == QKV_DTYPE_STRING ? b->outs[j].data_bytes : 0;
         if (!qkv_shape_elements(b->outs[j].dims, b->outs[j].rank, &elems) ||
             !qkv_dtype_storage_bytes(b->outs[j].dtype, elems, &b->outs[j].data_bytes) ||
+            (asked > b->outs[j].data_bytes && (b->outs[j].data_bytes = asked) == 0) ||
             qkv_add_overflow(np->out_bytes, b->outs[j].data_bytes, &np->out_bytes))
             return qkv_error_set(b->err, QKV_ERR_SHAPE,
                                  "node '%s' (%s): output %zu is too large to allocate", n->name,
