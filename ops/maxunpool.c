@@ -89,9 +89,12 @@ static bool default_shape(const unpool_state *u, const qkv_tensor *x, int64_t *d
             dims[2 + i] = -1;
             continue;
         }
-        /* d < 2^62 and the attributes are small in any real model; a huge
-         * one is caught as an output that cannot be allocated */
-        dims[2 + i] = (d - 1) * u->strides[i] + u->kernel[i] - u->pads[i] - u->pads[u->n_spatial + i];
+        int64_t v;
+        bool over = d == 0 || __builtin_mul_overflow(d - 1, u->strides[i], &v) ||
+                    __builtin_add_overflow(v, u->kernel[i], &v) ||
+                    __builtin_sub_overflow(v, u->pads[i], &v) ||
+                    __builtin_sub_overflow(v, u->pads[u->n_spatial + i], &v);
+        dims[2 + i] = over ? 0 : v;
         if (dims[2 + i] < 1) {
             *bad = i;
             return false;
@@ -129,8 +132,8 @@ static qkv_status unpool_infer(void *state, qkv_kernel_io *io)
     size_t bad = 0;
     if (!default_shape(u, x, y->dims, &bad))
         return KERR(io, QKV_ERR_SHAPE,
-                    "the output's spatial dim %zu would be %lld: the pads are larger than the "
-                    "unpooled size",
+                    "the output's spatial dim %zu would be %lld: an empty input, pads larger "
+                    "than the unpooled size, or an overflow",
                     bad, (long long)y->dims[2 + bad]);
     if (!qkv_present(io, 2))
         return QKV_OK;
