@@ -84,7 +84,7 @@ static qkv_status compress_infer(void *state, qkv_kernel_io *io)
     qkv_status st = compress_axis(s, io, &ax);
     if (st != QKV_OK || x->rank < 0)
         return st;
-    bool known = c->data && qkv_shape_known(c);
+    bool known = qkv_shape_known(c) && (c->data || qkv_numel(c) == 0);
     if (ax < 0) {
         y->rank = 1;
         y->dims[0] = -1;

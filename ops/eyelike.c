@@ -70,6 +70,8 @@ static qkv_status eyelike_compute(const void *state, qkv_kernel_io *io)
     if (!eb || !qkv_ew_store_f64(one, y->dtype, &v, 1))
         return KERR(io, QKV_ERR_TYPE, "output type %s is not supported",
                     qkv_dtype_name(y->dtype));
+    if (y->data_bytes == 0)
+        return QKV_OK;
     memset(y->data, 0, y->data_bytes);
     int64_t n = y->dims[0], m = y->dims[1];
     if (s->k <= -n || s->k >= m) /* the diagonal misses the matrix */

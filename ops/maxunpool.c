@@ -179,7 +179,8 @@ static qkv_status unpool_compute(const void *state, qkv_kernel_io *io)
     size_t planes = (size_t)x->dims[0] * (size_t)x->dims[1];
     size_t in_plane = planes ? qkv_numel(x) / planes : 0;
     int64_t total = (int64_t)(planes * def_plane);
-    memset(y->data, 0, y->data_bytes);
+    if (y->data_bytes)
+        memset(y->data, 0, y->data_bytes);
     const unsigned char *src = x->data;
     unsigned char *dst = y->data;
     for (size_t p = 0; p < planes; p++) {

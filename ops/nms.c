@@ -158,7 +158,9 @@ static size_t work_bytes(size_t n) { return n * (2 * sizeof(size_t) + sizeof(nms
 
 static nms_work work_at(void *mem, size_t n)
 {
-    nms_work w;
+    nms_work w = {0};
+    if (n == 0) /* scratch may be NULL: no pointer arithmetic on it */
+        return w;
     w.order = mem;
     w.picked = w.order + n;
     w.boxes = (nms_box *)(w.picked + n);
@@ -188,7 +190,7 @@ static void run_nms(const nms_state *s, const nms_params *p, const qkv_tensor *b
 {
     size_t nb = (size_t)scores->dims[0], nc = (size_t)scores->dims[1], n = (size_t)scores->dims[2];
     size_t rows = 0;
-    size_t cap = p->max_per_class > 0 ? (size_t)p->max_per_class : 0;
+    size_t cap = p->max_per_class > 0 && n > 0 ? (size_t)p->max_per_class : 0;
     for (size_t b = 0; b < nb && cap; b++) {
         const float *bx = (const float *)boxes->data + b * n * 4;
         for (size_t i = 0; i < n; i++)
@@ -234,8 +236,9 @@ static qkv_status nms_infer(void *state, qkv_kernel_io *io)
     nms_params p;
     bool known;
     read_params(io, &p, &known);
-    if (!known || !boxes->data || !scores->data || !qkv_shape_known(boxes) ||
-        !qkv_shape_known(scores))
+    /* an empty value is known without data */
+    if (!known || !qkv_shape_known(boxes) || !qkv_shape_known(scores) ||
+        (!boxes->data && qkv_numel(boxes)) || (!scores->data && qkv_numel(scores)))
         return QKV_OK;
     size_t n = (size_t)scores->dims[2];
     void *mem = malloc(work_bytes(n) ? work_bytes(n) : 1);

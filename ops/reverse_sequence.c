@@ -91,6 +91,8 @@ static qkv_status revseq_compute(const void *state, qkv_kernel_io *io)
                         "steps)",
                         b, (long long)len, (long long)steps);
     }
+    if (qkv_numel(x) == 0)
+        return QKV_OK;
     const unsigned char *src = x->data;
     unsigned char *dst = y->data;
     for (size_t b = 0; b < batch; b++) {

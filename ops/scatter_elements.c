@@ -241,7 +241,7 @@ static qkv_status scatter_compute(const void *state, qkv_kernel_io *io)
     qkv_status rs = walk_indices(ind, walk_st, check_one, &r);
     if (rs != QKV_OK)
         return rs;
-    if (y->data != x->data)
+    if (y->data != x->data && x->data_bytes)
         memcpy(y->data, x->data, x->data_bytes);
     return walk_indices(ind, walk_st, apply_one, &r);
 }

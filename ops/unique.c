@@ -185,6 +185,8 @@ static void sort_items(const unique_view *v, size_t *perm, size_t *tmp, size_t n
 
 static unique_work work_at(void *mem, size_t n)
 {
+    if (n == 0) /* scratch may be NULL: no pointer arithmetic on it */
+        return (unique_work){0};
     size_t *p = mem;
     unique_work w = {p, p + n, p + 2 * n, p + 3 * n, p + 4 * n, p + 5 * n, 0};
     return w;
@@ -265,7 +267,7 @@ static qkv_status unique_infer(void *state, qkv_kernel_io *io)
     bool shape = qkv_shape_known(x);
     int64_t items = ax < 0 ? (shape ? (int64_t)qkv_numel(x) : -1) : x->dims[ax];
     set_shapes(io, ax, -1, items);
-    if (!x->data || !shape)
+    if (!shape || (!x->data && qkv_numel(x) != 0)) /* an empty value is known */
         return QKV_OK;
     if ((st = check_type(io)) != QKV_OK)
         return st;

@@ -84,3 +84,13 @@ Test(eyelike, refuses_a_string_dtype)
     cr_assert_eq(eye(2, 2, 0, QKV_DTYPE_STRING, &y, &err), QKV_ERR_INVALID_MODEL);
     cr_assert(strstr(err.message, "'dtype' is 8"), "%s", err.message);
 }
+
+Test(eyelike, empty_matrix)
+{
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(eye(0, 3, 0, 0, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y.dims[0], 0);
+    cr_assert_eq(y.dims[1], 3);
+    kh_free_outputs(&y, 1);
+}

@@ -155,3 +155,14 @@ Test(nms, refuses_mismatched_shapes_and_bad_attribute)
     cr_assert_eq(run(&a, &y, &err), QKV_ERR_INVALID_MODEL);
     cr_assert(strstr(err.message, "'center_point_box' is 2"), "%s", err.message);
 }
+
+Test(nms, no_boxes_select_nothing)
+{
+    nms_args a = {NULL, NULL, 1, 1, 0, 3, 0.5f, 0.0f, 0};
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(run(&a, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y.dims[0], 0);
+    cr_assert_eq(y.dims[1], 3);
+    kh_free_outputs(&y, 1);
+}

@@ -141,3 +141,17 @@ Test(unique, refuses_a_bad_axis)
     cr_assert(strstr(err.message, "'axis' is 1, out of range"), "%s", err.message);
     kh_node_destroy(n);
 }
+
+Test(unique, empty_input_gives_empty_outputs)
+{
+    float x[1] = {0};
+    qkv_tensor in = kh_f32(1, (int64_t[]){0}, x), y[4];
+    in.data = NULL;
+    qkv_error err;
+    kh_node *n = kh_node_create("Unique", 11, 1, 4);
+    cr_assert_eq(kh_run(n, &in, y, &err), QKV_OK, "%s", err.message);
+    for (int k = 0; k < 4; k++)
+        cr_assert_eq(y[k].dims[0], 0, "output %d", k);
+    kh_free_outputs(y, 4);
+    kh_node_destroy(n);
+}
