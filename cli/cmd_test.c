@@ -8,6 +8,12 @@
  * runner (compare.h). Every test runs in-process; every failure inside qkv
  * is a status, so one test cannot take the runner down with it.
  *
+ * An output that depends on a random op (Bernoulli, RandomUniform(Like),
+ * RandomNormal(Like), Multinomial) cannot match a reference drawn by another
+ * generator: it is checked by dtype, shape and the op's range instead
+ * (random_check.h), and the test passes as "PASS NAME (random: shape, dtype,
+ * range)".
+ *
  * Status of a test:
  *   pass         every output of every data set matched
  *   fail         an output differs (dtype, shape or values)
@@ -33,6 +39,7 @@
 #include "error.h"
 #include "json.h"
 #include "loader.h"
+#include "random_check.h"
 #include "str_util.h"
 #include "tensor_io.h"
 
@@ -45,6 +52,8 @@ static const char USAGE[] =
     "test_data_set_N/{input,output}_K.pb) or a directory searched recursively\n"
     "for tests, in name order. Floats match when |got - expected| <= atol +\n"
     "rtol * |expected| (NaN matches NaN); other types exactly.\n"
+    "Outputs that depend on a random op (Bernoulli, RandomUniform...) are\n"
+    "checked by dtype, shape and the op's range only: 'PASS NAME (random: ...)'.\n"
     "Prints PASS/FAIL/UNSUPPORTED/ERROR per test and finally\n"
     "'N passed, N failed, N skipped' (errors count as failed, unsupported as\n"
     "skipped). Exit status 1 if any test failed or errored, or if none\n"
@@ -104,6 +113,8 @@ typedef struct test_case {
     op_stat *ops;  /* distinct op types in order of first appearance */
     size_t n_ops;
     char *ops_joined;  /* "Cast+Reshape" */
+    qkv_cli_random_range *random; /* per graph output (random_check.h); NULL: none */
+    size_t n_random;
     const char *group; /* the scoreboard's operator (points into some ops[] or a literal) */
 } test_case;
 
@@ -489,7 +500,9 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
             continue;
         }
         qkv_cli_compare_result r;
-        int ok = qkv_cli_compare(got, &d.expected[k], o->rtol, o->atol, &r);
+        const qkv_cli_random_range *rr = k < t->n_random ? &t->random[k] : NULL;
+        int ok = rr && rr->random ? qkv_cli_check_random(got, &d.expected[k], rr, &r)
+                                  : qkv_cli_compare(got, &d.expected[k], o->rtol, o->atol, &r);
         if (o->verbose) {
             char dims[256];
             printf("    output %zu '%s': %s %s: %s", k, vi.name, qkv_dtype_name(got->dtype),
@@ -506,6 +519,21 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
     }
     data_set_free(&d);
     return st;
+}
+
+/* The note of a passing test whose outputs were checked as random
+ * ("random: shape, dtype, range"), or NULL. */
+static char *random_note(const test_case *t)
+{
+    int any = 0, ranged = 1;
+    for (size_t k = 0; k < t->n_random; k++)
+        if (t->random[k].random) {
+            any = 1;
+            ranged = ranged && t->random[k].has_range;
+        }
+    if (!any)
+        return NULL;
+    return qkv_strdup(ranged ? "random: shape, dtype, range" : "random: shape, dtype");
 }
 
 static void run_test(test_case *t, const test_opts *o)
@@ -531,6 +559,13 @@ static void run_test(test_case *t, const test_opts *o)
         set_result(t, ST_ERROR, "out of memory");
         goto done;
     }
+    t->n_random = qkv_model_output_count(model);
+    t->random = calloc(t->n_random ? t->n_random : 1, sizeof *t->random);
+    if (!t->random) {
+        set_result(t, ST_ERROR, "out of memory");
+        goto done;
+    }
+    qkv_cli_random_outputs(model, t->random, t->n_random);
     qkv_model_destroy(model);
     model = NULL;
 
@@ -584,6 +619,8 @@ static void run_test(test_case *t, const test_opts *o)
         free(ds_dir);
     }
 done:
+    if (t->status == ST_PASS && !t->message)
+        t->message = random_note(t);
     if (!t->message)
         t->message = qkv_strdup("");
     if (!t->ops_joined)
@@ -846,6 +883,7 @@ static void free_tests(test_list *l)
             free(t->ops[k].op);
         free(t->ops);
         free(t->ops_joined);
+        free(t->random);
         free(t->message);
         free(t->name);
         free(t->dir);
@@ -976,7 +1014,9 @@ int qkv_cmd_test(int argc, char **argv)
         test_case *t = &all.v[i];
         run_test(t, &o);
         counts[t->status]++;
-        if (t->status == ST_PASS)
+        if (t->status == ST_PASS && t->message && t->message[0])
+            printf("PASS %s (%s)\n", t->name, t->message);
+        else if (t->status == ST_PASS)
             printf("PASS %s\n", t->name);
         else
             printf("%s %s: %s\n", STATUS_LINE[t->status], t->name, t->message);
