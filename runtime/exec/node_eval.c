@@ -91,11 +91,19 @@ qkv_status qkv_kernel_infer(const qkv_kernel *k, void *state, qkv_host_ctx *hctx
     return st;
 }
 
+/* Output i is omitted by the node, or a sequence/optional (host->value_append
+ * fills it): nothing to size or allocate. */
+static bool not_allocated(const qkv_host_ctx *hctx, size_t i)
+{
+    const qkv_ir_node *node = hctx->node;
+    return (i < node->n_outputs && node->outputs[i] < 0) ||
+           (hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR);
+}
+
 qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                          const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
                          size_t n_outputs)
 {
-    const qkv_ir_node *node = hctx->node;
     qkv_status st = qkv_kernel_infer(k, state, hctx, inputs, n_inputs, outputs, n_outputs);
     if (st != QKV_OK)
         return st;
@@ -106,7 +114,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     const bool sized_here = k->infer != NULL;
     for (size_t i = 0; i < n_outputs && sized_here; i++) {
         qkv_tensor *o = &outputs[i];
-        if (i < node->n_outputs && node->outputs[i] < 0)
+        if (not_allocated(hctx, i))
             continue;
         size_t elems, bytes;
         if (!qkv_shape_elements(o->dims, o->rank, &elems))
@@ -133,8 +141,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     if (hctx->memory_limited) {
         size_t need = io.scratch_bytes;
         for (size_t i = 0; i < n_outputs && sized_here; i++)
-            if (!(i < node->n_outputs && node->outputs[i] < 0) &&
-                qkv_add_overflow(need, outputs[i].data_bytes, &need))
+            if (!not_allocated(hctx, i) && qkv_add_overflow(need, outputs[i].data_bytes, &need))
                 need = SIZE_MAX;
         if (need > hctx->memory_left) {
             qkv_plan_mem_free(&plan_mem);
@@ -155,7 +162,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     }
     io.scratch = scratch;
     for (size_t i = 0; i < n_outputs && sized_here; i++) {
-        if (i < node->n_outputs && node->outputs[i] < 0)
+        if (not_allocated(hctx, i))
             continue;
         /* calloc: string outputs start as NULL pointers, and a kernel that
          * fails half way leaves nothing uninitialised to free */
@@ -169,7 +176,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     if (st == QKV_OK)
         st = k->compute(state, &io);
     for (size_t i = 0; i < n_outputs && st == QKV_OK && !sized_here; i++)
-        if (!(i < node->n_outputs && node->outputs[i] < 0) && !outputs[i].data)
+        if (!not_allocated(hctx, i) && !outputs[i].data)
             st = io.host->error(hctx, QKV_ERR_PLUGIN,
                                 "output %zu was not produced: a kernel without infer must "
                                 "allocate each output with host->output_alloc in compute",
@@ -178,6 +185,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     qkv_plan_mem_free(&plan_mem);
     if (st != QKV_OK)
         for (size_t i = 0; i < n_outputs; i++)
-            qkv_tensor_data_free(&outputs[i]);
+            if (!(hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR))
+                qkv_tensor_data_free(&outputs[i]);
     return st;
 }
