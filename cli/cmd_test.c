@@ -436,17 +436,31 @@ static int read_values(test_case *t, const qkv_model *model, bool inputs, const 
 /* Compares a value the run made with the expected one: kind, presence,
  * length, then each tensor (compare.h). 1 when they agree; else r->message
  * says why. */
+static const char *value_kind_text(const qkv_value *v)
+{
+    if (!v->has_element)
+        return "an empty optional";
+    switch (v->kind) {
+    case QKV_KIND_TENSOR:
+        return "a tensor";
+    case QKV_KIND_SEQUENCE:
+        return "a sequence";
+    case QKV_KIND_OPTIONAL:
+        return "an optional tensor";
+    case QKV_KIND_OPTIONAL_SEQUENCE:
+        return "an optional sequence";
+    }
+    return "a value of an unknown kind";
+}
+
 static int compare_value(const qkv_value *got, const qkv_value *want, double rtol, double atol,
                          qkv_cli_compare_result *r)
 {
     memset(r, 0, sizeof *r);
     if (got->kind != want->kind || got->has_element != want->has_element ||
         got->count != want->count) {
-        snprintf(r->message, sizeof r->message,
-                 "is a value of kind %d with %s element and %zu tensors, expected kind %d with "
-                 "%s element and %zu tensors",
-                 (int)got->kind, got->has_element ? "an" : "no", got->count, (int)want->kind,
-                 want->has_element ? "an" : "no", want->count);
+        snprintf(r->message, sizeof r->message, "is %s of %zu tensor(s), expected %s of %zu",
+                 value_kind_text(got), got->count, value_kind_text(want), want->count);
         return 0;
     }
     double worst = 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_runner.h"
 #include "loader.h" /* qkv_tensor_data_free */
 #include "qkv.h"
 #include "test_util.h"
@@ -459,4 +460,35 @@ Test(sequence_errors, type_errors_at_session_creation)
                          "input 1 is int64 but input 0 is float32");
     assert_session_fails("bad_tensor_op", QKV_ERR_TYPE, "node 'relu_of_sequence'",
                          "input 0 's' is a sequence; the op takes a tensor");
+}
+
+/* ---- the CLI: `qkv test` on SequenceProto / OptionalProto data --------------------- */
+
+Test(sequence_cli, qkv_test_reads_sequence_and_optional_protos)
+{
+    cli_result r = cli_qkv("test", tu_data("sequence/suite"), NULL);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.out, "PASS test_seq_io"), "%s", r.out);
+    cr_assert(strstr(r.out, "PASS test_opt_get"), "%s", r.out);
+    cr_assert(strstr(r.out, "2 passed, 0 failed"), "%s", r.out);
+    cli_result_free(&r);
+}
+
+Test(sequence_cli, qkv_test_finds_a_sequence_of_the_wrong_length)
+{
+    cli_result r = cli_qkv("test", tu_data("sequence/suite_bad"), NULL);
+    cr_assert_neq(r.code, 0, "%s", r.out);
+    cr_assert(strstr(r.out, "FAIL test_seq_io_short: output 3 'ins'"), "%s", r.out);
+    cr_assert(strstr(r.out, "is a sequence of 3 tensor(s), expected a sequence of 2"), "%s",
+              r.out);
+    cli_result_free(&r);
+}
+
+Test(sequence_cli, qkv_info_prints_kinds)
+{
+    cli_result r = cli_qkv("info", tu_data("sequence/seq_io.onnx"), NULL);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.out, "s: sequence of float32"), "%s", r.out);
+    cr_assert(strstr(r.out, "os: optional sequence of float32"), "%s", r.out);
+    cli_result_free(&r);
 }

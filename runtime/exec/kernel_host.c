@@ -512,6 +512,8 @@ bool qkv_node_kinds(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_type_kind *
 bool qkv_node_host_alias(const qkv_ir_node *n, const qkv_type_kind *in_kinds)
 {
     const qkv_kernel *k = n->kernel;
+    /* one input, one output: Identity (a Reshape-like op of a sequence is
+     * a type error, reported by the infer pass) */
     return k && !(k->flags & QKV_KERNEL_VALUES) && (k->flags & QKV_KERNEL_ALIAS) &&
-           n->n_inputs >= 1 && in_kinds[0] != QKV_KIND_TENSOR;
+           n->n_inputs == 1 && n->n_outputs == 1 && in_kinds[0] != QKV_KIND_TENSOR;
 }

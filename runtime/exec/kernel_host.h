@@ -72,9 +72,10 @@ typedef struct qkv_host_ctx {
 bool qkv_node_kinds(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_type_kind *in_kinds,
                     qkv_type_kind *out_kinds);
 
-/* True when the host itself runs node n on a sequence or optional input 0:
- * an ALIAS kernel (Identity) that does not take such values (no
- * QKV_KERNEL_VALUES) gets its output made a copy of the input by the host. */
+/* True when the host itself runs node n on a sequence or optional input:
+ * a one-input, one-output ALIAS kernel (Identity) that does not take such
+ * values (no QKV_KERNEL_VALUES) gets its output made a copy of the input by
+ * the host. */
 bool qkv_node_host_alias(const qkv_ir_node *n, const qkv_type_kind *in_kinds);
 
 /* The host's function table (static, immutable). */

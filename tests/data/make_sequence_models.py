@@ -256,13 +256,82 @@ def bad_models(out):
     save(out, "bad_tensor_op", graph, opset=17)
 
 
+def write_pb(path, proto):
+    with open(path, "wb") as f:
+        f.write(proto.SerializeToString())
+
+
+def suite(out):
+    """Node-suite-style test directories (model.onnx, test_data_set_N/) whose
+    data are SequenceProto and OptionalProto files, for `qkv test`."""
+    from onnx import OptionalProto
+
+    def seq(name, arrays):
+        return numpy_helper.from_list([np.asarray(a) for a in arrays], name)
+
+    def opt_seq(name, arrays):
+        if arrays is None:
+            return helper.make_optional(name, OptionalProto.UNDEFINED, None)
+        return helper.make_optional(name, OptionalProto.SEQUENCE, seq(name, arrays))
+
+    def tensor(name, a):
+        return numpy_helper.from_array(np.asarray(a), name)
+
+    base = os.path.join(out, "suite", "test_seq_io")
+    os.makedirs(base, exist_ok=True)
+    seq_io_model = os.path.join(out, "seq_io.onnx")
+    with open(seq_io_model, "rb") as f, open(os.path.join(base, "model.onnx"), "wb") as g:
+        g.write(f.read())
+    a = np.array([[1, 2], [3, 4]], np.float32)
+    b = np.arange(6, dtype=np.float32).reshape(2, 3) + 5
+    t = np.array([[-1], [-2]], np.float32)
+    for ds, (p, full) in enumerate(((1, True), (0, False))):
+        d = os.path.join(base, f"test_data_set_{ds}")
+        os.makedirs(d, exist_ok=True)
+        s_in = [a, b]
+        ins = s_in[:p] + [t] + s_in[p:]
+        write_pb(os.path.join(d, "input_0.pb"), seq("s", s_in))
+        write_pb(os.path.join(d, "input_1.pb"), opt_seq("os", s_in if full else None))
+        write_pb(os.path.join(d, "input_2.pb"), tensor("p", np.array(p, np.int64)))
+        write_pb(os.path.join(d, "input_3.pb"), tensor("t", t))
+        write_pb(os.path.join(d, "output_0.pb"), seq("s_copy", s_in))
+        write_pb(os.path.join(d, "output_1.pb"), opt_seq("os_copy", s_in if full else None))
+        write_pb(os.path.join(d, "output_2.pb"), tensor("at", s_in[p]))
+        write_pb(os.path.join(d, "output_3.pb"), seq("ins", ins))
+        write_pb(os.path.join(d, "output_4.pb"), tensor("cat", np.concatenate(s_in, axis=1)))
+
+    # a wrong expectation: the inserted sequence one element short
+    bad = os.path.join(out, "suite_bad", "test_seq_io_short")
+    os.makedirs(os.path.join(bad, "test_data_set_0"), exist_ok=True)
+    with open(seq_io_model, "rb") as f, open(os.path.join(bad, "model.onnx"), "wb") as g:
+        g.write(f.read())
+    for name in os.listdir(os.path.join(base, "test_data_set_0")):
+        with open(os.path.join(base, "test_data_set_0", name), "rb") as f, \
+                open(os.path.join(bad, "test_data_set_0", name), "wb") as g:
+            g.write(f.read())
+    write_pb(os.path.join(bad, "test_data_set_0", "output_3.pb"), seq("ins", [a, t]))
+
+    base = os.path.join(out, "suite", "test_opt_get")
+    os.makedirs(base, exist_ok=True)
+    with open(os.path.join(out, "opt_get.onnx"), "rb") as f, \
+            open(os.path.join(base, "model.onnx"), "wb") as g:
+        g.write(f.read())
+    d = os.path.join(base, "test_data_set_0")
+    os.makedirs(d, exist_ok=True)
+    x = np.array([0.5, 1.5, -3], np.float32)
+    write_pb(os.path.join(d, "input_0.pb"),
+             helper.make_optional("xo", OptionalProto.TENSOR, tensor("xo", x)))
+    write_pb(os.path.join(d, "output_0.pb"), tensor("x", x))
+    write_pb(os.path.join(d, "output_1.pb"), tensor("has", np.array(True)))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     out = os.path.join(sys.argv[1], "sequence")
     os.makedirs(out, exist_ok=True)
     for make in (seq_ops, seq_split, seq_build, opt_ops, opt_get, seq_io, seq_insert,
-                 bad_models):
+                 bad_models, suite):
         make(out)
 
 
