@@ -464,7 +464,10 @@ Test(sequence_errors, type_errors_at_session_creation)
 
 /* ---- the CLI: `qkv test` on SequenceProto / OptionalProto data --------------------- */
 
-Test(sequence_cli, qkv_test_reads_sequence_and_optional_protos)
+/* A scratch directory for the CLI's captured output; the data are generated. */
+static void cli_dir(void) { cli_setup("/tmp/qkv_seq_cli_XXXXXX", "import sys\n"); }
+
+Test(sequence_cli, qkv_test_reads_sequence_and_optional_protos, .init = cli_dir, .fini = cli_teardown)
 {
     cli_result r = cli_qkv("test", tu_data("sequence/suite"), NULL);
     cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
@@ -474,7 +477,7 @@ Test(sequence_cli, qkv_test_reads_sequence_and_optional_protos)
     cli_result_free(&r);
 }
 
-Test(sequence_cli, qkv_test_finds_a_sequence_of_the_wrong_length)
+Test(sequence_cli, qkv_test_finds_a_sequence_of_the_wrong_length, .init = cli_dir, .fini = cli_teardown)
 {
     cli_result r = cli_qkv("test", tu_data("sequence/suite_bad"), NULL);
     cr_assert_neq(r.code, 0, "%s", r.out);
@@ -484,7 +487,7 @@ Test(sequence_cli, qkv_test_finds_a_sequence_of_the_wrong_length)
     cli_result_free(&r);
 }
 
-Test(sequence_cli, qkv_info_prints_kinds)
+Test(sequence_cli, qkv_info_prints_kinds, .init = cli_dir, .fini = cli_teardown)
 {
     cli_result r = cli_qkv("info", tu_data("sequence/seq_io.onnx"), NULL);
     cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
