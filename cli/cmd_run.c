@@ -226,7 +226,9 @@ static int write_outputs(const char *dir, const qkv_model *model, const qkv_cont
         }
         snprintf(path, plen, "%s/%s", dir, file);
         const qkv_tensor *t = qkv_context_output(ctx, i);
-        if (!t)
+        if (!t && vi.kind != QKV_KIND_TENSOR)
+            printf("skipped %s: a sequence or an optional (no .npy form)\n", path);
+        else if (!t)
             rc = qkv_cli_fail("output %zu '%s' has no value", i, vi.name);
         else if (qkv_cli_npy_write(path, t, &err) != QKV_OK)
             rc = qkv_cli_fail_error(&err, NULL);
@@ -309,6 +311,20 @@ static int run(const run_args *a)
     for (size_t i = 0; i < n_out; i++) {
         qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, i, &vi);
+        if (vi.kind != QKV_KIND_TENSOR) {
+            /* a sequence or an optional: each tensor it holds */
+            qkv_value v = {.struct_size = sizeof v};
+            qkv_context_output_value(ctx, i, &v);
+            printf("output %s: %s of %s, %zu tensor(s)%s\n", vi.name,
+                   vi.kind == QKV_KIND_SEQUENCE ? "sequence" : "optional",
+                   qkv_dtype_name(v.elem_dtype), v.count, v.has_element ? "" : " (empty)");
+            for (size_t e = 0; e < v.count; e++) {
+                char name[256];
+                snprintf(name, sizeof name, "%s[%zu]", vi.name, e);
+                print_summary(name, &v.tensors[e]);
+            }
+            continue;
+        }
         const qkv_tensor *t = qkv_context_output(ctx, i);
         if (!t) {
             rc = qkv_cli_fail("output %zu '%s' has no value after the run", i, vi.name);

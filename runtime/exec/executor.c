@@ -22,6 +22,7 @@
 #include "session.h"
 #include "size_math.h"
 #include "threadpool.h"
+#include "value_store.h"
 
 struct qkv_context {
     qkv_session *s;
@@ -38,6 +39,11 @@ struct qkv_context {
     size_t dyn_bytes; /* their bytes (against the session's memory limit) */
     qkv_tensor *outputs; /* (n_outputs) */
     bool have_outputs;
+    /* sequences and optionals (value_store.h) */
+    qkv_box *boxes;           /* (n_values) the box of each such value */
+    qkv_type_kind *kinds;     /* (max_io) a step's input then output kinds */
+    qkv_box **step_boxes;     /* (max_io) a step's input then output boxes */
+    qkv_tensor *placeholders; /* (n_inputs) qkv_run_values: the tensors the plan is keyed on */
     /* profiling (`qkv run --profile`) */
     bool profiling;
     double *step_ms;    /* (n_nodes + 1) time of step i of the last profiled run */
@@ -61,9 +67,14 @@ qkv_status qkv_context_create(qkv_session *s, qkv_context **out, qkv_error *err)
         c->io = calloc(max_io, sizeof *c->io);
         c->io_cap = max_io;
         c->outputs = calloc(g->n_outputs + 1, sizeof *c->outputs);
+        c->boxes = calloc(g->n_values + 1, sizeof *c->boxes);
+        c->kinds = calloc(max_io, sizeof *c->kinds);
+        c->step_boxes = calloc(max_io, sizeof *c->step_boxes);
+        c->placeholders = calloc(g->n_inputs + 1, sizeof *c->placeholders);
         c->pool = qkv_threadpool_create(s->opts.threads);
     }
-    if (!c || !c->vals || !c->input_index || !c->io || !c->outputs || !c->pool) {
+    if (!c || !c->vals || !c->input_index || !c->io || !c->outputs || !c->boxes || !c->kinds ||
+        !c->step_boxes || !c->placeholders || !c->pool) {
         qkv_context_destroy(c);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a context");
     }
@@ -96,6 +107,12 @@ void qkv_context_destroy(qkv_context *c)
     free(c->input_index);
     free(c->io);
     free(c->outputs);
+    for (size_t v = 0; c->boxes && v < c->s->model->graph->n_values; v++)
+        qkv_box_fini(&c->boxes[v]);
+    free(c->boxes);
+    free(c->kinds);
+    free(c->step_boxes);
+    free(c->placeholders);
     free(c->step_ms);
     free(c->step_node);
     free(c);
@@ -177,15 +194,26 @@ static qkv_status push_dynamic_tensor(qkv_context *c, qkv_tensor *t, qkv_error *
 }
 
 /* Points every value at its bytes for this run. An empty value points at
- * qkv_empty_data(), never at NULL or into an arena that may not exist. */
-static void bind_values(qkv_context *c, const qkv_tensor *inputs)
+ * qkv_empty_data(), never at NULL or into an arena that may not exist. A
+ * sequence or optional points at its box (opaque to kernels), emptied here
+ * or made to borrow the caller's input value. */
+static void bind_values(qkv_context *c, const qkv_tensor *inputs, const qkv_value *values)
 {
     const qkv_exec_plan *p = c->plan;
+    const qkv_ir_graph *g = c->s->model->graph;
     for (size_t v = 0; v < p->n_values; v++) {
         const qkv_plan_value *pv = &p->values[v];
         qkv_tensor *t = &c->vals[v];
         *t = pv->t;
         switch (pv->storage) {
+        case QKV_STORE_VALUE: {
+            qkv_box *b = &c->boxes[v];
+            qkv_box_reset(b, g->values[v].type_kind, g->values[v].dtype);
+            if (values && c->input_index[v] >= 0)
+                qkv_box_borrow(b, &values[c->input_index[v]]);
+            t->data = b;
+            continue;
+        }
         case QKV_STORE_INPUT:
             t->data = inputs[c->input_index[pv->view_of]].data;
             break;
@@ -203,6 +231,34 @@ static void bind_values(qkv_context *c, const qkv_tensor *inputs)
         }
         qkv_tensor_bind_empty(t);
     }
+}
+
+/* A step with sequence or optional inputs or outputs: the kinds and boxes
+ * the host services read; a host-run Identity copies its box here. */
+static qkv_status bind_step_values(qkv_context *c, const qkv_ir_node *n, qkv_host_ctx *h,
+                                   const qkv_plan_step *step)
+{
+    const qkv_type_kind *kinds = c->kinds;
+    for (size_t i = 0; i < n->n_inputs; i++)
+        c->step_boxes[i] = kinds[i] != QKV_KIND_TENSOR ? &c->boxes[n->inputs[i]] : NULL;
+    for (size_t j = 0; j < n->n_outputs; j++)
+        c->step_boxes[n->n_inputs + j] =
+            kinds[n->n_inputs + j] != QKV_KIND_TENSOR ? &c->boxes[n->outputs[j]] : NULL;
+    h->in_kinds = c->kinds;
+    h->out_kinds = c->kinds + n->n_inputs;
+    h->in_boxes = c->step_boxes;
+    h->out_boxes = c->step_boxes + n->n_inputs;
+    if (!step->host_copy || n->outputs[0] < 0)
+        return QKV_OK;
+    qkv_error local;
+    qkv_error_clear(&local);
+    qkv_status st = qkv_box_copy(&c->boxes[n->outputs[0]], &c->boxes[n->inputs[0]], &local);
+    if (st != QKV_OK) {
+        char what[256];
+        qkv_node_describe(n, n->kernel->since_version, what, sizeof what);
+        return qkv_error_set(h->err, st, "%s: %s", what, local.message);
+    }
+    return QKV_OK;
 }
 
 static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error *err)
@@ -234,13 +290,18 @@ static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error 
             ins[i] = c->vals[n->inputs[i]];
         }
     }
+    if (qkv_node_kinds(g, n, c->kinds, c->kinds + n->n_inputs)) {
+        qkv_status st = bind_step_values(c, n, &h, step);
+        if (st != QKV_OK || step->host_copy)
+            return st;
+    }
     if (step->dynamic) {
         qkv_status st =
             qkv_node_eval(k, n->kernel_state, &h, ins, n->n_inputs, outs, n->n_outputs);
         if (st != QKV_OK)
             return st;
         for (size_t j = 0; j < n->n_outputs; j++) {
-            if (n->outputs[j] < 0 || !outs[j].data)
+            if (n->outputs[j] < 0 || !outs[j].data || c->kinds[n->n_inputs + j] != QKV_KIND_TENSOR)
                 continue;
             c->vals[n->outputs[j]] = outs[j];
             st = push_dynamic_tensor(c, &outs[j], err);
@@ -272,9 +333,16 @@ static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error 
     return st;
 }
 
-static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,
-                           qkv_tensor *const *bound, qkv_error *err)
+static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_value *values,
+                           size_t n_inputs, qkv_tensor *const *bound, qkv_error *err)
 {
+    const qkv_ir_graph *g = c->s->model->graph;
+    for (size_t i = 0; !values && i < n_inputs && i < g->n_inputs; i++)
+        if (g->values[g->inputs[i]].type_kind != QKV_KIND_TENSOR)
+            return qkv_error_set(err, QKV_ERR_TYPE,
+                                 "input %zu '%s' is a %s: pass it with qkv_run_values", i,
+                                 g->values[g->inputs[i]].name,
+                                 qkv_kind_name(g->values[g->inputs[i]].type_kind));
     qkv_status st = qkv_session_check_inputs(c->s, inputs, n_inputs, true, err);
     if (st != QKV_OK)
         return st;
@@ -284,8 +352,7 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_in
     if (st != QKV_OK)
         return st;
     const qkv_exec_plan *p = c->plan;
-    const qkv_ir_graph *g = c->s->model->graph;
-    bind_values(c, inputs);
+    bind_values(c, inputs, values);
     if (bound) {
         st = qkv_io_bind_outputs(p, g, c->vals, inputs, bound, err);
         if (st != QKV_OK)
@@ -340,7 +407,7 @@ qkv_status qkv_context_run(qkv_context *c, const qkv_tensor *inputs, size_t n_in
 {
     qkv_log_scope scope;
     qkv_log_enter(&c->s->opts, &scope);
-    qkv_status st = run_plan(c, inputs, n_inputs, bound, err);
+    qkv_status st = run_plan(c, inputs, NULL, n_inputs, bound, err);
     qkv_log_leave(&scope);
     return st;
 }
@@ -362,7 +429,111 @@ const qkv_tensor *qkv_context_output(const qkv_context *c, size_t i)
 {
     if (!c || !c->have_outputs || i >= c->s->model->graph->n_outputs)
         return NULL;
+    const qkv_ir_graph *g = c->s->model->graph;
+    if (g->values[g->outputs[i]].type_kind != QKV_KIND_TENSOR)
+        return NULL; /* qkv_context_output_value */
     return &c->outputs[i];
+}
+
+/* ---- sequence and optional values ------------------------------------------ */
+
+/* Checks value input i against the model and makes the plan's key tensor
+ * for it: the tensor itself, or for a sequence/optional a rank-0
+ * placeholder without data (its contents do not change the plan). */
+static qkv_status check_value(const qkv_ir_graph *g, size_t i, const qkv_value *in,
+                              qkv_tensor *key, qkv_error *err)
+{
+    const qkv_ir_value *v = &g->values[g->inputs[i]];
+    if (!qkv_struct_usable(in, QKV_STRUCT_END(qkv_value, tensors)))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "qkv_run_values: input %zu '%s': struct_size too small (set it to "
+                             "sizeof(qkv_value))",
+                             i, v->name);
+    if (in->kind != v->type_kind)
+        return qkv_error_set(err, QKV_ERR_TYPE, "input %zu '%s' is a %s, a %s was given", i,
+                             v->name, qkv_kind_name(v->type_kind), qkv_kind_name(in->kind));
+    bool optional = (in->kind & QKV_KIND_OPTIONAL) != 0;
+    bool sequence = (in->kind & QKV_KIND_SEQUENCE) != 0;
+    size_t want_max = sequence ? SIZE_MAX : 1;
+    if (optional && !in->has_element)
+        want_max = 0;
+    if (in->count > want_max || (!sequence && !(optional && !in->has_element) && in->count != 1))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "input %zu '%s': a %s%s with %zu tensors", i, v->name,
+                             optional && !in->has_element ? "empty " : "",
+                             qkv_kind_name(in->kind), in->count);
+    if (in->count && !in->tensors)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input %zu '%s': tensors is NULL", i,
+                             v->name);
+    memset(key, 0, sizeof *key);
+    key->dtype = v->dtype;
+    if (in->kind == QKV_KIND_TENSOR) {
+        *key = in->tensors[0];
+        return QKV_OK; /* checked as a tensor input */
+    }
+    qkv_dtype want = v->dtype != QKV_DTYPE_UNDEFINED ? v->dtype
+                     : in->count                     ? in->tensors[0].dtype
+                                                     : QKV_DTYPE_UNDEFINED;
+    for (size_t e = 0; e < in->count; e++) {
+        const qkv_tensor *t = &in->tensors[e];
+        size_t elems, bytes;
+        if (t->dtype != want)
+            return qkv_error_set(err, QKV_ERR_TYPE, "input %zu '%s': element %zu is %s, expected %s",
+                                 i, v->name, e, qkv_dtype_name(t->dtype), qkv_dtype_name(want));
+        if (t->rank < 0 || t->rank > QKV_MAX_RANK || !qkv_shape_elements(t->dims, t->rank, &elems) ||
+            !qkv_dtype_storage_bytes(t->dtype, elems, &bytes))
+            return qkv_error_set(err, QKV_ERR_SHAPE,
+                                 "input %zu '%s': element %zu has a bad rank (%d), a negative dim "
+                                 "or a size overflow",
+                                 i, v->name, e, t->rank);
+        if ((bytes && !t->data) || t->data_bytes < bytes)
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                                 "input %zu '%s': element %zu has %zu bytes of data, its shape "
+                                 "needs %zu",
+                                 i, v->name, e, t->data ? t->data_bytes : 0, bytes);
+    }
+    return QKV_OK;
+}
+
+qkv_status qkv_run_values(qkv_context *c, const qkv_value *inputs, size_t n_inputs,
+                          qkv_error *err)
+{
+    if (!c)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_run_values: NULL context");
+    qkv_error_clear(err);
+    const qkv_ir_graph *g = c->s->model->graph;
+    if (n_inputs != g->n_inputs)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "the model has %zu inputs, %zu were given", g->n_inputs, n_inputs);
+    if (n_inputs && !inputs)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "inputs is NULL");
+    for (size_t i = 0; i < n_inputs; i++) {
+        qkv_status st = check_value(g, i, &inputs[i], &c->placeholders[i], err);
+        if (st != QKV_OK)
+            return st;
+    }
+    qkv_log_scope scope;
+    qkv_log_enter(&c->s->opts, &scope);
+    qkv_status st = run_plan(c, c->placeholders, inputs, n_inputs, NULL, err);
+    qkv_log_leave(&scope);
+    return st;
+}
+
+qkv_status qkv_context_output_value(const qkv_context *c, size_t i, qkv_value *out)
+{
+    const size_t need = QKV_STRUCT_END(qkv_value, tensors);
+    if (!c || !qkv_struct_usable(out, need) || !c->have_outputs ||
+        i >= c->s->model->graph->n_outputs)
+        return QKV_ERR_INVALID_ARGUMENT;
+    const qkv_ir_graph *g = c->s->model->graph;
+    int32_t id = g->outputs[i];
+    qkv_value all = {.struct_size = sizeof all, .kind = QKV_KIND_TENSOR,
+                     .elem_dtype = c->outputs[i].dtype, .has_element = 1, .count = 1,
+                     .tensors = &c->outputs[i]};
+    if (g->values[id].type_kind != QKV_KIND_TENSOR)
+        qkv_box_view(&c->boxes[id], &all);
+    qkv_struct_fill(out, &all, sizeof all, need);
+    return QKV_OK;
 }
 
 qkv_status qkv_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,

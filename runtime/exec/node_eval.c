@@ -125,11 +125,19 @@ static bool own_strings(qkv_tensor *t)
     return true;
 }
 
+/* Output i is omitted by the node, or a sequence/optional (host->value_append
+ * fills it): nothing to size or allocate. */
+static bool not_allocated(const qkv_host_ctx *hctx, size_t i)
+{
+    const qkv_ir_node *node = hctx->node;
+    return (i < node->n_outputs && node->outputs[i] < 0) ||
+           (hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR);
+}
+
 qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                          const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
                          size_t n_outputs)
 {
-    const qkv_ir_node *node = hctx->node;
     qkv_status st = qkv_kernel_infer(k, state, hctx, inputs, n_inputs, outputs, n_outputs);
     if (st != QKV_OK)
         return st;
@@ -140,7 +148,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     const bool sized_here = k->infer != NULL;
     for (size_t i = 0; i < n_outputs && sized_here; i++) {
         qkv_tensor *o = &outputs[i];
-        if (i < node->n_outputs && node->outputs[i] < 0)
+        if (not_allocated(hctx, i))
             continue;
         size_t elems, bytes;
         /* a string output's infer may ask for room for its characters too */
@@ -169,8 +177,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     if (hctx->memory_limited) {
         size_t need = io.scratch_bytes;
         for (size_t i = 0; i < n_outputs && sized_here; i++)
-            if (!(i < node->n_outputs && node->outputs[i] < 0) &&
-                qkv_add_overflow(need, outputs[i].data_bytes, &need))
+            if (!not_allocated(hctx, i) && qkv_add_overflow(need, outputs[i].data_bytes, &need))
                 need = SIZE_MAX;
         if (need > hctx->memory_left) {
             qkv_plan_mem_free(&plan_mem);
@@ -191,7 +198,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     }
     io.scratch = scratch;
     for (size_t i = 0; i < n_outputs && sized_here; i++) {
-        if (i < node->n_outputs && node->outputs[i] < 0)
+        if (not_allocated(hctx, i))
             continue;
         /* calloc: string outputs start as NULL pointers, and a kernel that
          * fails half way leaves nothing uninitialised to free */
@@ -206,8 +213,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         st = k->compute(state, &io);
     size_t owned = 0; /* outputs [0, owned) hold their strings like loaded ones */
     while (owned < n_outputs && st == QKV_OK && sized_here) {
-        if (!(owned < node->n_outputs && node->outputs[owned] < 0) &&
-            outputs[owned].dtype == QKV_DTYPE_STRING && !own_strings(&outputs[owned])) {
+        if (!not_allocated(hctx, owned) && outputs[owned].dtype == QKV_DTYPE_STRING && !own_strings(&outputs[owned])) {
             st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu: copying its strings",
                                 owned);
             break;
@@ -215,7 +221,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         owned++;
     }
     for (size_t i = 0; i < n_outputs && st == QKV_OK && !sized_here; i++)
-        if (!(i < node->n_outputs && node->outputs[i] < 0) && !outputs[i].data)
+        if (!not_allocated(hctx, i) && !outputs[i].data)
             st = io.host->error(hctx, QKV_ERR_PLUGIN,
                                 "output %zu was not produced: a kernel without infer must "
                                 "allocate each output with host->output_alloc in compute",
@@ -223,6 +229,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     free(scratch);
     qkv_plan_mem_free(&plan_mem);
     if (st != QKV_OK)
+<<<<<<< HEAD
         for (size_t i = 0; i < n_outputs; i++) {
             /* strings a kernel wrote point into their own block, or at its
              * inputs' strings: none of them is ours to free */
@@ -232,5 +239,10 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
             }
             qkv_tensor_data_free(&outputs[i]);
         }
+=======
+        for (size_t i = 0; i < n_outputs; i++)
+            if (!(hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR))
+                qkv_tensor_data_free(&outputs[i]);
+>>>>>>> seqopt
     return st;
 }

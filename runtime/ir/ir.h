@@ -52,6 +52,10 @@ typedef struct qkv_ir_value {
     int32_t producer;      /* node index, -1 for inputs, constants and outer values */
     size_t n_consumers;    /* one entry per (node, input slot) use */
     int32_t *consumers;    /* node indices */
+    /* a tensor, or a sequence/optional whose element type is dtype above
+     * (rank -1: sequence elements may differ in shape); declared by the
+     * model's TypeProto, inferred for node outputs */
+    qkv_type_kind type_kind;
 } qkv_ir_value;
 
 struct qkv_ir_graph;

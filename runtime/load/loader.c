@@ -113,16 +113,56 @@ static void add_context(qkv_error *err, const char *what)
 /* ---- types -------------------------------------------------------------------- */
 
 /*
- * Applies a declared TypeProto to value v: dtype (when `force` or still
- * unknown) and shape (when `force` or rank still unknown). Non-tensor types
- * (sequence, map, optional) leave the value's type unknown.
+ * The kind of a TypeProto (tensor, sequence(tensor), optional(tensor) or
+ * optional(sequence(tensor))) and its innermost tensor type (NULL when not
+ * given). Maps, sparse tensors and deeper nesting read as a tensor of
+ * unknown type: a model declaring them still loads, and fails where a
+ * kernel meets them.
+ */
+static void type_kind(const Onnx__TypeProto *tp, qkv_type_kind *kind,
+                      const Onnx__TypeProto__Tensor **tensor)
+{
+    unsigned bits = 0;
+    *kind = QKV_KIND_TENSOR;
+    *tensor = NULL;
+    if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE) {
+        bits |= QKV_KIND_OPTIONAL;
+        tp = tp->optional_type ? tp->optional_type->elem_type : NULL;
+    }
+    if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE) {
+        bits |= QKV_KIND_SEQUENCE;
+        tp = tp->sequence_type ? tp->sequence_type->elem_type : NULL;
+    }
+    if (tp && tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
+        tp->value_case != ONNX__TYPE_PROTO__VALUE__NOT_SET)
+        return; /* a map or a sparse tensor */
+    *kind = (qkv_type_kind)bits;
+    *tensor = tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? tp->tensor_type : NULL;
+}
+
+/*
+ * Applies a declared TypeProto to value v: its kind, dtype (when `force` or
+ * still unknown) and shape (when `force` or rank still unknown). A sequence
+ * or optional gives its element type; the shape of a sequence's elements is
+ * not kept (they may differ).
  */
 static qkv_status apply_type(load_ctx *cx, qkv_ir_value *v, const Onnx__TypeProto *tp,
                              const char *what, bool force)
 {
-    if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+    if (!tp)
         return QKV_OK;
-    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    qkv_type_kind kind;
+    const Onnx__TypeProto__Tensor *tt;
+    type_kind(tp, &kind, &tt);
+    v->type_kind = kind;
+    if (!tt)
+        return QKV_OK;
+    if (kind != QKV_KIND_TENSOR) {
+        if (tt->has_elem_type && tt->elem_type > 0 && tt->elem_type < QKV_DTYPE_COUNT &&
+            (force || v->dtype == QKV_DTYPE_UNDEFINED))
+            v->dtype = (qkv_dtype)tt->elem_type;
+        return QKV_OK;
+    }
     if (tt->has_elem_type) {
         if (tt->elem_type < 0 || tt->elem_type >= QKV_DTYPE_COUNT)
             return qkv_error_set(cx->err, QKV_ERR_UNSUPPORTED,
