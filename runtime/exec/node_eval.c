@@ -229,8 +229,9 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     free(scratch);
     qkv_plan_mem_free(&plan_mem);
     if (st != QKV_OK)
-<<<<<<< HEAD
         for (size_t i = 0; i < n_outputs; i++) {
+            if (hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR)
+                continue; /* the value store owns sequences and optionals */
             /* strings a kernel wrote point into their own block, or at its
              * inputs' strings: none of them is ours to free */
             if (sized_here && outputs[i].dtype == QKV_DTYPE_STRING && i >= owned) {
@@ -239,10 +240,5 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
             }
             qkv_tensor_data_free(&outputs[i]);
         }
-=======
-        for (size_t i = 0; i < n_outputs; i++)
-            if (!(hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR))
-                qkv_tensor_data_free(&outputs[i]);
->>>>>>> seqopt
     return st;
 }
