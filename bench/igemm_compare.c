@@ -4,10 +4,8 @@
  * GEMM (ops/sgemm.h, the CPU's best level, B prepacked) on the shapes of a
  * BERT-base layer: the feed-forward (128 x 768 -> 3072, 128 x 3072 -> 768)
  * and the attention projections. uint8 A x int8 B with nonzero zero points
- * for A, as dynamic quantization gives. Interleaved: each repetition runs
- * every variant once; the best time of R repetitions is kept.
- *
- * One thread: the thread's CPU time; more: wall time.
+ * for A, as dynamic quantization gives. Timed by gemm_harness.c
+ * (interleaved, best of R; one thread: CPU time).
  *
  * usage: igemm_compare [--threads T] [--reps R]
  * Prints one line per (shape, variant): GOP/s (2 ops per multiply-add) and
@@ -16,49 +14,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cpu_features.h"
+#include "gemm_harness.h"
 #include "igemm.h"
-#include "kernel_host.h"
 #include "sgemm.h"
-#include "threadpool.h"
-
-static clockid_t timer = CLOCK_MONOTONIC;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(timer, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 typedef struct variant {
     char name[48];
     const qkv_igemm_arch *arch; /* NULL: float32 sgemm, prepacked */
     bool packed;
-    double best;
+    qkv_igemm_packed_b pb;
 } variant;
+
+typedef struct shape_run {
+    gemm_bench *bench;
+    variant *vs;
+    const qkv_igemm *g;
+    const qkv_sgemm_arch *sarch;
+    const qkv_gemm *sg;
+    const qkv_sgemm_packed_b *spb;
+} shape_run;
+
+static void run_variant(void *ctx, size_t v)
+{
+    const shape_run *r = ctx;
+    const variant *x = &r->vs[v];
+    if (x->arch)
+        qkv_igemm_run(qkv_host_api_get(), &r->bench->hctx, x->arch, r->g,
+                      x->packed ? &x->pb : NULL, NULL);
+    else
+        qkv_sgemm_run(qkv_host_api_get(), &r->bench->hctx, r->sarch, r->sg, r->spb);
+}
 
 int main(int argc, char **argv)
 {
-    size_t threads = 1, reps = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--threads") == 0)
-            threads = (size_t)atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--reps") == 0)
-            reps = (size_t)atoi(argv[i + 1]);
-        else {
-            fprintf(stderr, "usage: igemm_compare [--threads T] [--reps R]\n");
-            return 2;
-        }
-    }
-    if (threads < 1 || reps < 1) {
-        fprintf(stderr, "igemm_compare: --threads and --reps must be >= 1\n");
-        return 2;
-    }
-    if (threads == 1)
-        timer = CLOCK_THREAD_CPUTIME_ID;
+    gemm_bench bench;
+    int rc = gemm_bench_init(&bench, "igemm_compare", argc, argv);
+    if (rc != 0)
+        return rc;
     static const size_t shapes[][3] = {{128, 3072, 768}, {128, 768, 3072}, {128, 2304, 768},
                                        {128, 768, 768}};
     uint64_t cpu = qkv_cpu_features_get();
@@ -79,11 +73,6 @@ int main(int argc, char **argv)
     vs[nv] = (variant){.arch = NULL};
     snprintf(vs[nv].name, sizeof vs[nv].name, "float32 %s prepacked", sarch->name);
     nv++;
-    qkv_threadpool *pool = threads > 1 ? qkv_threadpool_create(threads) : NULL;
-    qkv_host_ctx hctx = {.pool = pool, .threads = threads};
-    char feats[256];
-    printf("cpu: %s [%s], threads %zu, best of %zu\n", qkv_cpu_brand(),
-           qkv_cpu_features_str(cpu, feats, sizeof feats), threads, reps);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
         uint8_t *a = malloc(m * k), *b = malloc(k * n), za = 131;
@@ -98,44 +87,28 @@ int main(int argc, char **argv)
             b[i] = (uint8_t)(i * 101 % 253);
             bf[i] = (float)(i % 5) * 0.1f;
         }
-        qkv_igemm_packed_b pbs[12];
-        memset(pbs, 0, sizeof pbs);
         qkv_sgemm_packed_b spb = {.arch = sarch, .k = k, .n = n};
         spb.data = malloc(qkv_sgemm_packed_b_floats(sarch, k, n) * sizeof(float));
         qkv_sgemm_pack_b(sarch, bf, n, false, k, n, spb.data);
         for (size_t v = 0; v < nv; v++) {
-            vs[v].best = 1e30;
+            memset(&vs[v].pb, 0, sizeof vs[v].pb);
             if (vs[v].arch && vs[v].packed)
                 qkv_igemm_pack_b(vs[v].arch, b, n, true, false, k, n,
-                                 malloc(qkv_igemm_packed_b_bytes(vs[v].arch, k, n)), &pbs[v]);
+                                 malloc(qkv_igemm_packed_b_bytes(vs[v].arch, k, n)), &vs[v].pb);
         }
         qkv_igemm g = {.m = m, .n = n, .k = k, .a = a, .lda = k, .b = b, .ldb = n,
                        .b_signed = true, .c = c, .ldc = n, .a_zero = &za};
         qkv_gemm sg = {.struct_size = sizeof sg, .abi_version = QKV_ABI_VERSION,
                        .dtype = QKV_DTYPE_FLOAT, .m = m, .n = n, .k = k, .alpha = 1, .beta = 0,
                        .a = af, .lda = k, .b = bf, .ldb = n, .c = cf, .ldc = n};
-        double ops = 2.0 * (double)m * (double)n * (double)k;
-        size_t inner = ops < 1e9 ? (size_t)(1e9 / ops) + 1 : 1;
-        for (size_t r = 0; r <= reps; r++) {
-            for (size_t v = 0; v < nv; v++) {
-                double t0 = now_s();
-                for (size_t it = 0; it < inner; it++) {
-                    if (vs[v].arch)
-                        qkv_igemm_run(qkv_host_api_get(), &hctx, vs[v].arch, &g,
-                                      vs[v].packed ? &pbs[v] : NULL, NULL);
-                    else
-                        qkv_sgemm_run(qkv_host_api_get(), &hctx, sarch, &sg, &spb);
-                }
-                double t = (now_s() - t0) / (double)inner;
-                if (r > 0 && t < vs[v].best) /* repetition 0 warms up */
-                    vs[v].best = t;
-            }
-        }
-        double ref = vs[nv - 1].best;
+        double ops = 2.0 * (double)m * (double)n * (double)k, best[12];
+        shape_run run = {&bench, vs, &g, sarch, &sg, &spb};
+        gemm_bench_time(&bench, nv, ops, run_variant, &run, best);
+        double ref = best[nv - 1];
         for (size_t v = 0; v < nv; v++) {
             printf("m=%zu n=%zu k=%zu  %-28s %7.1f GOP/s  x%.2f of float32\n", m, n, k,
-                   vs[v].name, ops / vs[v].best * 1e-9, ref / vs[v].best);
-            free(pbs[v].data);
+                   vs[v].name, ops / best[v] * 1e-9, ref / best[v]);
+            free(vs[v].pb.data);
         }
         free(spb.data);
         free(a);
@@ -145,6 +118,6 @@ int main(int argc, char **argv)
         free(bf);
         free(cf);
     }
-    qkv_threadpool_destroy(pool);
+    gemm_bench_fini(&bench);
     return 0;
 }

@@ -16,6 +16,9 @@ Counted, 2 flops per multiply-add (2*M*N*K for an (M, K) @ (K, N) product):
   Conv                        2 * N * M * (output positions) * (C / group)
                               * (kernel positions), from W (M, C/group, k...)
                               and the output's shape
+  Einsum (two operands)       2 * the product of the sizes of every letter
+                              (MaxViT's "B G H I D, B G H J D -> B G H I J":
+                              2*B*G*H*I*J*D); no "..."
 
 Everything else (softmax, layer norm, bias adds, activations, transposes)
 is not counted, so GFLOP/s compares directly with an sgemm peak. The shapes
@@ -127,6 +130,23 @@ def _conv(w, y):
     return 2 * _prod(y) * _prod(w[1:])
 
 
+def _einsum(node, a, b):
+    eq = _attr(node, "equation", b"")
+    eq = (eq.decode() if isinstance(eq, bytes) else eq).replace(" ", "")
+    if "->" not in eq or "." in eq or eq.count(",") != 1:
+        raise FlopError("node '%s' (Einsum): equation %r not counted by this tool"
+                        % (node.name, eq))
+    terms = eq.split("->")[0].split(",")
+    size = {}
+    for term, dims in zip(terms, (a, b)):
+        if len(term) != len(dims):
+            raise FlopError("node '%s' (Einsum): term %r for a rank-%d input"
+                            % (node.name, term, len(dims)))
+        for c, d in zip(term, dims):
+            size[c] = max(size.get(c, 1), d)
+    return 2 * _prod(size.values())
+
+
 def count(model):
     """(total, [(node name, op, flops)]) for the main graph; raises FlopError."""
     shapes = _shapes(model)
@@ -149,6 +169,8 @@ def count(model):
                 raise FlopError("node '%s' (Conv): the shape of output 0 '%s' is not known"
                                 % (node.name, node.output[0]))
             f = _conv(_dims(shapes, node, 1), y)
+        elif dom == "ai.onnx" and node.op_type == "Einsum" and len(node.input) == 2:
+            f = _einsum(node, _dims(shapes, node, 0), _dims(shapes, node, 1))
         elif node.op_type in ("Loop", "If", "Scan", "Einsum", "ConvTranspose"):
             raise FlopError("node '%s' (%s): not counted by this tool" % (node.name, node.op_type))
         else:

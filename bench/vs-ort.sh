@@ -8,7 +8,10 @@
 #   REPS=3            repetitions of the whole interleaved sweep
 #   MODELS="encoder2 mha attention23 ms_mha bert12 vit_patch w2v_conv"   a subset, in this order
 #                     (also encoder2_int8: encoder2 quantized as ORT's
-#                     quantize_dynamic does; not in the default set)
+#                     quantize_dynamic does; and the full-size real
+#                     architectures vit_b_16 swin_t maxvit_t wav2vec2_base
+#                     conformer_s of models/export_vision.py; not in the
+#                     default set)
 #   ITERS=            timed runs per measurement (default per model: 50 for the
 #                     single-node models, 30 mha, 20 encoder2, 10 bert12)
 #   WARMUP=3          untimed runs before each measurement

@@ -31,6 +31,11 @@ from fixed seeds):
              kernel 10, stride 5, then Relu, then Conv1d 512 -> 512, kernel 3,
              stride 2 (no biases, as in wav2vec2), on one second of 16 kHz
              audio x (1, 1, 16000); opset 17
+  vit_b_16, swin_t, maxvit_t, wav2vec2_base, conformer_s
+             the full-size real architectures of models/export_vision.py
+             --full (torchvision / torchaudio, random weights, batch 1, 224x224
+             images, one second of audio, 256 Conformer frames; torch
+             reference); not in the default set (minutes to export)
 
   NAME.onnx                 the model
   NAME/in/INPUT.npy         its inputs (both runtimes read these files)
@@ -68,7 +73,8 @@ import onnx_flops  # noqa: E402
 B, S, D, H, FF = 1, 128, 768, 12, 3072
 PAD = 28  # padded positions at the end of bert12's sequence
 ALL = ["encoder2", "mha", "attention23", "ms_mha", "bert12", "encoder2_int8", "vit_patch",
-       "w2v_conv"]
+       "w2v_conv", "vit_b_16", "swin_t", "maxvit_t", "wav2vec2_base", "conformer_s"]
+VISION = ("vit_b_16", "swin_t", "maxvit_t", "wav2vec2_base", "conformer_s")
 # per-model comparison bounds other than bench/vs_ort_report.py's default
 TOLERANCE = {"encoder2_int8": {"rtol": 0.0, "atol": 0.25}}
 
@@ -289,6 +295,28 @@ def make_w2v_conv(out_dir, name, seed):
     return path, ["x"], ["y"]
 
 
+def make_vision(out_dir, name):
+    """models/export_vision.py --full NAME, moved into this script's layout."""
+    import shutil
+    sys.path.insert(0, os.path.join(HERE, "..", "models"))
+    import export_vision
+    tmp = os.path.join(out_dir, name + ".export")
+    export_vision.main([tmp, "--full", name])
+    src = os.path.join(tmp, name)
+    path = os.path.join(out_dir, name + ".onnx")
+    shutil.move(os.path.join(src, "model.onnx"), path)
+    graph = onnx.load(path, load_external_data=False).graph
+    ins = [i.name for i in graph.input]
+    outs = [o.name for o in graph.output]
+    case = os.path.join(src, "test_data_set_0")
+    for kind, names, prefix in (("in", ins, "in_"), ("ref", outs, "ref_")):
+        for n in names:
+            save_npy(os.path.join(out_dir, name, kind, n + ".npy"),
+                     np.load(os.path.join(case, prefix + n + ".npy")))
+    shutil.rmtree(tmp)
+    return path, ins, outs
+
+
 MAKERS = {
     "encoder2": ("torch nn.TransformerEncoder, 2 layers, d 768, 12 heads, ff 3072, ReLU",
                  lambda o, n: make_encoder(o, n, 2, "relu", False, 10)),
@@ -309,13 +337,20 @@ MAKERS = {
     "w2v_conv": ("wav2vec2 feature extractor convs: Conv1d 1 -> 512 k10 s5, Relu, "
                  "512 -> 512 k3 s2, x (1, 1, 16000)",
                  lambda o, n: make_w2v_conv(o, n, 70)),
+    "vit_b_16": ("torchvision vit_b_16, x (1, 3, 224, 224)", make_vision),
+    "swin_t": ("torchvision swin_t, x (1, 3, 224, 224)", make_vision),
+    "maxvit_t": ("torchvision maxvit_t, x (1, 3, 224, 224)", make_vision),
+    "wav2vec2_base": ("torchaudio wav2vec2_base, one second of 16 kHz audio x (1, 16000)",
+                      make_vision),
+    "conformer_s": ("torchaudio Conformer, width 144, 4 heads, ffn 576, 16 layers, kernel 31, "
+                    "x (1, 256, 144), lengths (1,)", make_vision),
 }
 
 
 def _version():
     h = hashlib.sha256()
     for f in ("vs_ort_models.py", "onnx_flops.py", "make_attention_models.py",
-              "../models/quantize_dynamic.py"):
+              "../models/quantize_dynamic.py", "../models/export_vision.py"):
         with open(os.path.join(HERE, f), "rb") as fh:
             h.update(fh.read())
     return h.hexdigest()[:16]
@@ -329,7 +364,7 @@ def _complete(out_dir, entry):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir")
-    ap.add_argument("--models", default=",".join(ALL),
+    ap.add_argument("--models", default=",".join(n for n in ALL if n not in VISION),
                     help="comma-separated subset of %s" % ",".join(ALL))
     ap.add_argument("--force", action="store_true", help="rewrite models that exist")
     a = ap.parse_args()

@@ -145,7 +145,14 @@ static void print_clean(const char *s, size_t max)
 
 static void print_value(const char *kind, const qkv_value_info *vi)
 {
+    static const char *const wrap[] = {"", "sequence of ", "optional ", "optional sequence of "};
     char shape[512];
+    if (vi->kind != QKV_KIND_TENSOR) {
+        printf("  %-6s %s: %s%s\n", kind, vi->name,
+               (unsigned)vi->kind < 4 ? wrap[vi->kind] : "value of unknown kind of ",
+               qkv_dtype_name(vi->dtype));
+        return;
+    }
     printf("  %-6s %s: %s %s\n", kind, vi->name, qkv_dtype_name(vi->dtype),
            qkv_cli_value_shape(vi, shape, sizeof shape));
 }

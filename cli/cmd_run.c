@@ -28,7 +28,7 @@ static const char USAGE[] =
     "               [--shape NAME=d0,d1,...]... [--seed S] [--threads N]\n"
     "               [--output-dir DIR] [--no-fuse] [--plugin PATH]...\n"
     "               [--backend NAME,...] [--no-default-plugins] [--verbose]\n"
-    "               [--profile]\n"
+    "               [--profile] [--warmup W]\n"
     "\n"
     "Run a model once and print each output's dtype, shape, first values,\n"
     "min/max/mean and the run time.\n"
@@ -49,6 +49,9 @@ static const char USAGE[] =
     "  --verbose               print the plugins, the backend order and each node's\n"
     "                          op and backend before running\n"
     "  --profile               print each node's op, backend and time after the run\n"
+    "  --warmup W              W untimed runs first (default 0), so the timed run,\n"
+    "                          its profile included, is a warm one: memory\n"
+    "                          planned, backend primitives built, caches filled\n"
     "  --output-dir DIR        write each output as DIR/NAME.npy (created if\n"
     "                          missing; characters outside [A-Za-z0-9._-] become '_')\n"
     "  -h, --help              show this help\n";
@@ -62,7 +65,8 @@ enum {
     OPT_SEED,
     OPT_NO_FUSE,
     OPT_VERBOSE,
-    OPT_PROFILE
+    OPT_PROFILE,
+    OPT_WARMUP
 };
 
 static const qkv_cli_option OPTIONS[] = {
@@ -72,6 +76,7 @@ static const qkv_cli_option OPTIONS[] = {
     {"--no-fuse", 0, OPT_NO_FUSE},
     QKV_CLI_PLUGIN_OPTIONS,
     {"--verbose", 0, OPT_VERBOSE}, {"--profile", 0, OPT_PROFILE},
+    {"--warmup", 1, OPT_WARMUP},
 };
 
 #define SHOW_VALUES 8
@@ -221,7 +226,9 @@ static int write_outputs(const char *dir, const qkv_model *model, const qkv_cont
         }
         snprintf(path, plen, "%s/%s", dir, file);
         const qkv_tensor *t = qkv_context_output(ctx, i);
-        if (!t)
+        if (!t && vi.kind != QKV_KIND_TENSOR)
+            printf("skipped %s: a sequence or an optional (no .npy form)\n", path);
+        else if (!t)
             rc = qkv_cli_fail("output %zu '%s' has no value", i, vi.name);
         else if (qkv_cli_npy_write(path, t, &err) != QKV_OK)
             rc = qkv_cli_fail_error(&err, NULL);
@@ -250,6 +257,7 @@ typedef struct run_args {
     int no_fuse; /* --no-fuse */
     qkv_cli_plugin_opts plugins; /* --plugin, --backend, --no-default-plugins */
     int verbose, profile;
+    size_t warmup; /* untimed runs before the timed one */
 } run_args;
 
 static int run(const run_args *a)
@@ -288,8 +296,12 @@ static int run(const run_args *a)
         rc = qkv_cli_fail_error(&err, NULL);
         goto done;
     }
+    qkv_status st = QKV_OK;
+    for (size_t w = 0; w < a->warmup && st == QKV_OK; w++)
+        st = qkv_run(ctx, in.tensors, in.count, &err);
     t0 = qkv_cli_now_ms();
-    qkv_status st = qkv_run(ctx, in.tensors, in.count, &err);
+    if (st == QKV_OK)
+        st = qkv_run(ctx, in.tensors, in.count, &err);
     double t_run = qkv_cli_now_ms() - t0;
     if (st != QKV_OK) {
         rc = qkv_cli_fail_error(&err, NULL);
@@ -299,6 +311,20 @@ static int run(const run_args *a)
     for (size_t i = 0; i < n_out; i++) {
         qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, i, &vi);
+        if (vi.kind != QKV_KIND_TENSOR) {
+            /* a sequence or an optional: each tensor it holds */
+            qkv_value v = {.struct_size = sizeof v};
+            qkv_context_output_value(ctx, i, &v);
+            printf("output %s: %s of %s, %zu tensor(s)%s\n", vi.name,
+                   vi.kind == QKV_KIND_SEQUENCE ? "sequence" : "optional",
+                   qkv_dtype_name(v.elem_dtype), v.count, v.has_element ? "" : " (empty)");
+            for (size_t e = 0; e < v.count; e++) {
+                char name[256];
+                snprintf(name, sizeof name, "%s[%zu]", vi.name, e);
+                print_summary(name, &v.tensors[e]);
+            }
+            continue;
+        }
         const qkv_tensor *t = qkv_context_output(ctx, i);
         if (!t) {
             rc = qkv_cli_fail("output %zu '%s' has no value after the run", i, vi.name);
@@ -400,6 +426,14 @@ int qkv_cmd_run(int argc, char **argv)
             break;
         case OPT_PROFILE:
             a.profile = 1;
+            break;
+        case OPT_WARMUP:
+            if (qkv_cli_parse_int(value, 0, 1000000, &v) != 0) {
+                rc = qkv_cli_usage_error(USAGE, "--warmup '%s': expected an integer in [0, 1000000]",
+                                         value);
+                goto done;
+            }
+            a.warmup = (size_t)v;
             break;
         default: /* --plugin, --backend, --no-default-plugins */
             if (qkv_cli_plugin_option(&a.plugins, id, value, USAGE) < 0) {

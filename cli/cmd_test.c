@@ -8,6 +8,12 @@
  * runner (compare.h). Every test runs in-process; every failure inside qkv
  * is a status, so one test cannot take the runner down with it.
  *
+ * An output that depends on a random op (Bernoulli, RandomUniform(Like),
+ * RandomNormal(Like), Multinomial) cannot match a reference drawn by another
+ * generator: it is checked by dtype, shape and the op's range instead
+ * (random_check.h), and the test passes as "PASS NAME (random: shape, dtype,
+ * range)".
+ *
  * Status of a test:
  *   pass         every output of every data set matched
  *   fail         an output differs (dtype, shape or values)
@@ -33,8 +39,10 @@
 #include "error.h"
 #include "json.h"
 #include "loader.h"
+#include "random_check.h"
 #include "str_util.h"
 #include "tensor_io.h"
+#include "value_io.h"
 
 static const char USAGE[] =
     "usage: qkv test DIR... [--json FILE] [--scoreboard FILE.md] [--threads N]\n"
@@ -45,6 +53,8 @@ static const char USAGE[] =
     "test_data_set_N/{input,output}_K.pb) or a directory searched recursively\n"
     "for tests, in name order. Floats match when |got - expected| <= atol +\n"
     "rtol * |expected| (NaN matches NaN); other types exactly.\n"
+    "Outputs that depend on a random op (Bernoulli, RandomUniform...) are\n"
+    "checked by dtype, shape and the op's range only: 'PASS NAME (random: ...)'.\n"
     "Prints PASS/FAIL/UNSUPPORTED/ERROR per test and finally\n"
     "'N passed, N failed, N skipped' (errors count as failed, unsupported as\n"
     "skipped). Exit status 1 if any test failed or errored, or if none\n"
@@ -104,6 +114,8 @@ typedef struct test_case {
     op_stat *ops;  /* distinct op types in order of first appearance */
     size_t n_ops;
     char *ops_joined;  /* "Cast+Reshape" */
+    qkv_cli_random_range *random; /* per graph output (random_check.h); NULL: none */
+    size_t n_random;
     const char *group; /* the scoreboard's operator (points into some ops[] or a literal) */
 } test_case;
 
@@ -379,41 +391,103 @@ static int numbered_files(char **names, size_t n_names, const char *prefix, size
 }
 
 typedef struct data_set {
-    qkv_tensor *inputs, *expected;
+    qkv_value *inputs, *expected; /* values of the kinds the model declares */
     size_t n_inputs, n_expected;
+    qkv_tensor *tensors; /* (n_inputs) for qkv_run when every input is a tensor */
+    bool all_tensors;
 } data_set;
 
 static void data_set_free(data_set *d)
 {
     for (size_t i = 0; d->inputs && i < d->n_inputs; i++)
-        qkv_tensor_data_free(&d->inputs[i]);
+        qkv_cli_value_free(&d->inputs[i]);
     for (size_t i = 0; d->expected && i < d->n_expected; i++)
-        qkv_tensor_data_free(&d->expected[i]);
+        qkv_cli_value_free(&d->expected[i]);
     free(d->inputs);
     free(d->expected);
+    free(d->tensors);
     memset(d, 0, sizeof *d);
 }
 
-/* Reads "<prefix>0.pb".."<prefix>(n-1).pb" of dir into a new array. */
-static int read_tensors(test_case *t, const char *dir, const char *prefix, size_t n,
-                        qkv_tensor **out, const char *ds_label)
+/* Reads "<prefix>0.pb".."<prefix>(n-1).pb" of dir into a new array: each a
+ * TensorProto, SequenceProto or OptionalProto as the model's input (or
+ * output) of that index is declared. */
+static int read_values(test_case *t, const qkv_model *model, bool inputs, const char *dir,
+                       const char *prefix, size_t n, qkv_value **out, const char *ds_label)
 {
     qkv_error err = {0};
     *out = calloc(n ? n : 1, sizeof **out);
     if (!*out)
         return set_result(t, ST_ERROR, "out of memory");
     for (size_t k = 0; k < n; k++) {
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
+        if (inputs)
+            qkv_model_input(model, k, &vi);
+        else
+            qkv_model_output(model, k, &vi);
         char file[64];
         snprintf(file, sizeof file, "%s%zu.pb", prefix, k);
         char *path = join_path(dir, file);
         if (!path)
             return set_result(t, ST_ERROR, "out of memory");
-        qkv_status st = qkv_cli_pb_read(path, &(*out)[k], NULL, &err);
+        qkv_status st = qkv_cli_value_read(path, vi.kind, &(*out)[k], &err);
         free(path);
         if (st != QKV_OK)
             return set_result(t, status_of(st), "%s%s", ds_label, err.message);
+        /* ONNX's generators (1.12 at least) store bfloat16 data as uint16
+         * TensorProtos (numpy has no bfloat16): the bits are the bfloat16 */
+        qkv_tensor *ts = (qkv_tensor *)(*out)[k].tensors;
+        for (size_t i = 0; i < (*out)[k].count; i++)
+            if (vi.dtype == QKV_DTYPE_BFLOAT16 && ts[i].dtype == QKV_DTYPE_UINT16)
+                ts[i].dtype = QKV_DTYPE_BFLOAT16;
     }
     return ST_PASS;
+}
+
+/* Compares a value the run made with the expected one: kind, presence,
+ * length, then each tensor (compare.h). 1 when they agree; else r->message
+ * says why. */
+static const char *value_kind_text(const qkv_value *v)
+{
+    if (!v->has_element)
+        return "an empty optional";
+    switch (v->kind) {
+    case QKV_KIND_TENSOR:
+        return "a tensor";
+    case QKV_KIND_SEQUENCE:
+        return "a sequence";
+    case QKV_KIND_OPTIONAL:
+        return "an optional tensor";
+    case QKV_KIND_OPTIONAL_SEQUENCE:
+        return "an optional sequence";
+    }
+    return "a value of an unknown kind";
+}
+
+static int compare_value(const qkv_value *got, const qkv_value *want, double rtol, double atol,
+                         qkv_cli_compare_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (got->kind != want->kind || got->has_element != want->has_element ||
+        got->count != want->count) {
+        snprintf(r->message, sizeof r->message, "is %s of %zu tensor(s), expected %s of %zu",
+                 value_kind_text(got), got->count, value_kind_text(want), want->count);
+        return 0;
+    }
+    double worst = 0;
+    for (size_t i = 0; i < got->count; i++) {
+        if (!qkv_cli_compare(&got->tensors[i], &want->tensors[i], rtol, atol, r)) {
+            if (got->kind != QKV_KIND_TENSOR) {
+                char msg[sizeof r->message];
+                snprintf(msg, sizeof msg, "element %zu: %s", i, r->message);
+                memcpy(r->message, msg, sizeof msg);
+            }
+            return 0;
+        }
+        worst = r->max_abs_diff > worst ? r->max_abs_diff : worst;
+    }
+    r->max_abs_diff = worst;
+    return 1;
 }
 
 /* Runs one data set; returns the status (the test's message set unless pass). */
@@ -445,31 +519,26 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
         return set_result(t, ST_ERROR, "%s%zu output files, the model has %zu outputs", label,
                           n_out, model_out);
 
-    data_set d = {.n_inputs = n_in, .n_expected = n_out};
-    st = read_tensors(t, ds_dir, "input_", n_in, &d.inputs, label);
+    data_set d = {.n_inputs = n_in, .n_expected = n_out, .all_tensors = true};
+    st = read_values(t, model, true, ds_dir, "input_", n_in, &d.inputs, label);
     if (st == ST_PASS)
-        st = read_tensors(t, ds_dir, "output_", n_out, &d.expected, label);
+        st = read_values(t, model, false, ds_dir, "output_", n_out, &d.expected, label);
+    if (st == ST_PASS && !(d.tensors = calloc(n_in + 1, sizeof *d.tensors)))
+        st = set_result(t, ST_ERROR, "out of memory");
     if (st != ST_PASS) {
         data_set_free(&d);
         return st;
     }
-    /* ONNX's generators (1.12 at least) store bfloat16 data as uint16
-     * TensorProtos (numpy has no bfloat16): the bits are the bfloat16 */
     for (size_t k = 0; k < n_in; k++) {
-        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
-        qkv_model_input(model, k, &vi);
-        if (vi.dtype == QKV_DTYPE_BFLOAT16 && d.inputs[k].dtype == QKV_DTYPE_UINT16)
-            d.inputs[k].dtype = QKV_DTYPE_BFLOAT16;
-    }
-    for (size_t k = 0; k < n_out; k++) {
-        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
-        qkv_model_output(model, k, &vi);
-        if (vi.dtype == QKV_DTYPE_BFLOAT16 && d.expected[k].dtype == QKV_DTYPE_UINT16)
-            d.expected[k].dtype = QKV_DTYPE_BFLOAT16;
+        d.all_tensors = d.all_tensors && d.inputs[k].kind == QKV_KIND_TENSOR;
+        if (d.inputs[k].kind == QKV_KIND_TENSOR)
+            d.tensors[k] = d.inputs[k].tensors[0];
     }
     qkv_error err = {0};
     double t0 = qkv_cli_now_ms();
-    qkv_status rs = qkv_run(ctx, d.inputs, n_in, &err);
+    /* qkv_run for tensors, so the common path is the one tested */
+    qkv_status rs = d.all_tensors ? qkv_run(ctx, d.tensors, n_in, &err)
+                                  : qkv_run_values(ctx, d.inputs, n_in, &err);
     double ms = qkv_cli_now_ms() - t0;
     if (rs != QKV_OK) {
         st = set_result(t, status_of(rs), "%s%s", label, err.message);
@@ -481,19 +550,26 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
     for (size_t k = 0; k < n_out; k++) {
         qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, k, &vi);
-        const qkv_tensor *got = qkv_context_output(ctx, k);
-        if (!got) {
+        qkv_value gv = {.struct_size = sizeof gv};
+        if (qkv_context_output_value(ctx, k, &gv) != QKV_OK) {
             if (st == ST_PASS)
                 st = set_result(t, ST_ERROR, "%soutput %zu '%s' has no value after the run", label,
                                 k, vi.name);
             continue;
         }
         qkv_cli_compare_result r;
-        int ok = qkv_cli_compare(got, &d.expected[k], o->rtol, o->atol, &r);
+        const qkv_cli_random_range *rr = k < t->n_random ? &t->random[k] : NULL;
+        int random = rr && rr->random && gv.kind == QKV_KIND_TENSOR && gv.count == 1 &&
+                     d.expected[k].kind == QKV_KIND_TENSOR && d.expected[k].count == 1;
+        int ok = random ? qkv_cli_check_random(&gv.tensors[0], &d.expected[k].tensors[0], rr, &r)
+                        : compare_value(&gv, &d.expected[k], o->rtol, o->atol, &r);
         if (o->verbose) {
             char dims[256];
-            printf("    output %zu '%s': %s %s: %s", k, vi.name, qkv_dtype_name(got->dtype),
-                   got->rank >= 0 && got->rank <= QKV_MAX_RANK
+            const qkv_tensor *got = gv.count ? &gv.tensors[0] : NULL;
+            printf("    output %zu '%s': %s%s %s: %s", k, vi.name,
+                   gv.kind != QKV_KIND_TENSOR ? "value of " : "",
+                   qkv_dtype_name(got ? got->dtype : gv.elem_dtype),
+                   got && got->rank >= 0 && got->rank <= QKV_MAX_RANK
                        ? qkv_cli_dims_str(got->rank, got->dims, dims, sizeof dims)
                        : "[?]",
                    ok ? "ok" : r.message);
@@ -506,6 +582,21 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
     }
     data_set_free(&d);
     return st;
+}
+
+/* The note of a passing test whose outputs were checked as random
+ * ("random: shape, dtype, range"), or NULL. */
+static char *random_note(const test_case *t)
+{
+    int any = 0, ranged = 1;
+    for (size_t k = 0; k < t->n_random; k++)
+        if (t->random[k].random) {
+            any = 1;
+            ranged = ranged && t->random[k].has_range;
+        }
+    if (!any)
+        return NULL;
+    return qkv_strdup(ranged ? "random: shape, dtype, range" : "random: shape, dtype");
 }
 
 static void run_test(test_case *t, const test_opts *o)
@@ -531,6 +622,13 @@ static void run_test(test_case *t, const test_opts *o)
         set_result(t, ST_ERROR, "out of memory");
         goto done;
     }
+    t->n_random = qkv_model_output_count(model);
+    t->random = calloc(t->n_random ? t->n_random : 1, sizeof *t->random);
+    if (!t->random) {
+        set_result(t, ST_ERROR, "out of memory");
+        goto done;
+    }
+    qkv_cli_random_outputs(model, t->random, t->n_random);
     qkv_model_destroy(model);
     model = NULL;
 
@@ -584,6 +682,8 @@ static void run_test(test_case *t, const test_opts *o)
         free(ds_dir);
     }
 done:
+    if (t->status == ST_PASS && !t->message)
+        t->message = random_note(t);
     if (!t->message)
         t->message = qkv_strdup("");
     if (!t->ops_joined)
@@ -846,6 +946,7 @@ static void free_tests(test_list *l)
             free(t->ops[k].op);
         free(t->ops);
         free(t->ops_joined);
+        free(t->random);
         free(t->message);
         free(t->name);
         free(t->dir);
@@ -976,7 +1077,9 @@ int qkv_cmd_test(int argc, char **argv)
         test_case *t = &all.v[i];
         run_test(t, &o);
         counts[t->status]++;
-        if (t->status == ST_PASS)
+        if (t->status == ST_PASS && t->message && t->message[0])
+            printf("PASS %s (%s)\n", t->name, t->message);
+        else if (t->status == ST_PASS)
             printf("PASS %s\n", t->name);
         else
             printf("%s %s: %s\n", STATUS_LINE[t->status], t->name, t->message);

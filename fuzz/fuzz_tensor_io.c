@@ -4,7 +4,10 @@
  * cli/tensor_io.c) and as a serialized TensorProto (qkv_tensor_proto_decode,
  * the decoder behind qkv_cli_pb_read; no base directory, so external data is
  * refused rather than read from disk). A .npy that decodes is encoded again
- * and decoded once more, and must give back the same tensor.
+ * and decoded once more, and must give back the same tensor. The same bytes
+ * are also read as a SequenceProto and as OptionalProtos (of a tensor and of
+ * a sequence), as `qkv test` reads sequence and optional values
+ * (qkv_cli_value_decode, cli/value_io.c).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +17,7 @@
 #include "loader.h"
 #include "qkv.h"
 #include "tensor_io.h"
+#include "value_io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,6 +56,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (qkv_tensor_proto_decode(size ? data : &empty, size, NULL, &t, &name, &err) == QKV_OK) {
         qkv_tensor_data_free(&t);
         free(name);
+    }
+
+    static const qkv_type_kind kinds[] = {QKV_KIND_SEQUENCE, QKV_KIND_OPTIONAL,
+                                          QKV_KIND_OPTIONAL_SEQUENCE};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        qkv_value v;
+        if (qkv_cli_value_decode(data, size, kinds[k], NULL, &v, &err) != QKV_OK)
+            continue;
+        if (v.kind != kinds[k] || (v.count && !v.tensors) ||
+            (kinds[k] == QKV_KIND_OPTIONAL && v.count > 1))
+            abort(); /* a decoded value is what was asked for */
+        qkv_cli_value_free(&v);
     }
     return 0;
 }

@@ -127,6 +127,9 @@ typedef struct qkv_value_info {
     int32_t rank;
     const int64_t *dims;
     const char *const *dim_params;
+    /* since 0.2: a tensor, or a sequence/optional whose element type is
+     * dtype (then rank is -1) */
+    qkv_type_kind kind;
 } qkv_value_info;
 
 QKV_API size_t qkv_model_input_count(const qkv_model *model); /* runtime inputs only */
@@ -267,6 +270,42 @@ QKV_API qkv_status qkv_run(qkv_context *ctx, const qkv_tensor *inputs, size_t n_
                            qkv_error *err);
 /* Output i of the last successful run (NULL if none or i out of range). */
 QKV_API const qkv_tensor *qkv_context_output(const qkv_context *ctx, size_t i);
+
+/*
+ * A value of any kind (since 0.2): a tensor, a sequence of tensors, or an
+ * optional holding a tensor or a sequence (docs/api.md "Sequence and
+ * optional values").
+ *   tensor              count 1, tensors[0] is it
+ *   sequence            count tensors (0 for an empty sequence)
+ *   optional            has_element 0: empty (count 0); 1: count 1
+ *   optional sequence   has_element 0: empty; 1: count tensors of the sequence
+ * elem_dtype is the element type (the model's, for an empty value).
+ */
+typedef struct qkv_value {
+    size_t struct_size; /* sizeof(qkv_value) */
+    qkv_type_kind kind;
+    qkv_dtype elem_dtype;
+    int has_element;
+    size_t count;
+    const qkv_tensor *tensors; /* (count) */
+} qkv_value;
+
+/*
+ * qkv_run for models with sequence or optional inputs: inputs[i] is model
+ * input i of the kind the model declares (QKV_ERR_TYPE naming the input
+ * otherwise), each tensor checked like a qkv_run input (a sequence's
+ * elements must all have the element type). The caller keeps the tensors;
+ * they are only read. qkv_run refuses such a model's inputs and
+ * qkv_context_output returns NULL for its non-tensor outputs: read them
+ * with qkv_context_output_value.
+ */
+QKV_API qkv_status qkv_run_values(qkv_context *ctx, const qkv_value *inputs, size_t n_inputs,
+                                  qkv_error *err);
+/* Output i of the last successful run as a value of any kind (within
+ * out->struct_size). The tensors belong to the context (or, for an output
+ * that is a graph input, to the caller) and stay valid until its next run.
+ * QKV_ERR_INVALID_ARGUMENT when there is no such output or no run. */
+QKV_API qkv_status qkv_context_output_value(const qkv_context *ctx, size_t i, qkv_value *out);
 
 /*
  * Runs the model with inputs bound by name and outputs chosen by name, some

@@ -54,6 +54,21 @@
  *            threads, so state (and io->plan_state) is read-only here. Must
  *            not allocate: scratch comes from io->scratch.
  *   destroy  free the state made by init.
+ *
+ * String tensors (QKV_DTYPE_STRING). data holds one NUL-terminated char *
+ * per element. An input's strings are read-only and live as long as the
+ * input. For a string output the host allocates the pointer array, and more
+ * when infer asks: infer may set the output's data_bytes to the pointer
+ * array's bytes plus room for the characters (it leaves 0 otherwise), and
+ * compute stores the characters in that room, after the array, pointing
+ * each element at its own. Such an output lives in the run's arena like any
+ * other value (a node evaluated on its own, or with its shape known only at
+ * run time, gets a block the host frees with the run's other dynamic
+ * memory), so compute allocates nothing; a kernel whose output size depends
+ * on the strings' values leaves dims -1 in infer until the input data is
+ * known. Copy every output string into that room, even one equal to an
+ * input's: an element pointing at an input's string would dangle once the
+ * input's arena bytes are reused.
  */
 #ifndef QKV_PLUGIN_H
 #define QKV_PLUGIN_H
@@ -70,7 +85,7 @@ extern "C" {
 /* ---- the plugin ABI ------------------------------------------------------ */
 
 #define QKV_ABI_MAJOR 1
-#define QKV_ABI_MINOR 2
+#define QKV_ABI_MINOR 3
 #define QKV_ABI_VERSION (((uint32_t)QKV_ABI_MAJOR << 16) | (uint32_t)QKV_ABI_MINOR)
 #define QKV_ABI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
 #define QKV_ABI_VERSION_MINOR(v) ((uint32_t)(v)&0xffffu)
@@ -101,6 +116,23 @@ typedef struct qkv_kernel_io {
      * infer never sees it. A kernel that may run on a 1.0/1.1 host tests
      * QKV_HOST_HAS(io->host, plan_alloc) before using either. */
     const void *plan_state;
+    /* -- since 1.3: sequence and optional values -- */
+    /* The kind of each input (n_inputs entries), or NULL when every input is
+     * a tensor. A sequence or optional input's qkv_tensor gives the element
+     * type (dtype; rank -1) and its `data` is opaque: NULL while the contents
+     * are not known (infer at session creation and planning), non-NULL when
+     * host->value_length / value_has_element / value_element may read them
+     * (compute, and an infer run just before compute for a node whose output
+     * shapes depend on them). Only a kernel with QKV_KERNEL_VALUES (or
+     * QKV_KERNEL_ALIAS, which the host then runs itself) gets such inputs. */
+    const qkv_type_kind *input_kinds;
+    /* The kind of each output (n_outputs entries), or NULL when the host
+     * has no room for them (a 1.2 host: every output is a tensor). The host
+     * sets each entry before infer (QKV_KIND_TENSOR at session creation);
+     * infer writes the kind of an output that is not a tensor and gives its
+     * element type in outputs[k].dtype. Compute fills such an output with
+     * host->value_append / value_set_has_element, never through its data. */
+    qkv_type_kind *output_kinds;
 } qkv_kernel_io;
 
 typedef struct qkv_kernel qkv_kernel;
@@ -121,6 +153,9 @@ typedef void (*qkv_kernel_destroy_fn)(void *state);
 #define QKV_KERNEL_INPLACE 0x2u    /* output 0 may share input `inplace_input`'s buffer */
 #define QKV_KERNEL_ALIAS 0x4u      /* output 0 holds input 0's bytes unchanged (Reshape...):
                                     * the host makes it a view and skips compute when it can */
+#define QKV_KERNEL_VALUES 0x8u     /* since 1.3: takes sequence/optional inputs or makes such
+                                    * outputs (io->input_kinds, io->output_kinds); without it
+                                    * the host refuses a non-tensor input at session creation */
 
 /* The widest per-input dtype table a descriptor may have. */
 #define QKV_KERNEL_MAX_TYPED_IO 8
@@ -317,6 +352,40 @@ struct qkv_host_api {
      * should get. Fails, with *out NULL and a message naming the node, with
      * QKV_ERR_OUT_OF_MEMORY, or QKV_ERR_INVALID_ARGUMENT outside prepare. */
     qkv_status (*plan_alloc)(qkv_kernel_io *io, size_t bytes, void **out);
+
+    /* -- since 1.3: sequence and optional values (io->input_kinds) -- */
+    /* Input k (a sequence or an optional): *length gets the number of
+     * tensors it holds: a sequence's length; for an optional tensor 0 (empty)
+     * or 1; for an optional sequence the sequence's length (0 when empty:
+     * tell the two apart with value_has_element). QKV_ERR_INVALID_ARGUMENT
+     * (with a message naming the node) when input k is a tensor or its
+     * contents are not known (io->inputs[k].data NULL). */
+    qkv_status (*value_length)(const qkv_kernel_io *io, size_t k, size_t *length);
+    /* Input k: *has gets 1 when it holds an element (a sequence always
+     * does; an optional unless it is empty). Errors as value_length. */
+    qkv_status (*value_has_element)(const qkv_kernel_io *io, size_t k, int *has);
+    /* Input k: *out gets a view of its tensor i (i < value_length), valid
+     * until the compute returns; never write through it. Errors as
+     * value_length, and QKV_ERR_INVALID_ARGUMENT for i out of range. */
+    qkv_status (*value_element)(const qkv_kernel_io *io, size_t k, size_t i, qkv_tensor *out);
+    /* Compute only, output k (a sequence or an optional): appends a tensor
+     * of this type and shape, holding a copy of `data` (data_bytes of the
+     * shape; for STRING an array of char *, each copied) or zeros when data
+     * is NULL, and gives a view of it in *out (may be NULL) for the kernel to
+     * fill. An optional output gets an element by this (and then holds one
+     * tensor, or one sequence built by further appends). The host owns the
+     * memory (this may allocate: a sequence grows). QKV_ERR_INVALID_ARGUMENT
+     * (output k is a tensor, or an optional tensor that has its element
+     * already), QKV_ERR_SHAPE (bad rank, negative dim, overflow),
+     * QKV_ERR_TYPE (the element type differs from the output's),
+     * QKV_ERR_OUT_OF_MEMORY; each with a message naming the node. */
+    qkv_status (*value_append)(qkv_kernel_io *io, size_t k, qkv_dtype dtype, int32_t rank,
+                               const int64_t *dims, const void *data, qkv_tensor *out);
+    /* Compute only, output k (an optional): has 0 leaves it empty (what it
+     * is before compute), 1 gives it an element: for an optional sequence
+     * an empty sequence, which value_append then fills. A sequence output
+     * always has its element. Errors as value_append. */
+    qkv_status (*value_set_has_element)(qkv_kernel_io *io, size_t k, int has);
 };
 
 /* True when the host table has `field` (added after 1.0) and it is set. */

@@ -88,6 +88,16 @@ typedef enum qkv_dtype {
 #define QKV_CPU_AVX_VNNI ((uint64_t)1 << 8)
 #define QKV_CPU_AMX ((uint64_t)1 << 9) /* AMX-TILE, -INT8, -BF16 with tile state enabled */
 
+/* What kind of value a graph input, output or node I/O is (since ABI 1.3):
+ * a tensor, a sequence of tensors, or an optional (of a tensor or of a
+ * sequence). Bit 0 says "sequence", bit 1 "optional". Only grows. */
+typedef enum qkv_type_kind {
+    QKV_KIND_TENSOR = 0,
+    QKV_KIND_SEQUENCE = 1,          /* sequence(tensor) */
+    QKV_KIND_OPTIONAL = 2,          /* optional(tensor) */
+    QKV_KIND_OPTIONAL_SEQUENCE = 3  /* optional(sequence(tensor)) */
+} qkv_type_kind;
+
 /* Log levels: host->log in plugins, the session's log callback in qkv.h. */
 enum { QKV_LOG_ERROR = 0, QKV_LOG_WARN = 1, QKV_LOG_INFO = 2, QKV_LOG_DEBUG = 3 };
 

@@ -23,7 +23,8 @@
  *    the base type (integers truncate toward zero, as numpy's astype).
  *  - Max/Min propagate NaN (numpy.maximum/minimum).
  *  - Max/Min/Sum/Mean accept inputs of differing shapes from opset 8 on;
- *    opset 6 (same shapes only) is not registered.
+ *    opsets 6 and 7 (float types, same shapes only) run the same kernel,
+ *    which also broadcasts there (a superset of what they allow).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -586,6 +587,10 @@ static const qkv_kernel kernels[] = {
     VARIADIC("Sum", 13, 0, def_sum, T_FLOAT),
     VARIADIC("Mean", 8, 12, def_mean, T_FLOAT),
     VARIADIC("Mean", 13, 0, def_mean, T_FLOAT),
+    VARIADIC("Max", 6, 7, def_max, T_FLOAT),
+    VARIADIC("Min", 6, 7, def_min, T_FLOAT),
+    VARIADIC("Sum", 6, 7, def_sum, T_FLOAT),
+    VARIADIC("Mean", 6, 7, def_mean, T_FLOAT),
 };
 
 /* The binary family's descriptors (static; *count set to their number). */

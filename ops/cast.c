@@ -3,9 +3,10 @@
  *
  * Types: float32, float64, float16, bfloat16, int8/16/32/64,
  * uint8/16/32/64 and bool, in any direction; string to any of those (parsed
- * with strtod/strtoll). Refused with QKV_ERR_UNSUPPORTED: casts to string
- * (the output would own heap strings, which compute may not allocate) and
- * from/to float8, 4-bit and complex types.
+ * with strtod/strtoll); floats and integers to string (floats in the
+ * shortest digits that read back exactly, laid out as numpy's str() does:
+ * cast_string.h; integers in decimal). Refused with QKV_ERR_UNSUPPORTED:
+ * bool to string, and from/to float8, 4-bit and complex types.
  *
  * Conversions (the spec leaves out-of-range ones undefined; these are the
  * numpy/x86 results where those are defined, and never C undefined
@@ -22,8 +23,10 @@
  * Opset 19's `saturate` only concerns float8 and is ignored.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "cast_string.h"
 #include "elementwise.h"
 #include "qkv.h"
 
@@ -196,6 +199,35 @@ static qkv_status cast_strings(qkv_kernel_io *io, qkv_dtype to, const char *cons
     return QKV_OK;
 }
 
+/* Numbers to text, each string stored after the output's pointer array
+ * (infer asked for QKV_CAST_STRING_MAX bytes per element). */
+static qkv_status cast_to_strings(qkv_kernel_io *io, const qkv_tensor *x, qkv_tensor *out)
+{
+    size_t n = qkv_numel(x), eb = qkv_ew_elem_bytes(x->dtype);
+    qkv_string_writer w;
+    qkv_string_writer_init(&w, out);
+    const char *src = x->data;
+    for (size_t i = 0; i < n; i++) {
+        char text[QKV_CAST_STRING_MAX];
+        size_t len;
+        if (is_float_kind(x->dtype)) {
+            double v;
+            qkv_ew_load_f64(&v, src + i * eb, x->dtype, 1, 1);
+            len = qkv_cast_format_float(text, v, x->dtype);
+        } else {
+            uint64_t bits;
+            load_bits(&bits, src + i * eb, x->dtype, 1);
+            int wn = is_unsigned(x->dtype)
+                         ? snprintf(text, sizeof text, "%llu", (unsigned long long)bits)
+                         : snprintf(text, sizeof text, "%lld", (long long)(int64_t)bits);
+            len = wn > 0 ? (size_t)wn : 0;
+        }
+        if (!qkv_string_put(&w, i, text, len))
+            return KERR(io, QKV_ERR_INTERNAL, "output 0: no room for string %zu", i);
+    }
+    return QKV_OK;
+}
+
 /* ---- callbacks ------------------------------------------------------------- */
 
 typedef struct cast_state {
@@ -213,7 +245,7 @@ static qkv_status check_target(const qkv_host_api *host, const qkv_node_ctx *nod
         return KERR(io, QKV_ERR_INVALID_MODEL, "target type %lld is not a tensor element type",
                     (long long)to);
     }
-    if (!cast_supported((qkv_dtype)to)) {
+    if (!cast_supported((qkv_dtype)to) && to != QKV_DTYPE_STRING) {
         if (node)
             return NERR(host, node, QKV_ERR_UNSUPPORTED, "casting to %s is not supported",
                         qkv_dtype_name((qkv_dtype)to));
@@ -265,6 +297,18 @@ static qkv_status cast_infer(void *state, qkv_kernel_io *io)
         return KERR(io, QKV_ERR_UNSUPPORTED, "casting from %s is not supported",
                     qkv_dtype_name(x->dtype));
     qkv_set_shape(&io->outputs[0], to, x->rank, x->dims);
+    if (to == QKV_DTYPE_STRING) {
+        if (x->dtype == QKV_DTYPE_BOOL || x->dtype == QKV_DTYPE_STRING)
+            return KERR(io, QKV_ERR_UNSUPPORTED, "casting %s to string is not supported",
+                        qkv_dtype_name(x->dtype));
+        if (qkv_shape_known(x)) { /* room for the text of every element */
+            size_t n = qkv_numel(x);
+            io->outputs[0].data_bytes =
+                qkv_string_bytes(n, n > SIZE_MAX / QKV_CAST_STRING_MAX
+                                        ? SIZE_MAX
+                                        : n * QKV_CAST_STRING_MAX);
+        }
+    }
     return QKV_OK;
 }
 
@@ -276,6 +320,8 @@ static qkv_status cast_compute(const void *state, qkv_kernel_io *io)
     size_t n = qkv_numel(x);
     if (x->dtype == QKV_DTYPE_STRING)
         return cast_strings(io, out->dtype, x->data, out->data, n);
+    if (out->dtype == QKV_DTYPE_STRING)
+        return cast_to_strings(io, x, out);
     if (!cast_supported(x->dtype) || !cast_supported(out->dtype))
         return KERR(io, QKV_ERR_UNSUPPORTED, "casting %s to %s is not supported",
                     qkv_dtype_name(x->dtype), qkv_dtype_name(out->dtype));

@@ -380,7 +380,7 @@ static qkv_status conv_prepare(void *state, qkv_kernel_io *io)
         return st;
     size_t bytes;
     if (!conv_float_scratch(&p, &bytes) ||
-        (qkv_is_half(io->inputs[0].dtype) && !qkv_conv_half_scratch_bytes(io, bytes, &bytes)))
+        (qkv_is_half(io->inputs[0].dtype) && !qkv_half_scratch_bytes(io, bytes, &bytes)))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its scratch");
     io->scratch_bytes = bytes;
     qkv_blas_gemm gm = {.m = p.mg, .n = p.out_size, .k = p.rows, .lda = p.rows,
@@ -431,7 +431,7 @@ static qkv_status conv_compute(const void *state, qkv_kernel_io *io)
     if (st != QKV_OK)
         return st;
     conv_float_scratch(&p, &bytes); /* prepare checked it */
-    return qkv_conv_run_as_f32(state, io, bytes, conv_compute_float);
+    return qkv_half_run_as_f32(state, io, bytes, conv_compute_float);
 }
 
 #define CONV_KERNEL(since, until, types)                                                   \

@@ -11,7 +11,6 @@
 
 #include <string.h>
 
-#include "half.h"
 #include "kernel_util.h"
 
 #define QKV_CONV_ATTR_MAX ((int64_t)INT32_MAX)
@@ -518,72 +517,4 @@ void qkv_conv_fill_planes(qkv_kernel_io *io, size_t planes, size_t channels, siz
     fill_run r = {.channels = channels, .plane_len = plane_len, .elem_bytes = elem_bytes,
                   .values = values, .y = y};
     qkv_run_range(io, planes, planes * plane_len * elem_bytes, fill_range, &r);
-}
-
-/* ---- half precision through float32 ------------------------------------------------ */
-
-/* Rounds up to a whole 64-byte line, so every float32 copy stays aligned. */
-static bool align64(size_t n, size_t *out)
-{
-    if (n > SIZE_MAX - 63)
-        return false;
-    *out = (n + 63) / 64 * 64;
-    return true;
-}
-
-bool qkv_conv_half_scratch_bytes(const qkv_kernel_io *io, size_t float_scratch, size_t *bytes)
-{
-    size_t total;
-    *bytes = 0;
-    if (!align64(float_scratch, &total))
-        return false;
-    for (size_t k = 0; k <= io->n_inputs; k++) {
-        const qkv_tensor *t = k < io->n_inputs ? &io->inputs[k] : &io->outputs[0];
-        if (k < io->n_inputs && !qkv_present(io, k))
-            continue;
-        size_t b;
-        if (__builtin_mul_overflow(qkv_numel(t), sizeof(float), &b) || !align64(b, &b) ||
-            __builtin_add_overflow(total, b, &total))
-            return false;
-    }
-    *bytes = total;
-    return true;
-}
-
-qkv_status qkv_conv_run_as_f32(const void *state, qkv_kernel_io *io, size_t float_scratch,
-                               qkv_kernel_compute_fn fn)
-{
-    qkv_tensor ins[QKV_KERNEL_MAX_TYPED_IO], out = io->outputs[0];
-    if (io->n_inputs > QKV_KERNEL_MAX_TYPED_IO)
-        return KERR(io, QKV_ERR_INTERNAL, "%zu inputs, at most %d", io->n_inputs,
-                    QKV_KERNEL_MAX_TYPED_IO);
-    size_t off = 0; /* prepare checked that none of these sums overflows */
-    align64(float_scratch, &off);
-    unsigned char *base = io->scratch;
-    for (size_t k = 0; k < io->n_inputs; k++) {
-        ins[k] = io->inputs[k];
-        if (!qkv_present(io, k))
-            continue;
-        size_t n = qkv_numel(&ins[k]), b = 0;
-        float *f = (float *)(void *)(base + off);
-        qkv_half_to_f32_par(io, f, ins[k].data, ins[k].dtype, n);
-        ins[k].dtype = QKV_DTYPE_FLOAT;
-        ins[k].data = f;
-        ins[k].data_bytes = n * sizeof(float);
-        align64(n * sizeof(float), &b);
-        off += b;
-    }
-    size_t ny = qkv_numel(&out);
-    out.dtype = QKV_DTYPE_FLOAT;
-    out.data = base + off;
-    out.data_bytes = ny * sizeof(float);
-    qkv_kernel_io fio = *io;
-    fio.inputs = ins;
-    fio.outputs = &out;
-    fio.n_outputs = 1;
-    fio.scratch_bytes = float_scratch;
-    qkv_status st = fn(state, &fio);
-    if (st == QKV_OK)
-        qkv_f32_to_half_par(io, io->outputs[0].data, out.data, io->outputs[0].dtype, ny);
-    return st;
 }

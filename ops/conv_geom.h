@@ -171,18 +171,4 @@ void qkv_im2col(const qkv_conv_geom *g, size_t elem_bytes, const void *x, size_t
 void qkv_conv_fill_planes(qkv_kernel_io *io, size_t planes, size_t channels, size_t plane_len,
                           size_t elem_bytes, const void *values, void *y);
 
-/*
- * float16 / bfloat16 through float32: a kernel whose compute handles float
- * runs half-precision tensors by converting every present input to float32
- * in scratch, computing in float32 and rounding output 0 back once.
- * qkv_conv_half_scratch_bytes: in prepare, the scratch this needs on top of
- * float_scratch (what the float compute declared for the same shapes);
- * false on size_t overflow. qkv_conv_run_as_f32: in compute, with the first
- * float_scratch bytes of io->scratch left to fn, which sees float32 tensors
- * (same shapes) and io->scratch. Returns fn's status.
- */
-bool qkv_conv_half_scratch_bytes(const qkv_kernel_io *io, size_t float_scratch, size_t *bytes);
-qkv_status qkv_conv_run_as_f32(const void *state, qkv_kernel_io *io, size_t float_scratch,
-                               qkv_kernel_compute_fn fn);
-
 #endif /* QKV_CONV_GEOM_H */

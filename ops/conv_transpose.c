@@ -316,7 +316,7 @@ static qkv_status convt_prepare(void *state, qkv_kernel_io *io)
         return st;
     size_t bytes;
     if (!convt_float_scratch(&p, &bytes) ||
-        (qkv_is_half(io->inputs[0].dtype) && !qkv_conv_half_scratch_bytes(io, bytes, &bytes)))
+        (qkv_is_half(io->inputs[0].dtype) && !qkv_half_scratch_bytes(io, bytes, &bytes)))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its scratch");
     io->scratch_bytes = bytes;
     qkv_blas_gemm gm = {.m = p.rows, .n = p.x_size, .k = p.cg, .lda = p.rows,
@@ -354,7 +354,7 @@ static qkv_status convt_compute(const void *state, qkv_kernel_io *io)
     if (st != QKV_OK)
         return st;
     convt_float_scratch(&p, &bytes); /* prepare checked it */
-    return qkv_conv_run_as_f32(state, io, bytes, convt_compute_float);
+    return qkv_half_run_as_f32(state, io, bytes, convt_compute_float);
 }
 
 #define CONVT_KERNEL(since, until, types)                                                  \

@@ -209,21 +209,11 @@ static const char *label_name(int l, char *buf, size_t cap)
     return buf;
 }
 
-/*
- * Binds the equation to the inputs' shapes. Returns QKV_OK with *known false
- * when an input rank is unknown (nothing else can be said then). Errors:
- * QKV_ERR_SHAPE (a term that does not fit its input's rank, labels of
- * different sizes), QKV_ERR_UNSUPPORTED (output rank above QKV_MAX_RANK).
- */
-static qkv_status ein_bind_shapes(const einsum_state *s, qkv_kernel_io *io, ein_bind *b,
-                                  bool *known)
+/* Each input's rank against its term: b->rank, b->n_ell (the broadcast
+ * ellipsis rank) and ell[j], the ellipsis dims of input j. */
+static qkv_status bind_ranks(const einsum_state *s, qkv_kernel_io *io, ein_bind *b,
+                             int32_t *ell)
 {
-    memset(b, 0, sizeof *b);
-    *known = false;
-    for (size_t j = 0; j < s->n_ops; j++)
-        if (io->inputs[j].rank < 0)
-            return QKV_OK;
-    int32_t ell[EIN_MAX_OPS];
     for (size_t j = 0; j < s->n_ops; j++) {
         const ein_term *t = &s->in[j];
         int32_t r = io->inputs[j].rank;
@@ -236,27 +226,40 @@ static qkv_status ein_bind_shapes(const einsum_state *s, qkv_kernel_io *io, ein_
             b->n_ell = ell[j];
         b->rank[j] = r;
     }
+    return QKV_OK;
+}
+
+/* The label of each axis of input j: its term's letters, with its ell
+ * ellipsis dims as the last ell of the n_ell broadcast labels. */
+static void bind_axis_labels(const einsum_state *s, ein_bind *b, size_t j, int32_t ell)
+{
+    const ein_term *t = &s->in[j];
+    int32_t a = 0;
+    for (int32_t p = 0; p <= t->n; p++) {
+        if (p == t->ell)
+            for (int32_t e = 0; e < ell; e++)
+                b->axis_label[j][a++] = (int8_t)(EIN_LETTERS + b->n_ell - ell + e);
+        if (p < t->n)
+            b->axis_label[j][a++] = t->label[p];
+    }
+}
+
+/* b->used and b->dim from the axis labels: a label's sizes are equal or 1
+ * (broadcast); -1 when only unknown sizes are seen. A label repeated within
+ * one input (a diagonal) needs equal dims there. */
+static qkv_status bind_label_sizes(const einsum_state *s, qkv_kernel_io *io, ein_bind *b)
+{
     int64_t big[EIN_MAX_LABELS]; /* the size other than 1 seen so far, -1: none */
     int src[EIN_MAX_LABELS] = {0};
     bool unknown[EIN_MAX_LABELS] = {false};
     for (int l = 0; l < EIN_MAX_LABELS; l++)
         big[l] = -1;
     for (size_t j = 0; j < s->n_ops; j++) {
-        const ein_term *t = &s->in[j];
         const qkv_tensor *x = &io->inputs[j];
-        int32_t a = 0;
-        for (int32_t p = 0; p <= t->n; p++) {
-            if (p == t->ell)
-                for (int32_t e = 0; e < ell[j]; e++)
-                    b->axis_label[j][a++] = (int8_t)(EIN_LETTERS + b->n_ell - ell[j] + e);
-            if (p < t->n)
-                b->axis_label[j][a++] = t->label[p];
-        }
-        for (a = 0; a < x->rank; a++) {
+        for (int32_t a = 0; a < x->rank; a++) {
             int l = b->axis_label[j][a];
             int64_t d = x->dims[a];
             char nb[32];
-            /* a repeated label within one operand (a diagonal) needs equal dims */
             for (int32_t a2 = 0; a2 < a; a2++)
                 if (b->axis_label[j][a2] == l && x->dims[a2] >= 0 && d >= 0 &&
                     x->dims[a2] != d)
@@ -283,8 +286,13 @@ static qkv_status ein_bind_shapes(const einsum_state *s, qkv_kernel_io *io, ein_
     for (int l = 0; l < EIN_MAX_LABELS; l++)
         if (b->used[l])
             b->dim[l] = big[l] >= 0 ? big[l] : unknown[l] ? -1 : 1;
+    return QKV_OK;
+}
 
-    /* the output's labels */
+/* The output's labels (b->out_label, out_rank, in_out): the explicit term,
+ * or else the ellipsis dims then the letters that occur once, in order. */
+static qkv_status bind_output(const einsum_state *s, qkv_kernel_io *io, ein_bind *b)
+{
     int32_t r = 0;
     if (s->explicit_out) {
         const ein_term *t = &s->out;
@@ -318,6 +326,31 @@ static qkv_status ein_bind_shapes(const einsum_state *s, qkv_kernel_io *io, ein_
     b->out_rank = r;
     for (int32_t a = 0; a < r; a++)
         b->in_out[b->out_label[a]] = true;
+    return QKV_OK;
+}
+
+/*
+ * Binds the equation to the inputs' shapes. Returns QKV_OK with *known false
+ * when an input rank is unknown (nothing else can be said then). Errors:
+ * QKV_ERR_SHAPE (a term that does not fit its input's rank, labels of
+ * different sizes), QKV_ERR_UNSUPPORTED (output rank above QKV_MAX_RANK).
+ */
+static qkv_status ein_bind_shapes(const einsum_state *s, qkv_kernel_io *io, ein_bind *b,
+                                  bool *known)
+{
+    memset(b, 0, sizeof *b);
+    *known = false;
+    for (size_t j = 0; j < s->n_ops; j++)
+        if (io->inputs[j].rank < 0)
+            return QKV_OK;
+    int32_t ell[EIN_MAX_OPS];
+    qkv_status st = bind_ranks(s, io, b, ell);
+    if (st != QKV_OK)
+        return st;
+    for (size_t j = 0; j < s->n_ops; j++)
+        bind_axis_labels(s, b, j, ell[j]);
+    if ((st = bind_label_sizes(s, io, b)) != QKV_OK || (st = bind_output(s, io, b)) != QKV_OK)
+        return st;
     *known = true;
     return QKV_OK;
 }
@@ -524,27 +557,16 @@ static void plan_output_copy(const ein_gemm *p, const int64_t *dim, ein_copy *c)
     }
 }
 
-/*
- * Plans the GEMM path for known shapes, or returns false when the equation is
- * not of that form (see the file comment). Fills everything in p but the data
- * pointers, the copies through scratch included.
- */
-static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_kernel_io *io,
-                          ein_gemm *p)
+/* Groups the labels of size > 1 into batch, m and n (output order) and k
+ * (A's order). false when the equation is not a GEMM: a label summed out of
+ * one operand alone. */
+static bool gemm_group_labels(const ein_bind *b, ein_gemm *p)
 {
-    if (s->n_ops != 2)
-        return false;
-    qkv_dtype dt = io->inputs[0].dtype;
-    if (dt != QKV_DTYPE_FLOAT && dt != QKV_DTYPE_DOUBLE)
-        return false;
-    size_t eb = dt == QKV_DTYPE_FLOAT ? 4 : 8;
-    memset(p, 0, sizeof *p);
     bool in_a[EIN_MAX_LABELS] = {false}, in_b[EIN_MAX_LABELS] = {false};
     for (int32_t a = 0; a < b->rank[0]; a++)
         in_a[b->axis_label[0][a]] = true;
     for (int32_t a = 0; a < b->rank[1]; a++)
         in_b[b->axis_label[1][a]] = true;
-    /* batch, m, n in output order */
     for (int32_t a = 0; a < b->out_rank; a++) {
         int l = b->out_label[a];
         if (b->dim[l] == 1)
@@ -556,7 +578,6 @@ static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_ke
         else
             p->nl[p->nn++] = (int8_t)l;
     }
-    /* k in A's order; a label summed out of one operand alone is not a GEMM */
     for (int32_t a = 0; a < b->rank[0]; a++) {
         int l = b->axis_label[0][a];
         if (b->dim[l] == 1 || b->in_out[l])
@@ -574,76 +595,113 @@ static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_ke
         if (b->dim[l] != 1 && !b->in_out[l] && !in_a[l])
             return false;
     }
+    return true;
+}
+
+/* One operand of the GEMM, read as a (rows x cols) matrix. */
+typedef struct gemm_operand {
+    const int8_t *rl, *cl; /* row and column labels */
+    int32_t nr, nc;
+    size_t *st;            /* its label strides (scratch strides once copied) */
+    size_t *rows, *cols;   /* the GEMM's dims it sets */
+    bool *trans, *copy;
+    size_t *ld, *off;
+    ein_copy *c;
+} gemm_operand;
+
+/* The operand as a strided matrix, or else through a contiguous copy in
+ * scratch at *scratch (advanced past it). */
+static void gemm_plan_operand(const ein_gemm *p, const ein_bind *b, size_t eb, size_t *scratch,
+                              const gemm_operand *o)
+{
+    size_t sr, sc;
+    bool ok_r = collapse(o->rl, o->nr, o->st, b->dim, o->rows, &sr);
+    bool ok_c = collapse(o->cl, o->nc, o->st, b->dim, o->cols, &sc);
+    if (ok_r && ok_c && as_matrix(*o->rows, sr, *o->cols, sc, o->trans, o->ld))
+        return;
+    size_t orig[EIN_MAX_LABELS];
+    *o->copy = true;
+    *o->off = *scratch;
+    memcpy(orig, o->st, sizeof orig);
+    *scratch += align64(plan_copy(p, orig, o->rl, o->nr, o->cl, o->nc, b->dim, o->st, o->c) * eb);
+    *o->trans = false;
+    *o->ld = *o->cols ? *o->cols : 1;
+}
+
+/* C written in place as an untransposed (m x n) matrix per batch, or else to
+ * scratch as contiguous (batch, m, n) and copied to the output after. */
+static void gemm_plan_c(ein_gemm *p, const ein_bind *b, size_t eb, size_t *scratch)
+{
+    qkv_blas_gemm *g = &p->g;
+    size_t scm, scn;
+    bool ok_cm = collapse(p->ml, p->nm, p->sc, b->dim, &g->m, &scm);
+    bool ok_cn = collapse(p->nl, p->nn, p->sc, b->dim, &g->n, &scn);
+    bool trans_c;
+    if (ok_cm && ok_cn && as_matrix(g->m, scm, g->n, scn, &trans_c, &g->ldc) && !trans_c) {
+        for (int32_t i = 0; i < p->nb; i++)
+            g->c_strides[i] = p->sc[p->bl[i]];
+        return;
+    }
+    p->copy_c = true;
+    p->c_off = *scratch;
+    size_t cs[EIN_MAX_LABELS] = {0}, r2 = 1;
+    for (int32_t i = p->nn - 1; i >= 0; i--) {
+        cs[p->nl[i]] = r2;
+        r2 *= (size_t)b->dim[p->nl[i]];
+    }
+    for (int32_t i = p->nm - 1; i >= 0; i--) {
+        cs[p->ml[i]] = r2;
+        r2 *= (size_t)b->dim[p->ml[i]];
+    }
+    for (int32_t i = p->nb - 1; i >= 0; i--) {
+        cs[p->bl[i]] = r2;
+        r2 *= (size_t)b->dim[p->bl[i]];
+    }
+    *scratch += align64(r2 * eb);
+    /* keep the output strides in sc for the final copy; the GEMM's own are cs */
+    for (int32_t i = 0; i < p->nb; i++)
+        g->c_strides[i] = cs[p->bl[i]];
+    g->ldc = g->n ? g->n : 1;
+    plan_output_copy(p, b->dim, &p->cc);
+}
+
+/*
+ * Plans the GEMM path for known shapes, or returns false when the equation is
+ * not of that form (see the file comment). Fills everything in p but the data
+ * pointers, the copies through scratch included.
+ */
+static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_kernel_io *io,
+                          ein_gemm *p)
+{
+    if (s->n_ops != 2)
+        return false;
+    qkv_dtype dt = io->inputs[0].dtype;
+    if (dt != QKV_DTYPE_FLOAT && dt != QKV_DTYPE_DOUBLE)
+        return false;
+    size_t eb = dt == QKV_DTYPE_FLOAT ? 4 : 8;
+    memset(p, 0, sizeof *p);
+    if (!gemm_group_labels(b, p))
+        return false;
     ein_label_strides(b, 0, &io->inputs[0], p->sa);
     ein_label_strides(b, 1, &io->inputs[1], p->sb);
-    /* output strides */
-    size_t run = 1;
+    size_t run = 1; /* the output's strides */
     for (int32_t a = b->out_rank - 1; a >= 0; a--) {
         int l = b->out_label[a];
         p->sc[l] = run;
         run *= (size_t)b->dim[l];
     }
-
     qkv_blas_gemm *g = &p->g;
     g->dtype = dt;
     g->alpha = 1;
     g->beta = 0;
-    size_t sm, sk, sn, sk2;
-    bool ok_m = collapse(p->ml, p->nm, p->sa, b->dim, &g->m, &sm);
-    bool ok_k = collapse(p->kl, p->nk, p->sa, b->dim, &g->k, &sk);
     size_t scratch = 0;
-    size_t orig[EIN_MAX_LABELS];
-    if (!(ok_m && ok_k && as_matrix(g->m, sm, g->k, sk, &g->trans_a, &g->lda))) {
-        p->copy_a = true;
-        p->a_off = scratch;
-        memcpy(orig, p->sa, sizeof orig);
-        scratch += align64(
-            plan_copy(p, orig, p->ml, p->nm, p->kl, p->nk, b->dim, p->sa, &p->ca) * eb);
-        g->trans_a = false;
-        g->lda = g->k ? g->k : 1;
-    }
-    bool ok_k2 = collapse(p->kl, p->nk, p->sb, b->dim, &g->k, &sk2);
-    bool ok_n = collapse(p->nl, p->nn, p->sb, b->dim, &g->n, &sn);
-    if (!(ok_k2 && ok_n && as_matrix(g->k, sk2, g->n, sn, &g->trans_b, &g->ldb))) {
-        p->copy_b = true;
-        p->b_off = scratch;
-        memcpy(orig, p->sb, sizeof orig);
-        scratch += align64(
-            plan_copy(p, orig, p->kl, p->nk, p->nl, p->nn, b->dim, p->sb, &p->cb) * eb);
-        g->trans_b = false;
-        g->ldb = g->n ? g->n : 1;
-    }
-    size_t scm, scn;
-    bool ok_cm = collapse(p->ml, p->nm, p->sc, b->dim, &g->m, &scm);
-    bool ok_cn = collapse(p->nl, p->nn, p->sc, b->dim, &g->n, &scn);
-    bool trans_c;
-    if (!(ok_cm && ok_cn && as_matrix(g->m, scm, g->n, scn, &trans_c, &g->ldc) && !trans_c)) {
-        /* C goes to scratch as (batch, m, n), then to the output */
-        p->copy_c = true;
-        p->c_off = scratch;
-        size_t cs[EIN_MAX_LABELS] = {0}, r2 = 1;
-        for (int32_t i = p->nn - 1; i >= 0; i--) {
-            cs[p->nl[i]] = r2;
-            r2 *= (size_t)b->dim[p->nl[i]];
-        }
-        for (int32_t i = p->nm - 1; i >= 0; i--) {
-            cs[p->ml[i]] = r2;
-            r2 *= (size_t)b->dim[p->ml[i]];
-        }
-        for (int32_t i = p->nb - 1; i >= 0; i--) {
-            cs[p->bl[i]] = r2;
-            r2 *= (size_t)b->dim[p->bl[i]];
-        }
-        scratch += align64(r2 * eb);
-        /* keep the output strides in sc for the final copy; the GEMM's own are cs */
-        for (int32_t i = 0; i < p->nb; i++)
-            g->c_strides[i] = cs[p->bl[i]];
-        g->ldc = g->n ? g->n : 1;
-        plan_output_copy(p, b->dim, &p->cc);
-    } else {
-        for (int32_t i = 0; i < p->nb; i++)
-            g->c_strides[i] = p->sc[p->bl[i]];
-    }
+    gemm_plan_operand(p, b, eb, &scratch,
+                      &(gemm_operand){p->ml, p->kl, p->nm, p->nk, p->sa, &g->m, &g->k,
+                                      &g->trans_a, &p->copy_a, &g->lda, &p->a_off, &p->ca});
+    gemm_plan_operand(p, b, eb, &scratch,
+                      &(gemm_operand){p->kl, p->nl, p->nk, p->nn, p->sb, &g->k, &g->n,
+                                      &g->trans_b, &p->copy_b, &g->ldb, &p->b_off, &p->cb});
+    gemm_plan_c(p, b, eb, &scratch);
     g->batch_rank = p->nb;
     for (int32_t i = 0; i < p->nb; i++) {
         int l = p->bl[i];

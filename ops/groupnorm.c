@@ -155,16 +155,19 @@ static qkv_status gn_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-/* float16/bfloat16: float32 copies of X and Y in scratch. */
+/* float16/bfloat16: float32 copies of the inputs and Y in scratch. */
 static qkv_status gn_prepare(void *state, qkv_kernel_io *io)
 {
     (void)state;
-    const qkv_tensor *x = &io->inputs[0];
-    io->scratch_bytes = qkv_is_half(x->dtype) ? 2 * qkv_numel(x) * sizeof(float) : 0;
+    size_t bytes = 0;
+    if (qkv_is_half(io->inputs[0].dtype) && !qkv_half_scratch_bytes(io, 0, &bytes))
+        return KERR(io, QKV_ERR_UNSUPPORTED, "input 0 'X' too large for its float32 copy");
+    io->scratch_bytes = bytes;
     return QKV_OK;
 }
 
-static qkv_status gn_compute(const void *state, qkv_kernel_io *io)
+/* float or double */
+static qkv_status gn_compute_float(const void *state, qkv_kernel_io *io)
 {
     const gn_attrs *s = state;
     const qkv_tensor *x = &io->inputs[0];
@@ -183,13 +186,6 @@ static qkv_status gn_compute(const void *state, qkv_kernel_io *io)
     switch (x->dtype) {
     case QKV_DTYPE_FLOAT: fn = gn_range_f32; break;
     case QKV_DTYPE_DOUBLE: fn = gn_range_f64; break;
-    case QKV_DTYPE_FLOAT16:
-    case QKV_DTYPE_BFLOAT16:
-        fn = gn_range_f32;
-        r.x = io->scratch;
-        r.y = (float *)io->scratch + n;
-        qkv_half_to_f32_par(io, io->scratch, x->data, x->dtype, n);
-        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
                     io->host->dtype_name(x->dtype));
@@ -198,9 +194,15 @@ static qkv_status gn_compute(const void *state, qkv_kernel_io *io)
         io->host->parallel_for(io->host_ctx, units, fn, &r);
     else
         fn(&r, 0, units);
-    if (qkv_is_half(x->dtype))
-        qkv_f32_to_half_par(io, io->outputs[0].data, r.y, x->dtype, n);
     return QKV_OK;
+}
+
+/* float16/bfloat16 through float32 copies (half.h). */
+static qkv_status gn_compute(const void *state, qkv_kernel_io *io)
+{
+    if (qkv_is_half(io->inputs[0].dtype))
+        return qkv_half_run_as_f32(state, io, 0, gn_compute_float);
+    return gn_compute_float(state, io);
 }
 
 #define GN_KERNEL(SINCE, UNTIL)                                                          \

@@ -1,14 +1,16 @@
 /*
  * igemm.c - the driver of qkv's int8 GEMM (igemm.h): variant choice,
  * packing into the uint8 x int8 form, blocking, zero-point corrections and
- * the split over threads. The SIMD micro-kernels are in igemm_avx512vnni.c,
- * igemm_avxvnni.c and igemm_avx2.c; the portable one is below.
+ * the split over threads. The SIMD micro-kernels are in igemm_vnni.c (both
+ * VNNI widths, from igemm_vnni_tile.h) and igemm_avx2.c; the portable one is
+ * below.
  */
 #include "igemm.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_blocks.h"
 #include "igemm_arch.h"
 #include "kernel_util.h"
 
@@ -293,8 +295,6 @@ typedef struct igemm_job {
     const qkv_igemm_packed_b *pb;
     const qkv_igemm_post *post; /* NULL: none */
     bool b_signed;
-    size_t mc, nc; /* block sizes used (mc multiple of mr, nc of nr) */
-    size_t m_blocks, n_blocks;
 } igemm_job;
 
 /* Element offsets of batch entry `batch` in A, B, C and the zero points. */
@@ -378,9 +378,9 @@ static void apply_zero_points(const qkv_igemm *g, bool b_signed, batch_off o, in
 }
 
 /* One unit: C block (m0, mc) x (n0, nc) of batch entry `batch`. */
-static void run_unit(const igemm_job *job, size_t batch, size_t m0, size_t mc, size_t n0,
-                     size_t nc)
+static void run_unit(const void *arg, size_t batch, size_t m0, size_t mc, size_t n0, size_t nc)
 {
+    const igemm_job *job = arg;
     const qkv_igemm *g = job->g;
     const qkv_igemm_arch *arch = job->arch;
     const size_t mr = arch->mr, nr = arch->nr, kg = arch->kgroup;
@@ -435,21 +435,6 @@ static void run_unit(const igemm_job *job, size_t batch, size_t m0, size_t mc, s
         job->post->fn(job->post->arg, batch, c, g->ldc, m0, n0, mc, nc);
 }
 
-/* parallel_for body over units (batch, m block, n block), n fastest. */
-static void run_units(void *arg, size_t begin, size_t end)
-{
-    const igemm_job *job = arg;
-    const qkv_igemm *g = job->g;
-    for (size_t u = begin; u < end; u++) {
-        size_t nb = u % job->n_blocks, rest = u / job->n_blocks;
-        size_t mb = rest % job->m_blocks, batch = rest / job->m_blocks;
-        size_t m0 = mb * job->mc, n0 = nb * job->nc;
-        size_t mc = g->m - m0 < job->mc ? g->m - m0 : job->mc;
-        size_t nc = g->n - n0 < job->nc ? g->n - n0 : job->nc;
-        run_unit(job, batch, m0, mc, n0, nc);
-    }
-}
-
 void qkv_igemm_run(const qkv_host_api *host, void *host_ctx, const qkv_igemm_arch *arch,
                    const qkv_igemm *g, const qkv_igemm_packed_b *pb, const qkv_igemm_post *post)
 {
@@ -462,25 +447,10 @@ void qkv_igemm_run(const qkv_host_api *host, void *host_ctx, const qkv_igemm_arc
         arch = pb->arch;
     igemm_job job = {.g = g, .arch = arch, .pb = pb, .post = post,
                      .b_signed = pb ? pb->b_signed : g->b_signed};
-    /* Row blocks of equal height (a multiple of mr) so that no block is a
-     * thin remainder. */
-    job.m_blocks = (g->m + arch->mc - 1) / arch->mc;
-    job.mc = round_up((g->m + job.m_blocks - 1) / job.m_blocks, arch->mr);
+    const qkv_gemm_block_sizes sz = {arch->mr, arch->nr, arch->mc, arch->nc, PACKED_MAX_NC};
+    qkv_gemm_blocks blocks;
     size_t threads = host && host_ctx ? host->thread_count(host_ctx) : 1;
-    job.nc = arch->nc;
-    if (pb) {
-        /* No B buffer to fit: wide column blocks, so that each A block is
-         * packed fewer times, but still about four units per thread. */
-        size_t want_units = 4 * threads;
-        size_t per_row = (want_units + nbatch * job.m_blocks - 1) / (nbatch * job.m_blocks);
-        size_t nc = round_up((g->n + per_row - 1) / per_row, arch->nr);
-        job.nc = nc < arch->nc ? arch->nc : nc > PACKED_MAX_NC ? PACKED_MAX_NC : nc;
-    }
-    job.n_blocks = (g->n + job.nc - 1) / job.nc;
-    size_t units = nbatch * job.m_blocks * job.n_blocks;
+    qkv_gemm_blocks_plan(&blocks, &sz, nbatch, g->m, g->n, pb != NULL, threads);
     double macs = (double)nbatch * (double)g->m * (double)g->n * (double)(g->k ? g->k : 1);
-    if (threads > 1 && units > 1 && macs >= PAR_MIN_MACS)
-        host->parallel_for(host_ctx, units, run_units, &job);
-    else
-        run_units(&job, 0, units);
+    qkv_gemm_blocks_run(host, host_ctx, &blocks, macs, PAR_MIN_MACS, run_unit, &job);
 }

@@ -10,11 +10,13 @@
  * set to 1 and the type named by stash_type (1 float, 11 double; others are
  * QKV_ERR_UNSUPPORTED).
  *
- * Numerics: two passes over the row in double (sum for the mean, then the
- * sum of squared deviations), which avoids the cancellation of the
- * E[x^2] - E[x]^2 form; the normalisation of each element is also done in
- * double, so stash_type only chooses the type of Mean/InvStdDev (computing
- * in double is at least as precise as a float stash). Types: float and
+ * Numerics: two passes over the row (sum for the mean, then the sum of
+ * squared deviations), which avoids the cancellation of the E[x^2] - E[x]^2
+ * form. Float rows run vecmath's SIMD row steps: sums in float over blocks
+ * of 256 elements, added in double; mean and 1/stddev in double, the
+ * normalisation of each element in float (one rounding per operation,
+ * as the result's own type allows). Double rows stay in double throughout.
+ * stash_type only chooses the type of Mean/InvStdDev. Types: float and
  * double X (Scale and B of X's type); float16/bfloat16 are not supported.
  *
  * Rows are split across threads. A Scale or B that broadcasts (repeats
@@ -29,6 +31,7 @@
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
+#include "vecmath.h"
 
 #define PAR_MIN_ELEMS ((size_t)1 << 14)
 
@@ -85,8 +88,24 @@ static void store_stat(void *dst, bool f64, size_t i, double v)
         }                                                                                    \
     }
 
-DEFINE_LN(f32, float)
 DEFINE_LN(f64, double)
+
+static void ln_range_f32(void *arg, size_t begin, size_t end)
+{
+    const ln_run *r = arg;
+    const size_t d = r->d;
+    for (size_t row = begin; row < end; row++) {
+        const float *x = (const float *)r->x + row * d;
+        double mean, var;
+        qkv_vm_moments_f32(x, d, &mean, &var);
+        const double inv = 1.0 / sqrt(var + r->eps);
+        qkv_vm_normalize_f32((float *)r->y + row * d, x, d, (float)mean, (float)inv, r->w, r->b);
+        if (r->mean)
+            store_stat(r->mean, r->stash_f64, row, mean);
+        if (r->inv)
+            store_stat(r->inv, r->stash_f64, row, inv);
+    }
+}
 
 /* ---- callbacks ----------------------------------------------------------- */
 

@@ -22,15 +22,17 @@
  *   embedding_sum (v). An id outside its table is QKV_ERR_INVALID_ARGUMENT
  *   naming the input, row and value (checked before anything is written).
  *
- * Numerics: the mean and variance of a row are summed in double in two
- * passes (ORT sums in float, the variance as E[v^2] - mean^2 for Skip), so
- * results agree with ORT to float rounding. float32 only.
+ * Numerics: the mean and variance of a row in two passes (vecmath's row
+ * steps: float lanes over blocks of 256, double across them; ORT sums in
+ * float, the variance as E[v^2] - mean^2 for Skip), so results agree with
+ * ORT to float rounding. float32 only.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernel_util.h"
+#include "vecmath.h"
 
 #define DEFAULT_EPSILON 1e-12f
 
@@ -43,20 +45,10 @@ typedef struct ln_state {
 static void ln_row(float *y, const float *v, const float *gamma, const float *beta, size_t d,
                    double eps, float *mean_out, float *inv_out)
 {
-    double sum = 0;
-    for (size_t i = 0; i < d; i++)
-        sum += v[i];
-    const double mean = d ? sum / (double)d : 0;
-    double ss = 0;
-    for (size_t i = 0; i < d; i++) {
-        double t = (double)v[i] - mean;
-        ss += t * t;
-    }
-    const double inv = 1.0 / sqrt((d ? ss / (double)d : 0) + eps);
-    for (size_t i = 0; i < d; i++) {
-        float n = (float)(((double)v[i] - mean) * inv);
-        y[i] = beta ? n * gamma[i] + beta[i] : n * gamma[i];
-    }
+    double mean, var;
+    qkv_vm_moments_f32(v, d, &mean, &var);
+    const double inv = 1.0 / sqrt(var + eps);
+    qkv_vm_normalize_f32(y, v, d, (float)mean, (float)inv, gamma, beta);
     if (mean_out)
         *mean_out = (float)mean;
     if (inv_out)

@@ -12,8 +12,10 @@
  * body's Mul would broadcast those too, making Y larger than X, which the
  * spec's "Y has X's shape" excludes).
  *
- * Numerics: the sum of squares is accumulated in double and the row's
- * 1/RMS computed in double, whatever stash_type says (1 float and 11 double
+ * Numerics: the mean square of a float32 row comes from vecmath's row
+ * moments (float lanes over blocks of 256, double across them) as
+ * var + mean^2, of other types from a sum in double; the row's 1/RMS is
+ * computed in double, whatever stash_type says (1 float and 11 double
  * are accepted; double is at least as precise as a float stash; others are
  * QKV_ERR_UNSUPPORTED). Types: float, double, float16 and bfloat16 for X and
  * scale. float/float and half/half (same type) have dedicated loops in
@@ -31,6 +33,7 @@
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
+#include "vecmath.h"
 
 #define PAR_MIN_ELEMS ((size_t)1 << 14)
 /* elements per stack chunk of the half and generic paths */
@@ -58,12 +61,14 @@ static void rms_range_f32(void *arg, size_t begin, size_t end)
     for (size_t row = begin; row < end; row++) {
         const float *restrict x = (const float *)r->x + row * d;
         float *restrict y = (float *)r->y + row * d;
-        double ss = 0;
-        for (size_t i = 0; i < d; i++)
-            ss += (double)x[i] * x[i];
+        /* mean(x^2) = var + mean^2: two non-negative terms, no cancellation;
+         * vecmath's SIMD row steps where a running double sum would not
+         * vectorise */
+        double mean, var;
+        qkv_vm_moments_f32(x, d, &mean, &var);
         /* float multiplies vectorise; x * (1/rms) differs from the body's
          * x / rms by at most an ulp */
-        const float inv = (float)(1.0 / sqrt(ss / (double)d + r->eps));
+        const float inv = (float)(1.0 / sqrt(var + mean * mean + r->eps));
         QKV_FOR_W(d, y[j] = (x[j] * inv) * w[j]);
     }
 }

@@ -194,6 +194,49 @@ static void scale_portable(float *out, const float *in, size_t n, float f)
         QKV_EW_FOR(j, n, out[j] = in[j] * f;);
 }
 
+/* Lane sums the compiler can vectorise (a single running sum cannot be
+ * reordered without -ffast-math), in double. */
+#define PORTABLE_LANES 8
+
+static void moments_portable(const float *x, size_t n, double *mean, double *var)
+{
+    double s[PORTABLE_LANES] = {0};
+    size_t j = 0;
+    for (; j + PORTABLE_LANES <= n; j += PORTABLE_LANES)
+        for (int k = 0; k < PORTABLE_LANES; k++)
+            s[k] += x[j + k];
+    for (; j < n; j++)
+        s[0] += x[j];
+    double sum = 0;
+    for (int k = 0; k < PORTABLE_LANES; k++)
+        sum += s[k];
+    const double m = n ? sum / (double)n : 0.0;
+    double q[PORTABLE_LANES] = {0};
+    for (j = 0; j + PORTABLE_LANES <= n; j += PORTABLE_LANES)
+        for (int k = 0; k < PORTABLE_LANES; k++) {
+            double d = (double)x[j + k] - m;
+            q[k] += d * d;
+        }
+    for (; j < n; j++) {
+        double d = (double)x[j] - m;
+        q[0] += d * d;
+    }
+    double ss = 0;
+    for (int k = 0; k < PORTABLE_LANES; k++)
+        ss += q[k];
+    *mean = m;
+    *var = n ? ss / (double)n : 0.0;
+}
+
+static void normalize_portable(float *y, const float *x, size_t n, float mean, float inv,
+                               const float *w, const float *b)
+{
+    if (b)
+        QKV_EW_FOR(j, n, y[j] = (x[j] - mean) * inv * w[j] + b[j];);
+    else
+        QKV_EW_FOR(j, n, y[j] = (x[j] - mean) * inv * w[j];);
+}
+
 static const qkv_vm_impl vm_portable = {
     erf_portable,
     gelu_portable,
@@ -202,6 +245,8 @@ static const qkv_vm_impl vm_portable = {
     max_portable,
     exp_shifted_portable,
     scale_portable,
+    moments_portable,
+    normalize_portable,
 };
 
 /* ---- the choice ------------------------------------------------------------------ */
@@ -281,4 +326,15 @@ float qkv_vm_exp_shifted_f32(float *x, size_t n, float m)
 void qkv_vm_scale_f32(float *out, const float *in, size_t n, float f)
 {
     vm()->scale(out, in, n, f);
+}
+
+void qkv_vm_moments_f32(const float *x, size_t n, double *mean, double *var)
+{
+    vm()->moments(x, n, mean, var);
+}
+
+void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float inv,
+                          const float *w, const float *b)
+{
+    vm()->normalize(y, x, n, mean, inv, w, b);
 }

@@ -71,6 +71,19 @@ float qkv_vm_exp_shifted_f32(float *x, size_t n, float m);
 /* out[j] = in[j] * f for j < n. */
 void qkv_vm_scale_f32(float *out, const float *in, size_t n, float f);
 
+/*
+ * The mean and the biased variance of x[0..n) (0 and 0 for n == 0), in two
+ * passes (the sum, then the squared deviations from the mean, which avoids
+ * the cancellation of E[x^2] - E[x]^2), each accumulated in float over
+ * blocks of 256 elements and in double across blocks.
+ */
+void qkv_vm_moments_f32(const float *x, size_t n, double *mean, double *var);
+
+/* y[j] = (x[j] - mean) * inv * w[j] + b[j] for j < n, in float; b may be
+ * NULL (no term); y may be x. */
+void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float inv,
+                          const float *w, const float *b);
+
 /* The variant the functions above run (for tests and reports). */
 qkv_isa qkv_vm_isa(void);
 
@@ -84,6 +97,9 @@ typedef struct qkv_vm_impl {
     float (*max)(const float *x, size_t n);
     float (*exp_shifted)(float *x, size_t n, float m);
     void (*scale)(float *out, const float *in, size_t n, float f);
+    void (*moments)(const float *x, size_t n, double *mean, double *var);
+    void (*normalize)(float *y, const float *x, size_t n, float mean, float inv, const float *w,
+                      const float *b);
 } qkv_vm_impl;
 
 /* x86-64 with GCC or clang: the AVX2 and AVX-512 variants are built. */

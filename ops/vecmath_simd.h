@@ -257,6 +257,68 @@ VM_FN void VM_NAME(vm_scale)(float *out, const float *in, size_t n, float f)
         v_store_n(out + j, v_mul(v_load_pad(in + j, n - j), fv), n - j);
 }
 
+/* ---- row normalisation ------------------------------------------------------- */
+
+/* Sums of VM_MOMENT_BLOCK elements are taken in float lanes, then added in
+ * double: the float error is that of a short sum, whatever n is. */
+#define VM_MOMENT_BLOCK 256
+
+VM_FN void VM_NAME(vm_moments)(const float *x, size_t n, double *mean, double *var)
+{
+    double s = 0;
+    for (size_t b = 0; b < n; b += VM_MOMENT_BLOCK) {
+        size_t e = n - b < VM_MOMENT_BLOCK ? n : b + VM_MOMENT_BLOCK, j = b;
+        vf acc = v_set1(0.0f);
+        for (; j + VM_W <= e; j += VM_W)
+            acc = v_add(acc, v_load(x + j));
+        double t = v_hsum(acc);
+        for (; j < e; j++)
+            t += x[j];
+        s += t;
+    }
+    const double m = n ? s / (double)n : 0.0;
+    const float mf = (float)m;
+    const vf mv = v_set1(mf);
+    double ss = 0;
+    for (size_t b = 0; b < n; b += VM_MOMENT_BLOCK) {
+        size_t e = n - b < VM_MOMENT_BLOCK ? n : b + VM_MOMENT_BLOCK, j = b;
+        vf acc = v_set1(0.0f);
+        for (; j + VM_W <= e; j += VM_W) {
+            vf d = v_sub(v_load(x + j), mv);
+            acc = v_fma(d, d, acc);
+        }
+        double t = v_hsum(acc);
+        for (; j < e; j++) {
+            double d = (double)x[j] - mf;
+            t += d * d;
+        }
+        ss += t;
+    }
+    /* deviations were taken from float(m): E[(x - mf)^2] - (m - mf)^2 */
+    const double off = m - (double)mf, v = n ? ss / (double)n - off * off : 0.0;
+    *mean = m;
+    *var = v > 0 ? v : 0;
+}
+
+VM_FN void VM_NAME(vm_normalize)(float *y, const float *x, size_t n, float mean, float inv,
+                                 const float *w, const float *b)
+{
+    const vf mv = v_set1(mean), iv = v_set1(inv);
+    size_t j = 0;
+    if (b) {
+        for (; j + VM_W <= n; j += VM_W)
+            v_store(y + j, v_fma(v_mul(v_sub(v_load(x + j), mv), iv), v_load(w + j),
+                                 v_load(b + j)));
+        for (; j < n; j++)
+            y[j] = (x[j] - mean) * inv * w[j] + b[j];
+    } else {
+        for (; j + VM_W <= n; j += VM_W)
+            v_store(y + j, v_mul(v_mul(v_sub(v_load(x + j), mv), iv), v_load(w + j)));
+        for (; j < n; j++)
+            y[j] = (x[j] - mean) * inv * w[j];
+    }
+}
+
 const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
     VM_NAME(vm_erf_array),
     VM_NAME(vm_gelu_array),
@@ -265,4 +327,6 @@ const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
     VM_NAME(vm_max),
     VM_NAME(vm_exp_shifted),
     VM_NAME(vm_scale),
+    VM_NAME(vm_moments),
+    VM_NAME(vm_normalize),
 };

@@ -63,6 +63,11 @@ static qkv_status check_bound(const qkv_ir_graph *g, const qkv_plan_value *pv, s
                               const qkv_tensor *dst, qkv_error *err)
 {
     const char *name = g->values[g->outputs[i]].name;
+    if (pv->storage == QKV_STORE_VALUE)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "output %zu '%s' is a sequence or an optional, which cannot be "
+                             "bound to a buffer (read it with qkv_context_output_value)",
+                             i, name);
     if (pv->storage == QKV_STORE_DYNAMIC) {
         qkv_dtype want = g->values[g->outputs[i]].dtype;
         if (want != QKV_DTYPE_UNDEFINED && dst->dtype != want)
@@ -316,6 +321,14 @@ qkv_status qkv_run_io(qkv_context *ctx, const char *const *input_names, const qk
     bool any_bound = false;
     if (st == QKV_OK)
         st = map_outputs(g, output_names, outputs, n_outputs, index, bound, &any_bound, err);
+    for (size_t j = 0; st == QKV_OK && j < n_outputs; j++) {
+        const qkv_ir_value *v = &g->values[g->outputs[index[j]]];
+        if (v->type_kind != QKV_KIND_TENSOR)
+            st = qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                               "output %zu '%s' is a sequence or an optional: qkv_run_io returns "
+                               "tensors only (use qkv_run_values and qkv_context_output_value)",
+                               index[j], v->name);
+    }
     if (st == QKV_OK)
         st = qkv_context_run(ctx, run_inputs, run_n, any_bound ? bound : NULL, err);
     for (size_t j = 0; st == QKV_OK && j < n_outputs; j++)

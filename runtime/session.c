@@ -378,6 +378,15 @@ qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inpu
     for (size_t i = 0; i < n_inputs; i++) {
         const qkv_ir_value *v = &g->values[g->inputs[i]];
         const qkv_tensor *t = &inputs[i];
+        if (v->type_kind != QKV_KIND_TENSOR) {
+            /* qkv_run_values checks the value and passes this placeholder */
+            if (t->rank != 0 || t->data)
+                return qkv_error_set(err, QKV_ERR_TYPE,
+                                     "input %zu '%s' is a sequence or an optional: pass it with "
+                                     "qkv_run_values",
+                                     i, v->name);
+            continue;
+        }
         if (v->dtype != QKV_DTYPE_UNDEFINED && t->dtype != v->dtype)
             return qkv_error_set(err, QKV_ERR_TYPE, "input %zu '%s' has type %s, expected %s", i,
                                  v->name, qkv_dtype_name(t->dtype), qkv_dtype_name(v->dtype));

@@ -15,7 +15,10 @@
 #               (scripts/gen_conformance.py into build/conformance, cached;
 #               QKV_CONFORMANCE_DIR overrides) and of
 #               ../shared/conformance/onnx-attention when present
-#               (QKV_ATTENTION_DIR overrides);
+#               (QKV_ATTENTION_DIR overrides), and the models with
+#               model-local functions of tests/data/make_function_models.py
+#               (the loader's inliner: renaming, attribute references,
+#               nested calls, each refusal);
 #      tensors/ their test_data_set_*/input_*.pb files and a few .npy files
 #               written with numpy;
 #   3. runs each harness for SECONDS over build-fuzz/corpus/HARNESS/ (kept
@@ -78,6 +81,11 @@ for suite in "${suites[@]}"; do
       cp "$pb" "$seeds/tensors/$t-$set-$(basename "$pb")"
     done
   done
+done
+# model-local functions: what the conformance suite has none of
+"$PYTHON" tests/data/make_function_models.py "$build/function-models" >/dev/null
+for m in "$build"/function-models/functions/*.onnx; do
+  cp "$m" "$seeds/models/function-$(basename "$m")"
 done
 "$PYTHON" - "$seeds/tensors" <<'PY'
 import sys

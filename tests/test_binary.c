@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernel_harness.h"
+#include "elementwise.h"
 #include "kernel_util.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -643,4 +644,97 @@ Test(binary, sum_of_many_inputs_reports_the_incompatible_one)
                                   "it broadcast to [3]"),
               "%s", err.message);
     kh_node_destroy(n);
+}
+
+/* ---- Max/Min over every type, Pow over every exponent type ---------------------------- */
+
+/* Min and Max of {lo, hi} against {hi, lo} for the extremes of each integer
+ * type, given as the two's complement bit patterns of its width. */
+Test(binary, min_and_max_at_the_extremes_of_every_integer_type)
+{
+    static const struct {
+        qkv_dtype t;
+        uint64_t lo, hi; /* the type's minimum and maximum */
+    } types[] = {
+        {QKV_DTYPE_INT8, 0x80u, 0x7fu},
+        {QKV_DTYPE_INT16, 0x8000u, 0x7fffu},
+        {QKV_DTYPE_INT32, 0x80000000u, 0x7fffffffu},
+        {QKV_DTYPE_INT64, 0x8000000000000000ull, 0x7fffffffffffffffull},
+        {QKV_DTYPE_UINT8, 0, 0xffu},
+        {QKV_DTYPE_UINT16, 0, 0xffffu},
+        {QKV_DTYPE_UINT32, 0, 0xffffffffu},
+        {QKV_DTYPE_UINT64, 0, 0xffffffffffffffffull},
+    };
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        size_t eb = qkv_dtype_bits(types[k].t) / 8;
+        unsigned char a[16], b[16];
+        memcpy(a, &types[k].lo, eb);
+        memcpy(a + eb, &types[k].hi, eb);
+        memcpy(b, &types[k].hi, eb);
+        memcpy(b + eb, &types[k].lo, eb);
+        for (int want_max = 0; want_max < 2; want_max++) {
+            qkv_tensor in[2] = {kh_tensor(types[k].t, 1, (int64_t[]){2}, a),
+                                kh_tensor(types[k].t, 1, (int64_t[]){2}, b)};
+            qkv_tensor y = run_variadic(want_max ? "Max" : "Min", in, 2, 1);
+            cr_assert_eq(y.dtype, types[k].t);
+            uint64_t want = want_max ? types[k].hi : types[k].lo;
+            for (int i = 0; i < 2; i++) {
+                uint64_t got = 0;
+                memcpy(&got, (char *)y.data + i * eb, eb);
+                cr_assert_eq(got, want, "%s type %d [%d]", want_max ? "Max" : "Min", types[k].t,
+                             i);
+            }
+            kh_free_outputs(&y, 1);
+        }
+    }
+}
+
+Test(binary, min_and_max_of_doubles_at_opset_6)
+{
+    double a[3] = {1e300, -2.5, 0}, b[3] = {-1e300, 3.25, -0.5};
+    qkv_tensor in[2] = {kh_tensor(QKV_DTYPE_DOUBLE, 1, (int64_t[]){3}, a),
+                        kh_tensor(QKV_DTYPE_DOUBLE, 1, (int64_t[]){3}, b)};
+    kh_node *n = kh_node_create("Max", 6, 2, 1);
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s", err.message);
+    double want_max[3] = {1e300, 3.25, 0};
+    cr_assert_arr_eq(y.data, want_max, sizeof want_max);
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(n);
+    n = kh_node_create("Min", 7, 2, 1);
+    cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s", err.message);
+    double want_min[3] = {-1e300, -2.5, -0.5};
+    cr_assert_arr_eq(y.data, want_min, sizeof want_min);
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(n);
+}
+
+/* Pow of each base type the spec allows by each exponent type, against
+ * pow() in double rounded to the base type. */
+Test(binary, pow_of_every_base_type_by_every_exponent_type)
+{
+    static const qkv_dtype bases[] = {QKV_DTYPE_FLOAT, QKV_DTYPE_DOUBLE, QKV_DTYPE_FLOAT16,
+                                      QKV_DTYPE_INT32, QKV_DTYPE_INT64};
+    static const qkv_dtype expos[] = {QKV_DTYPE_UINT8, QKV_DTYPE_UINT16, QKV_DTYPE_UINT32,
+                                      QKV_DTYPE_UINT64, QKV_DTYPE_INT8, QKV_DTYPE_INT16,
+                                      QKV_DTYPE_INT32, QKV_DTYPE_INT64, QKV_DTYPE_FLOAT16,
+                                      QKV_DTYPE_FLOAT, QKV_DTYPE_DOUBLE};
+    const double base_v[3] = {2, 3, 5}, expo_v[3] = {3, 0, 2};
+    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
+        for (size_t j = 0; j < sizeof expos / sizeof expos[0]; j++) {
+            unsigned char a[24], b[24];
+            cr_assert(qkv_ew_store_f64(a, bases[i], base_v, 3));
+            cr_assert(qkv_ew_store_f64(b, expos[j], expo_v, 3));
+            qkv_tensor y = run2("Pow", 15, kh_tensor(bases[i], 1, (int64_t[]){3}, a),
+                                kh_tensor(expos[j], 1, (int64_t[]){3}, b), 1);
+            cr_assert_eq(y.dtype, bases[i]);
+            double got[3];
+            cr_assert(qkv_ew_load_f64(got, y.data, bases[i], 1, 3));
+            double want[3] = {8, 1, 25}; /* exact in every base type */
+            for (int e = 0; e < 3; e++)
+                cr_assert_eq(got[e], want[e], "base %d exponent %d [%d]: %g", bases[i], expos[j],
+                             e, got[e]);
+            kh_free_outputs(&y, 1);
+        }
 }

@@ -441,9 +441,18 @@ Test(cast, refuses_zero_to)
     expect_error(0, true, QKV_ERR_INVALID_MODEL, "attribute 'to' is 0, not a tensor element type");
 }
 
-Test(cast, refuses_cast_to_string)
+Test(cast, refuses_cast_from_bool_to_string)
 {
-    expect_error(QKV_DTYPE_STRING, true, QKV_ERR_UNSUPPORTED, "casting to string is not supported");
+    /* floats and integers cast to string (tests/test_strings.c); bool does not */
+    uint8_t x[1] = {1};
+    qkv_tensor xt = kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){1}, x), y;
+    qkv_error err;
+    kh_node *n = kh_node_create("Cast", 13, 1, 1);
+    kh_attr_int(n, "to", QKV_DTYPE_STRING);
+    cr_assert_eq(kh_run(n, &xt, &y, &err), QKV_ERR_UNSUPPORTED, "%s", err.message);
+    cr_assert(strstr(err.message, "(Cast-13): casting bool to string is not supported"), "%s",
+              err.message);
+    kh_node_destroy(n);
 }
 
 Test(cast, refuses_cast_to_float8)
@@ -463,17 +472,17 @@ Test(cast, refuses_cast_from_float8)
     cr_assert(strstr(err.message, "casting from float8e5m2 is not supported"), "%s", err.message);
 }
 
-Test(cast, castlike_to_string_is_refused)
+Test(cast, castlike_from_bool_to_string_is_refused)
 {
-    float x[1] = {1};
+    uint8_t x[1] = {1};
     const char *like[1] = {"a"};
-    qkv_tensor in[2] = {kh_f32(1, (int64_t[]){1}, x),
+    qkv_tensor in[2] = {kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){1}, x),
                         kh_tensor(QKV_DTYPE_STRING, 1, (int64_t[]){1}, (void *)like)},
                y;
     qkv_error err;
     kh_node *n = kh_node_create("CastLike", 15, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_UNSUPPORTED);
-    cr_assert(strstr(err.message, "(CastLike-15): casting to string is not supported"), "%s",
+    cr_assert(strstr(err.message, "(CastLike-15): casting bool to string is not supported"), "%s",
               err.message);
     kh_node_destroy(n);
 }

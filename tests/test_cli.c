@@ -332,6 +332,27 @@ Test(cli, run_with_random_inputs_prints_a_summary_and_writes_npy)
     cli_result_free(&again);
 }
 
+Test(cli, run_warmup_runs_first_and_times_a_warm_run)
+{
+    cli_result cold = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed",
+                              "3", "--profile", NULL);
+    cli_result warm = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed",
+                              "3", "--profile", "--warmup", "2", NULL);
+    cr_assert_eq(cold.code, 0, "%s", cold.err);
+    cr_assert_eq(warm.code, 0, "%s", warm.err);
+    /* repeated runs on one context give the same values, and the profile is of one run */
+    char *v1 = strstr(cold.out, "values:"), *v2 = strstr(warm.out, "values:");
+    cr_assert(v1 && v2);
+    cr_assert_eq(strncmp(v1, v2, strcspn(v1, "\n")), 0);
+    contains(warm.out, "profile: 1 nodes run, ");
+    cli_result_free(&cold);
+    cli_result_free(&warm);
+    cli_result bad = cli_qkv("run", "@/add.onnx", "--random-inputs", "--warmup", "-1", NULL);
+    cr_assert_eq(bad.code, 2);
+    contains(bad.err, "qkv: --warmup '-1': expected an integer in [0, 1000000]");
+    cli_result_free(&bad);
+}
+
 Test(cli, run_reads_npy_and_pb_inputs)
 {
     cli_result r = cli_qkv("run", "@/add.onnx", "--input", "x=@/x.npy", "--output-dir", "@/o", NULL);

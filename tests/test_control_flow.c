@@ -203,6 +203,11 @@ static void *worker(void *arg)
     return NULL;
 }
 
+Test(control_flow, sequence_built_and_read_inside_a_loop_body)
+{
+    check_case("loop_seq_body", "m3", 2, 1);
+}
+
 Test(control_flow, two_threads_share_a_session)
 {
     qkv_session *s = open_model("loop_if", 0);
@@ -323,6 +328,19 @@ Test(control_flow_errors, error_in_the_middle_of_a_loop_leaves_the_context_usabl
     cr_assert_eq(((const float *)rows->data)[0], 1.0f);
     qkv_context_destroy(c);
     qkv_session_destroy(s);
+}
+
+Test(control_flow_errors, sequence_carried_by_a_loop_is_unsupported)
+{
+    expect_create_error("loop_seq_carried", QKV_ERR_UNSUPPORTED, "'seq_loop'",
+                        "input 's0' is a sequence; sequences and optionals are not supported "
+                        "across a subgraph's boundary");
+}
+
+Test(control_flow_errors, sequence_out_of_an_if_is_unsupported)
+{
+    expect_create_error("if_seq_out", QKV_ERR_UNSUPPORTED, "'seq_if'",
+                        "output 'y' is a sequence");
 }
 
 Test(control_flow_errors, nesting_deeper_than_the_loader_allows)

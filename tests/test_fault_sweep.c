@@ -190,6 +190,31 @@ static void load_example(model *m, const char *name, size_t n_in, size_t n_out)
     m->atol = 1e-5f;
 }
 
+/* strings/<name>.onnx, cases a and b, n_in inputs and n_out outputs */
+static void load_strings(model *m, const char *name, size_t n_in, size_t n_out)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    char rel[256];
+    snprintf(rel, sizeof rel, "strings/%s.onnx", name);
+    snprintf(m->path, sizeof m->path, "%s", tu_data(rel));
+    for (int i = 0; i < 2; i++) {
+        data_set *d = &m->sets[i];
+        d->n_in = n_in;
+        d->n_out = n_out;
+        for (size_t j = 0; j < n_in; j++) {
+            snprintf(rel, sizeof rel, "strings/%s_%c_input_%zu.pb", name, 'a' + i, j);
+            tu_read_pb(tu_data(rel), &d->in[j]);
+        }
+        for (size_t j = 0; j < n_out; j++) {
+            snprintf(rel, sizeof rel, "strings/%s_%c_output_%zu.pb", name, 'a' + i, j);
+            tu_read_pb(tu_data(rel), &d->out[j]);
+        }
+    }
+    m->rtol = 0;
+    m->atol = 0;
+}
+
 static void free_model(model *m)
 {
     for (int i = 0; i < 2; i++) {
@@ -205,13 +230,20 @@ static int outputs_match(const model *m, const qkv_context *c, const data_set *d
 {
     for (size_t i = 0; i < d->n_out; i++) {
         const qkv_tensor *got = qkv_context_output(c, i), *want = &d->out[i];
-        if (!got || got->dtype != QKV_DTYPE_FLOAT || got->rank != want->rank)
+        if (!got || got->dtype != want->dtype || got->rank != want->rank)
             return 0;
         size_t n = 1;
         for (int32_t r = 0; r < want->rank; r++) {
             if (got->dims[r] != want->dims[r])
                 return 0;
             n *= (size_t)want->dims[r];
+        }
+        if (want->dtype == QKV_DTYPE_STRING) {
+            char *const *gs = got->data, *const *ws = want->data;
+            for (size_t e = 0; e < n; e++)
+                if (strcmp(gs[e], ws[e]) != 0)
+                    return 0;
+            continue;
         }
         const float *g = got->data, *w = want->data;
         for (size_t e = 0; e < n; e++)
@@ -520,5 +552,22 @@ Test(fault_sweep, mha_example_survives_running_out_of_memory_for_good)
     skip_without_interposition();
     model m;
     load_example(&m, "mha", 2, 2);
+    sweep_all(&m, 1);
+}
+
+Test(fault_sweep, string_pipeline_survives_every_failed_allocation)
+{
+    /* strings in the arena (Cast) and in dynamic nodes (StringNormalizer) */
+    skip_without_interposition();
+    model m;
+    load_strings(&m, "pipeline", 2, 3);
+    sweep_all(&m, 0);
+}
+
+Test(fault_sweep, string_pipeline_survives_running_out_of_memory_for_good)
+{
+    skip_without_interposition();
+    model m;
+    load_strings(&m, "pipeline", 2, 3);
     sweep_all(&m, 1);
 }

@@ -390,6 +390,116 @@ Test(fusion, not_for_a_per_key_vector_scale)
     check_flat_only("neg_vector_scale", 0);
 }
 
+/* ---- the forms of real architectures ------------------------------------------------ */
+
+/* wav2vec2: the row-maximum subtraction before the softmax goes with it */
+static void check_max_shift(const char *name)
+{
+    opened f = check_flat(name, 1, true);
+    cr_assert_eq(count_op(f.g, "ReduceMax"), 0, "%s", name);
+    cr_assert_eq(count_op(f.g, "Sub"), 0, "%s", name);
+    cr_assert_eq(count_op(f.g, "Mul"), 0, "%s: the scale on Q went into Attention", name);
+    const qkv_ir_node *a = find_op(f.g, "Attention");
+    cr_assert_float_eq(qkv_node_attr(a, "scale")->f, 0.3f, 1e-7f);
+    qkv_session_destroy(f.s);
+}
+
+Test(fusion, row_max_subtraction_with_axes_attribute) { check_max_shift("max_shift_op17"); }
+
+Test(fusion, row_max_subtraction_with_axes_input) { check_max_shift("max_shift_op18"); }
+
+Test(fusion, not_for_a_maximum_over_the_query_axis)
+{
+    check_flat_only("neg_max_shift_other_axis", 0);
+}
+
+/* Swin: with a constant split shape the bias and the expanded shift mask
+ * fold into one constant attn_mask */
+Test(fusion, swin_shift_mask_between_split_and_merge)
+{
+    opened f = check_flat("swin_split_mask", 1, true);
+    const qkv_ir_node *a = find_op(f.g, "Attention");
+    cr_assert_eq(a->n_inputs, 4);
+    const qkv_ir_value *mask = &f.g->values[a->inputs[3]];
+    cr_assert_eq(mask->kind, QKV_VALUE_CONSTANT, "the mask folds to a constant");
+    int64_t want[4] = {4, 2, 5, 5};
+    cr_assert_eq(mask->rank, 4);
+    cr_assert_arr_eq(mask->dims, want, sizeof want);
+    cr_assert_eq(f.g->n_nodes, 1, "nodes: %zu", f.g->n_nodes);
+    qkv_session_destroy(f.s);
+}
+
+/* the split shape computed from the batch at run time: the mask is built
+ * per run, Expand then Reshape, and summed with the bias */
+Test(fusion, swin_shift_mask_with_a_computed_split_shape)
+{
+    opened f = check_flat("swin_split_mask_dynamic", 1, true);
+    cr_assert_eq(count_op(f.g, "Expand"), 1);
+    const qkv_ir_node *a = find_op(f.g, "Attention");
+    const qkv_ir_node *add = producer(f.g, a->inputs[3]);
+    cr_assert(add && strcmp(add->op_type, "Add") == 0);
+    cr_assert_eq(count_op(f.g, "Softmax"), 0);
+    qkv_session_destroy(f.s);
+}
+
+Test(fusion, not_when_the_merge_is_another_layout)
+{
+    check_flat_only("neg_split_merge_other_layout", 0);
+}
+
+Test(fusion, not_when_the_split_scores_are_scaled)
+{
+    check_flat_only("neg_split_scaled", 0);
+}
+
+/* MaxViT: rank-5 Einsums run as 4-D Attention on views with the two batch
+ * dims merged; with static dims the view shapes are constants */
+Test(fusion, rank5_einsums_with_static_dims)
+{
+    opened f = check_flat("einsum_rank5", 1, true);
+    cr_assert_eq(count_op(f.g, "Einsum"), 0);
+    cr_assert_eq(count_op(f.g, "Reshape"), 4, "Q, K, V and the output");
+    cr_assert_eq(count_op(f.g, "Shape"), 0);
+    const qkv_ir_node *a = find_op(f.g, "Attention");
+    int64_t want[4] = {6, 2, 4, 8};
+    cr_assert_eq(f.g->values[a->inputs[0]].rank, 4);
+    cr_assert_arr_eq(f.g->values[a->inputs[0]].dims, want, sizeof want);
+    cr_assert_float_eq(qkv_node_attr(a, "scale")->f, 0.25f, 1e-7f);
+    qkv_session_destroy(f.s);
+}
+
+Test(fusion, rank5_einsums_with_dynamic_dims)
+{
+    opened f = check_flat("einsum_rank5_dynamic", 1, true);
+    cr_assert_eq(count_op(f.g, "Einsum"), 0);
+    cr_assert_gt(count_op(f.g, "Shape"), 0, "view shapes from the run's dims");
+    qkv_session_destroy(f.s);
+}
+
+Test(fusion, not_for_rank5_with_a_mask_per_group)
+{
+    check_flat_only("neg_einsum_rank5_mask_per_group", 0);
+}
+
+Test(fusion, training_dropout_with_ratio_0_is_an_identity)
+{
+    opened f = check_flat("training_dropout_ratio_0", 1, true);
+    cr_assert_eq(count_op(f.g, "Dropout"), 0);
+    qkv_session_destroy(f.s);
+}
+
+Test(fusion, rank4_einsums)
+{
+    opened f = check_flat("einsum_rank4", 1, true);
+    cr_assert_eq(f.g->n_nodes, 1, "nodes: %zu", f.g->n_nodes);
+    qkv_session_destroy(f.s);
+}
+
+Test(fusion, not_for_an_einsum_giving_transposed_scores)
+{
+    check_flat_only("neg_einsum_transposed_scores", 0);
+}
+
 /* ---- the example set (models/export_examples.py) ----------------------------------- */
 
 static bool file_exists(const char *path)

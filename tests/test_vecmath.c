@@ -1,6 +1,7 @@
 /*
  * vecmath (ops/vecmath.h): erf, exact and tanh GELU, the fused-matmul
- * epilogue and the online-softmax row steps, in every variant this CPU runs, against libm in double on dense
+ * epilogue, the online-softmax row steps and the row-normalisation steps, in every
+ * variant this CPU runs, against libm in double on dense
  * sweeps of float32 (every 251st bit pattern, so every exponent, and every
  * 2^-15 step of [-8, 8]), and the special values. ctest runs this binary
  * once per QKV_ISA level (baseline, avx2, avx512): the variant the
@@ -323,6 +324,60 @@ Test(vecmath, softmax_row_steps_every_length_and_tail)
             t->scale(x, x, n, 2.0f); /* in place */
             for (size_t j = 0; j < n; j++)
                 cr_assert(same_bits(x[j], before[j] * 2.0f), "%s: scale in place", name);
+        }
+    }
+}
+
+Test(vecmath, row_moments_and_normalize_every_length_and_tail)
+{
+    enum { N = 1100 };
+    static float x[N + 1], w[N], b[N], y[N + 1];
+    uint32_t r = 12345;
+    for (size_t j = 0; j < N; j++) {
+        r = r * 1664525u + 1013904223u;
+        /* mean 10, std ~0.6: the offset makes the E[x^2] - E[x]^2 form lose digits */
+        x[j] = 10.0f + (float)((double)(r >> 8) / (1 << 24) * 2.0 - 1.0);
+        w[j] = 0.5f + (float)(j % 7) * 0.25f;
+        b[j] = (float)(j % 5) - 2.0f;
+    }
+    static const size_t lengths[] = {0, 1, 2, 15, 16, 17, 255, 256, 257, 768, 1000, N};
+    for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
+        const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
+        const char *name = qkv_isa_name((qkv_isa)isa);
+        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+            size_t n = lengths[li];
+            long double s = 0, q = 0;
+            for (size_t j = 0; j < n; j++)
+                s += x[j];
+            long double m = n ? s / n : 0;
+            for (size_t j = 0; j < n; j++)
+                q += (x[j] - m) * (x[j] - m);
+            long double v = n ? q / n : 0;
+            double mean = -1, var = -1;
+            t->moments(x, n, &mean, &var);
+            cr_assert(fabsl(mean - m) <= 1e-7L * 10, "%s n %zu: mean %.12g, expected %.12Lg",
+                      name, n, mean, m);
+            cr_assert(fabsl(var - v) <= 1e-6L * (v + 1e-30L), "%s n %zu: var %.12g, expected "
+                      "%.12Lg", name, n, var, v);
+            float fm = (float)mean, inv = n ? (float)(1.0 / sqrt(var + 1e-5)) : 1.0f;
+            for (int with_b = 0; with_b < 2; with_b++) {
+                y[n] = 1234.0f;
+                t->normalize(y, x, n, fm, inv, w, with_b ? b : NULL);
+                for (size_t j = 0; j < n; j++) {
+                    double want = ((double)x[j] - fm) * inv * w[j] + (with_b ? b[j] : 0);
+                    cr_assert(fabs(y[j] - want) <= 1e-6 * (fabs(want) + 1), "%s n %zu j %zu: "
+                              "%.9g, expected %.9g", name, n, j, y[j], want);
+                }
+                cr_assert(y[n] == 1234.0f, "%s n %zu: normalize wrote past n", name, n);
+            }
+            /* in place */
+            float z[N];
+            memcpy(z, x, n * sizeof *z);
+            t->normalize(z, z, n, fm, inv, w, b);
+            for (size_t j = 0; j < n; j++)
+                cr_assert(fabs(z[j] - (((double)x[j] - fm) * inv * w[j] + b[j])) <=
+                              1e-6 * (fabs(z[j]) + 1),
+                          "%s n %zu: normalize in place", name, n);
         }
     }
 }

@@ -165,6 +165,21 @@ void qkv_half_to_f32_par(qkv_kernel_io *io, float *dst, const uint16_t *src, qkv
 void qkv_f32_to_half_par(qkv_kernel_io *io, uint16_t *dst, const float *src, qkv_dtype t,
                          size_t n);
 
+/*
+ * float16 / bfloat16 through float32, for a kernel whose compute handles
+ * float: every present input is converted to float32 in scratch, the float
+ * compute runs on those copies, and output 0 (the only one) is rounded back
+ * once. qkv_half_scratch_bytes: in prepare, the scratch this needs on top of
+ * float_scratch (what the float compute declared for the same shapes; 0 if
+ * none); false on size_t overflow. qkv_half_run_as_f32: in compute, with the
+ * first float_scratch bytes of io->scratch left to fn, which sees float32
+ * tensors (same shapes) and io->scratch. Returns fn's status. Allocates
+ * nothing.
+ */
+bool qkv_half_scratch_bytes(const qkv_kernel_io *io, size_t float_scratch, size_t *bytes);
+qkv_status qkv_half_run_as_f32(const void *state, qkv_kernel_io *io, size_t float_scratch,
+                               qkv_kernel_compute_fn fn);
+
 /* ---- float maps over a tensor ------------------------------------------- */
 
 typedef void (*qkv_f64_map_fn)(double *out, const double *in, size_t n, const void *ctx);

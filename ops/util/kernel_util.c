@@ -170,3 +170,31 @@ qkv_status qkv_read_ints(qkv_kernel_io *io, size_t input, int64_t *out, size_t c
     *n = count;
     return QKV_OK;
 }
+
+size_t qkv_string_bytes(size_t numel, size_t chars)
+{
+    size_t ptrs, total;
+    if (__builtin_mul_overflow(numel, sizeof(char *), &ptrs) ||
+        __builtin_add_overflow(ptrs, chars, &total))
+        return SIZE_MAX;
+    return total;
+}
+
+void qkv_string_writer_init(qkv_string_writer *w, qkv_tensor *t)
+{
+    size_t ptrs = qkv_numel(t) * sizeof(char *);
+    w->slots = t->data;
+    w->next = (char *)t->data + ptrs;
+    w->end = (char *)t->data + (t->data_bytes > ptrs ? t->data_bytes : ptrs);
+}
+
+bool qkv_string_put(qkv_string_writer *w, size_t i, const char *s, size_t len)
+{
+    if ((size_t)(w->end - w->next) <= len)
+        return false;
+    memcpy(w->next, s, len);
+    w->next[len] = '\0';
+    w->slots[i] = w->next;
+    w->next += len + 1;
+    return true;
+}

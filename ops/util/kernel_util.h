@@ -108,6 +108,27 @@ qkv_status qkv_read_ints(qkv_kernel_io *io, size_t input, int64_t *out, size_t c
 /* Reads element i of an int32/int64 tensor as int64. */
 int64_t qkv_int_at(const qkv_tensor *t, size_t i);
 
+/*
+ * String outputs (qkv_plugin.h, "String tensors"). A kernel writing a STRING
+ * output asks, in infer, for the pointer array plus room for its characters
+ * by setting the output's data_bytes to qkv_string_bytes(numel, chars); in
+ * compute it stores each string with a writer over the output, which hands
+ * out room after the pointer array. qkv_string_bytes gives SIZE_MAX on
+ * overflow (the host then refuses the size).
+ */
+size_t qkv_string_bytes(size_t numel, size_t chars);
+
+typedef struct qkv_string_writer {
+    char **slots;     /* (numel) the output's pointers */
+    char *next, *end; /* the room left for characters */
+} qkv_string_writer;
+
+/* A writer over the STRING tensor t (data and data_bytes set by the host). */
+void qkv_string_writer_init(qkv_string_writer *w, qkv_tensor *t);
+/* Stores the len bytes at s (plus a NUL) as element i; false when the room
+ * infer asked for is used up. */
+bool qkv_string_put(qkv_string_writer *w, size_t i, const char *s, size_t len);
+
 /* Formats dims as "[2,3,-1]" into buf; returns buf. */
 const char *qkv_dims_str(const qkv_tensor *t, char *buf, size_t cap);
 

@@ -39,7 +39,17 @@ class Tensor(ctypes.Structure):
 
 class ValueInfo(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("name", c_char_p), ("dtype", c_int),
-                ("rank", c_int32), ("dims", POINTER(c_int64)), ("dim_params", POINTER(c_char_p))]
+                ("rank", c_int32), ("dims", POINTER(c_int64)), ("dim_params", POINTER(c_char_p)),
+                ("kind", c_int)]
+
+
+# qkv_type_kind: a tensor, a sequence, an optional (of a tensor or a sequence)
+KIND_TENSOR, KIND_SEQUENCE, KIND_OPTIONAL, KIND_OPTIONAL_SEQUENCE = 0, 1, 2, 3
+
+
+class Value(ctypes.Structure):
+    _fields_ = [("struct_size", c_size_t), ("kind", c_int), ("elem_dtype", c_int),
+                ("has_element", c_int), ("count", c_size_t), ("tensors", POINTER(Tensor))]
 
 
 class ModelMeta(ctypes.Structure):
@@ -128,6 +138,8 @@ qkv_session_plugin_count = _fn("qkv_session_plugin_count", c_size_t, c_void_p)
 qkv_context_create = _fn("qkv_context_create", c_int, c_void_p, P(c_void_p), P(Error))
 qkv_context_destroy = _fn("qkv_context_destroy", None, c_void_p)
 qkv_context_output = _fn("qkv_context_output", P(Tensor), c_void_p, c_size_t)
+qkv_run_values = _fn("qkv_run_values", c_int, c_void_p, P(Value), c_size_t, P(Error))
+qkv_context_output_value = _fn("qkv_context_output_value", c_int, c_void_p, c_size_t, P(Value))
 qkv_run_io = _fn("qkv_run_io", c_int, c_void_p, P(c_char_p), P(Tensor), c_size_t,
                  P(c_char_p), P(Tensor), c_size_t, P(Error))
 

@@ -101,11 +101,12 @@ class NodeArg:
     """A model input or output: .name, .type ('tensor(float)'), .shape (ints,
     symbolic dims as str, unknown dims as None; None when the rank is unknown)."""
 
-    def __init__(self, name, type_, shape, dtype_code):
+    def __init__(self, name, type_, shape, dtype_code, kind=0):
         self.name = name
         self.type = type_
         self.shape = shape
         self._dtype_code = dtype_code
+        self._kind = kind
 
     def __repr__(self):
         return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape!r})"
@@ -114,6 +115,10 @@ class NodeArg:
 def _node_arg(vi):
     name = vi.name.decode()
     type_ = f"tensor({_DTYPES.get(vi.dtype, (None, C.qkv_dtype_name(vi.dtype).decode()))[1]})"
+    if vi.kind & C.KIND_SEQUENCE:
+        type_ = f"seq({type_})"
+    if vi.kind & C.KIND_OPTIONAL:
+        type_ = f"optional({type_})"
     if vi.rank < 0:
         shape = None
     else:
@@ -125,7 +130,7 @@ def _node_arg(vi):
                 shape.append(int(vi.dims[k]))
             else:
                 shape.append(None)
-    return NodeArg(name, type_, shape, vi.dtype)
+    return NodeArg(name, type_, shape, vi.dtype, vi.kind)
 
 
 class ModelMetadata:
@@ -322,12 +327,74 @@ class InferenceSession:
                 raise DTypeError(f"input '{name}' is {arr.dtype}, the model takes "
                                  f"{self._inputs[i].type}", 5)
             arr = arr.astype(want)
-        # zero-copy when already C-contiguous and of the right dtype
-        return np.ascontiguousarray(arr)
+        # zero-copy when already C-contiguous and of the right dtype; the
+        # reshape keeps a 0-d array 0-d (ascontiguousarray returns ndim >= 1)
+        out = np.ascontiguousarray(arr)
+        return out if out.shape == arr.shape else out.reshape(arr.shape)
+
+    def _run_values(self, output_names, input_feed):
+        """run() for models with sequence or optional inputs or outputs: a
+        sequence is a list of arrays, an empty optional None."""
+        missing = [a.name for a in self._inputs if a.name not in input_feed]
+        if missing:
+            raise InvalidArgument(f"missing inputs: {', '.join(missing)}", 1)
+        for name in input_feed:
+            if name not in self._input_index:
+                raise InvalidArgument(f"the model has no input named '{name}'", 1)
+        values = (C.Value * max(len(self._inputs), 1))()
+        keep = []
+        for i, arg in enumerate(self._inputs):
+            feed = input_feed[arg.name]
+            v = values[i]
+            v.struct_size = ctypes.sizeof(C.Value)
+            v.kind = arg._kind
+            v.elem_dtype = arg._dtype_code
+            v.has_element = int(feed is not None)
+            if feed is None:
+                items = []
+            elif arg._kind & C.KIND_SEQUENCE:
+                items = list(feed)
+            else:
+                items = [feed]
+            ts = _Tensors(len(items))
+            for k, item in enumerate(items):
+                ts.set(k, self._input_array(arg.name, item))
+            keep.append(ts)
+            v.count = len(items)
+            v.tensors = ts.array
+        ctx = self._acquire()
+        try:
+            err = C.Error()
+            _check(C.qkv_run_values(ctx, values, len(self._inputs), ctypes.byref(err)), err)
+            result = []
+            for name in output_names:
+                j = self._output_index.get(name)
+                if j is None:
+                    raise InvalidArgument(f"the model has no output named '{name}'", 1)
+                out = C.Value(struct_size=ctypes.sizeof(C.Value))
+                C.qkv_context_output_value(ctx, j, ctypes.byref(out))
+                arrays = [_tensor_to_numpy(out.tensors[k], f"output '{name}'")
+                          for k in range(out.count)]
+                if not out.has_element:
+                    result.append(None)
+                elif out.kind & C.KIND_SEQUENCE:
+                    result.append(arrays)
+                else:
+                    result.append(arrays[0])
+            return result
+        finally:
+            self._release(ctx)
 
     def run(self, output_names, input_feed, run_options=None):
         """Runs the model: input_feed maps input names to arrays; returns the
-        outputs named in output_names (None: all) as numpy arrays."""
+        outputs named in output_names (None: all) as numpy arrays. A sequence
+        is a list of arrays; an empty optional is None."""
+        if output_names is None:
+            output_names = [a.name for a in self._outputs]
+        if any(a._kind for a in self._inputs) or any(
+                self._outputs[self._output_index[n]]._kind for n in output_names
+                if n in self._output_index):
+            return self._run_values(output_names, input_feed)
         names = list(input_feed)
         ins = _Tensors(len(names))
         for i, name in enumerate(names):

@@ -22,6 +22,7 @@
 #include "session.h"
 #include "size_math.h"
 #include "threadpool.h"
+#include "value_store.h"
 
 struct qkv_context {
     qkv_session *s;
@@ -30,6 +31,7 @@ struct qkv_context {
     qkv_frame **bodies;   /* (s->n_bodies) each subgraph's, made when first run */
     qkv_tensor *outputs; /* (n_outputs) */
     bool have_outputs;
+    qkv_tensor *placeholders; /* (n_inputs) qkv_run_values: the tensors the plan is keyed on */
     /* profiling (`qkv run --profile`) */
     bool profiling;
     double *step_ms;    /* (n_nodes + 1) time of step i of the last profiled run */
@@ -48,9 +50,10 @@ qkv_status qkv_context_create(qkv_session *s, qkv_context **out, qkv_error *err)
         c->root = qkv_frame_create(g);
         c->bodies = calloc(s->n_bodies + 1, sizeof *c->bodies);
         c->outputs = calloc(g->n_outputs + 1, sizeof *c->outputs);
+        c->placeholders = calloc(g->n_inputs + 1, sizeof *c->placeholders);
         c->pool = qkv_threadpool_create(s->opts.threads);
     }
-    if (!c || !c->root || !c->bodies || !c->outputs || !c->pool) {
+    if (!c || !c->root || !c->bodies || !c->outputs || !c->placeholders || !c->pool) {
         qkv_context_destroy(c);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a context");
     }
@@ -68,6 +71,7 @@ void qkv_context_destroy(qkv_context *c)
     qkv_frame_destroy(c->root);
     qkv_threadpool_destroy(c->pool);
     free(c->outputs);
+    free(c->placeholders);
     free(c->step_ms);
     free(c->step_node);
     free(c);
@@ -91,9 +95,16 @@ qkv_threadpool *qkv_context_pool(const qkv_context *c)
     return c->pool;
 }
 
-static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,
-                           qkv_tensor *const *bound, qkv_error *err)
+static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_value *values,
+                           size_t n_inputs, qkv_tensor *const *bound, qkv_error *err)
 {
+    const qkv_ir_graph *g = c->s->model->graph;
+    for (size_t i = 0; !values && i < n_inputs && i < g->n_inputs; i++)
+        if (g->values[g->inputs[i]].type_kind != QKV_KIND_TENSOR)
+            return qkv_error_set(err, QKV_ERR_TYPE,
+                                 "input %zu '%s' is a %s: pass it with qkv_run_values", i,
+                                 g->values[g->inputs[i]].name,
+                                 qkv_kind_name(g->values[g->inputs[i]].type_kind));
     qkv_status st = qkv_session_check_inputs(c->s, inputs, n_inputs, true, err);
     if (st != QKV_OK)
         return st;
@@ -104,8 +115,7 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_in
     if (st != QKV_OK)
         return st;
     const qkv_exec_plan *p = f->plan;
-    const qkv_ir_graph *g = c->s->model->graph;
-    qkv_frame_bind(f, inputs);
+    qkv_frame_bind(f, inputs, values);
     if (bound) {
         st = qkv_io_bind_outputs(p, g, f->vals, inputs, bound, err);
         if (st != QKV_OK)
@@ -136,9 +146,13 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_in
             return st;
     }
     for (size_t i = 0; i < g->n_outputs; i++) {
-        c->outputs[i] = f->vals[g->outputs[i]];
+        qkv_tensor *o = &c->outputs[i];
+        *o = f->vals[g->outputs[i]];
         if (bound && bound[i])
-            c->outputs[i].data = bound[i]->data;
+            o->data = bound[i]->data;
+        size_t elems;
+        if (o->dtype == QKV_DTYPE_STRING && qkv_shape_elements(o->dims, o->rank, &elems))
+            o->data_bytes = elems * sizeof(char *); /* the characters after it are not counted */
     }
     c->have_outputs = true;
     return QKV_OK;
@@ -149,7 +163,7 @@ qkv_status qkv_context_run(qkv_context *c, const qkv_tensor *inputs, size_t n_in
 {
     qkv_log_scope scope;
     qkv_log_enter(&c->s->opts, &scope);
-    qkv_status st = run_plan(c, inputs, n_inputs, bound, err);
+    qkv_status st = run_plan(c, inputs, NULL, n_inputs, bound, err);
     qkv_log_leave(&scope);
     return st;
 }
@@ -171,7 +185,111 @@ const qkv_tensor *qkv_context_output(const qkv_context *c, size_t i)
 {
     if (!c || !c->have_outputs || i >= c->s->model->graph->n_outputs)
         return NULL;
+    const qkv_ir_graph *g = c->s->model->graph;
+    if (g->values[g->outputs[i]].type_kind != QKV_KIND_TENSOR)
+        return NULL; /* qkv_context_output_value */
     return &c->outputs[i];
+}
+
+/* ---- sequence and optional values ------------------------------------------ */
+
+/* Checks value input i against the model and makes the plan's key tensor
+ * for it: the tensor itself, or for a sequence/optional a rank-0
+ * placeholder without data (its contents do not change the plan). */
+static qkv_status check_value(const qkv_ir_graph *g, size_t i, const qkv_value *in,
+                              qkv_tensor *key, qkv_error *err)
+{
+    const qkv_ir_value *v = &g->values[g->inputs[i]];
+    if (!qkv_struct_usable(in, QKV_STRUCT_END(qkv_value, tensors)))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "qkv_run_values: input %zu '%s': struct_size too small (set it to "
+                             "sizeof(qkv_value))",
+                             i, v->name);
+    if (in->kind != v->type_kind)
+        return qkv_error_set(err, QKV_ERR_TYPE, "input %zu '%s' is a %s, a %s was given", i,
+                             v->name, qkv_kind_name(v->type_kind), qkv_kind_name(in->kind));
+    bool optional = (in->kind & QKV_KIND_OPTIONAL) != 0;
+    bool sequence = (in->kind & QKV_KIND_SEQUENCE) != 0;
+    size_t want_max = sequence ? SIZE_MAX : 1;
+    if (optional && !in->has_element)
+        want_max = 0;
+    if (in->count > want_max || (!sequence && !(optional && !in->has_element) && in->count != 1))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "input %zu '%s': a %s%s with %zu tensors", i, v->name,
+                             optional && !in->has_element ? "empty " : "",
+                             qkv_kind_name(in->kind), in->count);
+    if (in->count && !in->tensors)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input %zu '%s': tensors is NULL", i,
+                             v->name);
+    memset(key, 0, sizeof *key);
+    key->dtype = v->dtype;
+    if (in->kind == QKV_KIND_TENSOR) {
+        *key = in->tensors[0];
+        return QKV_OK; /* checked as a tensor input */
+    }
+    qkv_dtype want = v->dtype != QKV_DTYPE_UNDEFINED ? v->dtype
+                     : in->count                     ? in->tensors[0].dtype
+                                                     : QKV_DTYPE_UNDEFINED;
+    for (size_t e = 0; e < in->count; e++) {
+        const qkv_tensor *t = &in->tensors[e];
+        size_t elems, bytes;
+        if (t->dtype != want)
+            return qkv_error_set(err, QKV_ERR_TYPE, "input %zu '%s': element %zu is %s, expected %s",
+                                 i, v->name, e, qkv_dtype_name(t->dtype), qkv_dtype_name(want));
+        if (t->rank < 0 || t->rank > QKV_MAX_RANK || !qkv_shape_elements(t->dims, t->rank, &elems) ||
+            !qkv_dtype_storage_bytes(t->dtype, elems, &bytes))
+            return qkv_error_set(err, QKV_ERR_SHAPE,
+                                 "input %zu '%s': element %zu has a bad rank (%d), a negative dim "
+                                 "or a size overflow",
+                                 i, v->name, e, t->rank);
+        if ((bytes && !t->data) || t->data_bytes < bytes)
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                                 "input %zu '%s': element %zu has %zu bytes of data, its shape "
+                                 "needs %zu",
+                                 i, v->name, e, t->data ? t->data_bytes : 0, bytes);
+    }
+    return QKV_OK;
+}
+
+qkv_status qkv_run_values(qkv_context *c, const qkv_value *inputs, size_t n_inputs,
+                          qkv_error *err)
+{
+    if (!c)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_run_values: NULL context");
+    qkv_error_clear(err);
+    const qkv_ir_graph *g = c->s->model->graph;
+    if (n_inputs != g->n_inputs)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "the model has %zu inputs, %zu were given", g->n_inputs, n_inputs);
+    if (n_inputs && !inputs)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "inputs is NULL");
+    for (size_t i = 0; i < n_inputs; i++) {
+        qkv_status st = check_value(g, i, &inputs[i], &c->placeholders[i], err);
+        if (st != QKV_OK)
+            return st;
+    }
+    qkv_log_scope scope;
+    qkv_log_enter(&c->s->opts, &scope);
+    qkv_status st = run_plan(c, c->placeholders, inputs, n_inputs, NULL, err);
+    qkv_log_leave(&scope);
+    return st;
+}
+
+qkv_status qkv_context_output_value(const qkv_context *c, size_t i, qkv_value *out)
+{
+    const size_t need = QKV_STRUCT_END(qkv_value, tensors);
+    if (!c || !qkv_struct_usable(out, need) || !c->have_outputs ||
+        i >= c->s->model->graph->n_outputs)
+        return QKV_ERR_INVALID_ARGUMENT;
+    const qkv_ir_graph *g = c->s->model->graph;
+    int32_t id = g->outputs[i];
+    qkv_value all = {.struct_size = sizeof all, .kind = QKV_KIND_TENSOR,
+                     .elem_dtype = c->outputs[i].dtype, .has_element = 1, .count = 1,
+                     .tensors = &c->outputs[i]};
+    if (g->values[id].type_kind != QKV_KIND_TENSOR)
+        qkv_box_view(&c->root->boxes[id], &all);
+    qkv_struct_fill(out, &all, sizeof all, need);
+    return QKV_OK;
 }
 
 qkv_status qkv_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,

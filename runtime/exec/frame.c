@@ -14,6 +14,7 @@
 #include "node_eval.h"
 #include "session.h"
 #include "size_math.h"
+#include "value_store.h"
 
 qkv_frame *qkv_frame_create(const qkv_ir_graph *g)
 {
@@ -29,8 +30,12 @@ qkv_frame *qkv_frame_create(const qkv_ir_graph *g)
     f->io = calloc(max_in + max_out, sizeof *f->io);
     f->bound = calloc(f->n_bound + 1, sizeof *f->bound);
     f->outs = calloc(g->n_outputs + 1, sizeof *f->outs);
+    f->boxes = calloc(g->n_values + 1, sizeof *f->boxes);
+    f->kinds = calloc(max_in + max_out + 1, sizeof *f->kinds);
+    f->step_boxes = calloc(max_in + max_out + 1, sizeof *f->step_boxes);
     int32_t *ids = calloc(f->n_bound + 1, sizeof *ids);
-    if (!f->vals || !f->input_index || !f->io || !f->bound || !f->outs || !ids) {
+    if (!f->vals || !f->input_index || !f->io || !f->bound || !f->outs || !f->boxes ||
+        !f->kinds || !f->step_boxes || !ids) {
         free(ids);
         qkv_frame_destroy(f);
         return NULL;
@@ -69,6 +74,11 @@ void qkv_frame_destroy(qkv_frame *f)
     free(f->io);
     free(f->bound);
     free(f->outs);
+    for (size_t v = 0; f->boxes && v < f->g->n_values; v++)
+        qkv_box_fini(&f->boxes[v]);
+    free(f->boxes);
+    free(f->kinds);
+    free(f->step_boxes);
     free(f);
 }
 
@@ -125,16 +135,48 @@ static qkv_status push_dynamic(qkv_frame *f, void *ptr, size_t bytes, qkv_error 
     return QKV_OK;
 }
 
-/* Points every value at its bytes for this run. An empty value points at
- * qkv_empty_data(), never at NULL or into an arena that may not exist. */
-void qkv_frame_bind(qkv_frame *f, const qkv_tensor *inputs)
+/* Records a dynamic node's output for freeing at the next run: its block
+ * and, for strings, each string (qkv_node_eval gave every one its own).
+ * On failure t's memory is freed too. */
+static qkv_status push_dynamic_tensor(qkv_frame *f, qkv_tensor *t, qkv_error *err)
+{
+    qkv_status st = QKV_OK;
+    if (t->dtype == QKV_DTYPE_STRING) {
+        char **s = t->data;
+        size_t n = t->data_bytes / sizeof *s;
+        for (size_t e = 0; e < n && st == QKV_OK; e++) {
+            st = push_dynamic(f, s[e], 0, err);
+            for (size_t m = e + 1; m < n && st != QKV_OK; m++)
+                free(s[m]);
+        }
+        if (st != QKV_OK) {
+            free(t->data);
+            return st;
+        }
+    }
+    return push_dynamic(f, t->data, t->data_bytes, err);
+}
+
+/* An empty value points at qkv_empty_data(), never at NULL or into an
+ * arena that may not exist. A sequence or optional points at its box
+ * (opaque to kernels). */
+void qkv_frame_bind(qkv_frame *f, const qkv_tensor *inputs, const qkv_value *values)
 {
     const qkv_exec_plan *p = f->plan;
+    const qkv_ir_graph *g = f->g;
     for (size_t v = 0; v < p->n_values; v++) {
         const qkv_plan_value *pv = &p->values[v];
         qkv_tensor *t = &f->vals[v];
         *t = pv->t;
         switch (pv->storage) {
+        case QKV_STORE_VALUE: {
+            qkv_box *b = &f->boxes[v];
+            qkv_box_reset(b, g->values[v].type_kind, g->values[v].dtype);
+            if (values && f->input_index[v] >= 0)
+                qkv_box_borrow(b, &values[f->input_index[v]]);
+            t->data = b;
+            continue;
+        }
         case QKV_STORE_INPUT:
             t->data = inputs[f->input_index[pv->view_of]].data;
             break;
@@ -164,16 +206,44 @@ static qkv_status run_dynamic(qkv_frame *f, const qkv_ir_node *n, qkv_host_ctx *
     if (st != QKV_OK)
         return st;
     for (size_t j = 0; j < n->n_outputs; j++) {
-        if (n->outputs[j] < 0 || !outs[j].data)
+        if (n->outputs[j] < 0 || !outs[j].data || f->kinds[n->n_inputs + j] != QKV_KIND_TENSOR)
             continue;
         f->vals[n->outputs[j]] = outs[j];
-        st = push_dynamic(f, outs[j].data, outs[j].data_bytes, err);
+        st = push_dynamic_tensor(f, &outs[j], err);
         if (st != QKV_OK) {
             for (size_t m = j + 1; m < n->n_outputs; m++)
-                if (n->outputs[m] >= 0)
-                    free(outs[m].data);
+                if (n->outputs[m] >= 0 && f->kinds[n->n_inputs + m] == QKV_KIND_TENSOR)
+                    qkv_tensor_data_free(&outs[m]);
             return st;
         }
+    }
+    return QKV_OK;
+}
+
+/* A step with sequence or optional inputs or outputs: the kinds and boxes
+ * the host services read; a host-run Identity copies its box here. */
+static qkv_status bind_step_values(qkv_frame *f, const qkv_ir_node *n, qkv_host_ctx *h,
+                                   const qkv_plan_step *step)
+{
+    const qkv_type_kind *kinds = f->kinds;
+    for (size_t i = 0; i < n->n_inputs; i++)
+        f->step_boxes[i] = kinds[i] != QKV_KIND_TENSOR ? &f->boxes[n->inputs[i]] : NULL;
+    for (size_t j = 0; j < n->n_outputs; j++)
+        f->step_boxes[n->n_inputs + j] =
+            kinds[n->n_inputs + j] != QKV_KIND_TENSOR ? &f->boxes[n->outputs[j]] : NULL;
+    h->in_kinds = f->kinds;
+    h->out_kinds = f->kinds + n->n_inputs;
+    h->in_boxes = f->step_boxes;
+    h->out_boxes = f->step_boxes + n->n_inputs;
+    if (!step->host_copy || n->outputs[0] < 0)
+        return QKV_OK;
+    qkv_error local;
+    qkv_error_clear(&local);
+    qkv_status st = qkv_box_copy(&f->boxes[n->outputs[0]], &f->boxes[n->inputs[0]], &local);
+    if (st != QKV_OK) {
+        char what[256];
+        qkv_node_describe(n, n->kernel->since_version, what, sizeof what);
+        return qkv_error_set(h->err, st, "%s: %s", what, local.message);
     }
     return QKV_OK;
 }
@@ -209,6 +279,11 @@ qkv_status qkv_frame_run_step(qkv_context *c, qkv_frame *f, const qkv_plan_step 
         } else {
             ins[i] = f->vals[n->inputs[i]];
         }
+    }
+    if (qkv_node_kinds(f->g, n, f->kinds, f->kinds + n->n_inputs)) {
+        qkv_status st = bind_step_values(f, n, &h, step);
+        if (st != QKV_OK || step->host_copy)
+            return st;
     }
     if (step->dynamic)
         return run_dynamic(f, n, &h, ins, outs, err);
@@ -285,7 +360,7 @@ static qkv_status run_body_steps(qkv_host_ctx *h, qkv_frame *f)
     qkv_status st = qkv_frame_use_plan(qkv_context_session(c), f, f->bound, f->n_bound, h->err);
     if (st != QKV_OK)
         return st;
-    qkv_frame_bind(f, f->bound);
+    qkv_frame_bind(f, f->bound, NULL);
     const qkv_exec_plan *p = f->plan;
     for (size_t i = 0; i < p->n_steps && st == QKV_OK; i++)
         st = qkv_frame_run_step(c, f, &p->steps[i], h->err);

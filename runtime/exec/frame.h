@@ -37,6 +37,10 @@ typedef struct qkv_frame {
     size_t *work_cap;
     size_t n_work;
     bool busy; /* running now */
+    /* sequences and optionals (value_store.h) */
+    struct qkv_box *boxes;       /* (n_values) the box of each such value */
+    qkv_type_kind *kinds;        /* (max io) a step's input then output kinds */
+    struct qkv_box **step_boxes; /* (max io) a step's input then output boxes */
 } qkv_frame;
 
 /* A frame for graph g. NULL when out of memory. */
@@ -52,8 +56,11 @@ void qkv_frame_free_dynamic(qkv_frame *f);
 qkv_status qkv_frame_use_plan(qkv_session *s, qkv_frame *f, const qkv_tensor *inputs,
                               size_t n_inputs, qkv_error *err);
 
-/* Points every value at its bytes for this run (inputs: the bound inputs). */
-void qkv_frame_bind(qkv_frame *f, const qkv_tensor *inputs);
+/* Points every value at its bytes for this run (inputs: the bound inputs).
+ * A sequence or optional points at its box, emptied here, or for a graph
+ * input made to borrow values[its input index] (values: qkv_run_values'
+ * inputs; NULL otherwise). */
+void qkv_frame_bind(qkv_frame *f, const qkv_tensor *inputs, const qkv_value *values);
 
 /* Runs one step of f's plan in context c. */
 qkv_status qkv_frame_run_step(qkv_context *c, qkv_frame *f, const qkv_plan_step *step,
@@ -78,7 +85,9 @@ struct qkv_threadpool *qkv_context_pool(const qkv_context *c);
  * body runs again in this context. Errors: the body's (the message prefixed
  * with the node), QKV_ERR_INVALID_MODEL for a wrong count of inputs,
  * QKV_ERR_TYPE for an input of another type than the body declares,
- * QKV_ERR_INTERNAL outside a run context.
+ * QKV_ERR_INTERNAL outside a run context. Only tensors cross a body's
+ * boundary (inference refuses a control-flow node with a sequence or
+ * optional input or output); inside a body they live in its frame's boxes.
  */
 qkv_status qkv_body_run(qkv_host_ctx *h, const qkv_ir_graph *body, const qkv_tensor *inputs,
                         size_t n_inputs, const qkv_tensor **outs);

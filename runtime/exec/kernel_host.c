@@ -16,6 +16,7 @@
 #include "size_math.h"
 #include "log.h"
 #include "threadpool.h"
+#include "value_store.h"
 
 void qkv_node_describe(const qkv_ir_node *node, int64_t version, char *buf, size_t cap)
 {
@@ -439,6 +440,11 @@ static const qkv_host_api host_api = {
     .node_input_const = node_input_const,
     .node_input_packed = node_input_packed,
     .plan_alloc = host_plan_alloc,
+    .value_length = qkv_host_value_length,
+    .value_has_element = qkv_host_value_has_element,
+    .value_element = qkv_host_value_element,
+    .value_append = qkv_host_value_append,
+    .value_set_has_element = qkv_host_value_set_has_element,
 };
 
 const qkv_host_api *qkv_host_api_get(void)
@@ -484,4 +490,30 @@ void qkv_kernel_io_init(qkv_kernel_io *io, qkv_host_ctx *hctx, const qkv_tensor 
     io->n_inputs = n_inputs;
     io->outputs = outputs;
     io->n_outputs = n_outputs;
+    io->input_kinds = hctx ? hctx->in_kinds : NULL;
+    io->output_kinds = hctx ? hctx->out_kinds : NULL;
+}
+
+bool qkv_node_kinds(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_type_kind *in_kinds,
+                    qkv_type_kind *out_kinds)
+{
+    bool any = false;
+    for (size_t i = 0; i < n->n_inputs; i++) {
+        in_kinds[i] = n->inputs[i] >= 0 ? g->values[n->inputs[i]].type_kind : QKV_KIND_TENSOR;
+        any = any || in_kinds[i] != QKV_KIND_TENSOR;
+    }
+    for (size_t j = 0; j < n->n_outputs; j++) {
+        out_kinds[j] = n->outputs[j] >= 0 ? g->values[n->outputs[j]].type_kind : QKV_KIND_TENSOR;
+        any = any || out_kinds[j] != QKV_KIND_TENSOR;
+    }
+    return any;
+}
+
+bool qkv_node_host_alias(const qkv_ir_node *n, const qkv_type_kind *in_kinds)
+{
+    const qkv_kernel *k = n->kernel;
+    /* one input, one output: Identity (a Reshape-like op of a sequence is
+     * a type error, reported by the infer pass) */
+    return k && !(k->flags & QKV_KERNEL_VALUES) && (k->flags & QKV_KERNEL_ALIAS) &&
+           n->n_inputs == 1 && n->n_outputs == 1 && in_kinds[0] != QKV_KIND_TENSOR;
 }

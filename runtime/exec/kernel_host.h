@@ -60,7 +60,27 @@ typedef struct qkv_host_ctx {
      * control-flow node runs its subgraphs (frame.h). NULL otherwise. */
     struct qkv_context *context;
     struct qkv_frame *frame;
+    /* Sequence and optional values (runtime/exec/value_store.h): the kinds
+     * kernels see as io->input_kinds / io->output_kinds (NULL: all tensors),
+     * and at run time the boxes of the non-tensor inputs and outputs (NULL
+     * entries for tensors; NULL arrays before the run). */
+    const qkv_type_kind *in_kinds;
+    qkv_type_kind *out_kinds;
+    struct qkv_box *const *in_boxes;
+    struct qkv_box *const *out_boxes;
 } qkv_host_ctx;
+
+/* Fills in_kinds (n_inputs) and out_kinds (n_outputs) with the kinds of
+ * node n's values in g (omitted ones: tensor); returns whether any is not a
+ * tensor. */
+bool qkv_node_kinds(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_type_kind *in_kinds,
+                    qkv_type_kind *out_kinds);
+
+/* True when the host itself runs node n on a sequence or optional input:
+ * a one-input, one-output ALIAS kernel (Identity) that does not take such
+ * values (no QKV_KERNEL_VALUES) gets its output made a copy of the input by
+ * the host. */
+bool qkv_node_host_alias(const qkv_ir_node *n, const qkv_type_kind *in_kinds);
 
 /* The host's function table (static, immutable). */
 const qkv_host_api *qkv_host_api_get(void);
@@ -88,7 +108,8 @@ bool qkv_tensor_known_empty(const qkv_tensor *t);
 /* Points t->data at qkv_empty_data() when t is known-empty and has none. */
 void qkv_tensor_bind_empty(qkv_tensor *t);
 
-/* Fills an io struct for a node: inputs/outputs arrays are the caller's. */
+/* Fills an io struct for a node: inputs/outputs arrays are the caller's;
+ * the kinds come from hctx. */
 void qkv_kernel_io_init(qkv_kernel_io *io, qkv_host_ctx *hctx, const qkv_tensor *inputs,
                         size_t n_inputs, qkv_tensor *outputs, size_t n_outputs);
 

@@ -91,15 +91,53 @@ qkv_status qkv_kernel_infer(const qkv_kernel *k, void *state, qkv_host_ctx *hctx
     return st;
 }
 
-/* The bytes node_eval allocates itself: scratch and the sized outputs. */
-static size_t need_here(const qkv_kernel_io *io, uint64_t sized)
+/*
+ * A string output as a kernel leaves it: numel pointers, then (when its
+ * infer asked for room) the characters some of them point at; others may
+ * point at an input's strings. Makes it an owned string tensor like a
+ * loaded one (each string malloc'd, data exactly the pointer array), so it
+ * outlives its inputs and qkv_tensor_data_free frees it. false when out of
+ * memory (t is then a block that only needs free()).
+ */
+static bool own_strings(qkv_tensor *t)
 {
-    size_t need = io->scratch_bytes;
-    for (size_t i = 0; i < io->n_outputs; i++)
-        if ((i >= 64 || (sized >> i & 1)) && qkv_add_overflow(need, io->outputs[i].data_bytes, &need))
-            return SIZE_MAX;
-    return need;
+    size_t n = 0;
+    qkv_shape_elements(t->dims, t->rank, &n); /* checked when t was sized */
+    char **s = t->data;
+    char **copy = calloc(n ? n : 1, sizeof *copy);
+    if (!copy)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *src = s[i] ? s[i] : "";
+        size_t len = strlen(src);
+        copy[i] = malloc(len + 1);
+        if (!copy[i]) {
+            for (size_t j = 0; j < i; j++)
+                free(copy[j]);
+            free(copy);
+            return false;
+        }
+        memcpy(copy[i], src, len + 1);
+    }
+    free(t->data);
+    t->data = copy;
+    t->data_bytes = n * sizeof *copy;
+    return true;
 }
+
+/* Output i is omitted by the node, or a sequence/optional (host->value_append
+ * fills it): nothing to size or allocate. */
+static bool not_allocated(const qkv_host_ctx *hctx, size_t i)
+{
+    const qkv_ir_node *node = hctx->node;
+    return (i < node->n_outputs && node->outputs[i] < 0) ||
+           (hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR);
+}
+
+/* Output i is sized and allocated here: the kernel has infer, the output is
+ * a tensor the node does not omit, and (i < 64) infer gave it a shape. */
+#define SIZED_HERE(i) \
+    ((i) < 64 ? (sized >> (i) & 1) != 0 : k->infer && !not_allocated(hctx, (i)))
 
 qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                          const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
@@ -117,9 +155,11 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     uint64_t sized = 0; /* bit i: output i < 64 is sized and allocated here */
     for (size_t i = 0; i < n_outputs && k->infer; i++) {
         qkv_tensor *o = &outputs[i];
-        if (i < node->n_outputs && node->outputs[i] < 0)
+        if (not_allocated(hctx, i))
             continue;
         size_t elems, bytes;
+        /* a string output's infer may ask for room for its characters too */
+        size_t asked = o->dtype == QKV_DTYPE_STRING ? o->data_bytes : 0;
         if (!qkv_shape_elements(o->dims, o->rank, &elems)) {
             if (!qkv_node_has_subgraphs(node) || i >= 64)
                 return io.host->error(hctx, QKV_ERR_SHAPE,
@@ -131,13 +171,10 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         if (!qkv_dtype_storage_bytes(o->dtype, elems, &bytes))
             return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow",
                                   i, elems, qkv_dtype_name(o->dtype));
-        o->data_bytes = bytes;
+        o->data_bytes = asked > bytes ? asked : bytes;
         if (i < 64)
             sized |= (uint64_t)1 << i;
     }
-#define SIZED_HERE(i)                                                                          \
-    ((i) < 64 ? (sized >> (i) & 1) != 0                                                        \
-              : k->infer && !((i) < node->n_outputs && node->outputs[i] < 0))
     /* the node's per-plan state lives for this one evaluation */
     qkv_plan_mem plan_mem = {0};
     if (k->prepare) {
@@ -150,18 +187,17 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
             return st;
         }
     }
-    if (hctx->memory_limited) {
-        size_t need = io.scratch_bytes;
-        for (size_t i = 0; i < n_outputs; i++)
-            if (SIZED_HERE(i) && qkv_add_overflow(need, outputs[i].data_bytes, &need))
-                need = SIZE_MAX;
-        if (need > hctx->memory_left) {
-            qkv_plan_mem_free(&plan_mem);
-            return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
-                                  "outputs and scratch need %zu bytes, more than the %zu the "
-                                  "session's memory limit leaves",
-                                  need, hctx->memory_left);
-        }
+    /* the bytes allocated here: scratch and the sized outputs */
+    size_t need = io.scratch_bytes;
+    for (size_t i = 0; i < n_outputs; i++)
+        if (SIZED_HERE(i) && qkv_add_overflow(need, outputs[i].data_bytes, &need))
+            need = SIZE_MAX;
+    if (hctx->memory_limited && need > hctx->memory_left) {
+        qkv_plan_mem_free(&plan_mem);
+        return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
+                              "outputs and scratch need %zu bytes, more than the %zu the "
+                              "session's memory limit leaves",
+                              need, hctx->memory_left);
     }
     void *scratch = NULL;
     if (io.scratch_bytes) {
@@ -186,13 +222,21 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         }
     }
     if (hctx->memory_limited) /* what output_alloc in compute may still take */
-        hctx->memory_left -= hctx->memory_left < need_here(&io, sized) ? hctx->memory_left
-                                                                       : need_here(&io, sized);
+        hctx->memory_left -= hctx->memory_left < need ? hctx->memory_left : need;
     if (st == QKV_OK)
         st = k->compute(state, &io);
+    size_t owned = 0; /* outputs [0, owned) hold their strings like loaded ones */
+    while (owned < n_outputs && st == QKV_OK) {
+        if (SIZED_HERE(owned) && outputs[owned].dtype == QKV_DTYPE_STRING &&
+            !own_strings(&outputs[owned])) {
+            st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu: copying its strings",
+                                owned);
+            break;
+        }
+        owned++;
+    }
     for (size_t i = 0; i < n_outputs && st == QKV_OK; i++)
-        if (!SIZED_HERE(i) && !(i < node->n_outputs && node->outputs[i] < 0) &&
-            !outputs[i].data)
+        if (!SIZED_HERE(i) && !not_allocated(hctx, i) && !outputs[i].data)
             st = io.host->error(hctx, QKV_ERR_PLUGIN,
                                 "output %zu was not produced: a kernel without infer must "
                                 "allocate each output with host->output_alloc in compute",
@@ -200,8 +244,17 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
     free(scratch);
     qkv_plan_mem_free(&plan_mem);
     if (st != QKV_OK)
-        for (size_t i = 0; i < n_outputs; i++)
+        for (size_t i = 0; i < n_outputs; i++) {
+            if (hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR)
+                continue; /* the value store owns sequences and optionals */
+            /* strings a kernel wrote point into their own block, or at its
+             * inputs' strings: none of them is ours to free */
+            if (SIZED_HERE(i) && outputs[i].dtype == QKV_DTYPE_STRING && i >= owned) {
+                free(outputs[i].data);
+                outputs[i].data = NULL;
+            }
             qkv_tensor_data_free(&outputs[i]);
+        }
     return st;
-#undef SIZED_HERE
 }
+#undef SIZED_HERE

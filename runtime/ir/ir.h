@@ -52,6 +52,10 @@ typedef struct qkv_ir_value {
     int32_t producer;      /* node index, -1 for inputs, constants and outer values */
     size_t n_consumers;    /* one entry per (node, input slot) use */
     int32_t *consumers;    /* node indices */
+    /* a tensor, or a sequence/optional whose element type is dtype above
+     * (rank -1: sequence elements may differ in shape); declared by the
+     * model's TypeProto, inferred for node outputs */
+    qkv_type_kind type_kind;
 } qkv_ir_value;
 
 struct qkv_ir_graph;
@@ -75,7 +79,7 @@ typedef struct qkv_ir_node {
     char *name;    /* never NULL; "" if the model gave none */
     char *op_type;
     char *domain;  /* "" for ai.onnx */
-    int64_t opset; /* the model's opset import for `domain` */
+    int64_t opset; /* the opset import for `domain` (its function's for an inlined node) */
     size_t n_inputs;
     int32_t *inputs; /* value ids, -1 for an omitted optional input */
     size_t n_outputs;

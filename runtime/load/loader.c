@@ -21,6 +21,9 @@
  *      the enclosing graphs, becoming an OUTER value there and an implicit
  *      input of the node that owns the subgraph (at every level),
  *   6. qkv_graph_finalize: producers, consumers, cycles, topological order.
+ * Before step 1, calls of model-local functions are replaced by copies of
+ * their bodies (loader_functions.c), so inlined nodes are converted and
+ * checked like any other.
  * On any error everything built so far is freed and *out is not touched.
  */
 #include "loader.h"
@@ -52,6 +55,7 @@ typedef struct load_ctx {
     qkv_model *model; /* opset imports */
     const char *base_dir;
     qkv_loader_source *src; /* file mappings for main-graph initializers, or NULL */
+    const qkv_loader_inline *inlined; /* nodes inlined from functions, or NULL */
     qkv_error *err; /* never NULL */
 } load_ctx;
 
@@ -109,16 +113,56 @@ static void add_context(qkv_error *err, const char *what)
 /* ---- types -------------------------------------------------------------------- */
 
 /*
- * Applies a declared TypeProto to value v: dtype (when `force` or still
- * unknown) and shape (when `force` or rank still unknown). Non-tensor types
- * (sequence, map, optional) leave the value's type unknown.
+ * The kind of a TypeProto (tensor, sequence(tensor), optional(tensor) or
+ * optional(sequence(tensor))) and its innermost tensor type (NULL when not
+ * given). Maps, sparse tensors and deeper nesting read as a tensor of
+ * unknown type: a model declaring them still loads, and fails where a
+ * kernel meets them.
+ */
+static void type_kind(const Onnx__TypeProto *tp, qkv_type_kind *kind,
+                      const Onnx__TypeProto__Tensor **tensor)
+{
+    unsigned bits = 0;
+    *kind = QKV_KIND_TENSOR;
+    *tensor = NULL;
+    if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE) {
+        bits |= QKV_KIND_OPTIONAL;
+        tp = tp->optional_type ? tp->optional_type->elem_type : NULL;
+    }
+    if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE) {
+        bits |= QKV_KIND_SEQUENCE;
+        tp = tp->sequence_type ? tp->sequence_type->elem_type : NULL;
+    }
+    if (tp && tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
+        tp->value_case != ONNX__TYPE_PROTO__VALUE__NOT_SET)
+        return; /* a map or a sparse tensor */
+    *kind = (qkv_type_kind)bits;
+    *tensor = tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? tp->tensor_type : NULL;
+}
+
+/*
+ * Applies a declared TypeProto to value v: its kind, dtype (when `force` or
+ * still unknown) and shape (when `force` or rank still unknown). A sequence
+ * or optional gives its element type; the shape of a sequence's elements is
+ * not kept (they may differ).
  */
 static qkv_status apply_type(load_ctx *cx, qkv_ir_value *v, const Onnx__TypeProto *tp,
                              const char *what, bool force)
 {
-    if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+    if (!tp)
         return QKV_OK;
-    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    qkv_type_kind kind;
+    const Onnx__TypeProto__Tensor *tt;
+    type_kind(tp, &kind, &tt);
+    v->type_kind = kind;
+    if (!tt)
+        return QKV_OK;
+    if (kind != QKV_KIND_TENSOR) {
+        if (tt->has_elem_type && tt->elem_type > 0 && tt->elem_type < QKV_DTYPE_COUNT &&
+            (force || v->dtype == QKV_DTYPE_UNDEFINED))
+            v->dtype = (qkv_dtype)tt->elem_type;
+        return QKV_OK;
+    }
     if (tt->has_elem_type) {
         if (tt->elem_type < 0 || tt->elem_type >= QKV_DTYPE_COUNT)
             return qkv_error_set(cx->err, QKV_ERR_UNSUPPORTED,
@@ -417,7 +461,9 @@ static qkv_status convert_node(load_ctx *cx, scope *s, Onnx__NodeProto *np, size
     if (!np->op_type || !np->op_type[0])
         return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: node has no op_type", nd);
     const char *domain = np->domain ? np->domain : "";
-    int64_t opset = qkv_model_opset_for(cx->model, domain);
+    int64_t opset = qkv_loader_inline_opset(cx->inlined, np, domain);
+    if (opset < 0)
+        opset = qkv_model_opset_for(cx->model, domain);
     if (opset < 0)
         return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL,
                              "%s: the model has no opset import for domain '%s'", nd, domain);
@@ -665,7 +711,8 @@ static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir,
                                 qkv_loader_source *src, qkv_model **out, qkv_error *err)
 {
     qkv_model *m = calloc(1, sizeof *m);
-    load_ctx cx = {m, base_dir, src, err};
+    load_ctx cx = {m, base_dir, src, NULL, err};
+    qkv_loader_inline *inlined = NULL;
     if (!m)
         return oom(&cx);
     qkv_status st = QKV_OK;
@@ -700,7 +747,12 @@ static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir,
         st = qkv_error_set(err, QKV_ERR_INVALID_MODEL, "the model has no graph");
         goto fail;
     }
-    if ((st = convert_graph(&cx, mp->graph, NULL, &m->graph)) != QKV_OK)
+    if ((st = qkv_loader_inline_functions(mp, &inlined, err)) != QKV_OK)
+        goto fail;
+    cx.inlined = inlined;
+    st = convert_graph(&cx, mp->graph, NULL, &m->graph);
+    qkv_loader_inline_undo(inlined);
+    if (st != QKV_OK)
         goto fail;
     if (src && !qkv_loader_source_give(src, m->graph)) {
         st = oom(&cx);

@@ -191,4 +191,38 @@ qkv_status qkv_loader_wire_check(const void *buf, size_t bytes,
  */
 void qkv_loader_pb_allocator(struct ProtobufCAllocator *a, bool *failed);
 
+/* ---- model-local functions (loader_functions.c) ---------------------------------- */
+
+struct Onnx__ModelProto;
+struct Onnx__NodeProto;
+
+/* What inlining changed in an unpacked model, to be undone before it is freed. */
+typedef struct qkv_loader_inline qkv_loader_inline;
+
+/*
+ * Replaces every call of a model-local function (ModelProto.functions) in
+ * mp's graphs and subgraphs by a renamed copy of the function's body, calls
+ * inside bodies too, so that the converter sees ordinary nodes. On success
+ * *out is NULL when the model has no functions, else the record of the
+ * changes: undo it with qkv_loader_inline_undo before freeing mp. On failure
+ * (QKV_ERR_INVALID_MODEL: a function defined twice or badly, an unknown
+ * function called in a function domain, recursion, a call with more inputs
+ * or outputs than the function has, an attribute the function does not
+ * declare; QKV_ERR_UNSUPPORTED: calls nested too deeply or too many nodes;
+ * QKV_ERR_OUT_OF_MEMORY) mp is as it was and err (not NULL) names the call,
+ * the function and the node.
+ */
+qkv_status qkv_loader_inline_functions(struct Onnx__ModelProto *mp, qkv_loader_inline **out,
+                                       qkv_error *err);
+
+/* The opset version of `domain` that node np uses when it was inlined from a
+ * function that imports that domain; -1 otherwise (np is not inlined, or
+ * its function does not import the domain: the model's import applies).
+ * in may be NULL. */
+int64_t qkv_loader_inline_opset(const qkv_loader_inline *in, const struct Onnx__NodeProto *np,
+                                const char *domain);
+
+/* Puts mp's node arrays back as they were and frees the copies. NULL: no-op. */
+void qkv_loader_inline_undo(qkv_loader_inline *in);
+
 #endif /* QKV_LOADER_H */

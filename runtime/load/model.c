@@ -141,6 +141,9 @@ static qkv_status value_info(const qkv_ir_graph *g, int32_t id, qkv_value_info *
         all.rank = v->rank;
         all.dims = v->dims;
         all.dim_params = (const char *const *)v->dim_params;
+        all.kind = v->type_kind;
+        if (v->type_kind != QKV_KIND_TENSOR)
+            all.rank = -1; /* the shape of the elements is not kept */
     }
     qkv_struct_fill(out, &all, sizeof all, need);
     return id >= 0 ? QKV_OK : QKV_ERR_INVALID_ARGUMENT;

@@ -24,6 +24,10 @@ static bool all_inputs_constant(const qkv_ir_graph *g, const qkv_ir_node *n)
     for (size_t k = 0; k < n->n_inputs; k++)
         if (n->inputs[k] >= 0 && g->values[n->inputs[k]].kind != QKV_VALUE_CONSTANT)
             return false;
+    /* a sequence or an optional is never a constant: it lives in the run */
+    for (size_t j = 0; j < n->n_outputs; j++)
+        if (n->outputs[j] >= 0 && g->values[n->outputs[j]].type_kind != QKV_KIND_TENSOR)
+            return false;
     /* a node with subgraphs runs them in a run context (exec/control_flow.h) */
     return n->n_implicit == 0 && !qkv_node_has_subgraphs(n);
 }

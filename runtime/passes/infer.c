@@ -19,6 +19,7 @@
 #include "kernel_host.h"
 #include "node_eval.h"
 #include "passes.h"
+#include "value_store.h" /* qkv_kind_name */
 
 void qkv_node_static_inputs(const qkv_ir_graph *g, const qkv_ir_node *node, qkv_tensor *ins)
 {
@@ -43,13 +44,33 @@ void qkv_node_static_inputs(const qkv_ir_graph *g, const qkv_ir_node *node, qkv_
     }
 }
 
-static qkv_status merge(qkv_ir_value *v, const qkv_tensor *t, const qkv_ir_node *node,
-                        int64_t version, qkv_error *err)
+static qkv_status merge(qkv_ir_value *v, const qkv_tensor *t, qkv_type_kind kind,
+                        const qkv_ir_node *node, int64_t version, qkv_error *err)
 {
     char what[256];
+    qkv_node_describe(node, version, what, sizeof what);
+    /* an output declared with a type (graph outputs have one) keeps its kind */
+    bool declared = v->type_kind != QKV_KIND_TENSOR || v->dtype != QKV_DTYPE_UNDEFINED;
+    if (v->is_output && declared && v->type_kind != kind)
+        return qkv_error_set(err, QKV_ERR_TYPE,
+                             "%s: graph output '%s' is declared a %s but the op produces a %s",
+                             what, v->name, qkv_kind_name(v->type_kind), qkv_kind_name(kind));
+    v->type_kind = kind;
+    if (kind != QKV_KIND_TENSOR) {
+        /* the element type only: a sequence's elements may differ in shape */
+        if (t->dtype != QKV_DTYPE_UNDEFINED && v->dtype != QKV_DTYPE_UNDEFINED &&
+            v->dtype != t->dtype)
+            return qkv_error_set(err, QKV_ERR_TYPE,
+                                 "%s: output '%s' is declared with %s elements but the op "
+                                 "produces %s",
+                                 what, v->name, qkv_dtype_name(v->dtype), qkv_dtype_name(t->dtype));
+        if (t->dtype != QKV_DTYPE_UNDEFINED)
+            v->dtype = t->dtype;
+        v->rank = -1;
+        return QKV_OK;
+    }
     if (t->dtype == QKV_DTYPE_UNDEFINED)
         return QKV_OK;
-    qkv_node_describe(node, version, what, sizeof what);
     if (v->dtype != QKV_DTYPE_UNDEFINED && v->dtype != t->dtype)
         return qkv_error_set(err, QKV_ERR_TYPE,
                              "%s: output '%s' is declared %s but the op produces %s", what,
@@ -99,6 +120,7 @@ static qkv_status infer_bodies(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_
                 ov->dtype = pv->dtype;
                 ov->rank = pv->rank;
                 memcpy(ov->dims, pv->dims, sizeof ov->dims);
+                ov->type_kind = pv->type_kind;
             }
             qkv_status st = qkv_infer_graph(body, err);
             if (st != QKV_OK) {
@@ -111,15 +133,63 @@ static qkv_status infer_bodies(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_
     return QKV_OK;
 }
 
+/* A kernel that does not declare QKV_KERNEL_VALUES gets tensors only; the
+ * host runs an ALIAS kernel (Identity) on a sequence or optional itself. */
+static qkv_status check_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
+                              const qkv_type_kind *in_kinds, qkv_error *err)
+{
+    const qkv_kernel *k = n->kernel;
+    if ((k->flags & QKV_KERNEL_VALUES) || qkv_node_host_alias(n, in_kinds))
+        return QKV_OK;
+    for (size_t i = 0; i < n->n_inputs; i++) {
+        if (in_kinds[i] == QKV_KIND_TENSOR)
+            continue;
+        char what[256];
+        qkv_node_describe(n, k->since_version, what, sizeof what);
+        return qkv_error_set(err, QKV_ERR_TYPE, "%s: input %zu '%s' is a %s; the op takes a tensor",
+                             what, i, g->values[n->inputs[i]].name, qkv_kind_name(in_kinds[i]));
+    }
+    return QKV_OK;
+}
+
+/* Only tensors cross a subgraph's boundary (exec/frame.h qkv_body_run): a
+ * control-flow node with a sequence or optional input (explicit or read by
+ * a body) or output is refused before it runs. */
+static qkv_status check_subgraph_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
+                                       const qkv_type_kind *in_kinds,
+                                       const qkv_type_kind *out_kinds, qkv_error *err)
+{
+    size_t n_values = n->n_inputs + n->n_outputs;
+    for (size_t i = 0; i < n_values; i++) {
+        bool in = i < n->n_inputs;
+        qkv_type_kind kind = in ? in_kinds[i] : out_kinds[i - n->n_inputs];
+        if (kind == QKV_KIND_TENSOR)
+            continue;
+        int32_t id = in ? n->inputs[i] : n->outputs[i - n->n_inputs];
+        char what[256];
+        qkv_node_describe(n, n->kernel->since_version, what, sizeof what);
+        return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
+                             "%s: %s '%s' is a %s; sequences and optionals are not supported "
+                             "across a subgraph's boundary yet",
+                             what, in ? "input" : "output", g->values[id].name,
+                             qkv_kind_name(kind));
+    }
+    return QKV_OK;
+}
+
 qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
 {
     size_t max_in, max_out;
     qkv_graph_max_arity(g, &max_in, &max_out);
     qkv_tensor *ins = calloc(max_in, sizeof *ins);
     qkv_tensor *outs = calloc(max_out, sizeof *outs);
-    if (!ins || !outs) {
+    qkv_type_kind *in_kinds = calloc(max_in, sizeof *in_kinds);
+    qkv_type_kind *out_kinds = calloc(max_out, sizeof *out_kinds);
+    if (!ins || !outs || !in_kinds || !out_kinds) {
         free(ins);
         free(outs);
+        free(in_kinds);
+        free(out_kinds);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory in shape inference");
     }
     qkv_status st = QKV_OK;
@@ -132,14 +202,32 @@ qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
         st = qkv_kernel_check_io(k, n, ins, err);
         if (st != QKV_OK)
             break;
+        qkv_node_kinds(g, n, in_kinds, out_kinds);
+        if (qkv_node_has_subgraphs(n) &&
+            (st = check_subgraph_kinds(g, n, in_kinds, out_kinds, err)) != QKV_OK)
+            break;
+        /* a kernel that makes sequences or optionals starts from the declared
+         * kinds (an empty Optional has nothing else to go by) and says what
+         * it makes; every other kernel makes tensors */
+        for (size_t j = 0; j < n->n_outputs && !(k->flags & QKV_KERNEL_VALUES); j++)
+            out_kinds[j] = QKV_KIND_TENSOR;
+        st = check_kinds(g, n, in_kinds, err);
+        if (st != QKV_OK)
+            break;
         qkv_error_clear(err);
-        qkv_host_ctx h = {.node = n, .version = k->since_version, .err = err};
+        qkv_host_ctx h = {.node = n, .version = k->since_version, .err = err,
+                          .in_kinds = in_kinds, .out_kinds = out_kinds};
         st = qkv_kernel_infer(k, n->kernel_state, &h, ins, n->n_inputs, outs, n->n_outputs);
+        if (st == QKV_OK && qkv_node_host_alias(n, in_kinds))
+            out_kinds[0] = in_kinds[0];
         for (size_t j = 0; j < n->n_outputs && st == QKV_OK; j++)
             if (n->outputs[j] >= 0)
-                st = merge(&g->values[n->outputs[j]], &outs[j], n, k->since_version, err);
+                st = merge(&g->values[n->outputs[j]], &outs[j], out_kinds[j], n,
+                           k->since_version, err);
     }
     free(ins);
     free(outs);
+    free(in_kinds);
+    free(out_kinds);
     return st;
 }

@@ -25,7 +25,9 @@ typedef enum qkv_storage {
     QKV_STORE_CONSTANT, /* session-owned constant data */
     QKV_STORE_PLANNED,  /* computed while planning; plan-owned data */
     QKV_STORE_ARENA,    /* at `offset` in the context's arena */
-    QKV_STORE_DYNAMIC   /* allocated when its node runs (shape known only then) */
+    QKV_STORE_DYNAMIC,  /* allocated when its node runs (shape known only then) */
+    QKV_STORE_VALUE     /* a sequence or an optional: in the context's box for it
+                         * (exec/value_store.h); t holds the element type, rank -1 */
 } qkv_storage;
 
 typedef struct qkv_plan_value {
@@ -44,6 +46,8 @@ typedef struct qkv_plan_step {
     size_t scratch_offset; /* in the arena */
     size_t scratch_bytes;
     const void *plan_state; /* what the kernel's prepare kept for compute (in plan_mem) */
+    bool host_copy;         /* the host copies input 0's sequence/optional to output 0
+                             * instead of running the kernel (qkv_node_host_alias) */
 } qkv_plan_step;
 
 /* A graph output copied into the arena at the end of a run (when its value

@@ -41,6 +41,7 @@ typedef struct builder {
     int32_t *copy_buf;     /* per copy: buffer index */
     qkv_tensor *ins, *outs;
     int32_t *bound; /* the graph's bound inputs (ir.h: qkv_graph_bound_ids) */
+    qkv_type_kind *in_kinds, *out_kinds; /* the node being planned */
     qkv_error *err;
     /* the session's memory limit: when limited, the arena and values
      * computed while planning may take at most mem_left bytes */
@@ -123,6 +124,8 @@ static void mark_dynamic(builder *b, const qkv_ir_node *n)
         if (n->outputs[j] < 0)
             continue;
         qkv_plan_value *v = &b->p->values[n->outputs[j]];
+        if (v->storage == QKV_STORE_VALUE)
+            continue; /* in its box whatever its node is */
         memset(&v->t, 0, sizeof v->t);
         v->t.rank = -1;
         v->storage = QKV_STORE_DYNAMIC;
@@ -155,6 +158,7 @@ typedef struct node_plan {
     qkv_host_ctx h;   /* the host context of infer/prepare/eval */
     bool dynamic;     /* an input or an output is only known at run time */
     bool all_known;   /* every input is a constant or a planned value */
+    bool values;      /* an input or an output is a sequence or an optional */
     size_t out_bytes; /* the outputs' total size */
 } node_plan;
 
@@ -192,14 +196,17 @@ static qkv_status infer_outputs(builder *b, node_plan *np)
     np->out_bytes = 0;
     for (size_t j = 0; j < n->n_outputs; j++) {
         size_t elems;
-        if (n->outputs[j] < 0)
-            continue;
+        if (n->outputs[j] < 0 || b->out_kinds[j] != QKV_KIND_TENSOR)
+            continue; /* omitted, or in a box (no arena bytes) */
         if (!dims_known(&b->outs[j])) {
             np->dynamic = true;
             return QKV_OK;
         }
+        /* a string output's infer may ask for room for its characters too */
+        size_t asked = b->outs[j].dtype == QKV_DTYPE_STRING ? b->outs[j].data_bytes : 0;
         if (!qkv_shape_elements(b->outs[j].dims, b->outs[j].rank, &elems) ||
             !qkv_dtype_storage_bytes(b->outs[j].dtype, elems, &b->outs[j].data_bytes) ||
+            (asked > b->outs[j].data_bytes && (b->outs[j].data_bytes = asked) == 0) ||
             qkv_add_overflow(np->out_bytes, b->outs[j].data_bytes, &np->out_bytes))
             return qkv_error_set(b->err, QKV_ERR_SHAPE,
                                  "node '%s' (%s): output %zu is too large to allocate", n->name,
@@ -221,7 +228,8 @@ static qkv_status evaluate_now(builder *b, node_plan *np, bool *done)
 {
     const qkv_ir_node *n = np->n;
     *done = false;
-    if (!(np->all_known ||
+    if (np->values ||
+        !(np->all_known ||
           ((np->k->flags & QKV_KERNEL_SHAPE_ONLY) && !qkv_node_has_subgraphs(n))) ||
         np->out_bytes > QKV_PLAN_EVAL_MAX_BYTES)
         return QKV_OK;
@@ -333,6 +341,8 @@ static qkv_status place_outputs(builder *b, node_plan *np, const qkv_plan_step *
         if (dst < 0)
             continue;
         qkv_plan_value *dv = &p->values[dst];
+        if (dv->storage == QKV_STORE_VALUE)
+            continue; /* in its box: init_values set it up */
         dv->t = b->outs[j];
         dv->t.data = NULL;
         dv->storage = QKV_STORE_ARENA;
@@ -368,7 +378,16 @@ static qkv_status plan_node(builder *b, size_t pos)
     np.h = (qkv_host_ctx){.node = n, .version = np.k->since_version, .err = b->err,
                           .threads = b->s->opts.threads, .memory_limited = b->limited,
                           .memory_left = b->mem_left};
+    np.values = qkv_node_kinds(b->g, n, b->in_kinds, b->out_kinds);
+    np.h.in_kinds = b->in_kinds;
+    np.h.out_kinds = b->out_kinds;
     gather_inputs(b, &np);
+    if (np.values && qkv_node_host_alias(n, b->in_kinds)) {
+        /* Identity of a sequence or optional: the run copies the box */
+        b->step_scratch[b->p->n_steps] = -1;
+        b->p->steps[b->p->n_steps++] = (qkv_plan_step){.node = idx, .host_copy = true};
+        return QKV_OK;
+    }
     qkv_status st = QKV_OK;
     bool done = false;
     if (!np.dynamic)
@@ -449,6 +468,17 @@ static void init_values(builder *b, const qkv_tensor *inputs, const int32_t *bou
         qkv_shape_elements(pv->t.dims, pv->t.rank, &elems);
         qkv_dtype_storage_bytes(pv->t.dtype, elems, &pv->t.data_bytes);
     }
+    /* sequences and optionals, inputs included, live in the context's boxes */
+    for (size_t i = 0; i < g->n_values; i++) {
+        const qkv_ir_value *v = &g->values[i];
+        if (v->type_kind == QKV_KIND_TENSOR)
+            continue;
+        qkv_plan_value *pv = &p->values[i];
+        memset(&pv->t, 0, sizeof pv->t);
+        pv->t.dtype = v->dtype;
+        pv->t.rank = -1;
+        pv->storage = QKV_STORE_VALUE;
+    }
 }
 
 static void builder_free(builder *b)
@@ -461,6 +491,8 @@ static void builder_free(builder *b)
     free(b->ins);
     free(b->outs);
     free(b->bound);
+    free(b->in_kinds);
+    free(b->out_kinds);
 }
 
 qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t n_inputs,
@@ -499,6 +531,8 @@ qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
     b.copy_buf = calloc(g->n_outputs + 1, sizeof *b.copy_buf);
     b.ins = calloc(max_in, sizeof *b.ins);
     b.outs = calloc(max_out, sizeof *b.outs);
+    b.in_kinds = calloc(max_in, sizeof *b.in_kinds);
+    b.out_kinds = calloc(max_out, sizeof *b.out_kinds);
     size_t n_bound = qkv_graph_bound_ids(g, NULL);
     b.bound = calloc(n_bound + 1, sizeof *b.bound);
     if (b.bound)
@@ -511,7 +545,8 @@ qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
                              n_inputs, n_bound);
     }
     if (!p || !b.bound || !p->values || !p->steps || !p->copies || !p->input_shapes || !b.last_use ||
-        !b.group || !b.step_scratch || !b.copy_buf || !b.ins || !b.outs) {
+        !b.group || !b.step_scratch || !b.copy_buf || !b.ins || !b.outs || !b.in_kinds ||
+        !b.out_kinds) {
         builder_free(&b);
         qkv_plan_release(p);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory while planning");

@@ -15,8 +15,11 @@ Each model M.onnx comes with cases: M_CASE_input_I.pb and M_CASE_output_I.pb
                 axis -1, scan outputs on axis 1 (one reversed)
   scan8_batch   Scan-8 with a batch axis and sequence_lens
   nest4         four If levels, the innermost reading the main graph's x
+  loop_seq_body a Loop whose body builds a sequence (v, 2v) and carries its
+                element 1: a sequence inside a body lives in the body's frame
   error models  if_cond_int, if_cond_two, if_dtype_mismatch, loop_body_outputs,
-                loop_negative, scan_len_mismatch, loop_scan_shape, nest40
+                loop_negative, scan_len_mismatch, loop_scan_shape, nest40,
+                loop_seq_carried, if_seq_out (a sequence crossing a body's boundary)
 """
 import os
 import sys
@@ -255,6 +258,45 @@ def passes_outer():
     case("passes_outer", "else", [np.array(False), x], [gl - d])
 
 
+def sequences():
+    seq_t = helper.make_tensor_sequence_value_info
+    body = helper.make_graph(
+        [const("two", np.float32(2)), const("one", np.int64(1)),
+         helper.make_node("Mul", ["v", "two"], ["v2"], name="double"),
+         helper.make_node("SequenceConstruct", ["v", "v2"], ["pair"], name="pair"),
+         helper.make_node("SequenceAt", ["pair", "one"], ["v_out"], name="second"),
+         helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")],
+        "body", [f("i", INT64, []), f("c_in", BOOL, []), f("v", FLOAT, [2])],
+        [f("c_out", BOOL, []), f("v_out", FLOAT, [2])])
+    save(helper.make_graph([helper.make_node("Loop", ["m", "", "x"], ["y"], body=body,
+                                             name="seq_body_loop")],
+                           "loop_seq_body", [f("m", INT64, []), f("x", FLOAT, [2])],
+                           [f("y", FLOAT, [2])]), "loop_seq_body")
+    x = np.array([1, -2], np.float32)
+    case("loop_seq_body", "m3", [np.int64(3), x], [x * 8])
+    # errors: a sequence carried by a Loop, a sequence out of an If
+    body = helper.make_graph(
+        [helper.make_node("SequenceInsert", ["s", "x"], ["s_out"], name="append"),
+         helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")],
+        "body", [f("i", INT64, []), f("c_in", BOOL, []), seq_t("s", FLOAT, None)],
+        [f("c_out", BOOL, []), seq_t("s_out", FLOAT, None)])
+    save(helper.make_graph([helper.make_node("SequenceEmpty", [], ["s0"], dtype=FLOAT,
+                                             name="empty"),
+                            helper.make_node("Loop", ["m", "", "s0"], ["s"], body=body,
+                                             name="seq_loop")],
+                           "loop_seq_carried", [f("m", INT64, []), f("x", FLOAT, [2])],
+                           [seq_t("s", FLOAT, None)]), "loop_seq_carried")
+    then = helper.make_graph([helper.make_node("SequenceConstruct", ["x"], ["a"], name="one")],
+                             "then", [], [seq_t("a", FLOAT, None)])
+    els = helper.make_graph([helper.make_node("SequenceConstruct", ["x", "x"], ["b"],
+                                              name="two")],
+                            "else", [], [seq_t("b", FLOAT, None)])
+    save(helper.make_graph([helper.make_node("If", ["c"], ["y"], then_branch=then,
+                                             else_branch=els, name="seq_if")],
+                           "if_seq_out", [f("c", BOOL, []), f("x", FLOAT, [2])],
+                           [seq_t("y", FLOAT, None)]), "if_seq_out")
+
+
 def errors():
     then = helper.make_graph([helper.make_node("Identity", ["x"], ["a"], name="id")], "then", [],
                              [f("a", FLOAT, [2])])
@@ -330,6 +372,7 @@ def main():
     case("nest4", "then", [np.array(True), x], [x + 1])
     case("nest4", "else", [np.array(False), x], [-x])
     passes_outer()
+    sequences()
     errors()
 
 

@@ -58,7 +58,8 @@ class Maker:
 
     def save(self, name, nodes, inputs, outputs, feeds, expected, inits=(), opset=17):
         """inputs: [(name, elem_type, shape)]; outputs: [(name, shape)] (float32);
-        feeds/expected: arrays in graph input/output order."""
+        feeds/expected: arrays in graph input/output order. Opsets newer than
+        this onnx (1.12: 17) are saved unchecked."""
         graph = helper.make_graph(
             nodes, name,
             [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
@@ -67,7 +68,8 @@ class Maker:
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                                   producer_name="qkv-tests")
         model.ir_version = 8
-        onnx.checker.check_model(model)
+        if opset <= 17:
+            onnx.checker.check_model(model)
         onnx.save(model, os.path.join(self.out, f"{name}.onnx"))
         for k, ((n, _, _), a) in enumerate(zip(inputs, feeds)):
             save_pb(os.path.join(self.out, f"{name}_input_{k}.pb"), a, n)
@@ -360,6 +362,158 @@ def negative_patterns(m):
            [(softmax(sc) @ v).astype(np.float32)], [("w", w)])
 
 
+def node(op, ins, outs, name, **kw):
+    return helper.make_node(op, ins, outs, name=name, **kw)
+
+
+def windows(scores, bias, shift, nw):
+    """Swin's scores: + bias (1, H, N, N), viewed as (B, nW, H, N, N) + shift
+    (1, nW, 1, N, N), merged back."""
+    s = scores + bias
+    bw = s.shape[0]
+    return (s.reshape((bw // nw, nw) + s.shape[1:]) + shift).reshape(s.shape)
+
+
+def real_arch_patterns(m):
+    """The forms real architectures write (fuse_attention.c, "Real models"),
+    and a near miss of each."""
+    # wav2vec2: Mul(c, Q) times K given as (B, H, D, T), then
+    # Sub(S, ReduceMax(S, last axis, keepdims)); axes as an attribute (opset
+    # 17) and as an input (opset 18)
+    for opset in (17, 18):
+        (q, k, v), ins = qkv_inputs(m)
+        kt = np.ascontiguousarray(np.swapaxes(k, -1, -2))
+        ins[1] = ("kt", F32, [B, H, D, T])
+        inits = [("c", np.array(0.3, np.float32))]
+        if opset < 18:
+            rowmax = node("ReduceMax", ["s"], ["mx"], "rowmax", axes=[-1], keepdims=1)
+        else:
+            rowmax = node("ReduceMax", ["s", "axes"], ["mx"], "rowmax", keepdims=1)
+            inits.append(("axes", np.array([3], np.int64)))
+        nodes = [node("Mul", ["c", "q"], ["qs"], "q_scale"),
+                 node("MatMul", ["qs", "kt"], ["s"], "qk"), rowmax,
+                 node("Sub", ["s", "mx"], ["sc"], "shift")] + tail("sc")
+        m.save(f"max_shift_op{opset}", nodes, ins, [("y", [B, H, S, D])], [q, kt, v],
+               [attention(q, k, v, 0.3)], inits, opset=opset)
+
+    # near miss: the maximum over the query axis is not a per-row constant
+    (q, k, v), ins = qkv_inputs(m, t=S)
+    nodes = core() + [node("ReduceMax", ["s"], ["mx"], "colmax", axes=[2], keepdims=1),
+                      node("Sub", ["s", "mx"], ["sc"], "shift")] + tail("sc")
+    sc = q.astype(np.float64) @ np.swapaxes(k, -1, -2)
+    sc = sc - sc.max(axis=2, keepdims=True)
+    m.save("neg_max_shift_other_axis", nodes, ins, [("y", [B, H, S, D])], [q, k, v],
+           [(softmax(sc) @ v).astype(np.float32)])
+
+    # Swin: relative position bias, then the shift mask between a split into
+    # (B, nW, H, N, N) and the merge back; constant split shape
+    bw, nw, n = 4, 2, 5
+    q, k, v = m.randn(bw, H, n, D), m.randn(bw, H, n, D), m.randn(bw, H, n, D)
+    bias = 0.5 * m.randn(1, H, n, n)
+    shift = np.where(m.rng.random((1, nw, 1, n, n)) > 0.6, -100.0, 0.0).astype(np.float32)
+    split_core = [node("Mul", ["q", "c"], ["qs"], "q_scale"),
+                   node("Transpose", ["k"], ["kt"], "k_t", perm=[0, 1, 3, 2]),
+                   node("MatMul", ["qs", "kt"], ["s"], "qk"),
+                   node("Add", ["s", "bias"], ["sb"], "rel_bias"),
+                   node("Reshape", ["sb", "split"], ["s5"], "split"),
+                   node("Add", ["s5", "shift"], ["s5m"], "shift_mask"),
+                   node("Reshape", ["s5m", "merge"], ["sm"], "merge")]
+    split_nodes = split_core + tail("sm")
+    qkv_in = [("q", F32, [bw, H, n, D]), ("k", F32, [bw, H, n, D]), ("v", F32, [bw, H, n, D])]
+    s0 = 0.3 * (q.astype(np.float64) @ np.swapaxes(k, -1, -2))
+    ref = (softmax(windows(s0, bias, shift, nw)) @ v).astype(np.float32)
+    consts = [("c", np.array(0.3, np.float32)), ("bias", bias), ("shift", shift),
+              ("merge", np.array([-1, H, n, n], np.int64))]
+    m.save("swin_split_mask", split_nodes, qkv_in, [("y", [bw, H, n, D])], [q, k, v], [ref],
+           consts + [("split", np.array([bw // nw, nw, H, n, n], np.int64))])
+
+    # the same with a dynamic batch, the split shape computed as torch
+    # exports it: (Shape(q)[0] / nW, nW, H, N, N)
+    shape_nodes = [node("Shape", ["q"], ["qshape"], "q_shape"),
+                   node("Gather", ["qshape", "zero"], ["b0"], "batch", axis=0),
+                   node("Div", ["b0", "nw"], ["b1"], "groups"),
+                   node("Unsqueeze", ["b1", "axes0"], ["b2"], "groups_1d"),
+                   node("Concat", ["b2", "tail"], ["split"], "split_shape", axis=0)]
+    dyn_in = [(nm, F32, ["bw", H, n, D]) for nm, _, _ in qkv_in]
+    m.save("swin_split_mask_dynamic", shape_nodes + split_nodes, dyn_in,
+           [("y", ["bw", H, n, D])], [q, k, v], [ref],
+           consts + [("zero", np.array(0, np.int64)), ("nw", np.array(nw, np.int64)),
+                     ("axes0", np.array([0], np.int64)),
+                     ("tail", np.array([nw, H, n, n], np.int64))])
+
+    # near miss: merged back as (B nW, N, H, N), not the scores' layout
+    q, k = m.randn(bw, H, n, D), m.randn(bw, H, n, D)
+    v = m.randn(bw, n, n, D)
+    nodes = split_nodes  # with another merge shape
+    s0 = 0.3 * (q.astype(np.float64) @ np.swapaxes(k, -1, -2))
+    p = softmax(windows(s0, bias, shift, nw).reshape(bw, n, H, n))
+    m.save("neg_split_merge_other_layout", nodes,
+           qkv_in[:2] + [("v", F32, [bw, n, n, D])], [("y", [bw, n, H, D])], [q, k, v],
+           [(p @ v).astype(np.float32)],
+           consts[:3] + [("merge", np.array([-1, n, H, n], np.int64)),
+                         ("split", np.array([bw // nw, nw, H, n, n], np.int64))])
+
+    # near miss: a scale between the split and the merge
+    q, k, v = m.randn(bw, H, n, D), m.randn(bw, H, n, D), m.randn(bw, H, n, D)
+    nodes = split_core[:5] + [node("Mul", ["s5", "two"], ["s5m"], "scale_windows"),
+                              split_core[6]] + tail("sm")
+    s0 = 0.3 * (q.astype(np.float64) @ np.swapaxes(k, -1, -2))
+    m.save("neg_split_scaled", nodes, qkv_in, [("y", [bw, H, n, D])], [q, k, v],
+           [(softmax(2 * (s0 + bias)) @ v).astype(np.float32)],
+           consts[:2] + consts[3:] + [("two", np.array(2.0, np.float32)),
+                                      ("split", np.array([bw // nw, nw, H, n, n], np.int64))])
+
+    # MaxViT: rank-5 (B, G, H, P, D) Einsums with K scaled and a relative
+    # position bias (1, H, P, P); static dims, then every dim dynamic
+    bb, gg, pp = 2, 3, 4
+    eq_qk, eq_pv = "B G H I D, B G H J D -> B G H I J", "B G H I J, B G H J D -> B G H I D"
+    q, k, v = (m.randn(bb, gg, H, pp, D) for _ in range(3))
+    bias = 0.5 * m.randn(1, H, pp, pp)
+    nodes = [node("Mul", ["k", "c"], ["ks"], "k_scale"),
+             node("Einsum", ["q", "ks"], ["s"], "qk", equation=eq_qk),
+             node("Add", ["s", "bias"], ["sb"], "rel_bias"),
+             node("Softmax", ["sb"], ["p"], "softmax", axis=-1),
+             node("Einsum", ["p", "v"], ["y"], "pv", equation=eq_pv)]
+    ref = attention(q, k, v, 0.25, bias)
+    for name, dims in (("einsum_rank5", [bb, gg, H, pp, D]),
+                       ("einsum_rank5_dynamic", ["b", "g", "h", "p", "d"])):
+        m.save(name, nodes, [(nm, F32, dims) for nm in "qkv"], [("y", dims)], [q, k, v], [ref],
+               [("c", np.array(0.25, np.float32)), ("bias", bias)])
+
+    # near miss: a mask that differs along G cannot be a mask of the merged batch
+    gbias = 0.5 * m.randn(gg, H, pp, pp)
+    m.save("neg_einsum_rank5_mask_per_group", nodes,
+           [(nm, F32, [bb, gg, H, pp, D]) for nm in "qkv"], [("y", [bb, gg, H, pp, D])],
+           [q, k, v], [attention(q, k, v, 0.25, gbias)],
+           [("c", np.array(0.25, np.float32)), ("bias", gbias)])
+
+    # Swin's F.dropout(p=0.0) exported in training mode: ratio 0 keeps all
+    (q, k, v), ins = qkv_inputs(m)
+    nodes = core() + [node("Div", ["s", "sqrt_d"], ["sd"], "scale"),
+                      node("Softmax", ["sd"], ["p"], "softmax", axis=-1),
+                      node("Dropout", ["p", "zero_ratio", "training"], ["pd", "pmask"], "dropout"),
+                      node("MatMul", ["pd", "v"], ["y"], "pv")]
+    m.save("training_dropout_ratio_0", nodes, ins, [("y", [B, H, S, D])], [q, k, v],
+           [attention(q, k, v, 1 / np.sqrt(D))],
+           [sqrt_d(), ("zero_ratio", np.array(0.0, np.float32)), ("training", np.array(True))])
+
+    # rank-4 Einsums, lowercase, no spaces
+    (q, k, v), ins = qkv_inputs(m)
+    nodes = [node("Einsum", ["q", "k"], ["s"], "qk", equation="bhqd,bhkd->bhqk"),
+             node("Div", ["s", "sqrt_d"], ["sd"], "scale"),
+             node("Softmax", ["sd"], ["p"], "softmax", axis=-1),
+             node("Einsum", ["p", "v"], ["y"], "pv", equation="bhqk,bhkd->bhqd")]
+    m.save("einsum_rank4", nodes, ins, [("y", [B, H, S, D])], [q, k, v],
+           [attention(q, k, v, 1 / np.sqrt(D))], [sqrt_d()])
+
+    # near miss: the scores come out transposed (keys, queries)
+    (q, k, v), ins = qkv_inputs(m, t=S)
+    nodes[0] = node("Einsum", ["q", "k"], ["s"], "qk", equation="bhqd,bhkd->bhkq")
+    sc = np.swapaxes(q.astype(np.float64) @ np.swapaxes(k, -1, -2), -1, -2) / np.sqrt(D)
+    m.save("neg_einsum_transposed_scores", nodes, ins, [("y", [B, H, S, D])], [q, k, v],
+           [(softmax(sc) @ v).astype(np.float32)], [sqrt_d()])
+
+
 def torch_exports(m):
     """nn.MultiheadAttention without weights: key padding mask, and a float
     causal attn_mask; dynamic batch and sequence."""
@@ -419,6 +573,7 @@ def main():
     m = Maker(out)
     positive_patterns(m)
     negative_patterns(m)
+    real_arch_patterns(m)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

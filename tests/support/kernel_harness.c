@@ -55,6 +55,9 @@ void kh_node_destroy(kh_node *n)
         free(a->s);
         free(a->ints);
         free(a->floats);
+        for (size_t k = 0; a->strings && k < a->n; k++)
+            free(a->strings[k]);
+        free(a->strings);
         if (a->tensors)
             free(a->tensors[0].data);
         free(a->tensors);
@@ -107,6 +110,15 @@ void kh_attr_floats(kh_node *n, const char *name, const float *v, size_t count)
     a->floats = malloc((count + 1) * sizeof *v);
     if (count)
         memcpy(a->floats, v, count * sizeof *v);
+}
+
+void kh_attr_strings(kh_node *n, const char *name, const char *const *v, size_t count)
+{
+    qkv_ir_attr *a = add_attr(n, name, QKV_ATTR_STRINGS);
+    a->n = count;
+    a->strings = calloc(count + 1, sizeof *a->strings);
+    for (size_t k = 0; k < count; k++)
+        a->strings[k] = qkv_strdup(v[k]);
 }
 
 void kh_attr_tensor(kh_node *n, const char *name, const qkv_tensor *t)

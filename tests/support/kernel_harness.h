@@ -33,6 +33,7 @@ void kh_attr_float(kh_node *n, const char *name, float v);
 void kh_attr_string(kh_node *n, const char *name, const char *v);
 void kh_attr_ints(kh_node *n, const char *name, const int64_t *v, size_t count);
 void kh_attr_floats(kh_node *n, const char *name, const float *v, size_t count);
+void kh_attr_strings(kh_node *n, const char *name, const char *const *v, size_t count);
 /* The tensor's data is copied (t->data_bytes bytes). */
 void kh_attr_tensor(kh_node *n, const char *name, const qkv_tensor *t);
 /* Marks input k as omitted (an optional input given as ""). */
