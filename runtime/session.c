@@ -17,6 +17,12 @@
  *      again when it changed the graph: its new values need types and
  *      shapes, its new nodes a backend, and what it made constant folds
  *   7. constant weights packed once by their final kernels (passes/prepack.c)
+ * Subgraphs (If/Loop/Scan bodies, subgraphs.h) go through steps 2, 4, 5 and
+ * 7 with the main graph: their kernels are chosen and initialised after the
+ * main graph's, inference descends into them before the node that owns
+ * them, and their nodes are assigned and packed after the main graph's.
+ * They are not folded or fused (a body's constant-only nodes are evaluated
+ * when the body is planned).
  */
 #include "session.h"
 
@@ -26,6 +32,7 @@
 
 #include "api.h"
 #include "backend.h"
+#include "control_flow.h"
 #include "cpu_features.h"
 #include "error.h"
 #include "kernel_host.h"
@@ -60,6 +67,7 @@ void qkv_session_destroy(qkv_session *s)
         return;
     for (size_t i = 0; i < s->n_plans; i++)
         qkv_plan_release(s->plans[i]);
+    qkv_subgraphs_destroy(s);
     if (s->model && s->model->graph)
         destroy_kernel_states(s->model->graph);
     qkv_model_destroy(s->model);
@@ -94,15 +102,14 @@ static bool list_has(const char *list, const char *name)
 /* Chooses a provisional kernel for every node; reports the first node
  * without one and how many others lack one too, so a user sees the whole gap
  * at once. */
-static qkv_status resolve_kernels(qkv_session *s, qkv_error *err)
+static qkv_status resolve_kernels(qkv_session *s, const qkv_ir_graph *g, qkv_error *err)
 {
-    qkv_ir_graph *g = s->model->graph;
     size_t missing = 0;
     const qkv_ir_node *first = NULL;
     char others[256] = "";
     for (size_t i = 0; i < g->n_nodes; i++) {
         qkv_ir_node *n = &g->nodes[i];
-        n->kernel = qkv_backends_find(s, n); /* provisional: see qkv_backends_assign */
+        n->kernel = qkv_backends_find_in_graph(s, g, n); /* provisional: see qkv_backends_assign */
         if (n->kernel)
             continue;
         if (!first) {
@@ -128,9 +135,8 @@ static qkv_status resolve_kernels(qkv_session *s, qkv_error *err)
                          others[0] ? ", also: " : "", others);
 }
 
-static qkv_status init_kernels(qkv_session *s, qkv_error *err)
+static qkv_status init_kernels(qkv_ir_graph *g, qkv_error *err)
 {
-    qkv_ir_graph *g = s->model->graph;
     for (size_t i = 0; i < g->n_nodes; i++) {
         qkv_status st = qkv_kernel_init_node(g->nodes[i].kernel, &g->nodes[i], g, err);
         if (st != QKV_OK)
@@ -169,6 +175,8 @@ static qkv_status settle_graph(qkv_session *s, qkv_error *err)
     qkv_status st = qkv_infer_graph(g, err);
     if (st == QKV_OK)
         st = qkv_backends_assign(s, err);
+    for (size_t i = 0; i < s->n_bodies && st == QKV_OK; i++)
+        st = qkv_backends_assign_graph(s, s->bodies[i].g, err);
     size_t folded = 0;
     if (st == QKV_OK && !s->opts.disable_folding)
         st = qkv_fold_constants(g, &folded, err);
@@ -217,6 +225,54 @@ static void copy_options(qkv_session *s, const qkv_session_options *opts)
         s->opts.threads = 1;
 }
 
+/* Steps 2 and 4 for the subgraphs, after the main graph's: names, then
+ * provisional kernels, initialised. */
+static qkv_status setup_bodies(qkv_session *s, qkv_error *err)
+{
+    qkv_status st = qkv_subgraphs_collect(s, err);
+    for (size_t i = 0; i < s->n_bodies && st == QKV_OK; i++) {
+        qkv_ir_graph *b = s->bodies[i].g;
+        st = name_unnamed_nodes(b, err);
+        if (st == QKV_OK)
+            st = resolve_kernels(s, b, err);
+        if (st == QKV_OK)
+            st = init_kernels(b, err);
+    }
+    return st;
+}
+
+/* Step 7 for the subgraphs: their packed weights count against the same
+ * memory limit as the main graph's. */
+static qkv_status prepack_bodies(qkv_session *s, qkv_error *err)
+{
+    size_t limit = s->opts.memory_limit;
+    for (size_t i = 0; i < s->n_bodies; i++) {
+        qkv_prepack_stats one = {0};
+        size_t used = s->prepack.packed_bytes;
+        size_t left = limit ? (used < limit ? limit - used : 1) : 0;
+        qkv_status st = qkv_prepack_constants(s->bodies[i].g, left, &one, err);
+        if (st != QKV_OK)
+            return st;
+        s->prepack.packed_bytes += one.packed_bytes;
+        s->prepack.released_bytes += one.released_bytes;
+    }
+    return QKV_OK;
+}
+
+/* The runtime's own kernels: If, Loop and Scan run subgraphs in the run
+ * context (exec/control_flow.h), so they are not in ops/. */
+static qkv_status add_control_flow_kernels(qkv_session *s, qkv_error *err)
+{
+    size_t n = 0;
+    const qkv_kernel *const *ks = qkv_control_flow_kernels(&n);
+    for (size_t i = 0; i < n; i++) {
+        qkv_status st = qkv_registry_add(s->registry, ks[i], "built-in", err);
+        if (st != QKV_OK)
+            return st;
+    }
+    return QKV_OK;
+}
+
 /* Steps 2-7 (see the top of this file); stops at the first error. */
 static qkv_status build_steps(qkv_session *s, qkv_error *err)
 {
@@ -228,17 +284,23 @@ static qkv_status build_steps(qkv_session *s, qkv_error *err)
     if (st == QKV_OK)
         st = qkv_registry_add_builtins(s->registry, err);
     if (st == QKV_OK)
+        st = add_control_flow_kernels(s, err);
+    if (st == QKV_OK)
         st = qkv_backends_setup(s, &s->opts, err);
     if (st == QKV_OK)
-        st = resolve_kernels(s, err);
+        st = resolve_kernels(s, g, err);
     if (st == QKV_OK)
-        st = init_kernels(s, err);
+        st = init_kernels(g, err);
+    if (st == QKV_OK)
+        st = setup_bodies(s, err);
     if (st == QKV_OK)
         st = settle_graph(s, err);
     if (st == QKV_OK && !s->opts.disable_fusion)
         st = run_fusion_passes(s, err);
     if (st == QKV_OK)
         st = qkv_prepack_constants(g, s->opts.memory_limit, &s->prepack, err);
+    if (st == QKV_OK)
+        st = prepack_bodies(s, err);
     return st;
 }
 

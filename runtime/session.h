@@ -14,6 +14,7 @@
 #include "plan.h"
 #include "qkv.h"
 #include "registry.h"
+#include "subgraphs.h"
 
 /* The fusion passes session creation runs (attention, GELU, MatMul). */
 #define QKV_FUSION_PASSES 3
@@ -34,6 +35,9 @@ struct qkv_session {
     size_t n_plans;
     qkv_exec_plan *plans[32];
     atomic_size_t plans_built; /* plans built by qkv_plan_get (cache misses) */
+    /* the bodies of If/Loop/Scan nodes at every level (subgraphs.h) */
+    size_t n_bodies;
+    qkv_body *bodies;
 };
 
 /* Checks inputs against the model (count, dtype, rank, dims, symbolic dims

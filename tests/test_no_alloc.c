@@ -133,3 +133,27 @@ Test(no_alloc, shape_chain_run_allocates_nothing_once_planned)
 {
     check_model("shape_chain", "a", "b", 1);
 }
+
+/* A Loop of 1000 iterations whose shapes are static: after the first run
+ * (planning the body, sizing the work buffers) a run allocates nothing, in
+ * no iteration. */
+Test(no_alloc, loop_iterations_allocate_nothing_once_planned)
+{
+#ifdef QKV_NO_INTERPOSE
+    cr_skip_test("malloc cannot be interposed under AddressSanitizer");
+#endif
+    qkv_session *s;
+    qkv_error err;
+    cr_assert_eq(qkv_session_create(tu_data("control_flow/loop_1000.onnx"), NULL, &s, &err),
+                 QKV_OK, "%s", err.message);
+    qkv_context *c;
+    cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK);
+    qkv_tensor x;
+    tu_read_pb(tu_data("control_flow/loop_1000_a_input_0.pb"), &x);
+    allocations_during_run(c, &x);
+    cr_expect_eq(allocations_during_run(c, &x), 0);
+    cr_expect_eq(allocations_during_run(c, &x), 0);
+    qkv_tensor_data_free(&x);
+    qkv_context_destroy(c);
+    qkv_session_destroy(s);
+}

@@ -2,19 +2,19 @@
  * executor.c - run contexts: bind inputs, resolve every value's bytes for the
  * current plan, run the steps, hand out the outputs.
  *
- * A context owns its arena, its thread pool and the small arrays a step
- * needs, all sized when the context or a new plan first needs them, so a
- * run with shapes seen before allocates nothing (dynamic nodes aside: their
- * outputs are only known when they run).
+ * A context owns its thread pool and a frame per graph (frame.h: the main
+ * graph's, and one per subgraph its control-flow nodes run), each with its
+ * arena and the small arrays a step needs, all sized when the context or a
+ * new plan first needs them, so a run with shapes seen before allocates
+ * nothing (dynamic nodes aside: their outputs are only known when they run).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "api.h"
-#include "backend.h" /* the session's GEMM provider */
 #include "error.h"
-#include "hugepages.h"
+#include "frame.h"
 #include "io_binding.h"
 #include "kernel_host.h"
 #include "log.h"
@@ -27,22 +27,10 @@
 struct qkv_context {
     qkv_session *s;
     qkv_threadpool *pool;
-    qkv_exec_plan *plan; /* the plan of the last run (a reference) */
-    unsigned char *arena;
-    size_t arena_cap;
-    qkv_tensor *vals;     /* (n_values) every value's tensor for this run */
-    int32_t *input_index; /* (n_values) model input index of an input value, -1 */
-    qkv_tensor *io;       /* (max_io) a step's inputs then outputs */
-    size_t io_cap;
-    void **dyn; /* buffers of dynamic nodes, freed at the next run */
-    size_t n_dyn, cap_dyn;
-    size_t dyn_bytes; /* their bytes (against the session's memory limit) */
+    qkv_frame *root;      /* the main graph */
+    qkv_frame **bodies;   /* (s->n_bodies) each subgraph's, made when first run */
     qkv_tensor *outputs; /* (n_outputs) */
     bool have_outputs;
-    /* sequences and optionals (value_store.h) */
-    qkv_box *boxes;           /* (n_values) the box of each such value */
-    qkv_type_kind *kinds;     /* (max_io) a step's input then output kinds */
-    qkv_box **step_boxes;     /* (max_io) a step's input then output boxes */
     qkv_tensor *placeholders; /* (n_inputs) qkv_run_values: the tensors the plan is keyed on */
     /* profiling (`qkv run --profile`) */
     bool profiling;
@@ -57,280 +45,54 @@ qkv_status qkv_context_create(qkv_session *s, qkv_context **out, qkv_error *err)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_context_create: NULL argument");
     const qkv_ir_graph *g = s->model->graph;
     qkv_context *c = calloc(1, sizeof *c);
-    size_t max_in, max_out;
-    qkv_graph_max_arity(g, &max_in, &max_out);
-    size_t max_io = max_in + max_out;
     if (c) {
         c->s = s;
-        c->vals = calloc(g->n_values + 1, sizeof *c->vals);
-        c->input_index = malloc((g->n_values + 1) * sizeof *c->input_index);
-        c->io = calloc(max_io, sizeof *c->io);
-        c->io_cap = max_io;
+        c->root = qkv_frame_create(g);
+        c->bodies = calloc(s->n_bodies + 1, sizeof *c->bodies);
         c->outputs = calloc(g->n_outputs + 1, sizeof *c->outputs);
-        c->boxes = calloc(g->n_values + 1, sizeof *c->boxes);
-        c->kinds = calloc(max_io, sizeof *c->kinds);
-        c->step_boxes = calloc(max_io, sizeof *c->step_boxes);
         c->placeholders = calloc(g->n_inputs + 1, sizeof *c->placeholders);
         c->pool = qkv_threadpool_create(s->opts.threads);
     }
-    if (!c || !c->vals || !c->input_index || !c->io || !c->outputs || !c->boxes || !c->kinds ||
-        !c->step_boxes || !c->placeholders || !c->pool) {
+    if (!c || !c->root || !c->bodies || !c->outputs || !c->placeholders || !c->pool) {
         qkv_context_destroy(c);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory creating a context");
     }
-    for (size_t i = 0; i < g->n_values; i++)
-        c->input_index[i] = -1;
-    for (size_t i = 0; i < g->n_inputs; i++)
-        c->input_index[g->inputs[i]] = (int32_t)i;
     *out = c;
     return QKV_OK;
-}
-
-static void free_dynamic(qkv_context *c)
-{
-    for (size_t i = 0; i < c->n_dyn; i++)
-        free(c->dyn[i]);
-    c->n_dyn = 0;
-    c->dyn_bytes = 0;
 }
 
 void qkv_context_destroy(qkv_context *c)
 {
     if (!c)
         return;
-    free_dynamic(c);
-    free(c->dyn);
-    qkv_plan_release(c->plan);
+    for (size_t i = 0; c->bodies && i < c->s->n_bodies; i++)
+        qkv_frame_destroy(c->bodies[i]);
+    free(c->bodies);
+    qkv_frame_destroy(c->root);
     qkv_threadpool_destroy(c->pool);
-    free(c->arena);
-    free(c->vals);
-    free(c->input_index);
-    free(c->io);
     free(c->outputs);
-    for (size_t v = 0; c->boxes && v < c->s->model->graph->n_values; v++)
-        qkv_box_fini(&c->boxes[v]);
-    free(c->boxes);
-    free(c->kinds);
-    free(c->step_boxes);
     free(c->placeholders);
     free(c->step_ms);
     free(c->step_node);
     free(c);
 }
 
-/* Makes the context's plan the one for these shapes (cached per context
- * first, then per session). */
-static qkv_status use_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,
-                           qkv_error *err)
+qkv_status qkv_context_body_frame(qkv_context *c, int32_t body_id, qkv_frame **out,
+                                  qkv_error *err)
 {
-    qkv_exec_plan *p = c->plan;
-    bool same = p && p->n_inputs == n_inputs;
-    for (size_t i = 0; same && i < n_inputs; i++) {
-        same = p->input_shapes[i].rank == inputs[i].rank;
-        for (int32_t d = 0; same && d < inputs[i].rank; d++)
-            same = p->input_shapes[i].dims[d] == inputs[i].dims[d];
-    }
-    if (same)
-        return QKV_OK;
-    qkv_exec_plan *np = NULL;
-    qkv_status st = qkv_plan_get(c->s, inputs, n_inputs, &np, err);
-    if (st != QKV_OK)
-        return st;
-    if (np->stats.arena_bytes > c->arena_cap) {
-        size_t cap = (np->stats.arena_bytes + 63) / 64 * 64;
-        unsigned char *arena = aligned_alloc(64, cap);
-        qkv_advise_hugepages(arena, cap);
-        if (!arena) {
-            qkv_plan_release(np);
-            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory: arena of %zu bytes",
-                                 cap);
-        }
-        free(c->arena);
-        c->arena = arena;
-        c->arena_cap = cap;
-    }
-    qkv_plan_release(c->plan);
-    c->plan = np;
+    *out = NULL;
+    if (body_id < 0 || (size_t)body_id >= c->s->n_bodies)
+        return qkv_error_set(err, QKV_ERR_INTERNAL, "no subgraph %d in this session",
+                             (int)body_id);
+    if (!c->bodies[body_id] && !(c->bodies[body_id] = qkv_frame_create(c->s->bodies[body_id].g)))
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory running a subgraph");
+    *out = c->bodies[body_id];
     return QKV_OK;
 }
 
-static qkv_status push_dynamic(qkv_context *c, void *ptr, size_t bytes, qkv_error *err)
+qkv_threadpool *qkv_context_pool(const qkv_context *c)
 {
-    if (c->n_dyn == c->cap_dyn) {
-        size_t cap = c->cap_dyn ? c->cap_dyn * 2 : 16;
-        void **grown = realloc(c->dyn, cap * sizeof *grown);
-        if (!grown) {
-            free(ptr);
-            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory in a dynamic node");
-        }
-        c->dyn = grown;
-        c->cap_dyn = cap;
-    }
-    c->dyn[c->n_dyn++] = ptr;
-    c->dyn_bytes += bytes;
-    return QKV_OK;
-}
-
-/* Records a dynamic node's output for freeing at the next run: its block
- * and, for strings, each string (qkv_node_eval gave every one its own).
- * On failure t's memory is freed too. */
-static qkv_status push_dynamic_tensor(qkv_context *c, qkv_tensor *t, qkv_error *err)
-{
-    qkv_status st = QKV_OK;
-    if (t->dtype == QKV_DTYPE_STRING) {
-        char **s = t->data;
-        size_t n = t->data_bytes / sizeof *s;
-        for (size_t e = 0; e < n && st == QKV_OK; e++) {
-            st = push_dynamic(c, s[e], 0, err);
-            for (size_t m = e + 1; m < n && st != QKV_OK; m++)
-                free(s[m]);
-        }
-        if (st != QKV_OK) {
-            free(t->data);
-            return st;
-        }
-    }
-    return push_dynamic(c, t->data, t->data_bytes, err);
-}
-
-/* Points every value at its bytes for this run. An empty value points at
- * qkv_empty_data(), never at NULL or into an arena that may not exist. A
- * sequence or optional points at its box (opaque to kernels), emptied here
- * or made to borrow the caller's input value. */
-static void bind_values(qkv_context *c, const qkv_tensor *inputs, const qkv_value *values)
-{
-    const qkv_exec_plan *p = c->plan;
-    const qkv_ir_graph *g = c->s->model->graph;
-    for (size_t v = 0; v < p->n_values; v++) {
-        const qkv_plan_value *pv = &p->values[v];
-        qkv_tensor *t = &c->vals[v];
-        *t = pv->t;
-        switch (pv->storage) {
-        case QKV_STORE_VALUE: {
-            qkv_box *b = &c->boxes[v];
-            qkv_box_reset(b, g->values[v].type_kind, g->values[v].dtype);
-            if (values && c->input_index[v] >= 0)
-                qkv_box_borrow(b, &values[c->input_index[v]]);
-            t->data = b;
-            continue;
-        }
-        case QKV_STORE_INPUT:
-            t->data = inputs[c->input_index[pv->view_of]].data;
-            break;
-        case QKV_STORE_ARENA:
-            /* a plan whose values are all empty has no arena (c->arena NULL) */
-            t->data = pv->t.data_bytes ? c->arena + pv->offset : NULL;
-            break;
-        case QKV_STORE_CONSTANT:
-        case QKV_STORE_PLANNED:
-            break; /* data set in the plan */
-        case QKV_STORE_NONE:
-        case QKV_STORE_DYNAMIC:
-            t->data = NULL;
-            continue;
-        }
-        qkv_tensor_bind_empty(t);
-    }
-}
-
-/* A step with sequence or optional inputs or outputs: the kinds and boxes
- * the host services read; a host-run Identity copies its box here. */
-static qkv_status bind_step_values(qkv_context *c, const qkv_ir_node *n, qkv_host_ctx *h,
-                                   const qkv_plan_step *step)
-{
-    const qkv_type_kind *kinds = c->kinds;
-    for (size_t i = 0; i < n->n_inputs; i++)
-        c->step_boxes[i] = kinds[i] != QKV_KIND_TENSOR ? &c->boxes[n->inputs[i]] : NULL;
-    for (size_t j = 0; j < n->n_outputs; j++)
-        c->step_boxes[n->n_inputs + j] =
-            kinds[n->n_inputs + j] != QKV_KIND_TENSOR ? &c->boxes[n->outputs[j]] : NULL;
-    h->in_kinds = c->kinds;
-    h->out_kinds = c->kinds + n->n_inputs;
-    h->in_boxes = c->step_boxes;
-    h->out_boxes = c->step_boxes + n->n_inputs;
-    if (!step->host_copy || n->outputs[0] < 0)
-        return QKV_OK;
-    qkv_error local;
-    qkv_error_clear(&local);
-    qkv_status st = qkv_box_copy(&c->boxes[n->outputs[0]], &c->boxes[n->inputs[0]], &local);
-    if (st != QKV_OK) {
-        char what[256];
-        qkv_node_describe(n, n->kernel->since_version, what, sizeof what);
-        return qkv_error_set(h->err, st, "%s: %s", what, local.message);
-    }
-    return QKV_OK;
-}
-
-static qkv_status run_step(qkv_context *c, const qkv_plan_step *step, qkv_error *err)
-{
-    const qkv_ir_graph *g = c->s->model->graph;
-    const qkv_ir_node *n = &g->nodes[step->node];
-    const qkv_kernel *k = n->kernel;
-    qkv_tensor *ins = c->io, *outs = c->io + n->n_inputs;
-    qkv_host_ctx h = {.node = n,
-                      .version = k->since_version,
-                      .err = err,
-                      .pool = c->pool,
-                      .gemm = qkv_session_gemm(c->s)};
-    size_t limit = c->s->opts.memory_limit;
-    if (limit && step->dynamic) {
-        /* what packed weights, the arena and earlier dynamic nodes leave */
-        size_t used = c->s->prepack.packed_bytes, total;
-        if (qkv_add_overflow(used, c->plan->stats.arena_bytes, &used) ||
-            qkv_add_overflow(used, c->dyn_bytes, &total))
-            total = SIZE_MAX;
-        h.memory_limited = true;
-        h.memory_left = total < limit ? limit - total : 0;
-    }
-    for (size_t i = 0; i < n->n_inputs; i++) {
-        if (n->inputs[i] < 0) {
-            memset(&ins[i], 0, sizeof ins[i]);
-            ins[i].rank = -1;
-        } else {
-            ins[i] = c->vals[n->inputs[i]];
-        }
-    }
-    if (qkv_node_kinds(g, n, c->kinds, c->kinds + n->n_inputs)) {
-        qkv_status st = bind_step_values(c, n, &h, step);
-        if (st != QKV_OK || step->host_copy)
-            return st;
-    }
-    if (step->dynamic) {
-        qkv_status st =
-            qkv_node_eval(k, n->kernel_state, &h, ins, n->n_inputs, outs, n->n_outputs);
-        if (st != QKV_OK)
-            return st;
-        for (size_t j = 0; j < n->n_outputs; j++) {
-            if (n->outputs[j] < 0 || !outs[j].data || c->kinds[n->n_inputs + j] != QKV_KIND_TENSOR)
-                continue;
-            c->vals[n->outputs[j]] = outs[j];
-            st = push_dynamic_tensor(c, &outs[j], err);
-            if (st != QKV_OK) {
-                for (size_t m = j + 1; m < n->n_outputs; m++)
-                    if (n->outputs[m] >= 0)
-                        qkv_tensor_data_free(&outs[m]);
-                return st;
-            }
-        }
-        return QKV_OK;
-    }
-    for (size_t j = 0; j < n->n_outputs; j++) {
-        if (n->outputs[j] < 0) {
-            memset(&outs[j], 0, sizeof outs[j]);
-            outs[j].rank = -1;
-        } else {
-            outs[j] = c->vals[n->outputs[j]];
-        }
-    }
-    qkv_kernel_io io;
-    qkv_kernel_io_init(&io, &h, ins, n->n_inputs, outs, n->n_outputs);
-    io.scratch = step->scratch_bytes ? c->arena + step->scratch_offset : NULL;
-    io.scratch_bytes = step->scratch_bytes;
-    io.plan_state = step->plan_state;
-    qkv_status st = k->compute(n->kernel_state, &io);
-    if (st != QKV_OK && err && err->status == QKV_OK)
-        st = io.host->error(&h, st, "compute failed without a message");
-    return st;
+    return c->pool;
 }
 
 static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_value *values,
@@ -347,14 +109,15 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_v
     if (st != QKV_OK)
         return st;
     c->have_outputs = false;
-    free_dynamic(c);
-    st = use_plan(c, inputs, n_inputs, err);
+    qkv_frame *f = c->root;
+    qkv_frame_free_dynamic(f);
+    st = qkv_frame_use_plan(c->s, f, inputs, n_inputs, err);
     if (st != QKV_OK)
         return st;
-    const qkv_exec_plan *p = c->plan;
-    bind_values(c, inputs, values);
+    const qkv_exec_plan *p = f->plan;
+    qkv_frame_bind(f, inputs, values);
     if (bound) {
-        st = qkv_io_bind_outputs(p, g, c->vals, inputs, bound, err);
+        st = qkv_io_bind_outputs(p, g, f->vals, inputs, bound, err);
         if (st != QKV_OK)
             return st;
     }
@@ -362,12 +125,12 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_v
         c->n_profiled = 0;
     for (size_t i = 0; i < p->n_steps && st == QKV_OK; i++) {
         if (!c->profiling) {
-            st = run_step(c, &p->steps[i], err);
+            st = qkv_frame_run_step(c, f, &p->steps[i], err);
             continue;
         }
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        st = run_step(c, &p->steps[i], err);
+        st = qkv_frame_run_step(c, f, &p->steps[i], err);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         c->step_node[i] = p->steps[i].node;
         c->step_ms[i] =
@@ -376,22 +139,15 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_v
     }
     if (st != QKV_OK)
         return st;
-    for (size_t i = 0; i < p->n_copies; i++) {
-        qkv_tensor *t = &c->vals[p->copies[i].value];
-        if (!t->data_bytes)
-            continue; /* empty: no bytes to own (bound to a non-NULL pointer) */
-        unsigned char *dst = c->arena + p->copies[i].offset;
-        memcpy(dst, t->data, t->data_bytes);
-        t->data = dst;
-    }
+    qkv_frame_copy_outputs(f);
     if (bound) {
-        st = qkv_io_finish_outputs(p, g, c->vals, bound, err);
+        st = qkv_io_finish_outputs(p, g, f->vals, bound, err);
         if (st != QKV_OK)
             return st;
     }
     for (size_t i = 0; i < g->n_outputs; i++) {
         qkv_tensor *o = &c->outputs[i];
-        *o = c->vals[g->outputs[i]];
+        *o = f->vals[g->outputs[i]];
         if (bound && bound[i])
             o->data = bound[i]->data;
         size_t elems;
@@ -531,7 +287,7 @@ qkv_status qkv_context_output_value(const qkv_context *c, size_t i, qkv_value *o
                      .elem_dtype = c->outputs[i].dtype, .has_element = 1, .count = 1,
                      .tensors = &c->outputs[i]};
     if (g->values[id].type_kind != QKV_KIND_TENSOR)
-        qkv_box_view(&c->boxes[id], &all);
+        qkv_box_view(&c->root->boxes[id], &all);
     qkv_struct_fill(out, &all, sizeof all, need);
     return QKV_OK;
 }
@@ -550,7 +306,7 @@ qkv_status qkv_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,
     if (st == QKV_OK) {
         qkv_log_scope scope;
         qkv_log_enter(&c->s->opts, &scope);
-        st = use_plan(c, inputs, n_inputs, err);
+        st = qkv_frame_use_plan(c->s, c->root, inputs, n_inputs, err);
         qkv_log_leave(&scope);
     }
     if (st == QKV_OK && stats)
@@ -561,9 +317,9 @@ qkv_status qkv_plan(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs,
 qkv_status qkv_context_plan_stats(const qkv_context *c, qkv_plan_stats *stats)
 {
     const size_t need = QKV_STRUCT_END(qkv_plan_stats, arena_bytes);
-    if (!c || !c->plan || !qkv_struct_usable(stats, need))
+    if (!c || !c->root->plan || !qkv_struct_usable(stats, need))
         return QKV_ERR_INVALID_ARGUMENT;
-    qkv_plan_stats all = c->plan->stats;
+    qkv_plan_stats all = c->root->plan->stats;
     all.struct_size = sizeof all;
     qkv_struct_fill(stats, &all, sizeof all, need);
     return QKV_OK;

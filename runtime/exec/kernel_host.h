@@ -56,6 +56,10 @@ typedef struct qkv_host_ctx {
     bool memory_limited;
     size_t memory_left;
     qkv_plan_mem *plan_mem; /* set only around prepare: where host->plan_alloc takes memory */
+    /* During a run: the context and the frame running the node, where a
+     * control-flow node runs its subgraphs (frame.h). NULL otherwise. */
+    struct qkv_context *context;
+    struct qkv_frame *frame;
     /* Sequence and optional values (runtime/exec/value_store.h): the kinds
      * kernels see as io->input_kinds / io->output_kinds (NULL: all tensors),
      * and at run time the boxes of the non-tensor inputs and outputs (NULL

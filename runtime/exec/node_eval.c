@@ -134,33 +134,46 @@ static bool not_allocated(const qkv_host_ctx *hctx, size_t i)
            (hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR);
 }
 
+/* Output i is sized and allocated here: the kernel has infer, the output is
+ * a tensor the node does not omit, and (i < 64) infer gave it a shape. */
+#define SIZED_HERE(i) \
+    ((i) < 64 ? (sized >> (i) & 1) != 0 : k->infer && !not_allocated(hctx, (i)))
+
 qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                          const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
                          size_t n_outputs)
 {
+    const qkv_ir_node *node = hctx->node;
     qkv_status st = qkv_kernel_infer(k, state, hctx, inputs, n_inputs, outputs, n_outputs);
     if (st != QKV_OK)
         return st;
     qkv_kernel_io io;
     qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
-    /* A kernel without infer (a plugin's) allocates its outputs in compute
-     * with host->output_alloc: nothing is sized or allocated here. */
-    const bool sized_here = k->infer != NULL;
-    for (size_t i = 0; i < n_outputs && sized_here; i++) {
+    /* An output infer leaves unknown (every output of a kernel without
+     * infer, a data-dependent output of a control-flow node) is allocated by
+     * compute with host->output_alloc: nothing is sized or allocated here. */
+    uint64_t sized = 0; /* bit i: output i < 64 is sized and allocated here */
+    for (size_t i = 0; i < n_outputs && k->infer; i++) {
         qkv_tensor *o = &outputs[i];
         if (not_allocated(hctx, i))
             continue;
         size_t elems, bytes;
         /* a string output's infer may ask for room for its characters too */
         size_t asked = o->dtype == QKV_DTYPE_STRING ? o->data_bytes : 0;
-        if (!qkv_shape_elements(o->dims, o->rank, &elems))
-            return io.host->error(hctx, QKV_ERR_SHAPE,
-                                  "output %zu: shape not known after inference (rank %d)", i,
-                                  o->rank);
+        if (!qkv_shape_elements(o->dims, o->rank, &elems)) {
+            if (!qkv_node_has_subgraphs(node) || i >= 64)
+                return io.host->error(hctx, QKV_ERR_SHAPE,
+                                      "output %zu: shape not known after inference (rank %d)",
+                                      i, o->rank);
+            o->rank = -1; /* compute gives it its shape */
+            continue;
+        }
         if (!qkv_dtype_storage_bytes(o->dtype, elems, &bytes))
             return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow",
                                   i, elems, qkv_dtype_name(o->dtype));
         o->data_bytes = asked > bytes ? asked : bytes;
+        if (i < 64)
+            sized |= (uint64_t)1 << i;
     }
     /* the node's per-plan state lives for this one evaluation */
     qkv_plan_mem plan_mem = {0};
@@ -174,18 +187,17 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
             return st;
         }
     }
-    if (hctx->memory_limited) {
-        size_t need = io.scratch_bytes;
-        for (size_t i = 0; i < n_outputs && sized_here; i++)
-            if (!not_allocated(hctx, i) && qkv_add_overflow(need, outputs[i].data_bytes, &need))
-                need = SIZE_MAX;
-        if (need > hctx->memory_left) {
-            qkv_plan_mem_free(&plan_mem);
-            return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
-                                  "outputs and scratch need %zu bytes, more than the %zu the "
-                                  "session's memory limit leaves",
-                                  need, hctx->memory_left);
-        }
+    /* the bytes allocated here: scratch and the sized outputs */
+    size_t need = io.scratch_bytes;
+    for (size_t i = 0; i < n_outputs; i++)
+        if (SIZED_HERE(i) && qkv_add_overflow(need, outputs[i].data_bytes, &need))
+            need = SIZE_MAX;
+    if (hctx->memory_limited && need > hctx->memory_left) {
+        qkv_plan_mem_free(&plan_mem);
+        return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
+                              "outputs and scratch need %zu bytes, more than the %zu the "
+                              "session's memory limit leaves",
+                              need, hctx->memory_left);
     }
     void *scratch = NULL;
     if (io.scratch_bytes) {
@@ -197,8 +209,8 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         }
     }
     io.scratch = scratch;
-    for (size_t i = 0; i < n_outputs && sized_here; i++) {
-        if (not_allocated(hctx, i))
+    for (size_t i = 0; i < n_outputs; i++) {
+        if (!SIZED_HERE(i))
             continue;
         /* calloc: string outputs start as NULL pointers, and a kernel that
          * fails half way leaves nothing uninitialised to free */
@@ -209,19 +221,22 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
             break;
         }
     }
+    if (hctx->memory_limited) /* what output_alloc in compute may still take */
+        hctx->memory_left -= hctx->memory_left < need ? hctx->memory_left : need;
     if (st == QKV_OK)
         st = k->compute(state, &io);
     size_t owned = 0; /* outputs [0, owned) hold their strings like loaded ones */
-    while (owned < n_outputs && st == QKV_OK && sized_here) {
-        if (!not_allocated(hctx, owned) && outputs[owned].dtype == QKV_DTYPE_STRING && !own_strings(&outputs[owned])) {
+    while (owned < n_outputs && st == QKV_OK) {
+        if (SIZED_HERE(owned) && outputs[owned].dtype == QKV_DTYPE_STRING &&
+            !own_strings(&outputs[owned])) {
             st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu: copying its strings",
                                 owned);
             break;
         }
         owned++;
     }
-    for (size_t i = 0; i < n_outputs && st == QKV_OK && !sized_here; i++)
-        if (!not_allocated(hctx, i) && !outputs[i].data)
+    for (size_t i = 0; i < n_outputs && st == QKV_OK; i++)
+        if (!SIZED_HERE(i) && !not_allocated(hctx, i) && !outputs[i].data)
             st = io.host->error(hctx, QKV_ERR_PLUGIN,
                                 "output %zu was not produced: a kernel without infer must "
                                 "allocate each output with host->output_alloc in compute",
@@ -234,7 +249,7 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                 continue; /* the value store owns sequences and optionals */
             /* strings a kernel wrote point into their own block, or at its
              * inputs' strings: none of them is ours to free */
-            if (sized_here && outputs[i].dtype == QKV_DTYPE_STRING && i >= owned) {
+            if (SIZED_HERE(i) && outputs[i].dtype == QKV_DTYPE_STRING && i >= owned) {
                 free(outputs[i].data);
                 outputs[i].data = NULL;
             }
@@ -242,3 +257,4 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         }
     return st;
 }
+#undef SIZED_HERE

@@ -28,8 +28,9 @@ qkv_status qkv_kernel_infer(const qkv_kernel *k, void *state, qkv_host_ctx *hctx
                             size_t n_outputs);
 
 /*
- * Evaluates a node: infer (outputs must come out fully known), prepare,
- * allocate outputs and scratch with malloc, compute. On success every
+ * Evaluates a node: infer (outputs must come out fully known, except those
+ * of a node with subgraphs, whose compute sizes them with host->output_alloc),
+ * prepare, allocate outputs and scratch with malloc, compute. On success every
  * present output has data malloc'd (free with qkv_tensor_data_free); on
  * failure no output holds memory.
  */

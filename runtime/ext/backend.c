@@ -202,6 +202,12 @@ static bool accepts_known_types(const qkv_kernel *k, const qkv_ir_graph *g, cons
 
 const qkv_kernel *qkv_backends_find(const qkv_session *s, const qkv_ir_node *n)
 {
+    return qkv_backends_find_in_graph(s, s->model->graph, n);
+}
+
+const qkv_kernel *qkv_backends_find_in_graph(const qkv_session *s, const qkv_ir_graph *g,
+                                             const qkv_ir_node *n)
+{
     const qkv_session_backends *b = s->backends;
     const qkv_kernel *first = NULL;
     if (!b) /* no backend setup (should not happen): the built-ins */
@@ -209,7 +215,7 @@ const qkv_kernel *qkv_backends_find(const qkv_session *s, const qkv_ir_node *n)
     for (size_t i = 0; i < b->n_order; i++) {
         const qkv_kernel *k = qkv_registry_find_in(s->registry, b->order[i], n->domain,
                                                    n->op_type, n->opset, NULL);
-        if (k && accepts_known_types(k, s->model->graph, n))
+        if (k && accepts_known_types(k, g, n))
             return k;
         if (k && !first)
             first = k; /* none fits: the first one reports the type error */
@@ -218,18 +224,22 @@ const qkv_kernel *qkv_backends_find(const qkv_session *s, const qkv_ir_node *n)
 }
 
 /* Destroys node n's kernel state and initialises kernel k in its place. */
-static qkv_status switch_kernel(qkv_session *s, qkv_ir_node *n, const qkv_kernel *k,
+static qkv_status switch_kernel(qkv_ir_graph *g, qkv_ir_node *n, const qkv_kernel *k,
                                 qkv_error *err)
 {
     if (n->kernel && n->kernel->destroy && n->kernel_state)
         n->kernel->destroy(n->kernel_state);
-    return qkv_kernel_init_node(k, n, s->model->graph, err);
+    return qkv_kernel_init_node(k, n, g, err);
 }
 
 qkv_status qkv_backends_assign(qkv_session *s, qkv_error *err)
 {
+    return qkv_backends_assign_graph(s, s->model->graph, err);
+}
+
+qkv_status qkv_backends_assign_graph(qkv_session *s, qkv_ir_graph *g, qkv_error *err)
+{
     const qkv_session_backends *b = s->backends;
-    qkv_ir_graph *g = s->model->graph;
     const qkv_host_api *host = qkv_host_api_get();
     bool changed = false;
     for (size_t i = 0; i < g->n_nodes; i++) {
@@ -265,7 +275,7 @@ qkv_status qkv_backends_assign(qkv_session *s, qkv_error *err)
         }
         if (chosen == n->kernel)
             continue;
-        qkv_status st = switch_kernel(s, n, chosen, err);
+        qkv_status st = switch_kernel(g, n, chosen, err);
         if (st != QKV_OK)
             return st;
         changed = true;

@@ -47,11 +47,16 @@ qkv_status qkv_backends_setup(qkv_session *s, const qkv_session_options *opts, q
 /* The provisional kernel of node n: from the first backend in order that
  * has one. NULL if none. */
 const qkv_kernel *qkv_backends_find(const qkv_session *s, const qkv_ir_node *n);
+/* The same for node n of graph g (the main graph or one of its subgraphs). */
+const qkv_kernel *qkv_backends_find_in_graph(const qkv_session *s, const qkv_ir_graph *g,
+                                             const qkv_ir_node *n);
 
 /* Final assignment (see above). QKV_ERR_UNSUPPORTED naming the node and the
  * backends asked when every backend with a kernel declines; init errors of a
  * new kernel as from init. */
 qkv_status qkv_backends_assign(qkv_session *s, qkv_error *err);
+/* The same for graph g (the main graph or one of its subgraphs). */
+qkv_status qkv_backends_assign_graph(qkv_session *s, qkv_ir_graph *g, qkv_error *err);
 
 /* Releases the plugins and frees b. NULL: no-op. */
 void qkv_backends_destroy(qkv_session_backends *b);

@@ -112,6 +112,9 @@ typedef struct qkv_ir_mapping {
 typedef struct qkv_ir_graph {
     char *name;
     const struct qkv_ir_graph *parent; /* enclosing graph of a subgraph, else NULL */
+    /* set by the session for a subgraph: its index in the session's table of
+     * subgraphs (runtime/subgraphs.h); -1 for the main graph */
+    int32_t body_id;
     size_t n_values, cap_values;
     qkv_ir_value *values;
     size_t n_nodes, cap_nodes;
@@ -204,6 +207,15 @@ void qkv_value_release_data(qkv_ir_value *v);
  * are kept (a neighbour may be using them). Never call it on anonymous or
  * writable memory. */
 void qkv_ir_drop_pages(const void *data, size_t bytes);
+
+/* True when the node has a GRAPH or GRAPHS attribute (If, Loop, Scan). */
+bool qkv_node_has_subgraphs(const qkv_ir_node *node);
+
+/* A graph's bound inputs, the tensors a run of it is given: its graph
+ * inputs in declaration order, then (a subgraph) its OUTER values in value
+ * id order. Returns their number; writes their value ids into ids when not
+ * NULL (room for the returned count). */
+size_t qkv_graph_bound_ids(const qkv_ir_graph *graph, int32_t *ids);
 
 /* The attribute `name` of a node, or NULL. */
 const qkv_ir_attr *qkv_node_attr(const qkv_ir_node *node, const char *name);

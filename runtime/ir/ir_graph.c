@@ -130,6 +130,7 @@ qkv_ir_graph *qkv_graph_create(const char *name, const qkv_ir_graph *parent)
     if (!g)
         return NULL;
     g->parent = parent;
+    g->body_id = -1;
     g->name = qkv_strdup(name);
     g->names = qkv_strmap_create();
     if (!g->name || !g->names) {
@@ -248,6 +249,30 @@ const qkv_ir_attr *qkv_node_attr(const qkv_ir_node *node, const char *name)
         if (node->attrs[k].name && strcmp(node->attrs[k].name, name) == 0)
             return &node->attrs[k];
     return NULL;
+}
+
+bool qkv_node_has_subgraphs(const qkv_ir_node *node)
+{
+    for (size_t k = 0; node && k < node->n_attrs; k++)
+        if (node->attrs[k].type == QKV_ATTR_GRAPH || node->attrs[k].type == QKV_ATTR_GRAPHS)
+            return true;
+    return false;
+}
+
+size_t qkv_graph_bound_ids(const qkv_ir_graph *g, int32_t *ids)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_inputs; i++, n++)
+        if (ids)
+            ids[n] = g->inputs[i];
+    for (size_t v = 0; v < g->n_values; v++) {
+        if (g->values[v].kind != QKV_VALUE_OUTER)
+            continue;
+        if (ids)
+            ids[n] = (int32_t)v;
+        n++;
+    }
+    return n;
 }
 
 int64_t qkv_model_opset_for(const struct qkv_model *model, const char *domain)

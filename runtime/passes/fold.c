@@ -28,7 +28,8 @@ static bool all_inputs_constant(const qkv_ir_graph *g, const qkv_ir_node *n)
     for (size_t j = 0; j < n->n_outputs; j++)
         if (n->outputs[j] >= 0 && g->values[n->outputs[j]].type_kind != QKV_KIND_TENSOR)
             return false;
-    return n->n_implicit == 0;
+    /* a node with subgraphs runs them in a run context (exec/control_flow.h) */
+    return n->n_implicit == 0 && !qkv_node_has_subgraphs(n);
 }
 
 static bool outputs_small(const qkv_tensor *outs, const qkv_ir_node *n)

@@ -7,6 +7,10 @@
  * inferred facts win; declared dims fill what inference left unknown. A
  * declared type or rank that contradicts the inferred one is an error, as in
  * ONNX Runtime.
+ *
+ * Subgraphs (If/Loop/Scan bodies) are inferred just before the node that
+ * owns them, once the values they read from enclosing graphs are: the
+ * node's own infer then reads its bodies' output types and shapes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +99,40 @@ static qkv_status merge(qkv_ir_value *v, const qkv_tensor *t, qkv_type_kind kind
     return QKV_OK;
 }
 
+/* Copies what g knows of each value a subgraph of node n reads from
+ * outside into the subgraph's OUTER value, then infers the subgraph. */
+static qkv_status infer_bodies(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_error *err)
+{
+    for (size_t a = 0; a < n->n_attrs; a++) {
+        const qkv_ir_attr *at = &n->attrs[a];
+        if (at->type != QKV_ATTR_GRAPH && at->type != QKV_ATTR_GRAPHS)
+            continue;
+        for (size_t k = 0; k < at->n; k++) {
+            qkv_ir_graph *body = at->graphs ? at->graphs[k] : NULL;
+            if (!body)
+                continue;
+            for (size_t v = 0; v < body->n_values; v++) {
+                qkv_ir_value *ov = &body->values[v];
+                if (ov->kind != QKV_VALUE_OUTER || ov->outer_id < 0 ||
+                    (size_t)ov->outer_id >= g->n_values)
+                    continue;
+                const qkv_ir_value *pv = &g->values[ov->outer_id];
+                ov->dtype = pv->dtype;
+                ov->rank = pv->rank;
+                memcpy(ov->dims, pv->dims, sizeof ov->dims);
+                ov->type_kind = pv->type_kind;
+            }
+            qkv_status st = qkv_infer_graph(body, err);
+            if (st != QKV_OK) {
+                qkv_error_prefix(err, "subgraph '%s' of node '%s' (%s)", at->name, n->name,
+                                 n->op_type);
+                return st;
+            }
+        }
+    }
+    return QKV_OK;
+}
+
 /* A kernel that does not declare QKV_KERNEL_VALUES gets tensors only; the
  * host runs an ALIAS kernel (Identity) on a sequence or optional itself. */
 static qkv_status check_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
@@ -110,6 +148,31 @@ static qkv_status check_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
         qkv_node_describe(n, k->since_version, what, sizeof what);
         return qkv_error_set(err, QKV_ERR_TYPE, "%s: input %zu '%s' is a %s; the op takes a tensor",
                              what, i, g->values[n->inputs[i]].name, qkv_kind_name(in_kinds[i]));
+    }
+    return QKV_OK;
+}
+
+/* Only tensors cross a subgraph's boundary (exec/frame.h qkv_body_run): a
+ * control-flow node with a sequence or optional input (explicit or read by
+ * a body) or output is refused before it runs. */
+static qkv_status check_subgraph_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
+                                       const qkv_type_kind *in_kinds,
+                                       const qkv_type_kind *out_kinds, qkv_error *err)
+{
+    size_t n_values = n->n_inputs + n->n_outputs;
+    for (size_t i = 0; i < n_values; i++) {
+        bool in = i < n->n_inputs;
+        qkv_type_kind kind = in ? in_kinds[i] : out_kinds[i - n->n_inputs];
+        if (kind == QKV_KIND_TENSOR)
+            continue;
+        int32_t id = in ? n->inputs[i] : n->outputs[i - n->n_inputs];
+        char what[256];
+        qkv_node_describe(n, n->kernel->since_version, what, sizeof what);
+        return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
+                             "%s: %s '%s' is a %s; sequences and optionals are not supported "
+                             "across a subgraph's boundary yet",
+                             what, in ? "input" : "output", g->values[id].name,
+                             qkv_kind_name(kind));
     }
     return QKV_OK;
 }
@@ -133,11 +196,16 @@ qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
     for (size_t o = 0; o < g->n_order && st == QKV_OK; o++) {
         qkv_ir_node *n = &g->nodes[g->order[o]];
         const qkv_kernel *k = n->kernel;
+        if (qkv_node_has_subgraphs(n) && (st = infer_bodies(g, n, err)) != QKV_OK)
+            break;
         qkv_node_static_inputs(g, n, ins);
         st = qkv_kernel_check_io(k, n, ins, err);
         if (st != QKV_OK)
             break;
         qkv_node_kinds(g, n, in_kinds, out_kinds);
+        if (qkv_node_has_subgraphs(n) &&
+            (st = check_subgraph_kinds(g, n, in_kinds, out_kinds, err)) != QKV_OK)
+            break;
         /* a kernel that makes sequences or optionals starts from the declared
          * kinds (an empty Optional has nothing else to go by) and says what
          * it makes; every other kernel makes tensors */

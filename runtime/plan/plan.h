@@ -74,11 +74,20 @@ struct qkv_exec_plan {
 /* Builds a plan for the given input shapes (plan_build.c). */
 qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t n_inputs,
                           qkv_exec_plan **out, qkv_error *err);
+/* The same for graph g: the main graph or a subgraph of the session
+ * (inputs: its bound inputs, ir.h qkv_graph_bound_ids). */
+qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
+                                const qkv_tensor *inputs, size_t n_inputs, qkv_exec_plan **out,
+                                qkv_error *err);
 /* Drops a reference; frees the plan at zero. NULL: no-op. */
 void qkv_plan_release(qkv_exec_plan *plan);
 /* The cached plan for these input shapes, building and caching it if needed
  * (plan_cache.c). The caller gets a reference. */
 qkv_status qkv_plan_get(qkv_session *s, const qkv_tensor *inputs, size_t n_inputs,
                         qkv_exec_plan **out, qkv_error *err);
+/* The same for subgraph body_id of the session (its own cache of
+ * QKV_BODY_PLANS plans). */
+qkv_status qkv_body_plan_get(qkv_session *s, int32_t body_id, const qkv_tensor *inputs,
+                             size_t n_inputs, qkv_exec_plan **out, qkv_error *err);
 
 #endif /* QKV_PLAN_H */

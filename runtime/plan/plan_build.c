@@ -40,6 +40,7 @@ typedef struct builder {
     int32_t *step_scratch; /* per step: scratch buffer index, -1 none */
     int32_t *copy_buf;     /* per copy: buffer index */
     qkv_tensor *ins, *outs;
+    int32_t *bound; /* the graph's bound inputs (ir.h: qkv_graph_bound_ids) */
     qkv_type_kind *in_kinds, *out_kinds; /* the node being planned */
     qkv_error *err;
     /* the session's memory limit: when limited, the arena and values
@@ -165,7 +166,9 @@ typedef struct node_plan {
 static void gather_inputs(builder *b, node_plan *np)
 {
     const qkv_ir_node *n = np->n;
-    np->all_known = n->n_implicit == 0;
+    /* a node with subgraphs runs them in a run context (exec/control_flow.h):
+     * never while planning */
+    np->all_known = n->n_implicit == 0 && !qkv_node_has_subgraphs(n);
     for (size_t i = 0; i < n->n_inputs; i++) {
         qkv_tensor *t = &b->ins[i];
         int32_t id = n->inputs[i];
@@ -225,7 +228,9 @@ static qkv_status evaluate_now(builder *b, node_plan *np, bool *done)
 {
     const qkv_ir_node *n = np->n;
     *done = false;
-    if (np->values || !(np->all_known || (np->k->flags & QKV_KERNEL_SHAPE_ONLY)) ||
+    if (np->values ||
+        !(np->all_known ||
+          ((np->k->flags & QKV_KERNEL_SHAPE_ONLY) && !qkv_node_has_subgraphs(n))) ||
         np->out_bytes > QKV_PLAN_EVAL_MAX_BYTES)
         return QKV_OK;
     qkv_status st = qkv_node_eval(np->k, n->kernel_state, &np->h, b->ins, n->n_inputs, b->outs,
@@ -431,7 +436,8 @@ static qkv_status plan_output_copies(builder *b)
     return QKV_OK;
 }
 
-static void init_values(builder *b, const qkv_tensor *inputs)
+static void init_values(builder *b, const qkv_tensor *inputs, const int32_t *bound,
+                        size_t n_bound)
 {
     const qkv_ir_graph *g = b->g;
     qkv_exec_plan *p = b->p;
@@ -452,8 +458,9 @@ static void init_values(builder *b, const qkv_tensor *inputs)
             pv->t = t;
         }
     }
-    for (size_t i = 0; i < g->n_inputs; i++) {
-        qkv_plan_value *pv = &p->values[g->inputs[i]];
+    /* graph inputs, then (a subgraph) the values it reads from outside */
+    for (size_t i = 0; i < n_bound; i++) {
+        qkv_plan_value *pv = &p->values[bound[i]];
         pv->storage = QKV_STORE_INPUT;
         pv->t = inputs[i];
         pv->t.data = NULL;
@@ -483,6 +490,7 @@ static void builder_free(builder *b)
     free(b->copy_buf);
     free(b->ins);
     free(b->outs);
+    free(b->bound);
     free(b->in_kinds);
     free(b->out_kinds);
 }
@@ -490,7 +498,13 @@ static void builder_free(builder *b)
 qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t n_inputs,
                           qkv_exec_plan **out, qkv_error *err)
 {
-    const qkv_ir_graph *g = s->model->graph;
+    return qkv_plan_build_graph(s, s->model->graph, inputs, n_inputs, out, err);
+}
+
+qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
+                                const qkv_tensor *inputs, size_t n_inputs, qkv_exec_plan **out,
+                                qkv_error *err)
+{
     builder b = {.s = s, .g = g, .err = err};
     if (s->opts.memory_limit) {
         b.limited = true;
@@ -519,7 +533,18 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
     b.outs = calloc(max_out, sizeof *b.outs);
     b.in_kinds = calloc(max_in, sizeof *b.in_kinds);
     b.out_kinds = calloc(max_out, sizeof *b.out_kinds);
-    if (!p || !p->values || !p->steps || !p->copies || !p->input_shapes || !b.last_use ||
+    size_t n_bound = qkv_graph_bound_ids(g, NULL);
+    b.bound = calloc(n_bound + 1, sizeof *b.bound);
+    if (b.bound)
+        qkv_graph_bound_ids(g, b.bound);
+    if (n_bound != n_inputs) {
+        builder_free(&b);
+        qkv_plan_release(p);
+        return qkv_error_set(err, QKV_ERR_INTERNAL,
+                             "planning graph '%s': %zu inputs given, it has %zu", g->name,
+                             n_inputs, n_bound);
+    }
+    if (!p || !b.bound || !p->values || !p->steps || !p->copies || !p->input_shapes || !b.last_use ||
         !b.group || !b.step_scratch || !b.copy_buf || !b.ins || !b.outs || !b.in_kinds ||
         !b.out_kinds) {
         builder_free(&b);
@@ -531,7 +556,7 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
         p->input_shapes[i].data = NULL;
     }
     compute_last_uses(&b);
-    init_values(&b, inputs);
+    init_values(&b, inputs, b.bound, n_bound);
 
     qkv_status st = QKV_OK;
     for (size_t pos = 0; pos < g->n_order && st == QKV_OK; pos++)
