@@ -577,6 +577,18 @@ Test(attention, rejects_integer_masks)
                  "input 3 has type int32, not supported");
 }
 
+/* Found by fuzz_session: K given as "" reached compute, which converted a
+ * float16 operand from a NULL pointer. */
+Test(attention, refuses_an_omitted_required_input)
+{
+    qkv_tensor in[3] = {kh_tensor(QKV_DTYPE_FLOAT16, 4, (int64_t[]){1, 2, 1, 4}, buf),
+                        kh_tensor(QKV_DTYPE_FLOAT16, 4, (int64_t[]){1, 2, 2, 4}, buf),
+                        kh_tensor(QKV_DTYPE_FLOAT16, 4, (int64_t[]){1, 2, 2, 4}, buf)};
+    kh_node *n = kh_node_create("Attention", 24, 3, 1);
+    kh_omit_input(n, 1);
+    expect_error(n, in, QKV_ERR_INVALID_MODEL, "input 1 'K' is required but omitted");
+}
+
 /* ---- whole models (tests/data/make_attention_models.py) ---------------------- */
 
 /* Runs OUTDIR/attention/<name>.onnx on its reference inputs with `threads`
