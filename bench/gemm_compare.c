@@ -39,8 +39,7 @@ static void run_variant(void *ctx, size_t v)
     const variant *x = &r->vs[v];
     const qkv_gemm *g = r->g;
     if (x->arch)
-        qkv_sgemm_run(qkv_host_api_get(), &r->bench->hctx, x->arch, g,
-                      x->packed ? &x->pb : NULL);
+        qkv_sgemm_run(qkv_host_api_get(), &r->bench->hctx, x->arch, g, x->packed ? &x->pb : NULL);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->m, (int)g->n, (int)g->k,
                     1.0f, g->a, (int)g->lda, g->b, (int)g->ldb, 0.0f, g->c, (int)g->ldc);
@@ -53,8 +52,8 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc;
     openblas_set_num_threads((int)bench.threads);
-    static const size_t shapes[][3] = {{128, 3072, 768}, {128, 768, 3072}, {128, 2304, 768},
-                                       {128, 768, 768},  {1024, 1024, 1024}};
+    static const size_t shapes[][3] = {
+        {128, 3072, 768}, {128, 768, 3072}, {128, 2304, 768}, {128, 768, 768}, {1024, 1024, 1024}};
     variant vs[8];
     size_t nv = 0;
     for (int level = QKV_ISA_BASELINE; level <= QKV_ISA_AVX512; level++) {
@@ -82,14 +81,24 @@ int main(int argc, char **argv)
         for (size_t v = 0; v < nv; v++) {
             if (vs[v].arch && vs[v].packed) {
                 vs[v].pb = (qkv_sgemm_packed_b){.arch = vs[v].arch, .k = k, .n = n};
-                vs[v].pb.data =
-                    malloc(qkv_sgemm_packed_b_floats(vs[v].arch, k, n) * sizeof(float));
+                vs[v].pb.data = malloc(qkv_sgemm_packed_b_floats(vs[v].arch, k, n) * sizeof(float));
                 qkv_sgemm_pack_b(vs[v].arch, b, n, false, k, n, vs[v].pb.data);
             }
         }
-        qkv_gemm g = {.struct_size = sizeof g, .abi_version = QKV_ABI_VERSION,
-                      .dtype = QKV_DTYPE_FLOAT, .m = m, .n = n, .k = k, .alpha = 1, .beta = 0,
-                      .a = a, .lda = k, .b = b, .ldb = n, .c = c, .ldc = n};
+        qkv_gemm g = {.struct_size = sizeof g,
+                      .abi_version = QKV_ABI_VERSION,
+                      .dtype = QKV_DTYPE_FLOAT,
+                      .m = m,
+                      .n = n,
+                      .k = k,
+                      .alpha = 1,
+                      .beta = 0,
+                      .a = a,
+                      .lda = k,
+                      .b = b,
+                      .ldb = n,
+                      .c = c,
+                      .ldc = n};
         double flops = 2.0 * (double)m * (double)n * (double)k, best[8];
         shape_run run = {&bench, vs, &g};
         gemm_bench_time(&bench, nv, flops, run_variant, &run, best);

@@ -45,8 +45,7 @@ int gemm_bench_init(gemm_bench *b, const char *prog, int argc, char **argv)
     b->hctx = (qkv_host_ctx){.pool = b->pool, .threads = b->threads};
     char feats[256];
     printf("cpu: %s [%s], threads %zu, best of %zu\n", qkv_cpu_brand(),
-           qkv_cpu_features_str(qkv_cpu_features_get(), feats, sizeof feats), b->threads,
-           b->reps);
+           qkv_cpu_features_str(qkv_cpu_features_get(), feats, sizeof feats), b->threads, b->reps);
     return 0;
 }
 

@@ -41,8 +41,8 @@ static void run_variant(void *ctx, size_t v)
     const shape_run *r = ctx;
     const variant *x = &r->vs[v];
     if (x->arch)
-        qkv_igemm_run(qkv_host_api_get(), &r->bench->hctx, x->arch, r->g,
-                      x->packed ? &x->pb : NULL, NULL);
+        qkv_igemm_run(qkv_host_api_get(), &r->bench->hctx, x->arch, r->g, x->packed ? &x->pb : NULL,
+                      NULL);
     else
         qkv_sgemm_run(qkv_host_api_get(), &r->bench->hctx, r->sarch, r->sg, r->spb);
 }
@@ -53,8 +53,8 @@ int main(int argc, char **argv)
     int rc = gemm_bench_init(&bench, "igemm_compare", argc, argv);
     if (rc != 0)
         return rc;
-    static const size_t shapes[][3] = {{128, 3072, 768}, {128, 768, 3072}, {128, 2304, 768},
-                                       {128, 768, 768}};
+    static const size_t shapes[][3] = {
+        {128, 3072, 768}, {128, 768, 3072}, {128, 2304, 768}, {128, 768, 768}};
     uint64_t cpu = qkv_cpu_features_get();
     variant vs[12];
     size_t nv = 0;
@@ -96,18 +96,38 @@ int main(int argc, char **argv)
                 qkv_igemm_pack_b(vs[v].arch, b, n, true, false, k, n,
                                  malloc(qkv_igemm_packed_b_bytes(vs[v].arch, k, n)), &vs[v].pb);
         }
-        qkv_igemm g = {.m = m, .n = n, .k = k, .a = a, .lda = k, .b = b, .ldb = n,
-                       .b_signed = true, .c = c, .ldc = n, .a_zero = &za};
-        qkv_gemm sg = {.struct_size = sizeof sg, .abi_version = QKV_ABI_VERSION,
-                       .dtype = QKV_DTYPE_FLOAT, .m = m, .n = n, .k = k, .alpha = 1, .beta = 0,
-                       .a = af, .lda = k, .b = bf, .ldb = n, .c = cf, .ldc = n};
+        qkv_igemm g = {.m = m,
+                       .n = n,
+                       .k = k,
+                       .a = a,
+                       .lda = k,
+                       .b = b,
+                       .ldb = n,
+                       .b_signed = true,
+                       .c = c,
+                       .ldc = n,
+                       .a_zero = &za};
+        qkv_gemm sg = {.struct_size = sizeof sg,
+                       .abi_version = QKV_ABI_VERSION,
+                       .dtype = QKV_DTYPE_FLOAT,
+                       .m = m,
+                       .n = n,
+                       .k = k,
+                       .alpha = 1,
+                       .beta = 0,
+                       .a = af,
+                       .lda = k,
+                       .b = bf,
+                       .ldb = n,
+                       .c = cf,
+                       .ldc = n};
         double ops = 2.0 * (double)m * (double)n * (double)k, best[12];
         shape_run run = {&bench, vs, &g, sarch, &sg, &spb};
         gemm_bench_time(&bench, nv, ops, run_variant, &run, best);
         double ref = best[nv - 1];
         for (size_t v = 0; v < nv; v++) {
-            printf("m=%zu n=%zu k=%zu  %-28s %7.1f GOP/s  x%.2f of float32\n", m, n, k,
-                   vs[v].name, ops / best[v] * 1e-9, ref / best[v]);
+            printf("m=%zu n=%zu k=%zu  %-28s %7.1f GOP/s  x%.2f of float32\n", m, n, k, vs[v].name,
+                   ops / best[v] * 1e-9, ref / best[v]);
             free(vs[v].pb.data);
         }
         free(spb.data);

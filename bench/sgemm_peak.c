@@ -61,8 +61,8 @@ static double measure(int n, int reps, const float *a, const float *b, float *c,
     double best = 1e300;
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
-                    c, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
         double t = now_s() - t0;
         if (t < best)
             best = t;

@@ -130,15 +130,17 @@ double qkv_cli_now_ms(void);
  * QKV_CLI_PLUGIN_OPTIONS in the option table and QKV_CLI_PLUGIN_USAGE in the
  * usage, and pass each option to qkv_cli_plugin_option. */
 enum { QKV_CLI_OPT_PLUGIN = 1000, QKV_CLI_OPT_BACKEND, QKV_CLI_OPT_NO_DEFAULT_PLUGINS };
-#define QKV_CLI_PLUGIN_OPTIONS                                                             \
-    {"--plugin", 1, QKV_CLI_OPT_PLUGIN}, {"--backend", 1, QKV_CLI_OPT_BACKEND},           \
-        {"--no-default-plugins", 0, QKV_CLI_OPT_NO_DEFAULT_PLUGINS}
-#define QKV_CLI_PLUGIN_USAGE                                                               \
-    "  --plugin PATH           load the plugin library PATH (custom operators or\n"       \
-    "                          backends; repeatable; see docs/plugins.md)\n"               \
-    "  --backend NAME,...      run nodes only on these backends, preferring them in\n"     \
-    "                          this order (default: all, by priority; e.g. cpu)\n"         \
-    "  --no-default-plugins    do not load the default plugins (QKV_PLUGIN_PATH, or\n"     \
+#define QKV_CLI_PLUGIN_OPTIONS                                                                     \
+    {"--plugin", 1, QKV_CLI_OPT_PLUGIN}, {"--backend", 1, QKV_CLI_OPT_BACKEND},                    \
+    {                                                                                              \
+        "--no-default-plugins", 0, QKV_CLI_OPT_NO_DEFAULT_PLUGINS                                  \
+    }
+#define QKV_CLI_PLUGIN_USAGE                                                                       \
+    "  --plugin PATH           load the plugin library PATH (custom operators or\n"                \
+    "                          backends; repeatable; see docs/plugins.md)\n"                       \
+    "  --backend NAME,...      run nodes only on these backends, preferring them in\n"             \
+    "                          this order (default: all, by priority; e.g. cpu)\n"                 \
+    "  --no-default-plugins    do not load the default plugins (QKV_PLUGIN_PATH, or\n"             \
     "                          qkv's plugin directory when that is unset)\n"
 
 typedef struct qkv_cli_plugin_opts {

@@ -33,8 +33,7 @@ int qkv_cli_plugin_option(qkv_cli_plugin_opts *po, int id, const char *value, co
         po->plugins[po->n_plugins++] = value;
         return 1;
     case QKV_CLI_OPT_BACKEND:
-        if (!*value || value[0] == ',' || value[strlen(value) - 1] == ',' ||
-            strstr(value, ",,")) {
+        if (!*value || value[0] == ',' || value[strlen(value) - 1] == ',' || strstr(value, ",,")) {
             qkv_cli_usage_error(usage, "--backend '%s': expected NAME[,NAME...]", value);
             return -1;
         }
@@ -97,8 +96,8 @@ void qkv_cli_print_backends(const qkv_session *s, int per_node)
         char op[256];
         qkv_session_node_info(s, i, &ni);
         snprintf(op, sizeof op, "%s%s%s", ni.domain, ni.domain[0] ? "." : "", ni.op_type);
-        printf("  %-*.*s  %-*s  %s%s\n", (int)wname, (int)wname, ni.name, (int)wop, op,
-               ni.backend, ni.shape_inference ? "" : "  (no shape inference)");
+        printf("  %-*.*s  %-*s  %s%s\n", (int)wname, (int)wname, ni.name, (int)wop, op, ni.backend,
+               ni.shape_inference ? "" : "  (no shape inference)");
     }
 }
 
@@ -119,8 +118,8 @@ void qkv_cli_print_profile(const qkv_session *s, const qkv_context *ctx)
     wname = wname > 40 ? 40 : wname;
     printf("profile: %zu nodes run, %.3f ms in kernels (GEMM service: %s)\n", n, total,
            qkv_session_gemm_backend(s));
-    printf("  %-*s  %-*s  %-10s  %10s  %6s\n", (int)wname, "node", (int)wop, "op", "backend",
-           "ms", "%");
+    printf("  %-*s  %-*s  %-10s  %10s  %6s\n", (int)wname, "node", (int)wop, "op", "backend", "ms",
+           "%");
     for (size_t i = 0; i < n; i++) {
         qkv_profile_entry e = {.struct_size = sizeof(qkv_profile_entry)};
         qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};

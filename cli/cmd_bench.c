@@ -55,8 +55,7 @@ static const char USAGE[] =
     "                          in [-1, 1), integers in [0, 10), bools 0 or 1\n"
     "  --no-fuse               no attention, GELU or MatMul fusion (the unfused baseline)\n"
     "  --flops F               floating-point operations of one run: also print GFLOP/s\n"
-    "  --json FILE             also write the results as JSON into FILE\n"
-    QKV_CLI_PLUGIN_USAGE
+    "  --json FILE             also write the results as JSON into FILE\n" QKV_CLI_PLUGIN_USAGE
     "  -h, --help              show this help\n";
 
 enum {
@@ -72,9 +71,9 @@ enum {
 };
 
 static const qkv_cli_option OPTIONS[] = {
-    {"--threads", 1, OPT_THREADS}, {"--iters", 1, OPT_ITERS},    {"--warmup", 1, OPT_WARMUP},
-    {"--shape", 1, OPT_SHAPE},     {"--input", 1, OPT_INPUT},    {"--seed", 1, OPT_SEED},
-    {"--no-fuse", 0, OPT_NO_FUSE}, {"--flops", 1, OPT_FLOPS},    {"--json", 1, OPT_JSON},
+    {"--threads", 1, OPT_THREADS}, {"--iters", 1, OPT_ITERS}, {"--warmup", 1, OPT_WARMUP},
+    {"--shape", 1, OPT_SHAPE},     {"--input", 1, OPT_INPUT}, {"--seed", 1, OPT_SEED},
+    {"--no-fuse", 0, OPT_NO_FUSE}, {"--flops", 1, OPT_FLOPS}, {"--json", 1, OPT_JSON},
     QKV_CLI_PLUGIN_OPTIONS,
 };
 
@@ -271,8 +270,8 @@ static int bench(const bench_args *a)
     const char *gemm = qkv_session_gemm_backend(session);
     printf("model: %s\n", a->model);
     qkv_cli_print_backends(session, 0);
-    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes, a->n_shapes, 1,
-                                     a->seed};
+    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes,
+                                     a->n_shapes,   1,           a->seed};
     rc = qkv_cli_inputs_load(model, &spec, &in);
     if (rc != QKV_EXIT_OK)
         goto done;

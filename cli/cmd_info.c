@@ -47,8 +47,8 @@ static const char USAGE[] =
     "  --no-fuse               do not fuse attention, GELU or MatMul chains (--plan,\n"
     "                          --optimized)\n"
     "  --shape NAME=d0,d1,...  the shape of input NAME for --plan; or SYMBOL=N to\n"
-    "                          set a symbolic dim of every input (repeatable)\n"
-    QKV_CLI_PLUGIN_USAGE
+    "                          set a symbolic dim of every input "
+    "(repeatable)\n" QKV_CLI_PLUGIN_USAGE
     "Then, when a session can be created: the plugins, the backend order, and\n"
     "for each op type the backend its nodes run on, marking ops whose kernel\n"
     "has no shape inference (their outputs are sized at run time).\n"
@@ -57,12 +57,8 @@ static const char USAGE[] =
 enum { OPT_PLAN, OPT_SHAPE, OPT_OPTIMIZED, OPT_NO_FUSE, OPT_SYSTEM };
 
 static const qkv_cli_option OPTIONS[] = {
-    {"--plan", 0, OPT_PLAN},
-    {"--shape", 1, OPT_SHAPE},
-    {"--optimized", 0, OPT_OPTIMIZED},
-    {"--no-fuse", 0, OPT_NO_FUSE},
-    {"--system", 0, OPT_SYSTEM},
-    QKV_CLI_PLUGIN_OPTIONS,
+    {"--plan", 0, OPT_PLAN},       {"--shape", 1, OPT_SHAPE},   {"--optimized", 0, OPT_OPTIMIZED},
+    {"--no-fuse", 0, OPT_NO_FUSE}, {"--system", 0, OPT_SYSTEM}, QKV_CLI_PLUGIN_OPTIONS,
 };
 
 /* ---- the operator histogram ---------------------------------------------- */
@@ -235,8 +231,8 @@ static int print_info(const char *path, const qkv_model *model)
 
 /* ---- --plan -------------------------------------------------------------- */
 
-static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_shapes,
-                      int no_fuse, const qkv_cli_plugin_opts *po)
+static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_shapes, int no_fuse,
+                      const qkv_cli_plugin_opts *po)
 {
     qkv_error err = {0};
     qkv_session *session = NULL;
@@ -245,7 +241,7 @@ static int print_plan(const char *path, const qkv_cli_shape *shapes, size_t n_sh
     int rc = QKV_EXIT_FAILURE;
     qkv_session_options opts;
     qkv_session_options_init(&opts);
-    opts.disable_fusion = no_fuse; /* --no-fuse */
+    opts.disable_fusion = no_fuse;   /* --no-fuse */
     qkv_cli_plugin_apply(po, &opts); /* --plugin... */
     if (qkv_session_create(path, &opts, &session, &err) != QKV_OK)
         return qkv_cli_fail_error(&err, NULL);
@@ -313,8 +309,11 @@ static void append_value(const qkv_ir_graph *g, int32_t id, char *buf, size_t ca
     shape[0] = '\0';
     if (id >= 0) {
         const qkv_ir_value *v = &g->values[id];
-        qkv_value_info vi = {.name = v->name, .dtype = v->dtype, .rank = v->rank,
-                             .dims = v->dims, .dim_params = (const char *const *)v->dim_params};
+        qkv_value_info vi = {.name = v->name,
+                             .dtype = v->dtype,
+                             .rank = v->rank,
+                             .dims = v->dims,
+                             .dim_params = (const char *const *)v->dim_params};
         name = v->name;
         if (v->rank >= 0)
             qkv_cli_value_shape(&vi, shape, sizeof shape);
@@ -376,7 +375,6 @@ static int print_optimized(const char *path, int no_fuse, const qkv_cli_plugin_o
     return QKV_EXIT_OK;
 }
 
-
 /* ---- backends ------------------------------------------------------------ */
 
 typedef struct op_backend {
@@ -425,7 +423,7 @@ static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_op
         qkv_node_info ni = {.struct_size = sizeof(qkv_node_info)};
         qkv_session_node_info(session, i, &ni);
         ops[i] = (op_backend){domain_name(ni.domain), ni.op_type, ni.backend, ni.origin,
-                              !ni.shape_inference, 1};
+                              !ni.shape_inference,    1};
     }
     qsort(ops, n, sizeof *ops, by_op_backend);
     for (size_t i = 0; i < n; i++) {
@@ -446,8 +444,7 @@ static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_op
     if (fused || gelu || fmm)
         printf("operators by backend (after fusion: %zu Attention node%s, %zu GELU subgraph%s "
                "made Gelu, %zu FusedMatMul node%s; --no-fuse shows the model's own ops):\n",
-               fused, fused == 1 ? "" : "s", gelu, gelu == 1 ? "" : "s", fmm,
-               fmm == 1 ? "" : "s");
+               fused, fused == 1 ? "" : "s", gelu, gelu == 1 ? "" : "s", fmm, fmm == 1 ? "" : "s");
     else
         puts("operators by backend:");
     for (size_t i = 0; i < m; i++) {
@@ -468,7 +465,6 @@ static int print_backends(const char *path, int no_fuse, const qkv_cli_plugin_op
     qkv_session_destroy(session);
     return QKV_EXIT_OK;
 }
-
 
 /* ---- --system ------------------------------------------------------------ */
 
@@ -513,14 +509,13 @@ static int print_system(const qkv_cli_plugin_opts *po)
     return QKV_EXIT_OK;
 }
 
-
 int qkv_cmd_info(int argc, char **argv)
 {
     qkv_cli_parser p;
     const char *path = NULL;
     int plan = 0, optimized = 0, no_fuse = 0; /* --optimized, --no-fuse */
     int system = 0;
-    qkv_cli_plugin_opts po;                   /* --plugin... */
+    qkv_cli_plugin_opts po; /* --plugin... */
     qkv_cli_shape *shapes = NULL;
     size_t n_shapes = 0;
     int rc = QKV_EXIT_FAILURE;

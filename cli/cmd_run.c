@@ -44,8 +44,8 @@ static const char USAGE[] =
     "                          symbolic dim of every input (repeatable)\n"
     "  --seed S                seed of the random inputs (default 0)\n"
     "  --threads N             threads the run may use (default 1)\n"
-    "  --no-fuse               do not fuse attention subgraphs into Attention nodes\n"
-    QKV_CLI_PLUGIN_USAGE
+    "  --no-fuse               do not fuse attention subgraphs into Attention "
+    "nodes\n" QKV_CLI_PLUGIN_USAGE
     "  --verbose               print the plugins, the backend order and each node's\n"
     "                          op and backend before running\n"
     "  --profile               print each node's op, backend and time after the run\n"
@@ -73,8 +73,7 @@ static const qkv_cli_option OPTIONS[] = {
     {"--input", 1, OPT_INPUT},     {"--output-dir", 1, OPT_OUTPUT_DIR},
     {"--threads", 1, OPT_THREADS}, {"--random-inputs", 0, OPT_RANDOM},
     {"--shape", 1, OPT_SHAPE},     {"--seed", 1, OPT_SEED},
-    {"--no-fuse", 0, OPT_NO_FUSE},
-    QKV_CLI_PLUGIN_OPTIONS,
+    {"--no-fuse", 0, OPT_NO_FUSE}, QKV_CLI_PLUGIN_OPTIONS,
     {"--verbose", 0, OPT_VERBOSE}, {"--profile", 0, OPT_PROFILE},
     {"--warmup", 1, OPT_WARMUP},
 };
@@ -254,7 +253,7 @@ typedef struct run_args {
     size_t threads;
     int random;
     uint64_t seed;
-    int no_fuse; /* --no-fuse */
+    int no_fuse;                 /* --no-fuse */
     qkv_cli_plugin_opts plugins; /* --plugin, --backend, --no-default-plugins */
     int verbose, profile;
     size_t warmup; /* untimed runs before the timed one */
@@ -285,8 +284,8 @@ static int run(const run_args *a)
         rc = qkv_cli_fail("'%s' has no graph outputs: nothing to run", a->model);
         goto done;
     }
-    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes, a->n_shapes,
-                                     a->random, a->seed};
+    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes,
+                                     a->n_shapes,   a->random,   a->seed};
     rc = qkv_cli_inputs_load(model, &spec, &in);
     if (rc != QKV_EXIT_OK)
         goto done;
@@ -429,8 +428,8 @@ int qkv_cmd_run(int argc, char **argv)
             break;
         case OPT_WARMUP:
             if (qkv_cli_parse_int(value, 0, 1000000, &v) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--warmup '%s': expected an integer in [0, 1000000]",
-                                         value);
+                rc = qkv_cli_usage_error(
+                    USAGE, "--warmup '%s': expected an integer in [0, 1000000]", value);
                 goto done;
             }
             a.warmup = (size_t)v;

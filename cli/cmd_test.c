@@ -87,9 +87,13 @@ enum {
 };
 
 static const qkv_cli_option OPTIONS[] = {
-    {"--json", 1, OPT_JSON},     {"--scoreboard", 1, OPT_SCOREBOARD}, {"--threads", 1, OPT_THREADS},
-    {"--filter", 1, OPT_FILTER}, {"--verbose", 0, OPT_VERBOSE},
-    {"--rtol", 1, OPT_RTOL},     {"--atol", 1, OPT_ATOL},
+    {"--json", 1, OPT_JSON},
+    {"--scoreboard", 1, OPT_SCOREBOARD},
+    {"--threads", 1, OPT_THREADS},
+    {"--filter", 1, OPT_FILTER},
+    {"--verbose", 0, OPT_VERBOSE},
+    {"--rtol", 1, OPT_RTOL},
+    {"--atol", 1, OPT_ATOL},
     {"--no-fuse", 0, OPT_NO_FUSE},
     {"--allow-unsupported", 0, OPT_ALLOW_UNSUPPORTED},
 };
@@ -113,7 +117,7 @@ typedef struct test_case {
     char *message; /* "" for pass */
     op_stat *ops;  /* distinct op types in order of first appearance */
     size_t n_ops;
-    char *ops_joined;  /* "Cast+Reshape" */
+    char *ops_joined;             /* "Cast+Reshape" */
     qkv_cli_random_range *random; /* per graph output (random_check.h); NULL: none */
     size_t n_random;
     const char *group; /* the scoreboard's operator (points into some ops[] or a literal) */

@@ -129,8 +129,7 @@ double qkv_cli_element(const qkv_tensor *t, size_t i, int *is_float)
     return (double)int_at(t, i);
 }
 
-static void set_msg(qkv_cli_compare_result *r, const char *fmt, ...)
-    QKV_PRINTF(2, 3);
+static void set_msg(qkv_cli_compare_result *r, const char *fmt, ...) QKV_PRINTF(2, 3);
 static void set_msg(qkv_cli_compare_result *r, const char *fmt, ...)
 {
     va_list ap;

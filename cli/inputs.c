@@ -232,8 +232,7 @@ static int fill_rest(const qkv_model *model, const qkv_cli_input_spec *spec, qkv
     return QKV_EXIT_OK;
 }
 
-int qkv_cli_inputs_load(const qkv_model *model, const qkv_cli_input_spec *spec,
-                        qkv_cli_inputs *out)
+int qkv_cli_inputs_load(const qkv_model *model, const qkv_cli_input_spec *spec, qkv_cli_inputs *out)
 {
     qkv_error err = {0};
     qkv_cli_inputs in = {0};

@@ -23,7 +23,7 @@ typedef struct qkv_cli_input_spec {
 
 /* The inputs of one model, in qkv_model_input order. */
 typedef struct qkv_cli_inputs {
-    qkv_tensor *tensors; /* count entries; each owns its data */
+    qkv_tensor *tensors;  /* count entries; each owns its data */
     const char **sources; /* per input: the FILE it came from (points into argv), NULL if random */
     size_t count;
 } qkv_cli_inputs;

@@ -12,8 +12,8 @@
 
 static int is_random_op(const qkv_ir_node *n)
 {
-    static const char *const ops[] = {"Bernoulli",        "RandomUniform",   "RandomUniformLike",
-                                      "RandomNormal",     "RandomNormalLike", "Multinomial"};
+    static const char *const ops[] = {"Bernoulli",    "RandomUniform",    "RandomUniformLike",
+                                      "RandomNormal", "RandomNormalLike", "Multinomial"};
     if (n->domain[0] && strcmp(n->domain, "ai.onnx") != 0)
         return 0;
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -66,10 +66,9 @@ static float attr_float(const qkv_ir_node *n, const char *name, float dflt)
 /* The range of value v, following Cast/Identity back at most `depth` nodes. */
 static qkv_cli_random_range range_of(const qkv_ir_graph *g, int32_t v, int depth)
 {
-    static const char *const boolean_ops[] = {"Bernoulli", "Greater",        "Less",
-                                              "Equal",     "GreaterOrEqual", "LessOrEqual",
-                                              "Not",       "And",            "Or",
-                                              "Xor"};
+    static const char *const boolean_ops[] = {
+        "Bernoulli",   "Greater", "Less", "Equal", "GreaterOrEqual",
+        "LessOrEqual", "Not",     "And",  "Or",    "Xor"};
     qkv_cli_random_range r = {0};
     int32_t p = g->values[v].producer;
     if (p < 0 || depth <= 0)
@@ -79,19 +78,21 @@ static qkv_cli_random_range range_of(const qkv_ir_graph *g, int32_t v, int depth
         return r;
     for (size_t i = 0; i < sizeof boolean_ops / sizeof boolean_ops[0]; i++)
         if (!strcmp(n->op_type, boolean_ops[i])) {
-            r = (qkv_cli_random_range){.has_range = 1, .lo = 0, .hi = 1, .integral = 1,
-                                       .rule = n->op_type};
+            r = (qkv_cli_random_range){
+                .has_range = 1, .lo = 0, .hi = 1, .integral = 1, .rule = n->op_type};
             return r;
         }
     if (!strcmp(n->op_type, "RandomUniform") || !strcmp(n->op_type, "RandomUniformLike")) {
-        r = (qkv_cli_random_range){.has_range = 1, .lo = attr_float(n, "low", 0.0f),
-                                   .hi = attr_float(n, "high", 1.0f), .hi_open = 1,
+        r = (qkv_cli_random_range){.has_range = 1,
+                                   .lo = attr_float(n, "low", 0.0f),
+                                   .hi = attr_float(n, "high", 1.0f),
+                                   .hi_open = 1,
                                    .rule = n->op_type};
         return r;
     }
     if (!strcmp(n->op_type, "Multinomial")) {
-        r = (qkv_cli_random_range){.has_range = 1, .lo = 0, .hi = INFINITY, .integral = 1,
-                                   .rule = n->op_type};
+        r = (qkv_cli_random_range){
+            .has_range = 1, .lo = 0, .hi = INFINITY, .integral = 1, .rule = n->op_type};
         return r;
     }
     if ((!strcmp(n->op_type, "Cast") || !strcmp(n->op_type, "Identity")) && n->n_inputs > 0 &&
@@ -166,8 +167,8 @@ int qkv_cli_check_random(const qkv_tensor *got, const qkv_tensor *expected,
     }
     for (size_t i = 0; i < n; i++) {
         double v = qkv_cli_element(got, i, NULL);
-        int ok = v >= r->lo && (r->hi_open ? v < r->hi : v <= r->hi) &&
-                 (!r->integral || v == floor(v));
+        int ok =
+            v >= r->lo && (r->hi_open ? v < r->hi : v <= r->hi) && (!r->integral || v == floor(v));
         if (ok)
             continue;
         res->mismatches++;

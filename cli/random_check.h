@@ -25,8 +25,8 @@
 
 /* What one graph output may hold. */
 typedef struct qkv_cli_random_range {
-    int random;       /* the output depends on a random op */
-    int has_range;    /* the values must lie in [lo, hi] (or [lo, hi) with hi_open) */
+    int random;    /* the output depends on a random op */
+    int has_range; /* the values must lie in [lo, hi] (or [lo, hi) with hi_open) */
     double lo, hi;
     int hi_open;
     int integral;     /* and be integers */

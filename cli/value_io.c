@@ -42,8 +42,7 @@ static bool read_varint(wire *w, uint64_t *out)
 
 /* The next field: its number, wire type and, for length-delimited ones, the
  * bytes. false at the end or when malformed (*bad set then). */
-static bool next_field(wire *w, uint32_t *field, const unsigned char **data, size_t *len,
-                       bool *bad)
+static bool next_field(wire *w, uint32_t *field, const unsigned char **data, size_t *len, bool *bad)
 {
     uint64_t key, v;
     *bad = false;
@@ -107,8 +106,8 @@ static qkv_status add_tensor(qkv_value *v, const unsigned char *data, size_t len
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory reading a value");
     v->tensors = ts;
     memset(&ts[v->count], 0, sizeof ts[v->count]);
-    qkv_status st = qkv_tensor_proto_decode(len ? data : &empty, len, base_dir, &ts[v->count],
-                                            NULL, err);
+    qkv_status st =
+        qkv_tensor_proto_decode(len ? data : &empty, len, base_dir, &ts[v->count], NULL, err);
     if (st != QKV_OK)
         return st;
     if (v->count == 0)
@@ -119,8 +118,10 @@ static qkv_status add_tensor(qkv_value *v, const unsigned char *data, size_t len
 
 static qkv_status unsupported_field(uint32_t field, const char *msg, qkv_error *err)
 {
-    return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "%s: field %u (nested sequences, maps, "
-                         "optionals and sparse tensors are not read)", msg, field);
+    return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
+                         "%s: field %u (nested sequences, maps, "
+                         "optionals and sparse tensors are not read)",
+                         msg, field);
 }
 
 static qkv_status malformed(const char *msg, qkv_error *err)
@@ -167,9 +168,9 @@ static qkv_status decode_optional(const unsigned char *buf, size_t bytes, bool s
         else if (field == 5 && data && sequence)
             st = decode_sequence(data, len, base_dir, v, err);
         else if (field == 3 || field == 5)
-            st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                               "OptionalProto holds a %s, the model expects a %s",
-                               field == 3 ? "tensor" : "sequence", sequence ? "sequence" : "tensor");
+            st = qkv_error_set(
+                err, QKV_ERR_INVALID_MODEL, "OptionalProto holds a %s, the model expects a %s",
+                field == 3 ? "tensor" : "sequence", sequence ? "sequence" : "tensor");
         else if (field == 4 || field == 6 || field == 7)
             st = unsupported_field(field, "OptionalProto", err);
         if (st != QKV_OK)
@@ -212,8 +213,7 @@ qkv_status qkv_cli_value_decode(const void *buf, size_t bytes, qkv_type_kind kin
     return QKV_OK;
 }
 
-qkv_status qkv_cli_value_read(const char *path, qkv_type_kind kind, qkv_value *out,
-                              qkv_error *err)
+qkv_status qkv_cli_value_read(const char *path, qkv_type_kind kind, qkv_value *out, qkv_error *err)
 {
     void *buf = NULL;
     size_t bytes = 0;

@@ -27,8 +27,7 @@ qkv_status qkv_cli_value_decode(const void *buf, size_t bytes, qkv_type_kind kin
                                 const char *base_dir, qkv_value *out, qkv_error *err);
 
 /* qkv_cli_value_decode of the file at path (external data beside it). */
-qkv_status qkv_cli_value_read(const char *path, qkv_type_kind kind, qkv_value *out,
-                              qkv_error *err);
+qkv_status qkv_cli_value_read(const char *path, qkv_type_kind kind, qkv_value *out, qkv_error *err);
 
 /* Frees what a decoded value owns and empties it. NULL: no-op. */
 void qkv_cli_value_free(qkv_value *v);

@@ -166,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opts.no_default_plugins = 1;
     opts.plugins = plugins;
     opts.n_plugins = 1;
-    opts.threads = 1 + (size & 1); /* one or two threads: parallel_for both ways */
+    opts.threads = 1 + (size & 1);        /* one or two threads: parallel_for both ways */
     opts.memory_limit = (size_t)64 << 20; /* odd shapes a kernel claims stay small */
     qkv_session *s = NULL;
     qkv_error err;
@@ -178,7 +178,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qkv_context *c = NULL;
     if (qkv_context_create(s, &c, &err) == QKV_OK) {
         float xv[6] = {1, -2, 3, -4, 5, -6};
-        qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {2, 3}, .data = xv,
+        qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT,
+                        .rank = 2,
+                        .dims = {2, 3},
+                        .data = xv,
                         .data_bytes = sizeof xv};
         for (int run = 0; run < 2; run++)
             if (qkv_run(c, &x, 1, &err) == QKV_OK) {

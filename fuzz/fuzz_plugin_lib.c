@@ -54,10 +54,7 @@ void fuzz_plugin_set(const uint8_t *data, size_t size)
     input.pos = 0;
 }
 
-static uint8_t byte(void)
-{
-    return input.pos < input.n ? input.buf[input.pos++] : 0;
-}
+static uint8_t byte(void) { return input.pos < input.n ? input.buf[input.pos++] : 0; }
 
 static uint32_t u32(void)
 {

@@ -89,20 +89,47 @@ static void fill(qkv_tensor *t, size_t n, tail *tl)
     uint8_t *b = t->data;
     for (size_t i = 0; i < n; i++) {
         switch (t->dtype) {
-        case QKV_DTYPE_FLOAT: ((float *)b)[i] = tail_float(tl); break;
-        case QKV_DTYPE_DOUBLE: ((double *)b)[i] = tail_float(tl); break;
-        case QKV_DTYPE_FLOAT16: ((uint16_t *)b)[i] = qkv_cli_f32_to_f16(tail_float(tl)); break;
-        case QKV_DTYPE_BFLOAT16: ((uint16_t *)b)[i] = qkv_cli_f32_to_bf16(tail_float(tl)); break;
-        case QKV_DTYPE_BOOL: b[i] = tail_next(tl) & 1; break;
-        case QKV_DTYPE_INT8: ((int8_t *)b)[i] = (int8_t)(tail_next(tl) % 3); break;
-        case QKV_DTYPE_UINT8: b[i] = (uint8_t)(tail_next(tl) % 3); break;
-        case QKV_DTYPE_INT16: ((int16_t *)b)[i] = (int16_t)(tail_next(tl) % 3); break;
-        case QKV_DTYPE_UINT16: ((uint16_t *)b)[i] = (uint16_t)(tail_next(tl) % 3); break;
-        case QKV_DTYPE_INT32: ((int32_t *)b)[i] = (int32_t)(tail_next(tl) % 3); break;
-        case QKV_DTYPE_UINT32: ((uint32_t *)b)[i] = (uint32_t)(tail_next(tl) % 3); break;
-        case QKV_DTYPE_INT64: ((int64_t *)b)[i] = (int64_t)(tail_next(tl) % 3); break;
-        case QKV_DTYPE_UINT64: ((uint64_t *)b)[i] = (uint64_t)(tail_next(tl) % 3); break;
-        default: return; /* complex, float8, sub-byte: left zero */
+        case QKV_DTYPE_FLOAT:
+            ((float *)b)[i] = tail_float(tl);
+            break;
+        case QKV_DTYPE_DOUBLE:
+            ((double *)b)[i] = tail_float(tl);
+            break;
+        case QKV_DTYPE_FLOAT16:
+            ((uint16_t *)b)[i] = qkv_cli_f32_to_f16(tail_float(tl));
+            break;
+        case QKV_DTYPE_BFLOAT16:
+            ((uint16_t *)b)[i] = qkv_cli_f32_to_bf16(tail_float(tl));
+            break;
+        case QKV_DTYPE_BOOL:
+            b[i] = tail_next(tl) & 1;
+            break;
+        case QKV_DTYPE_INT8:
+            ((int8_t *)b)[i] = (int8_t)(tail_next(tl) % 3);
+            break;
+        case QKV_DTYPE_UINT8:
+            b[i] = (uint8_t)(tail_next(tl) % 3);
+            break;
+        case QKV_DTYPE_INT16:
+            ((int16_t *)b)[i] = (int16_t)(tail_next(tl) % 3);
+            break;
+        case QKV_DTYPE_UINT16:
+            ((uint16_t *)b)[i] = (uint16_t)(tail_next(tl) % 3);
+            break;
+        case QKV_DTYPE_INT32:
+            ((int32_t *)b)[i] = (int32_t)(tail_next(tl) % 3);
+            break;
+        case QKV_DTYPE_UINT32:
+            ((uint32_t *)b)[i] = (uint32_t)(tail_next(tl) % 3);
+            break;
+        case QKV_DTYPE_INT64:
+            ((int64_t *)b)[i] = (int64_t)(tail_next(tl) % 3);
+            break;
+        case QKV_DTYPE_UINT64:
+            ((uint64_t *)b)[i] = (uint64_t)(tail_next(tl) % 3);
+            break;
+        default:
+            return; /* complex, float8, sub-byte: left zero */
         }
     }
 }

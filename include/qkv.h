@@ -146,16 +146,15 @@ QKV_API qkv_status qkv_model_output(const qkv_model *model, size_t i, qkv_value_
 QKV_API int64_t qkv_model_input_index(const qkv_model *model, const char *name);
 QKV_API int64_t qkv_model_output_index(const qkv_model *model, const char *name);
 
-
 /* ---- sessions: a model made ready to run --------------------------------- */
 
 typedef struct qkv_session qkv_session;
 typedef struct qkv_context qkv_context;
 
 typedef struct qkv_session_options {
-    size_t struct_size; /* sizeof(qkv_session_options); set by qkv_session_options_init */
-    size_t threads;     /* threads each run context uses; 0 or 1: the calling thread only */
-    int disable_fusion; /* 1: do not fuse attention subgraphs */
+    size_t struct_size;  /* sizeof(qkv_session_options); set by qkv_session_options_init */
+    size_t threads;      /* threads each run context uses; 0 or 1: the calling thread only */
+    int disable_fusion;  /* 1: do not fuse attention subgraphs */
     int disable_folding; /* 1: do not fold constant subgraphs at session creation */
     /* -- plugins and backends (docs/plugins.md) -- */
     /* Plugin libraries to load (paths; the strings are read during
@@ -411,8 +410,8 @@ typedef struct qkv_node_info {
     size_t struct_size; /* set by the caller: sizeof(qkv_node_info) */
     const char *name;
     const char *op_type;
-    const char *domain; /* "" for ai.onnx */
-    int64_t opset;      /* the model's opset for the domain */
+    const char *domain;  /* "" for ai.onnx */
+    int64_t opset;       /* the model's opset for the domain */
     const char *backend; /* "cpu", "openblas"... */
     const char *origin;  /* "built-in" or the plugin file the kernel came from */
     int shape_inference; /* 0: the kernel has no infer: outputs sized at run time */
@@ -422,8 +421,7 @@ QKV_API size_t qkv_session_node_count(const qkv_session *session);
 /* i < qkv_session_node_count: QKV_OK, else QKV_ERR_INVALID_ARGUMENT (also
  * for a NULL out or a struct_size too small for `name`). Strings live as
  * long as the session. */
-QKV_API qkv_status qkv_session_node_info(const qkv_session *session, size_t i,
-                                         qkv_node_info *out);
+QKV_API qkv_status qkv_session_node_info(const qkv_session *session, size_t i, qkv_node_info *out);
 
 /* Per-node timing of runs (`qkv run --profile`). Off by default; enabling
  * costs two clock reads per node and run. */
@@ -431,8 +429,8 @@ QKV_API qkv_status qkv_context_set_profiling(qkv_context *ctx, int enable, qkv_e
 /* One step of the last run with profiling on, in execution order. */
 typedef struct qkv_profile_entry {
     size_t struct_size; /* set by the caller: sizeof(qkv_profile_entry) */
-    size_t node; /* index for qkv_session_node_info */
-    double ms;   /* wall time of the node's kernel (dynamic nodes: with inference
+    size_t node;        /* index for qkv_session_node_info */
+    double ms;          /* wall time of the node's kernel (dynamic nodes: with inference
                   * and output allocation) */
 } qkv_profile_entry;
 /* Steps of the last profiled run (0 if none). qkv_context_profile:

@@ -104,8 +104,8 @@ typedef struct qkv_kernel_io {
     size_t n_inputs;
     const qkv_tensor *inputs; /* an omitted optional input has dtype UNDEFINED, rank -1 */
     size_t n_outputs;
-    qkv_tensor *outputs; /* infer fills dtype/rank/dims; compute writes data */
-    void *scratch;       /* compute: scratch_bytes of 64-byte aligned memory */
+    qkv_tensor *outputs;  /* infer fills dtype/rank/dims; compute writes data */
+    void *scratch;        /* compute: scratch_bytes of 64-byte aligned memory */
     size_t scratch_bytes; /* prepare: set to the scratch compute needs */
     /* -- since 1.2 -- */
     /* Per-plan state. prepare may point it at memory it took with
@@ -151,9 +151,11 @@ typedef void (*qkv_kernel_destroy_fn)(void *state);
 /* Kernel flags. */
 #define QKV_KERNEL_SHAPE_ONLY 0x1u /* compute reads input shapes only, never input data */
 #define QKV_KERNEL_INPLACE 0x2u    /* output 0 may share input `inplace_input`'s buffer */
-#define QKV_KERNEL_ALIAS 0x4u      /* output 0 holds input 0's bytes unchanged (Reshape...):
+#define QKV_KERNEL_ALIAS                                                                           \
+    0x4u /* output 0 holds input 0's bytes unchanged (Reshape...):
                                     * the host makes it a view and skips compute when it can */
-#define QKV_KERNEL_VALUES 0x8u     /* since 1.3: takes sequence/optional inputs or makes such
+#define QKV_KERNEL_VALUES                                                                          \
+    0x8u /* since 1.3: takes sequence/optional inputs or makes such
                                     * outputs (io->input_kinds, io->output_kinds); without it
                                     * the host refuses a non-tensor input at session creation */
 
@@ -179,12 +181,12 @@ struct qkv_kernel {
      * n-1; 0 (or n_input_types 0) allows any. Checked by the host. */
     uint32_t n_input_types;
     uint64_t input_types[QKV_KERNEL_MAX_TYPED_IO];
-    uint32_t flags;          /* QKV_KERNEL_* */
-    int32_t inplace_input;   /* with QKV_KERNEL_INPLACE: the input output 0 may overwrite
+    uint32_t flags;                /* QKV_KERNEL_* */
+    int32_t inplace_input;         /* with QKV_KERNEL_INPLACE: the input output 0 may overwrite
                               * (same dtype and size; compute must allow out == in) */
-    void *user;              /* the registrant's pointer, for init */
-    qkv_kernel_init_fn init; /* optional: NULL leaves state NULL */
-    qkv_kernel_io_fn infer;  /* optional for plugins: NULL = shapes known only at run time */
+    void *user;                    /* the registrant's pointer, for init */
+    qkv_kernel_init_fn init;       /* optional: NULL leaves state NULL */
+    qkv_kernel_io_fn infer;        /* optional for plugins: NULL = shapes known only at run time */
     qkv_kernel_io_fn prepare;      /* optional */
     qkv_kernel_compute_fn compute; /* required */
     qkv_kernel_destroy_fn destroy; /* optional */
@@ -266,12 +268,13 @@ struct qkv_host_api {
     const char *(*node_name)(const qkv_node_ctx *node);
     const char *(*node_op_type)(const qkv_node_ctx *node);
     const char *(*node_domain)(const qkv_node_ctx *node);
-    int64_t (*node_opset)(const qkv_node_ctx *node); /* the model's opset for the domain */
-    size_t (*node_input_count)(const qkv_node_ctx *node);   /* including omitted optionals */
+    int64_t (*node_opset)(const qkv_node_ctx *node);      /* the model's opset for the domain */
+    size_t (*node_input_count)(const qkv_node_ctx *node); /* including omitted optionals */
     size_t (*node_output_count)(const qkv_node_ctx *node);
     int (*node_input_present)(const qkv_node_ctx *node, size_t k);
     int (*node_output_present)(const qkv_node_ctx *node, size_t k);
-    qkv_attr_type (*attr_type)(const qkv_node_ctx *node, const char *name); /* UNDEFINED if absent */
+    qkv_attr_type (*attr_type)(const qkv_node_ctx *node,
+                               const char *name); /* UNDEFINED if absent */
     qkv_status (*attr_int)(const qkv_node_ctx *node, const char *name, int64_t dflt, int64_t *out);
     qkv_status (*attr_float)(const qkv_node_ctx *node, const char *name, float dflt, float *out);
     qkv_status (*attr_string)(const qkv_node_ctx *node, const char *name, const char *dflt,
@@ -280,8 +283,8 @@ struct qkv_host_api {
                             size_t *n); /* absent: *out NULL, *n 0 */
     qkv_status (*attr_floats)(const qkv_node_ctx *node, const char *name, const float **out,
                               size_t *n);
-    qkv_status (*attr_strings)(const qkv_node_ctx *node, const char *name,
-                               const char *const **out, size_t *n);
+    qkv_status (*attr_strings)(const qkv_node_ctx *node, const char *name, const char *const **out,
+                               size_t *n);
     qkv_status (*attr_tensor)(const qkv_node_ctx *node, const char *name,
                               const qkv_tensor **out); /* absent: *out NULL */
     /* Report an error during init: the host prefixes the node description. */
@@ -389,8 +392,8 @@ struct qkv_host_api {
 };
 
 /* True when the host table has `field` (added after 1.0) and it is set. */
-#define QKV_HOST_HAS(host, field)                                                          \
-    ((host)->struct_size >= offsetof(qkv_host_api, field) + sizeof((host)->field) &&     \
+#define QKV_HOST_HAS(host, field)                                                                  \
+    ((host)->struct_size >= offsetof(qkv_host_api, field) + sizeof((host)->field) &&               \
      (host)->field != NULL)
 
 /* ---- backends ------------------------------------------------------------ */
@@ -407,9 +410,9 @@ struct qkv_host_api {
 typedef struct qkv_backend {
     uint32_t struct_size; /* sizeof(qkv_backend) as the plugin saw it */
     uint32_t abi_version;
-    const char *name;  /* [A-Za-z0-9_.-]+, unique among a session's backends; not "cpu" */
-    int32_t priority;  /* higher goes first; "cpu" is 0 */
-    void *user;        /* passed to supports and gemm */
+    const char *name; /* [A-Za-z0-9_.-]+, unique among a session's backends; not "cpu" */
+    int32_t priority; /* higher goes first; "cpu" is 0 */
+    void *user;       /* passed to supports and gemm */
     size_t n_kernels;
     const qkv_kernel *const *kernels; /* n_kernels pointers */
     /* Optional. Called at session creation after type inference, for a node
@@ -443,7 +446,7 @@ typedef struct qkv_plugin_info {
     const qkv_kernel *const *kernels;
     size_t n_backends;
     const qkv_backend *const *backends;
-    void *user;              /* passed to fini */
+    void *user;               /* passed to fini */
     void (*fini)(void *user); /* optional: called once, just before the library is closed */
 } qkv_plugin_info;
 

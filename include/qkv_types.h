@@ -29,9 +29,9 @@ typedef enum qkv_status {
     QKV_ERR_SHAPE = 4,            /* a shape or dim is wrong */
     QKV_ERR_TYPE = 5,             /* an element type is wrong */
     QKV_ERR_OUT_OF_MEMORY = 6,
-    QKV_ERR_IO = 7,               /* a file could not be read or written */
-    QKV_ERR_PLUGIN = 8,           /* a plugin could not be loaded or failed */
-    QKV_ERR_INTERNAL = 9          /* a bug in qkv */
+    QKV_ERR_IO = 7,      /* a file could not be read or written */
+    QKV_ERR_PLUGIN = 8,  /* a plugin could not be loaded or failed */
+    QKV_ERR_INTERNAL = 9 /* a bug in qkv */
 } qkv_status;
 
 /* Element types, numbered as ONNX TensorProto.DataType. */
@@ -80,7 +80,7 @@ typedef enum qkv_dtype {
 #define QKV_CPU_SSE41 ((uint64_t)1 << 0)
 #define QKV_CPU_AVX ((uint64_t)1 << 1)
 #define QKV_CPU_F16C ((uint64_t)1 << 2)
-#define QKV_CPU_AVX2 ((uint64_t)1 << 3) /* with FMA3: the x86-64-v3 level */
+#define QKV_CPU_AVX2 ((uint64_t)1 << 3)   /* with FMA3: the x86-64-v3 level */
 #define QKV_CPU_AVX512 ((uint64_t)1 << 4) /* F, BW, VL, DQ, CD: the x86-64-v4 level */
 #define QKV_CPU_AVX512_VNNI ((uint64_t)1 << 5)
 #define QKV_CPU_AVX512_BF16 ((uint64_t)1 << 6)
@@ -93,9 +93,9 @@ typedef enum qkv_dtype {
  * sequence). Bit 0 says "sequence", bit 1 "optional". Only grows. */
 typedef enum qkv_type_kind {
     QKV_KIND_TENSOR = 0,
-    QKV_KIND_SEQUENCE = 1,          /* sequence(tensor) */
-    QKV_KIND_OPTIONAL = 2,          /* optional(tensor) */
-    QKV_KIND_OPTIONAL_SEQUENCE = 3  /* optional(sequence(tensor)) */
+    QKV_KIND_SEQUENCE = 1,         /* sequence(tensor) */
+    QKV_KIND_OPTIONAL = 2,         /* optional(tensor) */
+    QKV_KIND_OPTIONAL_SEQUENCE = 3 /* optional(sequence(tensor)) */
 } qkv_type_kind;
 
 /* Log levels: host->log in plugins, the session's log callback in qkv.h. */

@@ -43,54 +43,54 @@ typedef struct arg_run {
 /* better(x, best): x replaces the current best. For ArgMax "greater", for
  * ArgMin "less"; a NaN replaces a number, and with `last` ties (equal or
  * both NaN) replace too. */
-#define BETTER(x, best, CMP, last)                                                           \
-    ((best) != (best) ? ((last) && (x) != (x))                                               \
-                      : ((x) != (x) || (x) CMP (best) || ((last) && (x) == (best))))
+#define BETTER(x, best, CMP, last)                                                                 \
+    ((best) != (best) ? ((last) && (x) != (x))                                                     \
+                      : ((x) != (x) || (x)CMP(best) || ((last) && (x) == (best))))
 
-#define DEFINE_ARG(SFX, NAME, T, CMP)                                                        \
-    static void arg_##NAME##_##SFX(void *arg, size_t b, size_t e)                            \
-    {                                                                                        \
-        const arg_run *r = arg;                                                              \
-        const T *restrict x = r->x;                                                          \
-        const size_t d = r->d, inner = r->inner;                                             \
-        const bool last = r->last;                                                           \
-        if (inner == 1) {                                                                    \
-            for (size_t u = b; u < e; u++) {                                                 \
-                const T *restrict row = x + u * d;                                           \
-                T best = row[0];                                                             \
-                size_t bi = 0;                                                               \
-                for (size_t i = 1; i < d; i++)                                               \
-                    if (BETTER(row[i], best, CMP, last)) {                                   \
-                        best = row[i];                                                       \
-                        bi = i;                                                              \
-                    }                                                                        \
-                r->y[u] = (int64_t)bi;                                                       \
-            }                                                                                \
-            return;                                                                          \
-        }                                                                                    \
-        for (size_t u = b; u < e; u++) {                                                     \
-            size_t o = u / r->strips, t0 = (u % r->strips) * r->strip;                       \
-            size_t w = inner - t0 < r->strip ? inner - t0 : r->strip;                        \
-            const T *restrict base = x + o * d * inner + t0;                                 \
-            int64_t *restrict out = r->y + o * inner + t0;                                   \
-            T *restrict best = (T *)r->scratch + o * inner + t0;                             \
-            for (size_t j = 0; j < w; j++) {                                                 \
-                best[j] = base[j];                                                           \
-                out[j] = 0;                                                                  \
-            }                                                                                \
-            for (size_t i = 1; i < d; i++) {                                                 \
-                const T *restrict run = base + i * inner;                                    \
-                for (size_t j = 0; j < w; j++)                                               \
-                    if (BETTER(run[j], best[j], CMP, last)) {                                \
-                        best[j] = run[j];                                                    \
-                        out[j] = (int64_t)i;                                                 \
-                    }                                                                        \
-            }                                                                                \
-        }                                                                                    \
+#define DEFINE_ARG(SFX, NAME, T, CMP)                                                              \
+    static void arg_##NAME##_##SFX(void *arg, size_t b, size_t e)                                  \
+    {                                                                                              \
+        const arg_run *r = arg;                                                                    \
+        const T *restrict x = r->x;                                                                \
+        const size_t d = r->d, inner = r->inner;                                                   \
+        const bool last = r->last;                                                                 \
+        if (inner == 1) {                                                                          \
+            for (size_t u = b; u < e; u++) {                                                       \
+                const T *restrict row = x + u * d;                                                 \
+                T best = row[0];                                                                   \
+                size_t bi = 0;                                                                     \
+                for (size_t i = 1; i < d; i++)                                                     \
+                    if (BETTER(row[i], best, CMP, last)) {                                         \
+                        best = row[i];                                                             \
+                        bi = i;                                                                    \
+                    }                                                                              \
+                r->y[u] = (int64_t)bi;                                                             \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        for (size_t u = b; u < e; u++) {                                                           \
+            size_t o = u / r->strips, t0 = (u % r->strips) * r->strip;                             \
+            size_t w = inner - t0 < r->strip ? inner - t0 : r->strip;                              \
+            const T *restrict base = x + o * d * inner + t0;                                       \
+            int64_t *restrict out = r->y + o * inner + t0;                                         \
+            T *restrict best = (T *)r->scratch + o * inner + t0;                                   \
+            for (size_t j = 0; j < w; j++) {                                                       \
+                best[j] = base[j];                                                                 \
+                out[j] = 0;                                                                        \
+            }                                                                                      \
+            for (size_t i = 1; i < d; i++) {                                                       \
+                const T *restrict run = base + i * inner;                                          \
+                for (size_t j = 0; j < w; j++)                                                     \
+                    if (BETTER(run[j], best[j], CMP, last)) {                                      \
+                        best[j] = run[j];                                                          \
+                        out[j] = (int64_t)i;                                                       \
+                    }                                                                              \
+            }                                                                                      \
+        }                                                                                          \
     }
 
-#define DEFINE_ARGS(SFX, T)                                                                  \
-    DEFINE_ARG(SFX, max, T, >)                                                               \
+#define DEFINE_ARGS(SFX, T)                                                                        \
+    DEFINE_ARG(SFX, max, T, >)                                                                     \
     DEFINE_ARG(SFX, min, T, <)
 
 /* x != x is the NaN test (always false for ints) */
@@ -148,8 +148,8 @@ static qkv_status arg_infer(void *state, qkv_kernel_io *io)
                     "(expected %d to %d)",
                     (long long)s->axis, x->rank, -x->rank, x->rank - 1);
     if (x->dims[axis] == 0)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'data' has size 0 on axis %d: no %s index",
-                    axis, s->is_max ? "largest" : "smallest");
+        return KERR(io, QKV_ERR_SHAPE, "input 0 'data' has size 0 on axis %d: no %s index", axis,
+                    s->is_max ? "largest" : "smallest");
     int32_t r = 0;
     for (int32_t k = 0; k < x->rank; k++) {
         if (k != axis)
@@ -196,8 +196,7 @@ static qkv_status arg_compute(const void *state, qkv_kernel_io *io)
 {
     const arg_attrs *s = state;
     const qkv_tensor *x = &io->inputs[0];
-    arg_run r = {.x = x->data, .y = io->outputs[0].data, .scratch = io->scratch,
-                 .last = s->last};
+    arg_run r = {.x = x->data, .y = io->outputs[0].data, .scratch = io->scratch, .last = s->last};
     size_t outer;
     if (!arg_view(s, x, &outer, &r))
         return KERR(io, QKV_ERR_SHAPE, "attribute axis=%lld does not fit input 0 'data'",
@@ -219,16 +218,36 @@ static qkv_status arg_compute(const void *state, qkv_kernel_io *io)
     qkv_range_fn fn;
 #define PICK(SFX) fn = s->is_max ? arg_max_##SFX : arg_min_##SFX
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: PICK(f32); break;
-    case QKV_DTYPE_DOUBLE: PICK(f64); break;
-    case QKV_DTYPE_INT8: PICK(i8); break;
-    case QKV_DTYPE_INT16: PICK(i16); break;
-    case QKV_DTYPE_INT32: PICK(i32); break;
-    case QKV_DTYPE_INT64: PICK(i64); break;
-    case QKV_DTYPE_UINT8: PICK(u8); break;
-    case QKV_DTYPE_UINT16: PICK(u16); break;
-    case QKV_DTYPE_UINT32: PICK(u32); break;
-    case QKV_DTYPE_UINT64: PICK(u64); break;
+    case QKV_DTYPE_FLOAT:
+        PICK(f32);
+        break;
+    case QKV_DTYPE_DOUBLE:
+        PICK(f64);
+        break;
+    case QKV_DTYPE_INT8:
+        PICK(i8);
+        break;
+    case QKV_DTYPE_INT16:
+        PICK(i16);
+        break;
+    case QKV_DTYPE_INT32:
+        PICK(i32);
+        break;
+    case QKV_DTYPE_INT64:
+        PICK(i64);
+        break;
+    case QKV_DTYPE_UINT8:
+        PICK(u8);
+        break;
+    case QKV_DTYPE_UINT16:
+        PICK(u16);
+        break;
+    case QKV_DTYPE_UINT32:
+        PICK(u32);
+        break;
+    case QKV_DTYPE_UINT64:
+        PICK(u64);
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
@@ -241,19 +260,19 @@ static qkv_status arg_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define ARG_KERNEL(NAME, SINCE, UNTIL)                                                       \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = (NAME), .since_version = (SINCE),            \
-        .until_version = (UNTIL), .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,        \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {QKV_TYPES_NUMERIC},            \
-        .init = arg_init, .infer = arg_infer, .prepare = arg_prepare,                        \
-        .compute = arg_compute, .destroy = arg_destroy,                                      \
+#define ARG_KERNEL(NAME, SINCE, UNTIL)                                                             \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = (NAME), .since_version = (SINCE),                  \
+                       .until_version = (UNTIL), .min_inputs = 1, .max_inputs = 1,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_NUMERIC}, .init = arg_init, .infer = arg_infer,   \
+                       .prepare = arg_prepare, .compute = arg_compute, .destroy = arg_destroy,     \
     }
 
 /* one descriptor per opset version, so messages name it */
 static const qkv_kernel kernels[] = {
-    ARG_KERNEL("ArgMax", 1, 10), ARG_KERNEL("ArgMax", 11, 11), ARG_KERNEL("ArgMax", 12, 12),
-    ARG_KERNEL("ArgMax", 13, 0), ARG_KERNEL("ArgMin", 1, 10),  ARG_KERNEL("ArgMin", 11, 11),
+    ARG_KERNEL("ArgMax", 1, 10),  ARG_KERNEL("ArgMax", 11, 11), ARG_KERNEL("ArgMax", 12, 12),
+    ARG_KERNEL("ArgMax", 13, 0),  ARG_KERNEL("ArgMin", 1, 10),  ARG_KERNEL("ArgMin", 11, 11),
     ARG_KERNEL("ArgMin", 12, 12), ARG_KERNEL("ArgMin", 13, 0),
 };
 

@@ -46,8 +46,8 @@
 enum { IN_Q, IN_K, IN_V, IN_MASK, IN_PAST_K, IN_PAST_V, IN_NONPAD };
 enum { OUT_Y, OUT_PRESENT_K, OUT_PRESENT_V, OUT_QK };
 
-static const char *const in_names[] = {"Q", "K", "V", "attn_mask", "past_key", "past_value",
-                                       "nonpad_kv_seqlen"};
+static const char *const in_names[] = {
+    "Q", "K", "V", "attn_mask", "past_key", "past_value", "nonpad_kv_seqlen"};
 
 typedef struct attn_attrs {
     int64_t opset;
@@ -115,10 +115,7 @@ static qkv_status attn_init(const qkv_kernel *kernel, const qkv_host_api *host,
     return QKV_OK;
 }
 
-static void attn_destroy(void *state)
-{
-    free(state);
-}
+static void attn_destroy(void *state) { free(state); }
 
 /* ---- shapes ------------------------------------------------------------------ */
 
@@ -165,16 +162,19 @@ static qkv_status attn_past_of(qkv_kernel_io *io, attn_shape *sh)
             int64_t want[4] = {sh->b, sh->hkv, -1, i == 0 ? sh->d : sh->dv};
             for (int32_t j = 0; j < 4; j++)
                 if (j != 2 && qkv_attn_differ(qkv_attn_dim(t, j), want[j]))
-                    return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has dim %d = %lld, expected "
-                                "%lld", in, in_names[in], j, (long long)t->dims[j],
-                                (long long)want[j]);
+                    return KERR(io, QKV_ERR_SHAPE,
+                                "input %zu '%s' has dim %d = %lld, expected "
+                                "%lld",
+                                in, in_names[in], j, (long long)t->dims[j], (long long)want[j]);
         }
         if (qkv_attn_differ(qkv_attn_dim(past[0], 2), qkv_attn_dim(past[1], 2)))
-            return KERR(io, QKV_ERR_SHAPE, "past_key and past_value have sequence lengths %lld "
-                        "and %lld", (long long)past[0]->dims[2], (long long)past[1]->dims[2]);
+            return KERR(io, QKV_ERR_SHAPE,
+                        "past_key and past_value have sequence lengths %lld "
+                        "and %lld",
+                        (long long)past[0]->dims[2], (long long)past[1]->dims[2]);
         sh->p = qkv_attn_pick(qkv_attn_dim(past[0], 2), qkv_attn_dim(past[1], 2));
-        sh->hkv = qkv_attn_pick(sh->hkv, qkv_attn_pick(qkv_attn_dim(past[0], 1),
-                                                       qkv_attn_dim(past[1], 1)));
+        sh->hkv = qkv_attn_pick(sh->hkv,
+                                qkv_attn_pick(qkv_attn_dim(past[0], 1), qkv_attn_dim(past[1], 1)));
     }
     return QKV_OK;
 }
@@ -192,17 +192,21 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
     int32_t rank = q->rank >= 0 ? q->rank : k->rank >= 0 ? k->rank : v->rank;
     for (size_t i = IN_Q; i <= IN_V; i++)
         if (io->inputs[i].rank >= 0 && io->inputs[i].rank != rank)
-            return KERR(io, QKV_ERR_SHAPE, "inputs 'Q', 'K', 'V' have ranks %d, %d, %d; "
-                        "they must be equal", q->rank, k->rank, v->rank);
+            return KERR(io, QKV_ERR_SHAPE,
+                        "inputs 'Q', 'K', 'V' have ranks %d, %d, %d; "
+                        "they must be equal",
+                        q->rank, k->rank, v->rank);
     bool types_known = q->dtype && k->dtype && v->dtype; /* UNDEFINED: not inferred yet */
     if (types_known && (q->dtype != k->dtype || q->dtype != v->dtype))
-        return KERR(io, QKV_ERR_TYPE, "inputs 'Q', 'K', 'V' have types %s, %s, %s; qkv needs "
-                    "one type", io->host->dtype_name(q->dtype), io->host->dtype_name(k->dtype),
+        return KERR(io, QKV_ERR_TYPE,
+                    "inputs 'Q', 'K', 'V' have types %s, %s, %s; qkv needs "
+                    "one type",
+                    io->host->dtype_name(q->dtype), io->host->dtype_name(k->dtype),
                     io->host->dtype_name(v->dtype));
     memset(sh, 0, sizeof *sh);
     sh->rank3 = rank == 3;
-    sh->b = qkv_attn_pick(qkv_attn_dim(q, 0),
-                          qkv_attn_pick(qkv_attn_dim(k, 0), qkv_attn_dim(v, 0)));
+    sh->b =
+        qkv_attn_pick(qkv_attn_dim(q, 0), qkv_attn_pick(qkv_attn_dim(k, 0), qkv_attn_dim(v, 0)));
     for (size_t i = IN_Q; i <= IN_V; i++)
         if (qkv_attn_differ(qkv_attn_dim(&io->inputs[i], 0), sh->b))
             return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has batch %lld, expected %lld", i,
@@ -222,8 +226,10 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
             (st = split_heads(io, IN_V, qkv_attn_dim(v, 2), sh->hkv, "kv_num_heads", &sh->dv)))
             return st;
         if (qkv_attn_differ(qkv_attn_dim(v, 1), sh->skv))
-            return KERR(io, QKV_ERR_SHAPE, "inputs 'K' and 'V' have sequence lengths %lld and "
-                        "%lld", (long long)k->dims[1], (long long)v->dims[1]);
+            return KERR(io, QKV_ERR_SHAPE,
+                        "inputs 'K' and 'V' have sequence lengths %lld and "
+                        "%lld",
+                        (long long)k->dims[1], (long long)v->dims[1]);
     } else {
         sh->hq = qkv_attn_dim(q, 1);
         sh->hkv = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
@@ -234,22 +240,29 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
         sh->dv = qkv_attn_dim(v, 3);
         if (qkv_attn_differ(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1)) ||
             qkv_attn_differ(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2)))
-            return KERR(io, QKV_ERR_SHAPE, "inputs 'K' and 'V' have heads x sequence %lld x "
-                        "%lld and %lld x %lld, expected equal", (long long)k->dims[1],
-                        (long long)k->dims[2], (long long)v->dims[1], (long long)v->dims[2]);
+            return KERR(io, QKV_ERR_SHAPE,
+                        "inputs 'K' and 'V' have heads x sequence %lld x "
+                        "%lld and %lld x %lld, expected equal",
+                        (long long)k->dims[1], (long long)k->dims[2], (long long)v->dims[1],
+                        (long long)v->dims[2]);
         if ((s->q_heads > 0 && qkv_attn_differ(sh->hq, s->q_heads)) ||
             (s->kv_heads > 0 && qkv_attn_differ(sh->hkv, s->kv_heads)))
-            return KERR(io, QKV_ERR_SHAPE, "4-D inputs have %lld query and %lld key/value "
+            return KERR(io, QKV_ERR_SHAPE,
+                        "4-D inputs have %lld query and %lld key/value "
                         "heads, but attributes say q_num_heads=%lld kv_num_heads=%lld",
                         (long long)sh->hq, (long long)sh->hkv, (long long)s->q_heads,
                         (long long)s->kv_heads);
     }
     if (sh->hq >= 0 && sh->hkv >= 0 && (sh->hkv == 0 || sh->hq % sh->hkv != 0))
-        return KERR(io, QKV_ERR_SHAPE, "%lld query heads are not a multiple of %lld key/value "
-                    "heads", (long long)sh->hq, (long long)sh->hkv);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "%lld query heads are not a multiple of %lld key/value "
+                    "heads",
+                    (long long)sh->hq, (long long)sh->hkv);
     if (qkv_attn_differ(sh->d, dk))
-        return KERR(io, QKV_ERR_SHAPE, "inputs 'Q' and 'K' have head sizes %lld and %lld, "
-                    "expected equal", (long long)sh->d, (long long)dk);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "inputs 'Q' and 'K' have head sizes %lld and %lld, "
+                    "expected equal",
+                    (long long)sh->d, (long long)dk);
     sh->d = qkv_attn_pick(sh->d, dk);
 
     if ((st = attn_past_of(io, sh)) != QKV_OK)
@@ -582,11 +595,11 @@ static qkv_status attn_compute(const void *state, qkv_kernel_io *io)
     const void *pk = sh->has_past ? io->inputs[IN_PAST_K].data : NULL;
     const void *pv = sh->has_past ? io->inputs[IN_PAST_V].data : NULL;
     if (want_output(io, OUT_PRESENT_K))
-        write_present(io->outputs[OUT_PRESENT_K].data, pk, io->inputs[IN_K].data, sh->rank3, b,
-                      hkv, p, skv, (size_t)sh->d, es);
+        write_present(io->outputs[OUT_PRESENT_K].data, pk, io->inputs[IN_K].data, sh->rank3, b, hkv,
+                      p, skv, (size_t)sh->d, es);
     if (want_output(io, OUT_PRESENT_V))
-        write_present(io->outputs[OUT_PRESENT_V].data, pv, io->inputs[IN_V].data, sh->rank3, b,
-                      hkv, p, skv, (size_t)sh->dv, es);
+        write_present(io->outputs[OUT_PRESENT_V].data, pv, io->inputs[IN_V].data, sh->rank3, b, hkv,
+                      p, skv, (size_t)sh->dv, es);
 
     qkv_attn_args a;
     build_args(s, io, sh, &plan->l, &a);
@@ -606,15 +619,16 @@ static qkv_status attn_compute(const void *state, qkv_kernel_io *io)
 
 #define ATTN_FLOATS (QKV_T(FLOAT) | QKV_T(FLOAT16) | QKV_T(BFLOAT16))
 
-#define ATTENTION_KERNEL(since, until, max_in)                                                  \
-    {                                                                                           \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Attention", .since_version = (since),          \
-        .until_version = (until), .min_inputs = 3, .max_inputs = (max_in), .min_outputs = 1,    \
-        .max_outputs = 4, .n_input_types = 7,                                                   \
-        .input_types = {ATTN_FLOATS, ATTN_FLOATS, ATTN_FLOATS, ATTN_FLOATS | QKV_T(BOOL),       \
-                        ATTN_FLOATS, ATTN_FLOATS, QKV_T(INT64)},                                \
-        .init = attn_init, .infer = attn_infer, .prepare = attn_prepare,                        \
-        .compute = attn_compute, .destroy = attn_destroy,                                       \
+#define ATTENTION_KERNEL(since, until, max_in)                                                     \
+    {                                                                                              \
+        QKV_KERNEL_V1,                                                                             \
+            .domain = "", .op_type = "Attention", .since_version = (since),                        \
+            .until_version = (until), .min_inputs = 3, .max_inputs = (max_in), .min_outputs = 1,   \
+            .max_outputs = 4, .n_input_types = 7,                                                  \
+            .input_types = {ATTN_FLOATS, ATTN_FLOATS, ATTN_FLOATS, ATTN_FLOATS | QKV_T(BOOL),      \
+                            ATTN_FLOATS, ATTN_FLOATS, QKV_T(INT64)},                               \
+            .init = attn_init, .infer = attn_infer, .prepare = attn_prepare,                       \
+            .compute = attn_compute, .destroy = attn_destroy,                                      \
     }
 
 static const qkv_kernel kernels[] = {

@@ -46,15 +46,9 @@
 #include "elementwise.h"
 #include "vecmath.h"
 
-static size_t align64(size_t bytes)
-{
-    return (bytes + 63) & ~(size_t)63;
-}
+static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
-static size_t min_sz(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 void qkv_attn_args_init(qkv_attn_args *a)
 {
@@ -126,10 +120,21 @@ qkv_status qkv_attn_check(qkv_kernel_io *io, const qkv_attn_args *a)
     block_sizes(a, &bq, &bk);
     for (size_t s = 0; s < a->n_segments; s++) {
         const qkv_attn_segment *g = &a->seg[s];
-        qkv_blas_gemm qk = {.dtype = QKV_DTYPE_FLOAT, .trans_b = true, .m = bq, .n = bk,
-                            .k = a->head_size, .lda = a->q.ss, .ldb = g->k.ss, .ldc = bk};
-        qkv_blas_gemm pv = {.dtype = QKV_DTYPE_FLOAT, .m = bq, .n = a->v_head_size, .k = bk,
-                            .lda = bk, .ldb = g->v.ss, .ldc = a->v_head_size};
+        qkv_blas_gemm qk = {.dtype = QKV_DTYPE_FLOAT,
+                            .trans_b = true,
+                            .m = bq,
+                            .n = bk,
+                            .k = a->head_size,
+                            .lda = a->q.ss,
+                            .ldb = g->k.ss,
+                            .ldc = bk};
+        qkv_blas_gemm pv = {.dtype = QKV_DTYPE_FLOAT,
+                            .m = bq,
+                            .n = a->v_head_size,
+                            .k = bk,
+                            .lda = bk,
+                            .ldb = g->v.ss,
+                            .ldc = a->v_head_size};
         if (!qkv_blas_gemm_fits(&qk) || !qkv_blas_gemm_fits(&pv))
             return KERR(io, QKV_ERR_UNSUPPORTED,
                         "attention operands too large for BLAS (head size %zu, value head size "
@@ -147,9 +152,9 @@ typedef struct attn_run {
     unsigned char *scratch;
     size_t slot_bytes;
     size_t workers;
-    size_t bq, bk;     /* query block rows, key tile width */
-    size_t q_blocks;   /* per (b, h) */
-    size_t items;      /* batch * q_heads * q_blocks */
+    size_t bq, bk;   /* query block rows, key tile width */
+    size_t q_blocks; /* per (b, h) */
+    size_t items;    /* batch * q_heads * q_blocks */
     size_t kv_len;
     size_t group;      /* q_heads / kv_heads */
     bool skip_tiles;   /* no score output: tiles beyond every row's frontier are skipped */
@@ -161,10 +166,10 @@ typedef struct attn_run {
 
 /* Per-slot buffers. */
 typedef struct attn_slot {
-    float *s; /* (bq, bk) scores, then probabilities */
-    float *o; /* (bq, v_head_size) un-normalised output */
-    float *m; /* (bq) running max */
-    float *l; /* (bq) running sum */
+    float *s;  /* (bq, bk) scores, then probabilities */
+    float *o;  /* (bq, v_head_size) un-normalised output */
+    float *m;  /* (bq) running max */
+    float *l;  /* (bq) running sum */
     float *kt; /* (head_size, qkv_attn_pack_cols(bk)) packed K^T tile (micro path), else NULL */
 } attn_slot;
 
@@ -235,8 +240,8 @@ static float score_row(const attn_run *r, size_t b, size_t h, size_t i, size_t j
     }
     qk_store(r, QKV_ATTN_QK_SOFTCAPPED, qk_row, s, w);
     if (a->bias && n_in > 0) {
-        const float *restrict bp = a->bias + b * a->bias_sb + h * a->bias_sh + i * a->bias_si +
-                                   j0 * a->bias_sj;
+        const float *restrict bp =
+            a->bias + b * a->bias_sb + h * a->bias_sh + i * a->bias_si + j0 * a->bias_sj;
         size_t sj = a->bias_sj;
         if (sj == 1) {
             for (size_t c = 0; c < n_in; c++)
@@ -291,8 +296,8 @@ static float score_row(const attn_run *r, size_t b, size_t h, size_t i, size_t j
 
 /* S (rows x w) = scale * Q_blk K_tile^T for the query rows at qp and the w
  * keys at kp (row strides q.ss, kss). A GEMM error is returned. */
-static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const float *qp,
-                              size_t rows, const float *kp, size_t kss, size_t w)
+static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const float *qp, size_t rows,
+                              const float *kp, size_t kss, size_t w)
 {
     const qkv_attn_args *a = r->a;
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
@@ -304,9 +309,19 @@ static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const floa
         return QKV_OK;
     }
 #endif
-    qkv_blas_gemm qk = {.dtype = QKV_DTYPE_FLOAT, .trans_b = true, .m = rows, .n = w,
-                        .k = a->head_size, .alpha = a->scale, .beta = 0, .a = qp,
-                        .lda = a->q.ss, .b = kp, .ldb = kss, .c = sl->s, .ldc = w};
+    qkv_blas_gemm qk = {.dtype = QKV_DTYPE_FLOAT,
+                        .trans_b = true,
+                        .m = rows,
+                        .n = w,
+                        .k = a->head_size,
+                        .alpha = a->scale,
+                        .beta = 0,
+                        .a = qp,
+                        .lda = a->q.ss,
+                        .b = kp,
+                        .ldb = kss,
+                        .c = sl->s,
+                        .ldc = w};
     return qkv_blas_gemm_run(r->io, &qk);
 }
 
@@ -320,13 +335,22 @@ static qkv_status tile_accumulate(const attn_run *r, const attn_slot *sl, size_t
         return QKV_OK;
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
     if (r->micro) {
-        qkv_attn_mk_tile_gemm(r->micro512, rows, dv, w, 1.0f, sl->s, w, vp, vss, false, sl->o,
-                              dv, true);
+        qkv_attn_mk_tile_gemm(r->micro512, rows, dv, w, 1.0f, sl->s, w, vp, vss, false, sl->o, dv,
+                              true);
         return QKV_OK;
     }
 #endif
-    qkv_blas_gemm pv = {.dtype = QKV_DTYPE_FLOAT, .m = rows, .n = dv, .k = w, .alpha = 1,
-                        .beta = 1, .a = sl->s, .lda = w, .b = vp, .ldb = vss, .c = sl->o,
+    qkv_blas_gemm pv = {.dtype = QKV_DTYPE_FLOAT,
+                        .m = rows,
+                        .n = dv,
+                        .k = w,
+                        .alpha = 1,
+                        .beta = 1,
+                        .a = sl->s,
+                        .lda = w,
+                        .b = vp,
+                        .ldb = vss,
+                        .c = sl->o,
                         .ldc = dv};
     return qkv_blas_gemm_run(r->io, &pv);
 }
@@ -373,8 +397,8 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
                 size_t end = row_end(r, b, i);
                 size_t n_in = end <= j0 ? 0 : min_sz(end - j0, w);
                 float *qk_row = qk_base ? qk_base + x * a->qk_si + j0 : NULL;
-                float alpha = score_row(r, b, h, i, j0, w, n_in, sl->s + x * w, &sl->m[x],
-                                        &sl->l[x], qk_row);
+                float alpha =
+                    score_row(r, b, h, i, j0, w, n_in, sl->s + x * w, &sl->m[x], &sl->l[x], qk_row);
                 if (alpha != 1.0f)
                     qkv_vm_scale_f32(sl->o + x * dv, sl->o + x * dv, dv, alpha);
             }

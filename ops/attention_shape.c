@@ -4,39 +4,26 @@
  */
 #include "attention_shape.h"
 
-int64_t qkv_attn_dim(const qkv_tensor *t, int32_t k)
-{
-    return t->rank > k ? t->dims[k] : -1;
-}
+int64_t qkv_attn_dim(const qkv_tensor *t, int32_t k) { return t->rank > k ? t->dims[k] : -1; }
 
-int64_t qkv_attn_pick(int64_t a, int64_t b)
-{
-    return a >= 0 ? a : b;
-}
+int64_t qkv_attn_pick(int64_t a, int64_t b) { return a >= 0 ? a : b; }
 
-bool qkv_attn_differ(int64_t a, int64_t b)
-{
-    return a >= 0 && b >= 0 && a != b;
-}
+bool qkv_attn_differ(int64_t a, int64_t b) { return a >= 0 && b >= 0 && a != b; }
 
 qkv_status qkv_attn_split_heads(qkv_kernel_io *io, size_t in, const char *name, const char *what,
-                                int64_t width, int64_t heads, const char *attr,
-                                int64_t *head_size)
+                                int64_t width, int64_t heads, const char *attr, int64_t *head_size)
 {
     *head_size = -1;
     if (width < 0)
         return QKV_OK;
     if (width % heads != 0)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has %s %lld, not a multiple of %s=%lld",
-                    in, name, what, (long long)width, attr, (long long)heads);
+        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has %s %lld, not a multiple of %s=%lld", in,
+                    name, what, (long long)width, attr, (long long)heads);
     *head_size = width / heads;
     return QKV_OK;
 }
 
-static size_t align64(size_t bytes)
-{
-    return (bytes + 63) & ~(size_t)63;
-}
+static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 bool qkv_attn_take(size_t *off, size_t n, size_t elem, size_t *at)
 {
@@ -47,8 +34,7 @@ bool qkv_attn_take(size_t *off, size_t n, size_t elem, size_t *at)
     return !__builtin_add_overflow(*off, align64(bytes), off);
 }
 
-qkv_status qkv_attn_prepare_slots(qkv_kernel_io *io, const qkv_attn_args *shape,
-                                  size_t own_bytes)
+qkv_status qkv_attn_prepare_slots(qkv_kernel_io *io, const qkv_attn_args *shape, size_t own_bytes)
 {
     qkv_status st = qkv_attn_check(io, shape);
     if (st != QKV_OK)

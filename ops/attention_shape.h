@@ -35,8 +35,7 @@ bool qkv_attn_differ(int64_t a, int64_t b);
  * "hidden size") and the attribute that gave the head count.
  */
 qkv_status qkv_attn_split_heads(qkv_kernel_io *io, size_t in, const char *name, const char *what,
-                                int64_t width, int64_t heads, const char *attr,
-                                int64_t *head_size);
+                                int64_t width, int64_t heads, const char *attr, int64_t *head_size);
 
 /*
  * Appends a buffer of n elements of elem bytes, 64-byte aligned, to a
@@ -52,8 +51,7 @@ bool qkv_attn_take(size_t *off, size_t n, size_t elem, size_t *at);
  * kernel's own buffers, first in scratch) plus the slots. Errors: those of
  * qkv_attn_check; QKV_ERR_SHAPE when the scratch size overflows.
  */
-qkv_status qkv_attn_prepare_slots(qkv_kernel_io *io, const qkv_attn_args *shape,
-                                  size_t own_bytes);
+qkv_status qkv_attn_prepare_slots(qkv_kernel_io *io, const qkv_attn_args *shape, size_t own_bytes);
 
 /*
  * compute's part: runs a over the worker slots that follow the kernel's own

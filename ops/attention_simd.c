@@ -17,10 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static size_t min_sz(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 /*
  * Both tile products are C (m x n) = alpha * A (m x k) B (k x n) [+ C]:
@@ -107,24 +104,35 @@ MK_INLINE void mk_block(const size_t MR, size_t k, const float *restrict a, size
 /* C = alpha * A B (+ C when acc) for an m x n tile; b_padded: B has zero
  * columns up to the next multiple of 16 (the packed K^T). */
 MK_FN static void mk_gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                          const float *b, size_t ldb, bool b_padded, float *c, size_t ldc,
-                          bool acc)
+                          const float *b, size_t ldb, bool b_padded, float *c, size_t ldc, bool acc)
 {
     for (size_t j = 0; j < n; j += 16) {
         size_t nc = min_sz(16, n - j);
         bool full = b_padded || nc == 16;
         size_t i = 0;
         for (; i + MK_MR <= m; i += MK_MR)
-            mk_block(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, nc, full, alpha, acc);
+            mk_block(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, nc, full, alpha,
+                     acc);
         const float *ai = a + i * lda;
         float *ci = c + i * ldc + j;
         switch (m - i) {
-        case 5: mk_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
-        case 4: mk_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
-        case 3: mk_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
-        case 2: mk_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
-        case 1: mk_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc); break;
-        default: break;
+        case 5:
+            mk_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
+            break;
+        case 4:
+            mk_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
+            break;
+        case 3:
+            mk_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
+            break;
+        case 2:
+            mk_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
+            break;
+        case 1:
+            mk_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
+            break;
+        default:
+            break;
         }
     }
 }
@@ -145,8 +153,8 @@ MK512_INLINE __mmask16 mk512_mask(size_t n) /* the first n (0..16) lanes */
 }
 
 MK512_INLINE void mk512_block(const size_t MR, size_t k, const float *restrict a, size_t lda,
-                              const float *restrict b, size_t ldb, float *restrict c,
-                              size_t ldc, size_t nc, float alpha, bool acc)
+                              const float *restrict b, size_t ldb, float *restrict c, size_t ldc,
+                              size_t nc, float alpha, bool acc)
 {
     __m512 c0[MK512_MR], c1[MK512_MR];
 #pragma GCC unroll 8
@@ -190,22 +198,37 @@ MK512_FN static void mk512_gemm(size_t m, size_t n, size_t k, float alpha, const
         const float *ai = a + i * lda;
         float *ci = c + i * ldc + j;
         switch (m - i) {
-        case 7: mk512_block(7, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
-        case 6: mk512_block(6, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
-        case 5: mk512_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
-        case 4: mk512_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
-        case 3: mk512_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
-        case 2: mk512_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
-        case 1: mk512_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc); break;
-        default: break;
+        case 7:
+            mk512_block(7, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
+            break;
+        case 6:
+            mk512_block(6, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
+            break;
+        case 5:
+            mk512_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
+            break;
+        case 4:
+            mk512_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
+            break;
+        case 3:
+            mk512_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
+            break;
+        case 2:
+            mk512_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
+            break;
+        case 1:
+            mk512_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
+            break;
+        default:
+            break;
         }
     }
 }
 
 /* The tile product on the widest kernel the run may use. */
 MK_FN void qkv_attn_mk_tile_gemm(bool wide, size_t m, size_t n, size_t k, float alpha,
-                               const float *a, size_t lda, const float *b, size_t ldb,
-                               bool b_padded, float *c, size_t ldc, bool acc)
+                                 const float *a, size_t lda, const float *b, size_t ldb,
+                                 bool b_padded, float *c, size_t ldc, bool acc)
 {
     if (wide)
         mk512_gemm(m, n, k, alpha, a, lda, b, ldb, c, ldc, acc);
@@ -216,7 +239,7 @@ MK_FN void qkv_attn_mk_tile_gemm(bool wide, size_t m, size_t n, size_t k, float 
 /* kt (d x ldk) = the w key rows k[j * ss + p] transposed; columns [w,
  * qkv_attn_pack_cols(w)) are zeroed so a 16-column panel never reads garbage. */
 MK_FN void qkv_attn_mk_pack_kt(const float *restrict k, size_t ss, size_t w, size_t d,
-                             float *restrict kt, size_t ldk)
+                               float *restrict kt, size_t ldk)
 {
     size_t j = 0;
     for (; j + 8 <= w; j += 8) {

@@ -15,10 +15,7 @@
 
 /* Columns of the packed K^T tile for a tile of bk keys: bk rounded up to the
  * 16 columns of one micro-kernel panel. */
-static inline size_t qkv_attn_pack_cols(size_t bk)
-{
-    return (bk + 15) & ~(size_t)15;
-}
+static inline size_t qkv_attn_pack_cols(size_t bk) { return (bk + 15) & ~(size_t)15; }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* This build has the micro-kernels (x86-64, GCC or clang). */
@@ -29,8 +26,8 @@ static inline size_t qkv_attn_pack_cols(size_t bk)
  * columns [w, qkv_attn_pack_cols(w)) are zeroed so a 16-column panel never
  * reads garbage. AVX2+FMA.
  */
-void qkv_attn_mk_pack_kt(const float *restrict k, size_t ss, size_t w, size_t d,
-                         float *restrict kt, size_t ldk);
+void qkv_attn_mk_pack_kt(const float *restrict k, size_t ss, size_t w, size_t d, float *restrict kt,
+                         size_t ldk);
 
 /*
  * C = alpha * A B (+ C when acc) for an m x n tile (row strides lda, ldb,

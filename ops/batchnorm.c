@@ -59,44 +59,48 @@ typedef struct norm_run {
 static double param_at(const qkv_tensor *t, size_t c)
 {
     switch (t->dtype) {
-    case QKV_DTYPE_DOUBLE: return ((const double *)t->data)[c];
-    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(((const uint16_t *)t->data)[c]);
-    case QKV_DTYPE_BFLOAT16: return qkv_bf16_to_f32(((const uint16_t *)t->data)[c]);
-    default: return ((const float *)t->data)[c];
+    case QKV_DTYPE_DOUBLE:
+        return ((const double *)t->data)[c];
+    case QKV_DTYPE_FLOAT16:
+        return qkv_f16_to_f32(((const uint16_t *)t->data)[c]);
+    case QKV_DTYPE_BFLOAT16:
+        return qkv_bf16_to_f32(((const uint16_t *)t->data)[c]);
+    default:
+        return ((const float *)t->data)[c];
     }
 }
 
-#define DEFINE_NORM(SFX, T)                                                                  \
-    static void norm_range_##SFX(void *arg, size_t begin, size_t end)                        \
-    {                                                                                        \
-        const norm_run *r = arg;                                                             \
-        const size_t s = r->s;                                                               \
-        for (size_t p = begin; p < end; p++) {                                               \
-            size_t c = p % r->c;                                                             \
-            const T *restrict x = (const T *)r->x + p * s;                                   \
-            T *restrict y = (T *)r->y + p * s;                                               \
-            double mean, var;                                                                \
-            if (r->batch_mean) {                                                             \
-                mean = r->batch_mean[c];                                                     \
-                var = r->batch_var[c];                                                       \
-            } else if (r->mean) {                                                            \
-                mean = param_at(r->mean, c);                                                 \
-                var = param_at(r->var, c);                                                   \
-            } else {                                                                         \
-                double sum = 0, ss = 0;                                                      \
-                for (size_t i = 0; i < s; i++)                                               \
-                    sum += x[i];                                                             \
-                mean = sum / (double)s;                                                      \
-                for (size_t i = 0; i < s; i++) {                                             \
-                    double t = (double)x[i] - mean;                                          \
-                    ss += t * t;                                                             \
-                }                                                                            \
-                var = ss / (double)s;                                                        \
-            }                                                                                \
-            const double a = param_at(r->scale, c) / sqrt(var + r->eps);                     \
-            const double b = param_at(r->bias, c);                                           \
-            QKV_FOR_W(s, y[j] = (T)(((double)x[j] - mean) * a + b));                         \
-        }                                                                                    \
+#define DEFINE_NORM(SFX, T)                                                                        \
+    static void norm_range_##SFX(void *arg, size_t begin, size_t end)                              \
+    {                                                                                              \
+        const norm_run *r = arg;                                                                   \
+        const size_t s = r->s;                                                                     \
+        for (size_t p = begin; p < end; p++) {                                                     \
+            size_t c = p % r->c;                                                                   \
+            const T *restrict x = (const T *)r->x + p * s;                                         \
+            T *restrict y = (T *)r->y + p * s;                                                     \
+            double mean, var;                                                                      \
+            if (r->batch_mean) {                                                                   \
+                mean = r->batch_mean[c];                                                           \
+                var = r->batch_var[c];                                                             \
+            } else if (r->mean) {                                                                  \
+                mean = param_at(r->mean, c);                                                       \
+                var = param_at(r->var, c);                                                         \
+            } else {                                                                               \
+                double sum = 0, ss = 0;                                                            \
+                for (size_t i = 0; i < s; i++)                                                     \
+                    sum += x[i];                                                                   \
+                mean = sum / (double)s;                                                            \
+                for (size_t i = 0; i < s; i++) {                                                   \
+                    double t = (double)x[i] - mean;                                                \
+                    ss += t * t;                                                                   \
+                }                                                                                  \
+                var = ss / (double)s;                                                              \
+            }                                                                                      \
+            const double a = param_at(r->scale, c) / sqrt(var + r->eps);                           \
+            const double b = param_at(r->bias, c);                                                 \
+            QKV_FOR_W(s, y[j] = (T)(((double)x[j] - mean) * a + b));                               \
+        }                                                                                          \
     }
 
 DEFINE_NORM(f32, float)
@@ -104,30 +108,30 @@ DEFINE_NORM(f64, double)
 
 /* Training mode: the mean and population variance of channels [begin, end)
  * over every (n, plane) into batch_mean/batch_var. */
-#define DEFINE_BATCH_STATS(SFX, T)                                                           \
-    static void batch_stats_range_##SFX(void *arg, size_t begin, size_t end)                 \
-    {                                                                                        \
-        const norm_run *r = arg;                                                             \
-        const size_t s = r->s;                                                               \
-        const double count = (double)r->n * (double)s;                                       \
-        for (size_t c = begin; c < end; c++) {                                               \
-            double sum = 0, ss = 0;                                                          \
-            for (size_t n = 0; n < r->n; n++) {                                              \
-                const T *x = (const T *)r->x + (n * r->c + c) * s;                           \
-                for (size_t i = 0; i < s; i++)                                               \
-                    sum += x[i];                                                             \
-            }                                                                                \
-            const double mean = sum / count;                                                 \
-            for (size_t n = 0; n < r->n; n++) {                                              \
-                const T *x = (const T *)r->x + (n * r->c + c) * s;                           \
-                for (size_t i = 0; i < s; i++) {                                             \
-                    double t = (double)x[i] - mean;                                          \
-                    ss += t * t;                                                             \
-                }                                                                            \
-            }                                                                                \
-            r->batch_mean[c] = mean;                                                         \
-            r->batch_var[c] = ss / count;                                                    \
-        }                                                                                    \
+#define DEFINE_BATCH_STATS(SFX, T)                                                                 \
+    static void batch_stats_range_##SFX(void *arg, size_t begin, size_t end)                       \
+    {                                                                                              \
+        const norm_run *r = arg;                                                                   \
+        const size_t s = r->s;                                                                     \
+        const double count = (double)r->n * (double)s;                                             \
+        for (size_t c = begin; c < end; c++) {                                                     \
+            double sum = 0, ss = 0;                                                                \
+            for (size_t n = 0; n < r->n; n++) {                                                    \
+                const T *x = (const T *)r->x + (n * r->c + c) * s;                                 \
+                for (size_t i = 0; i < s; i++)                                                     \
+                    sum += x[i];                                                                   \
+            }                                                                                      \
+            const double mean = sum / count;                                                       \
+            for (size_t n = 0; n < r->n; n++) {                                                    \
+                const T *x = (const T *)r->x + (n * r->c + c) * s;                                 \
+                for (size_t i = 0; i < s; i++) {                                                   \
+                    double t = (double)x[i] - mean;                                                \
+                    ss += t * t;                                                                   \
+                }                                                                                  \
+            }                                                                                      \
+            r->batch_mean[c] = mean;                                                               \
+            r->batch_var[c] = ss / count;                                                          \
+        }                                                                                          \
     }
 
 DEFINE_BATCH_STATS(f32, float)
@@ -181,8 +185,7 @@ static qkv_status norm_init(const qkv_kernel *kernel, const qkv_host_api *host,
             return st;
         if (training != 0 && training != 1)
             return NERR(host, node, QKV_ERR_INVALID_MODEL,
-                        "attribute 'training_mode' is %lld, expected 0 or 1",
-                        (long long)training);
+                        "attribute 'training_mode' is %lld, expected 0 or 1", (long long)training);
         if (!spatial)
             return NERR(host, node, QKV_ERR_UNSUPPORTED,
                         "spatial=0 (per-element statistics) is not supported");
@@ -201,8 +204,7 @@ static qkv_status norm_init(const qkv_kernel *kernel, const qkv_host_api *host,
                             k);
             if (k > 2)
                 return NERR(host, node, QKV_ERR_INVALID_MODEL,
-                            "has output %zu, expected at most 3 (Y, running_mean, running_var)",
-                            k);
+                            "has output %zu, expected at most 3 (Y, running_mean, running_var)", k);
         }
     }
     norm_attrs *s = calloc(1, sizeof *s);
@@ -268,8 +270,11 @@ static qkv_status norm_compute(const void *state, qkv_kernel_io *io)
     const qkv_tensor *x = &io->inputs[0];
     if (x->rank < 2)
         return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has rank %d, expected >= 2", x->rank);
-    norm_run r = {.x = x->data, .y = io->outputs[0].data, .scale = &io->inputs[1],
-                  .bias = &io->inputs[2], .eps = st->epsilon};
+    norm_run r = {.x = x->data,
+                  .y = io->outputs[0].data,
+                  .scale = &io->inputs[1],
+                  .bias = &io->inputs[2],
+                  .eps = st->epsilon};
     if (!st->instance) {
         r.mean = &io->inputs[3];
         r.var = &io->inputs[4];
@@ -282,7 +287,9 @@ static qkv_status norm_compute(const void *state, qkv_kernel_io *io)
         r.s *= (size_t)x->dims[k];
     qkv_range_fn fn, stats_fn = batch_stats_range_f32;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: fn = norm_range_f32; break;
+    case QKV_DTYPE_FLOAT:
+        fn = norm_range_f32;
+        break;
     case QKV_DTYPE_DOUBLE:
         fn = norm_range_f64;
         stats_fn = batch_stats_range_f64;
@@ -317,13 +324,13 @@ static qkv_status norm_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define BN_KERNEL(SINCE, UNTIL)                                                              \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "BatchNormalization",                        \
-        .since_version = (SINCE), .until_version = (UNTIL), .min_inputs = 5,                 \
-        .max_inputs = 5, .min_outputs = 1, .max_outputs = 5, .n_input_types = 1,             \
-        .input_types = {QKV_TYPES_FLOATS}, .init = norm_init, .infer = norm_infer,           \
-        .prepare = norm_prepare, .compute = norm_compute, .destroy = norm_destroy,           \
+#define BN_KERNEL(SINCE, UNTIL)                                                                    \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "BatchNormalization", .since_version = (SINCE),    \
+                       .until_version = (UNTIL), .min_inputs = 5, .max_inputs = 5,                 \
+                       .min_outputs = 1, .max_outputs = 5, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_FLOATS}, .init = norm_init, .infer = norm_infer,  \
+                       .prepare = norm_prepare, .compute = norm_compute, .destroy = norm_destroy,  \
     }
 
 static const qkv_kernel kernels[] = {
@@ -336,8 +343,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "InstanceNormalization",
         .since_version = 6,
-        .min_inputs = 3, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 3,
+        .max_inputs = 3,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},
         .init = norm_init,

@@ -33,8 +33,24 @@
 #include "qkv.h"
 
 typedef enum binop {
-    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MOD, OP_FMOD, OP_MAX, OP_MIN,
-    OP_EQ, OP_LT, OP_GT, OP_LE, OP_GE, OP_AND, OP_OR, OP_XOR, OP_COUNT_
+    OP_ADD,
+    OP_SUB,
+    OP_MUL,
+    OP_DIV,
+    OP_POW,
+    OP_MOD,
+    OP_FMOD,
+    OP_MAX,
+    OP_MIN,
+    OP_EQ,
+    OP_LT,
+    OP_GT,
+    OP_LE,
+    OP_GE,
+    OP_AND,
+    OP_OR,
+    OP_XOR,
+    OP_COUNT_
 } binop;
 
 /* How a row combines its operands: both vectors, b constant, a constant. */
@@ -51,48 +67,47 @@ typedef void (*bin_fn)(void *o, const void *a, const void *b, size_t n, unsigned
  * be exactly `a` or `b` (never a shifted view), and element j is read before
  * out[j] is written and never read again.
  */
-#define BIN_LOOP(name, TI, TO, EXPR)                                                    \
-    static void name##_vv(TO *restrict o, const TI *restrict a, const TI *restrict b,   \
-                          size_t n)                                                     \
-    {                                                                                   \
-        QKV_EW_FOR(j, n, TI x = a[j]; TI y = b[j]; o[j] = (TO)(EXPR););                 \
-    }                                                                                   \
-    static void name##_vs(TO *restrict o, const TI *restrict a, const TI y, size_t n)   \
-    {                                                                                   \
-        QKV_EW_FOR(j, n, TI x = a[j]; o[j] = (TO)(EXPR););                              \
-    }                                                                                   \
-    static void name##_sv(TO *restrict o, const TI x, const TI *restrict b, size_t n)   \
-    {                                                                                   \
-        QKV_EW_FOR(j, n, TI y = b[j]; o[j] = (TO)(EXPR););                              \
-    }                                                                                   \
-    static void name(void *o, const void *a, const void *b, size_t n, unsigned mode)    \
-    {                                                                                   \
-        if (mode == VV)                                                                 \
-            name##_vv(o, a, b, n);                                                      \
-        else if (mode == VS)                                                            \
-            name##_vs(o, a, *(const TI *)b, n);                                         \
-        else                                                                            \
-            name##_sv(o, *(const TI *)a, b, n);                                         \
+#define BIN_LOOP(name, TI, TO, EXPR)                                                               \
+    static void name##_vv(TO *restrict o, const TI *restrict a, const TI *restrict b, size_t n)    \
+    {                                                                                              \
+        QKV_EW_FOR(j, n, TI x = a[j]; TI y = b[j]; o[j] = (TO)(EXPR););                            \
+    }                                                                                              \
+    static void name##_vs(TO *restrict o, const TI *restrict a, const TI y, size_t n)              \
+    {                                                                                              \
+        QKV_EW_FOR(j, n, TI x = a[j]; o[j] = (TO)(EXPR););                                         \
+    }                                                                                              \
+    static void name##_sv(TO *restrict o, const TI x, const TI *restrict b, size_t n)              \
+    {                                                                                              \
+        QKV_EW_FOR(j, n, TI y = b[j]; o[j] = (TO)(EXPR););                                         \
+    }                                                                                              \
+    static void name(void *o, const void *a, const void *b, size_t n, unsigned mode)               \
+    {                                                                                              \
+        if (mode == VV)                                                                            \
+            name##_vv(o, a, b, n);                                                                 \
+        else if (mode == VS)                                                                       \
+            name##_vs(o, a, *(const TI *)b, n);                                                    \
+        else                                                                                       \
+            name##_sv(o, *(const TI *)a, b, n);                                                    \
     }
 
 /* comparisons: any T -> bool (one byte, 0 or 1) */
-#define DEF_CMP_OPS(sfx, T)                  \
-    BIN_LOOP(eq_##sfx, T, uint8_t, x == y)   \
-    BIN_LOOP(lt_##sfx, T, uint8_t, x < y)    \
-    BIN_LOOP(gt_##sfx, T, uint8_t, x > y)    \
-    BIN_LOOP(le_##sfx, T, uint8_t, x <= y)   \
+#define DEF_CMP_OPS(sfx, T)                                                                        \
+    BIN_LOOP(eq_##sfx, T, uint8_t, x == y)                                                         \
+    BIN_LOOP(lt_##sfx, T, uint8_t, x < y)                                                          \
+    BIN_LOOP(gt_##sfx, T, uint8_t, x > y)                                                          \
+    BIN_LOOP(le_##sfx, T, uint8_t, x <= y)                                                         \
     BIN_LOOP(ge_##sfx, T, uint8_t, x >= y)
 
 /* floating point: IEEE arithmetic; x != x tests NaN for Max/Min */
-#define DEF_FLOAT_OPS(sfx, T, POW, FMOD)                          \
-    BIN_LOOP(add_##sfx, T, T, x + y)                              \
-    BIN_LOOP(sub_##sfx, T, T, x - y)                              \
-    BIN_LOOP(mul_##sfx, T, T, x * y)                              \
-    BIN_LOOP(div_##sfx, T, T, x / y)                              \
-    BIN_LOOP(pow_##sfx, T, T, POW(x, y))                          \
-    BIN_LOOP(fmod_##sfx, T, T, FMOD(x, y))                        \
-    BIN_LOOP(max_##sfx, T, T, (x > y || x != x) ? x : y)          \
-    BIN_LOOP(min_##sfx, T, T, (x < y || x != x) ? x : y)          \
+#define DEF_FLOAT_OPS(sfx, T, POW, FMOD)                                                           \
+    BIN_LOOP(add_##sfx, T, T, x + y)                                                               \
+    BIN_LOOP(sub_##sfx, T, T, x - y)                                                               \
+    BIN_LOOP(mul_##sfx, T, T, x *y)                                                                \
+    BIN_LOOP(div_##sfx, T, T, x / y)                                                               \
+    BIN_LOOP(pow_##sfx, T, T, POW(x, y))                                                           \
+    BIN_LOOP(fmod_##sfx, T, T, FMOD(x, y))                                                         \
+    BIN_LOOP(max_##sfx, T, T, (x > y || x != x) ? x : y)                                           \
+    BIN_LOOP(min_##sfx, T, T, (x < y || x != x) ? x : y)                                           \
     DEF_CMP_OPS(sfx, T)
 
 DEF_FLOAT_OPS(f32, float, powf, fmodf)
@@ -102,62 +117,59 @@ DEF_FLOAT_OPS(f64, double, pow, fmod)
  * Integers. W is the unsigned type the arithmetic wraps in: at least as wide
  * as int, so that narrow operands do not promote to (overflowing) signed int.
  */
-#define DEF_INT_COMMON(sfx, T, W)                                     \
-    static inline T ipow_##sfx(T x, T y);                             \
-    BIN_LOOP(add_##sfx, T, T, (W)x + (W)y)                            \
-    BIN_LOOP(sub_##sfx, T, T, (W)x - (W)y)                            \
-    BIN_LOOP(mul_##sfx, T, T, (W)x * (W)y)                            \
-    BIN_LOOP(div_##sfx, T, T, idiv_##sfx(x, y))                       \
-    BIN_LOOP(mod_##sfx, T, T, imod_##sfx(x, y))                       \
-    BIN_LOOP(fmod_##sfx, T, T, ifmod_##sfx(x, y))                     \
-    BIN_LOOP(pow_##sfx, T, T, ipow_##sfx(x, y))                       \
-    BIN_LOOP(max_##sfx, T, T, x > y ? x : y)                          \
-    BIN_LOOP(min_##sfx, T, T, x < y ? x : y)                          \
-    DEF_CMP_OPS(sfx, T)                                               \
-    /* exponent >= 0: square and multiply, wrapping in W */           \
-    static inline T ipow_pos_##sfx(T x, uint64_t e)                   \
-    {                                                                 \
-        W r = 1, b = (W)x;                                            \
-        while (e) {                                                   \
-            if (e & 1u)                                               \
-                r *= b;                                               \
-            b *= b;                                                   \
-            e >>= 1;                                                  \
-        }                                                             \
-        return (T)r;                                                  \
+#define DEF_INT_COMMON(sfx, T, W)                                                                  \
+    static inline T ipow_##sfx(T x, T y);                                                          \
+    BIN_LOOP(add_##sfx, T, T, (W)x + (W)y)                                                         \
+    BIN_LOOP(sub_##sfx, T, T, (W)x - (W)y)                                                         \
+    BIN_LOOP(mul_##sfx, T, T, (W)x *(W)y)                                                          \
+    BIN_LOOP(div_##sfx, T, T, idiv_##sfx(x, y))                                                    \
+    BIN_LOOP(mod_##sfx, T, T, imod_##sfx(x, y))                                                    \
+    BIN_LOOP(fmod_##sfx, T, T, ifmod_##sfx(x, y))                                                  \
+    BIN_LOOP(pow_##sfx, T, T, ipow_##sfx(x, y))                                                    \
+    BIN_LOOP(max_##sfx, T, T, x > y ? x : y)                                                       \
+    BIN_LOOP(min_##sfx, T, T, x < y ? x : y)                                                       \
+    DEF_CMP_OPS(sfx, T)                                                                            \
+    /* exponent >= 0: square and multiply, wrapping in W */                                        \
+    static inline T ipow_pos_##sfx(T x, uint64_t e)                                                \
+    {                                                                                              \
+        W r = 1, b = (W)x;                                                                         \
+        while (e) {                                                                                \
+            if (e & 1u)                                                                            \
+                r *= b;                                                                            \
+            b *= b;                                                                                \
+            e >>= 1;                                                                               \
+        }                                                                                          \
+        return (T)r;                                                                               \
     }
 
-#define DEF_SINT_OPS(sfx, T, W)                                                  \
-    static inline T idiv_##sfx(T x, T y)                                         \
-    {                                                                            \
-        if (y == 0)                                                              \
-            return 0;                                                            \
-        if (y == -1) /* INT_MIN / -1 overflows: wrap */                          \
-            return (T)(0u - (W)x);                                               \
-        return (T)(x / y);                                                       \
-    }                                                                            \
-    static inline T ifmod_##sfx(T x, T y)                                        \
-    {                                                                            \
-        return (y == 0 || y == -1) ? 0 : (T)(x % y);                             \
-    }                                                                            \
-    static inline T imod_##sfx(T x, T y)                                         \
-    {                                                                            \
-        T r = ifmod_##sfx(x, y);                                                 \
-        return (r != 0 && ((r < 0) != (y < 0))) ? (T)(r + y) : r;                \
-    }                                                                            \
-    DEF_INT_COMMON(sfx, T, W)                                                    \
-    static inline T ipow_##sfx(T x, T y)                                         \
-    {                                                                            \
-        if (y < 0) /* the real result truncated toward zero */                   \
-            return x == 1 ? 1 : x == -1 ? ((y & 1) ? -1 : 1) : 0;                \
-        return ipow_pos_##sfx(x, (uint64_t)y);                                   \
+#define DEF_SINT_OPS(sfx, T, W)                                                                    \
+    static inline T idiv_##sfx(T x, T y)                                                           \
+    {                                                                                              \
+        if (y == 0)                                                                                \
+            return 0;                                                                              \
+        if (y == -1) /* INT_MIN / -1 overflows: wrap */                                            \
+            return (T)(0u - (W)x);                                                                 \
+        return (T)(x / y);                                                                         \
+    }                                                                                              \
+    static inline T ifmod_##sfx(T x, T y) { return (y == 0 || y == -1) ? 0 : (T)(x % y); }         \
+    static inline T imod_##sfx(T x, T y)                                                           \
+    {                                                                                              \
+        T r = ifmod_##sfx(x, y);                                                                   \
+        return (r != 0 && ((r < 0) != (y < 0))) ? (T)(r + y) : r;                                  \
+    }                                                                                              \
+    DEF_INT_COMMON(sfx, T, W)                                                                      \
+    static inline T ipow_##sfx(T x, T y)                                                           \
+    {                                                                                              \
+        if (y < 0) /* the real result truncated toward zero */                                     \
+            return x == 1 ? 1 : x == -1 ? ((y & 1) ? -1 : 1) : 0;                                  \
+        return ipow_pos_##sfx(x, (uint64_t)y);                                                     \
     }
 
-#define DEF_UINT_OPS(sfx, T, W)                                                  \
-    static inline T idiv_##sfx(T x, T y) { return y == 0 ? 0 : (T)(x / y); }     \
-    static inline T ifmod_##sfx(T x, T y) { return y == 0 ? 0 : (T)(x % y); }    \
-    static inline T imod_##sfx(T x, T y) { return ifmod_##sfx(x, y); }           \
-    DEF_INT_COMMON(sfx, T, W)                                                    \
+#define DEF_UINT_OPS(sfx, T, W)                                                                    \
+    static inline T idiv_##sfx(T x, T y) { return y == 0 ? 0 : (T)(x / y); }                       \
+    static inline T ifmod_##sfx(T x, T y) { return y == 0 ? 0 : (T)(x % y); }                      \
+    static inline T imod_##sfx(T x, T y) { return ifmod_##sfx(x, y); }                             \
+    DEF_INT_COMMON(sfx, T, W)                                                                      \
     static inline T ipow_##sfx(T x, T y) { return ipow_pos_##sfx(x, (uint64_t)y); }
 
 DEF_SINT_OPS(i8, int8_t, unsigned)
@@ -170,37 +182,28 @@ DEF_UINT_OPS(u32, uint32_t, uint32_t)
 DEF_UINT_OPS(u64, uint64_t, uint64_t)
 
 /* bool: bytes 0 or 1 */
-BIN_LOOP(and_b, uint8_t, uint8_t, x & y)
+BIN_LOOP(and_b, uint8_t, uint8_t, x &y)
 BIN_LOOP(or_b, uint8_t, uint8_t, x | y)
 BIN_LOOP(xor_b, uint8_t, uint8_t, x ^ y)
 BIN_LOOP(eq_b, uint8_t, uint8_t, x == y)
 
 #define FLOAT_ENTRIES(op) [QKV_DTYPE_FLOAT] = op##_f32, [QKV_DTYPE_DOUBLE] = op##_f64
-#define INT_ENTRIES(op)                                                           \
-    [QKV_DTYPE_INT8] = op##_i8, [QKV_DTYPE_INT16] = op##_i16,                     \
-    [QKV_DTYPE_INT32] = op##_i32, [QKV_DTYPE_INT64] = op##_i64,                   \
-    [QKV_DTYPE_UINT8] = op##_u8, [QKV_DTYPE_UINT16] = op##_u16,                   \
+#define INT_ENTRIES(op)                                                                            \
+    [QKV_DTYPE_INT8] = op##_i8, [QKV_DTYPE_INT16] = op##_i16, [QKV_DTYPE_INT32] = op##_i32,        \
+    [QKV_DTYPE_INT64] = op##_i64, [QKV_DTYPE_UINT8] = op##_u8, [QKV_DTYPE_UINT16] = op##_u16,      \
     [QKV_DTYPE_UINT32] = op##_u32, [QKV_DTYPE_UINT64] = op##_u64
 #define NUM_ENTRIES(op) FLOAT_ENTRIES(op), INT_ENTRIES(op)
 
 /* The typed rows per op and dtype. float16/bfloat16 use the FLOAT entry. */
 static const bin_fn fn_table[OP_COUNT_][QKV_DTYPE_COUNT] = {
-    [OP_ADD] = {NUM_ENTRIES(add)},
-    [OP_SUB] = {NUM_ENTRIES(sub)},
-    [OP_MUL] = {NUM_ENTRIES(mul)},
-    [OP_DIV] = {NUM_ENTRIES(div)},
-    [OP_POW] = {NUM_ENTRIES(pow)},
-    [OP_MOD] = {INT_ENTRIES(mod)}, /* floats need fmod=1 */
-    [OP_FMOD] = {NUM_ENTRIES(fmod)},
-    [OP_MAX] = {NUM_ENTRIES(max)},
-    [OP_MIN] = {NUM_ENTRIES(min)},
-    [OP_EQ] = {NUM_ENTRIES(eq), [QKV_DTYPE_BOOL] = eq_b},
-    [OP_LT] = {NUM_ENTRIES(lt)},
-    [OP_GT] = {NUM_ENTRIES(gt)},
-    [OP_LE] = {NUM_ENTRIES(le)},
-    [OP_GE] = {NUM_ENTRIES(ge)},
-    [OP_AND] = {[QKV_DTYPE_BOOL] = and_b},
-    [OP_OR] = {[QKV_DTYPE_BOOL] = or_b},
+    [OP_ADD] = {NUM_ENTRIES(add)},         [OP_SUB] = {NUM_ENTRIES(sub)},
+    [OP_MUL] = {NUM_ENTRIES(mul)},         [OP_DIV] = {NUM_ENTRIES(div)},
+    [OP_POW] = {NUM_ENTRIES(pow)},         [OP_MOD] = {INT_ENTRIES(mod)}, /* floats need fmod=1 */
+    [OP_FMOD] = {NUM_ENTRIES(fmod)},       [OP_MAX] = {NUM_ENTRIES(max)},
+    [OP_MIN] = {NUM_ENTRIES(min)},         [OP_EQ] = {NUM_ENTRIES(eq), [QKV_DTYPE_BOOL] = eq_b},
+    [OP_LT] = {NUM_ENTRIES(lt)},           [OP_GT] = {NUM_ENTRIES(gt)},
+    [OP_LE] = {NUM_ENTRIES(le)},           [OP_GE] = {NUM_ENTRIES(ge)},
+    [OP_AND] = {[QKV_DTYPE_BOOL] = and_b}, [OP_OR] = {[QKV_DTYPE_BOOL] = or_b},
     [OP_XOR] = {[QKV_DTYPE_BOOL] = xor_b},
 };
 
@@ -518,36 +521,37 @@ static qkv_status binary_compute(const void *state, qkv_kernel_io *io)
 /* Pow: base float/int32/int64, exponent any numeric */
 #define T_POW_BASE (T_FLOAT | QKV_TYPES_INDEX)
 
-#define BINARY(op, since, until, def_, types, flags_)                                        \
-    {                                                                                       \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                 \
-        .until_version = until, .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,         \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {types}, .flags = flags_,      \
-        .inplace_input = 0, .user = (void *)&def_, .init = binary_init,                     \
-        .infer = binary_infer, .compute = binary_compute, .destroy = binary_destroy          \
+#define BINARY(op, since, until, def_, types, flags_)                                              \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                        \
+                       .until_version = until, .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, \
+                       .max_outputs = 1, .n_input_types = 1, .input_types = {types},               \
+                       .flags = flags_, .inplace_input = 0, .user = (void *)&def_,                 \
+                       .init = binary_init, .infer = binary_infer, .compute = binary_compute,      \
+                       .destroy = binary_destroy                                                   \
     }
-#define VARIADIC(op, since, until, def_, types)                                              \
-    {                                                                                       \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                 \
-        .until_version = until, .min_inputs = 1, .max_inputs = -1, .min_outputs = 1,        \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {types},                       \
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .user = (void *)&def_,             \
-        .init = binary_init, .infer = binary_infer, .prepare = binary_prepare,              \
-        .compute = binary_compute, .destroy = binary_destroy                                \
+#define VARIADIC(op, since, until, def_, types)                                                    \
+    {                                                                                              \
+        QKV_KERNEL_V1,                                                                             \
+            .domain = "", .op_type = op, .since_version = since, .until_version = until,           \
+            .min_inputs = 1, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,                 \
+            .n_input_types = 1, .input_types = {types}, .flags = QKV_KERNEL_INPLACE,               \
+            .inplace_input = 0, .user = (void *)&def_, .init = binary_init, .infer = binary_infer, \
+            .prepare = binary_prepare, .compute = binary_compute, .destroy = binary_destroy        \
     }
-#define POW(since, until, base_types, exponent_types)                                       \
-    {                                                                                       \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Pow", .since_version = since,              \
-        .until_version = until, .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,         \
-        .max_outputs = 1, .n_input_types = 2, .input_types = {base_types, exponent_types},  \
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .user = (void *)&def_pow,          \
-        .init = binary_init, .infer = binary_infer, .compute = binary_compute,              \
-        .destroy = binary_destroy                                                           \
+#define POW(since, until, base_types, exponent_types)                                              \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Pow", .since_version = since,                     \
+                       .until_version = until, .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, \
+                       .max_outputs = 1, .n_input_types = 2,                                       \
+                       .input_types = {base_types, exponent_types}, .flags = QKV_KERNEL_INPLACE,   \
+                       .inplace_input = 0, .user = (void *)&def_pow, .init = binary_init,          \
+                       .infer = binary_infer, .compute = binary_compute, .destroy = binary_destroy \
     }
-#define ARITH(op, def_)                                                                      \
-    BINARY(op, 7, 12, def_, T_NUM, QKV_KERNEL_INPLACE),                                     \
-    BINARY(op, 13, 13, def_, T_NUM, QKV_KERNEL_INPLACE),                                    \
-    BINARY(op, 14, 0, def_, T_NUM, QKV_KERNEL_INPLACE)
+#define ARITH(op, def_)                                                                            \
+    BINARY(op, 7, 12, def_, T_NUM, QKV_KERNEL_INPLACE),                                            \
+        BINARY(op, 13, 13, def_, T_NUM, QKV_KERNEL_INPLACE),                                       \
+        BINARY(op, 14, 0, def_, T_NUM, QKV_KERNEL_INPLACE)
 
 static const qkv_kernel kernels[] = {
     ARITH("Add", def_add),

@@ -21,17 +21,17 @@ typedef struct bitshift_state {
 } bitshift_state;
 
 /* One row per type and direction: o[j] = a[j * sa] shifted by b[j * sb]. */
-#define SHIFT_ROW(NAME, T, BITS, OP)                                                         \
-    static void NAME(void *out, const void *const *in, const unsigned *step, size_t n,       \
-                     const void *ctx)                                                        \
-    {                                                                                        \
-        (void)ctx;                                                                           \
-        T *o = out;                                                                          \
-        const T *a = in[0], *b = in[1];                                                      \
-        for (size_t j = 0; j < n; j++) {                                                     \
-            T x = a[j * step[0]], y = b[j * step[1]];                                        \
-            o[j] = y >= (BITS) ? (T)0 : (T)((uint64_t)x OP y);                               \
-        }                                                                                    \
+#define SHIFT_ROW(NAME, T, BITS, OP)                                                               \
+    static void NAME(void *out, const void *const *in, const unsigned *step, size_t n,             \
+                     const void *ctx)                                                              \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        T *o = out;                                                                                \
+        const T *a = in[0], *b = in[1];                                                            \
+        for (size_t j = 0; j < n; j++) {                                                           \
+            T x = a[j * step[0]], y = b[j * step[1]];                                              \
+            o[j] = y >= (BITS) ? (T)0 : (T)((uint64_t)x OP y);                                     \
+        }                                                                                          \
     }
 SHIFT_ROW(shl_u8, uint8_t, 8, <<)
 SHIFT_ROW(shl_u16, uint16_t, 16, <<)
@@ -83,10 +83,18 @@ static qkv_status bitshift_compute(const void *state, qkv_kernel_io *io)
     qkv_tensor *z = &io->outputs[0];
     qkv_ew_row_fn fn;
     switch (x->dtype) {
-    case QKV_DTYPE_UINT8: fn = s->left ? shl_u8 : shr_u8; break;
-    case QKV_DTYPE_UINT16: fn = s->left ? shl_u16 : shr_u16; break;
-    case QKV_DTYPE_UINT32: fn = s->left ? shl_u32 : shr_u32; break;
-    case QKV_DTYPE_UINT64: fn = s->left ? shl_u64 : shr_u64; break;
+    case QKV_DTYPE_UINT8:
+        fn = s->left ? shl_u8 : shr_u8;
+        break;
+    case QKV_DTYPE_UINT16:
+        fn = s->left ? shl_u16 : shr_u16;
+        break;
+    case QKV_DTYPE_UINT32:
+        fn = s->left ? shl_u32 : shr_u32;
+        break;
+    case QKV_DTYPE_UINT64:
+        fn = s->left ? shl_u64 : shr_u64;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, expected an unsigned integer",
                     qkv_dtype_name(x->dtype));
@@ -110,8 +118,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "BitShift",
         .since_version = 11,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 2,
+        .max_inputs = 2,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {BITSHIFT_TYPES},
         .flags = QKV_KERNEL_INPLACE,

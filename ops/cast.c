@@ -60,23 +60,42 @@ static bool is_signed_int(qkv_dtype t)
  * unsigned ones zero-extend. */
 static void load_bits(uint64_t *dst, const void *src, qkv_dtype t, size_t n)
 {
-#define LOAD(T)                                                    \
-    do {                                                           \
-        const T *s = src;                                          \
-        for (size_t j = 0; j < n; j++)                             \
-            dst[j] = (uint64_t)s[j];                               \
+#define LOAD(T)                                                                                    \
+    do {                                                                                           \
+        const T *s = src;                                                                          \
+        for (size_t j = 0; j < n; j++)                                                             \
+            dst[j] = (uint64_t)s[j];                                                               \
     } while (0)
     switch (t) {
-    case QKV_DTYPE_INT8: LOAD(int8_t); break;
-    case QKV_DTYPE_INT16: LOAD(int16_t); break;
-    case QKV_DTYPE_INT32: LOAD(int32_t); break;
-    case QKV_DTYPE_INT64: LOAD(int64_t); break;
-    case QKV_DTYPE_UINT8: LOAD(uint8_t); break;
-    case QKV_DTYPE_UINT16: LOAD(uint16_t); break;
-    case QKV_DTYPE_UINT32: LOAD(uint32_t); break;
-    case QKV_DTYPE_UINT64: LOAD(uint64_t); break;
-    case QKV_DTYPE_BOOL: LOAD(uint8_t); break;
-    default: break; /* callers pass integer types only */
+    case QKV_DTYPE_INT8:
+        LOAD(int8_t);
+        break;
+    case QKV_DTYPE_INT16:
+        LOAD(int16_t);
+        break;
+    case QKV_DTYPE_INT32:
+        LOAD(int32_t);
+        break;
+    case QKV_DTYPE_INT64:
+        LOAD(int64_t);
+        break;
+    case QKV_DTYPE_UINT8:
+        LOAD(uint8_t);
+        break;
+    case QKV_DTYPE_UINT16:
+        LOAD(uint16_t);
+        break;
+    case QKV_DTYPE_UINT32:
+        LOAD(uint32_t);
+        break;
+    case QKV_DTYPE_UINT64:
+        LOAD(uint64_t);
+        break;
+    case QKV_DTYPE_BOOL:
+        LOAD(uint8_t);
+        break;
+    default:
+        break; /* callers pass integer types only */
     }
 #undef LOAD
 }
@@ -85,23 +104,39 @@ static void load_bits(uint64_t *dst, const void *src, qkv_dtype t, size_t n)
  * source type's signedness) as dtype t. */
 static void store_bits(void *dst, qkv_dtype t, const uint64_t *v, size_t n, bool from_unsigned)
 {
-#define STORE_WRAP(T)                                              \
-    do {                                                           \
-        T *d = dst;                                                \
-        for (size_t j = 0; j < n; j++)                             \
-            d[j] = (T)v[j];                                        \
+#define STORE_WRAP(T)                                                                              \
+    do {                                                                                           \
+        T *d = dst;                                                                                \
+        for (size_t j = 0; j < n; j++)                                                             \
+            d[j] = (T)v[j];                                                                        \
     } while (0)
     switch (t) {
     /* unsigned -> narrower signed is implementation-defined: modulo 2^N
      * on every compiler qkv supports, which is the wrap we want */
-    case QKV_DTYPE_INT8: STORE_WRAP(int8_t); break;
-    case QKV_DTYPE_INT16: STORE_WRAP(int16_t); break;
-    case QKV_DTYPE_INT32: STORE_WRAP(int32_t); break;
-    case QKV_DTYPE_INT64: STORE_WRAP(int64_t); break;
-    case QKV_DTYPE_UINT8: STORE_WRAP(uint8_t); break;
-    case QKV_DTYPE_UINT16: STORE_WRAP(uint16_t); break;
-    case QKV_DTYPE_UINT32: STORE_WRAP(uint32_t); break;
-    case QKV_DTYPE_UINT64: STORE_WRAP(uint64_t); break;
+    case QKV_DTYPE_INT8:
+        STORE_WRAP(int8_t);
+        break;
+    case QKV_DTYPE_INT16:
+        STORE_WRAP(int16_t);
+        break;
+    case QKV_DTYPE_INT32:
+        STORE_WRAP(int32_t);
+        break;
+    case QKV_DTYPE_INT64:
+        STORE_WRAP(int64_t);
+        break;
+    case QKV_DTYPE_UINT8:
+        STORE_WRAP(uint8_t);
+        break;
+    case QKV_DTYPE_UINT16:
+        STORE_WRAP(uint16_t);
+        break;
+    case QKV_DTYPE_UINT32:
+        STORE_WRAP(uint32_t);
+        break;
+    case QKV_DTYPE_UINT64:
+        STORE_WRAP(uint64_t);
+        break;
     case QKV_DTYPE_BOOL: {
         uint8_t *d = dst;
         for (size_t j = 0; j < n; j++)
@@ -129,7 +164,8 @@ static void store_bits(void *dst, qkv_dtype t, const uint64_t *v, size_t n, bool
         }
         break;
     }
-    default: break; /* validated in infer */
+    default:
+        break; /* validated in infer */
     }
 #undef STORE_WRAP
 }
@@ -303,10 +339,8 @@ static qkv_status cast_infer(void *state, qkv_kernel_io *io)
                         qkv_dtype_name(x->dtype));
         if (qkv_shape_known(x)) { /* room for the text of every element */
             size_t n = qkv_numel(x);
-            io->outputs[0].data_bytes =
-                qkv_string_bytes(n, n > SIZE_MAX / QKV_CAST_STRING_MAX
-                                        ? SIZE_MAX
-                                        : n * QKV_CAST_STRING_MAX);
+            io->outputs[0].data_bytes = qkv_string_bytes(
+                n, n > SIZE_MAX / QKV_CAST_STRING_MAX ? SIZE_MAX : n * QKV_CAST_STRING_MAX);
         }
     }
     return QKV_OK;
@@ -330,7 +364,10 @@ static qkv_status cast_compute(const void *state, qkv_kernel_io *io)
             memcpy(out->data, x->data, out->data_bytes);
         return QKV_OK;
     }
-    cast_job j = {.from = x->dtype, .to = out->dtype, .x = x->data, .out = out->data,
+    cast_job j = {.from = x->dtype,
+                  .to = out->dtype,
+                  .x = x->data,
+                  .out = out->data,
                   .in_elem = qkv_ew_elem_bytes(x->dtype),
                   .out_elem = qkv_ew_elem_bytes(out->dtype)};
     qkv_ew_run_flat(io, n, cast_range, &j);
@@ -340,12 +377,13 @@ static qkv_status cast_compute(const void *state, qkv_kernel_io *io)
 /* a non-NULL `user` marks CastLike */
 static const int castlike_marker = 1;
 
-#define CAST(op, since, until, n_in, user_)                                                   \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                  \
-        .until_version = until, .min_inputs = n_in, .max_inputs = n_in, .min_outputs = 1,    \
-        .max_outputs = 1, .user = (void *)(user_), .init = cast_init, .infer = cast_infer,   \
-        .compute = cast_compute, .destroy = cast_destroy                                     \
+#define CAST(op, since, until, n_in, user_)                                                        \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                        \
+                       .until_version = until, .min_inputs = n_in, .max_inputs = n_in,             \
+                       .min_outputs = 1, .max_outputs = 1, .user = (void *)(user_),                \
+                       .init = cast_init, .infer = cast_infer, .compute = cast_compute,            \
+                       .destroy = cast_destroy                                                     \
     }
 
 static const qkv_kernel kernels[] = {

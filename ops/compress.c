@@ -140,13 +140,14 @@ static qkv_status compress_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define COMPRESS(since, until)                                                               \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Compress", .since_version = since,          \
-        .until_version = until, .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,          \
-        .max_outputs = 1, .n_input_types = 2, .input_types = {QKV_TYPES_BYTES, QKV_T(BOOL)}, \
-        .init = compress_init, .infer = compress_infer, .compute = compress_compute,         \
-        .destroy = compress_destroy                                                          \
+#define COMPRESS(since, until)                                                                     \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Compress", .since_version = since,                \
+                       .until_version = until, .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, \
+                       .max_outputs = 1, .n_input_types = 2,                                       \
+                       .input_types = {QKV_TYPES_BYTES, QKV_T(BOOL)}, .init = compress_init,       \
+                       .infer = compress_infer, .compute = compress_compute,                       \
+                       .destroy = compress_destroy                                                 \
     }
 
 static const qkv_kernel kernels[] = {

@@ -121,7 +121,7 @@ static qkv_status concat_infer(void *state, qkv_kernel_io *io)
 
 typedef struct concat_job {
     qkv_kernel_io *io;
-    size_t row_bytes;  /* one output row (dims from the axis on): the sum of the inputs' rows */
+    size_t row_bytes; /* one output row (dims from the axis on): the sum of the inputs' rows */
     size_t elem_bytes;
     int32_t axis;
 } concat_job;
@@ -178,8 +178,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Concat",
         .since_version = 1,
-        .min_inputs = 1, .max_inputs = -1,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = -1,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {QKV_TYPES_BYTES},
         .init = concat_init,

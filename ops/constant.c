@@ -37,13 +37,13 @@ static void const_destroy(void *state)
 }
 
 /* The value attributes; exactly one must be present. */
-static const char *const value_attrs[] = {"value",      "sparse_value", "value_float",
-                                          "value_floats", "value_int",  "value_ints",
+static const char *const value_attrs[] = {"value",        "sparse_value", "value_float",
+                                          "value_floats", "value_int",    "value_ints",
                                           "value_string", "value_strings"};
 
 /* Fills s->value from the one present attribute `name`. */
-static qkv_status const_read(const qkv_host_api *host, const qkv_node_ctx *node,
-                             const char *name, const_state *s)
+static qkv_status const_read(const qkv_host_api *host, const qkv_node_ctx *node, const char *name,
+                             const_state *s)
 {
     qkv_tensor *v = &s->value;
     qkv_status st;
@@ -155,12 +155,12 @@ static qkv_status const_compute(const void *state, qkv_kernel_io *io)
 typedef struct cos_state {
     qkv_dtype dtype;
     size_t elem_bytes;
-    bool all_zero;          /* every byte of the value is 0: memset */
+    bool all_zero;           /* every byte of the value is 0: memset */
     unsigned char value[16]; /* the element, elem_bytes long */
 } cos_state;
 
-static qkv_status cos_init(const qkv_kernel *k, const qkv_host_api *host,
-                           const qkv_node_ctx *node, void **state)
+static qkv_status cos_init(const qkv_kernel *k, const qkv_host_api *host, const qkv_node_ctx *node,
+                           void **state)
 {
     (void)k;
     const qkv_tensor *t = NULL;
@@ -182,8 +182,8 @@ static qkv_status cos_init(const qkv_kernel *k, const qkv_host_api *host,
                         qkv_dtype_name(t->dtype));
         }
         if (t->rank < 0 || t->rank > QKV_MAX_RANK ||
-            !qkv_shape_elements(t->dims, t->rank, &elems) ||
-            elems != 1 || t->data_bytes != bits / 8 || !t->data) {
+            !qkv_shape_elements(t->dims, t->rank, &elems) || elems != 1 ||
+            t->data_bytes != bits / 8 || !t->data) {
             free(s);
             return NERR(host, node, QKV_ERR_INVALID_MODEL,
                         "attribute 'value' must hold exactly one element");
@@ -217,8 +217,8 @@ static qkv_status cos_infer(void *state, qkv_kernel_io *io)
     if (n == SIZE_MAX) { /* value not known yet: only the rank may be */
         y->rank = shape->rank == 1 && shape->dims[0] >= 0 ? (int32_t)shape->dims[0] : -1;
         if (y->rank > QKV_MAX_RANK)
-            return KERR(io, QKV_ERR_UNSUPPORTED, "output rank %d exceeds the maximum %d",
-                        y->rank, QKV_MAX_RANK);
+            return KERR(io, QKV_ERR_UNSUPPORTED, "output rank %d exceeds the maximum %d", y->rank,
+                        QKV_MAX_RANK);
         for (int32_t k = 0; k < y->rank; k++)
             y->dims[k] = -1;
         return QKV_OK;
@@ -291,8 +291,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Constant",
         .since_version = 1,
-        .min_inputs = 0, .max_inputs = 0,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 0,
+        .max_inputs = 0,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .init = const_init,
         .infer = const_infer,
         .compute = const_compute,
@@ -303,8 +305,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "ConstantOfShape",
         .since_version = 9,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {QKV_TYPES_INDEX},
         .init = cos_init,

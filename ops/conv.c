@@ -49,12 +49,12 @@ typedef enum conv_path { CONV_DEPTHWISE, CONV_POINTWISE, CONV_IM2COL } conv_path
 typedef struct conv_plan {
     qkv_conv_geom g;
     conv_path path;
-    size_t n, c, m, group;   /* batch, input channels, output channels, groups */
-    size_t cg, mg;           /* channels per group in X and Y */
-    size_t ksize;            /* kernel positions K */
+    size_t n, c, m, group;    /* batch, input channels, output channels, groups */
+    size_t cg, mg;            /* channels per group in X and Y */
+    size_t ksize;             /* kernel positions K */
     size_t in_size, out_size; /* spatial positions of X and of Y */
-    size_t rows;             /* cg * ksize: rows of the column matrix */
-    size_t tile;             /* columns of Y per im2col tile */
+    size_t rows;              /* cg * ksize: rows of the column matrix */
+    size_t tile;              /* columns of Y per im2col tile */
     size_t elem_bytes;
 } conv_plan;
 
@@ -105,8 +105,7 @@ typedef struct dw_run {
 
 /* One output row (the last spatial dim, positions [0, width)) of plane y
  * for output position prefix q (the other dims, row-major), all taps. */
-static void dw_row(const conv_plan *p, const float *x, const float *w, float *restrict y,
-                   size_t q)
+static void dw_row(const conv_plan *p, const float *x, const float *w, float *restrict y, size_t q)
 {
     const qkv_conv_geom *g = &p->g;
     int32_t last = g->n_spatial - 1;
@@ -227,8 +226,8 @@ static void im2col_range(void *arg, size_t begin, size_t end)
 
 /* For each (n, g) and column tile: im2col into scratch, then
  * Y[n, g][:, tile] = W[g] @ col + beta * Y[n, g][:, tile]. */
-static qkv_status conv_im2col(qkv_kernel_io *io, const conv_plan *p, const void *x,
-                              const void *w, void *y, double beta)
+static qkv_status conv_im2col(qkv_kernel_io *io, const conv_plan *p, const void *x, const void *w,
+                              void *y, double beta)
 {
     const size_t eb = p->elem_bytes;
     for (size_t n = 0; n < p->n; n++) {
@@ -293,15 +292,15 @@ static qkv_status conv_check(const conv_state *s, qkv_kernel_io *io)
                     name(w->dtype), name(x->dtype));
     if (x->rank >= 0 && x->rank < 3)
         return KERR(io, QKV_ERR_SHAPE,
-                    "input 0 'X' has rank %d, expected (N, C, D1, ...) of rank >= 3",
-                    (int)x->rank);
+                    "input 0 'X' has rank %d, expected (N, C, D1, ...) of rank >= 3", (int)x->rank);
     if (x->rank >= 0 && w->rank >= 0 && w->rank != x->rank)
         return KERR(io, QKV_ERR_SHAPE,
                     "input 1 'W' has rank %d but input 0 'X' has rank %d: they must match",
                     (int)w->rank, (int)x->rank);
     int64_t group = s->attrs.group;
     if (x->rank >= 2 && x->dims[1] >= 0 && x->dims[1] % group != 0)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has %lld channels, not a multiple of group %lld",
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 0 'X' has %lld channels, not a multiple of group %lld",
                     (long long)x->dims[1], (long long)group);
     if (w->rank >= 2 && x->rank >= 2 && x->dims[1] >= 0 && w->dims[1] >= 0 &&
         w->dims[1] * group != x->dims[1])
@@ -317,10 +316,10 @@ static qkv_status conv_check(const conv_state *s, qkv_kernel_io *io)
     if (qkv_present(io, 2)) {
         const qkv_tensor *b = &io->inputs[2];
         if (b->dtype != x->dtype)
-            return KERR(io, QKV_ERR_TYPE, "input 2 'B' is %s but input 0 'X' is %s",
-                        name(b->dtype), name(x->dtype));
-        if (b->rank >= 0 && (b->rank != 1 || (w->rank >= 1 && w->dims[0] >= 0 &&
-                                              b->dims[0] >= 0 && b->dims[0] != w->dims[0])))
+            return KERR(io, QKV_ERR_TYPE, "input 2 'B' is %s but input 0 'X' is %s", name(b->dtype),
+                        name(x->dtype));
+        if (b->rank >= 0 && (b->rank != 1 || (w->rank >= 1 && w->dims[0] >= 0 && b->dims[0] >= 0 &&
+                                              b->dims[0] != w->dims[0])))
             return KERR(io, QKV_ERR_SHAPE,
                         "input 2 'B' must be 1-D with one value per output channel (%lld)",
                         (long long)(w->rank >= 1 ? w->dims[0] : -1));
@@ -368,8 +367,8 @@ static qkv_status conv_infer(void *state, qkv_kernel_io *io)
 static bool conv_float_scratch(const conv_plan *p, size_t *bytes)
 {
     *bytes = 0;
-    return p->path != CONV_IM2COL || !__builtin_mul_overflow(p->rows * p->elem_bytes, p->tile,
-                                                             bytes);
+    return p->path != CONV_IM2COL ||
+           !__builtin_mul_overflow(p->rows * p->elem_bytes, p->tile, bytes);
 }
 
 static qkv_status conv_prepare(void *state, qkv_kernel_io *io)
@@ -383,11 +382,15 @@ static qkv_status conv_prepare(void *state, qkv_kernel_io *io)
         (qkv_is_half(io->inputs[0].dtype) && !qkv_half_scratch_bytes(io, bytes, &bytes)))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its scratch");
     io->scratch_bytes = bytes;
-    qkv_blas_gemm gm = {.m = p.mg, .n = p.out_size, .k = p.rows, .lda = p.rows,
-                        .ldb = p.out_size, .ldc = p.out_size};
+    qkv_blas_gemm gm = {.m = p.mg,
+                        .n = p.out_size,
+                        .k = p.rows,
+                        .lda = p.rows,
+                        .ldb = p.out_size,
+                        .ldc = p.out_size};
     if (!qkv_blas_gemm_fits(&gm))
-        return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for the GEMM: m=%zu n=%zu k=%zu",
-                    gm.m, gm.n, gm.k);
+        return KERR(io, QKV_ERR_UNSUPPORTED,
+                    "convolution too large for the GEMM: m=%zu n=%zu k=%zu", gm.m, gm.n, gm.k);
     return QKV_OK;
 }
 
@@ -403,16 +406,18 @@ static qkv_status conv_compute_float(const void *state, qkv_kernel_io *io)
     if (p.n * p.m * p.out_size == 0)
         return QKV_OK;
     if (p.path == CONV_DEPTHWISE) {
-        dw_run r = {.p = &p, .x = io->inputs[0].data, .w = io->inputs[1].data,
-                    .b = b ? b->data : NULL, .y = y};
+        dw_run r = {.p = &p,
+                    .x = io->inputs[0].data,
+                    .w = io->inputs[1].data,
+                    .b = b ? b->data : NULL,
+                    .y = y};
         qkv_run_range(io, p.n * p.m, p.n * p.m * p.out_size * sizeof(float), dw_range, &r);
         return QKV_OK;
     }
     /* each GEMM writes its own block of Y once: it adds to the bias, or
      * overwrites Y when there is none */
     if (b || p.rows == 0)
-        qkv_conv_fill_planes(io, p.n * p.m, p.m, p.out_size, p.elem_bytes, b ? b->data : NULL,
-                             y);
+        qkv_conv_fill_planes(io, p.n * p.m, p.m, p.out_size, p.elem_bytes, b ? b->data : NULL, y);
     if (p.rows == 0)
         return QKV_OK; /* no input channels: the bias alone */
     double beta = b ? 1 : 0;
@@ -434,13 +439,13 @@ static qkv_status conv_compute(const void *state, qkv_kernel_io *io)
     return qkv_half_run_as_f32(state, io, bytes, conv_compute_float);
 }
 
-#define CONV_KERNEL(since, until, types)                                                   \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Conv", .since_version = (since),          \
-        .until_version = (until), .min_inputs = 2, .max_inputs = 3, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {(types)},                    \
-        .init = conv_init, .infer = conv_infer, .prepare = conv_prepare,                   \
-        .compute = conv_compute, .destroy = conv_destroy,                                  \
+#define CONV_KERNEL(since, until, types)                                                           \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Conv", .since_version = (since),                  \
+                       .until_version = (until), .min_inputs = 2, .max_inputs = 3,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {(types)}, .init = conv_init, .infer = conv_infer,           \
+                       .prepare = conv_prepare, .compute = conv_compute, .destroy = conv_destroy,  \
     }
 
 /* One descriptor per opset that changed Conv: 11 only reworded the schema,

@@ -88,8 +88,8 @@ static qkv_status parse_auto_pad(const qkv_host_api *host, const qkv_node_ctx *n
 }
 
 /* group and ceil_mode, when flags ask for them. */
-static qkv_status parse_scalars(const qkv_host_api *host, const qkv_node_ctx *node,
-                                unsigned flags, qkv_conv_attrs *a)
+static qkv_status parse_scalars(const qkv_host_api *host, const qkv_node_ctx *node, unsigned flags,
+                                qkv_conv_attrs *a)
 {
     qkv_status st;
     if (flags & QKV_CONV_PARSE_GROUP) {
@@ -117,8 +117,8 @@ static qkv_status parse_transpose(const qkv_host_api *host, const qkv_node_ctx *
                                   qkv_conv_attrs *a, const char **first)
 {
     size_t n = 0;
-    qkv_status st = read_list(host, node, "output_padding", 0, a->output_padding,
-                              QKV_CONV_MAX_SPATIAL, &n);
+    qkv_status st =
+        read_list(host, node, "output_padding", 0, a->output_padding, QKV_CONV_MAX_SPATIAL, &n);
     if (st == QKV_OK)
         st = agree(host, node, "output_padding", n, 1, &a->n_spatial, first);
     if (st != QKV_OK)
@@ -140,8 +140,8 @@ static qkv_status parse_transpose(const qkv_host_api *host, const qkv_node_ctx *
     return QKV_OK;
 }
 
-qkv_status qkv_conv_attrs_parse(const qkv_host_api *host, const qkv_node_ctx *node,
-                                unsigned flags, qkv_conv_attrs *out)
+qkv_status qkv_conv_attrs_parse(const qkv_host_api *host, const qkv_node_ctx *node, unsigned flags,
+                                qkv_conv_attrs *out)
 {
     qkv_conv_attrs a;
     memset(&a, 0, sizeof a);
@@ -151,8 +151,8 @@ qkv_status qkv_conv_attrs_parse(const qkv_host_api *host, const qkv_node_ctx *no
     *out = a;
     const char *first = NULL;
     size_t nk = 0, ns = 0, nd = 0, np = 0;
-    qkv_status st = read_list(host, node, "kernel_shape", 1, a.kernel_shape,
-                              QKV_CONV_MAX_SPATIAL, &nk);
+    qkv_status st =
+        read_list(host, node, "kernel_shape", 1, a.kernel_shape, QKV_CONV_MAX_SPATIAL, &nk);
     if (st == QKV_OK)
         st = read_list(host, node, "strides", 1, a.strides, QKV_CONV_MAX_SPATIAL, &ns);
     if (st == QKV_OK)
@@ -206,9 +206,8 @@ static qkv_status geom_begin(qkv_kernel_io *io, const qkv_conv_attrs *a, int32_t
         return KERR(io, QKV_ERR_SHAPE, "%d spatial dims, expected 1..%d", (int)n,
                     QKV_CONV_MAX_SPATIAL);
     if (a->n_spatial != 0 && a->n_spatial != n)
-        return KERR(io, QKV_ERR_SHAPE,
-                    "the input has %d spatial dims but the attributes give %d", (int)n,
-                    (int)a->n_spatial);
+        return KERR(io, QKV_ERR_SHAPE, "the input has %d spatial dims but the attributes give %d",
+                    (int)n, (int)a->n_spatial);
     for (int32_t i = 0; i < n; i++) {
         if (a->has_kernel_shape && kernel[i] != a->kernel_shape[i])
             return KERR(io, QKV_ERR_SHAPE,
@@ -216,8 +215,8 @@ static qkv_status geom_begin(qkv_kernel_io *io, const qkv_conv_attrs *a, int32_t
                         "dim is %lld",
                         (long long)a->kernel_shape[i], (int)i, (long long)kernel[i]);
         if (kernel[i] < 1 || kernel[i] > QKV_CONV_ATTR_MAX)
-            return KERR(io, QKV_ERR_SHAPE, "kernel spatial dim %d is %lld, expected >= 1",
-                        (int)i, (long long)kernel[i]);
+            return KERR(io, QKV_ERR_SHAPE, "kernel spatial dim %d is %lld, expected >= 1", (int)i,
+                        (long long)kernel[i]);
         g->kernel[i] = kernel[i];
         g->stride[i] = a->strides[i];
         g->dilation[i] = a->dilations[i];
@@ -264,7 +263,8 @@ qkv_status qkv_conv_geom_forward(qkv_kernel_io *io, const qkv_conv_attrs *a, int
             return KERR(io, QKV_ERR_SHAPE,
                         "spatial dim %d: the window (%lld with dilation) is larger than the "
                         "padded input (%lld)",
-                        (int)i, (long long)ek, (long long)(in[i] + g->pad_begin[i] + g->pad_end[i]));
+                        (int)i, (long long)ek,
+                        (long long)(in[i] + g->pad_begin[i] + g->pad_end[i]));
         int64_t out = (a->ceil_mode ? (span + s - 1) / s : span / s) + 1;
         /* ceil_mode: a last window starting in the end padding is dropped */
         if (a->ceil_mode && (out - 1) * s >= in[i] + g->pad_begin[i])
@@ -320,8 +320,8 @@ qkv_status qkv_conv_geom_transpose(qkv_kernel_io *io, const qkv_conv_attrs *a, i
         int64_t out = s * (in[i] - 1) + op + ek - g->pad_begin[i] - g->pad_end[i];
         if (out < 1)
             return KERR(io, QKV_ERR_SHAPE,
-                        "spatial dim %d: pads %lld + %lld leave no output (full size %lld)",
-                        (int)i, (long long)g->pad_begin[i], (long long)g->pad_end[i],
+                        "spatial dim %d: pads %lld + %lld leave no output (full size %lld)", (int)i,
+                        (long long)g->pad_begin[i], (long long)g->pad_end[i],
                         (long long)(s * (in[i] - 1) + op + ek));
         g->in[i] = out;
     }
@@ -358,8 +358,8 @@ bool qkv_conv_geom_out_size(const qkv_conv_geom *g, size_t *out)
 bool qkv_conv_geom_is_pointwise(const qkv_conv_geom *g)
 {
     for (int32_t i = 0; i < g->n_spatial; i++)
-        if (g->kernel[i] != 1 || g->stride[i] != 1 || g->pad_begin[i] != 0 ||
-            g->pad_end[i] != 0 || g->in[i] != g->out[i])
+        if (g->kernel[i] != 1 || g->stride[i] != 1 || g->pad_begin[i] != 0 || g->pad_end[i] != 0 ||
+            g->in[i] != g->out[i])
             return false;
     return true;
 }
@@ -368,8 +368,8 @@ bool qkv_conv_geom_is_pointwise(const qkv_conv_geom *g)
 
 /* n elements of eb bytes from src with a stride of `stride` elements to dst
  * (contiguous). */
-static void copy_strided(unsigned char *restrict dst, const unsigned char *restrict src,
-                         size_t n, size_t stride, size_t eb)
+static void copy_strided(unsigned char *restrict dst, const unsigned char *restrict src, size_t n,
+                         size_t stride, size_t eb)
 {
     if (stride == 1) {
         memcpy(dst, src, n * eb);
@@ -514,7 +514,10 @@ static void fill_range(void *arg, size_t begin, size_t end)
 void qkv_conv_fill_planes(qkv_kernel_io *io, size_t planes, size_t channels, size_t plane_len,
                           size_t elem_bytes, const void *values, void *y)
 {
-    fill_run r = {.channels = channels, .plane_len = plane_len, .elem_bytes = elem_bytes,
-                  .values = values, .y = y};
+    fill_run r = {.channels = channels,
+                  .plane_len = plane_len,
+                  .elem_bytes = elem_bytes,
+                  .values = values,
+                  .y = y};
     qkv_run_range(io, planes, planes * plane_len * elem_bytes, fill_range, &r);
 }

@@ -74,8 +74,8 @@ typedef struct qkv_conv_attrs {
  * QKV_ERR_TYPE for an attribute of the wrong type, QKV_ERR_UNSUPPORTED for
  * more than QKV_CONV_MAX_SPATIAL spatial dims. *out is always written.
  */
-qkv_status qkv_conv_attrs_parse(const qkv_host_api *host, const qkv_node_ctx *node,
-                                unsigned flags, qkv_conv_attrs *out);
+qkv_status qkv_conv_attrs_parse(const qkv_host_api *host, const qkv_node_ctx *node, unsigned flags,
+                                qkv_conv_attrs *out);
 
 /*
  * The window geometry of one node at one shape. For a forward window (Conv,

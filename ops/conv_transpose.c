@@ -59,8 +59,7 @@ static qkv_status convt_plan_make(const convt_state *s, qkv_kernel_io *io, convt
     p->mg = (size_t)w->dims[1];
     p->m = p->mg * p->group;
     p->elem_bytes = x->dtype == QKV_DTYPE_DOUBLE ? sizeof(double) : sizeof(float);
-    if (!qkv_conv_geom_kernel_size(&p->g, &p->ksize) ||
-        !qkv_conv_geom_in_size(&p->g, &p->y_size) ||
+    if (!qkv_conv_geom_kernel_size(&p->g, &p->ksize) || !qkv_conv_geom_in_size(&p->g, &p->y_size) ||
         !qkv_conv_geom_out_size(&p->g, &p->x_size) ||
         __builtin_mul_overflow(p->mg, p->ksize, &p->rows))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large: sizes overflow");
@@ -86,53 +85,52 @@ typedef struct col2im_run {
  * column p, row r = m * K + tap is added to the y position that tap reads
  * at output position p (nothing where it reads padding).
  */
-#define DEFINE_COL2IM(SFX, T)                                                                \
-    static void col2im_##SFX(const convt_plan *p, const T *col, T *y, size_t m0, size_t m1,  \
-                             size_t col0, size_t col1)                                       \
-    {                                                                                        \
-        const qkv_conv_geom *g = &p->g;                                                      \
-        int32_t last = g->n_spatial - 1;                                                     \
-        const size_t width = (size_t)g->out[last], ld = col1 - col0;                         \
-        const int64_t s = g->stride[last];                                                   \
-        for (size_t r = m0 * p->ksize; r < m1 * p->ksize; r++) {                             \
-            T *ym = y + (r / p->ksize) * p->y_size;                                          \
-            const T *crow = col + r * ld;                                                    \
-            int64_t off[QKV_CONV_MAX_SPATIAL];                                               \
-            size_t t = r % p->ksize;                                                         \
-            for (int32_t i = last; i >= 0; i--) {                                            \
-                off[i] = (int64_t)(t % (size_t)g->kernel[i]) * g->dilation[i] -              \
-                         g->pad_begin[i];                                                    \
-                t /= (size_t)g->kernel[i];                                                   \
-            }                                                                                \
-            int64_t in_w = g->in[last], ol = off[last];                                      \
-            int64_t lo = ol >= 0 ? 0 : (-ol + s - 1) / s;                                    \
-            int64_t hi = in_w - 1 - ol < 0 ? 0 : (in_w - 1 - ol) / s + 1;                    \
-            for (size_t c = col0; c < col1;) {                                               \
-                size_t q = c / width, w0 = c % width;                                        \
-                size_t w1 = width - w0 < col1 - c ? width : w0 + (col1 - c);                 \
-                size_t dst = 0, mul = (size_t)in_w;                                          \
-                bool inside = true;                                                          \
-                for (int32_t i = last - 1; i >= 0; i--) {                                    \
-                    int64_t pos = (int64_t)(q % (size_t)g->out[i]) * g->stride[i] + off[i];  \
-                    q /= (size_t)g->out[i];                                                  \
-                    if (pos < 0 || pos >= g->in[i]) {                                        \
-                        inside = false;                                                      \
-                        break;                                                               \
-                    }                                                                        \
-                    dst += (size_t)pos * mul;                                                \
-                    mul *= (size_t)g->in[i];                                                 \
-                }                                                                            \
-                int64_t a = lo > (int64_t)w0 ? lo : (int64_t)w0;                             \
-                int64_t b = hi < (int64_t)w1 ? hi : (int64_t)w1;                             \
-                if (inside && a < b) {                                                       \
-                    const T *restrict src = crow + (c - col0) - w0;                          \
-                    T *restrict yr = ym + dst + ol;                                          \
-                    for (int64_t j = a; j < b; j++)                                          \
-                        yr[j * s] += src[j];                                                 \
-                }                                                                            \
-                c += w1 - w0;                                                                \
-            }                                                                                \
-        }                                                                                    \
+#define DEFINE_COL2IM(SFX, T)                                                                      \
+    static void col2im_##SFX(const convt_plan *p, const T *col, T *y, size_t m0, size_t m1,        \
+                             size_t col0, size_t col1)                                             \
+    {                                                                                              \
+        const qkv_conv_geom *g = &p->g;                                                            \
+        int32_t last = g->n_spatial - 1;                                                           \
+        const size_t width = (size_t)g->out[last], ld = col1 - col0;                               \
+        const int64_t s = g->stride[last];                                                         \
+        for (size_t r = m0 * p->ksize; r < m1 * p->ksize; r++) {                                   \
+            T *ym = y + (r / p->ksize) * p->y_size;                                                \
+            const T *crow = col + r * ld;                                                          \
+            int64_t off[QKV_CONV_MAX_SPATIAL];                                                     \
+            size_t t = r % p->ksize;                                                               \
+            for (int32_t i = last; i >= 0; i--) {                                                  \
+                off[i] = (int64_t)(t % (size_t)g->kernel[i]) * g->dilation[i] - g->pad_begin[i];   \
+                t /= (size_t)g->kernel[i];                                                         \
+            }                                                                                      \
+            int64_t in_w = g->in[last], ol = off[last];                                            \
+            int64_t lo = ol >= 0 ? 0 : (-ol + s - 1) / s;                                          \
+            int64_t hi = in_w - 1 - ol < 0 ? 0 : (in_w - 1 - ol) / s + 1;                          \
+            for (size_t c = col0; c < col1;) {                                                     \
+                size_t q = c / width, w0 = c % width;                                              \
+                size_t w1 = width - w0 < col1 - c ? width : w0 + (col1 - c);                       \
+                size_t dst = 0, mul = (size_t)in_w;                                                \
+                bool inside = true;                                                                \
+                for (int32_t i = last - 1; i >= 0; i--) {                                          \
+                    int64_t pos = (int64_t)(q % (size_t)g->out[i]) * g->stride[i] + off[i];        \
+                    q /= (size_t)g->out[i];                                                        \
+                    if (pos < 0 || pos >= g->in[i]) {                                              \
+                        inside = false;                                                            \
+                        break;                                                                     \
+                    }                                                                              \
+                    dst += (size_t)pos * mul;                                                      \
+                    mul *= (size_t)g->in[i];                                                       \
+                }                                                                                  \
+                int64_t a = lo > (int64_t)w0 ? lo : (int64_t)w0;                                   \
+                int64_t b = hi < (int64_t)w1 ? hi : (int64_t)w1;                                   \
+                if (inside && a < b) {                                                             \
+                    const T *restrict src = crow + (c - col0) - w0;                                \
+                    T *restrict yr = ym + dst + ol;                                                \
+                    for (int64_t j = a; j < b; j++)                                                \
+                        yr[j * s] += src[j];                                                       \
+                }                                                                                  \
+                c += w1 - w0;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
     }
 DEFINE_COL2IM(f32, float)
 DEFINE_COL2IM(f64, double)
@@ -151,9 +149,8 @@ static void col2im_range(void *arg, size_t begin, size_t end)
 
 /* col (or Y directly when pointwise) = W[g]^T @ X[n, g][:, c0:c1] (+ C when
  * beta 1). */
-static qkv_status convt_gemm(qkv_kernel_io *io, const convt_plan *p, const void *w,
-                             const void *x, void *c, size_t ldc, size_t c0, size_t c1,
-                             double beta)
+static qkv_status convt_gemm(qkv_kernel_io *io, const convt_plan *p, const void *w, const void *x,
+                             void *c, size_t ldc, size_t c0, size_t c1, double beta)
 {
     qkv_blas_gemm gm;
     memset(&gm, 0, sizeof gm);
@@ -211,9 +208,8 @@ static qkv_status convt_init(const qkv_kernel *kernel, const qkv_host_api *host,
     convt_state *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
-    qkv_status st = qkv_conv_attrs_parse(host, node,
-                                         QKV_CONV_PARSE_GROUP | QKV_CONV_PARSE_TRANSPOSE,
-                                         &s->attrs);
+    qkv_status st = qkv_conv_attrs_parse(
+        host, node, QKV_CONV_PARSE_GROUP | QKV_CONV_PARSE_TRANSPOSE, &s->attrs);
     if (st != QKV_OK) {
         free(s);
         return st;
@@ -234,15 +230,15 @@ static qkv_status convt_check(const convt_state *s, qkv_kernel_io *io)
                     name(w->dtype), name(x->dtype));
     if (x->rank >= 0 && x->rank < 3)
         return KERR(io, QKV_ERR_SHAPE,
-                    "input 0 'X' has rank %d, expected (N, C, D1, ...) of rank >= 3",
-                    (int)x->rank);
+                    "input 0 'X' has rank %d, expected (N, C, D1, ...) of rank >= 3", (int)x->rank);
     if (x->rank >= 0 && w->rank >= 0 && w->rank != x->rank)
         return KERR(io, QKV_ERR_SHAPE,
                     "input 1 'W' has rank %d but input 0 'X' has rank %d: they must match",
                     (int)w->rank, (int)x->rank);
     int64_t group = s->attrs.group;
     if (x->rank >= 2 && x->dims[1] >= 0 && x->dims[1] % group != 0)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has %lld channels, not a multiple of group %lld",
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 0 'X' has %lld channels, not a multiple of group %lld",
                     (long long)x->dims[1], (long long)group);
     if (w->rank >= 1 && x->rank >= 2 && x->dims[1] >= 0 && w->dims[0] >= 0 &&
         w->dims[0] != x->dims[1])
@@ -253,8 +249,8 @@ static qkv_status convt_check(const convt_state *s, qkv_kernel_io *io)
         const qkv_tensor *b = &io->inputs[2];
         int64_t m = w->rank >= 2 && w->dims[1] >= 0 ? w->dims[1] * group : -1;
         if (b->dtype != x->dtype)
-            return KERR(io, QKV_ERR_TYPE, "input 2 'B' is %s but input 0 'X' is %s",
-                        name(b->dtype), name(x->dtype));
+            return KERR(io, QKV_ERR_TYPE, "input 2 'B' is %s but input 0 'X' is %s", name(b->dtype),
+                        name(x->dtype));
         if (b->rank >= 0 && (b->rank != 1 || (m >= 0 && b->dims[0] >= 0 && b->dims[0] != m)))
             return KERR(io, QKV_ERR_SHAPE,
                         "input 2 'B' must be 1-D with one value per output channel (%lld)",
@@ -319,8 +315,8 @@ static qkv_status convt_prepare(void *state, qkv_kernel_io *io)
         (qkv_is_half(io->inputs[0].dtype) && !qkv_half_scratch_bytes(io, bytes, &bytes)))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its scratch");
     io->scratch_bytes = bytes;
-    qkv_blas_gemm gm = {.m = p.rows, .n = p.x_size, .k = p.cg, .lda = p.rows,
-                        .ldb = p.x_size, .ldc = p.y_size};
+    qkv_blas_gemm gm = {
+        .m = p.rows, .n = p.x_size, .k = p.cg, .lda = p.rows, .ldb = p.x_size, .ldc = p.y_size};
     if (!qkv_blas_gemm_fits(&gm))
         return KERR(io, QKV_ERR_UNSUPPORTED,
                     "convolution too large for the GEMM: m=%zu n=%zu k=%zu", gm.m, gm.n, gm.k);
@@ -357,13 +353,14 @@ static qkv_status convt_compute(const void *state, qkv_kernel_io *io)
     return qkv_half_run_as_f32(state, io, bytes, convt_compute_float);
 }
 
-#define CONVT_KERNEL(since, until, types)                                                  \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "ConvTranspose", .since_version = (since), \
-        .until_version = (until), .min_inputs = 2, .max_inputs = 3, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {(types)},                    \
-        .init = convt_init, .infer = convt_infer, .prepare = convt_prepare,                \
-        .compute = convt_compute, .destroy = convt_destroy,                                \
+#define CONVT_KERNEL(since, until, types)                                                          \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "ConvTranspose", .since_version = (since),         \
+                       .until_version = (until), .min_inputs = 2, .max_inputs = 3,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {(types)}, .init = convt_init, .infer = convt_infer,         \
+                       .prepare = convt_prepare, .compute = convt_compute,                         \
+                       .destroy = convt_destroy,                                                   \
     }
 
 /* One descriptor per opset that changed ConvTranspose (11: the schema's

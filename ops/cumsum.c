@@ -45,30 +45,30 @@ typedef struct cumsum_run {
  * p stepping away from the start row (0, or d - 1 when reversed); the start
  * row is x's (inclusive) or zero (exclusive). ADD wraps for ints.
  */
-#define DEFINE_CUMSUM(SFX, T, ADD)                                                           \
-    static void cumsum_range_##SFX(void *arg, size_t b, size_t e)                            \
-    {                                                                                        \
-        const cumsum_run *r = arg;                                                           \
-        const size_t d = r->d, inner = r->inner;                                             \
-        const ptrdiff_t step = r->reverse ? -(ptrdiff_t)inner : (ptrdiff_t)inner;            \
-        for (size_t u = b; u < e; u++) {                                                     \
-            size_t o = u / r->strips, j0 = (u % r->strips) * r->strip;                       \
-            size_t w = inner - j0 < r->strip ? inner - j0 : r->strip;                        \
-            size_t start = o * d * inner + (r->reverse ? (d - 1) * inner : 0) + j0;          \
-            const T *restrict x = (const T *)r->x + start;                                   \
-            T *restrict y = (T *)r->y + start;                                               \
-            if (r->exclusive)                                                                \
-                QKV_FOR_W(w, y[j] = 0);                                                      \
-            else                                                                             \
-                QKV_FOR_W(w, y[j] = x[j]);                                                   \
-            for (size_t p = 1; p < d; p++) {                                                 \
-                const T *restrict prev_y = y;                                                \
-                const T *restrict add = r->exclusive ? x : x + step;                         \
-                x += step;                                                                   \
-                y += step;                                                                   \
-                QKV_FOR_W(w, y[j] = ADD(prev_y[j], add[j]));                                 \
-            }                                                                                \
-        }                                                                                    \
+#define DEFINE_CUMSUM(SFX, T, ADD)                                                                 \
+    static void cumsum_range_##SFX(void *arg, size_t b, size_t e)                                  \
+    {                                                                                              \
+        const cumsum_run *r = arg;                                                                 \
+        const size_t d = r->d, inner = r->inner;                                                   \
+        const ptrdiff_t step = r->reverse ? -(ptrdiff_t)inner : (ptrdiff_t)inner;                  \
+        for (size_t u = b; u < e; u++) {                                                           \
+            size_t o = u / r->strips, j0 = (u % r->strips) * r->strip;                             \
+            size_t w = inner - j0 < r->strip ? inner - j0 : r->strip;                              \
+            size_t start = o * d * inner + (r->reverse ? (d - 1) * inner : 0) + j0;                \
+            const T *restrict x = (const T *)r->x + start;                                         \
+            T *restrict y = (T *)r->y + start;                                                     \
+            if (r->exclusive)                                                                      \
+                QKV_FOR_W(w, y[j] = 0);                                                            \
+            else                                                                                   \
+                QKV_FOR_W(w, y[j] = x[j]);                                                         \
+            for (size_t p = 1; p < d; p++) {                                                       \
+                const T *restrict prev_y = y;                                                      \
+                const T *restrict add = r->exclusive ? x : x + step;                               \
+                x += step;                                                                         \
+                y += step;                                                                         \
+                QKV_FOR_W(w, y[j] = ADD(prev_y[j], add[j]));                                       \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 #define ADD_PLAIN(a, b) ((a) + (b))
@@ -111,8 +111,8 @@ static qkv_status cumsum_axis(qkv_kernel_io *io, int32_t *axis, bool *known)
     *known = false;
     if (qkv_shape_known(a) && (a->rank > 1 || qkv_numel(a) != 1))
         return KERR(io, QKV_ERR_SHAPE,
-                    "input 1 'axis' has rank %d and %zu elements, expected one element",
-                    a->rank, qkv_numel(a));
+                    "input 1 'axis' has rank %d and %zu elements, expected one element", a->rank,
+                    qkv_numel(a));
     if (!a->data || !qkv_shape_known(a) || x->rank < 0)
         return QKV_OK;
     int64_t v = qkv_int_at(a, 0);
@@ -146,8 +146,8 @@ static qkv_status cumsum_compute(const void *state, qkv_kernel_io *io)
         return st;
     if (!known)
         return KERR(io, QKV_ERR_INTERNAL, "input 1 'axis' has no value at compute");
-    cumsum_run r = {.x = x->data, .y = io->outputs[0].data, .exclusive = s->exclusive,
-                    .reverse = s->reverse};
+    cumsum_run r = {
+        .x = x->data, .y = io->outputs[0].data, .exclusive = s->exclusive, .reverse = s->reverse};
     size_t outer = 1;
     r.d = (size_t)x->dims[axis];
     r.inner = 1;
@@ -159,12 +159,24 @@ static qkv_status cumsum_compute(const void *state, qkv_kernel_io *io)
     }
     qkv_range_fn fn;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: fn = cumsum_range_f32; break;
-    case QKV_DTYPE_DOUBLE: fn = cumsum_range_f64; break;
-    case QKV_DTYPE_INT32: fn = cumsum_range_i32; break;
-    case QKV_DTYPE_INT64: fn = cumsum_range_i64; break;
-    case QKV_DTYPE_UINT32: fn = cumsum_range_u32; break;
-    case QKV_DTYPE_UINT64: fn = cumsum_range_u64; break;
+    case QKV_DTYPE_FLOAT:
+        fn = cumsum_range_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        fn = cumsum_range_f64;
+        break;
+    case QKV_DTYPE_INT32:
+        fn = cumsum_range_i32;
+        break;
+    case QKV_DTYPE_INT64:
+        fn = cumsum_range_i64;
+        break;
+    case QKV_DTYPE_UINT32:
+        fn = cumsum_range_u32;
+        break;
+    case QKV_DTYPE_UINT64:
+        fn = cumsum_range_u64;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'x' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
@@ -183,16 +195,17 @@ static qkv_status cumsum_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define CUMSUM_TYPES                                                                         \
+#define CUMSUM_TYPES                                                                               \
     (QKV_TYPES_FLOATS | QKV_T(INT32) | QKV_T(INT64) | QKV_T(UINT32) | QKV_T(UINT64))
 
-#define CUMSUM_KERNEL(SINCE, UNTIL)                                                          \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "CumSum", .since_version = (SINCE),          \
-        .until_version = (UNTIL), .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,        \
-        .max_outputs = 1, .n_input_types = 2, .input_types = {CUMSUM_TYPES, QKV_TYPES_INDEX}, \
-        .init = cumsum_init, .infer = cumsum_infer, .compute = cumsum_compute,               \
-        .destroy = cumsum_destroy,                                                           \
+#define CUMSUM_KERNEL(SINCE, UNTIL)                                                                \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "CumSum", .since_version = (SINCE),                \
+                       .until_version = (UNTIL), .min_inputs = 2, .max_inputs = 2,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 2,                     \
+                       .input_types = {CUMSUM_TYPES, QKV_TYPES_INDEX}, .init = cumsum_init,        \
+                       .infer = cumsum_infer, .compute = cumsum_compute,                           \
+                       .destroy = cumsum_destroy,                                                  \
     }
 
 /* 14 only adds float16/bfloat16 (not supported); two descriptors so

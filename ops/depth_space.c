@@ -50,8 +50,7 @@ static void ds_range(void *arg, size_t begin, size_t end)
             /* oc = (i*b + j) * C + c: the row reads every b-th element of
              * input row oy*b + i from column j */
             size_t c = oc % r->c, ij = oc / r->c, i = ij / b, j = ij % b;
-            const unsigned char *x =
-                r->x + (((n * r->c + c) * r->h + oy * b + i) * r->w + j) * es;
+            const unsigned char *x = r->x + (((n * r->c + c) * r->h + oy * b + i) * r->w + j) * es;
             for (size_t ox = 0; ox < r->ow; ox++)
                 qkv_copy_block(y + ox * es, x + ox * b * es, es);
             continue;
@@ -86,8 +85,7 @@ static qkv_status ds_init(const qkv_kernel *kernel, const qkv_host_api *host,
     /* b^2 must fit an int64 */
     if (b <= 0 || b > INT32_MAX)
         return NERR(host, node, QKV_ERR_INVALID_MODEL,
-                    "attribute blocksize=%lld is out of range (1 to %d)", (long long)b,
-                    INT32_MAX);
+                    "attribute blocksize=%lld is out of range (1 to %d)", (long long)b, INT32_MAX);
     ds_mode m = DS_S2D;
     if (!s2d) {
         if (strcmp(mode, "DCR") == 0)
@@ -95,8 +93,8 @@ static qkv_status ds_init(const qkv_kernel *kernel, const qkv_host_api *host,
         else if (strcmp(mode, "CRD") == 0)
             m = DS_CRD;
         else
-            return NERR(host, node, QKV_ERR_INVALID_MODEL,
-                        "attribute mode='%s' is not DCR or CRD", mode);
+            return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute mode='%s' is not DCR or CRD",
+                        mode);
     }
     ds_attrs *s = calloc(1, sizeof *s);
     if (!s)
@@ -167,9 +165,17 @@ static qkv_status ds_compute(const void *state, qkv_kernel_io *io)
                     io->host->dtype_name(x->dtype));
     if (x->rank != 4)
         return KERR(io, QKV_ERR_SHAPE, "input 0 'input' has rank %d, expected 4", x->rank);
-    ds_run r = {.x = x->data, .y = y->data, .es = es, .b = (size_t)s->b, .mode = s->mode,
-                .c = (size_t)x->dims[1], .h = (size_t)x->dims[2], .w = (size_t)x->dims[3],
-                .oc = (size_t)y->dims[1], .oh = (size_t)y->dims[2], .ow = (size_t)y->dims[3]};
+    ds_run r = {.x = x->data,
+                .y = y->data,
+                .es = es,
+                .b = (size_t)s->b,
+                .mode = s->mode,
+                .c = (size_t)x->dims[1],
+                .h = (size_t)x->dims[2],
+                .w = (size_t)x->dims[3],
+                .oc = (size_t)y->dims[1],
+                .oh = (size_t)y->dims[2],
+                .ow = (size_t)y->dims[3]};
     size_t rows = (size_t)y->dims[0] * r.oc * r.oh;
     if (rows == 0 || r.ow == 0)
         return QKV_OK;
@@ -177,13 +183,13 @@ static qkv_status ds_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define DS_KERNEL(OP, SINCE, UNTIL)                                                          \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),              \
-        .until_version = (UNTIL), .min_inputs = 1,                                           \
-        .max_inputs = 1, .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,             \
-        .input_types = {QKV_TYPES_BYTES}, .init = ds_init, .infer = ds_infer,                \
-        .compute = ds_compute, .destroy = ds_destroy,                                        \
+#define DS_KERNEL(OP, SINCE, UNTIL)                                                                \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),                    \
+                       .until_version = (UNTIL), .min_inputs = 1, .max_inputs = 1,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_BYTES}, .init = ds_init, .infer = ds_infer,       \
+                       .compute = ds_compute, .destroy = ds_destroy,                               \
     }
 
 static const qkv_kernel kernels[] = {

@@ -124,16 +124,20 @@ static float half_to_float(uint16_t h)
 static double read_ratio(const qkv_tensor *r)
 {
     switch (r->dtype) {
-    case QKV_DTYPE_FLOAT: return *(const float *)r->data;
-    case QKV_DTYPE_DOUBLE: return *(const double *)r->data;
-    case QKV_DTYPE_FLOAT16: return half_to_float(*(const uint16_t *)r->data);
+    case QKV_DTYPE_FLOAT:
+        return *(const float *)r->data;
+    case QKV_DTYPE_DOUBLE:
+        return *(const double *)r->data;
+    case QKV_DTYPE_FLOAT16:
+        return half_to_float(*(const uint16_t *)r->data);
     case QKV_DTYPE_BFLOAT16: {
-        uint32_t bits = (uint32_t)*(const uint16_t *)r->data << 16;
+        uint32_t bits = (uint32_t) * (const uint16_t *)r->data << 16;
         float f;
         memcpy(&f, &bits, sizeof f);
         return f;
     }
-    default: return NAN; /* excluded by the descriptor's input types */
+    default:
+        return NAN; /* excluded by the descriptor's input types */
     }
 }
 
@@ -168,8 +172,7 @@ static qkv_status read_mode(const dropout_state *s, qkv_kernel_io *io, bool *tra
     }
     if (*known && *training && !(*ratio >= 0 && *ratio < 1))
         return KERR(io, QKV_ERR_INVALID_ARGUMENT,
-                    "input 1 'ratio' is %g, expected a value in [0, 1) in training mode",
-                    *ratio);
+                    "input 1 'ratio' is %g, expected a value in [0, 1) in training mode", *ratio);
     return QKV_OK;
 }
 
@@ -196,7 +199,9 @@ static qkv_status fill_ones(qkv_kernel_io *io)
     qkv_tensor *m = &io->outputs[1];
     size_t n = qkv_numel(m);
     switch (m->dtype) {
-    case QKV_DTYPE_BOOL: memset(m->data, 1, n); break;
+    case QKV_DTYPE_BOOL:
+        memset(m->data, 1, n);
+        break;
     case QKV_DTYPE_FLOAT:
         for (size_t i = 0; i < n; i++)
             ((float *)m->data)[i] = 1.0f;
@@ -221,19 +226,19 @@ static qkv_status fill_ones(qkv_kernel_io *io)
 }
 
 /* y = mask ? x * scale : 0 with mask[i] = (u_i >= ratio), T float or double. */
-#define DROPOUT_TRAIN(NAME, T)                                                                 \
-    static void NAME(T *y, const T *x, uint8_t *mask, size_t n, double ratio, uint32_t seed)   \
-    {                                                                                          \
-        mt19937 m;                                                                             \
-        mt_seed(&m, seed);                                                                     \
+#define DROPOUT_TRAIN(NAME, T)                                                                     \
+    static void NAME(T *y, const T *x, uint8_t *mask, size_t n, double ratio, uint32_t seed)       \
+    {                                                                                              \
+        mt19937 m;                                                                                 \
+        mt_seed(&m, seed);                                                                         \
         /* in T, as numpy computes 1 / (1 - r) for a float32 r */                                  \
-        const T scale = (T)1 / ((T)1 - (T)ratio);                                              \
-        for (size_t i = 0; i < n; i++) {                                                       \
-            bool keep = mt_double(&m) >= ratio;                                                \
-            y[i] = keep ? x[i] * scale : (T)0;                                                 \
-            if (mask)                                                                          \
-                mask[i] = keep;                                                                \
-        }                                                                                      \
+        const T scale = (T)1 / ((T)1 - (T)ratio);                                                  \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            bool keep = mt_double(&m) >= ratio;                                                    \
+            y[i] = keep ? x[i] * scale : (T)0;                                                     \
+            if (mask)                                                                              \
+                mask[i] = keep;                                                                    \
+        }                                                                                          \
     }
 
 DROPOUT_TRAIN(train_f32, float)
@@ -257,8 +262,12 @@ static qkv_status dropout_compute(const void *state, qkv_kernel_io *io)
     uint8_t *mask = io->n_outputs > 1 ? io->outputs[1].data : NULL;
     size_t n = qkv_numel(x);
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: train_f32(y->data, x->data, mask, n, ratio, s->seed); break;
-    case QKV_DTYPE_DOUBLE: train_f64(y->data, x->data, mask, n, ratio, s->seed); break;
+    case QKV_DTYPE_FLOAT:
+        train_f32(y->data, x->data, mask, n, ratio, s->seed);
+        break;
+    case QKV_DTYPE_DOUBLE:
+        train_f64(y->data, x->data, mask, n, ratio, s->seed);
+        break;
     default:
         return KERR(io, QKV_ERR_UNSUPPORTED,
                     "training mode is supported for float and double inputs, not %s",
@@ -274,8 +283,10 @@ static const qkv_kernel kernels[] = {
         .op_type = "Dropout",
         .since_version = 1,
         .until_version = 11,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 2,
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .min_outputs = 1,
+        .max_outputs = 2,
         .n_input_types = 1,
         .input_types = {FLOAT_TYPES},
         .flags = QKV_KERNEL_INPLACE,
@@ -290,8 +301,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Dropout",
         .since_version = 12,
-        .min_inputs = 1, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 2,
+        .min_inputs = 1,
+        .max_inputs = 3,
+        .min_outputs = 1,
+        .max_outputs = 2,
         .n_input_types = 3,
         .input_types = {FLOAT_TYPES, FLOAT_TYPES, QKV_T(BOOL)},
         .flags = QKV_KERNEL_INPLACE,

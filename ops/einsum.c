@@ -67,8 +67,8 @@ typedef struct einsum_state {
 
 /* The equation bound to the inputs' ranks and dims. */
 typedef struct ein_bind {
-    int32_t n_ell;                /* rank of the broadcast ellipsis */
-    int64_t dim[EIN_MAX_LABELS];  /* label sizes, -1 unknown */
+    int32_t n_ell;               /* rank of the broadcast ellipsis */
+    int64_t dim[EIN_MAX_LABELS]; /* label sizes, -1 unknown */
     bool used[EIN_MAX_LABELS];
     int32_t rank[EIN_MAX_OPS];
     int8_t axis_label[EIN_MAX_OPS][QKV_MAX_RANK];
@@ -86,10 +86,7 @@ static int label_of(char c)
     return -1;
 }
 
-static char label_char(int l)
-{
-    return l < 26 ? (char)('A' + l) : (char)('a' + l - 26);
-}
+static char label_char(int l) { return l < 26 ? (char)('A' + l) : (char)('a' + l - 26); }
 
 /* ---- parsing (init) --------------------------------------------------------------- */
 
@@ -143,8 +140,7 @@ static qkv_status ein_parse(const qkv_host_api *host, const qkv_node_ctx *node, 
         } else if (c == ',' && !rhs) {
             if (++n_terms == EIN_MAX_OPS)
                 return NERR(host, node, QKV_ERR_UNSUPPORTED,
-                            "equation '%s' has more than %d operands", s->equation,
-                            EIN_MAX_OPS);
+                            "equation '%s' has more than %d operands", s->equation, EIN_MAX_OPS);
             t = &s->in[n_terms];
             memset(t, 0, sizeof *t);
             t->ell = -1;
@@ -157,8 +153,8 @@ static qkv_status ein_parse(const qkv_host_api *host, const qkv_node_ctx *node, 
             i++;
         } else {
             return NERR(host, node, QKV_ERR_INVALID_MODEL,
-                        "equation '%s': unexpected character '%c' at position %zu", s->equation,
-                        c, i);
+                        "equation '%s': unexpected character '%c' at position %zu", s->equation, c,
+                        i);
         }
     }
     if (!rhs)
@@ -167,8 +163,8 @@ static qkv_status ein_parse(const qkv_host_api *host, const qkv_node_ctx *node, 
     s->explicit_out = rhs;
     if (n_terms != n_inputs)
         return NERR(host, node, QKV_ERR_INVALID_MODEL,
-                    "equation '%s' has %zu input terms but the node has %zu inputs",
-                    s->equation, n_terms, n_inputs);
+                    "equation '%s' has %zu input terms but the node has %zu inputs", s->equation,
+                    n_terms, n_inputs);
     return QKV_OK;
 }
 
@@ -211,8 +207,7 @@ static const char *label_name(int l, char *buf, size_t cap)
 
 /* Each input's rank against its term: b->rank, b->n_ell (the broadcast
  * ellipsis rank) and ell[j], the ellipsis dims of input j. */
-static qkv_status bind_ranks(const einsum_state *s, qkv_kernel_io *io, ein_bind *b,
-                             int32_t *ell)
+static qkv_status bind_ranks(const einsum_state *s, qkv_kernel_io *io, ein_bind *b, int32_t *ell)
 {
     for (size_t j = 0; j < s->n_ops; j++) {
         const ein_term *t = &s->in[j];
@@ -261,8 +256,7 @@ static qkv_status bind_label_sizes(const einsum_state *s, qkv_kernel_io *io, ein
             int64_t d = x->dims[a];
             char nb[32];
             for (int32_t a2 = 0; a2 < a; a2++)
-                if (b->axis_label[j][a2] == l && x->dims[a2] >= 0 && d >= 0 &&
-                    x->dims[a2] != d)
+                if (b->axis_label[j][a2] == l && x->dims[a2] >= 0 && d >= 0 && x->dims[a2] != d)
                     return KERR(io, QKV_ERR_SHAPE,
                                 "equation '%s': label %s of input %zu has sizes %lld and %lld "
                                 "(a repeated label takes the diagonal: sizes must be equal)",
@@ -449,10 +443,10 @@ typedef struct ein_gemm {
     int32_t nb, nm, nn, nk;
     int8_t bl[QKV_MAX_RANK], ml[QKV_MAX_RANK], nl[QKV_MAX_RANK], kl[QKV_MAX_RANK];
     size_t sa[EIN_MAX_LABELS], sb[EIN_MAX_LABELS], sc[EIN_MAX_LABELS]; /* label strides */
-    bool copy_a, copy_b, copy_c; /* through scratch */
-    size_t a_off, b_off, c_off;  /* scratch byte offsets */
-    ein_copy ca, cb;             /* copy_a/copy_b: operand -> scratch */
-    ein_copy cc;                 /* copy_c: scratch -> output */
+    bool copy_a, copy_b, copy_c;                                       /* through scratch */
+    size_t a_off, b_off, c_off;                                        /* scratch byte offsets */
+    ein_copy ca, cb; /* copy_a/copy_b: operand -> scratch */
+    ein_copy cc;     /* copy_c: scratch -> output */
     size_t scratch_bytes;
     qkv_blas_gemm g; /* pointers filled at compute */
 } ein_gemm;
@@ -602,8 +596,8 @@ static bool gemm_group_labels(const ein_bind *b, ein_gemm *p)
 typedef struct gemm_operand {
     const int8_t *rl, *cl; /* row and column labels */
     int32_t nr, nc;
-    size_t *st;            /* its label strides (scratch strides once copied) */
-    size_t *rows, *cols;   /* the GEMM's dims it sets */
+    size_t *st;          /* its label strides (scratch strides once copied) */
+    size_t *rows, *cols; /* the GEMM's dims it sets */
     bool *trans, *copy;
     size_t *ld, *off;
     ein_copy *c;
@@ -696,11 +690,11 @@ static bool ein_gemm_plan(const einsum_state *s, const ein_bind *b, const qkv_ke
     g->beta = 0;
     size_t scratch = 0;
     gemm_plan_operand(p, b, eb, &scratch,
-                      &(gemm_operand){p->ml, p->kl, p->nm, p->nk, p->sa, &g->m, &g->k,
-                                      &g->trans_a, &p->copy_a, &g->lda, &p->a_off, &p->ca});
+                      &(gemm_operand){p->ml, p->kl, p->nm, p->nk, p->sa, &g->m, &g->k, &g->trans_a,
+                                      &p->copy_a, &g->lda, &p->a_off, &p->ca});
     gemm_plan_operand(p, b, eb, &scratch,
-                      &(gemm_operand){p->kl, p->nl, p->nk, p->nn, p->sb, &g->k, &g->n,
-                                      &g->trans_b, &p->copy_b, &g->ldb, &p->b_off, &p->cb});
+                      &(gemm_operand){p->kl, p->nl, p->nk, p->nn, p->sb, &g->k, &g->n, &g->trans_b,
+                                      &p->copy_b, &g->ldb, &p->b_off, &p->cb});
     gemm_plan_c(p, b, eb, &scratch);
     g->batch_rank = p->nb;
     for (int32_t i = 0; i < p->nb; i++) {
@@ -763,76 +757,76 @@ typedef struct ein_exec {
  * the product of the operands, for output elements [begin, end). The last
  * contracted label is the inner loop; the others run as an odometer.
  */
-#define EIN_LOOP(NAME, T, ACC)                                                                 \
-    static void NAME(void *arg, size_t begin, size_t end)                                      \
-    {                                                                                          \
-        const ein_exec *X = arg;                                                               \
-        const ein_loop *L = X->L;                                                              \
-        const size_t nop = L->n_ops;                                                           \
-        const T *ops[EIN_MAX_OPS];                                                             \
-        for (size_t o = 0; o < nop; o++)                                                       \
-            ops[o] = (const T *)X->op[o];                                                      \
-        T *out = X->out;                                                                       \
-        size_t oc[QKV_MAX_RANK], base[EIN_MAX_OPS] = {0};                                      \
-        size_t rem = begin;                                                                    \
-        for (int32_t a = L->n_out - 1; a >= 0; a--) {                                          \
-            oc[a] = rem % L->out_dims[a];                                                      \
-            rem /= L->out_dims[a];                                                             \
-            for (size_t o = 0; o < nop; o++)                                                   \
-                base[o] += oc[a] * L->out_st[o][a];                                            \
-        }                                                                                      \
-        const int32_t nc = L->n_con;                                                           \
-        const size_t inner = nc ? L->con_dims[nc - 1] : 1;                                     \
-        size_t ist[EIN_MAX_OPS];                                                               \
-        for (size_t o = 0; o < nop; o++)                                                       \
-            ist[o] = nc ? L->con_st[o][nc - 1] : 0;                                            \
-        /* the odometer wraps back to all zeros after each full pass */                       \
-        size_t cc[EIN_MAX_LABELS] = {0};                                                       \
-        for (size_t e = begin; e < end; e++) {                                                 \
-            ACC acc = 0;                                                                       \
-            if (L->con_total) {                                                                \
-                size_t off[EIN_MAX_OPS];                                                       \
-                for (size_t o = 0; o < nop; o++)                                               \
-                    off[o] = base[o];                                                          \
-                for (size_t done = 0; done < L->con_total; done += inner) {                    \
-                    if (nop == 1) {                                                            \
-                        const T *a0 = ops[0] + off[0];                                         \
-                        for (size_t i = 0; i < inner; i++)                                     \
-                            acc += (ACC)a0[i * ist[0]];                                        \
-                    } else if (nop == 2) {                                                     \
-                        const T *a0 = ops[0] + off[0], *a1 = ops[1] + off[1];                  \
-                        for (size_t i = 0; i < inner; i++)                                     \
-                            acc += (ACC)a0[i * ist[0]] * (ACC)a1[i * ist[1]];                  \
-                    } else {                                                                   \
-                        for (size_t i = 0; i < inner; i++) {                                   \
-                            ACC p = (ACC)ops[0][off[0] + i * ist[0]];                          \
-                            for (size_t o = 1; o < nop; o++)                                   \
-                                p *= (ACC)ops[o][off[o] + i * ist[o]];                         \
-                            acc += p;                                                          \
-                        }                                                                      \
-                    }                                                                          \
-                    for (int32_t c = nc - 2; c >= 0; c--) {                                    \
-                        for (size_t o = 0; o < nop; o++)                                       \
-                            off[o] += L->con_st[o][c];                                         \
-                        if (++cc[c] < L->con_dims[c])                                          \
-                            break;                                                             \
-                        for (size_t o = 0; o < nop; o++)                                       \
-                            off[o] -= cc[c] * L->con_st[o][c];                                 \
-                        cc[c] = 0;                                                             \
-                    }                                                                          \
-                }                                                                              \
-            }                                                                                  \
-            out[e] = (T)acc;                                                                   \
-            for (int32_t a = L->n_out - 1; a >= 0; a--) {                                      \
-                for (size_t o = 0; o < nop; o++)                                               \
-                    base[o] += L->out_st[o][a];                                                \
-                if (++oc[a] < L->out_dims[a])                                                  \
-                    break;                                                                     \
-                for (size_t o = 0; o < nop; o++)                                               \
-                    base[o] -= oc[a] * L->out_st[o][a];                                        \
-                oc[a] = 0;                                                                     \
-            }                                                                                  \
-        }                                                                                      \
+#define EIN_LOOP(NAME, T, ACC)                                                                     \
+    static void NAME(void *arg, size_t begin, size_t end)                                          \
+    {                                                                                              \
+        const ein_exec *X = arg;                                                                   \
+        const ein_loop *L = X->L;                                                                  \
+        const size_t nop = L->n_ops;                                                               \
+        const T *ops[EIN_MAX_OPS];                                                                 \
+        for (size_t o = 0; o < nop; o++)                                                           \
+            ops[o] = (const T *)X->op[o];                                                          \
+        T *out = X->out;                                                                           \
+        size_t oc[QKV_MAX_RANK], base[EIN_MAX_OPS] = {0};                                          \
+        size_t rem = begin;                                                                        \
+        for (int32_t a = L->n_out - 1; a >= 0; a--) {                                              \
+            oc[a] = rem % L->out_dims[a];                                                          \
+            rem /= L->out_dims[a];                                                                 \
+            for (size_t o = 0; o < nop; o++)                                                       \
+                base[o] += oc[a] * L->out_st[o][a];                                                \
+        }                                                                                          \
+        const int32_t nc = L->n_con;                                                               \
+        const size_t inner = nc ? L->con_dims[nc - 1] : 1;                                         \
+        size_t ist[EIN_MAX_OPS];                                                                   \
+        for (size_t o = 0; o < nop; o++)                                                           \
+            ist[o] = nc ? L->con_st[o][nc - 1] : 0;                                                \
+        /* the odometer wraps back to all zeros after each full pass */                            \
+        size_t cc[EIN_MAX_LABELS] = {0};                                                           \
+        for (size_t e = begin; e < end; e++) {                                                     \
+            ACC acc = 0;                                                                           \
+            if (L->con_total) {                                                                    \
+                size_t off[EIN_MAX_OPS];                                                           \
+                for (size_t o = 0; o < nop; o++)                                                   \
+                    off[o] = base[o];                                                              \
+                for (size_t done = 0; done < L->con_total; done += inner) {                        \
+                    if (nop == 1) {                                                                \
+                        const T *a0 = ops[0] + off[0];                                             \
+                        for (size_t i = 0; i < inner; i++)                                         \
+                            acc += (ACC)a0[i * ist[0]];                                            \
+                    } else if (nop == 2) {                                                         \
+                        const T *a0 = ops[0] + off[0], *a1 = ops[1] + off[1];                      \
+                        for (size_t i = 0; i < inner; i++)                                         \
+                            acc += (ACC)a0[i * ist[0]] * (ACC)a1[i * ist[1]];                      \
+                    } else {                                                                       \
+                        for (size_t i = 0; i < inner; i++) {                                       \
+                            ACC p = (ACC)ops[0][off[0] + i * ist[0]];                              \
+                            for (size_t o = 1; o < nop; o++)                                       \
+                                p *= (ACC)ops[o][off[o] + i * ist[o]];                             \
+                            acc += p;                                                              \
+                        }                                                                          \
+                    }                                                                              \
+                    for (int32_t c = nc - 2; c >= 0; c--) {                                        \
+                        for (size_t o = 0; o < nop; o++)                                           \
+                            off[o] += L->con_st[o][c];                                             \
+                        if (++cc[c] < L->con_dims[c])                                              \
+                            break;                                                                 \
+                        for (size_t o = 0; o < nop; o++)                                           \
+                            off[o] -= cc[c] * L->con_st[o][c];                                     \
+                        cc[c] = 0;                                                                 \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            out[e] = (T)acc;                                                                       \
+            for (int32_t a = L->n_out - 1; a >= 0; a--) {                                          \
+                for (size_t o = 0; o < nop; o++)                                                   \
+                    base[o] += L->out_st[o][a];                                                    \
+                if (++oc[a] < L->out_dims[a])                                                      \
+                    break;                                                                         \
+                for (size_t o = 0; o < nop; o++)                                                   \
+                    base[o] -= oc[a] * L->out_st[o][a];                                            \
+                oc[a] = 0;                                                                         \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 /* Integers accumulate in uint64_t: wrapping is defined there, and the final
@@ -853,7 +847,7 @@ EIN_LOOP(loop_u64, uint64_t, uint64_t)
 typedef struct ein_general {
     ein_loop loop;
     qkv_range_fn fn;
-    size_t n_out;  /* output elements */
+    size_t n_out; /* output elements */
     bool parallel;
 } ein_general;
 
@@ -888,16 +882,36 @@ static qkv_status ein_general_plan(const einsum_state *s, const ein_bind *b, qkv
         L->n_con++;
     }
     switch (io->outputs[0].dtype) {
-    case QKV_DTYPE_FLOAT: gp->fn = loop_f32; break;
-    case QKV_DTYPE_DOUBLE: gp->fn = loop_f64; break;
-    case QKV_DTYPE_INT8: gp->fn = loop_i8; break;
-    case QKV_DTYPE_INT16: gp->fn = loop_i16; break;
-    case QKV_DTYPE_INT32: gp->fn = loop_i32; break;
-    case QKV_DTYPE_INT64: gp->fn = loop_i64; break;
-    case QKV_DTYPE_UINT8: gp->fn = loop_u8; break;
-    case QKV_DTYPE_UINT16: gp->fn = loop_u16; break;
-    case QKV_DTYPE_UINT32: gp->fn = loop_u32; break;
-    case QKV_DTYPE_UINT64: gp->fn = loop_u64; break;
+    case QKV_DTYPE_FLOAT:
+        gp->fn = loop_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        gp->fn = loop_f64;
+        break;
+    case QKV_DTYPE_INT8:
+        gp->fn = loop_i8;
+        break;
+    case QKV_DTYPE_INT16:
+        gp->fn = loop_i16;
+        break;
+    case QKV_DTYPE_INT32:
+        gp->fn = loop_i32;
+        break;
+    case QKV_DTYPE_INT64:
+        gp->fn = loop_i64;
+        break;
+    case QKV_DTYPE_UINT8:
+        gp->fn = loop_u8;
+        break;
+    case QKV_DTYPE_UINT16:
+        gp->fn = loop_u16;
+        break;
+    case QKV_DTYPE_UINT32:
+        gp->fn = loop_u32;
+        break;
+    case QKV_DTYPE_UINT64:
+        gp->fn = loop_u64;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "inputs have type %s, not supported",
                     qkv_dtype_name(io->outputs[0].dtype));
@@ -975,8 +989,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Einsum",
         .since_version = 12,
-        .min_inputs = 1, .max_inputs = -1,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = -1,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {QKV_TYPES_NUMERIC},
         .init = einsum_init,

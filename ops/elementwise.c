@@ -167,8 +167,7 @@ static bool go_parallel(qkv_kernel_io *io, size_t n)
 }
 
 void qkv_ew_run(qkv_kernel_io *io, const qkv_ew_plan *p, void *out, size_t out_elem,
-                const void *const *ins, const size_t *in_elem, qkv_ew_row_fn fn,
-                const void *ctx)
+                const void *const *ins, const size_t *in_elem, qkv_ew_row_fn fn, const void *ctx)
 {
     ew_job j = {.p = p, .out = out, .out_elem = out_elem, .fn = fn, .ctx = ctx};
     for (size_t i = 0; i < p->n_in; i++) {
@@ -211,27 +210,49 @@ void qkv_ew_run_flat(qkv_kernel_io *io, size_t n, qkv_range_fn fn, void *arg)
 
 /* ---- conversions ----------------------------------------------------------- */
 
-#define LOAD_AS_F64(T)                                                      \
-    do {                                                                    \
-        const T *s = src;                                                   \
-        for (size_t j = 0; j < n; j++)                                      \
-            dst[j] = (double)s[j * step];                                   \
+#define LOAD_AS_F64(T)                                                                             \
+    do {                                                                                           \
+        const T *s = src;                                                                          \
+        for (size_t j = 0; j < n; j++)                                                             \
+            dst[j] = (double)s[j * step];                                                          \
     } while (0)
 
 bool qkv_ew_load_f64(double *dst, const void *src, qkv_dtype t, unsigned step, size_t n)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT: LOAD_AS_F64(float); return true;
-    case QKV_DTYPE_DOUBLE: LOAD_AS_F64(double); return true;
-    case QKV_DTYPE_INT8: LOAD_AS_F64(int8_t); return true;
-    case QKV_DTYPE_INT16: LOAD_AS_F64(int16_t); return true;
-    case QKV_DTYPE_INT32: LOAD_AS_F64(int32_t); return true;
-    case QKV_DTYPE_INT64: LOAD_AS_F64(int64_t); return true;
-    case QKV_DTYPE_UINT8: LOAD_AS_F64(uint8_t); return true;
-    case QKV_DTYPE_UINT16: LOAD_AS_F64(uint16_t); return true;
-    case QKV_DTYPE_UINT32: LOAD_AS_F64(uint32_t); return true;
-    case QKV_DTYPE_UINT64: LOAD_AS_F64(uint64_t); return true;
-    case QKV_DTYPE_BOOL: LOAD_AS_F64(uint8_t); return true;
+    case QKV_DTYPE_FLOAT:
+        LOAD_AS_F64(float);
+        return true;
+    case QKV_DTYPE_DOUBLE:
+        LOAD_AS_F64(double);
+        return true;
+    case QKV_DTYPE_INT8:
+        LOAD_AS_F64(int8_t);
+        return true;
+    case QKV_DTYPE_INT16:
+        LOAD_AS_F64(int16_t);
+        return true;
+    case QKV_DTYPE_INT32:
+        LOAD_AS_F64(int32_t);
+        return true;
+    case QKV_DTYPE_INT64:
+        LOAD_AS_F64(int64_t);
+        return true;
+    case QKV_DTYPE_UINT8:
+        LOAD_AS_F64(uint8_t);
+        return true;
+    case QKV_DTYPE_UINT16:
+        LOAD_AS_F64(uint16_t);
+        return true;
+    case QKV_DTYPE_UINT32:
+        LOAD_AS_F64(uint32_t);
+        return true;
+    case QKV_DTYPE_UINT64:
+        LOAD_AS_F64(uint64_t);
+        return true;
+    case QKV_DTYPE_BOOL:
+        LOAD_AS_F64(uint8_t);
+        return true;
     case QKV_DTYPE_FLOAT16: {
         const uint16_t *s = src;
         for (size_t j = 0; j < n; j++)
@@ -253,11 +274,11 @@ bool qkv_ew_load_f64(double *dst, const void *src, qkv_dtype t, unsigned step, s
  * signedness), then wrap to the width through the unsigned type (the
  * conversion of an out-of-range unsigned to a signed type is
  * implementation-defined, modulo 2^N on every compiler qkv supports). */
-#define STORE_INT_FROM_F64(T, U, CONV)                                      \
-    do {                                                                    \
-        T *d = dst;                                                         \
-        for (size_t j = 0; j < n; j++)                                      \
-            d[j] = (T)(U)CONV(src[j]);                                      \
+#define STORE_INT_FROM_F64(T, U, CONV)                                                             \
+    do {                                                                                           \
+        T *d = dst;                                                                                \
+        for (size_t j = 0; j < n; j++)                                                             \
+            d[j] = (T)(U)CONV(src[j]);                                                             \
     } while (0)
 
 bool qkv_ew_store_f64(void *dst, qkv_dtype t, const double *src, size_t n)
@@ -269,15 +290,33 @@ bool qkv_ew_store_f64(void *dst, qkv_dtype t, const double *src, size_t n)
             d[j] = qkv_f64_to_f32(src[j]);
         return true;
     }
-    case QKV_DTYPE_DOUBLE: memcpy(dst, src, n * sizeof(double)); return true;
-    case QKV_DTYPE_INT8: STORE_INT_FROM_F64(int8_t, uint8_t, qkv_f64_to_i64); return true;
-    case QKV_DTYPE_INT16: STORE_INT_FROM_F64(int16_t, uint16_t, qkv_f64_to_i64); return true;
-    case QKV_DTYPE_INT32: STORE_INT_FROM_F64(int32_t, uint32_t, qkv_f64_to_i64); return true;
-    case QKV_DTYPE_INT64: STORE_INT_FROM_F64(int64_t, uint64_t, qkv_f64_to_i64); return true;
-    case QKV_DTYPE_UINT8: STORE_INT_FROM_F64(uint8_t, uint8_t, qkv_f64_to_u64); return true;
-    case QKV_DTYPE_UINT16: STORE_INT_FROM_F64(uint16_t, uint16_t, qkv_f64_to_u64); return true;
-    case QKV_DTYPE_UINT32: STORE_INT_FROM_F64(uint32_t, uint32_t, qkv_f64_to_u64); return true;
-    case QKV_DTYPE_UINT64: STORE_INT_FROM_F64(uint64_t, uint64_t, qkv_f64_to_u64); return true;
+    case QKV_DTYPE_DOUBLE:
+        memcpy(dst, src, n * sizeof(double));
+        return true;
+    case QKV_DTYPE_INT8:
+        STORE_INT_FROM_F64(int8_t, uint8_t, qkv_f64_to_i64);
+        return true;
+    case QKV_DTYPE_INT16:
+        STORE_INT_FROM_F64(int16_t, uint16_t, qkv_f64_to_i64);
+        return true;
+    case QKV_DTYPE_INT32:
+        STORE_INT_FROM_F64(int32_t, uint32_t, qkv_f64_to_i64);
+        return true;
+    case QKV_DTYPE_INT64:
+        STORE_INT_FROM_F64(int64_t, uint64_t, qkv_f64_to_i64);
+        return true;
+    case QKV_DTYPE_UINT8:
+        STORE_INT_FROM_F64(uint8_t, uint8_t, qkv_f64_to_u64);
+        return true;
+    case QKV_DTYPE_UINT16:
+        STORE_INT_FROM_F64(uint16_t, uint16_t, qkv_f64_to_u64);
+        return true;
+    case QKV_DTYPE_UINT32:
+        STORE_INT_FROM_F64(uint32_t, uint32_t, qkv_f64_to_u64);
+        return true;
+    case QKV_DTYPE_UINT64:
+        STORE_INT_FROM_F64(uint64_t, uint64_t, qkv_f64_to_u64);
+        return true;
     case QKV_DTYPE_BOOL: {
         uint8_t *d = dst;
         for (size_t j = 0; j < n; j++)

@@ -45,17 +45,17 @@
  * trip count is a known multiple of the vector width, so the bulk runs in
  * blocks of 16 and the remainder in a scalar tail.
  */
-#define QKV_EW_FOR(j, n, ...)                                          \
-    do {                                                               \
-        size_t j##_block = 0;                                          \
-        for (; j##_block + 16 <= (n); j##_block += 16)                 \
-            for (size_t j##_k = 0; j##_k < 16; j##_k++) {              \
-                size_t j = j##_block + j##_k;                          \
-                __VA_ARGS__                                            \
-            }                                                          \
-        for (size_t j = j##_block; j < (n); j++) {                     \
-            __VA_ARGS__                                                \
-        }                                                              \
+#define QKV_EW_FOR(j, n, ...)                                                                      \
+    do {                                                                                           \
+        size_t j##_block = 0;                                                                      \
+        for (; j##_block + 16 <= (n); j##_block += 16)                                             \
+            for (size_t j##_k = 0; j##_k < 16; j##_k++) {                                          \
+                size_t j = j##_block + j##_k;                                                      \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
+        for (size_t j = j##_block; j < (n); j++) {                                                 \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
     } while (0)
 
 /* float types whose arithmetic is done in float32 (converted chunk by chunk) */
@@ -103,8 +103,7 @@ typedef void (*qkv_ew_row_fn)(void *out, const void *const *in, const unsigned *
  * output ranges, which a pure row function is).
  */
 void qkv_ew_run(qkv_kernel_io *io, const qkv_ew_plan *p, void *out, size_t out_elem,
-                const void *const *ins, const size_t *in_elem, qkv_ew_row_fn fn,
-                const void *ctx);
+                const void *const *ins, const size_t *in_elem, qkv_ew_row_fn fn, const void *ctx);
 
 /*
  * Runs fn(arg, begin, end) over [0, n) element ranges, in parallel blocks

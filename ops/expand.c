@@ -77,8 +77,8 @@ static qkv_status expand_infer(void *state, qkv_kernel_io *io)
     if (n == SIZE_MAX) { /* dims depend on the value; the rank is known if both lengths are */
         y->rank = x->rank < 0 || len < 0 ? -1 : (int32_t)(len > x->rank ? len : x->rank);
         if (y->rank > QKV_MAX_RANK)
-            return KERR(io, QKV_ERR_UNSUPPORTED, "output rank %d exceeds the maximum %d",
-                        y->rank, QKV_MAX_RANK);
+            return KERR(io, QKV_ERR_UNSUPPORTED, "output rank %d exceeds the maximum %d", y->rank,
+                        QKV_MAX_RANK);
         for (int32_t k = 0; k < y->rank; k++)
             y->dims[k] = -1;
         return QKV_OK;
@@ -261,8 +261,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Expand",
         .since_version = 8,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 2,
+        .max_inputs = 2,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 2,
         .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX},
         .infer = expand_infer,
@@ -273,8 +275,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Tile",
         .since_version = 6,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 2,
+        .max_inputs = 2,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 2,
         .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX},
         .infer = tile_infer,

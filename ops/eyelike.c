@@ -30,8 +30,8 @@ static qkv_status eyelike_init(const qkv_kernel *kernel, const qkv_host_api *hos
         st = host->attr_int(node, "k", 0, &k);
     if (st != QKV_OK)
         return st;
-    if (dtype != 0 && (dtype < 0 || dtype >= QKV_DTYPE_COUNT ||
-                       !(EYE_TYPES & QKV_DTYPE_BIT((qkv_dtype)dtype))))
+    if (dtype != 0 &&
+        (dtype < 0 || dtype >= QKV_DTYPE_COUNT || !(EYE_TYPES & QKV_DTYPE_BIT((qkv_dtype)dtype))))
         return NERR(host, node, QKV_ERR_INVALID_MODEL,
                     "attribute 'dtype' is %lld, not a supported output type (numbers, bool, "
                     "float16)",
@@ -68,8 +68,7 @@ static qkv_status eyelike_compute(const void *state, qkv_kernel_io *io)
     unsigned char one[8];
     const double v = 1.0;
     if (!eb || !qkv_ew_store_f64(one, y->dtype, &v, 1))
-        return KERR(io, QKV_ERR_TYPE, "output type %s is not supported",
-                    qkv_dtype_name(y->dtype));
+        return KERR(io, QKV_ERR_TYPE, "output type %s is not supported", qkv_dtype_name(y->dtype));
     if (y->data_bytes == 0)
         return QKV_OK;
     memset(y->data, 0, y->data_bytes);
@@ -93,8 +92,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "EyeLike",
         .since_version = 9,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {EYE_TYPES},
         .flags = QKV_KERNEL_SHAPE_ONLY,

@@ -97,8 +97,8 @@ static qkv_status fmm_infer(void *state, qkv_kernel_io *io)
     int64_t k = a->dims[a->rank - 1];
     if (k >= 0 && b->dims[0] >= 0 && k != b->dims[0])
         return KERR(io, QKV_ERR_SHAPE, "A %s and B %s: K differs (%lld vs %lld)",
-                    qkv_dims_str(a, da, sizeof da), qkv_dims_str(b, db, sizeof db),
-                    (long long)k, (long long)b->dims[0]);
+                    qkv_dims_str(a, da, sizeof da), qkv_dims_str(b, db, sizeof db), (long long)k,
+                    (long long)b->dims[0]);
     int64_t dims[QKV_MAX_RANK];
     for (int32_t j = 0; j + 1 < a->rank; j++)
         dims[j] = a->dims[j];
@@ -106,9 +106,8 @@ static qkv_status fmm_infer(void *state, qkv_kernel_io *io)
     qkv_set_shape(y, QKV_DTYPE_FLOAT, a->rank, dims);
     if (qkv_present(io, 2)) {
         const qkv_tensor *bias = &io->inputs[2];
-        if (bias->rank >= 0 &&
-            (bias->rank != 1 || (bias->dims[0] >= 0 && b->dims[1] >= 0 &&
-                                 bias->dims[0] != b->dims[1])))
+        if (bias->rank >= 0 && (bias->rank != 1 || (bias->dims[0] >= 0 && b->dims[1] >= 0 &&
+                                                    bias->dims[0] != b->dims[1])))
             return KERR(io, QKV_ERR_SHAPE, "input 2 'bias' has shape %s; expected (N) = (%lld)",
                         qkv_dims_str(bias, da, sizeof da), (long long)b->dims[1]);
     }
@@ -180,8 +179,8 @@ static void epi_range(void *arg, size_t begin, size_t end)
 
 /* sgemm post step: the epilogue on a block of Y the GEMM just finished, still
  * in the computing thread's cache (A's dims are folded into M: batch 0). */
-static void epi_block(const void *arg, size_t batch, float *c, size_t ldc, size_t row0,
-                      size_t col0, size_t rows, size_t cols)
+static void epi_block(const void *arg, size_t batch, float *c, size_t ldc, size_t row0, size_t col0,
+                      size_t rows, size_t cols)
 {
     const epi_job *j = arg;
     (void)batch;
@@ -221,8 +220,10 @@ static const qkv_kernel kernels[] = {
         .domain = "qkv",
         .op_type = "FusedMatMul",
         .since_version = 1,
-        .min_inputs = 2, .max_inputs = 4,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 2,
+        .max_inputs = 4,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {QKV_T(FLOAT)},
         .init = fmm_init,

@@ -50,8 +50,7 @@ static qkv_status gather_init(const qkv_kernel *k, const qkv_host_api *host,
         st = host->attr_int(node, "axis", 0, &s->axis);
         if (st == QKV_OK && s->axis < 0 && host->node_opset(node) < 11)
             st = NERR(host, node, QKV_ERR_INVALID_MODEL,
-                      "attribute 'axis' is %lld; negative axes need opset 11",
-                      (long long)s->axis);
+                      "attribute 'axis' is %lld; negative axes need opset 11", (long long)s->axis);
     }
     if (st != QKV_OK) {
         free(s);
@@ -373,12 +372,12 @@ static qkv_status gather_nd_compute(const void *state, qkv_kernel_io *io)
 }
 
 /* Two inputs (data, indices), one output. */
-#define GATHER_KERNEL(OP, SINCE, INFER, COMPUTE)                                              \
-    {                                                                                         \
-        QKV_KERNEL_V1, .domain = "", .op_type = OP, .since_version = SINCE,                   \
-        .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,                 \
-        .n_input_types = 2, .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX},                \
-        .init = gather_init, .infer = INFER, .compute = COMPUTE, .destroy = gather_destroy,   \
+#define GATHER_KERNEL(OP, SINCE, INFER, COMPUTE)                                                   \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = OP, .since_version = SINCE, .min_inputs = 2,       \
+                       .max_inputs = 2, .min_outputs = 1, .max_outputs = 1, .n_input_types = 2,    \
+                       .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX}, .init = gather_init,     \
+                       .infer = INFER, .compute = COMPUTE, .destroy = gather_destroy,              \
     }
 
 static const qkv_kernel kernels[] = {

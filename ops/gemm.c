@@ -250,18 +250,18 @@ static qkv_status gemm_compute(const void *state, qkv_kernel_io *io)
     return qkv_blas_gemm_run(io, &g);
 }
 
-#define GEMM_KERNEL(since, until, min_in)                                                  \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Gemm", .since_version = (since),          \
-        .until_version = (until), .min_inputs = (min_in), .max_inputs = 3,                 \
-        .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                            \
-        .input_types = {QKV_TYPES_FLOATS}, .init = gemm_init, .infer = gemm_infer,         \
-        .prepare = gemm_prepare, .compute = gemm_compute, .destroy = gemm_destroy,         \
-        .prepack = gemm_prepack,                                                           \
+#define GEMM_KERNEL(since, until, min_in)                                                          \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Gemm", .since_version = (since),                  \
+                       .until_version = (until), .min_inputs = (min_in), .max_inputs = 3,          \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_FLOATS}, .init = gemm_init, .infer = gemm_infer,  \
+                       .prepare = gemm_prepare, .compute = gemm_compute, .destroy = gemm_destroy,  \
+                       .prepack = gemm_prepack,                                                    \
     }
 
 static const qkv_kernel kernels[] = {
-    GEMM_KERNEL(1, 6, 3),  GEMM_KERNEL(7, 8, 3),  GEMM_KERNEL(9, 10, 3),
+    GEMM_KERNEL(1, 6, 3),   GEMM_KERNEL(7, 8, 3),  GEMM_KERNEL(9, 10, 3),
     GEMM_KERNEL(11, 12, 2), GEMM_KERNEL(13, 0, 2),
 };
 

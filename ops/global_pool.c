@@ -39,58 +39,62 @@ typedef struct gp_run {
 } gp_run;
 
 /* (sum |x|^p)^(1/p) of n values; p 1 and 2 without pow. */
-#define DEFINE_LP_NORM(SFX, T)                                                               \
-    static T lp_norm_##SFX(const T *x, size_t n, double p)                                   \
-    {                                                                                        \
-        double sum = 0;                                                                      \
-        if (p == 1.0) {                                                                      \
-            for (size_t i = 0; i < n; i++)                                                   \
-                sum += fabs((double)x[i]);                                                   \
-            return (T)sum;                                                                   \
-        }                                                                                    \
-        if (p == 2.0) {                                                                      \
-            for (size_t i = 0; i < n; i++)                                                   \
-                sum += (double)x[i] * (double)x[i];                                          \
-            return (T)sqrt(sum);                                                             \
-        }                                                                                    \
-        for (size_t i = 0; i < n; i++)                                                       \
-            sum += pow(fabs((double)x[i]), p);                                               \
-        return (T)pow(sum, 1.0 / p);                                                         \
+#define DEFINE_LP_NORM(SFX, T)                                                                     \
+    static T lp_norm_##SFX(const T *x, size_t n, double p)                                         \
+    {                                                                                              \
+        double sum = 0;                                                                            \
+        if (p == 1.0) {                                                                            \
+            for (size_t i = 0; i < n; i++)                                                         \
+                sum += fabs((double)x[i]);                                                         \
+            return (T)sum;                                                                         \
+        }                                                                                          \
+        if (p == 2.0) {                                                                            \
+            for (size_t i = 0; i < n; i++)                                                         \
+                sum += (double)x[i] * (double)x[i];                                                \
+            return (T)sqrt(sum);                                                                   \
+        }                                                                                          \
+        for (size_t i = 0; i < n; i++)                                                             \
+            sum += pow(fabs((double)x[i]), p);                                                     \
+        return (T)pow(sum, 1.0 / p);                                                               \
     }
 
 /* The maximum of n >= 1 values; NaN wins (once m is NaN, no v > m). */
-#define DEFINE_MAX(SFX, T)                                                                   \
-    static T max_##SFX(const T *x, size_t n)                                                 \
-    {                                                                                        \
-        T m = x[0];                                                                          \
-        for (size_t i = 1; i < n; i++)                                                       \
-            if (x[i] > m || x[i] != x[i])                                                    \
-                m = x[i];                                                                    \
-        return m;                                                                            \
+#define DEFINE_MAX(SFX, T)                                                                         \
+    static T max_##SFX(const T *x, size_t n)                                                       \
+    {                                                                                              \
+        T m = x[0];                                                                                \
+        for (size_t i = 1; i < n; i++)                                                             \
+            if (x[i] > m || x[i] != x[i])                                                          \
+                m = x[i];                                                                          \
+        return m;                                                                                  \
     }
 
-#define DEFINE_GP(SFX, T)                                                                    \
-    DEFINE_LP_NORM(SFX, T)                                                                   \
-    DEFINE_MAX(SFX, T)                                                                       \
-    static void gp_range_##SFX(void *arg, size_t begin, size_t end)                          \
-    {                                                                                        \
-        const gp_run *r = arg;                                                               \
-        const size_t s = r->s;                                                               \
-        T *y = r->y;                                                                         \
-        for (size_t p = begin; p < end; p++) {                                               \
-            const T *x = (const T *)r->x + p * s;                                            \
-            switch (r->a->kind) {                                                            \
-            case GP_AVG: {                                                                   \
-                double sum = 0;                                                              \
-                for (size_t i = 0; i < s; i++)                                               \
-                    sum += x[i];                                                             \
-                y[p] = (T)(sum / (double)s);                                                 \
-                break;                                                                       \
-            }                                                                                \
-            case GP_MAX: y[p] = max_##SFX(x, s); break;                                      \
-            case GP_LP: y[p] = lp_norm_##SFX(x, s, r->a->p); break;                          \
-            }                                                                                \
-        }                                                                                    \
+#define DEFINE_GP(SFX, T)                                                                          \
+    DEFINE_LP_NORM(SFX, T)                                                                         \
+    DEFINE_MAX(SFX, T)                                                                             \
+    static void gp_range_##SFX(void *arg, size_t begin, size_t end)                                \
+    {                                                                                              \
+        const gp_run *r = arg;                                                                     \
+        const size_t s = r->s;                                                                     \
+        T *y = r->y;                                                                               \
+        for (size_t p = begin; p < end; p++) {                                                     \
+            const T *x = (const T *)r->x + p * s;                                                  \
+            switch (r->a->kind) {                                                                  \
+            case GP_AVG: {                                                                         \
+                double sum = 0;                                                                    \
+                for (size_t i = 0; i < s; i++)                                                     \
+                    sum += x[i];                                                                   \
+                y[p] = (T)(sum / (double)s);                                                       \
+                break;                                                                             \
+            }                                                                                      \
+            case GP_MAX:                                                                           \
+                y[p] = max_##SFX(x, s);                                                            \
+                break;                                                                             \
+            case GP_LP:                                                                            \
+                y[p] = lp_norm_##SFX(x, s, r->a->p);                                               \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 DEFINE_GP(f32, float)
@@ -178,8 +182,12 @@ static qkv_status gp_compute(const void *state, qkv_kernel_io *io)
     r.s = n / planes;
     qkv_range_fn fn;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: fn = gp_range_f32; break;
-    case QKV_DTYPE_DOUBLE: fn = gp_range_f64; break;
+    case QKV_DTYPE_FLOAT:
+        fn = gp_range_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        fn = gp_range_f64;
+        break;
     case QKV_DTYPE_FLOAT16:
     case QKV_DTYPE_BFLOAT16:
         fn = gp_range_f32;
@@ -200,14 +208,14 @@ static qkv_status gp_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define GP_KERNEL(OP, SINCE, UNTIL)                                                          \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),              \
-        .until_version = (UNTIL), .min_inputs = 1,                                           \
-        .max_inputs = 1, .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,             \
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},                \
-        .init = gp_init, .infer = gp_infer, .prepare = gp_prepare, .compute = gp_compute,    \
-        .destroy = gp_destroy,                                                               \
+#define GP_KERNEL(OP, SINCE, UNTIL)                                                                \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),                    \
+                       .until_version = (UNTIL), .min_inputs = 1, .max_inputs = 1,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},       \
+                       .init = gp_init, .infer = gp_infer, .prepare = gp_prepare,                  \
+                       .compute = gp_compute, .destroy = gp_destroy,                               \
     }
 
 static const qkv_kernel kernels[] = {

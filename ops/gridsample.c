@@ -43,9 +43,8 @@ static qkv_status gs_init(const qkv_kernel *k, const qkv_host_api *host, const q
     static const char *const pads[] = {"zeros", "border", "reflection"};
     const char *mode, *pad;
     int64_t align;
-    qkv_status st = host->attr_string(node, "mode", host->node_opset(node) >= 20 ? "linear"
-                                                                                 : "bilinear",
-                                      &mode);
+    qkv_status st = host->attr_string(node, "mode",
+                                      host->node_opset(node) >= 20 ? "linear" : "bilinear", &mode);
     if (st == QKV_OK)
         st = host->attr_string(node, "padding_mode", "zeros", &pad);
     if (st == QKV_OK)
@@ -122,11 +121,13 @@ static double pad_coord(const gs_state *s, double x, int64_t size)
 {
     double hi = (double)(size - 1);
     switch (s->pad) {
-    case GS_BORDER: return clampd(x, 0.0, hi);
+    case GS_BORDER:
+        return clampd(x, 0.0, hi);
     case GS_REFLECTION:
         x = s->align_corners ? reflect(x, 0.0, hi) : reflect(x, -0.5, (double)size - 0.5);
         return clampd(x, 0.0, hi);
-    default: return x;
+    default:
+        return x;
     }
 }
 
@@ -182,9 +183,9 @@ static int axis_taps(const gs_state *s, double g, int64_t size, int64_t *idx, do
 typedef struct gs_job {
     const gs_state *s;
     const qkv_tensor *x, *g, *y;
-    int32_t r;               /* spatial rank */
-    size_t points;           /* output points per batch item */
-    size_t channels, plane;  /* C, elements of one input channel */
+    int32_t r;              /* spatial rank */
+    size_t points;          /* output points per batch item */
+    size_t channels, plane; /* C, elements of one input channel */
     size_t in_stride[QKV_MAX_RANK];
 } gs_job;
 
@@ -250,8 +251,14 @@ static void gs_range(void *arg, size_t begin, size_t end)
 static qkv_status gs_compute(const void *state, qkv_kernel_io *io)
 {
     const qkv_tensor *x = &io->inputs[0], *g = &io->inputs[1], *y = &io->outputs[0];
-    gs_job j = {.s = state, .x = x, .g = g, .y = y, .r = x->rank - 2, .points = 1,
-                .channels = (size_t)x->dims[1], .plane = 1};
+    gs_job j = {.s = state,
+                .x = x,
+                .g = g,
+                .y = y,
+                .r = x->rank - 2,
+                .points = 1,
+                .channels = (size_t)x->dims[1],
+                .plane = 1};
     if (qkv_numel(y) == 0)
         return QKV_OK;
     for (int32_t a = j.r - 1; a >= 0; a--) {
@@ -274,8 +281,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "GridSample",
         .since_version = 16,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 2,
+        .max_inputs = 2,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 2,
         .input_types = {GS_TYPES, GS_TYPES},
         .init = gs_init,

@@ -46,40 +46,44 @@ typedef struct gn_run {
 static double param_at(const qkv_tensor *t, size_t i)
 {
     switch (t->dtype) {
-    case QKV_DTYPE_DOUBLE: return ((const double *)t->data)[i];
-    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(((const uint16_t *)t->data)[i]);
-    case QKV_DTYPE_BFLOAT16: return qkv_bf16_to_f32(((const uint16_t *)t->data)[i]);
-    default: return ((const float *)t->data)[i];
+    case QKV_DTYPE_DOUBLE:
+        return ((const double *)t->data)[i];
+    case QKV_DTYPE_FLOAT16:
+        return qkv_f16_to_f32(((const uint16_t *)t->data)[i]);
+    case QKV_DTYPE_BFLOAT16:
+        return qkv_bf16_to_f32(((const uint16_t *)t->data)[i]);
+    default:
+        return ((const float *)t->data)[i];
     }
 }
 
-#define DEFINE_GN(SFX, T)                                                                    \
-    static void gn_range_##SFX(void *arg, size_t begin, size_t end)                          \
-    {                                                                                        \
-        const gn_run *r = arg;                                                               \
-        const size_t s = r->s, len = r->cg * s;                                              \
-        for (size_t p = begin; p < end; p++) {                                               \
-            const T *x = (const T *)r->x + p * len;                                          \
-            T *y = (T *)r->y + p * len;                                                      \
-            double sum = 0, ss = 0;                                                          \
-            for (size_t i = 0; i < len; i++)                                                 \
-                sum += x[i];                                                                 \
-            const double mean = sum / (double)len;                                           \
-            for (size_t i = 0; i < len; i++) {                                               \
-                double t = (double)x[i] - mean;                                              \
-                ss += t * t;                                                                 \
-            }                                                                                \
-            const double inv = 1.0 / sqrt(ss / (double)len + r->eps);                        \
-            const size_t g = p % r->g;                                                       \
-            for (size_t c = 0; c < r->cg; c++) {                                             \
-                size_t k = r->per_channel ? g * r->cg + c : g;                               \
-                const double a = inv * param_at(r->scale, k), b = param_at(r->bias, k);      \
-                const T *xc = x + c * s;                                                     \
-                T *yc = y + c * s;                                                           \
-                for (size_t i = 0; i < s; i++)                                               \
-                    yc[i] = (T)(((double)xc[i] - mean) * a + b);                             \
-            }                                                                                \
-        }                                                                                    \
+#define DEFINE_GN(SFX, T)                                                                          \
+    static void gn_range_##SFX(void *arg, size_t begin, size_t end)                                \
+    {                                                                                              \
+        const gn_run *r = arg;                                                                     \
+        const size_t s = r->s, len = r->cg * s;                                                    \
+        for (size_t p = begin; p < end; p++) {                                                     \
+            const T *x = (const T *)r->x + p * len;                                                \
+            T *y = (T *)r->y + p * len;                                                            \
+            double sum = 0, ss = 0;                                                                \
+            for (size_t i = 0; i < len; i++)                                                       \
+                sum += x[i];                                                                       \
+            const double mean = sum / (double)len;                                                 \
+            for (size_t i = 0; i < len; i++) {                                                     \
+                double t = (double)x[i] - mean;                                                    \
+                ss += t * t;                                                                       \
+            }                                                                                      \
+            const double inv = 1.0 / sqrt(ss / (double)len + r->eps);                              \
+            const size_t g = p % r->g;                                                             \
+            for (size_t c = 0; c < r->cg; c++) {                                                   \
+                size_t k = r->per_channel ? g * r->cg + c : g;                                     \
+                const double a = inv * param_at(r->scale, k), b = param_at(r->bias, k);            \
+                const T *xc = x + c * s;                                                           \
+                T *yc = y + c * s;                                                                 \
+                for (size_t i = 0; i < s; i++)                                                     \
+                    yc[i] = (T)(((double)xc[i] - mean) * a + b);                                   \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 DEFINE_GN(f32, float)
@@ -104,8 +108,8 @@ static qkv_status gn_init(const qkv_kernel *kernel, const qkv_host_api *host,
     if (host->attr_type(node, "num_groups") == QKV_ATTR_UNDEFINED)
         return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute num_groups is missing");
     if (groups <= 0)
-        return NERR(host, node, QKV_ERR_INVALID_MODEL,
-                    "attribute num_groups=%lld is not positive", (long long)groups);
+        return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute num_groups=%lld is not positive",
+                    (long long)groups);
     if (stash != QKV_DTYPE_FLOAT && stash != QKV_DTYPE_DOUBLE)
         return NERR(host, node, QKV_ERR_UNSUPPORTED,
                     "attribute stash_type=%lld is not supported (1 float or 11 double)",
@@ -143,13 +147,12 @@ static qkv_status gn_infer(void *state, qkv_kernel_io *io)
         const qkv_tensor *p = &io->inputs[k];
         if (p->dtype != x->dtype)
             return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, input 0 'X' has %s", k,
-                        names[k], io->host->dtype_name(p->dtype),
-                        io->host->dtype_name(x->dtype));
+                        names[k], io->host->dtype_name(p->dtype), io->host->dtype_name(x->dtype));
         if (p->rank < 0)
             continue;
         if (p->rank != 1 || (want >= 0 && p->dims[0] >= 0 && p->dims[0] != want))
-            return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected [%lld] (%s)",
-                        k, names[k], qkv_dims_str(p, a, sizeof a), (long long)want,
+            return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected [%lld] (%s)", k,
+                        names[k], qkv_dims_str(p, a, sizeof a), (long long)want,
                         s->per_channel ? "the channels of X" : "num_groups");
     }
     return QKV_OK;
@@ -174,9 +177,15 @@ static qkv_status gn_compute_float(const void *state, qkv_kernel_io *io)
     if (x->rank < 2)
         return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has rank %d, expected >= 2", x->rank);
     size_t n = qkv_numel(x), g = (size_t)s->groups;
-    gn_run r = {.x = x->data, .y = io->outputs[0].data, .scale = &io->inputs[1],
-                .bias = &io->inputs[2], .g = g, .cg = (size_t)x->dims[1] / g, .s = 1,
-                .per_channel = s->per_channel, .eps = s->epsilon};
+    gn_run r = {.x = x->data,
+                .y = io->outputs[0].data,
+                .scale = &io->inputs[1],
+                .bias = &io->inputs[2],
+                .g = g,
+                .cg = (size_t)x->dims[1] / g,
+                .s = 1,
+                .per_channel = s->per_channel,
+                .eps = s->epsilon};
     for (int32_t k = 2; k < x->rank; k++)
         r.s *= (size_t)x->dims[k];
     size_t units = (size_t)x->dims[0] * g;
@@ -184,8 +193,12 @@ static qkv_status gn_compute_float(const void *state, qkv_kernel_io *io)
         return QKV_OK;
     qkv_range_fn fn;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: fn = gn_range_f32; break;
-    case QKV_DTYPE_DOUBLE: fn = gn_range_f64; break;
+    case QKV_DTYPE_FLOAT:
+        fn = gn_range_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        fn = gn_range_f64;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
                     io->host->dtype_name(x->dtype));
@@ -205,19 +218,19 @@ static qkv_status gn_compute(const void *state, qkv_kernel_io *io)
     return gn_compute_float(state, io);
 }
 
-#define GN_KERNEL(SINCE, UNTIL)                                                          \
-    {                                                                                    \
-        QKV_KERNEL_V1, .domain = "", .op_type = "GroupNormalization",                    \
-        .since_version = (SINCE), .until_version = (UNTIL),                              \
-        .min_inputs = 3, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,            \
-        .n_input_types = 1,                                                              \
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},            \
-        .init = gn_init, .infer = gn_infer, .prepare = gn_prepare,                       \
-        .compute = gn_compute, .destroy = gn_destroy,                                    \
+#define GN_KERNEL(SINCE, UNTIL)                                                                    \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "GroupNormalization", .since_version = (SINCE),    \
+                       .until_version = (UNTIL), .min_inputs = 3, .max_inputs = 3,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},       \
+                       .init = gn_init, .infer = gn_infer, .prepare = gn_prepare,                  \
+                       .compute = gn_compute, .destroy = gn_destroy,                               \
     }
 
 static const qkv_kernel kernels[] = {
-    GN_KERNEL(18, 20), GN_KERNEL(21, 0),
+    GN_KERNEL(18, 20),
+    GN_KERNEL(21, 0),
 };
 
 /* The GroupNormalization descriptors (opsets 18 and 21); *count set to 2. */

@@ -67,10 +67,14 @@ static qkv_status hardmax_infer(void *state, qkv_kernel_io *io)
 static double load1(const void *x, qkv_dtype t, size_t i)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT: return ((const float *)x)[i];
-    case QKV_DTYPE_DOUBLE: return ((const double *)x)[i];
-    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(((const uint16_t *)x)[i]);
-    default: return qkv_bf16_to_f32(((const uint16_t *)x)[i]); /* BFLOAT16 */
+    case QKV_DTYPE_FLOAT:
+        return ((const float *)x)[i];
+    case QKV_DTYPE_DOUBLE:
+        return ((const double *)x)[i];
+    case QKV_DTYPE_FLOAT16:
+        return qkv_f16_to_f32(((const uint16_t *)x)[i]);
+    default:
+        return qkv_bf16_to_f32(((const uint16_t *)x)[i]); /* BFLOAT16 */
     }
 }
 
@@ -89,10 +93,18 @@ static qkv_status hardmax_compute(const void *state, qkv_kernel_io *io)
     static const uint16_t one_h = 0x3c00u, one_bf = 0x3f80u;
     const void *one;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: one = &one_f; break;
-    case QKV_DTYPE_DOUBLE: one = &one_d; break;
-    case QKV_DTYPE_FLOAT16: one = &one_h; break;
-    case QKV_DTYPE_BFLOAT16: one = &one_bf; break;
+    case QKV_DTYPE_FLOAT:
+        one = &one_f;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        one = &one_d;
+        break;
+    case QKV_DTYPE_FLOAT16:
+        one = &one_h;
+        break;
+    case QKV_DTYPE_BFLOAT16:
+        one = &one_bf;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'input' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
@@ -131,14 +143,14 @@ static void hardmax_destroy(void *state) { free(state); }
 
 /* ---- descriptors ------------------------------------------------------------- */
 
-#define HARDMAX_KERNEL(since, until)                                                       \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Hardmax", .since_version = (since),       \
-        .until_version = (until), .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1,                                              \
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},              \
-        .init = hardmax_init, .infer = hardmax_infer, .compute = hardmax_compute,          \
-        .destroy = hardmax_destroy,                                                        \
+#define HARDMAX_KERNEL(since, until)                                                               \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Hardmax", .since_version = (since),               \
+                       .until_version = (until), .min_inputs = 1, .max_inputs = 1,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},       \
+                       .init = hardmax_init, .infer = hardmax_infer, .compute = hardmax_compute,   \
+                       .destroy = hardmax_destroy,                                                 \
     }
 
 static const qkv_kernel kernels[] = {

@@ -24,8 +24,8 @@
 #define BASE_MR 4
 #define BASE_NR 8
 
-static void tile_baseline(size_t groups, const void *ap_, const int8_t *bp, int32_t *c,
-                          size_t ldc, bool accumulate)
+static void tile_baseline(size_t groups, const void *ap_, const int8_t *bp, int32_t *c, size_t ldc,
+                          bool accumulate)
 {
     const uint8_t *ap = ap_;
     int32_t acc[BASE_MR][BASE_NR] = {{0}};
@@ -44,8 +44,16 @@ static void tile_baseline(size_t groups, const void *ap_, const int8_t *bp, int3
 }
 
 static const qkv_igemm_arch baseline_arch = {
-    .name = "baseline", .needs = 0, .mr = BASE_MR, .nr = BASE_NR, .kgroup = 4,
-    .a_elem_bytes = 1, .kc = 512, .mc = 64, .nc = 128, .tile = tile_baseline,
+    .name = "baseline",
+    .needs = 0,
+    .mr = BASE_MR,
+    .nr = BASE_NR,
+    .kgroup = 4,
+    .a_elem_bytes = 1,
+    .kc = 512,
+    .mc = 64,
+    .nc = 128,
+    .tile = tile_baseline,
 };
 
 /* ---- variants ------------------------------------------------------------------- */
@@ -72,28 +80,16 @@ const qkv_igemm_arch *qkv_igemm_arch_select(uint64_t cpu_features)
     return &baseline_arch;
 }
 
-uint64_t qkv_igemm_arch_needs(const qkv_igemm_arch *arch)
-{
-    return arch->needs;
-}
+uint64_t qkv_igemm_arch_needs(const qkv_igemm_arch *arch) { return arch->needs; }
 
-const char *qkv_igemm_arch_name(const qkv_igemm_arch *arch)
-{
-    return arch->name;
-}
+const char *qkv_igemm_arch_name(const qkv_igemm_arch *arch) { return arch->name; }
 
 /* ---- packing ---------------------------------------------------------------------- */
 
-static size_t round_up(size_t x, size_t to)
-{
-    return (x + to - 1) / to * to;
-}
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 /* The uint8 A value mapped into the uint8 x int8 form: int8 gets +128. */
-static inline uint8_t a_canon(const uint8_t *a, size_t i, uint8_t flip)
-{
-    return a[i] ^ flip;
-}
+static inline uint8_t a_canon(const uint8_t *a, size_t i, uint8_t flip) { return a[i] ^ flip; }
 
 /*
  * A[m0 .. m0+mc) x [k0 .. k0+kc) (row stride lda) as ceil(mc / mr) slivers of
@@ -101,8 +97,7 @@ static inline uint8_t a_canon(const uint8_t *a, size_t i, uint8_t flip)
  * values to rowsum[i - m0].
  */
 static void pack_a_block(const qkv_igemm_arch *arch, const uint8_t *a, size_t lda, bool a_signed,
-                         size_t m0, size_t mc, size_t k0, size_t kc, void *dst,
-                         int32_t *rowsum)
+                         size_t m0, size_t mc, size_t k0, size_t kc, void *dst, int32_t *rowsum)
 {
     const size_t mr = arch->mr, kg = arch->kgroup;
     const size_t kcp = round_up(kc, kg), groups = kcp / kg;
@@ -351,8 +346,8 @@ static void edge_tile(const qkv_igemm_arch *arch, size_t groups, const void *ap,
  * C += k * za * zb - zb * rowsum(A) - za * colsum(B) over the block, in
  * uint32 (wrapping: the same bits as the exact sum modulo 2^32).
  */
-static void apply_zero_points(const qkv_igemm *g, bool b_signed, batch_off o, int32_t *c,
-                              size_t m0, size_t mc, size_t n0, size_t nc, const int32_t *rowsum,
+static void apply_zero_points(const qkv_igemm *g, bool b_signed, batch_off o, int32_t *c, size_t m0,
+                              size_t mc, size_t n0, size_t nc, const int32_t *rowsum,
                               const int32_t *colsum)
 {
     const uint8_t *za = g->a_zero ? (const uint8_t *)g->a_zero + o.za : NULL;
@@ -412,8 +407,8 @@ static void run_unit(const void *arg, size_t batch, size_t m0, size_t mc, size_t
         if (job->pb) {
             panels = (const int8_t *)job->pb->data + k0 * npad + (n0 / nr) * kcp * nr;
         } else {
-            pack_b_block(arch, (const uint8_t *)g->b + o.b, g->ldb, g->b_signed, g->trans_b, k0,
-                         kc, n0, nc, bbuf, colsum_buf);
+            pack_b_block(arch, (const uint8_t *)g->b + o.b, g->ldb, g->b_signed, g->trans_b, k0, kc,
+                         n0, nc, bbuf, colsum_buf);
             panels = bbuf;
         }
         for (size_t j0 = 0; j0 < nc; j0 += nr) {
@@ -445,8 +440,8 @@ void qkv_igemm_run(const qkv_host_api *host, void *host_ctx, const qkv_igemm_arc
         return;
     if (pb)
         arch = pb->arch;
-    igemm_job job = {.g = g, .arch = arch, .pb = pb, .post = post,
-                     .b_signed = pb ? pb->b_signed : g->b_signed};
+    igemm_job job = {
+        .g = g, .arch = arch, .pb = pb, .post = post, .b_signed = pb ? pb->b_signed : g->b_signed};
     const qkv_gemm_block_sizes sz = {arch->mr, arch->nr, arch->mc, arch->nc, PACKED_MAX_NC};
     qkv_gemm_blocks blocks;
     size_t threads = host && host_ctx ? host->thread_count(host_ctx) : 1;

@@ -25,11 +25,11 @@
 
 struct qkv_igemm_arch {
     const char *name;
-    uint64_t needs;       /* QKV_CPU_* bits the tile needs */
-    size_t mr, nr;        /* the register tile */
-    size_t kgroup;        /* 4 or 2 */
-    size_t a_elem_bytes;  /* 1 or 2 */
-    size_t kc, mc, nc;    /* kc a multiple of kgroup, mc of mr, nc of nr; buffers below */
+    uint64_t needs;      /* QKV_CPU_* bits the tile needs */
+    size_t mr, nr;       /* the register tile */
+    size_t kgroup;       /* 4 or 2 */
+    size_t a_elem_bytes; /* 1 or 2 */
+    size_t kc, mc, nc;   /* kc a multiple of kgroup, mc of mr, nc of nr; buffers below */
     /* c (mr x nr, row stride ldc) = (accumulate ? c : 0) + ap . bp over
      * `groups` k-groups of a packed sliver and panel. groups >= 1. */
     void (*tile)(size_t groups, const void *ap, const int8_t *bp, int32_t *c, size_t ldc,

@@ -39,11 +39,11 @@ AVX2_FN static inline void store_row(int32_t *c, __m256i acc0, __m256i acc1, boo
     _mm256_storeu_si256((__m256i *)(c + 8), acc1);
 }
 
-#define MADD_ROW(i)                                                                        \
-    do {                                                                                   \
-        __m256i a_ = bcast4(ap + 4 * (i));                                                  \
-        c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(a_, b0));                    \
-        c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(a_, b1));                    \
+#define MADD_ROW(i)                                                                                \
+    do {                                                                                           \
+        __m256i a_ = bcast4(ap + 4 * (i));                                                         \
+        c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(a_, b0));                            \
+        c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(a_, b1));                            \
     } while (0)
 
 AVX2_FN static void tile_avx2(size_t groups, const void *ap_, const int8_t *bp, int32_t *c,
@@ -74,17 +74,19 @@ AVX2_FN static void tile_avx2(size_t groups, const void *ap_, const int8_t *bp, 
 }
 
 static const qkv_igemm_arch avx2_arch = {
-    .name = "avx2", .needs = QKV_CPU_AVX2, .mr = MR, .nr = NR, .kgroup = 2,
-    .a_elem_bytes = 2, .kc = 512, .mc = 60, .nc = 128, .tile = tile_avx2,
+    .name = "avx2",
+    .needs = QKV_CPU_AVX2,
+    .mr = MR,
+    .nr = NR,
+    .kgroup = 2,
+    .a_elem_bytes = 2,
+    .kc = 512,
+    .mc = 60,
+    .nc = 128,
+    .tile = tile_avx2,
 };
 
-const qkv_igemm_arch *qkv_igemm_avx2_arch(void)
-{
-    return &avx2_arch;
-}
+const qkv_igemm_arch *qkv_igemm_avx2_arch(void) { return &avx2_arch; }
 #else
-const qkv_igemm_arch *qkv_igemm_avx2_arch(void)
-{
-    return NULL;
-}
+const qkv_igemm_arch *qkv_igemm_avx2_arch(void) { return NULL; }
 #endif

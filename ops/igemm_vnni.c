@@ -17,31 +17,19 @@
 #include "igemm_vnni_tile.h"
 #undef VNNI_WIDTH
 
-const qkv_igemm_arch *qkv_igemm_avx512vnni_arch(void)
-{
-    return &arch_avx512vnni;
-}
+const qkv_igemm_arch *qkv_igemm_avx512vnni_arch(void) { return &arch_avx512vnni; }
 #else
-const qkv_igemm_arch *qkv_igemm_avx512vnni_arch(void)
-{
-    return NULL;
-}
+const qkv_igemm_arch *qkv_igemm_avx512vnni_arch(void) { return NULL; }
 #endif
 
 /* The VEX form of vpdpbusd needs gcc 11 or clang 12. */
-#if defined(__x86_64__) && ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || \
+#if defined(__x86_64__) && ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) ||        \
                             (defined(__clang__) && __clang_major__ >= 12))
 #define VNNI_WIDTH 256
 #include "igemm_vnni_tile.h"
 #undef VNNI_WIDTH
 
-const qkv_igemm_arch *qkv_igemm_avxvnni_arch(void)
-{
-    return &arch_avxvnni;
-}
+const qkv_igemm_arch *qkv_igemm_avxvnni_arch(void) { return &arch_avxvnni; }
 #else
-const qkv_igemm_arch *qkv_igemm_avxvnni_arch(void)
-{
-    return NULL;
-}
+const qkv_igemm_arch *qkv_igemm_avxvnni_arch(void) { return NULL; }
 #endif

@@ -64,15 +64,15 @@ VNNI_FN static inline void VNNI_NAME(store_row)(int32_t *c, VNNI_V acc0, VNNI_V 
     VNNI_STORE(c + VNNI_LANES, acc1);
 }
 
-#define VNNI_DP_ROW(i)                                                                     \
-    do {                                                                                   \
-        VNNI_V a_ = VNNI_NAME(bcast4)(ap + 4 * (i));                                       \
-        c##i##0 = VNNI_DPBUSD(c##i##0, a_, b0);                                            \
-        c##i##1 = VNNI_DPBUSD(c##i##1, a_, b1);                                            \
+#define VNNI_DP_ROW(i)                                                                             \
+    do {                                                                                           \
+        VNNI_V a_ = VNNI_NAME(bcast4)(ap + 4 * (i));                                               \
+        c##i##0 = VNNI_DPBUSD(c##i##0, a_, b0);                                                    \
+        c##i##1 = VNNI_DPBUSD(c##i##1, a_, b1);                                                    \
     } while (0)
 
-VNNI_FN static void VNNI_NAME(tile)(size_t groups, const void *ap_, const int8_t *bp,
-                                    int32_t *c, size_t ldc, bool accumulate)
+VNNI_FN static void VNNI_NAME(tile)(size_t groups, const void *ap_, const int8_t *bp, int32_t *c,
+                                    size_t ldc, bool accumulate)
 {
     const uint8_t *ap = ap_;
     VNNI_V c00 = VNNI_ZERO(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
@@ -111,12 +111,20 @@ VNNI_FN static void VNNI_NAME(tile)(size_t groups, const void *ap_, const int8_t
 
 static const qkv_igemm_arch VNNI_NAME(arch) = {
 #if VNNI_WIDTH == 512
-    .name = "avx512vnni", .needs = QKV_CPU_AVX512 | QKV_CPU_AVX512_VNNI,
+    .name = "avx512vnni",
+    .needs = QKV_CPU_AVX512 | QKV_CPU_AVX512_VNNI,
 #else
-    .name = "avxvnni", .needs = QKV_CPU_AVX2 | QKV_CPU_AVX_VNNI,
+    .name = "avxvnni",
+    .needs = QKV_CPU_AVX2 | QKV_CPU_AVX_VNNI,
 #endif
-    .mr = VNNI_MR, .nr = VNNI_NR, .kgroup = 4, .a_elem_bytes = 1, .kc = 512, .mc = 96,
-    .nc = 128, .tile = VNNI_NAME(tile),
+    .mr = VNNI_MR,
+    .nr = VNNI_NR,
+    .kgroup = 4,
+    .a_elem_bytes = 1,
+    .kc = 512,
+    .mc = 96,
+    .nc = 128,
+    .tile = VNNI_NAME(tile),
 };
 
 #undef VNNI_MR

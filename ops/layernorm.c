@@ -58,34 +58,34 @@ static void store_stat(void *dst, bool f64, size_t i, double v)
         ((float *)dst)[i] = (float)v;
 }
 
-#define DEFINE_LN(SFX, T)                                                                    \
-    static void ln_range_##SFX(void *arg, size_t begin, size_t end)                          \
-    {                                                                                        \
-        const ln_run *r = arg;                                                               \
-        const size_t d = r->d;                                                               \
-        const T *restrict w = r->w, *restrict bias = r->b;                                   \
-        for (size_t row = begin; row < end; row++) {                                         \
-            const T *restrict x = (const T *)r->x + row * d;                                 \
-            T *restrict y = (T *)r->y + row * d;                                             \
-            double sum = 0;                                                                  \
-            for (size_t i = 0; i < d; i++)                                                   \
-                sum += x[i];                                                                 \
-            const double mean = sum / (double)d;                                             \
-            double ss = 0;                                                                   \
-            for (size_t i = 0; i < d; i++) {                                                 \
-                double t = (double)x[i] - mean;                                              \
-                ss += t * t;                                                                 \
-            }                                                                                \
-            const double inv = 1.0 / sqrt(ss / (double)d + r->eps);                          \
-            if (bias)                                                                        \
-                QKV_FOR_W(d, y[j] = (T)(((double)x[j] - mean) * inv) * w[j] + bias[j]);      \
-            else                                                                             \
-                QKV_FOR_W(d, y[j] = (T)(((double)x[j] - mean) * inv) * w[j]);                \
-            if (r->mean)                                                                     \
-                store_stat(r->mean, r->stash_f64, row, mean);                                \
-            if (r->inv)                                                                      \
-                store_stat(r->inv, r->stash_f64, row, inv);                                  \
-        }                                                                                    \
+#define DEFINE_LN(SFX, T)                                                                          \
+    static void ln_range_##SFX(void *arg, size_t begin, size_t end)                                \
+    {                                                                                              \
+        const ln_run *r = arg;                                                                     \
+        const size_t d = r->d;                                                                     \
+        const T *restrict w = r->w, *restrict bias = r->b;                                         \
+        for (size_t row = begin; row < end; row++) {                                               \
+            const T *restrict x = (const T *)r->x + row * d;                                       \
+            T *restrict y = (T *)r->y + row * d;                                                   \
+            double sum = 0;                                                                        \
+            for (size_t i = 0; i < d; i++)                                                         \
+                sum += x[i];                                                                       \
+            const double mean = sum / (double)d;                                                   \
+            double ss = 0;                                                                         \
+            for (size_t i = 0; i < d; i++) {                                                       \
+                double t = (double)x[i] - mean;                                                    \
+                ss += t * t;                                                                       \
+            }                                                                                      \
+            const double inv = 1.0 / sqrt(ss / (double)d + r->eps);                                \
+            if (bias)                                                                              \
+                QKV_FOR_W(d, y[j] = (T)(((double)x[j] - mean) * inv) * w[j] + bias[j]);            \
+            else                                                                                   \
+                QKV_FOR_W(d, y[j] = (T)(((double)x[j] - mean) * inv) * w[j]);                      \
+            if (r->mean)                                                                           \
+                store_stat(r->mean, r->stash_f64, row, mean);                                      \
+            if (r->inv)                                                                            \
+                store_stat(r->inv, r->stash_f64, row, inv);                                        \
+        }                                                                                          \
     }
 
 DEFINE_LN(f64, double)
@@ -147,8 +147,8 @@ static qkv_status check_param(qkv_kernel_io *io, size_t k, const char *name, int
 {
     const qkv_tensor *x = &io->inputs[0], *p = &io->inputs[k];
     if (p->dtype != x->dtype)
-        return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, input 0 'X' has %s", k,
-                    name, qkv_dtype_name(p->dtype), qkv_dtype_name(x->dtype));
+        return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, input 0 'X' has %s", k, name,
+                    qkv_dtype_name(p->dtype), qkv_dtype_name(x->dtype));
     if (p->rank < 0)
         return QKV_OK;
     char a[96], b[96];
@@ -159,8 +159,7 @@ static qkv_status check_param(qkv_kernel_io *io, size_t k, const char *name, int
             return KERR(io, QKV_ERR_SHAPE,
                         "input %zu '%s' has shape %s, which does not broadcast to the "
                         "normalized dims of input 0 'X' %s from axis %d",
-                        k, name, qkv_dims_str(p, a, sizeof a), qkv_dims_str(x, b, sizeof b),
-                        axis);
+                        k, name, qkv_dims_str(p, a, sizeof a), qkv_dims_str(x, b, sizeof b), axis);
     }
     return QKV_OK;
 }
@@ -198,8 +197,7 @@ static qkv_status ln_infer(void *state, qkv_kernel_io *io)
 
 /* Copies param p broadcast to the normalized shape nd[0..nr) into dst (D
  * elements of es bytes). p's extra leading dims (all 1) are dropped. */
-static void expand_param(void *dst, const qkv_tensor *p, const int64_t *nd, int32_t nr,
-                         size_t es)
+static void expand_param(void *dst, const qkv_tensor *p, const int64_t *nd, int32_t nr, size_t es)
 {
     qkv_tensor full, pv = *p;
     memset(&full, 0, sizeof full);
@@ -252,7 +250,10 @@ static qkv_status ln_compute(const void *state, qkv_kernel_io *io)
     size_t rows = 1, d = 1, es = qkv_dtype_bits(x->dtype) / 8;
     for (int32_t k = 0; k < x->rank; k++)
         *(k < axis ? &rows : &d) *= (size_t)x->dims[k];
-    ln_run r = {.x = x->data, .y = io->outputs[0].data, .d = d, .eps = s->epsilon,
+    ln_run r = {.x = x->data,
+                .y = io->outputs[0].data,
+                .d = d,
+                .eps = s->epsilon,
                 .stash_f64 = s->stash == QKV_DTYPE_DOUBLE};
     if (io->n_outputs > 1)
         r.mean = io->outputs[1].data;
@@ -277,8 +278,12 @@ static qkv_status ln_compute(const void *state, qkv_kernel_io *io)
     }
     qkv_range_fn fn;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: fn = ln_range_f32; break;
-    case QKV_DTYPE_DOUBLE: fn = ln_range_f64; break;
+    case QKV_DTYPE_FLOAT:
+        fn = ln_range_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        fn = ln_range_f64;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
@@ -298,8 +303,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "LayerNormalization",
         .since_version = 17,
-        .min_inputs = 2, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 3,
+        .min_inputs = 2,
+        .max_inputs = 3,
+        .min_outputs = 1,
+        .max_outputs = 3,
         .n_input_types = 1,
         .input_types = {QKV_TYPES_FLOATS},
         .init = ln_init,

@@ -82,8 +82,7 @@ static qkv_status check_weight(qkv_kernel_io *io, const char *const names[3])
                 names[2], qkv_dims_str(w, a, sizeof a), (long long)c, names[0]);
 }
 
-qkv_status qkv_loss_infer(const qkv_loss_attrs *a, qkv_kernel_io *io,
-                          const char *const names[3])
+qkv_status qkv_loss_infer(const qkv_loss_attrs *a, qkv_kernel_io *io, const char *const names[3])
 {
     const qkv_tensor *x = &io->inputs[0], *t = &io->inputs[1];
     qkv_tensor *out = &io->outputs[0];
@@ -120,20 +119,32 @@ qkv_loss_dims qkv_loss_dims_of(const qkv_tensor *x)
 double qkv_loss_load(const void *data, qkv_dtype t, size_t i)
 {
     switch (t) {
-    case QKV_DTYPE_DOUBLE: return ((const double *)data)[i];
-    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(((const uint16_t *)data)[i]);
-    case QKV_DTYPE_BFLOAT16: return qkv_bf16_to_f32(((const uint16_t *)data)[i]);
-    default: return ((const float *)data)[i];
+    case QKV_DTYPE_DOUBLE:
+        return ((const double *)data)[i];
+    case QKV_DTYPE_FLOAT16:
+        return qkv_f16_to_f32(((const uint16_t *)data)[i]);
+    case QKV_DTYPE_BFLOAT16:
+        return qkv_bf16_to_f32(((const uint16_t *)data)[i]);
+    default:
+        return ((const float *)data)[i];
     }
 }
 
 void qkv_loss_store(void *data, qkv_dtype t, size_t i, double v)
 {
     switch (t) {
-    case QKV_DTYPE_DOUBLE: ((double *)data)[i] = v; break;
-    case QKV_DTYPE_FLOAT16: ((uint16_t *)data)[i] = qkv_f64_to_f16(v); break;
-    case QKV_DTYPE_BFLOAT16: ((uint16_t *)data)[i] = qkv_f64_to_bf16(v); break;
-    default: ((float *)data)[i] = qkv_f64_to_f32(v); break;
+    case QKV_DTYPE_DOUBLE:
+        ((double *)data)[i] = v;
+        break;
+    case QKV_DTYPE_FLOAT16:
+        ((uint16_t *)data)[i] = qkv_f64_to_f16(v);
+        break;
+    case QKV_DTYPE_BFLOAT16:
+        ((uint16_t *)data)[i] = qkv_f64_to_bf16(v);
+        break;
+    default:
+        ((float *)data)[i] = qkv_f64_to_f32(v);
+        break;
     }
 }
 

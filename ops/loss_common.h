@@ -50,8 +50,7 @@ qkv_status qkv_loss_attrs_read(const qkv_host_api *host, const qkv_node_ctx *nod
  * three inputs' names for messages. QKV_ERR_SHAPE naming the input and the
  * dims on a mismatch; QKV_ERR_TYPE when the weight's type is not input 0's.
  */
-qkv_status qkv_loss_infer(const qkv_loss_attrs *a, qkv_kernel_io *io,
-                          const char *const names[3]);
+qkv_status qkv_loss_infer(const qkv_loss_attrs *a, qkv_kernel_io *io, const char *const names[3]);
 
 /* The (N, C, D) view of input 0, whose shape is known and was checked by
  * qkv_loss_infer. */

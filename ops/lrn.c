@@ -32,32 +32,32 @@ typedef struct lrn_run {
     const lrn_attrs *a;
 } lrn_run;
 
-#define DEFINE_LRN(SFX, T)                                                                   \
-    static void lrn_range_##SFX(void *arg, size_t begin, size_t end)                         \
-    {                                                                                        \
-        const lrn_run *r = arg;                                                              \
-        const size_t s = r->s, c_n = r->c;                                                   \
-        const int64_t lo_off = (r->a->size - 1) / 2, hi_off = r->a->size / 2;                \
-        const double k = r->a->bias, a = r->a->alpha / (double)r->a->size, b = r->a->beta;   \
-        for (size_t p = begin; p < end; p++) {                                               \
-            const int64_t c = (int64_t)(p % c_n);                                            \
-            const T *x0 = (const T *)r->x + (p - (size_t)c) * s; /* channel 0 of sample */   \
-            const T *x = x0 + (size_t)c * s;                                                 \
-            T *restrict y = (T *)r->y + p * s;                                               \
-            int64_t lo = c - lo_off, hi = c + hi_off;                                        \
-            lo = lo < 0 ? 0 : lo;                                                            \
-            hi = hi > (int64_t)c_n - 1 ? (int64_t)c_n - 1 : hi;                              \
-            /* y holds the square sums until the last pass */                                \
-            for (size_t i = 0; i < s; i++)                                                   \
-                y[i] = 0;                                                                    \
-            for (int64_t q = lo; q <= hi; q++) {                                             \
-                const T *restrict xq = x0 + (size_t)q * s;                                   \
-                for (size_t i = 0; i < s; i++)                                               \
-                    y[i] += xq[i] * xq[i];                                                   \
-            }                                                                                \
-            for (size_t i = 0; i < s; i++)                                                   \
-                y[i] = (T)((double)x[i] / pow(k + a * (double)y[i], b));                     \
-        }                                                                                    \
+#define DEFINE_LRN(SFX, T)                                                                         \
+    static void lrn_range_##SFX(void *arg, size_t begin, size_t end)                               \
+    {                                                                                              \
+        const lrn_run *r = arg;                                                                    \
+        const size_t s = r->s, c_n = r->c;                                                         \
+        const int64_t lo_off = (r->a->size - 1) / 2, hi_off = r->a->size / 2;                      \
+        const double k = r->a->bias, a = r->a->alpha / (double)r->a->size, b = r->a->beta;         \
+        for (size_t p = begin; p < end; p++) {                                                     \
+            const int64_t c = (int64_t)(p % c_n);                                                  \
+            const T *x0 = (const T *)r->x + (p - (size_t)c) * s; /* channel 0 of sample */         \
+            const T *x = x0 + (size_t)c * s;                                                       \
+            T *restrict y = (T *)r->y + p * s;                                                     \
+            int64_t lo = c - lo_off, hi = c + hi_off;                                              \
+            lo = lo < 0 ? 0 : lo;                                                                  \
+            hi = hi > (int64_t)c_n - 1 ? (int64_t)c_n - 1 : hi;                                    \
+            /* y holds the square sums until the last pass */                                      \
+            for (size_t i = 0; i < s; i++)                                                         \
+                y[i] = 0;                                                                          \
+            for (int64_t q = lo; q <= hi; q++) {                                                   \
+                const T *restrict xq = x0 + (size_t)q * s;                                         \
+                for (size_t i = 0; i < s; i++)                                                     \
+                    y[i] += xq[i] * xq[i];                                                         \
+            }                                                                                      \
+            for (size_t i = 0; i < s; i++)                                                         \
+                y[i] = (T)((double)x[i] / pow(k + a * (double)y[i], b));                           \
+        }                                                                                          \
     }
 
 DEFINE_LRN(f32, float)
@@ -124,16 +124,20 @@ static qkv_status lrn_compute_float(const void *state, qkv_kernel_io *io)
     if (x->rank < 2)
         return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has rank %d, expected >= 2", x->rank);
     size_t n = qkv_numel(x);
-    lrn_run r = {.x = x->data, .y = io->outputs[0].data, .c = (size_t)x->dims[1], .s = 1,
-                 .a = state};
+    lrn_run r = {
+        .x = x->data, .y = io->outputs[0].data, .c = (size_t)x->dims[1], .s = 1, .a = state};
     for (int32_t k = 2; k < x->rank; k++)
         r.s *= (size_t)x->dims[k];
     if (n == 0)
         return QKV_OK;
     qkv_range_fn fn;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: fn = lrn_range_f32; break;
-    case QKV_DTYPE_DOUBLE: fn = lrn_range_f64; break;
+    case QKV_DTYPE_FLOAT:
+        fn = lrn_range_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        fn = lrn_range_f64;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
                     io->host->dtype_name(x->dtype));
@@ -154,19 +158,19 @@ static qkv_status lrn_compute(const void *state, qkv_kernel_io *io)
     return lrn_compute_float(state, io);
 }
 
-#define LRN_KERNEL(SINCE, UNTIL)                                                         \
-    {                                                                                    \
-        QKV_KERNEL_V1, .domain = "", .op_type = "LRN",                                   \
-        .since_version = (SINCE), .until_version = (UNTIL),                              \
-        .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,            \
-        .n_input_types = 1,                                                              \
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},            \
-        .init = lrn_init, .infer = lrn_infer, .prepare = lrn_prepare,                    \
-        .compute = lrn_compute, .destroy = lrn_destroy,                                  \
+#define LRN_KERNEL(SINCE, UNTIL)                                                                   \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "LRN", .since_version = (SINCE),                   \
+                       .until_version = (UNTIL), .min_inputs = 1, .max_inputs = 1,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},       \
+                       .init = lrn_init, .infer = lrn_infer, .prepare = lrn_prepare,               \
+                       .compute = lrn_compute, .destroy = lrn_destroy,                             \
     }
 
 static const qkv_kernel kernels[] = {
-    LRN_KERNEL(1, 12), LRN_KERNEL(13, 0),
+    LRN_KERNEL(1, 12),
+    LRN_KERNEL(13, 0),
 };
 
 /* The LRN descriptors (opsets 1 and 13); *count set to 2. */

@@ -99,18 +99,18 @@ typedef struct int_run {
  * two's complement wrap-around gives the signed result bit for bit, without
  * the undefined behaviour of signed overflow.
  */
-#define DEFINE_INT_ROW(T)                                                                  \
-    static void int_row_##T(T *restrict c, const T *restrict a, const T *restrict b,       \
-                            size_t n, size_t k)                                            \
-    {                                                                                      \
-        for (size_t j = 0; j < n; j++)                                                     \
-            c[j] = 0;                                                                      \
-        for (size_t p = 0; p < k; p++) {                                                   \
-            T ap = a[p];                                                                   \
-            const T *restrict brow = b + p * n;                                            \
-            for (size_t j = 0; j < n; j++)                                                 \
-                c[j] += ap * brow[j];                                                      \
-        }                                                                                  \
+#define DEFINE_INT_ROW(T)                                                                          \
+    static void int_row_##T(T *restrict c, const T *restrict a, const T *restrict b, size_t n,     \
+                            size_t k)                                                              \
+    {                                                                                              \
+        for (size_t j = 0; j < n; j++)                                                             \
+            c[j] = 0;                                                                              \
+        for (size_t p = 0; p < k; p++) {                                                           \
+            T ap = a[p];                                                                           \
+            const T *restrict brow = b + p * n;                                                    \
+            for (size_t j = 0; j < n; j++)                                                         \
+                c[j] += ap * brow[j];                                                              \
+        }                                                                                          \
     }
 DEFINE_INT_ROW(uint32_t)
 DEFINE_INT_ROW(uint64_t)
@@ -276,8 +276,7 @@ typedef struct matmul_state {
     qkv_sgemm_packed_b b;
 } matmul_state;
 
-static qkv_status matmul_prepack(void **state, const qkv_host_api *host,
-                                 const qkv_node_ctx *node)
+static qkv_status matmul_prepack(void **state, const qkv_host_api *host, const qkv_node_ctx *node)
 {
     qkv_sgemm_packed_b pb;
     qkv_status st = qkv_gemm_prepack_b(host, node, 1, false, &pb);
@@ -351,13 +350,14 @@ static qkv_status matmul_compute(const void *state, qkv_kernel_io *io)
 
 #define MATMUL_INTS (QKV_TYPES_FLOATS | QKV_T(INT32) | QKV_T(INT64) | QKV_T(UINT32) | QKV_T(UINT64))
 
-#define MATMUL_KERNEL(since, until, types)                                                 \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "MatMul", .since_version = (since),        \
-        .until_version = (until), .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {(types)},                    \
-        .infer = matmul_infer, .prepare = matmul_prepare, .compute = matmul_compute,       \
-        .destroy = matmul_destroy, .prepack = matmul_prepack,                              \
+#define MATMUL_KERNEL(since, until, types)                                                         \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "MatMul", .since_version = (since),                \
+                       .until_version = (until), .min_inputs = 2, .max_inputs = 2,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {(types)}, .infer = matmul_infer, .prepare = matmul_prepare, \
+                       .compute = matmul_compute, .destroy = matmul_destroy,                       \
+                       .prepack = matmul_prepack,                                                  \
     }
 
 static const qkv_kernel kernels[] = {

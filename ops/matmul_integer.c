@@ -86,9 +86,9 @@ static qkv_status param_layout_make(qkv_kernel_io *io, size_t input, const char 
         return KERR(io, QKV_ERR_SHAPE,
                     "input %zu (%s) %s fits neither per tensor nor per %s of input %zu %s "
                     "(expected one element, %zu elements, or %s's batch dims then %s)",
-                    input, what, qkv_dims_str(p, b1, sizeof b1), rows ? "row" : "column",
-                    x_input, qkv_dims_str(x, b2, sizeof b2), len,
-                    rows ? "A" : "B", rows ? "(M, 1)" : "(1, N)");
+                    input, what, qkv_dims_str(p, b1, sizeof b1), rows ? "row" : "column", x_input,
+                    qkv_dims_str(x, b2, sizeof b2), len, rows ? "A" : "B",
+                    rows ? "(M, 1)" : "(1, N)");
     pl->stride = 1;
     pl->per_batch = true;
     return QKV_OK;
@@ -105,8 +105,7 @@ typedef struct mm_plan {
  * parameters (which follow their operand's batch dims, divided by k), then
  * folds the batch into M when it can. Shape errors of the parameters.
  */
-static qkv_status mm_plan_make(qkv_kernel_io *io, const mm_inputs *in, int32_t *c_data,
-                               mm_plan *p)
+static qkv_status mm_plan_make(qkv_kernel_io *io, const mm_inputs *in, int32_t *c_data, mm_plan *p)
 {
     const qkv_tensor *a = &io->inputs[in->a], *b = &io->inputs[in->b];
     const qkv_tensor *y = &io->outputs[0];
@@ -333,8 +332,10 @@ static qkv_status qlmm_prepare(void *state, qkv_kernel_io *io)
         return st;
     const qkv_tensor *ys = &io->inputs[QLMM_INPUTS.y_scale], *yz = &io->inputs[QLMM_INPUTS.y_zero];
     if (qkv_numel(ys) != 1 || qkv_numel(yz) != 1)
-        return KERR(io, QKV_ERR_SHAPE, "inputs 6 (y_scale) and 7 (y_zero_point) must have one "
-                    "element each, they have %zu and %zu", qkv_numel(ys), qkv_numel(yz));
+        return KERR(io, QKV_ERR_SHAPE,
+                    "inputs 6 (y_scale) and 7 (y_zero_point) must have one "
+                    "element each, they have %zu and %zu",
+                    qkv_numel(ys), qkv_numel(yz));
     size_t n = qkv_numel(&io->outputs[0]);
     if (n > SIZE_MAX / sizeof(int32_t))
         return KERR(io, QKV_ERR_UNSUPPORTED, "output too large for the int32 scratch");
@@ -351,7 +352,10 @@ static qkv_status qlmm_compute(const void *state, qkv_kernel_io *io)
         return st;
     const qkv_tensor *yz = &io->inputs[QLMM_INPUTS.y_zero];
     bool y_signed = yz->dtype == QKV_DTYPE_INT8;
-    requant r = {.p = &p, .c0 = io->scratch, .y = io->outputs[0].data, .y_signed = y_signed,
+    requant r = {.p = &p,
+                 .c0 = io->scratch,
+                 .y = io->outputs[0].data,
+                 .y_signed = y_signed,
                  .a_scale = io->inputs[QLMM_INPUTS.a_scale].data,
                  .b_scale = io->inputs[QLMM_INPUTS.b_scale].data,
                  .y_scale = *(const float *)io->inputs[QLMM_INPUTS.y_scale].data,
@@ -369,19 +373,40 @@ static qkv_status qlmm_compute(const void *state, qkv_kernel_io *io)
 
 static const qkv_kernel kernels[] = {
     {
-        QKV_KERNEL_V1, .domain = "", .op_type = "MatMulInteger", .since_version = 10,
-        .until_version = 0, .min_inputs = 2, .max_inputs = 4, .min_outputs = 1,
-        .max_outputs = 1, .n_input_types = 4, .input_types = {Q8, Q8, Q8, Q8},
-        .infer = mmi_infer, .prepare = mmi_prepare, .compute = mmi_compute,
-        .destroy = mm_destroy, .prepack = mmi_prepack,
+        QKV_KERNEL_V1,
+        .domain = "",
+        .op_type = "MatMulInteger",
+        .since_version = 10,
+        .until_version = 0,
+        .min_inputs = 2,
+        .max_inputs = 4,
+        .min_outputs = 1,
+        .max_outputs = 1,
+        .n_input_types = 4,
+        .input_types = {Q8, Q8, Q8, Q8},
+        .infer = mmi_infer,
+        .prepare = mmi_prepare,
+        .compute = mmi_compute,
+        .destroy = mm_destroy,
+        .prepack = mmi_prepack,
     },
     {
-        QKV_KERNEL_V1, .domain = "", .op_type = "QLinearMatMul", .since_version = 10,
-        .until_version = 0, .min_inputs = 8, .max_inputs = 8, .min_outputs = 1,
-        .max_outputs = 1, .n_input_types = 8,
+        QKV_KERNEL_V1,
+        .domain = "",
+        .op_type = "QLinearMatMul",
+        .since_version = 10,
+        .until_version = 0,
+        .min_inputs = 8,
+        .max_inputs = 8,
+        .min_outputs = 1,
+        .max_outputs = 1,
+        .n_input_types = 8,
         .input_types = {Q8, QKV_T(FLOAT), Q8, Q8, QKV_T(FLOAT), Q8, QKV_T(FLOAT), Q8},
-        .infer = qlmm_infer, .prepare = qlmm_prepare, .compute = qlmm_compute,
-        .destroy = mm_destroy, .prepack = qlmm_prepack,
+        .infer = qlmm_infer,
+        .prepare = qlmm_prepare,
+        .compute = qlmm_compute,
+        .destroy = mm_destroy,
+        .prepack = qlmm_prepack,
     },
 };
 

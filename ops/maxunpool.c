@@ -153,8 +153,8 @@ static qkv_status unpool_infer(void *state, qkv_kernel_io *io)
     for (size_t a = 0; a < n; a++) {
         if (want[a] < 0 || (a < 2 && x->dims[a] >= 0 && want[a] != x->dims[a]))
             return KERR(io, QKV_ERR_SHAPE,
-                        "input 2 'output_shape' has %lld at dim %zu, expected %s", (long long)want[a],
-                        a, a < 2 ? "input 0's N and C" : "a size >= 0");
+                        "input 2 'output_shape' has %lld at dim %zu, expected %s",
+                        (long long)want[a], a, a < 2 ? "input 0's N and C" : "a size >= 0");
         y->dims[a] = want[a];
     }
     return QKV_OK;
@@ -212,13 +212,14 @@ static qkv_status unpool_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define UNPOOL(since, until)                                                                 \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "MaxUnpool", .since_version = since,         \
-        .until_version = until, .min_inputs = 2, .max_inputs = 3, .min_outputs = 1,          \
-        .max_outputs = 1, .n_input_types = 3,                                                \
-        .input_types = {UNPOOL_TYPES, QKV_T(INT64), QKV_T(INT64)}, .init = unpool_init,      \
-        .infer = unpool_infer, .compute = unpool_compute, .destroy = unpool_destroy          \
+#define UNPOOL(since, until)                                                                       \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "MaxUnpool", .since_version = since,               \
+                       .until_version = until, .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, \
+                       .max_outputs = 1, .n_input_types = 3,                                       \
+                       .input_types = {UNPOOL_TYPES, QKV_T(INT64), QKV_T(INT64)},                  \
+                       .init = unpool_init, .infer = unpool_infer, .compute = unpool_compute,      \
+                       .destroy = unpool_destroy                                                   \
     }
 
 static const qkv_kernel kernels[] = {

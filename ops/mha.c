@@ -54,10 +54,16 @@ enum {
 };
 enum { OUT_Y, OUT_PRESENT_K, OUT_PRESENT_V, OUT_QK };
 
-static const char *const in_names[] = {
-    "query",    "key",       "value",      "bias",
-    "key_padding_mask", "attention_bias", "past_key", "past_value",
-    "past_sequence_length", "cache_indirection"};
+static const char *const in_names[] = {"query",
+                                       "key",
+                                       "value",
+                                       "bias",
+                                       "key_padding_mask",
+                                       "attention_bias",
+                                       "past_key",
+                                       "past_value",
+                                       "past_sequence_length",
+                                       "cache_indirection"};
 
 typedef struct mha_attrs {
     int64_t heads;
@@ -106,7 +112,8 @@ static qkv_status mha_init(const qkv_kernel *kernel, const qkv_host_api *host,
         return NERR(host, node, QKV_ERR_INVALID_MODEL,
                     "attribute num_heads=%lld must be given and positive", (long long)a.heads);
     if (isnan(a.scale) || isnan(a.mask_filter_value))
-        return NERR(host, node, QKV_ERR_INVALID_MODEL, "attributes scale and mask_filter_value "
+        return NERR(host, node, QKV_ERR_INVALID_MODEL,
+                    "attributes scale and mask_filter_value "
                     "must not be NaN");
     a.causal = causal != 0;
     a.want_present_k = host->node_output_present(node, OUT_PRESENT_K) != 0;
@@ -120,10 +127,7 @@ static qkv_status mha_init(const qkv_kernel *kernel, const qkv_host_api *host,
     return QKV_OK;
 }
 
-static void mha_destroy(void *state)
-{
-    free(state);
-}
+static void mha_destroy(void *state) { free(state); }
 
 /* ---- shapes ---------------------------------------------------------------- */
 
@@ -136,13 +140,12 @@ static qkv_status expect_dims(qkv_kernel_io *io, size_t in, int32_t rank, const 
     if (t->rank < 0)
         return QKV_OK;
     if (t->rank != rank)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected %d", in,
-                    in_names[in], t->rank, rank);
+        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected %d", in, in_names[in],
+                    t->rank, rank);
     for (int32_t j = 0; j < rank; j++)
         if (qkv_attn_differ(t->dims[j], want[j]))
-            return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s: dim %d should be %lld",
-                        in, in_names[in], qkv_dims_str(t, buf, sizeof buf), j,
-                        (long long)want[j]);
+            return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s: dim %d should be %lld", in,
+                        in_names[in], qkv_dims_str(t, buf, sizeof buf), j, (long long)want[j]);
     return QKV_OK;
 }
 
@@ -165,7 +168,8 @@ static qkv_status mha_qkv_of(qkv_kernel_io *io, mha_shape *sh)
     sh->s = qkv_attn_dim(q, 1);
     if (q->rank == 5) {
         if (has_k || has_v)
-            return KERR(io, QKV_ERR_INVALID_MODEL, "packed QKV query (rank 5) takes no 'key' "
+            return KERR(io, QKV_ERR_INVALID_MODEL,
+                        "packed QKV query (rank 5) takes no 'key' "
                         "or 'value'");
         sh->form = MHA_PACKED_QKV;
         if ((st = expect_dims(io, IN_QUERY, 5, (int64_t[]){-1, -1, sh->n, 3, -1})))
@@ -175,7 +179,8 @@ static qkv_status mha_qkv_of(qkv_kernel_io *io, mha_shape *sh)
         return QKV_OK;
     }
     if (!has_k)
-        return KERR(io, QKV_ERR_INVALID_MODEL, "a 3-D 'query' needs 'key' (only a packed "
+        return KERR(io, QKV_ERR_INVALID_MODEL,
+                    "a 3-D 'query' needs 'key' (only a packed "
                     "QKV query of rank 5 comes alone)");
     if ((st = per_head(io, IN_QUERY, qkv_attn_dim(q, 2), sh->n, &sh->h)))
         return st;
@@ -191,7 +196,8 @@ static qkv_status mha_qkv_of(qkv_kernel_io *io, mha_shape *sh)
     } else if (k->rank == 5) {
         sh->form = MHA_PACKED_KV;
         if (has_v || has_bias)
-            return KERR(io, QKV_ERR_INVALID_MODEL, "packed KV key (rank 5) takes no "
+            return KERR(io, QKV_ERR_INVALID_MODEL,
+                        "packed KV key (rank 5) takes no "
                         "'value' and no 'bias'");
         if ((st = expect_dims(io, IN_KEY, 5, (int64_t[]){sh->b, -1, sh->n, 2, sh->h})))
             return st;
@@ -200,17 +206,16 @@ static qkv_status mha_qkv_of(qkv_kernel_io *io, mha_shape *sh)
     } else if (k->rank == 4) {
         sh->form = MHA_KV_BNSH;
         if (!has_v || has_bias || qkv_present(io, IN_PAST_K) || qkv_present(io, IN_PAST_V))
-            return KERR(io, QKV_ERR_INVALID_MODEL, "a 4-D (per-head) 'key' needs a 4-D "
+            return KERR(io, QKV_ERR_INVALID_MODEL,
+                        "a 4-D (per-head) 'key' needs a 4-D "
                         "'value' and takes no 'bias' and no past");
         if ((st = expect_dims(io, IN_KEY, 4, (int64_t[]){sh->b, sh->n, -1, sh->h})) ||
-            (st = expect_dims(io, IN_VALUE, 4,
-                              (int64_t[]){sh->b, sh->n, qkv_attn_dim(k, 2), -1})))
+            (st = expect_dims(io, IN_VALUE, 4, (int64_t[]){sh->b, sh->n, qkv_attn_dim(k, 2), -1})))
             return st;
         sh->l = qkv_attn_pick(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2));
         sh->hv = qkv_attn_dim(v, 3);
     } else {
-        return KERR(io, QKV_ERR_SHAPE, "input 1 'key' has rank %d, expected 3, 4 or 5",
-                    k->rank);
+        return KERR(io, QKV_ERR_SHAPE, "input 1 'key' has rank %d, expected 3, 4 or 5", k->rank);
     }
     return QKV_OK;
 }
@@ -257,7 +262,8 @@ static qkv_status mha_masks_of(qkv_kernel_io *io, mha_shape *sh)
         if (m->rank == 1 && (d0 < 0 || !qkv_attn_differ(d0, sh->b))) {
             sh->mask = MASK_LENGTHS;
         } else if (m->rank == 1 && sh->b >= 0 && d0 == 3 * sh->b + 2) {
-            return KERR(io, QKV_ERR_UNSUPPORTED, "input 4 'key_padding_mask' of shape (3 * batch "
+            return KERR(io, QKV_ERR_UNSUPPORTED,
+                        "input 4 'key_padding_mask' of shape (3 * batch "
                         "+ 2) (lengths and start offsets) is not supported");
         } else if (m->rank == 2 && !qkv_attn_differ(d0, sh->b) && !qkv_attn_differ(d1, sh->t)) {
             sh->mask = MASK_2D;
@@ -267,10 +273,12 @@ static qkv_status mha_masks_of(qkv_kernel_io *io, mha_shape *sh)
                    !qkv_attn_differ(qkv_attn_dim(m, 2), sh->t)) {
             sh->mask = MASK_3D;
         } else if (m->rank >= 0) {
-            return KERR(io, QKV_ERR_SHAPE, "input 4 'key_padding_mask' has shape %s, expected "
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input 4 'key_padding_mask' has shape %s, expected "
                         "(batch %lld), (batch, total kv_len %lld) or (batch, q_len %lld, total "
-                        "kv_len)", qkv_dims_str(m, buf, sizeof buf), (long long)sh->b,
-                        (long long)sh->t, (long long)sh->s);
+                        "kv_len)",
+                        qkv_dims_str(m, buf, sizeof buf), (long long)sh->b, (long long)sh->t,
+                        (long long)sh->s);
         }
     }
     if (qkv_present(io, IN_ATTN_BIAS)) {
@@ -281,7 +289,8 @@ static qkv_status mha_masks_of(qkv_kernel_io *io, mha_shape *sh)
                    qkv_attn_differ(qkv_attn_dim(ab, 2), sh->s) ||
                    qkv_attn_differ(qkv_attn_dim(ab, 3), sh->t);
         if (ab->rank >= 0 && bad)
-            return KERR(io, QKV_ERR_SHAPE, "input 5 'attention_bias' has shape %s, expected "
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input 5 'attention_bias' has shape %s, expected "
                         "(batch %lld or 1, num_heads %lld or 1, q_len %lld, total kv_len %lld)",
                         qkv_dims_str(ab, buf, sizeof buf), (long long)sh->b, (long long)sh->n,
                         (long long)sh->s, (long long)sh->t);
@@ -297,7 +306,8 @@ static qkv_status mha_shape_of(const mha_attrs *s, qkv_kernel_io *io, mha_shape 
     memset(sh, 0, sizeof *sh);
     sh->n = s->heads;
     if (qkv_present(io, IN_PAST_LEN) || qkv_present(io, IN_CACHE_IND))
-        return KERR(io, QKV_ERR_UNSUPPORTED, "past_sequence_length and cache_indirection "
+        return KERR(io, QKV_ERR_UNSUPPORTED,
+                    "past_sequence_length and cache_indirection "
                     "(KV buffer sharing, beam search) are not supported");
     if (q->rank >= 0 && q->rank != 3 && q->rank != 5)
         return KERR(io, QKV_ERR_SHAPE, "input 0 'query' has rank %d, expected 3 or 5", q->rank);
@@ -337,10 +347,7 @@ static qkv_status mha_infer(void *state, qkv_kernel_io *io)
 /* ---- operand views ------------------------------------------------------------ */
 
 /* p + off, or NULL while the data is not known (prepare). */
-static const float *at(const float *p, size_t off)
-{
-    return p ? p + off : NULL;
-}
+static const float *at(const float *p, size_t off) { return p ? p + off : NULL; }
 
 /* The (b, h, s, d) views of the un-biased Q, K, V as stored in the inputs
  * (data NULL where an input's data is not known). */
@@ -397,9 +404,9 @@ static void copy_heads(float *dst, size_t rows, size_t at, const qkv_attn_view *
 /* ---- scratch ---------------------------------------------------------------- */
 
 typedef struct mha_layout {
-    size_t q, k, v;  /* biased copies (B, N, S|L, H|Hv); SIZE_MAX: not needed */
-    size_t lengths;  /* int64 key lengths for the (B) mask form */
-    size_t core;     /* the fused kernel's slots, from here to the end */
+    size_t q, k, v; /* biased copies (B, N, S|L, H|Hv); SIZE_MAX: not needed */
+    size_t lengths; /* int64 key lengths for the (B) mask form */
+    size_t core;    /* the fused kernel's slots, from here to the end */
 } mha_layout;
 
 /* What prepare works out once per plan and compute reads (io->plan_state). */
@@ -436,17 +443,17 @@ static bool mha_layout_of(const mha_attrs *s, const qkv_kernel_io *io, const mha
 
 /* K or V: the present output (when wanted), a biased copy, or the input view;
  * fills segments of a. */
-static void kv_source(qkv_kernel_io *io, const mha_shape *sh, float *present,
-                      float *copy, const qkv_attn_view *raw, const float *bias, size_t d,
-                      size_t past_in, qkv_attn_view *seg_views[2], size_t *n_seg)
+static void kv_source(qkv_kernel_io *io, const mha_shape *sh, float *present, float *copy,
+                      const qkv_attn_view *raw, const float *bias, size_t d, size_t past_in,
+                      qkv_attn_view *seg_views[2], size_t *n_seg)
 {
     size_t b = (size_t)sh->b, n = (size_t)sh->n, p = (size_t)sh->p, l = (size_t)sh->l;
     size_t t = p + l;
     const float *past = sh->has_past ? io->inputs[past_in].data : NULL;
     if (present) {
         if (past)
-            copy_heads(present, t, 0, &(qkv_attn_view){past, n * p * d, p * d, d}, NULL, b, n,
-                       p, d);
+            copy_heads(present, t, 0, &(qkv_attn_view){past, n * p * d, p * d, d}, NULL, b, n, p,
+                       d);
         copy_heads(present, t, p, raw, bias, b, n, l, d);
         *seg_views[0] = (qkv_attn_view){present, n * t * d, t * d, d};
         *n_seg = 1;
@@ -489,10 +496,10 @@ static void build_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *s
     a->q = q;
 
     /* keys and values: both have the same segment structure */
-    float *pk = s->want_present_k && io->n_outputs > OUT_PRESENT_K ? io->outputs[OUT_PRESENT_K].data
-                                                                   : NULL;
-    float *pv = s->want_present_v && io->n_outputs > OUT_PRESENT_V ? io->outputs[OUT_PRESENT_V].data
-                                                                   : NULL;
+    float *pk =
+        s->want_present_k && io->n_outputs > OUT_PRESENT_K ? io->outputs[OUT_PRESENT_K].data : NULL;
+    float *pv =
+        s->want_present_v && io->n_outputs > OUT_PRESENT_V ? io->outputs[OUT_PRESENT_V].data : NULL;
     qkv_attn_view kseg[2], vseg[2];
     size_t nk, nv;
     kv_source(io, sh, pk, l->k != SIZE_MAX ? (float *)(scratch + l->k) : NULL, &k,
@@ -607,8 +614,10 @@ static const qkv_kernel kernels[] = {
         .domain = "com.microsoft",
         .op_type = "MultiHeadAttention",
         .since_version = 1,
-        .min_inputs = 1, .max_inputs = 10,
-        .min_outputs = 1, .max_outputs = 4,
+        .min_inputs = 1,
+        .max_inputs = 10,
+        .min_outputs = 1,
+        .max_outputs = 4,
         /* inputs 7.. (past_value, past_sequence_length, cache_indirection)
          * share the last entry: any type, checked in mha_shape_of */
         .n_input_types = 8,

@@ -95,7 +95,8 @@ qkv_status qkv_msa_attrs_init(const qkv_host_api *host, const qkv_node_ctx *node
             if (sizes[k] <= 0 || sizes[k] % a->heads != 0)
                 return NERR(host, node, QKV_ERR_INVALID_MODEL,
                             "qkv_hidden_sizes[%d]=%lld is not a positive multiple of "
-                            "num_heads=%lld", k, (long long)sizes[k], (long long)a->heads);
+                            "num_heads=%lld",
+                            k, (long long)sizes[k], (long long)a->heads);
         if (sizes[0] != sizes[1])
             return NERR(host, node, QKV_ERR_INVALID_MODEL,
                         "qkv_hidden_sizes: Q's %lld and K's %lld differ", (long long)sizes[0],
@@ -109,21 +110,12 @@ qkv_status qkv_msa_attrs_init(const qkv_host_api *host, const qkv_node_ctx *node
 
 /* ---- shapes ---------------------------------------------------------------- */
 
-static bool has(const qkv_kernel_io *io, int k)
-{
-    return k >= 0 && qkv_present(io, (size_t)k);
-}
+static bool has(const qkv_kernel_io *io, int k) { return k >= 0 && qkv_present(io, (size_t)k); }
 
-static int64_t dim_of(const qkv_tensor *t, int32_t k)
-{
-    return t->rank > k ? t->dims[k] : -1;
-}
+static int64_t dim_of(const qkv_tensor *t, int32_t k) { return t->rank > k ? t->dims[k] : -1; }
 
 /* a and b are both known and differ */
-static bool differ(int64_t a, int64_t b)
-{
-    return a >= 0 && b >= 0 && a != b;
-}
+static bool differ(int64_t a, int64_t b) { return a >= 0 && b >= 0 && a != b; }
 
 /* Checks that input `in` (when its rank is known) has rank `rank` and the
  * known dims of want (-1: any). */
@@ -139,9 +131,8 @@ static qkv_status expect_dims(const qkv_msa_attrs *a, qkv_kernel_io *io, int in,
                     a->in->names[in], qkv_dims_str(t, buf, sizeof buf), rank);
     for (int32_t j = 0; j < rank; j++)
         if (differ(t->dims[j], want[j]))
-            return KERR(io, QKV_ERR_SHAPE, "input %d '%s' has shape %s: dim %d should be %lld",
-                        in, a->in->names[in], qkv_dims_str(t, buf, sizeof buf), j,
-                        (long long)want[j]);
+            return KERR(io, QKV_ERR_SHAPE, "input %d '%s' has shape %s: dim %d should be %lld", in,
+                        a->in->names[in], qkv_dims_str(t, buf, sizeof buf), j, (long long)want[j]);
     return QKV_OK;
 }
 
@@ -156,9 +147,10 @@ static qkv_status hidden_sizes(const qkv_msa_attrs *a, qkv_kernel_io *io, qkv_ms
         sh->dv = a->sizes[2];
     } else if (width >= 0) {
         if (width % 3 != 0)
-            return KERR(io, QKV_ERR_SHAPE, "input %d '%s' has %lld columns, not three equal Q, "
-                        "K, V blocks (give qkv_hidden_sizes)", a->in->w, a->in->names[a->in->w],
-                        (long long)width);
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input %d '%s' has %lld columns, not three equal Q, "
+                        "K, V blocks (give qkv_hidden_sizes)",
+                        a->in->w, a->in->names[a->in->w], (long long)width);
         sh->dq = sh->dv = width / 3;
         if (sh->dq % a->heads != 0)
             return KERR(io, QKV_ERR_SHAPE, "hidden size %lld is not divisible by num_heads=%lld",
@@ -196,8 +188,7 @@ static qkv_status mask_form(const qkv_msa_attrs *a, qkv_kernel_io *io, qkv_msa_s
     }
     if (m->rank == 2 && d1 == 1 && (d0 == 1 || !differ(d0, sh->b)))
         return QKV_OK; /* broadcast dummy: no effect */
-    if (m->rank == 3 && !differ(d0, sh->b) && !differ(d1, sh->s) &&
-        !differ(dim_of(m, 2), sh->t)) {
+    if (m->rank == 3 && !differ(d0, sh->b) && !differ(d1, sh->s) && !differ(dim_of(m, 2), sh->t)) {
         sh->mask = QKV_MSA_MASK_3D;
         return QKV_OK;
     }
@@ -205,20 +196,23 @@ static qkv_status mask_form(const qkv_msa_attrs *a, qkv_kernel_io *io, qkv_msa_s
         int64_t mm = dim_of(m, 2);
         if (differ(d0, sh->b) || differ(d1, 1) || differ(mm, dim_of(m, 3)) ||
             (mm >= 0 && sh->t >= 0 && mm < sh->t))
-            return KERR(io, QKV_ERR_SHAPE, "input %d 'mask_index' has shape %s, expected (batch "
-                        "%lld, 1, M, M) with M >= total sequence length %lld", in,
-                        qkv_dims_str(m, buf, sizeof buf), (long long)sh->b, (long long)sh->t);
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input %d 'mask_index' has shape %s, expected (batch "
+                        "%lld, 1, M, M) with M >= total sequence length %lld",
+                        in, qkv_dims_str(m, buf, sizeof buf), (long long)sh->b, (long long)sh->t);
         if (a->causal)
-            return KERR(io, QKV_ERR_INVALID_MODEL, "a 4-D 'mask_index' cannot be combined with "
+            return KERR(io, QKV_ERR_INVALID_MODEL,
+                        "a 4-D 'mask_index' cannot be combined with "
                         "unidirectional=1");
         sh->mask = QKV_MSA_MASK_4D;
         sh->mask_m = mm;
         return QKV_OK;
     }
-    return KERR(io, QKV_ERR_SHAPE, "input %d 'mask_index' has shape %s, expected (batch %lld), "
+    return KERR(io, QKV_ERR_SHAPE,
+                "input %d 'mask_index' has shape %s, expected (batch %lld), "
                 "(2 * batch), (batch, total sequence length %lld), (batch, sequence length "
-                "%lld, total sequence length) or (batch, 1, M, M)", in,
-                qkv_dims_str(m, buf, sizeof buf), (long long)sh->b, (long long)sh->t,
+                "%lld, total sequence length) or (batch, 1, M, M)",
+                in, qkv_dims_str(m, buf, sizeof buf), (long long)sh->b, (long long)sh->t,
                 (long long)sh->s);
 }
 
@@ -235,10 +229,12 @@ static qkv_status check_attn_bias(const qkv_msa_attrs *a, qkv_kernel_io *io,
     if (ab->rank >= 0 &&
         (ab->rank != 4 || (d0 != 1 && differ(d0, sh->b)) || (d1 != 1 && differ(d1, n)) ||
          differ(dim_of(ab, 2), sh->s) || differ(dim_of(ab, 3), sh->t)))
-        return KERR(io, QKV_ERR_SHAPE, "input %d 'attention_bias' has shape %s, expected (batch "
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input %d 'attention_bias' has shape %s, expected (batch "
                     "%lld or 1, num_heads %lld or 1, sequence length %lld, total sequence "
-                    "length %lld)", in, qkv_dims_str(ab, buf, sizeof buf), (long long)sh->b,
-                    (long long)n, (long long)sh->s, (long long)sh->t);
+                    "length %lld)",
+                    in, qkv_dims_str(ab, buf, sizeof buf), (long long)sh->b, (long long)n,
+                    (long long)sh->s, (long long)sh->t);
     return QKV_OK;
 }
 
@@ -249,8 +245,10 @@ qkv_status qkv_msa_shape_of(const qkv_msa_attrs *a, qkv_kernel_io *io, qkv_msa_s
     qkv_status st;
     memset(sh, 0, sizeof *sh);
     if (has(io, in->past_len))
-        return KERR(io, QKV_ERR_UNSUPPORTED, "input %d 'past_sequence_length' (a past/present "
-                    "buffer shared across calls) is not supported", in->past_len);
+        return KERR(io, QKV_ERR_UNSUPPORTED,
+                    "input %d 'past_sequence_length' (a past/present "
+                    "buffer shared across calls) is not supported",
+                    in->past_len);
     if ((st = expect_dims(a, io, in->x, 3, (int64_t[]){-1, -1, -1})))
         return st;
     sh->b = dim_of(x, 0);
@@ -265,8 +263,10 @@ qkv_status qkv_msa_shape_of(const qkv_msa_attrs *a, qkv_kernel_io *io, qkv_msa_s
         return st;
     bool past = has(io, in->past);
     if ((past || a->want_present) && differ(sh->h, sh->hv))
-        return KERR(io, QKV_ERR_SHAPE, "past and present need equal K and V hidden sizes, have "
-                    "%lld and %lld", (long long)sh->dq, (long long)sh->dv);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "past and present need equal K and V hidden sizes, have "
+                    "%lld and %lld",
+                    (long long)sh->dq, (long long)sh->dv);
     sh->p = 0;
     if (past) {
         if ((st = expect_dims(a, io, in->past, 5, (int64_t[]){2, sh->b, a->heads, -1, sh->h})))
@@ -296,10 +296,7 @@ typedef struct msa_layout {
     size_t total;
 } msa_layout;
 
-static size_t align64(size_t bytes)
-{
-    return (bytes + 63) & ~(size_t)63;
-}
+static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 /* Appends count * elem bytes at *off; false on overflow. */
 static bool take(size_t *off, size_t count, size_t elem, size_t *at)
@@ -358,8 +355,8 @@ static void build_args(const qkv_msa_attrs *at, qkv_kernel_io *io, const qkv_msa
     if (p > 0) { /* past (2, B, N, P, H): keys, then values */
         const float *past = io->inputs[at->in->past].data;
         size_t half = b * n * p * h;
-        a->seg[seg++] = (qkv_attn_segment){{past, n * p * h, p * h, h},
-                                           {past ? past + half : NULL, n * p * h, p * h, h}, p};
+        a->seg[seg++] = (qkv_attn_segment){
+            {past, n * p * h, p * h, h}, {past ? past + half : NULL, n * p * h, p * h, h}, p};
     }
     a->seg[seg++] = (qkv_attn_segment){k, v, sq};
     a->n_segments = seg;
@@ -413,7 +410,8 @@ static void fill_keep(const qkv_msa_shape *sh, const qkv_tensor *m, uint8_t *kee
                     keep[(b * sq + i) * t + j] = d[(b * mm + p + i) * mm + j] != 0;
             break;
         }
-        case QKV_MSA_MASK_NONE: break;
+        case QKV_MSA_MASK_NONE:
+            break;
         }
     }
 }
@@ -457,10 +455,7 @@ qkv_status qkv_msa_scratch_bytes(const qkv_msa_attrs *at, qkv_kernel_io *io,
     return QKV_OK;
 }
 
-float *qkv_msa_projection(qkv_kernel_io *io)
-{
-    return io->scratch; /* the layout's first buffer */
-}
+float *qkv_msa_projection(qkv_kernel_io *io) { return io->scratch; /* the layout's first buffer */ }
 
 qkv_status qkv_msa_attend(const qkv_msa_attrs *at, qkv_kernel_io *io, const qkv_msa_shape *sh)
 {
@@ -497,12 +492,18 @@ qkv_status qkv_msa_attend(const qkv_msa_attrs *at, qkv_kernel_io *io, const qkv_
 
 enum { IN_X, IN_W, IN_BIAS, IN_MASK, IN_PAST, IN_ATTN_BIAS, IN_PAST_LEN };
 
-static const char *const attention_names[] = {"input", "weights", "bias", "mask_index",
-                                              "past", "attention_bias", "past_sequence_length"};
+static const char *const attention_names[] = {
+    "input", "weights", "bias", "mask_index", "past", "attention_bias", "past_sequence_length"};
 
 static const qkv_msa_inputs attention_inputs = {
-    .x = IN_X, .w = IN_W, .bias = IN_BIAS, .mask = IN_MASK, .past = IN_PAST,
-    .attn_bias = IN_ATTN_BIAS, .past_len = IN_PAST_LEN, .names = attention_names,
+    .x = IN_X,
+    .w = IN_W,
+    .bias = IN_BIAS,
+    .mask = IN_MASK,
+    .past = IN_PAST,
+    .attn_bias = IN_ATTN_BIAS,
+    .past_len = IN_PAST_LEN,
+    .names = attention_names,
 };
 
 typedef struct msa_state {
@@ -619,11 +620,15 @@ static qkv_status msa_prepare(void *state, qkv_kernel_io *io)
     qkv_blas_gemm g;
     projection_gemm(&sh, NULL, NULL, NULL, &g);
     if (s->w.data && (s->w.k != g.k || s->w.n != g.n))
-        return KERR(io, QKV_ERR_INTERNAL, "input 1 'weights' was packed as (%zu, %zu) but the "
-                    "plan multiplies by (%zu, %zu)", s->w.k, s->w.n, g.k, g.n);
+        return KERR(io, QKV_ERR_INTERNAL,
+                    "input 1 'weights' was packed as (%zu, %zu) but the "
+                    "plan multiplies by (%zu, %zu)",
+                    s->w.k, s->w.n, g.k, g.n);
     if (!qkv_blas_gemm_fits(&g))
-        return KERR(io, QKV_ERR_UNSUPPORTED, "projection too large: m=%zu n=%zu k=%zu, at most "
-                    "%zu each", g.m, g.n, g.k, QKV_BLAS_MAX_DIM);
+        return KERR(io, QKV_ERR_UNSUPPORTED,
+                    "projection too large: m=%zu n=%zu k=%zu, at most "
+                    "%zu each",
+                    g.m, g.n, g.k, QKV_BLAS_MAX_DIM);
     return qkv_msa_scratch_bytes(&s->attrs, io, &sh, &io->scratch_bytes);
 }
 
@@ -645,8 +650,10 @@ static const qkv_kernel kernels[] = {
         .domain = "com.microsoft",
         .op_type = "Attention",
         .since_version = 1,
-        .min_inputs = 2, .max_inputs = 7,
-        .min_outputs = 1, .max_outputs = 2,
+        .min_inputs = 2,
+        .max_inputs = 7,
+        .min_outputs = 1,
+        .max_outputs = 2,
         .n_input_types = 7,
         .input_types = {QKV_T(FLOAT), QKV_T(FLOAT), QKV_T(FLOAT), QKV_T(INT32), QKV_T(FLOAT),
                         QKV_T(FLOAT), QKV_T(INT32)},

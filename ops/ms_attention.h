@@ -76,8 +76,8 @@ void qkv_msa_infer_outputs(const qkv_msa_attrs *a, qkv_kernel_io *io, const qkv_
 /* prepare: the scratch the attention needs, projection buffer included
  * (into *bytes). QKV_ERR_SHAPE on overflow, QKV_ERR_UNSUPPORTED for
  * operands too large for the kernel. */
-qkv_status qkv_msa_scratch_bytes(const qkv_msa_attrs *a, qkv_kernel_io *io,
-                                 const qkv_msa_shape *sh, size_t *bytes);
+qkv_status qkv_msa_scratch_bytes(const qkv_msa_attrs *a, qkv_kernel_io *io, const qkv_msa_shape *sh,
+                                 size_t *bytes);
 
 /* compute: the (B * S, Dq + Dk + Dv) float buffer the projection goes to,
  * at the start of io->scratch. */

@@ -69,8 +69,10 @@ static qkv_status gelu_infer(void *state, qkv_kernel_io *io)
     char bs[96], xs[96];
     if (b->rank >= 0 &&
         (b->rank != 1 || x->rank == 0 || (b->dims[0] >= 0 && last >= 0 && b->dims[0] != last)))
-        return KERR(io, QKV_ERR_SHAPE, "input 1 (bias) has shape %s, expected (%lld): the last "
-                    "dim of input 0 %s", qkv_dims_str(b, bs, sizeof bs), (long long)last,
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 1 (bias) has shape %s, expected (%lld): the last "
+                    "dim of input 0 %s",
+                    qkv_dims_str(b, bs, sizeof bs), (long long)last,
                     qkv_dims_str(x, xs, sizeof xs));
     return QKV_OK;
 }
@@ -78,7 +80,10 @@ static qkv_status gelu_infer(void *state, qkv_kernel_io *io)
 static qkv_status gelu_compute(const void *state, qkv_kernel_io *io)
 {
     const qkv_tensor *x = &io->inputs[0];
-    gelu_job j = {.x = x->data, .y = io->outputs[0].data, .n = qkv_numel(x), .d = CHUNK,
+    gelu_job j = {.x = x->data,
+                  .y = io->outputs[0].data,
+                  .n = qkv_numel(x),
+                  .d = CHUNK,
                   .act = (qkv_act)(uintptr_t)state};
     if (qkv_present(io, 1)) {
         j.bias = io->inputs[1].data;
@@ -91,13 +96,14 @@ static qkv_status gelu_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define MS_GELU(NAME, ACT, MIN_IN, MAX_IN)                                                    \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "com.microsoft", .op_type = (NAME), .since_version = 1,     \
-        .min_inputs = (MIN_IN), .max_inputs = (MAX_IN), .min_outputs = 1, .max_outputs = 1,  \
-        .n_input_types = 1, .input_types = {QKV_T(FLOAT)}, .flags = QKV_KERNEL_INPLACE,      \
-        .inplace_input = 0, .user = (void *)(uintptr_t)(ACT), .init = gelu_init, .infer = gelu_infer,   \
-        .compute = gelu_compute,                                                             \
+#define MS_GELU(NAME, ACT, MIN_IN, MAX_IN)                                                         \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "com.microsoft", .op_type = (NAME), .since_version = 1,           \
+                       .min_inputs = (MIN_IN), .max_inputs = (MAX_IN), .min_outputs = 1,           \
+                       .max_outputs = 1, .n_input_types = 1, .input_types = {QKV_T(FLOAT)},        \
+                       .flags = QKV_KERNEL_INPLACE, .inplace_input = 0,                            \
+                       .user = (void *)(uintptr_t)(ACT), .init = gelu_init, .infer = gelu_infer,   \
+                       .compute = gelu_compute,                                                    \
     }
 
 static const qkv_kernel kernels[] = {

@@ -74,10 +74,7 @@ static qkv_status ln_init(const qkv_kernel *kernel, const qkv_host_api *host,
     return QKV_OK;
 }
 
-static void ln_destroy(void *state)
-{
-    free(state);
-}
+static void ln_destroy(void *state) { free(state); }
 
 /* Checks that input k, when present and its shape known, is 1-D of length d
  * (d -1: unknown). */
@@ -88,8 +85,10 @@ static qkv_status check_vec(qkv_kernel_io *io, size_t k, const char *name, int64
     const qkv_tensor *t = &io->inputs[k];
     char buf[96];
     if (t->rank != 1 || (t->dims[0] >= 0 && d >= 0 && t->dims[0] != d))
-        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected (%lld): the "
-                    "hidden size", k, name, qkv_dims_str(t, buf, sizeof buf), (long long)d);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input %zu '%s' has shape %s, expected (%lld): the "
+                    "hidden size",
+                    k, name, qkv_dims_str(t, buf, sizeof buf), (long long)d);
     return QKV_OK;
 }
 
@@ -137,8 +136,10 @@ static qkv_status skip_infer(void *state, qkv_kernel_io *io)
     if (x->rank < 0)
         return QKV_OK;
     if (x->rank != 2 && x->rank != 3)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'input' has shape %s, expected (batch, "
-                    "sequence, hidden) or (rows, hidden)", qkv_dims_str(x, xs, sizeof xs));
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 0 'input' has shape %s, expected (batch, "
+                    "sequence, hidden) or (rows, hidden)",
+                    qkv_dims_str(x, xs, sizeof xs));
     int64_t d = x->dims[x->rank - 1];
     if (sk->rank >= 0) {
         /* skip: input's shape, or for a 3-D input (1, S, D) or (S, D) */
@@ -149,9 +150,10 @@ static qkv_status skip_infer(void *state, qkv_kernel_io *io)
             ok = a < 0 || b < 0 || a == b || lead_one;
         }
         if (!ok)
-            return KERR(io, QKV_ERR_SHAPE, "input 1 'skip' has shape %s; expected input 0's %s, "
-                        "or (1, S, D) or (S, D) for a 3-D input", qkv_dims_str(sk, ss, sizeof ss),
-                        qkv_dims_str(x, xs, sizeof xs));
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input 1 'skip' has shape %s; expected input 0's %s, "
+                        "or (1, S, D) or (S, D) for a 3-D input",
+                        qkv_dims_str(sk, ss, sizeof ss), qkv_dims_str(x, xs, sizeof xs));
     }
     qkv_status st = check_vec(io, SK_GAMMA, "gamma", d);
     if (st == QKV_OK)
@@ -170,10 +172,14 @@ static qkv_status skip_compute(const void *state, qkv_kernel_io *io)
     if (rows == 0 || d == 0)
         return QKV_OK; /* infer gave the zero-sized outputs */
     skip_job j = {
-        .x = x->data, .skip = sk->data, .gamma = io->inputs[SK_GAMMA].data,
+        .x = x->data,
+        .skip = sk->data,
+        .gamma = io->inputs[SK_GAMMA].data,
         .beta = qkv_present(io, SK_BETA) ? io->inputs[SK_BETA].data : NULL,
         .bias = qkv_present(io, SK_BIAS) ? io->inputs[SK_BIAS].data : NULL,
-        .y = io->outputs[SK_Y].data, .d = d, .skip_rows = skip_rows ? skip_rows : 1,
+        .y = io->outputs[SK_Y].data,
+        .d = d,
+        .skip_rows = skip_rows ? skip_rows : 1,
         .eps = s->epsilon,
     };
     if (io->n_outputs > SK_MEAN)
@@ -231,9 +237,11 @@ static qkv_status check_ids(qkv_kernel_io *io, size_t k, const char *name, bool 
         ok = a < 0 || b < 0 || a == b || (j == 0 && broadcast_rows && a == 1);
     }
     if (!ok)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected input 0 "
-                    "'input_ids' shape %s%s", k, name, qkv_dims_str(t, buf, sizeof buf),
-                    qkv_dims_str(ids, ib, sizeof ib), broadcast_rows ? " or (1, sequence)" : "");
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input %zu '%s' has shape %s, expected input 0 "
+                    "'input_ids' shape %s%s",
+                    k, name, qkv_dims_str(t, buf, sizeof buf), qkv_dims_str(ids, ib, sizeof ib),
+                    broadcast_rows ? " or (1, sequence)" : "");
     return QKV_OK;
 }
 
@@ -245,8 +253,10 @@ static qkv_status check_table(qkv_kernel_io *io, size_t k, const char *name, int
     const qkv_tensor *t = &io->inputs[k];
     char buf[96];
     if (t->rank != 2 || (d >= 0 && t->dims[1] >= 0 && t->dims[1] != d))
-        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected (rows, hidden "
-                    "size %lld)", k, name, qkv_dims_str(t, buf, sizeof buf), (long long)d);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input %zu '%s' has shape %s, expected (rows, hidden "
+                    "size %lld)",
+                    k, name, qkv_dims_str(t, buf, sizeof buf), (long long)d);
     return QKV_OK;
 }
 
@@ -263,10 +273,13 @@ static qkv_status embed_infer(void *state, qkv_kernel_io *io)
     if (io->n_outputs > EM_SUM)
         qkv_set_shape(&io->outputs[EM_SUM], QKV_DTYPE_FLOAT, 3, (int64_t[]){b, sq, d});
     if (ids->rank >= 0 && ids->rank != 2)
-        return KERR(io, QKV_ERR_SHAPE, "input 0 'input_ids' has shape %s, expected (batch, "
-                    "sequence)", qkv_dims_str(ids, buf, sizeof buf));
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input 0 'input_ids' has shape %s, expected (batch, "
+                    "sequence)",
+                    qkv_dims_str(ids, buf, sizeof buf));
     if (qkv_present(io, EM_SEG_IDS) != qkv_present(io, EM_SEG))
-        return KERR(io, QKV_ERR_INVALID_MODEL, "inputs 1 'segment_ids' and 4 "
+        return KERR(io, QKV_ERR_INVALID_MODEL,
+                    "inputs 1 'segment_ids' and 4 "
                     "'segment_embedding' must be given together");
     qkv_status st;
     if ((st = check_ids(io, EM_SEG_IDS, "segment_ids", false)) ||
@@ -281,14 +294,15 @@ static qkv_status embed_infer(void *state, qkv_kernel_io *io)
 }
 
 /* Checks every id of input k (n values, in [0, rows)). */
-static qkv_status check_range(qkv_kernel_io *io, size_t k, const char *name, size_t n,
-                              int64_t rows)
+static qkv_status check_range(qkv_kernel_io *io, size_t k, const char *name, size_t n, int64_t rows)
 {
     const int32_t *v = io->inputs[k].data;
     for (size_t i = 0; i < n; i++)
         if (v[i] < 0 || v[i] >= rows)
-            return KERR(io, QKV_ERR_INVALID_ARGUMENT, "input %zu '%s' has %d at flat index %zu, "
-                        "outside the table's %lld rows", k, name, (int)v[i], i, (long long)rows);
+            return KERR(io, QKV_ERR_INVALID_ARGUMENT,
+                        "input %zu '%s' has %d at flat index %zu, "
+                        "outside the table's %lld rows",
+                        k, name, (int)v[i], i, (long long)rows);
     return QKV_OK;
 }
 
@@ -300,12 +314,19 @@ static qkv_status embed_compute(const void *state, qkv_kernel_io *io)
     size_t d = (size_t)io->inputs[EM_WORD].dims[1];
     bool has_seg = qkv_present(io, EM_SEG_IDS), has_pos = qkv_present(io, EM_POS_IDS);
     embed_job j = {
-        .ids = ids->data, .seg_ids = has_seg ? io->inputs[EM_SEG_IDS].data : NULL,
+        .ids = ids->data,
+        .seg_ids = has_seg ? io->inputs[EM_SEG_IDS].data : NULL,
         .pos_ids = has_pos ? io->inputs[EM_POS_IDS].data : NULL,
-        .word = io->inputs[EM_WORD].data, .pos = io->inputs[EM_POS].data,
-        .seg = has_seg ? io->inputs[EM_SEG].data : NULL, .gamma = io->inputs[EM_GAMMA].data,
-        .beta = io->inputs[EM_BETA].data, .y = io->outputs[EM_Y].data, .d = d, .s = sq,
-        .pos_broadcast = has_pos && io->inputs[EM_POS_IDS].dims[0] == 1, .eps = s->epsilon,
+        .word = io->inputs[EM_WORD].data,
+        .pos = io->inputs[EM_POS].data,
+        .seg = has_seg ? io->inputs[EM_SEG].data : NULL,
+        .gamma = io->inputs[EM_GAMMA].data,
+        .beta = io->inputs[EM_BETA].data,
+        .y = io->outputs[EM_Y].data,
+        .d = d,
+        .s = sq,
+        .pos_broadcast = has_pos && io->inputs[EM_POS_IDS].dims[0] == 1,
+        .eps = s->epsilon,
     };
     if (io->n_outputs > EM_SUM)
         j.sum = io->outputs[EM_SUM].data;
@@ -314,11 +335,12 @@ static qkv_status embed_compute(const void *state, qkv_kernel_io *io)
     if (st == QKV_OK && has_seg)
         st = check_range(io, EM_SEG_IDS, "segment_ids", rows, io->inputs[EM_SEG].dims[0]);
     if (st == QKV_OK && has_pos)
-        st = check_range(io, EM_POS_IDS, "position_ids", qkv_numel(&io->inputs[EM_POS_IDS]),
-                         n_pos);
+        st = check_range(io, EM_POS_IDS, "position_ids", qkv_numel(&io->inputs[EM_POS_IDS]), n_pos);
     if (st == QKV_OK && !has_pos && (int64_t)sq > n_pos)
-        st = KERR(io, QKV_ERR_INVALID_ARGUMENT, "sequence length %zu is longer than input 3 "
-                  "'position_embedding' (%lld positions)", sq, (long long)n_pos);
+        st = KERR(io, QKV_ERR_INVALID_ARGUMENT,
+                  "sequence length %zu is longer than input 3 "
+                  "'position_embedding' (%lld positions)",
+                  sq, (long long)n_pos);
     if (st != QKV_OK)
         return st;
     if (rows > 0 && d > 0)
@@ -342,8 +364,10 @@ static const qkv_kernel kernels[] = {
         .domain = "com.microsoft",
         .op_type = "SkipLayerNormalization",
         .since_version = 1,
-        .min_inputs = 3, .max_inputs = 5,
-        .min_outputs = 1, .max_outputs = 4,
+        .min_inputs = 3,
+        .max_inputs = 5,
+        .min_outputs = 1,
+        .max_outputs = 4,
         .n_input_types = 1,
         .input_types = {QKV_T(FLOAT)},
         .init = ln_init,
@@ -356,8 +380,10 @@ static const qkv_kernel kernels[] = {
         .domain = "com.microsoft",
         .op_type = "EmbedLayerNormalization",
         .since_version = 1,
-        .min_inputs = 7, .max_inputs = 9,
-        .min_outputs = 1, .max_outputs = 3,
+        .min_inputs = 7,
+        .max_inputs = 9,
+        .min_outputs = 1,
+        .max_outputs = 3,
         /* the last entry covers inputs 7 'mask' and 8 'position_ids' */
         .n_input_types = 8,
         .input_types = {QKV_T(INT32), QKV_T(INT32), QKV_T(FLOAT), QKV_T(FLOAT), QKV_T(FLOAT),

@@ -36,13 +36,25 @@
 
 enum { IN_X, IN_W, IN_BIAS, IN_X_SCALE, IN_W_SCALE, IN_MASK, IN_X_ZERO, IN_W_ZERO, IN_PAST };
 
-static const char *const qattention_names[] = {
-    "input", "weight", "bias", "input_scale", "weight_scale", "mask_index",
-    "input_zero_point", "weight_zero_point", "past"};
+static const char *const qattention_names[] = {"input",
+                                               "weight",
+                                               "bias",
+                                               "input_scale",
+                                               "weight_scale",
+                                               "mask_index",
+                                               "input_zero_point",
+                                               "weight_zero_point",
+                                               "past"};
 
 static const qkv_msa_inputs qattention_inputs = {
-    .x = IN_X, .w = IN_W, .bias = IN_BIAS, .mask = IN_MASK, .past = IN_PAST,
-    .attn_bias = -1, .past_len = -1, .names = qattention_names,
+    .x = IN_X,
+    .w = IN_W,
+    .bias = IN_BIAS,
+    .mask = IN_MASK,
+    .past = IN_PAST,
+    .attn_bias = -1,
+    .past_len = -1,
+    .names = qattention_names,
 };
 
 typedef struct qa_state {
@@ -141,8 +153,10 @@ static qkv_status qa_prepare(void *state, qkv_kernel_io *io)
         return st;
     size_t width = (size_t)(2 * sh.dq + sh.dv);
     if (s->w.data && (s->w.k != (size_t)sh.di || s->w.n != width))
-        return KERR(io, QKV_ERR_INTERNAL, "input 1 'weight' was packed as (%zu, %zu) but the "
-                    "plan multiplies by (%lld, %zu)", s->w.k, s->w.n, (long long)sh.di, width);
+        return KERR(io, QKV_ERR_INTERNAL,
+                    "input 1 'weight' was packed as (%zu, %zu) but the "
+                    "plan multiplies by (%lld, %zu)",
+                    s->w.k, s->w.n, (long long)sh.di, width);
     return qkv_msa_scratch_bytes(&s->attrs, io, &sh, &io->scratch_bytes);
 }
 
@@ -158,13 +172,21 @@ static qkv_status qa_compute(const void *state, qkv_kernel_io *io)
         const qkv_tensor *x = &io->inputs[IN_X], *w = &io->inputs[IN_W];
         const qkv_tensor *ws = &io->inputs[IN_W_SCALE];
         qkv_ms_dequant dq = {.a_scale = *(const float *)io->inputs[IN_X_SCALE].data,
-                             .b_scale = ws->data, .per_column = qkv_numel(ws) > 1,
+                             .b_scale = ws->data,
+                             .per_column = qkv_numel(ws) > 1,
                              .bias = io->inputs[IN_BIAS].data};
         float *qkv = qkv_msa_projection(io);
-        qkv_igemm g = {.m = m, .n = width, .k = (size_t)sh.di, .a = x->data,
-                       .lda = (size_t)sh.di, .a_signed = x->dtype == QKV_DTYPE_INT8,
-                       .b = w->data, .ldb = width, .b_signed = w->dtype == QKV_DTYPE_INT8,
-                       .c = (int32_t *)(void *)qkv, .ldc = width};
+        qkv_igemm g = {.m = m,
+                       .n = width,
+                       .k = (size_t)sh.di,
+                       .a = x->data,
+                       .lda = (size_t)sh.di,
+                       .a_signed = x->dtype == QKV_DTYPE_INT8,
+                       .b = w->data,
+                       .ldb = width,
+                       .b_signed = w->dtype == QKV_DTYPE_INT8,
+                       .c = (int32_t *)(void *)qkv,
+                       .ldc = width};
         if (qkv_present(io, IN_X_ZERO))
             g.a_zero = io->inputs[IN_X_ZERO].data;
         if (qkv_present(io, IN_W_ZERO)) {
@@ -172,8 +194,8 @@ static qkv_status qa_compute(const void *state, qkv_kernel_io *io)
             g.b_zero_stride = qkv_numel(&io->inputs[IN_W_ZERO]) > 1 ? 1 : 0;
         }
         qkv_igemm_post post = {.fn = qkv_ms_dequant_block, .arg = &dq};
-        const qkv_igemm_arch *arch = s->w.data ? s->w.arch
-                                               : qkv_igemm_arch_select(io->host->cpu_features());
+        const qkv_igemm_arch *arch =
+            s->w.data ? s->w.arch : qkv_igemm_arch_select(io->host->cpu_features());
         qkv_igemm_run(io->host, io->host_ctx, arch, &g, s->w.data ? &s->w : NULL, &post);
     }
     return qkv_msa_attend(&s->attrs, io, &sh);
@@ -185,8 +207,10 @@ static const qkv_kernel kernels[] = {
         .domain = "com.microsoft",
         .op_type = "QAttention",
         .since_version = 1,
-        .min_inputs = 5, .max_inputs = 9,
-        .min_outputs = 1, .max_outputs = 2,
+        .min_inputs = 5,
+        .max_inputs = 9,
+        .min_outputs = 1,
+        .max_outputs = 2,
         /* the zero points (6, 7) are checked against input and weight in
          * qa_shape_of; past (8) shares the last entry */
         .n_input_types = 8,

@@ -68,11 +68,13 @@ static qkv_status check_param(qkv_kernel_io *io, size_t k, const char *name, int
         return QKV_OK;
     const qkv_tensor *t = &io->inputs[k];
     char buf[96];
-    bool ok = t->rank == 0 || (t->rank == 1 && (t->dims[0] < 0 || t->dims[0] == 1 || n < 0 ||
-                                               t->dims[0] == n));
+    bool ok = t->rank == 0 ||
+              (t->rank == 1 && (t->dims[0] < 0 || t->dims[0] == 1 || n < 0 || t->dims[0] == n));
     if (!ok)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected a scalar or (N) = "
-                    "(%lld)", k, name, qkv_dims_str(t, buf, sizeof buf), (long long)n);
+        return KERR(io, QKV_ERR_SHAPE,
+                    "input %zu '%s' has shape %s, expected a scalar or (N) = "
+                    "(%lld)",
+                    k, name, qkv_dims_str(t, buf, sizeof buf), (long long)n);
     return QKV_OK;
 }
 
@@ -85,8 +87,10 @@ static qkv_status dqmm_infer(void *state, qkv_kernel_io *io)
     y->dtype = QKV_DTYPE_FLOAT;
     y->rank = -1;
     if (b->rank >= 0 && b->rank != 2)
-        return KERR(io, QKV_ERR_UNSUPPORTED, "input 1 'B' has shape %s; only a 2-D (K, N) B is "
-                    "supported", qkv_dims_str(b, bs, sizeof bs));
+        return KERR(io, QKV_ERR_UNSUPPORTED,
+                    "input 1 'B' has shape %s; only a 2-D (K, N) B is "
+                    "supported",
+                    qkv_dims_str(b, bs, sizeof bs));
     if (qkv_present(io, IN_B_ZERO) && io->inputs[IN_B_ZERO].dtype != b->dtype)
         return KERR(io, QKV_ERR_TYPE, "input 3 'b_zero_point' has type %s, input 1 'B' %s",
                     io->host->dtype_name(io->inputs[IN_B_ZERO].dtype),
@@ -97,8 +101,8 @@ static qkv_status dqmm_infer(void *state, qkv_kernel_io *io)
         st = check_param(io, IN_B_ZERO, "b_zero_point", n);
     if (st == QKV_OK && qkv_present(io, IN_BIAS)) {
         const qkv_tensor *bias = &io->inputs[IN_BIAS];
-        if (bias->rank >= 0 && (bias->rank != 1 || (bias->dims[0] >= 0 && n >= 0 &&
-                                                     bias->dims[0] != n)))
+        if (bias->rank >= 0 &&
+            (bias->rank != 1 || (bias->dims[0] >= 0 && n >= 0 && bias->dims[0] != n)))
             st = KERR(io, QKV_ERR_SHAPE, "input 4 'bias' has shape %s, expected (N) = (%lld)",
                       qkv_dims_str(bias, bs, sizeof bs), (long long)n);
     }
@@ -109,8 +113,8 @@ static qkv_status dqmm_infer(void *state, qkv_kernel_io *io)
     int64_t k = a->dims[a->rank - 1];
     if (b->rank == 2 && k >= 0 && b->dims[0] >= 0 && k != b->dims[0])
         return KERR(io, QKV_ERR_SHAPE, "A %s and B %s: K differs (%lld vs %lld)",
-                    qkv_dims_str(a, as, sizeof as), qkv_dims_str(b, bs, sizeof bs),
-                    (long long)k, (long long)b->dims[0]);
+                    qkv_dims_str(a, as, sizeof as), qkv_dims_str(b, bs, sizeof bs), (long long)k,
+                    (long long)b->dims[0]);
     int64_t dims[QKV_MAX_RANK];
     memcpy(dims, a->dims, sizeof dims);
     dims[a->rank - 1] = n;
@@ -135,8 +139,10 @@ static qkv_status dqmm_prepare(void *state, qkv_kernel_io *io)
     size_t m, k, n, bytes;
     dqmm_dims(io, &m, &k, &n);
     if (s->b.data && (s->b.k != k || s->b.n != n))
-        return KERR(io, QKV_ERR_INTERNAL, "input 1 'B' was packed as (%zu, %zu) but the plan "
-                    "multiplies by (%zu, %zu)", s->b.k, s->b.n, k, n);
+        return KERR(io, QKV_ERR_INTERNAL,
+                    "input 1 'B' was packed as (%zu, %zu) but the plan "
+                    "multiplies by (%zu, %zu)",
+                    s->b.k, s->b.n, k, n);
     if (__builtin_mul_overflow(m, k, &bytes))
         return KERR(io, QKV_ERR_SHAPE, "quantized A of %zu x %zu bytes overflows", m, k);
     io->scratch_bytes = bytes;
@@ -200,7 +206,8 @@ static qkv_status dqmm_compute(const void *state, qkv_kernel_io *io)
     if (m == 0 || n == 0)
         return QKV_OK;
     const qkv_tensor *bs = &io->inputs[IN_B_SCALE];
-    qkv_ms_dequant sj = {.b_scale = bs->data, .per_column = qkv_numel(bs) > 1,
+    qkv_ms_dequant sj = {.b_scale = bs->data,
+                         .per_column = qkv_numel(bs) > 1,
                          .bias = qkv_present(io, IN_BIAS) ? io->inputs[IN_BIAS].data : NULL};
     uint8_t a_zero;
     quant_job qj = {.x = io->inputs[IN_A].data, .q = io->scratch, .n = m * k};
@@ -210,16 +217,24 @@ static qkv_status dqmm_compute(const void *state, qkv_kernel_io *io)
     qkv_run_range(io, (qj.n + QUANT_CHUNK - 1) / QUANT_CHUNK, qj.n, quant_range, &qj);
 
     const qkv_tensor *b = &io->inputs[IN_B];
-    qkv_igemm g = {.m = m, .n = n, .k = k, .a = qj.q, .lda = k, .b = b->data, .ldb = n,
-                   .b_signed = b->dtype == QKV_DTYPE_INT8, .c = io->outputs[0].data, .ldc = n,
+    qkv_igemm g = {.m = m,
+                   .n = n,
+                   .k = k,
+                   .a = qj.q,
+                   .lda = k,
+                   .b = b->data,
+                   .ldb = n,
+                   .b_signed = b->dtype == QKV_DTYPE_INT8,
+                   .c = io->outputs[0].data,
+                   .ldc = n,
                    .a_zero = &a_zero};
     if (qkv_present(io, IN_B_ZERO)) {
         g.b_zero = io->inputs[IN_B_ZERO].data;
         g.b_zero_stride = qkv_numel(&io->inputs[IN_B_ZERO]) > 1 ? 1 : 0;
     }
     qkv_igemm_post post = {.fn = qkv_ms_dequant_block, .arg = &sj};
-    const qkv_igemm_arch *arch = s->b.data ? s->b.arch
-                                           : qkv_igemm_arch_select(io->host->cpu_features());
+    const qkv_igemm_arch *arch =
+        s->b.data ? s->b.arch : qkv_igemm_arch_select(io->host->cpu_features());
     qkv_igemm_run(io->host, io->host_ctx, arch, &g, s->b.data ? &s->b : NULL, &post);
     return QKV_OK;
 }
@@ -230,8 +245,10 @@ static const qkv_kernel kernels[] = {
         .domain = "com.microsoft",
         .op_type = "DynamicQuantizeMatMul",
         .since_version = 1,
-        .min_inputs = 3, .max_inputs = 5,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 3,
+        .max_inputs = 5,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 5,
         .input_types = {QKV_T(FLOAT), QKV_T(UINT8) | QKV_T(INT8), QKV_T(FLOAT),
                         QKV_T(UINT8) | QKV_T(INT8), QKV_T(FLOAT)},

@@ -48,50 +48,50 @@ typedef struct mvn_run {
 /* Runs BODY with OFF set to the offset of each element of a group in turn
  * (relative to the group's base): an odometer over the outer reduced axes,
  * a strided loop over the innermost one. */
-#define MVN_WALK(r, OFF, BODY)                                                               \
-    do {                                                                                     \
-        size_t idx_[QKV_MAX_RANK] = {0}, outer_ = 0;                                         \
-        const int last_ = (r)->nr - 1;                                                       \
-        for (;;) {                                                                           \
-            for (size_t t_ = 0; t_ < (r)->rd[last_]; t_++) {                                 \
-                size_t OFF = outer_ + t_ * (r)->rs[last_];                                   \
-                BODY;                                                                        \
-            }                                                                                \
-            int a_ = last_ - 1;                                                              \
-            for (; a_ >= 0; a_--) {                                                          \
-                outer_ += (r)->rs[a_];                                                       \
-                if (++idx_[a_] < (r)->rd[a_])                                                \
-                    break;                                                                   \
-                outer_ -= idx_[a_] * (r)->rs[a_];                                            \
-                idx_[a_] = 0;                                                                \
-            }                                                                                \
-            if (a_ < 0)                                                                      \
-                break;                                                                       \
-        }                                                                                    \
+#define MVN_WALK(r, OFF, BODY)                                                                     \
+    do {                                                                                           \
+        size_t idx_[QKV_MAX_RANK] = {0}, outer_ = 0;                                               \
+        const int last_ = (r)->nr - 1;                                                             \
+        for (;;) {                                                                                 \
+            for (size_t t_ = 0; t_ < (r)->rd[last_]; t_++) {                                       \
+                size_t OFF = outer_ + t_ * (r)->rs[last_];                                         \
+                BODY;                                                                              \
+            }                                                                                      \
+            int a_ = last_ - 1;                                                                    \
+            for (; a_ >= 0; a_--) {                                                                \
+                outer_ += (r)->rs[a_];                                                             \
+                if (++idx_[a_] < (r)->rd[a_])                                                      \
+                    break;                                                                         \
+                outer_ -= idx_[a_] * (r)->rs[a_];                                                  \
+                idx_[a_] = 0;                                                                      \
+            }                                                                                      \
+            if (a_ < 0)                                                                            \
+                break;                                                                             \
+        }                                                                                          \
     } while (0)
 
-#define DEFINE_MVN(SFX, T)                                                                   \
-    static void mvn_range_##SFX(void *arg, size_t begin, size_t end)                         \
-    {                                                                                        \
-        const mvn_run *r = arg;                                                              \
-        for (size_t g = begin; g < end; g++) {                                               \
-            size_t base = 0, rem = g;                                                        \
-            for (int k = r->nk - 1; k >= 0; k--) {                                           \
-                base += (rem % r->kd[k]) * r->ks[k];                                         \
-                rem /= r->kd[k];                                                             \
-            }                                                                                \
-            const T *x = (const T *)r->x + base;                                             \
-            T *y = (T *)r->y + base;                                                         \
-            double sum = 0, ss = 0;                                                          \
-            MVN_WALK(r, o, sum += x[o]);                                                     \
-            const double mean = sum / (double)r->count;                                      \
-            MVN_WALK(r, o, {                                                                 \
-                double t = (double)x[o] - mean;                                              \
-                ss += t * t;                                                                 \
-            });                                                                              \
-            const double inv = 1.0 / (sqrt(ss / (double)r->count) + MVN_EPSILON);            \
-            MVN_WALK(r, o, y[o] = (T)(((double)x[o] - mean) * inv));                         \
-        }                                                                                    \
+#define DEFINE_MVN(SFX, T)                                                                         \
+    static void mvn_range_##SFX(void *arg, size_t begin, size_t end)                               \
+    {                                                                                              \
+        const mvn_run *r = arg;                                                                    \
+        for (size_t g = begin; g < end; g++) {                                                     \
+            size_t base = 0, rem = g;                                                              \
+            for (int k = r->nk - 1; k >= 0; k--) {                                                 \
+                base += (rem % r->kd[k]) * r->ks[k];                                               \
+                rem /= r->kd[k];                                                                   \
+            }                                                                                      \
+            const T *x = (const T *)r->x + base;                                                   \
+            T *y = (T *)r->y + base;                                                               \
+            double sum = 0, ss = 0;                                                                \
+            MVN_WALK(r, o, sum += x[o]);                                                           \
+            const double mean = sum / (double)r->count;                                            \
+            MVN_WALK(r, o, {                                                                       \
+                double t = (double)x[o] - mean;                                                    \
+                ss += t * t;                                                                       \
+            });                                                                                    \
+            const double inv = 1.0 / (sqrt(ss / (double)r->count) + MVN_EPSILON);                  \
+            MVN_WALK(r, o, y[o] = (T)(((double)x[o] - mean) * inv));                               \
+        }                                                                                          \
     }
 
 DEFINE_MVN(f32, float)
@@ -109,8 +109,10 @@ static qkv_status mvn_init(const qkv_kernel *kernel, const qkv_host_api *host,
     if (st != QKV_OK)
         return st;
     if (n > QKV_MAX_RANK)
-        return NERR(host, node, QKV_ERR_UNSUPPORTED, "attribute axes has %zu entries, more "
-                    "than qkv's largest rank %d", n, QKV_MAX_RANK);
+        return NERR(host, node, QKV_ERR_UNSUPPORTED,
+                    "attribute axes has %zu entries, more "
+                    "than qkv's largest rank %d",
+                    n, QKV_MAX_RANK);
     mvn_attrs *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
@@ -212,8 +214,12 @@ static qkv_status mvn_compute_float(const void *state, qkv_kernel_io *io)
         return QKV_OK;
     qkv_range_fn fn;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: fn = mvn_range_f32; break;
-    case QKV_DTYPE_DOUBLE: fn = mvn_range_f64; break;
+    case QKV_DTYPE_FLOAT:
+        fn = mvn_range_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        fn = mvn_range_f64;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
                     io->host->dtype_name(x->dtype));
@@ -233,19 +239,19 @@ static qkv_status mvn_compute(const void *state, qkv_kernel_io *io)
     return mvn_compute_float(state, io);
 }
 
-#define MVN_KERNEL(SINCE, UNTIL)                                                         \
-    {                                                                                    \
-        QKV_KERNEL_V1, .domain = "", .op_type = "MeanVarianceNormalization",             \
-        .since_version = (SINCE), .until_version = (UNTIL),                              \
-        .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,            \
-        .n_input_types = 1,                                                              \
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},            \
-        .init = mvn_init, .infer = mvn_infer, .prepare = mvn_prepare,                    \
-        .compute = mvn_compute, .destroy = mvn_destroy,                                  \
+#define MVN_KERNEL(SINCE, UNTIL)                                                                   \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "MeanVarianceNormalization",                       \
+                       .since_version = (SINCE), .until_version = (UNTIL), .min_inputs = 1,        \
+                       .max_inputs = 1, .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,    \
+                       .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},       \
+                       .init = mvn_init, .infer = mvn_infer, .prepare = mvn_prepare,               \
+                       .compute = mvn_compute, .destroy = mvn_destroy,                             \
     }
 
 static const qkv_kernel kernels[] = {
-    MVN_KERNEL(9, 12), MVN_KERNEL(13, 0),
+    MVN_KERNEL(9, 12),
+    MVN_KERNEL(13, 0),
 };
 
 /* The MeanVarianceNormalization descriptors (opsets 9 and 13); *count set to 2. */

@@ -48,8 +48,8 @@ static qkv_status nll_compute(const void *state, qkv_kernel_io *io)
 {
     const qkv_tensor *x = &io->inputs[0];
     const qkv_tensor *weight = qkv_present(io, 2) ? &io->inputs[2] : NULL;
-    return qkv_loss_nll(io, state, qkv_loss_dims_of(x), x->data, x->dtype, &io->inputs[1],
-                        weight, &io->outputs[0], input_names[1]);
+    return qkv_loss_nll(io, state, qkv_loss_dims_of(x), x->data, x->dtype, &io->inputs[1], weight,
+                        &io->outputs[0], input_names[1]);
 }
 
 #define LOSS_FLOATS (QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16))
@@ -60,8 +60,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "NegativeLogLikelihoodLoss",
         .since_version = 12,
-        .min_inputs = 2, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 2,
+        .max_inputs = 3,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 3,
         .input_types = {LOSS_FLOATS, QKV_TYPES_INDEX, LOSS_FLOATS},
         .init = nll_init,

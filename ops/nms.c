@@ -280,14 +280,15 @@ static qkv_status nms_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define NMS(since, until)                                                                    \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "NonMaxSuppression", .since_version = since, \
-        .until_version = until, .min_inputs = 2, .max_inputs = 5, .min_outputs = 1,          \
-        .max_outputs = 1, .n_input_types = 5,                                                \
-        .input_types = {QKV_T(FLOAT), QKV_T(FLOAT), QKV_T(INT64), QKV_T(FLOAT), QKV_T(FLOAT)}, \
-        .init = nms_init, .infer = nms_infer, .prepare = nms_prepare, .compute = nms_compute, \
-        .destroy = nms_destroy                                                               \
+#define NMS(since, until)                                                                          \
+    {                                                                                              \
+        QKV_KERNEL_V1,                                                                             \
+            .domain = "", .op_type = "NonMaxSuppression", .since_version = since,                  \
+            .until_version = until, .min_inputs = 2, .max_inputs = 5, .min_outputs = 1,            \
+            .max_outputs = 1, .n_input_types = 5,                                                  \
+            .input_types = {QKV_T(FLOAT), QKV_T(FLOAT), QKV_T(INT64), QKV_T(FLOAT), QKV_T(FLOAT)}, \
+            .init = nms_init, .infer = nms_infer, .prepare = nms_prepare, .compute = nms_compute,  \
+            .destroy = nms_destroy                                                                 \
     }
 
 static const qkv_kernel kernels[] = {

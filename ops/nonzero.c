@@ -21,18 +21,25 @@
 static inline bool is_nonzero(const qkv_tensor *x, size_t i)
 {
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: return ((const float *)x->data)[i] != 0.0f;
-    case QKV_DTYPE_DOUBLE: return ((const double *)x->data)[i] != 0.0;
+    case QKV_DTYPE_FLOAT:
+        return ((const float *)x->data)[i] != 0.0f;
+    case QKV_DTYPE_DOUBLE:
+        return ((const double *)x->data)[i] != 0.0;
     case QKV_DTYPE_FLOAT16:
-    case QKV_DTYPE_BFLOAT16: return (((const uint16_t *)x->data)[i] & 0x7fffu) != 0;
+    case QKV_DTYPE_BFLOAT16:
+        return (((const uint16_t *)x->data)[i] & 0x7fffu) != 0;
     case QKV_DTYPE_INT8:
     case QKV_DTYPE_UINT8:
-    case QKV_DTYPE_BOOL: return ((const uint8_t *)x->data)[i] != 0;
+    case QKV_DTYPE_BOOL:
+        return ((const uint8_t *)x->data)[i] != 0;
     case QKV_DTYPE_INT16:
-    case QKV_DTYPE_UINT16: return ((const uint16_t *)x->data)[i] != 0;
+    case QKV_DTYPE_UINT16:
+        return ((const uint16_t *)x->data)[i] != 0;
     case QKV_DTYPE_INT32:
-    case QKV_DTYPE_UINT32: return ((const uint32_t *)x->data)[i] != 0;
-    default: return ((const uint64_t *)x->data)[i] != 0; /* int64, uint64 */
+    case QKV_DTYPE_UINT32:
+        return ((const uint32_t *)x->data)[i] != 0;
+    default:
+        return ((const uint64_t *)x->data)[i] != 0; /* int64, uint64 */
     }
 }
 
@@ -108,8 +115,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "NonZero",
         .since_version = 9,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {NONZERO_TYPES},
         .infer = nonzero_infer,

@@ -50,19 +50,30 @@ static int64_t int_value(const qkv_tensor *t, size_t i)
 {
     double f;
     switch (t->dtype) {
-    case QKV_DTYPE_INT8: return ((const int8_t *)t->data)[i];
-    case QKV_DTYPE_INT16: return ((const int16_t *)t->data)[i];
-    case QKV_DTYPE_INT32: return ((const int32_t *)t->data)[i];
-    case QKV_DTYPE_INT64: return ((const int64_t *)t->data)[i];
-    case QKV_DTYPE_UINT8: return ((const uint8_t *)t->data)[i];
-    case QKV_DTYPE_UINT16: return ((const uint16_t *)t->data)[i];
-    case QKV_DTYPE_UINT32: return ((const uint32_t *)t->data)[i];
+    case QKV_DTYPE_INT8:
+        return ((const int8_t *)t->data)[i];
+    case QKV_DTYPE_INT16:
+        return ((const int16_t *)t->data)[i];
+    case QKV_DTYPE_INT32:
+        return ((const int32_t *)t->data)[i];
+    case QKV_DTYPE_INT64:
+        return ((const int64_t *)t->data)[i];
+    case QKV_DTYPE_UINT8:
+        return ((const uint8_t *)t->data)[i];
+    case QKV_DTYPE_UINT16:
+        return ((const uint16_t *)t->data)[i];
+    case QKV_DTYPE_UINT32:
+        return ((const uint32_t *)t->data)[i];
     case QKV_DTYPE_UINT64: {
         uint64_t u = ((const uint64_t *)t->data)[i];
         return u > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)u;
     }
-    case QKV_DTYPE_FLOAT: f = ((const float *)t->data)[i]; break;
-    default: f = ((const double *)t->data)[i]; break; /* double (descriptor) */
+    case QKV_DTYPE_FLOAT:
+        f = ((const float *)t->data)[i];
+        break;
+    default:
+        f = ((const double *)t->data)[i];
+        break; /* double (descriptor) */
     }
     if (isnan(f) || f >= INDEX_LIMIT)
         return INT64_MAX;
@@ -110,8 +121,8 @@ static qkv_status onehot_infer(void *state, qkv_kernel_io *io)
     if (st != QKV_OK || ind->rank < 0)
         return st;
     if (ind->rank + 1 > QKV_MAX_RANK)
-        return KERR(io, QKV_ERR_UNSUPPORTED, "output rank %d exceeds the maximum %d",
-                    ind->rank + 1, QKV_MAX_RANK);
+        return KERR(io, QKV_ERR_UNSUPPORTED, "output rank %d exceeds the maximum %d", ind->rank + 1,
+                    QKV_MAX_RANK);
     int32_t axis;
     if (!qkv_axis_normalize(s->axis, ind->rank, true, &axis))
         return KERR(io, QKV_ERR_SHAPE,
@@ -160,8 +171,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "OneHot",
         .since_version = 9,
-        .min_inputs = 3, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 3,
+        .max_inputs = 3,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 3,
         .input_types = {QKV_TYPES_NUMERIC, QKV_TYPES_NUMERIC, VALUE_TYPES},
         .init = onehot_init,

@@ -71,22 +71,22 @@ static double update_1(const opt_run *r, double x, double g, const double *s, do
     }
 }
 
-#define DEFINE_UPDATE(SFX, T)                                                                \
-    static void update_range_##SFX(void *arg, size_t begin, size_t end)                      \
-    {                                                                                        \
-        const opt_run *r = arg;                                                              \
-        const size_t ns = r->a->n_states;                                                    \
-        for (size_t i = begin; i < end; i++) {                                               \
-            double s[MAX_STATES] = {0}, s_new[MAX_STATES] = {0};                               \
-            for (size_t j = 0; j < ns; j++)                                                  \
-                s[j] = ((const T *)r->s[j])[i];                                              \
-            double x = update_1(r, ((const T *)r->x)[i], ((const T *)r->g)[i], s, s_new);    \
-            if (r->x_new)                                                                    \
-                ((T *)r->x_new)[i] = (T)x;                                                   \
-            for (size_t j = 0; j < ns; j++)                                                  \
-                if (r->s_new[j])                                                             \
-                    ((T *)r->s_new[j])[i] = (T)s_new[j];                                     \
-        }                                                                                    \
+#define DEFINE_UPDATE(SFX, T)                                                                      \
+    static void update_range_##SFX(void *arg, size_t begin, size_t end)                            \
+    {                                                                                              \
+        const opt_run *r = arg;                                                                    \
+        const size_t ns = r->a->n_states;                                                          \
+        for (size_t i = begin; i < end; i++) {                                                     \
+            double s[MAX_STATES] = {0}, s_new[MAX_STATES] = {0};                                   \
+            for (size_t j = 0; j < ns; j++)                                                        \
+                s[j] = ((const T *)r->s[j])[i];                                                    \
+            double x = update_1(r, ((const T *)r->x)[i], ((const T *)r->g)[i], s, s_new);          \
+            if (r->x_new)                                                                          \
+                ((T *)r->x_new)[i] = (T)x;                                                         \
+            for (size_t j = 0; j < ns; j++)                                                        \
+                if (r->s_new[j])                                                                   \
+                    ((T *)r->s_new[j])[i] = (T)s_new[j];                                           \
+        }                                                                                          \
     }
 
 DEFINE_UPDATE(f32, float)
@@ -94,8 +94,8 @@ DEFINE_UPDATE(f64, double)
 
 /* ---- callbacks ----------------------------------------------------------- */
 
-static qkv_status read_float(const qkv_host_api *host, const qkv_node_ctx *node,
-                             const char *name, float dflt, bool required, double *out)
+static qkv_status read_float(const qkv_host_api *host, const qkv_node_ctx *node, const char *name,
+                             float dflt, bool required, double *out)
 {
     *out = dflt;
     if (required && host->attr_type(node, name) == QKV_ATTR_UNDEFINED)
@@ -113,8 +113,8 @@ static qkv_status read_attrs(const qkv_host_api *host, const qkv_node_ctx *node,
     const bool mom = a->kind == OPT_MOMENTUM;
     qkv_status st = read_float(host, node, "norm_coefficient", 0.0f, mom, &a->norm_coefficient);
     if (st == QKV_OK && a->kind == OPT_ADAM)
-        st = read_float(host, node, "norm_coefficient_post", 0.0f, false,
-                        &a->norm_coefficient_post);
+        st =
+            read_float(host, node, "norm_coefficient_post", 0.0f, false, &a->norm_coefficient_post);
     if (st == QKV_OK && a->kind != OPT_ADAGRAD)
         st = read_float(host, node, "alpha", 0.9f, mom, &a->alpha);
     if (st == QKV_OK && a->kind != OPT_ADAGRAD)
@@ -187,9 +187,12 @@ static const char *group_name(const opt_attrs *a, size_t group)
     static const char *const adagrad[] = {"X", "G", "H"}, *const adam[] = {"X", "G", "V", "H"},
                              *const momentum[] = {"X", "G", "V"};
     switch (a->kind) {
-    case OPT_ADAGRAD: return adagrad[group];
-    case OPT_ADAM: return adam[group];
-    default: return momentum[group];
+    case OPT_ADAGRAD:
+        return adagrad[group];
+    case OPT_ADAM:
+        return adam[group];
+    default:
+        return momentum[group];
     }
 }
 
@@ -296,12 +299,13 @@ static qkv_status opt_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define OPT_KERNEL(NAME)                                                                     \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = TRAINING_DOMAIN, .op_type = (NAME), .since_version = 1,     \
-        .min_inputs = 3, .max_inputs = -1, .min_outputs = 1, .max_outputs = -1,              \
-        .n_input_types = 3, .input_types = {QKV_TYPES_FLOATS, QKV_T(INT64), QKV_TYPES_FLOATS}, \
-        .init = opt_init, .infer = opt_infer, .compute = opt_compute, .destroy = opt_destroy, \
+#define OPT_KERNEL(NAME)                                                                           \
+    {                                                                                              \
+        QKV_KERNEL_V1,                                                                             \
+            .domain = TRAINING_DOMAIN, .op_type = (NAME), .since_version = 1, .min_inputs = 3,     \
+            .max_inputs = -1, .min_outputs = 1, .max_outputs = -1, .n_input_types = 3,             \
+            .input_types = {QKV_TYPES_FLOATS, QKV_T(INT64), QKV_TYPES_FLOATS}, .init = opt_init,   \
+            .infer = opt_infer, .compute = opt_compute, .destroy = opt_destroy,                    \
     }
 
 static const qkv_kernel kernels[] = {

@@ -29,9 +29,9 @@ static qkv_status optional_infer(void *state, qkv_kernel_io *io)
     (void)state;
     if (!qkv_value_present(io, 0)) {
         qkv_type_kind declared = qkv_output_kind(io, 0);
-        return qkv_set_output_value(
-            io, 0, (declared & QKV_KIND_OPTIONAL) ? declared : QKV_KIND_OPTIONAL,
-            QKV_DTYPE_UNDEFINED);
+        return qkv_set_output_value(io, 0,
+                                    (declared & QKV_KIND_OPTIONAL) ? declared : QKV_KIND_OPTIONAL,
+                                    QKV_DTYPE_UNDEFINED);
     }
     switch (qkv_input_kind(io, 0)) {
     case QKV_KIND_TENSOR:
@@ -164,12 +164,12 @@ static qkv_status get_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define OPT_KERNEL(op, since, until, lo, infer_fn, compute_fn)                                  \
-    {                                                                                         \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                   \
-        .until_version = until, .min_inputs = lo, .max_inputs = 1, .min_outputs = 1,          \
-        .max_outputs = 1, .flags = QKV_KERNEL_VALUES, .init = opt_init, .infer = infer_fn,    \
-        .compute = compute_fn,                                                                \
+#define OPT_KERNEL(op, since, until, lo, infer_fn, compute_fn)                                     \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                        \
+                       .until_version = until, .min_inputs = lo, .max_inputs = 1,                  \
+                       .min_outputs = 1, .max_outputs = 1, .flags = QKV_KERNEL_VALUES,             \
+                       .init = opt_init, .infer = infer_fn, .compute = compute_fn,                 \
     }
 
 static const qkv_kernel kernels[] = {

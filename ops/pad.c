@@ -48,8 +48,8 @@ typedef struct pad_state {
     float value;
 } pad_state;
 
-static qkv_status pad_init(const qkv_kernel *k, const qkv_host_api *host,
-                           const qkv_node_ctx *node, void **state)
+static qkv_status pad_init(const qkv_kernel *k, const qkv_host_api *host, const qkv_node_ctx *node,
+                           void **state)
 {
     (void)k;
     pad_state *s = calloc(1, sizeof *s);
@@ -64,8 +64,8 @@ static qkv_status pad_init(const qkv_kernel *k, const qkv_host_api *host,
             m++;
         if (m == 4 || (m == PAD_WRAP && s->opset < 19))
             st = NERR(host, node, QKV_ERR_INVALID_MODEL,
-                      "attribute 'mode' is '%s', expected 'constant', 'reflect' or 'edge'%s",
-                      mode, s->opset >= 19 ? " or 'wrap'" : " ('wrap' needs opset 19)");
+                      "attribute 'mode' is '%s', expected 'constant', 'reflect' or 'edge'%s", mode,
+                      s->opset >= 19 ? " or 'wrap'" : " ('wrap' needs opset 19)");
         s->mode = (enum pad_mode)m;
     }
     if (st == QKV_OK && s->opset < 11) {
@@ -76,8 +76,7 @@ static qkv_status pad_init(const qkv_kernel *k, const qkv_host_api *host,
             st = NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute 'pads' is missing");
         else if (st == QKV_OK && n > 2 * QKV_MAX_RANK)
             st = NERR(host, node, QKV_ERR_UNSUPPORTED,
-                      "attribute 'pads' has %zu values, at most %d supported", n,
-                      2 * QKV_MAX_RANK);
+                      "attribute 'pads' has %zu values, at most %d supported", n, 2 * QKV_MAX_RANK);
         if (st == QKV_OK) {
             memcpy(s->attr_pads, pads, n * sizeof *pads);
             s->n_attr_pads = n;
@@ -164,8 +163,10 @@ static qkv_status pad_infer(void *state, qkv_kernel_io *io)
                         qkv_dtype_name(c->dtype), qkv_dtype_name(x->dtype));
         if (c->rank > 1 || (qkv_shape_known(c) && qkv_numel(c) != 1)) {
             char b[96];
-            return KERR(io, QKV_ERR_SHAPE, "input 2 'constant_value' has shape %s, expected a "
-                        "scalar", qkv_dims_str(c, b, sizeof b));
+            return KERR(io, QKV_ERR_SHAPE,
+                        "input 2 'constant_value' has shape %s, expected a "
+                        "scalar",
+                        qkv_dims_str(c, b, sizeof b));
         }
     }
     if (x->rank < 0)
@@ -219,7 +220,8 @@ static int64_t map_coord(enum pad_mode mode, int64_t o, int64_t pre, int64_t cro
     if (i >= 0 && i < len)
         return i + crop;
     switch (mode) {
-    case PAD_EDGE: return (i < 0 ? 0 : len - 1) + crop;
+    case PAD_EDGE:
+        return (i < 0 ? 0 : len - 1) + crop;
     case PAD_WRAP: {
         int64_t m = i % len;
         return (m < 0 ? m + len : m) + crop;
@@ -232,7 +234,8 @@ static int64_t map_coord(enum pad_mode mode, int64_t o, int64_t pre, int64_t cro
             m += period;
         return (m >= len ? period - m : m) + crop;
     }
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -251,11 +254,21 @@ typedef struct pad_job {
 static inline void copy_elem(unsigned char *dst, const unsigned char *src, size_t eb)
 {
     switch (eb) {
-    case 1: memcpy(dst, src, 1); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    default: memcpy(dst, src, eb); break;
+    case 1:
+        memcpy(dst, src, 1);
+        break;
+    case 2:
+        memcpy(dst, src, 2);
+        break;
+    case 4:
+        memcpy(dst, src, 4);
+        break;
+    case 8:
+        memcpy(dst, src, 8);
+        break;
+    default:
+        memcpy(dst, src, eb);
+        break;
     }
 }
 
@@ -346,7 +359,9 @@ static qkv_status pad_compute(const void *state, qkv_kernel_io *io)
     unsigned char value[16] = {0};
     if (s->opset < 11) {
         switch (x->dtype) {
-        case QKV_DTYPE_FLOAT: memcpy(value, &s->value, 4); break;
+        case QKV_DTYPE_FLOAT:
+            memcpy(value, &s->value, 4);
+            break;
         case QKV_DTYPE_DOUBLE: {
             double d = s->value;
             memcpy(value, &d, 8);
@@ -410,14 +425,15 @@ static qkv_status pad_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define PAD_KERNEL(since, until, max_in, types0)                                               \
-    {                                                                                          \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Pad", .since_version = (since),               \
-        .until_version = (until), .min_inputs = (since) < 11 ? 1 : 2, .max_inputs = (max_in),  \
-        .min_outputs = 1, .max_outputs = 1, .n_input_types = 4,                                \
-        .input_types = {(types0), QKV_T(INT64), DATA_TYPES, QKV_TYPES_INDEX},                  \
-        .init = pad_init, .infer = pad_infer, .prepare = pad_prepare,                          \
-        .compute = pad_compute, .destroy = pad_destroy,                                        \
+#define PAD_KERNEL(since, until, max_in, types0)                                                   \
+    {                                                                                              \
+        QKV_KERNEL_V1,                                                                             \
+            .domain = "", .op_type = "Pad", .since_version = (since), .until_version = (until),    \
+            .min_inputs = (since) < 11 ? 1 : 2, .max_inputs = (max_in), .min_outputs = 1,          \
+            .max_outputs = 1, .n_input_types = 4,                                                  \
+            .input_types = {(types0), QKV_T(INT64), DATA_TYPES, QKV_TYPES_INDEX},                  \
+            .init = pad_init, .infer = pad_infer, .prepare = pad_prepare, .compute = pad_compute,  \
+            .destroy = pad_destroy,                                                                \
     }
 
 static const qkv_kernel kernels[] = {

@@ -93,40 +93,39 @@ static void window_taps(const pool_run *r, int i, int64_t o, int64_t *start, int
  * output `yo` (offset in Y) from what ACC gathered; `count` and `count_pad`
  * hold the number of taps reading input and inside the padded input.
  */
-#define POOL_LOOP(T, INIT, ACC, STORE)                                                       \
-    const pool_run *r = arg;                                                                 \
-    for (size_t row = begin; row < end; row++) {                                             \
-        const int64_t o1 = (int64_t)(row % (size_t)r->out[1]);                               \
-        const int64_t o0 = (int64_t)(row / (size_t)r->out[1] % (size_t)r->out[0]);           \
-        const size_t plane = row / ((size_t)r->out[1] * (size_t)r->out[0]);                  \
-        const T *x = (const T *)r->x + plane * r->in_size;                                   \
-        int64_t st0, lo0, hi0, hp0, st1, lo1, hi1, hp1;                                      \
-        window_taps(r, 0, o0, &st0, &lo0, &hi0, &hp0);                                       \
-        window_taps(r, 1, o1, &st1, &lo1, &hi1, &hp1);                                       \
-        for (int64_t o2 = 0; o2 < r->out[2]; o2++) {                                         \
-            int64_t st2, lo2, hi2, hp2;                                                      \
-            window_taps(r, 2, o2, &st2, &lo2, &hi2, &hp2);                                   \
-            const size_t yo = row * (size_t)r->out[2] + (size_t)o2;                          \
-            /* in double: a huge padded window's tap count can pass int64 */                 \
-            const double count =                                                             \
-                (double)(hi0 - lo0) * (double)(hi1 - lo1) * (double)(hi2 - lo2);             \
-            const double count_pad = (double)hp0 * (double)hp1 * (double)hp2;                \
-            (void)count, (void)count_pad;                                                    \
-            INIT;                                                                            \
-            for (int64_t j0 = lo0; j0 < hi0; j0++) {                                         \
-                const int64_t i0 = st0 + j0 * r->d[0];                                       \
-                for (int64_t j1 = lo1; j1 < hi1; j1++) {                                     \
-                    const int64_t i1 = st1 + j1 * r->d[1];                                   \
-                    const size_t base = (size_t)((i0 * r->in[1] + i1) * r->in[2]);           \
-                    for (int64_t j2 = lo2; j2 < hi2; j2++) {                                 \
-                        const size_t pos = base + (size_t)(st2 + j2 * r->d[2]);              \
-                        const T v = x[pos];                                                  \
-                        ACC;                                                                 \
-                    }                                                                        \
-                }                                                                            \
-            }                                                                                \
-            STORE;                                                                           \
-        }                                                                                    \
+#define POOL_LOOP(T, INIT, ACC, STORE)                                                             \
+    const pool_run *r = arg;                                                                       \
+    for (size_t row = begin; row < end; row++) {                                                   \
+        const int64_t o1 = (int64_t)(row % (size_t)r->out[1]);                                     \
+        const int64_t o0 = (int64_t)(row / (size_t)r->out[1] % (size_t)r->out[0]);                 \
+        const size_t plane = row / ((size_t)r->out[1] * (size_t)r->out[0]);                        \
+        const T *x = (const T *)r->x + plane * r->in_size;                                         \
+        int64_t st0, lo0, hi0, hp0, st1, lo1, hi1, hp1;                                            \
+        window_taps(r, 0, o0, &st0, &lo0, &hi0, &hp0);                                             \
+        window_taps(r, 1, o1, &st1, &lo1, &hi1, &hp1);                                             \
+        for (int64_t o2 = 0; o2 < r->out[2]; o2++) {                                               \
+            int64_t st2, lo2, hi2, hp2;                                                            \
+            window_taps(r, 2, o2, &st2, &lo2, &hi2, &hp2);                                         \
+            const size_t yo = row * (size_t)r->out[2] + (size_t)o2;                                \
+            /* in double: a huge padded window's tap count can pass int64 */                       \
+            const double count = (double)(hi0 - lo0) * (double)(hi1 - lo1) * (double)(hi2 - lo2);  \
+            const double count_pad = (double)hp0 * (double)hp1 * (double)hp2;                      \
+            (void)count, (void)count_pad;                                                          \
+            INIT;                                                                                  \
+            for (int64_t j0 = lo0; j0 < hi0; j0++) {                                               \
+                const int64_t i0 = st0 + j0 * r->d[0];                                             \
+                for (int64_t j1 = lo1; j1 < hi1; j1++) {                                           \
+                    const int64_t i1 = st1 + j1 * r->d[1];                                         \
+                    const size_t base = (size_t)((i0 * r->in[1] + i1) * r->in[2]);                 \
+                    for (int64_t j2 = lo2; j2 < hi2; j2++) {                                       \
+                        const size_t pos = base + (size_t)(st2 + j2 * r->d[2]);                    \
+                        const T v = x[pos];                                                        \
+                        ACC;                                                                       \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            STORE;                                                                                 \
+        }                                                                                          \
     }
 
 /* The Indices value of plane offset `pos` in plane `plane`. */
@@ -141,42 +140,43 @@ static int64_t pool_index(const pool_run *r, size_t plane, size_t pos)
 
 /* MaxPool of element type T; LOWEST is T's lowest value. A NaN wins and
  * stays (NAN_WINS(v, m): v is the first NaN; no v > NaN). */
-#define DEFINE_MAX(SFX, T, LOWEST, NAN_WINS)                                                 \
-    static void max_range_##SFX(void *arg, size_t begin, size_t end)                         \
-    {                                                                                        \
-        POOL_LOOP(                                                                           \
-            T, T m = (LOWEST); size_t best = SIZE_MAX,                                       \
-            if (best == SIZE_MAX || v > m || NAN_WINS(v, m)) {                               \
-                m = v;                                                                       \
-                best = pos;                                                                  \
-            },                                                                               \
-            {                                                                                \
-                ((T *)r->y)[yo] = m;                                                         \
-                if (r->idx)                                                                  \
-                    r->idx[yo] = best == SIZE_MAX ? -1 : pool_index(r, plane, best);         \
-            })                                                                               \
+#define DEFINE_MAX(SFX, T, LOWEST, NAN_WINS)                                                       \
+    static void max_range_##SFX(void *arg, size_t begin, size_t end)                               \
+    {                                                                                              \
+        POOL_LOOP(                                                                                 \
+            T, T m = (LOWEST); size_t best = SIZE_MAX,                                             \
+                               if (best == SIZE_MAX || v > m || NAN_WINS(v, m)) {                  \
+                                   m = v;                                                          \
+                                   best = pos;                                                     \
+                               },                                                                  \
+                               {                                                                   \
+                                   ((T *)r->y)[yo] = m;                                            \
+                                   if (r->idx)                                                     \
+                                       r->idx[yo] =                                                \
+                                           best == SIZE_MAX ? -1 : pool_index(r, plane, best);     \
+                               })                                                                  \
     }
 
-#define DEFINE_AVG_LP(SFX, T)                                                                \
-    static void avg_range_##SFX(void *arg, size_t begin, size_t end)                         \
-    {                                                                                        \
-        POOL_LOOP(T, double sum = 0, sum += (double)v, {                                     \
-            double n = r->a->include_pad ? count_pad : count;                                \
-            ((T *)r->y)[yo] = (T)(n > 0 ? sum / n : 0.0);                                    \
-        })                                                                                   \
-    }                                                                                        \
-    static void lp_range_##SFX(void *arg, size_t begin, size_t end)                          \
-    {                                                                                        \
-        const double p_ = ((const pool_run *)arg)->a->p;                                     \
-        if (p_ == 2.0) {                                                                     \
-            POOL_LOOP(T, double sum = 0, sum += (double)v * (double)v,                       \
-                      ((T *)r->y)[yo] = (T)sqrt(sum))                                        \
-        } else if (p_ == 1.0) {                                                              \
-            POOL_LOOP(T, double sum = 0, sum += fabs((double)v), ((T *)r->y)[yo] = (T)sum)   \
-        } else {                                                                             \
-            POOL_LOOP(T, double sum = 0, sum += pow(fabs((double)v), p_),                    \
-                      ((T *)r->y)[yo] = (T)pow(sum, 1.0 / p_))                               \
-        }                                                                                    \
+#define DEFINE_AVG_LP(SFX, T)                                                                      \
+    static void avg_range_##SFX(void *arg, size_t begin, size_t end)                               \
+    {                                                                                              \
+        POOL_LOOP(T, double sum = 0, sum += (double)v, {                                           \
+            double n = r->a->include_pad ? count_pad : count;                                      \
+            ((T *)r->y)[yo] = (T)(n > 0 ? sum / n : 0.0);                                          \
+        })                                                                                         \
+    }                                                                                              \
+    static void lp_range_##SFX(void *arg, size_t begin, size_t end)                                \
+    {                                                                                              \
+        const double p_ = ((const pool_run *)arg)->a->p;                                           \
+        if (p_ == 2.0) {                                                                           \
+            POOL_LOOP(T, double sum = 0, sum += (double)v * (double)v,                             \
+                      ((T *)r->y)[yo] = (T)sqrt(sum))                                              \
+        } else if (p_ == 1.0) {                                                                    \
+            POOL_LOOP(T, double sum = 0, sum += fabs((double)v), ((T *)r->y)[yo] = (T)sum)         \
+        } else {                                                                                   \
+            POOL_LOOP(T, double sum = 0, sum += pow(fabs((double)v), p_),                          \
+                      ((T *)r->y)[yo] = (T)pow(sum, 1.0 / p_))                                     \
+        }                                                                                          \
     }
 
 #define FLOAT_NAN_WINS(v, m) (isnan(v) && !isnan(m))
@@ -249,8 +249,7 @@ static qkv_status pool_geom(const pool_attrs *a, qkv_kernel_io *io, qkv_conv_geo
     if (n > POOL_DIMS) {
         memset(g, 0, sizeof *g);
         return KERR(io, QKV_ERR_UNSUPPORTED,
-                    "input 0 'X' has %d spatial dims: pooling supports 1 to %d", (int)n,
-                    POOL_DIMS);
+                    "input 0 'X' has %d spatial dims: pooling supports 1 to %d", (int)n, POOL_DIMS);
     }
     return qkv_conv_geom_forward(io, &a->geom, n, x->dims + 2, a->geom.kernel_shape, g);
 }
@@ -327,9 +326,12 @@ static qkv_range_fn pool_fn(pool_kind kind, qkv_dtype t)
     bool f64 = t == QKV_DTYPE_DOUBLE;
     if (t == QKV_DTYPE_FLOAT || t == QKV_DTYPE_DOUBLE || qkv_is_half(t)) {
         switch (kind) {
-        case POOL_MAX: return f64 ? max_range_f64 : max_range_f32;
-        case POOL_AVG: return f64 ? avg_range_f64 : avg_range_f32;
-        case POOL_LP: return f64 ? lp_range_f64 : lp_range_f32;
+        case POOL_MAX:
+            return f64 ? max_range_f64 : max_range_f32;
+        case POOL_AVG:
+            return f64 ? avg_range_f64 : avg_range_f32;
+        case POOL_LP:
+            return f64 ? lp_range_f64 : lp_range_f32;
         }
     }
     if (kind == POOL_MAX && t == QKV_DTYPE_INT8)
@@ -381,13 +383,13 @@ static qkv_status pool_compute(const void *state, qkv_kernel_io *io)
 /* MaxPool takes int8 and uint8 from opset 12 */
 #define MAXPOOL_TYPES (POOL_TYPES | QKV_T(INT8) | QKV_T(UINT8))
 
-#define POOL_KERNEL(OP, SINCE, UNTIL, TYPES, OUTS)                                           \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),              \
-        .until_version = (UNTIL), .min_inputs = 1,                                           \
-        .max_inputs = 1, .min_outputs = 1, .max_outputs = (OUTS), .n_input_types = 1,        \
-        .input_types = {TYPES}, .init = pool_init, .infer = pool_infer,                      \
-        .prepare = pool_prepare, .compute = pool_compute, .destroy = pool_destroy,           \
+#define POOL_KERNEL(OP, SINCE, UNTIL, TYPES, OUTS)                                                 \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),                    \
+                       .until_version = (UNTIL), .min_inputs = 1, .max_inputs = 1,                 \
+                       .min_outputs = 1, .max_outputs = (OUTS), .n_input_types = 1,                \
+                       .input_types = {TYPES}, .init = pool_init, .infer = pool_infer,             \
+                       .prepare = pool_prepare, .compute = pool_compute, .destroy = pool_destroy,  \
     }
 
 static const qkv_kernel kernels[] = {

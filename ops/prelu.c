@@ -19,17 +19,17 @@ typedef struct prelu_ctx {
 
 /* Engine rows: y[j] = x < 0 ? s * x : x with x = in[0][j * step[0]],
  * s = in[1][j * step[1]]; MUL(s, x) is the product in T. */
-#define PRELU_ROW(name, T, MUL)                                                            \
-    static void name(void *out, const void *const *in, const unsigned *step, size_t n,     \
-                     const void *ctx)                                                      \
-    {                                                                                      \
-        (void)ctx;                                                                         \
-        const T *x = in[0], *sl = in[1];                                                   \
-        T *y = out;                                                                        \
-        for (size_t j = 0; j < n; j++) {                                                   \
-            T v = x[j * step[0]], s = sl[j * step[1]];                                     \
-            y[j] = v < 0 ? MUL(s, v) : v;                                                  \
-        }                                                                                  \
+#define PRELU_ROW(name, T, MUL)                                                                    \
+    static void name(void *out, const void *const *in, const unsigned *step, size_t n,             \
+                     const void *ctx)                                                              \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        const T *x = in[0], *sl = in[1];                                                           \
+        T *y = out;                                                                                \
+        for (size_t j = 0; j < n; j++) {                                                           \
+            T v = x[j * step[0]], s = sl[j * step[1]];                                             \
+            y[j] = v < 0 ? MUL(s, v) : v;                                                          \
+        }                                                                                          \
     }
 #define FMUL(a, b) ((a) * (b))
 /* two's complement wrap through the unsigned type, never signed overflow */
@@ -106,10 +106,18 @@ static qkv_status prelu_compute(const void *state, qkv_kernel_io *io)
     const void *ctx = &c;
     qkv_ew_row_fn row;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: row = prelu_row_f32; break;
-    case QKV_DTYPE_DOUBLE: row = prelu_row_f64; break;
-    case QKV_DTYPE_INT32: row = prelu_row_i32; break;
-    case QKV_DTYPE_INT64: row = prelu_row_i64; break;
+    case QKV_DTYPE_FLOAT:
+        row = prelu_row_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        row = prelu_row_f64;
+        break;
+    case QKV_DTYPE_INT32:
+        row = prelu_row_i32;
+        break;
+    case QKV_DTYPE_INT64:
+        row = prelu_row_i64;
+        break;
     case QKV_DTYPE_UINT32:
     case QKV_DTYPE_UINT64:
         row = prelu_row_copy;
@@ -139,13 +147,13 @@ static qkv_status prelu_compute(const void *state, qkv_kernel_io *io)
 #define T_FLOAT_NO_BF16 (QKV_TYPES_FLOATS | QKV_T(FLOAT16))
 #define PRELU_INTS (QKV_T(INT32) | QKV_T(INT64) | QKV_T(UINT32) | QKV_T(UINT64))
 
-#define PRELU_KERNEL(since, until, types)                                                  \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "PRelu", .since_version = (since),         \
-        .until_version = (until), .min_inputs = 2, .max_inputs = 2, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {types},                      \
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .infer = prelu_infer,             \
-        .compute = prelu_compute,                                                          \
+#define PRELU_KERNEL(since, until, types)                                                          \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "PRelu", .since_version = (since),                 \
+                       .until_version = (until), .min_inputs = 2, .max_inputs = 2,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {types}, .flags = QKV_KERNEL_INPLACE, .inplace_input = 0,    \
+                       .infer = prelu_infer, .compute = prelu_compute,                             \
     }
 
 static const qkv_kernel kernels[] = {

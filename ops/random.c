@@ -45,7 +45,14 @@
 #define RAND_FLOATS (QKV_TYPES_FLOATS | QKV_TYPES_HALF)
 #define BERNOULLI_OUT (QKV_TYPES_NUMERIC | QKV_TYPES_HALF | QKV_T(BOOL))
 
-enum rand_kind { RK_UNIFORM, RK_NORMAL, RK_UNIFORM_LIKE, RK_NORMAL_LIKE, RK_BERNOULLI, RK_MULTINOMIAL };
+enum rand_kind {
+    RK_UNIFORM,
+    RK_NORMAL,
+    RK_UNIFORM_LIKE,
+    RK_NORMAL_LIKE,
+    RK_BERNOULLI,
+    RK_MULTINOMIAL
+};
 
 typedef struct rand_def {
     enum rand_kind kind;
@@ -66,8 +73,8 @@ typedef struct rand_state {
     int32_t rank;
     int64_t sample_size;
     bool seeded;
-    uint64_t seed;               /* the `seed` attribute's bits, or the clock at init */
-    atomic_uint_fast64_t runs;   /* unseeded: runs so far */
+    uint64_t seed;             /* the `seed` attribute's bits, or the clock at init */
+    atomic_uint_fast64_t runs; /* unseeded: runs so far */
 } rand_state;
 
 /* ---- the generator -------------------------------------------------------- */
@@ -155,7 +162,8 @@ static qkv_status read_params(const qkv_host_api *host, const qkv_node_ctx *node
         if (st == QKV_OK)
             st = host->attr_float(node, "scale", 1.0f, &b);
         break;
-    default: break;
+    default:
+        break;
     }
     s->a = a;
     s->b = b;
@@ -186,8 +194,10 @@ static qkv_status read_params(const qkv_host_api *host, const qkv_node_ctx *node
         return QKV_OK;
     }
     case RK_UNIFORM_LIKE:
-    case RK_NORMAL_LIKE: return read_dtype(host, node, s, RAND_FLOATS, 0);
-    case RK_BERNOULLI: return read_dtype(host, node, s, BERNOULLI_OUT, 0);
+    case RK_NORMAL_LIKE:
+        return read_dtype(host, node, s, RAND_FLOATS, 0);
+    case RK_BERNOULLI:
+        return read_dtype(host, node, s, BERNOULLI_OUT, 0);
     default:
         st = read_dtype(host, node, s, QKV_T(INT32) | QKV_T(INT64), QKV_DTYPE_INT32);
         if (st == QKV_OK)
@@ -241,10 +251,14 @@ static void rand_destroy(void *state) { free(state); }
 static double rounded(qkv_dtype t, double v)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT: return (float)v;
-    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(qkv_f64_to_f16(v));
-    case QKV_DTYPE_BFLOAT16: return qkv_bf16_to_f32(qkv_f64_to_bf16(v));
-    default: return v;
+    case QKV_DTYPE_FLOAT:
+        return (float)v;
+    case QKV_DTYPE_FLOAT16:
+        return qkv_f16_to_f32(qkv_f64_to_f16(v));
+    case QKV_DTYPE_BFLOAT16:
+        return qkv_bf16_to_f32(qkv_f64_to_bf16(v));
+    default:
+        return v;
     }
 }
 
@@ -275,7 +289,8 @@ static double below(qkv_dtype t, double high)
                 h--;
         }
     }
-    default: return nextafter(high, -INFINITY);
+    default:
+        return nextafter(high, -INFINITY);
     }
 }
 
@@ -421,19 +436,22 @@ static qkv_status rand_compute(const void *state, qkv_kernel_io *io)
             fill_continuous(s, &r, y);
         return st;
     }
-    case RK_BERNOULLI: return bernoulli(s, &r, io);
-    default: return multinomial(s, &r, io);
+    case RK_BERNOULLI:
+        return bernoulli(s, &r, io);
+    default:
+        return multinomial(s, &r, io);
     }
 }
 
 /* ---- descriptors --------------------------------------------------------------- */
 
-#define RANDOM(op, since, def_, n_in, types)                                                 \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                  \
-        .min_inputs = n_in, .max_inputs = n_in, .min_outputs = 1, .max_outputs = 1,          \
-        .n_input_types = n_in ? 1 : 0, .input_types = {types}, .user = (void *)&def_,        \
-        .init = rand_init, .compute = rand_compute, .destroy = rand_destroy                  \
+#define RANDOM(op, since, def_, n_in, types)                                                       \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since, .min_inputs = n_in,    \
+                       .max_inputs = n_in, .min_outputs = 1, .max_outputs = 1,                     \
+                       .n_input_types = n_in ? 1 : 0, .input_types = {types},                      \
+                       .user = (void *)&def_, .init = rand_init, .compute = rand_compute,          \
+                       .destroy = rand_destroy                                                     \
     }
 
 static const qkv_kernel kernels[] = {

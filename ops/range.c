@@ -22,16 +22,18 @@
 /* The scalar input k as double (floats) or as int64 (integers). */
 static double scalar_f(const qkv_tensor *t)
 {
-    return t->dtype == QKV_DTYPE_FLOAT ? (double)*(const float *)t->data
-                                       : *(const double *)t->data;
+    return t->dtype == QKV_DTYPE_FLOAT ? (double)*(const float *)t->data : *(const double *)t->data;
 }
 
 static int64_t scalar_i(const qkv_tensor *t)
 {
     switch (t->dtype) {
-    case QKV_DTYPE_INT16: return *(const int16_t *)t->data;
-    case QKV_DTYPE_INT32: return *(const int32_t *)t->data;
-    default: return *(const int64_t *)t->data;
+    case QKV_DTYPE_INT16:
+        return *(const int16_t *)t->data;
+    case QKV_DTYPE_INT32:
+        return *(const int32_t *)t->data;
+    default:
+        return *(const int64_t *)t->data;
     }
 }
 
@@ -49,8 +51,8 @@ static qkv_status range_count(qkv_kernel_io *io, size_t max, size_t *n)
             return KERR(io, QKV_ERR_INVALID_ARGUMENT, "input 2 'delta' is 0");
         double c = ceil((limit - start) / delta);
         if (isnan(c) || c > (double)max)
-            return KERR(io, QKV_ERR_INVALID_ARGUMENT,
-                        "Range(%g, %g, %g) has %g elements, too many", start, limit, delta, c);
+            return KERR(io, QKV_ERR_INVALID_ARGUMENT, "Range(%g, %g, %g) has %g elements, too many",
+                        start, limit, delta, c);
         *n = c > 0 ? (size_t)c : 0;
         return QKV_OK;
     }
@@ -63,9 +65,8 @@ static qkv_status range_count(qkv_kernel_io *io, size_t max, size_t *n)
     else if (delta < 0 && span < 0)
         c = (span + delta + 1) / delta; /* both negative: ceil of a positive quotient */
     if (c > (__int128)max)
-        return KERR(io, QKV_ERR_INVALID_ARGUMENT,
-                    "Range(%lld, %lld, %lld) has too many elements", (long long)start,
-                    (long long)limit, (long long)delta);
+        return KERR(io, QKV_ERR_INVALID_ARGUMENT, "Range(%lld, %lld, %lld) has too many elements",
+                    (long long)start, (long long)limit, (long long)delta);
     *n = (size_t)c;
     return QKV_OK;
 }
@@ -83,9 +84,8 @@ static qkv_status range_infer(void *state, qkv_kernel_io *io)
         const qkv_tensor *t = &io->inputs[i];
         if (t->dtype != io->inputs[0].dtype && t->dtype != QKV_DTYPE_UNDEFINED &&
             io->inputs[0].dtype != QKV_DTYPE_UNDEFINED)
-            return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, input 0 'start' has %s",
-                        i, names[i], qkv_dtype_name(t->dtype),
-                        qkv_dtype_name(io->inputs[0].dtype));
+            return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, input 0 'start' has %s", i,
+                        names[i], qkv_dtype_name(t->dtype), qkv_dtype_name(io->inputs[0].dtype));
         if (t->rank > 1 || (t->rank == 1 && t->dims[0] >= 0 && t->dims[0] != 1))
             return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' must be a scalar", i, names[i]);
         known = known && t->data && t->rank >= 0 && (t->rank == 0 || t->dims[0] == 1);
@@ -154,8 +154,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Range",
         .since_version = 11,
-        .min_inputs = 3, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 3,
+        .max_inputs = 3,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {RANGE_TYPES},
         .infer = range_infer,

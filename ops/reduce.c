@@ -75,18 +75,18 @@ static const struct {
     const char *name;
     reduce_op op;
 } op_names[] = {
-    {"ReduceSum", R_SUM},     {"ReduceMean", R_MEAN},          {"ReduceMax", R_MAX},
-    {"ReduceMin", R_MIN},     {"ReduceProd", R_PROD},          {"ReduceL1", R_L1},
-    {"ReduceL2", R_L2},       {"ReduceLogSum", R_LOGSUM},      {"ReduceLogSumExp", R_LOGSUMEXP},
+    {"ReduceSum", R_SUM},         {"ReduceMean", R_MEAN},     {"ReduceMax", R_MAX},
+    {"ReduceMin", R_MIN},         {"ReduceProd", R_PROD},     {"ReduceL1", R_L1},
+    {"ReduceL2", R_L2},           {"ReduceLogSum", R_LOGSUM}, {"ReduceLogSumExp", R_LOGSUMEXP},
     {"ReduceSumSquare", R_SUMSQ},
 };
 
 typedef struct reduce_attrs {
     reduce_op op;
     bool keepdims;
-    bool noop_empty;  /* noop_with_empty_axes (input forms) */
-    bool axes_input;  /* axes come from input 1 */
-    size_t n_axes;    /* attribute form: the axes */
+    bool noop_empty; /* noop_with_empty_axes (input forms) */
+    bool axes_input; /* axes come from input 1 */
+    size_t n_axes;   /* attribute form: the axes */
     int64_t axes[QKV_MAX_RANK];
 } reduce_attrs;
 
@@ -210,68 +210,64 @@ typedef struct reduce_run {
  * fin: accumulator to the op's result; fromd: double to element
  * (saturating for ints, NaN -> 0). */
 
-#define DEFINE_FLOAT_HELPERS(SFX, T, EXP)                                                    \
-    static inline double cvt_##SFX(T x) { return (double)x; }                                \
-    static inline double sq_##SFX(T x) { return (double)x * (double)x; }                     \
-    static inline double ab_##SFX(T x) { return fabs((double)x); }                           \
-    static inline double expd_##SFX(T x, T m) { return (double)EXP(x - m); }                 \
-    static inline T fromd_##SFX(double d) { return (T)d; }                                   \
-    static inline T fin_##SFX(reduce_op op, double a, size_t n)                              \
-    {                                                                                        \
-        switch (op) {                                                                        \
-        case R_MEAN:                                                                         \
-            return (T)(a / (double)n); /* n == 0: NaN, as numpy */                           \
-        case R_L2:                                                                           \
-            return (T)sqrt(a);                                                               \
-        case R_LOGSUM:                                                                       \
-            return (T)log(a);                                                                \
-        default:                                                                             \
-            return (T)a;                                                                     \
-        }                                                                                    \
+#define DEFINE_FLOAT_HELPERS(SFX, T, EXP)                                                          \
+    static inline double cvt_##SFX(T x) { return (double)x; }                                      \
+    static inline double sq_##SFX(T x) { return (double)x * (double)x; }                           \
+    static inline double ab_##SFX(T x) { return fabs((double)x); }                                 \
+    static inline double expd_##SFX(T x, T m) { return (double)EXP(x - m); }                       \
+    static inline T fromd_##SFX(double d) { return (T)d; }                                         \
+    static inline T fin_##SFX(reduce_op op, double a, size_t n)                                    \
+    {                                                                                              \
+        switch (op) {                                                                              \
+        case R_MEAN:                                                                               \
+            return (T)(a / (double)n); /* n == 0: NaN, as numpy */                                 \
+        case R_L2:                                                                                 \
+            return (T)sqrt(a);                                                                     \
+        case R_LOGSUM:                                                                             \
+            return (T)log(a);                                                                      \
+        default:                                                                                   \
+            return (T)a;                                                                           \
+        }                                                                                          \
     }
 
 /* Integers: accumulate in uint64 (defined wrap-around), interpret as
  * signed (S = int64_t) or unsigned (S = uint64_t) when finishing. */
-#define DEFINE_INT_HELPERS(SFX, T, S, TMIN, TMAX, ABS)                                       \
-    static inline uint64_t cvt_##SFX(T x) { return (uint64_t)(S)x; }                         \
-    static inline uint64_t sq_##SFX(T x) { return cvt_##SFX(x) * cvt_##SFX(x); }             \
-    static inline uint64_t ab_##SFX(T x) { return ABS; }                                     \
-    static inline double expd_##SFX(T x, T m) { return exp((double)x - (double)m); }         \
-    static inline T fromd_##SFX(double d)                                                    \
-    {                                                                                        \
-        if (d != d)                                                                          \
-            return 0;                                                                        \
-        if (d <= (double)(TMIN))                                                             \
-            return (TMIN);                                                                   \
-        if (d >= (double)(TMAX))                                                             \
-            return (TMAX);                                                                   \
-        return (T)d;                                                                         \
-    }                                                                                        \
-    static inline T fin_##SFX(reduce_op op, uint64_t a, size_t n)                            \
-    {                                                                                        \
-        S s = (S)a;                                                                          \
-        switch (op) {                                                                        \
-        case R_MEAN:                                                                         \
-            return n ? (T)(s / (S)n) : 0;                                                    \
-        case R_L2:                                                                           \
-            return fromd_##SFX(sqrt((double)s));                                             \
-        case R_LOGSUM:                                                                       \
-            return fromd_##SFX(log((double)s));                                              \
-        default:                                                                             \
-            return (T)s;                                                                     \
-        }                                                                                    \
+#define DEFINE_INT_HELPERS(SFX, T, S, TMIN, TMAX, ABS)                                             \
+    static inline uint64_t cvt_##SFX(T x) { return (uint64_t)(S)x; }                               \
+    static inline uint64_t sq_##SFX(T x) { return cvt_##SFX(x) * cvt_##SFX(x); }                   \
+    static inline uint64_t ab_##SFX(T x) { return ABS; }                                           \
+    static inline double expd_##SFX(T x, T m) { return exp((double)x - (double)m); }               \
+    static inline T fromd_##SFX(double d)                                                          \
+    {                                                                                              \
+        if (d != d)                                                                                \
+            return 0;                                                                              \
+        if (d <= (double)(TMIN))                                                                   \
+            return (TMIN);                                                                         \
+        if (d >= (double)(TMAX))                                                                   \
+            return (TMAX);                                                                         \
+        return (T)d;                                                                               \
+    }                                                                                              \
+    static inline T fin_##SFX(reduce_op op, uint64_t a, size_t n)                                  \
+    {                                                                                              \
+        S s = (S)a;                                                                                \
+        switch (op) {                                                                              \
+        case R_MEAN:                                                                               \
+            return n ? (T)(s / (S)n) : 0;                                                          \
+        case R_L2:                                                                                 \
+            return fromd_##SFX(sqrt((double)s));                                                   \
+        case R_LOGSUM:                                                                             \
+            return fromd_##SFX(log((double)s));                                                    \
+        default:                                                                                   \
+            return (T)s;                                                                           \
+        }                                                                                          \
     }
 
 DEFINE_FLOAT_HELPERS(f32, float, expf)
 DEFINE_FLOAT_HELPERS(f64, double, exp)
-DEFINE_INT_HELPERS(i8, int8_t, int64_t, INT8_MIN, INT8_MAX,
-                   x < 0 ? 0 - cvt_i8(x) : cvt_i8(x))
-DEFINE_INT_HELPERS(i16, int16_t, int64_t, INT16_MIN, INT16_MAX,
-                   x < 0 ? 0 - cvt_i16(x) : cvt_i16(x))
-DEFINE_INT_HELPERS(i32, int32_t, int64_t, INT32_MIN, INT32_MAX,
-                   x < 0 ? 0 - cvt_i32(x) : cvt_i32(x))
-DEFINE_INT_HELPERS(i64, int64_t, int64_t, INT64_MIN, INT64_MAX,
-                   x < 0 ? 0 - cvt_i64(x) : cvt_i64(x))
+DEFINE_INT_HELPERS(i8, int8_t, int64_t, INT8_MIN, INT8_MAX, x < 0 ? 0 - cvt_i8(x) : cvt_i8(x))
+DEFINE_INT_HELPERS(i16, int16_t, int64_t, INT16_MIN, INT16_MAX, x < 0 ? 0 - cvt_i16(x) : cvt_i16(x))
+DEFINE_INT_HELPERS(i32, int32_t, int64_t, INT32_MIN, INT32_MAX, x < 0 ? 0 - cvt_i32(x) : cvt_i32(x))
+DEFINE_INT_HELPERS(i64, int64_t, int64_t, INT64_MIN, INT64_MAX, x < 0 ? 0 - cvt_i64(x) : cvt_i64(x))
 DEFINE_INT_HELPERS(u8, uint8_t, uint64_t, 0, UINT8_MAX, cvt_u8(x))
 DEFINE_INT_HELPERS(u16, uint16_t, uint64_t, 0, UINT16_MAX, cvt_u16(x))
 DEFINE_INT_HELPERS(u32, uint32_t, uint64_t, 0, UINT32_MAX, cvt_u32(x))
@@ -298,27 +294,27 @@ DEFINE_INT_HELPERS(u64, uint64_t, uint64_t, 0, UINT64_MAX, cvt_u64(x))
 
 /* Layout A: unit u folds rcount rows of v->row contiguous elements into
  * four partial accumulators. Expects x, y, v, b, e (and op, n) in scope. */
-#define RED_ROWS(SFX, ACCT, INIT, FOLD, COMBINE, STORE)                                      \
-    for (size_t u = b; u < e; u++) {                                                         \
-        ACCT a0 = (INIT), a1 = (INIT), a2 = (INIT), a3 = (INIT);                             \
-        odo o;                                                                               \
-        odo_start(&o, v, unit_base(v, u));                                                   \
-        for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v)) {                            \
-            const elem_t *restrict p = x + o.off;                                            \
-            size_t i = 0;                                                                    \
-            for (; i + 4 <= v->row; i += 4) {                                                \
-                FOLD(SFX, a0, p[i]);                                                         \
-                FOLD(SFX, a1, p[i + 1]);                                                     \
-                FOLD(SFX, a2, p[i + 2]);                                                     \
-                FOLD(SFX, a3, p[i + 3]);                                                     \
-            }                                                                                \
-            for (; i < v->row; i++)                                                          \
-                FOLD(SFX, a0, p[i]);                                                         \
-        }                                                                                    \
-        COMBINE(SFX, a0, a1);                                                                \
-        COMBINE(SFX, a2, a3);                                                                \
-        COMBINE(SFX, a0, a2);                                                                \
-        STORE(SFX, y[u], a0);                                                                \
+#define RED_ROWS(SFX, ACCT, INIT, FOLD, COMBINE, STORE)                                            \
+    for (size_t u = b; u < e; u++) {                                                               \
+        ACCT a0 = (INIT), a1 = (INIT), a2 = (INIT), a3 = (INIT);                                   \
+        odo o;                                                                                     \
+        odo_start(&o, v, unit_base(v, u));                                                         \
+        for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v)) {                                  \
+            const elem_t *restrict p = x + o.off;                                                  \
+            size_t i = 0;                                                                          \
+            for (; i + 4 <= v->row; i += 4) {                                                      \
+                FOLD(SFX, a0, p[i]);                                                               \
+                FOLD(SFX, a1, p[i + 1]);                                                           \
+                FOLD(SFX, a2, p[i + 2]);                                                           \
+                FOLD(SFX, a3, p[i + 3]);                                                           \
+            }                                                                                      \
+            for (; i < v->row; i++)                                                                \
+                FOLD(SFX, a0, p[i]);                                                               \
+        }                                                                                          \
+        COMBINE(SFX, a0, a1);                                                                      \
+        COMBINE(SFX, a2, a3);                                                                      \
+        COMBINE(SFX, a0, a2);                                                                      \
+        STORE(SFX, y[u], a0);                                                                      \
     }
 
 /* Layout B's accumulators are bounded: a strip has at most RED_ACC_MAX
@@ -330,137 +326,138 @@ DEFINE_INT_HELPERS(u64, uint64_t, uint64_t, 0, UINT64_MAX, cvt_u64(x))
 /* Layout B: unit u is strip (u % strips) of kept position u / strips: w <=
  * RED_ACC_MAX accumulators at acc (on the stack, or in y itself for
  * Max/Min: IN_Y) fold one contiguous run of w elements per reduced position. */
-#define RED_STRIPS(SFX, ACCT, IN_Y, INIT, FOLD, STORE)                                       \
-    for (size_t u = b; u < e; u++) {                                                         \
-        size_t ko = u / r->strips, t0 = (u % r->strips) * r->strip;                          \
-        size_t w = v->inner - t0 < r->strip ? v->inner - t0 : r->strip;                      \
-        size_t first = ko * v->inner + t0; /* output index of the strip */                   \
-        ACCT acc_block[RED_ACC_MAX];                                                         \
-        ACCT *restrict acc = IN_Y ? (ACCT *)(void *)(y + first) : acc_block;                 \
-        QKV_FOR_W(w, acc[j] = (INIT));                                                       \
-        odo o;                                                                               \
-        odo_start(&o, v, unit_base(v, ko) + t0);                                             \
-        for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v)) {                            \
-            const elem_t *restrict p = x + o.off;                                            \
-            QKV_FOR_W(w, FOLD(SFX, acc[j], p[j]));                                           \
-        }                                                                                    \
-        if (!IN_Y) {                                                                         \
-            elem_t *restrict out = y + first;                                                \
-            QKV_FOR_W(w, STORE(SFX, out[j], acc[j]));                                        \
-        }                                                                                    \
+#define RED_STRIPS(SFX, ACCT, IN_Y, INIT, FOLD, STORE)                                             \
+    for (size_t u = b; u < e; u++) {                                                               \
+        size_t ko = u / r->strips, t0 = (u % r->strips) * r->strip;                                \
+        size_t w = v->inner - t0 < r->strip ? v->inner - t0 : r->strip;                            \
+        size_t first = ko * v->inner + t0; /* output index of the strip */                         \
+        ACCT acc_block[RED_ACC_MAX];                                                               \
+        ACCT *restrict acc = IN_Y ? (ACCT *)(void *)(y + first) : acc_block;                       \
+        QKV_FOR_W(w, acc[j] = (INIT));                                                             \
+        odo o;                                                                                     \
+        odo_start(&o, v, unit_base(v, ko) + t0);                                                   \
+        for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v)) {                                  \
+            const elem_t *restrict p = x + o.off;                                                  \
+            QKV_FOR_W(w, FOLD(SFX, acc[j], p[j]));                                                 \
+        }                                                                                          \
+        if (!IN_Y) {                                                                               \
+            elem_t *restrict out = y + first;                                                      \
+            QKV_FOR_W(w, STORE(SFX, out[j], acc[j]));                                              \
+        }                                                                                          \
     }
 
 /* log(sum(exp(x))) = m + log(sum(exp(x - m))), m the maximum. An empty set
  * gives -inf (ints: the minimum); a NaN or infinite maximum is the result. */
-#define LSE_FINISH(SFX, m, s)                                                                \
-    (n == 0 ? fromd_##SFX(-INFINITY)                                                         \
-            : !isfinite((double)(m)) ? (m) : fromd_##SFX((double)(m) + log(s)))
+#define LSE_FINISH(SFX, m, s)                                                                      \
+    (n == 0                   ? fromd_##SFX(-INFINITY)                                             \
+     : !isfinite((double)(m)) ? (m)                                                                \
+                              : fromd_##SFX((double)(m) + log(s)))
 
 /*
  * reduce_range_SFX: folds units [b, e) of r for element type T.
  * LOWEST/HIGHEST: the identities of max and min.
  */
-#define DEFINE_REDUCE(SFX, T, ACC, LOWEST, HIGHEST)                                          \
-    static void reduce_range_##SFX(void *arg, size_t b, size_t e)                            \
-    {                                                                                        \
-        typedef T elem_t; /* for RED_ROWS and RED_STRIPS */                                  \
-        const reduce_run *r = arg;                                                           \
-        const reduce_view *v = &r->v;                                                        \
-        const T *restrict x = r->x;                                                          \
-        T *restrict y = r->y;                                                                \
-        const reduce_op op = r->op;                                                          \
-        const size_t n = v->n;                                                               \
-        if (!v->inner_kept) {                                                                \
-            switch (op) {                                                                    \
-            case R_SUM:                                                                      \
-            case R_MEAN:                                                                     \
-            case R_LOGSUM:                                                                   \
-                RED_ROWS(SFX, ACC, 0, F_ADD, C_ADD, S_FIN)                                   \
-                break;                                                                       \
-            case R_SUMSQ:                                                                    \
-            case R_L2:                                                                       \
-                RED_ROWS(SFX, ACC, 0, F_ADDSQ, C_ADD, S_FIN)                                 \
-                break;                                                                       \
-            case R_L1:                                                                       \
-                RED_ROWS(SFX, ACC, 0, F_ADDABS, C_ADD, S_FIN)                                \
-                break;                                                                       \
-            case R_PROD:                                                                     \
-                RED_ROWS(SFX, ACC, 1, F_MUL, C_MUL, S_FIN)                                   \
-                break;                                                                       \
-            case R_MAX:                                                                      \
-                RED_ROWS(SFX, T, LOWEST, F_MAX, C_MAX, S_RAW)                                \
-                break;                                                                       \
-            case R_MIN:                                                                      \
-                RED_ROWS(SFX, T, HIGHEST, F_MIN, C_MIN, S_RAW)                               \
-                break;                                                                       \
-            case R_LOGSUMEXP:                                                                \
-                for (size_t u = b; u < e; u++) {                                             \
-                    size_t base = unit_base(v, u);                                           \
-                    T m = LOWEST;                                                            \
-                    odo o;                                                                   \
-                    odo_start(&o, v, base);                                                  \
-                    for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v))                  \
-                        for (size_t i = 0; i < v->row; i++)                                  \
-                            F_MAX(SFX, m, x[o.off + i]);                                     \
-                    double s = 0;                                                            \
-                    if (isfinite((double)m)) {                                               \
-                        odo_start(&o, v, base);                                              \
-                        for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v))              \
-                            for (size_t i = 0; i < v->row; i++)                              \
-                                s += expd_##SFX(x[o.off + i], m);                            \
-                    }                                                                        \
-                    y[u] = LSE_FINISH(SFX, m, s);                                            \
-                }                                                                            \
-                break;                                                                       \
-            }                                                                                \
-            return;                                                                          \
-        }                                                                                    \
-        switch (op) {                                                                        \
-        case R_SUM:                                                                          \
-        case R_MEAN:                                                                         \
-        case R_LOGSUM:                                                                       \
-            RED_STRIPS(SFX, ACC, 0, 0, F_ADD, S_FIN)                                         \
-            break;                                                                           \
-        case R_SUMSQ:                                                                        \
-        case R_L2:                                                                           \
-            RED_STRIPS(SFX, ACC, 0, 0, F_ADDSQ, S_FIN)                                       \
-            break;                                                                           \
-        case R_L1:                                                                           \
-            RED_STRIPS(SFX, ACC, 0, 0, F_ADDABS, S_FIN)                                      \
-            break;                                                                           \
-        case R_PROD:                                                                         \
-            RED_STRIPS(SFX, ACC, 0, 1, F_MUL, S_FIN)                                         \
-            break;                                                                           \
-        case R_MAX:                                                                          \
-            RED_STRIPS(SFX, T, 1, LOWEST, F_MAX, S_RAW)                                      \
-            break;                                                                           \
-        case R_MIN:                                                                          \
-            RED_STRIPS(SFX, T, 1, HIGHEST, F_MIN, S_RAW)                                     \
-            break;                                                                           \
-        case R_LOGSUMEXP:                                                                    \
-            /* the maxima go to y, the exp-sums to the stack, then y is finished */          \
-            for (size_t u = b; u < e; u++) {                                                 \
-                size_t ko = u / r->strips, t0 = (u % r->strips) * r->strip;                  \
-                size_t w = v->inner - t0 < r->strip ? v->inner - t0 : r->strip;              \
-                size_t first = ko * v->inner + t0, base = unit_base(v, ko) + t0;             \
-                T *restrict m = y + first;                                                   \
-                double sum[RED_ACC_MAX];                                                     \
-                QKV_FOR_W(w, (m[j] = LOWEST, sum[j] = 0));                                   \
-                odo o;                                                                       \
-                odo_start(&o, v, base);                                                      \
-                for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v)) {                    \
-                    const T *restrict p = x + o.off;                                         \
-                    QKV_FOR_W(w, F_MAX(SFX, m[j], p[j]));                                    \
-                }                                                                            \
-                odo_start(&o, v, base);                                                      \
-                for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v)) {                    \
-                    const T *restrict p = x + o.off;                                         \
-                    QKV_FOR_W(w, sum[j] += isfinite((double)m[j]) ? expd_##SFX(p[j], m[j]) : 0); \
-                }                                                                            \
-                QKV_FOR_W(w, m[j] = LSE_FINISH(SFX, m[j], sum[j]));                          \
-            }                                                                                \
-            break;                                                                           \
-        }                                                                                    \
+#define DEFINE_REDUCE(SFX, T, ACC, LOWEST, HIGHEST)                                                \
+    static void reduce_range_##SFX(void *arg, size_t b, size_t e)                                  \
+    {                                                                                              \
+        typedef T elem_t; /* for RED_ROWS and RED_STRIPS */                                        \
+        const reduce_run *r = arg;                                                                 \
+        const reduce_view *v = &r->v;                                                              \
+        const T *restrict x = r->x;                                                                \
+        T *restrict y = r->y;                                                                      \
+        const reduce_op op = r->op;                                                                \
+        const size_t n = v->n;                                                                     \
+        if (!v->inner_kept) {                                                                      \
+            switch (op) {                                                                          \
+            case R_SUM:                                                                            \
+            case R_MEAN:                                                                           \
+            case R_LOGSUM:                                                                         \
+                RED_ROWS(SFX, ACC, 0, F_ADD, C_ADD, S_FIN)                                         \
+                break;                                                                             \
+            case R_SUMSQ:                                                                          \
+            case R_L2:                                                                             \
+                RED_ROWS(SFX, ACC, 0, F_ADDSQ, C_ADD, S_FIN)                                       \
+                break;                                                                             \
+            case R_L1:                                                                             \
+                RED_ROWS(SFX, ACC, 0, F_ADDABS, C_ADD, S_FIN)                                      \
+                break;                                                                             \
+            case R_PROD:                                                                           \
+                RED_ROWS(SFX, ACC, 1, F_MUL, C_MUL, S_FIN)                                         \
+                break;                                                                             \
+            case R_MAX:                                                                            \
+                RED_ROWS(SFX, T, LOWEST, F_MAX, C_MAX, S_RAW)                                      \
+                break;                                                                             \
+            case R_MIN:                                                                            \
+                RED_ROWS(SFX, T, HIGHEST, F_MIN, C_MIN, S_RAW)                                     \
+                break;                                                                             \
+            case R_LOGSUMEXP:                                                                      \
+                for (size_t u = b; u < e; u++) {                                                   \
+                    size_t base = unit_base(v, u);                                                 \
+                    T m = LOWEST;                                                                  \
+                    odo o;                                                                         \
+                    odo_start(&o, v, base);                                                        \
+                    for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v))                        \
+                        for (size_t i = 0; i < v->row; i++)                                        \
+                            F_MAX(SFX, m, x[o.off + i]);                                           \
+                    double s = 0;                                                                  \
+                    if (isfinite((double)m)) {                                                     \
+                        odo_start(&o, v, base);                                                    \
+                        for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v))                    \
+                            for (size_t i = 0; i < v->row; i++)                                    \
+                                s += expd_##SFX(x[o.off + i], m);                                  \
+                    }                                                                              \
+                    y[u] = LSE_FINISH(SFX, m, s);                                                  \
+                }                                                                                  \
+                break;                                                                             \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        switch (op) {                                                                              \
+        case R_SUM:                                                                                \
+        case R_MEAN:                                                                               \
+        case R_LOGSUM:                                                                             \
+            RED_STRIPS(SFX, ACC, 0, 0, F_ADD, S_FIN)                                               \
+            break;                                                                                 \
+        case R_SUMSQ:                                                                              \
+        case R_L2:                                                                                 \
+            RED_STRIPS(SFX, ACC, 0, 0, F_ADDSQ, S_FIN)                                             \
+            break;                                                                                 \
+        case R_L1:                                                                                 \
+            RED_STRIPS(SFX, ACC, 0, 0, F_ADDABS, S_FIN)                                            \
+            break;                                                                                 \
+        case R_PROD:                                                                               \
+            RED_STRIPS(SFX, ACC, 0, 1, F_MUL, S_FIN)                                               \
+            break;                                                                                 \
+        case R_MAX:                                                                                \
+            RED_STRIPS(SFX, T, 1, LOWEST, F_MAX, S_RAW)                                            \
+            break;                                                                                 \
+        case R_MIN:                                                                                \
+            RED_STRIPS(SFX, T, 1, HIGHEST, F_MIN, S_RAW)                                           \
+            break;                                                                                 \
+        case R_LOGSUMEXP:                                                                          \
+            /* the maxima go to y, the exp-sums to the stack, then y is finished */                \
+            for (size_t u = b; u < e; u++) {                                                       \
+                size_t ko = u / r->strips, t0 = (u % r->strips) * r->strip;                        \
+                size_t w = v->inner - t0 < r->strip ? v->inner - t0 : r->strip;                    \
+                size_t first = ko * v->inner + t0, base = unit_base(v, ko) + t0;                   \
+                T *restrict m = y + first;                                                         \
+                double sum[RED_ACC_MAX];                                                           \
+                QKV_FOR_W(w, (m[j] = LOWEST, sum[j] = 0));                                         \
+                odo o;                                                                             \
+                odo_start(&o, v, base);                                                            \
+                for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v)) {                          \
+                    const T *restrict p = x + o.off;                                               \
+                    QKV_FOR_W(w, F_MAX(SFX, m[j], p[j]));                                          \
+                }                                                                                  \
+                odo_start(&o, v, base);                                                            \
+                for (size_t c = 0; c < v->rcount; c++, odo_next(&o, v)) {                          \
+                    const T *restrict p = x + o.off;                                               \
+                    QKV_FOR_W(w, sum[j] += isfinite((double)m[j]) ? expd_##SFX(p[j], m[j]) : 0);   \
+                }                                                                                  \
+                QKV_FOR_W(w, m[j] = LSE_FINISH(SFX, m[j], sum[j]));                                \
+            }                                                                                      \
+            break;                                                                                 \
+        }                                                                                          \
     }
 
 DEFINE_REDUCE(f32, float, double, -INFINITY, INFINITY)
@@ -513,8 +510,8 @@ static qkv_status reduce_mask(const reduce_attrs *s, qkv_kernel_io *io, int32_t 
                         "(expected %d to %d)",
                         i, (long long)axes[i], rank, -rank, rank - 1);
         if (mask[a])
-            return KERR(io, QKV_ERR_INVALID_MODEL, "axes names axis %d twice (axes[%zu]=%lld)",
-                        a, i, (long long)axes[i]);
+            return KERR(io, QKV_ERR_INVALID_MODEL, "axes names axis %d twice (axes[%zu]=%lld)", a,
+                        i, (long long)axes[i]);
         mask[a] = true;
     }
     return QKV_OK;
@@ -605,7 +602,7 @@ static qkv_status reduce_infer(void *state, qkv_kernel_io *io)
 /* What prepare works out once per plan and compute reads (io->plan_state):
  * the view of the input, the loop for its element type. */
 typedef struct reduce_plan {
-    bool noop;          /* the node is an identity */
+    bool noop; /* the node is an identity */
     reduce_view v;
     qkv_range_fn fn;
     size_t half_offset; /* float16/bfloat16: where the float32 copies start in scratch */
@@ -617,18 +614,29 @@ static qkv_range_fn reduce_fn(qkv_dtype t)
     switch (t) {
     case QKV_DTYPE_FLOAT16:
     case QKV_DTYPE_BFLOAT16:
-    case QKV_DTYPE_FLOAT: return reduce_range_f32;
-    case QKV_DTYPE_DOUBLE: return reduce_range_f64;
-    case QKV_DTYPE_INT8: return reduce_range_i8;
-    case QKV_DTYPE_INT16: return reduce_range_i16;
-    case QKV_DTYPE_INT32: return reduce_range_i32;
-    case QKV_DTYPE_INT64: return reduce_range_i64;
+    case QKV_DTYPE_FLOAT:
+        return reduce_range_f32;
+    case QKV_DTYPE_DOUBLE:
+        return reduce_range_f64;
+    case QKV_DTYPE_INT8:
+        return reduce_range_i8;
+    case QKV_DTYPE_INT16:
+        return reduce_range_i16;
+    case QKV_DTYPE_INT32:
+        return reduce_range_i32;
+    case QKV_DTYPE_INT64:
+        return reduce_range_i64;
     case QKV_DTYPE_BOOL: /* Max/Min only: max is "any", min is "all" on 0/1 bytes */
-    case QKV_DTYPE_UINT8: return reduce_range_u8;
-    case QKV_DTYPE_UINT16: return reduce_range_u16;
-    case QKV_DTYPE_UINT32: return reduce_range_u32;
-    case QKV_DTYPE_UINT64: return reduce_range_u64;
-    default: return NULL;
+    case QKV_DTYPE_UINT8:
+        return reduce_range_u8;
+    case QKV_DTYPE_UINT16:
+        return reduce_range_u16;
+    case QKV_DTYPE_UINT32:
+        return reduce_range_u32;
+    case QKV_DTYPE_UINT64:
+        return reduce_range_u64;
+    default:
+        return NULL;
     }
 }
 
@@ -690,8 +698,7 @@ static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
     }
     if (qkv_numel(y) == 0)
         return QKV_OK;
-    reduce_run r = {.v = plan->v, .op = s->op, .x = x->data, .y = y->data,
-                    .scratch = io->scratch};
+    reduce_run r = {.v = plan->v, .op = s->op, .x = x->data, .y = y->data, .scratch = io->scratch};
     /* float16/bfloat16: reduce float32 copies (placed after the accumulators) */
     float *half_y = NULL;
     if (qkv_is_half(x->dtype)) {
@@ -722,19 +729,20 @@ static qkv_status reduce_compute(const void *state, qkv_kernel_io *io)
 
 /* ---- descriptors ------------------------------------------------------------- */
 
-#define REDUCE_KERNEL(NAME, SINCE, UNTIL, N_IN, TYPES)                                       \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = (NAME), .since_version = (SINCE),            \
-        .until_version = (UNTIL), .min_inputs = 1, .max_inputs = (N_IN), .min_outputs = 1,   \
-        .max_outputs = 1, .n_input_types = 2, .input_types = {(TYPES), QKV_TYPES_INDEX},     \
-        .init = reduce_init, .infer = reduce_infer, .prepare = reduce_prepare,               \
-        .compute = reduce_compute, .destroy = reduce_destroy,                                \
+#define REDUCE_KERNEL(NAME, SINCE, UNTIL, N_IN, TYPES)                                             \
+    {                                                                                              \
+        QKV_KERNEL_V1,                                                                             \
+            .domain = "", .op_type = (NAME), .since_version = (SINCE), .until_version = (UNTIL),   \
+            .min_inputs = 1, .max_inputs = (N_IN), .min_outputs = 1, .max_outputs = 1,             \
+            .n_input_types = 2, .input_types = {(TYPES), QKV_TYPES_INDEX}, .init = reduce_init,    \
+            .infer = reduce_infer, .prepare = reduce_prepare, .compute = reduce_compute,           \
+            .destroy = reduce_destroy,                                                             \
     }
 
 /* One descriptor per opset version (so messages name it): the axes
  * attribute until 17 (ReduceSum: 12), then the axes input. */
-#define REDUCE_OPSETS(NAME, TYPES)                                                           \
-    REDUCE_KERNEL(NAME, 1, 10, 1, TYPES), REDUCE_KERNEL(NAME, 11, 12, 1, TYPES),             \
+#define REDUCE_OPSETS(NAME, TYPES)                                                                 \
+    REDUCE_KERNEL(NAME, 1, 10, 1, TYPES), REDUCE_KERNEL(NAME, 11, 12, 1, TYPES),                   \
         REDUCE_KERNEL(NAME, 13, 17, 1, TYPES), REDUCE_KERNEL(NAME, 18, 0, 2, TYPES)
 
 #define RED_TYPES (QKV_TYPES_NUMERIC | QKV_T(FLOAT16) | QKV_T(BFLOAT16))

@@ -12,17 +12,17 @@
  * bound, which plain -O2 vectorizes (its cheap cost model will not
  * vectorize a loop of unknown count), then the remainder one by one.
  */
-#define QKV_FOR_W(w, BODY)                                                                   \
-    do {                                                                                     \
-        size_t j0_ = 0;                                                                      \
-        for (; j0_ + 8 <= (w); j0_ += 8)                                                     \
-            for (size_t jj_ = 0; jj_ < 8; jj_++) {                                           \
-                size_t j = j0_ + jj_;                                                        \
-                BODY;                                                                        \
-            }                                                                                \
-        for (size_t j = j0_; j < (w); j++) {                                                 \
-            BODY;                                                                            \
-        }                                                                                    \
+#define QKV_FOR_W(w, BODY)                                                                         \
+    do {                                                                                           \
+        size_t j0_ = 0;                                                                            \
+        for (; j0_ + 8 <= (w); j0_ += 8)                                                           \
+            for (size_t jj_ = 0; jj_ < 8; jj_++) {                                                 \
+                size_t j = j0_ + jj_;                                                              \
+                BODY;                                                                              \
+            }                                                                                      \
+        for (size_t j = j0_; j < (w); j++) {                                                       \
+            BODY;                                                                                  \
+        }                                                                                          \
     } while (0)
 
 /* Strips shorter than this are not made: long runs keep reads sequential. */

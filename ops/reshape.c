@@ -25,8 +25,7 @@
 #include "kernel_util.h"
 
 /* Every dtype whose bytes may be copied as they are (all but strings). */
-#define BYTES_TYPES                                                                           \
-    ((QKV_DTYPE_BIT(QKV_DTYPE_COUNT) - 1) & ~QKV_T(UNDEFINED) & ~QKV_T(STRING))
+#define BYTES_TYPES ((QKV_DTYPE_BIT(QKV_DTYPE_COUNT) - 1) & ~QKV_T(UNDEFINED) & ~QKV_T(STRING))
 
 typedef struct view_state {
     int64_t opset;
@@ -58,8 +57,7 @@ static qkv_status view_init_common(const qkv_host_api *host, const qkv_node_ctx 
         }
         if (required && !v) {
             free(s);
-            return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute '%s' is required",
-                        list_attr);
+            return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute '%s' is required", list_attr);
         }
         if (n > QKV_MAX_RANK) {
             free(s);
@@ -134,8 +132,7 @@ static qkv_status axes_attr_init(const qkv_kernel *k, const qkv_host_api *host,
     for (size_t i = 0; i < s->n; i++)
         if (s->list[i] < 0 && s->opset < 11) {
             st = NERR(host, node, QKV_ERR_INVALID_MODEL,
-                      "axes[%zu] is %lld; negative axes need opset 11", i,
-                      (long long)s->list[i]);
+                      "axes[%zu] is %lld; negative axes need opset 11", i, (long long)s->list[i]);
             free(s);
             *state = NULL;
             return st;
@@ -238,8 +235,8 @@ static qkv_status reshape_dims(qkv_kernel_io *io, const int64_t *shape, size_t n
     qkv_tensor *y = &io->outputs[0];
     char xs[160], ys[160];
     if (n > QKV_MAX_RANK)
-        return KERR(io, QKV_ERR_UNSUPPORTED, "target shape has %zu dims, at most %d supported",
-                    n, QKV_MAX_RANK);
+        return KERR(io, QKV_ERR_UNSUPPORTED, "target shape has %zu dims, at most %d supported", n,
+                    QKV_MAX_RANK);
     y->dtype = x->dtype;
     y->rank = (int32_t)n;
     int32_t infer_at = -1;
@@ -277,8 +274,7 @@ static qkv_status reshape_dims(qkv_kernel_io *io, const int64_t *shape, size_t n
             return KERR(io, QKV_ERR_SHAPE, "target shape's element count overflows");
     }
     if (allowzero && has_zero && infer_at >= 0)
-        return KERR(io, QKV_ERR_SHAPE,
-                    "target shape has both 0 and -1, which allowzero=1 forbids");
+        return KERR(io, QKV_ERR_SHAPE, "target shape has both 0 and -1, which allowzero=1 forbids");
     if (!qkv_shape_known(x) || !all_known)
         return QKV_OK; /* the -1 (if any) stays unknown */
     int64_t total = (int64_t)qkv_numel(x);
@@ -482,13 +478,14 @@ static qkv_status unsqueeze_infer(void *state, qkv_kernel_io *io)
 
 /* ---- descriptors ----------------------------------------------------------------- */
 
-#define VIEW_KERNEL(op, since, until, min_in, max_in, init_fn, infer_fn)                       \
-    {                                                                                           \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                     \
-        .until_version = until, .min_inputs = min_in, .max_inputs = max_in, .min_outputs = 1,   \
-        .max_outputs = 1, .n_input_types = 2, .input_types = {BYTES_TYPES, QKV_TYPES_INDEX},    \
-        .flags = QKV_KERNEL_ALIAS, .init = init_fn, .infer = infer_fn,                          \
-        .compute = view_compute, .destroy = view_destroy,                                       \
+#define VIEW_KERNEL(op, since, until, min_in, max_in, init_fn, infer_fn)                           \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                        \
+                       .until_version = until, .min_inputs = min_in, .max_inputs = max_in,         \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 2,                     \
+                       .input_types = {BYTES_TYPES, QKV_TYPES_INDEX}, .flags = QKV_KERNEL_ALIAS,   \
+                       .init = init_fn, .infer = infer_fn, .compute = view_compute,                \
+                       .destroy = view_destroy,                                                    \
     }
 
 static const qkv_kernel kernels[] = {

@@ -66,8 +66,8 @@ static int lookup(const char *name, const char *const *names, int n)
 
 /* Reads string attribute `attr` as one of names (its index into *out). */
 static qkv_status string_choice(const qkv_host_api *host, const qkv_node_ctx *node,
-                                const char *attr, const char *dflt, const char *const *names,
-                                int n, int *out)
+                                const char *attr, const char *dflt, const char *const *names, int n,
+                                int *out)
 {
     const char *v;
     *out = 0;
@@ -82,10 +82,9 @@ static qkv_status string_choice(const qkv_host_api *host, const qkv_node_ctx *no
 }
 
 static const char *const mode_names[] = {"nearest", "linear", "cubic", "bilinear"};
-static const char *const coord_names[] = {"half_pixel",    "half_pixel_symmetric",
-                                          "pytorch_half_pixel", "align_corners",
-                                          "asymmetric",    "tf_half_pixel_for_nn",
-                                          "tf_crop_and_resize"};
+static const char *const coord_names[] = {
+    "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+    "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
 static const char *const nearest_names[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
                                             "ceil"};
 static const char *const aspect_names[] = {"stretch", "not_larger", "not_smaller"};
@@ -148,7 +147,8 @@ static qkv_status resize_init(const qkv_kernel *k, const qkv_host_api *host,
     int mode = 0;
     qkv_status st = string_choice(host, node, "mode", "nearest", mode_names, 4, &mode);
     if (st == QKV_OK && k->since_version >= 11 && mode == 3)
-        st = NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute 'mode' is 'bilinear', not supported");
+        st = NERR(host, node, QKV_ERR_INVALID_MODEL,
+                  "attribute 'mode' is 'bilinear', not supported");
     else if (st == QKV_OK && k->since_version < 11 && mode == 2)
         st = NERR(host, node, QKV_ERR_INVALID_MODEL,
                   "attribute 'mode' is 'cubic', which opset %d does not have", k->since_version);
@@ -215,8 +215,7 @@ static qkv_status resolve_axes(const resize_state *s, qkv_kernel_io *io, int32_t
                         "attribute 'axes'[%zu] is %lld, out of range for rank %d", i,
                         (long long)s->axes[i], rank);
         if (seen[axes[i]])
-            return KERR(io, QKV_ERR_INVALID_ARGUMENT, "attribute 'axes' repeats axis %d",
-                        axes[i]);
+            return KERR(io, QKV_ERR_INVALID_ARGUMENT, "attribute 'axes' repeats axis %d", axes[i]);
         seen[axes[i]] = true;
     }
     return QKV_OK;
@@ -233,8 +232,8 @@ static qkv_status apply_scales(const resize_state *s, qkv_kernel_io *io, const f
             return KERR(io, QKV_ERR_INVALID_ARGUMENT, "%s[%zu] is %g, expected a finite value > 0",
                         what, i, (double)sc);
         if (s->upsample && sc < 1.0f)
-            return KERR(io, QKV_ERR_INVALID_ARGUMENT, "%s[%zu] is %g, Upsample needs >= 1",
-                        what, i, (double)sc);
+            return KERR(io, QKV_ERR_INVALID_ARGUMENT, "%s[%zu] is %g, Upsample needs >= 1", what, i,
+                        (double)sc);
         a->scale = sc;
         if (a->in_len < 0) {
             a->out_len = -1;
@@ -283,8 +282,7 @@ static qkv_status apply_sizes(const resize_state *s, qkv_kernel_io *io, const in
         }
         if (!(common > 0.0))
             return KERR(io, QKV_ERR_INVALID_ARGUMENT,
-                        "keep_aspect_ratio_policy '%s' needs sizes > 0",
-                        aspect_names[s->aspect]);
+                        "keep_aspect_ratio_policy '%s' needs sizes > 0", aspect_names[s->aspect]);
         double out = floor(common * (double)a->in_len + 0.5);
         if (!(out < 4611686018427387904.0))
             return KERR(io, QKV_ERR_SHAPE, "output dim %d is too large", axes[i]);
@@ -297,16 +295,19 @@ static qkv_status apply_sizes(const resize_state *s, qkv_kernel_io *io, const in
 static double roi_at(const qkv_tensor *t, size_t i)
 {
     switch (t->dtype) {
-    case QKV_DTYPE_DOUBLE: return ((const double *)t->data)[i];
-    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(((const uint16_t *)t->data)[i]);
-    default: return ((const float *)t->data)[i];
+    case QKV_DTYPE_DOUBLE:
+        return ((const double *)t->data)[i];
+    case QKV_DTYPE_FLOAT16:
+        return qkv_f16_to_f32(((const uint16_t *)t->data)[i]);
+    default:
+        return ((const float *)t->data)[i];
     }
 }
 
 /* The roi of tf_crop_and_resize ([starts..., ends...] over the axes);
  * absent or empty: [0, 1] everywhere. need: its values must be known. */
-static qkv_status apply_roi(const resize_state *s, qkv_kernel_io *io, const int32_t *axes,
-                            size_t n, bool need, qkv_resize_job *job)
+static qkv_status apply_roi(const resize_state *s, qkv_kernel_io *io, const int32_t *axes, size_t n,
+                            bool need, qkv_resize_job *job)
 {
     size_t nr;
     const void *values;
@@ -348,11 +349,17 @@ static qkv_status make_job(const resize_state *s, qkv_kernel_io *io, bool with_r
     if (st != QKV_OK)
         return st;
     for (int32_t d = 0; d < x->rank; d++)
-        job->axis[d] = (qkv_resize_axis_spec){
-            .mode = s->mode, .coord = s->coord, .nearest = s->nearest,
-            .antialias = s->antialias, .exclude_outside = s->exclude_outside,
-            .cubic_a = s->cubic_a, .in_len = x->dims[d], .out_len = x->dims[d],
-            .scale = 1.0, .roi_start = 0.0, .roi_end = 1.0};
+        job->axis[d] = (qkv_resize_axis_spec){.mode = s->mode,
+                                              .coord = s->coord,
+                                              .nearest = s->nearest,
+                                              .antialias = s->antialias,
+                                              .exclude_outside = s->exclude_outside,
+                                              .cubic_a = s->cubic_a,
+                                              .in_len = x->dims[d],
+                                              .out_len = x->dims[d],
+                                              .scale = 1.0,
+                                              .roi_start = 0.0,
+                                              .roi_end = 1.0};
 
     size_t ns = s->n_attr_scales, nz;
     const void *sv = s->attr_scales, *zv;
@@ -440,14 +447,14 @@ static qkv_status resize_compute(const void *state, qkv_kernel_io *io)
 #define DATA_TYPES (QKV_TYPES_NUMERIC | QKV_T(BOOL) | QKV_T(FLOAT16) | QKV_T(BFLOAT16))
 #define ROI_TYPES (QKV_T(FLOAT) | QKV_T(DOUBLE) | QKV_T(FLOAT16))
 
-#define RESIZE_KERNEL(OP, SINCE, UNTIL, MIN_IN, MAX_IN, ...)                                 \
-    {                                                                                         \
-        QKV_KERNEL_V1, .domain = "", .op_type = (OP), .since_version = (SINCE),               \
-        .until_version = (UNTIL), .min_inputs = (MIN_IN), .max_inputs = (MAX_IN),             \
-        .min_outputs = 1, .max_outputs = 1,                                                   \
-        .n_input_types = sizeof((uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t),                \
-        .input_types = {__VA_ARGS__}, .init = resize_init, .infer = resize_infer,             \
-        .prepare = resize_prepare, .compute = resize_compute, .destroy = resize_destroy,     \
+#define RESIZE_KERNEL(OP, SINCE, UNTIL, MIN_IN, MAX_IN, ...)                                       \
+    {                                                                                              \
+        QKV_KERNEL_V1,                                                                             \
+            .domain = "", .op_type = (OP), .since_version = (SINCE), .until_version = (UNTIL),     \
+            .min_inputs = (MIN_IN), .max_inputs = (MAX_IN), .min_outputs = 1, .max_outputs = 1,    \
+            .n_input_types = sizeof((uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t),                 \
+            .input_types = {__VA_ARGS__}, .init = resize_init, .infer = resize_infer,              \
+            .prepare = resize_prepare, .compute = resize_compute, .destroy = resize_destroy,       \
     }
 
 static const qkv_kernel kernels[] = {

@@ -17,7 +17,11 @@
 
 #include "kernel_util.h"
 
-typedef enum qkv_resize_mode { QKV_RESIZE_NEAREST, QKV_RESIZE_LINEAR, QKV_RESIZE_CUBIC } qkv_resize_mode;
+typedef enum qkv_resize_mode {
+    QKV_RESIZE_NEAREST,
+    QKV_RESIZE_LINEAR,
+    QKV_RESIZE_CUBIC
+} qkv_resize_mode;
 
 typedef enum qkv_resize_coord {
     QKV_COORD_HALF_PIXEL,

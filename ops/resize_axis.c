@@ -54,16 +54,21 @@ static double original_coord(const qkv_resize_axis_spec *a, double x, bool *outs
     double xo;
     *outside = false;
     switch (a->coord) {
-    case QKV_COORD_HALF_PIXEL: return (x + 0.5) / s - 0.5;
+    case QKV_COORD_HALF_PIXEL:
+        return (x + 0.5) / s - 0.5;
     case QKV_COORD_HALF_PIXEL_SYMMETRIC: {
         /* centres the implicit roi when floor(scale * len) cut the output short */
         double adjustment = out / (s * len);
         return len / 2.0 * (1.0 - adjustment) + (x + 0.5) / s - 0.5;
     }
-    case QKV_COORD_PYTORCH_HALF_PIXEL: return a->out_len > 1 ? (x + 0.5) / s - 0.5 : 0.0;
-    case QKV_COORD_ALIGN_CORNERS: return a->out_len > 1 ? x * (len - 1.0) / (out - 1.0) : 0.0;
-    case QKV_COORD_ASYMMETRIC: return x / s;
-    case QKV_COORD_TF_HALF_PIXEL_FOR_NN: return (x + 0.5) / s;
+    case QKV_COORD_PYTORCH_HALF_PIXEL:
+        return a->out_len > 1 ? (x + 0.5) / s - 0.5 : 0.0;
+    case QKV_COORD_ALIGN_CORNERS:
+        return a->out_len > 1 ? x * (len - 1.0) / (out - 1.0) : 0.0;
+    case QKV_COORD_ASYMMETRIC:
+        return x / s;
+    case QKV_COORD_TF_HALF_PIXEL_FOR_NN:
+        return (x + 0.5) / s;
     case QKV_COORD_TF_CROP_AND_RESIZE:
         if (a->out_len > 1)
             xo = a->roi_start * (len - 1.0) +
@@ -90,11 +95,21 @@ static int64_t nearest_index(const qkv_resize_axis_spec *a, double xo)
     double f = floor(xo), r = xo - f;
     double j;
     switch (a->nearest) {
-    case QKV_NEAREST_ROUND_PREFER_FLOOR: j = r <= 0.5 ? f : f + 1.0; break;
-    case QKV_NEAREST_ROUND_PREFER_CEIL: j = r < 0.5 ? f : f + 1.0; break;
-    case QKV_NEAREST_FLOOR: j = f; break;
-    case QKV_NEAREST_CEIL: j = ceil(xo); break;
-    default: j = a->scale < 1.0 ? ceil(xo) : f; break;
+    case QKV_NEAREST_ROUND_PREFER_FLOOR:
+        j = r <= 0.5 ? f : f + 1.0;
+        break;
+    case QKV_NEAREST_ROUND_PREFER_CEIL:
+        j = r < 0.5 ? f : f + 1.0;
+        break;
+    case QKV_NEAREST_FLOOR:
+        j = f;
+        break;
+    case QKV_NEAREST_CEIL:
+        j = ceil(xo);
+        break;
+    default:
+        j = a->scale < 1.0 ? ceil(xo) : f;
+        break;
     }
     return clamp_index(j, a->in_len);
 }

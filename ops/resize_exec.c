@@ -32,8 +32,8 @@ typedef struct layout {
     bool table[QKV_MAX_RANK];
     size_t index_off[QKV_MAX_RANK], weight_off[QKV_MAX_RANK], outside_off[QKV_MAX_RANK];
     int n_passes;
-    bool convert;   /* the data type is not the arithmetic type */
-    size_t esize;   /* bytes of the arithmetic type */
+    bool convert; /* the data type is not the arithmetic type */
+    size_t esize; /* bytes of the arithmetic type */
     size_t buf_off[2];
     size_t total;
 } layout;
@@ -47,9 +47,17 @@ static bool is_wide(qkv_dtype t)
 static bool can_interpolate(qkv_dtype t)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT: case QKV_DTYPE_DOUBLE: case QKV_DTYPE_FLOAT16:
-    case QKV_DTYPE_BFLOAT16: case QKV_DTYPE_INT8: case QKV_DTYPE_UINT8: case QKV_DTYPE_INT16:
-    case QKV_DTYPE_UINT16: case QKV_DTYPE_INT32: case QKV_DTYPE_UINT32: case QKV_DTYPE_INT64:
+    case QKV_DTYPE_FLOAT:
+    case QKV_DTYPE_DOUBLE:
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16:
+    case QKV_DTYPE_INT8:
+    case QKV_DTYPE_UINT8:
+    case QKV_DTYPE_INT16:
+    case QKV_DTYPE_UINT16:
+    case QKV_DTYPE_INT32:
+    case QKV_DTYPE_UINT32:
+    case QKV_DTYPE_INT64:
     case QKV_DTYPE_UINT64:
         return true;
     default:
@@ -153,16 +161,36 @@ static double saturate(double v, double lo, double hi)
 static void store_value(qkv_dtype t, void *dst, double v)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT: *(float *)dst = (float)v; break;
-    case QKV_DTYPE_DOUBLE: *(double *)dst = v; break;
-    case QKV_DTYPE_FLOAT16: *(uint16_t *)dst = qkv_f64_to_f16(v); break;
-    case QKV_DTYPE_BFLOAT16: *(uint16_t *)dst = qkv_f64_to_bf16(v); break;
-    case QKV_DTYPE_INT8: *(int8_t *)dst = (int8_t)saturate(v, INT8_MIN, INT8_MAX); break;
-    case QKV_DTYPE_UINT8: *(uint8_t *)dst = (uint8_t)saturate(v, 0, UINT8_MAX); break;
-    case QKV_DTYPE_INT16: *(int16_t *)dst = (int16_t)saturate(v, INT16_MIN, INT16_MAX); break;
-    case QKV_DTYPE_UINT16: *(uint16_t *)dst = (uint16_t)saturate(v, 0, UINT16_MAX); break;
-    case QKV_DTYPE_INT32: *(int32_t *)dst = (int32_t)saturate(v, INT32_MIN, INT32_MAX); break;
-    case QKV_DTYPE_UINT32: *(uint32_t *)dst = (uint32_t)saturate(v, 0, UINT32_MAX); break;
+    case QKV_DTYPE_FLOAT:
+        *(float *)dst = (float)v;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        *(double *)dst = v;
+        break;
+    case QKV_DTYPE_FLOAT16:
+        *(uint16_t *)dst = qkv_f64_to_f16(v);
+        break;
+    case QKV_DTYPE_BFLOAT16:
+        *(uint16_t *)dst = qkv_f64_to_bf16(v);
+        break;
+    case QKV_DTYPE_INT8:
+        *(int8_t *)dst = (int8_t)saturate(v, INT8_MIN, INT8_MAX);
+        break;
+    case QKV_DTYPE_UINT8:
+        *(uint8_t *)dst = (uint8_t)saturate(v, 0, UINT8_MAX);
+        break;
+    case QKV_DTYPE_INT16:
+        *(int16_t *)dst = (int16_t)saturate(v, INT16_MIN, INT16_MAX);
+        break;
+    case QKV_DTYPE_UINT16:
+        *(uint16_t *)dst = (uint16_t)saturate(v, 0, UINT16_MAX);
+        break;
+    case QKV_DTYPE_INT32:
+        *(int32_t *)dst = (int32_t)saturate(v, INT32_MIN, INT32_MAX);
+        break;
+    case QKV_DTYPE_UINT32:
+        *(uint32_t *)dst = (uint32_t)saturate(v, 0, UINT32_MAX);
+        break;
     /* 2^63 and 2^64 are the first doubles past the ranges */
     case QKV_DTYPE_INT64:
         v = saturate(v, -9223372036854775808.0, 9223372036854775807.0);
@@ -172,8 +200,12 @@ static void store_value(qkv_dtype t, void *dst, double v)
         v = saturate(v, 0, 18446744073709551615.0);
         *(uint64_t *)dst = v >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)v;
         break;
-    case QKV_DTYPE_BOOL: *(uint8_t *)dst = v != 0.0; break;
-    default: memset(dst, 0, qkv_elem_bytes(t)); break; /* complex: real part 0 too */
+    case QKV_DTYPE_BOOL:
+        *(uint8_t *)dst = v != 0.0;
+        break;
+    default:
+        memset(dst, 0, qkv_elem_bytes(t));
+        break; /* complex: real part 0 too */
     }
 }
 
@@ -182,20 +214,30 @@ static void widen(qkv_dtype t, void *dst, const void *src, size_t n)
 {
     float *f = dst;
     double *g = dst;
-#define WIDEN(T, out)                                                                         \
-    for (size_t i = 0; i < n; i++)                                                            \
-        out[i] = ((const T *)src)[i];                                                         \
+#define WIDEN(T, out)                                                                              \
+    for (size_t i = 0; i < n; i++)                                                                 \
+        out[i] = ((const T *)src)[i];                                                              \
     break;
     switch (t) {
-    case QKV_DTYPE_INT8: WIDEN(int8_t, f)
-    case QKV_DTYPE_UINT8: WIDEN(uint8_t, f)
-    case QKV_DTYPE_INT16: WIDEN(int16_t, f)
-    case QKV_DTYPE_UINT16: WIDEN(uint16_t, f)
-    case QKV_DTYPE_INT32: WIDEN(int32_t, g)
-    case QKV_DTYPE_UINT32: WIDEN(uint32_t, g)
-    case QKV_DTYPE_INT64: WIDEN(int64_t, g)
-    case QKV_DTYPE_UINT64: WIDEN(uint64_t, g)
-    default: qkv_half_to_f32(f, src, t, n); break;
+    case QKV_DTYPE_INT8:
+        WIDEN(int8_t, f)
+    case QKV_DTYPE_UINT8:
+        WIDEN(uint8_t, f)
+    case QKV_DTYPE_INT16:
+        WIDEN(int16_t, f)
+    case QKV_DTYPE_UINT16:
+        WIDEN(uint16_t, f)
+    case QKV_DTYPE_INT32:
+        WIDEN(int32_t, g)
+    case QKV_DTYPE_UINT32:
+        WIDEN(uint32_t, g)
+    case QKV_DTYPE_INT64:
+        WIDEN(int64_t, g)
+    case QKV_DTYPE_UINT64:
+        WIDEN(uint64_t, g)
+    default:
+        qkv_half_to_f32(f, src, t, n);
+        break;
     }
 #undef WIDEN
 }
@@ -229,13 +271,13 @@ typedef struct gather_job {
 } gather_job;
 
 /* One output row of elements of type T: in[ix[o]], or the fill value. */
-#define GATHER_ROW(T)                                                                         \
-    {                                                                                         \
-        T fill, *d = (T *)dst;                                                                \
-        const T *sr = (const T *)src;                                                         \
-        memcpy(&fill, j->fill, sizeof fill);                                                  \
-        for (size_t o = 0; o < row_len; o++)                                                  \
-            d[o] = ox[o] ? fill : sr[ix[o]];                                                  \
+#define GATHER_ROW(T)                                                                              \
+    {                                                                                              \
+        T fill, *d = (T *)dst;                                                                     \
+        const T *sr = (const T *)src;                                                              \
+        memcpy(&fill, j->fill, sizeof fill);                                                       \
+        for (size_t o = 0; o < row_len; o++)                                                       \
+            d[o] = ox[o] ? fill : sr[ix[o]];                                                       \
     }
 
 static void gather_rows(void *arg, size_t begin, size_t end)
@@ -264,10 +306,14 @@ static void gather_rows(void *arg, size_t begin, size_t end)
                 memcpy(dst + o * eb, j->fill, eb);
         } else {
             switch (eb) { /* a constant size per loop: one move per element */
-            case 1: GATHER_ROW(uint8_t) break;
-            case 2: GATHER_ROW(uint16_t) break;
-            case 4: GATHER_ROW(uint32_t) break;
-            case 8: GATHER_ROW(uint64_t) break;
+            case 1:
+                GATHER_ROW(uint8_t) break;
+            case 2:
+                GATHER_ROW(uint16_t) break;
+            case 4:
+                GATHER_ROW(uint32_t) break;
+            case 8:
+                GATHER_ROW(uint64_t) break;
             default:
                 for (size_t o = 0; o < row_len; o++)
                     memcpy(dst + o * eb, ox[o] ? j->fill : src + (size_t)ix[o] * eb, eb);
@@ -317,53 +363,52 @@ typedef struct pass_job {
 
 /* Output lines [begin, end) of one pass: line r = (o, j) of (outer, l_out)
  * is sum_t weight[j, t] * input line (o, index[j, t]), each line `inner` long. */
-#define DEFINE_PASS(NAME, T)                                                                  \
-    static void NAME(void *arg, size_t begin, size_t end)                                     \
-    {                                                                                         \
-        const pass_job *p = arg;                                                              \
-        const size_t inner = p->inner, taps = p->taps;                                        \
-        size_t o = begin / p->l_out, j = begin % p->l_out;                                    \
-        for (size_t r = begin; r < end; r++, j = j + 1 == p->l_out ? 0 : j + 1,               \
-                    o += j == 0) {                                                            \
-            const T *src = (const T *)p->src + o * p->l_in * inner;                           \
-            T *dst = (T *)p->dst + r * inner;                                                 \
-            const int64_t *ix = p->index + j * taps;                                          \
-            const double *w = p->weight + j * taps;                                           \
-            if (inner == 1) {                                                                 \
-                T acc = 0;                                                                    \
-                for (size_t t = 0; t < taps; t++)                                             \
-                    if (w[t] != 0.0)                                                          \
-                        acc += (T)w[t] * src[ix[t]];                                          \
-                *dst = acc;                                                                   \
-                continue;                                                                     \
-            }                                                                                 \
-            /* the first two taps of nonzero weight write the line in one sweep */        \
-            size_t t = 0, u;                                                                  \
-            while (t < taps && w[t] == 0.0)                                                   \
-                t++;                                                                          \
-            for (u = t + 1; u < taps && w[u] == 0.0; u++)                                     \
-                ;                                                                             \
-            if (t == taps) {                                                                  \
-                memset(dst, 0, inner * sizeof(T));                                            \
-                continue;                                                                     \
-            }                                                                                 \
-            const T w0 = (T)w[t], *l0 = src + (size_t)ix[t] * inner;                          \
-            if (u == taps) {                                                                  \
-                for (size_t i = 0; i < inner; i++)                                            \
-                    dst[i] = w0 * l0[i];                                                      \
-                continue;                                                                     \
-            }                                                                                 \
-            const T w1 = (T)w[u], *l1 = src + (size_t)ix[u] * inner;                          \
-            for (size_t i = 0; i < inner; i++)                                                \
-                dst[i] = w0 * l0[i] + w1 * l1[i];                                             \
-            for (t = u + 1; t < taps; t++) {                                                  \
-                if (w[t] == 0.0)                                                              \
-                    continue;                                                                 \
-                const T wt = (T)w[t], *line = src + (size_t)ix[t] * inner;                    \
-                for (size_t i = 0; i < inner; i++)                                            \
-                    dst[i] += wt * line[i];                                                   \
-            }                                                                                 \
-        }                                                                                     \
+#define DEFINE_PASS(NAME, T)                                                                       \
+    static void NAME(void *arg, size_t begin, size_t end)                                          \
+    {                                                                                              \
+        const pass_job *p = arg;                                                                   \
+        const size_t inner = p->inner, taps = p->taps;                                             \
+        size_t o = begin / p->l_out, j = begin % p->l_out;                                         \
+        for (size_t r = begin; r < end; r++, j = j + 1 == p->l_out ? 0 : j + 1, o += j == 0) {     \
+            const T *src = (const T *)p->src + o * p->l_in * inner;                                \
+            T *dst = (T *)p->dst + r * inner;                                                      \
+            const int64_t *ix = p->index + j * taps;                                               \
+            const double *w = p->weight + j * taps;                                                \
+            if (inner == 1) {                                                                      \
+                T acc = 0;                                                                         \
+                for (size_t t = 0; t < taps; t++)                                                  \
+                    if (w[t] != 0.0)                                                               \
+                        acc += (T)w[t] * src[ix[t]];                                               \
+                *dst = acc;                                                                        \
+                continue;                                                                          \
+            }                                                                                      \
+            /* the first two taps of nonzero weight write the line in one sweep */                 \
+            size_t t = 0, u;                                                                       \
+            while (t < taps && w[t] == 0.0)                                                        \
+                t++;                                                                               \
+            for (u = t + 1; u < taps && w[u] == 0.0; u++)                                          \
+                ;                                                                                  \
+            if (t == taps) {                                                                       \
+                memset(dst, 0, inner * sizeof(T));                                                 \
+                continue;                                                                          \
+            }                                                                                      \
+            const T w0 = (T)w[t], *l0 = src + (size_t)ix[t] * inner;                               \
+            if (u == taps) {                                                                       \
+                for (size_t i = 0; i < inner; i++)                                                 \
+                    dst[i] = w0 * l0[i];                                                           \
+                continue;                                                                          \
+            }                                                                                      \
+            const T w1 = (T)w[u], *l1 = src + (size_t)ix[u] * inner;                               \
+            for (size_t i = 0; i < inner; i++)                                                     \
+                dst[i] = w0 * l0[i] + w1 * l1[i];                                                  \
+            for (t = u + 1; t < taps; t++) {                                                       \
+                if (w[t] == 0.0)                                                                   \
+                    continue;                                                                      \
+                const T wt = (T)w[t], *line = src + (size_t)ix[t] * inner;                         \
+                for (size_t i = 0; i < inner; i++)                                                 \
+                    dst[i] += wt * line[i];                                                        \
+            }                                                                                      \
+        }                                                                                          \
     }
 DEFINE_PASS(pass_f32, float)
 DEFINE_PASS(pass_f64, double)
@@ -450,9 +495,14 @@ static void run_interpolate(qkv_kernel_io *io, const qkv_resize_job *job, const 
         for (int32_t e = d + 1; e < job->rank; e++)
             inner *= (size_t)dims[e];
         void *dst = k == L->n_passes && !L->convert ? y : scratch + L->buf_off[k % 2];
-        pass_job p = {.src = src, .dst = dst, .l_in = (size_t)a->in_len,
-                      .l_out = (size_t)a->out_len, .inner = inner, .taps = L->taps[d],
-                      .index = index, .weight = weight};
+        pass_job p = {.src = src,
+                      .dst = dst,
+                      .l_in = (size_t)a->in_len,
+                      .l_out = (size_t)a->out_len,
+                      .inner = inner,
+                      .taps = L->taps[d],
+                      .index = index,
+                      .weight = weight};
         size_t lines = outer * p.l_out;
         qkv_run_range(io, lines, lines * inner * L->esize, wide ? pass_f64 : pass_f32, &p);
         dims[d] = a->out_len;

@@ -117,10 +117,14 @@ static void rms_range_half(void *arg, size_t begin, size_t end)
 static double round_to(double v, qkv_dtype t)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT: return (float)v;
-    case QKV_DTYPE_FLOAT16: return qkv_f16_to_f32(qkv_f64_to_f16(v));
-    case QKV_DTYPE_BFLOAT16: return qkv_bf16_to_f32(qkv_f64_to_bf16(v));
-    default: return v; /* DOUBLE */
+    case QKV_DTYPE_FLOAT:
+        return (float)v;
+    case QKV_DTYPE_FLOAT16:
+        return qkv_f16_to_f32(qkv_f64_to_f16(v));
+    case QKV_DTYPE_BFLOAT16:
+        return qkv_bf16_to_f32(qkv_f64_to_bf16(v));
+    default:
+        return v; /* DOUBLE */
     }
 }
 
@@ -284,8 +288,13 @@ static qkv_status rms_compute(const void *state, qkv_kernel_io *io)
     if (st != QKV_OK)
         return st;
     size_t d = norm_size(x, axis), rows = d ? qkv_numel(x) / d : 0;
-    rms_run r = {.x = x->data, .w = w->data, .y = io->outputs[0].data, .tx = x->dtype,
-                 .tw = w->dtype, .d = d, .eps = s->epsilon};
+    rms_run r = {.x = x->data,
+                 .w = w->data,
+                 .y = io->outputs[0].data,
+                 .tx = x->dtype,
+                 .tw = w->dtype,
+                 .d = d,
+                 .eps = s->epsilon};
     qkv_range_fn fn = rms_range_any;
     if (x->dtype == QKV_DTYPE_FLOAT && w->dtype == QKV_DTYPE_FLOAT)
         fn = rms_range_f32;
@@ -318,8 +327,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "RMSNormalization",
         .since_version = 23,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 2,
+        .max_inputs = 2,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {RMS_TYPES},
         .init = rms_init,

@@ -27,16 +27,15 @@ typedef struct roi_state {
     float spatial_scale;
 } roi_state;
 
-static qkv_status roi_init(const qkv_kernel *k, const qkv_host_api *host,
-                           const qkv_node_ctx *node, void **state)
+static qkv_status roi_init(const qkv_kernel *k, const qkv_host_api *host, const qkv_node_ctx *node,
+                           void **state)
 {
     const char *mode, *coord;
     roi_state s = {0};
     qkv_status st = host->attr_string(node, "mode", "avg", &mode);
     if (st == QKV_OK)
         st = host->attr_string(node, "coordinate_transformation_mode",
-                               k->since_version >= 16 ? "half_pixel" : "output_half_pixel",
-                               &coord);
+                               k->since_version >= 16 ? "half_pixel" : "output_half_pixel", &coord);
     if (st == QKV_OK)
         st = host->attr_int(node, "output_height", 1, &s.out_h);
     if (st == QKV_OK)
@@ -82,8 +81,7 @@ static qkv_status roi_infer(void *state, qkv_kernel_io *io)
     if (r->rank >= 0 && (r->rank != 2 || (r->dims[1] >= 0 && r->dims[1] != 4)))
         return KERR(io, QKV_ERR_SHAPE, "input 1 'rois' must be (num_rois, 4)");
     if (b->rank >= 0 && b->rank != 1)
-        return KERR(io, QKV_ERR_SHAPE, "input 2 'batch_indices' has rank %d, expected 1",
-                    b->rank);
+        return KERR(io, QKV_ERR_SHAPE, "input 2 'batch_indices' has rank %d, expected 1", b->rank);
     int64_t nr = r->rank == 2 ? r->dims[0] : -1, nb = b->rank == 1 ? b->dims[0] : -1;
     if (nr >= 0 && nb >= 0 && nr != nb)
         return KERR(io, QKV_ERR_SHAPE, "'rois' has %lld rows, 'batch_indices' %lld values",
@@ -212,8 +210,7 @@ static void roi_range(void *arg, size_t begin, size_t end)
                         }
                     }
                     double v = s->max_mode ? acc : acc / count;
-                    size_t o = ((n * (size_t)C + (size_t)c) * bins) +
-                               (size_t)(ph * s->out_w + pw);
+                    size_t o = ((n * (size_t)C + (size_t)c) * bins) + (size_t)(ph * s->out_w + pw);
                     if (j->dbl)
                         ((double *)j->y)[o] = v;
                     else
@@ -231,8 +228,8 @@ static qkv_status roi_compute(const void *state, qkv_kernel_io *io)
         int64_t bi = qkv_int_at(b, i);
         if (bi < 0 || bi >= x->dims[0])
             return KERR(io, QKV_ERR_INVALID_ARGUMENT,
-                        "input 2 'batch_indices'[%zu] is %lld, outside [0, %lld)", i,
-                        (long long)bi, (long long)x->dims[0]);
+                        "input 2 'batch_indices'[%zu] is %lld, outside [0, %lld)", i, (long long)bi,
+                        (long long)x->dims[0]);
         roi_geom g = region(state, &io->inputs[1], i);
         if (g.gh < 0 || g.gw < 0)
             return KERR(io, QKV_ERR_UNSUPPORTED,
@@ -243,20 +240,25 @@ static qkv_status roi_compute(const void *state, qkv_kernel_io *io)
         return QKV_OK;
     if (x->dims[2] == 0 || x->dims[3] == 0)
         return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has an empty spatial axis");
-    roi_job j = {.s = state, .x = x, .rois = &io->inputs[1], .batch = b, .y = y->data,
+    roi_job j = {.s = state,
+                 .x = x,
+                 .rois = &io->inputs[1],
+                 .batch = b,
+                 .y = y->data,
                  .dbl = x->dtype == QKV_DTYPE_DOUBLE};
     qkv_run_range(io, n, qkv_numel(y) * 64, roi_range, &j);
     return QKV_OK;
 }
 
-#define ROI_KERNEL(SINCE, UNTIL)                                                              \
-    {                                                                                         \
-        QKV_KERNEL_V1, .domain = "", .op_type = "RoiAlign", .since_version = (SINCE),         \
-        .until_version = (UNTIL), .min_inputs = 3, .max_inputs = 3, .min_outputs = 1,         \
-        .max_outputs = 1, .n_input_types = 3,                                                 \
-        .input_types = {QKV_T(FLOAT) | QKV_T(DOUBLE), QKV_T(FLOAT) | QKV_T(DOUBLE),           \
-                        QKV_TYPES_INDEX},                                                     \
-        .init = roi_init, .infer = roi_infer, .compute = roi_compute, .destroy = roi_destroy, \
+#define ROI_KERNEL(SINCE, UNTIL)                                                                   \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "RoiAlign", .since_version = (SINCE),              \
+                       .until_version = (UNTIL), .min_inputs = 3, .max_inputs = 3,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 3,                     \
+                       .input_types = {QKV_T(FLOAT) | QKV_T(DOUBLE), QKV_T(FLOAT) | QKV_T(DOUBLE), \
+                                       QKV_TYPES_INDEX},                                           \
+                       .init = roi_init, .infer = roi_infer, .compute = roi_compute,               \
+                       .destroy = roi_destroy,                                                     \
     }
 
 static const qkv_kernel kernels[] = {ROI_KERNEL(10, 15), ROI_KERNEL(16, 0)};

@@ -40,11 +40,11 @@ typedef struct rope_attrs {
 
 /* The geometry of one run (all sizes known). */
 typedef struct rope_geom {
-    bool x3d;              /* X is (batch, seq, hidden) */
+    bool x3d; /* X is (batch, seq, hidden) */
     size_t batch, heads, seq, head, rot;
-    bool have_pos;         /* caches indexed by position_ids */
-    size_t max_pos;        /* rows of the caches with position_ids */
-    size_t cache_batch;    /* without position_ids: 1 or batch */
+    bool have_pos;      /* caches indexed by position_ids */
+    size_t max_pos;     /* rows of the caches with position_ids */
+    size_t cache_batch; /* without position_ids: 1 or batch */
 } rope_geom;
 
 typedef struct rope_run {
@@ -279,8 +279,13 @@ static qkv_status rope_compute(const void *state, qkv_kernel_io *io)
     if (x->dtype != QKV_DTYPE_FLOAT && !qkv_is_half(x->dtype))
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
-    rope_run r = {.g = &g, .a = a, .x = x->data, .cos = io->inputs[1].data,
-                  .sin = io->inputs[2].data, .y = io->outputs[0].data, .t = x->dtype};
+    rope_run r = {.g = &g,
+                  .a = a,
+                  .x = x->data,
+                  .cos = io->inputs[1].data,
+                  .sin = io->inputs[2].data,
+                  .y = io->outputs[0].data,
+                  .t = x->dtype};
     if (g.have_pos) {
         const qkv_tensor *pos = &io->inputs[3];
         r.pos = pos->data;
@@ -310,8 +315,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "RotaryEmbedding",
         .since_version = 23,
-        .min_inputs = 3, .max_inputs = 4,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 3,
+        .max_inputs = 4,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 4,
         .input_types = {ROPE_T, ROPE_T, ROPE_T, QKV_T(INT64)},
         .flags = QKV_KERNEL_INPLACE,

@@ -104,20 +104,30 @@ static qkv_status scatter_infer(void *state, qkv_kernel_io *io)
 }
 
 /* dst op= src for one element; integer arithmetic wraps through uint64_t. */
-#define RED_ONE(NAME, T, U)                                                                   \
-    static void NAME(enum red r, void *dp, const void *sp)                                    \
-    {                                                                                         \
-        T d, v;                                                                               \
-        memcpy(&d, dp, sizeof d);                                                             \
-        memcpy(&v, sp, sizeof v);                                                             \
-        switch (r) {                                                                          \
-        case RED_ADD: d = (T)((U)d + (U)v); break;                                            \
-        case RED_MUL: d = (T)((U)d * (U)v); break;                                            \
-        case RED_MAX: d = v > d ? v : d; break;                                               \
-        case RED_MIN: d = v < d ? v : d; break;                                               \
-        default: d = v; break;                                                                \
-        }                                                                                     \
-        memcpy(dp, &d, sizeof d);                                                             \
+#define RED_ONE(NAME, T, U)                                                                        \
+    static void NAME(enum red r, void *dp, const void *sp)                                         \
+    {                                                                                              \
+        T d, v;                                                                                    \
+        memcpy(&d, dp, sizeof d);                                                                  \
+        memcpy(&v, sp, sizeof v);                                                                  \
+        switch (r) {                                                                               \
+        case RED_ADD:                                                                              \
+            d = (T)((U)d + (U)v);                                                                  \
+            break;                                                                                 \
+        case RED_MUL:                                                                              \
+            d = (T)((U)d * (U)v);                                                                  \
+            break;                                                                                 \
+        case RED_MAX:                                                                              \
+            d = v > d ? v : d;                                                                     \
+            break;                                                                                 \
+        case RED_MIN:                                                                              \
+            d = v < d ? v : d;                                                                     \
+            break;                                                                                 \
+        default:                                                                                   \
+            d = v;                                                                                 \
+            break;                                                                                 \
+        }                                                                                          \
+        memcpy(dp, &d, sizeof d);                                                                  \
     }
 RED_ONE(red_f32, float, float)
 RED_ONE(red_f64, double, double)
@@ -135,17 +145,28 @@ typedef void (*red_fn)(enum red r, void *dp, const void *sp);
 static red_fn pick_red(qkv_dtype t)
 {
     switch (t) {
-    case QKV_DTYPE_FLOAT: return red_f32;
-    case QKV_DTYPE_DOUBLE: return red_f64;
-    case QKV_DTYPE_INT8: return red_i8;
-    case QKV_DTYPE_INT16: return red_i16;
-    case QKV_DTYPE_INT32: return red_i32;
-    case QKV_DTYPE_INT64: return red_i64;
-    case QKV_DTYPE_UINT8: return red_u8;
-    case QKV_DTYPE_UINT16: return red_u16;
-    case QKV_DTYPE_UINT32: return red_u32;
-    case QKV_DTYPE_UINT64: return red_u64;
-    default: return NULL;
+    case QKV_DTYPE_FLOAT:
+        return red_f32;
+    case QKV_DTYPE_DOUBLE:
+        return red_f64;
+    case QKV_DTYPE_INT8:
+        return red_i8;
+    case QKV_DTYPE_INT16:
+        return red_i16;
+    case QKV_DTYPE_INT32:
+        return red_i32;
+    case QKV_DTYPE_INT64:
+        return red_i64;
+    case QKV_DTYPE_UINT8:
+        return red_u8;
+    case QKV_DTYPE_UINT16:
+        return red_u16;
+    case QKV_DTYPE_UINT32:
+        return red_u32;
+    case QKV_DTYPE_UINT64:
+        return red_u64;
+    default:
+        return NULL;
     }
 }
 
@@ -246,14 +267,14 @@ static qkv_status scatter_compute(const void *state, qkv_kernel_io *io)
     return walk_indices(ind, walk_st, apply_one, &r);
 }
 
-#define SCATTER(op, since, until, data_types)                                                \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                  \
-        .until_version = until, .min_inputs = 3, .max_inputs = 3, .min_outputs = 1,          \
-        .max_outputs = 1, .n_input_types = 3,                                                \
-        .input_types = {data_types, QKV_TYPES_INDEX, data_types},                            \
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .init = scatter_init,               \
-        .infer = scatter_infer, .compute = scatter_compute, .destroy = scatter_destroy       \
+#define SCATTER(op, since, until, data_types)                                                      \
+    {                                                                                              \
+        QKV_KERNEL_V1,                                                                             \
+            .domain = "", .op_type = op, .since_version = since, .until_version = until,           \
+            .min_inputs = 3, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,                  \
+            .n_input_types = 3, .input_types = {data_types, QKV_TYPES_INDEX, data_types},          \
+            .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .init = scatter_init,                 \
+            .infer = scatter_infer, .compute = scatter_compute, .destroy = scatter_destroy         \
     }
 
 static const qkv_kernel kernels[] = {

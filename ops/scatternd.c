@@ -105,28 +105,30 @@ static qkv_status scatternd_infer(void *state, qkv_kernel_io *io)
 /* Applies one slice: dst[i] op= src[i] for i < n. Arithmetic runs in U:
  * the type itself for floats, uint64_t for integers, where overflow wraps
  * (defined) and the conversion back keeps the low bits. */
-#define RED_FN(NAME, T, U)                                                                     \
-    static void NAME(enum red r, T *restrict dst, const T *restrict src, size_t n)             \
-    {                                                                                          \
-        switch (r) {                                                                           \
-        case RED_ADD:                                                                          \
-            for (size_t i = 0; i < n; i++)                                                     \
-                dst[i] = (T)((U)dst[i] + (U)src[i]);                                           \
-            break;                                                                             \
-        case RED_MUL:                                                                          \
-            for (size_t i = 0; i < n; i++)                                                     \
-                dst[i] = (T)((U)dst[i] * (U)src[i]);                                           \
-            break;                                                                             \
-        case RED_MAX:                                                                          \
-            for (size_t i = 0; i < n; i++)                                                     \
-                dst[i] = src[i] > dst[i] ? src[i] : dst[i];                                    \
-            break;                                                                             \
-        case RED_MIN:                                                                          \
-            for (size_t i = 0; i < n; i++)                                                     \
-                dst[i] = src[i] < dst[i] ? src[i] : dst[i];                                    \
-            break;                                                                             \
-        default: memcpy(dst, src, n * sizeof(T)); break;                                       \
-        }                                                                                      \
+#define RED_FN(NAME, T, U)                                                                         \
+    static void NAME(enum red r, T *restrict dst, const T *restrict src, size_t n)                 \
+    {                                                                                              \
+        switch (r) {                                                                               \
+        case RED_ADD:                                                                              \
+            for (size_t i = 0; i < n; i++)                                                         \
+                dst[i] = (T)((U)dst[i] + (U)src[i]);                                               \
+            break;                                                                                 \
+        case RED_MUL:                                                                              \
+            for (size_t i = 0; i < n; i++)                                                         \
+                dst[i] = (T)((U)dst[i] * (U)src[i]);                                               \
+            break;                                                                                 \
+        case RED_MAX:                                                                              \
+            for (size_t i = 0; i < n; i++)                                                         \
+                dst[i] = src[i] > dst[i] ? src[i] : dst[i];                                        \
+            break;                                                                                 \
+        case RED_MIN:                                                                              \
+            for (size_t i = 0; i < n; i++)                                                         \
+                dst[i] = src[i] < dst[i] ? src[i] : dst[i];                                        \
+            break;                                                                                 \
+        default:                                                                                   \
+            memcpy(dst, src, n * sizeof(T));                                                       \
+            break;                                                                                 \
+        }                                                                                          \
     }
 
 RED_FN(red_f32, float, float)
@@ -199,17 +201,39 @@ static qkv_status scatternd_compute(const void *state, qkv_kernel_io *io)
         void *d = out + off * eb;
         const void *u = src + t * slice * eb;
         switch (s->red == RED_NONE ? QKV_DTYPE_UNDEFINED : x->dtype) {
-        case QKV_DTYPE_UNDEFINED: memcpy(d, u, slice * eb); break;
-        case QKV_DTYPE_FLOAT: red_f32(s->red, d, u, slice); break;
-        case QKV_DTYPE_DOUBLE: red_f64(s->red, d, u, slice); break;
-        case QKV_DTYPE_INT8: red_i8(s->red, d, u, slice); break;
-        case QKV_DTYPE_INT16: red_i16(s->red, d, u, slice); break;
-        case QKV_DTYPE_INT32: red_i32(s->red, d, u, slice); break;
-        case QKV_DTYPE_INT64: red_i64(s->red, d, u, slice); break;
-        case QKV_DTYPE_UINT8: red_u8(s->red, d, u, slice); break;
-        case QKV_DTYPE_UINT16: red_u16(s->red, d, u, slice); break;
-        case QKV_DTYPE_UINT32: red_u32(s->red, d, u, slice); break;
-        case QKV_DTYPE_UINT64: red_u64(s->red, d, u, slice); break;
+        case QKV_DTYPE_UNDEFINED:
+            memcpy(d, u, slice * eb);
+            break;
+        case QKV_DTYPE_FLOAT:
+            red_f32(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_DOUBLE:
+            red_f64(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_INT8:
+            red_i8(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_INT16:
+            red_i16(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_INT32:
+            red_i32(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_INT64:
+            red_i64(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_UINT8:
+            red_u8(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_UINT16:
+            red_u16(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_UINT32:
+            red_u32(s->red, d, u, slice);
+            break;
+        case QKV_DTYPE_UINT64:
+            red_u64(s->red, d, u, slice);
+            break;
         default:
             return KERR(io, QKV_ERR_TYPE, "reduction '%s' on type %s is not supported",
                         red_names[s->red], qkv_dtype_name(x->dtype));
@@ -224,8 +248,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "ScatterND",
         .since_version = 11,
-        .min_inputs = 3, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 3,
+        .max_inputs = 3,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 3,
         .input_types = {DATA_TYPES, QKV_TYPES_INDEX, DATA_TYPES},
         .flags = QKV_KERNEL_INPLACE,

@@ -97,8 +97,10 @@ static qkv_status construct_infer(void *state, qkv_kernel_io *io)
         if (qkv_input_kind(io, i) != QKV_KIND_TENSOR)
             return KERR(io, QKV_ERR_TYPE, "input %zu must be a tensor", i);
         if (io->inputs[i].dtype != io->inputs[0].dtype &&
-            io->inputs[i].dtype != QKV_DTYPE_UNDEFINED && io->inputs[0].dtype != QKV_DTYPE_UNDEFINED)
-            return KERR(io, QKV_ERR_TYPE, "input %zu is %s but input 0 is %s: a sequence holds one "
+            io->inputs[i].dtype != QKV_DTYPE_UNDEFINED &&
+            io->inputs[0].dtype != QKV_DTYPE_UNDEFINED)
+            return KERR(io, QKV_ERR_TYPE,
+                        "input %zu is %s but input 0 is %s: a sequence holds one "
                         "element type",
                         i, io->host->dtype_name(io->inputs[i].dtype),
                         io->host->dtype_name(io->inputs[0].dtype));
@@ -263,11 +265,12 @@ static qkv_status length_compute(const void *state, qkv_kernel_io *io)
 
 /* ---- descriptors -------------------------------------------------------------------- */
 
-#define SEQ_KERNEL(op, lo, hi, init_fn, infer_fn, compute_fn)                                  \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = 11, .min_inputs = lo,   \
-        .max_inputs = hi, .min_outputs = 1, .max_outputs = 1, .flags = QKV_KERNEL_VALUES,    \
-        .init = init_fn, .infer = infer_fn, .compute = compute_fn,                           \
+#define SEQ_KERNEL(op, lo, hi, init_fn, infer_fn, compute_fn)                                      \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = 11, .min_inputs = lo,         \
+                       .max_inputs = hi, .min_outputs = 1, .max_outputs = 1,                       \
+                       .flags = QKV_KERNEL_VALUES, .init = init_fn, .infer = infer_fn,             \
+                       .compute = compute_fn,                                                      \
     }
 
 static const qkv_kernel kernels[] = {
@@ -276,8 +279,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "SequenceEmpty",
         .since_version = 11,
-        .min_inputs = 0, .max_inputs = 0,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 0,
+        .max_inputs = 0,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .flags = QKV_KERNEL_VALUES,
         .init = empty_init,
         .infer = empty_infer,

@@ -40,8 +40,10 @@ static qkv_status split_init(const qkv_kernel *kernel, const qkv_host_api *host,
     if (st != QKV_OK)
         return st;
     if (a.new_axis != 0 && a.new_axis != 1)
-        return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute 'new_axis' is %lld, expected 0 "
-                    "or 1", (long long)a.new_axis);
+        return NERR(host, node, QKV_ERR_INVALID_MODEL,
+                    "attribute 'new_axis' is %lld, expected 0 "
+                    "or 1",
+                    (long long)a.new_axis);
     split_attrs *s = malloc(sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
@@ -176,8 +178,10 @@ static qkv_status concat_shape(const split_attrs *a, qkv_kernel_io *io, qkv_tens
         return st;
     int32_t axis;
     if (!qkv_axis_normalize(a->axis, first.rank, a->new_axis != 0, &axis))
-        return KERR(io, QKV_ERR_INVALID_ARGUMENT, "axis %lld is out of range for elements of "
-                    "rank %d%s", (long long)a->axis, first.rank, a->new_axis ? " (new_axis)" : "");
+        return KERR(io, QKV_ERR_INVALID_ARGUMENT,
+                    "axis %lld is out of range for elements of "
+                    "rank %d%s",
+                    (long long)a->axis, first.rank, a->new_axis ? " (new_axis)" : "");
     if (first.dtype == QKV_DTYPE_STRING || !qkv_elem_bytes(first.dtype))
         return KERR(io, QKV_ERR_UNSUPPORTED, "concatenating %s elements",
                     io->host->dtype_name(first.dtype));
@@ -195,8 +199,10 @@ static qkv_status concat_shape(const split_attrs *a, qkv_kernel_io *io, qkv_tens
             same = e.dims[d] == first.dims[d] || (!a->new_axis && d == axis);
         if (!same) {
             char have[128], want[128];
-            return KERR(io, QKV_ERR_SHAPE, "element %zu has shape %s, element 0 %s: they must "
-                        "agree off axis %d", i, qkv_dims_str(&e, have, sizeof have),
+            return KERR(io, QKV_ERR_SHAPE,
+                        "element %zu has shape %s, element 0 %s: they must "
+                        "agree off axis %d",
+                        i, qkv_dims_str(&e, have, sizeof have),
                         qkv_dims_str(&first, want, sizeof want), axis);
         }
         along += a->new_axis ? 1 : e.dims[axis];
@@ -269,8 +275,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "SplitToSequence",
         .since_version = 11,
-        .min_inputs = 1, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = 2,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .flags = QKV_KERNEL_VALUES,
         .init = split_init,
         .infer = split_infer,
@@ -282,8 +290,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "ConcatFromSequence",
         .since_version = 11,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .flags = QKV_KERNEL_VALUES,
         .init = split_init,
         .infer = concat_infer,

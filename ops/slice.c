@@ -49,8 +49,7 @@ static qkv_status read_list_attr(const qkv_host_api *host, const qkv_node_ctx *n
         return NERR(host, node, QKV_ERR_INVALID_MODEL, "attribute '%s' is required", name);
     if (*n > QKV_MAX_RANK)
         return NERR(host, node, QKV_ERR_UNSUPPORTED,
-                    "attribute '%s' has %zu values, at most %d supported", name, *n,
-                    QKV_MAX_RANK);
+                    "attribute '%s' has %zu values, at most %d supported", name, *n, QKV_MAX_RANK);
     for (size_t i = 0; i < *n; i++)
         out[i] = v[i];
     return QKV_OK;
@@ -139,8 +138,10 @@ static qkv_status slice_make_plan(qkv_kernel_io *io, const int64_t *starts, cons
     for (size_t i = 0; i < n; i++) {
         int32_t a = (int32_t)i;
         if (axes && !qkv_axis_normalize(axes[i], r, false, &a))
-            return KERR(io, QKV_ERR_SHAPE, "axes[%zu] = %lld is out of range for input 0 "
-                        "'data' of rank %d", i, (long long)axes[i], r);
+            return KERR(io, QKV_ERR_SHAPE,
+                        "axes[%zu] = %lld is out of range for input 0 "
+                        "'data' of rank %d",
+                        i, (long long)axes[i], r);
         if (seen[a])
             return KERR(io, QKV_ERR_SHAPE, "axes[%zu] = %lld repeats axis %d", i,
                         (long long)axes[i], a);
@@ -186,16 +187,15 @@ static qkv_status slice10_plan(qkv_kernel_io *io, slice_plan *plan, bool *known)
     for (size_t i = 1; i < 4; i++)
         if (qkv_present(io, i + 1) && n[i] != n[0])
             return KERR(io, QKV_ERR_SHAPE,
-                        "input %zu '%s' has %zu values, input 1 'starts' has %zu", i + 1,
-                        names[i], n[i], n[0]);
+                        "input %zu '%s' has %zu values, input 1 'starts' has %zu", i + 1, names[i],
+                        n[i], n[0]);
     return slice_make_plan(io, v[0], v[1], qkv_present(io, 3) ? v[2] : NULL,
                            qkv_present(io, 4) ? v[3] : NULL, n[0], plan);
 }
 
 static qkv_status slice1_plan(const slice_state *s, qkv_kernel_io *io, slice_plan *plan)
 {
-    return slice_make_plan(io, s->starts, s->ends, s->has_axes ? s->axes : NULL, NULL, s->n,
-                           plan);
+    return slice_make_plan(io, s->starts, s->ends, s->has_axes ? s->axes : NULL, NULL, s->n, plan);
 }
 
 /* ---- infer ---------------------------------------------------------------------- */
@@ -345,8 +345,10 @@ static const qkv_kernel kernels[] = {
         .op_type = "Slice",
         .since_version = 1,
         .until_version = 9,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {QKV_TYPES_BYTES},
         .init = slice1_init,
@@ -359,8 +361,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Slice",
         .since_version = 10,
-        .min_inputs = 3, .max_inputs = 5,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 3,
+        .max_inputs = 5,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 2,
         .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX},
         .infer = slice10_infer,

@@ -43,80 +43,80 @@ typedef struct softmax_attrs {
  * Normalises one row of d contiguous elements (d >= 1); y may equal x.
  * softmax: y = exp(x - max) / sum; log: y = (x - max) - log(sum).
  */
-#define DEFINE_SOFTMAX_ROW(T, SFX, EXP)                                                    \
-    static void softmax_row_##SFX(T *y, const T *x, size_t d, bool log_out)                \
-    {                                                                                      \
-        T mx = x[0];                                                                       \
-        for (size_t i = 1; i < d; i++)                                                     \
-            mx = x[i] > mx ? x[i] : mx;                                                    \
-        double sum = 0;                                                                    \
-        if (log_out) {                                                                     \
-            for (size_t i = 0; i < d; i++)                                                 \
-                sum += EXP(x[i] - mx);                                                     \
-            T lse = (T)log(sum);                                                           \
-            for (size_t i = 0; i < d; i++)                                                 \
-                y[i] = (x[i] - mx) - lse;                                                  \
-        } else {                                                                           \
-            for (size_t i = 0; i < d; i++) {                                               \
-                T e = EXP(x[i] - mx);                                                      \
-                y[i] = e;                                                                  \
-                sum += e;                                                                  \
-            }                                                                              \
-            for (size_t i = 0; i < d; i++)                                                 \
-                y[i] = (T)(y[i] / sum);                                                    \
-        }                                                                                  \
+#define DEFINE_SOFTMAX_ROW(T, SFX, EXP)                                                            \
+    static void softmax_row_##SFX(T *y, const T *x, size_t d, bool log_out)                        \
+    {                                                                                              \
+        T mx = x[0];                                                                               \
+        for (size_t i = 1; i < d; i++)                                                             \
+            mx = x[i] > mx ? x[i] : mx;                                                            \
+        double sum = 0;                                                                            \
+        if (log_out) {                                                                             \
+            for (size_t i = 0; i < d; i++)                                                         \
+                sum += EXP(x[i] - mx);                                                             \
+            T lse = (T)log(sum);                                                                   \
+            for (size_t i = 0; i < d; i++)                                                         \
+                y[i] = (x[i] - mx) - lse;                                                          \
+        } else {                                                                                   \
+            for (size_t i = 0; i < d; i++) {                                                       \
+                T e = EXP(x[i] - mx);                                                              \
+                y[i] = e;                                                                          \
+                sum += e;                                                                          \
+            }                                                                                      \
+            for (size_t i = 0; i < d; i++)                                                         \
+                y[i] = (T)(y[i] / sum);                                                            \
+        }                                                                                          \
     }
 
 /*
  * Normalises w <= TILE adjacent columns of a (d, inner) slab along d (d >= 1):
  * element (p, t) is at x[p * inner + t]. y may equal x.
  */
-#define DEFINE_SOFTMAX_TILE(T, SFX, EXP)                                                   \
-    static void softmax_tile_##SFX(T *y, const T *x, size_t d, size_t inner, size_t w,     \
-                                   bool log_out)                                           \
-    {                                                                                      \
-        T mx[TILE];                                                                        \
-        double sum[TILE];                                                                  \
-        for (size_t t = 0; t < w; t++) {                                                   \
-            mx[t] = x[t];                                                                  \
-            sum[t] = 0;                                                                    \
-        }                                                                                  \
-        for (size_t p = 1; p < d; p++) {                                                   \
-            const T *row = x + p * inner;                                                  \
-            for (size_t t = 0; t < w; t++)                                                 \
-                mx[t] = row[t] > mx[t] ? row[t] : mx[t];                                   \
-        }                                                                                  \
-        if (log_out) {                                                                     \
-            for (size_t p = 0; p < d; p++) {                                               \
-                const T *row = x + p * inner;                                              \
-                for (size_t t = 0; t < w; t++)                                             \
-                    sum[t] += EXP(row[t] - mx[t]);                                         \
-            }                                                                              \
-            T lse[TILE];                                                                   \
-            for (size_t t = 0; t < w; t++)                                                 \
-                lse[t] = (T)log(sum[t]);                                                   \
-            for (size_t p = 0; p < d; p++) {                                               \
-                const T *row = x + p * inner;                                              \
-                T *out = y + p * inner;                                                    \
-                for (size_t t = 0; t < w; t++)                                             \
-                    out[t] = (row[t] - mx[t]) - lse[t];                                    \
-            }                                                                              \
-        } else {                                                                           \
-            for (size_t p = 0; p < d; p++) {                                               \
-                const T *row = x + p * inner;                                              \
-                T *out = y + p * inner;                                                    \
-                for (size_t t = 0; t < w; t++) {                                           \
-                    T e = EXP(row[t] - mx[t]);                                             \
-                    out[t] = e;                                                            \
-                    sum[t] += e;                                                           \
-                }                                                                          \
-            }                                                                              \
-            for (size_t p = 0; p < d; p++) {                                               \
-                T *out = y + p * inner;                                                    \
-                for (size_t t = 0; t < w; t++)                                             \
-                    out[t] = (T)(out[t] / sum[t]);                                         \
-            }                                                                              \
-        }                                                                                  \
+#define DEFINE_SOFTMAX_TILE(T, SFX, EXP)                                                           \
+    static void softmax_tile_##SFX(T *y, const T *x, size_t d, size_t inner, size_t w,             \
+                                   bool log_out)                                                   \
+    {                                                                                              \
+        T mx[TILE];                                                                                \
+        double sum[TILE];                                                                          \
+        for (size_t t = 0; t < w; t++) {                                                           \
+            mx[t] = x[t];                                                                          \
+            sum[t] = 0;                                                                            \
+        }                                                                                          \
+        for (size_t p = 1; p < d; p++) {                                                           \
+            const T *row = x + p * inner;                                                          \
+            for (size_t t = 0; t < w; t++)                                                         \
+                mx[t] = row[t] > mx[t] ? row[t] : mx[t];                                           \
+        }                                                                                          \
+        if (log_out) {                                                                             \
+            for (size_t p = 0; p < d; p++) {                                                       \
+                const T *row = x + p * inner;                                                      \
+                for (size_t t = 0; t < w; t++)                                                     \
+                    sum[t] += EXP(row[t] - mx[t]);                                                 \
+            }                                                                                      \
+            T lse[TILE];                                                                           \
+            for (size_t t = 0; t < w; t++)                                                         \
+                lse[t] = (T)log(sum[t]);                                                           \
+            for (size_t p = 0; p < d; p++) {                                                       \
+                const T *row = x + p * inner;                                                      \
+                T *out = y + p * inner;                                                            \
+                for (size_t t = 0; t < w; t++)                                                     \
+                    out[t] = (row[t] - mx[t]) - lse[t];                                            \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (size_t p = 0; p < d; p++) {                                                       \
+                const T *row = x + p * inner;                                                      \
+                T *out = y + p * inner;                                                            \
+                for (size_t t = 0; t < w; t++) {                                                   \
+                    T e = EXP(row[t] - mx[t]);                                                     \
+                    out[t] = e;                                                                    \
+                    sum[t] += e;                                                                   \
+                }                                                                                  \
+            }                                                                                      \
+            for (size_t p = 0; p < d; p++) {                                                       \
+                T *out = y + p * inner;                                                            \
+                for (size_t t = 0; t < w; t++)                                                     \
+                    out[t] = (T)(out[t] / sum[t]);                                                 \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 DEFINE_SOFTMAX_ROW(float, f32, expf)
@@ -216,10 +216,7 @@ static qkv_status softmax_init(const qkv_kernel *kernel, const qkv_host_api *hos
     return QKV_OK;
 }
 
-static void softmax_destroy(void *state)
-{
-    free(state);
-}
+static void softmax_destroy(void *state) { free(state); }
 
 static qkv_status softmax_infer(void *state, qkv_kernel_io *io)
 {
@@ -285,15 +282,15 @@ static qkv_status softmax_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define SOFTMAX_KERNEL(op, since, until)                                                   \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = (op), .since_version = (since),            \
-        .until_version = (until), .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1,                                              \
-        .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},              \
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .init = softmax_init,             \
-        .infer = softmax_infer, .prepare = softmax_prepare, .compute = softmax_compute,    \
-        .destroy = softmax_destroy,                                                        \
+#define SOFTMAX_KERNEL(op, since, until)                                                           \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = (op), .since_version = (since),                    \
+                       .until_version = (until), .min_inputs = 1, .max_inputs = 1,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},       \
+                       .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .init = softmax_init,      \
+                       .infer = softmax_infer, .prepare = softmax_prepare,                         \
+                       .compute = softmax_compute, .destroy = softmax_destroy,                     \
     }
 
 static const qkv_kernel kernels[] = {

@@ -126,8 +126,8 @@ static qkv_status sce_compute(const void *state, qkv_kernel_io *io)
     r.aux = r.logp + elems;
     qkv_run_range(io, r.dims.n, elems * sizeof(double), log_softmax_range, &r);
     const qkv_tensor *weight = qkv_present(io, 2) ? &io->inputs[2] : NULL;
-    qkv_status st = qkv_loss_nll(io, &s->attrs, r.dims, r.logp, QKV_DTYPE_DOUBLE,
-                                 &io->inputs[1], weight, &io->outputs[0], input_names[1]);
+    qkv_status st = qkv_loss_nll(io, &s->attrs, r.dims, r.logp, QKV_DTYPE_DOUBLE, &io->inputs[1],
+                                 weight, &io->outputs[0], input_names[1]);
     if (st != QKV_OK || !s->log_prob)
         return st;
     qkv_tensor *lp = &io->outputs[1];
@@ -144,8 +144,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "SoftmaxCrossEntropyLoss",
         .since_version = 12,
-        .min_inputs = 2, .max_inputs = 3,
-        .min_outputs = 1, .max_outputs = 2,
+        .min_inputs = 2,
+        .max_inputs = 3,
+        .min_outputs = 1,
+        .max_outputs = 2,
         .n_input_types = 3,
         .input_types = {LOSS_FLOATS, QKV_TYPES_INDEX, LOSS_FLOATS},
         .init = sce_init,

@@ -100,8 +100,8 @@ static void split_destroy(void *state)
  * INVALID_MODEL for a split of the wrong length; SHAPE for negative parts,
  * a sum other than the dim, or a dim that does not divide evenly.
  */
-static qkv_status split_sizes(const split_attrs *s, qkv_kernel_io *io, int64_t dim,
-                              int64_t *sizes, size_t n, bool *known)
+static qkv_status split_sizes(const split_attrs *s, qkv_kernel_io *io, int64_t dim, int64_t *sizes,
+                              size_t n, bool *known)
 {
     *known = true;
     const int64_t *given = NULL;
@@ -120,8 +120,7 @@ static qkv_status split_sizes(const split_attrs *s, qkv_kernel_io *io, int64_t d
         n_given = qkv_numel(t);
         if (n_given != n)
             return KERR(io, QKV_ERR_INVALID_MODEL,
-                        "input 1 'split' has %zu entries but the node has %zu outputs", n_given,
-                        n);
+                        "input 1 'split' has %zu entries but the node has %zu outputs", n_given, n);
         int64_t sum = 0;
         for (size_t i = 0; i < n; i++) {
             sizes[i] = qkv_int_at(t, i);
@@ -139,8 +138,7 @@ static qkv_status split_sizes(const split_attrs *s, qkv_kernel_io *io, int64_t d
     if (given) {
         if (n_given != n)
             return KERR(io, QKV_ERR_INVALID_MODEL,
-                        "attribute split has %zu entries but the node has %zu outputs", n_given,
-                        n);
+                        "attribute split has %zu entries but the node has %zu outputs", n_given, n);
         int64_t sum = 0;
         for (size_t i = 0; i < n; i++) {
             if (given[i] < 0)
@@ -248,12 +246,12 @@ static qkv_status split_compute(const void *state, qkv_kernel_io *io)
     if (!known)
         return KERR(io, QKV_ERR_INTERNAL, "input 1 'split' has no value at compute");
     for (size_t k = 0; k < n; k++)
-        if (io->outputs[k].data && (io->outputs[k].rank != x->rank ||
-                                    io->outputs[k].dims[axis] != sz[k]))
-            return KERR(io, QKV_ERR_INTERNAL, "output %zu was not shaped for part size %lld",
-                        k, (long long)sz[k]);
-    split_run r = {.x = x->data, .io = io, .sizes = sz, .dim = (size_t)x->dims[axis],
-                   .inner_bytes = inner};
+        if (io->outputs[k].data &&
+            (io->outputs[k].rank != x->rank || io->outputs[k].dims[axis] != sz[k]))
+            return KERR(io, QKV_ERR_INTERNAL, "output %zu was not shaped for part size %lld", k,
+                        (long long)sz[k]);
+    split_run r = {
+        .x = x->data, .io = io, .sizes = sz, .dim = (size_t)x->dims[axis], .inner_bytes = inner};
     if (outer == 0 || x->data_bytes == 0)
         return QKV_OK;
     if (outer > 1 && x->data_bytes >= PAR_MIN_BYTES)
@@ -271,21 +269,19 @@ static qkv_status split_prepare(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define SPLIT_KERNEL(SINCE, UNTIL, N_IN)                                                     \
-    {                                                                                        \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Split", .since_version = (SINCE),           \
-        .until_version = (UNTIL), .min_inputs = 1, .max_inputs = (N_IN), .min_outputs = 1,   \
-        .max_outputs = -1, .n_input_types = 2, .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX}, \
-        .init = split_init, .infer = split_infer, .prepare = split_prepare,                  \
-        .compute = split_compute, .destroy = split_destroy,                                  \
+#define SPLIT_KERNEL(SINCE, UNTIL, N_IN)                                                           \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Split", .since_version = (SINCE),                 \
+                       .until_version = (UNTIL), .min_inputs = 1, .max_inputs = (N_IN),            \
+                       .min_outputs = 1, .max_outputs = -1, .n_input_types = 2,                    \
+                       .input_types = {QKV_TYPES_BYTES, QKV_TYPES_INDEX}, .init = split_init,      \
+                       .infer = split_infer, .prepare = split_prepare, .compute = split_compute,   \
+                       .destroy = split_destroy,                                                   \
     }
 
 static const qkv_kernel kernels[] = {
-    SPLIT_KERNEL(1, 1, 2),
-    SPLIT_KERNEL(2, 10, 1),
-    SPLIT_KERNEL(11, 12, 1),
-    SPLIT_KERNEL(13, 17, 2),
-    SPLIT_KERNEL(18, 0, 2),
+    SPLIT_KERNEL(1, 1, 2),   SPLIT_KERNEL(2, 10, 1), SPLIT_KERNEL(11, 12, 1),
+    SPLIT_KERNEL(13, 17, 2), SPLIT_KERNEL(18, 0, 2),
 };
 
 /* The Split descriptors; *count set to their number. */

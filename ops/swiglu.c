@@ -110,8 +110,12 @@ static qkv_status swiglu_compute(const void *state, qkv_kernel_io *io)
     swiglu_ctx c = {.alpha = *(const float *)state, .half = QKV_DTYPE_UNDEFINED};
     qkv_ew_row_fn row;
     switch (a->dtype) {
-    case QKV_DTYPE_FLOAT: row = swiglu_row_f32; break;
-    case QKV_DTYPE_DOUBLE: row = swiglu_row_f64; break;
+    case QKV_DTYPE_FLOAT:
+        row = swiglu_row_f32;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        row = swiglu_row_f64;
+        break;
     case QKV_DTYPE_FLOAT16:
     case QKV_DTYPE_BFLOAT16:
         row = swiglu_row_half;
@@ -137,8 +141,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "SwiGLU",
         .since_version = 28,
-        .min_inputs = 2, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 2,
+        .max_inputs = 2,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 1,
         .input_types = {QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16)},
         .flags = QKV_KERNEL_INPLACE,

@@ -107,9 +107,8 @@ static qkv_status topk_infer(void *state, qkv_kernel_io *io)
         return KERR(io, QKV_ERR_SHAPE, "axis %lld is out of range for input 0 'X' of rank %d",
                     (long long)s->axis, x->rank);
     if (k >= 0 && x->dims[axis] >= 0 && k > x->dims[axis])
-        return KERR(io, QKV_ERR_SHAPE,
-                    "k = %lld is larger than dim %d of input 0 'X' (size %lld)", (long long)k,
-                    axis, (long long)x->dims[axis]);
+        return KERR(io, QKV_ERR_SHAPE, "k = %lld is larger than dim %d of input 0 'X' (size %lld)",
+                    (long long)k, axis, (long long)x->dims[axis]);
     qkv_set_shape(v, x->dtype, x->rank, x->dims);
     v->dims[axis] = k;
     qkv_set_shape(ix, QKV_DTYPE_INT64, x->rank, v->dims);
@@ -131,74 +130,74 @@ typedef struct topk_job {
  * element replaces the root when it is better. Elements arrive in index
  * order, so a tie never replaces (the kept one has the lower index).
  */
-#define TOPK_FN(NAME, T, GT)                                                                   \
-    static bool NAME##_better(bool largest, T a, int64_t ia, T b, int64_t ib)                  \
-    {                                                                                          \
-        if (largest ? GT(a, b) : GT(b, a))                                                     \
-            return true;                                                                       \
-        if (largest ? GT(b, a) : GT(a, b))                                                     \
-            return false;                                                                      \
-        return ia < ib;                                                                        \
-    }                                                                                          \
-    /* sift the root-to-leaf path from i down within heap[0, n) (stride st) */                  \
-    static void NAME##_sift(bool largest, T *v, int64_t *ix, size_t st, size_t i, size_t n)    \
-    {                                                                                          \
-        T tv = v[i * st];                                                                      \
-        int64_t ti = ix[i * st];                                                               \
-        for (;;) {                                                                             \
-            size_t c = 2 * i + 1;                                                              \
-            if (c >= n)                                                                        \
-                break;                                                                         \
-            /* the worse child goes up: the root stays the worst */                           \
-            if (c + 1 < n &&                                                                   \
-                NAME##_better(largest, v[c * st], ix[c * st], v[(c + 1) * st], ix[(c + 1) * st])) \
-                c++;                                                                           \
-            if (!NAME##_better(largest, tv, ti, v[c * st], ix[c * st]))                        \
-                break;                                                                         \
-            v[i * st] = v[c * st];                                                             \
-            ix[i * st] = ix[c * st];                                                           \
-            i = c;                                                                             \
-        }                                                                                      \
-        v[i * st] = tv;                                                                        \
-        ix[i * st] = ti;                                                                       \
-    }                                                                                          \
-    static void NAME(const topk_job *j, size_t s)                                              \
-    {                                                                                          \
-        const size_t inner = j->inner, n = j->n, k = j->k, o = s / inner, r = s % inner;       \
-        const T *x = (const T *)j->x + o * n * inner + r;                                      \
-        T *v = (T *)j->vals + o * k * inner + r;                                               \
-        int64_t *ix = j->idx + o * k * inner + r;                                              \
-        const bool lg = j->largest;                                                            \
-        if (k == 0)                                                                            \
-            return;                                                                            \
-        for (size_t i = 0; i < k; i++) { /* the first k, heapified */                          \
-            v[i * inner] = x[i * inner];                                                       \
-            ix[i * inner] = (int64_t)i;                                                        \
-        }                                                                                      \
-        for (size_t i = k / 2; i-- > 0;)                                                       \
-            NAME##_sift(lg, v, ix, inner, i, k);                                               \
-        for (size_t i = k; i < n; i++) {                                                       \
-            T xi = x[i * inner];                                                               \
-            if (NAME##_better(lg, xi, (int64_t)i, v[0], ix[0])) {                              \
-                v[0] = xi;                                                                     \
-                ix[0] = (int64_t)i;                                                            \
-                NAME##_sift(lg, v, ix, inner, 0, k);                                           \
-            }                                                                                  \
-        }                                                                                      \
-        for (size_t end = k; end-- > 1;) { /* worst to the back: best first */                 \
-            T tv = v[0];                                                                       \
-            int64_t ti = ix[0];                                                                \
-            v[0] = v[end * inner];                                                             \
-            ix[0] = ix[end * inner];                                                           \
-            v[end * inner] = tv;                                                               \
-            ix[end * inner] = ti;                                                              \
-            NAME##_sift(lg, v, ix, inner, 0, end);                                             \
-        }                                                                                      \
-    }                                                                                          \
-    static void NAME##_range(void *arg, size_t begin, size_t end)                              \
-    {                                                                                          \
-        for (size_t s = begin; s < end; s++)                                                   \
-            NAME((const topk_job *)arg, s);                                                    \
+#define TOPK_FN(NAME, T, GT)                                                                       \
+    static bool NAME##_better(bool largest, T a, int64_t ia, T b, int64_t ib)                      \
+    {                                                                                              \
+        if (largest ? GT(a, b) : GT(b, a))                                                         \
+            return true;                                                                           \
+        if (largest ? GT(b, a) : GT(a, b))                                                         \
+            return false;                                                                          \
+        return ia < ib;                                                                            \
+    }                                                                                              \
+    /* sift the root-to-leaf path from i down within heap[0, n) (stride st) */                     \
+    static void NAME##_sift(bool largest, T *v, int64_t *ix, size_t st, size_t i, size_t n)        \
+    {                                                                                              \
+        T tv = v[i * st];                                                                          \
+        int64_t ti = ix[i * st];                                                                   \
+        for (;;) {                                                                                 \
+            size_t c = 2 * i + 1;                                                                  \
+            if (c >= n)                                                                            \
+                break;                                                                             \
+            /* the worse child goes up: the root stays the worst */                                \
+            if (c + 1 < n &&                                                                       \
+                NAME##_better(largest, v[c * st], ix[c * st], v[(c + 1) * st], ix[(c + 1) * st]))  \
+                c++;                                                                               \
+            if (!NAME##_better(largest, tv, ti, v[c * st], ix[c * st]))                            \
+                break;                                                                             \
+            v[i * st] = v[c * st];                                                                 \
+            ix[i * st] = ix[c * st];                                                               \
+            i = c;                                                                                 \
+        }                                                                                          \
+        v[i * st] = tv;                                                                            \
+        ix[i * st] = ti;                                                                           \
+    }                                                                                              \
+    static void NAME(const topk_job *j, size_t s)                                                  \
+    {                                                                                              \
+        const size_t inner = j->inner, n = j->n, k = j->k, o = s / inner, r = s % inner;           \
+        const T *x = (const T *)j->x + o * n * inner + r;                                          \
+        T *v = (T *)j->vals + o * k * inner + r;                                                   \
+        int64_t *ix = j->idx + o * k * inner + r;                                                  \
+        const bool lg = j->largest;                                                                \
+        if (k == 0)                                                                                \
+            return;                                                                                \
+        for (size_t i = 0; i < k; i++) { /* the first k, heapified */                              \
+            v[i * inner] = x[i * inner];                                                           \
+            ix[i * inner] = (int64_t)i;                                                            \
+        }                                                                                          \
+        for (size_t i = k / 2; i-- > 0;)                                                           \
+            NAME##_sift(lg, v, ix, inner, i, k);                                                   \
+        for (size_t i = k; i < n; i++) {                                                           \
+            T xi = x[i * inner];                                                                   \
+            if (NAME##_better(lg, xi, (int64_t)i, v[0], ix[0])) {                                  \
+                v[0] = xi;                                                                         \
+                ix[0] = (int64_t)i;                                                                \
+                NAME##_sift(lg, v, ix, inner, 0, k);                                               \
+            }                                                                                      \
+        }                                                                                          \
+        for (size_t end = k; end-- > 1;) { /* worst to the back: best first */                     \
+            T tv = v[0];                                                                           \
+            int64_t ti = ix[0];                                                                    \
+            v[0] = v[end * inner];                                                                 \
+            ix[0] = ix[end * inner];                                                               \
+            v[end * inner] = tv;                                                                   \
+            ix[end * inner] = ti;                                                                  \
+            NAME##_sift(lg, v, ix, inner, 0, end);                                                 \
+        }                                                                                          \
+    }                                                                                              \
+    static void NAME##_range(void *arg, size_t begin, size_t end)                                  \
+    {                                                                                              \
+        for (size_t s = begin; s < end; s++)                                                       \
+            NAME((const topk_job *)arg, s);                                                        \
     }
 
 #define GT_PLAIN(a, b) ((a) > (b))
@@ -226,10 +225,14 @@ static qkv_status topk_compute(const void *state, qkv_kernel_io *io)
     /* k as infer sized the outputs (it checked k <= dim) */
     int64_t k = v->dims[axis];
     if (k > x->dims[axis] || io->outputs[1].dims[axis] != k)
-        return KERR(io, QKV_ERR_INTERNAL, "outputs sized for k = %lld, dim is %lld",
-                    (long long)k, (long long)x->dims[axis]);
-    topk_job j = {.x = x->data, .vals = v->data, .idx = io->outputs[1].data,
-                  .n = (size_t)x->dims[axis], .k = (size_t)k, .inner = 1,
+        return KERR(io, QKV_ERR_INTERNAL, "outputs sized for k = %lld, dim is %lld", (long long)k,
+                    (long long)x->dims[axis]);
+    topk_job j = {.x = x->data,
+                  .vals = v->data,
+                  .idx = io->outputs[1].data,
+                  .n = (size_t)x->dims[axis],
+                  .k = (size_t)k,
+                  .inner = 1,
                   .largest = s->largest};
     size_t outer = 1;
     for (int32_t a = 0; a < axis; a++)
@@ -239,16 +242,36 @@ static qkv_status topk_compute(const void *state, qkv_kernel_io *io)
     size_t slices = outer * j.inner;
     qkv_range_fn fn;
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: fn = topk_f32_range; break;
-    case QKV_DTYPE_DOUBLE: fn = topk_f64_range; break;
-    case QKV_DTYPE_INT8: fn = topk_i8_range; break;
-    case QKV_DTYPE_INT16: fn = topk_i16_range; break;
-    case QKV_DTYPE_INT32: fn = topk_i32_range; break;
-    case QKV_DTYPE_INT64: fn = topk_i64_range; break;
-    case QKV_DTYPE_UINT8: fn = topk_u8_range; break;
-    case QKV_DTYPE_UINT16: fn = topk_u16_range; break;
-    case QKV_DTYPE_UINT32: fn = topk_u32_range; break;
-    case QKV_DTYPE_UINT64: fn = topk_u64_range; break;
+    case QKV_DTYPE_FLOAT:
+        fn = topk_f32_range;
+        break;
+    case QKV_DTYPE_DOUBLE:
+        fn = topk_f64_range;
+        break;
+    case QKV_DTYPE_INT8:
+        fn = topk_i8_range;
+        break;
+    case QKV_DTYPE_INT16:
+        fn = topk_i16_range;
+        break;
+    case QKV_DTYPE_INT32:
+        fn = topk_i32_range;
+        break;
+    case QKV_DTYPE_INT64:
+        fn = topk_i64_range;
+        break;
+    case QKV_DTYPE_UINT8:
+        fn = topk_u8_range;
+        break;
+    case QKV_DTYPE_UINT16:
+        fn = topk_u16_range;
+        break;
+    case QKV_DTYPE_UINT32:
+        fn = topk_u32_range;
+        break;
+    case QKV_DTYPE_UINT64:
+        fn = topk_u64_range;
+        break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
@@ -263,13 +286,13 @@ static qkv_status topk_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define TOPK_KERNEL(since, until, n_in)                                                        \
-    {                                                                                          \
-        QKV_KERNEL_V1, .domain = "", .op_type = "TopK", .since_version = (since),              \
-        .until_version = (until), .min_inputs = (n_in), .max_inputs = (n_in),                  \
-        .min_outputs = 2, .max_outputs = 2, .n_input_types = 2,                                \
-        .input_types = {QKV_TYPES_NUMERIC, QKV_T(INT64)}, .init = topk_init,                   \
-        .infer = topk_infer, .compute = topk_compute, .destroy = topk_destroy,                 \
+#define TOPK_KERNEL(since, until, n_in)                                                            \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "TopK", .since_version = (since),                  \
+                       .until_version = (until), .min_inputs = (n_in), .max_inputs = (n_in),       \
+                       .min_outputs = 2, .max_outputs = 2, .n_input_types = 2,                     \
+                       .input_types = {QKV_TYPES_NUMERIC, QKV_T(INT64)}, .init = topk_init,        \
+                       .infer = topk_infer, .compute = topk_compute, .destroy = topk_destroy,      \
     }
 
 static const qkv_kernel kernels[] = {

@@ -104,8 +104,8 @@ typedef struct transpose_run {
     const char *x;
     char *y;
     /* tiled path */
-    int32_t q;            /* the output axis contiguous in the input */
-    size_t tile, strips;  /* strips of `tile` indices along q, per outer index */
+    int32_t q;           /* the output axis contiguous in the input */
+    size_t tile, strips; /* strips of `tile` indices along q, per outer index */
 } transpose_run;
 
 /* Input and output byte offsets of index `o` over the plan's axes other
@@ -144,19 +144,19 @@ static void copy_elems_range(void *arg, size_t begin, size_t end)
  * move with constant-size memcpy: plain loads and stores once compiled, and
  * no aliasing question whatever the element type.
  */
-#define DEFINE_TILE_STRIP(ES)                                                              \
-    static void strip_##ES(char *restrict out, const char *restrict in, size_t i0,         \
-                           size_t i1, size_t nl, size_t osq, size_t isl, size_t tile)      \
-    {                                                                                      \
-        for (size_t j0 = 0; j0 < nl; j0 += tile) {                                         \
-            size_t j1 = j0 + tile < nl ? j0 + tile : nl;                                   \
-            for (size_t i = i0; i < i1; i++) {                                             \
-                char *restrict dst = out + i * osq * (ES);                                 \
-                const char *restrict src = in + i * (ES);                                  \
-                for (size_t j = j0; j < j1; j++)                                           \
-                    memcpy(dst + j * (ES), src + j * isl * (ES), (ES));                    \
-            }                                                                              \
-        }                                                                                  \
+#define DEFINE_TILE_STRIP(ES)                                                                      \
+    static void strip_##ES(char *restrict out, const char *restrict in, size_t i0, size_t i1,      \
+                           size_t nl, size_t osq, size_t isl, size_t tile)                         \
+    {                                                                                              \
+        for (size_t j0 = 0; j0 < nl; j0 += tile) {                                                 \
+            size_t j1 = j0 + tile < nl ? j0 + tile : nl;                                           \
+            for (size_t i = i0; i < i1; i++) {                                                     \
+                char *restrict dst = out + i * osq * (ES);                                         \
+                const char *restrict src = in + i * (ES);                                          \
+                for (size_t j = j0; j < j1; j++)                                                   \
+                    memcpy(dst + j * (ES), src + j * isl * (ES), (ES));                            \
+            }                                                                                      \
+        }                                                                                          \
     }
 DEFINE_TILE_STRIP(1)
 DEFINE_TILE_STRIP(2)
@@ -241,10 +241,7 @@ static qkv_status transpose_init(const qkv_kernel *kernel, const qkv_host_api *h
     return QKV_OK;
 }
 
-static void transpose_destroy(void *state)
-{
-    free(state);
-}
+static void transpose_destroy(void *state) { free(state); }
 
 /* The permutation for input rank r: the attribute, or reversed axes. */
 static void transpose_perm(const transpose_attrs *s, int32_t r, int32_t perm[QKV_MAX_RANK])
@@ -336,17 +333,18 @@ static qkv_status transpose_compute(const void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define TRANSPOSE_TYPES                                                                    \
-    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |        \
+#define TRANSPOSE_TYPES                                                                            \
+    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |                \
      QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ))
 
-#define TRANSPOSE_KERNEL(since, until)                                                     \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Transpose", .since_version = (since),     \
-        .until_version = (until), .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,      \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {TRANSPOSE_TYPES},            \
-        .init = transpose_init, .infer = transpose_infer, .compute = transpose_compute,    \
-        .destroy = transpose_destroy,                                                      \
+#define TRANSPOSE_KERNEL(since, until)                                                             \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Transpose", .since_version = (since),             \
+                       .until_version = (until), .min_inputs = 1, .max_inputs = 1,                 \
+                       .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
+                       .input_types = {TRANSPOSE_TYPES}, .init = transpose_init,                   \
+                       .infer = transpose_infer, .compute = transpose_compute,                     \
+                       .destroy = transpose_destroy,                                               \
     }
 
 static const qkv_kernel kernels[] = {

@@ -25,8 +25,8 @@
 
 /* Attribute values a map may use (parsed once in init). */
 typedef struct map_params {
-    float alpha;        /* ThresholdedRelu */
-    float lambd, bias;  /* Shrink */
+    float alpha;       /* ThresholdedRelu */
+    float lambd, bias; /* Shrink */
 } map_params;
 
 /*
@@ -34,16 +34,16 @@ typedef struct map_params {
  * sin); the attributes are converted to T first. No restrict: out may be in
  * (element j is read before out[j] is written).
  */
-#define MAP_LOOP(name, T, EXPR)                                                            \
-    static void name(T *o, const T *in, size_t n, const void *ctx)                         \
-    {                                                                                      \
-        const map_params *p = ctx;                                                         \
-        const T alpha = (T)p->alpha, lambd = (T)p->lambd, bias = (T)p->bias;               \
-        (void)alpha, (void)lambd, (void)bias;                                              \
-        for (size_t j = 0; j < n; j++) {                                                   \
-            T x = in[j];                                                                   \
-            o[j] = (EXPR);                                                                 \
-        }                                                                                  \
+#define MAP_LOOP(name, T, EXPR)                                                                    \
+    static void name(T *o, const T *in, size_t n, const void *ctx)                                 \
+    {                                                                                              \
+        const map_params *p = ctx;                                                                 \
+        const T alpha = (T)p->alpha, lambd = (T)p->lambd, bias = (T)p->bias;                       \
+        (void)alpha, (void)lambd, (void)bias;                                                      \
+        for (size_t j = 0; j < n; j++) {                                                           \
+            T x = in[j];                                                                           \
+            o[j] = (EXPR);                                                                         \
+        }                                                                                          \
     }
 #define MAP(name, EXPR) MAP_LOOP(name##_f32, float, EXPR) MAP_LOOP(name##_f64, double, EXPR)
 
@@ -60,7 +60,7 @@ MAP(acosh_m, acosh(x))
 MAP(atanh_m, atanh(x))
 MAP(softsign_m, x / (1 + fabs(x)))
 MAP(thresholded_m, x > alpha ? x : 0)
-MAP(shrink_m, x < -lambd ? x + bias : x > lambd ? x - bias : 0)
+MAP(shrink_m, x<-lambd ? x + bias : x> lambd ? x - bias : 0)
 
 /* What a unary descriptor computes, and its attributes. */
 typedef struct map_def {
@@ -135,13 +135,13 @@ static qkv_status map_compute(const void *state, qkv_kernel_io *io)
 
 #define T_FLOAT (QKV_TYPES_FLOATS | QKV_T(FLOAT16) | QKV_T(BFLOAT16))
 
-#define MAP_KERNEL(op, since, def_)                                                        \
-    {                                                                                      \
-        QKV_KERNEL_V1, .domain = "", .op_type = (op), .since_version = (since),            \
-        .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,              \
-        .n_input_types = 1, .input_types = {T_FLOAT}, .flags = QKV_KERNEL_INPLACE,         \
-        .inplace_input = 0, .user = (void *)&(def_), .init = map_init, .infer = map_infer,  \
-        .compute = map_compute, .destroy = trig_destroy,                                   \
+#define MAP_KERNEL(op, since, def_)                                                                \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = (op), .since_version = (since), .min_inputs = 1,   \
+                       .max_inputs = 1, .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,    \
+                       .input_types = {T_FLOAT}, .flags = QKV_KERNEL_INPLACE, .inplace_input = 0,  \
+                       .user = (void *)&(def_), .init = map_init, .infer = map_infer,              \
+                       .compute = map_compute, .destroy = trig_destroy,                            \
     }
 
 static const qkv_kernel kernels[] = {

@@ -78,8 +78,7 @@ static qkv_status trilu_k(qkv_kernel_io *io, int64_t *k, bool *known)
         return QKV_OK;
     const qkv_tensor *t = &io->inputs[1];
     if (qkv_shape_known(t) && qkv_numel(t) != 1)
-        return KERR(io, QKV_ERR_SHAPE, "input 1 'k' has %zu elements, expected 1",
-                    qkv_numel(t));
+        return KERR(io, QKV_ERR_SHAPE, "input 1 'k' has %zu elements, expected 1", qkv_numel(t));
     if (!t->data || !qkv_shape_known(t)) {
         *known = false;
         return QKV_OK;
@@ -133,8 +132,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Trilu",
         .since_version = 14,
-        .min_inputs = 1, .max_inputs = 2,
-        .min_outputs = 1, .max_outputs = 1,
+        .min_inputs = 1,
+        .max_inputs = 2,
+        .min_outputs = 1,
+        .max_outputs = 1,
         .n_input_types = 2,
         .input_types = {QKV_TYPES_BYTES, QKV_T(INT64) | QKV_T(INT32)},
         .flags = QKV_KERNEL_INPLACE,

@@ -29,9 +29,31 @@
 #include "vecmath.h"
 
 typedef enum unop {
-    U_NEG, U_ABS, U_SQRT, U_EXP, U_LOG, U_RECIP, U_RELU, U_SIGMOID, U_TANH, U_ERF, U_SIGN,
-    U_FLOOR, U_CEIL, U_ROUND, U_ISNAN, U_ISINF, U_SOFTPLUS, U_LEAKYRELU, U_ELU, U_SELU,
-    U_CELU, U_HARDSIGMOID, U_HARDSWISH, U_NOT, U_COUNT_
+    U_NEG,
+    U_ABS,
+    U_SQRT,
+    U_EXP,
+    U_LOG,
+    U_RECIP,
+    U_RELU,
+    U_SIGMOID,
+    U_TANH,
+    U_ERF,
+    U_SIGN,
+    U_FLOOR,
+    U_CEIL,
+    U_ROUND,
+    U_ISNAN,
+    U_ISINF,
+    U_SOFTPLUS,
+    U_LEAKYRELU,
+    U_ELU,
+    U_SELU,
+    U_CELU,
+    U_HARDSIGMOID,
+    U_HARDSWISH,
+    U_NOT,
+    U_COUNT_
 } unop;
 
 /* Attribute values an op may use (parsed once in init). */
@@ -47,19 +69,15 @@ typedef void (*un_fn)(void *o, const void *x, size_t n, const un_params *p);
  * the math allows. out may be exactly x (in place): element j is read before
  * out[j] is written. The attributes are copied to locals of type TI first.
  */
-#define UN_LOOP(name, TI, TO, EXPR)                                                     \
-    static void name##_k(TO *restrict o, const TI *restrict xs, size_t n,               \
-                         const un_params *p)                                            \
-    {                                                                                   \
-        const TI alpha = (TI)p->alpha, beta = (TI)p->beta, gamma = (TI)p->gamma;        \
-        const bool pos = p->detect_pos, neg = p->detect_neg;                            \
-        (void)alpha, (void)beta, (void)gamma, (void)pos, (void)neg;                     \
-        QKV_EW_FOR(j, n, TI x = xs[j]; o[j] = (TO)(EXPR););                             \
-    }                                                                                   \
-    static void name(void *o, const void *x, size_t n, const un_params *p)              \
-    {                                                                                   \
-        name##_k(o, x, n, p);                                                           \
-    }
+#define UN_LOOP(name, TI, TO, EXPR)                                                                \
+    static void name##_k(TO *restrict o, const TI *restrict xs, size_t n, const un_params *p)      \
+    {                                                                                              \
+        const TI alpha = (TI)p->alpha, beta = (TI)p->beta, gamma = (TI)p->gamma;                   \
+        const bool pos = p->detect_pos, neg = p->detect_neg;                                       \
+        (void)alpha, (void)beta, (void)gamma, (void)pos, (void)neg;                                \
+        QKV_EW_FOR(j, n, TI x = xs[j]; o[j] = (TO)(EXPR););                                        \
+    }                                                                                              \
+    static void name(void *o, const void *x, size_t n, const un_params *p) { name##_k(o, x, n, p); }
 
 /*
  * Exp, Sigmoid and Tanh: float32 uses the branch-free qkv_ew_expf so the loops
@@ -83,7 +101,11 @@ static inline float tanh1_f32(float x)
 {
     float a = qkv_f32_from_bits(qkv_f32_bits(x) & 0x7fffffffu), z = x * x;
     float p = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
-                1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+                1.33314422036e-1f) *
+                   z -
+               3.33332819422e-1f) *
+                  z * x +
+              x;
     float t = 1.0f - 2.0f / (qkv_ew_expf(2.0f * a) + 1.0f);
     t = qkv_f32_from_bits(qkv_f32_bits(t) | (qkv_f32_bits(x) & 0x80000000u));
     return qkv_ew_select(a < 0.625f, p, t);
@@ -91,39 +113,36 @@ static inline float tanh1_f32(float x)
 static inline double tanh1_f64(double x) { return tanh(x); }
 
 /* Math helpers that need statements. */
-#define DEF_FLOAT_HELPERS(sfx, T)                                                      \
-    /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */                                     \
-    static inline T softplus1_##sfx(T x)                                               \
-    {                                                                                  \
-        return (x > 0 ? x : (T)0) + log1p(exp(-fabs(x)));                              \
-    }                                                                                  \
-    /* min(max(v, 0), 1), NaN stays NaN */                                             \
+#define DEF_FLOAT_HELPERS(sfx, T)                                                                  \
+    /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */                                                 \
+    static inline T softplus1_##sfx(T x) { return (x > 0 ? x : (T)0) + log1p(exp(-fabs(x))); }     \
+    /* min(max(v, 0), 1), NaN stays NaN */                                                         \
     static inline T clamp01_##sfx(T v) { return v < 0 ? (T)0 : v > 1 ? (T)1 : v; }
 
-#define DEF_FLOAT_UNARY(sfx, T)                                                         \
-    DEF_FLOAT_HELPERS(sfx, T)                                                           \
-    UN_LOOP(neg_##sfx, T, T, -x)                                                        \
-    UN_LOOP(abs_##sfx, T, T, fabs(x))                                                   \
-    UN_LOOP(sqrt_##sfx, T, T, sqrt(x))                                                  \
-    UN_LOOP(exp_##sfx, T, T, exp1_##sfx(x))                                                 \
-    UN_LOOP(log_##sfx, T, T, log(x))                                                    \
-    UN_LOOP(recip_##sfx, T, T, (T)1 / x)                                                \
-    UN_LOOP(relu_##sfx, T, T, x < 0 ? (T)0 : x)                                         \
-    UN_LOOP(sigmoid_##sfx, T, T, sigmoid1_##sfx(x))                                      \
-    UN_LOOP(tanh_##sfx, T, T, tanh1_##sfx(x))                                               \
-    UN_LOOP(sign_##sfx, T, T, x > 0 ? (T)1 : x < 0 ? (T)-1 : x)                         \
-    UN_LOOP(floor_##sfx, T, T, floor(x))                                                \
-    UN_LOOP(ceil_##sfx, T, T, ceil(x))                                                  \
-    UN_LOOP(round_##sfx, T, T, nearbyint(x))                                            \
-    UN_LOOP(isnan_##sfx, T, uint8_t, isnan(x))                                          \
-    UN_LOOP(isinf_##sfx, T, uint8_t, isinf(x) && (x > 0 ? pos : neg))                   \
-    UN_LOOP(softplus_##sfx, T, T, softplus1_##sfx(x))                                    \
-    UN_LOOP(leakyrelu_##sfx, T, T, x < 0 ? alpha * x : x)                               \
-    UN_LOOP(elu_##sfx, T, T, x < 0 ? alpha * expm1(x) : x)                              \
-    UN_LOOP(selu_##sfx, T, T, x > 0 ? gamma * x : gamma * alpha * expm1(x))             \
-    UN_LOOP(celu_##sfx, T, T, x > 0 ? x : alpha * expm1(x / alpha))                     \
-    UN_LOOP(hardsigmoid_##sfx, T, T, clamp01_##sfx(alpha * x + beta))                   \
-    UN_LOOP(hardswish_##sfx, T, T, x * clamp01_##sfx(x / (T)6 + (T)0.5))
+#define DEF_FLOAT_UNARY(sfx, T)                                                                    \
+    DEF_FLOAT_HELPERS(sfx, T)                                                                      \
+    UN_LOOP(neg_##sfx, T, T, -x)                                                                   \
+    UN_LOOP(abs_##sfx, T, T, fabs(x))                                                              \
+    UN_LOOP(sqrt_##sfx, T, T, sqrt(x))                                                             \
+    UN_LOOP(exp_##sfx, T, T, exp1_##sfx(x))                                                        \
+    UN_LOOP(log_##sfx, T, T, log(x))                                                               \
+    UN_LOOP(recip_##sfx, T, T, (T)1 / x)                                                           \
+    UN_LOOP(relu_##sfx, T, T, x < 0 ? (T)0 : x)                                                    \
+    UN_LOOP(sigmoid_##sfx, T, T, sigmoid1_##sfx(x))                                                \
+    UN_LOOP(tanh_##sfx, T, T, tanh1_##sfx(x))                                                      \
+    UN_LOOP(sign_##sfx, T, T, x > 0 ? (T)1 : x < 0 ? (T)-1 : x)                                    \
+    UN_LOOP(floor_##sfx, T, T, floor(x))                                                           \
+    UN_LOOP(ceil_##sfx, T, T, ceil(x))                                                             \
+    UN_LOOP(round_##sfx, T, T, nearbyint(x))                                                       \
+    UN_LOOP(isnan_##sfx, T, uint8_t, isnan(x))                                                     \
+    UN_LOOP(isinf_##sfx, T, uint8_t, isinf(x) && (x > 0 ? pos : neg))                              \
+    UN_LOOP(softplus_##sfx, T, T, softplus1_##sfx(x))                                              \
+    UN_LOOP(leakyrelu_##sfx, T, T, x < 0 ? alpha * x : x)                                          \
+    UN_LOOP(elu_##sfx, T, T, x < 0 ? alpha * expm1(x) : x)                                         \
+    UN_LOOP(selu_##sfx, T, T, x > 0 ? gamma * x : gamma * alpha * expm1(x))                        \
+    UN_LOOP(celu_##sfx, T, T, x > 0 ? x : alpha * expm1(x / alpha))                                \
+    UN_LOOP(hardsigmoid_##sfx, T, T, clamp01_##sfx(alpha *x + beta))                               \
+    UN_LOOP(hardswish_##sfx, T, T, x *clamp01_##sfx(x / (T)6 + (T)0.5))
 
 DEF_FLOAT_UNARY(f32, float)
 DEF_FLOAT_UNARY(f64, double)
@@ -138,13 +157,13 @@ static void erf_f32(void *o, const void *x, size_t n, const un_params *p)
 UN_LOOP(erf_f64, double, double, erf(x))
 
 /* W: the unsigned type negation wraps in (at least int wide, see binary.c). */
-#define DEF_SINT_UNARY(sfx, T, W)                                                       \
-    UN_LOOP(neg_##sfx, T, T, 0u - (W)x)                                                 \
-    UN_LOOP(abs_##sfx, T, T, x < 0 ? (T)(0u - (W)x) : x)                                \
-    UN_LOOP(relu_##sfx, T, T, x < 0 ? 0 : x)                                            \
+#define DEF_SINT_UNARY(sfx, T, W)                                                                  \
+    UN_LOOP(neg_##sfx, T, T, 0u - (W)x)                                                            \
+    UN_LOOP(abs_##sfx, T, T, x < 0 ? (T)(0u - (W)x) : x)                                           \
+    UN_LOOP(relu_##sfx, T, T, x < 0 ? 0 : x)                                                       \
     UN_LOOP(sign_##sfx, T, T, (x > 0) - (x < 0))
-#define DEF_UINT_UNARY(sfx, T)                                                          \
-    UN_LOOP(abs_##sfx, T, T, x)                                                         \
+#define DEF_UINT_UNARY(sfx, T)                                                                     \
+    UN_LOOP(abs_##sfx, T, T, x)                                                                    \
     UN_LOOP(sign_##sfx, T, T, x > 0)
 
 DEF_SINT_UNARY(i8, int8_t, unsigned)
@@ -158,12 +177,12 @@ DEF_UINT_UNARY(u64, uint64_t)
 UN_LOOP(not_b, uint8_t, uint8_t, !x)
 
 #define F(op) [QKV_DTYPE_FLOAT] = op##_f32, [QKV_DTYPE_DOUBLE] = op##_f64
-#define SI(op)                                                                          \
-    [QKV_DTYPE_INT8] = op##_i8, [QKV_DTYPE_INT16] = op##_i16, [QKV_DTYPE_INT32] = op##_i32, \
+#define SI(op)                                                                                     \
+    [QKV_DTYPE_INT8] = op##_i8, [QKV_DTYPE_INT16] = op##_i16, [QKV_DTYPE_INT32] = op##_i32,        \
     [QKV_DTYPE_INT64] = op##_i64
-#define UI(op)                                                                          \
-    [QKV_DTYPE_UINT8] = op##_u8, [QKV_DTYPE_UINT16] = op##_u16,                         \
-    [QKV_DTYPE_UINT32] = op##_u32, [QKV_DTYPE_UINT64] = op##_u64
+#define UI(op)                                                                                     \
+    [QKV_DTYPE_UINT8] = op##_u8, [QKV_DTYPE_UINT16] = op##_u16, [QKV_DTYPE_UINT32] = op##_u32,     \
+    [QKV_DTYPE_UINT64] = op##_u64
 
 /* The typed loops per op and dtype; float16/bfloat16 use the FLOAT entry. */
 static const un_fn un_table[U_COUNT_][QKV_DTYPE_COUNT] = {
@@ -315,8 +334,12 @@ static qkv_status unary_compute(const void *state, qkv_kernel_io *io)
     const unary_state *s = state;
     const qkv_tensor *x = &io->inputs[0];
     qkv_tensor *out = &io->outputs[0];
-    unary_job j = {.p = &s->p, .half = QKV_DTYPE_UNDEFINED, .bool_out = un_bool_out(s->op),
-                   .x = x->data, .out = out->data, .in_elem = qkv_ew_elem_bytes(x->dtype),
+    unary_job j = {.p = &s->p,
+                   .half = QKV_DTYPE_UNDEFINED,
+                   .bool_out = un_bool_out(s->op),
+                   .x = x->data,
+                   .out = out->data,
+                   .in_elem = qkv_ew_elem_bytes(x->dtype),
                    .out_elem = qkv_ew_elem_bytes(out->dtype)};
     qkv_dtype t = x->dtype;
     if (is_half(t)) {
@@ -369,8 +392,8 @@ static qkv_status clip_infer(void *state, qkv_kernel_io *io)
         if (!qkv_present(io, k))
             continue;
         if (x->dtype != QKV_DTYPE_UNDEFINED && b->dtype != x->dtype)
-            return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, input 0 has %s", k,
-                        names[k], qkv_dtype_name(b->dtype), qkv_dtype_name(x->dtype));
+            return KERR(io, QKV_ERR_TYPE, "input %zu '%s' has type %s, input 0 has %s", k, names[k],
+                        qkv_dtype_name(b->dtype), qkv_dtype_name(x->dtype));
         if (qkv_shape_known(b) && qkv_numel(b) != 1) {
             char buf[96];
             return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has shape %s, expected a scalar", k,
@@ -381,10 +404,10 @@ static qkv_status clip_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-#define CLIP_LOOP(sfx, T)                                                              \
-    static void clip_##sfx(T *restrict o, const T *restrict x, size_t n, T lo, T hi)   \
-    {                                                                                  \
-        QKV_EW_FOR(j, n, T v = x[j]; v = v < lo ? lo : v; o[j] = v > hi ? hi : v;);    \
+#define CLIP_LOOP(sfx, T)                                                                          \
+    static void clip_##sfx(T *restrict o, const T *restrict x, size_t n, T lo, T hi)               \
+    {                                                                                              \
+        QKV_EW_FOR(j, n, T v = x[j]; v = v < lo ? lo : v; o[j] = v > hi ? hi : v;);                \
     }
 CLIP_LOOP(f32, float)
 CLIP_LOOP(f64, double)
@@ -418,20 +441,20 @@ static void clip_range(void *arg, size_t b, size_t e)
     size_t n = e - b;
     switch (j->t) {
 /* clip_<sfx> over [b, e) of element type T, bounds from field F of lo/hi */
-#define CLIP_CASE(DT, sfx, T, F)                                                  \
-    case QKV_DTYPE_##DT:                                                          \
-        clip_##sfx((T *)j->out + b, (const T *)j->x + b, n, (T)j->lo.F, (T)j->hi.F); \
+#define CLIP_CASE(DT, sfx, T, F)                                                                   \
+    case QKV_DTYPE_##DT:                                                                           \
+        clip_##sfx((T *)j->out + b, (const T *)j->x + b, n, (T)j->lo.F, (T)j->hi.F);               \
         break;
-    CLIP_CASE(FLOAT, f32, float, f)
-    CLIP_CASE(DOUBLE, f64, double, d)
-    CLIP_CASE(INT8, i8, int8_t, i)
-    CLIP_CASE(INT16, i16, int16_t, i)
-    CLIP_CASE(INT32, i32, int32_t, i)
-    CLIP_CASE(INT64, i64, int64_t, i)
-    CLIP_CASE(UINT8, u8, uint8_t, u)
-    CLIP_CASE(UINT16, u16, uint16_t, u)
-    CLIP_CASE(UINT32, u32, uint32_t, u)
-    CLIP_CASE(UINT64, u64, uint64_t, u)
+        CLIP_CASE(FLOAT, f32, float, f)
+        CLIP_CASE(DOUBLE, f64, double, d)
+        CLIP_CASE(INT8, i8, int8_t, i)
+        CLIP_CASE(INT16, i16, int16_t, i)
+        CLIP_CASE(INT32, i32, int32_t, i)
+        CLIP_CASE(INT64, i64, int64_t, i)
+        CLIP_CASE(UINT8, u8, uint8_t, u)
+        CLIP_CASE(UINT16, u16, uint16_t, u)
+        CLIP_CASE(UINT32, u32, uint32_t, u)
+        CLIP_CASE(UINT64, u64, uint64_t, u)
 #undef CLIP_CASE
     case QKV_DTYPE_FLOAT16:
     case QKV_DTYPE_BFLOAT16: {
@@ -467,15 +490,32 @@ static void clip_bound(const qkv_kernel_io *io, size_t k, bool upper, qkv_dtype 
     case QKV_DTYPE_DOUBLE:
         v->d = d ? *(const double *)d : upper ? INFINITY : -INFINITY;
         break;
-    case QKV_DTYPE_INT8: v->i = d ? *(const int8_t *)d : upper ? INT8_MAX : INT8_MIN; break;
-    case QKV_DTYPE_INT16: v->i = d ? *(const int16_t *)d : upper ? INT16_MAX : INT16_MIN; break;
-    case QKV_DTYPE_INT32: v->i = d ? *(const int32_t *)d : upper ? INT32_MAX : INT32_MIN; break;
-    case QKV_DTYPE_INT64: v->i = d ? *(const int64_t *)d : upper ? INT64_MAX : INT64_MIN; break;
-    case QKV_DTYPE_UINT8: v->u = d ? *(const uint8_t *)d : upper ? UINT8_MAX : 0; break;
-    case QKV_DTYPE_UINT16: v->u = d ? *(const uint16_t *)d : upper ? UINT16_MAX : 0; break;
-    case QKV_DTYPE_UINT32: v->u = d ? *(const uint32_t *)d : upper ? UINT32_MAX : 0; break;
-    case QKV_DTYPE_UINT64: v->u = d ? *(const uint64_t *)d : upper ? UINT64_MAX : 0; break;
-    default: break;
+    case QKV_DTYPE_INT8:
+        v->i = d ? *(const int8_t *)d : upper ? INT8_MAX : INT8_MIN;
+        break;
+    case QKV_DTYPE_INT16:
+        v->i = d ? *(const int16_t *)d : upper ? INT16_MAX : INT16_MIN;
+        break;
+    case QKV_DTYPE_INT32:
+        v->i = d ? *(const int32_t *)d : upper ? INT32_MAX : INT32_MIN;
+        break;
+    case QKV_DTYPE_INT64:
+        v->i = d ? *(const int64_t *)d : upper ? INT64_MAX : INT64_MIN;
+        break;
+    case QKV_DTYPE_UINT8:
+        v->u = d ? *(const uint8_t *)d : upper ? UINT8_MAX : 0;
+        break;
+    case QKV_DTYPE_UINT16:
+        v->u = d ? *(const uint16_t *)d : upper ? UINT16_MAX : 0;
+        break;
+    case QKV_DTYPE_UINT32:
+        v->u = d ? *(const uint32_t *)d : upper ? UINT32_MAX : 0;
+        break;
+    case QKV_DTYPE_UINT64:
+        v->u = d ? *(const uint64_t *)d : upper ? UINT64_MAX : 0;
+        break;
+    default:
+        break;
     }
 }
 
@@ -485,9 +525,18 @@ static qkv_status clip_compute(const void *state, qkv_kernel_io *io)
     const qkv_tensor *x = &io->inputs[0];
     clip_job j = {.t = x->dtype, .x = x->data, .out = io->outputs[0].data};
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: case QKV_DTYPE_DOUBLE: case QKV_DTYPE_FLOAT16: case QKV_DTYPE_BFLOAT16:
-    case QKV_DTYPE_INT8: case QKV_DTYPE_INT16: case QKV_DTYPE_INT32: case QKV_DTYPE_INT64:
-    case QKV_DTYPE_UINT8: case QKV_DTYPE_UINT16: case QKV_DTYPE_UINT32: case QKV_DTYPE_UINT64:
+    case QKV_DTYPE_FLOAT:
+    case QKV_DTYPE_DOUBLE:
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16:
+    case QKV_DTYPE_INT8:
+    case QKV_DTYPE_INT16:
+    case QKV_DTYPE_INT32:
+    case QKV_DTYPE_INT64:
+    case QKV_DTYPE_UINT8:
+    case QKV_DTYPE_UINT16:
+    case QKV_DTYPE_UINT32:
+    case QKV_DTYPE_UINT64:
         break;
     default:
         return KERR(io, QKV_ERR_TYPE, "input 0 has type %s, which Clip does not support",
@@ -517,25 +566,26 @@ static qkv_status clip_compute(const void *state, qkv_kernel_io *io)
 #define T_FLOAT (QKV_TYPES_FLOATS | QKV_TYPES_HALF)
 #define T_SINT (QKV_T(INT8) | QKV_T(INT16) | QKV_T(INT32) | QKV_T(INT64))
 
-#define UNARY(op, since, until, def_, types)                                                 \
-    {                                                                                       \
-        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                 \
-        .until_version = until, .min_inputs = 1, .max_inputs = 1, .min_outputs = 1,         \
-        .max_outputs = 1, .n_input_types = 1, .input_types = {types},                       \
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .user = (void *)&def_,             \
-        .init = unary_init, .infer = unary_infer, .compute = unary_compute,                 \
-        .destroy = unary_destroy                                                            \
+#define UNARY(op, since, until, def_, types)                                                       \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = op, .since_version = since,                        \
+                       .until_version = until, .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, \
+                       .max_outputs = 1, .n_input_types = 1, .input_types = {types},               \
+                       .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .user = (void *)&def_,     \
+                       .init = unary_init, .infer = unary_infer, .compute = unary_compute,         \
+                       .destroy = unary_destroy                                                    \
     }
 /* the common pair of registrations: opset 6 and 13 (13 adds bfloat16) */
 #define UNARY_6_13(op, def_, types) UNARY(op, 6, 12, def_, types), UNARY(op, 13, 0, def_, types)
 
-#define CLIP(since, until, types)                                                            \
-    {                                                                                       \
-        QKV_KERNEL_V1, .domain = "", .op_type = "Clip", .since_version = since,             \
-        .until_version = until, .min_inputs = 1, .max_inputs = (since) < 11 ? 1 : 3,        \
-        .min_outputs = 1, .max_outputs = 1, .n_input_types = 1, .input_types = {types},     \
-        .flags = QKV_KERNEL_INPLACE, .inplace_input = 0, .init = clip_init,                 \
-        .infer = clip_infer, .compute = clip_compute, .destroy = unary_destroy              \
+#define CLIP(since, until, types)                                                                  \
+    {                                                                                              \
+        QKV_KERNEL_V1, .domain = "", .op_type = "Clip", .since_version = since,                    \
+                       .until_version = until, .min_inputs = 1,                                    \
+                       .max_inputs = (since) < 11 ? 1 : 3, .min_outputs = 1, .max_outputs = 1,     \
+                       .n_input_types = 1, .input_types = {types}, .flags = QKV_KERNEL_INPLACE,    \
+                       .inplace_input = 0, .init = clip_init, .infer = clip_infer,                 \
+                       .compute = clip_compute, .destroy = unary_destroy                           \
     }
 
 static const qkv_kernel kernels[] = {

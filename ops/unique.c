@@ -116,7 +116,8 @@ static int cmp_float(double a, double b)
 static int cmp_elem(const qkv_tensor *x, size_t i, size_t j)
 {
     switch (x->dtype) {
-    case QKV_DTYPE_FLOAT: return cmp_float(((const float *)x->data)[i], ((const float *)x->data)[j]);
+    case QKV_DTYPE_FLOAT:
+        return cmp_float(((const float *)x->data)[i], ((const float *)x->data)[j]);
     case QKV_DTYPE_DOUBLE:
         return cmp_float(((const double *)x->data)[i], ((const double *)x->data)[j]);
     case QKV_DTYPE_FLOAT16: {
@@ -127,7 +128,8 @@ static int cmp_elem(const qkv_tensor *x, size_t i, size_t j)
         const uint16_t *p = x->data;
         return cmp_float(qkv_bf16_to_f32(p[i]), qkv_bf16_to_f32(p[j]));
     }
-    case QKV_DTYPE_INT8: return CMP_NUM(((const int8_t *)x->data)[i], ((const int8_t *)x->data)[j]);
+    case QKV_DTYPE_INT8:
+        return CMP_NUM(((const int8_t *)x->data)[i], ((const int8_t *)x->data)[j]);
     case QKV_DTYPE_INT16:
         return CMP_NUM(((const int16_t *)x->data)[i], ((const int16_t *)x->data)[j]);
     case QKV_DTYPE_INT32:
@@ -245,8 +247,7 @@ static qkv_status check_type(qkv_kernel_io *io)
 {
     qkv_dtype t = io->inputs[0].dtype;
     if (!(UNIQUE_TYPES & QKV_DTYPE_BIT(t)))
-        return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported",
-                    qkv_dtype_name(t));
+        return KERR(io, QKV_ERR_TYPE, "input 0 'X' has type %s, not supported", qkv_dtype_name(t));
     return QKV_OK;
 }
 
@@ -316,8 +317,8 @@ static qkv_status unique_compute(const void *state, qkv_kernel_io *io)
     /* the outputs were sized by infer from the same data */
     size_t ylen = ax < 0 ? (size_t)y->dims[0] : (size_t)y->dims[ax];
     if (ylen != w.groups)
-        return KERR(io, QKV_ERR_INTERNAL, "output 0 has %zu items, the input has %zu unique",
-                    ylen, w.groups);
+        return KERR(io, QKV_ERR_INTERNAL, "output 0 has %zu items, the input has %zu unique", ylen,
+                    w.groups);
     size_t eb = qkv_ew_elem_bytes(x->dtype), row = v.inner * eb;
     const unsigned char *src = x->data;
     unsigned char *dst = y->data;
@@ -344,8 +345,10 @@ static const qkv_kernel kernels[] = {
         .domain = "",
         .op_type = "Unique",
         .since_version = 11,
-        .min_inputs = 1, .max_inputs = 1,
-        .min_outputs = 1, .max_outputs = 4,
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .min_outputs = 1,
+        .max_outputs = 4,
         .n_input_types = 1,
         .input_types = {UNIQUE_TYPES},
         .init = unique_init,

@@ -14,10 +14,7 @@
 #include "elementwise.h"
 #include "vecmath_coef.h"
 
-static inline float vm_abs1(float x)
-{
-    return qkv_f32_from_bits(qkv_f32_bits(x) & 0x7fffffffu);
-}
+static inline float vm_abs1(float x) { return qkv_f32_from_bits(qkv_f32_bits(x) & 0x7fffffffu); }
 
 static inline float vm_erf_small1(float x)
 {
@@ -63,10 +60,7 @@ static inline float vm_one_plus_erf1(float v)
     return qkv_ew_select(t > QKV_VM_ERF_SPLIT, large, 1.0f + vm_erf_small1(v));
 }
 
-static inline float vm_gelu1(float x)
-{
-    return 0.5f * x * vm_one_plus_erf1(x * QKV_VM_SQRT1_2);
-}
+static inline float vm_gelu1(float x) { return 0.5f * x * vm_one_plus_erf1(x * QKV_VM_SQRT1_2); }
 
 static inline float vm_gelu_tanh1(float x)
 {
@@ -78,10 +72,14 @@ static inline float vm_gelu_tanh1(float x)
 static inline float vm_act1(float v, qkv_act act)
 {
     switch (act) {
-    case QKV_ACT_RELU: return qkv_ew_select(v < 0.0f, 0.0f, v); /* NaN stays */
-    case QKV_ACT_GELU: return vm_gelu1(v);
-    case QKV_ACT_GELU_TANH: return vm_gelu_tanh1(v);
-    case QKV_ACT_NONE: break;
+    case QKV_ACT_RELU:
+        return qkv_ew_select(v < 0.0f, 0.0f, v); /* NaN stays */
+    case QKV_ACT_GELU:
+        return vm_gelu1(v);
+    case QKV_ACT_GELU_TANH:
+        return vm_gelu_tanh1(v);
+    case QKV_ACT_NONE:
+        break;
     }
     return v;
 }
@@ -91,22 +89,18 @@ static inline float vm_act1(float v, qkv_act act)
  * not version a loop for a run-time overlap check: so restrict pointers,
  * and out == in (allowed) goes to a loop over one pointer.
  */
-#define VM_PORTABLE_MAP(name, F)                                              \
-    static void name##_copy(float *restrict out, const float *restrict in,    \
-                            size_t n)                                         \
-    {                                                                         \
-        QKV_EW_FOR(j, n, out[j] = F(in[j]););                                 \
-    }                                                                         \
-    static void name##_inplace(float *restrict y, size_t n)                   \
-    {                                                                         \
-        QKV_EW_FOR(j, n, y[j] = F(y[j]););                                    \
-    }                                                                         \
-    static void name(float *out, const float *in, size_t n)                   \
-    {                                                                         \
-        if (out == in)                                                        \
-            name##_inplace(out, n);                                           \
-        else                                                                  \
-            name##_copy(out, in, n);                                          \
+#define VM_PORTABLE_MAP(name, F)                                                                   \
+    static void name##_copy(float *restrict out, const float *restrict in, size_t n)               \
+    {                                                                                              \
+        QKV_EW_FOR(j, n, out[j] = F(in[j]););                                                      \
+    }                                                                                              \
+    static void name##_inplace(float *restrict y, size_t n) { QKV_EW_FOR(j, n, y[j] = F(y[j]);); } \
+    static void name(float *out, const float *in, size_t n)                                        \
+    {                                                                                              \
+        if (out == in)                                                                             \
+            name##_inplace(out, n);                                                                \
+        else                                                                                       \
+            name##_copy(out, in, n);                                                               \
     }
 
 VM_PORTABLE_MAP(erf_portable, vm_erf1)
@@ -123,7 +117,8 @@ VM_PORTABLE_MAP(gelu_tanh_portable, vm_gelu_tanh1)
 
 /* res_is_y: the residual is y itself (res is then ignored). */
 VM_ALWAYS_INLINE static inline void epilogue_k(float *restrict y, const float *restrict bias,
-                              const float *restrict res, bool res_is_y, size_t n, qkv_act act)
+                                               const float *restrict res, bool res_is_y, size_t n,
+                                               qkv_act act)
 {
     if (res_is_y && bias)
         QKV_EW_FOR(j, n, y[j] = vm_act1(y[j] + bias[j], act) + y[j];);
@@ -139,17 +134,23 @@ VM_ALWAYS_INLINE static inline void epilogue_k(float *restrict y, const float *r
         QKV_EW_FOR(j, n, y[j] = vm_act1(y[j], act););
 }
 
-static void epilogue_portable(float *y, const float *bias, const float *res, size_t n,
-                              qkv_act act)
+static void epilogue_portable(float *y, const float *bias, const float *res, size_t n, qkv_act act)
 {
     bool self = res == y;
     if (self)
         res = NULL;
     switch (act) {
-    case QKV_ACT_RELU: epilogue_k(y, bias, res, self, n, QKV_ACT_RELU); return;
-    case QKV_ACT_GELU: epilogue_k(y, bias, res, self, n, QKV_ACT_GELU); return;
-    case QKV_ACT_GELU_TANH: epilogue_k(y, bias, res, self, n, QKV_ACT_GELU_TANH); return;
-    case QKV_ACT_NONE: break;
+    case QKV_ACT_RELU:
+        epilogue_k(y, bias, res, self, n, QKV_ACT_RELU);
+        return;
+    case QKV_ACT_GELU:
+        epilogue_k(y, bias, res, self, n, QKV_ACT_GELU);
+        return;
+    case QKV_ACT_GELU_TANH:
+        epilogue_k(y, bias, res, self, n, QKV_ACT_GELU_TANH);
+        return;
+    case QKV_ACT_NONE:
+        break;
     }
     epilogue_k(y, bias, res, self, n, QKV_ACT_NONE);
 }
@@ -238,15 +239,8 @@ static void normalize_portable(float *y, const float *x, size_t n, float mean, f
 }
 
 static const qkv_vm_impl vm_portable = {
-    erf_portable,
-    gelu_portable,
-    gelu_tanh_portable,
-    epilogue_portable,
-    max_portable,
-    exp_shifted_portable,
-    scale_portable,
-    moments_portable,
-    normalize_portable,
+    erf_portable,         gelu_portable,  gelu_tanh_portable, epilogue_portable,  max_portable,
+    exp_shifted_portable, scale_portable, moments_portable,   normalize_portable,
 };
 
 /* ---- the choice ------------------------------------------------------------------ */
@@ -255,13 +249,17 @@ const qkv_vm_impl *qkv_vm_impl_for(qkv_isa isa)
 {
     switch (isa) {
 #if defined(QKV_VM_HAVE_X86)
-    case QKV_ISA_AVX512: return &qkv_vm_impl_avx512;
-    case QKV_ISA_AVX2: return &qkv_vm_impl_avx2;
+    case QKV_ISA_AVX512:
+        return &qkv_vm_impl_avx512;
+    case QKV_ISA_AVX2:
+        return &qkv_vm_impl_avx2;
 #else
     case QKV_ISA_AVX512:
-    case QKV_ISA_AVX2: return NULL;
+    case QKV_ISA_AVX2:
+        return NULL;
 #endif
-    case QKV_ISA_BASELINE: break;
+    case QKV_ISA_BASELINE:
+        break;
     }
     return &vm_portable;
 }
@@ -288,40 +286,22 @@ static const qkv_vm_impl *vm(void)
     return t;
 }
 
-qkv_isa qkv_vm_isa(void)
-{
-    return vm_level();
-}
+qkv_isa qkv_vm_isa(void) { return vm_level(); }
 
-void qkv_vm_erf_f32(float *out, const float *in, size_t n)
-{
-    vm()->erf(out, in, n);
-}
+void qkv_vm_erf_f32(float *out, const float *in, size_t n) { vm()->erf(out, in, n); }
 
-void qkv_vm_gelu_f32(float *out, const float *in, size_t n)
-{
-    vm()->gelu(out, in, n);
-}
+void qkv_vm_gelu_f32(float *out, const float *in, size_t n) { vm()->gelu(out, in, n); }
 
-void qkv_vm_gelu_tanh_f32(float *out, const float *in, size_t n)
-{
-    vm()->gelu_tanh(out, in, n);
-}
+void qkv_vm_gelu_tanh_f32(float *out, const float *in, size_t n) { vm()->gelu_tanh(out, in, n); }
 
 void qkv_vm_epilogue_f32(float *y, const float *bias, const float *res, size_t n, qkv_act act)
 {
     vm()->epilogue(y, bias, res, n, act);
 }
 
-float qkv_vm_max_f32(const float *x, size_t n)
-{
-    return vm()->max(x, n);
-}
+float qkv_vm_max_f32(const float *x, size_t n) { return vm()->max(x, n); }
 
-float qkv_vm_exp_shifted_f32(float *x, size_t n, float m)
-{
-    return vm()->exp_shifted(x, n, m);
-}
+float qkv_vm_exp_shifted_f32(float *x, size_t n, float m) { return vm()->exp_shifted(x, n, m); }
 
 void qkv_vm_scale_f32(float *out, const float *in, size_t n, float f)
 {
@@ -333,8 +313,8 @@ void qkv_vm_moments_f32(const float *x, size_t n, double *mean, double *var)
     vm()->moments(x, n, mean, var);
 }
 
-void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float inv,
-                          const float *w, const float *b)
+void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float inv, const float *w,
+                          const float *b)
 {
     vm()->normalize(y, x, n, mean, inv, w, b);
 }

@@ -39,9 +39,9 @@
 /* The activations of qkv_vm_epilogue_f32 (and of the FusedMatMul op). */
 typedef enum qkv_act {
     QKV_ACT_NONE = 0,
-    QKV_ACT_RELU = 1,      /* max(x, 0); NaN stays NaN */
-    QKV_ACT_GELU = 2,      /* exact (erf) GELU */
-    QKV_ACT_GELU_TANH = 3  /* tanh-approximated GELU */
+    QKV_ACT_RELU = 1,     /* max(x, 0); NaN stays NaN */
+    QKV_ACT_GELU = 2,     /* exact (erf) GELU */
+    QKV_ACT_GELU_TANH = 3 /* tanh-approximated GELU */
 } qkv_act;
 
 /* out[j] = erf(in[j]) for j < n. */
@@ -81,8 +81,8 @@ void qkv_vm_moments_f32(const float *x, size_t n, double *mean, double *var);
 
 /* y[j] = (x[j] - mean) * inv * w[j] + b[j] for j < n, in float; b may be
  * NULL (no term); y may be x. */
-void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float inv,
-                          const float *w, const float *b);
+void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float inv, const float *w,
+                          const float *b);
 
 /* The variant the functions above run (for tests and reports). */
 qkv_isa qkv_vm_isa(void);

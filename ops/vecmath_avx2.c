@@ -52,14 +52,14 @@ static inline __attribute__((target("avx2,fma"), always_inline)) float vm_hmax8(
 #define v_or _mm256_or_ps
 #define v_andnot _mm256_andnot_ps
 #define v_round(x) _mm256_round_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define v_pow2i(nf)                                                                      \
-    _mm256_castsi256_ps(_mm256_slli_epi32(                                               \
-        _mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23))
+#define v_pow2i(nf)                                                                                \
+    _mm256_castsi256_ps(                                                                           \
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23))
 #define v_gt(a, b) _mm256_cmp_ps((a), (b), _CMP_GT_OQ)
 #define v_blend(m, a, b) _mm256_blendv_ps((b), (a), (m))
 #define v_zero_if(m, a) _mm256_andnot_ps((m), (a))
-#define v_load_pad(p, n)                                                                 \
-    _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps((p), vm_lanes(n)),    \
+#define v_load_pad(p, n)                                                                           \
+    _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps((p), vm_lanes(n)),              \
                      _mm256_castsi256_ps(vm_lanes(n)))
 #define v_store_n(p, v, n) _mm256_maskstore_ps((p), vm_lanes(n), (v))
 #define v_hsum vm_hsum8

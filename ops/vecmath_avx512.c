@@ -31,12 +31,12 @@
 #define v_or _mm512_or_ps
 #define v_andnot _mm512_andnot_ps
 #define v_round(x) _mm512_roundscale_ps((x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define v_pow2i(nf)                                                                      \
-    _mm512_castsi512_ps(_mm512_slli_epi32(                                               \
-        _mm512_add_epi32(_mm512_cvtps_epi32(nf), _mm512_set1_epi32(127)), 23))
+#define v_pow2i(nf)                                                                                \
+    _mm512_castsi512_ps(                                                                           \
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nf), _mm512_set1_epi32(127)), 23))
 #define v_gt(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GT_OQ)
 #define v_blend(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
-#define v_zero_if(m, a) _mm512_maskz_mov_ps((__mmask16)~(m), (a))
+#define v_zero_if(m, a) _mm512_maskz_mov_ps((__mmask16) ~(m), (a))
 #define VM_LANES(n) ((__mmask16)((1u << (n)) - 1u)) /* n < 16 */
 #define v_load_pad(p, n) _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), VM_LANES(n), (p))
 #define v_store_n(p, v, n) _mm512_mask_storeu_ps((p), VM_LANES(n), (v))

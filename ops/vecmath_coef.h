@@ -37,7 +37,7 @@
 
 #define QKV_VM_SQRT1_2 0.70710678118654752440f /* 1 / sqrt(2) */
 /* gelu_tanh = x / (1 + e^(x (G0 + G1 x^2))) */
-#define QKV_VM_GELU_G0 (-2.0f * 0.79788456080286535588f)            /* -2 sqrt(2/pi) */
+#define QKV_VM_GELU_G0 (-2.0f * 0.79788456080286535588f)             /* -2 sqrt(2/pi) */
 #define QKV_VM_GELU_G1 (-2.0f * 0.79788456080286535588f * 0.044715f) /* G0 * 0.044715 */
 
 #endif /* QKV_VECMATH_COEF_H */

@@ -92,10 +92,7 @@ VM_INLINE vf vm_erfc_large(vf t)
     return vm_exp(u);
 }
 
-VM_INLINE vf vm_abs(vf x)
-{
-    return v_andnot(v_set1(-0.0f), x);
-}
+VM_INLINE vf vm_abs(vf x) { return v_andnot(v_set1(-0.0f), x); }
 
 VM_INLINE vf vm_erf(vf x)
 {
@@ -136,18 +133,18 @@ VM_INLINE vf vm_gelu_tanh(vf x)
 
 /* out[j] = F(in[j]): whole vectors, then the tail through a zero-padded
  * buffer (so no load or store passes the arrays' ends). */
-#define VM_MAP(name, F)                                                        \
-    VM_FN void name(float *out, const float *in, size_t n)                     \
-    {                                                                          \
-        size_t j = 0;                                                          \
-        for (; j + VM_W <= n; j += VM_W)                                       \
-            v_store(out + j, F(v_load(in + j)));                               \
-        if (j < n) {                                                           \
-            float buf[VM_W] = {0};                                             \
-            memcpy(buf, in + j, (n - j) * sizeof *buf);                        \
-            v_store(buf, F(v_load(buf)));                                      \
-            memcpy(out + j, buf, (n - j) * sizeof *buf);                       \
-        }                                                                      \
+#define VM_MAP(name, F)                                                                            \
+    VM_FN void name(float *out, const float *in, size_t n)                                         \
+    {                                                                                              \
+        size_t j = 0;                                                                              \
+        for (; j + VM_W <= n; j += VM_W)                                                           \
+            v_store(out + j, F(v_load(in + j)));                                                   \
+        if (j < n) {                                                                               \
+            float buf[VM_W] = {0};                                                                 \
+            memcpy(buf, in + j, (n - j) * sizeof *buf);                                            \
+            v_store(buf, F(v_load(buf)));                                                          \
+            memcpy(out + j, buf, (n - j) * sizeof *buf);                                           \
+        }                                                                                          \
     }
 
 VM_MAP(VM_NAME(vm_erf_array), vm_erf)
@@ -157,10 +154,14 @@ VM_MAP(VM_NAME(vm_gelu_tanh_array), vm_gelu_tanh)
 VM_INLINE vf vm_act(vf v, qkv_act act)
 {
     switch (act) {
-    case QKV_ACT_RELU: return v_max(v_set1(0.0f), v); /* NaN -> v */
-    case QKV_ACT_GELU: return vm_gelu(v);
-    case QKV_ACT_GELU_TANH: return vm_gelu_tanh(v);
-    case QKV_ACT_NONE: break;
+    case QKV_ACT_RELU:
+        return v_max(v_set1(0.0f), v); /* NaN -> v */
+    case QKV_ACT_GELU:
+        return vm_gelu(v);
+    case QKV_ACT_GELU_TANH:
+        return vm_gelu_tanh(v);
+    case QKV_ACT_NONE:
+        break;
     }
     return v;
 }
@@ -176,8 +177,7 @@ VM_INLINE vf vm_epi1(vf y, const float *bias, const float *res, qkv_act act)
     return y;
 }
 
-VM_INLINE void vm_epilogue_k(float *y, const float *bias, const float *res, size_t n,
-                             qkv_act act)
+VM_INLINE void vm_epilogue_k(float *y, const float *bias, const float *res, size_t n, qkv_act act)
 {
     size_t j = 0;
     for (; j + VM_W <= n; j += VM_W)
@@ -200,10 +200,17 @@ VM_FN void VM_NAME(vm_epilogue)(float *y, const float *bias, const float *res, s
                                 qkv_act act)
 {
     switch (act) {
-    case QKV_ACT_RELU: vm_epilogue_k(y, bias, res, n, QKV_ACT_RELU); return;
-    case QKV_ACT_GELU: vm_epilogue_k(y, bias, res, n, QKV_ACT_GELU); return;
-    case QKV_ACT_GELU_TANH: vm_epilogue_k(y, bias, res, n, QKV_ACT_GELU_TANH); return;
-    case QKV_ACT_NONE: break;
+    case QKV_ACT_RELU:
+        vm_epilogue_k(y, bias, res, n, QKV_ACT_RELU);
+        return;
+    case QKV_ACT_GELU:
+        vm_epilogue_k(y, bias, res, n, QKV_ACT_GELU);
+        return;
+    case QKV_ACT_GELU_TANH:
+        vm_epilogue_k(y, bias, res, n, QKV_ACT_GELU_TANH);
+        return;
+    case QKV_ACT_NONE:
+        break;
     }
     vm_epilogue_k(y, bias, res, n, QKV_ACT_NONE);
 }
@@ -225,10 +232,7 @@ VM_FN float VM_NAME(vm_max)(const float *x, size_t n)
 }
 
 /* exp(d) for d <= 0, exactly 0 below -87 (-inf included). */
-VM_INLINE vf vm_exp_nonpos(vf d)
-{
-    return v_zero_if(v_gt(v_set1(-87.0f), d), vm_exp(d));
-}
+VM_INLINE vf vm_exp_nonpos(vf d) { return v_zero_if(v_gt(v_set1(-87.0f), d), vm_exp(d)); }
 
 VM_FN float VM_NAME(vm_exp_shifted)(float *x, size_t n, float m)
 {
@@ -307,8 +311,8 @@ VM_FN void VM_NAME(vm_normalize)(float *y, const float *x, size_t n, float mean,
     size_t j = 0;
     if (b) {
         for (; j + VM_W <= n; j += VM_W)
-            v_store(y + j, v_fma(v_mul(v_sub(v_load(x + j), mv), iv), v_load(w + j),
-                                 v_load(b + j)));
+            v_store(y + j,
+                    v_fma(v_mul(v_sub(v_load(x + j), mv), iv), v_load(w + j), v_load(b + j)));
         for (; j < n; j++)
             y[j] = (x[j] - mean) * inv * w[j] + b[j];
     } else {
@@ -320,13 +324,7 @@ VM_FN void VM_NAME(vm_normalize)(float *y, const float *x, size_t n, float mean,
 }
 
 const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
-    VM_NAME(vm_erf_array),
-    VM_NAME(vm_gelu_array),
-    VM_NAME(vm_gelu_tanh_array),
-    VM_NAME(vm_epilogue),
-    VM_NAME(vm_max),
-    VM_NAME(vm_exp_shifted),
-    VM_NAME(vm_scale),
-    VM_NAME(vm_moments),
-    VM_NAME(vm_normalize),
+    VM_NAME(vm_erf_array), VM_NAME(vm_gelu_array), VM_NAME(vm_gelu_tanh_array),
+    VM_NAME(vm_epilogue),  VM_NAME(vm_max),        VM_NAME(vm_exp_shifted),
+    VM_NAME(vm_scale),     VM_NAME(vm_moments),    VM_NAME(vm_normalize),
 };

@@ -55,16 +55,26 @@ void qkv_error_clear(qkv_error *err)
 const char *qkv_status_string(qkv_status status)
 {
     switch (status) {
-    case QKV_OK: return "ok";
-    case QKV_ERR_INVALID_ARGUMENT: return "invalid argument";
-    case QKV_ERR_INVALID_MODEL: return "invalid model";
-    case QKV_ERR_UNSUPPORTED: return "unsupported";
-    case QKV_ERR_SHAPE: return "shape error";
-    case QKV_ERR_TYPE: return "type error";
-    case QKV_ERR_OUT_OF_MEMORY: return "out of memory";
-    case QKV_ERR_IO: return "I/O error";
-    case QKV_ERR_PLUGIN: return "plugin error";
-    case QKV_ERR_INTERNAL: return "internal error";
+    case QKV_OK:
+        return "ok";
+    case QKV_ERR_INVALID_ARGUMENT:
+        return "invalid argument";
+    case QKV_ERR_INVALID_MODEL:
+        return "invalid model";
+    case QKV_ERR_UNSUPPORTED:
+        return "unsupported";
+    case QKV_ERR_SHAPE:
+        return "shape error";
+    case QKV_ERR_TYPE:
+        return "type error";
+    case QKV_ERR_OUT_OF_MEMORY:
+        return "out of memory";
+    case QKV_ERR_IO:
+        return "I/O error";
+    case QKV_ERR_PLUGIN:
+        return "plugin error";
+    case QKV_ERR_INTERNAL:
+        return "internal error";
     }
     return "unknown status";
 }

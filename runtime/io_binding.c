@@ -34,8 +34,8 @@ static void dims_text(const qkv_tensor *t, char *buf, size_t cap)
 {
     size_t len = (size_t)snprintf(buf, cap, "[");
     for (int32_t d = 0; d < t->rank && len < cap; d++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%lld", d ? "," : "",
-                                (long long)t->dims[d]);
+        len +=
+            (size_t)snprintf(buf + len, cap - len, "%s%lld", d ? "," : "", (long long)t->dims[d]);
     if (len < cap)
         snprintf(buf + len, cap - len, "]");
 }
@@ -85,8 +85,8 @@ static qkv_status check_bound(const qkv_ir_graph *g, const qkv_plan_value *pv, s
         dims_text(dst, have, sizeof have);
         dims_text(&pv->t, want, sizeof want);
         return qkv_error_set(err, QKV_ERR_SHAPE,
-                             "output %zu '%s': the bound buffer has shape %s, the run makes %s",
-                             i, name, have, want);
+                             "output %zu '%s': the bound buffer has shape %s, the run makes %s", i,
+                             name, have, want);
     }
     if (dst->data_bytes < pv->t.data_bytes)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
@@ -111,8 +111,8 @@ static size_t bound_bytes(const qkv_plan_value *pv, const qkv_tensor *dst)
  * result writes the arena buffer. The Concat then leaves those bytes as
  * they are, so every reader of the input, before or after, sees them.
  */
-static bool concat_prefix_alias(const qkv_exec_plan *p, const qkv_ir_graph *g, int32_t v,
-                                size_t k, const qkv_tensor *input, const qkv_tensor *dst)
+static bool concat_prefix_alias(const qkv_exec_plan *p, const qkv_ir_graph *g, int32_t v, size_t k,
+                                const qkv_tensor *input, const qkv_tensor *dst)
 {
     const qkv_plan_value *pv = &p->values[v];
     if (pv->storage != QKV_STORE_ARENA || input->data != dst->data)
@@ -144,8 +144,7 @@ static bool concat_prefix_alias(const qkv_exec_plan *p, const qkv_ir_graph *g, i
 }
 
 qkv_status qkv_io_bind_outputs(const qkv_exec_plan *p, const qkv_ir_graph *g, qkv_tensor *vals,
-                               const qkv_tensor *inputs, qkv_tensor *const *bound,
-                               qkv_error *err)
+                               const qkv_tensor *inputs, qkv_tensor *const *bound, qkv_error *err)
 {
     for (size_t i = 0; i < g->n_outputs; i++) {
         if (!bound[i])
@@ -172,8 +171,7 @@ qkv_status qkv_io_bind_outputs(const qkv_exec_plan *p, const qkv_ir_graph *g, qk
                                  "output %zu '%s' is bound to memory that overlaps input %zu "
                                  "'%s' (an output may share memory only with the first input of "
                                  "the Concat that extends it, starting at the same address)",
-                                 i, g->values[g->outputs[i]].name, k,
-                                 g->values[g->inputs[k]].name);
+                                 i, g->values[g->outputs[i]].name, k, g->values[g->inputs[k]].name);
         }
     }
     /* Redirect each bound output's arena buffer (the first output bound to
@@ -195,8 +193,7 @@ qkv_status qkv_io_bind_outputs(const qkv_exec_plan *p, const qkv_ir_graph *g, qk
 }
 
 qkv_status qkv_io_finish_outputs(const qkv_exec_plan *p, const qkv_ir_graph *g,
-                                 const qkv_tensor *vals, qkv_tensor *const *bound,
-                                 qkv_error *err)
+                                 const qkv_tensor *vals, qkv_tensor *const *bound, qkv_error *err)
 {
     for (size_t i = 0; i < g->n_outputs; i++) {
         if (!bound[i])
@@ -210,8 +207,8 @@ qkv_status qkv_io_finish_outputs(const qkv_exec_plan *p, const qkv_ir_graph *g,
                 return qkv_error_set(err, QKV_ERR_SHAPE,
                                      "output %zu '%s': the bound buffer has shape %s (%zu "
                                      "bytes), the run made %s",
-                                     i, g->values[g->outputs[i]].name, have,
-                                     bound[i]->data_bytes, want);
+                                     i, g->values[g->outputs[i]].name, have, bound[i]->data_bytes,
+                                     want);
             }
         }
         if (t->data_bytes && t->data != bound[i]->data)
@@ -222,8 +219,8 @@ qkv_status qkv_io_finish_outputs(const qkv_exec_plan *p, const qkv_ir_graph *g,
 
 /* Step 1: inputs[i] of input_names[i] into model order in `ordered`. */
 static qkv_status order_inputs(const qkv_ir_graph *g, const char *const *names,
-                               const qkv_tensor *inputs, size_t n, qkv_tensor *ordered,
-                               bool *seen, qkv_error *err)
+                               const qkv_tensor *inputs, size_t n, qkv_tensor *ordered, bool *seen,
+                               qkv_error *err)
 {
     memset(seen, 0, g->n_inputs * sizeof *seen);
     for (size_t i = 0; i < n; i++) {
@@ -234,8 +231,8 @@ static qkv_status order_inputs(const qkv_ir_graph *g, const char *const *names,
             if (strcmp(g->values[g->inputs[j]].name, names[i]) == 0)
                 k = (int64_t)j;
         if (k < 0)
-            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                 "the model has no input named '%s'", names[i]);
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "the model has no input named '%s'",
+                                 names[i]);
         if (seen[k])
             return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input '%s' is bound twice",
                                  names[i]);
@@ -250,9 +247,9 @@ static qkv_status order_inputs(const qkv_ir_graph *g, const char *const *names,
 }
 
 /* Step 2: which model output outputs[j] is (index[j]), and the bound ones. */
-static qkv_status map_outputs(const qkv_ir_graph *g, const char *const *names,
-                              qkv_tensor *outputs, size_t n, size_t *index, qkv_tensor **bound,
-                              bool *any_bound, qkv_error *err)
+static qkv_status map_outputs(const qkv_ir_graph *g, const char *const *names, qkv_tensor *outputs,
+                              size_t n, size_t *index, qkv_tensor **bound, bool *any_bound,
+                              qkv_error *err)
 {
     if (!names && n > g->n_outputs)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
@@ -263,8 +260,7 @@ static qkv_status map_outputs(const qkv_ir_graph *g, const char *const *names,
         size_t k = j;
         if (names) {
             if (!names[j])
-                return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "output name %zu is NULL",
-                                     j);
+                return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "output name %zu is NULL", j);
             k = g->n_outputs;
             for (size_t m = 0; m < g->n_outputs && k == g->n_outputs; m++)
                 if (strcmp(g->values[g->outputs[m]].name, names[j]) == 0)
@@ -294,10 +290,9 @@ qkv_status qkv_run_io(qkv_context *ctx, const char *const *input_names, const qk
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_run_io: NULL context");
     qkv_error_clear(err);
     if ((n_inputs && !inputs) || (n_outputs && !outputs))
-        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                             "qkv_run_io: %s is NULL with a count of %zu",
-                             n_inputs && !inputs ? "inputs" : "outputs",
-                             n_inputs && !inputs ? n_inputs : n_outputs);
+        return qkv_error_set(
+            err, QKV_ERR_INVALID_ARGUMENT, "qkv_run_io: %s is NULL with a count of %zu",
+            n_inputs && !inputs ? "inputs" : "outputs", n_inputs && !inputs ? n_inputs : n_outputs);
     const qkv_ir_graph *g = qkv_context_session(ctx)->model->graph;
     qkv_tensor in_stack[STACK_IO];
     bool seen_stack[STACK_IO];

@@ -26,16 +26,14 @@ qkv_session *qkv_context_session(const qkv_context *ctx);
  * and points the arena buffer of each bound output at the caller's memory,
  * so its producer writes there. Errors name the output; nothing is written.
  */
-qkv_status qkv_io_bind_outputs(const qkv_exec_plan *plan, const qkv_ir_graph *g,
-                               qkv_tensor *vals, const qkv_tensor *inputs,
-                               qkv_tensor *const *bound, qkv_error *err);
+qkv_status qkv_io_bind_outputs(const qkv_exec_plan *plan, const qkv_ir_graph *g, qkv_tensor *vals,
+                               const qkv_tensor *inputs, qkv_tensor *const *bound, qkv_error *err);
 /*
  * After the steps: copies each bound output that was not computed in the
  * caller's buffer into it (checking the dims of data-dependent outputs,
  * QKV_ERR_SHAPE on a mismatch).
  */
 qkv_status qkv_io_finish_outputs(const qkv_exec_plan *plan, const qkv_ir_graph *g,
-                                 const qkv_tensor *vals, qkv_tensor *const *bound,
-                                 qkv_error *err);
+                                 const qkv_tensor *vals, qkv_tensor *const *bound, qkv_error *err);
 
 #endif /* QKV_IO_BINDING_H */

@@ -37,10 +37,7 @@ void qkv_log_enter(const qkv_session_options *opts, qkv_log_scope *scope)
     current = opts;
 }
 
-void qkv_log_leave(const qkv_log_scope *scope)
-{
-    current = scope->previous;
-}
+void qkv_log_leave(const qkv_log_scope *scope) { current = scope->previous; }
 
 void qkv_log_vmessage(int level, const char *fmt, va_list ap)
 {

@@ -78,10 +78,7 @@ void qkv_session_destroy(qkv_session *s)
     free(s);
 }
 
-const qkv_model *qkv_session_model(const qkv_session *s)
-{
-    return s->model;
-}
+const qkv_model *qkv_session_model(const qkv_session *s) { return s->model; }
 
 /* true when `name` is one of the entries of the ", "-separated list */
 static bool list_has(const char *list, const char *name)
@@ -126,8 +123,8 @@ static qkv_status resolve_kernels(qkv_session *s, const qkv_ir_graph *g, qkv_err
     const char *domain = first->domain[0] ? first->domain : "ai.onnx";
     if (missing == 1)
         return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
-                             "node '%s': no kernel for op %s (domain %s, opset %lld)",
-                             first->name, first->op_type, domain, (long long)first->opset);
+                             "node '%s': no kernel for op %s (domain %s, opset %lld)", first->name,
+                             first->op_type, domain, (long long)first->opset);
     return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
                          "node '%s': no kernel for op %s (domain %s, opset %lld); %zu nodes in "
                          "all lack a kernel%s%s",
@@ -338,8 +335,8 @@ static qkv_status session_build(qkv_model *model, const qkv_session_options *opt
     return QKV_OK;
 }
 
-qkv_status qkv_session_create(const char *path, const qkv_session_options *opts,
-                              qkv_session **out, qkv_error *err)
+qkv_status qkv_session_create(const char *path, const qkv_session_options *opts, qkv_session **out,
+                              qkv_error *err)
 {
     qkv_model *model = NULL;
     if (!path || !out)
@@ -366,8 +363,8 @@ qkv_status qkv_session_create_from_buffer(const void *data, size_t bytes, const 
 
 /* ---- run inputs ------------------------------------------------------------ */
 
-qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inputs,
-                                    size_t n_inputs, bool need_data, qkv_error *err)
+qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inputs, size_t n_inputs,
+                                    bool need_data, qkv_error *err)
 {
     const qkv_ir_graph *g = s->model->graph;
     if (n_inputs != g->n_inputs)
@@ -423,8 +420,7 @@ qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inpu
         size_t elems, bytes;
         if (!qkv_shape_elements(t->dims, t->rank, &elems) ||
             !qkv_dtype_storage_bytes(t->dtype, elems, &bytes))
-            return qkv_error_set(err, QKV_ERR_SHAPE, "input %zu '%s': size overflows", i,
-                                 v->name);
+            return qkv_error_set(err, QKV_ERR_SHAPE, "input %zu '%s': size overflows", i, v->name);
         if (need_data && bytes > 0 && !t->data)
             return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input %zu '%s' has no data", i,
                                  v->name);
@@ -436,10 +432,7 @@ qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inpu
     return QKV_OK;
 }
 
-size_t qkv_session_fused_count(const qkv_session *s)
-{
-    return s ? s->n_fused[0] : 0;
-}
+size_t qkv_session_fused_count(const qkv_session *s) { return s ? s->n_fused[0] : 0; }
 
 size_t qkv_session_fusion_count(const qkv_session *s, const char *pass)
 {
@@ -456,20 +449,11 @@ size_t qkv_session_packed_bytes(const qkv_session *s, size_t *released_bytes)
     return s ? s->prepack.packed_bytes : 0;
 }
 
-uint64_t qkv_cpu_features(void)
-{
-    return qkv_cpu_features_get();
-}
+uint64_t qkv_cpu_features(void) { return qkv_cpu_features_get(); }
 
-const char *qkv_cpu_isa_name(void)
-{
-    return qkv_isa_name(qkv_cpu_isa());
-}
+const char *qkv_cpu_isa_name(void) { return qkv_isa_name(qkv_cpu_isa()); }
 
-const char *qkv_cpu_name(void)
-{
-    return qkv_cpu_brand();
-}
+const char *qkv_cpu_name(void) { return qkv_cpu_brand(); }
 
 size_t qkv_cpu_features_string(uint64_t features, char *buf, size_t cap)
 {

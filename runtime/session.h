@@ -42,7 +42,7 @@ struct qkv_session {
 
 /* Checks inputs against the model (count, dtype, rank, dims, symbolic dims
  * consistent, data present). */
-qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inputs,
-                                    size_t n_inputs, bool need_data, qkv_error *err);
+qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inputs, size_t n_inputs,
+                                    bool need_data, qkv_error *err);
 
 #endif /* QKV_SESSION_H */

@@ -18,8 +18,8 @@ static uint32_t rnd(uint32_t n)
 
 /* Index along `axis` of the extreme of each (outer, inner) lane; ties to
  * the first, or the last with `last`. */
-static void ref_arg(bool is_max, bool last, const float *x, const int64_t *dims, int rank,
-                    int axis, int64_t *y)
+static void ref_arg(bool is_max, bool last, const float *x, const int64_t *dims, int rank, int axis,
+                    int64_t *y)
 {
     size_t outer = 1, d = (size_t)dims[axis], inner = 1;
     for (int k = 0; k < axis; k++)
@@ -63,9 +63,9 @@ static void check(const char *op, int64_t axis_attr, int keepdims, int last, con
     ref_arg(strcmp(op, "ArgMax") == 0, last == 1, xs, dims, rank, axis, want);
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_arg(op, axis_attr, keepdims, last, kh_f32(rank, dims, (float *)xs), &y, &err,
-                         threads),
-                 QKV_OK, "%s: %s", what, err.message);
+    cr_assert_eq(
+        run_arg(op, axis_attr, keepdims, last, kh_f32(rank, dims, (float *)xs), &y, &err, threads),
+        QKV_OK, "%s: %s", what, err.message);
     cr_assert_eq(y.dtype, QKV_DTYPE_INT64, "%s", what);
     int r = 0;
     size_t n = 1;
@@ -153,8 +153,8 @@ Test(argminmax, nan_wins_first_or_last)
         qkv_error err;
         cr_assert_eq(run_arg(cases[i].op, 0, 0, cases[i].last, kh_f32(1, dims, xs), &y, &err, 0),
                      QKV_OK, "%s", err.message);
-        cr_assert_eq(((int64_t *)y.data)[0], cases[i].want, "%s last=%d: got %lld",
-                     cases[i].op, cases[i].last, (long long)((int64_t *)y.data)[0]);
+        cr_assert_eq(((int64_t *)y.data)[0], cases[i].want, "%s last=%d: got %lld", cases[i].op,
+                     cases[i].last, (long long)((int64_t *)y.data)[0]);
         kh_free_outputs(&y, 1);
     }
 }
@@ -197,8 +197,8 @@ Test(argminmax, refuses_an_empty_axis)
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(run_arg("ArgMin", 1, 1, 0, kh_f32(2, dims, xs), &y, &err, 0), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "input 0 'data' has size 0 on axis 1: no smallest index"),
-              "%s", err.message);
+    cr_assert(strstr(err.message, "input 0 'data' has size 0 on axis 1: no smallest index"), "%s",
+              err.message);
 }
 
 Test(argminmax, refuses_bool_input)
@@ -206,8 +206,8 @@ Test(argminmax, refuses_bool_input)
     uint8_t b[2] = {0, 1};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_arg("ArgMax", 0, 1, 0, kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){2}, b), &y,
-                         &err, 0),
-                 QKV_ERR_TYPE);
+    cr_assert_eq(
+        run_arg("ArgMax", 0, 1, 0, kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){2}, b), &y, &err, 0),
+        QKV_ERR_TYPE);
     cr_assert(strstr(err.message, "input 0 has type bool, not supported"), "%s", err.message);
 }

@@ -83,10 +83,7 @@ static float *rnd(size_t n, uint32_t seed)
     return p;
 }
 
-static double *zeros(size_t n)
-{
-    return calloc(n + 1, sizeof(double));
-}
+static double *zeros(size_t n) { return calloc(n + 1, sizeof(double)); }
 
 /* Kernel float outputs vs the double reference: float GEMMs and expf give
  * ~1e-6 relative error; 1e-5 + 1e-4 relative is far below a semantic

@@ -332,50 +332,113 @@ static void run_case(const core_case *c)
 
 Test(attention_core, matches_reference_on_small_4d_shapes)
 {
-    core_case c = {.b = 2, .hq = 3, .hkv = 3, .sq = 4, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {6},
-                   .scale = 0.35f, .seed = 1};
+    core_case c = {.b = 2,
+                   .hq = 3,
+                   .hkv = 3,
+                   .sq = 4,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {6},
+                   .scale = 0.35f,
+                   .seed = 1};
     run_case(&c);
 }
 
 Test(attention_core, matches_reference_with_q_len_not_kv_len_and_different_value_head_size)
 {
-    core_case c = {.b = 2, .hq = 2, .hkv = 2, .sq = 5, .d = 16, .dv = 24, .n_seg = 1,
-                   .seg_len = {70}, .scale = 0.25f, .seed = 2};
+    core_case c = {.b = 2,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 5,
+                   .d = 16,
+                   .dv = 24,
+                   .n_seg = 1,
+                   .seg_len = {70},
+                   .scale = 0.25f,
+                   .seed = 2};
     run_case(&c);
 }
 
 Test(attention_core, matches_reference_for_bshd_layouts)
 {
-    core_case c = {.b = 2, .hq = 4, .hkv = 4, .sq = 9, .d = 8, .dv = 12, .n_seg = 1,
-                   .seg_len = {11}, .rank3 = 1, .scale = 0.3f, .seed = 3};
+    core_case c = {.b = 2,
+                   .hq = 4,
+                   .hkv = 4,
+                   .sq = 9,
+                   .d = 8,
+                   .dv = 12,
+                   .n_seg = 1,
+                   .seg_len = {11},
+                   .rank3 = 1,
+                   .scale = 0.3f,
+                   .seed = 3};
     run_case(&c);
 }
 
 Test(attention_core, maps_query_heads_to_kv_heads_by_groups)
 {
-    core_case c = {.b = 2, .hq = 9, .hkv = 3, .sq = 4, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {6},
-                   .rank3 = 1, .scale = 0.35f, .seed = 4};
+    core_case c = {.b = 2,
+                   .hq = 9,
+                   .hkv = 3,
+                   .sq = 4,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {6},
+                   .rank3 = 1,
+                   .scale = 0.35f,
+                   .seed = 4};
     run_case(&c);
 }
 
 Test(attention_core, attends_over_two_key_segments)
 {
-    core_case c = {.b = 2, .hq = 4, .hkv = 2, .sq = 5, .d = 8, .dv = 10, .n_seg = 2,
-                   .seg_len = {12, 5}, .rank3 = 1, .scale = 0.35f, .seed = 5};
+    core_case c = {.b = 2,
+                   .hq = 4,
+                   .hkv = 2,
+                   .sq = 5,
+                   .d = 8,
+                   .dv = 10,
+                   .n_seg = 2,
+                   .seg_len = {12, 5},
+                   .rank3 = 1,
+                   .scale = 0.35f,
+                   .seed = 5};
     run_case(&c);
 }
 
 Test(attention_core, applies_causal_offset_by_past_length)
 {
-    core_case c = {.b = 2, .hq = 2, .hkv = 1, .sq = 70, .d = 16, .dv = 16, .n_seg = 2,
-                   .seg_len = {40, 70}, .scale = 0.25f, .causal = 1, .offset = 40, .seed = 6};
+    core_case c = {.b = 2,
+                   .hq = 2,
+                   .hkv = 1,
+                   .sq = 70,
+                   .d = 16,
+                   .dv = 16,
+                   .n_seg = 2,
+                   .seg_len = {40, 70},
+                   .scale = 0.25f,
+                   .causal = 1,
+                   .offset = 40,
+                   .seed = 6};
     run_case(&c);
 }
 
 Test(attention_core, causal_without_offset_is_top_left_and_negative_offsets_give_zero_rows)
 {
-    core_case c = {.b = 2, .hq = 2, .hkv = 2, .sq = 6, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {9},
-                   .scale = 0.35f, .causal = 1, .offset = 0, .seed = 7};
+    core_case c = {.b = 2,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 6,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {9},
+                   .scale = 0.35f,
+                   .causal = 1,
+                   .offset = 0,
+                   .seed = 7};
     run_case(&c);
     core_case n = c;
     n.offset = -2;
@@ -392,8 +455,17 @@ Test(attention_core, causal_without_offset_is_top_left_and_negative_offsets_give
 
 Test(attention_core, adds_float_masks_with_broadcast_and_minus_inf)
 {
-    core_case c = {.b = 2, .hq = 3, .hkv = 3, .sq = 5, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {70},
-                   .scale = 0.35f, .mask = M_FLOAT_FULL, .seed = 9};
+    core_case c = {.b = 2,
+                   .hq = 3,
+                   .hkv = 3,
+                   .sq = 5,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {70},
+                   .scale = 0.35f,
+                   .mask = M_FLOAT_FULL,
+                   .seed = 9};
     run_case(&c);
     c.mask = M_FLOAT_BCAST;
     c.seed = 10;
@@ -405,16 +477,36 @@ Test(attention_core, adds_float_masks_with_broadcast_and_minus_inf)
 
 Test(attention_core, excludes_keys_of_a_bool_mask_with_causal_and_key_limit)
 {
-    core_case c = {.b = 2, .hq = 2, .hkv = 2, .sq = 7, .d = 8, .dv = 8, .n_seg = 2,
-                   .seg_len = {3, 7}, .scale = 0.35f, .mask = M_BOOL, .causal = 1, .offset = 3,
-                   .key_limit = 8, .seed = 12};
+    core_case c = {.b = 2,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 7,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 2,
+                   .seg_len = {3, 7},
+                   .scale = 0.35f,
+                   .mask = M_BOOL,
+                   .causal = 1,
+                   .offset = 3,
+                   .key_limit = 8,
+                   .seed = 12};
     run_case(&c);
 }
 
 Test(attention_core, drops_padded_keys_hard_or_with_a_finite_value)
 {
-    core_case c = {.b = 3, .hq = 2, .hkv = 2, .sq = 4, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {75},
-                   .scale = 0.35f, .kv_valid = 1, .seed = 13};
+    core_case c = {.b = 3,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 4,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {75},
+                   .scale = 0.35f,
+                   .kv_valid = 1,
+                   .seed = 13};
     run_case(&c);
     c.drop = -10000.0f;
     c.mask = M_INT32_2D;
@@ -425,8 +517,17 @@ Test(attention_core, drops_padded_keys_hard_or_with_a_finite_value)
 Test(attention_core, finite_drop_of_every_key_acts_as_no_mask)
 {
     /* MHA semantics: the same finite value on every key cancels in softmax */
-    core_case c = {.b = 1, .hq = 1, .hkv = 1, .sq = 3, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {5},
-                   .scale = 0.35f, .drop = -10000.0f, .seed = 15};
+    core_case c = {.b = 1,
+                   .hq = 1,
+                   .hkv = 1,
+                   .sq = 3,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {5},
+                   .scale = 0.35f,
+                   .drop = -10000.0f,
+                   .seed = 15};
     core_data x, y;
     setup(&c, &x);
     setup(&c, &y);
@@ -447,17 +548,39 @@ Test(attention_core, finite_drop_of_every_key_acts_as_no_mask)
 
 Test(attention_core, applies_softcap_before_the_mask)
 {
-    core_case c = {.b = 1, .hq = 2, .hkv = 2, .sq = 4, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {6},
-                   .scale = 1.0f, .softcap = 0.5f, .mask = M_FLOAT_FULL, .seed = 16};
+    core_case c = {.b = 1,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 4,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {6},
+                   .scale = 1.0f,
+                   .softcap = 0.5f,
+                   .mask = M_FLOAT_FULL,
+                   .seed = 16};
     run_case(&c);
 }
 
 Test(attention_core, writes_every_score_output_stage)
 {
     for (int st = 0; st <= 3; st++) {
-        core_case c = {.b = 2, .hq = 4, .hkv = 2, .sq = 66, .d = 8, .dv = 8, .n_seg = 2,
-                       .seg_len = {12, 66}, .scale = 0.35f, .softcap = 2.0f, .mask = M_FLOAT_BCAST,
-                       .causal = 1, .offset = 12, .qk = 1, .stage = (qkv_attn_qk_stage)st,
+        core_case c = {.b = 2,
+                       .hq = 4,
+                       .hkv = 2,
+                       .sq = 66,
+                       .d = 8,
+                       .dv = 8,
+                       .n_seg = 2,
+                       .seg_len = {12, 66},
+                       .scale = 0.35f,
+                       .softcap = 2.0f,
+                       .mask = M_FLOAT_BCAST,
+                       .causal = 1,
+                       .offset = 12,
+                       .qk = 1,
+                       .stage = (qkv_attn_qk_stage)st,
                        .seed = 17 + (uint32_t)st};
         run_case(&c);
     }
@@ -465,8 +588,19 @@ Test(attention_core, writes_every_score_output_stage)
 
 Test(attention_core, softmax_stage_is_zero_on_fully_excluded_rows)
 {
-    core_case c = {.b = 1, .hq = 1, .hkv = 1, .sq = 4, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {4},
-                   .scale = 0.35f, .causal = 1, .offset = -2, .qk = 1, .stage = QKV_ATTN_QK_SOFTMAX,
+    core_case c = {.b = 1,
+                   .hq = 1,
+                   .hkv = 1,
+                   .sq = 4,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {4},
+                   .scale = 0.35f,
+                   .causal = 1,
+                   .offset = -2,
+                   .qk = 1,
+                   .stage = QKV_ATTN_QK_SOFTMAX,
                    .seed = 21};
     core_data x;
     setup(&c, &x);
@@ -480,12 +614,34 @@ Test(attention_core, softmax_stage_is_zero_on_fully_excluded_rows)
 
 Test(attention_core, long_sequences_cross_tile_boundaries)
 {
-    core_case c = {.b = 1, .hq = 4, .hkv = 2, .sq = 130, .d = 32, .dv = 48, .n_seg = 2,
-                   .seg_len = {870, 130}, .rank3 = 1, .scale = 0.18f, .causal = 1, .offset = 870,
-                   .mask = M_FLOAT_BCAST, .threads = 2, .seed = 22};
+    core_case c = {.b = 1,
+                   .hq = 4,
+                   .hkv = 2,
+                   .sq = 130,
+                   .d = 32,
+                   .dv = 48,
+                   .n_seg = 2,
+                   .seg_len = {870, 130},
+                   .rank3 = 1,
+                   .scale = 0.18f,
+                   .causal = 1,
+                   .offset = 870,
+                   .mask = M_FLOAT_BCAST,
+                   .threads = 2,
+                   .seed = 22};
     run_case(&c);
-    core_case d = {.b = 1, .hq = 1, .hkv = 1, .sq = 1000, .d = 16, .dv = 16, .n_seg = 1,
-                   .seg_len = {1000}, .scale = 0.25f, .causal = 1, .offset = 0, .seed = 23};
+    core_case d = {.b = 1,
+                   .hq = 1,
+                   .hkv = 1,
+                   .sq = 1000,
+                   .d = 16,
+                   .dv = 16,
+                   .n_seg = 1,
+                   .seg_len = {1000},
+                   .scale = 0.25f,
+                   .causal = 1,
+                   .offset = 0,
+                   .seed = 23};
     run_case(&d);
 }
 
@@ -493,8 +649,16 @@ Test(attention_core, large_scores_do_not_overflow_the_running_sum)
 {
     /* scores up to ~200: exp would overflow without max subtraction, and the
      * max grows from tile to tile (rescaling the accumulator) */
-    core_case c = {.b = 1, .hq = 1, .hkv = 1, .sq = 3, .d = 16, .dv = 8, .n_seg = 1,
-                   .seg_len = {300}, .scale = 12.0f, .seed = 24};
+    core_case c = {.b = 1,
+                   .hq = 1,
+                   .hkv = 1,
+                   .sq = 3,
+                   .d = 16,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {300},
+                   .scale = 12.0f,
+                   .seed = 24};
     core_data x;
     setup(&c, &x);
     for (size_t j = 0; j < 300; j++) /* key j's scores grow with j */
@@ -507,9 +671,19 @@ Test(attention_core, large_scores_do_not_overflow_the_running_sum)
 
 Test(attention_core, one_and_two_threads_give_identical_results)
 {
-    core_case c = {.b = 2, .hq = 4, .hkv = 2, .sq = 150, .d = 16, .dv = 16, .n_seg = 2,
-                   .seg_len = {100, 150}, .scale = 0.25f, .causal = 1, .offset = 100,
-                   .mask = M_FLOAT_BCAST, .seed = 25};
+    core_case c = {.b = 2,
+                   .hq = 4,
+                   .hkv = 2,
+                   .sq = 150,
+                   .d = 16,
+                   .dv = 16,
+                   .n_seg = 2,
+                   .seg_len = {100, 150},
+                   .scale = 0.25f,
+                   .causal = 1,
+                   .offset = 100,
+                   .mask = M_FLOAT_BCAST,
+                   .seed = 25};
     core_data x, y;
     setup(&c, &x);
     setup(&c, &y);
@@ -524,15 +698,33 @@ Test(attention_core, one_and_two_threads_give_identical_results)
 
 Test(attention_core, splits_query_blocks_when_heads_are_fewer_than_threads)
 {
-    core_case c = {.b = 1, .hq = 1, .hkv = 1, .sq = 100, .d = 16, .dv = 16, .n_seg = 1,
-                   .seg_len = {100}, .scale = 0.25f, .causal = 1, .threads = 2, .seed = 26};
+    core_case c = {.b = 1,
+                   .hq = 1,
+                   .hkv = 1,
+                   .sq = 100,
+                   .d = 16,
+                   .dv = 16,
+                   .n_seg = 1,
+                   .seg_len = {100},
+                   .scale = 0.25f,
+                   .causal = 1,
+                   .threads = 2,
+                   .seed = 26};
     run_case(&c);
 }
 
 Test(attention_core, one_scratch_slot_serves_several_threads)
 {
-    core_case c = {.b = 2, .hq = 2, .hkv = 2, .sq = 20, .d = 8, .dv = 8, .n_seg = 1,
-                   .seg_len = {20}, .scale = 0.35f, .seed = 27};
+    core_case c = {.b = 2,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 20,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {20},
+                   .scale = 0.35f,
+                   .seed = 27};
     core_data x;
     setup(&c, &x);
     run_core(&x.a, 2, 1); /* scratch for one worker only: runs serially */
@@ -542,8 +734,16 @@ Test(attention_core, one_scratch_slot_serves_several_threads)
 
 Test(attention_core, empty_key_axis_gives_zero_rows)
 {
-    core_case c = {.b = 1, .hq = 2, .hkv = 2, .sq = 3, .d = 8, .dv = 8, .n_seg = 1, .seg_len = {0},
-                   .scale = 0.35f, .seed = 28};
+    core_case c = {.b = 1,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 3,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {0},
+                   .scale = 0.35f,
+                   .seed = 28};
     core_data x;
     setup(&c, &x);
     for (size_t i = 0; i < 2 * 3 * 8; i++)
@@ -586,8 +786,8 @@ Test(attention_core, slot_scratch_is_flat_in_sequence_length)
      * 16 keys: head size 13, 20 keys -> 4*13*32 = 1664 */
     a.force_gemm = false;
     a.head_size = 13, a.v_head_size = 5, a.q_len = 7, a.seg[0].len = 20;
-    cr_assert_eq(qkv_attn_slot_bytes(&a), 576 + 192 + 2 * 64 +
-                                              (qkv_attn_uses_microkernel(&a) ? 1664 : 0));
+    cr_assert_eq(qkv_attn_slot_bytes(&a),
+                 576 + 192 + 2 * 64 + (qkv_attn_uses_microkernel(&a) ? 1664 : 0));
 }
 
 Test(attention_core, micro_kernels_match_the_gemm_path_on_tiles_with_tails)
@@ -602,12 +802,22 @@ Test(attention_core, micro_kernels_match_the_gemm_path_on_tiles_with_tails)
     static const size_t lens[][2] = {{0, 130}, {0, 3}, {9, 64}, {0, 1}, {50, 79}};
     for (int k = 0; k < 5; k++) {
         for (int st = 0; st < 2; st++) {
-            core_case c = {.b = 2, .hq = 4, .hkv = 2, .sq = sqs[k], .d = ds[k], .dv = dvs[k],
-                           .n_seg = lens[k][0] ? 2 : 1, .rank3 = k % 2, .scale = 0.3f,
-                           .mask = k == 4 ? M_FLOAT_BCAST : M_NONE, .causal = k == 2,
-                           .offset = 9, .qk = 1,
+            core_case c = {.b = 2,
+                           .hq = 4,
+                           .hkv = 2,
+                           .sq = sqs[k],
+                           .d = ds[k],
+                           .dv = dvs[k],
+                           .n_seg = lens[k][0] ? 2 : 1,
+                           .rank3 = k % 2,
+                           .scale = 0.3f,
+                           .mask = k == 4 ? M_FLOAT_BCAST : M_NONE,
+                           .causal = k == 2,
+                           .offset = 9,
+                           .qk = 1,
                            .stage = st ? QKV_ATTN_QK_SOFTMAX : QKV_ATTN_QK_SCALED,
-                           .threads = (size_t)1 + (k % 2), .seed = 40 + (uint32_t)(2 * k + st)};
+                           .threads = (size_t)1 + (k % 2),
+                           .seed = 40 + (uint32_t)(2 * k + st)};
             if (lens[k][0]) {
                 c.seg_len[0] = lens[k][0];
                 c.seg_len[1] = lens[k][1];
@@ -688,8 +898,16 @@ static qkv_status failing_gemm(void *user, const qkv_host_api *host, void *host_
 
 Test(attention_core, returns_the_error_of_a_failing_gemm)
 {
-    core_case c = {.b = 2, .hq = 2, .hkv = 2, .sq = 70, .d = 8, .dv = 8, .n_seg = 1,
-                   .seg_len = {70}, .scale = 0.35f, .seed = 29};
+    core_case c = {.b = 2,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 70,
+                   .d = 8,
+                   .dv = 8,
+                   .n_seg = 1,
+                   .seg_len = {70},
+                   .scale = 0.35f,
+                   .seed = 29};
     core_data x;
     setup(&c, &x);
     x.a.force_gemm = true; /* the micro-kernels never call the provider */
@@ -715,13 +933,32 @@ Test(attention_core, returns_the_error_of_a_failing_gemm)
 Test(attention_core, zero_head_sizes_are_handled)
 {
     /* D = 0: every score is 0, rows average the visible values */
-    core_case c = {.b = 1, .hq = 2, .hkv = 1, .sq = 5, .d = 0, .dv = 4, .n_seg = 1,
-                   .seg_len = {7}, .scale = 1.0f, .causal = 1, .qk = 1,
-                   .stage = QKV_ATTN_QK_SOFTMAX, .seed = 30};
+    core_case c = {.b = 1,
+                   .hq = 2,
+                   .hkv = 1,
+                   .sq = 5,
+                   .d = 0,
+                   .dv = 4,
+                   .n_seg = 1,
+                   .seg_len = {7},
+                   .scale = 1.0f,
+                   .causal = 1,
+                   .qk = 1,
+                   .stage = QKV_ATTN_QK_SOFTMAX,
+                   .seed = 30};
     run_case(&c);
     /* Dv = 0: nothing to write but the score output */
-    core_case v = {.b = 1, .hq = 1, .hkv = 1, .sq = 3, .d = 4, .dv = 0, .n_seg = 1,
-                   .seg_len = {3}, .scale = 1.0f, .qk = 1, .stage = QKV_ATTN_QK_SOFTMAX,
+    core_case v = {.b = 1,
+                   .hq = 1,
+                   .hkv = 1,
+                   .sq = 3,
+                   .d = 4,
+                   .dv = 0,
+                   .n_seg = 1,
+                   .seg_len = {3},
+                   .scale = 1.0f,
+                   .qk = 1,
+                   .stage = QKV_ATTN_QK_SOFTMAX,
                    .seed = 31};
     run_case(&v);
 }

@@ -95,10 +95,9 @@ Test(batchnorm, mixed_parameter_types)
     float mean[2] = {1.5f, 3.5f}, var[2] = {0.25f, 1};
     kh_node *n = kh_node_create("BatchNormalization", 15, 5, 1);
     int64_t cd[1] = {2};
-    qkv_tensor ins[5] = {kh_f32(2, (int64_t[]){2, 2}, xs),
-                         kh_tensor(QKV_DTYPE_DOUBLE, 1, cd, scale),
-                         kh_tensor(QKV_DTYPE_DOUBLE, 1, cd, bias), kh_f32(1, cd, mean),
-                         kh_f32(1, cd, var)};
+    qkv_tensor ins[5] = {
+        kh_f32(2, (int64_t[]){2, 2}, xs), kh_tensor(QKV_DTYPE_DOUBLE, 1, cd, scale),
+        kh_tensor(QKV_DTYPE_DOUBLE, 1, cd, bias), kh_f32(1, cd, mean), kh_f32(1, cd, var)};
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(kh_run(n, ins, &y, &err), QKV_OK, "%s", err.message);
@@ -191,8 +190,7 @@ Test(instancenorm, large_planes_on_threads)
  * momentum. Written here in double, two passes like numpy's mean and var. */
 static void ref_training(const float *x, const float *scale, const float *bias,
                          const float *mean_in, const float *var_in, size_t n, size_t c, size_t s,
-                         double eps, double momentum, double *y, double *mean_out,
-                         double *var_out)
+                         double eps, double momentum, double *y, double *mean_out, double *var_out)
 {
     for (size_t ch = 0; ch < c; ch++) {
         double m = 0, v = 0;
@@ -237,8 +235,7 @@ Test(batchnorm, training_mode_uses_batch_statistics)
             var[i] = fabsf(var[i]) + 0.01f;
         float eps = trial % 2 ? 1e-2f : 1e-5f;
         float momentum = trial % 3 ? 0.9f : 0.75f;
-        ref_training(xs, scale, bias, mean, var, n, c, s, eps, momentum, want, want_mean,
-                     want_var);
+        ref_training(xs, scale, bias, mean, var, n, c, s, eps, momentum, want, want_mean, want_var);
         int64_t opset = trial % 4 < 2 ? 14 : 15;
         size_t n_out = trial % 5 == 0 ? 1 : 3;
         kh_node *node = kh_node_create("BatchNormalization", opset, 5, n_out);

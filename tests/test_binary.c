@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel_harness.h"
 #include "elementwise.h"
+#include "kernel_harness.h"
 #include "kernel_util.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -93,19 +93,40 @@ static void check_float_op(const char *op, int64_t opset, ref2_fn ref, bool posi
 
 /* ---- arithmetic over broadcast shapes ---------------------------------------- */
 
-Test(binary, add_matches_reference_on_broadcast_shapes) { check_float_op("Add", 14, ref_add, false); }
-Test(binary, sub_matches_reference_on_broadcast_shapes) { check_float_op("Sub", 14, ref_sub, false); }
-Test(binary, mul_matches_reference_on_broadcast_shapes) { check_float_op("Mul", 13, ref_mul, false); }
-Test(binary, div_matches_reference_on_broadcast_shapes) { check_float_op("Div", 7, ref_div, false); }
-Test(binary, pow_matches_reference_on_broadcast_shapes) { check_float_op("Pow", 15, ref_pow, true); }
-Test(binary, max_matches_reference_on_broadcast_shapes) { check_float_op("Max", 13, ref_max, false); }
-Test(binary, min_matches_reference_on_broadcast_shapes) { check_float_op("Min", 8, ref_min, false); }
+Test(binary, add_matches_reference_on_broadcast_shapes)
+{
+    check_float_op("Add", 14, ref_add, false);
+}
+Test(binary, sub_matches_reference_on_broadcast_shapes)
+{
+    check_float_op("Sub", 14, ref_sub, false);
+}
+Test(binary, mul_matches_reference_on_broadcast_shapes)
+{
+    check_float_op("Mul", 13, ref_mul, false);
+}
+Test(binary, div_matches_reference_on_broadcast_shapes)
+{
+    check_float_op("Div", 7, ref_div, false);
+}
+Test(binary, pow_matches_reference_on_broadcast_shapes)
+{
+    check_float_op("Pow", 15, ref_pow, true);
+}
+Test(binary, max_matches_reference_on_broadcast_shapes)
+{
+    check_float_op("Max", 13, ref_max, false);
+}
+Test(binary, min_matches_reference_on_broadcast_shapes)
+{
+    check_float_op("Min", 8, ref_min, false);
+}
 
 Test(binary, broadcast_output_shape_is_the_numpy_one)
 {
     float a[6] = {0}, b[4] = {0};
-    qkv_tensor y = run2("Add", 14, kh_f32(3, (int64_t[]){2, 1, 3}, a),
-                        kh_f32(2, (int64_t[]){4, 1}, b), 1);
+    qkv_tensor y =
+        run2("Add", 14, kh_f32(3, (int64_t[]){2, 1, 3}, a), kh_f32(2, (int64_t[]){4, 1}, b), 1);
     cr_assert_eq(y.rank, 3);
     cr_assert_eq(y.dims[0], 2);
     cr_assert_eq(y.dims[1], 4);
@@ -269,7 +290,8 @@ Test(binary, pow_float_base_int64_exponent)
     cr_assert_eq(y.dtype, QKV_DTYPE_FLOAT);
     float want[3] = {1, 32, 1.0f / 9};
     for (int i = 0; i < 3; i++)
-        cr_assert_float_eq(((float *)y.data)[i], want[i], 1e-7f); /* computed in double then rounded */
+        cr_assert_float_eq(((float *)y.data)[i], want[i],
+                           1e-7f); /* computed in double then rounded */
     kh_free_outputs(&y, 1);
 }
 
@@ -300,11 +322,13 @@ Test(binary, comparisons_broadcast_to_bool)
 {
     float a[6] = {1, 2, 3, 4, 5, NAN}, b[3] = {2, 2, 5};
     qkv_tensor ta = kh_f32(2, (int64_t[]){2, 3}, a), tb = kh_f32(1, (int64_t[]){3}, b);
-    struct { const char *op; int64_t opset; uint8_t want[6]; } cases[] = {
-        {"Equal", 13, {0, 1, 0, 0, 0, 0}},
-        {"Less", 13, {1, 0, 1, 0, 0, 0}},
-        {"Greater", 9, {0, 0, 0, 1, 1, 0}},
-        {"LessOrEqual", 16, {1, 1, 1, 0, 0, 0}},
+    struct {
+        const char *op;
+        int64_t opset;
+        uint8_t want[6];
+    } cases[] = {
+        {"Equal", 13, {0, 1, 0, 0, 0, 0}},          {"Less", 13, {1, 0, 1, 0, 0, 0}},
+        {"Greater", 9, {0, 0, 0, 1, 1, 0}},         {"LessOrEqual", 16, {1, 1, 1, 0, 0, 0}},
         {"GreaterOrEqual", 12, {0, 1, 0, 1, 1, 0}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -336,8 +360,10 @@ Test(binary, and_or_xor_broadcast)
     uint8_t p[4] = {0, 0, 1, 1}, q[2] = {0, 1};
     qkv_tensor tp = kh_tensor(QKV_DTYPE_BOOL, 2, (int64_t[]){2, 2}, p);
     qkv_tensor tq = kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){2}, q);
-    struct { const char *op; uint8_t want[4]; } cases[] = {
-        {"And", {0, 0, 0, 1}}, {"Or", {0, 1, 1, 1}}, {"Xor", {0, 1, 1, 0}}};
+    struct {
+        const char *op;
+        uint8_t want[4];
+    } cases[] = {{"And", {0, 0, 0, 1}}, {"Or", {0, 1, 1, 1}}, {"Xor", {0, 1, 1, 0}}};
     for (size_t c = 0; c < 3; c++) {
         qkv_tensor y = run2(cases[c].op, 7, tp, tq, 1);
         cr_assert_eq(y.dtype, QKV_DTYPE_BOOL);
@@ -413,8 +439,8 @@ Test(binary, variadic_with_one_input_copies_it)
 
 Test(binary, max_of_every_integer_type)
 {
-    static const qkv_dtype types[] = {QKV_DTYPE_INT8, QKV_DTYPE_INT16, QKV_DTYPE_INT32,
-                                      QKV_DTYPE_INT64, QKV_DTYPE_UINT8, QKV_DTYPE_UINT16,
+    static const qkv_dtype types[] = {QKV_DTYPE_INT8,   QKV_DTYPE_INT16, QKV_DTYPE_INT32,
+                                      QKV_DTYPE_INT64,  QKV_DTYPE_UINT8, QKV_DTYPE_UINT16,
                                       QKV_DTYPE_UINT32, QKV_DTYPE_UINT64};
     for (size_t t = 0; t < 8; t++) {
         /* the same small values in every width: {3, 1} vs {2, 4} */
@@ -481,7 +507,8 @@ Test(binary, in_place_output_over_input_0_gives_the_same_result)
     kh_fill_random(a, R * C, 5);
     kh_fill_random(b, C, 6);
     memcpy(a_copy, a, sizeof a);
-    qkv_tensor ref = run2("Sub", 14, kh_f32(2, (int64_t[]){R, C}, a), kh_f32(1, (int64_t[]){C}, b), 1);
+    qkv_tensor ref =
+        run2("Sub", 14, kh_f32(2, (int64_t[]){R, C}, a), kh_f32(1, (int64_t[]){C}, b), 1);
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){R, C}, a), kh_f32(1, (int64_t[]){C}, b)}, y;
     qkv_error err;
     kh_node *n = kh_node_create("Sub", 14, 2, 1);
@@ -510,7 +537,8 @@ Test(binary, in_place_variadic_with_aliased_later_input_uses_scratch)
     /* Sum(a, b, a) with the output over a: a is read again in the third step */
     float a[4] = {1, 2, 3, 4}, b[4] = {10, 20, 30, 40};
     qkv_tensor in[3] = {kh_f32(1, (int64_t[]){4}, a), kh_f32(1, (int64_t[]){4}, b),
-                        kh_f32(1, (int64_t[]){4}, a)}, y;
+                        kh_f32(1, (int64_t[]){4}, a)},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Sum", 13, 3, 1);
     cr_assert_eq(kh_run_inplace(n, 0, in, &y, &err), QKV_OK, "%s", err.message);
@@ -595,7 +623,8 @@ Test(binary, bool_arithmetic_is_refused_by_the_declared_types)
 {
     uint8_t a[2] = {0, 1};
     qkv_tensor in[2] = {kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){2}, a),
-                        kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){2}, a)}, y;
+                        kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){2}, a)},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Add", 14, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_TYPE);
@@ -681,8 +710,7 @@ Test(binary, min_and_max_at_the_extremes_of_every_integer_type)
             for (int i = 0; i < 2; i++) {
                 uint64_t got = 0;
                 memcpy(&got, (char *)y.data + i * eb, eb);
-                cr_assert_eq(got, want, "%s type %d [%d]", want_max ? "Max" : "Min", types[k].t,
-                             i);
+                cr_assert_eq(got, want, "%s type %d [%d]", want_max ? "Max" : "Min", types[k].t, i);
             }
             kh_free_outputs(&y, 1);
         }
@@ -716,10 +744,10 @@ Test(binary, pow_of_every_base_type_by_every_exponent_type)
 {
     static const qkv_dtype bases[] = {QKV_DTYPE_FLOAT, QKV_DTYPE_DOUBLE, QKV_DTYPE_FLOAT16,
                                       QKV_DTYPE_INT32, QKV_DTYPE_INT64};
-    static const qkv_dtype expos[] = {QKV_DTYPE_UINT8, QKV_DTYPE_UINT16, QKV_DTYPE_UINT32,
-                                      QKV_DTYPE_UINT64, QKV_DTYPE_INT8, QKV_DTYPE_INT16,
-                                      QKV_DTYPE_INT32, QKV_DTYPE_INT64, QKV_DTYPE_FLOAT16,
-                                      QKV_DTYPE_FLOAT, QKV_DTYPE_DOUBLE};
+    static const qkv_dtype expos[] = {QKV_DTYPE_UINT8,  QKV_DTYPE_UINT16, QKV_DTYPE_UINT32,
+                                      QKV_DTYPE_UINT64, QKV_DTYPE_INT8,   QKV_DTYPE_INT16,
+                                      QKV_DTYPE_INT32,  QKV_DTYPE_INT64,  QKV_DTYPE_FLOAT16,
+                                      QKV_DTYPE_FLOAT,  QKV_DTYPE_DOUBLE};
     const double base_v[3] = {2, 3, 5}, expo_v[3] = {3, 0, 2};
     for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
         for (size_t j = 0; j < sizeof expos / sizeof expos[0]; j++) {
@@ -733,8 +761,8 @@ Test(binary, pow_of_every_base_type_by_every_exponent_type)
             cr_assert(qkv_ew_load_f64(got, y.data, bases[i], 1, 3));
             double want[3] = {8, 1, 25}; /* exact in every base type */
             for (int e = 0; e < 3; e++)
-                cr_assert_eq(got[e], want[e], "base %d exponent %d [%d]: %g", bases[i], expos[j],
-                             e, got[e]);
+                cr_assert_eq(got[e], want[e], "base %d exponent %d [%d]: %g", bases[i], expos[j], e,
+                             got[e]);
             kh_free_outputs(&y, 1);
         }
 }

@@ -13,29 +13,29 @@ static kh_node *shift_node(const char *dir)
     return n;
 }
 
-#define SHIFT_TEST(NAME, T, DT, BITS)                                                         \
-    Test(bitshift, NAME)                                                                      \
-    {                                                                                         \
-        T x[6] = {1, 3, (T)~(T)0, 0x80, 5, 7};                                                \
-        T y[6] = {0, 1, 1, 3, BITS - 1, BITS};                                                \
-        for (int left = 0; left < 2; left++) {                                                \
-            qkv_tensor in[2] = {kh_tensor(DT, 1, (int64_t[]){6}, x),                          \
-                                kh_tensor(DT, 1, (int64_t[]){6}, y)},                         \
-                       z;                                                                     \
-            qkv_error err;                                                                    \
-            kh_node *n = shift_node(left ? "LEFT" : "RIGHT");                                 \
-            cr_assert_eq(kh_run(n, in, &z, &err), QKV_OK, "%s", err.message);                 \
-            cr_assert_eq(z.dtype, DT);                                                        \
-            for (int i = 0; i < 6; i++) {                                                     \
-                /* the reference: shift in 64 bits (in range), 0 at the width or more */       \
-                T want = y[i] >= BITS ? 0                                                     \
-                         : left       ? (T)((unsigned long long)x[i] << y[i])                 \
-                                      : (T)((unsigned long long)x[i] >> y[i]);                \
-                cr_assert_eq(((T *)z.data)[i], want, "%s [%d]", left ? "LEFT" : "RIGHT", i);  \
-            }                                                                                 \
-            kh_free_outputs(&z, 1);                                                           \
-            kh_node_destroy(n);                                                               \
-        }                                                                                     \
+#define SHIFT_TEST(NAME, T, DT, BITS)                                                              \
+    Test(bitshift, NAME)                                                                           \
+    {                                                                                              \
+        T x[6] = {1, 3, (T) ~(T)0, 0x80, 5, 7};                                                    \
+        T y[6] = {0, 1, 1, 3, BITS - 1, BITS};                                                     \
+        for (int left = 0; left < 2; left++) {                                                     \
+            qkv_tensor in[2] = {kh_tensor(DT, 1, (int64_t[]){6}, x),                               \
+                                kh_tensor(DT, 1, (int64_t[]){6}, y)},                              \
+                       z;                                                                          \
+            qkv_error err;                                                                         \
+            kh_node *n = shift_node(left ? "LEFT" : "RIGHT");                                      \
+            cr_assert_eq(kh_run(n, in, &z, &err), QKV_OK, "%s", err.message);                      \
+            cr_assert_eq(z.dtype, DT);                                                             \
+            for (int i = 0; i < 6; i++) {                                                          \
+                /* the reference: shift in 64 bits (in range), 0 at the width or more */           \
+                T want = y[i] >= BITS ? 0                                                          \
+                         : left       ? (T)((unsigned long long)x[i] << y[i])                      \
+                                      : (T)((unsigned long long)x[i] >> y[i]);                           \
+                cr_assert_eq(((T *)z.data)[i], want, "%s [%d]", left ? "LEFT" : "RIGHT", i);       \
+            }                                                                                      \
+            kh_free_outputs(&z, 1);                                                                \
+            kh_node_destroy(n);                                                                    \
+        }                                                                                          \
     }
 
 SHIFT_TEST(uint8_both_directions, uint8_t, QKV_DTYPE_UINT8, 8)

@@ -125,8 +125,8 @@ Test(cast, float_to_float16_rounds_like_the_reference)
 
 Test(cast, float16_edge_values)
 {
-    float x[12] = {65504.0f, 65519.99f, 65520.0f, 1e9f, 0x1p-24f, 0x1p-25f,
-                   0x1.8p-25f, 0x1p-14f, -0.0f, -INFINITY, 1.0f + 0x1p-11f, 0x1.ffcp-15f};
+    float x[12] = {65504.0f,   65519.99f, 65520.0f, 1e9f,      0x1p-24f,        0x1p-25f,
+                   0x1.8p-25f, 0x1p-14f,  -0.0f,    -INFINITY, 1.0f + 0x1p-11f, 0x1.ffcp-15f};
     uint16_t want[12] = {0x7bff, 0x7bff, 0x7c00, 0x7c00, 0x0001, 0x0000,
                          0x0001, 0x0400, 0x8000, 0xfc00, 0x3c00, 0x0400};
     qkv_tensor y = cast_ok(kh_f32(1, (int64_t[]){12}, x), QKV_DTYPE_FLOAT16);
@@ -142,7 +142,8 @@ Test(cast, every_float16_converts_exactly_and_round_trips)
     for (uint32_t i = 0; i < 65536; i++)
         h[i] = (uint16_t)i;
     qkv_tensor f = cast_ok(kh_tensor(QKV_DTYPE_FLOAT16, 1, (int64_t[]){65536}, h), QKV_DTYPE_FLOAT);
-    qkv_tensor d = cast_ok(kh_tensor(QKV_DTYPE_FLOAT16, 1, (int64_t[]){65536}, h), QKV_DTYPE_DOUBLE);
+    qkv_tensor d =
+        cast_ok(kh_tensor(QKV_DTYPE_FLOAT16, 1, (int64_t[]){65536}, h), QKV_DTYPE_DOUBLE);
     for (uint32_t i = 0; i < 65536; i++) {
         double want = ref_f16_value((uint16_t)i);
         float got = ((float *)f.data)[i];
@@ -212,7 +213,8 @@ Test(cast, float_to_bfloat16_rounds_to_nearest_even)
         if (isnan(x[i]))
             cr_assert(bf16_is_nan(got), "elem %zu", i);
         else
-            cr_assert_eq(got, ref_bf16(x[i]), "%a: %04x vs %04x", (double)x[i], got, ref_bf16(x[i]));
+            cr_assert_eq(got, ref_bf16(x[i]), "%a: %04x vs %04x", (double)x[i], got,
+                         ref_bf16(x[i]));
     }
     kh_free_outputs(&y, 1);
     free(x);
@@ -346,8 +348,8 @@ Test(cast, same_type_copies)
 Test(cast, strings_parse_to_numbers)
 {
     const char *s[6] = {"0.47892547", "INF", "-INF", "+INF", "NaN", "-2.5e-3"};
-    qkv_tensor y = cast_ok(kh_tensor(QKV_DTYPE_STRING, 2, (int64_t[]){2, 3}, (void *)s),
-                           QKV_DTYPE_FLOAT);
+    qkv_tensor y =
+        cast_ok(kh_tensor(QKV_DTYPE_STRING, 2, (int64_t[]){2, 3}, (void *)s), QKV_DTYPE_FLOAT);
     float *f = y.data;
     cr_assert_eq(f[0], 0.47892547f);
     cr_assert(isinf(f[1]) && f[1] > 0);
@@ -433,7 +435,8 @@ Test(cast, refuses_missing_to)
 
 Test(cast, refuses_invalid_to)
 {
-    expect_error(99, true, QKV_ERR_INVALID_MODEL, "attribute 'to' is 99, not a tensor element type");
+    expect_error(99, true, QKV_ERR_INVALID_MODEL,
+                 "attribute 'to' is 99, not a tensor element type");
 }
 
 Test(cast, refuses_zero_to)
@@ -466,9 +469,9 @@ Test(cast, refuses_cast_from_float8)
     uint8_t x[1] = {0};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(cast(kh_tensor(QKV_DTYPE_FLOAT8E5M2, 1, (int64_t[]){1}, x), QKV_DTYPE_FLOAT, &y,
-                      1, &err),
-                 QKV_ERR_UNSUPPORTED);
+    cr_assert_eq(
+        cast(kh_tensor(QKV_DTYPE_FLOAT8E5M2, 1, (int64_t[]){1}, x), QKV_DTYPE_FLOAT, &y, 1, &err),
+        QKV_ERR_UNSUPPORTED);
     cr_assert(strstr(err.message, "casting from float8e5m2 is not supported"), "%s", err.message);
 }
 

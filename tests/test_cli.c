@@ -90,16 +90,9 @@ static const char MAKE_FILES[] =
     "case('test_frob', [helper.make_node('Frob', ['x'], ['y'], domain='com.example')], *io,\n"
     "     [([x], [x])], opsets=(('', 17), ('com.example', 1)))\n";
 
+static void setup(void) { cli_setup("/tmp/qkv_cli_test_XXXXXX", MAKE_FILES); }
 
-static void setup(void)
-{
-    cli_setup("/tmp/qkv_cli_test_XXXXXX", MAKE_FILES);
-}
-
-static void teardown(void)
-{
-    cli_teardown();
-}
+static void teardown(void) { cli_teardown(); }
 
 /* The last line of s without its newline (static buffer). */
 static const char *last_line(const char *s)
@@ -307,8 +300,8 @@ Test(cli, info_plan_prints_the_memory_plan)
 
 Test(cli, run_with_random_inputs_prints_a_summary_and_writes_npy)
 {
-    cli_result r = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed", "7",
-                   "--output-dir", "@/out", NULL);
+    cli_result r = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed",
+                           "7", "--output-dir", "@/out", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_str_empty(r.err);
     contains(r.out, "input x: float32 [4, 3] random (seed 7)\n");
@@ -317,13 +310,13 @@ Test(cli, run_with_random_inputs_prints_a_summary_and_writes_npy)
     contains(r.out, "/out/y.npy\n");
     contains(r.out, "time: load ");
     cli_python("import sys, numpy as np\n"
-           "y = np.load(sys.argv[1] + '/out/y.npy')\n"
-           "assert y.shape == (4, 3) and y.dtype == np.float32, y\n"
-           "assert (y >= -2).all() and (y < 2).all() and len(set(y.ravel())) > 1, y\n",
-           NULL);
+               "y = np.load(sys.argv[1] + '/out/y.npy')\n"
+               "assert y.shape == (4, 3) and y.dtype == np.float32, y\n"
+               "assert (y >= -2).all() and (y < 2).all() and len(set(y.ravel())) > 1, y\n",
+               NULL);
     /* the same seed gives the same data */
-    cli_result again = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed",
-                       "7", NULL);
+    cli_result again =
+        cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed", "7", NULL);
     cr_assert_eq(again.code, 0);
     char *v1 = strstr(r.out, "values:"), *v2 = strstr(again.out, "values:");
     cr_assert(v1 && v2);
@@ -334,10 +327,10 @@ Test(cli, run_with_random_inputs_prints_a_summary_and_writes_npy)
 
 Test(cli, run_warmup_runs_first_and_times_a_warm_run)
 {
-    cli_result cold = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed",
-                              "3", "--profile", NULL);
-    cli_result warm = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4", "--seed",
-                              "3", "--profile", "--warmup", "2", NULL);
+    cli_result cold = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4",
+                              "--seed", "3", "--profile", NULL);
+    cli_result warm = cli_qkv("run", "@/add.onnx", "--random-inputs", "--shape", "batch=4",
+                              "--seed", "3", "--profile", "--warmup", "2", NULL);
     cr_assert_eq(cold.code, 0, "%s", cold.err);
     cr_assert_eq(warm.code, 0, "%s", warm.err);
     /* repeated runs on one context give the same values, and the profile is of one run */
@@ -355,16 +348,17 @@ Test(cli, run_warmup_runs_first_and_times_a_warm_run)
 
 Test(cli, run_reads_npy_and_pb_inputs)
 {
-    cli_result r = cli_qkv("run", "@/add.onnx", "--input", "x=@/x.npy", "--output-dir", "@/o", NULL);
+    cli_result r =
+        cli_qkv("run", "@/add.onnx", "--input", "x=@/x.npy", "--output-dir", "@/o", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     contains(r.out, "input x: float32 [2, 3] from ");
     contains(r.out, "output y: float32 [2, 3]\n  values: [1, -2, 4, 6, -8, 10]\n"
                     "  min -8  max 10  mean 1.83333\n");
     cli_python("import sys, numpy as np\n"
-           "y = np.load(sys.argv[1] + '/o/y.npy')\n"
-           "x = np.load(sys.argv[1] + '/x.npy')\n"
-           "assert (y == x + x).all(), y\n",
-           NULL);
+               "y = np.load(sys.argv[1] + '/o/y.npy')\n"
+               "x = np.load(sys.argv[1] + '/x.npy')\n"
+               "assert (y == x + x).all(), y\n",
+               NULL);
     cli_result_free(&r);
     r = cli_qkv("run", "@/add.onnx", "--input", "x=@/x.pb", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
@@ -500,28 +494,29 @@ Test(cli, test_verbose_shows_every_output)
 
 Test(cli, test_writes_json_and_scoreboard)
 {
-    cli_result r = cli_qkv("test", "@/suite", "--json", "@/r.json", "--scoreboard", "@/sb.md", NULL);
+    cli_result r =
+        cli_qkv("test", "@/suite", "--json", "@/r.json", "--scoreboard", "@/sb.md", NULL);
     cr_assert_eq(r.code, 1);
     cli_result_free(&r);
     cli_python("import sys, json\n"
-           "d = json.load(open(sys.argv[1] + '/r.json'))\n"
-           "t = {x['name']: x for x in d['tests']}\n"
-           "assert len(t) == 7, t\n"
-           "assert t['test_add'] == {'name': 'test_add', 'status': 'pass', 'op': 'Add',\n"
-           "                         'group': 'Add', 'message': ''}, t['test_add']\n"
-           "assert t['test_add_wrong']['status'] == 'fail'\n"
-           "assert 'worst at [1, 2]' in t['test_add_wrong']['message']\n"
-           "assert t['test_add_no_inputs']['status'] == 'error'\n"
-           "assert t['test_frob']['status'] == 'unsupported'\n"
-           "assert t['test_frob']['op'] == 'Frob'\n"
-           "assert d['summary'] == {'total': 7, 'pass': 3, 'fail': 2, 'unsupported': 1,\n"
-           "                        'error': 1}, d['summary']\n"
-           "md = open(sys.argv[1] + '/sb.md').read()\n"
-           "assert '| **total** | 7 | 3 | 2 | 1 | 1 |' in md, md\n"
-           "assert '| Add | 6 | 3 | 2 | 0 | 1 |' in md, md\n"
-           "assert '| Frob | 1 | 0 | 0 | 1 | 0 |' in md, md\n"
-           "assert md.index('| Add |') < md.index('| Frob |'), md\n",
-           NULL);
+               "d = json.load(open(sys.argv[1] + '/r.json'))\n"
+               "t = {x['name']: x for x in d['tests']}\n"
+               "assert len(t) == 7, t\n"
+               "assert t['test_add'] == {'name': 'test_add', 'status': 'pass', 'op': 'Add',\n"
+               "                         'group': 'Add', 'message': ''}, t['test_add']\n"
+               "assert t['test_add_wrong']['status'] == 'fail'\n"
+               "assert 'worst at [1, 2]' in t['test_add_wrong']['message']\n"
+               "assert t['test_add_no_inputs']['status'] == 'error'\n"
+               "assert t['test_frob']['status'] == 'unsupported'\n"
+               "assert t['test_frob']['op'] == 'Frob'\n"
+               "assert d['summary'] == {'total': 7, 'pass': 3, 'fail': 2, 'unsupported': 1,\n"
+               "                        'error': 1}, d['summary']\n"
+               "md = open(sys.argv[1] + '/sb.md').read()\n"
+               "assert '| **total** | 7 | 3 | 2 | 1 | 1 |' in md, md\n"
+               "assert '| Add | 6 | 3 | 2 | 0 | 1 |' in md, md\n"
+               "assert '| Frob | 1 | 0 | 0 | 1 | 0 |' in md, md\n"
+               "assert md.index('| Add |') < md.index('| Frob |'), md\n",
+               NULL);
 }
 
 Test(cli, test_on_a_missing_directory_is_one_line_error)

@@ -59,16 +59,9 @@ static const char CHECK_JSON[] =
     "assert d['arena_bytes'] >= 24 and d['scratch_bytes'] == 0, d\n"
     "assert d['peak_rss_bytes'] >= d['rss_before_bytes'] > 0, d\n";
 
+static void setup(void) { cli_setup("/tmp/qkv_cli_bench_XXXXXX", MAKE_FILES); }
 
-static void setup(void)
-{
-    cli_setup("/tmp/qkv_cli_bench_XXXXXX", MAKE_FILES);
-}
-
-static void teardown(void)
-{
-    cli_teardown();
-}
+static void teardown(void) { cli_teardown(); }
 
 #define contains(hay, needle)                                                                      \
     cr_assert(strstr((hay), (needle)), "want '%s' in:\n%s", (needle), (hay))
@@ -100,9 +93,9 @@ Test(cli_bench, help_prints_the_usage_and_every_option)
     cr_assert_eq(r.code, 0);
     cr_assert_str_empty(r.err);
     contains(r.out, "usage: qkv bench MODEL");
-    static const char *const opts[] = {"--threads", "--iters",  "--warmup",  "--shape",
-                                       "--input",   "--seed",   "--no-fuse", "--flops",
-                                       "--json",    "--plugin", "--backend", "--no-default-plugins"};
+    static const char *const opts[] = {
+        "--threads", "--iters", "--warmup", "--shape",  "--input",   "--seed",
+        "--no-fuse", "--flops", "--json",   "--plugin", "--backend", "--no-default-plugins"};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         contains(r.out, opts[i]);
     cli_result_free(&r);
@@ -117,8 +110,8 @@ Test(cli_bench, help_prints_the_usage_and_every_option)
 
 Test(cli_bench, prints_latency_throughput_and_memory_fields)
 {
-    cli_result r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "2", "--warmup", "1",
-                   "--flops", "12", "--json", "@/report.json", NULL);
+    cli_result r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "2", "--warmup",
+                           "1", "--flops", "12", "--json", "@/report.json", NULL);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_assert_str_empty(r.err);
     contains(r.out, "input x: float32 [2, 3] random (seed 0)");
@@ -144,8 +137,8 @@ Test(cli_bench, prints_latency_throughput_and_memory_fields)
 
 Test(cli_bench, reads_input_files_and_reports_the_largest_step_scratch)
 {
-    cli_result r = cli_qkv("bench", "@/argmax.onnx", "--input", "x=@/x.npy", "--iters", "3", "--no-fuse",
-                   NULL);
+    cli_result r = cli_qkv("bench", "@/argmax.onnx", "--input", "x=@/x.npy", "--iters", "3",
+                           "--no-fuse", NULL);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     contains(r.out, "input x: float32 [2, 3] from ");
     contains(r.out, "fusion off (--no-fuse), 3 warm-up runs, 3 timed runs");
@@ -159,13 +152,13 @@ Test(cli_bench, reads_input_files_and_reports_the_largest_step_scratch)
 Test(cli_bench, plugin_options_reach_the_session)
 {
     /* the cpu backend alone: GEMMs on the portable C GEMM, whatever plugins load */
-    cli_result r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "1", "--backend", "cpu",
-                   NULL);
+    cli_result r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--iters", "1", "--backend",
+                           "cpu", NULL);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     contains(r.out, "backends: cpu (GEMM service: portable)");
     cli_result_free(&r);
     r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--no-default-plugins", "--backend",
-            "nope", NULL);
+                "nope", NULL);
     assert_one_line_error(&r, "no backend 'nope'");
     cli_result_free(&r);
 }
@@ -219,7 +212,8 @@ Test(cli_bench, model_and_input_errors_are_one_line)
     r = cli_qkv("bench", "@/add.onnx", "--input", "z=@/x.npy", NULL);
     assert_one_line_error(&r, "--input z: the model has no input 'z' (inputs: 'x')");
     cli_result_free(&r);
-    r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--json", "@/no/such/dir/r.json", NULL);
+    r = cli_qkv("bench", "@/add.onnx", "--shape", "batch=2", "--json", "@/no/such/dir/r.json",
+                NULL);
     assert_one_line_error(&r, "cannot write '");
     cli_result_free(&r);
 }

@@ -37,10 +37,7 @@ static void setup(void)
     cli_setup("/tmp/qkv_cli_system_XXXXXX", "import sys\n");
 }
 
-static void teardown(void)
-{
-    cli_teardown();
-}
+static void teardown(void) { cli_teardown(); }
 
 #define contains(hay, needle)                                                                      \
     cr_assert(strstr((hay), (needle)), "want '%s' in:\n%s", (needle), (hay))
@@ -73,8 +70,7 @@ Test(cli_system, info_system_shows_the_cpu_the_isa_level_and_the_backends)
                 QKV_TEST_DATA "/plugin/matmul_mixed.onnx", NULL);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     contains(r.out, "plugins: 0\nbackends: cpu (GEMM service: portable)\n");
-    snprintf(want, sizeof want, "  cpu  qkv built-in kernels, ISA level %s\n",
-             qkv_cpu_isa_name());
+    snprintf(want, sizeof want, "  cpu  qkv built-in kernels, ISA level %s\n", qkv_cpu_isa_name());
     contains(r.out, want);
     contains(r.out, "\n\nmodel: " QKV_TEST_DATA "/plugin/matmul_mixed.onnx\n");
     cli_result_free(&r);
@@ -131,8 +127,8 @@ Test(cli_system, openblas_generic_kernels_are_reported_and_warned_about)
 
     /* the description is in run --verbose and bench too */
     unsetenv("OPENBLAS_CORETYPE");
-    r = cli_qkv("run", QKV_TEST_DATA "/plugin/matmul_mixed.onnx", "--random-inputs",
-                "--verbose", "--profile", NULL);
+    r = cli_qkv("run", QKV_TEST_DATA "/plugin/matmul_mixed.onnx", "--random-inputs", "--verbose",
+                "--profile", NULL);
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     contains(r.out, "\n  openblas  OpenBLAS 0.0-fake, core ");
     contains(r.out, " ms in kernels (GEMM service: " GEMM_SERVICE ")\n");

@@ -9,8 +9,8 @@ static void assert_dims(const qkv_tensor *t, int32_t rank, const int64_t *dims)
 {
     cr_assert_eq(t->rank, rank, "rank %d, expected %d", t->rank, rank);
     for (int32_t k = 0; k < rank; k++)
-        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k,
-                     (long long)t->dims[k], (long long)dims[k]);
+        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k, (long long)t->dims[k],
+                     (long long)dims[k]);
 }
 
 static void assert_floats(const qkv_tensor *y, const float *want, size_t n)
@@ -21,8 +21,8 @@ static void assert_floats(const qkv_tensor *y, const float *want, size_t n)
                      ((float *)y->data)[i], want[i]);
 }
 
-static qkv_status run(int64_t opset, int64_t axis, const qkv_tensor *in, size_t n_in,
-                      qkv_tensor *y, qkv_error *err)
+static qkv_status run(int64_t opset, int64_t axis, const qkv_tensor *in, size_t n_in, qkv_tensor *y,
+                      qkv_error *err)
 {
     kh_node *n = kh_node_create("Concat", opset, n_in, 1);
     kh_attr_int(n, "axis", axis);
@@ -63,7 +63,8 @@ Test(concat, inputs_of_different_sizes_on_the_axis_and_an_empty_one)
 {
     float c[6] = {9, 10, 11, 12, 13, 14}, none[1] = {0};
     qkv_tensor in[3] = {kh_f32(2, (int64_t[]){2, 2}, a22), kh_f32(2, (int64_t[]){2, 0}, none),
-                        kh_f32(2, (int64_t[]){2, 3}, c)}, y;
+                        kh_f32(2, (int64_t[]){2, 3}, c)},
+               y;
     qkv_error err;
     cr_assert_eq(run(13, 1, in, 3, &y, &err), QKV_OK, "%s", err.message);
     assert_dims(&y, 2, (int64_t[]){2, 5});
@@ -156,8 +157,8 @@ Test(concat, large_concat_on_threads_matches_a_plain_loop)
     const float *got = y.data;
     for (int r = 0; r < R; r++)
         for (int c = 0; c < A + B; c++)
-            cr_assert_eq(got[r * (A + B) + c], c < A ? a[r * A + c] : b[r * B + c - A],
-                         "(%d,%d)", r, c);
+            cr_assert_eq(got[r * (A + B) + c], c < A ? a[r * A + c] : b[r * B + c - A], "(%d,%d)",
+                         r, c);
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);
     free(a);

@@ -8,8 +8,8 @@ static void assert_dims(const qkv_tensor *t, int32_t rank, const int64_t *dims)
 {
     cr_assert_eq(t->rank, rank, "rank %d, expected %d", t->rank, rank);
     for (int32_t k = 0; k < rank; k++)
-        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k,
-                     (long long)t->dims[k], (long long)dims[k]);
+        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k, (long long)t->dims[k],
+                     (long long)dims[k]);
 }
 
 /* ---- Constant ---- */

@@ -41,8 +41,7 @@ static qkv_session *open_model(const char *name, size_t threads)
     opts.threads = threads;
     qkv_session *s = NULL;
     qkv_error err = {0};
-    cr_assert_eq(qkv_session_create(path, &opts, &s, &err), QKV_OK, "%s: %s", name,
-                 err.message);
+    cr_assert_eq(qkv_session_create(path, &opts, &s, &err), QKV_OK, "%s: %s", name, err.message);
     return s;
 }
 
@@ -79,8 +78,8 @@ static void assert_equal_i32(const char *name, size_t k, const qkv_tensor *got,
     cr_assert_eq(got->data_bytes, want->data_bytes, "%s output %zu: size", name, k);
     const int32_t *a = got->data, *e = want->data;
     for (size_t i = 0; i < want->data_bytes / sizeof *e; i++)
-        cr_assert_eq(a[i], e[i], "%s output %zu element %zu: got %d expected %d", name, k, i,
-                     a[i], e[i]);
+        cr_assert_eq(a[i], e[i], "%s output %zu element %zu: got %d expected %d", name, k, i, a[i],
+                     e[i]);
 }
 
 /* Runs model `name` with `threads` threads, twice (the second run reuses
@@ -163,10 +162,7 @@ Test(ms_layernorm, skip_of_shape_s_d_shared_by_batches) { check("skln_skip_2d");
 Test(ms_layernorm, skip_of_batch_one_and_the_sum_output) { check("skln_skip_batch1"); }
 Test(ms_layernorm, skip_on_2d_rows_with_epsilon) { check("skln_rows"); }
 Test(ms_layernorm, embed_with_segments_mask_and_sum) { check("embed_full"); }
-Test(ms_layernorm, embed_distilbert_with_broadcast_position_ids)
-{
-    check("embed_distil_posids");
-}
+Test(ms_layernorm, embed_distilbert_with_broadcast_position_ids) { check("embed_distil_posids"); }
 Test(ms_layernorm, embed_without_mask_gives_zero_mask_index) { check("embed_posids_nomask"); }
 
 Test(ms_gelu, gelu_exact) { check("gelu"); }
@@ -235,8 +231,7 @@ Test(ms_errors, embed_id_out_of_range)
     load_data_set("embed_full", s, &d);
     ((int32_t *)d.in[0].data)[3] = 30; /* the word table has 30 rows */
     cr_assert_eq(qkv_run(c, d.in, d.n_in, &err), QKV_ERR_INVALID_ARGUMENT, "%s", err.message);
-    cr_assert(strstr(err.message, "input 0 'input_ids' has 30 at flat index 3"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "input 0 'input_ids' has 30 at flat index 3"), "%s", err.message);
     ((int32_t *)d.in[0].data)[3] = 0;
     ((int32_t *)d.in[1].data)[0] = -1;
     cr_assert_eq(qkv_run(c, d.in, d.n_in, &err), QKV_ERR_INVALID_ARGUMENT, "%s", err.message);

@@ -26,14 +26,14 @@ static qkv_tensor shp(qkv_dtype t, int32_t rank, const int64_t *dims)
     return x;
 }
 
-#define F32(...) shp(QKV_DTYPE_FLOAT, (int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / 8), \
-                     (int64_t[]){__VA_ARGS__})
-#define I32(...) shp(QKV_DTYPE_INT32, (int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / 8), \
-                     (int64_t[]){__VA_ARGS__})
-#define U8(...) shp(QKV_DTYPE_UINT8, (int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / 8), \
-                    (int64_t[]){__VA_ARGS__})
-#define S8(...) shp(QKV_DTYPE_INT8, (int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / 8), \
-                    (int64_t[]){__VA_ARGS__})
+#define F32(...)                                                                                   \
+    shp(QKV_DTYPE_FLOAT, (int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / 8), (int64_t[]){__VA_ARGS__})
+#define I32(...)                                                                                   \
+    shp(QKV_DTYPE_INT32, (int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / 8), (int64_t[]){__VA_ARGS__})
+#define U8(...)                                                                                    \
+    shp(QKV_DTYPE_UINT8, (int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / 8), (int64_t[]){__VA_ARGS__})
+#define S8(...)                                                                                    \
+    shp(QKV_DTYPE_INT8, (int32_t)(sizeof((int64_t[]){__VA_ARGS__}) / 8), (int64_t[]){__VA_ARGS__})
 #define SCALAR(t) shp((t), 0, NULL)
 
 /* Infers node n on the first n_given inputs (the other slots omitted) and
@@ -123,7 +123,8 @@ Test(ms_attention_errors, weights_rows_differ_from_input_width)
 Test(ms_attention_errors, input_of_rank_two)
 {
     qkv_tensor in[] = {F32(10, 16), W, B};
-    expect(attention(2, 1), in, 3, 7, QKV_ERR_SHAPE, "input 0 'input' has shape [10,16], expected "
+    expect(attention(2, 1), in, 3, 7, QKV_ERR_SHAPE,
+           "input 0 'input' has shape [10,16], expected "
            "rank 3");
 }
 
@@ -145,7 +146,8 @@ Test(ms_attention_errors, present_with_v_wider_than_k)
 Test(ms_attention_errors, attention_bias_of_wrong_shape)
 {
     qkv_tensor in[] = {X, W, B, NONE, NONE, F32(2, 3, 5, 5)};
-    expect(attention(2, 1), in, 6, 7, QKV_ERR_SHAPE, "input 5 'attention_bias' has shape [2,3,5,5]");
+    expect(attention(2, 1), in, 6, 7, QKV_ERR_SHAPE,
+           "input 5 'attention_bias' has shape [2,3,5,5]");
 }
 
 Test(ms_attention_errors, past_sequence_length_unsupported)
@@ -189,25 +191,28 @@ Test(ms_qattention_errors, weight_scale_of_another_width)
 
 Test(ms_qattention_errors, zero_point_of_another_type)
 {
-    qkv_tensor in[] = {U8(2, 5, 16), S8(16, 48), B, SCALAR(QKV_DTYPE_FLOAT),
-                       SCALAR(QKV_DTYPE_FLOAT), NONE, SCALAR(QKV_DTYPE_UINT8),
+    qkv_tensor in[] = {U8(2, 5, 16),
+                       S8(16, 48),
+                       B,
+                       SCALAR(QKV_DTYPE_FLOAT),
+                       SCALAR(QKV_DTYPE_FLOAT),
+                       NONE,
+                       SCALAR(QKV_DTYPE_UINT8),
                        SCALAR(QKV_DTYPE_UINT8)};
     expect(qattention(), in, 8, 9, QKV_ERR_TYPE, "input 7 'weight_zero_point' has type uint8");
 }
 
 Test(ms_qattention_errors, past_not_float)
 {
-    qkv_tensor in[] = {U8(2, 5, 16), S8(16, 48), B, SCALAR(QKV_DTYPE_FLOAT),
-                       SCALAR(QKV_DTYPE_FLOAT), NONE, NONE, NONE, S8(2, 2, 2, 3, 8)};
+    qkv_tensor in[] = {
+        U8(2, 5, 16), S8(16, 48), B,    SCALAR(QKV_DTYPE_FLOAT), SCALAR(QKV_DTYPE_FLOAT),
+        NONE,         NONE,       NONE, S8(2, 2, 2, 3, 8)};
     expect(qattention(), in, 9, 9, QKV_ERR_TYPE, "input 8 'past' has type int8");
 }
 
 /* ---- DynamicQuantizeMatMul ------------------------------------------------------------ */
 
-static kh_node *dqmm(void)
-{
-    return kh_node_create_in(MS, "DynamicQuantizeMatMul", 1, 5, 1);
-}
+static kh_node *dqmm(void) { return kh_node_create_in(MS, "DynamicQuantizeMatMul", 1, 5, 1); }
 
 Test(ms_dqmm_errors, b_of_rank_three_unsupported)
 {
@@ -267,10 +272,7 @@ Test(ms_layernorm_errors, skip_beta_and_bias_lengths)
            "input 4 'bias' has shape [2,8]");
 }
 
-static kh_node *embed(void)
-{
-    return kh_node_create_in(MS, "EmbedLayerNormalization", 1, 9, 2);
-}
+static kh_node *embed(void) { return kh_node_create_in(MS, "EmbedLayerNormalization", 1, 9, 2); }
 
 Test(ms_layernorm_errors, embed_segment_ids_without_table)
 {
@@ -280,8 +282,8 @@ Test(ms_layernorm_errors, embed_segment_ids_without_table)
 
 Test(ms_layernorm_errors, embed_mask_of_another_shape)
 {
-    qkv_tensor in[] = {I32(2, 6), NONE, F32(30, 16), F32(10, 16), NONE, F32(16), F32(16),
-                       I32(2, 5)};
+    qkv_tensor in[] = {I32(2, 6), NONE,    F32(30, 16), F32(10, 16),
+                       NONE,      F32(16), F32(16),     I32(2, 5)};
     expect(embed(), in, 8, 9, QKV_ERR_SHAPE, "input 7 'mask' has shape [2,5]");
 }
 
@@ -293,8 +295,8 @@ Test(ms_layernorm_errors, embed_tables_of_another_hidden_size)
 
 Test(ms_layernorm_errors, embed_position_ids_of_another_batch)
 {
-    qkv_tensor in[] = {I32(2, 6), NONE, F32(30, 16), F32(10, 16), NONE, F32(16), F32(16),
-                       NONE, I32(3, 6)};
+    qkv_tensor in[] = {I32(2, 6), NONE,    F32(30, 16), F32(10, 16), NONE,
+                       F32(16),   F32(16), NONE,        I32(3, 6)};
     expect(embed(), in, 9, 9, QKV_ERR_SHAPE, "input 8 'position_ids' has shape [3,6]");
 }
 
@@ -312,15 +314,19 @@ Test(ms_layernorm_errors, embed_sequence_longer_than_position_table)
     kh_node *n = kh_node_create_in(MS, "EmbedLayerNormalization", 1, 7, 1);
     kh_omit_input(n, 1);
     kh_omit_input(n, 4);
-    qkv_tensor in[7] = {
-        kh_tensor(QKV_DTYPE_INT32, 2, (int64_t[]){2, 4}, ids), NONE,
-        kh_f32(2, (int64_t[]){3, 4}, word), kh_f32(2, (int64_t[]){2, 4}, pos), NONE,
-        kh_f32(1, (int64_t[]){4}, g), kh_f32(1, (int64_t[]){4}, b)};
+    qkv_tensor in[7] = {kh_tensor(QKV_DTYPE_INT32, 2, (int64_t[]){2, 4}, ids),
+                        NONE,
+                        kh_f32(2, (int64_t[]){3, 4}, word),
+                        kh_f32(2, (int64_t[]){2, 4}, pos),
+                        NONE,
+                        kh_f32(1, (int64_t[]){4}, g),
+                        kh_f32(1, (int64_t[]){4}, b)};
     qkv_tensor out[1];
     qkv_error err = {0};
     cr_assert_eq(kh_run(n, in, out, &err), QKV_ERR_INVALID_ARGUMENT, "%s", err.message);
     cr_assert(strstr(err.message, "sequence length 4 is longer than input 3 'position_embedding' "
-                                  "(2 positions)"), "%s", err.message);
+                                  "(2 positions)"),
+              "%s", err.message);
     kh_node_destroy(n);
 }
 

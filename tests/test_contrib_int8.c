@@ -79,8 +79,8 @@ Test(ms_int8, constant_weights_are_packed_once)
 {
     qkv_session *s = NULL;
     qkv_error err = {0};
-    cr_assert_eq(qkv_session_create(CONTRIB "/qattn_s8/model.onnx", NULL, &s, &err), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(qkv_session_create(CONTRIB "/qattn_s8/model.onnx", NULL, &s, &err), QKV_OK, "%s",
+                 err.message);
     size_t released = 0;
     cr_expect_gt(qkv_session_packed_bytes(s, &released), 0);
     cr_expect_eq(released, 16 * 48, "released %zu bytes", released);

@@ -339,8 +339,7 @@ Test(control_flow_errors, sequence_carried_by_a_loop_is_unsupported)
 
 Test(control_flow_errors, sequence_out_of_an_if_is_unsupported)
 {
-    expect_create_error("if_seq_out", QKV_ERR_UNSUPPORTED, "'seq_if'",
-                        "output 'y' is a sequence");
+    expect_create_error("if_seq_out", QKV_ERR_UNSUPPORTED, "'seq_if'", "output 'y' is a sequence");
 }
 
 Test(control_flow_errors, nesting_deeper_than_the_loader_allows)

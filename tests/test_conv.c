@@ -31,15 +31,15 @@ static uint32_t rnd(uint32_t n)
 }
 
 typedef struct conv_case {
-    int ns;                    /* spatial dims */
-    int64_t n, c, m, group;    /* batch, channels in, channels out, groups */
+    int ns;                 /* spatial dims */
+    int64_t n, c, m, group; /* batch, channels in, channels out, groups */
     int64_t in[3], k[3], s[3], d[3];
-    int64_t pb[3], pe[3];      /* explicit pads (NOTSET) */
-    const char *auto_pad;      /* NULL: attribute absent */
+    int64_t pb[3], pe[3]; /* explicit pads (NOTSET) */
+    const char *auto_pad; /* NULL: attribute absent */
     bool bias, set_kernel_shape, set_strides, set_dilations, set_pads;
-    bool dbl;                  /* double instead of float */
-    qkv_dtype half;            /* FLOAT16 or BFLOAT16 instead of float; 0: not */
-    int64_t opset;             /* 0: 11 */
+    bool dbl;       /* double instead of float */
+    qkv_dtype half; /* FLOAT16 or BFLOAT16 instead of float; 0: not */
+    int64_t opset;  /* 0: 11 */
     size_t threads;
 } conv_case;
 
@@ -194,13 +194,13 @@ static void check_case(const conv_case *t, uint32_t seed, const char *what)
         cr_assert_eq(y.dims[i], yd[i], "%s: dim %d is %lld, expected %lld", what, i,
                      (long long)y.dims[i], (long long)yd[i]);
     cr_assert_eq(y.dtype, dt, "%s", what);
-    double tol = t->dbl                               ? F64_TOL
+    double tol = t->dbl                          ? F64_TOL
                  : t->half == QKV_DTYPE_FLOAT16  ? F16_TOL
                  : t->half == QKV_DTYPE_BFLOAT16 ? BF16_TOL
                                                  : F32_TOL;
     for (size_t i = 0; i < ny; i++) {
         uint16_t *yh = y.data;
-        double got = t->dbl                               ? ((double *)y.data)[i]
+        double got = t->dbl                          ? ((double *)y.data)[i]
                      : t->half == QKV_DTYPE_FLOAT16  ? qkv_f16_to_f32(yh[i])
                      : t->half == QKV_DTYPE_BFLOAT16 ? qkv_bf16_to_f32(yh[i])
                                                      : ((float *)y.data)[i];
@@ -266,10 +266,9 @@ Test(conv, matches_direct_convolution_on_random_shapes)
         snprintf(what, sizeof what,
                  "trial %d: %dD n%lld c%lld m%lld group %lld k%lld s%lld d%lld pads %lld/%lld "
                  "auto_pad %s%s",
-                 trial, t.ns, (long long)t.n, (long long)t.c, (long long)t.m,
-                 (long long)t.group, (long long)t.k[0], (long long)t.s[0], (long long)t.d[0],
-                 (long long)t.pb[0], (long long)t.pe[0], t.auto_pad ? t.auto_pad : "-",
-                 t.dbl ? " double" : "");
+                 trial, t.ns, (long long)t.n, (long long)t.c, (long long)t.m, (long long)t.group,
+                 (long long)t.k[0], (long long)t.s[0], (long long)t.d[0], (long long)t.pb[0],
+                 (long long)t.pe[0], t.auto_pad ? t.auto_pad : "-", t.dbl ? " double" : "");
         check_case(&t, (uint32_t)trial + 1, what);
     }
 }
@@ -302,16 +301,33 @@ Test(conv, bfloat16_needs_opset_22)
 
 Test(conv, defaults_are_stride_1_no_pads)
 {
-    conv_case t = {.ns = 2, .n = 1, .c = 2, .m = 3, .group = 1, .in = {5, 4}, .k = {3, 2},
-                   .s = {1, 1}, .d = {1, 1}, .threads = 1};
+    conv_case t = {.ns = 2,
+                   .n = 1,
+                   .c = 2,
+                   .m = 3,
+                   .group = 1,
+                   .in = {5, 4},
+                   .k = {3, 2},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .threads = 1};
     check_case(&t, 7, "no attributes");
 }
 
 Test(conv, pointwise_runs_as_one_gemm)
 {
     /* kernel 1, stride 1, no pads: the input is the GEMM's operand */
-    conv_case t = {.ns = 2, .n = 3, .c = 6, .m = 4, .group = 2, .in = {7, 5}, .k = {1, 1},
-                   .s = {1, 1}, .d = {1, 1}, .bias = true, .threads = 2};
+    conv_case t = {.ns = 2,
+                   .n = 3,
+                   .c = 6,
+                   .m = 4,
+                   .group = 2,
+                   .in = {7, 5},
+                   .k = {1, 1},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .bias = true,
+                   .threads = 2};
     check_case(&t, 8, "pointwise grouped");
     t.group = 1;
     t.ns = 1;
@@ -322,38 +338,99 @@ Test(conv, large_im2col_splits_into_column_tiles)
 {
     /* 64 channels x 9 taps x 1024 positions of float: 2.25 MiB of columns,
      * more than one 2 MiB tile */
-    conv_case t = {.ns = 2, .n = 1, .c = 64, .m = 5, .group = 1, .in = {32, 32}, .k = {3, 3},
-                   .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}, .set_pads = true,
-                   .bias = true, .threads = 2};
+    conv_case t = {.ns = 2,
+                   .n = 1,
+                   .c = 64,
+                   .m = 5,
+                   .group = 1,
+                   .in = {32, 32},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1},
+                   .set_pads = true,
+                   .bias = true,
+                   .threads = 2};
     check_case(&t, 10, "two column tiles");
 }
 
 Test(conv, large_depthwise_on_threads)
 {
-    conv_case t = {.ns = 2, .n = 2, .c = 16, .m = 16, .group = 16, .in = {40, 37}, .k = {5, 3},
-                   .s = {1, 2}, .d = {2, 1}, .auto_pad = "SAME_LOWER", .set_strides = true,
-                   .set_dilations = true, .bias = true, .threads = 2};
+    conv_case t = {.ns = 2,
+                   .n = 2,
+                   .c = 16,
+                   .m = 16,
+                   .group = 16,
+                   .in = {40, 37},
+                   .k = {5, 3},
+                   .s = {1, 2},
+                   .d = {2, 1},
+                   .auto_pad = "SAME_LOWER",
+                   .set_strides = true,
+                   .set_dilations = true,
+                   .bias = true,
+                   .threads = 2};
     check_case(&t, 11, "depthwise 2-D");
-    conv_case c1 = {.ns = 1, .n = 1, .c = 144, .m = 144, .group = 144, .in = {200}, .k = {31},
-                    .s = {1}, .d = {1}, .pb = {15}, .pe = {15}, .set_pads = true, .threads = 2};
+    conv_case c1 = {.ns = 1,
+                    .n = 1,
+                    .c = 144,
+                    .m = 144,
+                    .group = 144,
+                    .in = {200},
+                    .k = {31},
+                    .s = {1},
+                    .d = {1},
+                    .pb = {15},
+                    .pe = {15},
+                    .set_pads = true,
+                    .threads = 2};
     check_case(&c1, 12, "conformer-style depthwise 1-D");
 }
 
 Test(conv, vit_patch_embedding_shape)
 {
     /* kernel = stride: non-overlapping patches (ViT), scaled down */
-    conv_case t = {.ns = 2, .n = 1, .c = 3, .m = 24, .group = 1, .in = {32, 32}, .k = {8, 8},
-                   .s = {8, 8}, .d = {1, 1}, .set_strides = true, .bias = true, .threads = 2};
+    conv_case t = {.ns = 2,
+                   .n = 1,
+                   .c = 3,
+                   .m = 24,
+                   .group = 1,
+                   .in = {32, 32},
+                   .k = {8, 8},
+                   .s = {8, 8},
+                   .d = {1, 1},
+                   .set_strides = true,
+                   .bias = true,
+                   .threads = 2};
     check_case(&t, 13, "patch embedding");
 }
 
 Test(conv, wav2vec2_feature_extractor_shapes)
 {
-    conv_case c0 = {.ns = 1, .n = 1, .c = 1, .m = 32, .group = 1, .in = {1000}, .k = {10},
-                    .s = {5}, .d = {1}, .set_strides = true, .threads = 2};
+    conv_case c0 = {.ns = 1,
+                    .n = 1,
+                    .c = 1,
+                    .m = 32,
+                    .group = 1,
+                    .in = {1000},
+                    .k = {10},
+                    .s = {5},
+                    .d = {1},
+                    .set_strides = true,
+                    .threads = 2};
     check_case(&c0, 14, "conv0 k10 s5");
-    conv_case c1 = {.ns = 1, .n = 1, .c = 32, .m = 32, .group = 1, .in = {199}, .k = {3},
-                    .s = {2}, .d = {1}, .set_strides = true, .threads = 2};
+    conv_case c1 = {.ns = 1,
+                    .n = 1,
+                    .c = 32,
+                    .m = 32,
+                    .group = 1,
+                    .in = {199},
+                    .k = {3},
+                    .s = {2},
+                    .d = {1},
+                    .set_strides = true,
+                    .threads = 2};
     check_case(&c1, 15, "conv1 k3 s2");
 }
 
@@ -382,8 +459,7 @@ Test(conv, infer_leaves_unknown_spatial_dims_unknown)
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(kh_infer(n, ins, &y, &err), QKV_OK, "%s", err.message);
-    cr_assert(y.rank == 4 && y.dims[0] == -1 && y.dims[1] == 8 && y.dims[2] == -1 &&
-                  y.dims[3] == 5,
+    cr_assert(y.rank == 4 && y.dims[0] == -1 && y.dims[1] == 8 && y.dims[2] == -1 && y.dims[3] == 5,
               "[%lld %lld %lld %lld]", (long long)y.dims[0], (long long)y.dims[1],
               (long long)y.dims[2], (long long)y.dims[3]);
     kh_node_destroy(n);
@@ -434,17 +510,17 @@ static void set_mixed_lengths(kh_node *n)
 Test(conv, refuses_kernel_shape_differing_from_the_weight)
 {
     qkv_error err;
-    qkv_status st = run_bad(4, (int64_t[]){1, 2, 5, 5}, 4, (int64_t[]){3, 2, 3, 3},
-                            set_kernel_2x2, &err);
-    expect_error(st, QKV_ERR_SHAPE, &err, "attribute 'kernel_shape' has 2 at index 0 but the "
-                                          "weight's spatial dim is 3");
+    qkv_status st =
+        run_bad(4, (int64_t[]){1, 2, 5, 5}, 4, (int64_t[]){3, 2, 3, 3}, set_kernel_2x2, &err);
+    expect_error(st, QKV_ERR_SHAPE, &err,
+                 "attribute 'kernel_shape' has 2 at index 0 but the "
+                 "weight's spatial dim is 3");
 }
 
 Test(conv, refuses_channel_mismatch)
 {
     qkv_error err;
-    qkv_status st =
-        run_bad(4, (int64_t[]){1, 4, 5, 5}, 4, (int64_t[]){3, 3, 3, 3}, NULL, &err);
+    qkv_status st = run_bad(4, (int64_t[]){1, 4, 5, 5}, 4, (int64_t[]){3, 3, 3, 3}, NULL, &err);
     expect_error(st, QKV_ERR_SHAPE, &err, "input 0 'X' has 4 channels");
 }
 
@@ -484,8 +560,8 @@ Test(conv, refuses_bad_attributes)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         qkv_error err;
-        qkv_status st = run_bad(4, (int64_t[]){1, 2, 5, 5}, 4, (int64_t[]){3, 2, 3, 3},
-                                cases[i].setup, &err);
+        qkv_status st =
+            run_bad(4, (int64_t[]){1, 2, 5, 5}, 4, (int64_t[]){3, 2, 3, 3}, cases[i].setup, &err);
         expect_error(st, QKV_ERR_INVALID_MODEL, &err, cases[i].text);
     }
 }
@@ -493,10 +569,10 @@ Test(conv, refuses_bad_attributes)
 Test(conv, refuses_a_window_larger_than_the_input)
 {
     qkv_error err;
-    qkv_status st =
-        run_bad(3, (int64_t[]){1, 1, 2}, 3, (int64_t[]){1, 1, 3}, NULL, &err);
-    expect_error(st, QKV_ERR_SHAPE, &err, "spatial dim 0: the window (3 with dilation) is larger "
-                                          "than the padded input (2)");
+    qkv_status st = run_bad(3, (int64_t[]){1, 1, 2}, 3, (int64_t[]){1, 1, 3}, NULL, &err);
+    expect_error(st, QKV_ERR_SHAPE, &err,
+                 "spatial dim 0: the window (3 with dilation) is larger "
+                 "than the padded input (2)");
 }
 
 Test(conv, refuses_mismatched_types_and_bias)

@@ -58,10 +58,7 @@ static void run_all_ways(const char *name)
     }
 }
 
-Test(conv_models, wav2vec2_feature_extractor_and_positional_conv)
-{
-    run_all_ways("w2v_front");
-}
+Test(conv_models, wav2vec2_feature_extractor_and_positional_conv) { run_all_ways("w2v_front"); }
 
 Test(conv_models, vision_stem_with_depthwise_pointwise_and_transposed_convs)
 {

@@ -265,11 +265,11 @@ Test(conv_transpose, matches_scatter_reference_on_random_shapes)
         snprintf(what, sizeof what,
                  "trial %d: %dD n%lld c%lld m%lld group %lld in %lld k%lld s%lld d%lld pads "
                  "%lld/%lld op %lld out_shape %lld auto_pad %s%s",
-                 trial, t.ns, (long long)t.n, (long long)t.c, (long long)t.m,
-                 (long long)t.group, (long long)t.in[0], (long long)t.k[0], (long long)t.s[0],
-                 (long long)t.d[0], (long long)t.pb[0], (long long)t.pe[0], (long long)t.op[0],
-                 t.has_out_shape ? (long long)t.out_shape[0] : -1LL,
-                 t.auto_pad ? t.auto_pad : "-", t.dbl ? " double" : "");
+                 trial, t.ns, (long long)t.n, (long long)t.c, (long long)t.m, (long long)t.group,
+                 (long long)t.in[0], (long long)t.k[0], (long long)t.s[0], (long long)t.d[0],
+                 (long long)t.pb[0], (long long)t.pe[0], (long long)t.op[0],
+                 t.has_out_shape ? (long long)t.out_shape[0] : -1LL, t.auto_pad ? t.auto_pad : "-",
+                 t.dbl ? " double" : "");
         check_case(&t, (uint32_t)trial + 100, what);
     }
 }
@@ -289,8 +289,17 @@ Test(conv_transpose, float16_computes_in_float32)
 Test(conv_transpose, same_upper_puts_the_odd_pad_at_the_end)
 {
     /* the ONNX node test's case: 3x3 input, stride 2, kernel 3 -> 6x6 */
-    convt_case t = {.ns = 2, .n = 1, .c = 1, .m = 2, .group = 1, .in = {3, 3}, .k = {3, 3},
-                    .s = {2, 2}, .d = {1, 1}, .auto_pad = "SAME_UPPER", .threads = 1};
+    convt_case t = {.ns = 2,
+                    .n = 1,
+                    .c = 1,
+                    .m = 2,
+                    .group = 1,
+                    .in = {3, 3},
+                    .k = {3, 3},
+                    .s = {2, 2},
+                    .d = {1, 1},
+                    .auto_pad = "SAME_UPPER",
+                    .threads = 1};
     check_case(&t, 1, "SAME_UPPER");
     t.auto_pad = "SAME_LOWER";
     check_case(&t, 2, "SAME_LOWER");
@@ -298,13 +307,33 @@ Test(conv_transpose, same_upper_puts_the_odd_pad_at_the_end)
 
 Test(conv_transpose, pointwise_and_large_on_threads)
 {
-    convt_case p = {.ns = 2, .n = 2, .c = 4, .m = 6, .group = 2, .in = {9, 7}, .k = {1, 1},
-                    .s = {1, 1}, .d = {1, 1}, .bias = true, .threads = 2};
+    convt_case p = {.ns = 2,
+                    .n = 2,
+                    .c = 4,
+                    .m = 6,
+                    .group = 2,
+                    .in = {9, 7},
+                    .k = {1, 1},
+                    .s = {1, 1},
+                    .d = {1, 1},
+                    .bias = true,
+                    .threads = 2};
     check_case(&p, 3, "pointwise");
     /* 64 output channels x 16 taps x 2304 positions: several column tiles */
-    convt_case l = {.ns = 2, .n = 1, .c = 8, .m = 64, .group = 1, .in = {48, 48}, .k = {4, 4},
-                    .s = {2, 2}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}, .set_pads = true,
-                    .bias = true, .threads = 2};
+    convt_case l = {.ns = 2,
+                    .n = 1,
+                    .c = 8,
+                    .m = 64,
+                    .group = 1,
+                    .in = {48, 48},
+                    .k = {4, 4},
+                    .s = {2, 2},
+                    .d = {1, 1},
+                    .pb = {1, 1},
+                    .pe = {1, 1},
+                    .set_pads = true,
+                    .bias = true,
+                    .threads = 2};
     check_case(&l, 4, "large");
 }
 

@@ -76,8 +76,8 @@ static void check(const float *xs, const int64_t *dims, int rank, int64_t axis_v
         total *= (size_t)dims[k];
     }
     for (size_t i = 0; i < total; i++)
-        cr_assert_eq(((float *)y.data)[i], want[i], "%s: element %zu is %.9g, expected %.9g",
-                     what, i, ((float *)y.data)[i], want[i]);
+        cr_assert_eq(((float *)y.data)[i], want[i], "%s: element %zu is %.9g, expected %.9g", what,
+                     i, ((float *)y.data)[i], want[i]);
     kh_free_outputs(&y, 1);
 }
 
@@ -167,9 +167,9 @@ Test(cumsum, refuses_axis_out_of_range)
     int64_t axis = 2;
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_cumsum(kh_f32(2, (int64_t[]){2, 3}, xs), kh_i64(0, NULL, &axis), 0, 0, &y,
-                            &err, 0),
-                 QKV_ERR_SHAPE);
+    cr_assert_eq(
+        run_cumsum(kh_f32(2, (int64_t[]){2, 3}, xs), kh_i64(0, NULL, &axis), 0, 0, &y, &err, 0),
+        QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "node 'test_node' (CumSum-14): input 1 'axis' is 2, out of "
                                   "range for input 0 'x' of rank 2 (expected -2 to 1)"),
               "%s", err.message);
@@ -181,8 +181,8 @@ Test(cumsum, refuses_axis_with_several_elements)
     int64_t axis[2] = {0, 1};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_cumsum(kh_f32(2, (int64_t[]){2, 3}, xs), kh_i64(1, (int64_t[]){2}, axis), 0,
-                            0, &y, &err, 0),
+    cr_assert_eq(run_cumsum(kh_f32(2, (int64_t[]){2, 3}, xs), kh_i64(1, (int64_t[]){2}, axis), 0, 0,
+                            &y, &err, 0),
                  QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "input 1 'axis' has rank 1 and 2 elements, expected one "
                                   "element"),

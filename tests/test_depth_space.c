@@ -129,8 +129,8 @@ Test(depth_space, round_trip_restores_input_for_bytes_and_doubles)
     qkv_tensor y, z;
     qkv_error err;
     int64_t d[4] = {2, 8, 3, 5};
-    cr_assert_eq(run("DCR", 13, 2, kh_tensor(QKV_DTYPE_UINT8, 4, d, a), &y, &err, 0), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run("DCR", 13, 2, kh_tensor(QKV_DTYPE_UINT8, 4, d, a), &y, &err, 0), QKV_OK, "%s",
+                 err.message);
     cr_assert_eq(run(NULL, 13, 2, y, &z, &err, 0), QKV_OK, "%s", err.message);
     cr_assert(z.dims[1] == 8 && z.dims[2] == 3 && z.dims[3] == 5);
     cr_assert_eq(memcmp(z.data, a, sizeof a), 0);
@@ -140,8 +140,8 @@ Test(depth_space, round_trip_restores_input_for_bytes_and_doubles)
     for (size_t i = 0; i < 16; i++)
         b[i] = (double)i + 0.5;
     int64_t e[4] = {1, 1, 4, 4};
-    cr_assert_eq(run(NULL, 13, 2, kh_tensor(QKV_DTYPE_DOUBLE, 4, e, b), &y, &err, 0), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run(NULL, 13, 2, kh_tensor(QKV_DTYPE_DOUBLE, 4, e, b), &y, &err, 0), QKV_OK, "%s",
+                 err.message);
     /* SpaceToDepth of a 4x4 ramp with b 2: channel (i*2 + j) holds x[2h+i, 2w+j] */
     cr_assert_eq(((double *)y.data)[0], 0.5);
     cr_assert_eq(((double *)y.data)[4 * 1 + 0], 1.5);  /* channel 1: (0, 1) */
@@ -173,8 +173,7 @@ static void expect_error(const char *mode, int64_t b, int rank, const int64_t *d
     float xs[64] = {0};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run(mode, 13, b, kh_f32(rank, dims, xs), &y, &err, 0), want, "%s",
-                 err.message);
+    cr_assert_eq(run(mode, 13, b, kh_f32(rank, dims, xs), &y, &err, 0), want, "%s", err.message);
     cr_assert(strstr(err.message, msg), "message: %s", err.message);
 }
 
@@ -213,8 +212,7 @@ Test(depth_space, infer_keeps_unknown_dims_and_refuses_overflow)
     kh_attr_int(n, "blocksize", b);
     x = kh_tensor(QKV_DTYPE_FLOAT, 4, (int64_t[]){1, b * b, (int64_t)1 << 40, 1}, NULL);
     cr_assert_eq(kh_infer(n, &x, &y, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "dim 2 times blocksize 2147483647 overflows"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "dim 2 times blocksize 2147483647 overflows"), "%s", err.message);
     kh_node_destroy(n);
     n = kh_node_create("SpaceToDepth", 13, 1, 1);
     kh_attr_int(n, "blocksize", b);

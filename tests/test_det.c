@@ -40,8 +40,8 @@ Test(det, matches_cofactor_expansion_for_a_batch)
             a[i] = x[b * M * M + i];
         double want = cofactor_det(a, M);
         /* float output of a double computation: float rounding only */
-        cr_assert(fabs(((float *)y.data)[b] - want) <= 1e-6 + 1e-6 * fabs(want), "[%d] %g vs %g",
-                  b, ((float *)y.data)[b], want);
+        cr_assert(fabs(((float *)y.data)[b] - want) <= 1e-6 + 1e-6 * fabs(want), "[%d] %g vs %g", b,
+                  ((float *)y.data)[b], want);
     }
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);

@@ -157,8 +157,8 @@ Test(dropout, rejects_non_scalar_training_mode)
     qkv_error err;
     kh_node *n = kh_node_create("Dropout", 13, 3, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "input 2 'training_mode' has shape [2], expected a scalar"),
-              "%s", err.message);
+    cr_assert(strstr(err.message, "input 2 'training_mode' has shape [2], expected a scalar"), "%s",
+              err.message);
     kh_node_destroy(n);
 }
 

@@ -11,8 +11,7 @@
  * iterates the whole label space in double. dims[c - 'a'] is the size of
  * label c; ops[j] are row-major float arrays.
  */
-static void ref_einsum(const char *eq, const int64_t dims[26], const float *const *ops,
-                       double *out)
+static void ref_einsum(const char *eq, const int64_t dims[26], const float *const *ops, double *out)
 {
     char terms[8][16];
     int nt = 0, len = 0;
@@ -76,8 +75,8 @@ static qkv_status run_einsum(const char *eq, size_t n, qkv_tensor *ins, qkv_tens
 /* Checks eq on random operands of the given shapes against ref_einsum.
  * Tolerance: float inputs in [-1, 1); the kernel sums K products in float
  * (BLAS) or double, the reference in double: K * 2^-23 relative is ample. */
-static void check_random(const char *eq, size_t n, const int32_t *ranks,
-                         const int64_t (*shapes)[6], const int64_t dims[26], size_t threads)
+static void check_random(const char *eq, size_t n, const int32_t *ranks, const int64_t (*shapes)[6],
+                         const int64_t dims[26], size_t threads)
 {
     float *data[4];
     qkv_tensor ins[4], y;
@@ -118,15 +117,15 @@ Test(einsum, batch_matmul_matches_reference)
 {
     int64_t dims[26] = {0};
     dims['b' - 'a'] = 3, dims['i' - 'a'] = 4, dims['j' - 'a'] = 5, dims['k' - 'a'] = 6;
-    check_random("bij,bjk->bik", 2, (int32_t[]){3, 3},
-                 (const int64_t[][6]){{3, 4, 5}, {3, 5, 6}}, dims, 1);
+    check_random("bij,bjk->bik", 2, (int32_t[]){3, 3}, (const int64_t[][6]){{3, 4, 5}, {3, 5, 6}},
+                 dims, 1);
 }
 
 Test(einsum, attention_scores_with_transposed_b_match_reference)
 {
     int64_t dims[26] = {0};
     dims['b' - 'a'] = 2, dims['h' - 'a'] = 3, dims['q' - 'a'] = 5, dims['d' - 'a'] = 8,
-    dims['k' - 'a'] = 7;
+               dims['k' - 'a'] = 7;
     check_random("bhqd,bhkd->bhqk", 2, (int32_t[]){4, 4},
                  (const int64_t[][6]){{2, 3, 5, 8}, {2, 3, 7, 8}}, dims, 1);
 }
@@ -137,7 +136,7 @@ Test(einsum, interleaved_labels_go_through_scratch_copies)
      * every operand and the output need a copy */
     int64_t dims[26] = {0};
     dims['m' - 'a'] = 3, dims['k' - 'a'] = 4, dims['p' - 'a'] = 2, dims['n' - 'a'] = 5,
-    dims['b' - 'a'] = 2, dims['l' - 'a'] = 3;
+               dims['b' - 'a'] = 2, dims['l' - 'a'] = 3;
     check_random("mkpb,lkbnp->nbml", 2, (int32_t[]){4, 5},
                  (const int64_t[][6]){{3, 4, 2, 2}, {3, 4, 2, 5, 2}}, dims, 1);
 }
@@ -146,8 +145,8 @@ Test(einsum, output_permuted_against_batch_order)
 {
     int64_t dims[26] = {0};
     dims['b' - 'a'] = 3, dims['i' - 'a'] = 4, dims['j' - 'a'] = 5, dims['k' - 'a'] = 2;
-    check_random("bij,bjk->kbi", 2, (int32_t[]){3, 3},
-                 (const int64_t[][6]){{3, 4, 5}, {3, 5, 2}}, dims, 1);
+    check_random("bij,bjk->kbi", 2, (int32_t[]){3, 3}, (const int64_t[][6]){{3, 4, 5}, {3, 5, 2}},
+                 dims, 1);
 }
 
 Test(einsum, three_operands_match_reference)
@@ -162,16 +161,16 @@ Test(einsum, label_summed_out_of_one_operand_matches_reference)
 {
     int64_t dims[26] = {0};
     dims['i' - 'a'] = 3, dims['j' - 'a'] = 4, dims['k' - 'a'] = 5, dims['z' - 'a'] = 2;
-    check_random("ijz,jk->ik", 2, (int32_t[]){3, 2}, (const int64_t[][6]){{3, 4, 2}, {4, 5}},
-                 dims, 1);
+    check_random("ijz,jk->ik", 2, (int32_t[]){3, 2}, (const int64_t[][6]){{3, 4, 2}, {4, 5}}, dims,
+                 1);
 }
 
 Test(einsum, label_summed_out_of_the_second_operand_matches_reference)
 {
     int64_t dims[26] = {0};
     dims['i' - 'a'] = 3, dims['j' - 'a'] = 4, dims['k' - 'a'] = 5, dims['z' - 'a'] = 2;
-    check_random("ij,jkz->ik", 2, (int32_t[]){2, 3}, (const int64_t[][6]){{3, 4}, {4, 5, 2}},
-                 dims, 1);
+    check_random("ij,jkz->ik", 2, (int32_t[]){2, 3}, (const int64_t[][6]){{3, 4}, {4, 5, 2}}, dims,
+                 1);
 }
 
 /* Runs eq on double operands (and again with a ones operand over label b
@@ -277,8 +276,7 @@ Test(einsum, gemm_path_equals_general_loop_on_random_shapes)
                              kh_f32(1, (int64_t[]){d[0]}, ones)};
         qkv_tensor fast, slow;
         qkv_error err;
-        cr_assert_eq(run_einsum("bqd,bkd->bqk", 2, ins, &fast, &err, 1), QKV_OK, "%s",
-                     err.message);
+        cr_assert_eq(run_einsum("bqd,bkd->bqk", 2, ins, &fast, &err, 1), QKV_OK, "%s", err.message);
         cr_assert_eq(run_einsum("bqd,bkd,b->bqk", 3, ins, &slow, &err, 1), QKV_OK, "%s",
                      err.message);
         size_t n = (size_t)(d[0] * d[1] * d[2]);
@@ -301,12 +299,10 @@ Test(einsum, ellipsis_batch_matmul_broadcasts_batch_dims)
         a[i] = (float)(i + 1);
     for (int i = 0; i < 18; i++)
         b[i] = (float)(i % 5) - 2;
-    qkv_tensor ins[2] = {kh_f32(4, (int64_t[]){2, 1, 2, 3}, a),
-                         kh_f32(3, (int64_t[]){3, 3, 2}, b)},
+    qkv_tensor ins[2] = {kh_f32(4, (int64_t[]){2, 1, 2, 3}, a), kh_f32(3, (int64_t[]){3, 3, 2}, b)},
                y;
     qkv_error err;
-    cr_assert_eq(run_einsum("...ij,...jk->...ik", 2, ins, &y, &err, 1), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(run_einsum("...ij,...jk->...ik", 2, ins, &y, &err, 1), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, 4);
     cr_assert_eq(y.dims[0], 2);
     cr_assert_eq(y.dims[1], 3);
@@ -333,8 +329,7 @@ Test(einsum, implicit_output_puts_ellipsis_dims_first)
         a[i] = (float)i;
     for (int i = 0; i < 6; i++)
         b[i] = (float)(i - 2);
-    qkv_tensor ins[2] = {kh_f32(3, (int64_t[]){2, 2, 3}, a), kh_f32(2, (int64_t[]){3, 2}, b)},
-               y;
+    qkv_tensor ins[2] = {kh_f32(3, (int64_t[]){2, 2, 3}, a), kh_f32(2, (int64_t[]){3, 2}, b)}, y;
     qkv_error err;
     cr_assert_eq(run_einsum("...ij,jk", 2, ins, &y, &err, 1), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, 3);
@@ -445,8 +440,7 @@ Test(einsum, diagonal_trace_and_batch_diagonal)
     cr_assert_float_eq(((float *)y.data)[0], 12, 0);
     kh_free_outputs(&y, 1);
     qkv_tensor batch = kh_f32(3, (int64_t[]){2, 3, 3}, x);
-    cr_assert_eq(run_einsum("...ii ->...i", 1, &batch, &y, &err, 1), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(run_einsum("...ii ->...i", 1, &batch, &y, &err, 1), QKV_OK, "%s", err.message);
     cr_assert_eq(y.rank, 2);
     float want[6] = {0, 4, 8, 9, 13, 17};
     for (int i = 0; i < 6; i++)
@@ -482,8 +476,7 @@ Test(einsum, integer_and_double_batch_matmul)
         qkv_tensor ins[2] = {kh_tensor(types[t], 3, sa, as[t]), kh_tensor(types[t], 3, sb, bs[t])},
                    y;
         qkv_error err;
-        cr_assert_eq(run_einsum("bij,bjk->bik", 2, ins, &y, &err, 1), QKV_OK, "%s",
-                     err.message);
+        cr_assert_eq(run_einsum("bij,bjk->bik", 2, ins, &y, &err, 1), QKV_OK, "%s", err.message);
         cr_assert_eq(y.dtype, types[t]);
         for (int b = 0; b < 2; b++)
             for (int i = 0; i < 2; i++)

@@ -81,10 +81,7 @@ static qkv_session *open_model_with(const char *model, int fuse)
     return s;
 }
 
-static qkv_session *open_model(const char *model)
-{
-    return open_model_with(model, 1);
-}
+static qkv_session *open_model(const char *model) { return open_model_with(model, 1); }
 
 static void run_and_compare(const char *model, qkv_context *c, const data_set *d, int k)
 {
@@ -154,20 +151,14 @@ static void check_model(const char *model, int shape_subgraphs)
     check_model_with(model, shape_subgraphs, 0);
 }
 
-Test(examples, mha_matches_pytorch_at_two_shapes_in_one_session)
-{
-    check_model("mha", 1);
-}
+Test(examples, mha_matches_pytorch_at_two_shapes_in_one_session) { check_model("mha", 1); }
 
 Test(examples, transformer_encoder_matches_pytorch_at_two_shapes_in_one_session)
 {
     check_model("encoder", 1);
 }
 
-Test(examples, vit_block_matches_pytorch_at_two_shapes_in_one_session)
-{
-    check_model("vit", 1);
-}
+Test(examples, vit_block_matches_pytorch_at_two_shapes_in_one_session) { check_model("vit", 1); }
 
 Test(examples, gpt2_decoder_matches_pytorch_at_two_shapes_in_one_session)
 {
@@ -262,8 +253,7 @@ Test(examples, plans_built_of_null_session_is_zero)
 /* Plans (without running) for the given input shapes and checks the arena
  * against the lower bound: views and in-place outputs should leave the
  * planner little to waste on these straight-line graphs. */
-static void check_plan(const char *model, const qkv_tensor *inputs, size_t n,
-                       qkv_plan_stats *out)
+static void check_plan(const char *model, const qkv_tensor *inputs, size_t n, qkv_plan_stats *out)
 {
     qkv_session *s = open_model(model);
     qkv_error err = {0};
@@ -346,8 +336,8 @@ Test(examples, qkv_test_passes_every_model_at_tight_tolerances)
     run_cli("test --rtol 1e-4 --atol 1e-5 '" EXAMPLES "'", &r);
     cr_assert_eq(r.code, 0, "%s", r.out);
     cr_assert(strstr(r.out, "\n5 passed, 0 failed, 0 skipped\n"), "%s", r.out);
-    for (const char *const *m = (const char *const[]){"encoder", "gpt2", "keras_attention", "mha",
-                                                       "vit", NULL};
+    for (const char *const *m =
+             (const char *const[]){"encoder", "gpt2", "keras_attention", "mha", "vit", NULL};
          *m; m++) {
         char line[64];
         snprintf(line, sizeof line, "PASS %s\n", *m);

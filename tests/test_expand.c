@@ -10,8 +10,8 @@ static void assert_dims(const qkv_tensor *t, int32_t rank, const int64_t *dims)
 {
     cr_assert_eq(t->rank, rank, "rank %d, expected %d", t->rank, rank);
     for (int32_t k = 0; k < rank; k++)
-        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k,
-                     (long long)t->dims[k], (long long)dims[k]);
+        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k, (long long)t->dims[k],
+                     (long long)dims[k]);
 }
 
 static void assert_floats(const qkv_tensor *y, const float *want, size_t n)
@@ -22,8 +22,8 @@ static void assert_floats(const qkv_tensor *y, const float *want, size_t n)
                      ((float *)y->data)[i], want[i]);
 }
 
-static qkv_status run(const char *op, qkv_tensor x, const int64_t *list, int64_t n,
-                      qkv_tensor *y, qkv_error *err)
+static qkv_status run(const char *op, qkv_tensor x, const int64_t *list, int64_t n, qkv_tensor *y,
+                      qkv_error *err)
 {
     qkv_tensor in[2] = {x, kh_i64(1, (int64_t[]){n}, (int64_t *)list)};
     kh_node *node = kh_node_create(op, 13, 2, 1);
@@ -90,8 +90,7 @@ Test(expand, repeats_a_middle_dim_of_whole_rows)
     float x6[6] = {1, 2, 3, 4, 5, 6};
     qkv_tensor x = kh_f32(3, (int64_t[]){2, 1, 3}, x6), y;
     qkv_error err;
-    cr_assert_eq(run("Expand", x, (int64_t[]){2, 2, 4, 3}, 4, &y, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(run("Expand", x, (int64_t[]){2, 2, 4, 3}, 4, &y, &err), QKV_OK, "%s", err.message);
     assert_dims(&y, 4, (int64_t[]){2, 2, 4, 3});
     assert_broadcast_of(&y, &x);
     kh_free_outputs(&y, 1);
@@ -138,7 +137,8 @@ Test(expand, large_expand_on_threads_matches_the_reference)
     for (int i = 0; i < N; i++)
         xs[i] = (float)i;
     qkv_tensor in[2] = {kh_f32(3, (int64_t[]){1, N, 1}, xs),
-                        kh_i64(1, (int64_t[]){3}, (int64_t[]){4, N, 64})}, y;
+                        kh_i64(1, (int64_t[]){3}, (int64_t[]){4, N, 64})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Expand", 13, 2, 1);
     kh_set_threads(n, 4);
@@ -202,8 +202,7 @@ Test(tile, refuses_wrong_repeat_counts_and_negative_repeats)
                                   "expected the rank of input 0 'input' (2)"),
               "%s", err.message);
     cr_assert_eq(run("Tile", x, (int64_t[]){2, -1}, 2, &y, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "input 1 'repeats'[1] is -1, expected >= 0"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "input 1 'repeats'[1] is -1, expected >= 0"), "%s", err.message);
 }
 
 Test(tile, unknown_repeats_value_gives_known_rank)

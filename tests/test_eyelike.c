@@ -5,8 +5,7 @@
 #include "kernel_harness.h"
 
 /* Runs EyeLike on an (r, c) float input with attribute k (and dtype when > 0). */
-static qkv_status eye(int64_t r, int64_t c, int64_t k, int64_t dtype, qkv_tensor *y,
-                      qkv_error *err)
+static qkv_status eye(int64_t r, int64_t c, int64_t k, int64_t dtype, qkv_tensor *y, qkv_error *err)
 {
     float buf[64] = {0};
     qkv_tensor x = kh_f32(2, (int64_t[]){r, c}, buf);

@@ -64,25 +64,13 @@ static int inject(void)
     return 0;
 }
 
-void *malloc(size_t n)
-{
-    return inject() ? NULL : __libc_malloc(n);
-}
+void *malloc(size_t n) { return inject() ? NULL : __libc_malloc(n); }
 
-void *calloc(size_t a, size_t b)
-{
-    return inject() ? NULL : __libc_calloc(a, b);
-}
+void *calloc(size_t a, size_t b) { return inject() ? NULL : __libc_calloc(a, b); }
 
-void *realloc(void *p, size_t n)
-{
-    return inject() ? NULL : __libc_realloc(p, n);
-}
+void *realloc(void *p, size_t n) { return inject() ? NULL : __libc_realloc(p, n); }
 
-void *aligned_alloc(size_t align, size_t n)
-{
-    return inject() ? NULL : __libc_memalign(align, n);
-}
+void *aligned_alloc(size_t align, size_t n) { return inject() ? NULL : __libc_memalign(align, n); }
 
 int posix_memalign(void **out, size_t align, size_t n)
 {
@@ -123,10 +111,7 @@ static long sweep_stride(void)
 /* With a stride n > 1, the single-failure sweeps try k = 1, 1 + n, ... and
  * the persistent ones start half a stride later, so that between them the
  * valgrind variant still fails every allocation point once. */
-static long first_k(long stride)
-{
-    return 1 + (persist ? stride / 2 : 0);
-}
+static long first_k(long stride) { return 1 + (persist ? stride / 2 : 0); }
 
 /* ---- the models and their reference data ---------------------------------- */
 
@@ -278,8 +263,8 @@ static void run_ok(const model *m, qkv_context *c, int i, const char *phase, lon
 {
     qkv_error err = {0};
     qkv_status st = qkv_run(c, m->sets[i].in, m->sets[i].n_in, &err);
-    cr_assert_eq(st, QKV_OK, "%s %s k=%ld: run of data set %d afterwards: %s", m->name, phase, k,
-                 i, err.message);
+    cr_assert_eq(st, QKV_OK, "%s %s k=%ld: run of data set %d afterwards: %s", m->name, phase, k, i,
+                 err.message);
     cr_assert(outputs_match(m, c, &m->sets[i]),
               "%s %s k=%ld: wrong outputs of data set %d afterwards", m->name, phase, k, i);
 }
@@ -296,8 +281,8 @@ static void check_failure(const model *m, qkv_status st, int hit, const qkv_erro
     cr_assert(hit, "%s %s k=%ld: fails without a failed allocation: %s", m->name, phase, k,
               err->message);
     cr_assert_neq(st, QKV_OK);
-    cr_assert(err->message[0] != '\0', "%s %s k=%ld: status %d with no message", m->name, phase,
-              k, (int)st);
+    cr_assert(err->message[0] != '\0', "%s %s k=%ld: status %d with no message", m->name, phase, k,
+              (int)st);
     if (st != QKV_ERR_OUT_OF_MEMORY && other_status++ == 0)
         snprintf(other_message, sizeof other_message, "k=%ld status %d: %s", k, (int)st,
                  err->message);
@@ -313,8 +298,7 @@ typedef struct sweep_result {
  * succeeded with the right outputs (counted as tolerated when the failure
  * was hit). */
 static void check_run(const model *m, const qkv_context *c, const data_set *d, qkv_status st,
-                      int hit, const qkv_error *err, const char *phase, long k,
-                      sweep_result *r)
+                      int hit, const qkv_error *err, const char *phase, long k, sweep_result *r)
 {
     if (st != QKV_OK) {
         check_failure(m, st, hit, err, phase, k);
@@ -327,12 +311,12 @@ static void check_run(const model *m, const qkv_context *c, const data_set *d, q
 
 static void report(const model *m, const char *phase, sweep_result r)
 {
-    fprintf(stderr, "fault sweep %s %s: %ld allocation points, %ld tolerated, %ld other status%s%s\n",
+    fprintf(stderr,
+            "fault sweep %s %s: %ld allocation points, %ld tolerated, %ld other status%s%s\n",
             m->name, phase, r.points, r.tolerated, other_status, other_status ? "; first: " : "",
             other_status ? other_message : "");
     other_status = 0;
-    cr_assert_gt(r.points, 0, "%s %s: no allocation seen (interposition broken?)", m->name,
-                 phase);
+    cr_assert_gt(r.points, 0, "%s %s: no allocation seen (interposition broken?)", m->name, phase);
 }
 
 /* ---- (1) session creation -------------------------------------------------- */

@@ -25,8 +25,7 @@ static qkv_model *load_ok(const char *name)
     snprintf(rel, sizeof rel, "functions/%s.onnx", name);
     qkv_model *m = NULL;
     qkv_error err = {0};
-    cr_assert_eq(qkv_model_load_file(tu_data(rel), &m, &err), QKV_OK, "%s: %s", name,
-                 err.message);
+    cr_assert_eq(qkv_model_load_file(tu_data(rel), &m, &err), QKV_OK, "%s: %s", name, err.message);
     return m;
 }
 
@@ -95,30 +94,21 @@ static const char *value_name(const qkv_ir_graph *g, int32_t id)
 
 /* ---- results ------------------------------------------------------------------- */
 
-Test(functions, two_calls_of_one_function_compute_swish_twice)
-{
-    run_model("two_calls", 1, 2);
-}
+Test(functions, two_calls_of_one_function_compute_swish_twice) { run_model("two_calls", 1, 2); }
 
 Test(functions, attribute_references_take_each_callers_values)
 {
     run_model("attr_refs", 1, 2); /* the second call leaves alpha to LeakyRelu's default */
 }
 
-Test(functions, nested_call_and_a_domain_only_the_function_imports)
-{
-    run_model("nested", 2, 1);
-}
+Test(functions, nested_call_and_a_domain_only_the_function_imports) { run_model("nested", 2, 1); }
 
 Test(functions, body_uses_the_functions_opset)
 {
     run_model("function_opset", 1, 1); /* Softmax-11 over the flattened [2, 12] */
 }
 
-Test(functions, omitted_formal_inputs_become_omitted_inputs)
-{
-    run_model("omitted_input", 1, 1);
-}
+Test(functions, omitted_formal_inputs_become_omitted_inputs) { run_model("omitted_input", 1, 1); }
 
 Test(functions, output_that_is_an_input_passes_it_through)
 {

@@ -16,10 +16,10 @@
 #include "ir.h"
 #include "kernel_host.h"
 #include "loader.h"
+#include "pass_harness.h"
 #include "passes.h"
 #include "qkv.h"
 #include "registry.h"
-#include "pass_harness.h"
 #include "session.h"
 #include "test_util.h"
 
@@ -53,10 +53,7 @@ static opened open_on(const char *name, bool fuse, const char *backends)
     return o;
 }
 
-static opened open_model(const char *name, bool fuse)
-{
-    return open_on(name, fuse, "cpu");
-}
+static opened open_model(const char *name, bool fuse) { return open_on(name, fuse, "cpu"); }
 
 static size_t count_op(const qkv_ir_graph *g, const char *op)
 {
@@ -111,8 +108,7 @@ static void assert_close(const qkv_tensor *got, const qkv_tensor *want, double r
  * `backends`: fused == unfused within (rtol 1e-4, atol 1e-5) and both == the
  * stored reference within (ref_rtol, ref_atol).
  */
-static void compare_on(const char *name, const char *backends, double ref_rtol,
-                       double ref_atol)
+static void compare_on(const char *name, const char *backends, double ref_rtol, double ref_atol)
 {
     opened f = open_on(name, true, backends), p = open_on(name, false, backends);
     const qkv_model *m = qkv_session_model(f.s);
@@ -191,40 +187,19 @@ static void check_gelu(const char *name, size_t want)
     qkv_session_destroy(f.s);
 }
 
-Test(fuse_gelu, torch_form_div_erf_add_mul_mul)
-{
-    check_gelu("gelu_torch", 1);
-}
+Test(fuse_gelu, torch_form_div_erf_add_mul_mul) { check_gelu("gelu_torch", 1); }
 
-Test(fuse_gelu, constants_first_and_mul_by_rsqrt2)
-{
-    check_gelu("gelu_swapped", 1);
-}
+Test(fuse_gelu, constants_first_and_mul_by_rsqrt2) { check_gelu("gelu_swapped", 1); }
 
-Test(fuse_gelu, half_of_x_first)
-{
-    check_gelu("gelu_half_first", 1);
-}
+Test(fuse_gelu, half_of_x_first) { check_gelu("gelu_half_first", 1); }
 
-Test(fuse_gelu, half_of_the_sum)
-{
-    check_gelu("gelu_half_of_sum", 1);
-}
+Test(fuse_gelu, half_of_the_sum) { check_gelu("gelu_half_of_sum", 1); }
 
-Test(fuse_gelu, div_by_two_last)
-{
-    check_gelu("gelu_div_two", 1);
-}
+Test(fuse_gelu, div_by_two_last) { check_gelu("gelu_div_two", 1); }
 
-Test(fuse_gelu, opset13_model_with_float32_rounded_sqrt2)
-{
-    check_gelu("gelu_opset13", 1);
-}
+Test(fuse_gelu, opset13_model_with_float32_rounded_sqrt2) { check_gelu("gelu_opset13", 1); }
 
-Test(fuse_gelu, two_in_a_row_with_rank1_constants)
-{
-    check_gelu("gelu_twice", 2);
-}
+Test(fuse_gelu, two_in_a_row_with_rank1_constants) { check_gelu("gelu_twice", 2); }
 
 Test(fuse_gelu, float16)
 {
@@ -235,15 +210,9 @@ Test(fuse_gelu, float16)
     qkv_session_destroy(f.s);
 }
 
-Test(fuse_gelu, not_for_another_constant)
-{
-    check_gelu("nogelu_wrong_constant", 0);
-}
+Test(fuse_gelu, not_for_another_constant) { check_gelu("nogelu_wrong_constant", 0); }
 
-Test(fuse_gelu, not_when_erf_is_a_graph_output)
-{
-    check_gelu("nogelu_erf_is_an_output", 0);
-}
+Test(fuse_gelu, not_when_erf_is_a_graph_output) { check_gelu("nogelu_erf_is_an_output", 0); }
 
 Test(fuse_gelu, not_when_the_product_reads_another_tensor)
 {
@@ -404,45 +373,24 @@ Test(fuse_matmul, constant_b_is_packed_once_and_the_original_released)
     qkv_session_destroy(f.s);
 }
 
-Test(fuse_matmul, bias_as_first_add_operand)
-{
-    check_mm("mm_bias_first", "", true, false);
-}
+Test(fuse_matmul, bias_as_first_add_operand) { check_mm("mm_bias_first", "", true, false); }
 
-Test(fuse_matmul, rank3_bias_and_relu)
-{
-    check_mm("mm_bias_relu", "relu", true, false);
-}
+Test(fuse_matmul, rank3_bias_and_relu) { check_mm("mm_bias_relu", "relu", true, false); }
 
 Test(fuse_matmul, gelu_tanh_node_and_residual_first)
 {
     check_mm("mm_bias_gelu_tanh_residual", "gelu_tanh", true, true);
 }
 
-Test(fuse_matmul, gelu_node_without_bias)
-{
-    check_mm("mm_gelu", "gelu", false, false);
-}
+Test(fuse_matmul, gelu_node_without_bias) { check_mm("mm_gelu", "gelu", false, false); }
 
-Test(fuse_matmul, residual_only)
-{
-    check_mm("mm_residual", "", false, true);
-}
+Test(fuse_matmul, residual_only) { check_mm("mm_residual", "", false, true); }
 
-Test(fuse_matmul, one_dimensional_a)
-{
-    check_mm("mm_1d_bias", "", true, false);
-}
+Test(fuse_matmul, one_dimensional_a) { check_mm("mm_1d_bias", "", true, false); }
 
-Test(fuse_matmul, dynamic_batch)
-{
-    check_mm("mm_dynamic_batch", "relu", true, false);
-}
+Test(fuse_matmul, dynamic_batch) { check_mm("mm_dynamic_batch", "relu", true, false); }
 
-Test(fuse_matmul, not_a_matmul_alone)
-{
-    check_mm("nomm_alone", NULL, false, false);
-}
+Test(fuse_matmul, not_a_matmul_alone) { check_mm("nomm_alone", NULL, false, false); }
 
 Test(fuse_matmul, not_when_the_product_is_used_twice)
 {
@@ -454,10 +402,7 @@ Test(fuse_matmul, not_for_a_bias_that_is_not_a_row)
     check_mm("nomm_bias_not_a_row", NULL, false, false);
 }
 
-Test(fuse_matmul, not_for_a_batched_b)
-{
-    check_mm("nomm_batched_b", NULL, false, false);
-}
+Test(fuse_matmul, not_for_a_batched_b) { check_mm("nomm_batched_b", NULL, false, false); }
 
 Test(fuse_matmul, not_for_a_residual_that_broadcasts)
 {
@@ -529,8 +474,8 @@ Test(fuse_activations_cli, info_optimized_counts_each_fusion)
     snprintf(args, sizeof args, "info --optimized --no-fuse %s",
              model_path("mm_bias_gelu_residual"));
     cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
-    cr_assert(strstr(out, "optimized graph: 8 nodes, 0 fused attention nodes (fusion off)\n"),
-              "%s", out);
+    cr_assert(strstr(out, "optimized graph: 8 nodes, 0 fused attention nodes (fusion off)\n"), "%s",
+              out);
     cr_assert(strstr(out, "Erf-17"), "%s", out);
 }
 

@@ -169,8 +169,8 @@ Test(fused_matmul, errors)
     memcpy(bad, in, sizeof bad);
     bad[3] = kh_f32(2, (int64_t[]){1, 4}, r);
     cr_assert_eq(run_fail(fmm_node("", 4), bad, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "input 3 'residual' has shape [1,4]; expected Y's [2,4]"),
-              "%s", err.message);
+    cr_assert(strstr(err.message, "input 3 'residual' has shape [1,4]; expected Y's [2,4]"), "%s",
+              err.message);
 
     memcpy(bad, in, sizeof bad);
     int64_t di[6] = {0};

@@ -16,11 +16,11 @@
 #include "ir.h"
 #include "kernel_host.h"
 #include "loader.h"
+#include "pass_harness.h"
 #include "passes.h"
 #include "qkv.h"
 #include "registry.h"
 #include "session.h"
-#include "pass_harness.h"
 #include "test_util.h"
 
 /* Fused vs unfused: the same float32 math up to where the scale is applied
@@ -306,10 +306,7 @@ Test(fusion, rank3_uses_3d_attention_with_one_head)
     qkv_session_destroy(f.s);
 }
 
-Test(fusion, multi_query_broadcast_maps_to_one_kv_head)
-{
-    check_flat_only("multi_query", 1);
-}
+Test(fusion, multi_query_broadcast_maps_to_one_kv_head) { check_flat_only("multi_query", 1); }
 
 Test(fusion, skips_cast_to_float_inference_dropout_and_identity)
 {
@@ -321,10 +318,7 @@ Test(fusion, skips_cast_to_float_inference_dropout_and_identity)
     qkv_session_destroy(f.s);
 }
 
-Test(fusion, opset11_softmax_on_last_axis)
-{
-    check_flat_only("opset11_softmax_last_axis", 1);
-}
+Test(fusion, opset11_softmax_on_last_axis) { check_flat_only("opset11_softmax_last_axis", 1); }
 
 Test(fusion, composes_transposes_of_k)
 {
@@ -338,57 +332,33 @@ Test(fusion, composes_transposes_of_k)
     qkv_session_destroy(f.s);
 }
 
-Test(fusion, torch_multihead_attention_without_weights)
-{
-    check_flat_only("torch_mha", 1);
-}
+Test(fusion, torch_multihead_attention_without_weights) { check_flat_only("torch_mha", 1); }
 
 /* ---- cases that must not fuse ------------------------------------------------------ */
 
-Test(fusion, not_when_scores_are_used_elsewhere)
-{
-    check_flat_only("neg_scores_used", 0);
-}
+Test(fusion, not_when_scores_are_used_elsewhere) { check_flat_only("neg_scores_used", 0); }
 
-Test(fusion, not_when_softmax_is_on_another_axis)
-{
-    check_flat_only("neg_softmax_axis", 0);
-}
+Test(fusion, not_when_softmax_is_on_another_axis) { check_flat_only("neg_softmax_axis", 0); }
 
 Test(fusion, not_for_opset11_softmax_default_axis)
 {
     check_flat_only("neg_opset11_softmax_default_axis", 0);
 }
 
-Test(fusion, not_when_the_scale_is_a_runtime_value)
-{
-    check_flat_only("neg_runtime_scale", 0);
-}
+Test(fusion, not_when_the_scale_is_a_runtime_value) { check_flat_only("neg_runtime_scale", 0); }
 
-Test(fusion, not_when_the_weights_are_a_graph_output)
-{
-    check_flat_only("neg_weights_output", 0);
-}
+Test(fusion, not_when_the_weights_are_a_graph_output) { check_flat_only("neg_weights_output", 0); }
 
-Test(fusion, not_for_a_moderate_where_fill)
-{
-    check_flat_only("neg_where_fill_1e4", 0);
-}
+Test(fusion, not_for_a_moderate_where_fill) { check_flat_only("neg_where_fill_1e4", 0); }
 
-Test(fusion, not_when_a_scale_follows_the_mask)
-{
-    check_flat_only("neg_scale_after_mask", 0);
-}
+Test(fusion, not_when_a_scale_follows_the_mask) { check_flat_only("neg_scale_after_mask", 0); }
 
 Test(fusion, not_when_k_and_v_broadcast_over_the_batch)
 {
     check_flat_only("neg_batch_broadcast", 0);
 }
 
-Test(fusion, not_for_a_per_key_vector_scale)
-{
-    check_flat_only("neg_vector_scale", 0);
-}
+Test(fusion, not_for_a_per_key_vector_scale) { check_flat_only("neg_vector_scale", 0); }
 
 /* ---- the forms of real architectures ------------------------------------------------ */
 
@@ -447,10 +417,7 @@ Test(fusion, not_when_the_merge_is_another_layout)
     check_flat_only("neg_split_merge_other_layout", 0);
 }
 
-Test(fusion, not_when_the_split_scores_are_scaled)
-{
-    check_flat_only("neg_split_scaled", 0);
-}
+Test(fusion, not_when_the_split_scores_are_scaled) { check_flat_only("neg_split_scaled", 0); }
 
 /* MaxViT: rank-5 Einsums run as 4-D Attention on views with the two batch
  * dims merged; with static dims the view shapes are constants */
@@ -502,10 +469,7 @@ Test(fusion, not_for_an_einsum_giving_transposed_scores)
 
 /* ---- the example set (models/export_examples.py) ----------------------------------- */
 
-static bool file_exists(const char *path)
-{
-    return access(path, R_OK) == 0;
-}
+static bool file_exists(const char *path) { return access(path, R_OK) == 0; }
 
 /* Every test_data_set of examples/NAME through fused and unfused sessions. */
 static void check_example(const char *name, size_t want_fused)
@@ -547,37 +511,19 @@ static void check_example(const char *name, size_t want_fused)
     qkv_session_destroy(p.s);
 }
 
-Test(fusion_examples, transformer_encoder_fuses_both_layers)
-{
-    check_example("encoder", 2);
-}
+Test(fusion_examples, transformer_encoder_fuses_both_layers) { check_example("encoder", 2); }
 
-Test(fusion_examples, vit_block)
-{
-    check_example("vit", 1);
-}
+Test(fusion_examples, vit_block) { check_example("vit", 1); }
 
-Test(fusion_examples, gpt2_causal_decoder_fuses_both_blocks)
-{
-    check_example("gpt2", 2);
-}
+Test(fusion_examples, gpt2_causal_decoder_fuses_both_blocks) { check_example("gpt2", 2); }
 
-Test(fusion_examples, keras_tf2onnx_self_attention)
-{
-    check_example("keras_attention", 1);
-}
+Test(fusion_examples, keras_tf2onnx_self_attention) { check_example("keras_attention", 1); }
 
-Test(fusion_examples, mha_returning_weights_is_not_fused)
-{
-    check_example("mha", 0);
-}
+Test(fusion_examples, mha_returning_weights_is_not_fused) { check_example("mha", 0); }
 
 /* ---- API ------------------------------------------------------------------------------ */
 
-Test(fusion, fused_count_of_null_is_zero)
-{
-    cr_assert_eq(qkv_session_fused_count(NULL), 0);
-}
+Test(fusion, fused_count_of_null_is_zero) { cr_assert_eq(qkv_session_fused_count(NULL), 0); }
 
 /* ---- the pass on its own ----------------------------------------------------------- */
 
@@ -708,8 +654,8 @@ Test(fusion_cli, no_fuse_turns_the_pass_off)
     const char *model = tu_data("fusion/scale_div_after.onnx");
     snprintf(args, sizeof args, "info --optimized --no-fuse %s", model);
     cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
-    cr_assert(strstr(out, "optimized graph: 5 nodes, 0 fused attention nodes (fusion off)\n"),
-              "%s", out);
+    cr_assert(strstr(out, "optimized graph: 5 nodes, 0 fused attention nodes (fusion off)\n"), "%s",
+              out);
     cr_assert(strstr(out, "Softmax-17"), "%s", out);
     snprintf(args, sizeof args, "run --no-fuse --random-inputs %s", model);
     cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);

@@ -10,8 +10,8 @@ static void assert_dims(const qkv_tensor *t, int32_t rank, const int64_t *dims)
 {
     cr_assert_eq(t->rank, rank, "rank %d, expected %d", t->rank, rank);
     for (int32_t k = 0; k < rank; k++)
-        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k,
-                     (long long)t->dims[k], (long long)dims[k]);
+        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k, (long long)t->dims[k],
+                     (long long)dims[k]);
 }
 
 static void assert_floats(const qkv_tensor *y, const float *want, size_t n)
@@ -139,11 +139,10 @@ Test(gather, refuses_an_axis_out_of_range_and_scalar_data)
                  QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "axis 2 is out of range for input 0 'data' of rank 2"), "%s",
               err.message);
-    cr_assert_eq(run("Gather", 0, kh_f32(0, NULL, mat), kh_i64(1, (int64_t[]){1}, (int64_t[]){0}),
-                     &y, &err),
-                 QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "input 0 'data' has rank 0, expected >= 1"), "%s",
-              err.message);
+    cr_assert_eq(
+        run("Gather", 0, kh_f32(0, NULL, mat), kh_i64(1, (int64_t[]){1}, (int64_t[]){0}), &y, &err),
+        QKV_ERR_SHAPE);
+    cr_assert(strstr(err.message, "input 0 'data' has rank 0, expected >= 1"), "%s", err.message);
 }
 
 Test(gather, large_gather_on_threads_matches_a_plain_loop)
@@ -168,8 +167,8 @@ Test(gather, large_gather_on_threads_matches_a_plain_loop)
         for (int i = 0; i < N; i++) {
             int64_t v = idx[i] < 0 ? idx[i] + B : idx[i];
             for (int c = 0; c < C; c++)
-                cr_assert_eq(got[(a * N + i) * C + c], x[(a * B + v) * C + c], "(%d,%d,%d)", a,
-                             i, c);
+                cr_assert_eq(got[(a * N + i) * C + c], x[(a * B + v) * C + c], "(%d,%d,%d)", a, i,
+                             c);
         }
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);
@@ -180,7 +179,8 @@ Test(gather, runs_with_values_hidden_from_infer)
 {
     fill_mat();
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){5, 4}, mat),
-                        kh_i64(1, (int64_t[]){2}, (int64_t[]){4, 1})}, y;
+                        kh_i64(1, (int64_t[]){2}, (int64_t[]){4, 1})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Gather", 11, 2, 1);
     kh_hide_input_values(n);
@@ -252,7 +252,8 @@ static float cube[8] = {0, 1, 2, 3, 4, 5, 6, 7}; /* (2, 2, 2) */
 Test(gather_nd, full_index_rows_pick_elements)
 {
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){2, 2}, cube),
-                        kh_i64(2, (int64_t[]){2, 2}, (int64_t[]){0, 0, 1, 1})}, y;
+                        kh_i64(2, (int64_t[]){2, 2}, (int64_t[]){0, 0, 1, 1})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("GatherND", 13, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s", err.message);
@@ -265,7 +266,8 @@ Test(gather_nd, full_index_rows_pick_elements)
 Test(gather_nd, partial_index_rows_pick_slices)
 {
     qkv_tensor in[2] = {kh_f32(3, (int64_t[]){2, 2, 2}, cube),
-                        kh_i64(3, (int64_t[]){2, 1, 2}, (int64_t[]){0, 1, -1, 0})}, y;
+                        kh_i64(3, (int64_t[]){2, 1, 2}, (int64_t[]){0, 1, -1, 0})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("GatherND", 12, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s", err.message);
@@ -278,7 +280,8 @@ Test(gather_nd, partial_index_rows_pick_slices)
 Test(gather_nd, batch_dims_index_within_each_batch)
 {
     qkv_tensor in[2] = {kh_f32(3, (int64_t[]){2, 2, 2}, cube),
-                        kh_i64(2, (int64_t[]){2, 1}, (int64_t[]){1, 0})}, y;
+                        kh_i64(2, (int64_t[]){2, 1}, (int64_t[]){1, 0})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("GatherND", 13, 2, 1);
     kh_attr_int(n, "batch_dims", 1);
@@ -292,7 +295,8 @@ Test(gather_nd, batch_dims_index_within_each_batch)
 Test(gather_nd, index_out_of_range_and_too_long_rows_are_errors)
 {
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){2, 2}, cube),
-                        kh_i64(2, (int64_t[]){2, 2}, (int64_t[]){0, 0, 1, 2})}, y;
+                        kh_i64(2, (int64_t[]){2, 2}, (int64_t[]){0, 0, 1, 2})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("GatherND", 13, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_INVALID_ARGUMENT);
@@ -301,6 +305,6 @@ Test(gather_nd, index_out_of_range_and_too_long_rows_are_errors)
     in[1] = kh_i64(2, (int64_t[]){1, 3}, (int64_t[]){0, 0, 0});
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "the last dim of input 1 'indices' is 3, expected 1 to 2"), "%s",
-                 err.message);
+              err.message);
     kh_node_destroy(n);
 }

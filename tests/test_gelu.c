@@ -55,9 +55,8 @@ Test(gelu, float32_both_approximations_match_double_reference)
             /* float erff/tanhf/expressions: a few float ulps of the result,
              * plus an absolute term where the result cancels toward 0 for
              * negative x (0.5 x (1 + erf) loses relative precision there) */
-            cr_assert(fabs(g[i] - w) <= 1e-6 + 4e-6 * fabs(w),
-                      "%s x=%.9g: got %.9g, expected %.9g", modes[m] ? modes[m] : "default",
-                      x[i], g[i], w);
+            cr_assert(fabs(g[i] - w) <= 1e-6 + 4e-6 * fabs(w), "%s x=%.9g: got %.9g, expected %.9g",
+                      modes[m] ? modes[m] : "default", x[i], g[i], w);
         }
         kh_free_outputs(&y, 1);
     }
@@ -74,8 +73,8 @@ Test(gelu, float64_is_computed_in_double)
                      QKV_OK, "%s", err.message);
         cr_assert_eq(y.dtype, QKV_DTYPE_DOUBLE);
         for (int i = 0; i < 7; i++) /* same formula in double: equal to a few ulps */
-            cr_assert(fabs(((double *)y.data)[i] - ref_gelu(x[i], t)) <= 1e-15,
-                      "x=%g: got %.17g", x[i], ((double *)y.data)[i]);
+            cr_assert(fabs(((double *)y.data)[i] - ref_gelu(x[i], t)) <= 1e-15, "x=%g: got %.17g",
+                      x[i], ((double *)y.data)[i]);
         kh_free_outputs(&y, 1);
     }
 }
@@ -93,9 +92,9 @@ Test(gelu, float16_and_bfloat16_round_the_float_result_once)
         for (int t = 0; t < 2; t++) {
             qkv_tensor y;
             qkv_error err;
-            cr_assert_eq(run_gelu(t ? "tanh" : "none", kh_tensor(dt, 1, (int64_t[]){N}, h), &y, 1,
-                                  &err),
-                         QKV_OK, "%s", err.message);
+            cr_assert_eq(
+                run_gelu(t ? "tanh" : "none", kh_tensor(dt, 1, (int64_t[]){N}, h), &y, 1, &err),
+                QKV_OK, "%s", err.message);
             cr_assert_eq(y.dtype, dt);
             const uint16_t *g = y.data;
             for (int i = 0; i < N; i++) {
@@ -157,8 +156,9 @@ Test(gelu, refuses_an_unknown_approximation)
     qkv_error err;
     cr_assert_eq(run_gelu("fast", kh_f32(1, (int64_t[]){1}, x), &y, 1, &err),
                  QKV_ERR_INVALID_MODEL);
-    cr_assert(strstr(err.message, "(Gelu-20): attribute approximate='fast' is not 'none' or 'tanh'"),
-              "%s", err.message);
+    cr_assert(
+        strstr(err.message, "(Gelu-20): attribute approximate='fast' is not 'none' or 'tanh'"),
+        "%s", err.message);
 }
 
 Test(gelu, refuses_integer_input)

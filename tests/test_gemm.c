@@ -91,14 +91,15 @@ Test(gemm, every_transpose_with_alpha_beta_and_every_c_shape)
     const struct {
         int32_t rank;
         int64_t dims[2];
-    } cs[] = {{-1, {0}}, {0, {0}},    {1, {1}},    {1, {n}},   {2, {1, 1}},
-              {2, {1, n}}, {2, {m, 1}}, {2, {m, n}}};
+    } cs[] = {{-1, {0}},   {0, {0}},    {1, {1}},    {1, {n}},
+              {2, {1, 1}}, {2, {1, n}}, {2, {m, 1}}, {2, {m, n}}};
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
             for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
-                run_case((gemm_case){m, n, k, ta, tb, 0.25f, 0.35f, cs[i].rank,
-                                     {cs[i].dims[0], cs[i].dims[1]}},
-                         13);
+                run_case(
+                    (gemm_case){
+                        m, n, k, ta, tb, 0.25f, 0.35f, cs[i].rank, {cs[i].dims[0], cs[i].dims[1]}},
+                    13);
 }
 
 Test(gemm, single_column_output_with_column_bias)
@@ -166,8 +167,8 @@ static void check_threads_agree(gemm_case g)
     qkv_tensor y1 = check_gemm(&g, 13, 1), y3 = check_gemm(&g, 13, 3);
     const float *p1 = y1.data, *p3 = y3.data;
     for (size_t i = 0; i < y1.data_bytes / sizeof(float); i++)
-        cr_assert(fabsf(p1[i] - p3[i]) <= 1e-5f * (1 + fabsf(p1[i])), "element %zu: %g vs %g",
-                  i, (double)p1[i], (double)p3[i]);
+        cr_assert(fabsf(p1[i] - p3[i]) <= 1e-5f * (1 + fabsf(p1[i])), "element %zu: %g vs %g", i,
+                  (double)p1[i], (double)p3[i]);
     kh_free_outputs(&y1, 1);
     kh_free_outputs(&y3, 1);
 }

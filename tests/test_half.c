@@ -306,8 +306,8 @@ Test(half, matmul_bfloat16_and_float16_folded_batch_large_enough_for_threads)
              * float32, and rounded once to the output type */
             double w = want[i];
             uint16_t e = t ? qkv_f32_to_bf16((float)w) : qkv_f32_to_f16((float)w);
-            cr_assert_eq(g[i], e, "%s element %d: 0x%04x, expected 0x%04x (%g)",
-                         t ? "bf16" : "f16", i, g[i], e, w);
+            cr_assert_eq(g[i], e, "%s element %d: 0x%04x, expected 0x%04x (%g)", t ? "bf16" : "f16",
+                         i, g[i], e, w);
         }
         kh_free_outputs(&y, 1);
         kh_node_destroy(n);

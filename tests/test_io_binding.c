@@ -194,8 +194,8 @@ Test(io_api, reads_session_options_only_within_struct_size)
     opts.struct_size = offsetof(qkv_session_options, plugins);
     qkv_session *s = NULL;
     qkv_error err;
-    cr_assert_eq(qkv_session_create(tu_data("io/kv_decoder.onnx"), &opts, &s, &err), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(qkv_session_create(tu_data("io/kv_decoder.onnx"), &opts, &s, &err), QKV_OK, "%s",
+                 err.message);
     qkv_session_destroy(s);
 
     opts.struct_size = sizeof opts; /* now they are read */
@@ -325,15 +325,14 @@ Test(io_run, binds_inputs_and_outputs_by_name_in_any_order)
     cr_assert_eq(out[1].data, qkv_context_output(dc.c, 0)->data, "context-owned");
     /* positional, as qkv_run */
     qkv_tensor all[3] = {{0}};
-    cr_assert_eq(qkv_run_io(dc.c, NULL, dc.in, 3, NULL, all, 3, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(qkv_run_io(dc.c, NULL, dc.in, 3, NULL, all, 3, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(memcmp(all[1].data, k, sizeof k), 0);
     decoder_close(&dc);
 }
 
 static void expect_error(decoder_case *dc, const char *const *in_names, const qkv_tensor *in,
-                         size_t n_in, const char *const *out_names, qkv_tensor *out,
-                         size_t n_out, qkv_status want, const char *text)
+                         size_t n_in, const char *const *out_names, qkv_tensor *out, size_t n_out,
+                         qkv_status want, const char *text)
 {
     qkv_error err;
     qkv_status st = qkv_run_io(dc->c, in_names, in, n_in, out_names, out, n_out, &err);
@@ -371,10 +370,8 @@ Test(io_run, refuses_bad_names)
                  "output name 0 is NULL");
     expect_error(&dc, names, dc.in, 3, NULL, out, 4, QKV_ERR_INVALID_ARGUMENT,
                  "4 outputs requested, the model has 3");
-    expect_error(&dc, names, NULL, 3, NULL, NULL, 0, QKV_ERR_INVALID_ARGUMENT,
-                 "inputs is NULL");
-    expect_error(&dc, names, dc.in, 3, NULL, NULL, 1, QKV_ERR_INVALID_ARGUMENT,
-                 "outputs is NULL");
+    expect_error(&dc, names, NULL, 3, NULL, NULL, 0, QKV_ERR_INVALID_ARGUMENT, "inputs is NULL");
+    expect_error(&dc, names, dc.in, 3, NULL, NULL, 1, QKV_ERR_INVALID_ARGUMENT, "outputs is NULL");
     /* qkv_run's own checks still apply */
     qkv_tensor wrong[3] = {dc.in[0], dc.in[1], dc.in[2]};
     wrong[2].dtype = QKV_DTYPE_DOUBLE;
@@ -395,12 +392,10 @@ Test(io_run, writes_bound_outputs_into_caller_buffers)
     float y[D], k[4 * D], v[4 * D];
     reference_run(&dc, y, k, v);
     float by[D], bk[4 * D];
-    qkv_tensor out[3] = {f32(by, 3, (int64_t[]){1, 1, D}), {0},
-                         f32(bk, 3, (int64_t[]){1, 4, D})};
+    qkv_tensor out[3] = {f32(by, 3, (int64_t[]){1, 1, D}), {0}, f32(bk, 3, (int64_t[]){1, 4, D})};
     const char *names[] = {"y", "present_v", "present_k"};
     qkv_error err;
-    cr_assert_eq(qkv_run_io(dc.c, NULL, dc.in, 3, names, out, 3, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(qkv_run_io(dc.c, NULL, dc.in, 3, names, out, 3, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(memcmp(by, y, sizeof y), 0);
     cr_assert_eq(memcmp(bk, k, sizeof k), 0);
     cr_assert_eq(memcmp(out[1].data, v, sizeof v), 0);
@@ -429,16 +424,15 @@ Test(io_run, computes_a_bound_output_in_place_without_a_copy)
     float by[D];
     qkv_tensor dst = f32(by, 3, (int64_t[]){1, 1, D});
     qkv_tensor *bound[3] = {&dst, NULL, NULL};
-    cr_assert_eq(qkv_io_bind_outputs(p, g, vals, dc.in, bound, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(qkv_io_bind_outputs(p, g, vals, dc.in, bound, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(vals[yv].data, by);
     free(vals);
     qkv_plan_release(p);
     decoder_close(&dc);
 }
 
-static void expect_bound_error(decoder_case *dc, qkv_tensor *out, const char *name,
-                               qkv_status want, const char *text)
+static void expect_bound_error(decoder_case *dc, qkv_tensor *out, const char *name, qkv_status want,
+                               const char *text)
 {
     const char *names[] = {name};
     float *buf = out->data;
@@ -526,8 +520,7 @@ Test(io_run, extends_a_kv_cache_in_place_across_decode_steps)
     for (int64_t t = 0; t < STEPS; t++) {
         float x[D], y[D];
         fill(x, D, 100 + (unsigned)t);
-        qkv_tensor in[3] = {f32(x, 3, (int64_t[]){1, 1, D}),
-                            f32(cache_k, 3, (int64_t[]){1, t, D}),
+        qkv_tensor in[3] = {f32(x, 3, (int64_t[]){1, 1, D}), f32(cache_k, 3, (int64_t[]){1, t, D}),
                             f32(cache_v, 3, (int64_t[]){1, t, D})};
         qkv_tensor out[3] = {f32(y, 3, (int64_t[]){1, 1, D}),
                              f32(cache_k, 3, (int64_t[]){1, t + 1, D}),

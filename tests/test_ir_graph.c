@@ -220,10 +220,10 @@ Test(ir_graph, finalize_names_the_nodes_of_a_cycle)
     int32_t x = val(g, "x", QKV_VALUE_INPUT);
     int32_t a = val(g, "a", QKV_VALUE_ACTIVATION), b = val(g, "b", QKV_VALUE_ACTIVATION);
     int32_t c = val(g, "c", QKV_VALUE_ACTIVATION), y = val(g, "y", QKV_VALUE_ACTIVATION);
-    NODE1(g, "head", "Relu", x, y);  /* 0: not in the cycle */
-    NODE2(g, "n1", "Add", x, c, a);  /* 1 */
-    NODE1(g, "n2", "Neg", a, b);     /* 2 */
-    NODE1(g, "n3", "Abs", b, c);     /* 3 */
+    NODE1(g, "head", "Relu", x, y);                                /* 0: not in the cycle */
+    NODE2(g, "n1", "Add", x, c, a);                                /* 1 */
+    NODE1(g, "n2", "Neg", a, b);                                   /* 2 */
+    NODE1(g, "n3", "Abs", b, c);                                   /* 3 */
     NODE1(g, "tail", "Exp", c, val(g, "z", QKV_VALUE_ACTIVATION)); /* downstream of it */
     finalize_fails(g, QKV_ERR_INVALID_MODEL, "the nodes form a cycle: ",
                    "node 'n1' (Add) -> node 'n2' (Neg) -> node 'n3' (Abs) -> node 'n1' (Add)");
@@ -280,7 +280,7 @@ Test(ir_graph, implicit_inputs_order_nodes_and_count_as_uses)
     qkv_ir_graph *g = qkv_graph_create("g", NULL);
     int32_t x = val(g, "x", QKV_VALUE_INPUT), c = val(g, "c", QKV_VALUE_INPUT);
     int32_t late = val(g, "late", QKV_VALUE_ACTIVATION), y = val(g, "y", QKV_VALUE_ACTIVATION);
-    int32_t iff = NODE1(g, "if", "If", c, y);       /* 0: its subgraph reads `late` */
+    int32_t iff = NODE1(g, "if", "If", c, y);         /* 0: its subgraph reads `late` */
     int32_t prod = NODE1(g, "make", "Relu", x, late); /* 1 */
     g->nodes[iff].implicit_inputs = malloc(sizeof(int32_t));
     g->nodes[iff].implicit_inputs[0] = late;
@@ -387,9 +387,9 @@ Test(ir_graph, node_format_is_the_one_way_messages_name_a_node)
                      "node 'fc1' (MatMul)");
     cr_assert_str_eq(qkv_node_format(buf, sizeof buf, "", 3, "", "MatMul", 13),
                      "node #3 (MatMul-13)");
-    cr_assert_str_eq(qkv_node_format(buf, sizeof buf, NULL, SIZE_MAX, "com.microsoft",
-                                     "MultiHeadAttention", 1),
-                     "node (com.microsoft.MultiHeadAttention-1)");
-    cr_assert_str_eq(qkv_node_format(buf, 12, "a_long_node_name", 0, NULL, "Add", 7),
-                     "node 'a_lon", "a cut message stays terminated");
+    cr_assert_str_eq(
+        qkv_node_format(buf, sizeof buf, NULL, SIZE_MAX, "com.microsoft", "MultiHeadAttention", 1),
+        "node (com.microsoft.MultiHeadAttention-1)");
+    cr_assert_str_eq(qkv_node_format(buf, 12, "a_long_node_name", 0, NULL, "Add", 7), "node 'a_lon",
+                     "a cut message stays terminated");
 }

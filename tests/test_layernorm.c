@@ -39,7 +39,7 @@ static void ref_ln(const float *x, const float *w, const float *b, size_t rows, 
 }
 
 typedef struct ln_case {
-    int64_t axis; /* INT64_MIN: attribute absent */
+    int64_t axis;  /* INT64_MIN: attribute absent */
     float epsilon; /* 0: attribute absent */
     bool with_b;
     size_t n_outputs;
@@ -101,7 +101,9 @@ Test(layernorm, matches_reference_for_every_axis_of_random_shapes)
             xs[i] = xs[i] * 3 + 2; /* a mean away from 0 */
         kh_fill_random(ws, d, rnd(1000) + 1);
         kh_fill_random(bs, d, rnd(1000) + 1);
-        ln_case c = {.axis = axis_attr, .epsilon = trial % 3 ? 0 : 0.1f, .with_b = trial % 2,
+        ln_case c = {.axis = axis_attr,
+                     .epsilon = trial % 3 ? 0 : 0.1f,
+                     .with_b = trial % 2,
                      .n_outputs = trial % 4 < 2 ? 3 : 1};
         double eps = c.epsilon ? (double)0.1f : (double)1e-5f;
         ref_ln(xs, ws, c.with_b ? bs : NULL, rows, d, eps, y, mean, inv);

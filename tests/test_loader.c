@@ -202,8 +202,7 @@ Test(loader, buffer_without_base_dir_refuses_external_data)
     cr_assert_eq(qkv_model_load_buffer(buf, n, NULL, &m, &err), QKV_ERR_INVALID_ARGUMENT);
     cr_assert(strstr(err.message, "initializer 'w_f32': has external data"), "%s", err.message);
     cr_assert_null(m);
-    cr_assert_eq(qkv_model_load_buffer(buf, n, QKV_TEST_DATA, &m, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(qkv_model_load_buffer(buf, n, QKV_TEST_DATA, &m, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(((const int64_t *)value(m->graph, "w_i64")->data)[1], -9);
     qkv_model_destroy(m);
     free(buf);
@@ -221,8 +220,8 @@ Test(loader, resolves_outer_values_and_records_implicit_inputs)
     cr_assert(has_id(iff->implicit_inputs, iff->n_implicit, c), "c: read by the nested If");
     cr_assert_eq(iff->n_implicit, 3, "deduplicated");
     /* y's consumers include the If through its implicit input */
-    cr_assert(has_id(value(g, "y")->consumers, value(g, "y")->n_consumers,
-                     node_index(g, "the_if")));
+    cr_assert(
+        has_id(value(g, "y")->consumers, value(g, "y")->n_consumers, node_index(g, "the_if")));
     cr_assert_eq(g->order[0], node_index(g, "abs"), "the If runs after abs (implicit input y)");
 
     const qkv_ir_attr *then_a = qkv_node_attr(iff, "then_branch");
@@ -552,8 +551,7 @@ Test(loader_errors, subgraph_errors_name_the_path)
 Test(loader_errors, external_data_refusals)
 {
     load_fails("ext_bad/ext_absolute.onnx", QKV_ERR_INVALID_MODEL,
-               "initializer 'w': external data location '/etc/hostname' is an absolute path",
-               NULL);
+               "initializer 'w': external data location '/etc/hostname' is an absolute path", NULL);
     load_fails("ext_bad/ext_escape.onnx", QKV_ERR_INVALID_MODEL,
                "external data location '../outside.bin' leaves the model directory", NULL);
     load_fails("ext_bad/ext_escape_deep.onnx", QKV_ERR_INVALID_MODEL,
@@ -597,8 +595,7 @@ Test(tensor_proto, decodes_float_and_string_tensors)
     qkv_tensor t;
     char *name = NULL;
     qkv_error err = {0};
-    cr_assert_eq(qkv_tensor_proto_decode(buf, n, NULL, &t, &name, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(qkv_tensor_proto_decode(buf, n, NULL, &t, &name, &err), QKV_OK, "%s", err.message);
     free(buf);
     cr_assert_str_eq(name, "input_0");
     cr_assert_eq(t.dtype, QKV_DTYPE_FLOAT);
@@ -611,8 +608,7 @@ Test(tensor_proto, decodes_float_and_string_tensors)
     free(name);
 
     buf = read_file(path_of("tensor_string.pb"), &n);
-    cr_assert_eq(qkv_tensor_proto_decode(buf, n, NULL, &t, NULL, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(qkv_tensor_proto_decode(buf, n, NULL, &t, NULL, &err), QKV_OK, "%s", err.message);
     free(buf);
     cr_assert_eq(t.dtype, QKV_DTYPE_STRING);
     cr_assert_str_eq(((char **)t.data)[1], "attention");
@@ -674,8 +670,8 @@ static void decode_pb_dir(const char *dir)
         void *buf = read_file(path, &n);
         qkv_tensor t;
         qkv_error err = {0};
-        cr_assert_eq(qkv_tensor_proto_decode(buf, n, dir, &t, NULL, &err), QKV_OK, "%s: %s",
-                     path, err.message);
+        cr_assert_eq(qkv_tensor_proto_decode(buf, n, dir, &t, NULL, &err), QKV_OK, "%s: %s", path,
+                     err.message);
         qkv_tensor_data_free(&t);
         free(buf);
     }
@@ -732,8 +728,7 @@ static uint64_t rng(void)
  * watch for crashes, bad reads and leaks. */
 Test(loader_fuzz, mutated_models_fail_cleanly)
 {
-    const char *models[] = {"if_outer.onnx", "attrs.onnx", "dtypes_typed.onnx",
-                            "external_ok.onnx"};
+    const char *models[] = {"if_outer.onnx", "attrs.onnx", "dtypes_typed.onnx", "external_ok.onnx"};
     for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
         size_t n;
         uint8_t *orig = read_file(path_of(models[k]), &n);
@@ -824,10 +819,7 @@ void free(void *p)
     __libc_free(p);
 }
 
-static long heap_in_use(void)
-{
-    return oom_live;
-}
+static long heap_in_use(void) { return oom_live; }
 
 static void load_under_oom(const char *rel)
 {
@@ -837,8 +829,7 @@ static void load_under_oom(const char *rel)
     qkv_model *m = NULL;
     qkv_error err = {0};
     oom_calls = 0;
-    cr_assert_eq(qkv_model_load_buffer(buf, n, QKV_TEST_DATA, &m, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(qkv_model_load_buffer(buf, n, QKV_TEST_DATA, &m, &err), QKV_OK, "%s", err.message);
     long calls = oom_calls;
     qkv_model_destroy(m);
     for (long i = 0; i < calls; i++) {
@@ -851,8 +842,8 @@ static void load_under_oom(const char *rel)
         if (st == QKV_OK) { /* the failed call was one the loader can do without */
             qkv_model_destroy(m);
         } else {
-            cr_assert(st == QKV_ERR_OUT_OF_MEMORY || st == QKV_ERR_IO, "%s, call %ld: %s: %s",
-                      rel, i, qkv_status_string(st), err.message);
+            cr_assert(st == QKV_ERR_OUT_OF_MEMORY || st == QKV_ERR_IO, "%s, call %ld: %s: %s", rel,
+                      i, qkv_status_string(st), err.message);
             cr_assert_eq(m, sentinel, "%s, call %ld: *out changed", rel, i);
         }
         cr_assert_eq(heap_in_use(), before, "%s, allocation %ld failing leaks", rel, i);
@@ -895,8 +886,8 @@ static void load_file_under_oom(const char *rel)
         if (st == QKV_OK) {
             qkv_model_destroy(m);
         } else {
-            cr_assert(st == QKV_ERR_OUT_OF_MEMORY || st == QKV_ERR_IO, "%s, call %ld: %s: %s",
-                      rel, i, qkv_status_string(st), err.message);
+            cr_assert(st == QKV_ERR_OUT_OF_MEMORY || st == QKV_ERR_IO, "%s, call %ld: %s: %s", rel,
+                      i, qkv_status_string(st), err.message);
             cr_assert_eq(m, sentinel, "%s, call %ld: *out changed", rel, i);
         }
         cr_assert_eq(heap_in_use(), before, "%s, allocation %ld failing leaks", rel, i);

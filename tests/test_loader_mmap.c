@@ -21,8 +21,7 @@ static qkv_model *load_file_ok(const char *rel)
 {
     qkv_model *m = NULL;
     qkv_error err = {0};
-    cr_assert_eq(qkv_model_load_file(tu_data(rel), &m, &err), QKV_OK, "%s: %s", rel,
-                 err.message);
+    cr_assert_eq(qkv_model_load_file(tu_data(rel), &m, &err), QKV_OK, "%s: %s", rel, err.message);
     return m;
 }
 
@@ -103,9 +102,9 @@ Test(loader_mmap, aligned_large_payloads_point_into_the_file_mapping)
 {
     qkv_model *m = load_file_ok("mmap/inline.onnx");
     cr_assert_eq(m->graph->n_mappings, 1, "the model file stays mapped");
-    assert_mapped(m, "wa", true);   /* 16 KiB at an offset that is a multiple of 8 */
-    assert_mapped(m, "wc", true);   /* 4 KiB, the smallest size left in the file */
-    assert_mapped(m, "wb", false);  /* at 2 mod 4: copied into an aligned buffer */
+    assert_mapped(m, "wa", true);    /* 16 KiB at an offset that is a multiple of 8 */
+    assert_mapped(m, "wc", true);    /* 4 KiB, the smallest size left in the file */
+    assert_mapped(m, "wb", false);   /* at 2 mod 4: copied into an aligned buffer */
     assert_mapped(m, "bias", false); /* 256 bytes: the ordinary path */
     qkv_model *copy = load_buffer_ok("mmap/inline.onnx");
     assert_same_payloads(m, copy);

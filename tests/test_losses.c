@@ -97,10 +97,17 @@ static void random_case(loss_case *lc)
     lc->weighted = rnd(2);
     lc->target_i32 = rnd(2);
     switch (rnd(4)) {
-    case 0: break;
-    case 1: lc->has_ignore = true, lc->ignore_index = (int64_t)rnd((uint32_t)lc->c); break;
-    case 2: lc->has_ignore = true, lc->ignore_index = -1; break;
-    default: lc->has_ignore = true, lc->ignore_index = 10 + rnd(5); break;
+    case 0:
+        break;
+    case 1:
+        lc->has_ignore = true, lc->ignore_index = (int64_t)rnd((uint32_t)lc->c);
+        break;
+    case 2:
+        lc->has_ignore = true, lc->ignore_index = -1;
+        break;
+    default:
+        lc->has_ignore = true, lc->ignore_index = 10 + rnd(5);
+        break;
     }
 }
 
@@ -242,8 +249,14 @@ static void run_all_ignored(const char *op, int reduction, float *got)
     kh_fill_random(x, 12, 5);
     int64_t t[4] = {-100, -100, -100, -100};
     float w[3] = {1, 2, 3};
-    loss_case lc = {.rank = 3, .dims = {2, 3, 2}, .n = 2, .c = 3, .d = 2,
-                    .reduction = reduction, .has_ignore = true, .ignore_index = -100,
+    loss_case lc = {.rank = 3,
+                    .dims = {2, 3, 2},
+                    .n = 2,
+                    .c = 3,
+                    .d = 2,
+                    .reduction = reduction,
+                    .has_ignore = true,
+                    .ignore_index = -100,
                     .weighted = reduction != RED_SUM};
     kh_node *node = loss_node(op, &lc, 1);
     qkv_tensor ins[3], out;
@@ -279,11 +292,10 @@ Test(nll_loss, mean_without_weight_divides_by_targets_not_ignored_in_every_opset
     for (int k = 0; k < 3; k++) {
         kh_node *node = kh_node_create("NegativeLogLikelihoodLoss", opsets[k], 2, 1);
         kh_attr_int(node, "ignore_index", 1);
-        qkv_tensor ins[2] = {kh_f32(2, (int64_t[]){2, 3}, x), kh_i64(1, (int64_t[]){2}, t)},
-                   out;
+        qkv_tensor ins[2] = {kh_f32(2, (int64_t[]){2, 3}, x), kh_i64(1, (int64_t[]){2}, t)}, out;
         qkv_error err;
-        cr_assert_eq(kh_run(node, ins, &out, &err), QKV_OK, "opset %lld: %s",
-                     (long long)opsets[k], err.message);
+        cr_assert_eq(kh_run(node, ins, &out, &err), QKV_OK, "opset %lld: %s", (long long)opsets[k],
+                     err.message);
         cr_assert_eq(out.rank, 0);
         cr_assert_float_eq(((float *)out.data)[0], 2.0f, 1e-7f);
         kh_free_outputs(&out, 1);
@@ -359,8 +371,14 @@ Test(softmax_cross_entropy, large_batch_on_threads)
     static float x[N * C * D], w[C];
     static int64_t t[N * D];
     static double logp[N * C * D], want[N * D];
-    loss_case lc = {.rank = 3, .dims = {N, C, D}, .n = N, .c = C, .d = D,
-                    .reduction = RED_NONE, .has_ignore = true, .ignore_index = 7,
+    loss_case lc = {.rank = 3,
+                    .dims = {N, C, D},
+                    .n = N,
+                    .c = C,
+                    .d = D,
+                    .reduction = RED_NONE,
+                    .has_ignore = true,
+                    .ignore_index = 7,
                     .weighted = true};
     kh_fill_random(x, N * C * D, 91);
     kh_fill_random(w, C, 92);
@@ -385,8 +403,8 @@ Test(softmax_cross_entropy, large_batch_on_threads)
 
 static qkv_status run_error(const char *op, int x_rank, const int64_t *x_dims, int t_rank,
                             const int64_t *t_dims, const int64_t *t_vals, bool has_ignore,
-                            int64_t ignore, const char *reduction, int w_len,
-                            qkv_dtype w_type, qkv_error *err)
+                            int64_t ignore, const char *reduction, int w_len, qkv_dtype w_type,
+                            qkv_error *err)
 {
     static float x[64], w[16];
     static double wd[16];
@@ -396,8 +414,7 @@ static qkv_status run_error(const char *op, int x_rank, const int64_t *x_dims, i
     if (has_ignore)
         kh_attr_int(node, "ignore_index", ignore);
     int64_t wdims[1] = {w_len};
-    qkv_tensor ins[3] = {kh_f32(x_rank, x_dims, x),
-                         kh_i64(t_rank, t_dims, (int64_t *)t_vals),
+    qkv_tensor ins[3] = {kh_f32(x_rank, x_dims, x), kh_i64(t_rank, t_dims, (int64_t *)t_vals),
                          kh_tensor(w_type, 1, wdims, w_type == QKV_DTYPE_DOUBLE ? (void *)wd : w)},
                out;
     qkv_status st = kh_run(node, ins, &out, err);
@@ -415,12 +432,12 @@ Test(nll_loss, refuses_target_out_of_range_naming_the_value)
     for (int k = 0; k < 2; k++) {
         qkv_error err;
         int64_t t[2] = {0, 3};
-        cr_assert_eq(run_error(ops[k], 2, dims23, 1, dims2, t, false, 0, NULL, 0,
-                               QKV_DTYPE_FLOAT, &err),
-                     QKV_ERR_INVALID_ARGUMENT);
+        cr_assert_eq(
+            run_error(ops[k], 2, dims23, 1, dims2, t, false, 0, NULL, 0, QKV_DTYPE_FLOAT, &err),
+            QKV_ERR_INVALID_ARGUMENT);
         cr_assert(strstr(err.message, "node 'test_node'"), "%s", err.message);
-        cr_assert(strstr(err.message, "holds 3 at flat index 1: outside the classes [0, 3)"),
-                  "%s", err.message);
+        cr_assert(strstr(err.message, "holds 3 at flat index 1: outside the classes [0, 3)"), "%s",
+                  err.message);
     }
 }
 
@@ -428,8 +445,8 @@ Test(nll_loss, refuses_negative_target_that_is_not_ignore_index)
 {
     qkv_error err;
     int64_t t[2] = {-1, 0};
-    cr_assert_eq(run_error("NegativeLogLikelihoodLoss", 2, dims23, 1, dims2, t, true, -100,
-                           NULL, 0, QKV_DTYPE_FLOAT, &err),
+    cr_assert_eq(run_error("NegativeLogLikelihoodLoss", 2, dims23, 1, dims2, t, true, -100, NULL, 0,
+                           QKV_DTYPE_FLOAT, &err),
                  QKV_ERR_INVALID_ARGUMENT);
     cr_assert(strstr(err.message, "holds -1 at flat index 0: outside the classes [0, 3) and not "
                                   "ignore_index -100"),
@@ -440,8 +457,8 @@ Test(nll_loss, refuses_unknown_reduction)
 {
     qkv_error err;
     int64_t t[2] = {0, 1};
-    cr_assert_eq(run_error("NegativeLogLikelihoodLoss", 2, dims23, 1, dims2, t, false, 0,
-                           "average", 0, QKV_DTYPE_FLOAT, &err),
+    cr_assert_eq(run_error("NegativeLogLikelihoodLoss", 2, dims23, 1, dims2, t, false, 0, "average",
+                           0, QKV_DTYPE_FLOAT, &err),
                  QKV_ERR_INVALID_MODEL);
     cr_assert(strstr(err.message, "attribute 'reduction' is 'average', expected 'none', 'sum' or "
                                   "'mean'"),
@@ -458,8 +475,8 @@ Test(nll_loss, refuses_target_shape_not_matching_input)
     cr_assert(strstr(err.message, "input 1 'target' has shape [3], expected input 0 'input' [2,3] "
                                   "without its class axis 1"),
               "%s", err.message);
-    cr_assert_eq(run_error("SoftmaxCrossEntropyLoss", 2, dims23, 2, (int64_t[]){2, 1}, t, false,
-                           0, NULL, 0, QKV_DTYPE_FLOAT, &err),
+    cr_assert_eq(run_error("SoftmaxCrossEntropyLoss", 2, dims23, 2, (int64_t[]){2, 1}, t, false, 0,
+                           NULL, 0, QKV_DTYPE_FLOAT, &err),
                  QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "input 1 'labels' has shape [2,1], expected input 0 'scores'"),
               "%s", err.message);
@@ -480,8 +497,8 @@ Test(nll_loss, refuses_weight_of_wrong_length_or_type)
 {
     qkv_error err;
     int64_t t[2] = {0, 1};
-    cr_assert_eq(run_error("NegativeLogLikelihoodLoss", 2, dims23, 1, dims2, t, false, 0, NULL,
-                           4, QKV_DTYPE_FLOAT, &err),
+    cr_assert_eq(run_error("NegativeLogLikelihoodLoss", 2, dims23, 1, dims2, t, false, 0, NULL, 4,
+                           QKV_DTYPE_FLOAT, &err),
                  QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "input 2 'weight' has shape [4], expected [3] (the classes, "
                                   "dim 1 of input 0 'input')"),

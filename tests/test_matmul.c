@@ -8,15 +8,12 @@
 
 /* A float32 dot product of K terms in [-1, 1) is off the exact value by at
  * most about K * 2^-24 per term: 2e-7 * K (plus a floor) bounds that. */
-static double tol_for_k(int64_t k)
-{
-    return 2e-7 * (double)k + 1e-6;
-}
+static double tol_for_k(int64_t k) { return 2e-7 * (double)k + 1e-6; }
 
 /* Reference: numpy matmul of a (ra dims) and b (rb dims), in double, into
  * out (dims written to out_dims, rank returned; out NULL: dims only). */
-static int32_t ref_matmul(const float *a, int32_t ra, const int64_t *ad, const float *b,
-                          int32_t rb, const int64_t *bd, double *out, int64_t *out_dims)
+static int32_t ref_matmul(const float *a, int32_t ra, const int64_t *ad, const float *b, int32_t rb,
+                          const int64_t *bd, double *out, int64_t *out_dims)
 {
     /* promote to >= 2-D */
     int64_t pa[QKV_MAX_RANK + 1], pb[QKV_MAX_RANK + 1];
@@ -129,10 +126,7 @@ static void check_shapes(int32_t ra, const int64_t *ad, int32_t rb, const int64_
     kh_free_outputs(&y, 1);
 }
 
-Test(matmul, multiplies_2d)
-{
-    check_shapes(2, (int64_t[]){3, 4}, 2, (int64_t[]){4, 5});
-}
+Test(matmul, multiplies_2d) { check_shapes(2, (int64_t[]){3, 4}, 2, (int64_t[]){4, 5}); }
 
 Test(matmul, promotes_1d_a_and_drops_its_row_dim)
 {
@@ -144,20 +138,11 @@ Test(matmul, promotes_1d_b_and_drops_its_column_dim)
     check_shapes(2, (int64_t[]){3, 4}, 1, (int64_t[]){4});
 }
 
-Test(matmul, two_vectors_give_a_scalar)
-{
-    check_shapes(1, (int64_t[]){7}, 1, (int64_t[]){7});
-}
+Test(matmul, two_vectors_give_a_scalar) { check_shapes(1, (int64_t[]){7}, 1, (int64_t[]){7}); }
 
-Test(matmul, 1d_a_times_batched_b)
-{
-    check_shapes(1, (int64_t[]){4}, 3, (int64_t[]){2, 4, 5});
-}
+Test(matmul, 1d_a_times_batched_b) { check_shapes(1, (int64_t[]){4}, 3, (int64_t[]){2, 4, 5}); }
 
-Test(matmul, batched_a_times_1d_b)
-{
-    check_shapes(3, (int64_t[]){2, 3, 4}, 1, (int64_t[]){4});
-}
+Test(matmul, batched_a_times_1d_b) { check_shapes(3, (int64_t[]){2, 3, 4}, 1, (int64_t[]){4}); }
 
 Test(matmul, folds_batch_when_b_is_shared)
 {
@@ -239,8 +224,8 @@ static void check_threads_agree(int32_t ra, const int64_t *ad, int32_t rb, const
     cr_assert_eq(y1.data_bytes, y3.data_bytes);
     const float *p1 = y1.data, *p3 = y3.data;
     for (size_t i = 0; i < y1.data_bytes / sizeof(float); i++)
-        cr_assert(fabsf(p1[i] - p3[i]) <= 1e-5f * (1 + fabsf(p1[i])), "element %zu: %g vs %g",
-                  i, (double)p1[i], (double)p3[i]);
+        cr_assert(fabsf(p1[i] - p3[i]) <= 1e-5f * (1 + fabsf(p1[i])), "element %zu: %g vs %g", i,
+                  (double)p1[i], (double)p3[i]);
     kh_free_outputs(&y1, 1);
     kh_free_outputs(&y3, 1);
 }
@@ -343,8 +328,7 @@ Test(matmul, int32_wraps_around_on_overflow)
 }
 
 /* Runs MatMul on shapes that must fail; checks status and message. */
-static void check_error(int64_t opset, qkv_tensor a, qkv_tensor b, qkv_status want,
-                        const char *msg)
+static void check_error(int64_t opset, qkv_tensor a, qkv_tensor b, qkv_status want, const char *msg)
 {
     qkv_tensor in[2] = {a, b}, y;
     qkv_error err;
@@ -357,8 +341,7 @@ static void check_error(int64_t opset, qkv_tensor a, qkv_tensor b, qkv_status wa
 Test(matmul, refuses_mismatched_inner_dims)
 {
     float a[6] = {0}, b[20] = {0};
-    check_error(13, kh_f32(2, (int64_t[]){2, 3}, a), kh_f32(2, (int64_t[]){4, 5}, b),
-                QKV_ERR_SHAPE,
+    check_error(13, kh_f32(2, (int64_t[]){2, 3}, a), kh_f32(2, (int64_t[]){4, 5}, b), QKV_ERR_SHAPE,
                 "node 'test_node' (MatMul-13): inner dimensions differ: input 0 'A' [2,3] has 3 "
                 "columns, input 1 'B' [4,5] has 4 rows");
 }
@@ -397,6 +380,6 @@ Test(matmul, refuses_mixed_types)
 Test(matmul, refuses_int_types_before_opset_9)
 {
     int64_t a[4] = {0}, b[4] = {0};
-    check_error(8, kh_i64(2, (int64_t[]){2, 2}, a), kh_i64(2, (int64_t[]){2, 2}, b),
-                QKV_ERR_TYPE, "(MatMul-1): input 0 has type int64, not supported");
+    check_error(8, kh_i64(2, (int64_t[]){2, 2}, a), kh_i64(2, (int64_t[]){2, 2}, b), QKV_ERR_TYPE,
+                "(MatMul-1): input 0 has type int64, not supported");
 }

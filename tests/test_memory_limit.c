@@ -28,7 +28,9 @@ static qkv_session *open_limited(const char *model, size_t limit)
 
 static qkv_tensor int64_tensor(int64_t *values, int32_t rank, int64_t n)
 {
-    qkv_tensor t = {.dtype = QKV_DTYPE_INT64, .rank = rank, .data = values,
+    qkv_tensor t = {.dtype = QKV_DTYPE_INT64,
+                    .rank = rank,
+                    .data = values,
                     .data_bytes = (size_t)n * sizeof(int64_t)};
     if (rank == 1)
         t.dims[0] = n;
@@ -74,9 +76,12 @@ Test(memory_limit, constant_of_shape_expand_and_tile_are_capped)
     int64_t shape[2] = {1024, 1024}; /* 4 MiB of float */
     qkv_tensor sh = int64_tensor(shape, 1, 2);
     float x[2] = {1.0f, 2.0f};
-    qkv_tensor x1 = {.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {1}, .data = x,
-                     .data_bytes = sizeof(float)};
-    qkv_tensor x2 = {.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {2}, .data = x,
+    qkv_tensor x1 = {
+        .dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {1}, .data = x, .data_bytes = sizeof(float)};
+    qkv_tensor x2 = {.dtype = QKV_DTYPE_FLOAT,
+                     .rank = 1,
+                     .dims = {2},
+                     .data = x,
                      .data_bytes = 2 * sizeof(float)};
     int64_t reps = 1 << 20; /* 8 MiB of float */
     qkv_tensor rp = int64_tensor(&reps, 1, 1);
@@ -111,9 +116,12 @@ Test(memory_limit, an_arena_over_the_limit_fails_before_it_is_allocated)
     qkv_error err;
     cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK, "%s", err.message);
     static float x[512 * 1024];
-    qkv_tensor in = {.dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {512, 1024}, .data = x,
+    qkv_tensor in = {.dtype = QKV_DTYPE_FLOAT,
+                     .rank = 2,
+                     .dims = {512, 1024},
+                     .data = x,
                      .data_bytes = sizeof x}; /* 2 MiB per value */
-    expect_oom(c, &in, 1, "relu"); /* one value alone passes the limit */
+    expect_oom(c, &in, 1, "relu");            /* one value alone passes the limit */
     in.dims[0] = 160;
     in.data_bytes = 160 * 1024 * sizeof(float); /* 640 KiB per value, two live at once */
     expect_oom(c, &in, 1, "arena");
@@ -124,7 +132,7 @@ Test(memory_limit, an_arena_over_the_limit_fails_before_it_is_allocated)
     cr_assert_eq(qkv_run(c, &in, 1, &err), QKV_OK, "%s", err.message);
     const float *y = qkv_context_output(c, 0)->data;
     cr_assert_float_eq(y[0], 2.0f, 0.0f); /* relu(-2) + 2 */
-    cr_assert_float_eq(y[1], 0.0f, 0.0f);  /* relu(3) - 3 */
+    cr_assert_float_eq(y[1], 0.0f, 0.0f); /* relu(3) - 3 */
     qkv_context_destroy(c);
     qkv_session_destroy(s);
 }

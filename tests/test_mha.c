@@ -74,10 +74,7 @@ static void expect_close(const float *got, const double *want, size_t n, double 
     }
 }
 
-static void fill(float *p, size_t n, uint32_t seed)
-{
-    kh_fill_random(p, n, seed);
-}
+static void fill(float *p, size_t n, uint32_t seed) { kh_fill_random(p, n, seed); }
 
 static mha_ref R; /* big: static */
 

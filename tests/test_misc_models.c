@@ -78,8 +78,8 @@ Test(misc_models, nms_of_runtime_boxes)
     qkv_context *c;
     open_ctx("misc/nms.onnx", &s, &c);
     qkv_error err;
-    float boxes[24] = {0, 0,  1, 1,  0, 0.1f, 1, 1.1f, 0, -0.1f, 1, 0.9f,
-                       0, 10, 1, 11, 0, 10.1f, 1, 11.1f, 0, 100, 1, 101};
+    float boxes[24] = {0, 0,  1, 1,  0, 0.1f,  1, 1.1f,  0, -0.1f, 1, 0.9f,
+                       0, 10, 1, 11, 0, 10.1f, 1, 11.1f, 0, 100,   1, 101};
     float scores[6] = {0.9f, 0.75f, 0.6f, 0.95f, 0.5f, 0.3f};
     qkv_tensor in[2] = {f32(boxes, 3, (int64_t[]){1, 6, 4}), f32(scores, 3, (int64_t[]){1, 1, 6})};
     cr_assert_eq(qkv_run(c, in, 2, &err), QKV_OK, "%s", err.message);

@@ -6,14 +6,14 @@
 
 #include "kernel_harness.h"
 
-static float corners[24] = {0, 0,  1, 1,  0, 0.1f, 1, 1.1f, 0, -0.1f, 1, 0.9f,
-                            0, 10, 1, 11, 0, 10.1f, 1, 11.1f, 0, 100, 1, 101};
+static float corners[24] = {0, 0,  1, 1,  0, 0.1f,  1, 1.1f,  0, -0.1f, 1, 0.9f,
+                            0, 10, 1, 11, 0, 10.1f, 1, 11.1f, 0, 100,   1, 101};
 static float scores6[6] = {0.9f, 0.75f, 0.6f, 0.95f, 0.5f, 0.3f};
 
 typedef struct nms_args {
     float *boxes, *scores;
     int64_t batches, classes, n;
-    int64_t max_out; /* < 0: input omitted */
+    int64_t max_out;  /* < 0: input omitted */
     float iou, score; /* score < 0: input omitted */
     int64_t center;
 } nms_args;
@@ -22,11 +22,10 @@ static qkv_status run(const nms_args *a, qkv_tensor *y, qkv_error *err)
 {
     int64_t mo = a->max_out;
     float iou = a->iou, sc = a->score;
-    qkv_tensor in[5] = {
-        kh_f32(3, (int64_t[]){a->batches, a->n, 4}, a->boxes),
-        kh_f32(3, (int64_t[]){a->batches, a->classes, a->n}, a->scores),
-        kh_i64(1, (int64_t[]){1}, &mo), kh_f32(1, (int64_t[]){1}, &iou),
-        kh_f32(1, (int64_t[]){1}, &sc)};
+    qkv_tensor in[5] = {kh_f32(3, (int64_t[]){a->batches, a->n, 4}, a->boxes),
+                        kh_f32(3, (int64_t[]){a->batches, a->classes, a->n}, a->scores),
+                        kh_i64(1, (int64_t[]){1}, &mo), kh_f32(1, (int64_t[]){1}, &iou),
+                        kh_f32(1, (int64_t[]){1}, &sc)};
     kh_node *n = kh_node_create("NonMaxSuppression", 11, 5, 1);
     if (a->center)
         kh_attr_int(n, "center_point_box", a->center);
@@ -62,8 +61,8 @@ Test(nms, suppresses_by_iou)
 
 Test(nms, flipped_corners_select_the_same)
 {
-    float flipped[24] = {1, 1,  0, 0,  0, 0.1f, 1, 1.1f, 0, 0.9f, 1, -0.1f,
-                         0, 10, 1, 11, 1, 10.1f, 0, 11.1f, 1, 101, 0, 100};
+    float flipped[24] = {1, 1,  0, 0,  0, 0.1f,  1, 1.1f,  0, 0.9f, 1, -0.1f,
+                         0, 10, 1, 11, 1, 10.1f, 0, 11.1f, 1, 101,  0, 100};
     nms_args a = {flipped, scores6, 1, 1, 6, 3, 0.5f, 0.0f, 0};
     qkv_tensor y;
     qkv_error err;
@@ -115,9 +114,8 @@ Test(nms, batches_and_classes_in_order)
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(run(&a, &y, &err), QKV_OK, "%s", err.message);
-    expect_rows(&y,
-                (int64_t[]){0, 0, 3, 0, 0, 0, 0, 1, 3, 0, 1, 0, 1, 0, 3, 1, 0, 0, 1, 1, 3, 1, 1, 0},
-                8);
+    expect_rows(
+        &y, (int64_t[]){0, 0, 3, 0, 0, 0, 0, 1, 3, 0, 1, 0, 1, 0, 3, 1, 0, 0, 1, 1, 3, 1, 1, 0}, 8);
     kh_free_outputs(&y, 1);
 }
 

@@ -84,8 +84,7 @@ static long allocations_during_run(qkv_context *c, const qkv_tensor *x)
     return atomic_load(&allocations);
 }
 
-static void check_model(const char *model, const char *case_a, const char *case_b,
-                        size_t threads)
+static void check_model(const char *model, const char *case_a, const char *case_b, size_t threads)
 {
 #ifdef QKV_NO_INTERPOSE
     cr_skip_test("malloc cannot be interposed under AddressSanitizer");
@@ -119,15 +118,9 @@ static void check_model(const char *model, const char *case_a, const char *case_
     qkv_session_destroy(s);
 }
 
-Test(no_alloc, mlp_run_allocates_nothing_once_planned)
-{
-    check_model("mlp", "b1", "b5", 1);
-}
+Test(no_alloc, mlp_run_allocates_nothing_once_planned) { check_model("mlp", "b1", "b5", 1); }
 
-Test(no_alloc, pooled_run_allocates_nothing_once_planned)
-{
-    check_model("mlp", "b1", "b5", 2);
-}
+Test(no_alloc, pooled_run_allocates_nothing_once_planned) { check_model("mlp", "b1", "b5", 2); }
 
 Test(no_alloc, shape_chain_run_allocates_nothing_once_planned)
 {
@@ -144,8 +137,8 @@ Test(no_alloc, loop_iterations_allocate_nothing_once_planned)
 #endif
     qkv_session *s;
     qkv_error err;
-    cr_assert_eq(qkv_session_create(tu_data("control_flow/loop_1000.onnx"), NULL, &s, &err),
-                 QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_session_create(tu_data("control_flow/loop_1000.onnx"), NULL, &s, &err), QKV_OK,
+                 "%s", err.message);
     qkv_context *c;
     cr_assert_eq(qkv_context_create(s, &c, &err), QKV_OK);
     qkv_tensor x;

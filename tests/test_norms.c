@@ -107,8 +107,7 @@ Test(groupnorm, matches_formula_per_group_and_per_channel)
         char what[80];
         snprintf(what, sizeof what, "trial %d groups %lld opset %d", trial, (long long)groups,
                  per_channel ? 21 : 18);
-        cr_assert_eq(run_gn(per_channel ? 21 : 18, groups, trial % 3 ? -1 : eps, ins, &y, &err,
-                            0),
+        cr_assert_eq(run_gn(per_channel ? 21 : 18, groups, trial % 3 ? -1 : eps, ins, &y, &err, 0),
                      QKV_OK, "%s: %s", what, err.message);
         assert_close(y.data, want, total, what);
         kh_free_outputs(&y, 1);
@@ -149,8 +148,8 @@ Test(groupnorm, float16_and_threads)
      * rounding of it, or one half ulp off where the float lands on a tie */
     for (size_t i = 0; i < T; i++) {
         uint16_t got = ((uint16_t *)y.data)[i], w = qkv_f64_to_f16(want[i]);
-        cr_assert(got == w || got == w + 1 || got + 1 == w, "element %zu: %04x, expected %04x",
-                  i, got, w);
+        cr_assert(got == w || got == w + 1 || got + 1 == w, "element %zu: %04x, expected %04x", i,
+                  got, w);
     }
     kh_free_outputs(&y, 1);
 }
@@ -179,14 +178,12 @@ Test(groupnorm, refuses_bad_groups_and_parameter_shapes)
     cr_assert_eq(run_gn(18, 0, -1, ins, &y, &err, 0), QKV_ERR_INVALID_MODEL);
     cr_assert(strstr(err.message, "attribute num_groups is missing"), "%s", err.message);
     cr_assert_eq(run_gn(18, -2, -1, ins, &y, &err, 0), QKV_ERR_INVALID_MODEL);
-    cr_assert(strstr(err.message, "attribute num_groups=-2 is not positive"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "attribute num_groups=-2 is not positive"), "%s", err.message);
     kh_node *n = kh_node_create("GroupNormalization", 21, 3, 1);
     kh_attr_int(n, "num_groups", 3);
     kh_attr_int(n, "stash_type", 10);
     cr_assert_eq(kh_run(n, ins, &y, &err), QKV_ERR_UNSUPPORTED);
-    cr_assert(strstr(err.message, "attribute stash_type=10 is not supported"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "attribute stash_type=10 is not supported"), "%s", err.message);
     kh_node_destroy(n);
     ins[1] = kh_tensor(QKV_DTYPE_DOUBLE, 1, (int64_t[]){3}, p);
     cr_assert_eq(run_gn(18, 3, -1, ins, &y, &err, 0), QKV_ERR_TYPE);
@@ -299,8 +296,7 @@ Test(lrn, refuses_missing_size_and_low_rank)
 /* The function body's formula: (X - E[X]) / (sqrt(E[X^2] - E[X]^2) + 1e-9),
  * expectations over the axes in mask, in double (no cancellation at these
  * magnitudes). */
-static void mvn_reference(double *y, const float *x, const int64_t *d, int rank,
-                          const bool *mask)
+static void mvn_reference(double *y, const float *x, const int64_t *d, int rank, const bool *mask)
 {
     size_t total = numel(rank, d);
     for (size_t e = 0; e < total; e++) {
@@ -379,8 +375,10 @@ Test(mvn, matches_function_body_formula_over_random_axes)
             /* a group of one element (or of equal ones) has sd 0: 0 / 1e-9 */
             double w = want[i];
             float g = ((float *)y.data)[i];
-            cr_assert(fabs(g - w) <= 1e-4 + 1e-4 * fabs(w), "%s: element %zu is %.9g, "
-                      "expected %.9g", what, i, g, w);
+            cr_assert(fabs(g - w) <= 1e-4 + 1e-4 * fabs(w),
+                      "%s: element %zu is %.9g, "
+                      "expected %.9g",
+                      what, i, g, w);
         }
         kh_free_outputs(&y, 1);
     }
@@ -409,16 +407,15 @@ Test(mvn, large_mean_does_not_cancel)
         xs[i] = 10000.0f + (float)i * 0.01f;
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_mvn((int64_t[]){0}, 1, kh_f32(1, (int64_t[]){8}, xs), &y, &err), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run_mvn((int64_t[]){0}, 1, kh_f32(1, (int64_t[]){8}, xs), &y, &err), QKV_OK, "%s",
+                 err.message);
     double mean = 0, ss = 0;
     for (int i = 0; i < 8; i++)
         mean += xs[i] / 8.0;
     for (int i = 0; i < 8; i++)
         ss += (xs[i] - mean) * (xs[i] - mean) / 8.0;
     for (int i = 0; i < 8; i++)
-        cr_assert(fabs(((float *)y.data)[i] - (xs[i] - mean) / sqrt(ss)) < 1e-5, "element %d",
-                  i);
+        cr_assert(fabs(((float *)y.data)[i] - (xs[i] - mean) / sqrt(ss)) < 1e-5, "element %d", i);
     kh_free_outputs(&y, 1);
 }
 
@@ -455,8 +452,8 @@ Test(mvn, bfloat16_on_threads)
         /* the float32 result rounded once to bfloat16: equal, or one bf16
          * ulp off where float32 rounding of a near-tie differs */
         uint16_t got = ((uint16_t *)y.data)[i], w = qkv_f64_to_bf16(want[i]);
-        cr_assert(got == w || got == w + 1 || got + 1 == w, "element %zu: %04x, expected %04x",
-                  i, got, w);
+        cr_assert(got == w || got == w + 1 || got + 1 == w, "element %zu: %04x, expected %04x", i,
+                  got, w);
     }
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);
@@ -514,8 +511,7 @@ Test(instancenorm, float16_matches_formula)
         for (size_t i = 0; i < S; i++)
             ss += (xs[p * S + i] - mean) * (xs[p * S + i] - mean);
         for (size_t i = 0; i < S; i++) {
-            double want = (xs[p * S + i] - mean) / sqrt(ss / S + 1e-5) * scale[p % C] +
-                          bias[p % C];
+            double want = (xs[p * S + i] - mean) / sqrt(ss / S + 1e-5) * scale[p % C] + bias[p % C];
             /* computed in float32 from double statistics, rounded once to half */
             uint16_t got = ((uint16_t *)y.data)[p * S + i], w = qkv_f64_to_f16(want);
             cr_assert(got == w || got == w + 1 || got + 1 == w, "plane %zu element %zu", p, i);

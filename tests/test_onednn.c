@@ -164,8 +164,7 @@ static void run_copy(qkv_session *s, const qkv_tensor *in, size_t n_in, size_t i
  * (documented to ~1 ulp for the exp/tanh kernels); 1e-5 more absolute
  * covers those.
  */
-static void assert_close(const qkv_tensor *got, const qkv_tensor *want, int64_t k,
-                         const char *what)
+static void assert_close(const qkv_tensor *got, const qkv_tensor *want, int64_t k, const char *what)
 {
     cr_assert_eq(got->rank, want->rank, "%s: rank %d vs %d", what, got->rank, want->rank);
     for (int32_t i = 0; i < got->rank; i++)
@@ -174,12 +173,12 @@ static void assert_close(const qkv_tensor *got, const qkv_tensor *want, int64_t 
     size_t n = got->data_bytes / (got->dtype == QKV_DTYPE_DOUBLE ? 8 : 4);
     double tol = 2e-6 * (double)(k + 1) + 1e-5;
     for (size_t i = 0; i < n; i++) {
-        double g = got->dtype == QKV_DTYPE_DOUBLE ? ((double *)got->data)[i]
-                                                  : ((float *)got->data)[i];
-        double w = want->dtype == QKV_DTYPE_DOUBLE ? ((double *)want->data)[i]
-                                                   : ((float *)want->data)[i];
-        cr_assert(fabs(g - w) <= tol * (1 + fabs(w)), "%s: element %zu: %.9g vs %.9g", what, i,
-                  g, w);
+        double g =
+            got->dtype == QKV_DTYPE_DOUBLE ? ((double *)got->data)[i] : ((float *)got->data)[i];
+        double w =
+            want->dtype == QKV_DTYPE_DOUBLE ? ((double *)want->data)[i] : ((float *)want->data)[i];
+        cr_assert(fabs(g - w) <= tol * (1 + fabs(w)), "%s: element %zu: %.9g vs %.9g", what, i, g,
+                  w);
     }
 }
 
@@ -303,8 +302,7 @@ Test(onednn, fused_matmul_matches_the_unfused_graph_on_cpu)
             for (int r = 0; r < 2; r++)
                 for (int c = 0; c < 2; c++) {
                     char fused[64], ref[64];
-                    snprintf(fused, sizeof fused, "fused_%s_%d%d_%c", acts[a], b, r,
-                             c ? 'v' : 'c');
+                    snprintf(fused, sizeof fused, "fused_%s_%d%d_%c", acts[a], b, r, c ? 'v' : 'c');
                     snprintf(ref, sizeof ref, "ref_%s_%d%d_%c", acts[a], b, r, c ? 'v' : 'c');
                     dimset d = {.lo = 1, .hi = 3};
                     dim_set(&d, "m", rnd_int(1, 70));
@@ -389,9 +387,7 @@ Test(onednn, two_contexts_on_two_threads_share_the_packed_weights)
     ctx_job jobs[2];
     pthread_t th[2];
     for (int t = 0; t < 2; t++) {
-        jobs[t] = (ctx_job){.s = s,
-                            .inputs = {in[t], in[1 - t]},
-                            .want = {&want[t], &want[1 - t]}};
+        jobs[t] = (ctx_job){.s = s, .inputs = {in[t], in[1 - t]}, .want = {&want[t], &want[1 - t]}};
         cr_assert_eq(pthread_create(&th[t], NULL, ctx_thread, &jobs[t]), 0);
     }
     for (int t = 0; t < 2; t++) {
@@ -415,8 +411,7 @@ static void expect_create_error(const char *model, qkv_status status, const char
     cr_assert_eq(open_model(model, "onednn,cpu", 1, &s, &err), status, "%s: %s", model,
                  err.message);
     cr_assert_null(s);
-    cr_assert(strstr(err.message, text), "%s: message '%s' lacks '%s'", model, err.message,
-              text);
+    cr_assert(strstr(err.message, text), "%s: message '%s' lacks '%s'", model, err.message, text);
 }
 
 Test(onednn, bad_attributes_fail_session_creation_naming_the_node)
@@ -440,8 +435,7 @@ static void expect_run_error(const char *model, dimset *bad, dimset *good, const
     qkv_tensor in[4];
     size_t n = make_inputs(s, bad, in);
     cr_assert_eq(qkv_run(c, in, n, &err), QKV_ERR_SHAPE, "%s: %s", model, err.message);
-    cr_assert(strstr(err.message, text), "%s: message '%s' lacks '%s'", model, err.message,
-              text);
+    cr_assert(strstr(err.message, text), "%s: message '%s' lacks '%s'", model, err.message, text);
     free_inputs(in, n);
     n = make_inputs(s, good, in);
     cr_assert_eq(qkv_run(c, in, n, &err), QKV_OK, "%s: %s", model, err.message);
@@ -569,8 +563,8 @@ static void provider_case(qkv_host_ctx *h, size_t m, size_t n, size_t k, int bat
                     continue;
                 }
                 cr_assert(fabs(c[ci] - want[ci]) <= tol * (1 + fabs(want[ci])),
-                          "m=%zu n=%zu k=%zu ta=%d tb=%d beta=%g batch=%d: %zu: %.9g vs %.9g",
-                          m, n, k, g.trans_a, g.trans_b, g.beta, batch, ci, c[ci], want[ci]);
+                          "m=%zu n=%zu k=%zu ta=%d tb=%d beta=%g batch=%d: %zu: %.9g vs %.9g", m, n,
+                          k, g.trans_a, g.trans_b, g.beta, batch, ci, c[ci], want[ci]);
             }
     free(a);
     free(b);
@@ -595,9 +589,19 @@ Test(onednn, gemm_provider_matches_the_reference_and_declines_what_it_does_not_d
                           (size_t)rnd_int(1, t % 10 == 0 ? 300 : 70), t % 2);
         /* declined: double, k == 0 */
         double d[4] = {0};
-        qkv_gemm g = {.struct_size = sizeof g, .abi_version = QKV_ABI_VERSION,
-                      .dtype = QKV_DTYPE_DOUBLE, .m = 2, .n = 2, .k = 2, .a = d, .lda = 2,
-                      .b = d, .ldb = 2, .c = d, .ldc = 2, .alpha = 1};
+        qkv_gemm g = {.struct_size = sizeof g,
+                      .abi_version = QKV_ABI_VERSION,
+                      .dtype = QKV_DTYPE_DOUBLE,
+                      .m = 2,
+                      .n = 2,
+                      .k = 2,
+                      .a = d,
+                      .lda = 2,
+                      .b = d,
+                      .ldb = 2,
+                      .c = d,
+                      .ldc = 2,
+                      .alpha = 1};
         cr_assert_eq(onednn_backend.gemm(onednn_backend.user, qkv_host_api_get(), &h, &g),
                      QKV_ERR_UNSUPPORTED);
         g.dtype = QKV_DTYPE_FLOAT;

@@ -82,8 +82,8 @@ Test(onehot, negative_indices_wrap_and_out_of_range_are_all_off)
     int hot[5] = {0, 3, 2, -1, -1};
     for (int r = 0; r < 5; r++)
         for (int d = 0; d < 10; d++)
-            cr_assert_float_eq(((float *)y.data)[r * 10 + d], d == hot[r] ? 3 : 1, 0, "[%d,%d]",
-                               r, d);
+            cr_assert_float_eq(((float *)y.data)[r * 10 + d], d == hot[r] ? 3 : 1, 0, "[%d,%d]", r,
+                               d);
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);
 }
@@ -118,8 +118,7 @@ Test(onehot, unknown_depth_gives_unknown_dim)
 {
     int64_t ind[2] = {0, 1};
     float vals[2] = {0, 1};
-    qkv_tensor in[3] = {kh_i64(1, (int64_t[]){2}, ind),
-                        kh_tensor(QKV_DTYPE_INT64, 0, NULL, NULL),
+    qkv_tensor in[3] = {kh_i64(1, (int64_t[]){2}, ind), kh_tensor(QKV_DTYPE_INT64, 0, NULL, NULL),
                         kh_f32(1, (int64_t[]){2}, vals)},
                y;
     qkv_error err;

@@ -32,8 +32,8 @@ static double ref_adam(const opt_params *p, double r, int64_t t, double x, doubl
     double gr = p->norm * x + g;
     s_new[0] = p->alpha * s[0] + (1 - p->alpha) * gr;
     s_new[1] = p->beta * s[1] + (1 - p->beta) * gr * gr;
-    double rate = t > 0 ? r * sqrt(1 - pow(p->beta, (double)t)) / (1 - pow(p->alpha, (double)t))
-                        : r;
+    double rate =
+        t > 0 ? r * sqrt(1 - pow(p->beta, (double)t)) / (1 - pow(p->alpha, (double)t)) : r;
     double xn = x - rate * s_new[0] / (sqrt(s_new[1]) + p->eps);
     return (1 - p->norm_post) * xn;
 }
@@ -131,8 +131,8 @@ static void check_op(const opt_op *op, const opt_params *p, float r, int64_t t, 
                 cr_assert_eq(out->dims[0], (int64_t)len[i], "%s", what);
                 float got = ((const float *)out->data)[e];
                 cr_assert(fabs(got - want) <= 1e-7 + 1e-6 * fabs(want),
-                          "%s: output %zu element %zu is %.9g, expected %.9g", what, o * k + i,
-                          e, got, want);
+                          "%s: output %zu element %zu is %.9g, expected %.9g", what, o * k + i, e,
+                          got, want);
             }
         }
     kh_free_outputs(outs, n_out);
@@ -229,8 +229,8 @@ Test(optimizers, large_tensor_on_threads)
     set_attrs(n, &momentum, &p);
     kh_set_threads(n, 4);
     int64_t d[1] = {LEN};
-    qkv_tensor ins[5] = {kh_f32(0, NULL, &r), kh_i64(0, NULL, &t), kh_f32(1, d, x),
-                         kh_f32(1, d, g), kh_f32(1, d, v)},
+    qkv_tensor ins[5] = {kh_f32(0, NULL, &r), kh_i64(0, NULL, &t), kh_f32(1, d, x), kh_f32(1, d, g),
+                         kh_f32(1, d, v)},
                outs[2];
     qkv_error err;
     cr_assert_eq(kh_run(n, ins, outs, &err), QKV_OK, "%s", err.message);
@@ -265,10 +265,14 @@ static qkv_status run_momentum(size_t n_in, size_t n_out, const char *mode, bool
     if (mode)
         kh_attr_string(n, "mode", mode);
     int64_t d2[1] = {2}, dv[1] = {v_len}, dr[1] = {r_len};
-    qkv_tensor ins[8] = {r_len ? kh_f32(1, dr, buf) : kh_f32(0, NULL, buf), kh_i64(0, NULL, &t),
-                         kh_f32(1, d2, buf), kh_f32(1, d2, buf),
+    qkv_tensor ins[8] = {r_len ? kh_f32(1, dr, buf) : kh_f32(0, NULL, buf),
+                         kh_i64(0, NULL, &t),
+                         kh_f32(1, d2, buf),
+                         kh_f32(1, d2, buf),
                          kh_tensor(v_type, 1, dv, v_type == QKV_DTYPE_DOUBLE ? (void *)dbuf : buf),
-                         kh_f32(1, d2, buf), kh_f32(1, d2, buf), kh_f32(1, d2, buf)},
+                         kh_f32(1, d2, buf),
+                         kh_f32(1, d2, buf),
+                         kh_f32(1, d2, buf)},
                outs[4];
     qkv_status st = kh_run(n, ins, outs, err);
     if (st == QKV_OK)
@@ -329,13 +333,11 @@ Test(optimizers, refuses_missing_required_attributes)
 Test(optimizers, refuses_state_of_another_shape_or_type)
 {
     qkv_error err;
-    cr_assert_eq(run_momentum(5, 2, "standard", true, 3, QKV_DTYPE_FLOAT, 0, &err),
-                 QKV_ERR_SHAPE);
+    cr_assert_eq(run_momentum(5, 2, "standard", true, 3, QKV_DTYPE_FLOAT, 0, &err), QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "input 4 'V1' has shape [3], expected [2] (the shape of input 2 "
                                   "'X1')"),
               "%s", err.message);
-    cr_assert_eq(run_momentum(5, 2, "standard", true, 2, QKV_DTYPE_DOUBLE, 0, &err),
-                 QKV_ERR_TYPE);
+    cr_assert_eq(run_momentum(5, 2, "standard", true, 2, QKV_DTYPE_DOUBLE, 0, &err), QKV_ERR_TYPE);
     cr_assert(strstr(err.message, "input 4 'V1' has type float64, expected float32"), "%s",
               err.message);
 }
@@ -343,8 +345,7 @@ Test(optimizers, refuses_state_of_another_shape_or_type)
 Test(optimizers, refuses_non_scalar_rate)
 {
     qkv_error err;
-    cr_assert_eq(run_momentum(5, 2, "standard", true, 2, QKV_DTYPE_FLOAT, 2, &err),
-                 QKV_ERR_SHAPE);
+    cr_assert_eq(run_momentum(5, 2, "standard", true, 2, QKV_DTYPE_FLOAT, 2, &err), QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "input 0 'R' has shape [2], expected a scalar"), "%s",
               err.message);
 }

@@ -39,7 +39,7 @@ static void check_pad(int64_t opset, const char *mode, const int64_t *pads, size
 
 Test(pad, constant_with_value)
 {
-    static const float want[] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 1,  2,  3,  4, 9,
+    static const float want[] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2,  3,  4,  9,
                                  9, 9, 5, 6, 7, 8, 9, 9, 9, 9, 10, 11, 12, 9};
     float v = 9;
     check_pad(13, "constant", (int64_t[]){1, 2, 0, 1}, 4, &v, NULL, 0, 4, 7, want, 1);
@@ -47,18 +47,18 @@ Test(pad, constant_with_value)
 
 Test(pad, reflect_beyond_the_dim_cycles_like_numpy)
 {
-    static const float want[] = {
-        12, 11, 10, 9, 10, 11, 12, 11, 10, 9, 10, 8,  7,  6, 5, 6,  7,  8,  7,  6, 5, 6,
-        4,  3,  2,  1, 2,  3,  4,  3,  2,  1, 2,  8,  7,  6, 5, 6,  7,  8,  7,  6, 5, 6,
-        12, 11, 10, 9, 10, 11, 12, 11, 10, 9, 10, 8,  7,  6, 5, 6,  7,  8,  7,  6, 5, 6};
+    static const float want[] = {12, 11, 10, 9,  10, 11, 12, 11, 10, 9, 10, 8,  7,  6, 5,  6,  7,
+                                 8,  7,  6,  5,  6,  4,  3,  2,  1,  2, 3,  4,  3,  2, 1,  2,  8,
+                                 7,  6,  5,  6,  7,  8,  7,  6,  5,  6, 12, 11, 10, 9, 10, 11, 12,
+                                 11, 10, 9,  10, 8,  7,  6,  5,  6,  7, 8,  7,  6,  5, 6};
     check_pad(13, "reflect", (int64_t[]){2, 3, 1, 4}, 4, NULL, NULL, 0, 6, 11, want, 1);
 }
 
 Test(pad, edge_repeats_the_border)
 {
-    static const float want[] = {1,  2,  3,  4,  4,  4,  4,  1,  2,  3,  4,  4,  4, 4,
-                                 5,  6,  7,  8,  8,  8,  8,  9,  10, 11, 12, 12, 12, 12,
-                                 9,  10, 11, 12, 12, 12, 12, 9,  10, 11, 12, 12, 12, 12};
+    static const float want[] = {1, 2,  3,  4,  4,  4,  4,  1, 2,  3,  4,  4,  4,  4,
+                                 5, 6,  7,  8,  8,  8,  8,  9, 10, 11, 12, 12, 12, 12,
+                                 9, 10, 11, 12, 12, 12, 12, 9, 10, 11, 12, 12, 12, 12};
     check_pad(13, "edge", (int64_t[]){1, 0, 2, 3}, 4, NULL, NULL, 0, 6, 7, want, 1);
 }
 
@@ -68,10 +68,10 @@ Test(pad, wrap_cycles_in_opset_19)
      * side's pad exceeds the dim and the other side is padded too (it wraps
      * over its own earlier padding: np.pad([1,2,3,4], (5,1), 'wrap') starts
      * with 1, not 4); the conformance tests use small pads where both agree */
-    static const float want[] = {12, 9,  10, 11, 12, 9, 10, 11, 12, 9, 4, 1, 2, 3, 4,
-                                 1,  2,  3,  4,  1,  8, 5,  6,  7,  8, 5, 6, 7, 8, 5,
-                                 12, 9,  10, 11, 12, 9, 10, 11, 12, 9, 4, 1, 2, 3, 4,
-                                 1,  2,  3,  4,  1,  8, 5,  6,  7,  8, 5, 6, 7, 8, 5};
+    static const float want[] = {12, 9, 10, 11, 12, 9, 10, 11, 12, 9, 4, 1, 2, 3, 4,
+                                 1,  2, 3,  4,  1,  8, 5,  6,  7,  8, 5, 6, 7, 8, 5,
+                                 12, 9, 10, 11, 12, 9, 10, 11, 12, 9, 4, 1, 2, 3, 4,
+                                 1,  2, 3,  4,  1,  8, 5,  6,  7,  8, 5, 6, 7, 8, 5};
     check_pad(19, "wrap", (int64_t[]){1, 5, 2, 1}, 4, NULL, NULL, 0, 6, 10, want, 1);
 }
 
@@ -159,8 +159,7 @@ Test(pad, int32_and_bool_reflect_and_constant)
 
     uint8_t xb[2] = {1, 0}, one = 1;
     qkv_tensor inb[3] = {kh_tensor(QKV_DTYPE_BOOL, 1, (int64_t[]){2}, xb),
-                         kh_i64(1, (int64_t[]){2}, pads),
-                         kh_tensor(QKV_DTYPE_BOOL, 0, NULL, &one)};
+                         kh_i64(1, (int64_t[]){2}, pads), kh_tensor(QKV_DTYPE_BOOL, 0, NULL, &one)};
     n = kh_node_create("Pad", 13, 3, 1);
     cr_assert_eq(kh_run(n, inb, &y, &err), QKV_OK, "%s", err.message);
     uint8_t wantb[5] = {1, 1, 1, 0, 1};
@@ -176,8 +175,7 @@ Test(pad, large_3d_on_four_threads_matches_per_element_reference)
     float *xs = malloc(A * B * C * sizeof(float));
     kh_fill_random(xs, A * B * C, 5);
     int64_t pads[6] = {1, -2, 3, 0, 4, -5};
-    qkv_tensor in[2] = {kh_f32(3, (int64_t[]){A, B, C}, xs), kh_i64(1, (int64_t[]){6}, pads)},
-               y;
+    qkv_tensor in[2] = {kh_f32(3, (int64_t[]){A, B, C}, xs), kh_i64(1, (int64_t[]){6}, pads)}, y;
     qkv_error err;
     kh_node *n = kh_node_create("Pad", 13, 2, 1);
     kh_attr_string(n, "mode", "edge");
@@ -195,8 +193,8 @@ Test(pad, large_3d_on_four_threads_matches_per_element_reference)
                 int64_t sj = 2 + (j < 0 ? 0 : j >= B - 2 ? B - 3 : j);
                 int64_t sk = k - 3 < 0 ? 0 : k - 3 >= C - 5 ? C - 6 : k - 3;
                 cr_assert_float_eq(((float *)y.data)[(i * ob + j) * oc + k],
-                                   xs[(si * B + sj) * C + sk], 0, "[%lld,%lld,%lld]",
-                                   (long long)i, (long long)j, (long long)k);
+                                   xs[(si * B + sj) * C + sk], 0, "[%lld,%lld,%lld]", (long long)i,
+                                   (long long)j, (long long)k);
             }
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);

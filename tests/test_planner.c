@@ -66,8 +66,7 @@ static size_t total_aligned(const qkv_plan_buffer *bufs, size_t n, size_t alignm
 }
 
 /* Plans with the default strategy (best) and checks the result. */
-static void plan_ok(qkv_plan_buffer *bufs, size_t n, size_t alignment, size_t *arena,
-                    size_t *lower)
+static void plan_ok(qkv_plan_buffer *bufs, size_t n, size_t alignment, size_t *arena, size_t *lower)
 {
     qkv_error err = {0};
     qkv_status st = qkv_planner_assign(bufs, n, alignment, arena, lower, &err);
@@ -75,7 +74,10 @@ static void plan_ok(qkv_plan_buffer *bufs, size_t n, size_t alignment, size_t *a
     check_plan(bufs, n, alignment, *arena, *lower);
 }
 
-#define BUF(bytes, first, last) {(bytes), (first), (last), 0}
+#define BUF(bytes, first, last)                                                                    \
+    {                                                                                              \
+        (bytes), (first), (last), 0                                                                \
+    }
 
 /* ---- the checker ------------------------------------------------------------ */
 
@@ -178,9 +180,9 @@ Test(planner, fills_hole_between_live_buffers)
     size_t arena, lower;
     qkv_plan_strategy chosen;
     qkv_error err = {0};
-    cr_assert_eq(qkv_planner_assign_with(bufs, 4, ALIGN, QKV_PLAN_BY_SIZE, &arena, &lower,
-                                          &chosen, &err),
-                 QKV_OK);
+    cr_assert_eq(
+        qkv_planner_assign_with(bufs, 4, ALIGN, QKV_PLAN_BY_SIZE, &arena, &lower, &chosen, &err),
+        QKV_OK);
     check_plan(bufs, 4, ALIGN, arena, lower);
     cr_assert_eq(chosen, QKV_PLAN_BY_SIZE);
     cr_assert_eq(bufs[0].offset, 0);
@@ -285,7 +287,7 @@ Test(planner, negative_and_sparse_steps_are_allowed)
 
 Test(planner, every_strategy_gives_a_sound_plan_and_best_is_smallest)
 {
-    qkv_plan_buffer base[] = {BUF(500, 0, 9), BUF(4000, 1, 2), BUF(300, 2, 6), BUF(2500, 3, 4),
+    qkv_plan_buffer base[] = {BUF(500, 0, 9),  BUF(4000, 1, 2), BUF(300, 2, 6),  BUF(2500, 3, 4),
                               BUF(1200, 4, 8), BUF(64, 0, 9),   BUF(3000, 6, 7), BUF(800, 8, 9)};
     enum { N = sizeof base / sizeof base[0] };
     size_t min_arena = SIZE_MAX;
@@ -296,7 +298,7 @@ Test(planner, every_strategy_gives_a_sound_plan_and_best_is_smallest)
         qkv_plan_strategy chosen;
         qkv_error err = {0};
         cr_assert_eq(qkv_planner_assign_with(bufs, N, ALIGN, (qkv_plan_strategy)o, &arena, &lower,
-                                              &chosen, &err),
+                                             &chosen, &err),
                      QKV_OK, "%s", err.message);
         cr_assert_eq((int)chosen, o);
         check_plan(bufs, N, ALIGN, arena, lower);
@@ -368,9 +370,9 @@ Test(planner, refuses_null_buffers_and_unknown_strategy)
     cr_assert_eq(qkv_planner_assign(NULL, 3, ALIGN, &arena, NULL, &err), QKV_ERR_INVALID_ARGUMENT);
     cr_assert(strstr(err.message, "3 buffers but bufs is NULL"), "message: %s", err.message);
     qkv_plan_buffer bufs[] = {BUF(1, 0, 0)};
-    cr_assert_eq(qkv_planner_assign_with(bufs, 1, ALIGN, QKV_PLAN_STRATEGY_COUNT_, &arena, NULL,
-                                          NULL, &err),
-                 QKV_ERR_INVALID_ARGUMENT);
+    cr_assert_eq(
+        qkv_planner_assign_with(bufs, 1, ALIGN, QKV_PLAN_STRATEGY_COUNT_, &arena, NULL, NULL, &err),
+        QKV_ERR_INVALID_ARGUMENT);
     cr_assert(strstr(err.message, "unknown strategy"), "message: %s", err.message);
 }
 
@@ -451,11 +453,13 @@ Test(planner, dump_draws_one_row_per_step_and_summary)
     /* Step 0: buffer 0 in the low 2/3 of the arena, buffer 1 above it. */
     /* 64 columns of 6 bytes: buffer 0 is bytes 0..255 (columns 0..41), buffer 1
      * bytes 256..383 (columns 42..63), buffer 2 bytes 0..127 (columns 0..20). */
-    cr_assert(strstr(text, "         0 |000000000000000000000000000000000000000000111111111111111111111"
-                           "1| 384\n"),
+    cr_assert(strstr(text,
+                     "         0 |000000000000000000000000000000000000000000111111111111111111111"
+                     "1| 384\n"),
               "%s", text);
-    cr_assert(strstr(text, "         3 |222222222222222222222.....................11111111111111111111"
-                           "11| 256\n"),
+    cr_assert(strstr(text,
+                     "         3 |222222222222222222222.....................11111111111111111111"
+                     "11| 256\n"),
               "%s", text);
     cr_assert(strstr(text, "    2   2              128                0          2          3\n"),
               "%s", text);
@@ -475,8 +479,9 @@ Test(planner, dump_marks_shared_columns_and_handles_empty_plans)
     qkv_planner_dump(f, zero, 1, 3 /* not a power of two: treated as 1 */, 0);
     fclose(f);
     /* Step 1: both live, columns 21..41 hold both. */
-    cr_assert(strstr(text, "         1 |000000000000000000000+++++++++++++++++++++1111111111111111111111"
-                           "| 256\n"),
+    cr_assert(strstr(text,
+                     "         1 |000000000000000000000+++++++++++++++++++++1111111111111111111111"
+                     "| 256\n"),
               "%s", text);
     cr_assert(strstr(text, "arena 192 bytes, lower bound 256 bytes (ratio 0.750)\n"), "%s", text);
     cr_assert(strstr(text, "arena 0 bytes, lower bound 0 bytes (ratio n/a)\n"), "%s", text);
@@ -494,10 +499,7 @@ static uint64_t rng_next(uint64_t *s) /* splitmix64: same sequence everywhere */
     return z ^ (z >> 31);
 }
 
-static size_t rng_below(uint64_t *s, size_t n)
-{
-    return (size_t)(rng_next(s) % n);
-}
+static size_t rng_below(uint64_t *s, size_t n) { return (size_t)(rng_next(s) % n); }
 
 Test(planner, random_instances_never_overlap_and_respect_lower_bound)
 {
@@ -518,8 +520,7 @@ Test(planner, random_instances_never_overlap_and_respect_lower_bound)
             int32_t first = (int32_t)rng_below(&seed, (size_t)steps);
             int32_t span = shape == 2 ? (int32_t)rng_below(&seed, 3)
                                       : (int32_t)rng_below(&seed, (size_t)steps - first);
-            size_t bytes = shape == 1 ? (size_t)1 << rng_below(&seed, 20)
-                                      : rng_below(&seed, 10000);
+            size_t bytes = shape == 1 ? (size_t)1 << rng_below(&seed, 20) : rng_below(&seed, 10000);
             if (rng_below(&seed, 20) == 0)
                 bytes = 0;
             bufs[i] = (qkv_plan_buffer)BUF(bytes, first, first + span);
@@ -530,7 +531,7 @@ Test(planner, random_instances_never_overlap_and_respect_lower_bound)
             memcpy(copy, bufs, n * sizeof *bufs);
             qkv_error err = {0};
             cr_assert_eq(qkv_planner_assign_with(copy, n, alignment, (qkv_plan_strategy)o, &arena,
-                                                  &lower, NULL, &err),
+                                                 &lower, NULL, &err),
                          QKV_OK, "instance %d: %s", inst, err.message);
             check_plan(copy, n, alignment, arena, lower);
             if (o != QKV_PLAN_TWO_SIDED) /* may stack on top of the ceiling */
@@ -544,8 +545,8 @@ Test(planner, random_instances_never_overlap_and_respect_lower_bound)
         }
         qkv_plan_strategy chosen;
         qkv_error err = {0};
-        cr_assert_eq(qkv_planner_assign_with(bufs, n, alignment, QKV_PLAN_BEST, &arena,
-                                              &lower, &chosen, &err),
+        cr_assert_eq(qkv_planner_assign_with(bufs, n, alignment, QKV_PLAN_BEST, &arena, &lower,
+                                             &chosen, &err),
                      QKV_OK);
         check_plan(bufs, n, alignment, arena, lower);
         cr_assert_eq(arena, min_arena, "instance %d: best is not the smallest", inst);
@@ -601,20 +602,14 @@ static size_t g_node(graph *g, size_t bytes, size_t ninputs, const size_t *input
     return g_new_buffer(g, bytes);
 }
 
-#define NODE(g, bytes, ...)                                                                     \
+#define NODE(g, bytes, ...)                                                                        \
     g_node((g), (bytes), sizeof((size_t[]){__VA_ARGS__}) / sizeof(size_t), (size_t[]){__VA_ARGS__})
 
 /* Kernel scratch for the node just built (live during that step only). */
-static void g_scratch(graph *g, size_t bytes)
-{
-    g_new_buffer(g, bytes);
-}
+static void g_scratch(graph *g, size_t bytes) { g_new_buffer(g, bytes); }
 
 /* A graph output: live to the end of the run. */
-static void g_output(graph *g, size_t buf)
-{
-    g->bufs[buf].last_use = INT32_MAX;
-}
+static void g_output(graph *g, size_t buf) { g->bufs[buf].last_use = INT32_MAX; }
 
 typedef enum model_kind {
     BERT,    /* post-LN, erf GELU, separate q/k/v projections */
@@ -918,9 +913,15 @@ static void build_model(graph *g, const model_cfg *c)
     memset(g, 0, sizeof *g);
     switch (c->kind) {
     case BERT:
-    case GPT2: build_bert_gpt2(g, c); break;
-    case LLAMA: build_llama(g, c); break;
-    case WHISPER: build_whisper(g, c); break;
+    case GPT2:
+        build_bert_gpt2(g, c);
+        break;
+    case LLAMA:
+        build_llama(g, c);
+        break;
+    case WHISPER:
+        build_whisper(g, c);
+        break;
     }
     /* Outputs live until the last step, not to INT32_MAX: keeps the dump short. */
     for (size_t i = 0; i < g->n; i++)

@@ -195,8 +195,8 @@ Test(plugin, text_file_is_not_a_shared_object_with_dlerror_text)
 {
     char want[4200];
     const char *m = load_fails(fx("fx_not_elf"), QKV_ERR_PLUGIN);
-    snprintf(want, sizeof want, "plugin '%s': not a loadable shared object: ",
-             fx_real("fx_not_elf"));
+    snprintf(want, sizeof want,
+             "plugin '%s': not a loadable shared object: ", fx_real("fx_not_elf"));
     assert_contains(m, want);
     /* dlerror names the file and says what is wrong with it */
     assert_contains(m, "fx_not_elf.so: ");
@@ -418,8 +418,8 @@ Test(plugin, compute_error_fails_the_run_with_the_plugins_message_and_the_sessio
     qkv_error err = {0};
     cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK);
     float bad[] = {1, -2, 3, 4};
-    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {4}, .data = bad,
-                    .data_bytes = sizeof bad};
+    qkv_tensor x = {
+        .dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {4}, .data = bad, .data_bytes = sizeof bad};
     cr_assert_eq(qkv_run(ctx, &x, 1, &err), QKV_ERR_INVALID_ARGUMENT);
     cr_assert_str_eq(err.message, "node 'guard' (qkv.test.FailIfNegative-1): fx_good refuses "
                                   "negative input: x[1] = -2");
@@ -442,7 +442,10 @@ static void run_plan_once(qkv_context *ctx, int64_t n, float y[2])
 {
     float xs[64] = {0};
     cr_assert(n <= 64);
-    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {n}, .data = xs,
+    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT,
+                    .rank = 1,
+                    .dims = {n},
+                    .data = xs,
                     .data_bytes = (size_t)n * sizeof(float)};
     qkv_error err = {0};
     cr_assert_eq(qkv_run(ctx, &x, 1, &err), QKV_OK, "%s", err.message);
@@ -489,8 +492,8 @@ Test(plugin, per_plan_state_goes_with_a_plan_evicted_from_the_cache)
     /* lengths 1..40: more plans than the cache keeps (32), each prepared once */
     for (int64_t n = 1; n <= 40; n++) {
         run_plan_once(ctx, n, y);
-        cr_assert(y[0] == (float)n && y[1] == (float)n, "length %lld: [%g, %g]", (long long)n,
-                  y[0], y[1]);
+        cr_assert(y[0] == (float)n && y[1] == (float)n, "length %lld: [%g, %g]", (long long)n, y[0],
+                  y[1]);
     }
     /* length 1 was evicted (its state freed with it: the valgrind run of
      * this test checks for leaks): a new plan, a new prepare */
@@ -508,8 +511,8 @@ Test(plugin, plan_alloc_outside_prepare_fails_naming_the_node)
     qkv_error err = {0};
     cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK);
     float xs[3] = {1, 2, 3};
-    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {3}, .data = xs,
-                    .data_bytes = sizeof xs};
+    qkv_tensor x = {
+        .dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {3}, .data = xs, .data_bytes = sizeof xs};
     cr_assert_eq(qkv_run(ctx, &x, 1, &err), QKV_ERR_INVALID_ARGUMENT);
     cr_assert_str_eq(err.message, "node 'alloc' (qkv.plan.AllocInCompute-1): plan_alloc: only "
                                   "prepare may take per-plan memory");
@@ -589,8 +592,8 @@ Test(plugin, openblas_backend_serves_the_gemm_of_the_core_matmul)
     qkv_session_options_init(&opts);
     qkv_session *s = NULL;
     qkv_error err = {0};
-    cr_assert_eq(qkv_session_create(tu_data("plugin/matmul_mixed.onnx"), &opts, &s, &err),
-                 QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_session_create(tu_data("plugin/matmul_mixed.onnx"), &opts, &s, &err), QKV_OK,
+                 "%s", err.message);
     char *real = realpath(OPENBLAS_PLUGIN, NULL);
 #ifdef QKV_HAVE_ONEDNN_PLUGIN
     /* the build tree has the oneDNN backend too (libqkv_onednn.so loads
@@ -623,8 +626,8 @@ Test(plugin, openblas_backend_serves_the_gemm_of_the_core_matmul)
     qkv_session_destroy(s);
     /* without it: the portable GEMM, same results */
     opts.no_default_plugins = 1;
-    cr_assert_eq(qkv_session_create(tu_data("plugin/matmul_mixed.onnx"), &opts, &s, &err),
-                 QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_session_create(tu_data("plugin/matmul_mixed.onnx"), &opts, &s, &err), QKV_OK,
+                 "%s", err.message);
     cr_assert_str_eq(node_named(s, "mm_float").backend, "cpu");
     cr_assert_str_eq(qkv_session_gemm_backend(s), "portable");
     run_reference(s, "matmul_mixed", 1e-5f, 1e-5f);
@@ -682,16 +685,16 @@ Test(plugin, qkv_plugin_path_replaces_the_default_plugins)
     setenv("QKV_PLUGIN_PATH", path, 1);
     char got[4096];
     cr_assert_str_eq(qkv_plugin_search_path(got, sizeof got), path);
-    cr_assert_eq(qkv_session_create(tu_data("plugin/scale.onnx"), &opts, &s, &err), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(qkv_session_create(tu_data("plugin/scale.onnx"), &opts, &s, &err), QKV_OK, "%s",
+                 err.message);
     cr_assert_eq(qkv_session_plugin_count(s), 2);
     cr_assert_str_eq(qkv_plugin_name(qkv_session_plugin(s, 0)), "fx_good");
     cr_assert_str_eq(qkv_plugin_name(qkv_session_plugin(s, 1)), "example_ops");
     qkv_session_destroy(s);
     /* empty: no default plugins at all */
     setenv("QKV_PLUGIN_PATH", "", 1);
-    cr_assert_eq(qkv_session_create(tu_data("plugin/matmul_mixed.onnx"), &opts, &s, &err),
-                 QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_session_create(tu_data("plugin/matmul_mixed.onnx"), &opts, &s, &err), QKV_OK,
+                 "%s", err.message);
     cr_assert_eq(qkv_session_plugin_count(s), 0);
     qkv_session_destroy(s);
     /* a broken default plugin fails the session, saying how to skip it */
@@ -780,8 +783,7 @@ Test(plugin, cli_run_loads_plugins_and_profiles_nodes_with_their_backend)
     int rc;
     snprintf(args, sizeof args,
              "run %s --plugin %s --input x=%s --no-default-plugins --verbose --profile",
-             tu_data("plugin/example.onnx"), EXAMPLE_PLUGIN,
-             tu_data("plugin/example_input_0.pb"));
+             tu_data("plugin/example.onnx"), EXAMPLE_PLUGIN, tu_data("plugin/example_input_0.pb"));
     char *out = cli(args, &rc);
     cr_assert_eq(rc, 0, "%s", out);
     assert_contains(out, "backends: cpu (GEMM service: portable)");
@@ -796,8 +798,8 @@ Test(plugin, cli_reports_a_bad_plugin_in_one_line)
 {
     char args[4096];
     int rc;
-    snprintf(args, sizeof args, "run %s --random-inputs --plugin %s",
-             tu_data("plugin/scale.onnx"), fx("fx_bad_major"));
+    snprintf(args, sizeof args, "run %s --random-inputs --plugin %s", tu_data("plugin/scale.onnx"),
+             fx("fx_bad_major"));
     char *out = cli(args, &rc);
     cr_assert_eq(rc, 1, "%s", out);
     char want[4200];
@@ -832,8 +834,7 @@ Test(plugin, cli_info_says_which_ops_lack_shape_inference_and_where_ops_run)
     assert_contains(out, "ops without shape inference: 1");
     free(out);
     /* without the plugin the model's ops have no kernel: info still works */
-    snprintf(args, sizeof args, "info %s --no-default-plugins",
-             tu_data("plugin/positives.onnx"));
+    snprintf(args, sizeof args, "info %s --no-default-plugins", tu_data("plugin/positives.onnx"));
     out = cli(args, &rc);
     cr_assert_eq(rc, 0, "%s", out);
     assert_contains(out, "backends: no session: node 'positives': no kernel for op Positives "

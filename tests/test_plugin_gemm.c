@@ -27,8 +27,8 @@
 #include "gemm_portable.h"
 #include "kernel_host.h"
 #include "plugin.h"
-#include "threadpool.h"
 #include "test_util.h"
+#include "threadpool.h"
 
 #define OPENBLAS_PLUGIN QKV_BINARY_DIR "/plugins/libqkv_openblas.so"
 #define FAKE_OPENBLAS QKV_FIXTURE_PLUGIN_DIR "/fx_fake_openblas.so"
@@ -184,8 +184,8 @@ static void check_random(gemm_fn fn, const qkv_host_api *host, qkv_host_ctx *hct
             cr_assert(fabs(got - want[i]) <= tol * (1 + fabs(want[i])),
                       "case %d (%s m=%zu n=%zu k=%zu ta=%d tb=%d batch=%d beta=%g) elem %zu: "
                       "%.9g vs %.9g",
-                      t, dt == QKV_DTYPE_DOUBLE ? "f64" : "f32", c.g.m, c.g.n, c.g.k,
-                      c.g.trans_a, c.g.trans_b, c.g.batch_rank, c.g.beta, i, got, want[i]);
+                      t, dt == QKV_DTYPE_DOUBLE ? "f64" : "f32", c.g.m, c.g.n, c.g.k, c.g.trans_a,
+                      c.g.trans_b, c.g.batch_rank, c.g.beta, i, got, want[i]);
         }
         free(a);
         free(b);
@@ -288,9 +288,18 @@ Test(plugin_gemm, host_gemm_checks_the_description)
     qkv_host_ctx h = {.node = &node, .version = 1, .err = &err};
     const qkv_host_api *host = qkv_host_api_get();
     float a[4] = {0}, b[4] = {0}, c[4] = {0};
-    qkv_gemm g = {.struct_size = sizeof g, .abi_version = QKV_ABI_VERSION,
-                  .dtype = QKV_DTYPE_INT64, .m = 2, .n = 2, .k = 2, .a = a, .lda = 2,
-                  .b = b, .ldb = 2, .c = c, .ldc = 2};
+    qkv_gemm g = {.struct_size = sizeof g,
+                  .abi_version = QKV_ABI_VERSION,
+                  .dtype = QKV_DTYPE_INT64,
+                  .m = 2,
+                  .n = 2,
+                  .k = 2,
+                  .a = a,
+                  .lda = 2,
+                  .b = b,
+                  .ldb = 2,
+                  .c = c,
+                  .ldc = 2};
     cr_assert_eq(host->gemm(&h, &g), QKV_ERR_TYPE);
     cr_assert_str_eq(err.message, "node 'g' (x.y.MyOp-1): gemm: int64 is not supported (float "
                                   "and double are)");
@@ -304,8 +313,7 @@ Test(plugin_gemm, host_gemm_checks_the_description)
     g.struct_size = 16; /* a caller that did not set it */
     memset(&err, 0, sizeof err);
     cr_assert_eq(host->gemm(&h, &g), QKV_ERR_INVALID_ARGUMENT);
-    cr_assert_str_eq(err.message,
-                     "node 'g' (x.y.MyOp-1): gemm: missing or too small description");
+    cr_assert_str_eq(err.message, "node 'g' (x.y.MyOp-1): gemm: missing or too small description");
 }
 
 /* ---- the OpenBLAS plugin in sessions ------------------------------------------------ */
@@ -325,8 +333,8 @@ static qkv_session *open_gemm_ops(const char *backends)
     opts.threads = 2;
     qkv_session *s = NULL;
     qkv_error err = {0};
-    cr_assert_eq(qkv_session_create(tu_data("plugin/gemm_ops.onnx"), &opts, &s, &err), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(qkv_session_create(tu_data("plugin/gemm_ops.onnx"), &opts, &s, &err), QKV_OK, "%s",
+                 err.message);
     return s;
 }
 #endif
@@ -352,8 +360,8 @@ Test(plugin_gemm, openblas_plugin_runs_matmul_gemm_and_attention_like_the_portab
         int64_t H = (int64_t)rnd_size(1, 3), S = (int64_t)rnd_size(1, 40);
         int64_t L = (int64_t)rnd_size(1, 40), D = (int64_t)rnd_size(1, 40);
         /* a, w, x, wt, c, q, k, v as the model declares them */
-        const int64_t shapes[8][4] = {{B, M, K}, {K, N}, {M, K}, {N, K}, {N},
-                                      {B, H, S, D}, {B, H, L, D}, {B, H, L, D}};
+        const int64_t shapes[8][4] = {{B, M, K}, {K, N},       {M, K},       {N, K},
+                                      {N},       {B, H, S, D}, {B, H, L, D}, {B, H, L, D}};
         const int32_t ranks[8] = {3, 2, 2, 2, 1, 4, 4, 4};
         qkv_tensor in[8];
         memset(in, 0, sizeof in);
@@ -377,8 +385,7 @@ Test(plugin_gemm, openblas_plugin_runs_matmul_gemm_and_attention_like_the_portab
         /* float sums of up to 90 products of values in [-1, 1), in
          * another order: a few ulps of the largest partial sums */
         for (size_t k = 0; k < 3; k++)
-            tu_assert_close(qkv_context_output(cob, k), qkv_context_output(cpc, k), 1e-4f,
-                            1e-4f);
+            tu_assert_close(qkv_context_output(cob, k), qkv_context_output(cpc, k), 1e-4f, 1e-4f);
         for (int i = 0; i < 8; i++)
             free(in[i].data);
     }

@@ -267,9 +267,20 @@ Test(pool, lppool_matches_reference_on_random_geometries)
 Test(pool, large_2d_pools_on_threads)
 {
     for (int kind = MAXP; kind <= LPP; kind++) {
-        cfg c = {.kind = kind, .n = 2, .batch = 2, .chans = 8, .in = {56, 56}, .k = {3, 3},
-                 .s = {2, 2}, .d = {1, 1}, .pads = {1, 1, 1, 1}, .ceil = 1, .include_pad = 1,
-                 .p = 2, .set_strides = true, .set_pads = true};
+        cfg c = {.kind = kind,
+                 .n = 2,
+                 .batch = 2,
+                 .chans = 8,
+                 .in = {56, 56},
+                 .k = {3, 3},
+                 .s = {2, 2},
+                 .d = {1, 1},
+                 .pads = {1, 1, 1, 1},
+                 .ceil = 1,
+                 .include_pad = 1,
+                 .p = 2,
+                 .set_strides = true,
+                 .set_pads = true};
         check_cfg(&c, 1000 + kind, 4);
     }
 }
@@ -286,8 +297,8 @@ static void check_1d(const cfg *c, const float *x, const float *want, int64_t wa
     cr_assert_eq(y.dims[2], want_len, "output length %lld, expected %lld", (long long)y.dims[2],
                  (long long)want_len);
     for (int64_t i = 0; i < want_len; i++)
-        cr_assert(((float *)y.data)[i] == want[i], "element %lld is %g, expected %g",
-                  (long long)i, ((float *)y.data)[i], want[i]);
+        cr_assert(((float *)y.data)[i] == want[i], "element %lld is %g, expected %g", (long long)i,
+                  ((float *)y.data)[i], want[i]);
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);
 }
@@ -297,8 +308,16 @@ Test(pool, ceil_mode_with_pads_counts_only_the_padded_input)
     /* x = 1..6, k 3, s 2, pads 1/1, ceil_mode: windows start at -1, 1, 3, 5;
      * the last reads 6, then the end pad, then beyond it */
     float x[6] = {1, 2, 3, 4, 5, 6};
-    cfg c = {.kind = AVGP, .n = 1, .in = {6}, .k = {3}, .s = {2}, .d = {1}, .pads = {1, 1},
-             .ceil = 1, .set_strides = true, .set_pads = true};
+    cfg c = {.kind = AVGP,
+             .n = 1,
+             .in = {6},
+             .k = {3},
+             .s = {2},
+             .d = {1},
+             .pads = {1, 1},
+             .ceil = 1,
+             .set_strides = true,
+             .set_pads = true};
     check_1d(&c, x, (const float[]){1.5f, 3, 5, 6}, 4);
     c.include_pad = 1; /* (0+1+2)/3, 9/3, 15/3, (6+0)/2 */
     check_1d(&c, x, (const float[]){1, 3, 5, 3}, 4);
@@ -313,8 +332,16 @@ Test(pool, ceil_mode_drops_a_window_starting_in_the_end_padding)
     /* x = 1..5, k 2, s 2, pads 1/1: ceil((5 + 2 - 2) / 2) + 1 = 4 windows, but
      * the 4th would start at 5, in the end padding: 3 remain */
     float x[5] = {1, 2, 3, 4, 5};
-    cfg c = {.kind = MAXP, .n = 1, .in = {5}, .k = {2}, .s = {2}, .d = {1}, .pads = {1, 1},
-             .ceil = 1, .set_strides = true, .set_pads = true};
+    cfg c = {.kind = MAXP,
+             .n = 1,
+             .in = {5},
+             .k = {2},
+             .s = {2},
+             .d = {1},
+             .pads = {1, 1},
+             .ceil = 1,
+             .set_strides = true,
+             .set_pads = true};
     check_1d(&c, x, (const float[]){1, 3, 5}, 3);
     c.ceil = 0;
     check_1d(&c, x, (const float[]){1, 3, 5}, 3);
@@ -408,9 +435,19 @@ Test(pool, float16_and_double_match_float)
     }
     int64_t dims[4] = {2, 3, 9, 7};
     for (int kind = MAXP; kind <= LPP; kind++) {
-        cfg c = {.kind = kind, .n = 2, .batch = 2, .chans = 3, .in = {9, 7}, .k = {3, 2},
-                 .s = {2, 1}, .d = {1, 2}, .pads = {1, 0, 1, 1}, .p = 3, .set_strides = true,
-                 .set_dilations = true, .set_pads = true};
+        cfg c = {.kind = kind,
+                 .n = 2,
+                 .batch = 2,
+                 .chans = 3,
+                 .in = {9, 7},
+                 .k = {3, 2},
+                 .s = {2, 1},
+                 .d = {1, 2},
+                 .pads = {1, 0, 1, 1},
+                 .p = 3,
+                 .set_strides = true,
+                 .set_dilations = true,
+                 .set_pads = true};
         double want[T];
         int64_t idx[T];
         ref_pool(&c, x, want, idx);
@@ -506,8 +543,7 @@ Test(pool, refuses_bad_attributes_and_shapes)
                       "input 0 'X' has rank 2, expected >= 3 (N, C and spatial dims)");
     n = kh_node_create("MaxPool", 12, 1, 1);
     kh_attr_ints(n, "kernel_shape", (int64_t[]){1, 1, 1, 1}, 4);
-    expect_pool_error(n, 6, (int64_t[]){1, 1, 2, 2, 2, 2}, QKV_DTYPE_FLOAT,
-                      QKV_ERR_UNSUPPORTED,
+    expect_pool_error(n, 6, (int64_t[]){1, 1, 2, 2, 2, 2}, QKV_DTYPE_FLOAT, QKV_ERR_UNSUPPORTED,
                       "input 0 'X' has 4 spatial dims: pooling supports 1 to 3");
 }
 
@@ -547,8 +583,10 @@ Test(global_pool, match_reference_on_random_shapes)
             double want = kind == 0 ? sum / (double)s : kind == 1 ? m : pow(sum, 1.0 / (double)p);
             float got = ((float *)y.data)[q];
             /* one rounding of a double sum (pow for Lp) */
-            cr_assert(fabs(got - want) <= 1e-6 + 1e-5 * fabs(want), "%s trial %d plane %zu: %g, "
-                      "expected %g", ops[kind], trial, q, got, want);
+            cr_assert(fabs(got - want) <= 1e-6 + 1e-5 * fabs(want),
+                      "%s trial %d plane %zu: %g, "
+                      "expected %g",
+                      ops[kind], trial, q, got, want);
         }
         kh_free_outputs(&y, 1);
         kh_node_destroy(n);
@@ -623,8 +661,8 @@ Test(pool, infer_keeps_unknown_dims)
     cr_assert_eq(kh_infer(n, &x, y, &err), QKV_OK, "%s", err.message);
     for (int k = 0; k < 2; k++) {
         cr_assert_eq(y[k].dtype, k ? QKV_DTYPE_INT64 : QKV_DTYPE_FLOAT);
-        cr_assert(y[k].rank == 4 && y[k].dims[0] == -1 && y[k].dims[1] == 3 &&
-                  y[k].dims[2] == -1 && y[k].dims[3] == 5);
+        cr_assert(y[k].rank == 4 && y[k].dims[0] == -1 && y[k].dims[1] == 3 && y[k].dims[2] == -1 &&
+                  y[k].dims[3] == 5);
     }
     x.rank = -1;
     cr_assert_eq(kh_infer(n, &x, y, &err), QKV_OK, "%s", err.message);

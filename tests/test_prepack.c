@@ -6,8 +6,8 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
-#include <stdbool.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "loader.h"

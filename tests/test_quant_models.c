@@ -62,8 +62,8 @@ Test(quant_models, dynamic_quantize_matmul_chain_is_exact_and_packs_the_weight)
         const float *w = want.data;
         /* the same float32 operations in the same order as numpy: equal */
         for (size_t i = 0; i < n; i++)
-            cr_assert_eq(y[i], w[i], "threads %zu: y[%zu] = %.9g, expected %.9g", threads, i,
-                         y[i], w[i]);
+            cr_assert_eq(y[i], w[i], "threads %zu: y[%zu] = %.9g, expected %.9g", threads, i, y[i],
+                         w[i]);
         free(y);
     }
     qkv_tensor_data_free(&x);

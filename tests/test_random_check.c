@@ -25,10 +25,10 @@ static qkv_tensor f32(int32_t rank, const int64_t *dims, float *data)
     return t;
 }
 
-static const qkv_cli_random_range bernoulli = {.random = 1, .has_range = 1, .lo = 0, .hi = 1,
-                                               .integral = 1, .rule = "Bernoulli"};
-static const qkv_cli_random_range uniform = {.random = 1, .has_range = 1, .lo = -1, .hi = 2,
-                                             .hi_open = 1, .rule = "RandomUniform"};
+static const qkv_cli_random_range bernoulli = {
+    .random = 1, .has_range = 1, .lo = 0, .hi = 1, .integral = 1, .rule = "Bernoulli"};
+static const qkv_cli_random_range uniform = {
+    .random = 1, .has_range = 1, .lo = -1, .hi = 2, .hi_open = 1, .rule = "RandomUniform"};
 
 Test(random_check, passes_values_in_range_whatever_the_reference)
 {
@@ -125,8 +125,7 @@ Test(random_cli, random_outputs_pass_by_shape_dtype_and_range)
                            "@/suite/test_unif", NULL);
     cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
     cr_assert(strstr(r.out, "PASS test_bern (random: shape, dtype, range)"), "%s", r.out);
-    cr_assert(strstr(r.out, "PASS test_bern_expanded (random: shape, dtype, range)"), "%s",
-              r.out);
+    cr_assert(strstr(r.out, "PASS test_bern_expanded (random: shape, dtype, range)"), "%s", r.out);
     cr_assert(strstr(r.out, "PASS test_unif (random: shape, dtype)"), "%s", r.out);
     cli_result_free(&r);
 }

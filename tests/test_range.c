@@ -117,7 +117,8 @@ Test(range, refuses_mixed_types_and_non_scalars)
     int64_t s = 0, l = 5;
     int32_t d = 1;
     qkv_tensor in[3] = {kh_i64(0, NULL, &s), kh_i64(0, NULL, &l),
-                        kh_tensor(QKV_DTYPE_INT32, 0, NULL, &d)}, y;
+                        kh_tensor(QKV_DTYPE_INT32, 0, NULL, &d)},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Range", 11, 3, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_TYPE);

@@ -8,10 +8,9 @@
 
 #include "kernel_harness.h"
 
-static const char *const ops[] = {"ReduceSum",       "ReduceMean", "ReduceMax",
-                                  "ReduceMin",       "ReduceProd", "ReduceL1",
-                                  "ReduceL2",        "ReduceLogSum", "ReduceLogSumExp",
-                                  "ReduceSumSquare"};
+static const char *const ops[] = {"ReduceSum",       "ReduceMean",     "ReduceMax", "ReduceMin",
+                                  "ReduceProd",      "ReduceL1",       "ReduceL2",  "ReduceLogSum",
+                                  "ReduceLogSumExp", "ReduceSumSquare"};
 enum { N_OPS = sizeof ops / sizeof ops[0] };
 
 /* The opset of each form: ReduceSum takes an axes input from 13, the others
@@ -99,12 +98,12 @@ static void ref_reduce(const char *op, const float *x, const int64_t *dims, int 
 
 typedef struct reduce_case {
     const char *op;
-    bool axes_input;   /* axes as input 1 (else the attribute) */
+    bool axes_input; /* axes as input 1 (else the attribute) */
     const int64_t *axes;
-    size_t n_axes;     /* SIZE_MAX: no axes at all */
-    int keepdims;      /* -1: attribute absent */
-    int noop;          /* -1: attribute absent */
-    bool hide_axes;    /* infer first sees the axes input without a value */
+    size_t n_axes;  /* SIZE_MAX: no axes at all */
+    int keepdims;   /* -1: attribute absent */
+    int noop;       /* -1: attribute absent */
+    bool hide_axes; /* infer first sees the axes input without a value */
     size_t threads;
 } reduce_case;
 
@@ -126,8 +125,8 @@ static qkv_status run_case(const reduce_case *c, qkv_tensor x, qkv_tensor *y, qk
     int64_t axes_copy[QKV_MAX_RANK + 1] = {0};
     if (with_input && c->n_axes)
         memcpy(axes_copy, c->axes, c->n_axes * sizeof *axes_copy);
-    qkv_tensor ins[2] = {x, kh_i64(1, (int64_t[]){(int64_t)(with_input ? c->n_axes : 0)},
-                                   axes_copy)};
+    qkv_tensor ins[2] = {x,
+                         kh_i64(1, (int64_t[]){(int64_t)(with_input ? c->n_axes : 0)}, axes_copy)};
     qkv_status st = kh_run(n, ins, y, err);
     kh_node_destroy(n);
     return st;
@@ -140,8 +139,7 @@ static qkv_status run_case(const reduce_case *c, qkv_tensor x, qkv_tensor *y, qk
  * products of many small values) leaves a wide margin while still catching
  * a wrong element, axis or accumulation. */
 static void check_against_ref(const char *op, const float *xs, const int64_t *dims, int rank,
-                              const bool *mask, int keepdims, const qkv_tensor *y,
-                              const char *what)
+                              const bool *mask, int keepdims, const qkv_tensor *y, const char *what)
 {
     double *want = malloc(8192 * sizeof *want);
     size_t n_out;
@@ -213,31 +211,29 @@ static void random_trials(bool axes_input)
                 numel *= (size_t)dims[k];
             float xs[256];
             fill_for(ops[o], xs, numel);
-            reduce_case c = {.op = ops[o], .axes_input = axes_input, .axes = axes,
-                             .n_axes = n_axes, .keepdims = keepdims, .noop = -1,
+            reduce_case c = {.op = ops[o],
+                             .axes_input = axes_input,
+                             .axes = axes,
+                             .n_axes = n_axes,
+                             .keepdims = keepdims,
+                             .noop = -1,
                              .hide_axes = axes_input && trial % 2};
             qkv_tensor y;
             qkv_error err;
             char what[128];
             snprintf(what, sizeof what, "%s trial %d rank %d keepdims %d", ops[o], trial, rank,
                      keepdims);
-            cr_assert_eq(run_case(&c, kh_f32(rank, dims, xs), &y, &err), QKV_OK, "%s: %s",
-                         what, err.message);
+            cr_assert_eq(run_case(&c, kh_f32(rank, dims, xs), &y, &err), QKV_OK, "%s: %s", what,
+                         err.message);
             check_against_ref(ops[o], xs, dims, rank, mask, keepdims, &y, what);
             kh_free_outputs(&y, 1);
         }
     }
 }
 
-Test(reduce, matches_reference_on_random_shapes_with_axes_attribute)
-{
-    random_trials(false);
-}
+Test(reduce, matches_reference_on_random_shapes_with_axes_attribute) { random_trials(false); }
 
-Test(reduce, matches_reference_on_random_shapes_with_axes_input)
-{
-    random_trials(true);
-}
+Test(reduce, matches_reference_on_random_shapes_with_axes_input) { random_trials(true); }
 
 /* Shapes that exercise both layouts with several walked reduced dims, the
  * threaded path (>= 32768 elements, 4 threads) and a kept run long enough
@@ -249,12 +245,9 @@ Test(reduce, matches_reference_on_large_shapes_with_threads)
         int64_t dims[4];
         bool mask[4];
     } shapes[] = {
-        {3, {3, 50, 130}, {false, true, false}},
-        {4, {13, 7, 3, 70}, {true, false, true, false}},
-        {3, {64, 40, 20}, {false, false, true}},
-        {3, {64, 40, 20}, {true, false, true}},
-        {2, {300, 130}, {true, false}},
-        {4, {9, 10, 11, 40}, {true, true, true, true}},
+        {3, {3, 50, 130}, {false, true, false}}, {4, {13, 7, 3, 70}, {true, false, true, false}},
+        {3, {64, 40, 20}, {false, false, true}}, {3, {64, 40, 20}, {true, false, true}},
+        {2, {300, 130}, {true, false}},          {4, {9, 10, 11, 40}, {true, true, true, true}},
         {2, {20, 5000}, {true, false}}, /* one kept run split into strips */
     };
     static float xs[20 * 5000];
@@ -270,16 +263,21 @@ Test(reduce, matches_reference_on_large_shapes_with_threads)
                     axes[n_axes++] = k;
             }
             fill_for(ops[o], xs, numel);
-            reduce_case c = {.op = ops[o], .axes_input = true, .axes = axes, .n_axes = n_axes,
-                             .keepdims = 0, .noop = -1, .threads = 4};
+            reduce_case c = {.op = ops[o],
+                             .axes_input = true,
+                             .axes = axes,
+                             .n_axes = n_axes,
+                             .keepdims = 0,
+                             .noop = -1,
+                             .threads = 4};
             qkv_tensor y;
             qkv_error err;
             char what[96];
             snprintf(what, sizeof what, "%s shape %zu", ops[o], sh);
             cr_assert_eq(run_case(&c, kh_f32(shapes[sh].rank, shapes[sh].dims, xs), &y, &err),
                          QKV_OK, "%s: %s", what, err.message);
-            check_against_ref(ops[o], xs, shapes[sh].dims, shapes[sh].rank, shapes[sh].mask, 0,
-                              &y, what);
+            check_against_ref(ops[o], xs, shapes[sh].dims, shapes[sh].rank, shapes[sh].mask, 0, &y,
+                              what);
             kh_free_outputs(&y, 1);
         }
     }
@@ -299,8 +297,7 @@ Test(reduce, absent_or_empty_axes_reduce_everything_with_keepdims_default)
     for (size_t i = 0; i < 3; i++) {
         qkv_tensor y;
         qkv_error err;
-        cr_assert_eq(run_case(&cases[i], kh_f32(2, dims, xs), &y, &err), QKV_OK, "%s",
-                     err.message);
+        cr_assert_eq(run_case(&cases[i], kh_f32(2, dims, xs), &y, &err), QKV_OK, "%s", err.message);
         cr_assert_eq(y.rank, 2, "case %zu", i);
         cr_assert(y.dims[0] == 1 && y.dims[1] == 1, "case %zu", i);
         cr_assert_float_eq(((float *)y.data)[0], 21.0f, 0, "case %zu", i);
@@ -312,8 +309,7 @@ Test(reduce, empty_axes_with_noop_copies_the_input)
 {
     float xs[6] = {1, -2, 3, 4, 5, 6};
     int64_t dims[2] = {2, 3};
-    reduce_case c = {.op = "ReduceMax", .axes_input = true, .n_axes = 0, .keepdims = 0,
-                     .noop = 1};
+    reduce_case c = {.op = "ReduceMax", .axes_input = true, .n_axes = 0, .keepdims = 0, .noop = 1};
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(run_case(&c, kh_f32(2, dims, xs), &y, &err), QKV_OK, "%s", err.message);
@@ -327,8 +323,8 @@ Test(reduce, empty_axes_with_noop_copies_the_input)
 Test(reduce, scalar_input_reduces_to_itself)
 {
     float xs[1] = {-3};
-    reduce_case c = {.op = "ReduceL1", .axes_input = false, .n_axes = SIZE_MAX, .keepdims = 1,
-                     .noop = -1};
+    reduce_case c = {
+        .op = "ReduceL1", .axes_input = false, .n_axes = SIZE_MAX, .keepdims = 1, .noop = -1};
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(run_case(&c, kh_f32(0, NULL, xs), &y, &err), QKV_OK, "%s", err.message);
@@ -345,20 +341,24 @@ Test(reduce, empty_set_gives_the_identity_of_each_op)
         const char *op;
         float want;
     } cases[] = {
-        {"ReduceSum", 0.0f},        {"ReduceProd", 1.0f},          {"ReduceMax", -INFINITY},
-        {"ReduceMin", INFINITY},    {"ReduceMean", NAN},           {"ReduceL1", 0.0f},
-        {"ReduceL2", 0.0f},         {"ReduceLogSum", -INFINITY},   {"ReduceLogSumExp", -INFINITY},
+        {"ReduceSum", 0.0f},       {"ReduceProd", 1.0f},        {"ReduceMax", -INFINITY},
+        {"ReduceMin", INFINITY},   {"ReduceMean", NAN},         {"ReduceL1", 0.0f},
+        {"ReduceL2", 0.0f},        {"ReduceLogSum", -INFINITY}, {"ReduceLogSumExp", -INFINITY},
         {"ReduceSumSquare", 0.0f},
     };
     int64_t dims[3] = {2, 0, 3}, axes[1] = {1};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        reduce_case c = {.op = cases[i].op, .axes_input = false, .axes = axes, .n_axes = 1,
-                         .keepdims = 1, .noop = -1};
+        reduce_case c = {.op = cases[i].op,
+                         .axes_input = false,
+                         .axes = axes,
+                         .n_axes = 1,
+                         .keepdims = 1,
+                         .noop = -1};
         qkv_tensor y;
         qkv_error err;
         float dummy[1];
-        cr_assert_eq(run_case(&c, kh_f32(3, dims, dummy), &y, &err), QKV_OK, "%s: %s",
-                     cases[i].op, err.message);
+        cr_assert_eq(run_case(&c, kh_f32(3, dims, dummy), &y, &err), QKV_OK, "%s: %s", cases[i].op,
+                     err.message);
         cr_assert(y.rank == 3 && y.dims[0] == 2 && y.dims[1] == 1 && y.dims[2] == 3, "%s",
                   cases[i].op);
         for (int k = 0; k < 6; k++) {
@@ -366,8 +366,8 @@ Test(reduce, empty_set_gives_the_identity_of_each_op)
             if (isnan(cases[i].want))
                 cr_assert(isnan(got), "%s: element %d is %g, expected NaN", cases[i].op, k, got);
             else
-                cr_assert(got == cases[i].want, "%s: element %d is %g, expected %g",
-                          cases[i].op, k, got, cases[i].want);
+                cr_assert(got == cases[i].want, "%s: element %d is %g, expected %g", cases[i].op, k,
+                          got, cases[i].want);
         }
         kh_free_outputs(&y, 1);
     }
@@ -381,16 +381,18 @@ Test(reduce, max_and_min_propagate_nan)
         int64_t d[2] = {layout ? 4 : 2, layout ? 2 : 4};
         int64_t ax[1] = {layout ? 0 : 1};
         for (int mn = 0; mn < 2; mn++) {
-            reduce_case c = {.op = mn ? "ReduceMin" : "ReduceMax", .axes = ax, .n_axes = 1,
-                             .keepdims = 0, .noop = -1};
+            reduce_case c = {.op = mn ? "ReduceMin" : "ReduceMax",
+                             .axes = ax,
+                             .n_axes = 1,
+                             .keepdims = 0,
+                             .noop = -1};
             qkv_tensor y;
             qkv_error err;
             cr_assert_eq(run_case(&c, kh_f32(2, d, xs), &y, &err), QKV_OK, "%s", err.message);
             /* layout 0 rows {1,NaN,3,4} {5,6,NaN,-8}; layout 1 columns
              * {1,3,5,NaN} {NaN,4,6,-8}: every group holds a NaN */
             const float *g = y.data;
-            cr_assert(isnan(g[0]) && isnan(g[1]), "%s layout %d: %g %g", c.op, layout, g[0],
-                      g[1]);
+            cr_assert(isnan(g[0]) && isnan(g[1]), "%s layout %d: %g %g", c.op, layout, g[0], g[1]);
             kh_free_outputs(&y, 1);
         }
     }
@@ -488,8 +490,7 @@ Test(reduce, double_input_reduces_in_double)
 
 Test(reduce, unknown_axes_value_gives_unknown_dims_keeping_rank_with_keepdims)
 {
-    qkv_tensor ins[2] = {kh_f32(3, (int64_t[]){2, 1, 4}, NULL),
-                         kh_i64(1, (int64_t[]){1}, NULL)};
+    qkv_tensor ins[2] = {kh_f32(3, (int64_t[]){2, 1, 4}, NULL), kh_i64(1, (int64_t[]){1}, NULL)};
     qkv_tensor y;
     qkv_error err;
     kh_node *keep = kh_node_create("ReduceMean", 18, 2, 1);
@@ -543,8 +544,12 @@ Test(reduce, refuses_axis_out_of_range)
 {
     float xs[6] = {0};
     int64_t axes[1] = {3};
-    reduce_case c = {.op = "ReduceSum", .axes_input = true, .axes = axes, .n_axes = 1,
-                     .keepdims = 1, .noop = -1};
+    reduce_case c = {.op = "ReduceSum",
+                     .axes_input = true,
+                     .axes = axes,
+                     .n_axes = 1,
+                     .keepdims = 1,
+                     .noop = -1};
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(run_case(&c, kh_f32(3, (int64_t[]){1, 2, 3}, xs), &y, &err), QKV_ERR_SHAPE);

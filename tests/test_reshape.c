@@ -8,8 +8,8 @@ static void assert_dims(const qkv_tensor *t, int32_t rank, const int64_t *dims)
 {
     cr_assert_eq(t->rank, rank, "rank %d, expected %d", t->rank, rank);
     for (int32_t k = 0; k < rank; k++)
-        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k,
-                     (long long)t->dims[k], (long long)dims[k]);
+        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k, (long long)t->dims[k],
+                     (long long)dims[k]);
 }
 
 /* 24 floats 0..23: views must carry them over unchanged (exact). */
@@ -47,8 +47,7 @@ Test(reshape, reorders_dims_and_keeps_data)
 {
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_reshape(13, (int64_t[]){4, 2, 3}, 3, -1, &y, &err), QKV_OK, "%s",
-                 err.message);
+    cr_assert_eq(run_reshape(13, (int64_t[]){4, 2, 3}, 3, -1, &y, &err), QKV_OK, "%s", err.message);
     assert_dims(&y, 3, (int64_t[]){4, 2, 3});
     assert_same_data(&y, 24);
     kh_free_outputs(&y, 1);
@@ -83,7 +82,8 @@ Test(reshape, allowzero_keeps_a_literal_zero_dim)
 {
     float none[1] = {0};
     qkv_tensor in[2] = {kh_f32(3, (int64_t[]){0, 3, 4}, none),
-                        kh_i64(1, (int64_t[]){3}, (int64_t[]){3, 4, 0})}, y;
+                        kh_i64(1, (int64_t[]){3}, (int64_t[]){3, 4, 0})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Reshape", 14, 2, 1);
     kh_attr_int(n, "allowzero", 1);
@@ -120,8 +120,7 @@ Test(reshape, refuses_two_minus_ones)
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(run_reshape(13, (int64_t[]){-1, 4, -1}, 3, -1, &y, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "target shape has -1 at both index 0 and 2"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "target shape has -1 at both index 0 and 2"), "%s", err.message);
 }
 
 Test(reshape, refuses_a_zero_past_the_input_rank_and_values_below_minus_one)
@@ -152,8 +151,7 @@ Test(reshape, opset1_reads_the_shape_attribute)
 
 Test(reshape, unknown_shape_value_gives_known_rank_and_unknown_dims)
 {
-    qkv_tensor in[2] = {kh_f32(3, (int64_t[]){2, 3, 4}, NULL),
-                        kh_i64(1, (int64_t[]){3}, NULL)}, y;
+    qkv_tensor in[2] = {kh_f32(3, (int64_t[]){2, 3, 4}, NULL), kh_i64(1, (int64_t[]){3}, NULL)}, y;
     qkv_error err;
     kh_node *n = kh_node_create("Reshape", 13, 2, 1);
     cr_assert_eq(kh_infer(n, in, &y, &err), QKV_OK, "%s", err.message);
@@ -182,7 +180,8 @@ Test(reshape, runs_with_values_hidden_from_infer)
 {
     fill_iota();
     qkv_tensor in[2] = {kh_f32(3, (int64_t[]){2, 3, 4}, iota24),
-                        kh_i64(1, (int64_t[]){2}, (int64_t[]){-1, 8})}, y;
+                        kh_i64(1, (int64_t[]){2}, (int64_t[]){-1, 8})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Reshape", 21, 2, 1);
     kh_hide_input_values(n);
@@ -267,7 +266,8 @@ Test(squeeze, removes_the_given_axes_from_input)
 {
     fill_iota();
     qkv_tensor in[2] = {kh_f32(5, (int64_t[]){1, 3, 1, 8, 1}, iota24),
-                        kh_i64(1, (int64_t[]){2}, (int64_t[]){0, -3})}, y;
+                        kh_i64(1, (int64_t[]){2}, (int64_t[]){0, -3})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Squeeze", 13, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s", err.message);
@@ -311,7 +311,8 @@ Test(squeeze, refuses_a_dim_that_is_not_one)
 {
     fill_iota();
     qkv_tensor in[2] = {kh_f32(3, (int64_t[]){1, 3, 8}, iota24),
-                        kh_i64(1, (int64_t[]){1}, (int64_t[]){1})}, y;
+                        kh_i64(1, (int64_t[]){1}, (int64_t[]){1})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Squeeze", 13, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
@@ -330,8 +331,8 @@ Test(squeeze, refuses_out_of_range_and_repeated_axes)
     qkv_error err;
     kh_node *n = kh_node_create("Squeeze", 13, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "axes[0] = 3 is out of range for input 0 'data' of rank 3"),
-              "%s", err.message);
+    cr_assert(strstr(err.message, "axes[0] = 3 is out of range for input 0 'data' of rank 3"), "%s",
+              err.message);
     axes[0] = -3;
     in[1].dims[0] = 2;
     in[1].data_bytes = 16;
@@ -357,7 +358,8 @@ Test(unsqueeze, inserts_unsorted_axes_from_input)
 {
     fill_iota();
     qkv_tensor in[2] = {kh_f32(3, (int64_t[]){2, 3, 4}, iota24),
-                        kh_i64(1, (int64_t[]){3}, (int64_t[]){5, 4, 2})}, y;
+                        kh_i64(1, (int64_t[]){3}, (int64_t[]){5, 4, 2})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Unsqueeze", 13, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s", err.message);
@@ -371,7 +373,8 @@ Test(unsqueeze, negative_axes_count_from_the_output_end)
 {
     fill_iota();
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){3, 8}, iota24),
-                        kh_i64(1, (int64_t[]){1}, (int64_t[]){-1})}, y;
+                        kh_i64(1, (int64_t[]){1}, (int64_t[]){-1})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Unsqueeze", 13, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s", err.message);
@@ -391,7 +394,8 @@ Test(unsqueeze, refuses_an_axis_out_of_range)
 {
     fill_iota();
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){3, 8}, iota24),
-                        kh_i64(1, (int64_t[]){1}, (int64_t[]){3})}, y;
+                        kh_i64(1, (int64_t[]){1}, (int64_t[]){3})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Unsqueeze", 13, 2, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
@@ -413,8 +417,7 @@ Test(unsqueeze, opset1_requires_the_axes_attribute_and_nonnegative_axes)
     n = kh_node_create("Unsqueeze", 1, 1, 1);
     kh_attr_ints(n, "axes", (int64_t[]){-1}, 1);
     cr_assert_eq(kh_run(n, &x, &y, &err), QKV_ERR_INVALID_MODEL);
-    cr_assert(strstr(err.message, "axes[0] is -1; negative axes need opset 11"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "axes[0] is -1; negative axes need opset 11"), "%s", err.message);
     kh_node_destroy(n);
 }
 
@@ -432,7 +435,8 @@ Test(unsqueeze, runs_with_values_hidden_from_infer)
 {
     fill_iota();
     qkv_tensor in[2] = {kh_f32(2, (int64_t[]){3, 8}, iota24),
-                        kh_i64(1, (int64_t[]){1}, (int64_t[]){1})}, y;
+                        kh_i64(1, (int64_t[]){1}, (int64_t[]){1})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Unsqueeze", 13, 2, 1);
     kh_hide_input_values(n);

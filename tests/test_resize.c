@@ -31,7 +31,7 @@ typedef struct ref_cfg {
     const char *coord;   /* coordinate_transformation_mode */
     const char *nearest; /* nearest_mode; NULL: round_prefer_floor */
     bool antialias, exclude;
-    double a;            /* cubic_coeff_a; 0 reads as -0.75 */
+    double a; /* cubic_coeff_a; 0 reads as -0.75 */
     double extrap;
 } ref_cfg;
 
@@ -43,7 +43,7 @@ static size_t ref_coeffs(const ref_cfg *c, double r, double s, double *w)
     const double A = c->a != 0 ? c->a : -0.75;
     if (is(c->mode, "nearest")) {
         const char *m = c->nearest ? c->nearest : "round_prefer_floor";
-        bool lo = r == 1.0     ? false
+        bool lo = r == 1.0                      ? false
                   : is(m, "round_prefer_floor") ? r <= 0.5
                   : is(m, "round_prefer_ceil")  ? r < 0.5
                   : is(m, "floor")              ? true
@@ -180,16 +180,16 @@ static double ref_interp(const double *x, const int64_t *in, int rank, const dou
 /* ---- running the kernel ------------------------------------------------------------- */
 
 typedef struct rcase {
-    int64_t opset;          /* 0: 19 */
+    int64_t opset; /* 0: 19 */
     ref_cfg cfg;
     int32_t rank;
     int64_t in[8];
-    const float *scales;    /* n_list values, or NULL */
-    const int64_t *sizes;   /* n_list values, or NULL */
+    const float *scales;  /* n_list values, or NULL */
+    const int64_t *sizes; /* n_list values, or NULL */
     size_t n_list;
-    const int64_t *axes;    /* n_list values, or NULL: every axis */
-    const float *roi;       /* 2 * n_list values, or NULL */
-    const char *policy;     /* keep_aspect_ratio_policy, or NULL */
+    const int64_t *axes; /* n_list values, or NULL: every axis */
+    const float *roi;    /* 2 * n_list values, or NULL */
+    const char *policy;  /* keep_aspect_ratio_policy, or NULL */
     size_t threads;
 } rcase;
 
@@ -306,9 +306,8 @@ static void check_case(const rcase *t, uint32_t seed)
         double want = ref_interp(xd, t->in, t->rank, sc, osz, pos, t->roi ? roi : NULL, &t->cfg);
         float got = ((float *)y.data)[i];
         cr_assert(fabs(got - want) <= 2e-6 + 2e-6 * fabs(want),
-                  "%s %s %s aa=%d: element %zu is %.9g, expected %.9g", t->cfg.mode,
-                  t->cfg.coord, t->cfg.nearest ? t->cfg.nearest : "", t->cfg.antialias, i,
-                  (double)got, want);
+                  "%s %s %s aa=%d: element %zu is %.9g, expected %.9g", t->cfg.mode, t->cfg.coord,
+                  t->cfg.nearest ? t->cfg.nearest : "", t->cfg.antialias, i, (double)got, want);
         for (int32_t d = t->rank - 1; d >= 0; d--) {
             if (++pos[d] < osz[d])
                 break;
@@ -335,8 +334,11 @@ Test(resize, nearest_every_rounding_and_transform_up_and_down)
     for (size_t r = 0; r < 4; r++)
         for (size_t c = 0; c < N_COORDS; c++)
             for (size_t s = 0; s < 2; s++) {
-                rcase t = {.cfg = {"nearest", coords[c], rounding[r]}, .rank = 4,
-                           .in = {2, 1, 5, 7}, .scales = scales[s], .n_list = 4};
+                rcase t = {.cfg = {"nearest", coords[c], rounding[r]},
+                           .rank = 4,
+                           .in = {2, 1, 5, 7},
+                           .scales = scales[s],
+                           .n_list = 4};
                 check_case(&t, (uint32_t)(r * 100 + c * 10 + s));
             }
 }
@@ -347,11 +349,17 @@ Test(resize, linear_every_transform_with_scales_and_sizes)
     static const int64_t sizes[2][4] = {{1, 2, 9, 4}, {1, 2, 1, 11}};
     for (size_t c = 0; c < N_COORDS; c++)
         for (size_t s = 0; s < 2; s++) {
-            rcase t = {.cfg = {"linear", coords[c]}, .rank = 4, .in = {1, 2, 5, 7},
-                       .scales = scales[s], .n_list = 4};
+            rcase t = {.cfg = {"linear", coords[c]},
+                       .rank = 4,
+                       .in = {1, 2, 5, 7},
+                       .scales = scales[s],
+                       .n_list = 4};
             check_case(&t, (uint32_t)(c * 10 + s));
-            rcase u = {.cfg = {"linear", coords[c]}, .rank = 4, .in = {1, 2, 5, 7},
-                       .sizes = sizes[s], .n_list = 4};
+            rcase u = {.cfg = {"linear", coords[c]},
+                       .rank = 4,
+                       .in = {1, 2, 5, 7},
+                       .sizes = sizes[s],
+                       .n_list = 4};
             check_case(&u, (uint32_t)(c * 10 + s + 5));
         }
 }
@@ -363,26 +371,35 @@ Test(resize, cubic_every_transform_coefficient_and_exclude_outside)
         for (size_t s = 0; s < 2; s++)
             for (int ex = 0; ex < 2; ex++) {
                 rcase t = {.cfg = {"cubic", coords[c], NULL, false, ex, ex ? -0.5 : 0},
-                           .rank = 4, .in = {1, 2, 6, 7}, .scales = scales[s], .n_list = 4};
+                           .rank = 4,
+                           .in = {1, 2, 6, 7},
+                           .scales = scales[s],
+                           .n_list = 4};
                 check_case(&t, (uint32_t)(c * 10 + s + ex));
             }
 }
 
 Test(resize, antialias_linear_and_cubic_down_and_up)
 {
-    static const float scales[3][4] = {{1, 1, 0.6f, 0.45f}, {1, 1, 0.3f, 0.26f},
-                                       {1, 1, 1.5f, 0.7f}};
+    static const float scales[3][4] = {
+        {1, 1, 0.6f, 0.45f}, {1, 1, 0.3f, 0.26f}, {1, 1, 1.5f, 0.7f}};
     static const char *const modes[] = {"linear", "cubic"};
     for (size_t m = 0; m < 2; m++)
         for (size_t s = 0; s < 3; s++)
             for (int ex = 0; ex < 2; ex++) {
                 rcase t = {.cfg = {modes[m], "half_pixel", NULL, true, ex},
-                           .rank = 4, .in = {1, 2, 11, 13}, .scales = scales[s], .n_list = 4};
+                           .rank = 4,
+                           .in = {1, 2, 11, 13},
+                           .scales = scales[s],
+                           .n_list = 4};
                 check_case(&t, (uint32_t)(m * 10 + s + ex));
             }
     /* sizes, and the align_corners transform under antialiasing */
-    rcase t = {.cfg = {"cubic", "align_corners", NULL, true}, .rank = 2, .in = {9, 17},
-               .sizes = (int64_t[]){4, 5}, .n_list = 2};
+    rcase t = {.cfg = {"cubic", "align_corners", NULL, true},
+               .rank = 2,
+               .in = {9, 17},
+               .sizes = (int64_t[]){4, 5},
+               .n_list = 2};
     check_case(&t, 7);
 }
 
@@ -394,19 +411,30 @@ Test(resize, tf_crop_and_resize_inside_and_beyond_the_input)
     for (size_t m = 0; m < 3; m++)
         for (size_t r = 0; r < 2; r++) {
             rcase t = {.cfg = {modes[m], "tf_crop_and_resize", NULL, false, false, 0, 2.5},
-                       .rank = 4, .in = {1, 2, 6, 5}, .sizes = (int64_t[]){1, 2, 4, 7},
-                       .n_list = 4, .roi = rois[r]};
+                       .rank = 4,
+                       .in = {1, 2, 6, 5},
+                       .sizes = (int64_t[]){1, 2, 4, 7},
+                       .n_list = 4,
+                       .roi = rois[r]};
             check_case(&t, (uint32_t)(m * 10 + r));
         }
 }
 
 Test(resize, axes_pick_the_resized_axes_negative_too)
 {
-    rcase t = {.cfg = {"linear", "half_pixel"}, .rank = 3, .in = {3, 5, 4},
-               .scales = (float[]){1.6f}, .axes = (int64_t[]){-2}, .n_list = 1};
+    rcase t = {.cfg = {"linear", "half_pixel"},
+               .rank = 3,
+               .in = {3, 5, 4},
+               .scales = (float[]){1.6f},
+               .axes = (int64_t[]){-2},
+               .n_list = 1};
     check_case(&t, 1);
-    rcase u = {.cfg = {"cubic", "tf_crop_and_resize"}, .rank = 4, .in = {2, 3, 5, 4},
-               .sizes = (int64_t[]){6, 3}, .axes = (int64_t[]){3, 1}, .n_list = 2,
+    rcase u = {.cfg = {"cubic", "tf_crop_and_resize"},
+               .rank = 4,
+               .in = {2, 3, 5, 4},
+               .sizes = (int64_t[]){6, 3},
+               .axes = (int64_t[]){3, 1},
+               .n_list = 2,
                .roi = (float[]){0.1f, 0.2f, 0.9f, 0.7f}};
     check_case(&u, 2);
 }
@@ -415,8 +443,12 @@ Test(resize, keep_aspect_ratio_policies)
 {
     static const char *const policies[] = {"stretch", "not_larger", "not_smaller"};
     for (size_t p = 0; p < 3; p++) {
-        rcase t = {.cfg = {"linear", "half_pixel_symmetric"}, .rank = 4, .in = {1, 2, 5, 8},
-                   .sizes = (int64_t[]){7, 9}, .axes = (int64_t[]){2, 3}, .n_list = 2,
+        rcase t = {.cfg = {"linear", "half_pixel_symmetric"},
+                   .rank = 4,
+                   .in = {1, 2, 5, 8},
+                   .sizes = (int64_t[]){7, 9},
+                   .axes = (int64_t[]){2, 3},
+                   .n_list = 2,
                    .policy = policies[p]};
         check_case(&t, (uint32_t)p);
     }
@@ -424,14 +456,23 @@ Test(resize, keep_aspect_ratio_policies)
 
 Test(resize, n_linear_at_ranks_1_3_and_5)
 {
-    rcase t1 = {.cfg = {"linear", "align_corners"}, .rank = 1, .in = {6},
-                .scales = (float[]){2.2f}, .n_list = 1};
+    rcase t1 = {.cfg = {"linear", "align_corners"},
+                .rank = 1,
+                .in = {6},
+                .scales = (float[]){2.2f},
+                .n_list = 1};
     check_case(&t1, 1);
-    rcase t3 = {.cfg = {"linear", "half_pixel"}, .rank = 3, .in = {3, 4, 5},
-                .scales = (float[]){1.5f, 0.5f, 2}, .n_list = 3};
+    rcase t3 = {.cfg = {"linear", "half_pixel"},
+                .rank = 3,
+                .in = {3, 4, 5},
+                .scales = (float[]){1.5f, 0.5f, 2},
+                .n_list = 3};
     check_case(&t3, 2);
-    rcase t5 = {.cfg = {"cubic", "asymmetric"}, .rank = 5, .in = {2, 3, 2, 3, 4},
-                .sizes = (int64_t[]){3, 2, 4, 4, 3}, .n_list = 5};
+    rcase t5 = {.cfg = {"cubic", "asymmetric"},
+                .rank = 5,
+                .in = {2, 3, 2, 3, 4},
+                .sizes = (int64_t[]){3, 2, 4, 4, 3},
+                .n_list = 5};
     check_case(&t5, 3);
 }
 
@@ -485,8 +526,12 @@ Test(resize, big_output_on_four_threads_equals_one_thread)
     for (size_t m = 0; m < 3; m++) {
         qkv_tensor y1, y4;
         qkv_error err;
-        rcase t = {.cfg = {modes[m], "half_pixel"}, .rank = 4, .in = {N, C, H, W},
-                   .scales = (float[]){1, 1, 2.1f, 1.7f}, .n_list = 4, .threads = 1};
+        rcase t = {.cfg = {modes[m], "half_pixel"},
+                   .rank = 4,
+                   .in = {N, C, H, W},
+                   .scales = (float[]){1, 1, 2.1f, 1.7f},
+                   .n_list = 4,
+                   .threads = 1};
         cr_assert_eq(run_resize(&t, kh_f32(4, t.in, xs), &y1, &err), QKV_OK, "%s", err.message);
         t.threads = 4;
         cr_assert_eq(run_resize(&t, kh_f32(4, t.in, xs), &y4, &err), QKV_OK, "%s", err.message);
@@ -497,8 +542,12 @@ Test(resize, big_output_on_four_threads_equals_one_thread)
     }
     free(xs);
     /* and the reference on one (smaller) parallel case */
-    rcase t = {.cfg = {"linear", "half_pixel"}, .rank = 4, .in = {1, 2, 30, 40},
-               .scales = (float[]){1, 1, 3, 3}, .n_list = 4, .threads = 4};
+    rcase t = {.cfg = {"linear", "half_pixel"},
+               .rank = 4,
+               .in = {1, 2, 30, 40},
+               .scales = (float[]){1, 1, 3, 3},
+               .n_list = 4,
+               .threads = 4};
     check_case(&t, 11);
 }
 
@@ -525,8 +574,7 @@ static void check_pinned(rcase *t, float *x, const int64_t *odims, const float *
     }
     for (size_t i = 0; i < n; i++) /* the pins have 8 significant digits */
         cr_assert_float_eq(((float *)y.data)[i], want[i], 2e-6f * fmaxf(1, fabsf(want[i])),
-                           "[%zu] %.9g vs %.9g", i, (double)((float *)y.data)[i],
-                           (double)want[i]);
+                           "[%zu] %.9g vs %.9g", i, (double)((float *)y.data)[i], (double)want[i]);
     kh_free_outputs(&y, 1);
 }
 
@@ -534,17 +582,25 @@ Test(resize, pinned_antialias)
 {
     float e[35];
     fill_e(e);
-    rcase t = {.cfg = {"linear", NULL, NULL, true}, .rank = 4, .in = {1, 1, 4, 4},
-               .scales = (float[]){1, 1, 0.6f, 0.6f}, .n_list = 4};
+    rcase t = {.cfg = {"linear", NULL, NULL, true},
+               .rank = 4,
+               .in = {1, 1, 4, 4},
+               .scales = (float[]){1, 1, 0.6f, 0.6f},
+               .n_list = 4};
     check_pinned(&t, d4, (int64_t[]){1, 1, 2, 2},
                  (float[]){2.8749999f, 4.4999999f, 9.3749997f, 11.0f});
-    rcase u = {.cfg = {"cubic", NULL, NULL, true}, .rank = 4, .in = {1, 1, 4, 4},
-               .sizes = (int64_t[]){1, 1, 3, 2}, .n_list = 4};
+    rcase u = {.cfg = {"cubic", NULL, NULL, true},
+               .rank = 4,
+               .in = {1, 1, 4, 4},
+               .sizes = (int64_t[]){1, 1, 3, 2},
+               .n_list = 4};
     check_pinned(&u, d4, (int64_t[]){1, 1, 3, 2},
-                 (float[]){2.1102417f, 4.129773f, 7.4902344f, 9.5097656f, 12.870227f,
-                           14.889758f});
-    rcase v = {.cfg = {"cubic", NULL, NULL, true, true, -0.5}, .rank = 4, .in = {1, 1, 5, 7},
-               .scales = (float[]){1, 1, 0.5f, 0.4f}, .n_list = 4};
+                 (float[]){2.1102417f, 4.129773f, 7.4902344f, 9.5097656f, 12.870227f, 14.889758f});
+    rcase v = {.cfg = {"cubic", NULL, NULL, true, true, -0.5},
+               .rank = 4,
+               .in = {1, 1, 5, 7},
+               .scales = (float[]){1, 1, 0.5f, 0.4f},
+               .n_list = 4};
     check_pinned(&v, e, (int64_t[]){1, 1, 2, 2},
                  (float[]){4.8728634f, 6.0699514f, 7.139681f, 8.0536963f});
 }
@@ -553,39 +609,58 @@ Test(resize, pinned_keep_aspect_ratio_and_half_pixel_symmetric)
 {
     float e[35];
     fill_e(e);
-    rcase t = {.cfg = {"nearest"}, .rank = 4, .in = {1, 1, 4, 4}, .sizes = (int64_t[]){7, 8},
-               .axes = (int64_t[]){2, 3}, .n_list = 2, .policy = "not_larger"};
+    rcase t = {.cfg = {"nearest"},
+               .rank = 4,
+               .in = {1, 1, 4, 4},
+               .sizes = (int64_t[]){7, 8},
+               .axes = (int64_t[]){2, 3},
+               .n_list = 2,
+               .policy = "not_larger"};
     static const float row[7] = {1, 1, 2, 2, 3, 4, 4};
     static const int rows[7] = {0, 0, 1, 1, 2, 3, 3};
     float want[49];
     for (int i = 0; i < 49; i++)
         want[i] = row[i % 7] + 4.0f * (float)rows[i / 7];
     check_pinned(&t, d4, (int64_t[]){1, 1, 7, 7}, want);
-    rcase u = {.cfg = {"linear"}, .rank = 4, .in = {1, 1, 5, 7}, .sizes = (int64_t[]){3, 3},
-               .axes = (int64_t[]){-2, -1}, .n_list = 2, .policy = "not_smaller"};
+    rcase u = {.cfg = {"linear"},
+               .rank = 4,
+               .in = {1, 1, 5, 7},
+               .sizes = (int64_t[]){3, 3},
+               .axes = (int64_t[]){-2, -1},
+               .n_list = 2,
+               .policy = "not_smaller"};
     check_pinned(&u, e, (int64_t[]){1, 1, 3, 4},
                  (float[]){3.1111111f, 5.2083333f, 6.0833333f, 5.7361111f, 10.458333f, 4.0f,
                            8.5416667f, 5.75f, 9.25f, 6.4583333f, 9.7777778f, 6.9861111f});
-    rcase v = {.cfg = {"linear", "half_pixel_symmetric"}, .rank = 4, .in = {1, 1, 5, 7},
-               .scales = (float[]){1, 1, 0.7f, 1.4f}, .n_list = 4};
+    rcase v = {.cfg = {"linear", "half_pixel_symmetric"},
+               .rank = 4,
+               .in = {1, 1, 5, 7},
+               .scales = (float[]){1, 1, 0.7f, 1.4f},
+               .n_list = 4};
     check_pinned(&v, e, (int64_t[]){1, 1, 3, 9},
-                 (float[]){3.4770407f, 4.0765307f, 5.5739795f, 6.8469387f, 7.4464287f,
-                           4.6785715f, 4.6045919f, 6.1020407f, 6.7015307f, 11.196429f,
-                           8.4285716f, 5.6607144f, 6.0357142f, 11.125f,    8.3571428f,
-                           5.5892856f, 4.3928574f, 9.4821432f, 8.589286f,  5.8214289f,
-                           6.6454081f, 7.9183673f, 8.5178573f, 10.239796f, 9.2678569f,
-                           7.1734693f, 7.7729593f});
+                 (float[]){3.4770407f, 4.0765307f, 5.5739795f, 6.8469387f, 7.4464287f, 4.6785715f,
+                           4.6045919f, 6.1020407f, 6.7015307f, 11.196429f, 8.4285716f, 5.6607144f,
+                           6.0357142f, 11.125f,    8.3571428f, 5.5892856f, 4.3928574f, 9.4821432f,
+                           8.589286f,  5.8214289f, 6.6454081f, 7.9183673f, 8.5178573f, 10.239796f,
+                           9.2678569f, 7.1734693f, 7.7729593f});
 }
 
 Test(resize, pinned_crop_with_extrapolation_and_onnx_doc_cubic)
 {
     rcase t = {.cfg = {"nearest", "tf_crop_and_resize", NULL, false, false, 0, 10},
-               .rank = 4, .in = {1, 1, 4, 4}, .sizes = (int64_t[]){1, 1, 3, 3}, .n_list = 4,
+               .rank = 4,
+               .in = {1, 1, 4, 4},
+               .sizes = (int64_t[]){1, 1, 3, 3},
+               .n_list = 4,
                .roi = (float[]){0, 0, 0.4f, 0.6f, 1, 1, 1.2f, 1.7f}};
     check_pinned(&t, d4, (int64_t[]){1, 1, 3, 3}, (float[]){7, 10, 10, 11, 10, 10, 10, 10, 10});
     /* the first row of ONNX's test_resize_upsample_scales_cubic_A_n0p5_exclude_outside */
-    rcase u = {.cfg = {"cubic", NULL, NULL, false, true, -0.5}, .rank = 4, .in = {1, 1, 4, 4},
-               .scales = (float[]){1, 1, 2, 2}, .n_list = 4, .opset = 13};
+    rcase u = {.cfg = {"cubic", NULL, NULL, false, true, -0.5},
+               .rank = 4,
+               .in = {1, 1, 4, 4},
+               .scales = (float[]){1, 1, 2, 2},
+               .n_list = 4,
+               .opset = 13};
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(run_resize(&u, kh_f32(4, u.in, d4), &y, &err), QKV_OK, "%s", err.message);
@@ -601,8 +676,8 @@ Test(resize, pinned_crop_with_extrapolation_and_onnx_doc_cubic)
 Test(resize, uint8_nearest_copies_and_int8_linear_rounds_and_saturates)
 {
     uint8_t xu[4] = {10, 200, 30, 255};
-    qkv_tensor in[3] = {kh_tensor(QKV_DTYPE_UINT8, 2, (int64_t[]){2, 2}, xu),
-                        kh_f32(0, NULL, NULL), kh_f32(1, (int64_t[]){2}, (float[]){1.5f, 2})},
+    qkv_tensor in[3] = {kh_tensor(QKV_DTYPE_UINT8, 2, (int64_t[]){2, 2}, xu), kh_f32(0, NULL, NULL),
+                        kh_f32(1, (int64_t[]){2}, (float[]){1.5f, 2})},
                y;
     qkv_error err;
     kh_node *n = kh_node_create("Resize", 13, 3, 1);
@@ -679,8 +754,7 @@ Test(resize, double_and_float16_linear)
     /* 1, 1.5, 2, 2.5, 3, 3 */
     static const uint16_t want_h[6] = {0x3c00, 0x3e00, 0x4000, 0x4100, 0x4200, 0x4200};
     for (int i = 0; i < 6; i++)
-        cr_assert_eq(((uint16_t *)y.data)[i], want_h[i], "[%d] %#x", i,
-                     ((uint16_t *)y.data)[i]);
+        cr_assert_eq(((uint16_t *)y.data)[i], want_h[i], "[%d] %#x", i, ((uint16_t *)y.data)[i]);
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);
 }
@@ -712,7 +786,8 @@ Test(resize, upsample_7_9_and_resize_10)
     kh_node_destroy(n);
     /* Resize-10 nearest shrinking rounds up ("simple"): 1..8 at 0.5 -> x[ceil(2 o)] */
     float x8[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    qkv_tensor in10[2] = {kh_f32(1, (int64_t[]){8}, x8), kh_f32(1, (int64_t[]){1}, (float[]){0.3f})};
+    qkv_tensor in10[2] = {kh_f32(1, (int64_t[]){8}, x8),
+                          kh_f32(1, (int64_t[]){1}, (float[]){0.3f})};
     n = kh_node_create("Resize", 10, 2, 1);
     cr_assert_eq(kh_run(n, in10, &y, &err), QKV_OK, "%s", err.message);
     cr_assert_eq(y.dims[0], 2); /* x_original 0, 3.33 -> ceil: 0, 4 */
@@ -833,8 +908,8 @@ Test(resize, errors_name_what_is_wrong)
                  "input 'sizes'[2] is -3");
     expect_error(13, s4, 4, NULL, 0, "bicubic", NULL, 0, NULL, QKV_ERR_INVALID_MODEL,
                  "attribute 'mode' is 'bicubic'");
-    expect_error(19, NULL, 0, z4 + 2, 2, NULL, (int64_t[]){2, 4}, 2, NULL,
-                 QKV_ERR_INVALID_ARGUMENT, "attribute 'axes'[1] is 4");
+    expect_error(19, NULL, 0, z4 + 2, 2, NULL, (int64_t[]){2, 4}, 2, NULL, QKV_ERR_INVALID_ARGUMENT,
+                 "attribute 'axes'[1] is 4");
     expect_error(19, NULL, 0, z4 + 2, 2, NULL, (int64_t[]){2, -2}, 2, NULL,
                  QKV_ERR_INVALID_ARGUMENT, "repeats axis 2");
     expect_error(19, NULL, 0, z4, 4, NULL, NULL, 0, "smaller", QKV_ERR_INVALID_MODEL,
@@ -894,8 +969,8 @@ Test(resize, errors_for_types_forms_and_shapes)
 
 /* Runs ctx on inputs and compares output 0 with ref_interp over x (dims in). */
 static void run_and_check(qkv_context *ctx, const qkv_tensor *inputs, size_t n_inputs,
-                          const float *x, const int64_t *in, const double *sc,
-                          const int64_t *osz, const double *roi, const ref_cfg *c)
+                          const float *x, const int64_t *in, const double *sc, const int64_t *osz,
+                          const double *roi, const ref_cfg *c)
 {
     qkv_error err;
     cr_assert_eq(qkv_run(ctx, inputs, n_inputs, &err), QKV_OK, "%s", err.message);
@@ -957,8 +1032,8 @@ Test(resize, session_output_shape_follows_scales_given_when_running)
     qkv_session *s;
     qkv_context *ctx;
     qkv_error err;
-    cr_assert_eq(qkv_session_create(tu_data("resize/scales_runtime.onnx"), NULL, &s, &err),
-                 QKV_OK, "%s", err.message);
+    cr_assert_eq(qkv_session_create(tu_data("resize/scales_runtime.onnx"), NULL, &s, &err), QKV_OK,
+                 "%s", err.message);
     cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK, "%s", err.message);
     float x[12];
     kh_fill_random(x, 12, 22);

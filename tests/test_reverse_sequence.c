@@ -41,15 +41,9 @@ static void check(int batch_axis, int64_t d0, int64_t d1, int64_t inner, const i
     kh_node_destroy(n);
 }
 
-Test(reverse_sequence, batch_axis_0)
-{
-    check(0, 4, 5, 2, (int64_t[]){1, 2, 5, 0});
-}
+Test(reverse_sequence, batch_axis_0) { check(0, 4, 5, 2, (int64_t[]){1, 2, 5, 0}); }
 
-Test(reverse_sequence, batch_axis_1_default_layout)
-{
-    check(1, 5, 3, 3, (int64_t[]){5, 3, 1});
-}
+Test(reverse_sequence, batch_axis_1_default_layout) { check(1, 5, 3, 3, (int64_t[]){5, 3, 1}); }
 
 Test(reverse_sequence, refuses_a_length_beyond_the_time_axis)
 {

@@ -33,7 +33,7 @@ static void ref_rms(const float *x, const float *w, size_t rows, size_t d, doubl
 }
 
 typedef struct rms_case {
-    int64_t axis; /* INT64_MIN: attribute absent */
+    int64_t axis;  /* INT64_MIN: attribute absent */
     float epsilon; /* 0: absent */
     int64_t stash; /* 0: absent */
     size_t threads;
@@ -81,8 +81,8 @@ Test(rmsnorm, matches_reference_for_every_axis_of_random_shapes)
         }
         int axis = (int)rnd((uint32_t)rank);
         int64_t axis_attr = trial % 5 == 0 && axis == rank - 1 ? INT64_MIN
-                            : rnd(2)                          ? axis
-                                                              : axis - rank;
+                            : rnd(2)                           ? axis
+                                                               : axis - rank;
         size_t rows = 1, d = 1;
         for (int k = 0; k < rank; k++)
             *(k < axis ? &rows : &d) *= (size_t)dims[k];
@@ -90,17 +90,17 @@ Test(rmsnorm, matches_reference_for_every_axis_of_random_shapes)
         for (size_t i = 0; i < numel; i++)
             xs[i] = xs[i] * 3 + 1;
         kh_fill_random(ws, d, rnd(1000) + 1);
-        rms_case c = {.axis = axis_attr, .epsilon = trial % 3 ? 0 : 0.1f,
-                      .stash = trial % 4 == 1 ? 11 : 0};
+        rms_case c = {
+            .axis = axis_attr, .epsilon = trial % 3 ? 0 : 0.1f, .stash = trial % 4 == 1 ? 11 : 0};
         ref_rms(xs, ws, rows, d, c.epsilon ? (double)0.1f : (double)1e-5f, y);
         qkv_tensor out;
         qkv_error err;
         char what[96];
         snprintf(what, sizeof what, "trial %d rank %d axis %lld", trial, rank,
                  (long long)axis_attr);
-        cr_assert_eq(run_rms(&c, kh_f32(rank, dims, xs), kh_f32(rank - axis, dims + axis, ws), &out,
-                             &err),
-                     QKV_OK, "%s: %s", what, err.message);
+        cr_assert_eq(
+            run_rms(&c, kh_f32(rank, dims, xs), kh_f32(rank - axis, dims + axis, ws), &out, &err),
+            QKV_OK, "%s: %s", what, err.message);
         cr_assert_eq(out.dtype, QKV_DTYPE_FLOAT, "%s", what);
         cr_assert_eq(out.rank, rank, "%s", what);
         for (int k = 0; k < rank; k++)
@@ -124,8 +124,8 @@ Test(rmsnorm, broadcasts_a_smaller_scale_over_the_normalized_shape)
         qkv_tensor out;
         qkv_error err;
         qkv_tensor w = form ? kh_f32(2, (int64_t[]){1, 4}, ws) : kh_f32(1, (int64_t[]){4}, ws);
-        cr_assert_eq(run_rms(&c, kh_f32(3, (int64_t[]){2, 3, 4}, xs), w, &out, &err), QKV_OK,
-                     "%s", err.message);
+        cr_assert_eq(run_rms(&c, kh_f32(3, (int64_t[]){2, 3, 4}, xs), w, &out, &err), QKV_OK, "%s",
+                     err.message);
         assert_close(out.data, y, 24, form ? "scale [1,4]" : "scale [4]");
         kh_free_outputs(&out, 1);
     }
@@ -242,12 +242,12 @@ Test(rmsnorm, many_rows_two_threads_give_the_single_thread_result)
     rms_case c1 = {.axis = -1, .threads = 1}, c2 = {.axis = -1, .threads = 2};
     qkv_tensor y1, y2;
     qkv_error err;
-    cr_assert_eq(run_rms(&c1, kh_f32(2, (int64_t[]){R, D}, x), kh_f32(1, (int64_t[]){D}, w), &y1,
-                         &err),
-                 QKV_OK);
-    cr_assert_eq(run_rms(&c2, kh_f32(2, (int64_t[]){R, D}, x), kh_f32(1, (int64_t[]){D}, w), &y2,
-                         &err),
-                 QKV_OK);
+    cr_assert_eq(
+        run_rms(&c1, kh_f32(2, (int64_t[]){R, D}, x), kh_f32(1, (int64_t[]){D}, w), &y1, &err),
+        QKV_OK);
+    cr_assert_eq(
+        run_rms(&c2, kh_f32(2, (int64_t[]){R, D}, x), kh_f32(1, (int64_t[]){D}, w), &y2, &err),
+        QKV_OK);
     cr_assert_arr_eq(y1.data, y2.data, R * D * sizeof(float));
     kh_free_outputs(&y1, 1);
     kh_free_outputs(&y2, 1);
@@ -260,9 +260,9 @@ Test(rmsnorm, zero_rows_give_zero_not_nan)
     rms_case c = {.axis = -1};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_rms(&c, kh_f32(2, (int64_t[]){2, 2}, x), kh_f32(1, (int64_t[]){2}, w), &y,
-                         &err),
-                 QKV_OK);
+    cr_assert_eq(
+        run_rms(&c, kh_f32(2, (int64_t[]){2, 2}, x), kh_f32(1, (int64_t[]){2}, w), &y, &err),
+        QKV_OK);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(((float *)y.data)[i], 0.0f); /* epsilon keeps 0 / sqrt(eps) finite */
     kh_free_outputs(&y, 1);
@@ -314,7 +314,8 @@ Test(rmsnorm, refuses_unsupported_stash_type_and_integer_input)
     int32_t xi[2] = {1, 2};
     rms_case c2 = {.axis = -1};
     expect_error(&c2, kh_tensor(QKV_DTYPE_INT32, 1, (int64_t[]){2}, xi),
-                 kh_f32(1, (int64_t[]){2}, w), QKV_ERR_TYPE, "input 0 has type int32, not supported");
+                 kh_f32(1, (int64_t[]){2}, w), QKV_ERR_TYPE,
+                 "input 0 has type int32, not supported");
 }
 
 Test(rmsnorm, is_not_available_before_opset_23)

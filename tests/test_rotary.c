@@ -39,11 +39,12 @@ static void ref_rope(const rope_case *c, const float *x, const float *cs, const 
     for (int64_t b = 0; b < c->batch; b++)
         for (int64_t h = 0; h < c->heads; h++)
             for (int64_t s = 0; s < c->seq; s++) {
-                int64_t row = c->with_pos ? pos[b * c->seq + s]
-                                          : (c->cache_batch1 ? 0 : b) * c->seq + s;
+                int64_t row =
+                    c->with_pos ? pos[b * c->seq + s] : (c->cache_batch1 ? 0 : b) * c->seq + s;
                 const float *cr = cs + row * half, *sr = sn + row * half;
                 for (int64_t k = 0; k < half; k++) {
-                    int64_t i1 = c->interleaved ? 2 * k : k, i2 = c->interleaved ? 2 * k + 1 : k + half;
+                    int64_t i1 = c->interleaved ? 2 * k : k,
+                            i2 = c->interleaved ? 2 * k + 1 : k + half;
                     double x1 = x[at(c, b, h, s, i1)], x2 = x[at(c, b, h, s, i2)];
                     y[at(c, b, h, s, i1)] = cr[k] * x1 - sr[k] * x2;
                     y[at(c, b, h, s, i2)] = sr[k] * x1 + cr[k] * x2;
@@ -158,8 +159,8 @@ static void check_case(const rope_case *c, const char *what)
         cr_assert_eq(y.dims[k], d.xdims[k], "%s", what);
     const float *g = y.data;
     for (size_t i = 0; i < d.nx; i++)
-        cr_assert(fabs(g[i] - d.want[i]) <= 1e-6, "%s: element %zu is %.9g, expected %.9g", what,
-                  i, g[i], d.want[i]);
+        cr_assert(fabs(g[i] - d.want[i]) <= 1e-6, "%s: element %zu is %.9g, expected %.9g", what, i,
+                  g[i], d.want[i]);
     kh_free_outputs(&y, 1);
     free_data(&d);
 }
@@ -168,8 +169,14 @@ Test(rotary, four_d_with_position_ids_halves_and_interleaved_full_and_partial)
 {
     for (int inter = 0; inter < 2; inter++)
         for (int rot = 0; rot <= 4; rot += 4) {
-            rope_case c = {.batch = 2, .heads = 4, .seq = 3, .head = 8, .rot_attr = rot,
-                           .interleaved = inter, .with_pos = true, .max_pos = 50};
+            rope_case c = {.batch = 2,
+                           .heads = 4,
+                           .seq = 3,
+                           .head = 8,
+                           .rot_attr = rot,
+                           .interleaved = inter,
+                           .with_pos = true,
+                           .max_pos = 50};
             char what[64];
             snprintf(what, sizeof what, "4-D interleaved=%d rot=%d", inter, rot);
             check_case(&c, what);
@@ -179,8 +186,14 @@ Test(rotary, four_d_with_position_ids_halves_and_interleaved_full_and_partial)
 Test(rotary, three_d_input_with_num_heads)
 {
     for (int inter = 0; inter < 2; inter++) {
-        rope_case c = {.x3d = true, .batch = 2, .heads = 4, .seq = 3, .head = 8,
-                       .interleaved = inter, .with_pos = true, .max_pos = 50};
+        rope_case c = {.x3d = true,
+                       .batch = 2,
+                       .heads = 4,
+                       .seq = 3,
+                       .head = 8,
+                       .interleaved = inter,
+                       .with_pos = true,
+                       .max_pos = 50};
         check_case(&c, inter ? "3-D interleaved" : "3-D");
         c.rot_attr = 6;
         check_case(&c, inter ? "3-D interleaved rot 6" : "3-D rot 6");
@@ -206,8 +219,14 @@ Test(rotary, long_head_vectors_float16_and_bfloat16)
     /* head 300 with rot 296: more pairs than one conversion chunk of 128 */
     for (int ty = 0; ty < 2; ty++)
         for (int inter = 0; inter < 2; inter++) {
-            rope_case c = {.batch = 1, .heads = 2, .seq = 3, .head = 300, .rot_attr = 296,
-                           .interleaved = inter, .with_pos = true, .max_pos = 9};
+            rope_case c = {.batch = 1,
+                           .heads = 2,
+                           .seq = 3,
+                           .head = 300,
+                           .rot_attr = 296,
+                           .interleaved = inter,
+                           .with_pos = true,
+                           .max_pos = 9};
             rope_data d;
             make_data(&c, &d, 5);
             qkv_dtype dt = ty ? QKV_DTYPE_BFLOAT16 : QKV_DTYPE_FLOAT16;
@@ -252,8 +271,13 @@ Test(rotary, long_head_vectors_float16_and_bfloat16)
 
 Test(rotary, many_vectors_two_threads_give_the_single_thread_result)
 {
-    rope_case c1 = {.batch = 2, .heads = 8, .seq = 64, .head = 32, .with_pos = true,
-                    .max_pos = 128, .threads = 1};
+    rope_case c1 = {.batch = 2,
+                    .heads = 8,
+                    .seq = 64,
+                    .head = 32,
+                    .with_pos = true,
+                    .max_pos = 128,
+                    .threads = 1};
     rope_case c2 = c1;
     c2.threads = 2;
     rope_data d;
@@ -296,8 +320,8 @@ Test(rotary, refuses_position_ids_out_of_the_cache)
 
 Test(rotary, refuses_3d_input_without_num_heads_or_with_a_bad_hidden_size)
 {
-    rope_case c = {.x3d = true, .batch = 1, .heads = 2, .seq = 2, .head = 4, .with_pos = true,
-                   .max_pos = 4};
+    rope_case c = {
+        .x3d = true, .batch = 1, .heads = 2, .seq = 2, .head = 4, .with_pos = true, .max_pos = 4};
     rope_data d;
     make_data(&c, &d, 1);
     kh_node *n = kh_node_create("RotaryEmbedding", 23, 4, 1);

@@ -91,12 +91,6 @@ static void run_threads(size_t session_threads)
     qkv_session_destroy(s);
 }
 
-Test(run_threads, shared_session_gives_same_results_on_every_thread)
-{
-    run_threads(1);
-}
+Test(run_threads, shared_session_gives_same_results_on_every_thread) { run_threads(1); }
 
-Test(run_threads, shared_session_with_pooled_contexts)
-{
-    run_threads(2);
-}
+Test(run_threads, shared_session_with_pooled_contexts) { run_threads(2); }

@@ -5,20 +5,18 @@
 #include "kernel_harness.h"
 
 /* data (4, 4, 4) as in the ONNX example */
-static float data444[64] = {1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1,
-                            1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1,
-                            8, 7, 6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6, 7, 8,
-                            8, 7, 6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6, 7, 8};
+static float data444[64] = {1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6,
+                            7, 8, 8, 7, 6, 5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1, 1, 2, 3, 4,
+                            5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6, 7, 8};
 /* updates (2, 4, 4): rows of 5,6,7,8 then 1,2,3,4 */
 static float upd244[32] = {5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8, 8, 8,
                            1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4};
 
-static qkv_status run_slices(int64_t opset, const char *red, int64_t i0, int64_t i1,
-                             qkv_tensor *y, qkv_error *err)
+static qkv_status run_slices(int64_t opset, const char *red, int64_t i0, int64_t i1, qkv_tensor *y,
+                             qkv_error *err)
 {
     int64_t ind[2] = {i0, i1};
-    qkv_tensor in[3] = {kh_f32(3, (int64_t[]){4, 4, 4}, data444),
-                        kh_i64(2, (int64_t[]){2, 1}, ind),
+    qkv_tensor in[3] = {kh_f32(3, (int64_t[]){4, 4, 4}, data444), kh_i64(2, (int64_t[]){2, 1}, ind),
                         kh_f32(3, (int64_t[]){2, 4, 4}, upd244)};
     kh_node *n = kh_node_create("ScatterND", opset, 3, 1);
     if (red)
@@ -182,8 +180,7 @@ Test(scatternd, rejects_index_out_of_range_from_compute)
 Test(scatternd, rejects_updates_of_the_wrong_shape)
 {
     int64_t ind[2] = {0, 1};
-    qkv_tensor in[3] = {kh_f32(3, (int64_t[]){4, 4, 4}, data444),
-                        kh_i64(2, (int64_t[]){2, 1}, ind),
+    qkv_tensor in[3] = {kh_f32(3, (int64_t[]){4, 4, 4}, data444), kh_i64(2, (int64_t[]){2, 1}, ind),
                         kh_f32(3, (int64_t[]){2, 4, 2}, upd244)},
                y;
     qkv_error err;
@@ -205,8 +202,8 @@ Test(scatternd, rejects_index_tuples_longer_than_the_rank)
     qkv_error err;
     kh_node *n = kh_node_create("ScatterND", 13, 3, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "input 1 'indices' has last dim 2, larger than the rank 1"),
-              "%s", err.message);
+    cr_assert(strstr(err.message, "input 1 'indices' has last dim 2, larger than the rank 1"), "%s",
+              err.message);
     kh_node_destroy(n);
 }
 
@@ -224,8 +221,7 @@ Test(scatternd, rejects_reduction_before_its_opset)
 Test(scatternd, rejects_updates_of_another_type)
 {
     int64_t ind[2] = {0, 1}, ups[32] = {0};
-    qkv_tensor in[3] = {kh_f32(3, (int64_t[]){4, 4, 4}, data444),
-                        kh_i64(2, (int64_t[]){2, 1}, ind),
+    qkv_tensor in[3] = {kh_f32(3, (int64_t[]){4, 4, 4}, data444), kh_i64(2, (int64_t[]){2, 1}, ind),
                         kh_i64(3, (int64_t[]){2, 4, 4}, ups)},
                y;
     qkv_error err;

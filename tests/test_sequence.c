@@ -41,15 +41,22 @@ static void close_model(run *r)
 
 static qkv_value tensor_value(const qkv_tensor *t)
 {
-    return (qkv_value){.struct_size = sizeof(qkv_value), .kind = QKV_KIND_TENSOR,
-                       .elem_dtype = t->dtype, .has_element = 1, .count = 1, .tensors = t};
+    return (qkv_value){.struct_size = sizeof(qkv_value),
+                       .kind = QKV_KIND_TENSOR,
+                       .elem_dtype = t->dtype,
+                       .has_element = 1,
+                       .count = 1,
+                       .tensors = t};
 }
 
 static qkv_value seq_value(qkv_type_kind kind, const qkv_tensor *ts, size_t n, int has)
 {
-    return (qkv_value){.struct_size = sizeof(qkv_value), .kind = kind,
-                       .elem_dtype = n ? ts[0].dtype : QKV_DTYPE_FLOAT, .has_element = has,
-                       .count = n, .tensors = ts};
+    return (qkv_value){.struct_size = sizeof(qkv_value),
+                       .kind = kind,
+                       .elem_dtype = n ? ts[0].dtype : QKV_DTYPE_FLOAT,
+                       .has_element = has,
+                       .count = n,
+                       .tensors = ts};
 }
 
 static qkv_tensor f32(int32_t rank, const int64_t *dims, float *data)
@@ -467,7 +474,8 @@ Test(sequence_errors, type_errors_at_session_creation)
 /* A scratch directory for the CLI's captured output; the data are generated. */
 static void cli_dir(void) { cli_setup("/tmp/qkv_seq_cli_XXXXXX", "import sys\n"); }
 
-Test(sequence_cli, qkv_test_reads_sequence_and_optional_protos, .init = cli_dir, .fini = cli_teardown)
+Test(sequence_cli, qkv_test_reads_sequence_and_optional_protos, .init = cli_dir,
+     .fini = cli_teardown)
 {
     cli_result r = cli_qkv("test", tu_data("sequence/suite"), NULL);
     cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
@@ -477,13 +485,13 @@ Test(sequence_cli, qkv_test_reads_sequence_and_optional_protos, .init = cli_dir,
     cli_result_free(&r);
 }
 
-Test(sequence_cli, qkv_test_finds_a_sequence_of_the_wrong_length, .init = cli_dir, .fini = cli_teardown)
+Test(sequence_cli, qkv_test_finds_a_sequence_of_the_wrong_length, .init = cli_dir,
+     .fini = cli_teardown)
 {
     cli_result r = cli_qkv("test", tu_data("sequence/suite_bad"), NULL);
     cr_assert_neq(r.code, 0, "%s", r.out);
     cr_assert(strstr(r.out, "FAIL test_seq_io_short: output 3 'ins'"), "%s", r.out);
-    cr_assert(strstr(r.out, "is a sequence of 3 tensor(s), expected a sequence of 2"), "%s",
-              r.out);
+    cr_assert(strstr(r.out, "is a sequence of 3 tensor(s), expected a sequence of 2"), "%s", r.out);
     cli_result_free(&r);
 }
 

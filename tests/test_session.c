@@ -112,7 +112,10 @@ Test(session, runs_reshape_with_runtime_shape_dynamically)
     int64_t shape[2] = {3, 4};
     qkv_tensor in[2] = {
         {.dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {2, 6}, .data = xs, .data_bytes = sizeof xs},
-        {.dtype = QKV_DTYPE_INT64, .rank = 1, .dims = {2}, .data = shape,
+        {.dtype = QKV_DTYPE_INT64,
+         .rank = 1,
+         .dims = {2},
+         .data = shape,
          .data_bytes = sizeof shape}};
     qkv_error err;
     cr_assert_eq(qkv_run(c, in, 2, &err), QKV_OK, "%s", err.message);
@@ -178,15 +181,17 @@ Test(session, empty_tensors_have_valid_pointers)
     float xs[6] = {-1, 2, -3, 4, -5, 6};
     for (int pass = 0; pass < 3; pass++) {
         int64_t n = pass == 1 ? 2 : 0;
-        qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {n, 3},
-                        .data = n ? xs : NULL, .data_bytes = n ? sizeof xs : 0};
+        qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT,
+                        .rank = 2,
+                        .dims = {n, 3},
+                        .data = n ? xs : NULL,
+                        .data_bytes = n ? sizeof xs : 0};
         qkv_error err;
         cr_assert_eq(qkv_run(c, &x, 1, &err), QKV_OK, "n=%lld: %s", (long long)n, err.message);
         for (size_t k = 0; k < 4; k++) {
             const qkv_tensor *o = qkv_context_output(c, k);
             int64_t rows = k == 2 ? 0 : n; /* z is always empty */
-            cr_assert(o && o->rank == 2 && o->dims[0] == rows && o->dims[1] == 3,
-                      "output %zu", k);
+            cr_assert(o && o->rank == 2 && o->dims[0] == rows && o->dims[1] == 3, "output %zu", k);
             cr_assert_not_null(o->data, "n=%lld: output %zu", (long long)n, k);
             cr_assert_eq(o->data_bytes, (size_t)rows * 3 * sizeof(float));
         }
@@ -228,7 +233,10 @@ Test(session_inputs, refuses_wrong_count)
 
 Test(session_inputs, refuses_wrong_dtype)
 {
-    qkv_tensor x = {.dtype = QKV_DTYPE_DOUBLE, .rank = 2, .dims = {1, 8}, .data = buf,
+    qkv_tensor x = {.dtype = QKV_DTYPE_DOUBLE,
+                    .rank = 2,
+                    .dims = {1, 8},
+                    .data = buf,
                     .data_bytes = sizeof buf};
     qkv_error err;
     cr_assert_eq(run_mlp_with(&x, 1, &err), QKV_ERR_TYPE);
@@ -238,8 +246,8 @@ Test(session_inputs, refuses_wrong_dtype)
 
 Test(session_inputs, refuses_wrong_rank)
 {
-    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {8}, .data = buf,
-                    .data_bytes = sizeof buf};
+    qkv_tensor x = {
+        .dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {8}, .data = buf, .data_bytes = sizeof buf};
     qkv_error err;
     cr_assert_eq(run_mlp_with(&x, 1, &err), QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "input 0 'x' has rank 1, expected 2"), "%s", err.message);
@@ -247,18 +255,17 @@ Test(session_inputs, refuses_wrong_rank)
 
 Test(session_inputs, refuses_dim_contradicting_model)
 {
-    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {1, 7}, .data = buf,
-                    .data_bytes = sizeof buf};
+    qkv_tensor x = {
+        .dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {1, 7}, .data = buf, .data_bytes = sizeof buf};
     qkv_error err;
     cr_assert_eq(run_mlp_with(&x, 1, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "input 0 'x': dim 1 is 7, the model says 8"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "input 0 'x': dim 1 is 7, the model says 8"), "%s", err.message);
 }
 
 Test(session_inputs, refuses_short_data)
 {
-    qkv_tensor x = {.dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {4, 8}, .data = buf,
-                    .data_bytes = 16};
+    qkv_tensor x = {
+        .dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {4, 8}, .data = buf, .data_bytes = 16};
     qkv_error err;
     cr_assert_eq(run_mlp_with(&x, 1, &err), QKV_ERR_INVALID_ARGUMENT);
     cr_assert(strstr(err.message, "input 0 'x' has 16 bytes of data, its shape needs 128"), "%s",

@@ -45,10 +45,22 @@ static void check(const qkv_sgemm_arch *arch, shape sh, bool packed, uint64_t se
         for (size_t i = 0; i < sh.m * ldc; i++)
             c0[i] = NAN;
     memcpy(c, c0, sh.m * ldc * sizeof *c);
-    qkv_gemm g = {.struct_size = sizeof g, .abi_version = QKV_ABI_VERSION,
-                  .dtype = QKV_DTYPE_FLOAT, .trans_a = sh.ta, .trans_b = sh.tb,
-                  .m = sh.m, .n = sh.n, .k = sh.k, .alpha = sh.alpha, .beta = sh.beta,
-                  .a = a, .lda = lda, .b = b, .ldb = ldb, .c = c, .ldc = ldc};
+    qkv_gemm g = {.struct_size = sizeof g,
+                  .abi_version = QKV_ABI_VERSION,
+                  .dtype = QKV_DTYPE_FLOAT,
+                  .trans_a = sh.ta,
+                  .trans_b = sh.tb,
+                  .m = sh.m,
+                  .n = sh.n,
+                  .k = sh.k,
+                  .alpha = sh.alpha,
+                  .beta = sh.beta,
+                  .a = a,
+                  .lda = lda,
+                  .b = b,
+                  .ldb = ldb,
+                  .c = c,
+                  .ldc = ldc};
     qkv_sgemm_packed_b pb = {.arch = arch, .k = sh.k, .n = sh.n};
     if (packed) {
         size_t floats = qkv_sgemm_packed_b_floats(arch, sh.k, sh.n);
@@ -70,8 +82,8 @@ static void check(const qkv_sgemm_arch *arch, shape sh, bool packed, uint64_t se
             cr_assert(fabs(got - want) <= tol,
                       "%s%s m=%zu n=%zu k=%zu ta=%d tb=%d alpha=%g beta=%g: C[%zu,%zu] = %.7g, "
                       "expected %.7g",
-                      arch->name, packed ? " packed" : "", sh.m, sh.n, sh.k, sh.ta, sh.tb,
-                      sh.alpha, sh.beta, i, j, got, want);
+                      arch->name, packed ? " packed" : "", sh.m, sh.n, sh.k, sh.ta, sh.tb, sh.alpha,
+                      sh.beta, i, j, got, want);
         }
         /* the padding between rows is untouched */
         for (size_t j = sh.n; j < ldc && i + 1 < sh.m; j++)
@@ -141,9 +153,20 @@ Test(sgemm, k_zero_scales_c)
         if (!arch)
             continue;
         float c[6] = {1, 2, 3, 4, 5, 6}, a[1] = {0}, b[1] = {0};
-        qkv_gemm g = {.struct_size = sizeof g, .abi_version = QKV_ABI_VERSION,
-                      .dtype = QKV_DTYPE_FLOAT, .m = 2, .n = 3, .k = 0, .alpha = 1,
-                      .beta = 2, .a = a, .lda = 1, .b = b, .ldb = 3, .c = c, .ldc = 3};
+        qkv_gemm g = {.struct_size = sizeof g,
+                      .abi_version = QKV_ABI_VERSION,
+                      .dtype = QKV_DTYPE_FLOAT,
+                      .m = 2,
+                      .n = 3,
+                      .k = 0,
+                      .alpha = 1,
+                      .beta = 2,
+                      .a = a,
+                      .lda = 1,
+                      .b = b,
+                      .ldb = 3,
+                      .c = c,
+                      .ldc = 3};
         qkv_sgemm_run(NULL, NULL, arch, &g, NULL);
         for (int i = 0; i < 6; i++)
             cr_assert_float_eq(c[i], 2.0f * (float)(i + 1), 0, "%s", arch->name);
@@ -165,8 +188,8 @@ typedef struct post_check {
     size_t n;
 } post_check;
 
-static void add_bias(const void *arg, size_t batch, float *c, size_t ldc, size_t row0,
-                     size_t col0, size_t rows, size_t cols)
+static void add_bias(const void *arg, size_t batch, float *c, size_t ldc, size_t row0, size_t col0,
+                     size_t rows, size_t cols)
 {
     const post_check *p = arg;
     (void)batch;
@@ -194,17 +217,28 @@ Test(sgemm, post_runs_once_on_every_final_block)
         memset(visits, 0, m * n);
         post_check pc = {.bias = bias, .visits = visits, .n = n};
         qkv_sgemm_post post = {.fn = add_bias, .arg = &pc};
-        qkv_gemm g = {.struct_size = sizeof g, .abi_version = QKV_ABI_VERSION,
-                      .dtype = QKV_DTYPE_FLOAT, .m = m, .n = n, .k = k, .alpha = 1, .beta = 0,
-                      .a = a, .lda = k, .b = b, .ldb = n, .c = c, .ldc = n};
+        qkv_gemm g = {.struct_size = sizeof g,
+                      .abi_version = QKV_ABI_VERSION,
+                      .dtype = QKV_DTYPE_FLOAT,
+                      .m = m,
+                      .n = n,
+                      .k = k,
+                      .alpha = 1,
+                      .beta = 0,
+                      .a = a,
+                      .lda = k,
+                      .b = b,
+                      .ldb = n,
+                      .c = c,
+                      .ldc = n};
         qkv_sgemm_run_post(NULL, NULL, arch, &g, NULL, &post);
         for (size_t i = 0; i < m; i++)
             for (size_t j = 0; j < n; j++) {
                 double acc = bias[j];
                 for (size_t p = 0; p < k; p++)
                     acc += (double)a[i * k + p] * b[p * n + j];
-                cr_assert_eq(visits[i * n + j], 1, "%s: [%zu,%zu] visited %d times", arch->name,
-                             i, j, visits[i * n + j]);
+                cr_assert_eq(visits[i * n + j], 1, "%s: [%zu,%zu] visited %d times", arch->name, i,
+                             j, visits[i * n + j]);
                 cr_assert(fabs(c[i * n + j] - acc) <= 1e-5 + 1e-6 * (double)k,
                           "%s: [%zu,%zu] = %g, expected %g", arch->name, i, j, c[i * n + j], acc);
             }

@@ -10,8 +10,8 @@ static void assert_dims(const qkv_tensor *t, int32_t rank, const int64_t *dims)
 {
     cr_assert_eq(t->rank, rank, "rank %d, expected %d", t->rank, rank);
     for (int32_t k = 0; k < rank; k++)
-        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k,
-                     (long long)t->dims[k], (long long)dims[k]);
+        cr_assert_eq(t->dims[k], dims[k], "dim %d is %lld, expected %lld", k, (long long)t->dims[k],
+                     (long long)dims[k]);
 }
 
 /* x (20, 10, 5) with x[i][j][k] = 100 i + 10 j + k (exact in float) */
@@ -42,7 +42,8 @@ static void check_slice(const int64_t *starts, const int64_t *ends, const int64_
                         kh_i64(1, (int64_t[]){(int64_t)n}, (int64_t *)starts),
                         kh_i64(1, (int64_t[]){(int64_t)n}, (int64_t *)ends),
                         kh_i64(1, (int64_t[]){(int64_t)n}, (int64_t *)axes),
-                        kh_i64(1, (int64_t[]){(int64_t)n}, (int64_t *)steps)}, y;
+                        kh_i64(1, (int64_t[]){(int64_t)n}, (int64_t *)steps)},
+               y;
     qkv_error err;
     kh_node *node = kh_node_create("Slice", 13, n_in, 1);
     if (steps && !axes)
@@ -70,8 +71,8 @@ Test(slice, takes_ranges_on_the_given_axes)
     check_slice((int64_t[]){0, 0}, (int64_t[]){3, 10}, (int64_t[]){0, 1}, (int64_t[]){1, 1}, 2,
                 (int64_t[]){3, 10, 5}, (int64_t[]){0, 0, 0}, (int64_t[]){1, 1, 1});
     /* x[:, :, 3:4] with default axes and steps */
-    check_slice((int64_t[]){0, 0, 3}, (int64_t[]){20, 10, 4}, NULL, NULL, 3,
-                (int64_t[]){20, 10, 1}, (int64_t[]){0, 0, 3}, (int64_t[]){1, 1, 1});
+    check_slice((int64_t[]){0, 0, 3}, (int64_t[]){20, 10, 4}, NULL, NULL, 3, (int64_t[]){20, 10, 1},
+                (int64_t[]){0, 0, 3}, (int64_t[]){1, 1, 1});
 }
 
 Test(slice, negative_ends_and_axes_count_from_the_end)
@@ -91,8 +92,8 @@ Test(slice, negative_steps_walk_backwards)
                 (int64_t[]){-1, -3, -2}, 3, (int64_t[]){19, 3, 2}, (int64_t[]){19, 9, 4},
                 (int64_t[]){-1, -3, -2});
     /* x[::-1] on axis 2 with INT64 extremes: the whole axis reversed */
-    check_slice((int64_t[]){INT64_MAX}, (int64_t[]){INT64_MIN}, (int64_t[]){2}, (int64_t[]){-1},
-                1, (int64_t[]){20, 10, 5}, (int64_t[]){0, 0, 4}, (int64_t[]){1, 1, -1});
+    check_slice((int64_t[]){INT64_MAX}, (int64_t[]){INT64_MIN}, (int64_t[]){2}, (int64_t[]){-1}, 1,
+                (int64_t[]){20, 10, 5}, (int64_t[]){0, 0, 4}, (int64_t[]){1, 1, -1});
 }
 
 Test(slice, positive_steps_skip_elements)
@@ -109,8 +110,8 @@ Test(slice, out_of_range_starts_and_ends_are_clamped)
                 (int64_t[]){20, 0, 5}, (int64_t[]){0, 0, 0}, (int64_t[]){1, 1, 1});
     check_slice((int64_t[]){1}, (int64_t[]){1000}, (int64_t[]){1}, (int64_t[]){1}, 1,
                 (int64_t[]){20, 9, 5}, (int64_t[]){0, 1, 0}, (int64_t[]){1, 1, 1});
-    check_slice((int64_t[]){-1000, INT64_MIN}, (int64_t[]){INT64_MAX, -3}, (int64_t[]){0, 2},
-                NULL, 2, (int64_t[]){20, 10, 2}, (int64_t[]){0, 0, 0}, (int64_t[]){1, 1, 1});
+    check_slice((int64_t[]){-1000, INT64_MIN}, (int64_t[]){INT64_MAX, -3}, (int64_t[]){0, 2}, NULL,
+                2, (int64_t[]){20, 10, 2}, (int64_t[]){0, 0, 0}, (int64_t[]){1, 1, 1});
     /* huge steps take one element */
     check_slice((int64_t[]){2}, (int64_t[]){INT64_MAX}, (int64_t[]){0}, (int64_t[]){INT64_MAX}, 1,
                 (int64_t[]){1, 10, 5}, (int64_t[]){2, 0, 0}, (int64_t[]){1, 1, 1});
@@ -123,12 +124,12 @@ Test(slice, refuses_a_zero_step)
                         kh_i64(1, (int64_t[]){1}, (int64_t[]){0}),
                         kh_i64(1, (int64_t[]){1}, (int64_t[]){5}),
                         kh_i64(1, (int64_t[]){1}, (int64_t[]){0}),
-                        kh_i64(1, (int64_t[]){1}, (int64_t[]){0})}, y;
+                        kh_i64(1, (int64_t[]){1}, (int64_t[]){0})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Slice", 13, 5, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "node 'test_node' (Slice-10): steps[0] is 0"), "%s",
-              err.message);
+    cr_assert(strstr(err.message, "node 'test_node' (Slice-10): steps[0] is 0"), "%s", err.message);
     kh_node_destroy(n);
 }
 
@@ -138,7 +139,8 @@ Test(slice, refuses_repeated_axes_and_lists_of_different_lengths)
     qkv_tensor in[4] = {kh_f32(3, (int64_t[]){D0, D1, D2}, x3),
                         kh_i64(1, (int64_t[]){2}, (int64_t[]){0, 0}),
                         kh_i64(1, (int64_t[]){2}, (int64_t[]){5, 5}),
-                        kh_i64(1, (int64_t[]){2}, (int64_t[]){1, -2})}, y;
+                        kh_i64(1, (int64_t[]){2}, (int64_t[]){1, -2})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Slice", 13, 4, 1);
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
@@ -149,8 +151,8 @@ Test(slice, refuses_repeated_axes_and_lists_of_different_lengths)
               err.message);
     in[3] = kh_i64(1, (int64_t[]){2}, (int64_t[]){1, 3});
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message, "axes[1] = 3 is out of range for input 0 'data' of rank 3"),
-              "%s", err.message);
+    cr_assert(strstr(err.message, "axes[1] = 3 is out of range for input 0 'data' of rank 3"), "%s",
+              err.message);
     kh_node_destroy(n);
 }
 
@@ -181,7 +183,8 @@ Test(slice, opset1_reads_attributes)
 Test(slice, unknown_parameter_values_give_known_rank)
 {
     qkv_tensor in[3] = {kh_f32(3, (int64_t[]){D0, D1, D2}, NULL), kh_i64(1, (int64_t[]){1}, NULL),
-                        kh_i64(1, (int64_t[]){1}, NULL)}, y;
+                        kh_i64(1, (int64_t[]){1}, NULL)},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Slice", 13, 3, 1);
     cr_assert_eq(kh_infer(n, in, &y, &err), QKV_OK, "%s", err.message);
@@ -194,7 +197,8 @@ Test(slice, unknown_input_dim_gives_unknown_length_on_that_axis_only)
 {
     int64_t s[1] = {1}, e[1] = {3};
     qkv_tensor in[3] = {kh_f32(3, (int64_t[]){-1, D1, -1}, NULL), kh_i64(1, (int64_t[]){1}, s),
-                        kh_i64(1, (int64_t[]){1}, e)}, y;
+                        kh_i64(1, (int64_t[]){1}, e)},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Slice", 13, 3, 1);
     cr_assert_eq(kh_infer(n, in, &y, &err), QKV_OK, "%s", err.message);
@@ -213,7 +217,8 @@ Test(slice, large_strided_slice_on_threads_matches_a_plain_loop)
                         kh_i64(1, (int64_t[]){2}, (int64_t[]){69, 1}),
                         kh_i64(1, (int64_t[]){2}, (int64_t[]){0, 8}),
                         kh_i64(1, (int64_t[]){2}, (int64_t[]){1, 2}),
-                        kh_i64(1, (int64_t[]){2}, (int64_t[]){-2, 3})}, y;
+                        kh_i64(1, (int64_t[]){2}, (int64_t[]){-2, 3})},
+               y;
     qkv_error err;
     kh_node *n = kh_node_create("Slice", 13, 5, 1);
     kh_set_threads(n, 4);

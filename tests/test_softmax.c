@@ -164,8 +164,7 @@ Test(softmax, row_of_minus_infinity_gives_nan_like_numpy)
         kh_node *node = kh_node_create(ops[i], 13, 1, 1);
         cr_assert_eq(kh_run(node, &in, &y, &err), QKV_OK, "%s", err.message);
         const float *yv = y.data;
-        cr_assert(isnan(yv[0]) && isnan(yv[1]), "%s: %g %g", ops[i], (double)yv[0],
-                  (double)yv[1]);
+        cr_assert(isnan(yv[0]) && isnan(yv[1]), "%s: %g %g", ops[i], (double)yv[0], (double)yv[1]);
         cr_assert(!isnan(yv[2]) && !isnan(yv[3]), "%s: the other row is finite", ops[i]);
         kh_free_outputs(&y, 1);
         kh_node_destroy(node);
@@ -223,15 +222,14 @@ Test(softmax, infers_shape_without_values)
     kh_node_destroy(node);
 }
 
-static void check_error(const char *op, int64_t opset, int64_t axis, qkv_tensor in,
-                        qkv_status want, const char *msg)
+static void check_error(const char *op, int64_t opset, int64_t axis, qkv_tensor in, qkv_status want,
+                        const char *msg)
 {
     qkv_tensor y;
     qkv_error err;
     kh_node *node = kh_node_create(op, opset, 1, 1);
     kh_attr_int(node, "axis", axis);
-    cr_assert_eq(kh_run(node, &in, &y, &err), want, "status %d: %s", (int)err.status,
-                 err.message);
+    cr_assert_eq(kh_run(node, &in, &y, &err), want, "status %d: %s", (int)err.status, err.message);
     cr_assert(strstr(err.message, msg), "message: %s", err.message);
     kh_node_destroy(node);
 }

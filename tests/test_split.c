@@ -21,8 +21,7 @@ typedef struct split_case {
     size_t threads;
 } split_case;
 
-static qkv_status run_split(const split_case *c, qkv_tensor x, qkv_tensor *outs,
-                            qkv_error *err)
+static qkv_status run_split(const split_case *c, qkv_tensor x, qkv_tensor *outs, qkv_error *err)
 {
     bool as_input = c->n_split && (c->opset >= 13 || (c->opset == 1 && !c->split_attr));
     kh_node *n = kh_node_create("Split", c->opset, as_input ? 2 : 1, c->n_outputs);
@@ -45,8 +44,7 @@ static qkv_status run_split(const split_case *c, qkv_tensor x, qkv_tensor *outs,
 
 /* Checks outs against the slices of x (float, dims) along axis with sizes. */
 static void check_parts(const float *xs, const int64_t *dims, int rank, int axis,
-                        const int64_t *sizes, size_t n, const qkv_tensor *outs,
-                        const char *what)
+                        const int64_t *sizes, size_t n, const qkv_tensor *outs, const char *what)
 {
     size_t outer = 1, inner = 1, dim = (size_t)dims[axis];
     for (int k = 0; k < axis; k++)
@@ -58,8 +56,7 @@ static void check_parts(const float *xs, const int64_t *dims, int rank, int axis
         cr_assert_eq(outs[p].rank, rank, "%s: output %zu rank", what, p);
         for (int k = 0; k < rank; k++)
             cr_assert_eq(outs[p].dims[k], k == axis ? sizes[p] : dims[k],
-                         "%s: output %zu dim %d is %lld", what, p, k,
-                         (long long)outs[p].dims[k]);
+                         "%s: output %zu dim %d is %lld", what, p, k, (long long)outs[p].dims[k]);
         const float *got = outs[p].data;
         size_t part = (size_t)sizes[p];
         for (size_t o = 0; o < outer; o++)
@@ -91,16 +88,19 @@ Test(split, given_parts_in_every_opset_form_on_a_middle_axis)
         int64_t opset;
         bool attr;
         int64_t axis;
-    } forms[] = {{1, true, 1}, {1, false, 1}, {2, true, 1}, {11, true, -2}, {13, false, -2},
-                 {18, false, 1}};
+    } forms[] = {{1, true, 1},   {1, false, 1},   {2, true, 1},
+                 {11, true, -2}, {13, false, -2}, {18, false, 1}};
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
-        split_case c = {.opset = forms[f].opset, .axis = forms[f].axis, .split = sizes,
-                        .n_split = 3, .split_attr = forms[f].attr, .n_outputs = 3};
+        split_case c = {.opset = forms[f].opset,
+                        .axis = forms[f].axis,
+                        .split = sizes,
+                        .n_split = 3,
+                        .split_attr = forms[f].attr,
+                        .n_outputs = 3};
         qkv_tensor outs[3];
         qkv_error err;
         char what[64];
-        snprintf(what, sizeof what, "opset %lld attr %d", (long long)forms[f].opset,
-                 forms[f].attr);
+        snprintf(what, sizeof what, "opset %lld attr %d", (long long)forms[f].opset, forms[f].attr);
         cr_assert_eq(run_split(&c, kh_f32(3, dims, xs), outs, &err), QKV_OK, "%s: %s", what,
                      err.message);
         check_parts(xs, dims, 3, 1, sizes, 3, outs, what);
@@ -132,8 +132,7 @@ Test(split, zero_size_parts_of_an_empty_tensor)
 {
     float dummy[1];
     int64_t dims[1] = {0}, sizes[3] = {0, 0, 0};
-    split_case c = {.opset = 13, .axis = INT64_MIN, .split = sizes, .n_split = 3,
-                    .n_outputs = 3};
+    split_case c = {.opset = 13, .axis = INT64_MIN, .split = sizes, .n_split = 3, .n_outputs = 3};
     qkv_tensor outs[3];
     qkv_error err;
     cr_assert_eq(run_split(&c, kh_f32(1, dims, dummy), outs, &err), QKV_OK, "%s", err.message);
@@ -150,14 +149,14 @@ Test(split, copies_bytes_of_any_element_size)
     split_case c = {.opset = 13, .axis = 0, .n_outputs = 2};
     qkv_tensor outs[2];
     qkv_error err;
-    cr_assert_eq(run_split(&c, kh_tensor(QKV_DTYPE_INT64, 1, dims, i64), outs, &err), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run_split(&c, kh_tensor(QKV_DTYPE_INT64, 1, dims, i64), outs, &err), QKV_OK, "%s",
+                 err.message);
     cr_assert_eq(outs[1].dtype, QKV_DTYPE_INT64);
     cr_assert(((int64_t *)outs[0].data)[0] == INT64_MIN &&
               ((int64_t *)outs[1].data)[1] == INT64_MAX);
     kh_free_outputs(outs, 2);
-    cr_assert_eq(run_split(&c, kh_tensor(QKV_DTYPE_BOOL, 1, dims, bools), outs, &err), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run_split(&c, kh_tensor(QKV_DTYPE_BOOL, 1, dims, bools), outs, &err), QKV_OK, "%s",
+                 err.message);
     cr_assert(((uint8_t *)outs[0].data)[0] == 1 && ((uint8_t *)outs[1].data)[0] == 0 &&
               ((uint8_t *)outs[1].data)[1] == 1);
     kh_free_outputs(outs, 2);
@@ -169,8 +168,8 @@ Test(split, large_input_on_threads)
     static float xs[A * B * C];
     kh_fill_random(xs, A * B * C, 8);
     int64_t dims[3] = {A, B, C}, sizes[3] = {7, 20, 3};
-    split_case c = {.opset = 13, .axis = 1, .split = sizes, .n_split = 3, .n_outputs = 3,
-                    .threads = 4};
+    split_case c = {
+        .opset = 13, .axis = 1, .split = sizes, .n_split = 3, .n_outputs = 3, .threads = 4};
     qkv_tensor outs[3];
     qkv_error err;
     cr_assert_eq(run_split(&c, kh_f32(3, dims, xs), outs, &err), QKV_OK, "%s", err.message);
@@ -187,9 +186,14 @@ Test(split, unknown_split_value_leaves_the_axis_dim_unknown)
     const qkv_kernel *k = qkv_registry_find(reg, "", "Split", 13, NULL);
     cr_assert(k);
     int32_t in_ids[2] = {0, 1}, out_ids[2] = {2, 3};
-    qkv_ir_node node = {.name = (char *)"probe", .op_type = (char *)"Split",
-                        .domain = (char *)"", .opset = 13, .n_inputs = 2, .inputs = in_ids,
-                        .n_outputs = 2, .outputs = out_ids};
+    qkv_ir_node node = {.name = (char *)"probe",
+                        .op_type = (char *)"Split",
+                        .domain = (char *)"",
+                        .opset = 13,
+                        .n_inputs = 2,
+                        .inputs = in_ids,
+                        .n_outputs = 2,
+                        .outputs = out_ids};
     qkv_tensor ins[2] = {kh_f32(2, (int64_t[]){4, 6}, NULL), kh_i64(1, (int64_t[]){2}, NULL)};
     qkv_tensor outs[2];
     void *state = NULL;
@@ -199,8 +203,8 @@ Test(split, unknown_split_value_leaves_the_axis_dim_unknown)
     cr_assert_eq(qkv_kernel_infer(k, state, &hctx, ins, 2, outs, 2), QKV_OK, "%s", err.message);
     for (int p = 0; p < 2; p++)
         cr_assert(outs[p].rank == 2 && outs[p].dims[0] == -1 && outs[p].dims[1] == 6,
-                  "output %d: rank %d dims %lld %lld", p, outs[p].rank,
-                  (long long)outs[p].dims[0], (long long)outs[p].dims[1]);
+                  "output %d: rank %d dims %lld %lld", p, outs[p].rank, (long long)outs[p].dims[0],
+                  (long long)outs[p].dims[1]);
     k->destroy(state);
     qkv_registry_destroy(reg);
 }
@@ -230,10 +234,9 @@ Test(split, refuses_a_split_of_the_wrong_length)
     split_case c = {.opset = 13, .axis = 0, .split = sizes, .n_split = 3, .n_outputs = 2};
     qkv_tensor outs[2];
     qkv_error err;
-    cr_assert_eq(run_split(&c, kh_f32(1, (int64_t[]){6}, xs), outs, &err),
-                 QKV_ERR_INVALID_MODEL);
-    cr_assert(strstr(err.message, "input 1 'split' has 3 entries but the node has 2 outputs"),
-              "%s", err.message);
+    cr_assert_eq(run_split(&c, kh_f32(1, (int64_t[]){6}, xs), outs, &err), QKV_ERR_INVALID_MODEL);
+    cr_assert(strstr(err.message, "input 1 'split' has 3 entries but the node has 2 outputs"), "%s",
+              err.message);
 }
 
 Test(split, refuses_negative_parts)
@@ -277,8 +280,7 @@ Test(split, refuses_num_outputs_other_than_the_output_count)
     split_case c = {.opset = 18, .axis = 0, .num_outputs = 3, .n_outputs = 2};
     qkv_tensor outs[2];
     qkv_error err;
-    cr_assert_eq(run_split(&c, kh_f32(1, (int64_t[]){6}, xs), outs, &err),
-                 QKV_ERR_INVALID_MODEL);
+    cr_assert_eq(run_split(&c, kh_f32(1, (int64_t[]){6}, xs), outs, &err), QKV_ERR_INVALID_MODEL);
     cr_assert(strstr(err.message, "attribute num_outputs=3 but the node has 2 outputs"), "%s",
               err.message);
 }
@@ -287,12 +289,11 @@ Test(split, refuses_both_split_and_num_outputs)
 {
     float xs[6] = {0};
     int64_t sizes[2] = {3, 3};
-    split_case c = {.opset = 18, .axis = 0, .split = sizes, .n_split = 2, .num_outputs = 2,
-                    .n_outputs = 2};
+    split_case c = {
+        .opset = 18, .axis = 0, .split = sizes, .n_split = 2, .num_outputs = 2, .n_outputs = 2};
     qkv_tensor outs[2];
     qkv_error err;
-    cr_assert_eq(run_split(&c, kh_f32(1, (int64_t[]){6}, xs), outs, &err),
-                 QKV_ERR_INVALID_MODEL);
+    cr_assert_eq(run_split(&c, kh_f32(1, (int64_t[]){6}, xs), outs, &err), QKV_ERR_INVALID_MODEL);
     cr_assert(strstr(err.message, "has both input 1 'split' and attribute num_outputs"), "%s",
               err.message);
 }

@@ -139,7 +139,9 @@ Test(swiglu, float16_bfloat16_and_double)
     kh_fill_random(fa, N, 10);
     kh_fill_random(fb, N, 11);
     for (int ty = 0; ty < 3; ty++) {
-        qkv_dtype dt = ty == 0 ? QKV_DTYPE_FLOAT16 : ty == 1 ? QKV_DTYPE_BFLOAT16 : QKV_DTYPE_DOUBLE;
+        qkv_dtype dt = ty == 0   ? QKV_DTYPE_FLOAT16
+                       : ty == 1 ? QKV_DTYPE_BFLOAT16
+                                 : QKV_DTYPE_DOUBLE;
         uint16_t ha[N], hb[N];
         double da[N], db[N];
         for (int i = 0; i < N; i++) {
@@ -209,9 +211,10 @@ Test(swiglu, refuses_inputs_of_different_types)
     qkv_tensor y;
     qkv_error err;
     cr_assert_eq(run_op("SwiGLU", 28, NAN, ins, 2, &y, 1, &err), QKV_ERR_TYPE);
-    cr_assert(strstr(err.message,
-                     "(SwiGLU-28): input 1 'b' is float64 but input 0 'a' is float32: they must match"),
-              "%s", err.message);
+    cr_assert(
+        strstr(err.message,
+               "(SwiGLU-28): input 1 'b' is float64 but input 0 'a' is float32: they must match"),
+        "%s", err.message);
 }
 
 Test(swiglu, refuses_shapes_that_do_not_broadcast)

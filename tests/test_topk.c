@@ -25,8 +25,8 @@ Test(topk, largest_along_last_axis)
     float xs[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     qkv_tensor out[2];
     qkv_error err;
-    cr_assert_eq(run_topk(kh_f32(2, (int64_t[]){3, 4}, xs), 3, -1, 1, out, &err, 1), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run_topk(kh_f32(2, (int64_t[]){3, 4}, xs), 3, -1, 1, out, &err, 1), QKV_OK, "%s",
+                 err.message);
     cr_assert_eq(out[0].dims[0], 3);
     cr_assert_eq(out[0].dims[1], 3);
     cr_assert_eq(out[1].dtype, QKV_DTYPE_INT64);
@@ -43,8 +43,8 @@ Test(topk, smallest_along_last_axis)
     float xs[12] = {0, 1, 2, 3, 4, 5, 6, 7, 11, 10, 9, 8};
     qkv_tensor out[2];
     qkv_error err;
-    cr_assert_eq(run_topk(kh_f32(2, (int64_t[]){3, 4}, xs), 3, 1, 0, out, &err, 1), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run_topk(kh_f32(2, (int64_t[]){3, 4}, xs), 3, 1, 0, out, &err, 1), QKV_OK, "%s",
+                 err.message);
     int64_t want_i[9] = {0, 1, 2, 0, 1, 2, 3, 2, 1};
     float want_v[9] = {0, 1, 2, 4, 5, 6, 8, 9, 10};
     for (int i = 0; i < 9; i++) {
@@ -96,8 +96,8 @@ Test(topk, axis_zero_with_inner_dims)
     float xs[6] = {4, 6, 9, 2, 1, 8};
     qkv_tensor out[2];
     qkv_error err;
-    cr_assert_eq(run_topk(kh_f32(2, (int64_t[]){3, 2}, xs), 2, 0, 1, out, &err, 1), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run_topk(kh_f32(2, (int64_t[]){3, 2}, xs), 2, 0, 1, out, &err, 1), QKV_OK, "%s",
+                 err.message);
     cr_assert_eq(out[0].dims[0], 2);
     cr_assert_eq(out[0].dims[1], 2);
     float want_v[4] = {9, 8, 4, 6};
@@ -171,8 +171,8 @@ Test(topk, random_rows_on_four_threads_match_sorted_reference)
     kh_fill_random(xs, R * N, 99);
     qkv_tensor out[2];
     qkv_error err;
-    cr_assert_eq(run_topk(kh_f32(2, (int64_t[]){R, N}, xs), K, 1, 1, out, &err, 4), QKV_OK,
-                 "%s", err.message);
+    cr_assert_eq(run_topk(kh_f32(2, (int64_t[]){R, N}, xs), K, 1, 1, out, &err, 4), QKV_OK, "%s",
+                 err.message);
     for (int r = 0; r < R; r++) {
         memcpy(row, xs + r * N, sizeof row);
         qsort(row, N, sizeof(float), cmp_desc);
@@ -210,8 +210,7 @@ Test(topk, rejects_k_larger_than_dim)
     qkv_tensor out[2];
     qkv_error err;
     cr_assert_eq(run_topk(kh_f32(1, (int64_t[]){3}, xs), 4, 0, 1, out, &err, 1), QKV_ERR_SHAPE);
-    cr_assert(strstr(err.message,
-                     "(TopK-10): k = 4 is larger than dim 0 of input 0 'X' (size 3)"),
+    cr_assert(strstr(err.message, "(TopK-10): k = 4 is larger than dim 0 of input 0 'X' (size 3)"),
               "%s", err.message);
 }
 
@@ -220,8 +219,7 @@ Test(topk, rejects_negative_k)
     float xs[3] = {1, 2, 3};
     qkv_tensor out[2];
     qkv_error err;
-    cr_assert_eq(run_topk(kh_f32(1, (int64_t[]){3}, xs), -1, 0, 1, out, &err, 1),
-                 QKV_ERR_SHAPE);
+    cr_assert_eq(run_topk(kh_f32(1, (int64_t[]){3}, xs), -1, 0, 1, out, &err, 1), QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "input 1 'K' is -1, expected >= 0"), "%s", err.message);
 }
 

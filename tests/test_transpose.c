@@ -76,8 +76,7 @@ Test(transpose, default_reverses_axes)
 
 Test(transpose, all_permutations_of_rank_3)
 {
-    const int64_t perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
-                                 {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    const int64_t perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
     for (int i = 0; i < 6; i++)
         check_transpose(QKV_DTYPE_FLOAT, 4, 3, (int64_t[]){2, 3, 4}, perms[i], 1);
 }
@@ -87,13 +86,12 @@ Test(transpose, every_element_size)
     const struct {
         qkv_dtype dt;
         size_t es;
-    } ts[] = {{QKV_DTYPE_BOOL, 1},   {QKV_DTYPE_UINT8, 1},      {QKV_DTYPE_FLOAT16, 2},
-              {QKV_DTYPE_INT32, 4},  {QKV_DTYPE_INT64, 8},      {QKV_DTYPE_DOUBLE, 8},
+    } ts[] = {{QKV_DTYPE_BOOL, 1},      {QKV_DTYPE_UINT8, 1},      {QKV_DTYPE_FLOAT16, 2},
+              {QKV_DTYPE_INT32, 4},     {QKV_DTYPE_INT64, 8},      {QKV_DTYPE_DOUBLE, 8},
               {QKV_DTYPE_COMPLEX64, 8}, {QKV_DTYPE_COMPLEX128, 16}};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
         check_transpose(ts[i].dt, ts[i].es, 2, (int64_t[]){37, 45}, NULL, 1);
-        check_transpose(ts[i].dt, ts[i].es, 4, (int64_t[]){3, 5, 7, 2},
-                        (int64_t[]){2, 0, 3, 1}, 1);
+        check_transpose(ts[i].dt, ts[i].es, 4, (int64_t[]){3, 5, 7, 2}, (int64_t[]){2, 0, 3, 1}, 1);
     }
 }
 
@@ -102,8 +100,7 @@ Test(transpose, contiguous_inner_runs_of_odd_width)
     /* the last axis stays last: 3-float (12-byte) runs copied whole */
     check_transpose(QKV_DTYPE_FLOAT, 4, 3, (int64_t[]){4, 5, 3}, (int64_t[]){1, 0, 2}, 1);
     /* and 2-float runs become one 8-byte element of the tiled path */
-    check_transpose(QKV_DTYPE_FLOAT, 4, 4, (int64_t[]){3, 4, 5, 2}, (int64_t[]){2, 1, 0, 3},
-                    1);
+    check_transpose(QKV_DTYPE_FLOAT, 4, 4, (int64_t[]){3, 4, 5, 2}, (int64_t[]){2, 1, 0, 3}, 1);
 }
 
 Test(transpose, size_one_dims_and_identity)
@@ -145,7 +142,7 @@ Test(transpose, random_permutations_up_to_rank_6)
         int64_t dims[6], perm[6];
         int32_t rank = random_case(&s, dims, perm);
         size_t es = sizes[iter % 4];
-        qkv_dtype dt = es == 1 ? QKV_DTYPE_UINT8
+        qkv_dtype dt = es == 1   ? QKV_DTYPE_UINT8
                        : es == 2 ? QKV_DTYPE_INT16
                        : es == 4 ? QKV_DTYPE_FLOAT
                                  : QKV_DTYPE_INT64;
@@ -158,11 +155,10 @@ Test(transpose, threads_give_the_same_result)
     /* large enough to go parallel (>= 64 KiB): tiled, memcpy-run and
      * generic paths */
     check_transpose(QKV_DTYPE_FLOAT, 4, 3, (int64_t[]){8, 70, 90}, (int64_t[]){0, 2, 1}, 3);
-    check_transpose(QKV_DTYPE_FLOAT, 4, 4, (int64_t[]){6, 12, 20, 64}, (int64_t[]){2, 0, 1, 3},
-                    3);
+    check_transpose(QKV_DTYPE_FLOAT, 4, 4, (int64_t[]){6, 12, 20, 64}, (int64_t[]){2, 0, 1, 3}, 3);
     check_transpose(QKV_DTYPE_FLOAT, 4, 3, (int64_t[]){90, 70, 3}, (int64_t[]){1, 0, 2}, 3);
-    check_transpose(QKV_DTYPE_UINT8, 1, 5, (int64_t[]){8, 5, 6, 7, 40},
-                    (int64_t[]){4, 2, 0, 3, 1}, 3);
+    check_transpose(QKV_DTYPE_UINT8, 1, 5, (int64_t[]){8, 5, 6, 7, 40}, (int64_t[]){4, 2, 0, 3, 1},
+                    3);
 }
 
 Test(transpose, infers_shape_without_values)
@@ -189,8 +185,7 @@ static void check_error(const int64_t *perm, size_t n_perm, qkv_tensor in, qkv_s
     qkv_error err;
     kh_node *node = kh_node_create("Transpose", 13, 1, 1);
     kh_attr_ints(node, "perm", perm, n_perm);
-    cr_assert_eq(kh_run(node, &in, &y, &err), want, "status %d: %s", (int)err.status,
-                 err.message);
+    cr_assert_eq(kh_run(node, &in, &y, &err), want, "status %d: %s", (int)err.status, err.message);
     cr_assert(strstr(err.message, msg), "message: %s", err.message);
     kh_node_destroy(node);
 }
@@ -206,18 +201,17 @@ Test(transpose, refuses_perm_of_wrong_length)
 Test(transpose, refuses_repeated_axis)
 {
     float x[24] = {0};
-    check_error((int64_t[]){0, 2, 0}, 3, kh_f32(3, (int64_t[]){2, 3, 4}, x),
-                QKV_ERR_INVALID_MODEL,
+    check_error((int64_t[]){0, 2, 0}, 3, kh_f32(3, (int64_t[]){2, 3, 4}, x), QKV_ERR_INVALID_MODEL,
                 "node 'test_node' (Transpose-13): attribute perm repeats axis 0 (at position 2)");
 }
 
 Test(transpose, refuses_axis_out_of_range)
 {
     float x[24] = {0};
-    check_error((int64_t[]){0, 3, 1}, 3, kh_f32(3, (int64_t[]){2, 3, 4}, x),
-                QKV_ERR_INVALID_MODEL, "attribute perm[1] = 3 is out of range [0, 3)");
-    check_error((int64_t[]){0, -1, 1}, 3, kh_f32(3, (int64_t[]){2, 3, 4}, x),
-                QKV_ERR_INVALID_MODEL, "attribute perm[1] = -1 is out of range [0, 3)");
+    check_error((int64_t[]){0, 3, 1}, 3, kh_f32(3, (int64_t[]){2, 3, 4}, x), QKV_ERR_INVALID_MODEL,
+                "attribute perm[1] = 3 is out of range [0, 3)");
+    check_error((int64_t[]){0, -1, 1}, 3, kh_f32(3, (int64_t[]){2, 3, 4}, x), QKV_ERR_INVALID_MODEL,
+                "attribute perm[1] = -1 is out of range [0, 3)");
 }
 
 Test(transpose, refuses_strings)

@@ -39,10 +39,10 @@ typedef struct trig_op {
 } trig_op;
 
 static const trig_op ops[] = {
-    {"Sin", 7, sin, -10, 10},      {"Cos", 7, cos, -10, 10},     {"Tan", 7, tan, -1.5, 1.5},
-    {"Asin", 7, asin, -1, 1},      {"Acos", 7, acos, -1, 1},     {"Atan", 7, atan, -20, 20},
-    {"Sinh", 9, sinh, -10, 10},    {"Cosh", 9, cosh, -10, 10},   {"Asinh", 9, asinh, -50, 50},
-    {"Acosh", 9, acosh, 1, 50},    {"Atanh", 9, atanh, -0.99, 0.99},
+    {"Sin", 7, sin, -10, 10},   {"Cos", 7, cos, -10, 10},         {"Tan", 7, tan, -1.5, 1.5},
+    {"Asin", 7, asin, -1, 1},   {"Acos", 7, acos, -1, 1},         {"Atan", 7, atan, -20, 20},
+    {"Sinh", 9, sinh, -10, 10}, {"Cosh", 9, cosh, -10, 10},       {"Asinh", 9, asinh, -50, 50},
+    {"Acosh", 9, acosh, 1, 50}, {"Atanh", 9, atanh, -0.99, 0.99},
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 
@@ -276,9 +276,9 @@ Test(prelu, integers_wrap_unsigned_pass_through_and_float16_rounds_once)
     kh_free_outputs(&y, 1);
 
     int64_t xl[3] = {-3, 4, -5}, sl[1] = {3};
-    cr_assert_eq(run_prelu(9, kh_i64(1, (int64_t[]){3}, xl), kh_i64(1, (int64_t[]){1}, sl), &y, 1,
-                           &err),
-                 QKV_OK, "%s", err.message);
+    cr_assert_eq(
+        run_prelu(9, kh_i64(1, (int64_t[]){3}, xl), kh_i64(1, (int64_t[]){1}, sl), &y, 1, &err),
+        QKV_OK, "%s", err.message);
     int64_t want_l[3] = {-9, 4, -15};
     cr_assert_arr_eq(y.data, want_l, sizeof want_l);
     kh_free_outputs(&y, 1);
@@ -315,12 +315,12 @@ Test(prelu, large_input_two_threads_give_the_single_thread_result)
     kh_fill_random(s, C, 6);
     qkv_tensor y1, y2;
     qkv_error err;
-    cr_assert_eq(run_prelu(16, kh_f32(2, (int64_t[]){R, C}, x), kh_f32(1, (int64_t[]){C}, s), &y1,
-                           1, &err),
-                 QKV_OK);
-    cr_assert_eq(run_prelu(16, kh_f32(2, (int64_t[]){R, C}, x), kh_f32(1, (int64_t[]){C}, s), &y2,
-                           2, &err),
-                 QKV_OK);
+    cr_assert_eq(
+        run_prelu(16, kh_f32(2, (int64_t[]){R, C}, x), kh_f32(1, (int64_t[]){C}, s), &y1, 1, &err),
+        QKV_OK);
+    cr_assert_eq(
+        run_prelu(16, kh_f32(2, (int64_t[]){R, C}, x), kh_f32(1, (int64_t[]){C}, s), &y2, 2, &err),
+        QKV_OK);
     cr_assert_arr_eq(y1.data, y2.data, R * C * sizeof(float));
     kh_free_outputs(&y1, 1);
     kh_free_outputs(&y2, 1);
@@ -332,16 +332,16 @@ Test(prelu, refuses_slope_that_does_not_broadcast_to_x_and_mixed_types)
     float x[6] = {0}, s[6] = {0};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_prelu(16, kh_f32(2, (int64_t[]){2, 3}, x), kh_f32(1, (int64_t[]){2}, s), &y,
-                           1, &err),
-                 QKV_ERR_SHAPE);
+    cr_assert_eq(
+        run_prelu(16, kh_f32(2, (int64_t[]){2, 3}, x), kh_f32(1, (int64_t[]){2}, s), &y, 1, &err),
+        QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "(PRelu-16): input 1 'slope' [2] does not broadcast "
                                   "(unidirectionally) to input 0 'X' [2,3]"),
               "%s", err.message);
     /* slope larger than x: multidirectional only, refused */
-    cr_assert_eq(run_prelu(16, kh_f32(1, (int64_t[]){3}, x), kh_f32(2, (int64_t[]){2, 3}, s), &y,
-                           1, &err),
-                 QKV_ERR_SHAPE);
+    cr_assert_eq(
+        run_prelu(16, kh_f32(1, (int64_t[]){3}, x), kh_f32(2, (int64_t[]){2, 3}, s), &y, 1, &err),
+        QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "input 1 'slope' [2,3] does not broadcast"), "%s", err.message);
     double sd[3] = {0};
     cr_assert_eq(run_prelu(16, kh_f32(1, (int64_t[]){3}, x),

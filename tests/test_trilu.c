@@ -42,8 +42,8 @@ static void check(const float *xs, const int64_t *dims, int rank, int upper, int
         int64_t i = (int64_t)((e / m) % n), j = (int64_t)(e % m);
         bool keep = upper ? j - i >= k : j - i <= k;
         float want = keep ? xs[e] : 0.0f;
-        cr_assert_eq(((float *)y->data)[e], want, "%s: element %zu (row %lld col %lld)", what,
-                     e, (long long)i, (long long)j);
+        cr_assert_eq(((float *)y->data)[e], want, "%s: element %zu (row %lld col %lld)", what, e,
+                     (long long)i, (long long)j);
     }
 }
 
@@ -107,16 +107,16 @@ Test(trilu, integer_elements_and_empty_matrices)
     int64_t a[6] = {1, 2, 3, 4, 5, 6};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_trilu(0, true, -1, kh_tensor(QKV_DTYPE_INT64, 2, (int64_t[]){3, 2}, a), &y,
-                           &err, 0),
-                 QKV_OK, "%s", err.message);
+    cr_assert_eq(
+        run_trilu(0, true, -1, kh_tensor(QKV_DTYPE_INT64, 2, (int64_t[]){3, 2}, a), &y, &err, 0),
+        QKV_OK, "%s", err.message);
     int64_t want[6] = {0, 0, 3, 0, 5, 6};
     for (int i = 0; i < 6; i++)
         cr_assert_eq(((int64_t *)y.data)[i], want[i], "element %d", i);
     kh_free_outputs(&y, 1);
     float dummy[1];
-    cr_assert_eq(run_trilu(1, true, 6, kh_f32(3, (int64_t[]){3, 0, 5}, dummy), &y, &err, 0),
-                 QKV_OK, "%s", err.message);
+    cr_assert_eq(run_trilu(1, true, 6, kh_f32(3, (int64_t[]){3, 0, 5}, dummy), &y, &err, 0), QKV_OK,
+                 "%s", err.message);
     cr_assert(y.rank == 3 && y.dims[1] == 0);
     kh_free_outputs(&y, 1);
 }
@@ -139,8 +139,7 @@ Test(trilu, refuses_rank_below_2)
     float xs[3] = {0};
     qkv_tensor y;
     qkv_error err;
-    cr_assert_eq(run_trilu(1, false, 0, kh_f32(1, (int64_t[]){3}, xs), &y, &err, 0),
-                 QKV_ERR_SHAPE);
+    cr_assert_eq(run_trilu(1, false, 0, kh_f32(1, (int64_t[]){3}, xs), &y, &err, 0), QKV_ERR_SHAPE);
     cr_assert(strstr(err.message, "node 'test_node' (Trilu-14): input 0 'input' has rank 1, "
                                   "expected >= 2"),
               "%s", err.message);

@@ -92,8 +92,8 @@ static const ucase cases[] = {
 static void assert_close(float got, double want, const char *op, size_t i, double x)
 {
     double tol = 4 * FLT_EPSILON * fmax(1.0, fabs(want));
-    cr_assert((double)got == want || fabs((double)got - want) <= tol, "%s(%g) elem %zu: %.9g vs %.9g", op, x, i, got,
-              want);
+    cr_assert((double)got == want || fabs((double)got - want) <= tol,
+              "%s(%g) elem %zu: %.9g vs %.9g", op, x, i, got, want);
 }
 
 /* ---- every op against libm ------------------------------------------------------- */
@@ -111,8 +111,8 @@ Test(unary, float32_ops_match_libm)
         float in[N];
         for (size_t i = 0; i < N; i++)
             in[i] = cases[c].positive ? fabsf(xs[i]) + 1e-3f : xs[i];
-        qkv_tensor y = run1(cases[c].op, cases[c].opset, kh_f32(2, (int64_t[]){7, 29}, in),
-                            cases[c].attrs, 1);
+        qkv_tensor y =
+            run1(cases[c].op, cases[c].opset, kh_f32(2, (int64_t[]){7, 29}, in), cases[c].attrs, 1);
         cr_assert_eq(y.dtype, QKV_DTYPE_FLOAT, "%s", cases[c].op);
         cr_assert_eq(y.rank, 2);
         for (size_t i = 0; i < N; i++)
@@ -197,13 +197,16 @@ Test(unary, float32_exp_sigmoid_tanh_stay_within_a_few_ulps_everywhere)
     float sp[3] = {NAN, INFINITY, -INFINITY};
     xt = kh_f32(1, (int64_t[]){3}, sp);
     e = run1("Exp", 13, xt, NULL, 1);
-    cr_assert(isnan(((float *)e.data)[0]) && isinf(((float *)e.data)[1]) && ((float *)e.data)[2] == 0);
+    cr_assert(isnan(((float *)e.data)[0]) && isinf(((float *)e.data)[1]) &&
+              ((float *)e.data)[2] == 0);
     kh_free_outputs(&e, 1);
     t = run1("Tanh", 13, xt, NULL, 1);
-    cr_assert(isnan(((float *)t.data)[0]) && ((float *)t.data)[1] == 1 && ((float *)t.data)[2] == -1);
+    cr_assert(isnan(((float *)t.data)[0]) && ((float *)t.data)[1] == 1 &&
+              ((float *)t.data)[2] == -1);
     kh_free_outputs(&t, 1);
     s = run1("Sigmoid", 13, xt, NULL, 1);
-    cr_assert(isnan(((float *)s.data)[0]) && ((float *)s.data)[1] == 1 && ((float *)s.data)[2] == 0);
+    cr_assert(isnan(((float *)s.data)[0]) && ((float *)s.data)[1] == 1 &&
+              ((float *)s.data)[2] == 0);
     kh_free_outputs(&s, 1);
 }
 
@@ -257,8 +260,10 @@ Test(unary, isnan_and_isinf_with_detect_attributes)
     uint8_t want_nan[5] = {1, 0, 0, 0, 0};
     cr_assert_arr_eq(y.data, want_nan, 5);
     kh_free_outputs(&y, 1);
-    struct { int64_t pos, neg; uint8_t want[5]; } cases_inf[] = {
-        {1, 1, {0, 1, 1, 0, 0}}, {1, 0, {0, 1, 0, 0, 0}}, {0, 1, {0, 0, 1, 0, 0}}};
+    struct {
+        int64_t pos, neg;
+        uint8_t want[5];
+    } cases_inf[] = {{1, 1, {0, 1, 1, 0, 0}}, {1, 0, {0, 1, 0, 0, 0}}, {0, 1, {0, 0, 1, 0, 0}}};
     for (size_t c = 0; c < 3; c++) {
         qkv_error err;
         kh_node *n = kh_node_create("IsInf", 10, 1, 1);

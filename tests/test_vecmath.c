@@ -27,9 +27,9 @@ static qkv_isa expected_isa(void)
     const char *cap = getenv("QKV_ISA");
     __builtin_cpu_init();
     bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
-                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd");
+    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512cd");
     if (cap && strcmp(cap, "baseline") == 0)
         return QKV_ISA_BASELINE;
     if (avx512 && !(cap && strcmp(cap, "avx2") == 0))
@@ -92,14 +92,19 @@ static double allowed(fn_kind f, double x, double want)
     return 0;
 }
 
-static void check_chunk(const qkv_vm_impl *t, fn_kind f, const float *in, size_t n,
-                        sweep_error *e)
+static void check_chunk(const qkv_vm_impl *t, fn_kind f, const float *in, size_t n, sweep_error *e)
 {
     static float out[CHUNK];
     switch (f) {
-    case FN_ERF: t->erf(out, in, n); break;
-    case FN_GELU: t->gelu(out, in, n); break;
-    case FN_GELU_TANH: t->gelu_tanh(out, in, n); break;
+    case FN_ERF:
+        t->erf(out, in, n);
+        break;
+    case FN_GELU:
+        t->gelu(out, in, n);
+        break;
+    case FN_GELU_TANH:
+        t->gelu_tanh(out, in, n);
+        break;
     }
     for (size_t j = 0; j < n; j++) {
         double x = in[j];
@@ -178,8 +183,8 @@ static bool same_bits(float a, float b)
 Test(vecmath, special_values_and_in_place_tails)
 {
     const float inf = INFINITY;
-    const float in[] = {0.0f, -0.0f, inf, -inf, NAN, -NAN, 1e-40f, -1e-40f,
-                        3.9375f, 4.0f, -7.5f, 1e30f, -1e30f, 0.921875f, -0.921875f, 0.5f};
+    const float in[] = {0.0f,    -0.0f, inf,   -inf,  NAN,    -NAN,      1e-40f,     -1e-40f,
+                        3.9375f, 4.0f,  -7.5f, 1e30f, -1e30f, 0.921875f, -0.921875f, 0.5f};
     enum { N = sizeof in / sizeof in[0] };
     for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
         const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
@@ -194,8 +199,7 @@ Test(vecmath, special_values_and_in_place_tails)
         /* erf(x) = 2x/sqrt(pi) for subnormal x */
         cr_assert(fabs(e[6] - 1.1283791670955126 * in[6]) <= 3e-45 && e[7] == -e[6],
                   "%s: erf(1e-40) = %g", name, e[6]);
-        cr_assert(e[8] == 1.0f && e[9] == 1.0f && e[10] == -1.0f && e[11] == 1.0f &&
-                      e[12] == -1.0f,
+        cr_assert(e[8] == 1.0f && e[9] == 1.0f && e[10] == -1.0f && e[11] == 1.0f && e[12] == -1.0f,
                   "%s: erf rounds to +-1 beyond the clamp", name);
         cr_assert(e[13] == -e[14], "%s: erf is odd at the split", name);
         cr_assert(g[0] == 0.0f && g[2] == inf && isnan(g[4]) && isnan(g[5]), "%s: gelu specials",
@@ -211,8 +215,7 @@ Test(vecmath, special_values_and_in_place_tails)
             t->erf(want, buf, n);
             t->erf(buf, buf, n);
             for (size_t j = 0; j < n; j++)
-                cr_assert(same_bits(buf[j], want[j]), "%s: in-place erf, n=%zu j=%zu", name, n,
-                          j);
+                cr_assert(same_bits(buf[j], want[j]), "%s: in-place erf, n=%zu j=%zu", name, n, j);
         }
     }
 }
@@ -222,10 +225,17 @@ static double ref_epilogue(double y, const float *bias, const float *res, size_t
 {
     double v = y + (bias ? bias[j] : 0.0);
     switch (a) {
-    case QKV_ACT_RELU: v = v < 0 ? 0 : v; break;
-    case QKV_ACT_GELU: v = ref_gelu(v); break;
-    case QKV_ACT_GELU_TANH: v = ref_gelu_tanh(v); break;
-    case QKV_ACT_NONE: break;
+    case QKV_ACT_RELU:
+        v = v < 0 ? 0 : v;
+        break;
+    case QKV_ACT_GELU:
+        v = ref_gelu(v);
+        break;
+    case QKV_ACT_GELU_TANH:
+        v = ref_gelu_tanh(v);
+        break;
+    case QKV_ACT_NONE:
+        break;
     }
     return v + (res ? res[j] : 0.0);
 }
@@ -304,15 +314,19 @@ Test(vecmath, softmax_row_steps_every_length_and_tail)
                 double want = d < -87 ? 0 : exp(d);
                 want_sum += want;
                 /* Cephes' exp: 2 ulps, plus the rounding of x - m */
-                cr_assert(fabs(x[j] - want) <= 4e-7 * want, "%s n %zu j %zu: exp(%g) = %.9g, "
-                          "expected %.9g", name, n, j, d, x[j], want);
+                cr_assert(fabs(x[j] - want) <= 4e-7 * want,
+                          "%s n %zu j %zu: exp(%g) = %.9g, "
+                          "expected %.9g",
+                          name, n, j, d, x[j], want);
                 if (want == 0)
                     cr_assert(same_bits(x[j], 0.0f), "%s: excluded cell %zu is not 0", name, j);
             }
             cr_assert(x[n] == 1234.0f, "%s n %zu: wrote past n", name, n);
             /* float sums of at most 70 terms in [0, 1] */
-            cr_assert(fabs(sum - want_sum) <= 1e-5 * want_sum, "%s n %zu: sum %.9g, expected "
-                      "%.9g", name, n, sum, want_sum);
+            cr_assert(fabs(sum - want_sum) <= 1e-5 * want_sum,
+                      "%s n %zu: sum %.9g, expected "
+                      "%.9g",
+                      name, n, sum, want_sum);
             float y[N + 1];
             y[n] = 1234.0f;
             t->scale(y, x0, n, 0.5f);
@@ -355,18 +369,22 @@ Test(vecmath, row_moments_and_normalize_every_length_and_tail)
             long double v = n ? q / n : 0;
             double mean = -1, var = -1;
             t->moments(x, n, &mean, &var);
-            cr_assert(fabsl(mean - m) <= 1e-7L * 10, "%s n %zu: mean %.12g, expected %.12Lg",
-                      name, n, mean, m);
-            cr_assert(fabsl(var - v) <= 1e-6L * (v + 1e-30L), "%s n %zu: var %.12g, expected "
-                      "%.12Lg", name, n, var, v);
+            cr_assert(fabsl(mean - m) <= 1e-7L * 10, "%s n %zu: mean %.12g, expected %.12Lg", name,
+                      n, mean, m);
+            cr_assert(fabsl(var - v) <= 1e-6L * (v + 1e-30L),
+                      "%s n %zu: var %.12g, expected "
+                      "%.12Lg",
+                      name, n, var, v);
             float fm = (float)mean, inv = n ? (float)(1.0 / sqrt(var + 1e-5)) : 1.0f;
             for (int with_b = 0; with_b < 2; with_b++) {
                 y[n] = 1234.0f;
                 t->normalize(y, x, n, fm, inv, w, with_b ? b : NULL);
                 for (size_t j = 0; j < n; j++) {
                     double want = ((double)x[j] - fm) * inv * w[j] + (with_b ? b[j] : 0);
-                    cr_assert(fabs(y[j] - want) <= 1e-6 * (fabs(want) + 1), "%s n %zu j %zu: "
-                              "%.9g, expected %.9g", name, n, j, y[j], want);
+                    cr_assert(fabs(y[j] - want) <= 1e-6 * (fabs(want) + 1),
+                              "%s n %zu j %zu: "
+                              "%.9g, expected %.9g",
+                              name, n, j, y[j], want);
                 }
                 cr_assert(y[n] == 1234.0f, "%s n %zu: normalize wrote past n", name, n);
             }

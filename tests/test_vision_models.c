@@ -42,8 +42,7 @@ static opened open_model(const char *name, int fuse)
     opts.disable_fusion = !fuse;
     opened o = {0};
     qkv_error err = {0};
-    cr_assert_eq(qkv_session_create(path, &opts, &o.s, &err), QKV_OK, "%s: %s", name,
-                 err.message);
+    cr_assert_eq(qkv_session_create(path, &opts, &o.s, &err), QKV_OK, "%s: %s", name, err.message);
     o.g = qkv_session_model(o.s)->graph;
     return o;
 }
@@ -134,8 +133,7 @@ Test(vision_models, data_sets_differ_in_shape)
         snprintf(rel, sizeof rel, "vision/%s/test_data_set_1/input_0.pb", names[n]);
         tu_read_pb(tu_data(rel), &b);
         cr_assert_eq(a.rank, b.rank);
-        cr_assert(memcmp(a.dims, b.dims, (size_t)a.rank * sizeof a.dims[0]) != 0, "%s",
-                  names[n]);
+        cr_assert(memcmp(a.dims, b.dims, (size_t)a.rank * sizeof a.dims[0]) != 0, "%s", names[n]);
         qkv_tensor_data_free(&a);
         qkv_tensor_data_free(&b);
     }
@@ -153,10 +151,7 @@ Test(vision_models, swin_matches_pytorch_and_fuses_every_block) { check_model("s
 Test(vision_models, maxvit_matches_pytorch_and_fuses_every_block) { check_model("maxvit", 4); }
 
 /* Conv1d feature extractor, grouped positional conv, 2 layers */
-Test(vision_models, wav2vec2_matches_pytorch_and_fuses_every_block)
-{
-    check_model("wav2vec2", 2);
-}
+Test(vision_models, wav2vec2_matches_pytorch_and_fuses_every_block) { check_model("wav2vec2", 2); }
 
 /* 2 layers of nn.MultiheadAttention with a key padding mask from lengths,
  * and the depthwise Conv1d module */

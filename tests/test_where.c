@@ -152,8 +152,9 @@ Test(where, refuses_x_and_y_of_different_types)
                out;
     qkv_error err;
     cr_assert_eq(run_where(in, &out, 1, &err), QKV_ERR_TYPE);
-    cr_assert(strstr(err.message, "(Where-16): input 1 'X' has type float32 but input 2 'Y' has int64"),
-              "%s", err.message);
+    cr_assert(
+        strstr(err.message, "(Where-16): input 1 'X' has type float32 but input 2 'Y' has int64"),
+        "%s", err.message);
 }
 
 Test(where, refuses_incompatible_shapes)

@@ -11,8 +11,7 @@ bool qkv_blas_gemm_fits(const qkv_blas_gemm *g)
     /* the limit of a 32-bit cblas, kept in the core so that a model that runs
      * with one backend does not fail with another */
     return g->m <= QKV_BLAS_MAX_DIM && g->n <= QKV_BLAS_MAX_DIM && g->k <= QKV_BLAS_MAX_DIM &&
-           g->lda <= QKV_BLAS_MAX_DIM && g->ldb <= QKV_BLAS_MAX_DIM &&
-           g->ldc <= QKV_BLAS_MAX_DIM;
+           g->lda <= QKV_BLAS_MAX_DIM && g->ldb <= QKV_BLAS_MAX_DIM && g->ldc <= QKV_BLAS_MAX_DIM;
 }
 
 qkv_status qkv_blas_gemm_run(qkv_kernel_io *io, const qkv_blas_gemm *g)

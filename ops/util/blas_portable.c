@@ -53,82 +53,82 @@ static void batch_offsets(const qkv_gemm *g, size_t batch, size_t *oa, size_t *o
  * One instantiation per element type T (float, double) with panel width NC:
  *   gemm_rows_T(g, a, b, c, r0, r1): rows [r0, r1) of one batch entry's C.
  */
-#define DEFINE_PGEMM(T, NC)                                                                  \
-    /* C tile (rows x cols, row stride ldc) = (first ? beta*C : C) + alpha * acc */        \
-    static void store_##T(T *restrict c, size_t ldc, size_t rows, size_t cols,              \
-                          T acc[MR][NR], T alpha, T beta, int first)                         \
-    {                                                                                        \
-        for (size_t i = 0; i < rows; i++) {                                                  \
-            T *restrict crow = c + i * ldc;                                                  \
-            for (size_t j = 0; j < cols; j++) {                                              \
-                T v = alpha * acc[i][j];                                                     \
-                if (!first)                                                                  \
-                    v += crow[j];                                                            \
-                else if (beta != 0)                                                          \
-                    v += beta * crow[j];                                                     \
-                crow[j] = v;                                                                 \
-            }                                                                                \
-        }                                                                                    \
-    }                                                                                        \
-                                                                                             \
-    /* acc = ap (kc, MR interleaved) x bp (kc, NR of a row of stride ldp) */                \
-    static void tile_##T(T acc[MR][NR], const T *restrict ap, const T *restrict bp,         \
-                         size_t ldp, size_t kc)                                              \
-    {                                                                                        \
-        T c[MR][NR] = {{0}};                                                                 \
-        for (size_t p = 0; p < kc; p++) {                                                    \
-            const T *restrict brow = bp + p * ldp;                                           \
-            for (size_t i = 0; i < MR; i++) {                                                \
-                T ai = ap[p * MR + i];                                                       \
-                for (size_t j = 0; j < NR; j++)                                              \
-                    c[i][j] += ai * brow[j];                                                 \
-            }                                                                                \
-        }                                                                                    \
-        memcpy(acc, c, sizeof c);                                                       \
-    }                                                                                        \
-                                                                                             \
-    static void gemm_rows_##T(const qkv_gemm *g, const T *a, const T *b, T *c,  \
-                                          size_t r0, size_t r1)                              \
-    {                                                                                        \
-        T bp[KC * NC];     /* (kc, ncp) packed op(B) panel, ncp = nc rounded up to NR */     \
-        T ap[KC * MR];     /* (kc, MR) packed op(A) sliver */                                \
-        T acc[MR][NR];                                                                       \
-        const T alpha = (T)g->alpha, beta = (T)g->beta;                                      \
-        for (size_t k0 = 0; k0 < g->k; k0 += KC) {                                           \
-            size_t kc = g->k - k0 < KC ? g->k - k0 : KC;                                     \
-            int first = k0 == 0;                                                             \
-            for (size_t n0 = 0; n0 < g->n; n0 += NC) {                                       \
-                size_t nc = g->n - n0 < NC ? g->n - n0 : NC;                                 \
-                size_t ncp = (nc + NR - 1) / NR * NR;                                        \
-                for (size_t p = 0; p < kc; p++) {                                            \
-                    T *restrict dst = bp + p * ncp;                                          \
-                    if (g->trans_b) { /* B stored (n, k) */                                  \
-                        for (size_t j = 0; j < nc; j++)                                      \
-                            dst[j] = b[(n0 + j) * g->ldb + k0 + p];                          \
-                    } else {                                                                 \
-                        memcpy(dst, b + (k0 + p) * g->ldb + n0, nc * sizeof(T));            \
-                    }                                                                        \
-                    for (size_t j = nc; j < ncp; j++)                                        \
-                        dst[j] = 0;                                                          \
-                }                                                                            \
-                for (size_t i0 = r0; i0 < r1; i0 += MR) {                                    \
-                    size_t mr = r1 - i0 < MR ? r1 - i0 : MR;                                 \
-                    for (size_t p = 0; p < kc; p++)                                          \
-                        for (size_t i = 0; i < MR; i++) {                                    \
-                            size_t row = i0 + (i < mr ? i : 0);                              \
-                            T v = g->trans_a ? a[(k0 + p) * g->lda + row]                    \
-                                             : a[row * g->lda + k0 + p];                     \
-                            ap[p * MR + i] = i < mr ? v : 0;                                 \
-                        }                                                                    \
-                    for (size_t j0 = 0; j0 < nc; j0 += NR) {                                 \
-                        size_t nr = nc - j0 < NR ? nc - j0 : NR;                             \
-                        tile_##T(acc, ap, bp + j0, ncp, kc);                                 \
-                        store_##T(c + i0 * g->ldc + n0 + j0, g->ldc, mr, nr, acc, alpha,     \
-                                  beta, first);                                              \
-                    }                                                                        \
-                }                                                                            \
-            }                                                                                \
-        }                                                                                    \
+#define DEFINE_PGEMM(T, NC)                                                                        \
+    /* C tile (rows x cols, row stride ldc) = (first ? beta*C : C) + alpha * acc */                \
+    static void store_##T(T *restrict c, size_t ldc, size_t rows, size_t cols, T acc[MR][NR],      \
+                          T alpha, T beta, int first)                                              \
+    {                                                                                              \
+        for (size_t i = 0; i < rows; i++) {                                                        \
+            T *restrict crow = c + i * ldc;                                                        \
+            for (size_t j = 0; j < cols; j++) {                                                    \
+                T v = alpha * acc[i][j];                                                           \
+                if (!first)                                                                        \
+                    v += crow[j];                                                                  \
+                else if (beta != 0)                                                                \
+                    v += beta * crow[j];                                                           \
+                crow[j] = v;                                                                       \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* acc = ap (kc, MR interleaved) x bp (kc, NR of a row of stride ldp) */                       \
+    static void tile_##T(T acc[MR][NR], const T *restrict ap, const T *restrict bp, size_t ldp,    \
+                         size_t kc)                                                                \
+    {                                                                                              \
+        T c[MR][NR] = {{0}};                                                                       \
+        for (size_t p = 0; p < kc; p++) {                                                          \
+            const T *restrict brow = bp + p * ldp;                                                 \
+            for (size_t i = 0; i < MR; i++) {                                                      \
+                T ai = ap[p * MR + i];                                                             \
+                for (size_t j = 0; j < NR; j++)                                                    \
+                    c[i][j] += ai * brow[j];                                                       \
+            }                                                                                      \
+        }                                                                                          \
+        memcpy(acc, c, sizeof c);                                                                  \
+    }                                                                                              \
+                                                                                                   \
+    static void gemm_rows_##T(const qkv_gemm *g, const T *a, const T *b, T *c, size_t r0,          \
+                              size_t r1)                                                           \
+    {                                                                                              \
+        T bp[KC * NC]; /* (kc, ncp) packed op(B) panel, ncp = nc rounded up to NR */               \
+        T ap[KC * MR]; /* (kc, MR) packed op(A) sliver */                                          \
+        T acc[MR][NR];                                                                             \
+        const T alpha = (T)g->alpha, beta = (T)g->beta;                                            \
+        for (size_t k0 = 0; k0 < g->k; k0 += KC) {                                                 \
+            size_t kc = g->k - k0 < KC ? g->k - k0 : KC;                                           \
+            int first = k0 == 0;                                                                   \
+            for (size_t n0 = 0; n0 < g->n; n0 += NC) {                                             \
+                size_t nc = g->n - n0 < NC ? g->n - n0 : NC;                                       \
+                size_t ncp = (nc + NR - 1) / NR * NR;                                              \
+                for (size_t p = 0; p < kc; p++) {                                                  \
+                    T *restrict dst = bp + p * ncp;                                                \
+                    if (g->trans_b) { /* B stored (n, k) */                                        \
+                        for (size_t j = 0; j < nc; j++)                                            \
+                            dst[j] = b[(n0 + j) * g->ldb + k0 + p];                                \
+                    } else {                                                                       \
+                        memcpy(dst, b + (k0 + p) * g->ldb + n0, nc * sizeof(T));                   \
+                    }                                                                              \
+                    for (size_t j = nc; j < ncp; j++)                                              \
+                        dst[j] = 0;                                                                \
+                }                                                                                  \
+                for (size_t i0 = r0; i0 < r1; i0 += MR) {                                          \
+                    size_t mr = r1 - i0 < MR ? r1 - i0 : MR;                                       \
+                    for (size_t p = 0; p < kc; p++)                                                \
+                        for (size_t i = 0; i < MR; i++) {                                          \
+                            size_t row = i0 + (i < mr ? i : 0);                                    \
+                            T v = g->trans_a ? a[(k0 + p) * g->lda + row]                          \
+                                             : a[row * g->lda + k0 + p];                           \
+                            ap[p * MR + i] = i < mr ? v : 0;                                       \
+                        }                                                                          \
+                    for (size_t j0 = 0; j0 < nc; j0 += NR) {                                       \
+                        size_t nr = nc - j0 < NR ? nc - j0 : NR;                                   \
+                        tile_##T(acc, ap, bp + j0, ncp, kc);                                       \
+                        store_##T(c + i0 * g->ldc + n0 + j0, g->ldc, mr, nr, acc, alpha, beta,     \
+                                  first);                                                          \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 DEFINE_PGEMM(double, NC_F64)

@@ -47,9 +47,9 @@ static uint64_t detect_x86(char *brand)
         return 0;
     bool osxsave = c & bit_OSXSAVE;
     uint64_t xcr0 = osxsave ? xgetbv0() : 0;
-    bool ymm_os = (xcr0 & 0x6) == 0x6;          /* XMM and YMM state */
+    bool ymm_os = (xcr0 & 0x6) == 0x6;             /* XMM and YMM state */
     bool zmm_os = ymm_os && (xcr0 & 0xe0) == 0xe0; /* opmask, ZMM_Hi256, Hi16_ZMM */
-    bool tile_os = (xcr0 & 0x60000) == 0x60000;   /* XTILECFG, XTILEDATA */
+    bool tile_os = (xcr0 & 0x60000) == 0x60000;    /* XTILECFG, XTILEDATA */
     bool fma = c & bit_FMA;
     if (c & bit_SSE4_1)
         f |= QKV_CPU_SSE41;
@@ -95,9 +95,12 @@ static uint64_t detect_x86(char *brand)
 static uint64_t level_mask(qkv_isa isa)
 {
     switch (isa) {
-    case QKV_ISA_BASELINE: return QKV_CPU_SSE41;
-    case QKV_ISA_AVX2: return QKV_CPU_SSE41 | QKV_CPU_AVX | QKV_CPU_F16C | QKV_CPU_AVX2 | QKV_CPU_AVX_VNNI;
-    case QKV_ISA_AVX512: return ~(uint64_t)0;
+    case QKV_ISA_BASELINE:
+        return QKV_CPU_SSE41;
+    case QKV_ISA_AVX2:
+        return QKV_CPU_SSE41 | QKV_CPU_AVX | QKV_CPU_F16C | QKV_CPU_AVX2 | QKV_CPU_AVX_VNNI;
+    case QKV_ISA_AVX512:
+        return ~(uint64_t)0;
     }
     return 0;
 }
@@ -116,8 +119,10 @@ static void detect(void)
         else if (strcmp(cap, "avx2") == 0)
             f &= level_mask(QKV_ISA_AVX2);
         else if (strcmp(cap, "avx512") != 0)
-            fprintf(stderr, "qkv warning: QKV_ISA='%s' is not one of native, avx512, avx2, "
-                            "baseline: ignored\n", cap);
+            fprintf(stderr,
+                    "qkv warning: QKV_ISA='%s' is not one of native, avx512, avx2, "
+                    "baseline: ignored\n",
+                    cap);
     }
     detected.features = f;
 }
@@ -141,9 +146,12 @@ qkv_isa qkv_cpu_isa(void)
 const char *qkv_isa_name(qkv_isa isa)
 {
     switch (isa) {
-    case QKV_ISA_AVX2: return "avx2";
-    case QKV_ISA_AVX512: return "avx512";
-    case QKV_ISA_BASELINE: break;
+    case QKV_ISA_AVX2:
+        return "avx2";
+    case QKV_ISA_AVX512:
+        return "avx512";
+    case QKV_ISA_BASELINE:
+        break;
     }
     return "baseline";
 }
@@ -163,11 +171,16 @@ char *qkv_cpu_features_str(uint64_t features, char *buf, size_t cap)
         uint64_t bit;
         const char *name;
     } names[] = {
-        {QKV_CPU_SSE41, "sse4.1"},          {QKV_CPU_AVX, "avx"},
-        {QKV_CPU_F16C, "f16c"},             {QKV_CPU_AVX2, "avx2+fma"},
-        {QKV_CPU_AVX512, "avx512(f,bw,vl,dq,cd)"}, {QKV_CPU_AVX512_VNNI, "avx512-vnni"},
-        {QKV_CPU_AVX512_BF16, "avx512-bf16"}, {QKV_CPU_AVX512_FP16, "avx512-fp16"},
-        {QKV_CPU_AVX_VNNI, "avx-vnni"},     {QKV_CPU_AMX, "amx"},
+        {QKV_CPU_SSE41, "sse4.1"},
+        {QKV_CPU_AVX, "avx"},
+        {QKV_CPU_F16C, "f16c"},
+        {QKV_CPU_AVX2, "avx2+fma"},
+        {QKV_CPU_AVX512, "avx512(f,bw,vl,dq,cd)"},
+        {QKV_CPU_AVX512_VNNI, "avx512-vnni"},
+        {QKV_CPU_AVX512_BF16, "avx512-bf16"},
+        {QKV_CPU_AVX512_FP16, "avx512-fp16"},
+        {QKV_CPU_AVX_VNNI, "avx-vnni"},
+        {QKV_CPU_AMX, "amx"},
     };
     size_t used = 0;
     if (cap == 0)

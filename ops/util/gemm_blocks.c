@@ -3,10 +3,7 @@
  */
 #include "gemm_blocks.h"
 
-static size_t round_up(size_t x, size_t to)
-{
-    return (x + to - 1) / to * to;
-}
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 void qkv_gemm_blocks_plan(qkv_gemm_blocks *b, const qkv_gemm_block_sizes *sz, size_t nbatch,
                           size_t m, size_t n, bool packed_b, size_t threads)

@@ -53,8 +53,7 @@ void qkv_gemm_packed_free(qkv_sgemm_packed_b *pb)
     memset(pb, 0, sizeof *pb);
 }
 
-void qkv_gemm_run_packed(qkv_kernel_io *io, const qkv_blas_gemm *g,
-                         const qkv_sgemm_packed_b *pb)
+void qkv_gemm_run_packed(qkv_kernel_io *io, const qkv_blas_gemm *g, const qkv_sgemm_packed_b *pb)
 {
     qkv_gemm abi;
     qkv_blas_to_gemm(g, &abi);

@@ -29,8 +29,7 @@ void qkv_gemm_packed_free(qkv_sgemm_packed_b *pb);
 /* Runs g (float32; g->b is ignored) with op(B) from pb, over io's threads.
  * pb->k and pb->n must equal g->k and g->n (prepare checks it: the packed
  * shape is the constant's, which inference gave every plan). */
-void qkv_gemm_run_packed(qkv_kernel_io *io, const qkv_blas_gemm *g,
-                         const qkv_sgemm_packed_b *pb);
+void qkv_gemm_run_packed(qkv_kernel_io *io, const qkv_blas_gemm *g, const qkv_sgemm_packed_b *pb);
 
 /* The same with post->fn run on every block of C once it is final, by the
  * thread that computed it (a fused epilogue). */

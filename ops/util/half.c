@@ -28,7 +28,7 @@
 
 #ifdef QKV_HAVE_F16C_PATH
 __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(float *dst, const uint16_t *src,
-                                                                 size_t n)
+                                                                size_t n)
 {
     size_t j = 0;
     for (; j + 8 <= n; j += 8)
@@ -38,7 +38,7 @@ __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(float *dst, cons
 }
 
 __attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(uint16_t *dst, const float *src,
-                                                                 size_t n)
+                                                                size_t n)
 {
     size_t j = 0;
     for (; j + 8 <= n; j += 8)
@@ -133,15 +133,13 @@ static void conv_par(qkv_kernel_io *io, conv_job *j)
     io->host->parallel_for(io->host_ctx, (j->n + PAR_BLOCK - 1) / PAR_BLOCK, conv_range, j);
 }
 
-void qkv_half_to_f32_par(qkv_kernel_io *io, float *dst, const uint16_t *src, qkv_dtype t,
-                         size_t n)
+void qkv_half_to_f32_par(qkv_kernel_io *io, float *dst, const uint16_t *src, qkv_dtype t, size_t n)
 {
     conv_job j = {.dst = dst, .src = src, .t = t, .n = n, .widen = true};
     conv_par(io, &j);
 }
 
-void qkv_f32_to_half_par(qkv_kernel_io *io, uint16_t *dst, const float *src, qkv_dtype t,
-                         size_t n)
+void qkv_f32_to_half_par(qkv_kernel_io *io, uint16_t *dst, const float *src, qkv_dtype t, size_t n)
 {
     conv_job j = {.dst = dst, .src = src, .t = t, .n = n, .widen = false};
     conv_par(io, &j);

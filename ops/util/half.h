@@ -78,10 +78,7 @@ static inline uint16_t qkv_f32_to_f16(float f)
     return (uint16_t)(sign | (uint16_t)q);
 }
 
-static inline float qkv_bf16_to_f32(uint16_t b)
-{
-    return qkv_f32_from_bits((uint32_t)b << 16);
-}
+static inline float qkv_bf16_to_f32(uint16_t b) { return qkv_f32_from_bits((uint32_t)b << 16); }
 
 /* float -> bfloat16, round to nearest even; NaN stays a (quiet) NaN. */
 static inline uint16_t qkv_f32_to_bf16(float f)
@@ -160,10 +157,8 @@ void qkv_half_map(uint16_t *out, const uint16_t *in, qkv_dtype t, size_t n, qkv_
  * Whole-tensor conversions for kernels that compute in float32 scratch:
  * n elements, split over io's threads when n is large. Allocate nothing.
  */
-void qkv_half_to_f32_par(qkv_kernel_io *io, float *dst, const uint16_t *src, qkv_dtype t,
-                         size_t n);
-void qkv_f32_to_half_par(qkv_kernel_io *io, uint16_t *dst, const float *src, qkv_dtype t,
-                         size_t n);
+void qkv_half_to_f32_par(qkv_kernel_io *io, float *dst, const uint16_t *src, qkv_dtype t, size_t n);
+void qkv_f32_to_half_par(qkv_kernel_io *io, uint16_t *dst, const float *src, qkv_dtype t, size_t n);
 
 /*
  * float16 / bfloat16 through float32, for a kernel whose compute handles

@@ -67,8 +67,8 @@ const char *qkv_dims_str(const qkv_tensor *t, char *buf, size_t cap)
     }
     used += (size_t)snprintf(buf + used, cap - used, "[");
     for (int32_t k = 0; k < t->rank && used < cap; k++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", k ? "," : "",
-                                 (long long)t->dims[k]);
+        used +=
+            (size_t)snprintf(buf + used, cap - used, "%s%lld", k ? "," : "", (long long)t->dims[k]);
     if (used < cap)
         snprintf(buf + used, cap - used, "]");
     return buf;
@@ -159,8 +159,7 @@ qkv_status qkv_read_ints(qkv_kernel_io *io, size_t input, int64_t *out, size_t c
         return QKV_OK;
     }
     if (t->rank > 1)
-        return KERR(io, QKV_ERR_SHAPE, "input %zu must be 0-D or 1-D, has rank %d", input,
-                    t->rank);
+        return KERR(io, QKV_ERR_SHAPE, "input %zu must be 0-D or 1-D, has rank %d", input, t->rank);
     size_t count = qkv_numel(t);
     if (count > cap)
         return KERR(io, QKV_ERR_SHAPE, "input %zu has %zu elements, at most %zu allowed", input,

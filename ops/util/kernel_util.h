@@ -19,8 +19,8 @@
 /* dtype masks for qkv_kernel.input_types */
 #define QKV_T(x) QKV_DTYPE_BIT(QKV_DTYPE_##x)
 #define QKV_TYPES_FLOATS (QKV_T(FLOAT) | QKV_T(DOUBLE))
-#define QKV_TYPES_INTS                                                                        \
-    (QKV_T(INT8) | QKV_T(INT16) | QKV_T(INT32) | QKV_T(INT64) | QKV_T(UINT8) | QKV_T(UINT16) | \
+#define QKV_TYPES_INTS                                                                             \
+    (QKV_T(INT8) | QKV_T(INT16) | QKV_T(INT32) | QKV_T(INT64) | QKV_T(UINT8) | QKV_T(UINT16) |     \
      QKV_T(UINT32) | QKV_T(UINT64))
 #define QKV_TYPES_NUMERIC (QKV_TYPES_FLOATS | QKV_TYPES_INTS)
 #define QKV_TYPES_INDEX (QKV_T(INT32) | QKV_T(INT64))
@@ -29,8 +29,8 @@
 /* every type of whole-byte elements (no strings, no packed sub-byte types):
  * what a kernel that only moves elements by size (Gather, Slice, Concat...)
  * accepts */
-#define QKV_TYPES_BYTES                                                                       \
-    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |            \
+#define QKV_TYPES_BYTES                                                                            \
+    (QKV_TYPES_PLAIN | QKV_T(COMPLEX64) | QKV_T(COMPLEX128) | QKV_T(FLOAT8E4M3FN) |                \
      QKV_T(FLOAT8E4M3FNUZ) | QKV_T(FLOAT8E5M2) | QKV_T(FLOAT8E5M2FNUZ) | QKV_T(FLOAT8E8M0))
 
 /* Report an error from infer/prepare/compute: `return KERR(io, QKV_ERR_SHAPE, "...", ...);` */
@@ -61,12 +61,24 @@ static inline void qkv_copy_block(unsigned char *restrict dst, const unsigned ch
                                   size_t bytes)
 {
     switch (bytes) {
-    case 1: memcpy(dst, src, 1); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    case 16: memcpy(dst, src, 16); break;
-    default: memcpy(dst, src, bytes); break;
+    case 1:
+        memcpy(dst, src, 1);
+        break;
+    case 2:
+        memcpy(dst, src, 2);
+        break;
+    case 4:
+        memcpy(dst, src, 4);
+        break;
+    case 8:
+        memcpy(dst, src, 8);
+        break;
+    case 16:
+        memcpy(dst, src, 16);
+        break;
+    default:
+        memcpy(dst, src, bytes);
+        break;
     }
 }
 

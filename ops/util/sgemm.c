@@ -44,7 +44,12 @@ static void tile_baseline(size_t kc, const float *ap, const float *bp, float *c,
 }
 
 static const qkv_sgemm_arch baseline_arch = {
-    .name = "baseline", .mr = BASE_MR, .nr = BASE_NR, .kc = 256, .mc = 64, .nc = 128,
+    .name = "baseline",
+    .mr = BASE_MR,
+    .nr = BASE_NR,
+    .kc = 256,
+    .mc = 64,
+    .nc = 128,
     .tile = tile_baseline,
 };
 
@@ -55,10 +60,17 @@ const qkv_sgemm_arch *qkv_sgemm_arch_for(int isa_level)
     if (isa_level > (int)cpu)
         return NULL;
     switch (isa_level) {
-    case QKV_ISA_BASELINE: arch = &baseline_arch; break;
-    case QKV_ISA_AVX2: arch = qkv_sgemm_avx2_arch(); break;
-    case QKV_ISA_AVX512: arch = qkv_sgemm_avx512_arch(); break;
-    default: break;
+    case QKV_ISA_BASELINE:
+        arch = &baseline_arch;
+        break;
+    case QKV_ISA_AVX2:
+        arch = qkv_sgemm_avx2_arch();
+        break;
+    case QKV_ISA_AVX512:
+        arch = qkv_sgemm_avx512_arch();
+        break;
+    default:
+        break;
     }
     return arch;
 }
@@ -75,17 +87,14 @@ const qkv_sgemm_arch *qkv_sgemm_arch_get(void)
 
 /* ---- packing ---------------------------------------------------------------- */
 
-static size_t round_up(size_t x, size_t to)
-{
-    return (x + to - 1) / to * to;
-}
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 /* op(B)[k0 .. k0+kc) x [n0 .. n0+nc) as ceil(nc / nr) panels of (kc, nr),
  * zero padded. B stored (k, n) is read row by row (contiguous), each row
  * scattered over the panels: walking one panel down the rows instead would
  * touch a new page every row. */
-static void pack_b_block(size_t nr, const float *b, size_t ldb, bool trans_b, size_t k0,
-                         size_t kc, size_t n0, size_t nc, float *restrict dst)
+static void pack_b_block(size_t nr, const float *b, size_t ldb, bool trans_b, size_t k0, size_t kc,
+                         size_t n0, size_t nc, float *restrict dst)
 {
     size_t full = nc / nr * nr, rem = nc - full;
     if (!trans_b) {
@@ -119,8 +128,8 @@ static void pack_b_block(size_t nr, const float *b, size_t ldb, bool trans_b, si
 
 /* op(A)[m0 .. m0+mc) x [k0 .. k0+kc) as ceil(mc / mr) slivers of (kc, mr),
  * zero padded. */
-static void pack_a_block(size_t mr, const float *a, size_t lda, bool trans_a, size_t m0,
-                         size_t mc, size_t k0, size_t kc, float *restrict dst)
+static void pack_a_block(size_t mr, const float *a, size_t lda, bool trans_a, size_t m0, size_t mc,
+                         size_t k0, size_t kc, float *restrict dst)
 {
     for (size_t i0 = 0; i0 < mc; i0 += mr) {
         size_t h = mc - i0 < mr ? mc - i0 : mr;
@@ -263,8 +272,7 @@ void qkv_sgemm_run(const qkv_host_api *host, void *host_ctx, const qkv_sgemm_arc
 }
 
 void qkv_sgemm_run_post(const qkv_host_api *host, void *host_ctx, const qkv_sgemm_arch *arch,
-                        const qkv_gemm *g, const qkv_sgemm_packed_b *pb,
-                        const qkv_sgemm_post *post)
+                        const qkv_gemm *g, const qkv_sgemm_packed_b *pb, const qkv_sgemm_post *post)
 {
     size_t nbatch = 1;
     for (int32_t j = 0; j < g->batch_rank; j++)

@@ -51,7 +51,7 @@ const qkv_sgemm_arch *qkv_sgemm_arch_get(void);
 typedef struct qkv_sgemm_packed_b {
     const qkv_sgemm_arch *arch; /* the layout's arch: runs use this one */
     size_t k, n;
-    float *data; /* packed_b_floats(k, n) floats */
+    float *data;             /* packed_b_floats(k, n) floats */
     void (*free)(void *ptr); /* frees data (the allocator's; NULL when data is NULL) */
 } qkv_sgemm_packed_b;
 

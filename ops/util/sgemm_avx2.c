@@ -32,11 +32,11 @@ AVX2_FN static inline void store_row(float *c, __m256 acc0, __m256 acc1, __m256 
     _mm256_storeu_ps(c + 8, acc1);
 }
 
-#define FMA_ROW(i)                                                                         \
-    do {                                                                                   \
-        __m256 a_ = _mm256_broadcast_ss(ap + (i));                                          \
-        c##i##0 = _mm256_fmadd_ps(a_, b0, c##i##0);                                         \
-        c##i##1 = _mm256_fmadd_ps(a_, b1, c##i##1);                                         \
+#define FMA_ROW(i)                                                                                 \
+    do {                                                                                           \
+        __m256 a_ = _mm256_broadcast_ss(ap + (i));                                                 \
+        c##i##0 = _mm256_fmadd_ps(a_, b0, c##i##0);                                                \
+        c##i##1 = _mm256_fmadd_ps(a_, b1, c##i##1);                                                \
     } while (0)
 
 AVX2_FN static void tile_avx2(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
@@ -69,16 +69,16 @@ AVX2_FN static void tile_avx2(size_t kc, const float *ap, const float *bp, float
 }
 
 static const qkv_sgemm_arch avx2_arch = {
-    .name = "avx2", .mr = MR, .nr = NR, .kc = 256, .mc = 96, .nc = 128, .tile = tile_avx2,
+    .name = "avx2",
+    .mr = MR,
+    .nr = NR,
+    .kc = 256,
+    .mc = 96,
+    .nc = 128,
+    .tile = tile_avx2,
 };
 
-const qkv_sgemm_arch *qkv_sgemm_avx2_arch(void)
-{
-    return &avx2_arch;
-}
+const qkv_sgemm_arch *qkv_sgemm_avx2_arch(void) { return &avx2_arch; }
 #else
-const qkv_sgemm_arch *qkv_sgemm_avx2_arch(void)
-{
-    return NULL;
-}
+const qkv_sgemm_arch *qkv_sgemm_avx2_arch(void) { return NULL; }
 #endif

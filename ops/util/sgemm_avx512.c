@@ -18,8 +18,7 @@
 
 #define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 
-AVX512_FN static inline void store_row(float *c, __m512 acc0, __m512 acc1, __m512 va,
-                                       float beta)
+AVX512_FN static inline void store_row(float *c, __m512 acc0, __m512 acc1, __m512 va, float beta)
 {
     acc0 = _mm512_mul_ps(acc0, va);
     acc1 = _mm512_mul_ps(acc1, va);
@@ -32,15 +31,15 @@ AVX512_FN static inline void store_row(float *c, __m512 acc0, __m512 acc1, __m51
     _mm512_storeu_ps(c + 16, acc1);
 }
 
-#define FMA_ROW(i)                                                                         \
-    do {                                                                                   \
-        __m512 a_ = _mm512_set1_ps(ap[(i)]);                                                \
-        c##i##0 = _mm512_fmadd_ps(a_, b0, c##i##0);                                         \
-        c##i##1 = _mm512_fmadd_ps(a_, b1, c##i##1);                                         \
+#define FMA_ROW(i)                                                                                 \
+    do {                                                                                           \
+        __m512 a_ = _mm512_set1_ps(ap[(i)]);                                                       \
+        c##i##0 = _mm512_fmadd_ps(a_, b0, c##i##0);                                                \
+        c##i##1 = _mm512_fmadd_ps(a_, b1, c##i##1);                                                \
     } while (0)
 
-AVX512_FN static void tile_avx512(size_t kc, const float *ap, const float *bp, float *c,
-                                  size_t ldc, float alpha, float beta)
+AVX512_FN static void tile_avx512(size_t kc, const float *ap, const float *bp, float *c, size_t ldc,
+                                  float alpha, float beta)
 {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -74,17 +73,16 @@ AVX512_FN static void tile_avx512(size_t kc, const float *ap, const float *bp, f
 }
 
 static const qkv_sgemm_arch avx512_arch = {
-    .name = "avx512", .mr = MR, .nr = NR, .kc = 256, .mc = 96, .nc = 128,
+    .name = "avx512",
+    .mr = MR,
+    .nr = NR,
+    .kc = 256,
+    .mc = 96,
+    .nc = 128,
     .tile = tile_avx512,
 };
 
-const qkv_sgemm_arch *qkv_sgemm_avx512_arch(void)
-{
-    return &avx512_arch;
-}
+const qkv_sgemm_arch *qkv_sgemm_avx512_arch(void) { return &avx512_arch; }
 #else
-const qkv_sgemm_arch *qkv_sgemm_avx512_arch(void)
-{
-    return NULL;
-}
+const qkv_sgemm_arch *qkv_sgemm_avx512_arch(void) { return NULL; }
 #endif

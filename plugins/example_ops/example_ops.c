@@ -231,8 +231,11 @@ static qkv_status bias_gelu_compute(const void *state, qkv_kernel_io *io)
 {
     const gelu_attrs *a = state;
     const qkv_tensor *x = &io->inputs[0];
-    gelu_job j = {.x = x->data, .bias = io->inputs[1].data, .y = io->outputs[0].data,
-                  .n = (size_t)io->inputs[1].dims[0], .tanh_approx = a->tanh_approx};
+    gelu_job j = {.x = x->data,
+                  .bias = io->inputs[1].data,
+                  .y = io->outputs[0].data,
+                  .n = (size_t)io->inputs[1].dims[0],
+                  .tanh_approx = a->tanh_approx};
     size_t count = x->data_bytes / sizeof(float);
     if (count == 0)
         return QKV_OK;
@@ -250,8 +253,10 @@ static const qkv_kernel rotary_kernel = {
     .domain = EXAMPLE_DOMAIN,
     .op_type = "Rotary",
     .since_version = 1,
-    .min_inputs = 1, .max_inputs = 2,
-    .min_outputs = 1, .max_outputs = 1,
+    .min_inputs = 1,
+    .max_inputs = 2,
+    .min_outputs = 1,
+    .max_outputs = 1,
     .n_input_types = 2, /* the host checks these before any callback runs */
     .input_types = {QKV_DTYPE_BIT(QKV_DTYPE_FLOAT), QKV_DTYPE_BIT(QKV_DTYPE_INT64)},
     .init = rotary_init,
@@ -266,8 +271,10 @@ static const qkv_kernel bias_gelu_kernel = {
     .domain = EXAMPLE_DOMAIN,
     .op_type = "BiasGelu",
     .since_version = 1,
-    .min_inputs = 2, .max_inputs = 2,
-    .min_outputs = 1, .max_outputs = 1,
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .min_outputs = 1,
+    .max_outputs = 1,
     .n_input_types = 1,
     .input_types = {QKV_DTYPE_BIT(QKV_DTYPE_FLOAT)},
     .flags = QKV_KERNEL_INPLACE, /* y[i] depends on x[i] only: may overwrite X */

@@ -45,8 +45,7 @@ static bool all_float(const qkv_host_api *host, const qkv_node_ctx *node)
 {
     size_t n = host->node_input_count(node);
     for (size_t k = 0; k < n; k++)
-        if (host->node_input_present(node, k) &&
-            host->node_input_dtype(node, k) != QKV_DTYPE_FLOAT)
+        if (host->node_input_present(node, k) && host->node_input_dtype(node, k) != QKV_DTYPE_FLOAT)
             return false;
     return true;
 }
@@ -131,15 +130,24 @@ static const char *check_environment(const qkv_host_api *host, char *buf, size_t
 static const char *isa_name(dnnl_cpu_isa_t isa)
 {
     switch (isa) {
-    case dnnl_cpu_isa_sse41: return "sse41";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
+    case dnnl_cpu_isa_sse41:
+        return "sse41";
+    case dnnl_cpu_isa_avx:
+        return "avx";
+    case dnnl_cpu_isa_avx2:
+        return "avx2";
+    case dnnl_cpu_isa_avx2_vnni:
+        return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core:
+        return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni:
+        return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16:
+        return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx:
+        return "avx512_core_amx";
+    default:
+        return "other";
     }
 }
 

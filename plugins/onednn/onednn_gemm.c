@@ -61,10 +61,9 @@ static dnnl_status_t gemm_rows(const qkv_gemm *g, size_t batch, size_t r0, size_
     oa += g->trans_a ? r0 : r0 * g->lda;
     oc += r0 * g->ldc;
     return dnnl_sgemm(g->trans_a ? 'T' : 'N', g->trans_b ? 'T' : 'N', (dnnl_dim_t)(r1 - r0),
-                      (dnnl_dim_t)g->n, (dnnl_dim_t)g->k, (float)g->alpha,
-                      (const float *)g->a + oa, (dnnl_dim_t)g->lda, (const float *)g->b + ob,
-                      (dnnl_dim_t)g->ldb, (float)g->beta, (float *)g->c + oc,
-                      (dnnl_dim_t)g->ldc);
+                      (dnnl_dim_t)g->n, (dnnl_dim_t)g->k, (float)g->alpha, (const float *)g->a + oa,
+                      (dnnl_dim_t)g->lda, (const float *)g->b + ob, (dnnl_dim_t)g->ldb,
+                      (float)g->beta, (float *)g->c + oc, (dnnl_dim_t)g->ldc);
 }
 
 /* parallel_for body: units [begin, end), one OpenMP thread. */
@@ -85,8 +84,7 @@ static void gemm_range(void *arg, size_t begin, size_t end)
     dn_threads_leave(&th);
 }
 
-qkv_status dn_gemm_provider(void *user, const qkv_host_api *host, void *host_ctx,
-                            const qkv_gemm *g)
+qkv_status dn_gemm_provider(void *user, const qkv_host_api *host, void *host_ctx, const qkv_gemm *g)
 {
     (void)user;
     if (g->dtype != QKV_DTYPE_FLOAT || g->k == 0 || !fits(g))
@@ -111,8 +109,8 @@ qkv_status dn_gemm_provider(void *user, const qkv_host_api *host, void *host_ctx
     }
     int s = atomic_load(&r.failed);
     if (s != dnnl_success)
-        return host->error(host_ctx, s == dnnl_out_of_memory ? QKV_ERR_OUT_OF_MEMORY
-                                                             : QKV_ERR_INTERNAL,
+        return host->error(host_ctx,
+                           s == dnnl_out_of_memory ? QKV_ERR_OUT_OF_MEMORY : QKV_ERR_INTERNAL,
                            "oneDNN: dnnl_sgemm failed (%s) for m=%zu n=%zu k=%zu",
                            dn_status_name((dnnl_status_t)s), g->m, g->n, g->k);
     return QKV_OK;

@@ -33,18 +33,18 @@ typedef enum dn_op { DN_OP_MATMUL, DN_OP_GEMM, DN_OP_FUSED } dn_op;
 typedef struct dn_node {
     const qkv_host_api *host; /* destroy frees with it */
     dn_op op;
-    bool trans_a, trans_b;    /* Gemm */
+    bool trans_a, trans_b; /* Gemm */
     dn_prim_config cfg;
-    void *packed_raw;         /* host->alloc'd bytes behind cfg.packed_mem */
+    void *packed_raw; /* host->alloc'd bytes behind cfg.packed_mem */
     dn_cache cache;
 } dn_node;
 
 /* How a call runs. */
 typedef enum dn_path {
-    DN_PATH_EMPTY,  /* Y has no elements */
-    DN_PATH_K0,     /* K == 0: Y is the epilogue of zeros */
-    DN_PATH_PRIM,   /* a oneDNN matmul primitive */
-    DN_PATH_GEMM    /* MatMul with broadcast batch dims: host->gemm */
+    DN_PATH_EMPTY, /* Y has no elements */
+    DN_PATH_K0,    /* K == 0: Y is the epilogue of zeros */
+    DN_PATH_PRIM,  /* a oneDNN matmul primitive */
+    DN_PATH_GEMM   /* MatMul with broadcast batch dims: host->gemm */
 } dn_path;
 
 /* ---- init / destroy ------------------------------------------------------------ */
@@ -221,8 +221,7 @@ static qkv_status fused_infer(void *state, qkv_kernel_io *io)
             ok = r->dims[i] < 0 || y->dims[i] < 0 || r->dims[i] == y->dims[i];
         if (!ok) {
             char rs[128], ys[128];
-            return KERR(io, QKV_ERR_SHAPE,
-                        "input 3 'residual' %s must have the output's shape %s",
+            return KERR(io, QKV_ERR_SHAPE, "input 3 'residual' %s must have the output's shape %s",
                         dn_shape_str(r, rs, sizeof rs), dn_shape_str(y, ys, sizeof ys));
         }
     }
@@ -311,11 +310,14 @@ static void plan_call(const dn_node *s, const qkv_kernel_io *io, dn_key *key, dn
 static float act_ref(dn_act a, float x)
 {
     switch (a) {
-    case DN_ACT_RELU: return x > 0 ? x : 0;
-    case DN_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case DN_ACT_RELU:
+        return x > 0 ? x : 0;
+    case DN_ACT_GELU:
+        return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     case DN_ACT_GELU_TANH:
         return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-    default: return x;
+    default:
+        return x;
     }
 }
 
@@ -414,10 +416,15 @@ static qkv_status dn_compute(const void *state, qkv_kernel_io *io)
     dn_path path;
     plan_call(s, io, &key, &call, &path);
     switch (path) {
-    case DN_PATH_EMPTY: return QKV_OK;
-    case DN_PATH_K0: run_k0(s, io, &key); return QKV_OK;
-    case DN_PATH_GEMM: return run_gemm(io);
-    case DN_PATH_PRIM: break;
+    case DN_PATH_EMPTY:
+        return QKV_OK;
+    case DN_PATH_K0:
+        run_k0(s, io, &key);
+        return QKV_OK;
+    case DN_PATH_GEMM:
+        return run_gemm(io);
+    case DN_PATH_PRIM:
+        break;
     }
     if (!key.packed && !call.ptr[DN_WEIGHTS])
         return KERR(io, QKV_ERR_INTERNAL, "input 1 'B' has no data and was not packed");
@@ -449,8 +456,8 @@ static qkv_status dn_prepack(void **state, const qkv_host_api *host, const qkv_n
 {
     dn_node *s = *state;
     const qkv_tensor *b = host->node_input_const(node, 1);
-    if (!s || !b || !b->data || b->dtype != QKV_DTYPE_FLOAT || b->rank != 2 ||
-        b->dims[0] <= 0 || b->dims[1] <= 0)
+    if (!s || !b || !b->data || b->dtype != QKV_DTYPE_FLOAT || b->rank != 2 || b->dims[0] <= 0 ||
+        b->dims[1] <= 0)
         return QKV_OK; /* B varies (or is empty): the plain path */
     bool tb = s->op == DN_OP_GEMM && s->trans_b;
     dn_key proto;
@@ -462,8 +469,8 @@ static qkv_status dn_prepack(void **state, const qkv_host_api *host, const qkv_n
     size_t bytes = 0;
     bool blocked = false;
     qkv_status st = dn_pack_weights(&s->cfg, host, node, b, tb,
-                                    m_hint(host, node, s->op == DN_OP_GEMM, proto.trans_a),
-                                    &proto, &s->packed_raw, &bytes, &blocked);
+                                    m_hint(host, node, s->op == DN_OP_GEMM, proto.trans_a), &proto,
+                                    &s->packed_raw, &bytes, &blocked);
     if (st != QKV_OK)
         return st;
     host->log(QKV_LOG_DEBUG, "onednn: node '%s': input 1 'B' (%lld, %lld) packed %s, %zu bytes",
@@ -474,39 +481,24 @@ static qkv_status dn_prepack(void **state, const qkv_host_api *host, const qkv_n
 
 /* ---- descriptors ------------------------------------------------------------------ */
 
-#define DN_KERNEL_COMMON                                                                   \
-    .struct_size = sizeof(qkv_kernel), .abi_version = QKV_ABI_VERSION,                     \
-    .min_outputs = 1, .max_outputs = 1, .prepare = dn_prepare, .compute = dn_compute,      \
-    .destroy = dn_destroy, .prepack = dn_prepack
+#define DN_KERNEL_COMMON                                                                           \
+    .struct_size = sizeof(qkv_kernel), .abi_version = QKV_ABI_VERSION, .min_outputs = 1,           \
+    .max_outputs = 1, .prepare = dn_prepare, .compute = dn_compute, .destroy = dn_destroy,         \
+    .prepack = dn_prepack
 
 static const qkv_kernel matmul_kernel = {
-    DN_KERNEL_COMMON,
-    .domain = "",
-    .op_type = "MatMul",
-    .min_inputs = 2,
-    .max_inputs = 2,
-    .init = matmul_init,
-    .infer = matmul_infer,
+    DN_KERNEL_COMMON, .domain = "",        .op_type = "MatMul",   .min_inputs = 2,
+    .max_inputs = 2,  .init = matmul_init, .infer = matmul_infer,
 };
 
 static const qkv_kernel gemm_kernel = {
-    DN_KERNEL_COMMON,
-    .domain = "",
-    .op_type = "Gemm",
-    .min_inputs = 2,
-    .max_inputs = 3,
-    .init = gemm_init,
-    .infer = gemm_infer,
+    DN_KERNEL_COMMON, .domain = "",      .op_type = "Gemm",   .min_inputs = 2,
+    .max_inputs = 3,  .init = gemm_init, .infer = gemm_infer,
 };
 
 static const qkv_kernel fused_matmul_kernel = {
-    DN_KERNEL_COMMON,
-    .domain = "qkv",
-    .op_type = "FusedMatMul",
-    .min_inputs = 2,
-    .max_inputs = 4,
-    .init = fused_init,
-    .infer = fused_infer,
+    DN_KERNEL_COMMON, .domain = "qkv",    .op_type = "FusedMatMul", .min_inputs = 2,
+    .max_inputs = 4,  .init = fused_init, .infer = fused_infer,
 };
 
 size_t dn_kernels(qkv_kernel *out, const dn_plugin *plugin)
@@ -517,9 +509,9 @@ size_t dn_kernels(qkv_kernel *out, const dn_plugin *plugin)
         const qkv_kernel *k;
         int32_t since, until;
     } list[DN_N_KERNELS] = {
-        {&matmul_kernel, 1, 8},  {&matmul_kernel, 9, 12}, {&matmul_kernel, 13, 0},
-        {&gemm_kernel, 1, 6},    {&gemm_kernel, 7, 8},    {&gemm_kernel, 9, 10},
-        {&gemm_kernel, 11, 12},  {&gemm_kernel, 13, 0},   {&fused_matmul_kernel, 1, 0},
+        {&matmul_kernel, 1, 8}, {&matmul_kernel, 9, 12}, {&matmul_kernel, 13, 0},
+        {&gemm_kernel, 1, 6},   {&gemm_kernel, 7, 8},    {&gemm_kernel, 9, 10},
+        {&gemm_kernel, 11, 12}, {&gemm_kernel, 13, 0},   {&fused_matmul_kernel, 1, 0},
     };
     for (size_t i = 0; i < DN_N_KERNELS; i++) {
         out[i] = *list[i].k;

@@ -118,16 +118,12 @@ static dnnl_status_t reorder(const dn_prim_config *cfg, const dnnl_memory_desc_t
  * them, and with a row stride of 12 KiB (n = 3072) those reads alias in the
  * L1 cache: measured on 128x768x3072, 17.9 ms with stride 3072 vs 6.4 ms
  * with 3088 (OpenBLAS: 6.7 ms). */
-static int64_t padded_ld(int64_t n)
-{
-    return (n + 15) / 16 * 16 + 16;
-}
+static int64_t padded_ld(int64_t n) { return (n + 15) / 16 * 16 + 16; }
 
 /* dst (k, n) row-major with row stride ld = src, stored (k, n), or (n, k)
  * when trans. A plain layout needs no oneDNN reorder, whose pd creation and
  * JIT code generation per weight shape would cost session creation time. */
-static void copy_plain(float *dst, int64_t ld, const float *src, int64_t k, int64_t n,
-                       bool trans)
+static void copy_plain(float *dst, int64_t ld, const float *src, int64_t k, int64_t n, bool trans)
 {
     if (!trans) {
         for (int64_t i = 0; i < k; i++) {
@@ -146,10 +142,9 @@ static void copy_plain(float *dst, int64_t ld, const float *src, int64_t k, int6
                     dst[i * ld + j] = src[j * k + i];
 }
 
-qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
-                           const qkv_node_ctx *node, const qkv_tensor *b, bool trans_b,
-                           int64_t m_hint, const dn_key *proto, void **raw, size_t *bytes,
-                           bool *blocked)
+qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host, const qkv_node_ctx *node,
+                           const qkv_tensor *b, bool trans_b, int64_t m_hint, const dn_key *proto,
+                           void **raw, size_t *bytes, bool *blocked)
 {
     *raw = NULL;
     *bytes = 0;
@@ -160,8 +155,8 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
     if (s == dnnl_success)
         s = dn_matrix_md(&src_md, 0, k, n, trans_b);
     if (s != dnnl_success)
-        return NERR(host, node, QKV_ERR_INTERNAL, "oneDNN: weights (%lld, %lld): %s",
-                    (long long)k, (long long)n, dn_status_name(s));
+        return NERR(host, node, QKV_ERR_INTERNAL, "oneDNN: weights (%lld, %lld): %s", (long long)k,
+                    (long long)n, dn_status_name(s));
     dn_key key = *proto;
     key.m = m_hint;
     key.packed = 0;

@@ -48,7 +48,7 @@ void dn_threads_leave(const dn_threads *t);
 
 /* One per load of the library: what every kernel state shares. */
 typedef struct dn_plugin {
-    dnnl_engine_t engine; /* the CPU engine (thread-safe, read-only) */
+    dnnl_engine_t engine;  /* the CPU engine (thread-safe, read-only) */
     char description[160]; /* the backend's describe() */
 } dn_plugin;
 
@@ -185,10 +185,9 @@ const char *dn_status_name(dnnl_status_t s);
  * *packed (from host->alloc, 64-byte aligned inside) and *raw (to free) own
  * the bytes, *bytes their count. Errors through host->node_error.
  */
-qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host,
-                           const qkv_node_ctx *node, const qkv_tensor *b, bool trans_b,
-                           int64_t m_hint, const dn_key *proto, void **raw, size_t *bytes,
-                           bool *blocked);
+qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host, const qkv_node_ctx *node,
+                           const qkv_tensor *b, bool trans_b, int64_t m_hint, const dn_key *proto,
+                           void **raw, size_t *bytes, bool *blocked);
 
 /* ---- shapes (onednn_shape.c) ------------------------------------------------ */
 

@@ -47,21 +47,29 @@ struct dn_entry {
 const char *dn_status_name(dnnl_status_t s)
 {
     switch (s) {
-    case dnnl_success: return "success";
-    case dnnl_out_of_memory: return "out of memory";
-    case dnnl_invalid_arguments: return "invalid arguments";
-    case dnnl_unimplemented: return "unimplemented";
-    case dnnl_iterator_ends: return "iterator ends";
-    case dnnl_runtime_error: return "runtime error";
-    case dnnl_not_required: return "not required";
-    default: return "unknown status";
+    case dnnl_success:
+        return "success";
+    case dnnl_out_of_memory:
+        return "out of memory";
+    case dnnl_invalid_arguments:
+        return "invalid arguments";
+    case dnnl_unimplemented:
+        return "unimplemented";
+    case dnnl_iterator_ends:
+        return "iterator ends";
+    case dnnl_runtime_error:
+        return "runtime error";
+    case dnnl_not_required:
+        return "not required";
+    default:
+        return "unknown status";
     }
 }
 
 /* ---- descriptors ----------------------------------------------------------- */
 
 dnnl_status_t dn_matrix_md(dnnl_memory_desc_t *md, int64_t batch, int64_t rows, int64_t cols,
-                               bool trans)
+                           bool trans)
 {
     dnnl_dims_t dims = {0}, strides = {0};
     int nd = batch ? 3 : 2, o = batch ? 1 : 0;
@@ -113,10 +121,14 @@ static dnnl_status_t key_mds(const dn_prim_config *cfg, const dn_key *key, bool 
 static dnnl_alg_kind_t act_alg(dn_act a)
 {
     switch (a) {
-    case DN_ACT_RELU: return dnnl_eltwise_relu;
-    case DN_ACT_GELU: return dnnl_eltwise_gelu_erf;
-    case DN_ACT_GELU_TANH: return dnnl_eltwise_gelu_tanh;
-    default: return dnnl_alg_kind_undef;
+    case DN_ACT_RELU:
+        return dnnl_eltwise_relu;
+    case DN_ACT_GELU:
+        return dnnl_eltwise_gelu_erf;
+    case DN_ACT_GELU_TANH:
+        return dnnl_eltwise_gelu_tanh;
+    default:
+        return dnnl_alg_kind_undef;
     }
 }
 
@@ -217,7 +229,8 @@ static dnnl_status_t entry_build(const dn_prim_config *cfg, const dn_key *key, d
     if (s == dnnl_success)
         s = dn_prim_desc(cfg, key, false, &pd);
     if (s == dnnl_success) {
-        const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        const dnnl_memory_desc_t *sp =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         e->scratch_bytes = sp ? dnnl_memory_desc_get_size(sp) : 0;
         if (e->scratch_bytes) {
             e->md[DN_SCRATCH] = *sp;
@@ -369,8 +382,7 @@ static void release(dn_cache *c, dn_entry *e, bool cached, dn_slot *sl)
 }
 
 /* A free slot of the pinned entry e, or a new one. */
-static dnnl_status_t take_slot(const dn_prim_config *cfg, dn_cache *c, dn_entry *e,
-                               dn_slot **out)
+static dnnl_status_t take_slot(const dn_prim_config *cfg, dn_cache *c, dn_entry *e, dn_slot **out)
 {
     pthread_mutex_lock(&c->lock);
     dn_slot *sl = e->slots;
@@ -387,11 +399,10 @@ static dnnl_status_t take_slot(const dn_prim_config *cfg, dn_cache *c, dn_entry 
 
 static qkv_status fail(qkv_kernel_io *io, dnnl_status_t s, const char *what, const dn_key *key)
 {
-    qkv_status st = s == dnnl_out_of_memory  ? QKV_ERR_OUT_OF_MEMORY
+    qkv_status st = s == dnnl_out_of_memory   ? QKV_ERR_OUT_OF_MEMORY
                     : s == dnnl_unimplemented ? QKV_ERR_UNSUPPORTED
                                               : QKV_ERR_INTERNAL;
-    return KERR(io, st,
-                "oneDNN: %s failed (%s) for the matmul batch=%lld m=%lld k=%lld n=%lld",
+    return KERR(io, st, "oneDNN: %s failed (%s) for the matmul batch=%lld m=%lld k=%lld n=%lld",
                 what, dn_status_name(s), (long long)key->batch, (long long)key->m,
                 (long long)key->k, (long long)key->n);
 }
@@ -424,8 +435,8 @@ static size_t split_blocks(const dn_key *key)
 }
 
 /* Block b's key and call: rows [r0, r1) of the problem. */
-static void block_of(const dn_key *key, const dn_call *call, size_t blocks, size_t b,
-                     dn_key *bk, dn_call *bc)
+static void block_of(const dn_key *key, const dn_call *call, size_t blocks, size_t b, dn_key *bk,
+                     dn_call *bc)
 {
     int64_t r0 = (int64_t)b * key->m / (int64_t)blocks;
     int64_t r1 = (int64_t)(b + 1) * key->m / (int64_t)blocks;
@@ -442,10 +453,7 @@ static void block_of(const dn_key *key, const dn_call *call, size_t blocks, size
 }
 
 /* Scratch of one block, rounded up so every block's slice stays aligned. */
-static size_t round64(size_t n)
-{
-    return (n + 63) & ~(size_t)63;
-}
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* ---- running ---------------------------------------------------------------------- */
 
@@ -471,7 +479,7 @@ static dnnl_status_t run_one(const dn_prim_config *cfg, dn_cache *cache, const d
     }
     dnnl_exec_arg_t args[DN_N_ARGS];
     int nargs = 0;
-    static const int ids[DN_N_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, 0,
+    static const int ids[DN_N_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS,   DNNL_ARG_BIAS, 0,
                                        DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
     for (int a = 0; a < DN_N_ARGS && s == dnnl_success; a++) {
         if (!e->has[a])
@@ -483,9 +491,9 @@ static dnnl_status_t run_one(const dn_prim_config *cfg, dn_cache *cache, const d
             *what = "setting a data handle";
             s = dnnl_memory_set_data_handle(mem, a == DN_SCRATCH ? scratch : call->ptr[a]);
         }
-        args[nargs].arg =
-            a == DN_POST ? (DNNL_ARG_ATTR_MULTIPLE_POST_OP(e->post_index) | DNNL_ARG_SRC_1)
-                         : ids[a];
+        args[nargs].arg = a == DN_POST
+                              ? (DNNL_ARG_ATTR_MULTIPLE_POST_OP(e->post_index) | DNNL_ARG_SRC_1)
+                              : ids[a];
         args[nargs].memory = mem;
         nargs++;
     }
@@ -529,9 +537,9 @@ static void split_range(void *arg, size_t begin, size_t end)
         dn_call bc;
         block_of(r->key, r->call, r->blocks, b, &bk, &bc);
         const char *what = NULL;
-        dnnl_status_t s = run_one(r->cfg, r->cache, &bk, &bc,
-                                  r->scratch ? r->scratch + b * r->block_scratch : NULL,
-                                  r->block_scratch, &what);
+        dnnl_status_t s =
+            run_one(r->cfg, r->cache, &bk, &bc,
+                    r->scratch ? r->scratch + b * r->block_scratch : NULL, r->block_scratch, &what);
         if (s != dnnl_success) {
             pthread_mutex_lock(&r->lock);
             if (r->failed == dnnl_success) {
@@ -579,8 +587,13 @@ qkv_status dn_prim_run(const dn_prim_config *cfg, dn_cache *cache, const dn_key 
 {
     size_t blocks = split_blocks(key);
     if (blocks > 1) {
-        split_run r = {.cfg = cfg, .cache = cache, .key = key, .call = call, .blocks = blocks,
-                       .scratch = io->scratch, .failed = dnnl_success};
+        split_run r = {.cfg = cfg,
+                       .cache = cache,
+                       .key = key,
+                       .call = call,
+                       .blocks = blocks,
+                       .scratch = io->scratch,
+                       .failed = dnnl_success};
         r.block_scratch = io->scratch_bytes / blocks & ~(size_t)63;
         pthread_mutex_init(&r.lock, NULL);
         io->host->parallel_for(io->host_ctx, blocks, split_range, &r);

@@ -74,8 +74,8 @@ static void gemm_block(const openblas_lib *lib, const qkv_gemm *g, size_t m, siz
     int ta = g->trans_a ? OPENBLAS_TRANS : OPENBLAS_NO_TRANS;
     int tb = g->trans_b ? OPENBLAS_TRANS : OPENBLAS_NO_TRANS;
     if (g->dtype == QKV_DTYPE_DOUBLE)
-        lib->dgemm(OPENBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)g->k, g->alpha, a,
-                   (int)g->lda, b, (int)g->ldb, g->beta, c, (int)g->ldc);
+        lib->dgemm(OPENBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)g->k, g->alpha, a, (int)g->lda,
+                   b, (int)g->ldb, g->beta, c, (int)g->ldc);
     else
         lib->sgemm(OPENBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)g->k, (float)g->alpha, a,
                    (int)g->lda, b, (int)g->ldb, (float)g->beta, c, (int)g->ldc);
@@ -90,8 +90,7 @@ typedef struct gemm_run {
 } gemm_run;
 
 /* Element offsets of batch entry `batch` in A, B and C. */
-static void batch_offsets(const qkv_gemm *g, size_t batch, size_t *oa, size_t *ob,
-                          size_t *oc)
+static void batch_offsets(const qkv_gemm *g, size_t batch, size_t *oa, size_t *ob, size_t *oc)
 {
     *oa = *ob = *oc = 0;
     for (int32_t j = g->batch_rank - 1; j >= 0; j--) {
@@ -147,7 +146,10 @@ qkv_status qkv_openblas_gemm(void *user, const qkv_host_api *host, void *host_ct
     }
     if (g->m == 0 || g->n == 0)
         return QKV_OK;
-    gemm_run r = {.lib = lib, .g = g, .pieces = 1, .split_n = 0,
+    gemm_run r = {.lib = lib,
+                  .g = g,
+                  .pieces = 1,
+                  .split_n = 0,
                   .elem_bytes = g->dtype == QKV_DTYPE_DOUBLE ? sizeof(double) : sizeof(float)};
     size_t threads = host->thread_count(host_ctx);
     /* double: the product of four size_t may overflow size_t */

@@ -66,10 +66,7 @@ static void append(char *buf, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-static int is_openblas(void *h)
-{
-    return dlsym(h, "openblas_get_corename") != NULL;
-}
+static int is_openblas(void *h) { return dlsym(h, "openblas_get_corename") != NULL; }
 
 /* Step 2: an OpenBLAS of `names` the process has loaded already (a new
  * reference to it), else NULL. */
@@ -235,9 +232,9 @@ qkv_status qkv_openblas_load(const qkv_host_api *host, openblas_lib *lib, char *
     } else {
         char why[1024] = "";
         lib->asked_core = user_core ? NULL : core_for(features);
-        lib->source = user_core            ? OPENBLAS_CORE_BY_USER
-                      : lib->asked_core    ? OPENBLAS_CORE_BY_QKV
-                                           : OPENBLAS_CORE_BY_OPENBLAS;
+        lib->source = user_core         ? OPENBLAS_CORE_BY_USER
+                      : lib->asked_core ? OPENBLAS_CORE_BY_QKV
+                                        : OPENBLAS_CORE_BY_OPENBLAS;
         if (lib->asked_core && setenv("OPENBLAS_CORETYPE", lib->asked_core, 0) != 0) {
             lib->asked_core = NULL; /* out of memory for the environment: OpenBLAS detects */
             lib->source = OPENBLAS_CORE_BY_OPENBLAS;

@@ -16,15 +16,15 @@ typedef void (*openblas_sgemm_fn)(int order, int trans_a, int trans_b, int m, in
                                   float alpha, const float *a, int lda, const float *b, int ldb,
                                   float beta, float *c, int ldc);
 typedef void (*openblas_dgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k,
-                                  double alpha, const double *a, int lda, const double *b,
-                                  int ldb, double beta, double *c, int ldc);
+                                  double alpha, const double *a, int lda, const double *b, int ldb,
+                                  double beta, double *c, int ldc);
 
 /* How the core OpenBLAS runs came to be chosen. */
 typedef enum openblas_core_source {
-    OPENBLAS_CORE_BY_QKV,       /* qkv set OPENBLAS_CORETYPE from the CPU features */
-    OPENBLAS_CORE_BY_USER,      /* the user's OPENBLAS_CORETYPE */
-    OPENBLAS_CORE_BY_OPENBLAS,  /* OpenBLAS's own detection (no AVX2, or QKV_ISA capped it) */
-    OPENBLAS_CORE_PRELOADED     /* OpenBLAS was loaded before the plugin: its choice stands */
+    OPENBLAS_CORE_BY_QKV,      /* qkv set OPENBLAS_CORETYPE from the CPU features */
+    OPENBLAS_CORE_BY_USER,     /* the user's OPENBLAS_CORETYPE */
+    OPENBLAS_CORE_BY_OPENBLAS, /* OpenBLAS's own detection (no AVX2, or QKV_ISA capped it) */
+    OPENBLAS_CORE_PRELOADED    /* OpenBLAS was loaded before the plugin: its choice stands */
 } openblas_core_source;
 
 /* The loaded OpenBLAS: one per plugin load, read-only after openblas_load. */
@@ -37,8 +37,8 @@ typedef struct openblas_lib {
     char soname[256];       /* the name it was loaded by (a copy: getenv's may move) */
     const char *asked_core; /* what qkv set OPENBLAS_CORETYPE to (BY_QKV), else NULL */
     openblas_core_source source;
-    int generic;          /* runs kernels without AVX2 on a CPU that has AVX2 */
-    char describe[256];   /* qkv_backend.describe's answer */
+    int generic;        /* runs kernels without AVX2 on a CPU that has AVX2 */
+    char describe[256]; /* qkv_backend.describe's answer */
 } openblas_lib;
 
 /*

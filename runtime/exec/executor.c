@@ -27,8 +27,8 @@
 struct qkv_context {
     qkv_session *s;
     qkv_threadpool *pool;
-    qkv_frame *root;      /* the main graph */
-    qkv_frame **bodies;   /* (s->n_bodies) each subgraph's, made when first run */
+    qkv_frame *root;     /* the main graph */
+    qkv_frame **bodies;  /* (s->n_bodies) each subgraph's, made when first run */
     qkv_tensor *outputs; /* (n_outputs) */
     bool have_outputs;
     qkv_tensor *placeholders; /* (n_inputs) qkv_run_values: the tensors the plan is keyed on */
@@ -77,23 +77,18 @@ void qkv_context_destroy(qkv_context *c)
     free(c);
 }
 
-qkv_status qkv_context_body_frame(qkv_context *c, int32_t body_id, qkv_frame **out,
-                                  qkv_error *err)
+qkv_status qkv_context_body_frame(qkv_context *c, int32_t body_id, qkv_frame **out, qkv_error *err)
 {
     *out = NULL;
     if (body_id < 0 || (size_t)body_id >= c->s->n_bodies)
-        return qkv_error_set(err, QKV_ERR_INTERNAL, "no subgraph %d in this session",
-                             (int)body_id);
+        return qkv_error_set(err, QKV_ERR_INTERNAL, "no subgraph %d in this session", (int)body_id);
     if (!c->bodies[body_id] && !(c->bodies[body_id] = qkv_frame_create(c->s->bodies[body_id].g)))
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory running a subgraph");
     *out = c->bodies[body_id];
     return QKV_OK;
 }
 
-qkv_threadpool *qkv_context_pool(const qkv_context *c)
-{
-    return c->pool;
-}
+qkv_threadpool *qkv_context_pool(const qkv_context *c) { return c->pool; }
 
 static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_value *values,
                            size_t n_inputs, qkv_tensor *const *bound, qkv_error *err)
@@ -101,10 +96,9 @@ static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_v
     const qkv_ir_graph *g = c->s->model->graph;
     for (size_t i = 0; !values && i < n_inputs && i < g->n_inputs; i++)
         if (g->values[g->inputs[i]].type_kind != QKV_KIND_TENSOR)
-            return qkv_error_set(err, QKV_ERR_TYPE,
-                                 "input %zu '%s' is a %s: pass it with qkv_run_values", i,
-                                 g->values[g->inputs[i]].name,
-                                 qkv_kind_name(g->values[g->inputs[i]].type_kind));
+            return qkv_error_set(
+                err, QKV_ERR_TYPE, "input %zu '%s' is a %s: pass it with qkv_run_values", i,
+                g->values[g->inputs[i]].name, qkv_kind_name(g->values[g->inputs[i]].type_kind));
     qkv_status st = qkv_session_check_inputs(c->s, inputs, n_inputs, true, err);
     if (st != QKV_OK)
         return st;
@@ -168,10 +162,7 @@ qkv_status qkv_context_run(qkv_context *c, const qkv_tensor *inputs, size_t n_in
     return st;
 }
 
-qkv_session *qkv_context_session(const qkv_context *c)
-{
-    return c->s;
-}
+qkv_session *qkv_context_session(const qkv_context *c) { return c->s; }
 
 qkv_status qkv_run(qkv_context *c, const qkv_tensor *inputs, size_t n_inputs, qkv_error *err)
 {
@@ -196,8 +187,8 @@ const qkv_tensor *qkv_context_output(const qkv_context *c, size_t i)
 /* Checks value input i against the model and makes the plan's key tensor
  * for it: the tensor itself, or for a sequence/optional a rank-0
  * placeholder without data (its contents do not change the plan). */
-static qkv_status check_value(const qkv_ir_graph *g, size_t i, const qkv_value *in,
-                              qkv_tensor *key, qkv_error *err)
+static qkv_status check_value(const qkv_ir_graph *g, size_t i, const qkv_value *in, qkv_tensor *key,
+                              qkv_error *err)
 {
     const qkv_ir_value *v = &g->values[g->inputs[i]];
     if (!qkv_struct_usable(in, QKV_STRUCT_END(qkv_value, tensors)))
@@ -214,10 +205,9 @@ static qkv_status check_value(const qkv_ir_graph *g, size_t i, const qkv_value *
     if (optional && !in->has_element)
         want_max = 0;
     if (in->count > want_max || (!sequence && !(optional && !in->has_element) && in->count != 1))
-        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                             "input %zu '%s': a %s%s with %zu tensors", i, v->name,
-                             optional && !in->has_element ? "empty " : "",
-                             qkv_kind_name(in->kind), in->count);
+        return qkv_error_set(
+            err, QKV_ERR_INVALID_ARGUMENT, "input %zu '%s': a %s%s with %zu tensors", i, v->name,
+            optional && !in->has_element ? "empty " : "", qkv_kind_name(in->kind), in->count);
     if (in->count && !in->tensors)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input %zu '%s': tensors is NULL", i,
                              v->name);
@@ -234,9 +224,11 @@ static qkv_status check_value(const qkv_ir_graph *g, size_t i, const qkv_value *
         const qkv_tensor *t = &in->tensors[e];
         size_t elems, bytes;
         if (t->dtype != want)
-            return qkv_error_set(err, QKV_ERR_TYPE, "input %zu '%s': element %zu is %s, expected %s",
-                                 i, v->name, e, qkv_dtype_name(t->dtype), qkv_dtype_name(want));
-        if (t->rank < 0 || t->rank > QKV_MAX_RANK || !qkv_shape_elements(t->dims, t->rank, &elems) ||
+            return qkv_error_set(err, QKV_ERR_TYPE,
+                                 "input %zu '%s': element %zu is %s, expected %s", i, v->name, e,
+                                 qkv_dtype_name(t->dtype), qkv_dtype_name(want));
+        if (t->rank < 0 || t->rank > QKV_MAX_RANK ||
+            !qkv_shape_elements(t->dims, t->rank, &elems) ||
             !qkv_dtype_storage_bytes(t->dtype, elems, &bytes))
             return qkv_error_set(err, QKV_ERR_SHAPE,
                                  "input %zu '%s': element %zu has a bad rank (%d), a negative dim "
@@ -251,8 +243,7 @@ static qkv_status check_value(const qkv_ir_graph *g, size_t i, const qkv_value *
     return QKV_OK;
 }
 
-qkv_status qkv_run_values(qkv_context *c, const qkv_value *inputs, size_t n_inputs,
-                          qkv_error *err)
+qkv_status qkv_run_values(qkv_context *c, const qkv_value *inputs, size_t n_inputs, qkv_error *err)
 {
     if (!c)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "qkv_run_values: NULL context");
@@ -283,8 +274,11 @@ qkv_status qkv_context_output_value(const qkv_context *c, size_t i, qkv_value *o
         return QKV_ERR_INVALID_ARGUMENT;
     const qkv_ir_graph *g = c->s->model->graph;
     int32_t id = g->outputs[i];
-    qkv_value all = {.struct_size = sizeof all, .kind = QKV_KIND_TENSOR,
-                     .elem_dtype = c->outputs[i].dtype, .has_element = 1, .count = 1,
+    qkv_value all = {.struct_size = sizeof all,
+                     .kind = QKV_KIND_TENSOR,
+                     .elem_dtype = c->outputs[i].dtype,
+                     .has_element = 1,
+                     .count = 1,
                      .tensors = &c->outputs[i]};
     if (g->values[id].type_kind != QKV_KIND_TENSOR)
         qkv_box_view(&c->root->boxes[id], &all);
@@ -348,19 +342,15 @@ qkv_status qkv_context_set_profiling(qkv_context *c, int enable, qkv_error *err)
     return QKV_OK;
 }
 
-size_t qkv_context_profile_count(const qkv_context *c)
-{
-    return c ? c->n_profiled : 0;
-}
+size_t qkv_context_profile_count(const qkv_context *c) { return c ? c->n_profiled : 0; }
 
 qkv_status qkv_context_profile(const qkv_context *c, size_t i, qkv_profile_entry *out)
 {
     const size_t need = QKV_STRUCT_END(qkv_profile_entry, node);
     if (!c || !qkv_struct_usable(out, need) || i >= c->n_profiled)
         return QKV_ERR_INVALID_ARGUMENT;
-    qkv_profile_entry all = {.struct_size = sizeof all,
-                             .node = (size_t)c->step_node[i],
-                             .ms = c->step_ms[i]};
+    qkv_profile_entry all = {
+        .struct_size = sizeof all, .node = (size_t)c->step_node[i], .ms = c->step_ms[i]};
     qkv_struct_fill(out, &all, sizeof all, need);
     return QKV_OK;
 }

@@ -34,8 +34,8 @@ qkv_frame *qkv_frame_create(const qkv_ir_graph *g)
     f->kinds = calloc(max_in + max_out + 1, sizeof *f->kinds);
     f->step_boxes = calloc(max_in + max_out + 1, sizeof *f->step_boxes);
     int32_t *ids = calloc(f->n_bound + 1, sizeof *ids);
-    if (!f->vals || !f->input_index || !f->io || !f->bound || !f->outs || !f->boxes ||
-        !f->kinds || !f->step_boxes || !ids) {
+    if (!f->vals || !f->input_index || !f->io || !f->bound || !f->outs || !f->boxes || !f->kinds ||
+        !f->step_boxes || !ids) {
         free(ids);
         qkv_frame_destroy(f);
         return NULL;

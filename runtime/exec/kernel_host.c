@@ -13,8 +13,8 @@
 #include "error.h"
 #include "gemm_portable.h"
 #include "hugepages.h"
-#include "size_math.h"
 #include "log.h"
+#include "size_math.h"
 #include "threadpool.h"
 #include "value_store.h"
 
@@ -67,10 +67,10 @@ static qkv_status node_error(const qkv_node_ctx *n, qkv_status status, const cha
 
 static const char *attr_type_name(qkv_attr_type t)
 {
-    static const char *const names[] = {"undefined", "float",   "int",     "string",
-                                        "tensor",    "graph",   "floats",  "ints",
-                                        "strings",   "tensors", "graphs",  "sparse_tensor",
-                                        "sparse_tensors", "type_proto", "type_protos"};
+    static const char *const names[] = {
+        "undefined",      "float",      "int",        "string",  "tensor", "graph",
+        "floats",         "ints",       "strings",    "tensors", "graphs", "sparse_tensor",
+        "sparse_tensors", "type_proto", "type_protos"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
 }
 
@@ -217,8 +217,7 @@ static qkv_status node_input_packed(const qkv_node_ctx *n, size_t k, size_t pack
     const qkv_ir_value *v = n->packed_bytes ? input_value(n, k) : NULL;
     if (!v || v->kind != QKV_VALUE_CONSTANT || k >= 64)
         return node_error(n, QKV_ERR_INVALID_ARGUMENT,
-                          "node_input_packed: input %zu is not a constant (or not in prepack)",
-                          k);
+                          "node_input_packed: input %zu is not a constant (or not in prepack)", k);
     qkv_ir_node *node = (qkv_ir_node *)n->node; /* the session is being built */
     if (!(node->packed_inputs & ((uint64_t)1 << k))) {
         size_t total;
@@ -273,10 +272,9 @@ static qkv_status host_output_alloc(qkv_kernel_io *io, size_t k, qkv_dtype dtype
     if (rank < 0 || rank > QKV_MAX_RANK || (rank > 0 && !dims))
         return host_error(h, QKV_ERR_SHAPE, "output %zu: rank %d (at most %d)", k, rank,
                           QKV_MAX_RANK);
-    if (!qkv_shape_elements(dims, rank, &elems) ||
-        !qkv_dtype_storage_bytes(dtype, elems, &bytes))
-        return host_error(h, QKV_ERR_SHAPE, "output %zu: a negative dim or a size overflow (%s)",
-                          k, qkv_dtype_name(dtype));
+    if (!qkv_shape_elements(dims, rank, &elems) || !qkv_dtype_storage_bytes(dtype, elems, &bytes))
+        return host_error(h, QKV_ERR_SHAPE, "output %zu: a negative dim or a size overflow (%s)", k,
+                          qkv_dtype_name(dtype));
     qkv_tensor *o = &io->outputs[k];
     if (o->data) {
         /* allocated by the host from infer's shape: it must agree */
@@ -447,10 +445,7 @@ static const qkv_host_api host_api = {
     .value_set_has_element = qkv_host_value_set_has_element,
 };
 
-const qkv_host_api *qkv_host_api_get(void)
-{
-    return &host_api;
-}
+const qkv_host_api *qkv_host_api_get(void) { return &host_api; }
 
 void *qkv_empty_data(void)
 {

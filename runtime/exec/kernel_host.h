@@ -13,13 +13,13 @@ struct qkv_threadpool;
 /* What a kernel's init (and a backend's supports) sees as `const qkv_node_ctx *`. */
 struct qkv_node_ctx {
     const qkv_ir_node *node;
-    int64_t version; /* the kernel's since_version, for messages */
-    qkv_error *err;  /* where node_error writes; may be NULL */
+    int64_t version;           /* the kernel's since_version, for messages */
+    qkv_error *err;            /* where node_error writes; may be NULL */
     const qkv_ir_graph *graph; /* for node_input_dtype/shape; NULL: inputs read as unknown */
     /* non-NULL during prepack only: node_input_const and node_input_packed
      * work, and the packed bytes are added here */
     size_t *packed_bytes;
-    size_t memory_limit; /* the session's (0: none): packed_bytes may not pass it */
+    size_t memory_limit;   /* the session's (0: none): packed_bytes may not pass it */
     qkv_tensor const_view; /* what node_input_const returns */
 };
 
@@ -45,9 +45,9 @@ void qkv_plan_mem_free(qkv_plan_mem *m);
 typedef struct qkv_host_ctx {
     const qkv_ir_node *node;
     int64_t version;
-    qkv_error *err;               /* may be NULL */
-    struct qkv_threadpool *pool;  /* NULL: parallel_for runs inline */
-    size_t threads; /* without a pool (planning): the threads compute will have,
+    qkv_error *err;                /* may be NULL */
+    struct qkv_threadpool *pool;   /* NULL: parallel_for runs inline */
+    size_t threads;                /* without a pool (planning): the threads compute will have,
                      * so prepare can size per-thread scratch; 0 means 1 */
     const qkv_gemm_provider *gemm; /* NULL: host->gemm runs portable C */
     /* The session's memory limit: when memory_limited, node outputs and

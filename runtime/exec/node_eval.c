@@ -53,14 +53,11 @@ qkv_status qkv_kernel_check_io(const qkv_kernel *k, const qkv_ir_node *node,
     while (n_out > 0 && node->outputs[n_out - 1] < 0)
         n_out--;
     if ((int64_t)n_in < k->min_inputs || (k->max_inputs >= 0 && (int64_t)n_in > k->max_inputs))
-        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                             "%s: has %zu inputs, expected %d to %d", what, n_in, k->min_inputs,
-                             k->max_inputs);
-    if ((int64_t)n_out < k->min_outputs ||
-        (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs))
-        return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                             "%s: has %zu outputs, expected %d to %d", what, n_out,
-                             k->min_outputs, k->max_outputs);
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu inputs, expected %d to %d",
+                             what, n_in, k->min_inputs, k->max_inputs);
+    if ((int64_t)n_out < k->min_outputs || (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs))
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu outputs, expected %d to %d",
+                             what, n_out, k->min_outputs, k->max_outputs);
     for (size_t i = 0; i < n_in; i++) {
         uint64_t mask = input_mask(k, i);
         qkv_dtype t = inputs[i].dtype;
@@ -136,8 +133,7 @@ static bool not_allocated(const qkv_host_ctx *hctx, size_t i)
 
 /* Output i is sized and allocated here: the kernel has infer, the output is
  * a tensor the node does not omit, and (i < 64) infer gave it a shape. */
-#define SIZED_HERE(i) \
-    ((i) < 64 ? (sized >> (i) & 1) != 0 : k->infer && !not_allocated(hctx, (i)))
+#define SIZED_HERE(i) ((i) < 64 ? (sized >> (i)&1) != 0 : k->infer && !not_allocated(hctx, (i)))
 
 qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
                          const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
@@ -163,14 +159,14 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         if (!qkv_shape_elements(o->dims, o->rank, &elems)) {
             if (!qkv_node_has_subgraphs(node) || i >= 64)
                 return io.host->error(hctx, QKV_ERR_SHAPE,
-                                      "output %zu: shape not known after inference (rank %d)",
-                                      i, o->rank);
+                                      "output %zu: shape not known after inference (rank %d)", i,
+                                      o->rank);
             o->rank = -1; /* compute gives it its shape */
             continue;
         }
         if (!qkv_dtype_storage_bytes(o->dtype, elems, &bytes))
-            return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow",
-                                  i, elems, qkv_dtype_name(o->dtype));
+            return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow", i,
+                                  elems, qkv_dtype_name(o->dtype));
         o->data_bytes = asked > bytes ? asked : bytes;
         if (i < 64)
             sized |= (uint64_t)1 << i;

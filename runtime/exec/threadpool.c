@@ -209,7 +209,4 @@ void qkv_threadpool_run(qkv_threadpool *p, size_t n, qkv_range_fn fn, void *arg)
     atomic_store(&p->busy, false);
 }
 
-size_t qkv_threadpool_size(const qkv_threadpool *p)
-{
-    return p ? p->threads : 1;
-}
+size_t qkv_threadpool_size(const qkv_threadpool *p) { return p ? p->threads : 1; }

@@ -127,8 +127,7 @@ static qkv_status order_backends(qkv_session *s, const char *wanted, qkv_error *
         for (size_t j = 0; j < b->n_order; j++)
             if (b->order[j] == found)
                 return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                     "backends '%s': '%.*s' is listed twice", wanted, (int)len,
-                                     p);
+                                     "backends '%s': '%.*s' is listed twice", wanted, (int)len, p);
         b->order[b->n_order++] = found;
         if (!comma)
             break;
@@ -157,8 +156,7 @@ qkv_status qkv_backends_setup(qkv_session *s, const qkv_session_options *opts, q
     const char *cap = getenv("QKV_ISA");
     bool capped = cap && cap[0] && strcmp(cap, "native") != 0;
     snprintf(b->cpu_describe, sizeof b->cpu_describe, "qkv built-in kernels, ISA level %s%s%.16s%s",
-             qkv_cpu_isa_name(), capped ? " (QKV_ISA=" : "", capped ? cap : "",
-             capped ? ")" : "");
+             qkv_cpu_isa_name(), capped ? " (QKV_ISA=" : "", capped ? cap : "", capped ? ")" : "");
     qkv_status st = QKV_OK;
     if (!opts || !opts->no_default_plugins)
         st = load_defaults(b, err);
@@ -213,8 +211,8 @@ const qkv_kernel *qkv_backends_find_in_graph(const qkv_session *s, const qkv_ir_
     if (!b) /* no backend setup (should not happen): the built-ins */
         return qkv_registry_find(s->registry, n->domain, n->op_type, n->opset, NULL);
     for (size_t i = 0; i < b->n_order; i++) {
-        const qkv_kernel *k = qkv_registry_find_in(s->registry, b->order[i], n->domain,
-                                                   n->op_type, n->opset, NULL);
+        const qkv_kernel *k =
+            qkv_registry_find_in(s->registry, b->order[i], n->domain, n->op_type, n->opset, NULL);
         if (k && accepts_known_types(k, g, n))
             return k;
         if (k && !first)
@@ -253,8 +251,7 @@ qkv_status qkv_backends_assign_graph(qkv_session *s, qkv_ir_graph *g, qkv_error 
                                                        n->op_type, n->opset, NULL);
             if (!k)
                 continue;
-            qkv_node_ctx nctx = {
-                .node = n, .version = k->since_version, .err = NULL, .graph = g};
+            qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = NULL, .graph = g};
             if (accepts_known_types(k, g, n) &&
                 (!rb->supports || rb->supports(rb->user, host, &nctx))) {
                 chosen = k;
@@ -270,8 +267,7 @@ qkv_status qkv_backends_assign_graph(qkv_session *s, qkv_ir_graph *g, qkv_error 
             qkv_node_describe(n, n->kernel ? n->kernel->since_version : n->opset, what,
                               sizeof what);
             return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
-                                 "%s: no backend accepts this node (declined by: %s)", what,
-                                 asked);
+                                 "%s: no backend accepts this node (declined by: %s)", what, asked);
         }
         if (chosen == n->kernel)
             continue;
@@ -292,8 +288,8 @@ const qkv_gemm_provider *qkv_session_gemm(const qkv_session *s)
 const char *qkv_session_node_backend(const qkv_session *s, const qkv_ir_node *n)
 {
     int32_t bi = n->kernel ? qkv_registry_kernel_backend(s->registry, n->kernel) : -1;
-    const qkv_registry_backend *rb = bi >= 0 ? qkv_registry_backend_at(s->registry, (size_t)bi)
-                                             : NULL;
+    const qkv_registry_backend *rb =
+        bi >= 0 ? qkv_registry_backend_at(s->registry, (size_t)bi) : NULL;
     return rb ? rb->name : "cpu";
 }
 
@@ -337,10 +333,7 @@ const char *qkv_session_gemm_backend(const qkv_session *s)
     return s && s->backends ? s->backends->gemm_name : "portable";
 }
 
-size_t qkv_session_node_count(const qkv_session *s)
-{
-    return s ? s->model->graph->n_nodes : 0;
-}
+size_t qkv_session_node_count(const qkv_session *s) { return s ? s->model->graph->n_nodes : 0; }
 
 qkv_status qkv_session_node_info(const qkv_session *s, size_t i, qkv_node_info *out)
 {

@@ -28,7 +28,7 @@ typedef struct qkv_session_backends {
     size_t n_plugins;
     qkv_plugin **plugins; /* references, in load order */
     size_t n_order;
-    size_t *order;        /* registry backend indices, most preferred first */
+    size_t *order;          /* registry backend indices, most preferred first */
     qkv_gemm_provider gemm; /* gemm.gemm NULL: portable */
     const char *gemm_name;  /* "portable" or the providing backend's name */
     char cpu_describe[96];  /* the built-in "cpu" backend's describe string */

@@ -148,9 +148,9 @@ static qkv_status open_plugin(const char *path, qkv_plugin **out, qkv_error *err
     p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!p->handle) {
         const char *why = dlerror();
-        qkv_status st = qkv_error_set(err, QKV_ERR_PLUGIN,
-                                      "plugin '%s': not a loadable shared object: %s", path,
-                                      why ? why : "dlopen failed");
+        qkv_status st =
+            qkv_error_set(err, QKV_ERR_PLUGIN, "plugin '%s': not a loadable shared object: %s",
+                          path, why ? why : "dlopen failed");
         plugin_free(p, 0);
         return st;
     }
@@ -291,20 +291,11 @@ void qkv_plugin_release_list(qkv_plugin **list, size_t n)
     free(list);
 }
 
-const char *qkv_plugin_name(const qkv_plugin *p)
-{
-    return p ? p->name : "";
-}
+const char *qkv_plugin_name(const qkv_plugin *p) { return p ? p->name : ""; }
 
-const char *qkv_plugin_version(const qkv_plugin *p)
-{
-    return p ? p->version : "";
-}
+const char *qkv_plugin_version(const qkv_plugin *p) { return p ? p->version : ""; }
 
-const char *qkv_plugin_path(const qkv_plugin *p)
-{
-    return p ? p->path : "";
-}
+const char *qkv_plugin_path(const qkv_plugin *p) { return p ? p->path : ""; }
 
 qkv_status qkv_plugin_merge(const qkv_plugin *p, qkv_registry *reg, qkv_error *err)
 {

@@ -182,8 +182,7 @@ static qkv_status push_dir(file_list *l, const char *dir, qkv_error *err)
     return st;
 }
 
-qkv_status qkv_plugin_expand_path(const char *search_path, char ***files, size_t *n,
-                                  qkv_error *err)
+qkv_status qkv_plugin_expand_path(const char *search_path, char ***files, size_t *n, qkv_error *err)
 {
     file_list l = {0};
     qkv_status st = QKV_OK;

@@ -90,10 +90,7 @@ void qkv_registry_destroy(qkv_registry *reg)
     free(reg);
 }
 
-static int32_t until_or_max(int32_t until)
-{
-    return until <= 0 ? INT32_MAX : until;
-}
+static int32_t until_or_max(int32_t until) { return until <= 0 ? INT32_MAX : until; }
 
 qkv_status qkv_registry_add(qkv_registry *reg, const qkv_kernel *k, const char *origin,
                             qkv_error *err)
@@ -112,11 +109,10 @@ qkv_status qkv_registry_add_to(qkv_registry *reg, size_t backend, const qkv_kern
     if (backend >= reg->n_backends)
         return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: no backend #%zu", origin, backend);
     if (QKV_ABI_VERSION_MAJOR(k->abi_version) != QKV_ABI_MAJOR)
-        return qkv_error_set(err, QKV_ERR_PLUGIN,
-                             "%s: kernel '%s' was built for ABI %u.%u, this qkv speaks %u.%u",
-                             origin, k->op_type ? k->op_type : "?",
-                             QKV_ABI_VERSION_MAJOR(k->abi_version),
-                             QKV_ABI_VERSION_MINOR(k->abi_version), QKV_ABI_MAJOR, QKV_ABI_MINOR);
+        return qkv_error_set(
+            err, QKV_ERR_PLUGIN, "%s: kernel '%s' was built for ABI %u.%u, this qkv speaks %u.%u",
+            origin, k->op_type ? k->op_type : "?", QKV_ABI_VERSION_MAJOR(k->abi_version),
+            QKV_ABI_VERSION_MINOR(k->abi_version), QKV_ABI_MAJOR, QKV_ABI_MINOR);
     if (k->struct_size < v1_size)
         return qkv_error_set(err, QKV_ERR_PLUGIN,
                              "%s: kernel descriptor has struct_size %u, at least %zu expected",
@@ -132,8 +128,8 @@ qkv_status qkv_registry_add_to(qkv_registry *reg, size_t backend, const qkv_kern
     if (k->min_inputs < 0 || (k->max_inputs >= 0 && k->max_inputs < k->min_inputs) ||
         k->min_outputs < 0 || (k->max_outputs >= 0 && k->max_outputs < k->min_outputs) ||
         k->n_input_types > QKV_KERNEL_MAX_TYPED_IO)
-        return qkv_error_set(err, QKV_ERR_PLUGIN, "%s: kernel '%s': bad input/output arity",
-                             origin, k->op_type);
+        return qkv_error_set(err, QKV_ERR_PLUGIN, "%s: kernel '%s': bad input/output arity", origin,
+                             k->op_type);
     for (size_t i = 0; i < reg->n; i++) {
         const entry *e = &reg->entries[i];
         if (e->backend != backend || strcmp(e->domain, domain) != 0 ||
@@ -143,9 +139,9 @@ qkv_status qkv_registry_add_to(qkv_registry *reg, size_t backend, const qkv_kern
             e->kernel.since_version <= until_or_max(k->until_version))
             return qkv_error_set(
                 err, QKV_ERR_PLUGIN,
-                "%s: kernel '%s%s%s' opsets [%d, %d] collide with the one from %s [%d, %d]",
-                origin, domain, domain[0] ? "." : "", k->op_type, k->since_version,
-                k->until_version, e->origin, e->kernel.since_version, e->kernel.until_version);
+                "%s: kernel '%s%s%s' opsets [%d, %d] collide with the one from %s [%d, %d]", origin,
+                domain, domain[0] ? "." : "", k->op_type, k->since_version, k->until_version,
+                e->origin, e->kernel.since_version, e->kernel.until_version);
     }
     if (reg->n == reg->cap) {
         size_t cap = reg->cap ? reg->cap * 2 : 64;
@@ -218,8 +214,7 @@ qkv_status qkv_registry_add_backend(qkv_registry *reg, const qkv_backend *b, con
     if (QKV_ABI_VERSION_MAJOR(b->abi_version) != QKV_ABI_MAJOR)
         return qkv_error_set(err, QKV_ERR_PLUGIN,
                              "%s: backend '%s' was built for ABI %u.%u, this qkv speaks %u.%u",
-                             origin, b->name ? b->name : "?",
-                             QKV_ABI_VERSION_MAJOR(b->abi_version),
+                             origin, b->name ? b->name : "?", QKV_ABI_VERSION_MAJOR(b->abi_version),
                              QKV_ABI_VERSION_MINOR(b->abi_version), QKV_ABI_MAJOR, QKV_ABI_MINOR);
     if (b->struct_size < v1_size)
         return qkv_error_set(err, QKV_ERR_PLUGIN,
@@ -235,9 +230,8 @@ qkv_status qkv_registry_add_backend(qkv_registry *reg, const qkv_backend *b, con
                              origin, b->name, b->n_kernels);
     for (size_t i = 0; i < reg->n_backends; i++)
         if (strcmp(reg->backends[i].name, b->name) == 0)
-            return qkv_error_set(err, QKV_ERR_PLUGIN,
-                                 "%s: backend '%s' is already provided by %s", origin, b->name,
-                                 reg->backends[i].origin);
+            return qkv_error_set(err, QKV_ERR_PLUGIN, "%s: backend '%s' is already provided by %s",
+                                 origin, b->name, reg->backends[i].origin);
     if (reg->n_backends == reg->cap_backends) {
         size_t cap = reg->cap_backends * 2;
         qkv_registry_backend *grown = realloc(reg->backends, cap * sizeof *grown);
@@ -279,9 +273,8 @@ qkv_status qkv_registry_add_backend(qkv_registry *reg, const qkv_backend *b, con
     return QKV_OK;
 }
 
-const qkv_kernel *qkv_registry_find_in(const qkv_registry *reg, size_t backend,
-                                       const char *domain, const char *op_type, int64_t opset,
-                                       const char **origin)
+const qkv_kernel *qkv_registry_find_in(const qkv_registry *reg, size_t backend, const char *domain,
+                                       const char *op_type, int64_t opset, const char **origin)
 {
     const entry *best = NULL;
     domain = qkv_domain_normalize(domain);
@@ -306,10 +299,7 @@ const qkv_kernel *qkv_registry_find(const qkv_registry *reg, const char *domain,
     return qkv_registry_find_in(reg, 0, domain, op_type, opset, origin);
 }
 
-size_t qkv_registry_count(const qkv_registry *reg)
-{
-    return reg->n;
-}
+size_t qkv_registry_count(const qkv_registry *reg) { return reg->n; }
 
 const qkv_kernel *qkv_registry_at(const qkv_registry *reg, size_t i, const char **origin)
 {
@@ -320,10 +310,7 @@ const qkv_kernel *qkv_registry_at(const qkv_registry *reg, size_t i, const char 
     return &reg->entries[i].kernel;
 }
 
-size_t qkv_registry_backend_count(const qkv_registry *reg)
-{
-    return reg->n_backends;
-}
+size_t qkv_registry_backend_count(const qkv_registry *reg) { return reg->n_backends; }
 
 const qkv_registry_backend *qkv_registry_backend_at(const qkv_registry *reg, size_t i)
 {

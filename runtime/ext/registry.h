@@ -71,9 +71,8 @@ qkv_status qkv_registry_add_builtins(qkv_registry *reg, qkv_error *err);
 const qkv_kernel *qkv_registry_find(const qkv_registry *reg, const char *domain,
                                     const char *op_type, int64_t opset, const char **origin);
 /* The same within backend `backend`. */
-const qkv_kernel *qkv_registry_find_in(const qkv_registry *reg, size_t backend,
-                                       const char *domain, const char *op_type, int64_t opset,
-                                       const char **origin);
+const qkv_kernel *qkv_registry_find_in(const qkv_registry *reg, size_t backend, const char *domain,
+                                       const char *op_type, int64_t opset, const char **origin);
 
 /* Number of kernels and the i-th one (for listings). */
 size_t qkv_registry_count(const qkv_registry *reg);

@@ -48,10 +48,10 @@ typedef struct qkv_ir_value {
     bool packed;
     /* QKV_VALUE_OUTER: the value's index in graph->parent */
     int32_t outer_id;
-    bool is_output;        /* a graph output */
-    int32_t producer;      /* node index, -1 for inputs, constants and outer values */
-    size_t n_consumers;    /* one entry per (node, input slot) use */
-    int32_t *consumers;    /* node indices */
+    bool is_output;     /* a graph output */
+    int32_t producer;   /* node index, -1 for inputs, constants and outer values */
+    size_t n_consumers; /* one entry per (node, input slot) use */
+    int32_t *consumers; /* node indices */
     /* a tensor, or a sequence/optional whose element type is dtype above
      * (rank -1: sequence elements may differ in shape); declared by the
      * model's TypeProto, inferred for node outputs */
@@ -67,16 +67,16 @@ typedef struct qkv_ir_attr {
     float f;
     char *s; /* STRING: NUL-terminated (owned); s_len excludes the NUL */
     size_t s_len;
-    size_t n;               /* element count of the list types (1 for TENSOR/GRAPH) */
-    int64_t *ints;          /* INTS */
-    float *floats;          /* FLOATS */
-    char **strings;         /* STRINGS */
-    qkv_tensor *tensors;    /* TENSOR (n = 1) / TENSORS; data owned by the attribute */
+    size_t n;                     /* element count of the list types (1 for TENSOR/GRAPH) */
+    int64_t *ints;                /* INTS */
+    float *floats;                /* FLOATS */
+    char **strings;               /* STRINGS */
+    qkv_tensor *tensors;          /* TENSOR (n = 1) / TENSORS; data owned by the attribute */
     struct qkv_ir_graph **graphs; /* GRAPH (n = 1) / GRAPHS; owned */
 } qkv_ir_attr;
 
 typedef struct qkv_ir_node {
-    char *name;    /* never NULL; "" if the model gave none */
+    char *name; /* never NULL; "" if the model gave none */
     char *op_type;
     char *domain;  /* "" for ai.onnx */
     int64_t opset; /* the opset import for `domain` (its function's for an inlined node) */
@@ -124,7 +124,7 @@ typedef struct qkv_ir_graph {
     size_t n_outputs;
     int32_t *outputs;
     size_t n_order;
-    int32_t *order; /* node indices in a topological order (valid after finalize) */
+    int32_t *order;    /* node indices in a topological order (valid after finalize) */
     qkv_strmap *names; /* value name -> id */
     /* file mappings the mapped constants of this graph and its subgraphs
      * point into: owned, unmapped by qkv_graph_destroy after the values */

@@ -472,18 +472,18 @@ static qkv_status set_producers(qkv_ir_graph *g, qkv_error *err)
         for (size_t j = 0; j < n->n_outputs; j++) {
             int32_t id = n->outputs[j];
             if (!id_ok(g, id))
-                return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: output %zu has bad value id %d",
-                                     d, j, (int)id);
+                return qkv_error_set(err, QKV_ERR_INTERNAL, "%s: output %zu has bad value id %d", d,
+                                     j, (int)id);
             if (id < 0)
                 continue;
             qkv_ir_value *v = &g->values[id];
             if (v->kind != QKV_VALUE_ACTIVATION) {
-                const char *what = v->kind == QKV_VALUE_INPUT    ? "a graph input"
+                const char *what = v->kind == QKV_VALUE_INPUT      ? "a graph input"
                                    : v->kind == QKV_VALUE_CONSTANT ? "an initializer"
-                                                                 : "an enclosing graph's value";
+                                                                   : "an enclosing graph's value";
                 return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                                     "%s: output %zu '%s' is produced twice: it is already %s",
-                                     d, j, v->name, what);
+                                     "%s: output %zu '%s' is produced twice: it is already %s", d,
+                                     j, v->name, what);
             }
             if (v->producer >= 0) {
                 char d0[256];
@@ -529,8 +529,8 @@ static qkv_status count_uses(qkv_ir_graph *g, qkv_error *err)
     for (size_t k = 0; k < g->n_outputs; k++) {
         int32_t id = g->outputs[k];
         if (id < 0 || (size_t)id >= g->n_values)
-            return qkv_error_set(err, QKV_ERR_INTERNAL, "graph output %zu has bad value id %d",
-                                 k, (int)id);
+            return qkv_error_set(err, QKV_ERR_INTERNAL, "graph output %zu has bad value id %d", k,
+                                 (int)id);
         const qkv_ir_value *v = &g->values[id];
         if (v->kind == QKV_VALUE_ACTIVATION && v->producer < 0)
             return qkv_error_set(err, QKV_ERR_INVALID_MODEL,

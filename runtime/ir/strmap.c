@@ -99,7 +99,4 @@ int32_t qkv_strmap_get(const qkv_strmap *m, const char *key)
     return s->key ? s->value : -1;
 }
 
-size_t qkv_strmap_count(const qkv_strmap *m)
-{
-    return m->count;
-}
+size_t qkv_strmap_count(const qkv_strmap *m) { return m->count; }

@@ -54,9 +54,9 @@ typedef struct scope {
 typedef struct load_ctx {
     qkv_model *model; /* opset imports */
     const char *base_dir;
-    qkv_loader_source *src; /* file mappings for main-graph initializers, or NULL */
+    qkv_loader_source *src;           /* file mappings for main-graph initializers, or NULL */
     const qkv_loader_inline *inlined; /* nodes inlined from functions, or NULL */
-    qkv_error *err; /* never NULL */
+    qkv_error *err;                   /* never NULL */
 } load_ctx;
 
 static qkv_status convert_graph(load_ctx *cx, Onnx__GraphProto *gp, scope *parent,
@@ -165,8 +165,8 @@ static qkv_status apply_type(load_ctx *cx, qkv_ir_value *v, const Onnx__TypeProt
     }
     if (tt->has_elem_type) {
         if (tt->elem_type < 0 || tt->elem_type >= QKV_DTYPE_COUNT)
-            return qkv_error_set(cx->err, QKV_ERR_UNSUPPORTED,
-                                 "%s: unknown element type %" PRId32, what, tt->elem_type);
+            return qkv_error_set(cx->err, QKV_ERR_UNSUPPORTED, "%s: unknown element type %" PRId32,
+                                 what, tt->elem_type);
         if (force || v->dtype == QKV_DTYPE_UNDEFINED)
             v->dtype = (qkv_dtype)tt->elem_type;
     }
@@ -244,10 +244,10 @@ static int32_t resolve(scope *s, const char *name)
 
 static const char *attr_type_name(int t)
 {
-    static const char *const names[] = {"UNDEFINED", "FLOAT",   "INT",          "STRING",
-                                        "TENSOR",    "GRAPH",   "FLOATS",       "INTS",
-                                        "STRINGS",   "TENSORS", "GRAPHS",       "SPARSE_TENSOR",
-                                        "SPARSE_TENSORS", "TYPE_PROTO", "TYPE_PROTOS"};
+    static const char *const names[] = {
+        "UNDEFINED",      "FLOAT",      "INT",        "STRING",  "TENSOR", "GRAPH",
+        "FLOATS",         "INTS",       "STRINGS",    "TENSORS", "GRAPHS", "SPARSE_TENSOR",
+        "SPARSE_TENSORS", "TYPE_PROTO", "TYPE_PROTOS"};
     return t >= 0 && t < (int)(sizeof names / sizeof *names) ? names[t] : "unknown";
 }
 
@@ -341,15 +341,14 @@ static qkv_status convert_attr_tensors(load_ctx *cx, Onnx__AttributeProto *ap, q
             snprintf(w, sizeof w, "%s: tensor %zu", what, j);
         else
             snprintf(w, sizeof w, "%s", what);
-        st = qkv_loader_tensor_from_proto(tp, w, cx->base_dir, NULL, &a->tensors[j], NULL,
-                                          cx->err);
+        st = qkv_loader_tensor_from_proto(tp, w, cx->base_dir, NULL, &a->tensors[j], NULL, cx->err);
     }
     return st;
 }
 
 /* The GRAPH or GRAPHS attribute ap (a->type) of node idx into a->graphs. */
-static qkv_status convert_attr_graphs(load_ctx *cx, scope *s, int32_t idx,
-                                      Onnx__AttributeProto *ap, qkv_ir_attr *a, const char *what)
+static qkv_status convert_attr_graphs(load_ctx *cx, scope *s, int32_t idx, Onnx__AttributeProto *ap,
+                                      qkv_ir_attr *a, const char *what)
 {
     bool one = a->type == QKV_ATTR_GRAPH;
     size_t n = one ? 1 : ap->n_graphs;
@@ -382,8 +381,8 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
                                qkv_ir_attr *a, const char *nd, size_t k)
 {
     if (!ap->name || !ap->name[0])
-        return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: attribute #%zu has no name",
-                             nd, k);
+        return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: attribute #%zu has no name", nd,
+                             k);
     if (!(a->name = qkv_strdup(ap->name)))
         return oom(cx);
     if (ap->ref_attr_name && ap->ref_attr_name[0])
@@ -524,21 +523,20 @@ static qkv_status add_initializers(load_ctx *cx, qkv_ir_graph *g, Onnx__GraphPro
     for (size_t k = 0; k < gp->n_initializer; k++) {
         Onnx__TensorProto *tp = gp->initializer[k];
         if (!tp->name || !tp->name[0])
-            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "initializer #%zu has no name",
-                                 k);
+            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "initializer #%zu has no name", k);
         bool dup;
         int32_t id = qkv_graph_add_value(g, tp->name, QKV_VALUE_CONSTANT, &dup);
         if (dup)
-            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL,
-                                 "initializer '%s' appears twice", tp->name);
+            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "initializer '%s' appears twice",
+                                 tp->name);
         if (id < 0)
             return oom(cx);
         char what[QKV_ERROR_MESSAGE_BYTES / 2];
         snprintf(what, sizeof what, "initializer '%s'", tp->name);
         qkv_tensor t;
         bool lent = false;
-        qkv_status st = qkv_loader_tensor_from_proto(tp, what, cx->base_dir, src, &t, &lent,
-                                                     cx->err);
+        qkv_status st =
+            qkv_loader_tensor_from_proto(tp, what, cx->base_dir, src, &t, &lent, cx->err);
         if (st != QKV_OK)
             return st;
         qkv_ir_value *v = &g->values[id];
@@ -557,8 +555,7 @@ static qkv_status add_inputs(load_ctx *cx, qkv_ir_graph *g, const Onnx__GraphPro
     for (size_t k = 0; k < gp->n_input; k++) {
         const Onnx__ValueInfoProto *vi = gp->input[k];
         if (!vi->name || !vi->name[0])
-            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "graph input #%zu has no name",
-                                 k);
+            return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "graph input #%zu has no name", k);
         int32_t id = qkv_graph_find_value(g, vi->name);
         if (id >= 0) {
             if (g->values[id].kind == QKV_VALUE_CONSTANT)
@@ -707,8 +704,8 @@ static qkv_status add_opsets(load_ctx *cx, qkv_model *m, const Onnx__ModelProto 
     return QKV_OK;
 }
 
-static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir,
-                                qkv_loader_source *src, qkv_model **out, qkv_error *err)
+static qkv_status convert_model(Onnx__ModelProto *mp, const char *base_dir, qkv_loader_source *src,
+                                qkv_model **out, qkv_error *err)
 {
     qkv_model *m = calloc(1, sizeof *m);
     load_ctx cx = {m, base_dir, src, NULL, err};
@@ -779,8 +776,7 @@ static qkv_status load_bytes(const void *data, size_t bytes, const char *base_di
     uint8_t *compact = NULL;
     size_t compact_bytes = 0;
     if (src && src->n_maps == 1 &&
-        (st = qkv_loader_compact(data, bytes, src, &compact, &compact_bytes, what, err)) !=
-            QKV_OK)
+        (st = qkv_loader_compact(data, bytes, src, &compact, &compact_bytes, what, err)) != QKV_OK)
         return st;
     ProtobufCAllocator alloc;
     bool alloc_failed;
@@ -882,8 +878,7 @@ qkv_status qkv_model_load_file(const char *path, qkv_model **out, qkv_error *err
     if (map == MAP_FAILED) { /* e.g. a file system without mmap: read it */
         buf = malloc(size);
         if (!buf) {
-            st = qkv_error_set(&e, QKV_ERR_OUT_OF_MEMORY, "cannot load '%s': out of memory",
-                               path);
+            st = qkv_error_set(&e, QKV_ERR_OUT_OF_MEMORY, "cannot load '%s': out of memory", path);
             goto done;
         }
         size_t got = 0;

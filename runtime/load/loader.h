@@ -106,8 +106,7 @@ typedef struct qkv_loader_source {
  * the pre-scan normally catches it first), with `what` starting the message.
  */
 qkv_status qkv_loader_compact(const uint8_t *file, size_t bytes, qkv_loader_source *src,
-                              uint8_t **out, size_t *out_bytes, const char *what,
-                              qkv_error *err);
+                              uint8_t **out, size_t *out_bytes, const char *what, qkv_error *err);
 
 /*
  * The payload of tp when it is a reference made by qkv_loader_compact:
@@ -179,8 +178,8 @@ bool qkv_loader_read_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_
  * message starts with `what`, e.g. "failed to parse 'm.onnx'").
  */
 qkv_status qkv_loader_wire_check(const void *buf, size_t bytes,
-                                 const struct ProtobufCMessageDescriptor *desc,
-                                 size_t max_depth, const char *what, qkv_error *err);
+                                 const struct ProtobufCMessageDescriptor *desc, size_t max_depth,
+                                 const char *what, qkv_error *err);
 
 /*
  * Sets *a to a protobuf-c allocator on malloc/free (so buffers unpacked with

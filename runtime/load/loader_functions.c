@@ -75,8 +75,8 @@ struct qkv_loader_inline {
     node_list clones; /* every copy made, freed by undo */
     owner *owners;    /* sorted by node address once inlining is done */
     size_t n_owners, cap_owners;
-    size_t calls;     /* call sites expanded so far */
-    size_t inlined;   /* nodes emitted from function bodies */
+    size_t calls;   /* call sites expanded so far */
+    size_t inlined; /* nodes emitted from function bodies */
     qkv_error *err;
 };
 
@@ -91,14 +91,13 @@ typedef struct frame {
 typedef struct call_site {
     const Onnx__NodeProto *call;
     const Onnx__FunctionProto *fn;
-    char prefix[96];  /* "F#K/" for inner values */
-    char label[160];  /* "CALLER/F/" for node names */
+    char prefix[96]; /* "F#K/" for inner values */
+    char label[160]; /* "CALLER/F/" for node names */
 } call_site;
 
 static qkv_status expand_call(qkv_loader_inline *in, const Onnx__NodeProto *call,
                               const Onnx__FunctionProto *fn, const frame *up, node_list *out);
-static qkv_status process_subgraphs(qkv_loader_inline *in, Onnx__NodeProto *np,
-                                    const frame *up);
+static qkv_status process_subgraphs(qkv_loader_inline *in, Onnx__NodeProto *np, const frame *up);
 
 static qkv_status oom(qkv_loader_inline *in)
 {
@@ -131,10 +130,7 @@ static bool list_push(node_list *l, Onnx__NodeProto *np)
 }
 
 /* "" for the ONNX domain however it is spelled. */
-static const char *norm_domain(const char *d)
-{
-    return !d || strcmp(d, "ai.onnx") == 0 ? "" : d;
-}
+static const char *norm_domain(const char *d) { return !d || strcmp(d, "ai.onnx") == 0 ? "" : d; }
 
 static const Onnx__FunctionProto *find_function(const Onnx__ModelProto *mp, const char *domain,
                                                 const char *name)
@@ -206,8 +202,8 @@ static bool rename_value(qkv_loader_inline *in, const call_site *cs, char **slot
             return set_string(in, slot, actual ? actual : "", "", "");
         }
     for (size_t k = 0; k < f->n_output; k++)
-        if (strcmp(f->output[k], name) == 0 && k < cs->call->n_output &&
-            cs->call->output[k] && cs->call->output[k][0])
+        if (strcmp(f->output[k], name) == 0 && k < cs->call->n_output && cs->call->output[k] &&
+            cs->call->output[k][0])
             return set_string(in, slot, cs->call->output[k], "", "");
     char *old = *slot;
     *slot = NULL;
@@ -227,8 +223,7 @@ static const Onnx__AttributeProto *caller_attr(const call_site *cs, const char *
     return NULL;
 }
 
-static qkv_status rewrite_graph(qkv_loader_inline *in, const call_site *cs,
-                                Onnx__GraphProto *g);
+static qkv_status rewrite_graph(qkv_loader_inline *in, const call_site *cs, Onnx__GraphProto *g);
 
 /* Renames the values of a copied node, substitutes its attribute
  * references, and recurses into its subgraphs. */
@@ -275,8 +270,7 @@ static qkv_status rewrite_node(qkv_loader_inline *in, const call_site *cs, Onnx_
 }
 
 /* Renames every value a subgraph of a copied body names. */
-static qkv_status rewrite_graph(qkv_loader_inline *in, const call_site *cs,
-                                Onnx__GraphProto *g)
+static qkv_status rewrite_graph(qkv_loader_inline *in, const call_site *cs, Onnx__GraphProto *g)
 {
     for (size_t k = 0; k < g->n_input; k++)
         if (!rename_value(in, cs, &g->input[k]->name))
@@ -340,11 +334,11 @@ static qkv_status called_function(qkv_loader_inline *in, const Onnx__NodeProto *
     for (size_t k = 0; k < in->mp->n_functions; k++)
         if (strcmp(norm_domain(in->mp->functions[k]->domain), domain) == 0) {
             char nd[QKV_ERROR_MESSAGE_BYTES / 2];
-            return qkv_error_set(in->err, QKV_ERR_INVALID_MODEL,
-                                 "%s: the model defines no function '%s' in domain '%s'",
-                                 qkv_node_format(nd, sizeof nd, np->name, SIZE_MAX, domain,
-                                                 np->op_type, 0),
-                                 np->op_type, domain);
+            return qkv_error_set(
+                in->err, QKV_ERR_INVALID_MODEL,
+                "%s: the model defines no function '%s' in domain '%s'",
+                qkv_node_format(nd, sizeof nd, np->name, SIZE_MAX, domain, np->op_type, 0),
+                np->op_type, domain);
         }
     return QKV_OK;
 }
@@ -432,8 +426,7 @@ static qkv_status check_call(qkv_loader_inline *in, const Onnx__NodeProto *call,
             char chain[QKV_ERROR_MESSAGE_BYTES / 2];
             call_chain(chain, sizeof chain, up, f, fn);
             return qkv_error_set(in->err, QKV_ERR_INVALID_MODEL,
-                                 "the function calls itself (%s): recursion is not allowed",
-                                 chain);
+                                 "the function calls itself (%s): recursion is not allowed", chain);
         }
     if (up && up->depth + 1 > QKV_LOADER_MAX_GRAPH_DEPTH)
         return qkv_error_set(in->err, QKV_ERR_UNSUPPORTED,
@@ -529,8 +522,7 @@ static qkv_status emit_identity(qkv_loader_inline *in, const call_site *cs, cons
 }
 
 /* Identity nodes for the formal outputs that are formal inputs too. */
-static qkv_status pass_through_outputs(qkv_loader_inline *in, const call_site *cs,
-                                       node_list *out)
+static qkv_status pass_through_outputs(qkv_loader_inline *in, const call_site *cs, node_list *out)
 {
     const Onnx__FunctionProto *f = cs->fn;
     const Onnx__NodeProto *call = cs->call;
@@ -578,8 +570,8 @@ static qkv_status expand_call(qkv_loader_inline *in, const Onnx__NodeProto *call
         char nd[QKV_ERROR_MESSAGE_BYTES / 2], t[128], what[QKV_ERROR_MESSAGE_BYTES];
         qkv_node_format(nd, sizeof nd, call->name, SIZE_MAX, norm_domain(call->domain),
                         call->op_type, 0);
-        int n = snprintf(what, sizeof what, "%s: calling function '%s'", nd,
-                         fn_title(t, sizeof t, fn));
+        int n =
+            snprintf(what, sizeof what, "%s: calling function '%s'", nd, fn_title(t, sizeof t, fn));
         if (n > 0 && (size_t)n + 2 + strlen(in->err->message) < sizeof in->err->message)
             qkv_error_prefix(in->err, "%s", what);
     }

@@ -64,8 +64,7 @@ static bool next_field(const uint8_t *p, size_t end, size_t *pos, field *f)
 {
     uint64_t key, n;
     f->start = *pos;
-    if (!qkv_loader_read_varint(p, end, pos, &key) || (key >> 3) == 0 ||
-        (key >> 3) > UINT32_MAX)
+    if (!qkv_loader_read_varint(p, end, pos, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX)
         return false;
     f->number = (uint32_t)(key >> 3);
     f->wire = (unsigned)(key & 7);
@@ -229,8 +228,7 @@ static bool compact_graph(const uint8_t *p, size_t start, size_t end, qkv_loader
 }
 
 qkv_status qkv_loader_compact(const uint8_t *file, size_t bytes, qkv_loader_source *src,
-                              uint8_t **out, size_t *out_bytes, const char *what,
-                              qkv_error *err)
+                              uint8_t **out, size_t *out_bytes, const char *what, qkv_error *err)
 {
     *out = NULL;
     *out_bytes = 0;

@@ -59,8 +59,7 @@ void qkv_tensor_data_free(qkv_tensor *t)
 }
 
 /* "dims [2,3] float32" into buf. */
-static const char *describe(char *buf, size_t cap, const int64_t *dims, size_t rank,
-                            int32_t dtype)
+static const char *describe(char *buf, size_t cap, const int64_t *dims, size_t rank, int32_t dtype)
 {
     size_t len = 0;
     int w = snprintf(buf, cap, "dims [");
@@ -172,8 +171,7 @@ static qkv_status external_keys(const Onnx__TensorProto *tp, const char *what, s
         }
     }
     if (!*loc || !**loc)
-        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: external data has no location",
-                             what);
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: external data has no location", what);
     if ((*loc)[0] == '/')
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                              "%s: external data location '%s' is an absolute path", what, *loc);
@@ -203,15 +201,14 @@ static qkv_status external_path(const char *base_dir, const char *loc, const cha
     }
     if (!normalize_location(loc, rel)) {
         st = qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                           "%s: external data location '%s' leaves the model directory", what,
-                           loc);
+                           "%s: external data location '%s' leaves the model directory", what, loc);
         goto done;
     }
     snprintf(*joined, n_joined, "%s/%s", base_dir, rel);
     base_real = realpath(base_dir, NULL);
     if (!base_real) {
-        st = qkv_error_set(err, QKV_ERR_IO, "%s: cannot resolve the model directory '%s': %s",
-                           what, base_dir, strerror(errno));
+        st = qkv_error_set(err, QKV_ERR_IO, "%s: cannot resolve the model directory '%s': %s", what,
+                           base_dir, strerror(errno));
         goto done;
     }
     *file_real = realpath(*joined, NULL);
@@ -244,8 +241,8 @@ static qkv_status external_open(const char *file_real, const char *joined, const
     *size = 0;
     *fd = open(file_real, O_RDONLY);
     if (*fd < 0 || fstat(*fd, &sb) != 0)
-        return qkv_error_set(err, QKV_ERR_IO, "%s: cannot open external data file '%s': %s",
-                             what, joined, strerror(errno));
+        return qkv_error_set(err, QKV_ERR_IO, "%s: cannot open external data file '%s': %s", what,
+                             joined, strerror(errno));
     if (!S_ISREG(sb.st_mode))
         return qkv_error_set(err, QKV_ERR_IO, "%s: external data file '%s' is not a regular file",
                              what, joined);
@@ -266,10 +263,10 @@ static qkv_status external_open(const char *file_real, const char *joined, const
  * base_dir (lexically and, after resolving symlinks, physically), and
  * [offset, offset+length) must lie in the file.
  */
-static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
-                                const char *base_dir, size_t expected, qkv_dtype dtype,
-                                const char *desc, qkv_loader_source *src, void **data_out,
-                                bool *borrowed, qkv_error *err)
+static qkv_status read_external(const Onnx__TensorProto *tp, const char *what, const char *base_dir,
+                                size_t expected, qkv_dtype dtype, const char *desc,
+                                qkv_loader_source *src, void **data_out, bool *borrowed,
+                                qkv_error *err)
 {
     *data_out = NULL;
     *borrowed = false;
@@ -296,8 +293,8 @@ static qkv_status read_external(const Onnx__TensorProto *tp, const char *what,
         qkv_error e2 = {QKV_OK, ""};
         st = qkv_loader_map_file(src, fd, file_real, (size_t)size, &map, what, &e2);
         if (st == QKV_OK) {
-            st = qkv_loader_map_payload(src, map, (size_t)offset, expected, dtype, &data,
-                                        borrowed, what, err);
+            st = qkv_loader_map_payload(src, map, (size_t)offset, expected, dtype, &data, borrowed,
+                                        what, err);
             if (st == QKV_OK)
                 *data_out = data;
             goto done;
@@ -341,11 +338,11 @@ static qkv_status count_error(qkv_error *err, const char *what, const char *fiel
 }
 
 /* Takes over a repeated field's array: the message no longer owns it. */
-#define STEAL(tp, field, out) \
-    do { \
-        (out) = (tp)->field; \
-        (tp)->field = NULL; \
-        (tp)->n_##field = 0; \
+#define STEAL(tp, field, out)                                                                      \
+    do {                                                                                           \
+        (out) = (tp)->field;                                                                       \
+        (tp)->field = NULL;                                                                        \
+        (tp)->n_##field = 0;                                                                       \
     } while (0)
 
 /* Copies `count` int32_data (or, for uint32, uint64_data) entries into a new
@@ -496,15 +493,15 @@ static qkv_status mapped_raw_data(qkv_loader_source *src, uint64_t range, const 
     qkv_loader_range *r = &src->ranges[range];
     if (r->bytes != bytes)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                             "%s: raw_data has %zu bytes, expected %zu (%s)", what, r->bytes,
-                             bytes, desc);
+                             "%s: raw_data has %zu bytes, expected %zu (%s)", what, r->bytes, bytes,
+                             desc);
     if (r->offset > src->maps[0].bytes || r->bytes > src->maps[0].bytes - r->offset)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
                              "%s: raw_data at byte %zu + %zu is past the end of the file (%zu "
                              "bytes)",
                              what, r->offset, r->bytes, src->maps[0].bytes);
-    qkv_status st = qkv_loader_map_payload(src, 0, r->offset, r->bytes, dtype, data, lent, what,
-                                           err);
+    qkv_status st =
+        qkv_loader_map_payload(src, 0, r->offset, r->bytes, dtype, data, lent, what, err);
     if (st == QKV_OK)
         r->used = true;
     return st;
@@ -532,13 +529,14 @@ qkv_status qkv_loader_tensor_from_proto(struct Onnx__TensorProto *tp, const char
                              tp->data_type);
     qkv_dtype dtype = (qkv_dtype)tp->data_type;
     if (tp->n_dims > QKV_MAX_RANK)
-        return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "%s: rank %zu exceeds the maximum %d",
-                             what, tp->n_dims, QKV_MAX_RANK);
+        return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "%s: rank %zu exceeds the maximum %d", what,
+                             tp->n_dims, QKV_MAX_RANK);
     describe(desc, sizeof desc, tp->dims, tp->n_dims, tp->data_type);
     for (size_t k = 0; k < tp->n_dims; k++)
         if (tp->dims[k] < 0)
-            return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: negative dim %" PRId64
-                                 " at axis %zu (%s)", what, tp->dims[k], k, desc);
+            return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                                 "%s: negative dim %" PRId64 " at axis %zu (%s)", what, tp->dims[k],
+                                 k, desc);
     size_t elements, bytes;
     if (!qkv_shape_elements(tp->dims, (int32_t)tp->n_dims, &elements) ||
         !qkv_dtype_storage_bytes(dtype, elements, &bytes))
@@ -604,9 +602,9 @@ qkv_status qkv_tensor_proto_decode(const void *buf, size_t bytes, const char *ba
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "tensor buffer is NULL");
     if (!out)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "tensor output is NULL");
-    qkv_status st = qkv_loader_wire_check(buf, bytes, &onnx__tensor_proto__descriptor,
-                                          QKV_LOADER_MAX_MESSAGE_DEPTH,
-                                          "failed to parse TensorProto", err);
+    qkv_status st =
+        qkv_loader_wire_check(buf, bytes, &onnx__tensor_proto__descriptor,
+                              QKV_LOADER_MAX_MESSAGE_DEPTH, "failed to parse TensorProto", err);
     if (st != QKV_OK)
         return st;
     ProtobufCAllocator alloc;

@@ -19,7 +19,7 @@
 
 typedef struct wire_frame {
     const ProtobufCMessageDescriptor *desc; /* NULL: an unknown message, not descended */
-    size_t end;                            /* offset one past the message's last byte */
+    size_t end;                             /* offset one past the message's last byte */
 } wire_frame;
 
 bool qkv_loader_read_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out)
@@ -48,8 +48,8 @@ static bool skip(size_t end, size_t *pos, uint64_t n)
 }
 
 qkv_status qkv_loader_wire_check(const void *buf, size_t bytes,
-                                 const struct ProtobufCMessageDescriptor *desc,
-                                 size_t max_depth, const char *what, qkv_error *err)
+                                 const struct ProtobufCMessageDescriptor *desc, size_t max_depth,
+                                 const char *what, qkv_error *err)
 {
     const uint8_t *p = buf;
     size_t cap;

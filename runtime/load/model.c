@@ -32,18 +32,15 @@ void qkv_model_destroy(qkv_model *model)
     free(model);
 }
 
-static const char *str(const char *s)
-{
-    return s ? s : "";
-}
+static const char *str(const char *s) { return s ? s : ""; }
 
 /* The whole struct, as this qkv.h has it; the caller gets its prefix. */
 static void fill_meta(const qkv_model *model, qkv_model_meta *out)
 {
     memset(out, 0, sizeof *out);
     out->struct_size = sizeof *out;
-    out->producer_name = out->producer_version = out->domain = out->doc_string =
-        out->graph_name = "";
+    out->producer_name = out->producer_version = out->domain = out->doc_string = out->graph_name =
+        "";
     if (!model)
         return;
     out->ir_version = model->ir_version;
@@ -101,8 +98,7 @@ void qkv_model_metadata(const qkv_model *model, size_t i, const char **key, cons
         *value = ok ? model->props[i].value : "";
 }
 
-void qkv_model_node_op(const qkv_model *model, size_t i, const char **op_type,
-                       const char **domain)
+void qkv_model_node_op(const qkv_model *model, size_t i, const char **op_type, const char **domain)
 {
     bool ok = model && model->graph && i < model->graph->n_nodes;
     if (op_type)

@@ -201,8 +201,8 @@ static bool scale_parts(const qkv_ir_graph *g, const qkv_ir_node *n, int32_t r, 
         }
         return false;
     }
-    if (qkv_pass_is_op(n, "Div") && is_f32(g, n->inputs[0], r) && scalar_of(g, n->inputs[1], r, &c) &&
-        c != 0) {
+    if (qkv_pass_is_op(n, "Div") && is_f32(g, n->inputs[0], r) &&
+        scalar_of(g, n->inputs[1], r, &c) && c != 0) {
         *data = n->inputs[0];
         *factor = 1.0 / c;
         return true;
@@ -466,8 +466,8 @@ static bool inference_dropout(const qkv_ir_graph *g, const qkv_ir_node *n)
     if (n->n_inputs >= 3 && n->inputs[2] >= 0) {
         const qkv_ir_value *t = &g->values[n->inputs[2]];
         double ratio;
-        bool ratio_zero = n->inputs[1] >= 0 && qkv_pass_const_scalar(g, n->inputs[1], 0, &ratio) &&
-                          ratio == 0.0;
+        bool ratio_zero =
+            n->inputs[1] >= 0 && qkv_pass_const_scalar(g, n->inputs[1], 0, &ratio) && ratio == 0.0;
         if (t->kind != QKV_VALUE_CONSTANT || t->dtype != QKV_DTYPE_BOOL || !t->data ||
             t->data_bytes < 1 || (((const unsigned char *)t->data)[0] != 0 && !ratio_zero))
             return false;
@@ -905,8 +905,7 @@ static int32_t build_term(builder *b, const mask_term *t, int32_t r, bool force_
             return -1;
         int32_t in2[2] = {e, t->merge};
         *rank = r;
-        return new_node(b, "mask_merge", "Reshape", OPSET_RESHAPE, in2, 2, -1, &out) < 0 ? -1
-                                                                                          : out;
+        return new_node(b, "mask_merge", "Reshape", OPSET_RESHAPE, in2, 2, -1, &out) < 0 ? -1 : out;
     }
     if (t->kind == TERM_KEEP_TRUE && isinf(t->fill) && !force_float)
         return t->value; /* True = attend, as Attention reads a bool mask */
@@ -989,8 +988,8 @@ static qkv_status drop_orphans(qkv_ir_graph *g, int32_t *cand, size_t n_cand, si
             qkv_ir_node *n = &g->nodes[p];
             bool used = false;
             for (size_t j = 0; j < n->n_outputs && !used; j++)
-                used = n->outputs[j] >= 0 && (g->values[n->outputs[j]].n_consumers ||
-                                              g->values[n->outputs[j]].is_output);
+                used = n->outputs[j] >= 0 &&
+                       (g->values[n->outputs[j]].n_consumers || g->values[n->outputs[j]].is_output);
             if (used)
                 continue;
             destroy_state(n);
@@ -1041,8 +1040,8 @@ static int32_t build_shape(builder *b, const char *role, const shape_part *parts
     int32_t in[4];
     for (size_t p = 0; p < n; p++) {
         if (parts[p].x < 0) {
-            in[p] = new_const(b, "shape_lead", QKV_DTYPE_INT64, 1, &one, &minus_one,
-                              sizeof minus_one);
+            in[p] =
+                new_const(b, "shape_lead", QKV_DTYPE_INT64, 1, &one, &minus_one, sizeof minus_one);
             if (in[p] < 0)
                 return -1;
             continue;
@@ -1079,8 +1078,7 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const attn_m
     if (m->k_transpose) {
         int32_t in[1] = {m->k_src};
         int32_t idx = new_node(&b, "K_transpose", "Transpose", OPSET_TRANSPOSE, in, 1, -1, &k);
-        if (idx < 0 || !add_attr(&b, idx, "perm", QKV_ATTR_INTS, 0, 0, m->k_perm,
-                                 (size_t)m->rank))
+        if (idx < 0 || !add_attr(&b, idx, "perm", QKV_ATTR_INTS, 0, 0, m->k_perm, (size_t)m->rank))
             goto out_of_memory;
     }
     bool failed;

@@ -52,8 +52,8 @@ typedef struct gelu_match {
 /* A binary node's operands: `data` the one that is not the constant `want`
  * (Mul, Add: either side; Div: the constant must be the divisor), the
  * constant of rank <= data's (so it broadcasts without changing the shape). */
-static bool const_operand(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_dtype t,
-                          double want, int32_t *data)
+static bool const_operand(const qkv_ir_graph *g, const qkv_ir_node *n, qkv_dtype t, double want,
+                          int32_t *data)
 {
     if (n->n_inputs != 2 || n->n_outputs != 1)
         return false;
@@ -132,8 +132,7 @@ static bool match_product(const qkv_ir_graph *g, int32_t a, qkv_dtype t, gelu_ma
     }
     /* (x 0.5) (1 + erf): other = H(x), read only here */
     const qkv_ir_node *h = qkv_pass_producer(g, other);
-    if (!h || qkv_pass_sole_consumer(g, other) != i1 || !halves(g, h, t, &data) ||
-        data != m->x)
+    if (!h || qkv_pass_sole_consumer(g, other) != i1 || !halves(g, h, t, &data) || data != m->x)
         return false;
     m->y = out1;
     return add_node(m, g->values[other].producer);
@@ -173,8 +172,7 @@ static bool match_at(const qkv_ir_graph *g, int32_t e, gelu_match *m)
     /* a = 1 + erf */
     int32_t ia = qkv_pass_sole_consumer(g, ev), one_side;
     if (ia < 0 || !qkv_pass_is_op(&g->nodes[ia], "Add") ||
-        !const_operand(g, &g->nodes[ia], t, 1.0, &one_side) || one_side != ev ||
-        !add_node(m, ia))
+        !const_operand(g, &g->nodes[ia], t, 1.0, &one_side) || one_side != ev || !add_node(m, ia))
         return false;
     int32_t a = g->nodes[ia].outputs[0];
     if (!match_product(g, a, t, m))
@@ -190,8 +188,8 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const gelu_m
     snprintf(name, sizeof name, "%s/Gelu", g->nodes[erf_idx].name);
     int32_t idx = qkv_pass_add_node(g, name, "Gelu", "", GELU_OPSET, &m->x, 1, m->y);
     if (idx < 0)
-        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
-                             "gelu fusion at node '%s': out of memory", name);
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "gelu fusion at node '%s': out of memory",
+                             name);
     qkv_status st = qkv_pass_init_node(g, idx, reg, "gelu fusion", err);
     if (st != QKV_OK) {
         g->nodes[idx].dead = true; /* no state: init failed */

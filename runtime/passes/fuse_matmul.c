@@ -33,15 +33,15 @@
 #include "passes.h"
 
 typedef struct mm_match {
-    int32_t matmul;          /* the anchor's node index */
-    int32_t a, b;            /* its operands */
-    int32_t bias;            /* the bias constant, -1 none */
-    bool bias_reshape;       /* bias has rank > 1: a (N) copy is needed */
-    const char *activation;  /* "" none */
-    int32_t residual;        /* -1 none */
-    int32_t y;               /* the last output taken in */
+    int32_t matmul;         /* the anchor's node index */
+    int32_t a, b;           /* its operands */
+    int32_t bias;           /* the bias constant, -1 none */
+    bool bias_reshape;      /* bias has rank > 1: a (N) copy is needed */
+    const char *activation; /* "" none */
+    int32_t residual;       /* -1 none */
+    int32_t y;              /* the last output taken in */
     size_t n_chain;
-    int32_t chain[4];        /* the nodes replaced, MatMul first */
+    int32_t chain[4]; /* the nodes replaced, MatMul first */
 } mm_match;
 
 static bool is_f32(const qkv_ir_graph *g, int32_t v)
@@ -118,8 +118,8 @@ static bool match_at(const qkv_ir_graph *g, int32_t idx, mm_match *m)
     m->b = mm->inputs[1];
     const qkv_ir_value *a = &g->values[m->a], *b = &g->values[m->b];
     int32_t cur = mm->outputs[0];
-    if (!is_f32(g, m->a) || !is_f32(g, m->b) || !is_f32(g, cur) || b->rank != 2 ||
-        a->rank == 0 || b->dims[1] < 0)
+    if (!is_f32(g, m->a) || !is_f32(g, m->b) || !is_f32(g, cur) || b->rank != 2 || a->rank == 0 ||
+        b->dims[1] < 0)
         return false;
     /* Y0 has A's rank, at least 1: a (N) bias never changes its shape */
     int32_t rank = g->values[cur].rank >= 1 ? g->values[cur].rank : 1;
@@ -145,8 +145,8 @@ static bool match_at(const qkv_ir_graph *g, int32_t idx, mm_match *m)
         c = qkv_pass_sole_consumer(g, cur);
         n = c >= 0 ? &g->nodes[c] : NULL;
     }
-    if (n && qkv_pass_is_op(n, "Add") && (other = other_input(n, cur)) >= 0 &&
-        is_f32(g, other) && is_f32(g, n->outputs[0]) && same_shape(g, other, cur) &&
+    if (n && qkv_pass_is_op(n, "Add") && (other = other_input(n, cur)) >= 0 && is_f32(g, other) &&
+        is_f32(g, n->outputs[0]) && same_shape(g, other, cur) &&
         same_shape(g, n->outputs[0], cur)) {
         m->residual = other;
         m->chain[m->n_chain++] = c;
@@ -168,8 +168,8 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const mm_mat
         int64_t n = c.dims[c.rank - 1];
         char cname[340];
         snprintf(cname, sizeof cname, "%s/bias", name);
-        bias = qkv_pass_add_const(g, cname, QKV_DTYPE_FLOAT, 1, &n, c.data,
-                                  (size_t)n * sizeof(float));
+        bias =
+            qkv_pass_add_const(g, cname, QKV_DTYPE_FLOAT, 1, &n, c.data, (size_t)n * sizeof(float));
         if (bias < 0)
             return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
                                  "matmul fusion at node '%s': out of memory", name);
@@ -177,8 +177,8 @@ static qkv_status rewrite(qkv_ir_graph *g, const qkv_registry *reg, const mm_mat
     int32_t in[4] = {m->a, m->b, bias, m->residual};
     size_t n_in = m->residual >= 0 ? 4 : bias >= 0 ? 3 : 2;
     int32_t idx = qkv_pass_add_node(g, name, "FusedMatMul", "qkv", 1, in, n_in, m->y);
-    if (idx < 0 || (m->activation[0] &&
-                    !qkv_pass_add_string_attr(g, idx, "activation", m->activation))) {
+    if (idx < 0 ||
+        (m->activation[0] && !qkv_pass_add_string_attr(g, idx, "activation", m->activation))) {
         if (idx >= 0) {
             g->nodes[idx].dead = true;
             qkv_graph_finalize(g, NULL);

@@ -73,14 +73,14 @@ static qkv_status merge(qkv_ir_value *v, const qkv_tensor *t, qkv_type_kind kind
         return QKV_OK;
     if (v->dtype != QKV_DTYPE_UNDEFINED && v->dtype != t->dtype)
         return qkv_error_set(err, QKV_ERR_TYPE,
-                             "%s: output '%s' is declared %s but the op produces %s", what,
-                             v->name, qkv_dtype_name(v->dtype), qkv_dtype_name(t->dtype));
+                             "%s: output '%s' is declared %s but the op produces %s", what, v->name,
+                             qkv_dtype_name(v->dtype), qkv_dtype_name(t->dtype));
     v->dtype = t->dtype;
     if (t->rank < 0)
         return QKV_OK;
     if (t->rank > QKV_MAX_RANK)
-        return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "%s: output '%s' has rank %d (max %d)",
-                             what, v->name, t->rank, QKV_MAX_RANK);
+        return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "%s: output '%s' has rank %d (max %d)", what,
+                             v->name, t->rank, QKV_MAX_RANK);
     if (v->rank >= 0 && v->rank != t->rank)
         return qkv_error_set(err, QKV_ERR_SHAPE,
                              "%s: output '%s' is declared with rank %d but the op produces "
@@ -215,15 +215,18 @@ qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
         if (st != QKV_OK)
             break;
         qkv_error_clear(err);
-        qkv_host_ctx h = {.node = n, .version = k->since_version, .err = err,
-                          .in_kinds = in_kinds, .out_kinds = out_kinds};
+        qkv_host_ctx h = {.node = n,
+                          .version = k->since_version,
+                          .err = err,
+                          .in_kinds = in_kinds,
+                          .out_kinds = out_kinds};
         st = qkv_kernel_infer(k, n->kernel_state, &h, ins, n->n_inputs, outs, n->n_outputs);
         if (st == QKV_OK && qkv_node_host_alias(n, in_kinds))
             out_kinds[0] = in_kinds[0];
         for (size_t j = 0; j < n->n_outputs && st == QKV_OK; j++)
             if (n->outputs[j] >= 0)
-                st = merge(&g->values[n->outputs[j]], &outs[j], out_kinds[j], n,
-                           k->since_version, err);
+                st = merge(&g->values[n->outputs[j]], &outs[j], out_kinds[j], n, k->since_version,
+                           err);
     }
     free(ins);
     free(outs);

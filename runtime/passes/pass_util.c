@@ -111,9 +111,8 @@ bool qkv_pass_const_near(double got, double want, qkv_dtype t)
     return fabs(got - want) <= rel * fabs(want);
 }
 
-int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op,
-                          const char *domain, int64_t opset, const int32_t *inputs,
-                          size_t n_inputs, int32_t output)
+int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op, const char *domain,
+                          int64_t opset, const int32_t *inputs, size_t n_inputs, int32_t output)
 {
     int32_t idx = qkv_graph_add_node(g, name, op, domain, opset, n_inputs, 1);
     if (idx < 0)
@@ -158,8 +157,7 @@ int32_t qkv_pass_add_const(qkv_ir_graph *g, const char *name, qkv_dtype dtype, i
     return id;
 }
 
-bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name,
-                              const char *value)
+bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name, const char *value)
 {
     qkv_ir_node *node = &g->nodes[idx];
     qkv_ir_attr *attrs = realloc(node->attrs, (node->n_attrs + 1) * sizeof *attrs);

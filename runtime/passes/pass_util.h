@@ -48,9 +48,8 @@ bool qkv_pass_const_near(double got, double want, qkv_dtype t);
  * imports) reading inputs[0..n_inputs) and writing the existing value
  * `output`. Returns its index, or -1 when out of memory (graph unchanged).
  */
-int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op,
-                          const char *domain, int64_t opset, const int32_t *inputs,
-                          size_t n_inputs, int32_t output);
+int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op, const char *domain,
+                          int64_t opset, const int32_t *inputs, size_t n_inputs, int32_t output);
 
 /* Adds a constant value "name" (or "name_N" when taken) of the given type
  * and shape holding a copy of `bytes` of data. Returns its id or -1 when out
@@ -59,8 +58,7 @@ int32_t qkv_pass_add_const(qkv_ir_graph *g, const char *name, qkv_dtype dtype, i
                            const int64_t *dims, const void *data, size_t bytes);
 
 /* Appends a STRING attribute to node idx; false when out of memory. */
-bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name,
-                              const char *value);
+bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name, const char *value);
 
 /*
  * Chooses node idx's kernel from reg ("cpu" backend; qkv_backends_assign may

@@ -40,8 +40,7 @@ static bool all_uses_packed(const qkv_ir_graph *g, int32_t id)
 /* Releases the constant inputs of node n that every reader has now packed:
  * right after the prepack of their last reader, so that originals and packed
  * copies are never both fully resident. */
-static void release_packed_inputs(qkv_ir_graph *g, const qkv_ir_node *n,
-                                  qkv_prepack_stats *stats)
+static void release_packed_inputs(qkv_ir_graph *g, const qkv_ir_node *n, qkv_prepack_stats *stats)
 {
     for (size_t k = 0; k < n->n_inputs; k++) {
         int32_t id = n->inputs[k];

@@ -24,10 +24,7 @@
 #include "error.h"
 #include "size_math.h"
 
-static bool is_power_of_two(size_t x)
-{
-    return x != 0 && (x & (x - 1)) == 0;
-}
+static bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 /* false on overflow. alignment is a power of two. */
 static bool align_up(size_t bytes, size_t alignment, size_t *out)
@@ -56,12 +53,18 @@ static void *alloc_array(size_t count, size_t size)
 const char *qkv_planner_strategy_name(qkv_plan_strategy strategy)
 {
     switch (strategy) {
-    case QKV_PLAN_BEST: return "best";
-    case QKV_PLAN_BY_SIZE: return "size";
-    case QKV_PLAN_BY_AREA: return "area";
-    case QKV_PLAN_BY_LIFETIME: return "lifetime";
-    case QKV_PLAN_TWO_SIDED: return "two_sided";
-    case QKV_PLAN_STRATEGY_COUNT_: break;
+    case QKV_PLAN_BEST:
+        return "best";
+    case QKV_PLAN_BY_SIZE:
+        return "size";
+    case QKV_PLAN_BY_AREA:
+        return "area";
+    case QKV_PLAN_BY_LIFETIME:
+        return "lifetime";
+    case QKV_PLAN_TWO_SIDED:
+        return "two_sided";
+    case QKV_PLAN_STRATEGY_COUNT_:
+        break;
     }
     return "unknown";
 }
@@ -136,17 +139,20 @@ static uint64_t primary_key(qkv_plan_strategy strategy, const qkv_plan_buffer *b
     uint64_t steps = (uint64_t)((int64_t)b->last_use - b->first_use) + 1;
     uint64_t area;
     switch (strategy) {
-    case QKV_PLAN_BY_SIZE: return aligned;
+    case QKV_PLAN_BY_SIZE:
+        return aligned;
     case QKV_PLAN_BY_AREA:
         /* Saturating: past 2^64 the order only needs to stay deterministic. */
         if (__builtin_mul_overflow((uint64_t)aligned, steps, &area))
             return UINT64_MAX;
         return area;
-    case QKV_PLAN_BY_LIFETIME: return steps;
+    case QKV_PLAN_BY_LIFETIME:
+        return steps;
     case QKV_PLAN_TWO_SIDED:
         /* Earliest first: invert into 0 .. 2^32 - 1. */
         return (uint64_t)((int64_t)INT32_MAX - b->first_use);
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -341,8 +347,7 @@ qkv_status qkv_planner_assign_with(qkv_plan_buffer *bufs, size_t n, size_t align
 
     plan_work w = {0};
     if (!plan_work_alloc(&w, n)) {
-        st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "planner: out of memory for %zu buffers",
-                           n);
+        st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "planner: out of memory for %zu buffers", n);
         goto done;
     }
     for (size_t i = 0; i < n; i++) {

@@ -31,13 +31,13 @@ typedef struct qkv_plan_buffer {
  * back to: larger aligned size, then earlier first_use, then lower index, so
  * plans are deterministic. */
 typedef enum qkv_plan_strategy {
-    QKV_PLAN_BEST = 0,     /* run every strategy below, keep the smallest arena
+    QKV_PLAN_BEST = 0,    /* run every strategy below, keep the smallest arena
                               (on a tie the one listed first) */
-    QKV_PLAN_BY_SIZE,      /* largest aligned size first, each at the lowest
+    QKV_PLAN_BY_SIZE,     /* largest aligned size first, each at the lowest
                               offset that fits (TFLite Micro's greedy planner) */
-    QKV_PLAN_BY_AREA,      /* as BY_SIZE, ordered by aligned size x lifetime */
-    QKV_PLAN_BY_LIFETIME,  /* as BY_SIZE, longest lifetime first */
-    QKV_PLAN_TWO_SIDED,    /* execution order (earliest first_use first); a buffer
+    QKV_PLAN_BY_AREA,     /* as BY_SIZE, ordered by aligned size x lifetime */
+    QKV_PLAN_BY_LIFETIME, /* as BY_SIZE, longest lifetime first */
+    QKV_PLAN_TWO_SIDED,   /* execution order (earliest first_use first); a buffer
                               that cannot go at offset 0 goes at the top of the
                               highest gap under the lower bound when one fits, else
                               at the lowest offset. Packs against both ends of the

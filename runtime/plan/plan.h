@@ -31,12 +31,12 @@ typedef enum qkv_storage {
 } qkv_storage;
 
 typedef struct qkv_plan_value {
-    qkv_tensor t;      /* dtype, rank, dims (data set for CONSTANT and PLANNED) */
+    qkv_tensor t; /* dtype, rank, dims (data set for CONSTANT and PLANNED) */
     qkv_storage storage;
-    size_t offset;     /* ARENA */
-    int32_t view_of;   /* INPUT/CONSTANT/PLANNED views: the value whose data this
+    size_t offset;   /* ARENA */
+    int32_t view_of; /* INPUT/CONSTANT/PLANNED views: the value whose data this
                         * shares (itself when not a view) */
-    int32_t buffer;    /* ARENA: the arena buffer; values sharing one (views,
+    int32_t buffer;  /* ARENA: the arena buffer; values sharing one (views,
                         * in-place results) have the same bytes */
 } qkv_plan_value;
 

@@ -33,14 +33,14 @@ typedef struct builder {
     const qkv_session *s;
     const qkv_ir_graph *g;
     qkv_exec_plan *p;
-    int32_t *last_use;  /* per value: last position reading it */
-    int32_t *group;     /* per value: index of its arena buffer, -1 none */
+    int32_t *last_use; /* per value: last position reading it */
+    int32_t *group;    /* per value: index of its arena buffer, -1 none */
     qkv_plan_buffer *bufs;
     size_t n_bufs, cap_bufs;
     int32_t *step_scratch; /* per step: scratch buffer index, -1 none */
     int32_t *copy_buf;     /* per copy: buffer index */
     qkv_tensor *ins, *outs;
-    int32_t *bound; /* the graph's bound inputs (ir.h: qkv_graph_bound_ids) */
+    int32_t *bound;                      /* the graph's bound inputs (ir.h: qkv_graph_bound_ids) */
     qkv_type_kind *in_kinds, *out_kinds; /* the node being planned */
     qkv_error *err;
     /* the session's memory limit: when limited, the arena and values
@@ -233,8 +233,8 @@ static qkv_status evaluate_now(builder *b, node_plan *np, bool *done)
           ((np->k->flags & QKV_KERNEL_SHAPE_ONLY) && !qkv_node_has_subgraphs(n))) ||
         np->out_bytes > QKV_PLAN_EVAL_MAX_BYTES)
         return QKV_OK;
-    qkv_status st = qkv_node_eval(np->k, n->kernel_state, &np->h, b->ins, n->n_inputs, b->outs,
-                                  n->n_outputs);
+    qkv_status st =
+        qkv_node_eval(np->k, n->kernel_state, &np->h, b->ins, n->n_inputs, b->outs, n->n_outputs);
     if (st != QKV_OK)
         return st;
     for (size_t j = 0; j < n->n_outputs; j++) {
@@ -375,8 +375,11 @@ static qkv_status plan_node(builder *b, size_t pos)
     int32_t idx = b->g->order[pos];
     const qkv_ir_node *n = &b->g->nodes[idx];
     node_plan np = {.n = n, .k = n->kernel, .idx = idx, .pos = pos};
-    np.h = (qkv_host_ctx){.node = n, .version = np.k->since_version, .err = b->err,
-                          .threads = b->s->opts.threads, .memory_limited = b->limited,
+    np.h = (qkv_host_ctx){.node = n,
+                          .version = np.k->since_version,
+                          .err = b->err,
+                          .threads = b->s->opts.threads,
+                          .memory_limited = b->limited,
                           .memory_left = b->mem_left};
     np.values = qkv_node_kinds(b->g, n, b->in_kinds, b->out_kinds);
     np.h.in_kinds = b->in_kinds;
@@ -426,8 +429,8 @@ static qkv_status plan_output_copies(builder *b)
             seen |= p->copies[c].value == v;
         if (seen)
             continue;
-        int32_t gi = add_buffer(b, p->values[v].t.data_bytes, (int32_t)g->n_order,
-                                (int32_t)g->n_order);
+        int32_t gi =
+            add_buffer(b, p->values[v].t.data_bytes, (int32_t)g->n_order, (int32_t)g->n_order);
         if (gi < 0)
             return oom(b);
         b->copy_buf[p->n_copies] = gi;
@@ -436,8 +439,7 @@ static qkv_status plan_output_copies(builder *b)
     return QKV_OK;
 }
 
-static void init_values(builder *b, const qkv_tensor *inputs, const int32_t *bound,
-                        size_t n_bound)
+static void init_values(builder *b, const qkv_tensor *inputs, const int32_t *bound, size_t n_bound)
 {
     const qkv_ir_graph *g = b->g;
     qkv_exec_plan *p = b->p;
@@ -449,8 +451,8 @@ static void init_values(builder *b, const qkv_tensor *inputs, const int32_t *bou
         pv->t.rank = -1;
         if (v->kind != QKV_VALUE_CONSTANT)
             continue;
-        qkv_tensor t = {.dtype = v->dtype, .rank = v->rank, .data = v->data,
-                        .data_bytes = v->data_bytes};
+        qkv_tensor t = {
+            .dtype = v->dtype, .rank = v->rank, .data = v->data, .data_bytes = v->data_bytes};
         memcpy(t.dims, v->dims, sizeof v->dims);
         qkv_tensor_bind_empty(&t); /* an empty initializer is known: it has no bytes */
         if (t.data || v->packed) {
@@ -541,12 +543,12 @@ qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
         builder_free(&b);
         qkv_plan_release(p);
         return qkv_error_set(err, QKV_ERR_INTERNAL,
-                             "planning graph '%s': %zu inputs given, it has %zu", g->name,
-                             n_inputs, n_bound);
+                             "planning graph '%s': %zu inputs given, it has %zu", g->name, n_inputs,
+                             n_bound);
     }
-    if (!p || !b.bound || !p->values || !p->steps || !p->copies || !p->input_shapes || !b.last_use ||
-        !b.group || !b.step_scratch || !b.copy_buf || !b.ins || !b.outs || !b.in_kinds ||
-        !b.out_kinds) {
+    if (!p || !b.bound || !p->values || !p->steps || !p->copies || !p->input_shapes ||
+        !b.last_use || !b.group || !b.step_scratch || !b.copy_buf || !b.ins || !b.outs ||
+        !b.in_kinds || !b.out_kinds) {
         builder_free(&b);
         qkv_plan_release(p);
         return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory while planning");

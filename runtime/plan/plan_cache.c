@@ -11,7 +11,8 @@
 
 size_t qkv_session_plans_built(const qkv_session *s)
 {
-    return s ? atomic_load(&((qkv_session *)s)->plans_built) : 0; /* C11 atomic_load takes no const */
+    return s ? atomic_load(&((qkv_session *)s)->plans_built)
+             : 0; /* C11 atomic_load takes no const */
 }
 
 static bool same_shapes(const qkv_exec_plan *p, const qkv_tensor *inputs, size_t n)

@@ -15,8 +15,10 @@ static const qkv_kernel k_op = {.struct_size = sizeof(qkv_kernel),
                                 .domain = "qkv.major",
                                 .op_type = "Op",
                                 .since_version = 1,
-                                .min_inputs = 1, .max_inputs = 1,
-                                .min_outputs = 1, .max_outputs = 1,
+                                .min_inputs = 1,
+                                .max_inputs = 1,
+                                .min_outputs = 1,
+                                .max_outputs = 1,
                                 .compute = neg_compute};
 static const qkv_kernel *const kernels[] = {&k_op};
 static const qkv_plugin_info info = {.struct_size = sizeof(qkv_plugin_info),

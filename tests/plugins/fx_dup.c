@@ -14,8 +14,10 @@ static const qkv_kernel k_scale = {.struct_size = sizeof(qkv_kernel),
                                    .domain = "qkv.test",
                                    .op_type = "Scale",
                                    .since_version = 1,
-                                   .min_inputs = 1, .max_inputs = 1,
-                                   .min_outputs = 1, .max_outputs = 1,
+                                   .min_inputs = 1,
+                                   .max_inputs = 1,
+                                   .min_outputs = 1,
+                                   .max_outputs = 1,
                                    .compute = scale_compute};
 static const qkv_kernel *const kernels[] = {&k_scale};
 static const qkv_plugin_info info = {.struct_size = sizeof(qkv_plugin_info),

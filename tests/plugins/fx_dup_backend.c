@@ -14,8 +14,10 @@ static const qkv_kernel k_sigmoid = {.struct_size = sizeof(qkv_kernel),
                                      .domain = "",
                                      .op_type = "Sigmoid",
                                      .since_version = 13,
-                                     .min_inputs = 1, .max_inputs = 1,
-                                     .min_outputs = 1, .max_outputs = 1,
+                                     .min_inputs = 1,
+                                     .max_inputs = 1,
+                                     .min_outputs = 1,
+                                     .max_outputs = 1,
                                      .compute = sigmoid_compute};
 static const qkv_kernel *const kernels[] = {&k_sigmoid};
 static const qkv_backend backend = {.struct_size = sizeof(qkv_backend),

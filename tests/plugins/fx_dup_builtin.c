@@ -14,8 +14,10 @@ static const qkv_kernel k_relu = {.struct_size = sizeof(qkv_kernel),
                                   .domain = "",
                                   .op_type = "Relu",
                                   .since_version = 14,
-                                  .min_inputs = 1, .max_inputs = 1,
-                                  .min_outputs = 1, .max_outputs = 1,
+                                  .min_inputs = 1,
+                                  .max_inputs = 1,
+                                  .min_outputs = 1,
+                                  .max_outputs = 1,
                                   .compute = relu_compute};
 static const qkv_kernel *const kernels[] = {&k_relu};
 static const qkv_plugin_info info = {.struct_size = sizeof(qkv_plugin_info),

@@ -21,10 +21,7 @@ __attribute__((constructor)) static void fake_openblas_init(void)
         snprintf(corename, sizeof corename, "%s", env);
 }
 
-FAKE_EXPORT char *openblas_get_corename(void)
-{
-    return corename;
-}
+FAKE_EXPORT char *openblas_get_corename(void) { return corename; }
 
 FAKE_EXPORT char *openblas_get_config(void)
 {
@@ -33,29 +30,23 @@ FAKE_EXPORT char *openblas_get_config(void)
 }
 
 /* the thread count the plugin set (-1: never called), for the tests */
-FAKE_EXPORT int fake_openblas_threads(void)
-{
-    return threads;
-}
+FAKE_EXPORT int fake_openblas_threads(void) { return threads; }
 
-FAKE_EXPORT void openblas_set_num_threads(int n)
-{
-    threads = n;
-}
+FAKE_EXPORT void openblas_set_num_threads(int n) { threads = n; }
 
-#define FAKE_GEMM(NAME, T)                                                                    \
-    FAKE_EXPORT void NAME(int order, int ta, int tb, int m, int n, int k, T alpha, const T *a,  \
-                          int lda, const T *b, int ldb, T beta, T *c, int ldc)              \
-    {                                                                                        \
-        (void)order; /* row-major (101) is all the plugin uses */                           \
-        for (int i = 0; i < m; i++)                                                          \
-            for (int j = 0; j < n; j++) {                                                    \
-                T acc = 0;                                                                   \
-                for (int p = 0; p < k; p++)                                                  \
-                    acc += (ta == 112 ? a[p * lda + i] : a[i * lda + p]) *                   \
-                           (tb == 112 ? b[j * ldb + p] : b[p * ldb + j]);                   \
-                c[i * ldc + j] = alpha * acc + (beta == 0 ? 0 : beta * c[i * ldc + j]);      \
-            }                                                                                \
+#define FAKE_GEMM(NAME, T)                                                                         \
+    FAKE_EXPORT void NAME(int order, int ta, int tb, int m, int n, int k, T alpha, const T *a,     \
+                          int lda, const T *b, int ldb, T beta, T *c, int ldc)                     \
+    {                                                                                              \
+        (void)order; /* row-major (101) is all the plugin uses */                                  \
+        for (int i = 0; i < m; i++)                                                                \
+            for (int j = 0; j < n; j++) {                                                          \
+                T acc = 0;                                                                         \
+                for (int p = 0; p < k; p++)                                                        \
+                    acc += (ta == 112 ? a[p * lda + i] : a[i * lda + p]) *                         \
+                           (tb == 112 ? b[j * ldb + p] : b[p * ldb + j]);                          \
+                c[i * ldc + j] = alpha * acc + (beta == 0 ? 0 : beta * c[i * ldc + j]);            \
+            }                                                                                      \
     }
 
 FAKE_GEMM(cblas_sgemm, float)

@@ -11,14 +11,11 @@ FAKE_EXPORT char *openblas_get_corename(void)
     return name;
 }
 
-FAKE_EXPORT void openblas_set_num_threads(int n)
-{
-    (void)n;
-}
+FAKE_EXPORT void openblas_set_num_threads(int n) { (void)n; }
 
 FAKE_EXPORT void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
-                             const float *a, int lda, const float *b, int ldb, float beta,
-                             float *c, int ldc)
+                             const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                             int ldc)
 {
     (void)order, (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a;
     (void)lda, (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;

@@ -158,16 +158,16 @@ static int testbk_supports(void *user, const qkv_host_api *host, const qkv_node_
     return host->node_input_dtype(node, 0) == QKV_DTYPE_FLOAT;
 }
 
-#define K(name, dom, op, since, min_in, max_in, ...)                                        \
-    static const qkv_kernel name = {.struct_size = sizeof(qkv_kernel),                     \
-                                    .abi_version = QKV_ABI_VERSION,                        \
-                                    .domain = dom,                                         \
-                                    .op_type = op,                                         \
-                                    .since_version = since,                                \
-                                    .min_inputs = min_in,                                  \
-                                    .max_inputs = max_in,                                  \
-                                    .min_outputs = 1,                                      \
-                                    .max_outputs = 1,                                      \
+#define K(name, dom, op, since, min_in, max_in, ...)                                               \
+    static const qkv_kernel name = {.struct_size = sizeof(qkv_kernel),                             \
+                                    .abi_version = QKV_ABI_VERSION,                                \
+                                    .domain = dom,                                                 \
+                                    .op_type = op,                                                 \
+                                    .since_version = since,                                        \
+                                    .min_inputs = min_in,                                          \
+                                    .max_inputs = max_in,                                          \
+                                    .min_outputs = 1,                                              \
+                                    .max_outputs = 1,                                              \
                                     __VA_ARGS__}
 
 K(k_scale, "qkv.test", "Scale", 1, 1, 1, .init = scale_init, .infer = same_shape_infer,

@@ -9,8 +9,8 @@
 
 #include "qkv_plugin.h"
 
-static qkv_status echo_init(const qkv_kernel *k, const qkv_host_api *host,
-                            const qkv_node_ctx *node, void **state)
+static qkv_status echo_init(const qkv_kernel *k, const qkv_host_api *host, const qkv_node_ctx *node,
+                            void **state)
 {
     (void)k;
     (void)state;

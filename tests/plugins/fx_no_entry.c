@@ -2,7 +2,4 @@
 #include "qkv_plugin.h"
 
 __attribute__((visibility("default"))) int fx_not_a_plugin(void);
-__attribute__((visibility("default"))) int fx_not_a_plugin(void)
-{
-    return 42;
-}
+__attribute__((visibility("default"))) int fx_not_a_plugin(void) { return 42; }

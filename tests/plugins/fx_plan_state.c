@@ -76,23 +76,22 @@ static qkv_status alloc_compute(const void *state, qkv_kernel_io *io)
     void *p = &p; /* must come back NULL */
     qkv_status st = io->host->plan_alloc(io, 16, &p);
     if (st == QKV_OK || p != NULL)
-        return io->host->error(io->host_ctx, QKV_ERR_INTERNAL,
-                               "plan_alloc worked in compute");
+        return io->host->error(io->host_ctx, QKV_ERR_INTERNAL, "plan_alloc worked in compute");
     return st;
 }
 
-#define K(name, op, ...)                                                                     \
-    static const qkv_kernel name = {.struct_size = sizeof(qkv_kernel),                     \
-                                    .abi_version = QKV_ABI_VERSION,                        \
-                                    .domain = "qkv.plan",                                  \
-                                    .op_type = op,                                         \
-                                    .since_version = 1,                                    \
-                                    .min_inputs = 1,                                       \
-                                    .max_inputs = 1,                                       \
-                                    .min_outputs = 1,                                      \
-                                    .max_outputs = 1,                                      \
-                                    .n_input_types = 1,                                    \
-                                    .input_types = {QKV_DTYPE_BIT(QKV_DTYPE_FLOAT)},       \
+#define K(name, op, ...)                                                                           \
+    static const qkv_kernel name = {.struct_size = sizeof(qkv_kernel),                             \
+                                    .abi_version = QKV_ABI_VERSION,                                \
+                                    .domain = "qkv.plan",                                          \
+                                    .op_type = op,                                                 \
+                                    .since_version = 1,                                            \
+                                    .min_inputs = 1,                                               \
+                                    .max_inputs = 1,                                               \
+                                    .min_outputs = 1,                                              \
+                                    .max_outputs = 1,                                              \
+                                    .n_input_types = 1,                                            \
+                                    .input_types = {QKV_DTYPE_BIT(QKV_DTYPE_FLOAT)},               \
                                     __VA_ARGS__}
 
 K(k_once, "PlanOnce", .infer = pair_infer, .prepare = once_prepare, .compute = once_compute);

@@ -139,7 +139,9 @@ int main(int argc, char **argv)
     qkv_session_options opts;
     qkv_session_options_init(&opts);
     opts.threads = ctx_threads;
-    shared sh = {.n_shapes = n_shapes, .model = argv[1], .plugin = argc > 6 ? argv[6] : NULL,
+    shared sh = {.n_shapes = n_shapes,
+                 .model = argv[1],
+                 .plugin = argc > 6 ? argv[6] : NULL,
                  .ctx_threads = ctx_threads};
     atomic_init(&sh.plugin_loads, 0);
     atomic_init(&sh.runs, 0);

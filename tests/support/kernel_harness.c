@@ -20,8 +20,8 @@ struct kh_node {
     size_t threads;
 };
 
-kh_node *kh_node_create_in(const char *domain, const char *op_type, int64_t opset,
-                           size_t n_inputs, size_t n_outputs)
+kh_node *kh_node_create_in(const char *domain, const char *op_type, int64_t opset, size_t n_inputs,
+                           size_t n_outputs)
 {
     kh_node *n = calloc(1, sizeof *n);
     n->node.name = qkv_strdup("test_node");
@@ -84,8 +84,14 @@ static qkv_ir_attr *add_attr(kh_node *n, const char *name, qkv_attr_type type)
     return a;
 }
 
-void kh_attr_int(kh_node *n, const char *name, int64_t v) { add_attr(n, name, QKV_ATTR_INT)->i = v; }
-void kh_attr_float(kh_node *n, const char *name, float v) { add_attr(n, name, QKV_ATTR_FLOAT)->f = v; }
+void kh_attr_int(kh_node *n, const char *name, int64_t v)
+{
+    add_attr(n, name, QKV_ATTR_INT)->i = v;
+}
+void kh_attr_float(kh_node *n, const char *name, float v)
+{
+    add_attr(n, name, QKV_ATTR_FLOAT)->f = v;
+}
 
 void kh_attr_string(kh_node *n, const char *name, const char *v)
 {
@@ -145,9 +151,9 @@ void kh_set_threads(kh_node *n, size_t threads) { n->threads = threads; }
 typedef struct kh_exec {
     qkv_registry *reg;
     const qkv_kernel *k;
-    void *state;           /* the kernel's, from init */
+    void *state; /* the kernel's, from init */
     qkv_threadpool *pool;
-    qkv_tensor *ins;       /* (n_inputs + 1) inputs as the kernel sees them */
+    qkv_tensor *ins; /* (n_inputs + 1) inputs as the kernel sees them */
     qkv_host_ctx hctx;
 } kh_exec;
 
@@ -175,8 +181,8 @@ static qkv_status exec_begin(kh_node *n, const qkv_tensor *inputs, kh_exec *x, q
         return st;
     x->k = qkv_registry_find(x->reg, n->node.domain, n->node.op_type, n->node.opset, NULL);
     if (!x->k)
-        return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "no kernel for %s-%lld",
-                             n->node.op_type, (long long)n->node.opset);
+        return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "no kernel for %s-%lld", n->node.op_type,
+                             (long long)n->node.opset);
     size_t n_in = n->node.n_inputs;
     x->ins = calloc(n_in + 1, sizeof *x->ins);
     for (size_t i = 0; i < n_in; i++) {
@@ -239,8 +245,8 @@ qkv_status kh_run_inplace(kh_node *n, size_t alias, const qkv_tensor *inputs, qk
     if (st == QKV_OK && (!(x.k->flags & QKV_KERNEL_INPLACE) || alias >= n_in ||
                          x.k->inplace_input != (int32_t)alias || n->node.n_outputs != 1))
         st = qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                           "%s-%lld declares no in-place output over input %zu",
-                           n->node.op_type, (long long)x.k->since_version, alias);
+                           "%s-%lld declares no in-place output over input %zu", n->node.op_type,
+                           (long long)x.k->since_version, alias);
     if (st == QKV_OK)
         st = qkv_kernel_infer(x.k, x.state, &x.hctx, x.ins, n_in, output, 1);
     size_t elems, bytes;

@@ -24,8 +24,8 @@ typedef struct kh_node kh_node;
  * n_inputs input slots and n_outputs outputs, named "test_node". */
 kh_node *kh_node_create(const char *op_type, int64_t opset, size_t n_inputs, size_t n_outputs);
 /* Same, in another domain. */
-kh_node *kh_node_create_in(const char *domain, const char *op_type, int64_t opset,
-                           size_t n_inputs, size_t n_outputs);
+kh_node *kh_node_create_in(const char *domain, const char *op_type, int64_t opset, size_t n_inputs,
+                           size_t n_outputs);
 void kh_node_destroy(kh_node *n);
 
 void kh_attr_int(kh_node *n, const char *name, int64_t v);

@@ -12,8 +12,7 @@ qkv_model *ph_prepare(const char *path, qkv_registry *reg)
 {
     qkv_model *model = NULL;
     qkv_error err = {0};
-    cr_assert_eq(qkv_model_load_file(path, &model, &err), QKV_OK, "%s: %s", path,
-                 err.message);
+    cr_assert_eq(qkv_model_load_file(path, &model, &err), QKV_OK, "%s: %s", path, err.message);
     qkv_ir_graph *g = model->graph;
     for (size_t i = 0; i < g->n_nodes; i++) {
         qkv_ir_node *n = &g->nodes[i];
