@@ -251,7 +251,7 @@ static qkv_status cast_to_strings(qkv_kernel_io *io, const qkv_tensor *x, qkv_te
             qkv_ew_load_f64(&v, src + i * eb, x->dtype, 1, 1);
             len = qkv_cast_format_float(text, v, x->dtype);
         } else {
-            uint64_t bits;
+            uint64_t bits = 0; /* load_bits writes it for every integer type */
             load_bits(&bits, src + i * eb, x->dtype, 1);
             int wn = is_unsigned(x->dtype)
                          ? snprintf(text, sizeof text, "%llu", (unsigned long long)bits)
