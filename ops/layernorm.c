@@ -58,37 +58,34 @@ static void store_stat(void *dst, bool f64, size_t i, double v)
         ((float *)dst)[i] = (float)v;
 }
 
-#define DEFINE_LN(SFX, T)                                                                          \
-    static void ln_range_##SFX(void *arg, size_t begin, size_t end)                                \
-    {                                                                                              \
-        const ln_run *r = arg;                                                                     \
-        const size_t d = r->d;                                                                     \
-        const T *restrict w = r->w, *restrict bias = r->b;                                         \
-        for (size_t row = begin; row < end; row++) {                                               \
-            const T *restrict x = (const T *)r->x + row * d;                                       \
-            T *restrict y = (T *)r->y + row * d;                                                   \
-            double sum = 0;                                                                        \
-            for (size_t i = 0; i < d; i++)                                                         \
-                sum += x[i];                                                                       \
-            const double mean = sum / (double)d;                                                   \
-            double ss = 0;                                                                         \
-            for (size_t i = 0; i < d; i++) {                                                       \
-                double t = (double)x[i] - mean;                                                    \
-                ss += t * t;                                                                       \
-            }                                                                                      \
-            const double inv = 1.0 / sqrt(ss / (double)d + r->eps);                                \
-            if (bias)                                                                              \
-                QKV_FOR_W(d, y[j] = (T)(((double)x[j] - mean) * inv) * w[j] + bias[j]);            \
-            else                                                                                   \
-                QKV_FOR_W(d, y[j] = (T)(((double)x[j] - mean) * inv) * w[j]);                      \
-            if (r->mean)                                                                           \
-                store_stat(r->mean, r->stash_f64, row, mean);                                      \
-            if (r->inv)                                                                            \
-                store_stat(r->inv, r->stash_f64, row, inv);                                        \
-        }                                                                                          \
+static void ln_range_f64(void *arg, size_t begin, size_t end)
+{
+    const ln_run *r = arg;
+    const size_t d = r->d;
+    const double *restrict w = r->w, *restrict bias = r->b;
+    for (size_t row = begin; row < end; row++) {
+        const double *restrict x = (const double *)r->x + row * d;
+        double *restrict y = (double *)r->y + row * d;
+        double sum = 0;
+        for (size_t i = 0; i < d; i++)
+            sum += x[i];
+        const double mean = sum / (double)d;
+        double ss = 0;
+        for (size_t i = 0; i < d; i++) {
+            double t = x[i] - mean;
+            ss += t * t;
+        }
+        const double inv = 1.0 / sqrt(ss / (double)d + r->eps);
+        if (bias)
+            QKV_FOR_W(d, y[j] = ((x[j] - mean) * inv) * w[j] + bias[j]);
+        else
+            QKV_FOR_W(d, y[j] = ((x[j] - mean) * inv) * w[j]);
+        if (r->mean)
+            store_stat(r->mean, r->stash_f64, row, mean);
+        if (r->inv)
+            store_stat(r->inv, r->stash_f64, row, inv);
     }
-
-DEFINE_LN(f64, double)
+}
 
 static void ln_range_f32(void *arg, size_t begin, size_t end)
 {
