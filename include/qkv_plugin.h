@@ -105,7 +105,7 @@ typedef struct qkv_kernel_io {
     const qkv_tensor *inputs; /* an omitted optional input has dtype UNDEFINED, rank -1 */
     size_t n_outputs;
     qkv_tensor *outputs;  /* infer fills dtype/rank/dims; compute writes data */
-    void *scratch;        /* compute: scratch_bytes of 64-byte aligned memory */
+    void *scratch;        /* compute: scratch_bytes of 64-byte aligned memory, NULL when 0 */
     size_t scratch_bytes; /* prepare: set to the scratch compute needs */
     /* -- since 1.2 -- */
     /* Per-plan state. prepare may point it at memory it took with

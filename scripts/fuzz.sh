@@ -25,7 +25,9 @@
 #      between runs: what libFuzzer found new) and its seeds, with
 #      -rss_limit_mb=2048 -timeout=10. A crash, sanitizer report, leak,
 #      timeout or out-of-memory stops that harness; the input is kept in
-#      build-fuzz/crashes/ and the script exits 1.
+#      build-fuzz/crashes/ and the script exits 1. Before that, the inputs
+#      kept in fuzz/regressions/HARNESS-* are replayed once each; one that
+#      fails again fails the script.
 # Reproduce a crash: build-fuzz/fuzz/HARNESS build-fuzz/crashes/FILE
 set -euo pipefail
 
@@ -144,7 +146,26 @@ report() { # report HARNESS STATUS
   echo "fuzz: $2 $1: ${runs:-?} runs, ${rate:-?} exec/s; $(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [^ ]+' <<<"$last" || echo "no stats")"
 }
 
+# Inputs that once crashed a harness (fuzz/regressions/HARNESS-*, kept in git)
+# are replayed first, each once, under the same sanitizers: a regression fails
+# the run before any fuzzing.
+replay() { # replay HARNESS: 0 when every kept input runs clean
+  local h=$1 files=()
+  for f in fuzz/regressions/"$h"-*; do [[ -f $f ]] && files+=("$f"); done
+  ((${#files[@]})) || return 0
+  if "$build/fuzz/$h" "${files[@]}" >"$build/logs/$h-regressions.log" 2>&1; then
+    echo "fuzz: $h: ${#files[@]} regression input(s) replayed clean"
+  else
+    echo "fuzz: FAILED $h: a regression input fails again (log $build/logs/$h-regressions.log)" >&2
+    grep -E '^(==[0-9]+==ERROR|SUMMARY|Running: )|runtime error' "$build/logs/$h-regressions.log" >&2 || true
+    return 1
+  fi
+}
+
 rc=0
+for h in "${harnesses[@]}"; do replay "$h" || rc=1; done
+((rc == 0)) || exit 1
+
 declare -A pids=()
 for h in "${harnesses[@]}"; do
   echo "fuzz: running $h for ${seconds}s (log $build/logs/$h.log)"
