@@ -85,7 +85,7 @@ extern "C" {
 /* ---- the plugin ABI ------------------------------------------------------ */
 
 #define QKV_ABI_MAJOR 1
-#define QKV_ABI_MINOR 3
+#define QKV_ABI_MINOR 4
 #define QKV_ABI_VERSION (((uint32_t)QKV_ABI_MAJOR << 16) | (uint32_t)QKV_ABI_MINOR)
 #define QKV_ABI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
 #define QKV_ABI_VERSION_MINOR(v) ((uint32_t)(v)&0xffffu)
@@ -175,7 +175,11 @@ struct qkv_kernel {
     const char *op_type;
     int32_t since_version;
     int32_t until_version;
-    int32_t min_inputs, max_inputs;   /* max_inputs -1: variadic */
+    /* The host refuses a node with fewer inputs (trailing omitted ones do not
+     * count) and, since 1.4, one that omits ("") any of its first min_inputs
+     * not in omittable_inputs: those reach the kernel present. max_inputs
+     * -1: variadic. */
+    int32_t min_inputs, max_inputs;
     int32_t min_outputs, max_outputs; /* max_outputs -1: variadic */
     /* Allowed dtypes per input as QKV_DTYPE_BIT masks; input k >= n uses entry
      * n-1; 0 (or n_input_types 0) allows any. Checked by the host. */
@@ -199,6 +203,13 @@ struct qkv_kernel {
      * without init), and prepack may set it. Every context of the session
      * shares the result, so compute only reads it. */
     qkv_status (*prepack)(void **state, const qkv_host_api *host, const qkv_node_ctx *node);
+    /* -- since 1.4 -- */
+    /* Bit k set: input k may be given as "" although it is among the first
+     * min_inputs, i.e. an optional input placed before required ones (Scan-8's
+     * sequence_lens, EmbedLayerNormalization's segment_ids). A descriptor
+     * whose struct_size does not cover this field reads as all bits set: the
+     * host then leaves omitted inputs to the kernel, as before 1.4. */
+    uint64_t omittable_inputs;
 };
 
 /* Attribute types, numbered as ONNX AttributeProto.AttributeType. */

@@ -547,12 +547,6 @@ static void build_args(const attn_attrs *s, qkv_kernel_io *io, const attn_shape 
 static qkv_status attn_prepare(void *state, qkv_kernel_io *io)
 {
     const attn_attrs *s = state;
-    /* infer may run before types are known; by now every present input has
-     * one, so UNDEFINED means given as "" */
-    for (size_t i = IN_Q; i <= IN_V; i++)
-        if (!qkv_present(io, i))
-            return KERR(io, QKV_ERR_INVALID_MODEL, "input %zu '%s' is required but omitted", i,
-                        in_names[i]);
     attn_plan plan;
     qkv_status st = attn_shape_of(s, io, &plan.sh);
     if (st == QKV_OK)

@@ -382,6 +382,8 @@ static const qkv_kernel kernels[] = {
         .since_version = 1,
         .min_inputs = 7,
         .max_inputs = 9,
+        /* segment_ids and segment_embedding are optional among the required */
+        .omittable_inputs = 1u << EM_SEG_IDS | 1u << EM_SEG,
         .min_outputs = 1,
         .max_outputs = 3,
         /* the last entry covers inputs 7 'mask' and 8 'position_ids' */

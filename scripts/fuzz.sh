@@ -23,7 +23,10 @@
 #               written with numpy;
 #   3. runs each harness for SECONDS over build-fuzz/corpus/HARNESS/ (kept
 #      between runs: what libFuzzer found new) and its seeds, with
-#      -rss_limit_mb=2048 -timeout=10. A crash, sanitizer report, leak,
+#      -rss_limit_mb=2048 -timeout=60 (a valid model can take 15 s of CPU
+#      in the instrumented build, e.g. a 3-D ConvTranspose with a
+#      93x3x3 kernel, and more on a loaded machine; a hang still stops it).
+#      A crash, sanitizer report, leak,
 #      timeout or out-of-memory stops that harness; the input is kept in
 #      build-fuzz/crashes/ and the script exits 1. Before that, the inputs
 #      kept in fuzz/regressions/HARNESS-* are replayed once each; one that
@@ -133,7 +136,7 @@ run_one() { # run_one HARNESS: libFuzzer's exit status
   esac
   mkdir -p "$build/corpus/$h"
   "$build/fuzz/$h" "$build/corpus/$h" "$seed_dir" -max_total_time="$seconds" \
-    -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -max_len="$max_len" -rss_limit_mb=2048 -timeout=60 -print_final_stats=1 \
     -artifact_prefix="$build/crashes/$h-" >"$build/logs/$h.log" 2>&1
 }
 

@@ -249,3 +249,16 @@ Test(gemm, refuses_mixed_types)
     check_error(kh_node_create("Gemm", 13, 3, 1), in, QKV_ERR_TYPE,
                 "input 2 'C' is float64 but input 0 'A' is float32: they must match");
 }
+
+/* The host refuses an omitted ("") input among the ones a kernel requires,
+ * before the kernel sees it. */
+Test(gemm, refuses_an_omitted_required_input)
+{
+    float a[4] = {0}, c[2] = {0};
+    qkv_tensor in[3] = {kh_f32(2, (int64_t[]){2, 2}, a), kh_f32(2, (int64_t[]){2, 2}, a),
+                        kh_f32(1, (int64_t[]){2}, c)};
+    kh_node *node = kh_node_create("Gemm", 13, 3, 1);
+    kh_omit_input(node, 1);
+    check_error(node, in, QKV_ERR_INVALID_MODEL,
+                "(Gemm-13): input 1 is omitted, but the first 2 are required");
+}

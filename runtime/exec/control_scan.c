@@ -509,14 +509,17 @@ static qkv_status scan_compute(const void *state, qkv_kernel_io *io)
     return compute_v9(&r);
 }
 
-#define KERNEL(since, until)                                                                       \
+/* Scan-8's first input, sequence_lens, may be omitted ("") before the
+ * required ones; Scan-9 and later have no such input. */
+#define KERNEL(since, until, omittable)                                                            \
     {                                                                                              \
         .struct_size = sizeof(qkv_kernel), .abi_version = QKV_ABI_VERSION, .domain = "",           \
         .op_type = "Scan", .since_version = since, .until_version = until, .min_inputs = 1,        \
         .max_inputs = -1, .min_outputs = 0, .max_outputs = -1, .init = scan_init,                  \
-        .infer = scan_infer, .compute = scan_compute, .destroy = scan_destroy                      \
+        .infer = scan_infer, .compute = scan_compute, .destroy = scan_destroy,                     \
+        .omittable_inputs = omittable                                                              \
     }
 
 const qkv_kernel qkv_cf_scan_kernels[QKV_CF_VERSIONS] = {
-    KERNEL(8, 8), KERNEL(9, 10), KERNEL(11, 15), KERNEL(16, 18), KERNEL(19, 0),
+    KERNEL(8, 8, 1), KERNEL(9, 10, 0), KERNEL(11, 15, 0), KERNEL(16, 18, 0), KERNEL(19, 0, 0),
 };

@@ -58,6 +58,13 @@ qkv_status qkv_kernel_check_io(const qkv_kernel *k, const qkv_ir_node *node,
     if ((int64_t)n_out < k->min_outputs || (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs))
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu outputs, expected %d to %d",
                              what, n_out, k->min_outputs, k->max_outputs);
+    /* An input given as "" is omitted; the first min_inputs are the ones the
+     * kernel cannot do without, unless it says an input among them may be. */
+    for (size_t i = 0; i < n_in && (int64_t)i < k->min_inputs; i++)
+        if (node->inputs[i] < 0 && (i >= 64 || !(k->omittable_inputs >> i & 1)))
+            return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                                 "%s: input %zu is omitted, but the first %d are required", what, i,
+                                 k->min_inputs);
     for (size_t i = 0; i < n_in; i++) {
         uint64_t mask = input_mask(k, i);
         qkv_dtype t = inputs[i].dtype;

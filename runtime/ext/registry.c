@@ -155,6 +155,8 @@ qkv_status qkv_registry_add_to(qkv_registry *reg, size_t backend, const qkv_kern
     /* Copy only what the registrant's struct_size covers; newer fields the
      * host does not know are ignored, older plugins' missing ones read 0. */
     memcpy(&e.kernel, k, k->struct_size < sizeof e.kernel ? k->struct_size : sizeof e.kernel);
+    if (k->struct_size < offsetof(qkv_kernel, omittable_inputs) + sizeof k->omittable_inputs)
+        e.kernel.omittable_inputs = ~(uint64_t)0; /* before 1.4: the kernel checks omissions */
     e.domain = qkv_strdup(domain);
     e.op_type = qkv_strdup(k->op_type);
     e.origin = qkv_strdup(origin);
