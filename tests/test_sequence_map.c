@@ -98,8 +98,7 @@ static void assert_sequence_out(run *r, size_t k, qkv_dtype elem, const char *mo
     qkv_value v = {.struct_size = sizeof v};
     cr_assert_eq(qkv_context_output_value(r->c, k, &v), QKV_OK);
     cr_assert_eq(v.kind, QKV_KIND_SEQUENCE, "output %zu: kind %d", k, v.kind);
-    cr_assert_eq(v.elem_dtype, elem, "output %zu: elements %d, expected %d", k, v.elem_dtype,
-                 elem);
+    cr_assert_eq(v.elem_dtype, elem, "output %zu: elements %d, expected %d", k, v.elem_dtype, elem);
     cr_assert_eq(v.count, n, "output %zu: %zu elements, expected %zu", k, v.count, n);
     for (size_t i = 0; i < n; i++) {
         char rel[256];

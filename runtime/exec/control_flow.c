@@ -11,9 +11,9 @@
 const qkv_kernel *const *qkv_control_flow_kernels(size_t *count)
 {
 #define VERSIONS(k) &k[0], &k[1], &k[2], &k[3], &k[4]
-    static const qkv_kernel *const all[] = {
-        VERSIONS(qkv_cf_if_kernels), VERSIONS(qkv_cf_loop_kernels), VERSIONS(qkv_cf_scan_kernels),
-        &qkv_cf_seqmap_kernel};
+    static const qkv_kernel *const all[] = {VERSIONS(qkv_cf_if_kernels),
+                                            VERSIONS(qkv_cf_loop_kernels),
+                                            VERSIONS(qkv_cf_scan_kernels), &qkv_cf_seqmap_kernel};
 #undef VERSIONS
     *count = sizeof all / sizeof all[0];
     return all;

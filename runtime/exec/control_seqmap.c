@@ -167,8 +167,8 @@ static qkv_status seqmap_compute(const void *state, qkv_kernel_io *io)
     qkv_status s = common_length(io, st->n_in, &len);
     void *work = NULL;
     if (s == QKV_OK)
-        s = qkv_body_work(qkv_cf_host(io), st->body, SLOT_TENSORS,
-                          st->n_in * sizeof(qkv_tensor), &work);
+        s = qkv_body_work(qkv_cf_host(io), st->body, SLOT_TENSORS, st->n_in * sizeof(qkv_tensor),
+                          &work);
     if (s != QKV_OK)
         return s;
     qkv_tensor *in = work; /* (n_in) the body's inputs of this iteration */
