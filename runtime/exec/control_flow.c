@@ -1,5 +1,5 @@
 /*
- * control_flow.c - what If, Loop and Scan share (control_flow.h).
+ * control_flow.c - what If, Loop, Scan and SequenceMap share (control_flow.h).
  */
 #include "control_flow.h"
 
@@ -11,8 +11,9 @@
 const qkv_kernel *const *qkv_control_flow_kernels(size_t *count)
 {
 #define VERSIONS(k) &k[0], &k[1], &k[2], &k[3], &k[4]
-    static const qkv_kernel *const all[] = {
-        VERSIONS(qkv_cf_if_kernels), VERSIONS(qkv_cf_loop_kernels), VERSIONS(qkv_cf_scan_kernels)};
+    static const qkv_kernel *const all[] = {VERSIONS(qkv_cf_if_kernels),
+                                            VERSIONS(qkv_cf_loop_kernels),
+                                            VERSIONS(qkv_cf_scan_kernels), &qkv_cf_seqmap_kernel};
 #undef VERSIONS
     *count = sizeof all / sizeof all[0];
     return all;

@@ -1,5 +1,6 @@
 /*
- * control_flow.h - If, Loop and Scan: the kernels that run subgraphs.
+ * control_flow.h - If, Loop, Scan and SequenceMap: the kernels that run
+ * subgraphs.
  *
  * They use the kernel descriptor like every op (so arity and type checks,
  * inference, planning and steps treat them as any node) but live in the
@@ -25,7 +26,8 @@
 #include "kernel_host.h"
 #include "qkv_plugin.h"
 
-/* The If, Loop and Scan kernels (*count pointers), for the "cpu" backend. */
+/* The If, Loop, Scan and SequenceMap kernels (*count pointers), for the
+ * "cpu" backend. */
 const qkv_kernel *const *qkv_control_flow_kernels(size_t *count);
 
 /* The descriptors (control_if.c, control_loop.c, control_scan.c), one per
@@ -35,6 +37,8 @@ const qkv_kernel *const *qkv_control_flow_kernels(size_t *count);
 extern const qkv_kernel qkv_cf_if_kernels[QKV_CF_VERSIONS];
 extern const qkv_kernel qkv_cf_loop_kernels[QKV_CF_VERSIONS];
 extern const qkv_kernel qkv_cf_scan_kernels[QKV_CF_VERSIONS];
+/* SequenceMap-17 (control_seqmap.c). */
+extern const qkv_kernel qkv_cf_seqmap_kernel;
 
 /* ---- what the three share (control_flow.c) ------------------------------ */
 

@@ -154,7 +154,9 @@ static qkv_status check_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
 
 /* Only tensors cross a subgraph's boundary (exec/frame.h qkv_body_run): a
  * control-flow node with a sequence or optional input (explicit or read by
- * a body) or output is refused before it runs. */
+ * a body) or output is refused before it runs, unless its kernel takes
+ * such values itself (QKV_KERNEL_VALUES: SequenceMap hands its body
+ * tensors). */
 static qkv_status check_subgraph_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
                                        const qkv_type_kind *in_kinds,
                                        const qkv_type_kind *out_kinds, qkv_error *err)
@@ -203,7 +205,7 @@ qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
         if (st != QKV_OK)
             break;
         qkv_node_kinds(g, n, in_kinds, out_kinds);
-        if (qkv_node_has_subgraphs(n) &&
+        if (qkv_node_has_subgraphs(n) && !(k->flags & QKV_KERNEL_VALUES) &&
             (st = check_subgraph_kinds(g, n, in_kinds, out_kinds, err)) != QKV_OK)
             break;
         /* a kernel that makes sequences or optionals starts from the declared
