@@ -94,23 +94,23 @@ static qkv_status carried_kind(qkv_kernel_io *io, const loop_state *st, size_t k
     qkv_type_kind last = qkv_cf_body_output_kind(b, 1 + k);
     if (!qkv_kind_converts(init, in->type_kind))
         return io->host->error(io->host_ctx, QKV_ERR_TYPE,
-                               "loop-carried value %zu: the body's input %zu '%s' is a %s, the "
+                               "loop-carried value %zu: the body '%s' input %zu '%s' is a %s, the "
                                "node gives it a %s",
-                               k, 2 + k, in->name, qkv_kind_name(in->type_kind),
+                               k, b->name, 2 + k, in->name, qkv_kind_name(in->type_kind),
                                qkv_kind_name(init));
     if (!qkv_kind_converts(last, in->type_kind))
         return io->host->error(io->host_ctx, QKV_ERR_TYPE,
-                               "loop-carried value %zu: the body's output %zu '%s' is a %s, its "
+                               "loop-carried value %zu: the body '%s' output %zu '%s' is a %s, its "
                                "input %zu '%s' is a %s",
-                               k, 1 + k, b->values[b->outputs[1 + k]].name, qkv_kind_name(last),
-                               2 + k, in->name, qkv_kind_name(in->type_kind));
+                               k, b->name, 1 + k, b->values[b->outputs[1 + k]].name,
+                               qkv_kind_name(last), 2 + k, in->name, qkv_kind_name(in->type_kind));
     qkv_dtype given = io->inputs[2 + k].dtype;
     if (init != QKV_KIND_TENSOR && given != QKV_DTYPE_UNDEFINED &&
         in->dtype != QKV_DTYPE_UNDEFINED && given != in->dtype)
         return io->host->error(io->host_ctx, QKV_ERR_TYPE,
-                               "loop-carried value %zu: the body's input %zu '%s' holds %s, the "
+                               "loop-carried value %zu: the body '%s' input %zu '%s' holds %s, the "
                                "node gives it %s",
-                               k, 2 + k, in->name, qkv_dtype_name(in->dtype),
+                               k, b->name, 2 + k, in->name, qkv_dtype_name(in->dtype),
                                qkv_dtype_name(given));
     if (io->output_kinds)
         io->output_kinds[k] = last;
