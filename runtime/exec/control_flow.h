@@ -102,7 +102,8 @@ qkv_type_kind qkv_cf_body_output_kind(const qkv_ir_graph *body, size_t k);
  * a tensor output as qkv_cf_set_output (the element of an optional
  * tensor), a sequence or optional output through its box. With `move`, a
  * box that is not borrowed gives up its contents (qkv_box_move: no copy,
- * no allocation); otherwise they are copied. Errors name output k:
+ * no allocation); otherwise they are copied. An output the node omits
+ * (an empty name) is left alone. Errors name output k:
  * QKV_ERR_TYPE for a kind or element type the output cannot take,
  * QKV_ERR_INVALID_ARGUMENT for an empty optional where the output is not
  * an optional, and qkv_cf_set_output's.

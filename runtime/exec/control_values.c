@@ -54,6 +54,9 @@ static qkv_status set_unwrapped(qkv_kernel_io *io, size_t k, const qkv_box *src)
 qkv_status qkv_cf_set_value(qkv_kernel_io *io, size_t k, const qkv_tensor *src,
                             qkv_type_kind from, bool move)
 {
+    const qkv_host_ctx *h = qkv_cf_host(io);
+    if (k < h->node->n_outputs && h->node->outputs[k] < 0)
+        return QKV_OK; /* the node omits this output */
     qkv_type_kind to = qkv_cf_output_kind(io, k);
     if (!qkv_kind_converts(from, to))
         return io->host->error(io->host_ctx, QKV_ERR_TYPE,
@@ -62,7 +65,6 @@ qkv_status qkv_cf_set_value(qkv_kernel_io *io, size_t k, const qkv_tensor *src,
     if (to == QKV_KIND_TENSOR)
         return from == QKV_KIND_TENSOR ? qkv_cf_set_output(io, k, src)
                                        : set_unwrapped(io, k, src->data);
-    const qkv_host_ctx *h = qkv_cf_host(io);
     qkv_box *dst = h->out_boxes ? h->out_boxes[k] : NULL;
     if (!dst)
         return io->host->error(io->host_ctx, QKV_ERR_INTERNAL, "output %zu has no box", k);
