@@ -6,7 +6,8 @@
  * Loop-carried values in and out, outer-scope reads by If, Loop and Scan
  * bodies, a sequence graph input passed through a body), an empty
  * sequence, an empty optional, an optional sequence becoming a sequence,
- * a Loop accumulating a sequence, and every error with its message.
+ * a Loop accumulating a sequence, Optional's TYPE_PROTO attribute, and
+ * every error with its message.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -284,6 +285,46 @@ Test(control_flow_seq, loop_body_reads_the_main_graphs_sequence, .init = make_in
     close_model(&r);
 }
 
+static qkv_status run_opt_tensor_loop(run *r, int64_t m, qkv_tensor *x)
+{
+    qkv_tensor mt = tensor(QKV_DTYPE_INT64, 0, NULL, &m);
+    qkv_value in[] = {as_value(QKV_KIND_TENSOR, &mt, 1, 1),
+                      as_value(QKV_KIND_OPTIONAL, x, x ? 1 : 0, x != NULL)};
+    return qkv_run_values(r->c, in, 2, &r->err);
+}
+
+Test(control_flow_seq, loop_carries_an_optional_tensor_into_a_tensor)
+{
+    run r;
+    open_model(&r, "loop_opt_tensor");
+    const int64_t d2[] = {2};
+    qkv_tensor x = tensor(QKV_DTYPE_FLOAT, 1, d2, x2);
+    /* iteration 0 unwraps the optional; then the tensor is wrapped for the body */
+    cr_assert_eq(run_opt_tensor_loop(&r, 3, &x), QKV_OK, "%s", r.err.message);
+    assert_tensor_out(&r, 0, "loop_opt_tensor", "m3");
+    assert_error(run_opt_tensor_loop(&r, 0, NULL), QKV_ERR_INVALID_ARGUMENT, &r.err,
+                 "'opt_tensor_loop'", "output 0 is a tensor, its value is an empty optional");
+    assert_error(run_opt_tensor_loop(&r, 2, NULL), QKV_ERR_INVALID_ARGUMENT, &r.err, "'get'",
+                 "input 0 is an empty optional");
+    cr_assert_eq(run_opt_tensor_loop(&r, 3, &x), QKV_OK, "%s", r.err.message);
+    assert_tensor_out(&r, 0, "loop_opt_tensor", "m3");
+    close_model(&r);
+}
+
+Test(control_flow_seq_errors, loop_sequence_elements_of_another_type_at_run_time)
+{
+    run r;
+    open_model(&r, "loop_elem_dtype");
+    int64_t m = 1;
+    const int64_t d2[] = {2};
+    qkv_tensor mt = tensor(QKV_DTYPE_INT64, 0, NULL, &m), e = tensor(QKV_DTYPE_FLOAT, 1, d2, x2);
+    qkv_value in[] = {as_value(QKV_KIND_TENSOR, &mt, 1, 1), as_value(QKV_KIND_SEQUENCE, &e, 1, 1)};
+    assert_error(qkv_run_values(r.c, in, 2, &r.err), QKV_ERR_TYPE, &r.err, "'any_loop'",
+                 "subgraph 'loop_body': input 2 's_in' holds int64 elements, the node gives "
+                 "float32");
+    close_model(&r);
+}
+
 /* ---- Scan ------------------------------------------------------------------------ */
 
 Test(control_flow_seq, scan_body_reads_the_main_graphs_sequence, .init = make_inputs)
@@ -343,4 +384,22 @@ Test(control_flow_seq_errors, scan_state_declared_a_sequence)
     expect_create_error("scan_seq_state", QKV_ERR_TYPE, "'seq_scan'",
                         "the body's input 0 'st_in' is a sequence; Scan's states and scanned "
                         "values are tensors");
+}
+
+Test(control_flow_seq_errors, optional_type_attribute_of_a_map)
+{
+    expect_create_error("optional_type_map", QKV_ERR_UNSUPPORTED, "'opt_node'",
+                        "attribute 'type': only tensor, sequence and optional types are supported");
+}
+
+Test(control_flow_seq_errors, optional_type_attribute_of_an_optional)
+{
+    expect_create_error("optional_type_optional", QKV_ERR_UNSUPPORTED, "'opt_node'",
+                        "attribute 'type' must be a tensor or a sequence type");
+}
+
+Test(control_flow_seq_errors, optional_type_attribute_without_a_type)
+{
+    expect_create_error("optional_type_missing", QKV_ERR_INVALID_MODEL, "'opt_node'",
+                        "attribute 'type': the type is missing");
 }

@@ -47,7 +47,7 @@ static qkv_status set_unwrapped(qkv_kernel_io *io, size_t k, const qkv_box *src)
 {
     if (!src->has_element || src->n != 1)
         return io->host->error(io->host_ctx, QKV_ERR_INVALID_ARGUMENT,
-                               "output %zu is a tensor, the subgraph gives an empty optional", k);
+                               "output %zu is a tensor, its value is an empty optional", k);
     return qkv_cf_set_output(io, k, &src->items[0]);
 }
 

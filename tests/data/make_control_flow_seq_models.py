@@ -24,8 +24,12 @@ empty optional has no file (the test checks the count).
   scan_outer_seq Scan-16 whose body adds SequenceAt(s, 0) to its state
   loop_unwrap   Loop carrying an optional sequence into a body input declared
                 a sequence: runs with an element, fails with None
+  loop_opt_tensor an optional tensor carried into a tensor (and back into the
+                body's optional input)
   errors        loop_kind_mismatch, loop_body_kind, if_kind_mismatch,
-                loop_seq_dtype, scan_seq_state
+                loop_seq_dtype, scan_seq_state, loop_elem_dtype (at run time),
+                optional_type_map, optional_type_optional, optional_type_missing
+                (Optional's TYPE_PROTO attribute)
 """
 import os
 import sys
@@ -200,6 +204,50 @@ def loop_models():
     expect("loop_unwrap", "m2", 0, [W32[0], X2, X2])
 
 
+def more_loop_models():
+    # an optional tensor carried into a tensor: the body unwraps it; iteration 1 on,
+    # the body's tensor output is wrapped back into its optional input
+    body = helper.make_graph(
+        [node("Identity", ["c_in"], ["c_out"], "keep"),
+         node("OptionalGetElement", ["o_in"], ["v"], "get"),
+         node("Neg", ["v"], ["v_out"], "neg")],
+        "loop_body", [t_info("i", I64, []), t_info("c_in", BOOL, []), opt_info("o_in")],
+        [t_info("c_out", BOOL, []), t_info("v_out", F, [2])])
+    save(helper.make_graph([node("Loop", ["m", "", "o"], ["v"], "opt_tensor_loop", body=body)],
+                           "loop_opt_tensor", [t_info("m", I64, []), opt_info("o")],
+                           [t_info("v", F, None)]), "loop_opt_tensor")
+    expect("loop_opt_tensor", "m3", 0, -X2)
+
+    # a sequence graph input of no declared element type, carried into a body
+    # that declares int64 elements: checked when the elements arrive
+    body = helper.make_graph(
+        [node("Identity", ["c_in"], ["c_out"], "keep"),
+         node("Identity", ["s_in"], ["s_out"], "same")],
+        "loop_body", [t_info("i", I64, []), t_info("c_in", BOOL, []), seq_info("s_in", I64)],
+        [t_info("c_out", BOOL, []), seq_info("s_out", I64)])
+    save(helper.make_graph([node("Loop", ["m", "", "s"], ["s_fin"], "any_loop", body=body)],
+                           "loop_elem_dtype", [t_info("m", I64, []),
+                                               seq_info("s", TensorProto.UNDEFINED)],
+                           [seq_info("s_fin", I64)]), "loop_elem_dtype")
+
+
+def type_attr_models():
+    """Optional's TYPE_PROTO attribute: a map type, an optional type, none at all."""
+    def opt_model(name, attr):
+        n = node("Optional", [], ["o"], "opt_node")
+        n.attribute.append(attr)
+        save(helper.make_graph([n, node("OptionalHasElement", ["o"], ["has"], "has")], name, [],
+                               [t_info("has", BOOL, [])]), name)
+    map_type = onnx.TypeProto()
+    map_type.map_type.key_type = TensorProto.INT64
+    map_type.map_type.value_type.CopyFrom(helper.make_tensor_type_proto(F, None))
+    opt_model("optional_type_map", helper.make_attribute("type", map_type))
+    opt_model("optional_type_optional", helper.make_attribute(
+        "type", helper.make_optional_type_proto(helper.make_tensor_type_proto(F, None))))
+    opt_model("optional_type_missing", onnx.AttributeProto(name="type",
+                                                           type=onnx.AttributeProto.TYPE_PROTO))
+
+
 def scan_models():
     body = helper.make_graph(
         [const("zero", np.int64(0)),
@@ -275,8 +323,10 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     if_models()
     loop_models()
+    more_loop_models()
     scan_models()
     error_models()
+    type_attr_models()
 
 
 if __name__ == "__main__":
