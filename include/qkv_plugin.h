@@ -290,8 +290,11 @@ struct qkv_host_api {
     qkv_status (*attr_float)(const qkv_node_ctx *node, const char *name, float dflt, float *out);
     qkv_status (*attr_string)(const qkv_node_ctx *node, const char *name, const char *dflt,
                               const char **out);
+    /* absent: *out NULL, *n 0. Since 1.4 a TYPE_PROTO attribute (Optional's
+     * `type`) reads as two ints: its qkv_type_kind and its element
+     * qkv_dtype (UNDEFINED when not given); an older host answers QKV_ERR_TYPE. */
     qkv_status (*attr_ints)(const qkv_node_ctx *node, const char *name, const int64_t **out,
-                            size_t *n); /* absent: *out NULL, *n 0 */
+                            size_t *n);
     qkv_status (*attr_floats)(const qkv_node_ctx *node, const char *name, const float **out,
                               size_t *n);
     qkv_status (*attr_strings)(const qkv_node_ctx *node, const char *name, const char *const **out,

@@ -3,13 +3,14 @@
  * and 18).
  *
  * Optional wraps a tensor or a sequence; with no input it makes an empty
- * optional of the kind and element type the model declares for its output
- * (qkv does not read the `type` attribute: the declared output type says
- * the same). OptionalHasElement-18 also takes a tensor or a sequence (true)
+ * optional of the type its `type` attribute gives (a TYPE_PROTO, which the
+ * host reads as {kind, element dtype}: qkv_plugin.h attr_ints), else of
+ * the kind and element type the model declares for its output. OptionalHasElement-18 also takes a tensor or a sequence (true)
  * and an omitted input (false); OptionalGetElement-18 also takes a tensor
  * or a sequence and returns it. Getting the element of an empty optional is
  * QKV_ERR_INVALID_ARGUMENT. An optional of an optional is not supported.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "value_io.h"
@@ -24,9 +25,43 @@ static qkv_status opt_init(const qkv_kernel *kernel, const qkv_host_api *host,
 
 /* ---- Optional ------------------------------------------------------------------ */
 
+/* Optional's `type` attribute: the element's kind and type. */
+typedef struct optional_attrs {
+    bool given;
+    qkv_type_kind kind; /* a tensor or a sequence */
+    qkv_dtype dtype;
+} optional_attrs;
+
+static qkv_status optional_init(const qkv_kernel *kernel, const qkv_host_api *host,
+                                const qkv_node_ctx *node, void **state)
+{
+    qkv_status st = opt_init(kernel, host, node, state);
+    const int64_t *type = NULL;
+    size_t n = 0;
+    if (st != QKV_OK || host->attr_type(node, "type") == QKV_ATTR_UNDEFINED)
+        return st;
+    if ((st = host->attr_ints(node, "type", &type, &n)) != QKV_OK)
+        return st;
+    if (n != 2 || (type[0] != QKV_KIND_TENSOR && type[0] != QKV_KIND_SEQUENCE) || type[1] < 0 ||
+        type[1] >= QKV_DTYPE_COUNT)
+        return host->node_error(node, QKV_ERR_UNSUPPORTED,
+                                "attribute 'type' must be a tensor or a sequence type (an "
+                                "optional of an optional is not supported)");
+    optional_attrs *a = malloc(sizeof *a);
+    if (!a)
+        return host->node_error(node, QKV_ERR_OUT_OF_MEMORY, "out of memory");
+    *a = (optional_attrs){.given = true, .kind = (qkv_type_kind)type[0], .dtype = (qkv_dtype)type[1]};
+    *state = a;
+    return QKV_OK;
+}
+
+static void optional_destroy(void *state) { free(state); }
+
 static qkv_status optional_infer(void *state, qkv_kernel_io *io)
 {
-    (void)state;
+    const optional_attrs *a = state;
+    if (!qkv_value_present(io, 0) && a)
+        return qkv_set_output_value(io, 0, QKV_KIND_OPTIONAL | a->kind, a->dtype);
     if (!qkv_value_present(io, 0)) {
         qkv_type_kind declared = qkv_output_kind(io, 0);
         return qkv_set_output_value(io, 0,
@@ -173,7 +208,10 @@ static qkv_status get_compute(const void *state, qkv_kernel_io *io)
     }
 
 static const qkv_kernel kernels[] = {
-    OPT_KERNEL("Optional", 15, 0, 0, optional_infer, optional_compute),
+    {QKV_KERNEL_V1, .domain = "", .op_type = "Optional", .since_version = 15, .until_version = 0,
+     .min_inputs = 0, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+     .flags = QKV_KERNEL_VALUES, .init = optional_init, .infer = optional_infer,
+     .compute = optional_compute, .destroy = optional_destroy},
     OPT_KERNEL("OptionalHasElement", 15, 17, 1, has15_infer, has_compute),
     OPT_KERNEL("OptionalHasElement", 18, 0, 0, has_infer, has_compute),
     OPT_KERNEL("OptionalGetElement", 15, 0, 1, get_infer, get_compute),

@@ -330,18 +330,6 @@ Test(control_flow_errors, error_in_the_middle_of_a_loop_leaves_the_context_usabl
     qkv_session_destroy(s);
 }
 
-Test(control_flow_errors, sequence_carried_by_a_loop_is_unsupported)
-{
-    expect_create_error("loop_seq_carried", QKV_ERR_UNSUPPORTED, "'seq_loop'",
-                        "input 's0' is a sequence; sequences and optionals are not supported "
-                        "across a subgraph's boundary");
-}
-
-Test(control_flow_errors, sequence_out_of_an_if_is_unsupported)
-{
-    expect_create_error("if_seq_out", QKV_ERR_UNSUPPORTED, "'seq_if'", "output 'y' is a sequence");
-}
-
 Test(control_flow_errors, nesting_deeper_than_the_loader_allows)
 {
     expect_create_error("nest40", QKV_ERR_UNSUPPORTED, "nested more than", "levels deep");

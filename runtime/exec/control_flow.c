@@ -95,11 +95,13 @@ qkv_status qkv_cf_bool_scalar(qkv_kernel_io *io, const qkv_tensor *t, const char
 }
 
 qkv_status qkv_cf_carry(qkv_kernel_io *io, const qkv_ir_graph *body, size_t base, int parity,
-                        const qkv_tensor *src, const qkv_dtype *dtypes, size_t n, qkv_tensor *vals,
-                        const char *what)
+                        const qkv_tensor *src, const qkv_dtype *dtypes, const qkv_type_kind *kinds,
+                        size_t n, qkv_tensor *vals, const char *what)
 {
     size_t total = 0;
     for (size_t k = 0; k < n; k++) {
+        if (kinds && kinds[k] != QKV_KIND_TENSOR)
+            continue; /* in a box: qkv_cf_carry_value */
         if (dtypes && dtypes[k] != QKV_DTYPE_UNDEFINED && src[k].dtype != dtypes[k])
             return io->host->error(io->host_ctx, QKV_ERR_TYPE, "%s %zu is %s, expected %s", what, k,
                                    qkv_dtype_name(src[k].dtype), qkv_dtype_name(dtypes[k]));
@@ -117,6 +119,8 @@ qkv_status qkv_cf_carry(qkv_kernel_io *io, const qkv_ir_graph *body, size_t base
         return st;
     unsigned char *p = block;
     for (size_t k = 0; k < n; k++) {
+        if (kinds && kinds[k] != QKV_KIND_TENSOR)
+            continue;
         size_t bytes = qkv_cf_bytes(&src[k]);
         vals[k] = src[k];
         vals[k].data = p;

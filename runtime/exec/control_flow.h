@@ -74,12 +74,57 @@ qkv_host_ctx *qkv_cf_host(qkv_kernel_io *io);
  * base + 1, alternating with `parity`), 64-byte aligned each, and
  * vals[0..n) are pointed at the copies. dtypes[k] (when not UNDEFINED) is the
  * type value k must keep: another is QKV_ERR_TYPE naming `what` and k.
+ * kinds[k] (NULL: all tensors) other than QKV_KIND_TENSOR skips value k:
+ * a sequence or optional is carried by qkv_cf_carry_value.
  */
 qkv_status qkv_cf_carry(qkv_kernel_io *io, const qkv_ir_graph *body, size_t base, int parity,
-                        const qkv_tensor *src, const qkv_dtype *dtypes, size_t n, qkv_tensor *vals,
-                        const char *what);
+                        const qkv_tensor *src, const qkv_dtype *dtypes, const qkv_type_kind *kinds,
+                        size_t n, qkv_tensor *vals, const char *what);
 
 /* The bytes of t's elements (0 for an unknown shape). */
 size_t qkv_cf_bytes(const qkv_tensor *t);
+
+/* ---- sequences and optionals leaving a subgraph (control_values.c) ------- */
+
+/* The kind of input k of io (a tensor when the host gives no kinds). */
+qkv_type_kind qkv_cf_input_kind(const qkv_kernel_io *io, size_t k);
+
+/* The kind of output k of io (a tensor when the host gives no kinds). */
+qkv_type_kind qkv_cf_output_kind(const qkv_kernel_io *io, size_t k);
+
+/* True when no output after k (of n) is the same value as outs[k]: a
+ * sequence or optional given twice is copied at its first uses and moved
+ * at its last. */
+bool qkv_cf_last_use(const qkv_tensor *outs, size_t k, size_t n);
+
+/* The kind of `body`'s output k. */
+qkv_type_kind qkv_cf_body_output_kind(const qkv_ir_graph *body, size_t k);
+
+/*
+ * Output k of io gets src, a value of kind `from` (a tensor, or the box in
+ * src->data of a sequence or optional, as qkv_body_run_values gives them):
+ * a tensor output as qkv_cf_set_output (the element of an optional
+ * tensor), a sequence or optional output through its box. With `move`, a
+ * box that is not borrowed gives up its contents (qkv_box_move: no copy,
+ * no allocation); otherwise they are copied. An output the node omits
+ * (an empty name) is left alone. Errors name output k:
+ * QKV_ERR_TYPE for a kind or element type the output cannot take,
+ * QKV_ERR_INVALID_ARGUMENT for an empty optional where the output is not
+ * an optional, and qkv_cf_set_output's.
+ */
+qkv_status qkv_cf_set_value(qkv_kernel_io *io, size_t k, const qkv_tensor *src,
+                            qkv_type_kind from, bool move);
+
+/*
+ * Loop-carried sequence or optional: dst (a box of qkv_body_boxes, given
+ * the kind and element type of the body's output) takes the body output
+ * src of that kind (its box in src->data), moved when `move`, and *val
+ * becomes the tensor that stands for it as the next iteration's input
+ * (element type, rank -1, data dst). Errors as qkv_box_take, naming `what`
+ * and k.
+ */
+qkv_status qkv_cf_carry_value(qkv_kernel_io *io, struct qkv_box *dst, qkv_type_kind kind,
+                              qkv_dtype elem, const qkv_tensor *src, bool move, qkv_tensor *val,
+                              const char *what, size_t k);
 
 #endif /* QKV_CONTROL_FLOW_H */

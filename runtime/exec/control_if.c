@@ -5,13 +5,19 @@
  * The branches take no inputs and read what they need from enclosing
  * graphs. Their outputs may differ in shape (not in type): the node's
  * output shape is static only where both branches agree, else the node is
- * dynamic and compute gives each output the taken branch's shape. Sequence
- * and optional outputs (If-16's wider types) are not supported.
+ * dynamic and compute gives each output the taken branch's shape.
+ *
+ * Sequence and optional outputs (If-13's sequences, If-16's optionals):
+ * the branches may give the same kind, or one the optional of the other's
+ * (then the output is that optional). The taken branch's value moves from
+ * its frame into the node's output (control_values.c); branches read
+ * enclosing sequences and optionals without a copy (frame.h).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "control_flow.h"
+#include "value_store.h"
 
 typedef struct if_state {
     const qkv_ir_graph *branch[2]; /* else, then */
@@ -57,6 +63,22 @@ static int known_branch(const qkv_tensor *cond)
     return *(const unsigned char *)cond->data != 0;
 }
 
+/* The kind of output k: the branches' kind, or the optional one when one
+ * branch gives the optional of the other's kind. */
+static qkv_status output_kind(qkv_kernel_io *io, const if_state *st, size_t k, qkv_type_kind *out)
+{
+    qkv_type_kind then_kind = qkv_cf_body_output_kind(st->branch[1], k);
+    qkv_type_kind else_kind = qkv_cf_body_output_kind(st->branch[0], k);
+    *out = then_kind | else_kind;
+    if (!qkv_kind_converts(then_kind, else_kind))
+        return io->host->error(io->host_ctx, QKV_ERR_TYPE,
+                               "output %zu: then_branch gives a %s, else_branch gives a %s", k,
+                               qkv_kind_name(then_kind), qkv_kind_name(else_kind));
+    if (io->output_kinds)
+        io->output_kinds[k] = *out;
+    return QKV_OK;
+}
+
 static qkv_status if_infer(void *state, qkv_kernel_io *io)
 {
     const if_state *st = state;
@@ -71,6 +93,10 @@ static qkv_status if_infer(void *state, qkv_kernel_io *io)
                                    (long long)cond->dims[d]);
     int taken = known_branch(cond);
     for (size_t k = 0; k < io->n_outputs; k++) {
+        qkv_type_kind kind;
+        qkv_status s = output_kind(io, st, k, &kind);
+        if (s != QKV_OK)
+            return s;
         qkv_tensor t[2];
         for (int b = 0; b < 2; b++)
             qkv_cf_static_type(st->branch[b], st->branch[b]->outputs[k], &t[b]);
@@ -81,7 +107,9 @@ static qkv_status if_infer(void *state, qkv_kernel_io *io)
                                    qkv_dtype_name(t[1].dtype), qkv_dtype_name(t[0].dtype));
         qkv_tensor *o = &io->outputs[k];
         o->dtype = t[1].dtype != QKV_DTYPE_UNDEFINED ? t[1].dtype : t[0].dtype;
-        if (taken >= 0) {
+        if (kind != QKV_KIND_TENSOR) {
+            o->rank = -1; /* the element type only */
+        } else if (taken >= 0) {
             o->rank = t[taken].rank;
             memcpy(o->dims, t[taken].dims, sizeof o->dims);
         } else {
@@ -104,12 +132,14 @@ static qkv_status if_compute(const void *state, qkv_kernel_io *io)
     for (size_t k = 0; k < io->n_outputs && s == QKV_OK; k++) {
         const qkv_ir_graph *other = st->branch[!cond];
         qkv_dtype want = other->values[other->outputs[k]].dtype;
-        if (want != QKV_DTYPE_UNDEFINED && outs[k].dtype != want)
+        if (want != QKV_DTYPE_UNDEFINED && outs[k].dtype != QKV_DTYPE_UNDEFINED &&
+            outs[k].dtype != want)
             return io->host->error(
                 io->host_ctx, QKV_ERR_TYPE, "output %zu: %s gives %s, %s gives %s", k,
                 cond ? "then_branch" : "else_branch", qkv_dtype_name(outs[k].dtype),
                 cond ? "else_branch" : "then_branch", qkv_dtype_name(want));
-        s = qkv_cf_set_output(io, k, &outs[k]);
+        s = qkv_cf_set_value(io, k, &outs[k], qkv_cf_body_output_kind(g, k),
+                             qkv_cf_last_use(outs, k, io->n_outputs));
     }
     return s;
 }
@@ -120,8 +150,8 @@ static void if_destroy(void *state) { free(state); }
     {                                                                                              \
         .struct_size = sizeof(qkv_kernel), .abi_version = QKV_ABI_VERSION, .domain = "",           \
         .op_type = "If", .since_version = since, .until_version = until, .min_inputs = 1,          \
-        .max_inputs = 1, .min_outputs = 0, .max_outputs = -1, .init = if_init, .infer = if_infer,  \
-        .compute = if_compute, .destroy = if_destroy                                               \
+        .max_inputs = 1, .min_outputs = 0, .max_outputs = -1, .flags = QKV_KERNEL_VALUES,          \
+        .init = if_init, .infer = if_infer, .compute = if_compute, .destroy = if_destroy           \
     }
 
 const qkv_kernel qkv_cf_if_kernels[QKV_CF_VERSIONS] = {

@@ -17,7 +17,9 @@
  *
  * Deviations: scan outputs must keep their shape across iterations; with
  * zero iterations a scan output's unknown body dims read as 0. Strings are
- * not supported. Memory: as Loop (control_loop.c), plus one work buffer per
+ * not supported. States, scan inputs and scan outputs are tensors, as the
+ * spec says; the body may read enclosing sequences and optionals
+ * (frame.h). Memory: as Loop (control_loop.c), plus one work buffer per
  * scan input scanned along an axis other than the first (the element is
  * gathered there).
  */
@@ -27,6 +29,7 @@
 
 #include "control_flow.h"
 #include "size_math.h"
+#include "value_store.h"
 
 enum { SLOT_TENSORS = 0, SLOT_CARRY = 1 /* and 2 */, SLOT_SLICE = 3 /* one per scan input */ };
 
@@ -152,9 +155,28 @@ static bool norm_axis(int64_t axis, int32_t rank, int64_t *out)
 
 /* ---- inference --------------------------------------------------------------- */
 
+/* The body's inputs and outputs are tensors (the spec's types). */
+static qkv_status check_body_kinds(qkv_kernel_io *io, const qkv_ir_graph *b)
+{
+    for (size_t i = 0; i < b->n_inputs + b->n_outputs; i++) {
+        bool in = i < b->n_inputs;
+        const qkv_ir_value *v = &b->values[in ? b->inputs[i] : b->outputs[i - b->n_inputs]];
+        if (v->type_kind != QKV_KIND_TENSOR)
+            return io->host->error(io->host_ctx, QKV_ERR_TYPE,
+                                   "the body's %s %zu '%s' is a %s; Scan's states and scanned "
+                                   "values are tensors",
+                                   in ? "input" : "output", in ? i : i - b->n_inputs, v->name,
+                                   qkv_kind_name(v->type_kind));
+    }
+    return QKV_OK;
+}
+
 static qkv_status scan_infer(void *state, qkv_kernel_io *io)
 {
     const scan_state *st = state;
+    qkv_status ks = check_body_kinds(io, st->body);
+    if (ks != QKV_OK)
+        return ks;
     const size_t lead = st->v8 ? 1 : 0, extra = st->v8 ? 1 : 0; /* batch dim */
     const qkv_ir_graph *b = st->body;
     const qkv_tensor *first = &io->inputs[lead + st->n_state];
@@ -343,8 +365,8 @@ static qkv_status run_sequence(scan_run *r, int64_t b, int64_t steps, const qkv_
         }
         r->outputs_ready = r->outputs_ready || s == QKV_OK;
         if (s == QKV_OK)
-            s = qkv_cf_carry(r->io, st->body, SLOT_CARRY, (int)(t & 1), outs, r->dtypes, n, r->in,
-                             "state");
+            s = qkv_cf_carry(r->io, st->body, SLOT_CARRY, (int)(t & 1), outs, r->dtypes, NULL, n,
+                             r->in, "state");
         if (s != QKV_OK)
             return s;
     }

@@ -33,9 +33,10 @@ qkv_frame *qkv_frame_create(const qkv_ir_graph *g)
     f->boxes = calloc(g->n_values + 1, sizeof *f->boxes);
     f->kinds = calloc(max_in + max_out + 1, sizeof *f->kinds);
     f->step_boxes = calloc(max_in + max_out + 1, sizeof *f->step_boxes);
+    f->bound_values = calloc(f->n_bound + 1, sizeof *f->bound_values);
     int32_t *ids = calloc(f->n_bound + 1, sizeof *ids);
     if (!f->vals || !f->input_index || !f->io || !f->bound || !f->outs || !f->boxes || !f->kinds ||
-        !f->step_boxes || !ids) {
+        !f->step_boxes || !f->bound_values || !ids) {
         free(ids);
         qkv_frame_destroy(f);
         return NULL;
@@ -77,8 +78,12 @@ void qkv_frame_destroy(qkv_frame *f)
     for (size_t v = 0; f->boxes && v < f->g->n_values; v++)
         qkv_box_fini(&f->boxes[v]);
     free(f->boxes);
+    for (size_t i = 0; i < f->n_owned; i++)
+        qkv_box_fini(&f->owned[i]);
+    free(f->owned);
     free(f->kinds);
     free(f->step_boxes);
+    free(f->bound_values);
     free(f);
 }
 
@@ -321,10 +326,67 @@ void qkv_frame_copy_outputs(qkv_frame *f)
 
 /* ---- subgraphs run by control-flow nodes ----------------------------------- */
 
+/* Bound input `slot` of f, declared `v`, gets src, a value of kind `from`
+ * (a tensor, or for a sequence or optional its box in src->data): a tensor
+ * as it is, the element of an optional tensor, or for a declared sequence
+ * or optional a placeholder tensor (its plan does not depend on the
+ * contents) and a view of the contents for its box to borrow. */
+static qkv_status bind_body_value(qkv_host_ctx *h, qkv_frame *f, size_t slot, const qkv_ir_value *v,
+                                  const qkv_tensor *src, qkv_type_kind from, const char *role,
+                                  size_t index)
+{
+    const qkv_ir_graph *g = f->g;
+    qkv_type_kind to = v->type_kind;
+    const qkv_box *box = from != QKV_KIND_TENSOR ? src->data : NULL;
+    if (!qkv_kind_converts(from, to))
+        return qkv_host_api_get()->error(h, QKV_ERR_TYPE,
+                                         "subgraph '%s': %s %zu '%s' is a %s, the node gives it a %s",
+                                         g->name, role, index, v->name, qkv_kind_name(to),
+                                         qkv_kind_name(from));
+    if (from != QKV_KIND_TENSOR && !box)
+        return qkv_host_api_get()->error(h, QKV_ERR_INTERNAL,
+                                         "subgraph '%s' reads '%s', which has no value now",
+                                         g->name, v->name);
+    if (box && !box->has_element && !(to & QKV_KIND_OPTIONAL))
+        return qkv_host_api_get()->error(
+            h, QKV_ERR_INVALID_ARGUMENT,
+            "subgraph '%s': %s %zu '%s' is a %s, the node gives it an empty optional", g->name,
+            role, index, v->name, qkv_kind_name(to));
+    for (size_t e = 0; box && e < box->n && v->dtype != QKV_DTYPE_UNDEFINED; e++)
+        if (box->items[e].dtype != v->dtype)
+            return qkv_host_api_get()->error(
+                h, QKV_ERR_TYPE, "subgraph '%s': %s %zu '%s' holds %s elements, the node gives %s",
+                g->name, role, index, v->name, qkv_dtype_name(v->dtype),
+                qkv_dtype_name(box->items[e].dtype));
+    if (to == QKV_KIND_TENSOR) {
+        f->bound[slot] = box ? box->items[0] : *src;
+        return QKV_OK;
+    }
+    memset(&f->bound[slot], 0, sizeof f->bound[slot]);
+    f->bound[slot].dtype = v->dtype;
+    qkv_value *view = &f->bound_values[slot];
+    memset(view, 0, sizeof *view);
+    view->struct_size = sizeof *view;
+    view->kind = to;
+    view->elem_dtype = v->dtype;
+    if (box) {
+        view->has_element = box->has_element;
+        view->count = box->n;
+        view->tensors = box->items;
+    } else { /* a tensor wrapped into an optional */
+        view->has_element = 1;
+        view->count = 1;
+        view->tensors = src;
+    }
+    return QKV_OK;
+}
+
 /* f->bound gets the body's graph inputs, then the values it reads from the
- * frame `outer` (which runs the node that owns the body). */
+ * frame `outer` (which runs the node that owns the body); f->bound_values
+ * the contents of those that are sequences or optionals. */
 static qkv_status bind_body_inputs(qkv_host_ctx *h, qkv_frame *f, const qkv_frame *outer,
-                                   const qkv_tensor *inputs, size_t n_inputs)
+                                   const qkv_tensor *inputs, const qkv_type_kind *kinds,
+                                   size_t n_inputs)
 {
     const qkv_ir_graph *g = f->g;
     if (n_inputs != g->n_inputs)
@@ -334,22 +396,29 @@ static qkv_status bind_body_inputs(qkv_host_ctx *h, qkv_frame *f, const qkv_fram
     size_t slot = 0;
     for (size_t i = 0; i < n_inputs; i++) {
         const qkv_ir_value *v = &g->values[g->inputs[i]];
-        if (v->dtype != QKV_DTYPE_UNDEFINED && inputs[i].dtype != v->dtype)
+        qkv_type_kind from = kinds ? kinds[i] : QKV_KIND_TENSOR;
+        if (from == QKV_KIND_TENSOR && v->type_kind == QKV_KIND_TENSOR &&
+            v->dtype != QKV_DTYPE_UNDEFINED && inputs[i].dtype != v->dtype)
             return qkv_host_api_get()->error(
                 h, QKV_ERR_TYPE, "subgraph '%s': input %zu '%s' is %s, the node gives it %s",
                 g->name, i, v->name, qkv_dtype_name(v->dtype), qkv_dtype_name(inputs[i].dtype));
-        f->bound[slot++] = inputs[i];
+        qkv_status st = bind_body_value(h, f, slot++, v, &inputs[i], from, "input", i);
+        if (st != QKV_OK)
+            return st;
     }
     for (size_t v = 0; v < g->n_values; v++) {
         const qkv_ir_value *val = &g->values[v];
         if (val->kind != QKV_VALUE_OUTER)
             continue;
         const qkv_tensor *t = &outer->vals[val->outer_id];
-        if (t->rank < 0 || (!t->data && !qkv_tensor_known_empty(t)))
+        qkv_type_kind from = outer->g->values[val->outer_id].type_kind;
+        if (from == QKV_KIND_TENSOR && (t->rank < 0 || (!t->data && !qkv_tensor_known_empty(t))))
             return qkv_host_api_get()->error(h, QKV_ERR_INTERNAL,
                                              "subgraph '%s' reads '%s', which has no value now",
                                              g->name, val->name);
-        f->bound[slot++] = *t;
+        qkv_status st = bind_body_value(h, f, slot++, val, t, from, "outer-scope value", v);
+        if (st != QKV_OK)
+            return st;
     }
     return QKV_OK;
 }
@@ -360,7 +429,7 @@ static qkv_status run_body_steps(qkv_host_ctx *h, qkv_frame *f)
     qkv_status st = qkv_frame_use_plan(qkv_context_session(c), f, f->bound, f->n_bound, h->err);
     if (st != QKV_OK)
         return st;
-    qkv_frame_bind(f, f->bound, NULL);
+    qkv_frame_bind(f, f->bound, f->bound_values);
     const qkv_exec_plan *p = f->plan;
     for (size_t i = 0; i < p->n_steps && st == QKV_OK; i++)
         st = qkv_frame_run_step(c, f, &p->steps[i], h->err);
@@ -375,6 +444,13 @@ static qkv_status run_body_steps(qkv_host_ctx *h, qkv_frame *f)
 qkv_status qkv_body_run(qkv_host_ctx *h, const qkv_ir_graph *body, const qkv_tensor *inputs,
                         size_t n_inputs, const qkv_tensor **outs)
 {
+    return qkv_body_run_values(h, body, inputs, NULL, n_inputs, outs);
+}
+
+qkv_status qkv_body_run_values(qkv_host_ctx *h, const qkv_ir_graph *body, const qkv_tensor *inputs,
+                               const qkv_type_kind *kinds, size_t n_inputs,
+                               const qkv_tensor **outs)
+{
     *outs = NULL;
     qkv_frame *f = NULL;
     if (!h->context || !h->frame || body->body_id < 0)
@@ -387,7 +463,7 @@ qkv_status qkv_body_run(qkv_host_ctx *h, const qkv_ir_graph *body, const qkv_ten
         return qkv_host_api_get()->error(h, QKV_ERR_INTERNAL, "subgraph '%s' is already running",
                                          body->name);
     qkv_frame_free_dynamic(f);
-    st = bind_body_inputs(h, f, h->frame, inputs, n_inputs);
+    st = bind_body_inputs(h, f, h->frame, inputs, kinds, n_inputs);
     if (st != QKV_OK)
         return st;
     f->busy = true;
@@ -453,5 +529,28 @@ qkv_status qkv_body_work(qkv_host_ctx *h, const qkv_ir_graph *body, size_t slot,
         f->work_cap[slot] = want;
     }
     *out = f->work[slot];
+    return QKV_OK;
+}
+
+qkv_status qkv_body_boxes(qkv_host_ctx *h, const qkv_ir_graph *body, size_t n, qkv_box **out)
+{
+    *out = NULL;
+    qkv_frame *f = NULL;
+    if (!h->context || body->body_id < 0)
+        return qkv_host_api_get()->error(h, QKV_ERR_INTERNAL,
+                                         "subgraph '%s' can only run inside a run", body->name);
+    qkv_status st = qkv_context_body_frame(h->context, body->body_id, &f, h->err);
+    if (st != QKV_OK)
+        return st;
+    if (n > f->n_owned) {
+        qkv_box *grown = realloc(f->owned, n * sizeof *grown);
+        if (!grown)
+            return qkv_host_api_get()->error(h, QKV_ERR_OUT_OF_MEMORY,
+                                             "out of memory for %zu loop-carried values", n);
+        memset(grown + f->n_owned, 0, (n - f->n_owned) * sizeof *grown);
+        f->owned = grown;
+        f->n_owned = n;
+    }
+    *out = f->owned;
     return QKV_OK;
 }

@@ -41,6 +41,13 @@ typedef struct qkv_frame {
     struct qkv_box *boxes;       /* (n_values) the box of each such value */
     qkv_type_kind *kinds;        /* (max io) a step's input then output kinds */
     struct qkv_box **step_boxes; /* (max io) a step's input then output boxes */
+    /* a subgraph's sequence and optional bound inputs: the values their
+     * boxes borrow for this run (entries of tensor inputs unused) */
+    qkv_value *bound_values; /* (n_bound) */
+    /* boxes the node running this graph keeps across iterations and runs
+     * (Loop-carried sequences and optionals): qkv_body_boxes */
+    struct qkv_box *owned;
+    size_t n_owned;
 } qkv_frame;
 
 /* A frame for graph g. NULL when out of memory. */
@@ -85,12 +92,42 @@ struct qkv_threadpool *qkv_context_pool(const qkv_context *c);
  * body runs again in this context. Errors: the body's (the message prefixed
  * with the node), QKV_ERR_INVALID_MODEL for a wrong count of inputs,
  * QKV_ERR_TYPE for an input of another type than the body declares,
- * QKV_ERR_INTERNAL outside a run context. Only tensors cross a body's
- * boundary (inference refuses a control-flow node with a sequence or
- * optional input or output); inside a body they live in its frame's boxes.
+ * QKV_ERR_INTERNAL outside a run context. Every input is a tensor: a
+ * body taking sequences or optionals runs with qkv_body_run_values.
  */
 qkv_status qkv_body_run(qkv_host_ctx *h, const qkv_ir_graph *body, const qkv_tensor *inputs,
                         size_t n_inputs, const qkv_tensor **outs);
+
+/*
+ * qkv_body_run with sequence and optional values crossing the boundary.
+ * kinds[i] (NULL: all tensors) is the kind of inputs[i]; a sequence or
+ * optional input's `data` is its struct qkv_box (value_store.h), which the
+ * body's input borrows for the run (no copy): the caller keeps it alive
+ * and unchanged until the body's outputs are used up. A value may stand
+ * where the body declares the optional of its kind and the reverse
+ * (qkv_kind_converts); the body's outer-scope reads of such values borrow
+ * the enclosing frame's boxes the same way. An output of the body that is
+ * a sequence or optional (body->values[body->outputs[k]].type_kind) has
+ * its box as `data`, owned by the body's frame until the body runs again;
+ * the caller may move its contents out (qkv_box_take). Errors as
+ * qkv_body_run, plus QKV_ERR_TYPE for a kind the body's input cannot take
+ * (naming the subgraph, the input and both kinds) and
+ * QKV_ERR_INVALID_ARGUMENT for an empty optional where the body declares
+ * a value that is not optional.
+ */
+qkv_status qkv_body_run_values(qkv_host_ctx *h, const qkv_ir_graph *body, const qkv_tensor *inputs,
+                               const qkv_type_kind *kinds, size_t n_inputs,
+                               const qkv_tensor **outs);
+
+/*
+ * *out gets n boxes (struct qkv_box, value_store.h) of the frame of
+ * `body`, kept across iterations and runs and freed with the context: the
+ * node running `body` keeps its loop-carried sequences and optionals
+ * there. Call it once per compute, before pointing anything at them
+ * (growing the set moves them). QKV_ERR_OUT_OF_MEMORY naming the node.
+ */
+qkv_status qkv_body_boxes(qkv_host_ctx *h, const qkv_ir_graph *body, size_t n,
+                          struct qkv_box **out);
 
 /*
  * A work buffer of at least `bytes` for the node running `body`: buffer

@@ -127,11 +127,15 @@ static qkv_status attr_string(const qkv_node_ctx *n, const char *name, const cha
 static qkv_status attr_ints(const qkv_node_ctx *n, const char *name, const int64_t **out,
                             size_t *count)
 {
-    const qkv_ir_attr *a;
-    qkv_status st = find_typed(n, name, QKV_ATTR_INTS, &a);
-    if (st == QKV_OK) {
-        *out = a ? a->ints : NULL;
-        *count = a ? a->n : 0;
+    const qkv_ir_attr *a = qkv_node_attr(n->node, name);
+    /* a TYPE_PROTO attribute reads as {kind, element dtype} (qkv_plugin.h) */
+    qkv_status st = a && a->type == QKV_ATTR_TYPE_PROTO ? QKV_OK
+                                                         : find_typed(n, name, QKV_ATTR_INTS, &a);
+    *out = NULL;
+    *count = 0;
+    if (st == QKV_OK && a) {
+        *out = a->ints;
+        *count = a->n;
     }
     return st;
 }

@@ -141,6 +141,55 @@ qkv_status qkv_box_copy(qkv_box *dst, const qkv_box *src, qkv_error *err)
     return QKV_OK;
 }
 
+bool qkv_kind_converts(qkv_type_kind from, qkv_type_kind to)
+{
+    /* equal, or one is the optional of the other */
+    return (from | QKV_KIND_OPTIONAL) == (to | QKV_KIND_OPTIONAL);
+}
+
+void qkv_box_move(qkv_box *dst, qkv_box *src)
+{
+    qkv_box_reset(dst, dst->kind, dst->elem_dtype); /* frees dst's elements, keeps its array */
+    qkv_tensor *items = dst->items;
+    size_t cap = dst->cap;
+    dst->items = src->items;
+    dst->cap = src->cap;
+    dst->n = src->n;
+    dst->has_element = src->has_element;
+    /* src keeps dst's emptied array: the next value it holds grows into it */
+    src->items = items;
+    src->cap = cap;
+    src->n = 0;
+    src->has_element = !(src->kind & QKV_KIND_OPTIONAL);
+}
+
+qkv_status qkv_box_take(qkv_box *dst, qkv_box *src, bool move, qkv_error *err)
+{
+    qkv_box_reset(dst, dst->kind, dst->elem_dtype);
+    if (!qkv_kind_converts(src->kind, dst->kind))
+        return qkv_error_set(err, QKV_ERR_TYPE, "a %s cannot become a %s", qkv_kind_name(src->kind),
+                             qkv_kind_name(dst->kind));
+    if (!src->has_element && !(dst->kind & QKV_KIND_OPTIONAL))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "an empty optional where a %s is expected",
+                             qkv_kind_name(dst->kind));
+    for (size_t i = 0; i < src->n && dst->elem_dtype != QKV_DTYPE_UNDEFINED; i++)
+        if (src->items[i].dtype != dst->elem_dtype)
+            return qkv_error_set(err, QKV_ERR_TYPE, "element %zu is %s, expected %s", i,
+                                 qkv_dtype_name(src->items[i].dtype),
+                                 qkv_dtype_name(dst->elem_dtype));
+    /* a sequence wrapped into an optional has its element */
+    bool has = src->has_element || !(src->kind & QKV_KIND_OPTIONAL);
+    if (move && !src->borrowed) {
+        qkv_box_move(dst, src);
+    } else {
+        qkv_status st = qkv_box_copy(dst, src, err);
+        if (st != QKV_OK)
+            return st;
+    }
+    dst->has_element = has || !(dst->kind & QKV_KIND_OPTIONAL);
+    return QKV_OK;
+}
+
 void qkv_box_view(const qkv_box *b, qkv_value *out)
 {
     out->kind = b->kind;

@@ -53,6 +53,26 @@ qkv_status qkv_box_append(qkv_box *b, qkv_dtype dtype, int32_t rank, const int64
 /* Makes dst (already reset to src's kind) a deep copy of src's contents. */
 qkv_status qkv_box_copy(qkv_box *dst, const qkv_box *src, qkv_error *err);
 
+/* True when a value of kind `from` may stand where `to` is declared: the
+ * same kind, a value wrapped into an optional of it (a sequence where an
+ * optional sequence is declared), or an optional unwrapped (which then
+ * must hold its element). Across a subgraph's boundary, as ONNX allows. */
+bool qkv_kind_converts(qkv_type_kind from, qkv_type_kind to);
+
+/* Moves src's contents (src not borrowed) into dst without allocating:
+ * dst's own elements are freed first, and src is left empty, holding
+ * dst's old array for its next value. dst keeps its kind and element type. */
+void qkv_box_move(qkv_box *dst, qkv_box *src);
+
+/* dst (which keeps its kind and element type) gets the value src holds:
+ * moved (qkv_box_move) when `move` and src is not borrowed, else copied.
+ * A sequence or tensor entering an optional has its element. Errors, with
+ * dst left empty: QKV_ERR_TYPE when src's kind cannot stand for dst's
+ * (qkv_kind_converts) or an element is not dst's element type,
+ * QKV_ERR_INVALID_ARGUMENT for an empty optional where dst is not an
+ * optional, QKV_ERR_OUT_OF_MEMORY copying. */
+qkv_status qkv_box_take(qkv_box *dst, qkv_box *src, bool move, qkv_error *err);
+
 /* src viewed as a public value (tensors point into the box). */
 void qkv_box_view(const qkv_box *b, qkv_value *out);
 

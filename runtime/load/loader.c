@@ -377,6 +377,33 @@ static qkv_status convert_attr_graphs(load_ctx *cx, scope *s, int32_t idx, Onnx_
 
 /* Converts attribute ap of node idx into a (zeroed by the caller). On error
  * a holds what was built so far (qkv_attr_fini frees it). */
+/* A TYPE_PROTO attribute (Optional's `type`): a tensor, sequence(tensor),
+ * optional(tensor) or optional(sequence(tensor)) type, kept as the two ints
+ * {qkv_type_kind, element qkv_dtype} that host->attr_ints returns. */
+static qkv_status convert_attr_type(load_ctx *cx, const Onnx__AttributeProto *ap, qkv_ir_attr *a,
+                                    const char *what)
+{
+    const Onnx__TypeProto *tp = ap->tp;
+    if (!tp || tp->value_case == ONNX__TYPE_PROTO__VALUE__NOT_SET)
+        return qkv_error_set(cx->err, QKV_ERR_INVALID_MODEL, "%s: the type is missing", what);
+    qkv_type_kind kind;
+    const Onnx__TypeProto__Tensor *tt;
+    type_kind(tp, &kind, &tt);
+    /* type_kind reads a map or sparse tensor, inside or out, as a tensor without a type */
+    if (kind == QKV_KIND_TENSOR && tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+        return qkv_error_set(cx->err, QKV_ERR_UNSUPPORTED,
+                             "%s: only tensor, sequence and optional types are supported", what);
+    qkv_dtype dtype = QKV_DTYPE_UNDEFINED;
+    if (tt && tt->has_elem_type && tt->elem_type > 0 && tt->elem_type < QKV_DTYPE_COUNT)
+        dtype = (qkv_dtype)tt->elem_type;
+    if (!(a->ints = malloc(2 * sizeof *a->ints)))
+        return oom(cx);
+    a->n = 2;
+    a->ints[0] = kind;
+    a->ints[1] = dtype;
+    return QKV_OK;
+}
+
 static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__AttributeProto *ap,
                                qkv_ir_attr *a, const char *nd, size_t k)
 {
@@ -438,9 +465,11 @@ static qkv_status convert_attr(load_ctx *cx, scope *s, int32_t idx, Onnx__Attrib
     case QKV_ATTR_GRAPHS:
         st = convert_attr_graphs(cx, s, idx, ap, a, what);
         break;
+    case QKV_ATTR_TYPE_PROTO:
+        st = convert_attr_type(cx, ap, a, what);
+        break;
     case QKV_ATTR_SPARSE_TENSOR:
     case QKV_ATTR_SPARSE_TENSORS:
-    case QKV_ATTR_TYPE_PROTO:
     case QKV_ATTR_TYPE_PROTOS:
         return qkv_error_set(cx->err, QKV_ERR_UNSUPPORTED, "%s: type %s is not supported", what,
                              attr_type_name(type));

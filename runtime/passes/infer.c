@@ -152,33 +152,6 @@ static qkv_status check_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
     return QKV_OK;
 }
 
-/* Only tensors cross a subgraph's boundary (exec/frame.h qkv_body_run): a
- * control-flow node with a sequence or optional input (explicit or read by
- * a body) or output is refused before it runs, unless its kernel takes
- * such values itself (QKV_KERNEL_VALUES: SequenceMap hands its body
- * tensors). */
-static qkv_status check_subgraph_kinds(const qkv_ir_graph *g, const qkv_ir_node *n,
-                                       const qkv_type_kind *in_kinds,
-                                       const qkv_type_kind *out_kinds, qkv_error *err)
-{
-    size_t n_values = n->n_inputs + n->n_outputs;
-    for (size_t i = 0; i < n_values; i++) {
-        bool in = i < n->n_inputs;
-        qkv_type_kind kind = in ? in_kinds[i] : out_kinds[i - n->n_inputs];
-        if (kind == QKV_KIND_TENSOR)
-            continue;
-        int32_t id = in ? n->inputs[i] : n->outputs[i - n->n_inputs];
-        char what[256];
-        qkv_node_describe(n, n->kernel->since_version, what, sizeof what);
-        return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
-                             "%s: %s '%s' is a %s; sequences and optionals are not supported "
-                             "across a subgraph's boundary yet",
-                             what, in ? "input" : "output", g->values[id].name,
-                             qkv_kind_name(kind));
-    }
-    return QKV_OK;
-}
-
 qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
 {
     size_t max_in, max_out;
@@ -205,9 +178,6 @@ qkv_status qkv_infer_graph(qkv_ir_graph *g, qkv_error *err)
         if (st != QKV_OK)
             break;
         qkv_node_kinds(g, n, in_kinds, out_kinds);
-        if (qkv_node_has_subgraphs(n) && !(k->flags & QKV_KERNEL_VALUES) &&
-            (st = check_subgraph_kinds(g, n, in_kinds, out_kinds, err)) != QKV_OK)
-            break;
         /* a kernel that makes sequences or optionals starts from the declared
          * kinds (an empty Optional has nothing else to go by) and says what
          * it makes; every other kernel makes tensors */

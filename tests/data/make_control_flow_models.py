@@ -18,8 +18,8 @@ Each model M.onnx comes with cases: M_CASE_input_I.pb and M_CASE_output_I.pb
   loop_seq_body a Loop whose body builds a sequence (v, 2v) and carries its
                 element 1: a sequence inside a body lives in the body's frame
   error models  if_cond_int, if_cond_two, if_dtype_mismatch, loop_body_outputs,
-                loop_negative, scan_len_mismatch, loop_scan_shape, nest40,
-                loop_seq_carried, if_seq_out (a sequence crossing a body's boundary)
+                loop_negative, scan_len_mismatch, loop_scan_shape, nest40
+(sequences crossing a body's boundary: make_control_flow_seq_models.py)
 """
 import os
 import sys
@@ -259,7 +259,6 @@ def passes_outer():
 
 
 def sequences():
-    seq_t = helper.make_tensor_sequence_value_info
     body = helper.make_graph(
         [const("two", np.float32(2)), const("one", np.int64(1)),
          helper.make_node("Mul", ["v", "two"], ["v2"], name="double"),
@@ -274,27 +273,6 @@ def sequences():
                            [f("y", FLOAT, [2])]), "loop_seq_body")
     x = np.array([1, -2], np.float32)
     case("loop_seq_body", "m3", [np.int64(3), x], [x * 8])
-    # errors: a sequence carried by a Loop, a sequence out of an If
-    body = helper.make_graph(
-        [helper.make_node("SequenceInsert", ["s", "x"], ["s_out"], name="append"),
-         helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")],
-        "body", [f("i", INT64, []), f("c_in", BOOL, []), seq_t("s", FLOAT, None)],
-        [f("c_out", BOOL, []), seq_t("s_out", FLOAT, None)])
-    save(helper.make_graph([helper.make_node("SequenceEmpty", [], ["s0"], dtype=FLOAT,
-                                             name="empty"),
-                            helper.make_node("Loop", ["m", "", "s0"], ["s"], body=body,
-                                             name="seq_loop")],
-                           "loop_seq_carried", [f("m", INT64, []), f("x", FLOAT, [2])],
-                           [seq_t("s", FLOAT, None)]), "loop_seq_carried")
-    then = helper.make_graph([helper.make_node("SequenceConstruct", ["x"], ["a"], name="one")],
-                             "then", [], [seq_t("a", FLOAT, None)])
-    els = helper.make_graph([helper.make_node("SequenceConstruct", ["x", "x"], ["b"],
-                                              name="two")],
-                            "else", [], [seq_t("b", FLOAT, None)])
-    save(helper.make_graph([helper.make_node("If", ["c"], ["y"], then_branch=then,
-                                             else_branch=els, name="seq_if")],
-                           "if_seq_out", [f("c", BOOL, []), f("x", FLOAT, [2])],
-                           [seq_t("y", FLOAT, None)]), "if_seq_out")
 
 
 def errors():
