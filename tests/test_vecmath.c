@@ -399,3 +399,39 @@ Test(vecmath, row_moments_and_normalize_every_length_and_tail)
         }
     }
 }
+
+Test(vecmath, normalize_scalar_every_length_tail_and_in_place)
+{
+    enum { N = 300 };
+    static float x[N + 1], y[N + 1], z[N];
+    uint32_t r = 777;
+    for (size_t j = 0; j < N; j++) {
+        r = r * 1664525u + 1013904223u;
+        x[j] = 3.0f + (float)((double)(r >> 8) / (1 << 24) * 4.0 - 2.0);
+    }
+    const float mean = 3.25f, a = -1.75f, b = 0.5f;
+    static const size_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 255, 256, N};
+    for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
+        const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
+        const char *name = qkv_isa_name((qkv_isa)isa);
+        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+            size_t n = lengths[li];
+            y[n] = 1234.0f;
+            t->normalize_scalar(y, x, n, mean, a, b);
+            memcpy(z, x, n * sizeof *z);
+            t->normalize_scalar(z, z, n, mean, a, b);
+            for (size_t j = 0; j < n; j++) {
+                /* float subtraction, then one multiply-add: a few ulp of |want| + |b| */
+                double want = ((double)x[j] - mean) * a + b;
+                cr_assert(fabs(y[j] - want) <= 1e-6 * (fabs(want) + 1),
+                          "%s n %zu j %zu: %.9g, expected %.9g", name, n, j, y[j], want);
+                cr_assert(z[j] == y[j], "%s n %zu j %zu: in place differs", name, n, j);
+            }
+            cr_assert(y[n] == 1234.0f, "%s n %zu: normalize_scalar wrote past n", name, n);
+        }
+    }
+    /* the dispatched entry point runs the chosen variant */
+    float one = 4.0f;
+    qkv_vm_normalize_scalar_f32(&one, &one, 1, 3.0f, 2.0f, 1.0f);
+    cr_assert(one == 3.0f, "dispatched normalize_scalar gave %g", one);
+}
