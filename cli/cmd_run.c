@@ -366,10 +366,11 @@ static int run(const run_args *a)
     return rc;
 }
 
-/* Takes option id with its value into *a. QKV_EXIT_OK, or QKV_EXIT_USAGE
- * after printing why the value is wrong. */
-static int take_option(run_args *a, int id, const char *value)
+/* Takes option id with its value into the run_args at args (a
+ * qkv_cli_take_option_fn). */
+static int take_option(void *args, int id, const char *value)
 {
+    run_args *a = args;
     qkv_error err = {0};
     int64_t v;
     switch (id) {
@@ -426,49 +427,20 @@ static int take_option(run_args *a, int id, const char *value)
     return QKV_EXIT_OK;
 }
 
-/* Parses the arguments into *a. Returns 1 to go on, or 0 when the command
- * must stop with *rc (after --help or a usage error). */
-static int parse_args(int argc, char **argv, run_args *a, int *rc)
-{
-    qkv_cli_parser p;
-    qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
-    for (;;) {
-        int id, kind;
-        const char *value;
-        int more = qkv_cli_next_arg(&p, &kind, &id, &value, rc);
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
-        if (kind == QKV_CLI_OPERAND) {
-            if (a->model) {
-                *rc = qkv_cli_usage_error(USAGE, "unexpected argument '%s'", value);
-                return 0;
-            }
-            a->model = value;
-            continue;
-        }
-        *rc = take_option(a, id, value);
-        if (*rc != QKV_EXIT_OK)
-            return 0;
-    }
-    if (!a->model) {
-        *rc = qkv_cli_usage_error(USAGE, "missing MODEL");
-        return 0;
-    }
-    return 1;
-}
-
 int qkv_cmd_run(int argc, char **argv)
 {
     run_args a = {0};
     int rc = QKV_EXIT_FAILURE;
     a.input_args = calloc((size_t)argc, sizeof *a.input_args);
     a.shapes = calloc((size_t)argc, sizeof *a.shapes);
-    if (!a.input_args || !a.shapes || qkv_cli_plugin_opts_init(&a.plugins, argc) != 0)
+    if (!a.input_args || !a.shapes || qkv_cli_plugin_opts_init(&a.plugins, argc) != 0) {
         rc = qkv_cli_fail("out of memory");
-    else if (parse_args(argc, argv, &a, &rc))
-        rc = run(&a);
+    } else {
+        qkv_cli_parser p;
+        qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
+        if (qkv_cli_parse_model_args(&p, take_option, &a, &a.model, &rc))
+            rc = a.model ? run(&a) : qkv_cli_usage_error(USAGE, "missing MODEL");
+    }
     free(a.input_args);
     free(a.shapes);
     qkv_cli_plugin_opts_fini(&a.plugins);
