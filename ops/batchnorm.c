@@ -167,28 +167,18 @@ static void batch_stats_range_f64(void *arg, size_t begin, size_t end)
 }
 
 /* Float channels: each plane's moments from vecmath, merged across the
- * batch with Chan et al.'s pairwise update (the squared deviations of each
- * plane plus those of its mean from the running one: no E[x^2] - E[x]^2
- * cancellation). */
+ * batch (qkv_vm_moments_add_f32). */
 static void batch_stats_range_f32(void *arg, size_t begin, size_t end)
 {
     const norm_run *r = arg;
     const size_t s = r->s;
     for (size_t c = begin; c < end; c++) {
-        double count = 0, mean = 0, m2 = 0;
-        for (size_t n = 0; n < r->n; n++) {
-            double pm, pv;
-            qkv_vm_moments_f32((const float *)r->x + (n * r->c + c) * s, s, &pm, &pv);
-            const double total = count + (double)s, delta = pm - mean;
-            if (total == 0)
-                continue;
-            mean += delta * (double)s / total;
-            m2 += pv * (double)s + delta * delta * count * (double)s / total;
-            count = total;
-        }
+        qkv_vm_moments m = {0};
+        for (size_t n = 0; n < r->n; n++)
+            qkv_vm_moments_add_f32(&m, (const float *)r->x + (n * r->c + c) * s, s);
         /* an empty batch: 0/0, NaN, as the double path and numpy give */
-        r->batch_mean[c] = count ? mean : NAN;
-        r->batch_var[c] = m2 / count;
+        r->batch_mean[c] = m.count ? m.mean : NAN;
+        r->batch_var[c] = m.m2 / m.count;
     }
 }
 

@@ -326,6 +326,18 @@ void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float 
     vm()->normalize(y, x, n, mean, inv, w, b);
 }
 
+void qkv_vm_moments_add_f32(qkv_vm_moments *acc, const float *x, size_t n)
+{
+    if (n == 0)
+        return;
+    double mean, var, nb = (double)n;
+    qkv_vm_moments_f32(x, n, &mean, &var);
+    const double total = acc->count + nb, delta = mean - acc->mean;
+    acc->mean += delta * nb / total;
+    acc->m2 += var * nb + delta * delta * acc->count * nb / total;
+    acc->count = total;
+}
+
 void qkv_vm_normalize_scalar_f32(float *y, const float *x, size_t n, float mean, float a, float b)
 {
     vm()->normalize_scalar(y, x, n, mean, a, b);

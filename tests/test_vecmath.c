@@ -435,3 +435,31 @@ Test(vecmath, normalize_scalar_every_length_tail_and_in_place)
     qkv_vm_normalize_scalar_f32(&one, &one, 1, 3.0f, 2.0f, 1.0f);
     cr_assert(one == 3.0f, "dispatched normalize_scalar gave %g", one);
 }
+
+Test(vecmath, moments_add_merges_runs_like_one_pass)
+{
+    /* a group cut into runs of uneven lengths: the merged moments must be
+     * those of the whole (long double reference), including a mean offset
+     * of 100 against a spread of ~0.3 that the E[x^2] - E[x]^2 form loses */
+    enum { N = 2000 };
+    static float x[N];
+    uint32_t r = 99;
+    for (size_t j = 0; j < N; j++) {
+        r = r * 1664525u + 1013904223u;
+        x[j] = 100.0f + (float)((double)(r >> 8) / (1 << 24) - 0.5) + (j < N / 2 ? 0.25f : 0.0f);
+    }
+    long double s = 0, q = 0;
+    for (size_t j = 0; j < N; j++)
+        s += x[j];
+    long double m = s / N;
+    for (size_t j = 0; j < N; j++)
+        q += (x[j] - m) * (x[j] - m);
+    static const size_t cuts[] = {0, 1, 7, 300, 301, 1000, 1555, N};
+    qkv_vm_moments acc = {0};
+    for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++)
+        qkv_vm_moments_add_f32(&acc, x + cuts[c], cuts[c + 1] - cuts[c]);
+    cr_assert(acc.count == N, "count %g", acc.count);
+    cr_assert(fabsl(acc.mean - m) <= 1e-7L * 100, "mean %.12g, expected %.12Lg", acc.mean, m);
+    cr_assert(fabsl(acc.m2 / N - q / N) <= 1e-6L * (q / N), "var %.12g, expected %.12Lg",
+              acc.m2 / N, q / N);
+}
