@@ -74,22 +74,22 @@ static double param_at(const qkv_tensor *t, size_t c)
     }
 }
 
-/* The mean and variance plane p (channel c) is normalised with: the batch
- * statistics (training), the running ones (inference), or none (instance:
- * *own set, the caller takes the plane's). */
-static void plane_stats(const norm_run *r, size_t c, double *mean, double *var, bool *own)
+/* The mean and variance channel c is normalised with when they are given:
+ * the batch statistics (training) or the running ones (inference). false
+ * for InstanceNormalization, whose caller takes each plane's own. */
+static bool given_stats(const norm_run *r, size_t c, double *mean, double *var)
 {
-    *own = false;
     if (r->batch_mean) {
         *mean = r->batch_mean[c];
         *var = r->batch_var[c];
-    } else if (r->mean) {
+        return true;
+    }
+    if (r->mean) {
         *mean = param_at(r->mean, c);
         *var = param_at(r->var, c);
-    } else {
-        *own = true;
-        *mean = *var = 0;
+        return true;
     }
+    return false;
 }
 
 static void norm_range_f64(void *arg, size_t begin, size_t end)
@@ -101,9 +101,7 @@ static void norm_range_f64(void *arg, size_t begin, size_t end)
         const double *restrict x = (const double *)r->x + p * s;
         double *restrict y = (double *)r->y + p * s;
         double mean, var;
-        bool own;
-        plane_stats(r, c, &mean, &var, &own);
-        if (own) {
+        if (!given_stats(r, c, &mean, &var)) {
             double sum = 0, ss = 0;
             for (size_t i = 0; i < s; i++)
                 sum += x[i];
@@ -129,9 +127,7 @@ static void norm_range_f32(void *arg, size_t begin, size_t end)
         size_t c = p % r->c;
         const float *x = (const float *)r->x + p * s;
         double mean, var;
-        bool own;
-        plane_stats(r, c, &mean, &var, &own);
-        if (own)
+        if (!given_stats(r, c, &mean, &var))
             qkv_vm_moments_f32(x, s, &mean, &var);
         const double a = param_at(r->scale, c) / sqrt(var + r->eps);
         const double b = param_at(r->bias, c);
