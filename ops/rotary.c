@@ -180,6 +180,7 @@ static qkv_status rope_x_dims(const rope_attrs *a, qkv_kernel_io *io, rope_dims 
 {
     const qkv_tensor *x = &io->inputs[0];
     char s1[96];
+    *d = (rope_dims){-1, -1, -1, -1, -1};
     if (x->rank != 3 && x->rank != 4)
         return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has rank %d, expected 3 or 4", x->rank);
     d->batch = x->dims[0];
