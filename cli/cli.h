@@ -79,6 +79,18 @@ int qkv_cli_next(qkv_cli_parser *p, int *id, const char **value);
  * (usage printed on stdout, QKV_EXIT_OK) or a usage error (QKV_EXIT_USAGE). */
 int qkv_cli_next_arg(qkv_cli_parser *p, int *kind, int *id, const char **value, int *rc);
 
+/* Takes option `id` with its value (NULL for a flag) into a command's
+ * arguments `args`. Returns QKV_EXIT_OK, or the exit code after printing
+ * why the option is wrong (usually QKV_EXIT_USAGE). */
+typedef int (*qkv_cli_take_option_fn)(void *args, int id, const char *value);
+
+/* The argument loop of the commands that take at most one MODEL operand:
+ * sets *model (left as is when there is none; a second operand is a usage
+ * error) and passes each option to take(args, ...). Returns 1 to go on, or
+ * 0 when the command must stop with *rc (after --help or an error). */
+int qkv_cli_parse_model_args(qkv_cli_parser *p, qkv_cli_take_option_fn take, void *args,
+                             const char **model, int *rc);
+
 /* Parses a decimal integer in [min, max]; 0 on success, -1 otherwise. */
 int qkv_cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 

@@ -239,75 +239,79 @@ static int write_json(const bench_args *a, const char *gemm, const bench_result 
 
 /* ---- the command ------------------------------------------------------------------ */
 
-static int bench(const bench_args *a)
+/* Creates the session the options ask for and prints the model and the
+ * session's backends. */
+static int open_session(const bench_args *a, qkv_session **session)
 {
     qkv_error err = {0};
     qkv_session_options opts;
-    qkv_session *session = NULL;
-    qkv_context *ctx = NULL;
-    qkv_cli_inputs in = {0};
-    bench_result r = {.plan = {.struct_size = sizeof(qkv_plan_stats)}};
-    int rc = QKV_EXIT_FAILURE;
-
-    r.times_ms = calloc(a->iters, sizeof *r.times_ms);
-    r.sorted = calloc(a->iters, sizeof *r.sorted);
-    if (!r.times_ms || !r.sorted) {
-        free(r.times_ms);
-        free(r.sorted);
-        return qkv_cli_fail("out of memory");
-    }
-    r.iters = a->iters;
     qkv_session_options_init(&opts);
     opts.threads = a->threads;
     opts.disable_fusion = a->no_fuse;
     qkv_cli_plugin_apply(&a->plugins, &opts);
-    if (qkv_session_create(a->model, &opts, &session, &err) != QKV_OK) {
-        free(r.times_ms);
-        free(r.sorted);
+    if (qkv_session_create(a->model, &opts, session, &err) != QKV_OK)
         return qkv_cli_fail_error(&err, NULL);
-    }
-    const qkv_model *model = qkv_session_model(session);
-    const char *gemm = qkv_session_gemm_backend(session);
     printf("model: %s\n", a->model);
-    qkv_cli_print_backends(session, 0);
-    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes,
-                                     a->n_shapes,   1,           a->seed};
-    rc = qkv_cli_inputs_load(model, &spec, &in);
-    if (rc != QKV_EXIT_OK)
-        goto done;
-    rc = QKV_EXIT_FAILURE;
-    if (qkv_context_create(session, &ctx, &err) != QKV_OK) {
-        rc = qkv_cli_fail_error(&err, NULL);
-        goto done;
-    }
-    r.rss_before_bytes = peak_rss_bytes();
+    qkv_cli_print_backends(*session, 0);
+    return QKV_EXIT_OK;
+}
+
+/* The runs on one new context: a->warmup untimed, then r->iters timed ones
+ * into r->times_ms; also the RSS before and after and the plan's figures. */
+static int time_runs(const bench_args *a, qkv_session *session, const qkv_cli_inputs *in,
+                     bench_result *r)
+{
+    qkv_error err = {0};
+    qkv_context *ctx = NULL;
+    if (qkv_context_create(session, &ctx, &err) != QKV_OK)
+        return qkv_cli_fail_error(&err, NULL);
+    r->rss_before_bytes = peak_rss_bytes();
     printf("threads %zu, fusion %s, %zu warm-up run%s, %zu timed run%s\n",
            a->threads ? a->threads : 1, a->no_fuse ? "off (--no-fuse)" : "on", a->warmup,
            a->warmup == 1 ? "" : "s", a->iters, a->iters == 1 ? "" : "s");
     fflush(stdout);
-    for (size_t i = 0; i < a->warmup + a->iters; i++) {
+    int rc = QKV_EXIT_OK;
+    for (size_t i = 0; i < a->warmup + a->iters && rc == QKV_EXIT_OK; i++) {
         double t0 = qkv_cli_now_ms();
-        qkv_status st = qkv_run(ctx, in.tensors, in.count, &err);
+        qkv_status st = qkv_run(ctx, in->tensors, in->count, &err);
         double t = qkv_cli_now_ms() - t0;
-        if (st != QKV_OK) {
+        if (st != QKV_OK)
             rc = qkv_cli_fail_error(&err, NULL);
-            goto done;
-        }
-        if (i >= a->warmup)
-            r.times_ms[i - a->warmup] = t;
+        else if (i >= a->warmup)
+            r->times_ms[i - a->warmup] = t;
     }
-    r.rss_peak_bytes = peak_rss_bytes();
-    if (qkv_context_plan_stats(ctx, &r.plan) != QKV_OK) {
-        rc = qkv_cli_fail("the context has no plan after the runs");
-        goto done;
+    if (rc == QKV_EXIT_OK) {
+        r->rss_peak_bytes = peak_rss_bytes();
+        if (qkv_context_plan_stats(ctx, &r->plan) != QKV_OK)
+            rc = qkv_cli_fail("the context has no plan after the runs");
     }
-    summarize(&r);
-    printf("plan: %zu step%s per run\n", r.plan.steps, r.plan.steps == 1 ? "" : "s");
-    print_result(a, &r);
-    rc = a->json ? write_json(a, gemm, &r) : QKV_EXIT_OK;
-done:
-    qkv_cli_inputs_free(&in);
     qkv_context_destroy(ctx);
+    return rc;
+}
+
+/* The command's work: load, make the inputs, time the runs, report. */
+static int bench(const bench_args *a)
+{
+    qkv_session *session = NULL;
+    qkv_cli_inputs in = {0};
+    bench_result r = {.plan = {.struct_size = sizeof(qkv_plan_stats)}, .iters = a->iters};
+    r.times_ms = calloc(a->iters, sizeof *r.times_ms);
+    r.sorted = calloc(a->iters, sizeof *r.sorted);
+    int rc = r.times_ms && r.sorted ? open_session(a, &session) : qkv_cli_fail("out of memory");
+    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes,
+                                     a->n_shapes,   1,           a->seed};
+    if (rc == QKV_EXIT_OK)
+        rc = qkv_cli_inputs_load(qkv_session_model(session), &spec, &in);
+    if (rc == QKV_EXIT_OK)
+        rc = time_runs(a, session, &in, &r);
+    if (rc == QKV_EXIT_OK) {
+        summarize(&r);
+        printf("plan: %zu step%s per run\n", r.plan.steps, r.plan.steps == 1 ? "" : "s");
+        print_result(a, &r);
+        if (a->json)
+            rc = write_json(a, qkv_session_gemm_backend(session), &r);
+    }
+    qkv_cli_inputs_free(&in);
     qkv_session_destroy(session);
     free(r.times_ms);
     free(r.sorted);
@@ -328,112 +332,82 @@ static int parse_flops(const char *s, double *out)
     return 0;
 }
 
+/* Takes option id with its value into the bench_args at args (a
+ * qkv_cli_take_option_fn). */
+static int take_option(void *args, int id, const char *value)
+{
+    bench_args *a = args;
+    qkv_error err = {0};
+    int64_t v;
+    switch (id) {
+    case OPT_THREADS:
+        if (qkv_cli_parse_int(value, 0, 4096, &v) != 0)
+            return qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
+                                       value);
+        a->threads = (size_t)v;
+        break;
+    case OPT_ITERS:
+        if (qkv_cli_parse_int(value, 1, MAX_ITERS, &v) != 0)
+            return qkv_cli_usage_error(USAGE, "--iters '%s': expected an integer in [1, %d]", value,
+                                       MAX_ITERS);
+        a->iters = (size_t)v;
+        break;
+    case OPT_WARMUP:
+        if (qkv_cli_parse_int(value, 0, MAX_WARMUP, &v) != 0)
+            return qkv_cli_usage_error(USAGE, "--warmup '%s': expected an integer in [0, %d]",
+                                       value, MAX_WARMUP);
+        a->warmup = (size_t)v;
+        break;
+    case OPT_SHAPE:
+        if (qkv_cli_parse_shape(value, &a->shapes[a->n_shapes], &err) != QKV_OK)
+            return qkv_cli_usage_error(USAGE, "%s", err.message);
+        a->n_shapes++;
+        break;
+    case OPT_INPUT:
+        if (qkv_cli_check_input_arg(value, USAGE) != QKV_EXIT_OK)
+            return QKV_EXIT_USAGE;
+        a->input_args[a->n_inputs++] = value;
+        break;
+    case OPT_SEED:
+        if (qkv_cli_parse_int(value, 0, INT64_MAX, &v) != 0)
+            return qkv_cli_usage_error(USAGE, "--seed '%s': expected a non-negative integer",
+                                       value);
+        a->seed = (uint64_t)v;
+        break;
+    case OPT_NO_FUSE:
+        a->no_fuse = 1;
+        break;
+    case OPT_FLOPS:
+        if (parse_flops(value, &a->flops) != 0)
+            return qkv_cli_usage_error(USAGE, "--flops '%s': expected a positive number", value);
+        break;
+    case OPT_JSON:
+        if (!*value)
+            return qkv_cli_usage_error(USAGE, "--json: empty file name");
+        a->json = value;
+        break;
+    default: /* --plugin, --backend, --no-default-plugins */
+        if (qkv_cli_plugin_option(&a->plugins, id, value, USAGE) < 0)
+            return QKV_EXIT_USAGE;
+        break;
+    }
+    return QKV_EXIT_OK;
+}
+
 int qkv_cmd_bench(int argc, char **argv)
 {
     qkv_cli_parser p;
     bench_args a = {.threads = 1, .iters = 20, .warmup = 3};
-    qkv_error err = {0};
     int rc = QKV_EXIT_FAILURE;
     a.input_args = calloc((size_t)argc, sizeof *a.input_args);
     a.shapes = calloc((size_t)argc, sizeof *a.shapes);
     if (!a.input_args || !a.shapes || qkv_cli_plugin_opts_init(&a.plugins, argc) != 0) {
         rc = qkv_cli_fail("out of memory");
-        goto done;
+    } else {
+        qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
+        if (qkv_cli_parse_model_args(&p, take_option, &a, &a.model, &rc))
+            rc = a.model ? bench(&a) : qkv_cli_usage_error(USAGE, "missing MODEL");
     }
-    qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
-    for (;;) {
-        int id;
-        const char *value;
-        int64_t v;
-        int kind, more = qkv_cli_next_arg(&p, &kind, &id, &value, &rc);
-        if (more < 0)
-            goto done;
-        if (more == 0)
-            break;
-        if (kind == QKV_CLI_OPERAND) {
-            if (a.model) {
-                rc = qkv_cli_usage_error(USAGE, "unexpected argument '%s'", value);
-                goto done;
-            }
-            a.model = value;
-            continue;
-        }
-        switch (id) {
-        case OPT_THREADS:
-            if (qkv_cli_parse_int(value, 0, 4096, &v) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
-                                         value);
-                goto done;
-            }
-            a.threads = (size_t)v;
-            break;
-        case OPT_ITERS:
-            if (qkv_cli_parse_int(value, 1, MAX_ITERS, &v) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--iters '%s': expected an integer in [1, %d]",
-                                         value, MAX_ITERS);
-                goto done;
-            }
-            a.iters = (size_t)v;
-            break;
-        case OPT_WARMUP:
-            if (qkv_cli_parse_int(value, 0, MAX_WARMUP, &v) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--warmup '%s': expected an integer in [0, %d]",
-                                         value, MAX_WARMUP);
-                goto done;
-            }
-            a.warmup = (size_t)v;
-            break;
-        case OPT_SHAPE:
-            if (qkv_cli_parse_shape(value, &a.shapes[a.n_shapes], &err) != QKV_OK) {
-                rc = qkv_cli_usage_error(USAGE, "%s", err.message);
-                goto done;
-            }
-            a.n_shapes++;
-            break;
-        case OPT_INPUT:
-            rc = qkv_cli_check_input_arg(value, USAGE);
-            if (rc != QKV_EXIT_OK)
-                goto done;
-            a.input_args[a.n_inputs++] = value;
-            break;
-        case OPT_SEED:
-            if (qkv_cli_parse_int(value, 0, INT64_MAX, &v) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--seed '%s': expected a non-negative integer",
-                                         value);
-                goto done;
-            }
-            a.seed = (uint64_t)v;
-            break;
-        case OPT_NO_FUSE:
-            a.no_fuse = 1;
-            break;
-        case OPT_FLOPS:
-            if (parse_flops(value, &a.flops) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--flops '%s': expected a positive number", value);
-                goto done;
-            }
-            break;
-        case OPT_JSON:
-            if (!*value) {
-                rc = qkv_cli_usage_error(USAGE, "--json: empty file name");
-                goto done;
-            }
-            a.json = value;
-            break;
-        default: /* --plugin, --backend, --no-default-plugins */
-            if (qkv_cli_plugin_option(&a.plugins, id, value, USAGE) < 0) {
-                rc = QKV_EXIT_USAGE;
-                goto done;
-            }
-            break;
-        }
-    }
-    if (!a.model) {
-        rc = qkv_cli_usage_error(USAGE, "missing MODEL");
-        goto done;
-    }
-    rc = bench(&a);
-done:
     free(a.input_args);
     free(a.shapes);
     qkv_cli_plugin_opts_fini(&a.plugins);

@@ -509,106 +509,117 @@ static int print_system(const qkv_cli_plugin_opts *po)
     return QKV_EXIT_OK;
 }
 
+/* What the command line asks for. */
+typedef struct info_args {
+    int plan, optimized, no_fuse, system; /* --plan, --optimized, --no-fuse, --system */
+    qkv_cli_plugin_opts po;               /* --plugin... */
+    qkv_cli_shape *shapes;                /* capacity argc: at most one per argument */
+    size_t n_shapes;
+} info_args;
+
+/* Takes option id with its value into the info_args at args (a
+ * qkv_cli_take_option_fn). */
+static int take_option(void *args, int id, const char *value)
+{
+    info_args *a = args;
+    qkv_error err = {0};
+    switch (id) {
+    case OPT_PLAN:
+        a->plan = 1;
+        break;
+    case OPT_OPTIMIZED:
+        a->optimized = 1;
+        break;
+    case OPT_NO_FUSE:
+        a->no_fuse = 1;
+        break;
+    case OPT_SYSTEM:
+        a->system = 1;
+        break;
+    case OPT_SHAPE:
+        if (qkv_cli_parse_shape(value, &a->shapes[a->n_shapes], &err) != QKV_OK)
+            return qkv_cli_usage_error(USAGE, "%s", err.message);
+        a->n_shapes++;
+        break;
+    default: /* --plugin, --backend, --no-default-plugins */
+        if (qkv_cli_plugin_option(&a->po, id, value, USAGE) < 0)
+            return QKV_EXIT_USAGE;
+        break;
+    }
+    return QKV_EXIT_OK;
+}
+
+/* Checks the --shape options against the model: each names an input or a
+ * symbolic dim, and with --plan every input's shape resolves (before
+ * anything is printed, so a missing --shape is the only output). */
+static int check_shapes(const info_args *a, const qkv_model *model)
+{
+    qkv_error err = {0};
+    if (qkv_cli_check_shape_names(model, a->shapes, a->n_shapes, &err) != QKV_OK)
+        return qkv_cli_fail_error(&err, NULL);
+    size_t n_in = a->plan ? qkv_model_input_count(model) : 0;
+    for (size_t i = 0; i < n_in; i++) {
+        qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
+        int32_t rank;
+        int64_t dims[QKV_MAX_RANK];
+        qkv_model_input(model, i, &vi);
+        if (qkv_cli_resolve_shape(&vi, a->shapes, a->n_shapes, &rank, dims, &err) != QKV_OK)
+            return qkv_cli_fail_error(&err, NULL);
+    }
+    return QKV_EXIT_OK;
+}
+
+/* Describes the model at path: the model itself, then what a session makes
+ * of it (backends, and with the options the optimized graph and the plan). */
+static int describe_model(const info_args *a, const char *path)
+{
+    qkv_error err = {0};
+    qkv_model *model = NULL;
+    if (qkv_model_load_file(path, &model, &err) != QKV_OK)
+        return qkv_cli_fail_error(&err, NULL);
+    int rc = check_shapes(a, model);
+    if (rc == QKV_EXIT_OK)
+        rc = print_info(path, model);
+    qkv_model_destroy(model);
+    fflush(stdout);
+    if (rc == QKV_EXIT_OK)
+        rc = print_backends(path, a->no_fuse, &a->po);
+    if (rc == QKV_EXIT_OK && a->optimized)
+        rc = print_optimized(path, a->no_fuse, &a->po);
+    if (rc == QKV_EXIT_OK && a->plan) {
+        fflush(stdout);
+        rc = print_plan(path, a->shapes, a->n_shapes, a->no_fuse, &a->po);
+    }
+    return rc;
+}
+
+/* The command's work: --system's description, then the model's (path may
+ * be NULL with --system). */
+static int info(const info_args *a, const char *path)
+{
+    int rc = a->system ? print_system(&a->po) : QKV_EXIT_OK;
+    if (rc != QKV_EXIT_OK || !path)
+        return rc;
+    if (a->system)
+        putchar('\n');
+    return describe_model(a, path);
+}
+
 int qkv_cmd_info(int argc, char **argv)
 {
     qkv_cli_parser p;
+    info_args a = {0};
     const char *path = NULL;
-    int plan = 0, optimized = 0, no_fuse = 0; /* --optimized, --no-fuse */
-    int system = 0;
-    qkv_cli_plugin_opts po; /* --plugin... */
-    qkv_cli_shape *shapes = NULL;
-    size_t n_shapes = 0;
     int rc = QKV_EXIT_FAILURE;
-    qkv_error err = {0};
-    qkv_model *model = NULL;
-
-    shapes = calloc((size_t)argc, sizeof *shapes); /* at most one per argument */
-    if (!shapes || qkv_cli_plugin_opts_init(&po, argc) != 0) {
-        free(shapes);
+    a.shapes = calloc((size_t)argc, sizeof *a.shapes);
+    if (!a.shapes || qkv_cli_plugin_opts_init(&a.po, argc) != 0) {
+        free(a.shapes);
         return qkv_cli_fail("out of memory");
     }
     qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
-    for (;;) {
-        int id;
-        const char *value;
-        int kind, more = qkv_cli_next_arg(&p, &kind, &id, &value, &rc);
-        if (more < 0)
-            goto done;
-        if (more == 0)
-            break;
-        if (kind == QKV_CLI_OPERAND) {
-            if (path) {
-                rc = qkv_cli_usage_error(USAGE, "unexpected argument '%s'", value);
-                goto done;
-            }
-            path = value;
-        } else if (id == OPT_PLAN) {
-            plan = 1;
-        } else if (id == OPT_OPTIMIZED) {
-            optimized = 1;
-        } else if (id == OPT_NO_FUSE) {
-            no_fuse = 1;
-        } else if (id == OPT_SYSTEM) {
-            system = 1;
-        } else if (id == OPT_SHAPE) {
-            if (qkv_cli_parse_shape(value, &shapes[n_shapes], &err) != QKV_OK) {
-                rc = qkv_cli_usage_error(USAGE, "%s", err.message);
-                goto done;
-            }
-            n_shapes++;
-        } else if (qkv_cli_plugin_option(&po, id, value, USAGE) < 0) {
-            rc = QKV_EXIT_USAGE;
-            goto done;
-        }
-    }
-    if (!path && !system) {
-        rc = qkv_cli_usage_error(USAGE, "missing MODEL");
-        goto done;
-    }
-    if (system) {
-        rc = print_system(&po);
-        if (rc != QKV_EXIT_OK || !path)
-            goto done;
-        putchar('\n');
-    }
-    if (qkv_model_load_file(path, &model, &err) != QKV_OK) {
-        rc = qkv_cli_fail_error(&err, NULL);
-        goto done;
-    }
-    if (qkv_cli_check_shape_names(model, shapes, n_shapes, &err) != QKV_OK) {
-        rc = qkv_cli_fail_error(&err, NULL);
-        goto done;
-    }
-    if (plan) {
-        /* check the shapes before printing anything, so a missing --shape
-         * is the only output */
-        size_t n_in = qkv_model_input_count(model);
-        for (size_t i = 0; i < n_in; i++) {
-            qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
-            int32_t rank;
-            int64_t dims[QKV_MAX_RANK];
-            qkv_model_input(model, i, &vi);
-            if (qkv_cli_resolve_shape(&vi, shapes, n_shapes, &rank, dims, &err) != QKV_OK) {
-                rc = qkv_cli_fail_error(&err, NULL);
-                goto done;
-            }
-        }
-    }
-    rc = print_info(path, model);
-    qkv_model_destroy(model);
-    model = NULL;
-    fflush(stdout);
-    if (rc == QKV_EXIT_OK)
-        rc = print_backends(path, no_fuse, &po);
-    if (rc == QKV_EXIT_OK && optimized)
-        rc = print_optimized(path, no_fuse, &po);
-    if (rc == QKV_EXIT_OK && plan) {
-        fflush(stdout);
-        rc = print_plan(path, shapes, n_shapes, no_fuse, &po);
-    }
-done:
-    qkv_model_destroy(model);
-    free(shapes);
-    qkv_cli_plugin_opts_fini(&po);
+    if (qkv_cli_parse_model_args(&p, take_option, &a, &path, &rc))
+        rc = path || a.system ? info(&a, path) : qkv_cli_usage_error(USAGE, "missing MODEL");
+    free(a.shapes);
+    qkv_cli_plugin_opts_fini(&a.po);
     return rc;
 }

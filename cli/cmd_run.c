@@ -259,195 +259,188 @@ typedef struct run_args {
     size_t warmup; /* untimed runs before the timed one */
 } run_args;
 
-static int run(const run_args *a)
+/* Creates the session the options ask for (threads, fusion, plugins) and
+ * prints its backends with --verbose; *load_ms is the time it took. A model
+ * without outputs is refused: success would claim work not done. */
+static int open_session(const run_args *a, qkv_session **session, double *load_ms)
 {
     qkv_error err = {0};
     qkv_session_options opts;
-    qkv_session *session = NULL;
-    qkv_context *ctx = NULL;
-    qkv_cli_inputs in = {0};
-    int rc = QKV_EXIT_FAILURE;
-
     qkv_session_options_init(&opts);
     opts.threads = a->threads;
     opts.disable_fusion = a->no_fuse; /* --no-fuse */
     qkv_cli_plugin_apply(&a->plugins, &opts);
     double t0 = qkv_cli_now_ms();
-    if (qkv_session_create(a->model, &opts, &session, &err) != QKV_OK)
+    if (qkv_session_create(a->model, &opts, session, &err) != QKV_OK)
         return qkv_cli_fail_error(&err, NULL);
-    double t_load = qkv_cli_now_ms() - t0;
+    *load_ms = qkv_cli_now_ms() - t0;
     if (a->verbose)
-        qkv_cli_print_backends(session, 1);
-    const qkv_model *model = qkv_session_model(session);
-    if (qkv_model_output_count(model) == 0) {
-        /* nothing would be computed: success would claim work not done */
-        rc = qkv_cli_fail("'%s' has no graph outputs: nothing to run", a->model);
-        goto done;
-    }
-    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes,
-                                     a->n_shapes,   a->random,   a->seed};
-    rc = qkv_cli_inputs_load(model, &spec, &in);
-    if (rc != QKV_EXIT_OK)
-        goto done;
-    rc = QKV_EXIT_FAILURE;
-    if (qkv_context_create(session, &ctx, &err) != QKV_OK ||
-        (a->profile && qkv_context_set_profiling(ctx, 1, &err) != QKV_OK)) {
-        rc = qkv_cli_fail_error(&err, NULL);
-        goto done;
-    }
+        qkv_cli_print_backends(*session, 1);
+    if (qkv_model_output_count(qkv_session_model(*session)) == 0)
+        return qkv_cli_fail("'%s' has no graph outputs: nothing to run", a->model);
+    return QKV_EXIT_OK;
+}
+
+/* Creates the context (profiling with --profile), runs --warmup untimed
+ * runs, then the timed one; *run_ms is its time. */
+static int timed_run(const run_args *a, qkv_session *session, const qkv_cli_inputs *in,
+                     qkv_context **ctx, double *run_ms)
+{
+    qkv_error err = {0};
+    if (qkv_context_create(session, ctx, &err) != QKV_OK ||
+        (a->profile && qkv_context_set_profiling(*ctx, 1, &err) != QKV_OK))
+        return qkv_cli_fail_error(&err, NULL);
     qkv_status st = QKV_OK;
     for (size_t w = 0; w < a->warmup && st == QKV_OK; w++)
-        st = qkv_run(ctx, in.tensors, in.count, &err);
-    t0 = qkv_cli_now_ms();
+        st = qkv_run(*ctx, in->tensors, in->count, &err);
+    double t0 = qkv_cli_now_ms();
     if (st == QKV_OK)
-        st = qkv_run(ctx, in.tensors, in.count, &err);
-    double t_run = qkv_cli_now_ms() - t0;
-    if (st != QKV_OK) {
-        rc = qkv_cli_fail_error(&err, NULL);
-        goto done;
+        st = qkv_run(*ctx, in->tensors, in->count, &err);
+    *run_ms = qkv_cli_now_ms() - t0;
+    if (st != QKV_OK)
+        return qkv_cli_fail_error(&err, NULL);
+    return QKV_EXIT_OK;
+}
+
+/* A sequence or optional output: its kind and each tensor it holds. */
+static void print_value_summary(const qkv_value_info *vi, const qkv_context *ctx, size_t i)
+{
+    qkv_value v = {.struct_size = sizeof v};
+    qkv_context_output_value(ctx, i, &v);
+    printf("output %s: %s of %s, %zu tensor(s)%s\n", vi->name,
+           vi->kind == QKV_KIND_SEQUENCE ? "sequence" : "optional", qkv_dtype_name(v.elem_dtype),
+           v.count, v.has_element ? "" : " (empty)");
+    for (size_t e = 0; e < v.count; e++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s[%zu]", vi->name, e);
+        print_summary(name, &v.tensors[e]);
     }
+}
+
+/* Prints the summary of every output of ctx's run. */
+static int print_outputs(const qkv_model *model, const qkv_context *ctx)
+{
     size_t n_out = qkv_model_output_count(model);
     for (size_t i = 0; i < n_out; i++) {
         qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, i, &vi);
         if (vi.kind != QKV_KIND_TENSOR) {
-            /* a sequence or an optional: each tensor it holds */
-            qkv_value v = {.struct_size = sizeof v};
-            qkv_context_output_value(ctx, i, &v);
-            printf("output %s: %s of %s, %zu tensor(s)%s\n", vi.name,
-                   vi.kind == QKV_KIND_SEQUENCE ? "sequence" : "optional",
-                   qkv_dtype_name(v.elem_dtype), v.count, v.has_element ? "" : " (empty)");
-            for (size_t e = 0; e < v.count; e++) {
-                char name[256];
-                snprintf(name, sizeof name, "%s[%zu]", vi.name, e);
-                print_summary(name, &v.tensors[e]);
-            }
+            print_value_summary(&vi, ctx, i);
             continue;
         }
         const qkv_tensor *t = qkv_context_output(ctx, i);
-        if (!t) {
-            rc = qkv_cli_fail("output %zu '%s' has no value after the run", i, vi.name);
-            goto done;
-        }
+        if (!t)
+            return qkv_cli_fail("output %zu '%s' has no value after the run", i, vi.name);
         print_summary(vi.name, t);
     }
-    if (a->output_dir) {
+    return QKV_EXIT_OK;
+}
+
+/* The command's work: load, read or make the inputs, run, report. */
+static int run(const run_args *a)
+{
+    qkv_session *session = NULL;
+    qkv_context *ctx = NULL;
+    qkv_cli_inputs in = {0};
+    double t_load = 0, t_run = 0;
+    int rc = open_session(a, &session, &t_load);
+    const qkv_model *model = session ? qkv_session_model(session) : NULL;
+    const qkv_cli_input_spec spec = {a->input_args, a->n_inputs, a->shapes,
+                                     a->n_shapes,   a->random,   a->seed};
+    if (rc == QKV_EXIT_OK)
+        rc = qkv_cli_inputs_load(model, &spec, &in);
+    if (rc == QKV_EXIT_OK)
+        rc = timed_run(a, session, &in, &ctx, &t_run);
+    if (rc == QKV_EXIT_OK)
+        rc = print_outputs(model, ctx);
+    if (rc == QKV_EXIT_OK && a->output_dir)
         rc = write_outputs(a->output_dir, model, ctx);
-        if (rc != QKV_EXIT_OK)
-            goto done;
+    if (rc == QKV_EXIT_OK) {
+        if (a->profile)
+            qkv_cli_print_profile(session, ctx);
+        printf("time: load %.3f ms, run %.3f ms\n", t_load, t_run);
     }
-    if (a->profile)
-        qkv_cli_print_profile(session, ctx);
-    printf("time: load %.3f ms, run %.3f ms\n", t_load, t_run);
-    rc = QKV_EXIT_OK;
-done:
     qkv_cli_inputs_free(&in);
     qkv_context_destroy(ctx);
     qkv_session_destroy(session);
     return rc;
 }
 
+/* Takes option id with its value into the run_args at args (a
+ * qkv_cli_take_option_fn). */
+static int take_option(void *args, int id, const char *value)
+{
+    run_args *a = args;
+    qkv_error err = {0};
+    int64_t v;
+    switch (id) {
+    case OPT_INPUT:
+        if (qkv_cli_check_input_arg(value, USAGE) != QKV_EXIT_OK)
+            return QKV_EXIT_USAGE;
+        a->input_args[a->n_inputs++] = value;
+        break;
+    case OPT_OUTPUT_DIR:
+        if (!*value)
+            return qkv_cli_usage_error(USAGE, "--output-dir: empty directory name");
+        a->output_dir = value;
+        break;
+    case OPT_THREADS:
+        if (qkv_cli_parse_int(value, 0, 4096, &v) != 0)
+            return qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
+                                       value);
+        a->threads = (size_t)v;
+        break;
+    case OPT_RANDOM:
+        a->random = 1;
+        break;
+    case OPT_SHAPE:
+        if (qkv_cli_parse_shape(value, &a->shapes[a->n_shapes], &err) != QKV_OK)
+            return qkv_cli_usage_error(USAGE, "%s", err.message);
+        a->n_shapes++;
+        break;
+    case OPT_SEED:
+        if (qkv_cli_parse_int(value, 0, INT64_MAX, &v) != 0)
+            return qkv_cli_usage_error(USAGE, "--seed '%s': expected a non-negative integer",
+                                       value);
+        a->seed = (uint64_t)v;
+        break;
+    case OPT_NO_FUSE:
+        a->no_fuse = 1;
+        break;
+    case OPT_VERBOSE:
+        a->verbose = 1;
+        break;
+    case OPT_PROFILE:
+        a->profile = 1;
+        break;
+    case OPT_WARMUP:
+        if (qkv_cli_parse_int(value, 0, 1000000, &v) != 0)
+            return qkv_cli_usage_error(USAGE, "--warmup '%s': expected an integer in [0, 1000000]",
+                                       value);
+        a->warmup = (size_t)v;
+        break;
+    default: /* --plugin, --backend, --no-default-plugins */
+        if (qkv_cli_plugin_option(&a->plugins, id, value, USAGE) < 0)
+            return QKV_EXIT_USAGE;
+        break;
+    }
+    return QKV_EXIT_OK;
+}
+
 int qkv_cmd_run(int argc, char **argv)
 {
-    qkv_cli_parser p;
     run_args a = {0};
-    qkv_error err = {0};
     int rc = QKV_EXIT_FAILURE;
     a.input_args = calloc((size_t)argc, sizeof *a.input_args);
     a.shapes = calloc((size_t)argc, sizeof *a.shapes);
     if (!a.input_args || !a.shapes || qkv_cli_plugin_opts_init(&a.plugins, argc) != 0) {
         rc = qkv_cli_fail("out of memory");
-        goto done;
+    } else {
+        qkv_cli_parser p;
+        qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
+        if (qkv_cli_parse_model_args(&p, take_option, &a, &a.model, &rc))
+            rc = a.model ? run(&a) : qkv_cli_usage_error(USAGE, "missing MODEL");
     }
-    qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
-    for (;;) {
-        int id;
-        const char *value;
-        int64_t v;
-        int kind, more = qkv_cli_next_arg(&p, &kind, &id, &value, &rc);
-        if (more < 0)
-            goto done;
-        if (more == 0)
-            break;
-        if (kind == QKV_CLI_OPERAND) {
-            if (a.model) {
-                rc = qkv_cli_usage_error(USAGE, "unexpected argument '%s'", value);
-                goto done;
-            }
-            a.model = value;
-            continue;
-        }
-        switch (id) {
-        case OPT_INPUT:
-            rc = qkv_cli_check_input_arg(value, USAGE);
-            if (rc != QKV_EXIT_OK)
-                goto done;
-            a.input_args[a.n_inputs++] = value;
-            break;
-        case OPT_OUTPUT_DIR:
-            if (!*value) {
-                rc = qkv_cli_usage_error(USAGE, "--output-dir: empty directory name");
-                goto done;
-            }
-            a.output_dir = value;
-            break;
-        case OPT_THREADS:
-            if (qkv_cli_parse_int(value, 0, 4096, &v) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
-                                         value);
-                goto done;
-            }
-            a.threads = (size_t)v;
-            break;
-        case OPT_RANDOM:
-            a.random = 1;
-            break;
-        case OPT_SHAPE:
-            if (qkv_cli_parse_shape(value, &a.shapes[a.n_shapes], &err) != QKV_OK) {
-                rc = qkv_cli_usage_error(USAGE, "%s", err.message);
-                goto done;
-            }
-            a.n_shapes++;
-            break;
-        case OPT_SEED:
-            if (qkv_cli_parse_int(value, 0, INT64_MAX, &v) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--seed '%s': expected a non-negative integer",
-                                         value);
-                goto done;
-            }
-            a.seed = (uint64_t)v;
-            break;
-        case OPT_NO_FUSE:
-            a.no_fuse = 1;
-            break;
-        case OPT_VERBOSE:
-            a.verbose = 1;
-            break;
-        case OPT_PROFILE:
-            a.profile = 1;
-            break;
-        case OPT_WARMUP:
-            if (qkv_cli_parse_int(value, 0, 1000000, &v) != 0) {
-                rc = qkv_cli_usage_error(
-                    USAGE, "--warmup '%s': expected an integer in [0, 1000000]", value);
-                goto done;
-            }
-            a.warmup = (size_t)v;
-            break;
-        default: /* --plugin, --backend, --no-default-plugins */
-            if (qkv_cli_plugin_option(&a.plugins, id, value, USAGE) < 0) {
-                rc = QKV_EXIT_USAGE;
-                goto done;
-            }
-            break;
-        }
-    }
-    if (!a.model) {
-        rc = qkv_cli_usage_error(USAGE, "missing MODEL");
-        goto done;
-    }
-    rc = run(&a);
-done:
     free(a.input_args);
     free(a.shapes);
     qkv_cli_plugin_opts_fini(&a.plugins);

@@ -494,64 +494,97 @@ static int compare_value(const qkv_value *got, const qkv_value *want, double rto
     return 1;
 }
 
-/* Runs one data set; returns the status (the test's message set unless pass). */
-static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, const char *ds_dir,
-                        size_t ds_index, int many, const test_opts *o)
+/* Counts ds_dir's input_K.pb and output_K.pb files (K from 0, none missing)
+ * and checks them against the model's inputs and outputs. Returns ST_PASS
+ * or the status (the test's message set). */
+static int count_data_files(test_case *t, const qkv_model *model, const char *ds_dir,
+                            const char *label, size_t *n_in, size_t *n_out)
 {
-    char label[64] = "";
-    if (many)
-        snprintf(label, sizeof label, "data set %zu: ", ds_index);
+    *n_in = *n_out = 0;
     size_t n_names = 0;
     char **names = list_dir(ds_dir, &n_names);
     if (!names)
         return set_result(t, ST_ERROR, "%scannot read '%s': %s", label, ds_dir, strerror(errno));
-    size_t n_in = 0, n_out = 0;
     long missing = -1;
     int st = ST_PASS;
-    if (numbered_files(names, n_names, "input_", &n_in, &missing) != 0)
+    if (numbered_files(names, n_names, "input_", n_in, &missing) != 0)
         st = set_result(t, ST_ERROR, "%sinput_%ld.pb is missing", label, missing);
-    else if (numbered_files(names, n_names, "output_", &n_out, &missing) != 0)
+    else if (numbered_files(names, n_names, "output_", n_out, &missing) != 0)
         st = set_result(t, ST_ERROR, "%soutput_%ld.pb is missing", label, missing);
     free_list(names, n_names);
     if (st != ST_PASS)
         return st;
     size_t model_in = qkv_model_input_count(model), model_out = qkv_model_output_count(model);
-    if (n_in != model_in)
-        return set_result(t, ST_ERROR, "%s%zu input files, the model has %zu inputs", label, n_in,
+    if (*n_in != model_in)
+        return set_result(t, ST_ERROR, "%s%zu input files, the model has %zu inputs", label, *n_in,
                           model_in);
-    if (n_out != model_out)
+    if (*n_out != model_out)
         return set_result(t, ST_ERROR, "%s%zu output files, the model has %zu outputs", label,
-                          n_out, model_out);
+                          *n_out, model_out);
+    return ST_PASS;
+}
 
-    data_set d = {.n_inputs = n_in, .n_expected = n_out, .all_tensors = true};
-    st = read_values(t, model, true, ds_dir, "input_", n_in, &d.inputs, label);
+/* Reads the data set's n_in inputs and n_out expected outputs into *d (the
+ * inputs also as a tensor array when all are tensors). Returns ST_PASS or
+ * the status (the test's message set); *d is freed on failure. */
+static int read_data_set(test_case *t, const qkv_model *model, const char *ds_dir,
+                         const char *label, size_t n_in, size_t n_out, data_set *d)
+{
+    *d = (data_set){.n_inputs = n_in, .n_expected = n_out, .all_tensors = true};
+    int st = read_values(t, model, true, ds_dir, "input_", n_in, &d->inputs, label);
     if (st == ST_PASS)
-        st = read_values(t, model, false, ds_dir, "output_", n_out, &d.expected, label);
-    if (st == ST_PASS && !(d.tensors = calloc(n_in + 1, sizeof *d.tensors)))
+        st = read_values(t, model, false, ds_dir, "output_", n_out, &d->expected, label);
+    if (st == ST_PASS && !(d->tensors = calloc(n_in + 1, sizeof *d->tensors)))
         st = set_result(t, ST_ERROR, "out of memory");
     if (st != ST_PASS) {
-        data_set_free(&d);
+        data_set_free(d);
         return st;
     }
     for (size_t k = 0; k < n_in; k++) {
-        d.all_tensors = d.all_tensors && d.inputs[k].kind == QKV_KIND_TENSOR;
-        if (d.inputs[k].kind == QKV_KIND_TENSOR)
-            d.tensors[k] = d.inputs[k].tensors[0];
+        d->all_tensors = d->all_tensors && d->inputs[k].kind == QKV_KIND_TENSOR;
+        if (d->inputs[k].kind == QKV_KIND_TENSOR)
+            d->tensors[k] = d->inputs[k].tensors[0];
     }
-    qkv_error err = {0};
-    double t0 = qkv_cli_now_ms();
-    /* qkv_run for tensors, so the common path is the one tested */
-    qkv_status rs = d.all_tensors ? qkv_run(ctx, d.tensors, n_in, &err)
-                                  : qkv_run_values(ctx, d.inputs, n_in, &err);
-    double ms = qkv_cli_now_ms() - t0;
-    if (rs != QKV_OK) {
-        st = set_result(t, status_of(rs), "%s%s", label, err.message);
-        data_set_free(&d);
-        return st;
-    }
-    if (o->verbose)
-        printf("  %s: data set %zu ran in %.3f ms\n", t->name, ds_index, ms);
-    for (size_t k = 0; k < n_out; k++) {
+    return ST_PASS;
+}
+
+/* --verbose: one output's dtype, shape and comparison. */
+static void print_comparison(size_t k, const char *name, const qkv_value *gv, int ok,
+                             const qkv_cli_compare_result *r)
+{
+    char dims[256];
+    const qkv_tensor *got = gv->count ? &gv->tensors[0] : NULL;
+    printf("    output %zu '%s': %s%s %s: %s", k, name,
+           gv->kind != QKV_KIND_TENSOR ? "value of " : "",
+           qkv_dtype_name(got ? got->dtype : gv->elem_dtype),
+           got && got->rank >= 0 && got->rank <= QKV_MAX_RANK
+               ? qkv_cli_dims_str(got->rank, got->dims, dims, sizeof dims)
+               : "[?]",
+           ok ? "ok" : r->message);
+    if (ok && r->max_abs_diff > 0)
+        printf(" (max abs diff %.1e)", r->max_abs_diff);
+    putchar('\n');
+}
+
+/* Output k of a run against its expected value: dtype, shape and range when
+ * it depends on a random op (one tensor each), else by value. */
+static int output_matches(const test_case *t, size_t k, const qkv_value *gv,
+                          const qkv_value *want, const test_opts *o, qkv_cli_compare_result *r)
+{
+    const qkv_cli_random_range *rr = k < t->n_random ? &t->random[k] : NULL;
+    int random = rr && rr->random && gv->kind == QKV_KIND_TENSOR && gv->count == 1 &&
+                 want->kind == QKV_KIND_TENSOR && want->count == 1;
+    return random ? qkv_cli_check_random(&gv->tensors[0], &want->tensors[0], rr, r)
+                  : compare_value(gv, want, o->rtol, o->atol, r);
+}
+
+/* Checks every output of ctx's last run against d's expected values; the
+ * first mismatch sets the test's status. Returns the status. */
+static int check_outputs(test_case *t, const qkv_model *model, qkv_context *ctx,
+                         const data_set *d, const char *label, const test_opts *o)
+{
+    int st = ST_PASS;
+    for (size_t k = 0; k < d->n_expected; k++) {
         qkv_value_info vi = {.struct_size = sizeof(qkv_value_info)};
         qkv_model_output(model, k, &vi);
         qkv_value gv = {.struct_size = sizeof gv};
@@ -562,27 +595,41 @@ static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, 
             continue;
         }
         qkv_cli_compare_result r;
-        const qkv_cli_random_range *rr = k < t->n_random ? &t->random[k] : NULL;
-        int random = rr && rr->random && gv.kind == QKV_KIND_TENSOR && gv.count == 1 &&
-                     d.expected[k].kind == QKV_KIND_TENSOR && d.expected[k].count == 1;
-        int ok = random ? qkv_cli_check_random(&gv.tensors[0], &d.expected[k].tensors[0], rr, &r)
-                        : compare_value(&gv, &d.expected[k], o->rtol, o->atol, &r);
-        if (o->verbose) {
-            char dims[256];
-            const qkv_tensor *got = gv.count ? &gv.tensors[0] : NULL;
-            printf("    output %zu '%s': %s%s %s: %s", k, vi.name,
-                   gv.kind != QKV_KIND_TENSOR ? "value of " : "",
-                   qkv_dtype_name(got ? got->dtype : gv.elem_dtype),
-                   got && got->rank >= 0 && got->rank <= QKV_MAX_RANK
-                       ? qkv_cli_dims_str(got->rank, got->dims, dims, sizeof dims)
-                       : "[?]",
-                   ok ? "ok" : r.message);
-            if (ok && r.max_abs_diff > 0)
-                printf(" (max abs diff %.1e)", r.max_abs_diff);
-            putchar('\n');
-        }
+        int ok = output_matches(t, k, &gv, &d->expected[k], o, &r);
+        if (o->verbose)
+            print_comparison(k, vi.name, &gv, ok, &r);
         if (!ok && st == ST_PASS)
             st = set_result(t, ST_FAIL, "%soutput %zu '%s' %s", label, k, vi.name, r.message);
+    }
+    return st;
+}
+
+/* Runs one data set; returns the status (the test's message set unless pass). */
+static int run_data_set(test_case *t, const qkv_model *model, qkv_context *ctx, const char *ds_dir,
+                        size_t ds_index, int many, const test_opts *o)
+{
+    char label[64] = "";
+    if (many)
+        snprintf(label, sizeof label, "data set %zu: ", ds_index);
+    size_t n_in, n_out;
+    data_set d;
+    int st = count_data_files(t, model, ds_dir, label, &n_in, &n_out);
+    if (st == ST_PASS)
+        st = read_data_set(t, model, ds_dir, label, n_in, n_out, &d);
+    if (st != ST_PASS)
+        return st;
+    qkv_error err = {0};
+    double t0 = qkv_cli_now_ms();
+    /* qkv_run for tensors, so the common path is the one tested */
+    qkv_status rs = d.all_tensors ? qkv_run(ctx, d.tensors, n_in, &err)
+                                  : qkv_run_values(ctx, d.inputs, n_in, &err);
+    double ms = qkv_cli_now_ms() - t0;
+    if (rs != QKV_OK) {
+        st = set_result(t, status_of(rs), "%s%s", label, err.message);
+    } else {
+        if (o->verbose)
+            printf("  %s: data set %zu ran in %.3f ms\n", t->name, ds_index, ms);
+        st = check_outputs(t, model, ctx, &d, label, o);
     }
     data_set_free(&d);
     return st;
@@ -603,59 +650,58 @@ static char *random_note(const test_case *t)
     return qkv_strdup(ranged ? "random: shape, dtype, range" : "random: shape, dtype");
 }
 
-static void run_test(test_case *t, const test_opts *o)
+/* Reads the model at path for the report and the checks: its op types and
+ * which outputs depend on a random op. Returns ST_PASS or the status (the
+ * test's message set). */
+static int inspect_model(test_case *t, const char *path)
 {
     qkv_error err = {0};
     qkv_model *model = NULL;
-    qkv_session *session = NULL;
-    qkv_context *ctx = NULL;
-    char **names = NULL;
-    size_t n_names = 0;
-    char *path = join_path(t->dir, "model.onnx");
-    t->status = ST_PASS;
-    if (!path) {
-        set_result(t, ST_ERROR, "out of memory");
-        goto done;
-    }
     qkv_status st = qkv_model_load_file(path, &model, &err);
-    if (st != QKV_OK) {
-        set_result(t, status_of(st), "%s", err.message);
-        goto done;
+    if (st != QKV_OK)
+        return set_result(t, status_of(st), "%s", err.message);
+    int rc = ST_PASS;
+    size_t n_outputs = qkv_model_output_count(model);
+    if (collect_ops(t, model) != 0 ||
+        !(t->random = calloc(n_outputs ? n_outputs : 1, sizeof *t->random))) {
+        rc = set_result(t, ST_ERROR, "out of memory");
+    } else {
+        t->n_random = n_outputs;
+        qkv_cli_random_outputs(model, t->random, t->n_random);
     }
-    if (collect_ops(t, model) != 0) {
-        set_result(t, ST_ERROR, "out of memory");
-        goto done;
-    }
-    t->n_random = qkv_model_output_count(model);
-    t->random = calloc(t->n_random ? t->n_random : 1, sizeof *t->random);
-    if (!t->random) {
-        set_result(t, ST_ERROR, "out of memory");
-        goto done;
-    }
-    qkv_cli_random_outputs(model, t->random, t->n_random);
     qkv_model_destroy(model);
-    model = NULL;
+    return rc;
+}
 
+/* Creates the session (--threads, --no-fuse) and the context the test runs
+ * in. Returns ST_PASS or the status (the test's message set). */
+static int open_session(test_case *t, const char *path, const test_opts *o,
+                        qkv_session **session, qkv_context **ctx)
+{
+    qkv_error err = {0};
     qkv_session_options opts;
     qkv_session_options_init(&opts);
     opts.threads = o->threads;
     opts.disable_fusion = o->no_fuse; /* --no-fuse */
-    st = qkv_session_create(path, &opts, &session, &err);
-    if (st != QKV_OK) {
-        set_result(t, status_of(st), "%s", err.message);
-        goto done;
-    }
-    st = qkv_context_create(session, &ctx, &err);
-    if (st != QKV_OK) {
-        set_result(t, status_of(st), "%s", err.message);
-        goto done;
-    }
-    names = list_dir(t->dir, &n_names);
+    qkv_status st = qkv_session_create(path, &opts, session, &err);
+    if (st == QKV_OK)
+        st = qkv_context_create(*session, ctx, &err);
+    if (st != QKV_OK)
+        return set_result(t, status_of(st), "%s", err.message);
+    return ST_PASS;
+}
+
+/* Runs the test_data_set_K directories of t->dir in numeric order
+ * (test_data_set_2 before test_data_set_10) until one does not pass. */
+static void run_data_sets(test_case *t, const qkv_session *session, qkv_context *ctx,
+                          const test_opts *o)
+{
+    size_t n_names = 0;
+    char **names = list_dir(t->dir, &n_names);
     if (!names) {
         set_result(t, ST_ERROR, "cannot read '%s': %s", t->dir, strerror(errno));
-        goto done;
+        return;
     }
-    /* data sets in numeric order: test_data_set_2 before test_data_set_10 */
     long max = -1;
     size_t n_sets = 0;
     for (size_t i = 0; i < n_names; i++) {
@@ -665,10 +711,8 @@ static void run_test(test_case *t, const test_opts *o)
             max = k > max ? k : max;
         }
     }
-    if (n_sets == 0) {
+    if (n_sets == 0)
         set_result(t, ST_ERROR, "no test_data_set_* directory in '%s'", t->dir);
-        goto done;
-    }
     for (long k = 0; k <= max && t->status == ST_PASS; k++) {
         char ds[64];
         snprintf(ds, sizeof ds, "test_data_set_%ld", k);
@@ -685,17 +729,29 @@ static void run_test(test_case *t, const test_opts *o)
         run_data_set(t, qkv_session_model(session), ctx, ds_dir, (size_t)k, n_sets > 1, o);
         free(ds_dir);
     }
-done:
+    free_list(names, n_names);
+}
+
+/* Runs test t: its model on each data set, the outputs compared. Sets
+ * t->status and t->message ("" or a note for a pass). */
+static void run_test(test_case *t, const test_opts *o)
+{
+    qkv_session *session = NULL;
+    qkv_context *ctx = NULL;
+    char *path = join_path(t->dir, "model.onnx");
+    t->status = ST_PASS;
+    if (!path)
+        set_result(t, ST_ERROR, "out of memory");
+    else if (inspect_model(t, path) == ST_PASS && open_session(t, path, o, &session, &ctx) == ST_PASS)
+        run_data_sets(t, session, ctx, o);
     if (t->status == ST_PASS && !t->message)
         t->message = random_note(t);
     if (!t->message)
         t->message = qkv_strdup("");
     if (!t->ops_joined)
         t->ops_joined = qkv_strdup("");
-    free_list(names, n_names);
     qkv_context_destroy(ctx);
     qkv_session_destroy(session);
-    qkv_model_destroy(model);
     free(path);
 }
 
@@ -980,106 +1036,121 @@ static int parse_tolerance(const char *s, double *out)
     return 0;
 }
 
-int qkv_cmd_test(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct test_args {
+    test_opts o;
+    const char *json, *scoreboard;
+    const char **dirs, **filters; /* argv strings; capacity argc each */
+    size_t n_dirs, n_filters;
+    int allow_unsupported;
+} test_args;
+
+/* Takes option id with its value. QKV_EXIT_OK, or QKV_EXIT_USAGE after
+ * printing why the value is wrong. */
+static int take_option(test_args *a, int id, const char *value)
+{
+    int64_t v;
+    switch (id) {
+    case OPT_JSON:
+        a->json = value;
+        break;
+    case OPT_SCOREBOARD:
+        a->scoreboard = value;
+        break;
+    case OPT_FILTER:
+        a->filters[a->n_filters++] = value;
+        break;
+    case OPT_VERBOSE:
+        a->o.verbose = 1;
+        break;
+    case OPT_NO_FUSE:
+        a->o.no_fuse = 1;
+        break;
+    case OPT_ALLOW_UNSUPPORTED:
+        a->allow_unsupported = 1;
+        break;
+    case OPT_THREADS:
+        if (qkv_cli_parse_int(value, 0, 4096, &v) != 0)
+            return qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
+                                       value);
+        a->o.threads = (size_t)v;
+        break;
+    case OPT_RTOL:
+    case OPT_ATOL:
+        if (parse_tolerance(value, id == OPT_RTOL ? &a->o.rtol : &a->o.atol) != 0)
+            return qkv_cli_usage_error(USAGE, "%s '%s': expected a non-negative number",
+                                       id == OPT_RTOL ? "--rtol" : "--atol", value);
+        break;
+    default:
+        break;
+    }
+    return QKV_EXIT_OK;
+}
+
+/* Parses the arguments into *a. Returns 1 to go on, or 0 when the command
+ * must stop with *rc (after --help or a usage error). */
+static int parse_args(int argc, char **argv, test_args *a, int *rc)
 {
     qkv_cli_parser p;
-    test_opts o = {.rtol = QKV_CLI_RTOL, .atol = QKV_CLI_ATOL};
-    const char *json = NULL, *scoreboard = NULL;
-    const char **dirs = calloc((size_t)argc, sizeof *dirs);
-    const char **filters = calloc((size_t)argc, sizeof *filters);
-    size_t n_dirs = 0, n_filters = 0;
-    int allow_unsupported = 0;
-    test_list all = {0};
-    int rc = QKV_EXIT_FAILURE;
-    if (!dirs || !filters) {
-        rc = qkv_cli_fail("out of memory");
-        goto done;
-    }
     qkv_cli_parser_init(&p, argc, argv, OPTIONS, sizeof OPTIONS / sizeof OPTIONS[0], USAGE);
     for (;;) {
-        int id;
+        int id, kind;
         const char *value;
-        int64_t v;
-        int kind, more = qkv_cli_next_arg(&p, &kind, &id, &value, &rc);
+        int more = qkv_cli_next_arg(&p, &kind, &id, &value, rc);
         if (more < 0)
-            goto done;
+            return 0;
         if (more == 0)
             break;
         if (kind == QKV_CLI_OPERAND) {
-            dirs[n_dirs++] = value;
+            a->dirs[a->n_dirs++] = value;
             continue;
         }
-        switch (id) {
-        case OPT_JSON:
-            json = value;
-            break;
-        case OPT_SCOREBOARD:
-            scoreboard = value;
-            break;
-        case OPT_FILTER:
-            filters[n_filters++] = value;
-            break;
-        case OPT_VERBOSE:
-            o.verbose = 1;
-            break;
-        case OPT_NO_FUSE:
-            o.no_fuse = 1;
-            break;
-        case OPT_ALLOW_UNSUPPORTED:
-            allow_unsupported = 1;
-            break;
-        case OPT_THREADS:
-            if (qkv_cli_parse_int(value, 0, 4096, &v) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "--threads '%s': expected an integer in [0, 4096]",
-                                         value);
-                goto done;
-            }
-            o.threads = (size_t)v;
-            break;
-        case OPT_RTOL:
-        case OPT_ATOL:
-            if (parse_tolerance(value, id == OPT_RTOL ? &o.rtol : &o.atol) != 0) {
-                rc = qkv_cli_usage_error(USAGE, "%s '%s': expected a non-negative number",
-                                         id == OPT_RTOL ? "--rtol" : "--atol", value);
-                goto done;
-            }
-            break;
-        default:
-            break;
-        }
+        *rc = take_option(a, id, value);
+        if (*rc != QKV_EXIT_OK)
+            return 0;
     }
-    if (n_dirs == 0) {
-        rc = qkv_cli_usage_error(USAGE, "missing DIR");
-        goto done;
+    if (a->n_dirs == 0) {
+        *rc = qkv_cli_usage_error(USAGE, "missing DIR");
+        return 0;
     }
-    for (size_t i = 0; i < n_dirs; i++) {
-        if (!is_dir(dirs[i])) {
+    return 1;
+}
+
+/* Finds the tests under each DIR into *all and keeps those --filter
+ * selects. Returns QKV_EXIT_OK or an exit code after printing why. */
+static int collect_tests(const test_args *a, test_list *all)
+{
+    for (size_t i = 0; i < a->n_dirs; i++) {
+        if (!is_dir(a->dirs[i])) {
             struct stat st;
-            rc = stat(dirs[i], &st) != 0
-                     ? qkv_cli_fail("cannot open '%s': %s", dirs[i], strerror(errno))
-                     : qkv_cli_fail("'%s' is not a directory", dirs[i]);
-            goto done;
+            return stat(a->dirs[i], &st) != 0
+                       ? qkv_cli_fail("cannot open '%s': %s", a->dirs[i], strerror(errno))
+                       : qkv_cli_fail("'%s' is not a directory", a->dirs[i]);
         }
-        rc = find_tests(&all, dirs[i], 0);
+        int rc = find_tests(all, a->dirs[i], 0);
         if (rc != QKV_EXIT_OK)
-            goto done;
+            return rc;
     }
     /* filter in place (the unselected are freed) */
     size_t kept = 0;
-    for (size_t i = 0; i < all.n; i++) {
-        if (matches_filter(all.v[i].name, filters, n_filters)) {
-            all.v[kept++] = all.v[i];
+    for (size_t i = 0; i < all->n; i++) {
+        if (matches_filter(all->v[i].name, a->filters, a->n_filters)) {
+            all->v[kept++] = all->v[i];
         } else {
-            free(all.v[i].name);
-            free(all.v[i].dir);
+            free(all->v[i].name);
+            free(all->v[i].dir);
         }
     }
-    all.n = kept;
+    all->n = kept;
+    return QKV_EXIT_OK;
+}
 
-    size_t counts[ST_COUNT_] = {0};
-    for (size_t i = 0; i < all.n; i++) {
-        test_case *t = &all.v[i];
-        run_test(t, &o);
+/* Runs every test, printing its status line, and counts the statuses. */
+static void run_tests(test_list *all, const test_opts *o, size_t counts[ST_COUNT_])
+{
+    for (size_t i = 0; i < all->n; i++) {
+        test_case *t = &all->v[i];
+        run_test(t, o);
         counts[t->status]++;
         if (t->status == ST_PASS && t->message && t->message[0])
             printf("PASS %s (%s)\n", t->name, t->message);
@@ -1089,26 +1160,51 @@ int qkv_cmd_test(int argc, char **argv)
             printf("%s %s: %s\n", STATUS_LINE[t->status], t->name, t->message);
         fflush(stdout);
     }
-    group_tests(&all);
-    rc = QKV_EXIT_OK;
-    if (json)
-        rc = write_json(json, &all, counts);
-    if (scoreboard && rc == QKV_EXIT_OK)
-        rc = write_scoreboard(scoreboard, &all, counts);
+}
+
+/* Writes the --json and --scoreboard files and the summary line; returns
+ * the exit code (see the header: failures, and a run that passed nothing). */
+static int report_results(test_list *all, const size_t counts[ST_COUNT_], const test_args *a)
+{
+    group_tests(all);
+    int rc = QKV_EXIT_OK;
+    if (a->json)
+        rc = write_json(a->json, all, counts);
+    if (a->scoreboard && rc == QKV_EXIT_OK)
+        rc = write_scoreboard(a->scoreboard, all, counts);
     printf("%zu passed, %zu failed, %zu skipped\n", counts[ST_PASS],
            counts[ST_FAIL] + counts[ST_ERROR], counts[ST_UNSUPPORTED]);
     if (rc == QKV_EXIT_OK && (counts[ST_FAIL] || counts[ST_ERROR]))
         rc = QKV_EXIT_FAILURE;
-    else if (rc == QKV_EXIT_OK && all.n == 0)
+    else if (rc == QKV_EXIT_OK && all->n == 0)
         rc = qkv_cli_fail("no tests found%s: nothing was checked",
-                          n_filters ? " (none matches --filter)" : "");
-    else if (rc == QKV_EXIT_OK && counts[ST_PASS] == 0 && !allow_unsupported)
+                          a->n_filters ? " (none matches --filter)" : "");
+    else if (rc == QKV_EXIT_OK && counts[ST_PASS] == 0 && !a->allow_unsupported)
         rc = qkv_cli_fail("no test passed: all %zu unsupported (pass --allow-unsupported if "
                           "that is expected)",
                           counts[ST_UNSUPPORTED]);
-done:
+    return rc;
+}
+
+int qkv_cmd_test(int argc, char **argv)
+{
+    test_args a = {.o = {.rtol = QKV_CLI_RTOL, .atol = QKV_CLI_ATOL}};
+    test_list all = {0};
+    int rc = QKV_EXIT_FAILURE;
+    a.dirs = calloc((size_t)argc, sizeof *a.dirs);
+    a.filters = calloc((size_t)argc, sizeof *a.filters);
+    if (!a.dirs || !a.filters) {
+        rc = qkv_cli_fail("out of memory");
+    } else if (parse_args(argc, argv, &a, &rc)) {
+        rc = collect_tests(&a, &all);
+        if (rc == QKV_EXIT_OK) {
+            size_t counts[ST_COUNT_] = {0};
+            run_tests(&all, &a.o, counts);
+            rc = report_results(&all, counts, &a);
+        }
+    }
     free_tests(&all);
-    free(dirs);
-    free(filters);
+    free(a.dirs);
+    free(a.filters);
     return rc;
 }

@@ -181,11 +181,13 @@ static double badness(double a, double e)
     return fabs(a - e);
 }
 
-int qkv_cli_compare(const qkv_tensor *got, const qkv_tensor *expected, double rtol, double atol,
-                    qkv_cli_compare_result *r)
+/* Dtype, shape and data size: 1 with *n elements and *need bytes when the
+ * tensors can be compared element by element, else 0 with r->message set. */
+static int check_layout(const qkv_tensor *got, const qkv_tensor *expected,
+                        qkv_cli_compare_result *r, size_t *n, size_t *need)
 {
     char a[160], b[160];
-    memset(r, 0, sizeof *r);
+    *n = *need = 0;
     if (got->dtype != expected->dtype) {
         set_msg(r, "dtype %s, expected %s", qkv_dtype_name(got->dtype),
                 qkv_dtype_name(expected->dtype));
@@ -203,123 +205,156 @@ int qkv_cli_compare(const qkv_tensor *got, const qkv_tensor *expected, double rt
         set_msg(r, "shape %s, expected %s", a, b);
         return 0;
     }
-    size_t n = 0, need = 0;
-    if (!qkv_shape_elements(expected->dims, expected->rank, &n) ||
-        !qkv_dtype_storage_bytes(expected->dtype, n, &need)) {
+    if (!qkv_shape_elements(expected->dims, expected->rank, n) ||
+        !qkv_dtype_storage_bytes(expected->dtype, *n, need)) {
         set_msg(r, "%s tensors of this shape cannot be compared", qkv_dtype_name(got->dtype));
         return 0;
     }
-    if (got->data_bytes != need || expected->data_bytes != need ||
-        (need && (!got->data || !expected->data))) {
+    if (got->data_bytes != *need || expected->data_bytes != *need ||
+        (*need && (!got->data || !expected->data))) {
         set_msg(r, "%zu data bytes, expected %zu (shape needs %zu)", got->data_bytes,
-                expected->data_bytes, need);
+                expected->data_bytes, *need);
         return 0;
     }
+    return 1;
+}
+
+/* Floating types (both parts of complex ones) within rtol/atol; n > 0. */
+static int compare_floats(const qkv_tensor *got, const qkv_tensor *expected, size_t n,
+                          double rtol, double atol, qkv_cli_compare_result *r)
+{
+    qkv_dtype dt = got->dtype;
+    int complex = dt == QKV_DTYPE_COMPLEX64 || dt == QKV_DTYPE_COMPLEX128;
+    size_t parts = complex ? 2 * n : n, worst = SIZE_MAX;
+    double worst_bad = -1.0;
+    for (size_t i = 0; i < parts; i++) {
+        double x = float_at(got, i), e = float_at(expected, i);
+        if (!isnan(x) && !isnan(e) && !isinf(x) && !isinf(e) && fabs(x - e) > r->max_abs_diff)
+            r->max_abs_diff = fabs(x - e);
+        if (float_close(x, e, rtol, atol))
+            continue;
+        /* a complex element counts once even if both parts differ */
+        if (!complex || i % 2 == 0 ||
+            float_close(float_at(got, i - 1), float_at(expected, i - 1), rtol, atol))
+            r->mismatches++;
+        double bad = badness(x, e);
+        if (bad > worst_bad) {
+            worst_bad = bad;
+            worst = i;
+        }
+    }
+    r->match = !r->mismatches;
+    if (r->match)
+        return 1;
+    char a[160];
+    double x = float_at(got, worst), e = float_at(expected, worst);
+    index_str(got, complex ? worst / 2 : worst, a, sizeof a);
+    set_msg(r, "worst at %s%s got %.7g expected %.7g (abs %.1e; %zu of %zu elements differ)", a,
+            complex ? (worst % 2 ? " (imag)" : " (real)") : "", x, e, fabs(x - e), r->mismatches,
+            n);
+    return 0;
+}
+
+/* Integers and bool: exact; n > 0. */
+static int compare_ints(const qkv_tensor *got, const qkv_tensor *expected, size_t n,
+                        qkv_cli_compare_result *r)
+{
+    qkv_dtype dt = got->dtype;
+    size_t worst = SIZE_MAX;
+    double worst_bad = -1.0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t x = int_at(got, i), e = int_at(expected, i);
+        if (x == e)
+            continue;
+        r->mismatches++;
+        /* |x - e| without overflow, as a double (only used to rank) */
+        double bad = fabs((double)x - (double)e);
+        if (dt == QKV_DTYPE_UINT64)
+            bad = fabs((double)(uint64_t)x - (double)(uint64_t)e);
+        if (bad > worst_bad) {
+            worst_bad = bad;
+            worst = i;
+        }
+    }
+    r->match = !r->mismatches;
+    if (r->match)
+        return 1;
+    char a[160];
+    int64_t x = int_at(got, worst), e = int_at(expected, worst);
+    index_str(got, worst, a, sizeof a);
+    if (dt == QKV_DTYPE_UINT64)
+        set_msg(r, "worst at %s got %" PRIu64 " expected %" PRIu64 " (%zu of %zu elements differ)",
+                a, (uint64_t)x, (uint64_t)e, r->mismatches, n);
+    else
+        set_msg(r, "worst at %s got %" PRId64 " expected %" PRId64 " (%zu of %zu elements differ)",
+                a, x, e, r->mismatches, n);
+    return 0;
+}
+
+/* Strings: byte-equal (NULL reads as ""); n > 0. */
+static int compare_strings(const qkv_tensor *got, const qkv_tensor *expected, size_t n,
+                           qkv_cli_compare_result *r)
+{
+    char *const *gs = got->data, *const *es = expected->data;
+    size_t first = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const char *x = gs[i] ? gs[i] : "", *e = es[i] ? es[i] : "";
+        if (strcmp(x, e) == 0)
+            continue;
+        if (!r->mismatches++)
+            first = i;
+    }
+    r->match = !r->mismatches;
+    if (r->match)
+        return 1;
+    char a[160];
+    index_str(got, first, a, sizeof a);
+    set_msg(r,
+            "first difference at %s got \"%.60s\" expected \"%.60s\" (%zu of %zu elements differ)",
+            a, gs[first] ? gs[first] : "", es[first] ? es[first] : "", r->mismatches, n);
+    return 0;
+}
+
+/* Other types (float8, sub-byte, ...): the `need` stored bytes must be equal. */
+static int compare_bytes(const qkv_tensor *got, const qkv_tensor *expected, size_t need,
+                         qkv_cli_compare_result *r)
+{
+    const unsigned char *gp = got->data, *ep = expected->data;
+    size_t first = SIZE_MAX;
+    for (size_t i = 0; i < need; i++) {
+        if (gp[i] == ep[i])
+            continue;
+        if (!r->mismatches++)
+            first = i;
+    }
+    r->match = !r->mismatches;
+    if (r->match)
+        return 1;
+    set_msg(
+        r,
+        "%s data differs: first at byte %zu got 0x%02x expected 0x%02x (%zu of %zu bytes differ)",
+        qkv_dtype_name(got->dtype), first, gp[first], ep[first], r->mismatches, need);
+    return 0;
+}
+
+int qkv_cli_compare(const qkv_tensor *got, const qkv_tensor *expected, double rtol, double atol,
+                    qkv_cli_compare_result *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t n, need;
+    if (!check_layout(got, expected, r, &n, &need))
+        return 0;
     r->elements = n;
     if (n == 0) {
         r->match = 1;
         return 1;
     }
-
-    size_t worst = SIZE_MAX;
-    double worst_bad = -1.0;
     qkv_dtype dt = got->dtype;
-    if (dtype_is_float(dt)) {
-        int complex = dt == QKV_DTYPE_COMPLEX64 || dt == QKV_DTYPE_COMPLEX128;
-        size_t parts = complex ? 2 * n : n;
-        for (size_t i = 0; i < parts; i++) {
-            double x = float_at(got, i), e = float_at(expected, i);
-            if (!isnan(x) && !isnan(e) && !isinf(x) && !isinf(e) && fabs(x - e) > r->max_abs_diff)
-                r->max_abs_diff = fabs(x - e);
-            if (float_close(x, e, rtol, atol))
-                continue;
-            /* a complex element counts once even if both parts differ */
-            if (!complex || i % 2 == 0 ||
-                float_close(float_at(got, i - 1), float_at(expected, i - 1), rtol, atol))
-                r->mismatches++;
-            double bad = badness(x, e);
-            if (bad > worst_bad) {
-                worst_bad = bad;
-                worst = i;
-            }
-        }
-        if (!r->mismatches) {
-            r->match = 1;
-            return 1;
-        }
-        double x = float_at(got, worst), e = float_at(expected, worst);
-        index_str(got, complex ? worst / 2 : worst, a, sizeof a);
-        set_msg(r, "worst at %s%s got %.7g expected %.7g (abs %.1e; %zu of %zu elements differ)", a,
-                complex ? (worst % 2 ? " (imag)" : " (real)") : "", x, e, fabs(x - e),
-                r->mismatches, n);
-        return 0;
-    }
-    if (qkv_cli_dtype_numeric(dt)) { /* integers and bool: exact */
-        for (size_t i = 0; i < n; i++) {
-            int64_t x = int_at(got, i), e = int_at(expected, i);
-            if (x == e)
-                continue;
-            r->mismatches++;
-            /* |x - e| without overflow, as a double (only used to rank) */
-            double bad = fabs((double)x - (double)e);
-            if (dt == QKV_DTYPE_UINT64)
-                bad = fabs((double)(uint64_t)x - (double)(uint64_t)e);
-            if (bad > worst_bad) {
-                worst_bad = bad;
-                worst = i;
-            }
-        }
-        if (!r->mismatches) {
-            r->match = 1;
-            return 1;
-        }
-        int64_t x = int_at(got, worst), e = int_at(expected, worst);
-        index_str(got, worst, a, sizeof a);
-        if (dt == QKV_DTYPE_UINT64)
-            set_msg(r,
-                    "worst at %s got %" PRIu64 " expected %" PRIu64 " (%zu of %zu elements differ)",
-                    a, (uint64_t)x, (uint64_t)e, r->mismatches, n);
-        else
-            set_msg(r,
-                    "worst at %s got %" PRId64 " expected %" PRId64 " (%zu of %zu elements differ)",
-                    a, x, e, r->mismatches, n);
-        return 0;
-    }
-    if (dt == QKV_DTYPE_STRING) {
-        char *const *gs = got->data, *const *es = expected->data;
-        for (size_t i = 0; i < n; i++) {
-            const char *x = gs[i] ? gs[i] : "", *e = es[i] ? es[i] : "";
-            if (strcmp(x, e) == 0)
-                continue;
-            if (!r->mismatches++)
-                worst = i;
-        }
-        if (!r->mismatches) {
-            r->match = 1;
-            return 1;
-        }
-        index_str(got, worst, a, sizeof a);
-        set_msg(
-            r,
-            "first difference at %s got \"%.60s\" expected \"%.60s\" (%zu of %zu elements differ)",
-            a, gs[worst] ? gs[worst] : "", es[worst] ? es[worst] : "", r->mismatches, n);
-        return 0;
-    }
-    /* other types (float8, sub-byte, ...): the stored bytes must be equal */
-    const unsigned char *gp = got->data, *ep = expected->data;
-    for (size_t i = 0; i < need; i++) {
-        if (gp[i] == ep[i])
-            continue;
-        if (!r->mismatches++)
-            worst = i;
-    }
-    if (!r->mismatches) {
-        r->match = 1;
-        return 1;
-    }
-    set_msg(
-        r,
-        "%s data differs: first at byte %zu got 0x%02x expected 0x%02x (%zu of %zu bytes differ)",
-        qkv_dtype_name(dt), worst, gp[worst], ep[worst], r->mismatches, need);
-    return 0;
+    if (dtype_is_float(dt))
+        return compare_floats(got, expected, n, rtol, atol, r);
+    if (qkv_cli_dtype_numeric(dt))
+        return compare_ints(got, expected, n, r);
+    if (dt == QKV_DTYPE_STRING)
+        return compare_strings(got, expected, n, r);
+    return compare_bytes(got, expected, need, r);
 }

@@ -29,14 +29,10 @@ static double random_unit(uint64_t *state)
     return (double)(next_random(state) >> 11) * 0x1.0p-52 - 1.0;
 }
 
-/* Fills t (shape and dtype set) with random data it allocates. */
-static qkv_status fill_random(qkv_tensor *t, const char *name, uint64_t *state, qkv_error *err)
+/* True for the dtypes random data can be made of. */
+static int random_dtype_ok(qkv_dtype dtype)
 {
-    size_t n = 0, bytes = 0;
-    if (!qkv_shape_elements(t->dims, t->rank, &n) || !qkv_dtype_storage_bytes(t->dtype, n, &bytes))
-        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input '%s': the shape is too large",
-                             name);
-    switch (t->dtype) {
+    switch (dtype) {
     case QKV_DTYPE_FLOAT:
     case QKV_DTYPE_DOUBLE:
     case QKV_DTYPE_FLOAT16:
@@ -52,13 +48,85 @@ static qkv_status fill_random(qkv_tensor *t, const char *name, uint64_t *state, 
     case QKV_DTYPE_UINT32:
     case QKV_DTYPE_UINT64:
     case QKV_DTYPE_BOOL:
-        break;
+        return 1;
     default:
+        return 0;
+    }
+}
+
+/* Writes random element i of a `dtype` array at d (a random_dtype_ok type):
+ * floats uniform in [-1, 1) (each part of a complex), integers in [0, 10),
+ * bools 0 or 1. Every element draws once and a float once more per part:
+ * that order is what a --seed reproduces. */
+static void random_element(unsigned char *d, size_t i, qkv_dtype dtype, uint64_t *state)
+{
+    uint64_t r = next_random(state);
+    int64_t iv = (int64_t)(r % 10);
+    switch (dtype) {
+    case QKV_DTYPE_FLOAT: {
+        float v = (float)random_unit(state);
+        memcpy(d + i * 4, &v, 4);
+        break;
+    }
+    case QKV_DTYPE_COMPLEX64: {
+        float v[2] = {(float)random_unit(state), (float)random_unit(state)};
+        memcpy(d + i * 8, v, 8);
+        break;
+    }
+    case QKV_DTYPE_DOUBLE: {
+        double v = random_unit(state);
+        memcpy(d + i * 8, &v, 8);
+        break;
+    }
+    case QKV_DTYPE_COMPLEX128: {
+        double v[2] = {random_unit(state), random_unit(state)};
+        memcpy(d + i * 16, v, 16);
+        break;
+    }
+    case QKV_DTYPE_FLOAT16:
+    case QKV_DTYPE_BFLOAT16: {
+        float f = (float)random_unit(state);
+        uint16_t h = dtype == QKV_DTYPE_FLOAT16 ? qkv_cli_f32_to_f16(f) : qkv_cli_f32_to_bf16(f);
+        memcpy(d + i * 2, &h, 2);
+        break;
+    }
+    case QKV_DTYPE_BOOL:
+        d[i] = (unsigned char)(r >> 63);
+        break;
+    case QKV_DTYPE_INT8:
+    case QKV_DTYPE_UINT8:
+        d[i] = (unsigned char)iv;
+        break;
+    case QKV_DTYPE_INT16:
+    case QKV_DTYPE_UINT16: {
+        uint16_t v = (uint16_t)iv;
+        memcpy(d + i * 2, &v, 2);
+        break;
+    }
+    case QKV_DTYPE_INT32:
+    case QKV_DTYPE_UINT32: {
+        uint32_t v = (uint32_t)iv;
+        memcpy(d + i * 4, &v, 4);
+        break;
+    }
+    default: /* INT64, UINT64 */
+        memcpy(d + i * 8, &iv, 8);
+        break;
+    }
+}
+
+/* Fills t (shape and dtype set) with random data it allocates. */
+static qkv_status fill_random(qkv_tensor *t, const char *name, uint64_t *state, qkv_error *err)
+{
+    size_t n = 0, bytes = 0;
+    if (!qkv_shape_elements(t->dims, t->rank, &n) || !qkv_dtype_storage_bytes(t->dtype, n, &bytes))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "input '%s': the shape is too large",
+                             name);
+    if (!random_dtype_ok(t->dtype))
         return qkv_error_set(
             err, QKV_ERR_UNSUPPORTED,
             "input '%s': --random-inputs cannot make %s data (pass --input %s=FILE)", name,
             qkv_dtype_name(t->dtype), name);
-    }
     unsigned char *d = NULL;
     if (bytes) {
         d = malloc(bytes);
@@ -66,62 +134,8 @@ static qkv_status fill_random(qkv_tensor *t, const char *name, uint64_t *state, 
             return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
                                  "input '%s': out of memory (%zu bytes)", name, bytes);
     }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t r = next_random(state);
-        int64_t iv = (int64_t)(r % 10);
-        switch (t->dtype) {
-        case QKV_DTYPE_FLOAT: {
-            float v = (float)random_unit(state);
-            memcpy(d + i * 4, &v, 4);
-            break;
-        }
-        case QKV_DTYPE_COMPLEX64: {
-            float v[2] = {(float)random_unit(state), (float)random_unit(state)};
-            memcpy(d + i * 8, v, 8);
-            break;
-        }
-        case QKV_DTYPE_DOUBLE: {
-            double v = random_unit(state);
-            memcpy(d + i * 8, &v, 8);
-            break;
-        }
-        case QKV_DTYPE_COMPLEX128: {
-            double v[2] = {random_unit(state), random_unit(state)};
-            memcpy(d + i * 16, v, 16);
-            break;
-        }
-        case QKV_DTYPE_FLOAT16:
-        case QKV_DTYPE_BFLOAT16: {
-            float f = (float)random_unit(state);
-            uint16_t h =
-                t->dtype == QKV_DTYPE_FLOAT16 ? qkv_cli_f32_to_f16(f) : qkv_cli_f32_to_bf16(f);
-            memcpy(d + i * 2, &h, 2);
-            break;
-        }
-        case QKV_DTYPE_BOOL:
-            d[i] = (unsigned char)(r >> 63);
-            break;
-        case QKV_DTYPE_INT8:
-        case QKV_DTYPE_UINT8:
-            d[i] = (unsigned char)iv;
-            break;
-        case QKV_DTYPE_INT16:
-        case QKV_DTYPE_UINT16: {
-            uint16_t v = (uint16_t)iv;
-            memcpy(d + i * 2, &v, 2);
-            break;
-        }
-        case QKV_DTYPE_INT32:
-        case QKV_DTYPE_UINT32: {
-            uint32_t v = (uint32_t)iv;
-            memcpy(d + i * 4, &v, 4);
-            break;
-        }
-        default: /* INT64, UINT64 */
-            memcpy(d + i * 8, &iv, 8);
-            break;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        random_element(d, i, t->dtype, state);
     t->data = d;
     t->data_bytes = bytes;
     return QKV_OK;

@@ -172,6 +172,29 @@ int qkv_cli_next_arg(qkv_cli_parser *p, int *kind, int *id, const char **value, 
     }
 }
 
+int qkv_cli_parse_model_args(qkv_cli_parser *p, qkv_cli_take_option_fn take, void *args,
+                             const char **model, int *rc)
+{
+    for (;;) {
+        int id, kind;
+        const char *value;
+        int more = qkv_cli_next_arg(p, &kind, &id, &value, rc);
+        if (more <= 0)
+            return more == 0;
+        if (kind == QKV_CLI_OPERAND) {
+            if (*model) {
+                *rc = qkv_cli_usage_error(p->usage, "unexpected argument '%s'", value);
+                return 0;
+            }
+            *model = value;
+            continue;
+        }
+        *rc = take(args, id, value);
+        if (*rc != QKV_EXIT_OK)
+            return 0;
+    }
+}
+
 int qkv_cli_next(qkv_cli_parser *p, int *id, const char **value)
 {
     *id = -1;

@@ -360,6 +360,74 @@ typedef struct npy_header {
     int64_t dims[QKV_MAX_RANK];
 } npy_header;
 
+/* The value of 'descr': a quoted type string (a structured dtype's list or
+ * dict is refused). */
+static qkv_status read_descr_value(hdr_reader *r, const char *what, npy_header *h, qkv_error *err)
+{
+    skip_ws(r);
+    if (r->p < r->end && (*r->p == '[' || *r->p == '{'))
+        return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
+                             "%s: structured .npy dtypes are not supported", what);
+    if (!read_str(r, h->descr, sizeof h->descr))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "%s: malformed .npy header: bad 'descr' value", what);
+    return QKV_OK;
+}
+
+/* The value of 'fortran_order': True or False. */
+static qkv_status read_fortran_value(hdr_reader *r, const char *what, npy_header *h,
+                                     qkv_error *err)
+{
+    if (read_word(r, "True"))
+        h->fortran = true;
+    else if (read_word(r, "False"))
+        h->fortran = false;
+    else
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "%s: malformed .npy header: 'fortran_order' is not True or False",
+                             what);
+    return QKV_OK;
+}
+
+/* The value of 'shape': a tuple of non-negative ints, at most QKV_MAX_RANK
+ * ("(5)" is the int 5 in Python, not a tuple; "(5,)" and "()" are). */
+static qkv_status read_shape_value(hdr_reader *r, const char *what, npy_header *h, qkv_error *err)
+{
+    if (!eat(r, '('))
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "%s: malformed .npy header: 'shape' is not a tuple", what);
+    h->rank = 0;
+    bool comma = true; /* a dim may follow */
+    int32_t commas = 0;
+    for (;;) {
+        if (eat(r, ')'))
+            break;
+        if (!comma)
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                                 "%s: malformed .npy header: bad 'shape' tuple", what);
+        int64_t d;
+        int rc = read_dim(r, &d);
+        if (rc == -2)
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                                 "%s: .npy shape dim %d is too large", what, (int)h->rank);
+        if (rc != 0)
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                                 "%s: malformed .npy header: shape dim %d is not a "
+                                 "non-negative integer",
+                                 what, (int)h->rank);
+        if (h->rank == QKV_MAX_RANK)
+            return qkv_error_set(err, QKV_ERR_UNSUPPORTED, "%s: .npy array has more than %d dims",
+                                 what, QKV_MAX_RANK);
+        h->dims[h->rank++] = d;
+        comma = eat(r, ',');
+        commas += comma;
+    }
+    if (h->rank == 1 && commas == 0)
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "%s: malformed .npy header: 'shape' is not a tuple", what);
+    return QKV_OK;
+}
+
 /* Parses the dict; err names `what`. */
 static qkv_status parse_header(const char *text, size_t len, const char *what, npy_header *h,
                                qkv_error *err)
@@ -379,72 +447,22 @@ static qkv_status parse_header(const char *text, size_t len, const char *what, n
         if (!eat(&r, ':'))
             return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                                  "%s: malformed .npy header: expected ':' after '%s'", what, key);
-        if (!strcmp(key, "descr")) {
-            if (have_descr)
-                goto duplicate;
-            skip_ws(&r);
-            if (r.p < r.end && (*r.p == '[' || *r.p == '{'))
-                return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
-                                     "%s: structured .npy dtypes are not supported", what);
-            if (!read_str(&r, h->descr, sizeof h->descr))
-                return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                     "%s: malformed .npy header: bad 'descr' value", what);
-            have_descr = true;
-        } else if (!strcmp(key, "fortran_order")) {
-            if (have_fortran)
-                goto duplicate;
-            if (read_word(&r, "True"))
-                h->fortran = true;
-            else if (read_word(&r, "False"))
-                h->fortran = false;
-            else
-                return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                     "%s: malformed .npy header: 'fortran_order' is not "
-                                     "True or False",
-                                     what);
-            have_fortran = true;
-        } else if (!strcmp(key, "shape")) {
-            if (have_shape)
-                goto duplicate;
-            if (!eat(&r, '('))
-                return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                     "%s: malformed .npy header: 'shape' is not a tuple", what);
-            h->rank = 0;
-            bool comma = true; /* a dim may follow */
-            int32_t commas = 0;
-            for (;;) {
-                if (eat(&r, ')'))
-                    break;
-                if (!comma)
-                    return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                         "%s: malformed .npy header: bad 'shape' tuple", what);
-                int64_t d;
-                int rc = read_dim(&r, &d);
-                if (rc == -2)
-                    return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                         "%s: .npy shape dim %d is too large", what, (int)h->rank);
-                if (rc != 0)
-                    return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                         "%s: malformed .npy header: shape dim %d is not a "
-                                         "non-negative integer",
-                                         what, (int)h->rank);
-                if (h->rank == QKV_MAX_RANK)
-                    return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
-                                         "%s: .npy array has more than %d dims", what,
-                                         QKV_MAX_RANK);
-                h->dims[h->rank++] = d;
-                comma = eat(&r, ',');
-                commas += comma;
-            }
-            /* "(5)" is the int 5 in Python, not a tuple */
-            if (h->rank == 1 && commas == 0)
-                return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                     "%s: malformed .npy header: 'shape' is not a tuple", what);
-            have_shape = true;
-        } else {
+        bool *have = !strcmp(key, "descr")           ? &have_descr
+                     : !strcmp(key, "fortran_order") ? &have_fortran
+                     : !strcmp(key, "shape")         ? &have_shape
+                                                     : NULL;
+        if (!have)
             return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                                  "%s: malformed .npy header: unexpected key '%s'", what, key);
-        }
+        if (*have)
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                                 "%s: malformed .npy header: a key appears twice", what);
+        qkv_status st = have == &have_descr     ? read_descr_value(&r, what, h, err)
+                        : have == &have_fortran ? read_fortran_value(&r, what, h, err)
+                                                : read_shape_value(&r, what, h, err);
+        if (st != QKV_OK)
+            return st;
+        *have = true;
         if (eat(&r, '}'))
             break;
         if (!eat(&r, ','))
@@ -462,9 +480,6 @@ static qkv_status parse_header(const char *text, size_t len, const char *what, n
                              : !have_fortran ? "fortran_order"
                                              : "shape");
     return QKV_OK;
-duplicate:
-    return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                         "%s: malformed .npy header: a key appears twice", what);
 }
 
 /* ---- decode / encode --------------------------------------------------------- */
@@ -474,12 +489,12 @@ static uint32_t le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-qkv_status qkv_cli_npy_decode(const void *buf, size_t bytes, const char *what, qkv_tensor *out,
-                              qkv_error *err)
+/* Finds the header dict of the .npy image b[0..bytes): magic, version,
+ * length and a newline-terminated ASCII text. Sets *text, *len and *offset
+ * (where the data starts). */
+static qkv_status find_header(const unsigned char *b, size_t bytes, const char *what,
+                              const char **text, size_t *len, size_t *offset, qkv_error *err)
 {
-    const unsigned char *b = buf;
-    if (!what)
-        what = ".npy data";
     if (bytes < NPY_MAGIC_BYTES + 2 || memcmp(b, NPY_MAGIC, NPY_MAGIC_BYTES) != 0)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "%s: not a .npy file (bad magic)",
                              what);
@@ -500,51 +515,111 @@ qkv_status qkv_cli_npy_decode(const void *buf, size_t bytes, const char *what, q
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                              "%s: truncated .npy header (%zu of %zu bytes)", what, bytes - pre,
                              header_len);
-    const char *text = (const char *)b + pre;
-    if (header_len == 0 || text[header_len - 1] != '\n')
+    const char *t = (const char *)b + pre;
+    if (header_len == 0 || t[header_len - 1] != '\n')
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                              "%s: malformed .npy header: not terminated by a newline", what);
     for (size_t i = 0; i < header_len; i++) {
-        unsigned char c = (unsigned char)text[i];
+        unsigned char c = (unsigned char)t[i];
         /* 1.0/2.0 headers are ASCII; 3.0 allows UTF-8, but only in field
          * names of structured types, which are refused anyway */
         if (c == 0 || c >= 0x80)
             return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                                  "%s: malformed .npy header: non-ASCII byte", what);
     }
-    npy_header h = {0};
-    qkv_status st = parse_header(text, header_len, what, &h, err);
-    if (st != QKV_OK)
-        return st;
+    *text = t;
+    *len = header_len;
+    *offset = pre + header_len;
+    return QKV_OK;
+}
 
-    qkv_dtype dtype = QKV_DTYPE_UNDEFINED;
-    unsigned item = 0;
-    bool swap = false;
-    int rc = parse_descr(h.descr, &dtype, &item, &swap);
+/* The element type the header names, its item size and whether the data is
+ * byte-swapped; Fortran order only where it is the same as C order. */
+static qkv_status header_type(const npy_header *h, const char *what, qkv_dtype *dtype,
+                              unsigned *item, bool *swap, qkv_error *err)
+{
+    int rc = parse_descr(h->descr, dtype, item, swap);
     if (rc == -1)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "%s: malformed .npy descr '%s'", what,
-                             h.descr);
+                             h->descr);
     if (rc == -2)
         return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
                              "%s: .npy dtype '%s' is not supported (supported: " NPY_SUPPORTED ")",
-                             what, h.descr);
-    if (h.fortran) {
+                             what, h->descr);
+    if (h->fortran) {
         /* order does not matter when at most one dim is larger than 1 */
         int big = 0;
-        for (int32_t k = 0; k < h.rank; k++)
-            big += h.dims[k] > 1;
+        for (int32_t k = 0; k < h->rank; k++)
+            big += h->dims[k] > 1;
         if (big > 1)
             return qkv_error_set(err, QKV_ERR_UNSUPPORTED,
                                  "%s: Fortran-order .npy arrays are not supported (save it in C "
                                  "order, e.g. with np.ascontiguousarray)",
                                  what);
     }
+    return QKV_OK;
+}
+
+/* A copy of the payload src[0..data_bytes) in native byte order (*data NULL
+ * when empty), bools checked to be 0 or 1. */
+static qkv_status copy_payload(const unsigned char *src, size_t data_bytes, qkv_dtype dtype,
+                               unsigned item, bool swap, const char *what, unsigned char **data,
+                               qkv_error *err)
+{
+    *data = NULL;
+    if (!data_bytes)
+        return QKV_OK;
+    unsigned char *d = malloc(data_bytes);
+    if (!d)
+        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory (%zu bytes)", what,
+                             data_bytes);
+    memcpy(d, src, data_bytes);
+    if (swap) {
+        /* complex: each of the two parts is swapped on its own */
+        size_t unit = dtype == QKV_DTYPE_COMPLEX64 ? 4 : dtype == QKV_DTYPE_COMPLEX128 ? 8 : item;
+        for (size_t i = 0; i + unit <= data_bytes; i += unit)
+            for (size_t a = 0, z = unit - 1; a < z; a++, z--) {
+                unsigned char t = d[i + a];
+                d[i + a] = d[i + z];
+                d[i + z] = t;
+            }
+    }
+    for (size_t i = 0; dtype == QKV_DTYPE_BOOL && i < data_bytes; i++) {
+        if (d[i] > 1) {
+            free(d);
+            return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                                 "%s: bool element %zu is %u (must be 0 or 1)", what, i,
+                                 (unsigned)src[i]);
+        }
+    }
+    *data = d;
+    return QKV_OK;
+}
+
+qkv_status qkv_cli_npy_decode(const void *buf, size_t bytes, const char *what, qkv_tensor *out,
+                              qkv_error *err)
+{
+    const unsigned char *b = buf;
+    if (!what)
+        what = ".npy data";
+    const char *text = NULL;
+    size_t header_len = 0, offset = 0;
+    qkv_status st = find_header(b, bytes, what, &text, &header_len, &offset, err);
+    npy_header h = {0};
+    if (st == QKV_OK)
+        st = parse_header(text, header_len, what, &h, err);
+    qkv_dtype dtype = QKV_DTYPE_UNDEFINED;
+    unsigned item = 0;
+    bool swap = false;
+    if (st == QKV_OK)
+        st = header_type(&h, what, &dtype, &item, &swap, err);
+    if (st != QKV_OK)
+        return st;
     size_t elements = 0, data_bytes = 0;
     if (!qkv_shape_elements(h.dims, h.rank, &elements) ||
         qkv_mul_overflow(elements, item, &data_bytes))
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                              "%s: .npy shape is too large (the size overflows)", what);
-    size_t offset = pre + header_len;
     size_t avail = bytes - offset;
     if (avail < data_bytes)
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
@@ -554,34 +629,10 @@ qkv_status qkv_cli_npy_decode(const void *buf, size_t bytes, const char *what, q
         return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
                              "%s: %zu unexpected bytes after the .npy data", what,
                              avail - data_bytes);
-    unsigned char *data = NULL;
-    if (data_bytes) {
-        data = malloc(data_bytes);
-        if (!data)
-            return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "%s: out of memory (%zu bytes)", what,
-                                 data_bytes);
-        memcpy(data, b + offset, data_bytes);
-    }
-    if (swap) {
-        /* complex: each of the two parts is swapped on its own */
-        size_t unit = dtype == QKV_DTYPE_COMPLEX64 ? 4 : dtype == QKV_DTYPE_COMPLEX128 ? 8 : item;
-        for (size_t i = 0; i + unit <= data_bytes; i += unit)
-            for (size_t a = 0, z = unit - 1; a < z; a++, z--) {
-                unsigned char t = data[i + a];
-                data[i + a] = data[i + z];
-                data[i + z] = t;
-            }
-    }
-    if (dtype == QKV_DTYPE_BOOL) {
-        for (size_t i = 0; i < data_bytes; i++) {
-            if (data[i] > 1) {
-                free(data);
-                return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
-                                     "%s: bool element %zu is %u (must be 0 or 1)", what, i,
-                                     (unsigned)b[offset + i]);
-            }
-        }
-    }
+    unsigned char *data;
+    st = copy_payload(b + offset, data_bytes, dtype, item, swap, what, &data, err);
+    if (st != QKV_OK)
+        return st;
     memset(out, 0, sizeof *out);
     out->dtype = dtype;
     out->rank = h.rank;

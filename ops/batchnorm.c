@@ -21,9 +21,12 @@
  * every opset.
  *
  * Numerics: per-plane coefficients in double; InstanceNormalization's plane
- * statistics and training mode's channel statistics take two passes in
- * double (mean, then squared deviations), the latter kept in scratch.
- * Each element is computed in double and rounded once. Types: float and
+ * statistics and training mode's channel statistics take two passes (mean,
+ * then squared deviations), the latter kept in scratch. Float planes run
+ * vecmath's SIMD row steps, as LayerNormalization does: sums in float over
+ * blocks of 256 elements, added in double, a channel's planes merged in
+ * double; each element normalised in float. Double planes stay in double
+ * throughout (each element rounded once). Types: float and
  * double; InstanceNormalization also float16 and bfloat16 (through float32
  * copies of X and Y in scratch; scale and B of X's type). Planes are split
  * across threads.
@@ -36,6 +39,7 @@
 #include "kernel_util.h"
 #include "qkv.h"
 #include "reduce.h"
+#include "vecmath.h"
 
 #define PAR_MIN_ELEMS ((size_t)1 << 15)
 
@@ -70,72 +74,109 @@ static double param_at(const qkv_tensor *t, size_t c)
     }
 }
 
-#define DEFINE_NORM(SFX, T)                                                                        \
-    static void norm_range_##SFX(void *arg, size_t begin, size_t end)                              \
-    {                                                                                              \
-        const norm_run *r = arg;                                                                   \
-        const size_t s = r->s;                                                                     \
-        for (size_t p = begin; p < end; p++) {                                                     \
-            size_t c = p % r->c;                                                                   \
-            const T *restrict x = (const T *)r->x + p * s;                                         \
-            T *restrict y = (T *)r->y + p * s;                                                     \
-            double mean, var;                                                                      \
-            if (r->batch_mean) {                                                                   \
-                mean = r->batch_mean[c];                                                           \
-                var = r->batch_var[c];                                                             \
-            } else if (r->mean) {                                                                  \
-                mean = param_at(r->mean, c);                                                       \
-                var = param_at(r->var, c);                                                         \
-            } else {                                                                               \
-                double sum = 0, ss = 0;                                                            \
-                for (size_t i = 0; i < s; i++)                                                     \
-                    sum += x[i];                                                                   \
-                mean = sum / (double)s;                                                            \
-                for (size_t i = 0; i < s; i++) {                                                   \
-                    double t = (double)x[i] - mean;                                                \
-                    ss += t * t;                                                                   \
-                }                                                                                  \
-                var = ss / (double)s;                                                              \
-            }                                                                                      \
-            const double a = param_at(r->scale, c) / sqrt(var + r->eps);                           \
-            const double b = param_at(r->bias, c);                                                 \
-            QKV_FOR_W(s, y[j] = (T)(((double)x[j] - mean) * a + b));                               \
-        }                                                                                          \
+/* The mean and variance channel c is normalised with when they are given:
+ * the batch statistics (training) or the running ones (inference). false
+ * for InstanceNormalization, whose caller takes each plane's own. */
+static bool given_stats(const norm_run *r, size_t c, double *mean, double *var)
+{
+    if (r->batch_mean) {
+        *mean = r->batch_mean[c];
+        *var = r->batch_var[c];
+        return true;
     }
+    if (r->mean) {
+        *mean = param_at(r->mean, c);
+        *var = param_at(r->var, c);
+        return true;
+    }
+    return false;
+}
 
-DEFINE_NORM(f32, float)
-DEFINE_NORM(f64, double)
+static void norm_range_f64(void *arg, size_t begin, size_t end)
+{
+    const norm_run *r = arg;
+    const size_t s = r->s;
+    for (size_t p = begin; p < end; p++) {
+        size_t c = p % r->c;
+        const double *restrict x = (const double *)r->x + p * s;
+        double *restrict y = (double *)r->y + p * s;
+        double mean, var;
+        if (!given_stats(r, c, &mean, &var)) {
+            double sum = 0, ss = 0;
+            for (size_t i = 0; i < s; i++)
+                sum += x[i];
+            mean = sum / (double)s;
+            for (size_t i = 0; i < s; i++) {
+                double t = x[i] - mean;
+                ss += t * t;
+            }
+            var = ss / (double)s;
+        }
+        const double a = param_at(r->scale, c) / sqrt(var + r->eps);
+        const double b = param_at(r->bias, c);
+        QKV_FOR_W(s, y[j] = (x[j] - mean) * a + b);
+    }
+}
+
+/* Float planes run vecmath's SIMD row steps (as LayerNormalization does). */
+static void norm_range_f32(void *arg, size_t begin, size_t end)
+{
+    const norm_run *r = arg;
+    const size_t s = r->s;
+    for (size_t p = begin; p < end; p++) {
+        size_t c = p % r->c;
+        const float *x = (const float *)r->x + p * s;
+        double mean, var;
+        if (!given_stats(r, c, &mean, &var))
+            qkv_vm_moments_f32(x, s, &mean, &var);
+        const double a = param_at(r->scale, c) / sqrt(var + r->eps);
+        const double b = param_at(r->bias, c);
+        qkv_vm_normalize_scalar_f32((float *)r->y + p * s, x, s, (float)mean, (float)a, (float)b);
+    }
+}
 
 /* Training mode: the mean and population variance of channels [begin, end)
  * over every (n, plane) into batch_mean/batch_var. */
-#define DEFINE_BATCH_STATS(SFX, T)                                                                 \
-    static void batch_stats_range_##SFX(void *arg, size_t begin, size_t end)                       \
-    {                                                                                              \
-        const norm_run *r = arg;                                                                   \
-        const size_t s = r->s;                                                                     \
-        const double count = (double)r->n * (double)s;                                             \
-        for (size_t c = begin; c < end; c++) {                                                     \
-            double sum = 0, ss = 0;                                                                \
-            for (size_t n = 0; n < r->n; n++) {                                                    \
-                const T *x = (const T *)r->x + (n * r->c + c) * s;                                 \
-                for (size_t i = 0; i < s; i++)                                                     \
-                    sum += x[i];                                                                   \
-            }                                                                                      \
-            const double mean = sum / count;                                                       \
-            for (size_t n = 0; n < r->n; n++) {                                                    \
-                const T *x = (const T *)r->x + (n * r->c + c) * s;                                 \
-                for (size_t i = 0; i < s; i++) {                                                   \
-                    double t = (double)x[i] - mean;                                                \
-                    ss += t * t;                                                                   \
-                }                                                                                  \
-            }                                                                                      \
-            r->batch_mean[c] = mean;                                                               \
-            r->batch_var[c] = ss / count;                                                          \
-        }                                                                                          \
+static void batch_stats_range_f64(void *arg, size_t begin, size_t end)
+{
+    const norm_run *r = arg;
+    const size_t s = r->s;
+    const double count = (double)r->n * (double)s;
+    for (size_t c = begin; c < end; c++) {
+        double sum = 0, ss = 0;
+        for (size_t n = 0; n < r->n; n++) {
+            const double *x = (const double *)r->x + (n * r->c + c) * s;
+            for (size_t i = 0; i < s; i++)
+                sum += x[i];
+        }
+        const double mean = sum / count;
+        for (size_t n = 0; n < r->n; n++) {
+            const double *x = (const double *)r->x + (n * r->c + c) * s;
+            for (size_t i = 0; i < s; i++) {
+                double t = x[i] - mean;
+                ss += t * t;
+            }
+        }
+        r->batch_mean[c] = mean;
+        r->batch_var[c] = ss / count;
     }
+}
 
-DEFINE_BATCH_STATS(f32, float)
-DEFINE_BATCH_STATS(f64, double)
+/* Float channels: each plane's moments from vecmath, merged across the
+ * batch (qkv_vm_moments_add_f32). */
+static void batch_stats_range_f32(void *arg, size_t begin, size_t end)
+{
+    const norm_run *r = arg;
+    const size_t s = r->s;
+    for (size_t c = begin; c < end; c++) {
+        qkv_vm_moments m = {0};
+        for (size_t n = 0; n < r->n; n++)
+            qkv_vm_moments_add_f32(&m, (const float *)r->x + (n * r->c + c) * s, s);
+        /* an empty batch: 0/0, NaN, as the double path and numpy give */
+        r->batch_mean[c] = m.count ? m.mean : NAN;
+        r->batch_var[c] = m.m2 / m.count;
+    }
+}
 
 /* Element c of float/double output `t` = v, rounded once. */
 static void param_store(qkv_tensor *t, size_t c, double v)

@@ -9,9 +9,11 @@
  * the other axes. The function body computes var as E[X^2] - E[X]^2, which
  * cancels (and can go negative, giving NaN) when the mean is large against
  * the spread; here var is the mean of squared deviations, taken in a second
- * pass in double: the same value in exact arithmetic. Each element is
- * computed in double and rounded once. A repeated or out-of-range axis is
- * QKV_ERR_SHAPE.
+ * pass: the same value in exact arithmetic. Float groups whose last axis is
+ * reduced run vecmath's SIMD row steps (float sums over blocks of 256
+ * elements added in double, each element normalised in float: see
+ * mvn_range_f32); other groups are computed in double, each element rounded
+ * once. A repeated or out-of-range axis is QKV_ERR_SHAPE.
  *
  * Types: float, double, float16 and bfloat16 (the last two through float32
  * copies of X and Y in scratch). The groups (indices of the kept axes) are
@@ -23,6 +25,7 @@
 
 #include "half.h"
 #include "kernel_util.h"
+#include "vecmath.h"
 
 #define PAR_MIN_ELEMS ((size_t)1 << 15)
 /* the constant the function body adds to the standard deviation */
@@ -70,32 +73,86 @@ typedef struct mvn_run {
         }                                                                                          \
     } while (0)
 
-#define DEFINE_MVN(SFX, T)                                                                         \
-    static void mvn_range_##SFX(void *arg, size_t begin, size_t end)                               \
+/* The offset of group g's first element. */
+static size_t group_base(const mvn_run *r, size_t g)
+{
+    size_t base = 0, rem = g;
+    for (int k = r->nk - 1; k >= 0; k--) {
+        base += (rem % r->kd[k]) * r->ks[k];
+        rem /= r->kd[k];
+    }
+    return base;
+}
+
+#define DEFINE_MVN_GROUP(SFX, T)                                                                   \
+    static void mvn_group_##SFX(const mvn_run *r, const T *x, T *y)                                \
     {                                                                                              \
-        const mvn_run *r = arg;                                                                    \
-        for (size_t g = begin; g < end; g++) {                                                     \
-            size_t base = 0, rem = g;                                                              \
-            for (int k = r->nk - 1; k >= 0; k--) {                                                 \
-                base += (rem % r->kd[k]) * r->ks[k];                                               \
-                rem /= r->kd[k];                                                                   \
-            }                                                                                      \
-            const T *x = (const T *)r->x + base;                                                   \
-            T *y = (T *)r->y + base;                                                               \
-            double sum = 0, ss = 0;                                                                \
-            MVN_WALK(r, o, sum += x[o]);                                                           \
-            const double mean = sum / (double)r->count;                                            \
-            MVN_WALK(r, o, {                                                                       \
-                double t = (double)x[o] - mean;                                                    \
-                ss += t * t;                                                                       \
-            });                                                                                    \
-            const double inv = 1.0 / (sqrt(ss / (double)r->count) + MVN_EPSILON);                  \
-            MVN_WALK(r, o, y[o] = (T)(((double)x[o] - mean) * inv));                               \
-        }                                                                                          \
+        double sum = 0, ss = 0;                                                                    \
+        MVN_WALK(r, o, sum += x[o]);                                                               \
+        const double mean = sum / (double)r->count;                                                \
+        MVN_WALK(r, o, {                                                                           \
+            double t = (double)x[o] - mean;                                                        \
+            ss += t * t;                                                                           \
+        });                                                                                        \
+        const double inv = 1.0 / (sqrt(ss / (double)r->count) + MVN_EPSILON);                      \
+        MVN_WALK(r, o, y[o] = (T)(((double)x[o] - mean) * inv));                                   \
     }
 
-DEFINE_MVN(f32, float)
-DEFINE_MVN(f64, double)
+/* A group in double: two passes, each element rounded once. */
+DEFINE_MVN_GROUP(f64, double)
+DEFINE_MVN_GROUP(f32, float)
+
+static void mvn_range_f64(void *arg, size_t begin, size_t end)
+{
+    const mvn_run *r = arg;
+    for (size_t g = begin; g < end; g++) {
+        size_t base = group_base(r, g);
+        mvn_group_f64(r, (const double *)r->x + base, (double *)r->y + base);
+    }
+}
+
+/*
+ * Float groups whose innermost reduced axis is contiguous (the last axis of
+ * X is reduced) run vecmath's SIMD row steps on each contiguous run: its
+ * moments merged across the group's runs, then its normalisation in float,
+ * as LayerNormalization does. A group whose spread is below 2^-12 of its
+ * mean falls back to double: the float block sums' error in the mean,
+ * about 1e-8 of it, would then be a visible part of (x - mean) / sd, which
+ * MVN's 1e-9 epsilon does not damp (a constant group must give 0). Strided
+ * groups run in double.
+ */
+static void mvn_range_f32(void *arg, size_t begin, size_t end)
+{
+    const mvn_run *r = arg;
+    const int last = r->nr - 1;
+    const size_t len = r->rd[last];
+    mvn_run outer = *r; /* walks the runs' offsets: the reduced axes before the last */
+    outer.nr = last;
+    for (size_t g = begin; g < end; g++) {
+        size_t base = group_base(r, g);
+        const float *x = (const float *)r->x + base;
+        float *y = (float *)r->y + base;
+        qkv_vm_moments m = {0};
+        if (r->rs[last] != 1) {
+            mvn_group_f32(r, x, y);
+            continue;
+        }
+        if (last == 0)
+            qkv_vm_moments_add_f32(&m, x, len);
+        else
+            MVN_WALK(&outer, o, qkv_vm_moments_add_f32(&m, x + o, len));
+        const double sd = sqrt(m.m2 / m.count);
+        if (!(sd >= 0x1p-12 * fabs(m.mean))) {
+            mvn_group_f32(r, x, y);
+            continue;
+        }
+        const float mean = (float)m.mean, inv = (float)(1.0 / (sd + MVN_EPSILON));
+        if (last == 0)
+            qkv_vm_normalize_scalar_f32(y, x, len, mean, inv, 0.0f);
+        else
+            MVN_WALK(&outer, o, qkv_vm_normalize_scalar_f32(y + o, x + o, len, mean, inv, 0.0f));
+    }
+}
 
 /* ---- callbacks ----------------------------------------------------------- */
 

@@ -339,56 +339,47 @@ static uint16_t float_to_half(float f)
     return (uint16_t)(sign | h);
 }
 
-static qkv_status pad_compute(const void *state, qkv_kernel_io *io)
+/* The padding constant as one element of X's type into value[16] (zero
+ * when none is given): opsets < 11 take the float attribute, later ones
+ * input 2. */
+static qkv_status pad_value(const pad_state *s, qkv_kernel_io *io, size_t eb,
+                            unsigned char value[16])
 {
-    const pad_state *s = state;
     const qkv_tensor *x = &io->inputs[0];
-    qkv_tensor *y = &io->outputs[0];
-    size_t eb = qkv_dtype_bits(x->dtype) / 8;
-    if (eb == 0 || x->dtype == QKV_DTYPE_STRING)
+    memset(value, 0, 16);
+    if (s->opset >= 11) {
+        if (s->mode == PAD_CONSTANT && qkv_present(io, 2))
+            memcpy(value, io->inputs[2].data, eb);
+        return QKV_OK;
+    }
+    switch (x->dtype) {
+    case QKV_DTYPE_FLOAT:
+        memcpy(value, &s->value, 4);
+        return QKV_OK;
+    case QKV_DTYPE_DOUBLE: {
+        double d = s->value;
+        memcpy(value, &d, 8);
+        return QKV_OK;
+    }
+    case QKV_DTYPE_FLOAT16: {
+        uint16_t h = float_to_half(s->value);
+        memcpy(value, &h, 2);
+        return QKV_OK;
+    }
+    default:
         return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
                     qkv_dtype_name(x->dtype));
-    int64_t begin[QKV_MAX_RANK], end[QKV_MAX_RANK];
-    bool known;
-    qkv_status st = read_pads(s, io, x->rank, begin, end, &known);
-    if (st != QKV_OK)
-        return st;
-    if (!known)
-        return KERR(io, QKV_ERR_INTERNAL, "pads unknown at compute");
-    /* the constant, as one element of the data's type */
-    unsigned char value[16] = {0};
-    if (s->opset < 11) {
-        switch (x->dtype) {
-        case QKV_DTYPE_FLOAT:
-            memcpy(value, &s->value, 4);
-            break;
-        case QKV_DTYPE_DOUBLE: {
-            double d = s->value;
-            memcpy(value, &d, 8);
-            break;
-        }
-        case QKV_DTYPE_FLOAT16: {
-            uint16_t h = float_to_half(s->value);
-            memcpy(value, &h, 2);
-            break;
-        }
-        default:
-            return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
-                        qkv_dtype_name(x->dtype));
-        }
-    } else if (s->mode == PAD_CONSTANT && qkv_present(io, 2)) {
-        memcpy(value, io->inputs[2].data, eb);
     }
-    size_t total = qkv_numel(y);
-    if (total == 0)
-        return QKV_OK;
-    if (x->rank == 0) {
-        memcpy(y->data, x->data, eb);
-        return QKV_OK;
-    }
-    pad_job j = {.rank = x->rank, .in = x->data, .out = y->data, .value = value, .eb = eb};
-    qkv_contiguous_strides(x, j.in_strides);
-    /* the tables; output dims were checked against these pads in infer */
+}
+
+/* Fills j's per-axis tables (in scratch: for each output coordinate, the
+ * source coordinate or -1 for the constant) and the last axis's unpadded
+ * middle, from the pads begin/end. */
+static qkv_status pad_tables(const pad_state *s, qkv_kernel_io *io, const int64_t *begin,
+                             const int64_t *end, pad_job *j)
+{
+    const qkv_tensor *x = &io->inputs[0], *y = &io->outputs[0];
+    /* output dims were checked against these pads in infer */
     size_t need = 0;
     for (int32_t a = 0; a < x->rank; a++)
         need += (size_t)y->dims[a] * sizeof(int64_t);
@@ -406,17 +397,52 @@ static qkv_status pad_compute(const void *state, qkv_kernel_io *io)
             return KERR(io, QKV_ERR_SHAPE,
                         "mode '%s' cannot pad axis %d: nothing is left of it to repeat",
                         mode_names[s->mode], a);
-        j.out_dims[a] = (size_t)y->dims[a];
+        j->out_dims[a] = (size_t)y->dims[a];
         for (int64_t o = 0; o < y->dims[a]; o++)
             tab[o] = map_coord(s->mode, o, pre, crop, len);
-        j.map[a] = tab;
+        j->map[a] = tab;
         tab += y->dims[a];
         if (a == x->rank - 1) {
-            j.pre = pre;
-            j.crop = crop;
-            j.len = len;
+            j->pre = pre;
+            j->crop = crop;
+            j->len = len;
         }
     }
+    return QKV_OK;
+}
+
+static qkv_status pad_compute(const void *state, qkv_kernel_io *io)
+{
+    const pad_state *s = state;
+    const qkv_tensor *x = &io->inputs[0];
+    qkv_tensor *y = &io->outputs[0];
+    size_t eb = qkv_dtype_bits(x->dtype) / 8;
+    if (eb == 0 || x->dtype == QKV_DTYPE_STRING)
+        return KERR(io, QKV_ERR_TYPE, "input 0 'data' has type %s, not supported",
+                    qkv_dtype_name(x->dtype));
+    int64_t begin[QKV_MAX_RANK], end[QKV_MAX_RANK];
+    bool known;
+    qkv_status st = read_pads(s, io, x->rank, begin, end, &known);
+    if (st != QKV_OK)
+        return st;
+    if (!known)
+        return KERR(io, QKV_ERR_INTERNAL, "pads unknown at compute");
+    unsigned char value[16];
+    st = pad_value(s, io, eb, value);
+    if (st != QKV_OK)
+        return st;
+    size_t total = qkv_numel(y);
+    if (total == 0)
+        return QKV_OK;
+    if (x->rank == 0) {
+        memcpy(y->data, x->data, eb);
+        return QKV_OK;
+    }
+    pad_job j = {.rank = x->rank, .in = x->data, .out = y->data, .value = value, .eb = eb};
+    qkv_contiguous_strides(x, j.in_strides);
+    st = pad_tables(s, io, begin, end, &j);
+    if (st != QKV_OK)
+        return st;
     size_t rows = total / j.out_dims[x->rank - 1];
     if (total * eb >= PAR_MIN_BYTES && rows > 1)
         io->host->parallel_for(io->host_ctx, rows, pad_rows, &j);

@@ -399,52 +399,42 @@ static size_t seq_len(const qkv_kernel_io *io, const qkv_rnn_dims *d, size_t b)
                : d->seq;
 }
 
-/* One direction, start to end (see the file comment). */
-static qkv_status run_direction(dir_run *run, const rnn_layout *l)
+/* Step 1 of a direction: xw = bias + X W^T for every step, one GEMM. */
+static qkv_status project_inputs(dir_run *run, const rnn_layout *l)
 {
     qkv_kernel_io *io = run->io;
-    const qkv_rnn_state *s = run->s;
-    const qkv_rnn_attrs *a = &s->attrs;
     const qkv_rnn_dims *d = run->d;
     size_t es = run->es, dir = run->dir, nrows = d->seq * d->batch;
     unsigned char *scr = io->scratch;
-    unsigned char *xw = scr + l->xw, *h = scr + l->h, *c = scr + l->c, *bias = scr + l->bias;
-    size_t *rows = (size_t *)(void *)(scr + l->rows);
-    const qkv_tensor *w = &io->inputs[QKV_RNN_IN_W], *r = &io->inputs[QKV_RNN_IN_R];
-    run->r = r->data ? (const unsigned char *)r->data + dir * d->gh * d->hidden * es : NULL;
-    r_segments(a, d->hidden, run->row0, run->nrows);
-
-    /* 1. xw = bias + X W^T for every step */
+    unsigned char *xw = scr + l->xw, *bias = scr + l->bias;
+    const qkv_tensor *w = &io->inputs[QKV_RNN_IN_W];
     fill_bias(run, bias);
     for (size_t i = 0; i < nrows; i++)
         memcpy(xw + i * d->gh * es, bias, d->gh * es);
     const void *wd = w->data ? (const unsigned char *)w->data + dir * d->gh * d->input * es : NULL;
-    qkv_status st = gemm_bt(run, nrows, d->gh, d->input, io->inputs[QKV_RNN_IN_X].data, d->input,
-                            wd, &s->w[dir], xw, d->gh, 1);
-    if (st != QKV_OK)
-        return st;
+    return gemm_bt(run, nrows, d->gh, d->input, io->inputs[QKV_RNN_IN_X].data, d->input, wd,
+                   &run->s->w[dir], xw, d->gh, 1);
+}
 
-    /* 2. the steps */
-    load_state(run, QKV_RNN_IN_INITIAL_H, h);
-    if (a->cell->has_cell_state)
-        load_state(run, QKV_RNN_IN_INITIAL_C, c);
-    bool reverse = a->reverse || dir == 1;
-    size_t max_len = 0;
-    for (size_t b = 0; b < d->batch; b++) {
-        size_t len = seq_len(io, d, b);
-        max_len = len > max_len ? len : max_len;
-    }
-    const qkv_tensor *y = io->n_outputs > QKV_RNN_OUT_Y ? &io->outputs[QKV_RNN_OUT_Y] : NULL;
+/* The cell's view of direction run->dir: scratch rows, states, the
+ * recurrent bias of linear_before_reset and the peepholes. */
+static qkv_rnn_step step_of(dir_run *run, const rnn_layout *l)
+{
+    qkv_kernel_io *io = run->io;
+    const qkv_rnn_attrs *a = &run->s->attrs;
+    const qkv_rnn_dims *d = run->d;
+    size_t es = run->es, dir = run->dir;
+    unsigned char *scr = io->scratch;
     qkv_rnn_step step = {.a = a,
                          .dir = dir,
                          .batch = d->batch,
                          .hidden = d->hidden,
                          .gh = d->gh,
-                         .rows = rows,
-                         .xw = xw,
+                         .rows = (size_t *)(void *)(scr + l->rows),
+                         .xw = scr + l->xw,
                          .hr = scr + l->hr,
-                         .h = h,
-                         .c = a->cell->has_cell_state ? c : NULL,
+                         .h = scr + l->h,
+                         .c = a->cell->has_cell_state ? scr + l->c : NULL,
                          .rh = scr + l->rh,
                          .recur_h = recur_h,
                          .ctx = run};
@@ -453,33 +443,82 @@ static qkv_status run_direction(dir_run *run, const rnn_layout *l)
                     (dir * 2 * d->gh + d->gh + 2 * d->hidden) * es;
     if (qkv_present(io, QKV_RNN_IN_P))
         step.p = (const unsigned char *)io->inputs[QKV_RNN_IN_P].data + dir * 3 * d->hidden * es;
-    size_t hrow = d->hidden * es;
+    return step;
+}
+
+/* The longest sequence of the batch (sequence_lens, or seq for all). */
+static size_t max_seq_len(const qkv_kernel_io *io, const qkv_rnn_dims *d)
+{
+    size_t max_len = 0;
+    for (size_t b = 0; b < d->batch; b++) {
+        size_t len = seq_len(io, d, b);
+        max_len = len > max_len ? len : max_len;
+    }
+    return max_len;
+}
+
+/* Copies the new hidden state h of each sequence the step ran (rows[b] not
+ * SIZE_MAX) into Y at its time step and this direction. */
+static void store_y_step(const dir_run *run, const size_t *rows, const unsigned char *h)
+{
+    const qkv_kernel_io *io = run->io;
+    const qkv_rnn_attrs *a = &run->s->attrs;
+    const qkv_rnn_dims *d = run->d;
+    const qkv_tensor *y = io->n_outputs > QKV_RNN_OUT_Y ? &io->outputs[QKV_RNN_OUT_Y] : NULL;
+    size_t dir = run->dir, hrow = d->hidden * run->es;
+    if (!y || !y->data)
+        return;
+    for (size_t b = 0; b < d->batch; b++) {
+        if (rows[b] == SIZE_MAX)
+            continue;
+        size_t t = a->layout ? rows[b] - b * d->seq : rows[b] / d->batch;
+        size_t at =
+            a->layout ? (b * d->seq + t) * d->dirs + dir : (t * d->dirs + dir) * d->batch + b;
+        memcpy((unsigned char *)y->data + at * hrow, h + b * hrow, hrow);
+    }
+}
+
+/* One direction, start to end (see the file comment). */
+static qkv_status run_direction(dir_run *run, const rnn_layout *l)
+{
+    qkv_kernel_io *io = run->io;
+    const qkv_rnn_attrs *a = &run->s->attrs;
+    const qkv_rnn_dims *d = run->d;
+    const qkv_tensor *r = &io->inputs[QKV_RNN_IN_R];
+    run->r = r->data ? (const unsigned char *)r->data + run->dir * d->gh * d->hidden * run->es
+                     : NULL;
+    r_segments(a, d->hidden, run->row0, run->nrows);
+
+    /* 1. xw = bias + X W^T for every step */
+    qkv_status st = project_inputs(run, l);
+    if (st != QKV_OK)
+        return st;
+
+    /* 2. the steps */
+    qkv_rnn_step step = step_of(run, l);
+    size_t *rows = (size_t *)(void *)((unsigned char *)io->scratch + l->rows); /* step.rows */
+    load_state(run, QKV_RNN_IN_INITIAL_H, step.h);
+    if (a->cell->has_cell_state)
+        load_state(run, QKV_RNN_IN_INITIAL_C, step.c);
+    bool reverse = a->reverse || run->dir == 1;
+    size_t max_len = max_seq_len(io, d);
     for (size_t sidx = 0; sidx < max_len; sidx++) {
         for (size_t b = 0; b < d->batch; b++) {
             size_t len = seq_len(io, d, b), t = reverse ? len - 1 - sidx : sidx;
             rows[b] = sidx >= len ? SIZE_MAX : a->layout ? b * d->seq + t : t * d->batch + b;
         }
-        st = recur(run, 0, h, step.hr);
+        st = recur(run, 0, step.h, step.hr);
         if (st == QKV_OK)
             st = run->t == QKV_DTYPE_FLOAT ? a->cell->step_f32(&step) : a->cell->step_f64(&step);
         if (st != QKV_OK)
             return st;
-        if (!y || !y->data)
-            continue;
-        for (size_t b = 0; b < d->batch; b++) {
-            if (rows[b] == SIZE_MAX)
-                continue;
-            size_t t = a->layout ? rows[b] - b * d->seq : rows[b] / d->batch;
-            size_t at =
-                a->layout ? (b * d->seq + t) * d->dirs + dir : (t * d->dirs + dir) * d->batch + b;
-            memcpy((unsigned char *)y->data + at * hrow, h + b * hrow, hrow);
-        }
+        store_y_step(run, rows, step.h);
     }
 
     /* 3. the final states */
-    store_state(run, QKV_RNN_OUT_Y_H, h);
+    store_state(run, QKV_RNN_OUT_Y_H, step.h);
     if (a->cell->has_cell_state)
-        store_state(run, QKV_RNN_OUT_Y_C, c);
+        store_state(run, QKV_RNN_OUT_Y_C, step.c);
     return QKV_OK;
 }
 

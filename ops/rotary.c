@@ -167,56 +167,62 @@ static void rope_destroy(void *state) { free(state); }
 /* a == b, or either unknown */
 static bool dim_ok(int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }
 
-/*
- * Checks X, the caches and position_ids against each other, as far as the
- * shapes are known (infer: g NULL). With g (compute: every shape known) also
- * fills in the geometry.
- */
-static qkv_status rope_check(const rope_attrs *a, qkv_kernel_io *io, rope_geom *g)
+/* X's batch, heads, sequence and head sizes and the rotated size (-1
+ * where unknown), as the shapes are checked. */
+typedef struct rope_dims {
+    int64_t batch, heads, seq, head, rot;
+} rope_dims;
+
+/* Reads *d from X (rank 3 or 4, known) and the attributes: a 3-D X needs
+ * num_heads dividing its hidden size; the rotated size is even and at most
+ * the head size. */
+static qkv_status rope_x_dims(const rope_attrs *a, qkv_kernel_io *io, rope_dims *d)
 {
-    const qkv_tensor *x = &io->inputs[0], *cc = &io->inputs[1], *sc = &io->inputs[2];
-    const bool have_pos = qkv_present(io, 3);
-    const qkv_tensor *pos = have_pos ? &io->inputs[3] : NULL;
-    char s1[96], s2[96];
-    for (int k = 1; k < 3; k++)
-        if (io->inputs[k].dtype != x->dtype)
-            return KERR(io, QKV_ERR_TYPE, "input %d '%s' is %s but input 0 'X' is %s", k,
-                        k == 1 ? "cos_cache" : "sin_cache", qkv_dtype_name(io->inputs[k].dtype),
-                        qkv_dtype_name(x->dtype));
-    if (x->rank < 0)
-        return QKV_OK;
+    const qkv_tensor *x = &io->inputs[0];
+    char s1[96];
+    *d = (rope_dims){-1, -1, -1, -1, -1};
     if (x->rank != 3 && x->rank != 4)
         return KERR(io, QKV_ERR_SHAPE, "input 0 'X' has rank %d, expected 3 or 4", x->rank);
-    /* batch, heads, seq, head (-1 unknown) */
-    int64_t bd = x->dims[0], hd, sd, head;
+    d->batch = x->dims[0];
     if (x->rank == 4) {
-        hd = x->dims[1];
-        sd = x->dims[2];
-        head = x->dims[3];
+        d->heads = x->dims[1];
+        d->seq = x->dims[2];
+        d->head = x->dims[3];
     } else {
         if (a->num_heads == 0)
             return KERR(io, QKV_ERR_INVALID_MODEL,
                         "input 0 'X' is 3-D %s but attribute num_heads is not set",
                         qkv_dims_str(x, s1, sizeof s1));
-        hd = a->num_heads;
-        sd = x->dims[1];
-        head = x->dims[2] < 0 ? -1 : x->dims[2] / a->num_heads;
+        d->heads = a->num_heads;
+        d->seq = x->dims[1];
+        d->head = x->dims[2] < 0 ? -1 : x->dims[2] / a->num_heads;
         if (x->dims[2] >= 0 && x->dims[2] % a->num_heads != 0)
             return KERR(io, QKV_ERR_SHAPE,
                         "input 0 'X' hidden size %lld is not a multiple of num_heads=%lld",
                         (long long)x->dims[2], (long long)a->num_heads);
     }
-    int64_t rot = a->rot_dim ? a->rot_dim : head;
-    if (head >= 0 && rot > head)
+    d->rot = a->rot_dim ? a->rot_dim : d->head;
+    if (d->head >= 0 && d->rot > d->head)
         return KERR(io, QKV_ERR_SHAPE,
                     "attribute rotary_embedding_dim=%lld exceeds the head size %lld of input 0 "
                     "'X' %s",
-                    (long long)rot, (long long)head, qkv_dims_str(x, s1, sizeof s1));
-    if (rot >= 0 && rot % 2 != 0)
+                    (long long)d->rot, (long long)d->head, qkv_dims_str(x, s1, sizeof s1));
+    if (d->rot >= 0 && d->rot % 2 != 0)
         return KERR(io, QKV_ERR_SHAPE, "the rotated size %lld (head size of input 0 'X') is odd",
-                    (long long)rot);
-    int64_t halfd = rot < 0 ? -1 : rot / 2;
-    /* the caches: same shape, last dim rot/2 */
+                    (long long)d->rot);
+    return QKV_OK;
+}
+
+/* The caches (same shape, last dim rot/2: (max_position, rot/2) with
+ * position_ids, else (batch or 1, seq, rot/2)) and position_ids (batch,
+ * seq) against X's sizes d; unknown dims pass. */
+static qkv_status rope_check_caches(qkv_kernel_io *io, const rope_dims *d)
+{
+    const qkv_tensor *x = &io->inputs[0], *cc = &io->inputs[1], *sc = &io->inputs[2];
+    const bool have_pos = qkv_present(io, 3);
+    const qkv_tensor *pos = have_pos ? &io->inputs[3] : NULL;
+    const int64_t halfd = d->rot < 0 ? -1 : d->rot / 2;
+    char s1[96], s2[96];
     for (int k = 1; k < 3; k++) {
         const qkv_tensor *c = &io->inputs[k];
         const char *name = k == 1 ? "cos_cache" : "sin_cache";
@@ -225,15 +231,15 @@ static qkv_status rope_check(const rope_attrs *a, qkv_kernel_io *io, rope_geom *
         int want = have_pos ? 2 : 3;
         bool ok = c->rank == want && dim_ok(c->dims[want - 1], halfd);
         if (ok && !have_pos)
-            ok = (c->dims[0] < 0 || bd < 0 || c->dims[0] == bd || c->dims[0] == 1) &&
-                 dim_ok(c->dims[1], sd);
+            ok = (c->dims[0] < 0 || d->batch < 0 || c->dims[0] == d->batch || c->dims[0] == 1) &&
+                 dim_ok(c->dims[1], d->seq);
         if (!ok)
             return KERR(io, QKV_ERR_SHAPE,
                         "input %d '%s' has shape %s, expected %s with input 0 'X' %s and "
                         "rotated size %lld",
                         k, name, qkv_dims_str(c, s1, sizeof s1),
                         have_pos ? "(max_position, rot/2)" : "(batch or 1, seq, rot/2)",
-                        qkv_dims_str(x, s2, sizeof s2), (long long)rot);
+                        qkv_dims_str(x, s2, sizeof s2), (long long)d->rot);
     }
     if (cc->rank >= 0 && sc->rank >= 0)
         for (int32_t i = 0; i < cc->rank; i++)
@@ -242,19 +248,42 @@ static qkv_status rope_check(const rope_attrs *a, qkv_kernel_io *io, rope_geom *
                             "input 1 'cos_cache' %s and input 2 'sin_cache' %s differ",
                             qkv_dims_str(cc, s1, sizeof s1), qkv_dims_str(sc, s2, sizeof s2));
     if (pos && pos->rank >= 0 &&
-        (pos->rank != 2 || !dim_ok(pos->dims[0], bd) || !dim_ok(pos->dims[1], sd)))
+        (pos->rank != 2 || !dim_ok(pos->dims[0], d->batch) || !dim_ok(pos->dims[1], d->seq)))
         return KERR(io, QKV_ERR_SHAPE,
                     "input 3 'position_ids' has shape %s, expected (batch, seq) of input 0 'X' %s",
                     qkv_dims_str(pos, s1, sizeof s1), qkv_dims_str(x, s2, sizeof s2));
-    if (!g)
+    return QKV_OK;
+}
+
+/*
+ * Checks X, the caches and position_ids against each other, as far as the
+ * shapes are known (infer: g NULL). With g (compute: every shape known) also
+ * fills in the geometry.
+ */
+static qkv_status rope_check(const rope_attrs *a, qkv_kernel_io *io, rope_geom *g)
+{
+    const qkv_tensor *x = &io->inputs[0], *cc = &io->inputs[1];
+    for (int k = 1; k < 3; k++)
+        if (io->inputs[k].dtype != x->dtype)
+            return KERR(io, QKV_ERR_TYPE, "input %d '%s' is %s but input 0 'X' is %s", k,
+                        k == 1 ? "cos_cache" : "sin_cache", qkv_dtype_name(io->inputs[k].dtype),
+                        qkv_dtype_name(x->dtype));
+    if (x->rank < 0)
         return QKV_OK;
+    rope_dims d;
+    qkv_status st = rope_x_dims(a, io, &d);
+    if (st == QKV_OK)
+        st = rope_check_caches(io, &d);
+    if (st != QKV_OK || !g)
+        return st;
     /* compute/prepare: every shape is known */
+    const bool have_pos = qkv_present(io, 3);
     g->x3d = x->rank == 3;
-    g->batch = (size_t)bd;
-    g->heads = (size_t)hd;
-    g->seq = (size_t)sd;
-    g->head = (size_t)head;
-    g->rot = (size_t)rot;
+    g->batch = (size_t)d.batch;
+    g->heads = (size_t)d.heads;
+    g->seq = (size_t)d.seq;
+    g->head = (size_t)d.head;
+    g->rot = (size_t)d.rot;
     g->have_pos = have_pos;
     g->max_pos = have_pos ? (size_t)cc->dims[0] : 0;
     g->cache_batch = have_pos ? 0 : (size_t)cc->dims[0];

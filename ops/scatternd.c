@@ -154,6 +154,69 @@ static const char *tuple_str(const qkv_tensor *ind, size_t i, size_t k, char *bu
     return buf;
 }
 
+/* Every index of the n_tuples k-tuples of ind is in range for the first k
+ * dims of data x (negative ones count from the end). */
+static qkv_status check_indices(qkv_kernel_io *io, const qkv_tensor *x, const qkv_tensor *ind,
+                                size_t n_tuples, size_t k)
+{
+    for (size_t t = 0; t < n_tuples; t++)
+        for (size_t j = 0; j < k; j++) {
+            int64_t v = qkv_int_at(ind, t * k + j), d = x->dims[j];
+            if (v < -d || v >= d) {
+                char b[160];
+                return KERR(io, QKV_ERR_INVALID_ARGUMENT,
+                            "input 1 'indices' tuple %zu %s: %lld is out of range [%lld, %lld) "
+                            "for dim %zu of input 0 'data'",
+                            t, tuple_str(ind, t, k, b, sizeof b), (long long)v, (long long)-d,
+                            (long long)d, j);
+            }
+        }
+    return QKV_OK;
+}
+
+/* Writes the slice of n elements at u into d: replaced (RED_NONE) or
+ * combined by the reduction. false for a dtype the reduction lacks. */
+static bool scatter_slice(enum red red, qkv_dtype dtype, void *d, const void *u, size_t n, size_t eb)
+{
+    switch (red == RED_NONE ? QKV_DTYPE_UNDEFINED : dtype) {
+    case QKV_DTYPE_UNDEFINED:
+        memcpy(d, u, n * eb);
+        return true;
+    case QKV_DTYPE_FLOAT:
+        red_f32(red, d, u, n);
+        return true;
+    case QKV_DTYPE_DOUBLE:
+        red_f64(red, d, u, n);
+        return true;
+    case QKV_DTYPE_INT8:
+        red_i8(red, d, u, n);
+        return true;
+    case QKV_DTYPE_INT16:
+        red_i16(red, d, u, n);
+        return true;
+    case QKV_DTYPE_INT32:
+        red_i32(red, d, u, n);
+        return true;
+    case QKV_DTYPE_INT64:
+        red_i64(red, d, u, n);
+        return true;
+    case QKV_DTYPE_UINT8:
+        red_u8(red, d, u, n);
+        return true;
+    case QKV_DTYPE_UINT16:
+        red_u16(red, d, u, n);
+        return true;
+    case QKV_DTYPE_UINT32:
+        red_u32(red, d, u, n);
+        return true;
+    case QKV_DTYPE_UINT64:
+        red_u64(red, d, u, n);
+        return true;
+    default:
+        return false;
+    }
+}
+
 static qkv_status scatternd_compute(const void *state, qkv_kernel_io *io)
 {
     const scatternd_state *s = state;
@@ -175,18 +238,9 @@ static qkv_status scatternd_compute(const void *state, qkv_kernel_io *io)
         slice *= (size_t)x->dims[a];
     qkv_contiguous_strides(x, st);
     /* all indices first: nothing is written for a bad one */
-    for (size_t t = 0; t < n_tuples; t++)
-        for (size_t j = 0; j < k; j++) {
-            int64_t v = qkv_int_at(ind, t * k + j), d = x->dims[j];
-            if (v < -d || v >= d) {
-                char b[160];
-                return KERR(io, QKV_ERR_INVALID_ARGUMENT,
-                            "input 1 'indices' tuple %zu %s: %lld is out of range [%lld, %lld) "
-                            "for dim %zu of input 0 'data'",
-                            t, tuple_str(ind, t, k, b, sizeof b), (long long)v, (long long)-d,
-                            (long long)d, j);
-            }
-        }
+    qkv_status status = check_indices(io, x, ind, n_tuples, k);
+    if (status != QKV_OK)
+        return status;
     if (s->red != RED_NONE && !(QKV_TYPES_NUMERIC & QKV_DTYPE_BIT(x->dtype)))
         return KERR(io, QKV_ERR_TYPE, "reduction '%s' on type %s is not supported",
                     red_names[s->red], qkv_dtype_name(x->dtype));
@@ -198,46 +252,9 @@ static qkv_status scatternd_compute(const void *state, qkv_kernel_io *io)
             int64_t v = qkv_int_at(ind, t * k + j);
             off += (size_t)(v < 0 ? v + x->dims[j] : v) * st[j];
         }
-        void *d = out + off * eb;
-        const void *u = src + t * slice * eb;
-        switch (s->red == RED_NONE ? QKV_DTYPE_UNDEFINED : x->dtype) {
-        case QKV_DTYPE_UNDEFINED:
-            memcpy(d, u, slice * eb);
-            break;
-        case QKV_DTYPE_FLOAT:
-            red_f32(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_DOUBLE:
-            red_f64(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_INT8:
-            red_i8(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_INT16:
-            red_i16(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_INT32:
-            red_i32(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_INT64:
-            red_i64(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_UINT8:
-            red_u8(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_UINT16:
-            red_u16(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_UINT32:
-            red_u32(s->red, d, u, slice);
-            break;
-        case QKV_DTYPE_UINT64:
-            red_u64(s->red, d, u, slice);
-            break;
-        default:
+        if (!scatter_slice(s->red, x->dtype, out + off * eb, src + t * slice * eb, slice, eb))
             return KERR(io, QKV_ERR_TYPE, "reduction '%s' on type %s is not supported",
                         red_names[s->red], qkv_dtype_name(x->dtype));
-        }
     }
     return QKV_OK;
 }

@@ -238,9 +238,16 @@ static void normalize_portable(float *y, const float *x, size_t n, float mean, f
         QKV_EW_FOR(j, n, y[j] = (x[j] - mean) * inv * w[j];);
 }
 
+static void normalize_scalar_portable(float *y, const float *x, size_t n, float mean, float a,
+                                      float b)
+{
+    QKV_EW_FOR(j, n, y[j] = (x[j] - mean) * a + b;);
+}
+
 static const qkv_vm_impl vm_portable = {
     erf_portable,         gelu_portable,  gelu_tanh_portable, epilogue_portable,  max_portable,
     exp_shifted_portable, scale_portable, moments_portable,   normalize_portable,
+    normalize_scalar_portable,
 };
 
 /* ---- the choice ------------------------------------------------------------------ */
@@ -317,4 +324,21 @@ void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float 
                           const float *b)
 {
     vm()->normalize(y, x, n, mean, inv, w, b);
+}
+
+void qkv_vm_moments_add_f32(qkv_vm_moments *acc, const float *x, size_t n)
+{
+    if (n == 0)
+        return;
+    double mean, var, nb = (double)n;
+    qkv_vm_moments_f32(x, n, &mean, &var);
+    const double total = acc->count + nb, delta = mean - acc->mean;
+    acc->mean += delta * nb / total;
+    acc->m2 += var * nb + delta * delta * acc->count * nb / total;
+    acc->count = total;
+}
+
+void qkv_vm_normalize_scalar_f32(float *y, const float *x, size_t n, float mean, float a, float b)
+{
+    vm()->normalize_scalar(y, x, n, mean, a, b);
 }

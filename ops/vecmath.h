@@ -84,6 +84,22 @@ void qkv_vm_moments_f32(const float *x, size_t n, double *mean, double *var);
 void qkv_vm_normalize_f32(float *y, const float *x, size_t n, float mean, float inv, const float *w,
                           const float *b);
 
+/* Moments accumulated over several runs of one group (start from {0}). */
+typedef struct qkv_vm_moments {
+    double count, mean, m2; /* elements, their mean, the sum of squared deviations */
+} qkv_vm_moments;
+
+/* Adds the run x[0..n) to *acc: its moments (qkv_vm_moments_f32) merged by
+ * Chan et al.'s pairwise update, which adds the run's squared deviations and
+ * those of its mean from the running one (no E[x^2] - E[x]^2 cancellation
+ * across runs). The group's biased variance is then m2 / count. */
+void qkv_vm_moments_add_f32(qkv_vm_moments *acc, const float *x, size_t n);
+
+/* y[j] = (x[j] - mean) * a + b for j < n, in float, with one scale and one
+ * shift for the whole run (the per-channel form of the norms whose
+ * parameters are scalars over a plane); y may be x. */
+void qkv_vm_normalize_scalar_f32(float *y, const float *x, size_t n, float mean, float a, float b);
+
 /* The variant the functions above run (for tests and reports). */
 qkv_isa qkv_vm_isa(void);
 
@@ -100,6 +116,7 @@ typedef struct qkv_vm_impl {
     void (*moments)(const float *x, size_t n, double *mean, double *var);
     void (*normalize)(float *y, const float *x, size_t n, float mean, float inv, const float *w,
                       const float *b);
+    void (*normalize_scalar)(float *y, const float *x, size_t n, float mean, float a, float b);
 } qkv_vm_impl;
 
 /* x86-64 with GCC or clang: the AVX2 and AVX-512 variants are built. */

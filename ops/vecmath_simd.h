@@ -323,8 +323,20 @@ VM_FN void VM_NAME(vm_normalize)(float *y, const float *x, size_t n, float mean,
     }
 }
 
+VM_FN void VM_NAME(vm_normalize_scalar)(float *y, const float *x, size_t n, float mean, float a,
+                                        float b)
+{
+    const vf mv = v_set1(mean), av = v_set1(a), bv = v_set1(b);
+    size_t j = 0;
+    for (; j + VM_W <= n; j += VM_W)
+        v_store(y + j, v_fma(v_sub(v_load(x + j), mv), av, bv));
+    if (j < n)
+        v_store_n(y + j, v_fma(v_sub(v_load_pad(x + j, n - j), mv), av, bv), n - j);
+}
+
 const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
     VM_NAME(vm_erf_array), VM_NAME(vm_gelu_array), VM_NAME(vm_gelu_tanh_array),
     VM_NAME(vm_epilogue),  VM_NAME(vm_max),        VM_NAME(vm_exp_shifted),
     VM_NAME(vm_scale),     VM_NAME(vm_moments),    VM_NAME(vm_normalize),
+    VM_NAME(vm_normalize_scalar),
 };

@@ -17,10 +17,10 @@ static uint32_t rnd(uint32_t n)
     return rng_state % n;
 }
 
-/* Tolerance: the kernel evaluates the formula in double and rounds once to
- * float, like this reference up to operation order; outputs are O(1-10),
- * so 1e-5 absolute + relative is far above the rounding and far below any
- * wrong channel, mean or epsilon. */
+/* Tolerance: the kernel's float path sums in float blocks added in double
+ * and normalises each element in float (a few float ulps); outputs are
+ * O(1-10), so 1e-5 absolute + relative is far above that rounding and far
+ * below any wrong channel, mean or epsilon. */
 static void assert_close(const float *got, const double *want, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++)

@@ -19,9 +19,10 @@ static uint32_t rnd(uint32_t n)
 }
 
 /* Tolerance: the kernels evaluate each formula in double and round once to
- * float, like these references up to operation order; outputs are O(1-10),
- * so 1e-5 absolute + relative is far above the rounding and far below a
- * wrong group, channel window or axis. */
+ * float, or (float GroupNormalization and MVN) sum in float blocks added in
+ * double and normalise in float, a few float ulps; outputs are O(1-10), so
+ * 1e-5 absolute + relative is far above the rounding and far below a wrong
+ * group, channel window or axis. */
 static void assert_close(const float *got, const double *want, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++)
@@ -519,4 +520,24 @@ Test(instancenorm, float16_matches_formula)
     }
     kh_free_outputs(&y, 1);
     kh_node_destroy(n);
+}
+
+Test(mvn, constant_groups_give_zero)
+{
+    /* 0.1f is not a sum of few powers of two: float block sums of a
+     * constant run round, and with MVN's 1e-9 epsilon a mean off by one ulp
+     * would give outputs near 7 instead of 0 */
+    enum { P = 3, S = 1200, T = P * S };
+    static float xs[T];
+    for (size_t i = 0; i < T; i++)
+        xs[i] = (float)(i / S + 1) * 0.1f;
+    int64_t d[4] = {1, P, 4, 300};
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(run_mvn((int64_t[]){2, 3}, 2, kh_f32(4, d, xs), &y, &err), QKV_OK, "%s",
+                 err.message);
+    for (size_t i = 0; i < T; i++)
+        cr_assert(fabsf(((float *)y.data)[i]) <= 1e-6f, "element %zu is %g, expected 0", i,
+                  ((float *)y.data)[i]);
+    kh_free_outputs(&y, 1);
 }

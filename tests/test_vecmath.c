@@ -399,3 +399,71 @@ Test(vecmath, row_moments_and_normalize_every_length_and_tail)
         }
     }
 }
+
+Test(vecmath, normalize_scalar_every_length_tail_and_in_place)
+{
+    enum { N = 300 };
+    static float x[N + 1], y[N + 1], z[N];
+    uint32_t r = 777;
+    for (size_t j = 0; j < N; j++) {
+        r = r * 1664525u + 1013904223u;
+        x[j] = 3.0f + (float)((double)(r >> 8) / (1 << 24) * 4.0 - 2.0);
+    }
+    const float mean = 3.25f, a = -1.75f, b = 0.5f;
+    static const size_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 255, 256, N};
+    for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
+        const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
+        const char *name = qkv_isa_name((qkv_isa)isa);
+        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+            size_t n = lengths[li];
+            y[n] = 1234.0f;
+            t->normalize_scalar(y, x, n, mean, a, b);
+            memcpy(z, x, n * sizeof *z);
+            t->normalize_scalar(z, z, n, mean, a, b);
+            for (size_t j = 0; j < n; j++) {
+                /* float subtraction, then one multiply-add: a few ulp of |want| + |b| */
+                double want = ((double)x[j] - mean) * a + b;
+                cr_assert(fabs(y[j] - want) <= 1e-6 * (fabs(want) + 1),
+                          "%s n %zu j %zu: %.9g, expected %.9g", name, n, j, y[j], want);
+                cr_assert(z[j] == y[j], "%s n %zu j %zu: in place differs", name, n, j);
+            }
+            cr_assert(y[n] == 1234.0f, "%s n %zu: normalize_scalar wrote past n", name, n);
+        }
+    }
+    /* the dispatched entry point runs the chosen variant */
+    float one = 4.0f;
+    qkv_vm_normalize_scalar_f32(&one, &one, 1, 3.0f, 2.0f, 1.0f);
+    cr_assert(one == 3.0f, "dispatched normalize_scalar gave %g", one);
+}
+
+Test(vecmath, moments_add_merges_runs_like_one_pass)
+{
+    /* a group cut into runs of uneven lengths: the merged moments must be
+     * those of the whole (long double reference), including a mean offset
+     * of 100 against a spread of ~0.3 that the E[x^2] - E[x]^2 form loses */
+    enum { N = 2000 };
+    static float x[N];
+    uint32_t r = 99;
+    for (size_t j = 0; j < N; j++) {
+        r = r * 1664525u + 1013904223u;
+        x[j] = 100.0f + (float)((double)(r >> 8) / (1 << 24) - 0.5) + (j < N / 2 ? 0.25f : 0.0f);
+    }
+    long double s = 0, q = 0;
+    for (size_t j = 0; j < N; j++)
+        s += x[j];
+    long double m = s / N;
+    for (size_t j = 0; j < N; j++)
+        q += (x[j] - m) * (x[j] - m);
+    static const size_t cuts[] = {0, 1, 7, 300, 301, 1000, 1555, N};
+    qkv_vm_moments acc = {0};
+    for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++)
+        qkv_vm_moments_add_f32(&acc, x + cuts[c], cuts[c + 1] - cuts[c]);
+    cr_assert(acc.count == N, "count %g", acc.count);
+    cr_assert(fabsl(acc.mean - m) <= 1e-7L * 100, "mean %.12g, expected %.12Lg", acc.mean, m);
+    /* each run's mean carries its float block sums' error (~1e-8 of 100);
+     * merging turns that into ~2 |mean difference| of it in the variance,
+     * ~1e-6 of it here: 1e-5 is far below what a wrong merge term gives
+     * (dropping the means' term loses ~15% of it) */
+    cr_assert(fabsl(acc.m2 / N - q / N) <= 1e-5L * (q / N), "var %.12g, expected %.12Lg",
+              acc.m2 / N, q / N);
+}

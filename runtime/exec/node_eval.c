@@ -139,23 +139,22 @@ static bool not_allocated(const qkv_host_ctx *hctx, size_t i)
 }
 
 /* Output i is sized and allocated here: the kernel has infer, the output is
- * a tensor the node does not omit, and (i < 64) infer gave it a shape. */
-#define SIZED_HERE(i) ((i) < 64 ? (sized >> (i)&1) != 0 : k->infer && !not_allocated(hctx, (i)))
-
-qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
-                         const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
-                         size_t n_outputs)
+ * a tensor the node does not omit, and (i < 64) infer gave it a shape
+ * (bit i of sized). */
+static bool sized_here(const qkv_kernel *k, const qkv_host_ctx *hctx, uint64_t sized, size_t i)
 {
-    const qkv_ir_node *node = hctx->node;
-    qkv_status st = qkv_kernel_infer(k, state, hctx, inputs, n_inputs, outputs, n_outputs);
-    if (st != QKV_OK)
-        return st;
-    qkv_kernel_io io;
-    qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
-    /* An output infer leaves unknown (every output of a kernel without
-     * infer, a data-dependent output of a control-flow node) is allocated by
-     * compute with host->output_alloc: nothing is sized or allocated here. */
-    uint64_t sized = 0; /* bit i: output i < 64 is sized and allocated here */
+    return i < 64 ? (sized >> i & 1) != 0 : k->infer && !not_allocated(hctx, i);
+}
+
+/* Sets data_bytes of each output infer gave a full shape; *sized gets bit i
+ * for each such output i < 64. An output infer leaves unknown (every output
+ * of a kernel without infer, a data-dependent output of a control-flow
+ * node) is allocated by compute with host->output_alloc: nothing is sized
+ * here. */
+static qkv_status size_outputs(const qkv_kernel *k, qkv_host_ctx *hctx, const qkv_kernel_io *io,
+                               qkv_tensor *outputs, size_t n_outputs, uint64_t *sized)
+{
+    *sized = 0;
     for (size_t i = 0; i < n_outputs && k->infer; i++) {
         qkv_tensor *o = &outputs[i];
         if (not_allocated(hctx, i))
@@ -164,100 +163,156 @@ qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
         /* a string output's infer may ask for room for its characters too */
         size_t asked = o->dtype == QKV_DTYPE_STRING ? o->data_bytes : 0;
         if (!qkv_shape_elements(o->dims, o->rank, &elems)) {
-            if (!qkv_node_has_subgraphs(node) || i >= 64)
-                return io.host->error(hctx, QKV_ERR_SHAPE,
-                                      "output %zu: shape not known after inference (rank %d)", i,
-                                      o->rank);
+            if (!qkv_node_has_subgraphs(hctx->node) || i >= 64)
+                return io->host->error(hctx, QKV_ERR_SHAPE,
+                                       "output %zu: shape not known after inference (rank %d)", i,
+                                       o->rank);
             o->rank = -1; /* compute gives it its shape */
             continue;
         }
         if (!qkv_dtype_storage_bytes(o->dtype, elems, &bytes))
-            return io.host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow", i,
-                                  elems, qkv_dtype_name(o->dtype));
+            return io->host->error(hctx, QKV_ERR_SHAPE, "output %zu: %zu elements of %s overflow",
+                                   i, elems, qkv_dtype_name(o->dtype));
         o->data_bytes = asked > bytes ? asked : bytes;
         if (i < 64)
-            sized |= (uint64_t)1 << i;
+            *sized |= (uint64_t)1 << i;
     }
+    return QKV_OK;
+}
+
+/* Runs the kernel's prepare with plan_mem as the node's per-plan memory
+ * (freed by the caller, also on failure). */
+static qkv_status prepare_node(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
+                               qkv_kernel_io *io, qkv_plan_mem *plan_mem)
+{
+    if (!k->prepare)
+        return QKV_OK;
+    qkv_plan_mem *outer = hctx->plan_mem;
+    hctx->plan_mem = plan_mem;
+    qkv_status st = k->prepare(state, io);
+    hctx->plan_mem = outer;
+    return st;
+}
+
+/* The bytes allocated here, scratch and the sized outputs, into *need
+ * (SIZE_MAX when it overflows); an error when the session's memory limit
+ * does not leave them. */
+static qkv_status check_memory(const qkv_kernel *k, qkv_host_ctx *hctx, const qkv_kernel_io *io,
+                               const qkv_tensor *outputs, size_t n_outputs, uint64_t sized,
+                               size_t *need)
+{
+    *need = io->scratch_bytes;
+    for (size_t i = 0; i < n_outputs; i++)
+        if (sized_here(k, hctx, sized, i) && qkv_add_overflow(*need, outputs[i].data_bytes, need))
+            *need = SIZE_MAX;
+    if (hctx->memory_limited && *need > hctx->memory_left)
+        return io->host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
+                               "outputs and scratch need %zu bytes, more than the %zu the "
+                               "session's memory limit leaves",
+                               *need, hctx->memory_left);
+    return QKV_OK;
+}
+
+/* Allocates each sized output. calloc: string outputs start as NULL
+ * pointers, and a kernel that fails half way leaves nothing uninitialised
+ * to free. */
+static qkv_status alloc_outputs(const qkv_kernel *k, qkv_host_ctx *hctx, const qkv_kernel_io *io,
+                                qkv_tensor *outputs, size_t n_outputs, uint64_t sized)
+{
+    for (size_t i = 0; i < n_outputs; i++) {
+        if (!sized_here(k, hctx, sized, i))
+            continue;
+        outputs[i].data = calloc(1, outputs[i].data_bytes ? outputs[i].data_bytes : 1);
+        if (!outputs[i].data)
+            return io->host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu of %zu bytes", i,
+                                   outputs[i].data_bytes);
+    }
+    return QKV_OK;
+}
+
+/* After compute: makes the sized string outputs own their strings (*owned:
+ * outputs [0, *owned) were handled) and checks that compute allocated every
+ * output it had to. */
+static qkv_status finish_outputs(const qkv_kernel *k, qkv_host_ctx *hctx, const qkv_kernel_io *io,
+                                 qkv_tensor *outputs, size_t n_outputs, uint64_t sized,
+                                 size_t *owned)
+{
+    for (*owned = 0; *owned < n_outputs; ++*owned) {
+        size_t i = *owned;
+        if (sized_here(k, hctx, sized, i) && outputs[i].dtype == QKV_DTYPE_STRING &&
+            !own_strings(&outputs[i]))
+            return io->host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu: copying its strings",
+                                   i);
+    }
+    for (size_t i = 0; i < n_outputs; i++)
+        if (!sized_here(k, hctx, sized, i) && !not_allocated(hctx, i) && !outputs[i].data)
+            return io->host->error(hctx, QKV_ERR_PLUGIN,
+                                   "output %zu was not produced: a kernel without infer must "
+                                   "allocate each output with host->output_alloc in compute",
+                                   i);
+    return QKV_OK;
+}
+
+/* On failure: frees every tensor output (outputs [0, owned) own their
+ * strings like loaded ones). */
+static void free_failed_outputs(const qkv_kernel *k, const qkv_host_ctx *hctx, qkv_tensor *outputs,
+                                size_t n_outputs, uint64_t sized, size_t owned)
+{
+    for (size_t i = 0; i < n_outputs; i++) {
+        if (hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR)
+            continue; /* the value store owns sequences and optionals */
+        /* strings a kernel wrote point into their own block, or at its
+         * inputs' strings: none of them is ours to free */
+        if (sized_here(k, hctx, sized, i) && outputs[i].dtype == QKV_DTYPE_STRING && i >= owned) {
+            free(outputs[i].data);
+            outputs[i].data = NULL;
+        }
+        qkv_tensor_data_free(&outputs[i]);
+    }
+}
+
+qkv_status qkv_node_eval(const qkv_kernel *k, void *state, qkv_host_ctx *hctx,
+                         const qkv_tensor *inputs, size_t n_inputs, qkv_tensor *outputs,
+                         size_t n_outputs)
+{
+    qkv_status st = qkv_kernel_infer(k, state, hctx, inputs, n_inputs, outputs, n_outputs);
+    if (st != QKV_OK)
+        return st;
+    qkv_kernel_io io;
+    qkv_kernel_io_init(&io, hctx, inputs, n_inputs, outputs, n_outputs);
+    uint64_t sized; /* bit i: output i < 64 is sized and allocated here */
+    st = size_outputs(k, hctx, &io, outputs, n_outputs, &sized);
+    if (st != QKV_OK)
+        return st;
     /* the node's per-plan state lives for this one evaluation */
     qkv_plan_mem plan_mem = {0};
-    if (k->prepare) {
-        qkv_plan_mem *outer = hctx->plan_mem;
-        hctx->plan_mem = &plan_mem;
-        st = k->prepare(state, &io);
-        hctx->plan_mem = outer;
-        if (st != QKV_OK) {
-            qkv_plan_mem_free(&plan_mem);
-            return st;
-        }
-    }
-    /* the bytes allocated here: scratch and the sized outputs */
-    size_t need = io.scratch_bytes;
-    for (size_t i = 0; i < n_outputs; i++)
-        if (SIZED_HERE(i) && qkv_add_overflow(need, outputs[i].data_bytes, &need))
-            need = SIZE_MAX;
-    if (hctx->memory_limited && need > hctx->memory_left) {
-        qkv_plan_mem_free(&plan_mem);
-        return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY,
-                              "outputs and scratch need %zu bytes, more than the %zu the "
-                              "session's memory limit leaves",
-                              need, hctx->memory_left);
-    }
+    size_t need = 0;
+    st = prepare_node(k, state, hctx, &io, &plan_mem);
+    if (st == QKV_OK)
+        st = check_memory(k, hctx, &io, outputs, n_outputs, sized, &need);
     void *scratch = NULL;
-    if (io.scratch_bytes) {
+    if (st == QKV_OK && io.scratch_bytes) {
         scratch = aligned_alloc(64, (io.scratch_bytes + 63) / 64 * 64);
-        if (!scratch) {
-            qkv_plan_mem_free(&plan_mem);
-            return io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "scratch of %zu bytes",
-                                  io.scratch_bytes);
-        }
+        if (!scratch)
+            st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "scratch of %zu bytes",
+                                io.scratch_bytes);
+    }
+    if (st != QKV_OK) {
+        qkv_plan_mem_free(&plan_mem);
+        return st;
     }
     io.scratch = scratch;
-    for (size_t i = 0; i < n_outputs; i++) {
-        if (!SIZED_HERE(i))
-            continue;
-        /* calloc: string outputs start as NULL pointers, and a kernel that
-         * fails half way leaves nothing uninitialised to free */
-        outputs[i].data = calloc(1, outputs[i].data_bytes ? outputs[i].data_bytes : 1);
-        if (!outputs[i].data) {
-            st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu of %zu bytes", i,
-                                outputs[i].data_bytes);
-            break;
-        }
-    }
+    st = alloc_outputs(k, hctx, &io, outputs, n_outputs, sized);
     if (hctx->memory_limited) /* what output_alloc in compute may still take */
         hctx->memory_left -= hctx->memory_left < need ? hctx->memory_left : need;
     if (st == QKV_OK)
         st = k->compute(state, &io);
     size_t owned = 0; /* outputs [0, owned) hold their strings like loaded ones */
-    while (owned < n_outputs && st == QKV_OK) {
-        if (SIZED_HERE(owned) && outputs[owned].dtype == QKV_DTYPE_STRING &&
-            !own_strings(&outputs[owned])) {
-            st = io.host->error(hctx, QKV_ERR_OUT_OF_MEMORY, "output %zu: copying its strings",
-                                owned);
-            break;
-        }
-        owned++;
-    }
-    for (size_t i = 0; i < n_outputs && st == QKV_OK; i++)
-        if (!SIZED_HERE(i) && !not_allocated(hctx, i) && !outputs[i].data)
-            st = io.host->error(hctx, QKV_ERR_PLUGIN,
-                                "output %zu was not produced: a kernel without infer must "
-                                "allocate each output with host->output_alloc in compute",
-                                i);
+    if (st == QKV_OK)
+        st = finish_outputs(k, hctx, &io, outputs, n_outputs, sized, &owned);
     free(scratch);
     qkv_plan_mem_free(&plan_mem);
     if (st != QKV_OK)
-        for (size_t i = 0; i < n_outputs; i++) {
-            if (hctx->out_kinds && hctx->out_kinds[i] != QKV_KIND_TENSOR)
-                continue; /* the value store owns sequences and optionals */
-            /* strings a kernel wrote point into their own block, or at its
-             * inputs' strings: none of them is ours to free */
-            if (SIZED_HERE(i) && outputs[i].dtype == QKV_DTYPE_STRING && i >= owned) {
-                free(outputs[i].data);
-                outputs[i].data = NULL;
-            }
-            qkv_tensor_data_free(&outputs[i]);
-        }
+        free_failed_outputs(k, hctx, outputs, n_outputs, sized, owned);
     return st;
 }
-#undef SIZED_HERE

@@ -503,21 +503,23 @@ qkv_status qkv_plan_build(const qkv_session *s, const qkv_tensor *inputs, size_t
     return qkv_plan_build_graph(s, s->model->graph, inputs, n_inputs, out, err);
 }
 
-qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
-                                const qkv_tensor *inputs, size_t n_inputs, qkv_exec_plan **out,
-                                qkv_error *err)
+/* Starts the builder of graph g: the session's memory limit, the new plan
+ * b->p and the per-value, per-step and per-node arrays. On failure the
+ * caller frees what was made (builder_free, qkv_plan_release(b->p)). */
+static qkv_status builder_init(builder *b, size_t n_inputs)
 {
-    builder b = {.s = s, .g = g, .err = err};
+    const qkv_session *s = b->s;
+    const qkv_ir_graph *g = b->g;
     if (s->opts.memory_limit) {
-        b.limited = true;
-        b.mem_left = s->opts.memory_limit > s->prepack.packed_bytes
-                         ? s->opts.memory_limit - s->prepack.packed_bytes
-                         : 0;
+        b->limited = true;
+        b->mem_left = s->opts.memory_limit > s->prepack.packed_bytes
+                          ? s->opts.memory_limit - s->prepack.packed_bytes
+                          : 0;
     }
     size_t max_in, max_out;
     qkv_graph_max_arity(g, &max_in, &max_out);
     qkv_exec_plan *p = calloc(1, sizeof *p);
-    b.p = p;
+    b->p = p;
     if (p) {
         atomic_init(&p->refs, 1);
         p->n_values = g->n_values;
@@ -527,71 +529,68 @@ qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
         p->copies = calloc(g->n_outputs + 1, sizeof *p->copies);
         p->input_shapes = calloc(n_inputs + 1, sizeof *p->input_shapes);
     }
-    b.last_use = calloc(g->n_values + 1, sizeof *b.last_use);
-    b.group = calloc(g->n_values + 1, sizeof *b.group);
-    b.step_scratch = calloc(g->n_order + 1, sizeof *b.step_scratch);
-    b.copy_buf = calloc(g->n_outputs + 1, sizeof *b.copy_buf);
-    b.ins = calloc(max_in, sizeof *b.ins);
-    b.outs = calloc(max_out, sizeof *b.outs);
-    b.in_kinds = calloc(max_in, sizeof *b.in_kinds);
-    b.out_kinds = calloc(max_out, sizeof *b.out_kinds);
+    b->last_use = calloc(g->n_values + 1, sizeof *b->last_use);
+    b->group = calloc(g->n_values + 1, sizeof *b->group);
+    b->step_scratch = calloc(g->n_order + 1, sizeof *b->step_scratch);
+    b->copy_buf = calloc(g->n_outputs + 1, sizeof *b->copy_buf);
+    b->ins = calloc(max_in, sizeof *b->ins);
+    b->outs = calloc(max_out, sizeof *b->outs);
+    b->in_kinds = calloc(max_in, sizeof *b->in_kinds);
+    b->out_kinds = calloc(max_out, sizeof *b->out_kinds);
     size_t n_bound = qkv_graph_bound_ids(g, NULL);
-    b.bound = calloc(n_bound + 1, sizeof *b.bound);
-    if (b.bound)
-        qkv_graph_bound_ids(g, b.bound);
-    if (n_bound != n_inputs) {
-        builder_free(&b);
-        qkv_plan_release(p);
-        return qkv_error_set(err, QKV_ERR_INTERNAL,
+    b->bound = calloc(n_bound + 1, sizeof *b->bound);
+    if (b->bound)
+        qkv_graph_bound_ids(g, b->bound);
+    if (n_bound != n_inputs)
+        return qkv_error_set(b->err, QKV_ERR_INTERNAL,
                              "planning graph '%s': %zu inputs given, it has %zu", g->name, n_inputs,
                              n_bound);
-    }
-    if (!p || !b.bound || !p->values || !p->steps || !p->copies || !p->input_shapes ||
-        !b.last_use || !b.group || !b.step_scratch || !b.copy_buf || !b.ins || !b.outs ||
-        !b.in_kinds || !b.out_kinds) {
-        builder_free(&b);
-        qkv_plan_release(p);
-        return qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY, "out of memory while planning");
-    }
-    for (size_t i = 0; i < n_inputs; i++) {
-        p->input_shapes[i] = inputs[i];
-        p->input_shapes[i].data = NULL;
-    }
-    compute_last_uses(&b);
-    init_values(&b, inputs, b.bound, n_bound);
+    if (!p || !b->bound || !p->values || !p->steps || !p->copies || !p->input_shapes ||
+        !b->last_use || !b->group || !b->step_scratch || !b->copy_buf || !b->ins || !b->outs ||
+        !b->in_kinds || !b->out_kinds)
+        return qkv_error_set(b->err, QKV_ERR_OUT_OF_MEMORY, "out of memory while planning");
+    return QKV_OK;
+}
 
+/* Plans every node and the output copies, then places the arena buffers
+ * (*arena bytes, *lower its lower bound) within the memory limit. */
+static qkv_status plan_steps_and_arena(builder *b, size_t *arena, size_t *lower)
+{
+    const qkv_session *s = b->s;
     qkv_status st = QKV_OK;
-    for (size_t pos = 0; pos < g->n_order && st == QKV_OK; pos++)
-        st = plan_node(&b, pos);
+    for (size_t pos = 0; pos < b->g->n_order && st == QKV_OK; pos++)
+        st = plan_node(b, pos);
     if (st == QKV_OK)
-        st = plan_output_copies(&b);
-    size_t arena = 0, lower = 0;
+        st = plan_output_copies(b);
     if (st == QKV_OK)
-        st = qkv_planner_assign(b.bufs, b.n_bufs, QKV_ARENA_ALIGN, &arena, &lower, err);
-    if (st == QKV_OK && b.limited && arena > b.mem_left)
-        st = qkv_error_set(err, QKV_ERR_OUT_OF_MEMORY,
+        st = qkv_planner_assign(b->bufs, b->n_bufs, QKV_ARENA_ALIGN, arena, lower, b->err);
+    if (st == QKV_OK && b->limited && *arena > b->mem_left)
+        st = qkv_error_set(b->err, QKV_ERR_OUT_OF_MEMORY,
                            "these input shapes need an arena of %zu bytes, more than the %zu "
                            "the session's memory limit of %zu bytes leaves after %zu bytes of "
                            "packed weights; the largest value is output of node '%s' (%s), "
                            "%zu bytes",
-                           arena, b.mem_left, s->opts.memory_limit, s->prepack.packed_bytes,
-                           b.largest ? b.largest->name : "?", b.largest ? b.largest->op_type : "?",
-                           b.largest_bytes);
-    if (st != QKV_OK) {
-        builder_free(&b);
-        qkv_plan_release(p);
-        return st;
-    }
-    for (size_t v = 0; v < g->n_values; v++)
+                           *arena, b->mem_left, s->opts.memory_limit, s->prepack.packed_bytes,
+                           b->largest ? b->largest->name : "?",
+                           b->largest ? b->largest->op_type : "?", b->largest_bytes);
+    return st;
+}
+
+/* Writes the placed buffers' offsets into the plan's values, steps and
+ * copies, and its statistics. */
+static void apply_offsets(const builder *b, size_t arena, size_t lower)
+{
+    qkv_exec_plan *p = b->p;
+    for (size_t v = 0; v < b->g->n_values; v++)
         if (p->values[v].storage == QKV_STORE_ARENA) {
-            p->values[v].offset = b.bufs[b.group[v]].offset;
-            p->values[v].buffer = b.group[v];
+            p->values[v].offset = b->bufs[b->group[v]].offset;
+            p->values[v].buffer = b->group[v];
         }
     for (size_t i = 0; i < p->n_steps; i++)
-        if (b.step_scratch[i] >= 0)
-            p->steps[i].scratch_offset = b.bufs[b.step_scratch[i]].offset;
+        if (b->step_scratch[i] >= 0)
+            p->steps[i].scratch_offset = b->bufs[b->step_scratch[i]].offset;
     for (size_t c = 0; c < p->n_copies; c++)
-        p->copies[c].offset = b.bufs[b.copy_buf[c]].offset;
+        p->copies[c].offset = b->bufs[b->copy_buf[c]].offset;
     p->stats.arena_bytes = arena;
     p->stats.lower_bound_bytes = lower;
     p->stats.steps = p->n_steps;
@@ -599,7 +598,31 @@ qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
     for (size_t i = 0; i < p->n_steps; i++)
         if (p->steps[i].scratch_bytes > p->stats.scratch_bytes)
             p->stats.scratch_bytes = p->steps[i].scratch_bytes;
+}
+
+qkv_status qkv_plan_build_graph(const qkv_session *s, const qkv_ir_graph *g,
+                                const qkv_tensor *inputs, size_t n_inputs, qkv_exec_plan **out,
+                                qkv_error *err)
+{
+    builder b = {.s = s, .g = g, .err = err};
+    size_t arena = 0, lower = 0;
+    qkv_status st = builder_init(&b, n_inputs);
+    if (st == QKV_OK) {
+        for (size_t i = 0; i < n_inputs; i++) {
+            b.p->input_shapes[i] = inputs[i];
+            b.p->input_shapes[i].data = NULL;
+        }
+        compute_last_uses(&b);
+        init_values(&b, inputs, b.bound, n_inputs);
+        st = plan_steps_and_arena(&b, &arena, &lower);
+    }
+    if (st != QKV_OK) {
+        builder_free(&b);
+        qkv_plan_release(b.p);
+        return st;
+    }
+    apply_offsets(&b, arena, lower);
     builder_free(&b);
-    *out = p;
+    *out = b.p;
     return QKV_OK;
 }
