@@ -77,7 +77,7 @@ def qkv_profile(a, onnx, inputs):
     best = {}
     for _ in range(a.runs):
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rows = out.split("\nprofile:", 1)[1].splitlines()[2:]
+        rows = out.split("\nprofile:", 1)[1].split("\ntime:", 1)[0].splitlines()[2:]
         for i, row in enumerate(rows):
             parts = row.split()
             if len(parts) < 5:
