@@ -25,7 +25,7 @@
  *    as x / (1 + exp(-2 sqrt(2/pi) (x + 0.044715 x^3))): within 1e-6
  *    relative + 1e-7 absolute.
  *  - sigmoid (1 / (1 + e^-x)): within 3 ulps for x > -87 (below, where the
- *    result is subnormal, within 1e-38 absolute; exactly 0 below -88.3);
+ *    result is subnormal, within 1e-38 absolute; exactly 0 below -89);
  *    sigmoid(inf) = 1, sigmoid(-inf) = 0, NaN gives NaN.
  *  - exp_shifted: exp(x - m) within 2 ulps for x - m in [-87, 0], and
  *    exactly 0 below -87 (so an excluded score, -inf, weighs exactly 0);
