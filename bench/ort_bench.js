@@ -6,7 +6,7 @@
 // usage: node bench/ort_bench.js --ort-dir DIR --model MODEL
 //            [--threads T] [--warmup W] [--iters N]
 //            [--input NAME=FILE.npy]... [--shape NAME=d0,d1,...]... [--seed S]
-//            [--output-dir DIR] [--json FILE]
+//            [--output-dir DIR] [--json FILE] [--profile PREFIX]
 //
 //   --ort-dir DIR     a directory with node_modules/onnxruntime-node (npm
 //                     install --prefix DIR onnxruntime-node)
@@ -21,6 +21,12 @@
 //   --output-dir DIR  after the timed runs, write each output as DIR/NAME.npy
 //   --json FILE       write the results as JSON (also on a load or run error:
 //                     then {"error": MESSAGE, ...})
+//   --profile PREFIX  ONNX Runtime's own profile of every run, warm-up runs
+//                     included (sessionOptions.enableProfiling), written as
+//                     PREFIX_<date>.json (Chrome trace format: one event per
+//                     node and run, "dur" in microseconds; bench/op_profile.py
+//                     reads it). Profiling slows the runs: their latencies are
+//                     not comparable with unprofiled ones
 //
 // Printed (stdout) and in the JSON: session_create_ms (InferenceSession.create
 // on the file: read, graph optimisation, kernel creation), latency_ms
@@ -37,7 +43,7 @@ const path = require('path');
 
 const USAGE = 'usage: node ort_bench.js --ort-dir DIR --model MODEL [--threads T] [--warmup W] ' +
     '[--iters N] [--input NAME=FILE]... [--shape NAME=d0,d1,...]... [--seed S] ' +
-    '[--output-dir DIR] [--json FILE]';
+    '[--output-dir DIR] [--json FILE] [--profile PREFIX]';
 
 function usageError(msg) {
   process.stderr.write(`ort_bench.js: ${msg}\n${USAGE}\n`);
@@ -53,7 +59,7 @@ function parseInt10(opt, s, lo, hi) {
 
 function parseArgs(argv) {
   const a = {threads: 1, warmup: 3, iters: 20, seed: 0, inputs: [], shapes: [], json: null,
-             outputDir: null, model: null, ortDir: null};
+             outputDir: null, model: null, ortDir: null, profile: null};
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i];
     const val = () => {
@@ -76,6 +82,7 @@ function parseArgs(argv) {
       case '--shape': a.shapes.push(pair(val())); break;
       case '--output-dir': a.outputDir = val(); break;
       case '--json': a.json = val(); break;
+      case '--profile': a.profile = val(); break;
       case '-h': case '--help': process.stdout.write(USAGE + '\n'); process.exit(0); break;
       default: usageError(`unknown option '${opt}'`);
     }
@@ -198,6 +205,7 @@ async function main() {
     const opts = {executionProviders: ['cpu'], intraOpNumThreads: a.threads,
                   interOpNumThreads: 1, graphOptimizationLevel: 'all',
                   executionMode: 'sequential'};
+    if (a.profile) Object.assign(opts, {enableProfiling: true, profileFilePrefix: a.profile});
     const t0 = nowMs();
     session = await ort.InferenceSession.create(a.model, opts);
     result.session_create_ms = nowMs() - t0;
@@ -242,6 +250,7 @@ async function main() {
     process.stderr.write(`ort_bench.js: ${a.model}: ${result.error}\n`);
     return finish(1);
   }
+  if (a.profile) session.endProfiling();
   result.latency_ms = stats(times);
   result.peak_rss_bytes = process.resourceUsage().maxRSS * 1024;  // maxRSS is in KiB
   result.times_ms = times;

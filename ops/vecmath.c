@@ -69,6 +69,9 @@ static inline float vm_gelu_tanh1(float x)
     return x / (1.0f + qkv_ew_expf(u));
 }
 
+/* 1 / (1 + e^-x): e^-x = inf gives 0, so nothing overflows into inf/inf */
+static inline float vm_sigmoid1(float x) { return 1.0f / (1.0f + qkv_ew_expf(-x)); }
+
 static inline float vm_act1(float v, qkv_act act)
 {
     switch (act) {
@@ -106,6 +109,7 @@ static inline float vm_act1(float v, qkv_act act)
 VM_PORTABLE_MAP(erf_portable, vm_erf1)
 VM_PORTABLE_MAP(gelu_portable, vm_gelu1)
 VM_PORTABLE_MAP(gelu_tanh_portable, vm_gelu_tanh1)
+VM_PORTABLE_MAP(sigmoid_portable, vm_sigmoid1)
 
 /* Inlined into each case of epilogue_portable, so `act` is a constant and
  * each loop vectorises. */
@@ -247,7 +251,7 @@ static void normalize_scalar_portable(float *y, const float *x, size_t n, float 
 static const qkv_vm_impl vm_portable = {
     erf_portable,         gelu_portable,  gelu_tanh_portable, epilogue_portable,  max_portable,
     exp_shifted_portable, scale_portable, moments_portable,   normalize_portable,
-    normalize_scalar_portable,
+    normalize_scalar_portable, sigmoid_portable,
 };
 
 /* ---- the choice ------------------------------------------------------------------ */
@@ -300,6 +304,8 @@ void qkv_vm_erf_f32(float *out, const float *in, size_t n) { vm()->erf(out, in, 
 void qkv_vm_gelu_f32(float *out, const float *in, size_t n) { vm()->gelu(out, in, n); }
 
 void qkv_vm_gelu_tanh_f32(float *out, const float *in, size_t n) { vm()->gelu_tanh(out, in, n); }
+
+void qkv_vm_sigmoid_f32(float *out, const float *in, size_t n) { vm()->sigmoid(out, in, n); }
 
 void qkv_vm_epilogue_f32(float *y, const float *bias, const float *res, size_t n, qkv_act act)
 {

@@ -24,6 +24,9 @@
  *  - gelu_tanh (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), computed
  *    as x / (1 + exp(-2 sqrt(2/pi) (x + 0.044715 x^3))): within 1e-6
  *    relative + 1e-7 absolute.
+ *  - sigmoid (1 / (1 + e^-x)): within 3 ulps for x > -87 (below, where the
+ *    result is subnormal, within 1e-38 absolute; exactly 0 below -89);
+ *    sigmoid(inf) = 1, sigmoid(-inf) = 0, NaN gives NaN.
  *  - exp_shifted: exp(x - m) within 2 ulps for x - m in [-87, 0], and
  *    exactly 0 below -87 (so an excluded score, -inf, weighs exactly 0);
  *    the sum is accumulated in float, lane by lane.
@@ -52,6 +55,9 @@ void qkv_vm_gelu_f32(float *out, const float *in, size_t n);
 
 /* out[j] = 0.5 in[j] (1 + tanh(sqrt(2/pi) (in[j] + 0.044715 in[j]^3))). */
 void qkv_vm_gelu_tanh_f32(float *out, const float *in, size_t n);
+
+/* out[j] = 1 / (1 + e^-in[j]) for j < n. */
+void qkv_vm_sigmoid_f32(float *out, const float *in, size_t n);
 
 /*
  * One row of a fused matmul's epilogue, in place on y (n elements):
@@ -117,6 +123,7 @@ typedef struct qkv_vm_impl {
     void (*normalize)(float *y, const float *x, size_t n, float mean, float inv, const float *w,
                       const float *b);
     void (*normalize_scalar)(float *y, const float *x, size_t n, float mean, float a, float b);
+    void (*sigmoid)(float *out, const float *in, size_t n);
 } qkv_vm_impl;
 
 /* x86-64 with GCC or clang: the AVX2 and AVX-512 variants are built. */

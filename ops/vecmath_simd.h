@@ -129,6 +129,18 @@ VM_INLINE vf vm_gelu_tanh(vf x)
     return v_div(x, v_add(v_set1(1.0f), e));
 }
 
+/* 1 / (1 + e^-x), 0 below -88.3 (where the clamped exp would leave a
+ * subnormal). A NaN x: x clamped to [-1, 1] by max/min, which return
+ * their second operand for a NaN, stays NaN, and times 0 is added (a
+ * signed zero otherwise). */
+VM_INLINE vf vm_sigmoid(vf x)
+{
+    vf s = v_div(v_set1(1.0f), v_add(v_set1(1.0f), vm_exp(v_sub(v_set1(0.0f), x))));
+    s = v_zero_if(v_gt(v_set1(-88.3f), x), s);
+    vf nan = v_mul(v_min(v_set1(1.0f), v_max(v_set1(-1.0f), x)), v_set1(0.0f));
+    return v_add(s, nan);
+}
+
 /* ---- array functions --------------------------------------------------------- */
 
 /* out[j] = F(in[j]): whole vectors, then the tail through a zero-padded
@@ -150,6 +162,7 @@ VM_INLINE vf vm_gelu_tanh(vf x)
 VM_MAP(VM_NAME(vm_erf_array), vm_erf)
 VM_MAP(VM_NAME(vm_gelu_array), vm_gelu)
 VM_MAP(VM_NAME(vm_gelu_tanh_array), vm_gelu_tanh)
+VM_MAP(VM_NAME(vm_sigmoid_array), vm_sigmoid)
 
 VM_INLINE vf vm_act(vf v, qkv_act act)
 {
@@ -339,4 +352,5 @@ const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
     VM_NAME(vm_epilogue),  VM_NAME(vm_max),        VM_NAME(vm_exp_shifted),
     VM_NAME(vm_scale),     VM_NAME(vm_moments),    VM_NAME(vm_normalize),
     VM_NAME(vm_normalize_scalar),
+    VM_NAME(vm_sigmoid_array),
 };

@@ -555,3 +555,21 @@ Test(fault_sweep, string_pipeline_survives_running_out_of_memory_for_good)
     load_strings(&m, "pipeline", 2, 3);
     sweep_all(&m, 1);
 }
+
+Test(fault_sweep, keras_attention_example_survives_every_failed_allocation)
+{
+    /* attention fusion (rank 3, its K Transpose dropped as an orphan): a
+     * failed allocation while rewriting rolls the graph back */
+    skip_without_interposition();
+    model m;
+    load_example(&m, "keras_attention", 1, 1);
+    sweep_all(&m, 0);
+}
+
+Test(fault_sweep, keras_attention_example_survives_running_out_of_memory_for_good)
+{
+    skip_without_interposition();
+    model m;
+    load_example(&m, "keras_attention", 1, 1);
+    sweep_all(&m, 1);
+}

@@ -70,7 +70,7 @@ typedef struct sweep_error {
     float got;
 } sweep_error;
 
-typedef enum fn_kind { FN_ERF, FN_GELU, FN_GELU_TANH } fn_kind;
+typedef enum fn_kind { FN_ERF, FN_GELU, FN_GELU_TANH, FN_SIGMOID } fn_kind;
 
 /* Allowed |error| of each function at x (finite x). */
 static double allowed(fn_kind f, double x, double want)
@@ -88,6 +88,10 @@ static double allowed(fn_kind f, double x, double want)
     case FN_GELU_TANH:
         /* x / (1 + exp(u)): expf and the division round; measured 1.8e-7 */
         return 1e-6 * fabs(want) + 1e-7;
+    case FN_SIGMOID:
+        /* 3 ulps (expf 2, then the sum and the division round; measured
+         * 2.3); below -87 the result is subnormal or flushed to 0: absolute */
+        return x > -87 ? 3 * ldexp(1, ilogb(want) - 23) : 1e-38;
     }
     return 0;
 }
@@ -105,12 +109,18 @@ static void check_chunk(const qkv_vm_impl *t, fn_kind f, const float *in, size_t
     case FN_GELU_TANH:
         t->gelu_tanh(out, in, n);
         break;
+    case FN_SIGMOID:
+        t->sigmoid(out, in, n);
+        break;
     }
     for (size_t j = 0; j < n; j++) {
         double x = in[j];
         if (!isfinite(x) || (f == FN_GELU_TANH && fabs(x) > 1e4))
             continue; /* special values: their own tests */
-        double want = f == FN_ERF ? erf(x) : f == FN_GELU ? ref_gelu(x) : ref_gelu_tanh(x);
+        double want = f == FN_ERF         ? erf(x)
+                      : f == FN_GELU      ? ref_gelu(x)
+                      : f == FN_GELU_TANH ? ref_gelu_tanh(x)
+                                          : 1 / (1 + exp(-x));
         double r = fabs(out[j] - want) / allowed(f, x, want);
         if (r > e->worst) {
             e->worst = r;
@@ -170,6 +180,11 @@ Test(vecmath, gelu_relative_accuracy_on_a_dense_sweep, .timeout = 300)
 Test(vecmath, gelu_tanh_on_a_dense_sweep, .timeout = 300)
 {
     sweep_every_variant(FN_GELU_TANH, "gelu_tanh");
+}
+
+Test(vecmath, sigmoid_within_3_ulps_on_a_dense_sweep, .timeout = 300)
+{
+    sweep_every_variant(FN_SIGMOID, "sigmoid");
 }
 
 static bool same_bits(float a, float b)

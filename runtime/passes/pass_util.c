@@ -123,24 +123,29 @@ int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op, con
     return idx;
 }
 
+int32_t qkv_pass_add_value(qkv_ir_graph *g, const char *name, qkv_value_kind kind)
+{
+    char buf[320];
+    for (int k = 0; k < 1000; k++) {
+        if (k == 0)
+            snprintf(buf, sizeof buf, "%s", name);
+        else
+            snprintf(buf, sizeof buf, "%s_%d", name, k);
+        bool dup = false;
+        int32_t id = qkv_graph_add_value(g, buf, kind, &dup);
+        if (id >= 0 || !dup)
+            return id; /* added, or out of memory */
+    }
+    return -1;
+}
+
 int32_t qkv_pass_add_const(qkv_ir_graph *g, const char *name, qkv_dtype dtype, int32_t rank,
                            const int64_t *dims, const void *data, size_t bytes)
 {
     void *copy = malloc(bytes ? bytes : 1);
     if (!copy)
         return -1;
-    int32_t id = -1;
-    char buf[320];
-    for (int k = 0; k < 1000 && id < 0; k++) {
-        if (k == 0)
-            snprintf(buf, sizeof buf, "%s", name);
-        else
-            snprintf(buf, sizeof buf, "%s_%d", name, k);
-        bool dup = false;
-        id = qkv_graph_add_value(g, buf, QKV_VALUE_CONSTANT, &dup);
-        if (id < 0 && !dup)
-            break; /* out of memory */
-    }
+    int32_t id = qkv_pass_add_value(g, name, QKV_VALUE_CONSTANT);
     if (id < 0) {
         free(copy);
         return -1;
@@ -157,25 +162,74 @@ int32_t qkv_pass_add_const(qkv_ir_graph *g, const char *name, qkv_dtype dtype, i
     return id;
 }
 
-bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name, const char *value)
+/* Appends *a (named, typed and filled by the caller) to node idx's
+ * attributes, which then own what it points to; on failure frees it. */
+static bool append_attr(qkv_ir_graph *g, int32_t idx, qkv_ir_attr *a)
 {
     qkv_ir_node *node = &g->nodes[idx];
     qkv_ir_attr *attrs = realloc(node->attrs, (node->n_attrs + 1) * sizeof *attrs);
-    if (!attrs)
-        return false;
-    node->attrs = attrs;
-    qkv_ir_attr *a = &attrs[node->n_attrs];
-    memset(a, 0, sizeof *a);
-    a->type = QKV_ATTR_STRING;
-    a->name = qkv_strdup(name);
-    a->s = qkv_strdup(value);
-    a->s_len = strlen(value);
-    if (!a->name || !a->s) {
+    if (!attrs) {
         qkv_attr_fini(a);
         return false;
     }
-    node->n_attrs++;
+    node->attrs = attrs;
+    attrs[node->n_attrs++] = *a;
     return true;
+}
+
+bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name, const char *value)
+{
+    qkv_ir_attr a;
+    memset(&a, 0, sizeof a);
+    a.type = QKV_ATTR_STRING;
+    a.name = qkv_strdup(name);
+    a.s = qkv_strdup(value);
+    a.s_len = strlen(value);
+    if (!a.name || !a.s) {
+        qkv_attr_fini(&a);
+        return false;
+    }
+    return append_attr(g, idx, &a);
+}
+
+/* An INT (value i) or FLOAT (value f) attribute appended to node idx. */
+static bool add_number_attr(qkv_ir_graph *g, int32_t idx, const char *name, qkv_attr_type type,
+                            int64_t i, float f)
+{
+    qkv_ir_attr a;
+    memset(&a, 0, sizeof a);
+    a.type = type;
+    a.i = i;
+    a.f = f;
+    return (a.name = qkv_strdup(name)) != NULL && append_attr(g, idx, &a);
+}
+
+bool qkv_pass_add_int_attr(qkv_ir_graph *g, int32_t idx, const char *name, int64_t value)
+{
+    return add_number_attr(g, idx, name, QKV_ATTR_INT, value, 0.0f);
+}
+
+bool qkv_pass_add_float_attr(qkv_ir_graph *g, int32_t idx, const char *name, float value)
+{
+    return add_number_attr(g, idx, name, QKV_ATTR_FLOAT, 0, value);
+}
+
+bool qkv_pass_add_ints_attr(qkv_ir_graph *g, int32_t idx, const char *name, const int64_t *values,
+                            size_t n)
+{
+    qkv_ir_attr a;
+    memset(&a, 0, sizeof a);
+    a.type = QKV_ATTR_INTS;
+    a.name = qkv_strdup(name);
+    a.ints = malloc((n ? n : 1) * sizeof *a.ints);
+    a.n = n;
+    if (!a.name || !a.ints) {
+        qkv_attr_fini(&a);
+        return false;
+    }
+    if (n)
+        memcpy(a.ints, values, n * sizeof *values);
+    return append_attr(g, idx, &a);
 }
 
 qkv_status qkv_pass_init_node(qkv_ir_graph *g, int32_t idx, const qkv_registry *reg,

@@ -1,5 +1,6 @@
 /*
- * pass_util.h - what the rewrite passes (fuse_gelu.c, fuse_matmul.c) share:
+ * pass_util.h - what the rewrite passes (fuse_gelu.c, fuse_matmul.c,
+ * fuse_attention*.c) share:
  * graph queries for matching, reading small constants, and creating,
  * initialising and removing nodes.
  */
@@ -51,14 +52,23 @@ bool qkv_pass_const_near(double got, double want, qkv_dtype t);
 int32_t qkv_pass_add_node(qkv_ir_graph *g, const char *name, const char *op, const char *domain,
                           int64_t opset, const int32_t *inputs, size_t n_inputs, int32_t output);
 
+/* Adds a value "name" (or "name_N" when taken) of the given kind, its type
+ * and shape unset. Returns its id or -1 when out of memory. */
+int32_t qkv_pass_add_value(qkv_ir_graph *g, const char *name, qkv_value_kind kind);
+
 /* Adds a constant value "name" (or "name_N" when taken) of the given type
  * and shape holding a copy of `bytes` of data. Returns its id or -1 when out
  * of memory. */
 int32_t qkv_pass_add_const(qkv_ir_graph *g, const char *name, qkv_dtype dtype, int32_t rank,
                            const int64_t *dims, const void *data, size_t bytes);
 
-/* Appends a STRING attribute to node idx; false when out of memory. */
+/* Append a STRING, INT, FLOAT or INTS (n values) attribute to node idx;
+ * false when out of memory (the node's attributes then stay as they were). */
 bool qkv_pass_add_string_attr(qkv_ir_graph *g, int32_t idx, const char *name, const char *value);
+bool qkv_pass_add_int_attr(qkv_ir_graph *g, int32_t idx, const char *name, int64_t value);
+bool qkv_pass_add_float_attr(qkv_ir_graph *g, int32_t idx, const char *name, float value);
+bool qkv_pass_add_ints_attr(qkv_ir_graph *g, int32_t idx, const char *name, const int64_t *values,
+                            size_t n);
 
 /*
  * Chooses node idx's kernel from reg ("cpu" backend; qkv_backends_assign may
