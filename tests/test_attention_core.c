@@ -696,6 +696,34 @@ Test(attention_core, one_and_two_threads_give_identical_results)
     teardown(&y);
 }
 
+/* No mask, no causal: the plain row steps, and with 12 (b, h) pairs on two
+ * threads every take is all the query blocks of one (b, h). Against the
+ * reference, and bit-identical to one thread. */
+Test(attention_core, plain_rows_whole_heads_per_take_match_one_thread)
+{
+    core_case c = {.b = 2,
+                   .hq = 6,
+                   .hkv = 3,
+                   .sq = 150,
+                   .d = 24,
+                   .dv = 20,
+                   .n_seg = 1,
+                   .seg_len = {130},
+                   .scale = 0.3f,
+                   .threads = 2,
+                   .seed = 41};
+    run_case(&c);
+    core_data x, y;
+    setup(&c, &x);
+    setup(&c, &y);
+    run_core(&x.a, 1, 1);
+    run_core(&y.a, 2, 2);
+    size_t n = c.b * c.hq * c.sq * c.dv;
+    cr_assert(memcmp(x.out, y.out, n * sizeof *x.out) == 0, "1 and 2 threads differ");
+    teardown(&x);
+    teardown(&y);
+}
+
 Test(attention_core, splits_query_blocks_when_heads_are_fewer_than_threads)
 {
     core_case c = {.b = 1,

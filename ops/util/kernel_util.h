@@ -84,10 +84,17 @@ static inline void qkv_copy_block(unsigned char *restrict dst, const unsigned ch
 
 /* Below this many bytes written, a parallel_for costs more than it saves. */
 #define QKV_PARALLEL_MIN_BYTES ((size_t)1 << 16)
+/* The fewest bytes one parallel_for chunk should write: a smaller share is
+ * cheaper to copy on the calling thread than to hand to another core (the
+ * hand-off, and that core fetching data the caller's core just wrote). */
+#define QKV_PARALLEL_MIN_CHUNK_BYTES ((size_t)1 << 16)
 
 /* Runs fn(arg, begin, end) over [0, n) for a compute that writes `bytes`
- * bytes in all: inline when that is under QKV_PARALLEL_MIN_BYTES or n <= 1,
- * else split across threads with host->parallel_for. */
+ * bytes in all, the units costing about the same: inline when the session
+ * has one thread, n <= 1, or bytes < 2 * QKV_PARALLEL_MIN_CHUNK_BYTES (no
+ * two chunks of the minimum size); else split across threads with
+ * host->parallel_for into at most bytes / QKV_PARALLEL_MIN_CHUNK_BYTES runs
+ * of consecutive units. */
 void qkv_run_range(qkv_kernel_io *io, size_t n, size_t bytes, qkv_range_fn fn, void *arg);
 
 /* Normalises axis in [-rank, rank) (or [-rank-1, rank] when `inclusive`,
