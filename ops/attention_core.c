@@ -428,11 +428,18 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
         seg_start += g->len;
     }
 
+    float *out0 = a->out + b * a->out_sb + h * a->out_sh + i0 * a->out_ss;
+#if defined(QKV_ATTN_HAVE_MICROKERNELS)
+    if (r->micro) /* one call for the block: a dispatched call per row cost 4% */
+        qkv_attn_mk_normalize(r->micro512, rows, dv, sl->o, sl->l, out0, a->out_ss);
+#endif
     for (size_t x = 0; x < rows; x++) {
-        float *out = a->out + b * a->out_sb + h * a->out_sh + (i0 + x) * a->out_ss;
+        float *out = out0 + x * a->out_ss;
         const float *o = sl->o + x * dv;
         float l = sl->l[x];
-        if (l > 0) {
+        if (r->micro) {
+            /* done above */
+        } else if (l > 0) {
             qkv_vm_scale_f32(out, o, dv, 1.0f / l);
         } else { /* every key excluded: a zero row, not 0/0 */
             memset(out, 0, dv * sizeof *out);

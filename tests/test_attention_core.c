@@ -795,9 +795,9 @@ Test(attention_core, slot_scratch_is_flat_in_sequence_length)
         a.seg[0].len = lens[i];
         sizes[i] = qkv_attn_slot_bytes(&a);
     }
-    /* the formula of attention_core.h: 4*64*64 + 4*64*64 + 2*4*64, plus the
-     * packed K^T tile 4*64*64 on the micro-kernel path */
-    size_t slot = 33280 + (qkv_attn_uses_microkernel(&a) ? 16384 : 0);
+    /* the formula of attention_core.h: 4*128*128 + 4*128*64 + 2*4*128, plus
+     * the packed K^T tile 4*64*128 on the micro-kernel path */
+    size_t slot = 99328 + (qkv_attn_uses_microkernel(&a) ? 32768 : 0);
     cr_assert_eq(sizes[0], slot);
     cr_assert_eq(sizes[1], slot);
     /* at least QKV_ATTN_MIN_SLOTS slots, else one per thread */
@@ -809,7 +809,7 @@ Test(attention_core, slot_scratch_is_flat_in_sequence_length)
     /* the GEMM path needs no pack */
     a.force_gemm = true;
     cr_assert_not(qkv_attn_uses_microkernel(&a));
-    cr_assert_eq(qkv_attn_slot_bytes(&a), 33280);
+    cr_assert_eq(qkv_attn_slot_bytes(&a), 99328);
     /* S 4*7*20 -> 576, O 4*7*5 -> 192, m and l 64 each; the pack is padded to
      * 16 keys: head size 13, 20 keys -> 4*13*32 = 1664 */
     a.force_gemm = false;
