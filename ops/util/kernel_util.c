@@ -61,7 +61,13 @@ static void run_groups(void *arg, size_t begin, size_t end)
 
 void qkv_run_range(qkv_kernel_io *io, size_t n, size_t bytes, qkv_range_fn fn, void *arg)
 {
-    size_t chunks = bytes / QKV_PARALLEL_MIN_CHUNK_BYTES;
+    qkv_run_range_min(io, n, bytes, QKV_PARALLEL_MIN_CHUNK_BYTES, fn, arg);
+}
+
+void qkv_run_range_min(qkv_kernel_io *io, size_t n, size_t work, size_t min_chunk_work,
+                       qkv_range_fn fn, void *arg)
+{
+    size_t chunks = min_chunk_work ? work / min_chunk_work : n;
     if (chunks > n)
         chunks = n;
     if (chunks < 2 || io->host->thread_count(io->host_ctx) <= 1) {
