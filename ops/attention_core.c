@@ -86,12 +86,14 @@ bool qkv_attn_uses_microkernel(const qkv_attn_args *a)
 #endif
 }
 
-/* Largest query block and key tile for a. */
+/* Largest query block and key tile for a: under a causal mask the smaller
+ * QKV_ATTN_BLOCK_CAUSAL, so that whole tiles past a block's frontier are
+ * skipped (at sequence 128, 128 x 128 tiles would compute the masked half). */
 static void block_sizes(const qkv_attn_args *a, size_t *bq, size_t *bk)
 {
     size_t t = qkv_attn_kv_len(a);
-    *bq = min_sz(QKV_ATTN_BLOCK_Q, a->q_len);
-    *bk = min_sz(QKV_ATTN_BLOCK_K, t);
+    *bq = min_sz(a->causal ? QKV_ATTN_BLOCK_CAUSAL : QKV_ATTN_BLOCK_Q, a->q_len);
+    *bk = min_sz(a->causal ? QKV_ATTN_BLOCK_CAUSAL : QKV_ATTN_BLOCK_K, t);
     if (*bk == 0)
         *bk = 1; /* keeps the slot layout valid for an empty key axis */
 }

@@ -35,6 +35,7 @@
  *                              + 2 * align64(4 * bq)
  *                              [+ align64(4 * head_size * round_up(bk, 16))]
  *     with bq = min(QKV_ATTN_BLOCK_Q, q_len), bk = min(QKV_ATTN_BLOCK_K, kv_len)
+ *     (QKV_ATTN_BLOCK_CAUSAL for both under a causal mask)
  *
  * bytes (the bracketed packed K^T tile only when qkv_attn_uses_microkernel),
  * and the kernel uses min(threads, scratch_bytes / slot, work items)
@@ -64,6 +65,9 @@
  * tile (64 KiB of scores) still lives in L2. */
 #define QKV_ATTN_BLOCK_Q 128
 #define QKV_ATTN_BLOCK_K 128
+/* Both, under a causal mask (<= the two above, so a slot sized without the
+ * mask holds one sized with it). */
+#define QKV_ATTN_BLOCK_CAUSAL 64
 /* Key segments one call may attend over (past + new). */
 #define QKV_ATTN_MAX_SEGMENTS 2
 /* The fewest worker slots qkv_attn_scratch_bytes declares: prepare may run
