@@ -18,8 +18,8 @@
  * becomes P = exp(S - m), l and O are rescaled when m grew, and O += P
  * V_tile. Without softcap, bias, keep mask, soft kv_valid and score output
  * (the common case: exclusions are then only a visible-key count per row),
- * the whole tile's row steps are one qkv_vm_online_softmax_f32 call. Finally out = O / l (0 when l == 0: every key of the row was
- * excluded).
+ * the whole tile's row steps are one qkv_vm_online_softmax_f32 call.
+ * Finally out = O / l (0 when l == 0: every key of the row was excluded).
  *
  * Tiles past the last key any row of the block may see (causal frontier,
  * key_limit, hard kv_valid) are trimmed or skipped, unless the score output
@@ -165,14 +165,14 @@ typedef struct attn_run {
     size_t q_blocks; /* per (b, h) */
     size_t items;    /* batch * q_heads * q_blocks */
     size_t kv_len;
-    size_t group;      /* q_heads / kv_heads */
-    bool skip_tiles;   /* no score output: tiles beyond every row's frontier are skipped */
-    bool hard_drop;    /* drop_value is -inf */
-    bool micro;        /* the AVX2+FMA micro-kernels replace the tile GEMMs */
-    bool micro512;     /* ... and the tile products use the AVX-512 ones */
-    bool plain_rows;   /* no softcap, bias, keep or soft kv_valid, no score output: the
+    size_t group;            /* q_heads / kv_heads */
+    bool skip_tiles;         /* no score output: tiles beyond every row's frontier are skipped */
+    bool hard_drop;          /* drop_value is -inf */
+    bool micro;              /* the AVX2+FMA micro-kernels replace the tile GEMMs */
+    bool micro512;           /* ... and the tile products use the AVX-512 ones */
+    bool plain_rows;         /* no softcap, bias, keep or soft kv_valid, no score output: the
                         * row steps of a tile are one qkv_vm_online_softmax_f32 call */
-    atomic_int status; /* the first GEMM failure (QKV_OK while none) */
+    atomic_int status;       /* the first GEMM failure (QKV_OK while none) */
     atomic_size_t next_item; /* the next item a worker takes */
     size_t take;             /* consecutive items per take */
 } attn_run;
@@ -519,8 +519,8 @@ qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch
     r.skip_tiles = a->qk_out == NULL;
     r.micro = qkv_attn_uses_microkernel(a);
     r.micro512 = r.micro && (qkv_cpu_features_get() & QKV_CPU_AVX512);
-    r.plain_rows = a->softcap == 0 && !a->bias && !a->keep && !(a->kv_valid && !r.hard_drop) &&
-                   !a->qk_out;
+    r.plain_rows =
+        a->softcap == 0 && !a->bias && !a->keep && !(a->kv_valid && !r.hard_drop) && !a->qk_out;
 
     size_t threads = io->host->thread_count(io->host_ctx);
     size_t slots = scratch_bytes / r.slot_bytes;

@@ -161,7 +161,6 @@ static void run_blocks(void *arg, size_t begin, size_t end)
     run_range(j, e0, e1);
 }
 
-
 void qkv_ew_run(qkv_kernel_io *io, const qkv_ew_plan *p, void *out, size_t out_elem,
                 const void *const *ins, const size_t *in_elem, qkv_ew_row_fn fn, const void *ctx)
 {

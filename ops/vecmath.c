@@ -266,9 +266,9 @@ static void online_softmax_portable(float *s, size_t rows, size_t w, const size_
 }
 
 static const qkv_vm_impl vm_portable = {
-    erf_portable,         gelu_portable,  gelu_tanh_portable, epilogue_portable,  max_portable,
-    exp_shifted_portable, scale_portable, moments_portable,   normalize_portable,
-    online_softmax_portable,
+    erf_portable,       gelu_portable,           gelu_tanh_portable, epilogue_portable,
+    max_portable,       exp_shifted_portable,    scale_portable,     moments_portable,
+    normalize_portable, online_softmax_portable,
 };
 
 /* ---- the choice ------------------------------------------------------------------ */

@@ -117,8 +117,8 @@ typedef struct qkv_vm_impl {
     void (*moments)(const float *x, size_t n, double *mean, double *var);
     void (*normalize)(float *y, const float *x, size_t n, float mean, float inv, const float *w,
                       const float *b);
-    void (*online_softmax)(float *s, size_t rows, size_t w, const size_t *n_in, float *m,
-                           float *l, float *o, size_t dv);
+    void (*online_softmax)(float *s, size_t rows, size_t w, const size_t *n_in, float *m, float *l,
+                           float *o, size_t dv);
 } qkv_vm_impl;
 
 /* x86-64 with GCC or clang: the AVX2 and AVX-512 variants are built. */

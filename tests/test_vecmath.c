@@ -390,11 +390,10 @@ Test(vecmath, online_softmax_tile_matches_the_row_steps_in_double)
                     mx = s0[x * w + j] > mx ? s0[x * w + j] : mx;
                 double m_new = mx > m0[x] ? mx : m0[x];
                 if (m_new == -INFINITY) {
-                    cr_assert(m[x] == -INFINITY && l[x] == 0.0f, "%s w %zu row %zu: state", name,
-                              w, x);
+                    cr_assert(m[x] == -INFINITY && l[x] == 0.0f, "%s w %zu row %zu: state", name, w,
+                              x);
                     for (size_t j = 0; j < w; j++)
-                        cr_assert(same_bits(s[x * w + j], 0.0f), "%s w %zu row %zu: P", name, w,
-                                  x);
+                        cr_assert(same_bits(s[x * w + j], 0.0f), "%s w %zu row %zu: P", name, w, x);
                     continue;
                 }
                 double sum = 0;
@@ -412,8 +411,8 @@ Test(vecmath, online_softmax_tile_matches_the_row_steps_in_double)
                 cr_assert(m[x] == (float)m_new, "%s w %zu row %zu: m %g, expected %g", name, w, x,
                           m[x], m_new);
                 /* float sums of at most 70 terms in [0, 1], and one product */
-                cr_assert(fabs(l[x] - want_l) <= 1e-5 * want_l, "%s w %zu row %zu: l %.9g, expected %.9g",
-                          name, w, x, l[x], want_l);
+                cr_assert(fabs(l[x] - want_l) <= 1e-5 * want_l,
+                          "%s w %zu row %zu: l %.9g, expected %.9g", name, w, x, l[x], want_l);
                 for (size_t c = 0; c < DV; c++) {
                     size_t e = x * DV + c;
                     double before = m0[x] == -INFINITY ? 0.0 : (double)((int)(e % 13) - 6);
