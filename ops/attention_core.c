@@ -2,17 +2,24 @@
  * attention_core.c - the fused (online-softmax, tiled) attention kernel; see
  * attention_core.h for what it computes and its scratch formula.
  *
- * Work items are (b, h, query block). They are dealt round-robin to
- * `workers` slots (slot t takes items t, t + workers, ...), so with a causal
- * mask the cheap early blocks and the expensive late blocks spread evenly;
- * parallel_for runs over the slots, and a slot owns its scratch, so no two
- * threads ever share a buffer whatever chunks the pool hands out.
+ * Work items are (b, h, query block). parallel_for runs over `workers`
+ * slots; a slot owns its scratch and takes items from one atomic counter
+ * until none are left (under a causal mask the latest query blocks first:
+ * the expensive ones go out early and the cheap ones even out the end). No two
+ * threads ever share a buffer whatever chunks the pool hands out, and a
+ * thread slowed down by other work on the machine simply takes fewer items.
+ * Without a causal mask a take is all the blocks of one (b, h) when there
+ * are enough (b, h) pairs, so each head's K and V go to one core's cache.
+ * When (b, h) pairs times query blocks would give a thread fewer than three
+ * items, the query blocks get smaller (down to 16 rows).
  *
  * Per item: O, m, l are reset; for each key tile S = scale * Q_blk K_tile^T,
  * then each row of S gets softcap, bias and exclusions, its max updates m, S
  * becomes P = exp(S - m), l and O are rescaled when m grew, and O += P
- * V_tile. Finally out = O / l (0 when l == 0: every key of the row was
- * excluded).
+ * V_tile. Without softcap, bias, keep mask, soft kv_valid and score output
+ * (the common case: exclusions are then only a visible-key count per row),
+ * the whole tile's row steps are one qkv_vm_online_softmax_f32 call.
+ * Finally out = O / l (0 when l == 0: every key of the row was excluded).
  *
  * Tiles past the last key any row of the block may see (causal frontier,
  * key_limit, hard kv_valid) are trimmed or skipped, unless the score output
@@ -79,12 +86,14 @@ bool qkv_attn_uses_microkernel(const qkv_attn_args *a)
 #endif
 }
 
-/* Largest query block and key tile for a. */
+/* Largest query block and key tile for a: under a causal mask the smaller
+ * QKV_ATTN_BLOCK_CAUSAL, so that whole tiles past a block's frontier are
+ * skipped (at sequence 128, 128 x 128 tiles would compute the masked half). */
 static void block_sizes(const qkv_attn_args *a, size_t *bq, size_t *bk)
 {
     size_t t = qkv_attn_kv_len(a);
-    *bq = min_sz(QKV_ATTN_BLOCK_Q, a->q_len);
-    *bk = min_sz(QKV_ATTN_BLOCK_K, t);
+    *bq = min_sz(a->causal ? QKV_ATTN_BLOCK_CAUSAL : QKV_ATTN_BLOCK_Q, a->q_len);
+    *bk = min_sz(a->causal ? QKV_ATTN_BLOCK_CAUSAL : QKV_ATTN_BLOCK_K, t);
     if (*bk == 0)
         *bk = 1; /* keeps the slot layout valid for an empty key axis */
 }
@@ -156,12 +165,16 @@ typedef struct attn_run {
     size_t q_blocks; /* per (b, h) */
     size_t items;    /* batch * q_heads * q_blocks */
     size_t kv_len;
-    size_t group;      /* q_heads / kv_heads */
-    bool skip_tiles;   /* no score output: tiles beyond every row's frontier are skipped */
-    bool hard_drop;    /* drop_value is -inf */
-    bool micro;        /* the AVX2+FMA micro-kernels replace the tile GEMMs */
-    bool micro512;     /* ... and the tile products use the AVX-512 ones */
-    atomic_int status; /* the first GEMM failure (QKV_OK while none) */
+    size_t group;            /* q_heads / kv_heads */
+    bool skip_tiles;         /* no score output: tiles beyond every row's frontier are skipped */
+    bool hard_drop;          /* drop_value is -inf */
+    bool micro;              /* the AVX2+FMA micro-kernels replace the tile GEMMs */
+    bool micro512;           /* ... and the tile products use the AVX-512 ones */
+    bool plain_rows;         /* no softcap, bias, keep or soft kv_valid, no score output: the
+                        * row steps of a tile are one qkv_vm_online_softmax_f32 call */
+    atomic_int status;       /* the first GEMM failure (QKV_OK while none) */
+    atomic_size_t next_item; /* the next item a worker takes */
+    size_t take;             /* consecutive items per take */
 } attn_run;
 
 /* Per-slot buffers. */
@@ -392,15 +405,24 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
             qkv_status st = tile_scores(r, sl, qp, rows, kp + t0 * g->k.ss, g->k.ss, w);
             if (st != QKV_OK)
                 return st;
-            for (size_t x = 0; x < rows; x++) {
-                size_t i = i0 + x;
-                size_t end = row_end(r, b, i);
-                size_t n_in = end <= j0 ? 0 : min_sz(end - j0, w);
-                float *qk_row = qk_base ? qk_base + x * a->qk_si + j0 : NULL;
-                float alpha =
-                    score_row(r, b, h, i, j0, w, n_in, sl->s + x * w, &sl->m[x], &sl->l[x], qk_row);
-                if (alpha != 1.0f)
-                    qkv_vm_scale_f32(sl->o + x * dv, sl->o + x * dv, dv, alpha);
+            if (r->plain_rows) {
+                size_t n_in[QKV_ATTN_BLOCK_Q]; /* rows <= bq <= QKV_ATTN_BLOCK_Q */
+                for (size_t x = 0; x < rows; x++) {
+                    size_t end = row_end(r, b, i0 + x);
+                    n_in[x] = end <= j0 ? 0 : min_sz(end - j0, w);
+                }
+                qkv_vm_online_softmax_f32(sl->s, rows, w, n_in, sl->m, sl->l, sl->o, dv);
+            } else {
+                for (size_t x = 0; x < rows; x++) {
+                    size_t i = i0 + x;
+                    size_t end = row_end(r, b, i);
+                    size_t n_in = end <= j0 ? 0 : min_sz(end - j0, w);
+                    float *qk_row = qk_base ? qk_base + x * a->qk_si + j0 : NULL;
+                    float alpha = score_row(r, b, h, i, j0, w, n_in, sl->s + x * w, &sl->m[x],
+                                            &sl->l[x], qk_row);
+                    if (alpha != 1.0f)
+                        qkv_vm_scale_f32(sl->o + x * dv, sl->o + x * dv, dv, alpha);
+                }
             }
             if ((st = tile_accumulate(r, sl, rows, vp + t0 * g->v.ss, g->v.ss, w)) != QKV_OK)
                 return st;
@@ -408,11 +430,18 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
         seg_start += g->len;
     }
 
+    float *out0 = a->out + b * a->out_sb + h * a->out_sh + i0 * a->out_ss;
+#if defined(QKV_ATTN_HAVE_MICROKERNELS)
+    if (r->micro) /* one call for the block: a dispatched call per row cost 4% */
+        qkv_attn_mk_normalize(r->micro512, rows, dv, sl->o, sl->l, out0, a->out_ss);
+#endif
     for (size_t x = 0; x < rows; x++) {
-        float *out = a->out + b * a->out_sb + h * a->out_sh + (i0 + x) * a->out_ss;
+        float *out = out0 + x * a->out_ss;
         const float *o = sl->o + x * dv;
         float l = sl->l[x];
-        if (l > 0) {
+        if (r->micro) {
+            /* done above */
+        } else if (l > 0) {
             qkv_vm_scale_f32(out, o, dv, 1.0f / l);
         } else { /* every key excluded: a zero row, not 0/0 */
             memset(out, 0, dv * sizeof *out);
@@ -433,20 +462,43 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
     return QKV_OK;
 }
 
-/* parallel_for body: slots [begin, end). */
+/* The item the n-th take gets. Under a causal mask, query blocks last to
+ * first across all (b, h): the expensive blocks (more keys visible) are
+ * dealt out first and the cheap ones even out the end. Otherwise items cost
+ * the same, and the blocks of one (b, h) go out one after another, so its K
+ * and V are still in cache for the next. */
+static size_t item_of_take(const attn_run *r, size_t n)
+{
+    if (!r->a->causal)
+        return n;
+    size_t bh_count = r->items / r->q_blocks;
+    size_t qb = r->q_blocks - 1 - n / bh_count, bh = n % bh_count;
+    return bh * r->q_blocks + qb;
+}
+
+/* parallel_for body: slots [begin, end). Each slot takes items from the
+ * shared counter until none are left, so a thread that is slowed down (a
+ * shared machine) takes fewer, and a pool that runs two slots on one thread
+ * still finishes every item. */
 static void run_slots(void *arg, size_t begin, size_t end)
 {
     attn_run *r = arg;
     for (size_t t = begin; t < end; t++) {
         attn_slot sl = slot_at(r, t);
-        for (size_t item = t; item < r->items; item += r->workers) {
-            if (atomic_load(&r->status) != QKV_OK)
-                return; /* another worker failed: stop early */
-            qkv_status st = run_item(r, &sl, item);
-            if (st != QKV_OK) {
-                int ok = QKV_OK;
-                atomic_compare_exchange_strong(&r->status, &ok, (int)st);
-                return;
+        for (;;) {
+            size_t n0 = atomic_fetch_add(&r->next_item, r->take);
+            if (n0 >= r->items)
+                break;
+            size_t n1 = min_sz(n0 + r->take, r->items);
+            for (size_t n = n0; n < n1; n++) {
+                if (atomic_load(&r->status) != QKV_OK)
+                    return; /* another worker failed: stop early */
+                qkv_status st = run_item(r, &sl, item_of_take(r, n));
+                if (st != QKV_OK) {
+                    int ok = QKV_OK;
+                    atomic_compare_exchange_strong(&r->status, &ok, (int)st);
+                    return;
+                }
             }
         }
     }
@@ -457,6 +509,7 @@ qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch
 {
     attn_run r = {.a = a, .io = io, .scratch = scratch, .slot_bytes = qkv_attn_slot_bytes(a)};
     atomic_init(&r.status, QKV_OK);
+    atomic_init(&r.next_item, 0);
     if (r.slot_bytes == 0)
         return QKV_OK; /* no query rows */
     r.kv_len = qkv_attn_kv_len(a);
@@ -466,20 +519,31 @@ qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch
     r.skip_tiles = a->qk_out == NULL;
     r.micro = qkv_attn_uses_microkernel(a);
     r.micro512 = r.micro && (qkv_cpu_features_get() & QKV_CPU_AVX512);
+    r.plain_rows =
+        a->softcap == 0 && !a->bias && !a->keep && !(a->kv_valid && !r.hard_drop) && !a->qk_out;
 
     size_t threads = io->host->thread_count(io->host_ctx);
     size_t slots = scratch_bytes / r.slot_bytes;
     size_t bh = a->batch * a->q_heads;
-    /* too few (b, h) pairs to feed every thread: smaller query blocks (>= 8 rows) */
-    if (threads > 1 && bh < threads && a->q_len > 8) {
-        size_t want = (threads + bh - 1) / bh;
+    /* Too few items to keep every thread busy to the end: smaller query
+     * blocks (>= 16 rows; below that the tile products lose their register
+     * blocking), aiming at ITEMS_PER_THREAD items per thread so that the
+     * last ones to finish leave little idle time. */
+    enum { ITEMS_PER_THREAD = 3, MIN_BLOCK_ROWS = 16 };
+    size_t full_items = bh * ((a->q_len + r.bq - 1) / r.bq);
+    if (threads > 1 && full_items < threads * ITEMS_PER_THREAD && a->q_len > MIN_BLOCK_ROWS) {
+        size_t want = (threads * ITEMS_PER_THREAD + bh - 1) / bh; /* blocks per (b, h) */
         size_t rows = (a->q_len + want - 1) / want;
-        rows = rows < 8 ? 8 : rows;
+        rows = rows < MIN_BLOCK_ROWS ? MIN_BLOCK_ROWS : rows;
         if (rows < r.bq)
             r.bq = rows;
     }
     r.q_blocks = (a->q_len + r.bq - 1) / r.bq;
     r.items = bh * r.q_blocks;
+    /* Without a causal mask, with (b, h) pairs enough for every thread, a
+     * take is all the query blocks of one (b, h): its K and V are read into
+     * one core's cache, not into every core's. */
+    r.take = !a->causal && bh >= threads * ITEMS_PER_THREAD ? r.q_blocks : 1;
     r.workers = min_sz(min_sz(threads, slots), r.items);
     if (r.workers == 0)
         r.workers = 1; /* the caller's contract: at least one slot */

@@ -236,6 +236,60 @@ MK_FN void qkv_attn_mk_tile_gemm(bool wide, size_t m, size_t n, size_t k, float 
         mk_gemm(m, n, k, alpha, a, lda, b, ldb, b_padded, c, ldc, acc);
 }
 
+/* The output rows: out[x] = o[x] / l[x] (dv floats), zeros where l[x] is 0
+ * (every key of the row excluded). AVX-512 lanes, masked tail. */
+MK512_FN static void mk512_normalize(size_t rows, size_t dv, const float *o, const float *l,
+                                     float *out, size_t ldo)
+{
+    for (size_t x = 0; x < rows; x++) {
+        const float *src = o + x * dv;
+        float *dst = out + x * ldo;
+        if (!(l[x] > 0)) { /* zeros, even where o holds 0 * inf = NaN */
+            memset(dst, 0, dv * sizeof *dst);
+            continue;
+        }
+        __m512 f = _mm512_set1_ps(1.0f / l[x]);
+        size_t j = 0;
+        for (; j + 16 <= dv; j += 16)
+            _mm512_storeu_ps(dst + j, _mm512_mul_ps(_mm512_loadu_ps(src + j), f));
+        if (j < dv) {
+            __mmask16 m = mk512_mask(dv - j);
+            _mm512_mask_storeu_ps(dst + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), f));
+        }
+    }
+}
+
+/* mk512_normalize with AVX2. */
+MK_FN static void mk_normalize(size_t rows, size_t dv, const float *o, const float *l, float *out,
+                               size_t ldo)
+{
+    for (size_t x = 0; x < rows; x++) {
+        const float *src = o + x * dv;
+        float *dst = out + x * ldo;
+        if (!(l[x] > 0)) { /* zeros, even where o holds 0 * inf = NaN */
+            memset(dst, 0, dv * sizeof *dst);
+            continue;
+        }
+        __m256 f = _mm256_set1_ps(1.0f / l[x]);
+        size_t j = 0;
+        for (; j + 8 <= dv; j += 8)
+            _mm256_storeu_ps(dst + j, _mm256_mul_ps(_mm256_loadu_ps(src + j), f));
+        if (j < dv) {
+            __m256i m = mk_mask(dv - j);
+            _mm256_maskstore_ps(dst + j, m, _mm256_mul_ps(_mm256_maskload_ps(src + j, m), f));
+        }
+    }
+}
+
+MK_FN void qkv_attn_mk_normalize(bool wide, size_t rows, size_t dv, const float *o, const float *l,
+                                 float *out, size_t ldo)
+{
+    if (wide)
+        mk512_normalize(rows, dv, o, l, out, ldo);
+    else
+        mk_normalize(rows, dv, o, l, out, ldo);
+}
+
 /* kt (d x ldk) = the w key rows k[j * ss + p] transposed; columns [w,
  * qkv_attn_pack_cols(w)) are zeroed so a 16-column panel never reads garbage. */
 MK_FN void qkv_attn_mk_pack_kt(const float *restrict k, size_t ss, size_t w, size_t d,

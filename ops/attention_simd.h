@@ -38,6 +38,15 @@ void qkv_attn_mk_pack_kt(const float *restrict k, size_t ss, size_t w, size_t d,
 void qkv_attn_mk_tile_gemm(bool wide, size_t m, size_t n, size_t k, float alpha, const float *a,
                            size_t lda, const float *b, size_t ldb, bool b_padded, float *c,
                            size_t ldc, bool acc);
+
+/*
+ * The last step of an item: output row x (out + x * ldo, dv floats) = the
+ * un-normalised row o + x * dv divided by the row's sum l[x], or zeros when
+ * l[x] is 0 (every key excluded: a zero row, not 0/0). wide: AVX-512 (the
+ * CPU must have it), else AVX2.
+ */
+void qkv_attn_mk_normalize(bool wide, size_t rows, size_t dv, const float *o, const float *l,
+                           float *out, size_t ldo);
 #endif
 
 #endif /* QKV_ATTENTION_SIMD_H */

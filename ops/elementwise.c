@@ -161,11 +161,6 @@ static void run_blocks(void *arg, size_t begin, size_t end)
     run_range(j, e0, e1);
 }
 
-static bool go_parallel(qkv_kernel_io *io, size_t n)
-{
-    return n > QKV_EW_PARALLEL_MIN && io->host->thread_count(io->host_ctx) > 1;
-}
-
 void qkv_ew_run(qkv_kernel_io *io, const qkv_ew_plan *p, void *out, size_t out_elem,
                 const void *const *ins, const size_t *in_elem, qkv_ew_row_fn fn, const void *ctx)
 {
@@ -176,11 +171,8 @@ void qkv_ew_run(qkv_kernel_io *io, const qkv_ew_plan *p, void *out, size_t out_e
     }
     if (p->numel == 0)
         return;
-    if (!go_parallel(io, p->numel)) {
-        run_range(&j, 0, p->numel);
-        return;
-    }
-    io->host->parallel_for(io->host_ctx, (p->numel + EW_BLOCK - 1) / EW_BLOCK, run_blocks, &j);
+    qkv_run_range_min(io, (p->numel + EW_BLOCK - 1) / EW_BLOCK, p->numel, QKV_EW_PARALLEL_MIN,
+                      run_blocks, &j);
 }
 
 typedef struct flat_job {
@@ -200,12 +192,9 @@ void qkv_ew_run_flat(qkv_kernel_io *io, size_t n, qkv_range_fn fn, void *arg)
 {
     if (n == 0)
         return;
-    if (!go_parallel(io, n)) {
-        fn(arg, 0, n);
-        return;
-    }
     flat_job j = {.n = n, .fn = fn, .arg = arg};
-    io->host->parallel_for(io->host_ctx, (n + EW_BLOCK - 1) / EW_BLOCK, run_flat_blocks, &j);
+    qkv_run_range_min(io, (n + EW_BLOCK - 1) / EW_BLOCK, n, QKV_EW_PARALLEL_MIN, run_flat_blocks,
+                      &j);
 }
 
 /* ---- conversions ----------------------------------------------------------- */

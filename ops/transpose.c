@@ -25,9 +25,6 @@
 #include "kernel_util.h"
 #include "qkv.h"
 
-/* Go parallel from this many bytes (below, waking threads costs more). */
-#define PAR_MIN_BYTES ((size_t)1 << 16)
-
 typedef struct transpose_attrs {
     bool has_perm;
     int32_t rank; /* perm's length when has_perm */
@@ -124,16 +121,30 @@ static void odometer_offsets(const transpose_plan *p, size_t o, int32_t skip_a, 
     }
 }
 
-/* parallel_for body of the generic path: output elements [begin, end). */
+/* parallel_for body of the generic path: output elements [begin, end),
+ * written in order (the output offset just grows by es); the input offset
+ * follows an odometer stepped per element, not recomputed with divisions. */
 static void copy_elems_range(void *arg, size_t begin, size_t end)
 {
     const transpose_run *r = arg;
     const transpose_plan *p = r->p;
     size_t es = p->elem_bytes;
+    size_t c[QKV_MAX_RANK], in_off, out_off, rest = begin;
+    odometer_offsets(p, begin, -1, -1, &in_off, &out_off);
+    for (int32_t g = p->rank - 1; g >= 0; g--) {
+        c[g] = rest % p->dims[g];
+        rest /= p->dims[g];
+    }
     for (size_t u = begin; u < end; u++) {
-        size_t in_off, out_off;
-        odometer_offsets(p, u, -1, -1, &in_off, &out_off);
         memcpy(r->y + out_off, r->x + in_off, es);
+        out_off += es;
+        for (int32_t g = p->rank - 1; g >= 0; g--) {
+            in_off += p->in_strides[g];
+            if (++c[g] < p->dims[g])
+                break;
+            in_off -= c[g] * p->in_strides[g];
+            c[g] = 0;
+        }
     }
 }
 
@@ -307,13 +318,10 @@ static qkv_status transpose_compute(const void *state, qkv_kernel_io *io)
         memcpy(r.y, r.x, bytes);
         return QKV_OK;
     }
-    bool parallel = bytes >= PAR_MIN_BYTES;
+    /* qkv_run_range: small copies stay on the calling thread */
     size_t es = p.elem_bytes;
     if (es != 1 && es != 2 && es != 4 && es != 8 && es != 16) {
-        if (parallel)
-            io->host->parallel_for(io->host_ctx, p.count, copy_elems_range, &r);
-        else
-            copy_elems_range(&r, 0, p.count);
+        qkv_run_range(io, p.count, bytes, copy_elems_range, &r);
         return QKV_OK;
     }
     /* the input's innermost axis: the one with stride one element (there is
@@ -326,10 +334,7 @@ static qkv_status transpose_compute(const void *state, qkv_kernel_io *io)
     size_t nq = p.dims[r.q];
     r.strips = (nq + r.tile - 1) / r.tile;
     size_t units = p.count / (nq * p.dims[p.rank - 1]) * r.strips;
-    if (parallel)
-        io->host->parallel_for(io->host_ctx, units, tiled_range, &r);
-    else
-        tiled_range(&r, 0, units);
+    qkv_run_range(io, units, bytes, tiled_range, &r);
     return QKV_OK;
 }
 

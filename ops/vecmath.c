@@ -9,7 +9,9 @@
  */
 #include "vecmath.h"
 
+#include <math.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "elementwise.h"
 #include "vecmath_coef.h"
@@ -248,10 +250,38 @@ static void normalize_scalar_portable(float *y, const float *x, size_t n, float 
     QKV_EW_FOR(j, n, y[j] = (x[j] - mean) * a + b;);
 }
 
+static void online_softmax_portable(float *s, size_t rows, size_t w, const size_t *n_in, float *m,
+                                    float *l, float *o, size_t dv)
+{
+    for (size_t x = 0; x < rows; x++) {
+        float *sr = s + x * w;
+        size_t n = n_in[x] < w ? n_in[x] : w;
+        float row_max = max_portable(sr, n), m_old = m[x];
+        float m_new = row_max > m_old ? row_max : m_old;
+        if (m_new == -INFINITY) { /* nothing visible yet: P = 0, the row unchanged */
+            memset(sr, 0, w * sizeof *sr);
+            continue;
+        }
+        float sum = exp_shifted_portable(sr, n, m_new);
+        if (n < w)
+            memset(sr + n, 0, (w - n) * sizeof *sr);
+        float alpha = 1.0f;
+        if (m_old != m_new)
+            alpha = m_old == -INFINITY ? 0.0f : qkv_ew_expf(m_old - m_new);
+        l[x] = l[x] * alpha + sum;
+        m[x] = m_new;
+        if (alpha != 1.0f)
+            scale_portable(o + x * dv, o + x * dv, dv, alpha);
+    }
+}
+
 static const qkv_vm_impl vm_portable = {
-    erf_portable,         gelu_portable,  gelu_tanh_portable, epilogue_portable,  max_portable,
-    exp_shifted_portable, scale_portable, moments_portable,   normalize_portable,
-    normalize_scalar_portable, sigmoid_portable,
+    erf_portable,       gelu_portable,
+    gelu_tanh_portable, epilogue_portable,
+    max_portable,       exp_shifted_portable,
+    scale_portable,     moments_portable,
+    normalize_portable, normalize_scalar_portable,
+    sigmoid_portable,   online_softmax_portable,
 };
 
 /* ---- the choice ------------------------------------------------------------------ */
@@ -319,6 +349,12 @@ float qkv_vm_exp_shifted_f32(float *x, size_t n, float m) { return vm()->exp_shi
 void qkv_vm_scale_f32(float *out, const float *in, size_t n, float f)
 {
     vm()->scale(out, in, n, f);
+}
+
+void qkv_vm_online_softmax_f32(float *s, size_t rows, size_t w, const size_t *n_in, float *m,
+                               float *l, float *o, size_t dv)
+{
+    vm()->online_softmax(s, rows, w, n_in, m, l, o, dv);
 }
 
 void qkv_vm_moments_f32(const float *x, size_t n, double *mean, double *var)

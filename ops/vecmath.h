@@ -78,6 +78,23 @@ float qkv_vm_exp_shifted_f32(float *x, size_t n, float m);
 void qkv_vm_scale_f32(float *out, const float *in, size_t n, float f);
 
 /*
+ * One step of the online softmax over a tile of scores s (rows x w, row
+ * stride w), all rows at once (the fused attention kernel's plain case: no
+ * softcap, bias or mask values, only visible-key counts). For row x, with
+ * n = n_in[x] <= w scores visible (the rest excluded):
+ *   m_new = max(m[x], max(s[x][0..n)))
+ *   m_new -inf (nothing visible so far): s[x][0..w) = 0; m[x], l[x], o
+ *     unchanged;
+ *   else s[x][j] = exp(s[x][j] - m_new) for j < n (0 below -87), 0 for
+ *     j >= n; alpha = exp(m[x] - m_new) (1 when equal, 0 when m[x] is -inf);
+ *     l[x] = l[x] * alpha + sum_j s[x][j]; m[x] = m_new; and the row's
+ *     output o[x * dv .. x * dv + dv) is multiplied by alpha when alpha != 1.
+ * The max, exp and sum are those of qkv_vm_max_f32 / qkv_vm_exp_shifted_f32.
+ */
+void qkv_vm_online_softmax_f32(float *s, size_t rows, size_t w, const size_t *n_in, float *m,
+                               float *l, float *o, size_t dv);
+
+/*
  * The mean and the biased variance of x[0..n) (0 and 0 for n == 0), in two
  * passes (the sum, then the squared deviations from the mean, which avoids
  * the cancellation of E[x^2] - E[x]^2), each accumulated in float over
@@ -124,6 +141,8 @@ typedef struct qkv_vm_impl {
                       const float *b);
     void (*normalize_scalar)(float *y, const float *x, size_t n, float mean, float a, float b);
     void (*sigmoid)(float *out, const float *in, size_t n);
+    void (*online_softmax)(float *s, size_t rows, size_t w, const size_t *n_in, float *m, float *l,
+                           float *o, size_t dv);
 } qkv_vm_impl;
 
 /* x86-64 with GCC or clang: the AVX2 and AVX-512 variants are built. */

@@ -274,6 +274,61 @@ VM_FN void VM_NAME(vm_scale)(float *out, const float *in, size_t n, float f)
         v_store_n(out + j, v_mul(v_load_pad(in + j, n - j), fv), n - j);
 }
 
+/* One online-softmax step over a tile (qkv_vm_online_softmax_f32): per row
+ * the max, the exp with its sum and the rescale of the output row in one
+ * call, so a tile pays one dispatch instead of three per row. */
+VM_FN void VM_NAME(vm_online_softmax)(float *s, size_t rows, size_t w, const size_t *n_in, float *m,
+                                      float *l, float *o, size_t dv)
+{
+    for (size_t x = 0; x < rows; x++) {
+        float *sr = s + x * w;
+        size_t n = n_in[x] < w ? n_in[x] : w;
+        vf mx = v_set1(-INFINITY);
+        size_t j = 0;
+        for (; j + VM_W <= n; j += VM_W)
+            mx = v_max(v_load(sr + j), mx);
+        if (j < n)
+            mx = v_max(v_load_pad(sr + j, n - j), mx);
+        float row_max = v_hmax(mx), m_old = m[x];
+        float m_new = row_max > m_old ? row_max : m_old;
+        if (m_new == -INFINITY) { /* nothing visible yet: P = 0, the row unchanged */
+            memset(sr, 0, w * sizeof *sr);
+            continue;
+        }
+        vf mv = v_set1(m_new), acc = v_set1(0.0f);
+        for (j = 0; j + VM_W <= n; j += VM_W) {
+            vf p = vm_exp_nonpos(v_sub(v_load(sr + j), mv));
+            v_store(sr + j, p);
+            acc = v_add(acc, p);
+        }
+        if (j < n) {
+            vf p = vm_exp_nonpos(v_sub(v_load_pad(sr + j, n - j), mv));
+            v_store_n(sr + j, p, n - j);
+            acc = v_add(acc, p);
+        }
+        if (n < w)
+            memset(sr + n, 0, (w - n) * sizeof *sr);
+        float alpha = 1.0f;
+        if (m_old != m_new && m_old == -INFINITY) {
+            alpha = 0.0f; /* the row held nothing: its O and l are zero anyway */
+        } else if (m_old != m_new) {
+            float e[VM_W];
+            v_store(e, vm_exp(v_set1(m_old - m_new)));
+            alpha = e[0];
+        }
+        l[x] = l[x] * alpha + v_hsum(acc);
+        m[x] = m_new;
+        if (alpha != 1.0f) {
+            float *orow = o + x * dv;
+            vf av = v_set1(alpha);
+            for (j = 0; j + VM_W <= dv; j += VM_W)
+                v_store(orow + j, v_mul(v_load(orow + j), av));
+            if (j < dv)
+                v_store_n(orow + j, v_mul(v_load_pad(orow + j, dv - j), av), dv - j);
+        }
+    }
+}
+
 /* ---- row normalisation ------------------------------------------------------- */
 
 /* Sums of VM_MOMENT_BLOCK elements are taken in float lanes, then added in
@@ -348,9 +403,16 @@ VM_FN void VM_NAME(vm_normalize_scalar)(float *y, const float *x, size_t n, floa
 }
 
 const qkv_vm_impl VM_NAME(qkv_vm_impl) = {
-    VM_NAME(vm_erf_array), VM_NAME(vm_gelu_array), VM_NAME(vm_gelu_tanh_array),
-    VM_NAME(vm_epilogue),  VM_NAME(vm_max),        VM_NAME(vm_exp_shifted),
-    VM_NAME(vm_scale),     VM_NAME(vm_moments),    VM_NAME(vm_normalize),
+    VM_NAME(vm_erf_array),
+    VM_NAME(vm_gelu_array),
+    VM_NAME(vm_gelu_tanh_array),
+    VM_NAME(vm_epilogue),
+    VM_NAME(vm_max),
+    VM_NAME(vm_exp_shifted),
+    VM_NAME(vm_scale),
+    VM_NAME(vm_moments),
+    VM_NAME(vm_normalize),
     VM_NAME(vm_normalize_scalar),
     VM_NAME(vm_sigmoid_array),
+    VM_NAME(vm_online_softmax),
 };

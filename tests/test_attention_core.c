@@ -696,6 +696,34 @@ Test(attention_core, one_and_two_threads_give_identical_results)
     teardown(&y);
 }
 
+/* No mask, no causal: the plain row steps, and with 12 (b, h) pairs on two
+ * threads every take is all the query blocks of one (b, h). Against the
+ * reference, and bit-identical to one thread. */
+Test(attention_core, plain_rows_whole_heads_per_take_match_one_thread)
+{
+    core_case c = {.b = 2,
+                   .hq = 6,
+                   .hkv = 3,
+                   .sq = 150,
+                   .d = 24,
+                   .dv = 20,
+                   .n_seg = 1,
+                   .seg_len = {130},
+                   .scale = 0.3f,
+                   .threads = 2,
+                   .seed = 41};
+    run_case(&c);
+    core_data x, y;
+    setup(&c, &x);
+    setup(&c, &y);
+    run_core(&x.a, 1, 1);
+    run_core(&y.a, 2, 2);
+    size_t n = c.b * c.hq * c.sq * c.dv;
+    cr_assert(memcmp(x.out, y.out, n * sizeof *x.out) == 0, "1 and 2 threads differ");
+    teardown(&x);
+    teardown(&y);
+}
+
 Test(attention_core, splits_query_blocks_when_heads_are_fewer_than_threads)
 {
     core_case c = {.b = 1,
@@ -767,9 +795,9 @@ Test(attention_core, slot_scratch_is_flat_in_sequence_length)
         a.seg[0].len = lens[i];
         sizes[i] = qkv_attn_slot_bytes(&a);
     }
-    /* the formula of attention_core.h: 4*64*64 + 4*64*64 + 2*4*64, plus the
-     * packed K^T tile 4*64*64 on the micro-kernel path */
-    size_t slot = 33280 + (qkv_attn_uses_microkernel(&a) ? 16384 : 0);
+    /* the formula of attention_core.h: 4*128*128 + 4*128*64 + 2*4*128, plus
+     * the packed K^T tile 4*64*128 on the micro-kernel path */
+    size_t slot = 99328 + (qkv_attn_uses_microkernel(&a) ? 32768 : 0);
     cr_assert_eq(sizes[0], slot);
     cr_assert_eq(sizes[1], slot);
     /* at least QKV_ATTN_MIN_SLOTS slots, else one per thread */
@@ -781,7 +809,7 @@ Test(attention_core, slot_scratch_is_flat_in_sequence_length)
     /* the GEMM path needs no pack */
     a.force_gemm = true;
     cr_assert_not(qkv_attn_uses_microkernel(&a));
-    cr_assert_eq(qkv_attn_slot_bytes(&a), 33280);
+    cr_assert_eq(qkv_attn_slot_bytes(&a), 99328);
     /* S 4*7*20 -> 576, O 4*7*5 -> 192, m and l 64 each; the pack is padded to
      * 16 keys: head size 13, 20 keys -> 4*13*32 = 1664 */
     a.force_gemm = false;

@@ -141,8 +141,9 @@ Test(concat, refuses_mixed_types)
 
 Test(concat, large_concat_on_threads_matches_a_plain_loop)
 {
-    /* (300, 40) ++ (300, 25) on axis 1: 78 KB, parallel over rows */
-    enum { R = 300, A = 40, B = 25 };
+    /* (3000, 40) ++ (3000, 25) on axis 1: 762 KiB, parallel over rows in
+     * runs of QKV_PARALLEL_MIN_CHUNK_BYTES or more */
+    enum { R = 3000, A = 40, B = 25 };
     float *a = malloc(sizeof(float) * R * A), *b = malloc(sizeof(float) * R * B);
     for (int i = 0; i < R * A; i++)
         a[i] = (float)i;

@@ -194,7 +194,7 @@ Test(layernorm, double_input)
 
 Test(layernorm, many_rows_on_threads)
 {
-    enum { ROWS = 300, D = 96 };
+    enum { ROWS = 1500, D = 96 }; /* 562 KiB out: two parallel chunks */
     static float xs[ROWS * D], ws[D], bs[D];
     static double y[ROWS * D], mean[ROWS], inv[ROWS];
     kh_fill_random(xs, ROWS * D, 3);
@@ -204,8 +204,8 @@ Test(layernorm, many_rows_on_threads)
     ln_case c = {.axis = -1, .with_b = true, .n_outputs = 3, .threads = 4};
     qkv_tensor outs[3];
     qkv_error err;
-    cr_assert_eq(run_ln(&c, kh_f32(3, (int64_t[]){3, 100, D}, xs), kh_f32(1, (int64_t[]){D}, ws),
-                        kh_f32(1, (int64_t[]){D}, bs), outs, &err),
+    cr_assert_eq(run_ln(&c, kh_f32(3, (int64_t[]){ROWS / 100, 100, D}, xs),
+                        kh_f32(1, (int64_t[]){D}, ws), kh_f32(1, (int64_t[]){D}, bs), outs, &err),
                  QKV_OK, "%s", err.message);
     assert_close(outs[0].data, y, ROWS * D, "threads Y");
     assert_close(outs[1].data, mean, ROWS, "threads Mean");

@@ -208,8 +208,9 @@ Test(slice, unknown_input_dim_gives_unknown_length_on_that_axis_only)
 
 Test(slice, large_strided_slice_on_threads_matches_a_plain_loop)
 {
-    /* (256, 70, 9): x[:, 69:0:-2, 1:8:3] on 4 threads (105 KB out: parallel) */
-    enum { A = 256, B = 70, C = 9 };
+    /* (2048, 70, 9): x[:, 69:0:-2, 1:8:3] on 4 threads (840 KiB out: in
+     * three runs of QKV_PARALLEL_MIN_CHUNK_BYTES or more) */
+    enum { A = 2048, B = 70, C = 9 };
     float *x = malloc(sizeof(float) * A * B * C);
     for (int i = 0; i < A * B * C; i++)
         x[i] = (float)i;

@@ -152,11 +152,14 @@ Test(transpose, random_permutations_up_to_rank_6)
 
 Test(transpose, threads_give_the_same_result)
 {
-    /* large enough to go parallel (>= 64 KiB): tiled, memcpy-run and
-     * generic paths */
+    /* large enough to go parallel (at least two chunks of
+     * QKV_PARALLEL_MIN_CHUNK_BYTES): tiled, memcpy-run and generic paths,
+     * the units cut into runs that do not divide evenly */
     check_transpose(QKV_DTYPE_FLOAT, 4, 3, (int64_t[]){8, 70, 90}, (int64_t[]){0, 2, 1}, 3);
     check_transpose(QKV_DTYPE_FLOAT, 4, 4, (int64_t[]){6, 12, 20, 64}, (int64_t[]){2, 0, 1, 3}, 3);
-    check_transpose(QKV_DTYPE_FLOAT, 4, 3, (int64_t[]){90, 70, 3}, (int64_t[]){1, 0, 2}, 3);
+    check_transpose(QKV_DTYPE_FLOAT, 4, 3, (int64_t[]){301, 70, 3}, (int64_t[]){1, 0, 2}, 3);
+    /* attention's head split (S, B*H, D) -> (B*H, S, D): 256-byte runs */
+    check_transpose(QKV_DTYPE_FLOAT, 4, 3, (int64_t[]){128, 12, 64}, (int64_t[]){1, 0, 2}, 2);
     check_transpose(QKV_DTYPE_UINT8, 1, 5, (int64_t[]){8, 5, 6, 7, 40}, (int64_t[]){4, 2, 0, 3, 1},
                     3);
 }

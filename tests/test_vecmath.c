@@ -357,6 +357,91 @@ Test(vecmath, softmax_row_steps_every_length_and_tail)
     }
 }
 
+/* The tile form of the row steps (online_softmax): rows of a tile with
+ * every visible count from 0 to w, and row states that the tile's max
+ * raises (alpha < 1), leaves (alpha 1), starts (m -inf) or keeps at -inf
+ * (nothing visible yet), in every variant, against double. */
+Test(vecmath, online_softmax_tile_matches_the_row_steps_in_double)
+{
+    enum { W_MAX = 70, ROWS = W_MAX + 1, DV = 19 };
+    static const size_t widths[] = {1, 7, 8, 9, 16, 17, 33, 64, W_MAX};
+    static float s0[ROWS * W_MAX], s[ROWS * W_MAX], o[ROWS * DV], m0[ROWS], l0[ROWS];
+    static float m[ROWS], l[ROWS];
+    static size_t n_in[ROWS];
+    for (int isa = QKV_ISA_BASELINE; isa <= (int)qkv_cpu_isa(); isa++) {
+        const qkv_vm_impl *t = qkv_vm_impl_for((qkv_isa)isa);
+        const char *name = qkv_isa_name((qkv_isa)isa);
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            size_t w = widths[wi], rows = w + 1;
+            for (size_t x = 0; x < rows; x++) {
+                n_in[x] = x; /* 0 .. w visible */
+                for (size_t j = 0; j < w; j++)
+                    s0[x * w + j] = (float)((int)((x * 31 + j * 37) % 23) - 11) * 0.75f;
+                if (w > 3)
+                    s0[x * w + 2] = -INFINITY; /* an excluded score among the visible */
+                /* the state before the tile: by row, a smaller max (alpha < 1),
+                 * a larger one (alpha 1), or none yet */
+                switch (x % 3) {
+                case 0:
+                    m0[x] = -2.0f, l0[x] = 1.5f;
+                    break;
+                case 1:
+                    m0[x] = 20.0f, l0[x] = 0.25f;
+                    break;
+                default:
+                    m0[x] = -INFINITY, l0[x] = 0.0f;
+                    break;
+                }
+            }
+            memcpy(s, s0, rows * w * sizeof *s);
+            memcpy(m, m0, sizeof m);
+            memcpy(l, l0, sizeof l);
+            for (size_t e = 0; e < rows * DV; e++)
+                o[e] = m0[e / DV] == -INFINITY ? 0.0f : (float)(e % 13) - 6.0f;
+            t->online_softmax(s, rows, w, n_in, m, l, o, DV);
+            for (size_t x = 0; x < rows; x++) {
+                double mx = -INFINITY;
+                for (size_t j = 0; j < n_in[x]; j++)
+                    mx = s0[x * w + j] > mx ? s0[x * w + j] : mx;
+                double m_new = mx > m0[x] ? mx : m0[x];
+                if (m_new == -INFINITY) {
+                    cr_assert(m[x] == -INFINITY && l[x] == 0.0f, "%s w %zu row %zu: state", name, w,
+                              x);
+                    for (size_t j = 0; j < w; j++)
+                        cr_assert(same_bits(s[x * w + j], 0.0f), "%s w %zu row %zu: P", name, w, x);
+                    continue;
+                }
+                double sum = 0;
+                for (size_t j = 0; j < w; j++) {
+                    double d = s0[x * w + j] - m_new;
+                    double want = j < n_in[x] && d >= -87 ? exp(d) : 0.0;
+                    sum += want;
+                    /* Cephes' exp: 2 ulps, plus the rounding of s - m */
+                    cr_assert(fabs(s[x * w + j] - want) <= 4e-7 * want + 1e-30,
+                              "%s w %zu row %zu j %zu: P %.9g, expected %.9g", name, w, x, j,
+                              s[x * w + j], want);
+                }
+                double alpha = m0[x] == -INFINITY ? 0.0 : exp(m0[x] - m_new);
+                double want_l = l0[x] * alpha + sum;
+                cr_assert(m[x] == (float)m_new, "%s w %zu row %zu: m %g, expected %g", name, w, x,
+                          m[x], m_new);
+                /* float sums of at most 70 terms in [0, 1], and one product */
+                cr_assert(fabs(l[x] - want_l) <= 1e-5 * want_l,
+                          "%s w %zu row %zu: l %.9g, expected %.9g", name, w, x, l[x], want_l);
+                for (size_t c = 0; c < DV; c++) {
+                    size_t e = x * DV + c;
+                    double before = m0[x] == -INFINITY ? 0.0 : (double)((int)(e % 13) - 6);
+                    double want = before * alpha;
+                    /* alpha's exp (2 ulps) and the product's rounding */
+                    cr_assert(fabs(o[e] - want) <= 1e-6 * fabs(want),
+                              "%s w %zu row %zu col %zu: O %.9g, expected %.9g", name, w, x, c,
+                              o[e], want);
+                }
+            }
+        }
+    }
+}
+
 Test(vecmath, row_moments_and_normalize_every_length_and_tail)
 {
     enum { N = 1100 };

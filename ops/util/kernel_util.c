@@ -38,12 +38,46 @@ size_t qkv_elem_bytes(qkv_dtype t)
     return t == QKV_DTYPE_STRING || bits % 8 ? 0 : bits / 8;
 }
 
+/* Runs of consecutive units handed to parallel_for as one unit each. */
+typedef struct range_groups {
+    size_t n, groups;
+    qkv_range_fn fn;
+    void *arg;
+} range_groups;
+
+/* The first unit of group g: n split into `groups` runs whose lengths differ
+ * by at most one (no product that could overflow). */
+static size_t group_start(const range_groups *r, size_t g)
+{
+    size_t base = r->n / r->groups, extra = r->n % r->groups;
+    return g * base + (g < extra ? g : extra);
+}
+
+static void run_groups(void *arg, size_t begin, size_t end)
+{
+    const range_groups *r = arg;
+    r->fn(r->arg, group_start(r, begin), group_start(r, end));
+}
+
 void qkv_run_range(qkv_kernel_io *io, size_t n, size_t bytes, qkv_range_fn fn, void *arg)
 {
-    if (n <= 1 || bytes < QKV_PARALLEL_MIN_BYTES)
+    qkv_run_range_min(io, n, bytes, QKV_PARALLEL_MIN_CHUNK_BYTES, fn, arg);
+}
+
+void qkv_run_range_min(qkv_kernel_io *io, size_t n, size_t work, size_t min_chunk_work,
+                       qkv_range_fn fn, void *arg)
+{
+    size_t chunks = min_chunk_work ? work / min_chunk_work : n;
+    if (chunks > n)
+        chunks = n;
+    if (chunks < 2 || io->host->thread_count(io->host_ctx) <= 1) {
         fn(arg, 0, n);
-    else
+    } else if (chunks == n) {
         io->host->parallel_for(io->host_ctx, n, fn, arg);
+    } else {
+        range_groups r = {.n = n, .groups = chunks, .fn = fn, .arg = arg};
+        io->host->parallel_for(io->host_ctx, chunks, run_groups, &r);
+    }
 }
 
 bool qkv_axis_normalize(int64_t axis, int32_t rank, bool inclusive, int32_t *out)

@@ -82,12 +82,27 @@ static inline void qkv_copy_block(unsigned char *restrict dst, const unsigned ch
     }
 }
 
-/* Below this many bytes written, a parallel_for costs more than it saves. */
-#define QKV_PARALLEL_MIN_BYTES ((size_t)1 << 16)
+/* The fewest bytes one parallel_for chunk of a copy-like compute should
+ * write: a smaller share is cheaper to do on the calling thread than to hand
+ * to another core (the hand-off, and that core fetching data the caller's
+ * core just wrote). Measured on the encoder's 384 KiB head-split Transposes
+ * and Slices at 2 threads (per-node minimums, 2-core Zen 5): 64 KiB chunks
+ * made them 2.7x slower than on one thread, 256 KiB chunks (so they run
+ * inline) as fast. */
+#define QKV_PARALLEL_MIN_CHUNK_BYTES ((size_t)1 << 18)
 
-/* Runs fn(arg, begin, end) over [0, n) for a compute that writes `bytes`
- * bytes in all: inline when that is under QKV_PARALLEL_MIN_BYTES or n <= 1,
- * else split across threads with host->parallel_for. */
+/*
+ * Runs fn(arg, begin, end) over [0, n), units of about equal cost, `work`
+ * in all (in any unit): inline when the session has one thread, n <= 1 or
+ * work < 2 * min_chunk_work; else split across threads with
+ * host->parallel_for into at most work / min_chunk_work runs of consecutive
+ * units, so no chunk gets less than about min_chunk_work.
+ */
+void qkv_run_range_min(qkv_kernel_io *io, size_t n, size_t work, size_t min_chunk_work,
+                       qkv_range_fn fn, void *arg);
+
+/* qkv_run_range_min for a compute that writes `bytes` bytes in all, with
+ * chunks of at least QKV_PARALLEL_MIN_CHUNK_BYTES. */
 void qkv_run_range(qkv_kernel_io *io, size_t n, size_t bytes, qkv_range_fn fn, void *arg);
 
 /* Normalises axis in [-rank, rank) (or [-rank-1, rank] when `inclusive`,
