@@ -52,6 +52,7 @@ qkv_status qkv_attn_run_slots(qkv_kernel_io *io, const qkv_attn_args *a, size_t 
     if (own_bytes > io->scratch_bytes || (need > 0 && io->scratch_bytes - own_bytes < need))
         return KERR(io, QKV_ERR_INTERNAL, "attention scratch of %zu bytes is too small",
                     io->scratch_bytes);
-    return qkv_attn_run(io, a, (unsigned char *)io->scratch + own_bytes,
-                        io->scratch_bytes - own_bytes);
+    /* no scratch at all (an empty query): no offset on a NULL pointer */
+    unsigned char *slots = io->scratch ? (unsigned char *)io->scratch + own_bytes : NULL;
+    return qkv_attn_run(io, a, slots, io->scratch_bytes - own_bytes);
 }
