@@ -166,9 +166,10 @@ static qkv_status opt_init(const qkv_kernel *kernel, const qkv_host_api *host,
         return NERR(host, node, QKV_ERR_INVALID_MODEL,
                     "has %zu outputs, expected %zu (%zu groups of the %zu tensors optimized)",
                     n_out, per_out * a.k, per_out, a.k);
-    for (size_t i = 2; i < n_in; i++)
+    for (size_t i = 0; i < n_in; i++)
         if (!host->node_input_present(node, i))
-            return NERR(host, node, QKV_ERR_INVALID_MODEL, "input %zu is omitted", i);
+            return NERR(host, node, QKV_ERR_INVALID_MODEL, "input %zu%s is required but omitted",
+                        i, i == 0 ? " 'R'" : i == 1 ? " 'T'" : "");
     qkv_status st = read_attrs(host, node, &a);
     if (st != QKV_OK)
         return st;

@@ -19,7 +19,7 @@ cmake -S . -B build >/dev/null
 tests=(test_session test_run_threads test_memory_limit test_plugin test_plugin_gemm test_prepack
        test_fault_sweep)
 [[ -f build/plugins/libqkv_onednn.so ]] && tests+=(test_onednn)
-cmake --build build -j"$(nproc)" --target qkv "${tests[@]}"
+cmake --build build -j"$(nproc)" --target qkv qkv_cli "${tests[@]}" # qkv_cli: build/qkv, which test_plugin runs
 for gen in tests/data/make_*.py; do "$PYTHON" "$gen" build/testdata >/dev/null; done
 
 vg=$(command -v valgrind) || { echo "valgrind-quick: valgrind is not installed" >&2; exit 1; }

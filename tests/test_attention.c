@@ -586,6 +586,25 @@ Test(attention, refuses_an_omitted_required_input)
     expect_error(n, in, QKV_ERR_INVALID_MODEL, "input 1 is omitted, but the first 3 are required");
 }
 
+/* Found by fuzz_session (fuzz/regressions/fuzz_session-crash-dbe7840...): a
+ * query with no heads needs no scratch, and compute offset the NULL scratch
+ * pointer (UBSan, clang). The output is empty. */
+Test(attention, empty_query_runs_without_scratch)
+{
+    static float k[32], v[32];
+    qkv_tensor in[3] = {kh_f32(4, (int64_t[]){1, 0, 2, 8}, NULL),
+                        kh_f32(4, (int64_t[]){1, 2, 2, 8}, k),
+                        kh_f32(4, (int64_t[]){1, 2, 2, 8}, v)},
+               y;
+    qkv_error err;
+    kh_node *n = kh_node_create("Attention", 23, 3, 1);
+    cr_assert_eq(kh_run(n, in, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y.rank, 4);
+    cr_assert_eq(y.dims[1], 0);
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(n);
+}
+
 /* ---- whole models (tests/data/make_attention_models.py) ---------------------- */
 
 /* Runs OUTDIR/attention/<name>.onnx on its reference inputs with `threads`

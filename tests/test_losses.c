@@ -509,3 +509,29 @@ Test(nll_loss, refuses_weight_of_wrong_length_or_type)
     cr_assert(strstr(err.message, "input 2 'weights' has type float64, expected float32"), "%s",
               err.message);
 }
+
+/* The scores and the targets are required: one given as "" before a present
+ * weight keeps the arity, and is refused by name instead of read as NULL. */
+Test(nll_loss, refuses_an_omitted_required_input)
+{
+    static const char *const ops[2] = {"NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"};
+    static const char *const want[2][2] = {
+        {"input 0 'input' is required but omitted", "input 1 'target' is required but omitted"},
+        {"input 0 'scores' is required but omitted", "input 1 'labels' is required but omitted"}};
+    for (int k = 0; k < 2; k++)
+        for (size_t omit = 0; omit < 2; omit++) {
+            static float x[6], w[3] = {1, 1, 1};
+            static int64_t t[2] = {0, 1};
+            kh_node *node = kh_node_create(ops[k], 13, 3, 1);
+            kh_omit_input(node, omit);
+            qkv_tensor ins[3] = {kh_f32(2, dims23, x), kh_i64(1, dims2, t),
+                                 kh_f32(1, (int64_t[]){3}, w)},
+                       out;
+            qkv_error err;
+            cr_assert_eq(kh_run(node, ins, &out, &err), QKV_ERR_INVALID_MODEL, "%s input %zu: %s",
+                         ops[k], omit, err.message);
+            cr_assert(strstr(err.message, "test_node") && strstr(err.message, want[k][omit]),
+                      "%s", err.message);
+            kh_node_destroy(node);
+        }
+}

@@ -1,5 +1,6 @@
 /* MaxUnpool: with and without output_shape, strides and pads, errors. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernel_harness.h"
@@ -115,4 +116,29 @@ Test(maxunpool, refuses_mismatched_shapes_and_attributes)
     cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_INVALID_MODEL);
     cr_assert(strstr(err.message, "'strides' (1 values)"), "%s", err.message);
     kh_node_destroy(n);
+}
+
+/* X and I are required: one given as "" before a present output_shape keeps
+ * the arity, and is refused by name instead of being read as NULL. */
+Test(maxunpool, refuses_an_omitted_required_input)
+{
+    static const char *const names[2] = {"X", "I"};
+    for (size_t omit = 0; omit < 2; omit++) {
+        float x[4] = {5, 6, 7, 8};
+        int64_t ind[4] = {5, 7, 13, 15}, shape[4] = {1, 1, 5, 5};
+        qkv_tensor in[3] = {kh_f32(4, (int64_t[]){1, 1, 2, 2}, x),
+                            kh_i64(4, (int64_t[]){1, 1, 2, 2}, ind),
+                            kh_i64(1, (int64_t[]){4}, shape)},
+                   y;
+        qkv_error err;
+        kh_node *n = unpool_node(3, 2, 2, NULL);
+        kh_omit_input(n, omit);
+        cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
+                     err.message);
+        char want[64];
+        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
+                  err.message);
+        kh_node_destroy(n);
+    }
 }

@@ -2,6 +2,7 @@
  * operator documentation), both box formats, limits, thresholds, several
  * batches and classes, and errors. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernel_harness.h"
@@ -163,4 +164,29 @@ Test(nms, no_boxes_select_nothing)
     cr_assert_eq(y.dims[0], 0);
     cr_assert_eq(y.dims[1], 3);
     kh_free_outputs(&y, 1);
+}
+
+/* boxes and scores are required: one given as "" (the optional inputs after
+ * it keep the arity) is refused by name, not read as NULL. */
+Test(nms, refuses_an_omitted_required_input)
+{
+    static const char *const names[2] = {"boxes", "scores"};
+    for (size_t omit = 0; omit < 2; omit++) {
+        int64_t mo = 3;
+        float iou = 0.5f;
+        qkv_tensor in[4] = {kh_f32(3, (int64_t[]){1, 6, 4}, corners),
+                            kh_f32(3, (int64_t[]){1, 1, 6}, scores6),
+                            kh_i64(1, (int64_t[]){1}, &mo), kh_f32(1, (int64_t[]){1}, &iou)},
+                   y;
+        qkv_error err;
+        kh_node *n = kh_node_create("NonMaxSuppression", 11, 4, 1);
+        kh_omit_input(n, omit);
+        cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
+                     err.message);
+        char want[64];
+        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
+                  err.message);
+        kh_node_destroy(n);
+    }
 }

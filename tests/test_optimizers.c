@@ -349,3 +349,27 @@ Test(optimizers, refuses_non_scalar_rate)
     cr_assert(strstr(err.message, "input 0 'R' has shape [2], expected a scalar"), "%s",
               err.message);
 }
+
+/* R and T are required like the groups: one given as "" has no data for
+ * compute to read, so init refuses it by name. */
+Test(optimizers, refuses_an_omitted_rate_or_count)
+{
+    static const char *const want[2] = {"input 0 'R' is required but omitted",
+                                        "input 1 'T' is required but omitted"};
+    for (size_t omit = 0; omit < 2; omit++) {
+        static float buf[2];
+        static int64_t t = 1;
+        int64_t d2[1] = {2};
+        kh_node *n = kh_node_create_in(DOMAIN, "Adagrad", 1, 5, 2);
+        kh_omit_input(n, omit);
+        qkv_tensor ins[5] = {kh_f32(0, NULL, buf), kh_i64(0, NULL, &t), kh_f32(1, d2, buf),
+                             kh_f32(1, d2, buf), kh_f32(1, d2, buf)},
+                   outs[2];
+        qkv_error err;
+        cr_assert_eq(kh_run(n, ins, outs, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
+                     err.message);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want[omit]), "%s",
+                  err.message);
+        kh_node_destroy(n);
+    }
+}

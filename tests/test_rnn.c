@@ -893,6 +893,22 @@ static void x_double(kh_node *n, qkv_tensor *ins)
     ins[2].data = realloc(ins[2].data, ins[2].data_bytes);
 }
 
+static void omit_x(kh_node *n, qkv_tensor *ins)
+{
+    (void)ins;
+    kh_omit_input(n, 0);
+}
+static void omit_w(kh_node *n, qkv_tensor *ins)
+{
+    (void)ins;
+    kh_omit_input(n, 1);
+}
+static void omit_r(kh_node *n, qkv_tensor *ins)
+{
+    (void)ins;
+    kh_omit_input(n, 2);
+}
+
 Test(rnn_errors, shapes_of_w_r_b_p_and_states)
 {
     expect_error("LSTM", base, w_rank2, QKV_ERR_SHAPE, "input 1 'W'");
@@ -962,4 +978,16 @@ Test(rnn, hidden_size_taken_from_r_when_absent)
     free_case(ins, 8, &rd);
     kh_node_destroy(n);
     kh_node_destroy(m);
+}
+
+/* X, W and R are required: one given as "" (the optional inputs after it keep
+ * the arity) is refused by name, not read as NULL. */
+Test(rnn_errors, omitted_required_input)
+{
+    expect_error("LSTM", base, omit_x, QKV_ERR_INVALID_MODEL,
+                 "input 0 'X' is required but omitted");
+    expect_error("GRU", base, omit_w, QKV_ERR_INVALID_MODEL,
+                 "input 1 'W' is required but omitted");
+    expect_error("RNN", base, omit_r, QKV_ERR_INVALID_MODEL,
+                 "input 2 'R' is required but omitted");
 }

@@ -1,6 +1,7 @@
 /* ScatterElements and Scatter: axes, negative and duplicate indices, every
  * reduction, and the errors. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernel_harness.h"
@@ -130,4 +131,29 @@ Test(scatter_elements, errors_name_the_node)
               err.message);
     cr_assert_eq(run_bad(18, "sum", 0, 0, 2, &err), QKV_ERR_INVALID_MODEL);
     cr_assert_eq(run_bad(18, "max", 0, 1, 2, &err), QKV_OK, "%s", err.message);
+}
+
+/* An input given as "" arrives with no type, shape or data: data and indices
+ * are required, so the node refuses it by name instead of reading NULL. */
+Test(scatter_elements, refuses_an_omitted_required_input)
+{
+    static const char *const names[2] = {"data", "indices"};
+    for (size_t omit = 0; omit < 2; omit++) {
+        float data[4] = {0}, upd[2] = {1, 2};
+        int64_t ind[2] = {1, 0};
+        qkv_tensor in[3] = {kh_f32(2, (int64_t[]){2, 2}, data),
+                            kh_i64(2, (int64_t[]){1, 2}, ind),
+                            kh_f32(2, (int64_t[]){1, 2}, upd)},
+                   y;
+        qkv_error err;
+        kh_node *n = kh_node_create("ScatterElements", 18, 3, 1);
+        kh_omit_input(n, omit);
+        cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
+                     err.message);
+        char want[64];
+        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
+                  err.message);
+        kh_node_destroy(n);
+    }
 }

@@ -660,3 +660,52 @@ Test(signal, melweightmatrix_matches_the_onnx_reference)
     cr_assert_eq(run_mel(0, 16, 8192, 0, 4096, &y, &err), QKV_ERR_INVALID_ARGUMENT);
     cr_assert(strstr(err.message, "num_mel_bins"), "%s", err.message);
 }
+
+/* Every input of MelWeightMatrix is required: one given as "" (the last one
+ * keeps the arity) is refused by name instead of read as NULL. */
+Test(signal, melweightmatrix_refuses_an_omitted_input)
+{
+    static const char *const names[4] = {"num_mel_bins", "dft_length", "sample_rate",
+                                         "lower_edge_hertz"};
+    for (size_t omit = 0; omit < 4; omit++) {
+        int64_t mels = 8, dft_length = 16, rate = 8192;
+        float lo = 0, hi = 4096;
+        kh_node *n = kh_node_create("MelWeightMatrix", 17, 5, 1);
+        kh_omit_input(n, omit);
+        qkv_tensor ins[5] = {kh_i64(0, NULL, &mels), kh_i64(0, NULL, &dft_length),
+                             kh_i64(0, NULL, &rate), kh_f32(0, NULL, &lo), kh_f32(0, NULL, &hi)},
+                   y;
+        qkv_error err;
+        cr_assert_eq(kh_run(n, ins, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
+                     err.message);
+        char want[80];
+        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
+                  err.message);
+        kh_node_destroy(n);
+    }
+}
+
+/* STFT's signal and frame_step are required: one given as "" (the frame
+ * length after it keeps the arity) is refused by name. */
+Test(signal, stft_refuses_an_omitted_required_input)
+{
+    static const char *const want[2] = {"input 0 'signal' is required but omitted",
+                                        "input 1 'frame_step' is required but omitted"};
+    for (size_t omit = 0; omit < 2; omit++) {
+        float sig[16] = {0};
+        int64_t step = 2, flen = 4;
+        kh_node *n = kh_node_create("STFT", 17, 4, 1);
+        kh_omit_input(n, 2);
+        kh_omit_input(n, omit);
+        qkv_tensor ins[4] = {kh_f32(3, (int64_t[]){1, 16, 1}, sig), kh_i64(0, NULL, &step),
+                             kh_f32(1, (int64_t[]){4}, sig), kh_i64(0, NULL, &flen)},
+                   y;
+        qkv_error err;
+        cr_assert_eq(kh_run(n, ins, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
+                     err.message);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want[omit]), "%s",
+                  err.message);
+        kh_node_destroy(n);
+    }
+}

@@ -125,10 +125,11 @@ qkv_status qkv_cf_carry(qkv_kernel_io *io, const qkv_ir_graph *body, size_t base
         vals[k] = src[k];
         vals[k].data = p;
         vals[k].data_bytes = bytes;
-        if (bytes)
-            memcpy(p, src[k].data, bytes);
-        else
+        if (!bytes) { /* all empty: block may be NULL, no offset on it */
             qkv_tensor_bind_empty(&vals[k]);
+            continue;
+        }
+        memcpy(p, src[k].data, bytes);
         p += (bytes + 63) / 64 * 64;
     }
     return QKV_OK;
