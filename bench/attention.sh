@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/attention.sh - the fused ONNX Attention kernel against the same math
 # as an unfused graph (Transpose, MatMul, Mul, Softmax, MatMul), measured with
-# `qkv bench`, next to this machine's OpenBLAS sgemm peak.
+# `qkv bench`, next to this machine's sgemm peak (the best of OpenBLAS and oneDNN).
 #
 # usage: bench/attention.sh [BUILD_DIR]          (default: ./build of the repo)
 # environment:
@@ -94,7 +94,7 @@ rm -f "$JSON"/*.json
 "$PY" "$ROOT/bench/make_attention_models.py" "$MODELS" --seqs "$(csv "${SEQ_LIST[@]}")" >/dev/null
 
 echo "# load before: $(uptime)"
-echo "# sgemm peak (OpenBLAS cblas_sgemm, square n = 512, 1024 and 2048, best of 10)"
+echo "# sgemm peak (best of OpenBLAS cblas_sgemm and oneDNN dnnl_sgemm, square n = 512, 1024 and 2048, best of 10)"
 "$SGEMM" --sizes 512,1024,2048 --threads "$(csv "${THREAD_LIST[@]}")" --reps 10 \
     | tee "$OUT/sgemm_peak.txt" | sed 's/^/#   /'
 

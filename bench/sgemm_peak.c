@@ -1,20 +1,27 @@
 /*
  * sgemm_peak.c - the machine's practical single-precision GEMM peak: OpenBLAS
- * cblas_sgemm on square row-major matrices, C = A @ B (2 n^3 FLOPs), best
- * of R timed calls after one untimed call, at each requested size and thread
- * count (openblas_set_num_threads).
+ * cblas_sgemm and, when built with oneDNN, dnnl_sgemm, on square row-major
+ * matrices, C = A @ B (2 n^3 FLOPs), best of R timed calls after one untimed
+ * call, at each requested size and thread count (openblas_set_num_threads,
+ * omp_set_num_threads for oneDNN's OpenMP runtime).
  *
  * usage: sgemm_peak [--sizes N,N,...] [--threads T,T,...] [--reps R]
  * (defaults: sizes 1024,2048, threads 1,2, reps 5)
  *
- * Prints one line per (size, threads):
- *     sgemm n=1024 threads=1 gflops=48.21 best_ms=44.544
- * and, per thread count, the best over the sizes:
- *     peak threads=1 gflops=48.21
- * bench/attention.sh reads the "peak" lines. A benchmark tool, not part of
- * qkv: it links OpenBLAS directly and is not installed.
+ * Prints one line per (library, size, threads):
+ *     sgemm lib=openblas n=1024 threads=1 gflops=48.21 best_ms=44.544
+ * and, per thread count, the best over the sizes and libraries:
+ *     peak threads=1 gflops=48.21 lib=openblas
+ * The peak is the best library's: qkv's whole-model GFLOP/s is quoted as a
+ * fraction of it, and a slower library would flatter that fraction.
+ * bench/attention.sh and bench/vs-ort.sh read the "peak" lines. A benchmark
+ * tool, not part of qkv: it links the libraries directly and is not installed.
  */
 #include <cblas.h>
+#ifdef SGEMM_PEAK_ONEDNN
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,15 +61,43 @@ static size_t parse_list(const char *s, long lo, long hi, long *out)
     return n;
 }
 
-/* Best GFLOP/s of reps calls of an n x n x n sgemm on the given buffers. */
-static double measure(int n, int reps, const float *a, const float *b, float *c, double *best_ms)
+enum peak_lib { LIB_OPENBLAS, LIB_ONEDNN };
+static const char *const LIB_NAMES[] = {"openblas", "onednn"};
+
+/* One row-major n x n x n C = A @ B through the chosen library. */
+static void sgemm(enum peak_lib lib, int n, const float *a, const float *b, float *c)
 {
+#ifdef SGEMM_PEAK_ONEDNN
+    if (lib == LIB_ONEDNN) {
+        dnnl_sgemm('N', 'N', n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        return;
+    }
+#endif
+    (void)lib;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+}
+
+static void set_threads(enum peak_lib lib, int threads)
+{
+#ifdef SGEMM_PEAK_ONEDNN
+    if (lib == LIB_ONEDNN) {
+        omp_set_num_threads(threads);
+        return;
+    }
+#endif
+    (void)lib;
+    openblas_set_num_threads(threads);
+}
+
+/* Best GFLOP/s of reps calls of an n x n x n sgemm on the given buffers. */
+static double measure(enum peak_lib lib, int n, int reps, const float *a, const float *b, float *c,
+                      double *best_ms)
+{
+    sgemm(lib, n, a, b, c);
     double best = 1e300;
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
-                    n);
+        sgemm(lib, n, a, b, c);
         double t = now_s() - t0;
         if (t < best)
             best = t;
@@ -121,18 +156,30 @@ int main(int argc, char **argv)
         b[i] = (float)(s >> 8) * (1.0f / 8388608.0f) - 1.0f;
     }
     printf("# OpenBLAS %s, core %s\n", openblas_get_config(), openblas_get_corename());
+    int n_libs = 1;
+#ifdef SGEMM_PEAK_ONEDNN
+    const dnnl_version_t *dv = dnnl_version();
+    printf("# oneDNN %d.%d.%d, dnnl_sgemm\n", dv->major, dv->minor, dv->patch);
+    n_libs = 2;
+#endif
     for (size_t t = 0; t < n_threads; t++) {
-        openblas_set_num_threads((int)threads[t]);
         double peak = 0.0;
-        for (size_t i = 0; i < n_sizes; i++) {
-            double best_ms = 0.0;
-            double g = measure((int)sizes[i], (int)reps, a, b, c, &best_ms);
-            printf("sgemm n=%ld threads=%ld gflops=%.2f best_ms=%.3f\n", sizes[i], threads[t], g,
-                   best_ms);
-            fflush(stdout);
-            peak = g > peak ? g : peak;
+        int peak_lib = LIB_OPENBLAS;
+        for (int lib = 0; lib < n_libs; lib++) {
+            set_threads((enum peak_lib)lib, (int)threads[t]);
+            for (size_t i = 0; i < n_sizes; i++) {
+                double best_ms = 0.0;
+                double g = measure((enum peak_lib)lib, (int)sizes[i], (int)reps, a, b, c, &best_ms);
+                printf("sgemm lib=%s n=%ld threads=%ld gflops=%.2f best_ms=%.3f\n", LIB_NAMES[lib],
+                       sizes[i], threads[t], g, best_ms);
+                fflush(stdout);
+                if (g > peak) {
+                    peak = g;
+                    peak_lib = lib;
+                }
+            }
         }
-        printf("peak threads=%ld gflops=%.2f\n", threads[t], peak);
+        printf("peak threads=%ld gflops=%.2f lib=%s\n", threads[t], peak, LIB_NAMES[peak_lib]);
     }
     free(a);
     free(b);

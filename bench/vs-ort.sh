@@ -39,7 +39,8 @@
 #     inputs, both compared with the reference (torch or numpy), rtol 1e-3,
 #     atol 1e-5: "ok" or "MISMATCH" (a benchmark of a wrong result is
 #     worthless, so look at that column first);
-#  5. measures the OpenBLAS sgemm peak at each thread count (bench/sgemm_peak,
+#  5. measures the sgemm peak (the best of OpenBLAS and oneDNN) at each
+#     thread count (bench/sgemm_peak,
 #     as bench/attention.sh does), once in each repetition; the table uses
 #     the best;
 #  6. for rep in 1..REPS, for each model, for each thread count T: qkv (`qkv
@@ -201,7 +202,7 @@ done
 
 # ---- 5. sgemm peak -------------------------------------------------------------------
 
-# sgemm_peak REP: the OpenBLAS peak at each thread count into
+# sgemm_peak REP: the best library's sgemm peak at each thread count into
 # OUT/sgemm_peak_REP.txt; measured once per repetition, among the models, so
 # a busy moment does not decide the yardstick (the table takes the best)
 sgemm_peak() {
@@ -254,7 +255,7 @@ LOAD_AFTER=$(uptime)
 
 {
     echo "# machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) CPUs"
-    sed -n 's/^# OpenBLAS /# sgemm_peak: /p' "$OUT/sgemm_peak_1.txt" 2>/dev/null | head -1
+    sed -n 's/^# \(OpenBLAS\|oneDNN\) /# sgemm_peak: \1 /p' "$OUT/sgemm_peak_1.txt" 2>/dev/null
     sed -n '/^plugins:/,/^backends:/p' "$JSON/qkv_${MODEL_LIST[0]}_${THREAD_LIST[0]}_1.log" 2>/dev/null |
         sed 's/^/# qkv /'
     if "$QKV" info --system >"$OUT/system.txt" 2>/dev/null; then
