@@ -204,18 +204,12 @@ static void write_running_stats(const norm_attrs *st, const norm_run *r, qkv_ker
 
 /* ---- callbacks ----------------------------------------------------------- */
 
-static const char *const param_names[] = {"X", "scale", "B", "input_mean", "input_var"};
-
 static qkv_status norm_init(const qkv_kernel *kernel, const qkv_host_api *host,
                             const qkv_node_ctx *node, void **state)
 {
     bool instance = strcmp(kernel->op_type, "InstanceNormalization") == 0;
     float eps;
-    /* every input is required: one given as "" (a later one keeps the
-     * arity) has no data for compute to read */
-    qkv_status st = qkv_require_node_inputs(host, node, instance ? 3 : 5, param_names);
-    if (st == QKV_OK)
-        st = host->attr_float(node, "epsilon", 1e-5f, &eps);
+    qkv_status st = host->attr_float(node, "epsilon", 1e-5f, &eps);
     if (st != QKV_OK)
         return st;
     float momentum = 0.9f;
@@ -266,6 +260,8 @@ static qkv_status norm_init(const qkv_kernel *kernel, const qkv_host_api *host,
 }
 
 static void norm_destroy(void *state) { free(state); }
+
+static const char *const param_names[] = {"X", "scale", "B", "input_mean", "input_var"};
 
 static qkv_status norm_infer(void *state, qkv_kernel_io *io)
 {

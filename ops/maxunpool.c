@@ -38,10 +38,7 @@ static qkv_status unpool_init(const qkv_kernel *kernel, const qkv_host_api *host
     (void)kernel;
     const int64_t *ks = NULL, *st = NULL, *pads = NULL;
     size_t nk = 0, ns = 0, np = 0;
-    static const char *const names[2] = {"X", "I"};
-    qkv_status s = qkv_require_node_inputs(host, node, 2, names);
-    if (s == QKV_OK)
-        s = host->attr_ints(node, "kernel_shape", &ks, &nk);
+    qkv_status s = host->attr_ints(node, "kernel_shape", &ks, &nk);
     if (s == QKV_OK)
         s = host->attr_ints(node, "strides", &st, &ns);
     if (s == QKV_OK)

@@ -25,17 +25,12 @@
 
 #define MEL_MAX_BINS ((int64_t)1 << 24)
 
-static const char *const mel_names[5] = {"num_mel_bins", "dft_length", "sample_rate",
-                                         "lower_edge_hertz", "upper_edge_hertz"};
-
 static qkv_status mel_init(const qkv_kernel *kernel, const qkv_host_api *host,
                            const qkv_node_ctx *node, void **state)
 {
     (void)kernel;
     int64_t dt;
-    qkv_status st = qkv_require_node_inputs(host, node, 5, mel_names);
-    if (st == QKV_OK)
-        st = host->attr_int(node, "output_datatype", QKV_DTYPE_FLOAT, &dt);
+    qkv_status st = host->attr_int(node, "output_datatype", QKV_DTYPE_FLOAT, &dt);
     if (st != QKV_OK)
         return st;
     if (dt <= 0 || dt >= QKV_DTYPE_COUNT || qkv_ew_elem_bytes((qkv_dtype)dt) == 0 ||
@@ -53,6 +48,9 @@ static qkv_status mel_init(const qkv_kernel *kernel, const qkv_host_api *host,
 }
 
 static void mel_destroy(void *state) { free(state); }
+
+static const char *const mel_names[5] = {"num_mel_bins", "dft_length", "sample_rate",
+                                         "lower_edge_hertz", "upper_edge_hertz"};
 
 /* The three integer inputs into v[0..2]; *known false while one is not known. */
 static qkv_status mel_ints(qkv_kernel_io *io, int64_t v[3], bool *known)

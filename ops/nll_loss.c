@@ -26,9 +26,7 @@ static qkv_status nll_init(const qkv_kernel *kernel, const qkv_host_api *host,
 {
     (void)kernel;
     qkv_loss_attrs a;
-    qkv_status st = qkv_require_node_inputs(host, node, 2, input_names);
-    if (st == QKV_OK)
-        st = qkv_loss_attrs_read(host, node, &a);
+    qkv_status st = qkv_loss_attrs_read(host, node, &a);
     if (st != QKV_OK)
         return st;
     qkv_loss_attrs *s = malloc(sizeof *s);

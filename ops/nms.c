@@ -50,10 +50,7 @@ static qkv_status nms_init(const qkv_kernel *kernel, const qkv_host_api *host,
 {
     (void)kernel;
     int64_t cpb;
-    static const char *const names[2] = {"boxes", "scores"};
-    qkv_status st = qkv_require_node_inputs(host, node, 2, names);
-    if (st == QKV_OK)
-        st = host->attr_int(node, "center_point_box", 0, &cpb);
+    qkv_status st = host->attr_int(node, "center_point_box", 0, &cpb);
     if (st != QKV_OK)
         return st;
     if (cpb != 0 && cpb != 1)

@@ -39,14 +39,10 @@
 qkv_status qkv_rnn_init(const qkv_rnn_cell *cell, const qkv_host_api *host,
                         const qkv_node_ctx *node, void **state)
 {
-    static const char *const required[3] = {"X", "W", "R"};
-    qkv_status st = qkv_require_node_inputs(host, node, 3, required);
-    if (st != QKV_OK)
-        return st;
     qkv_rnn_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
-    st = qkv_rnn_parse_attrs(host, node, cell, &s->attrs);
+    qkv_status st = qkv_rnn_parse_attrs(host, node, cell, &s->attrs);
     if (st != QKV_OK) {
         free(s);
         return st;

@@ -39,10 +39,7 @@ static qkv_status scatter_init(const qkv_kernel *k, const qkv_host_api *host,
     (void)k;
     const char *r = NULL;
     int64_t axis;
-    static const char *const names[3] = {"data", "indices", "updates"};
-    qkv_status st = qkv_require_node_inputs(host, node, 3, names);
-    if (st == QKV_OK)
-        st = host->attr_string(node, "reduction", "none", &r);
+    qkv_status st = host->attr_string(node, "reduction", "none", &r);
     if (st == QKV_OK)
         st = host->attr_int(node, "axis", 0, &axis);
     if (st != QKV_OK)

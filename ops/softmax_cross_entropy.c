@@ -80,9 +80,7 @@ static qkv_status sce_init(const qkv_kernel *kernel, const qkv_host_api *host,
 {
     (void)kernel;
     qkv_loss_attrs a;
-    qkv_status st = qkv_require_node_inputs(host, node, 2, input_names);
-    if (st == QKV_OK)
-        st = qkv_loss_attrs_read(host, node, &a);
+    qkv_status st = qkv_loss_attrs_read(host, node, &a);
     if (st != QKV_OK)
         return st;
     sce_state *s = malloc(sizeof *s);

@@ -33,10 +33,7 @@ static qkv_status stft_init(const qkv_kernel *kernel, const qkv_host_api *host,
 {
     (void)kernel;
     int64_t onesided;
-    static const char *const required[2] = {"signal", "frame_step"};
-    qkv_status st = qkv_require_node_inputs(host, node, 2, required);
-    if (st == QKV_OK)
-        st = host->attr_int(node, "onesided", 1, &onesided);
+    qkv_status st = host->attr_int(node, "onesided", 1, &onesided);
     if (st != QKV_OK)
         return st;
     if (onesided != 0 && onesided != 1)

@@ -415,10 +415,9 @@ Test(batchnorm, refuses_rank_1_input)
 }
 
 /* Every input is required: one given as "" (the last keeps the arity) is
- * refused by name instead of read as NULL (UBSan found compute doing so). */
+ * refused before init instead of read as NULL (UBSan found compute doing so). */
 Test(batchnorm, refuses_an_omitted_input)
 {
-    static const char *const names[4] = {"X", "scale", "B", "input_mean"};
     for (size_t omit = 0; omit < 4; omit++) {
         float x[6] = {1, 2, 3, 4, 5, 6}, p[3] = {1, 1, 1};
         qkv_tensor ins[5] = {kh_f32(2, (int64_t[]){2, 3}, x), kh_f32(1, (int64_t[]){3}, p),
@@ -431,7 +430,7 @@ Test(batchnorm, refuses_an_omitted_input)
         cr_assert_eq(kh_run(n, ins, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
                      err.message);
         char want[64];
-        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        snprintf(want, sizeof want, "input %zu is omitted", omit);
         cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
                   err.message);
         kh_node_destroy(n);

@@ -119,10 +119,9 @@ Test(maxunpool, refuses_mismatched_shapes_and_attributes)
 }
 
 /* X and I are required: one given as "" before a present output_shape keeps
- * the arity, and is refused by name instead of being read as NULL. */
+ * the arity, and is refused before init instead of being read as NULL. */
 Test(maxunpool, refuses_an_omitted_required_input)
 {
-    static const char *const names[2] = {"X", "I"};
     for (size_t omit = 0; omit < 2; omit++) {
         float x[4] = {5, 6, 7, 8};
         int64_t ind[4] = {5, 7, 13, 15}, shape[4] = {1, 1, 5, 5};
@@ -136,7 +135,7 @@ Test(maxunpool, refuses_an_omitted_required_input)
         cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
                      err.message);
         char want[64];
-        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        snprintf(want, sizeof want, "input %zu is omitted", omit);
         cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
                   err.message);
         kh_node_destroy(n);

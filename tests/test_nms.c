@@ -167,10 +167,9 @@ Test(nms, no_boxes_select_nothing)
 }
 
 /* boxes and scores are required: one given as "" (the optional inputs after
- * it keep the arity) is refused by name, not read as NULL. */
+ * it keep the arity) is refused before the kernel's init runs, not read as NULL. */
 Test(nms, refuses_an_omitted_required_input)
 {
-    static const char *const names[2] = {"boxes", "scores"};
     for (size_t omit = 0; omit < 2; omit++) {
         int64_t mo = 3;
         float iou = 0.5f;
@@ -184,7 +183,7 @@ Test(nms, refuses_an_omitted_required_input)
         cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
                      err.message);
         char want[64];
-        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        snprintf(want, sizeof want, "input %zu is omitted", omit);
         cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
                   err.message);
         kh_node_destroy(n);

@@ -981,13 +981,13 @@ Test(rnn, hidden_size_taken_from_r_when_absent)
 }
 
 /* X, W and R are required: one given as "" (the optional inputs after it keep
- * the arity) is refused by name, not read as NULL. */
+ * the arity) is refused before the kernel's init runs, not read as NULL. */
 Test(rnn_errors, omitted_required_input)
 {
     expect_error("LSTM", base, omit_x, QKV_ERR_INVALID_MODEL,
-                 "input 0 'X' is required but omitted");
+                 "input 0 is omitted");
     expect_error("GRU", base, omit_w, QKV_ERR_INVALID_MODEL,
-                 "input 1 'W' is required but omitted");
+                 "input 1 is omitted");
     expect_error("RNN", base, omit_r, QKV_ERR_INVALID_MODEL,
-                 "input 2 'R' is required but omitted");
+                 "input 2 is omitted");
 }

@@ -134,10 +134,9 @@ Test(scatter_elements, errors_name_the_node)
 }
 
 /* An input given as "" arrives with no type, shape or data: data and indices
- * are required, so the node refuses it by name instead of reading NULL. */
+ * are required, so the host refuses it before init instead of reading NULL. */
 Test(scatter_elements, refuses_an_omitted_required_input)
 {
-    static const char *const names[2] = {"data", "indices"};
     for (size_t omit = 0; omit < 2; omit++) {
         float data[4] = {0}, upd[2] = {1, 2};
         int64_t ind[2] = {1, 0};
@@ -151,7 +150,7 @@ Test(scatter_elements, refuses_an_omitted_required_input)
         cr_assert_eq(kh_run(n, in, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
                      err.message);
         char want[64];
-        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        snprintf(want, sizeof want, "input %zu is omitted", omit);
         cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
                   err.message);
         kh_node_destroy(n);

@@ -662,11 +662,9 @@ Test(signal, melweightmatrix_matches_the_onnx_reference)
 }
 
 /* Every input of MelWeightMatrix is required: one given as "" (the last one
- * keeps the arity) is refused by name instead of read as NULL. */
+ * keeps the arity) is refused before init instead of read as NULL. */
 Test(signal, melweightmatrix_refuses_an_omitted_input)
 {
-    static const char *const names[4] = {"num_mel_bins", "dft_length", "sample_rate",
-                                         "lower_edge_hertz"};
     for (size_t omit = 0; omit < 4; omit++) {
         int64_t mels = 8, dft_length = 16, rate = 8192;
         float lo = 0, hi = 4096;
@@ -679,7 +677,7 @@ Test(signal, melweightmatrix_refuses_an_omitted_input)
         cr_assert_eq(kh_run(n, ins, &y, &err), QKV_ERR_INVALID_MODEL, "input %zu: %s", omit,
                      err.message);
         char want[80];
-        snprintf(want, sizeof want, "input %zu '%s' is required but omitted", omit, names[omit]);
+        snprintf(want, sizeof want, "input %zu is omitted", omit);
         cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
                   err.message);
         kh_node_destroy(n);
@@ -687,11 +685,11 @@ Test(signal, melweightmatrix_refuses_an_omitted_input)
 }
 
 /* STFT's signal and frame_step are required: one given as "" (the frame
- * length after it keeps the arity) is refused by name. */
+ * length after it keeps the arity) is refused before the kernel's init runs. */
 Test(signal, stft_refuses_an_omitted_required_input)
 {
-    static const char *const want[2] = {"input 0 'signal' is required but omitted",
-                                        "input 1 'frame_step' is required but omitted"};
+    static const char *const want[2] = {"input 0 is omitted",
+                                        "input 1 is omitted"};
     for (size_t omit = 0; omit < 2; omit++) {
         float sig[16] = {0};
         int64_t step = 2, flen = 4;

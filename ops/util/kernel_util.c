@@ -204,17 +204,6 @@ qkv_status qkv_read_ints(qkv_kernel_io *io, size_t input, int64_t *out, size_t c
     return QKV_OK;
 }
 
-qkv_status qkv_require_node_inputs(const qkv_host_api *host, const qkv_node_ctx *node, size_t n,
-                                   const char *const *names)
-{
-    size_t given = host->node_input_count(node);
-    for (size_t k = 0; k < n && k < given; k++)
-        if (!host->node_input_present(node, k))
-            return NERR(host, node, QKV_ERR_INVALID_MODEL, "input %zu '%s' is required but omitted",
-                        k, names[k]);
-    return QKV_OK;
-}
-
 size_t qkv_string_bytes(size_t numel, size_t chars)
 {
     size_t ptrs, total;

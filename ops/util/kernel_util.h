@@ -51,16 +51,6 @@ static inline bool qkv_present(const qkv_kernel_io *io, size_t k)
     return k < io->n_inputs && io->inputs[k].dtype != QKV_DTYPE_UNDEFINED;
 }
 
-/*
- * For init: QKV_ERR_INVALID_MODEL, naming the node and the input, when one
- * of the node's inputs 0..n-1 (names[k] is input k's name) is given as ""
- * (omitted) although the kernel needs it; QKV_OK when all are present. The
- * arity check counts such an input when a later one is present, and later
- * phases see it only as an input without type, shape or data.
- */
-qkv_status qkv_require_node_inputs(const qkv_host_api *host, const qkv_node_ctx *node, size_t n,
-                                   const char *const *names);
-
 /* Bytes per element of a dtype of whole-byte elements (one of
  * QKV_TYPES_BYTES); 0 for strings, packed sub-byte types and UNDEFINED. */
 size_t qkv_elem_bytes(qkv_dtype t);

@@ -17,6 +17,34 @@ static uint64_t input_mask(const qkv_kernel *k, size_t i)
     return k->input_types[i < k->n_input_types ? i : k->n_input_types - 1];
 }
 
+/* The node's arity against the kernel's: counts, and no omitted input among
+ * the ones the kernel cannot do without (the first min_inputs, unless the
+ * kernel says one of them may be omitted). Checked before the kernel's init
+ * runs, so no kernel reads an input that is not there. */
+static qkv_status check_arity(const qkv_kernel *k, const qkv_ir_node *node, const char *what,
+                              size_t *n_in_out, qkv_error *err)
+{
+    size_t n_in = node->n_inputs, n_out = node->n_outputs;
+    /* trailing omitted inputs do not count toward the arity */
+    while (n_in > 0 && node->inputs[n_in - 1] < 0)
+        n_in--;
+    while (n_out > 0 && node->outputs[n_out - 1] < 0)
+        n_out--;
+    *n_in_out = n_in;
+    if ((int64_t)n_in < k->min_inputs || (k->max_inputs >= 0 && (int64_t)n_in > k->max_inputs))
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu inputs, expected %d to %d",
+                             what, n_in, k->min_inputs, k->max_inputs);
+    if ((int64_t)n_out < k->min_outputs || (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs))
+        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu outputs, expected %d to %d",
+                             what, n_out, k->min_outputs, k->max_outputs);
+    for (size_t i = 0; i < n_in && (int64_t)i < k->min_inputs; i++)
+        if (node->inputs[i] < 0 && (i >= 64 || !(k->omittable_inputs >> i & 1)))
+            return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                                 "%s: input %zu is omitted, but the first %d are required", what, i,
+                                 k->min_inputs);
+    return QKV_OK;
+}
+
 qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_ir_graph *g,
                                 qkv_error *err)
 {
@@ -24,17 +52,22 @@ qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_i
     n->kernel_state = NULL;
     if (!k->init)
         return QKV_OK;
+    char what[256];
+    size_t n_in;
+    qkv_node_describe(n, k->since_version, what, sizeof what);
+    qkv_status st = check_arity(k, n, what, &n_in, err);
+    if (st != QKV_OK) {
+        n->kernel = NULL;
+        return st;
+    }
     qkv_node_ctx nctx = {.node = n, .version = k->since_version, .err = err, .graph = g};
     void *state = NULL;
     qkv_error_clear(err);
-    qkv_status st = k->init(k, qkv_host_api_get(), &nctx, &state);
+    st = k->init(k, qkv_host_api_get(), &nctx, &state);
     if (st != QKV_OK) {
         n->kernel = NULL;
-        if (err && err->message[0] == '\0') {
-            char what[256];
-            qkv_node_describe(n, k->since_version, what, sizeof what);
+        if (err && err->message[0] == '\0')
             qkv_error_set(err, st, "%s: init failed", what);
-        }
         return st;
     }
     n->kernel_state = state;
@@ -46,25 +79,10 @@ qkv_status qkv_kernel_check_io(const qkv_kernel *k, const qkv_ir_node *node,
 {
     char what[256];
     qkv_node_describe(node, k->since_version, what, sizeof what);
-    size_t n_in = node->n_inputs, n_out = node->n_outputs;
-    /* trailing omitted inputs do not count toward the arity */
-    while (n_in > 0 && node->inputs[n_in - 1] < 0)
-        n_in--;
-    while (n_out > 0 && node->outputs[n_out - 1] < 0)
-        n_out--;
-    if ((int64_t)n_in < k->min_inputs || (k->max_inputs >= 0 && (int64_t)n_in > k->max_inputs))
-        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu inputs, expected %d to %d",
-                             what, n_in, k->min_inputs, k->max_inputs);
-    if ((int64_t)n_out < k->min_outputs || (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs))
-        return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu outputs, expected %d to %d",
-                             what, n_out, k->min_outputs, k->max_outputs);
-    /* An input given as "" is omitted; the first min_inputs are the ones the
-     * kernel cannot do without, unless it says an input among them may be. */
-    for (size_t i = 0; i < n_in && (int64_t)i < k->min_inputs; i++)
-        if (node->inputs[i] < 0 && (i >= 64 || !(k->omittable_inputs >> i & 1)))
-            return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                                 "%s: input %zu is omitted, but the first %d are required", what, i,
-                                 k->min_inputs);
+    size_t n_in;
+    qkv_status st = check_arity(k, node, what, &n_in, err);
+    if (st != QKV_OK)
+        return st;
     for (size_t i = 0; i < n_in; i++) {
         uint64_t mask = input_mask(k, i);
         qkv_dtype t = inputs[i].dtype;
