@@ -471,41 +471,25 @@ static void kv_source(qkv_kernel_io *io, const mha_shape *sh, float *present, fl
     *n_seg = k;
 }
 
-static void build_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *sh,
-                       const mha_layout *l, qkv_attn_args *a)
+/* Keys and values: present outputs, biased copies or the inputs, cut into
+ * the same segments (past, then new) on both sides. */
+static void kv_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *sh, const mha_layout *l,
+                    const qkv_attn_view *k, const qkv_attn_view *v, const float *bias,
+                    qkv_attn_args *a)
 {
-    qkv_attn_args_init(a);
     unsigned char *scratch = io->scratch;
-    size_t b = (size_t)sh->b, n = (size_t)sh->n, sq = (size_t)sh->s, h = (size_t)sh->h;
-    size_t hv = (size_t)sh->hv, p = (size_t)sh->p, len = (size_t)sh->l, t = (size_t)sh->t;
-    a->batch = b;
-    a->q_heads = a->kv_heads = n;
-    a->q_len = sq;
-    a->head_size = h;
-    a->v_head_size = hv;
-    a->scale = s->scale != 0 ? s->scale : (float)(1.0 / sqrt((double)(h ? h : 1)));
-
-    qkv_attn_view q, k, v;
-    raw_views(io, sh, &q, &k, &v);
-    const float *bias = qkv_present(io, IN_BIAS) ? io->inputs[IN_BIAS].data : NULL;
-    if (bias) {
-        float *qc = (float *)(scratch + l->q);
-        copy_heads(qc, sq, 0, &q, bias, b, n, sq, h);
-        q = (qkv_attn_view){qc, n * sq * h, sq * h, h};
-    }
-    a->q = q;
-
-    /* keys and values: both have the same segment structure */
+    size_t n = (size_t)sh->n, h = (size_t)sh->h, hv = (size_t)sh->hv, p = (size_t)sh->p;
+    size_t len = (size_t)sh->l, t = (size_t)sh->t;
     float *pk =
         s->want_present_k && io->n_outputs > OUT_PRESENT_K ? io->outputs[OUT_PRESENT_K].data : NULL;
     float *pv =
         s->want_present_v && io->n_outputs > OUT_PRESENT_V ? io->outputs[OUT_PRESENT_V].data : NULL;
     qkv_attn_view kseg[2], vseg[2];
     size_t nk, nv;
-    kv_source(io, sh, pk, l->k != SIZE_MAX ? (float *)(scratch + l->k) : NULL, &k,
+    kv_source(io, sh, pk, l->k != SIZE_MAX ? (float *)(scratch + l->k) : NULL, k,
               bias ? bias + n * h : NULL, h, IN_PAST_K, (qkv_attn_view *[]){&kseg[0], &kseg[1]},
               &nk);
-    kv_source(io, sh, pv, l->v != SIZE_MAX ? (float *)(scratch + l->v) : NULL, &v,
+    kv_source(io, sh, pv, l->v != SIZE_MAX ? (float *)(scratch + l->v) : NULL, v,
               bias ? bias + 2 * n * h : NULL, hv, IN_PAST_V,
               (qkv_attn_view *[]){&vseg[0], &vseg[1]}, &nv);
     /* one side may be a single present buffer while the other is past + new:
@@ -523,16 +507,18 @@ static void build_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *s
         a->seg[i].v = vseg[i];
         a->seg[i].len = nk == 1 ? t : i == 0 ? p : len;
     }
+}
 
-    a->out = io->outputs[OUT_Y].data;
-    a->out_sb = sq * n * hv;
-    a->out_sh = hv;
-    a->out_ss = n * hv;
-
+/* What hides or shifts scores: the key padding mask (lengths or 0/1 keep
+ * flags), the additive bias, causality; and the optional scores output. */
+static void mask_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *sh,
+                      const mha_layout *l, qkv_attn_args *a)
+{
+    size_t b = (size_t)sh->b, n = (size_t)sh->n, sq = (size_t)sh->s, t = (size_t)sh->t;
     a->drop_value = s->mask_filter_value;
     const qkv_tensor *m = &io->inputs[IN_PADDING];
     if (sh->mask == MASK_LENGTHS) {
-        int64_t *lens = (int64_t *)(scratch + l->lengths);
+        int64_t *lens = (int64_t *)((unsigned char *)io->scratch + l->lengths);
         for (size_t i = 0; i < b; i++)
             lens[i] = ((const int32_t *)m->data)[i];
         a->kv_valid = lens;
@@ -553,7 +539,7 @@ static void build_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *s
     }
     if (s->causal && sq > 1) {
         a->causal = true;
-        a->causal_offset = (int64_t)p;
+        a->causal_offset = (int64_t)sh->p;
     }
     if (s->want_qk && io->n_outputs > OUT_QK && io->outputs[OUT_QK].data) {
         a->qk_out = io->outputs[OUT_QK].data;
@@ -562,6 +548,36 @@ static void build_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *s
         a->qk_si = t;
         a->qk_stage = QKV_ATTN_QK_BIASED;
     }
+}
+
+static void build_args(const mha_attrs *s, qkv_kernel_io *io, const mha_shape *sh,
+                       const mha_layout *l, qkv_attn_args *a)
+{
+    qkv_attn_args_init(a);
+    size_t b = (size_t)sh->b, n = (size_t)sh->n, sq = (size_t)sh->s, h = (size_t)sh->h;
+    size_t hv = (size_t)sh->hv;
+    a->batch = b;
+    a->q_heads = a->kv_heads = n;
+    a->q_len = sq;
+    a->head_size = h;
+    a->v_head_size = hv;
+    a->scale = s->scale != 0 ? s->scale : (float)(1.0 / sqrt((double)(h ? h : 1)));
+
+    qkv_attn_view q, k, v;
+    raw_views(io, sh, &q, &k, &v);
+    const float *bias = qkv_present(io, IN_BIAS) ? io->inputs[IN_BIAS].data : NULL;
+    if (bias) {
+        float *qc = (float *)((unsigned char *)io->scratch + l->q);
+        copy_heads(qc, sq, 0, &q, bias, b, n, sq, h);
+        q = (qkv_attn_view){qc, n * sq * h, sq * h, h};
+    }
+    a->q = q;
+    kv_args(s, io, sh, l, &k, &v, bias, a);
+    a->out = io->outputs[OUT_Y].data;
+    a->out_sb = sq * n * hv;
+    a->out_sh = hv;
+    a->out_ss = n * hv;
+    mask_args(s, io, sh, l, a);
 }
 
 /* ---- prepare / compute ---------------------------------------------------------- */
