@@ -177,8 +177,8 @@ struct qkv_kernel {
     int32_t until_version;
     /* The host refuses a node with fewer inputs (trailing omitted ones do not
      * count) and, since 1.4, one that omits ("") any of its first min_inputs
-     * not in omittable_inputs: those reach the kernel present. max_inputs
-     * -1: variadic. */
+     * not in omittable_inputs, before the kernel's init runs: those reach
+     * every callback present. max_inputs -1: variadic. */
     int32_t min_inputs, max_inputs;
     int32_t min_outputs, max_outputs; /* max_outputs -1: variadic */
     /* Allowed dtypes per input as QKV_DTYPE_BIT masks; input k >= n uses entry
