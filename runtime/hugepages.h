@@ -1,5 +1,6 @@
 /*
- * hugepages.h - advising the kernel to back large buffers with huge pages.
+ * hugepages.h - advising the kernel how to back large buffers: huge pages,
+ * or 4 KiB pages faulted in at once.
  */
 #ifndef QKV_HUGEPAGES_H
 #define QKV_HUGEPAGES_H
@@ -18,5 +19,13 @@
  * transparent huge pages or refuses.
  */
 void qkv_advise_hugepages(void *p, size_t bytes);
+
+/*
+ * Faults in the 4 KiB pages inside [p, p + bytes) in one system call
+ * (madvise MADV_POPULATE_WRITE, Linux 5.14+), for a buffer that is about to
+ * be written whole: one trap instead of one per page. Advice only: does
+ * nothing for small buffers, or where the system does not support it.
+ */
+void qkv_prefault_pages(void *p, size_t bytes);
 
 #endif /* QKV_HUGEPAGES_H */

@@ -129,8 +129,8 @@ static qkv_status attr_ints(const qkv_node_ctx *n, const char *name, const int64
 {
     const qkv_ir_attr *a = qkv_node_attr(n->node, name);
     /* a TYPE_PROTO attribute reads as {kind, element dtype} (qkv_plugin.h) */
-    qkv_status st = a && a->type == QKV_ATTR_TYPE_PROTO ? QKV_OK
-                                                         : find_typed(n, name, QKV_ATTR_INTS, &a);
+    qkv_status st =
+        a && a->type == QKV_ATTR_TYPE_PROTO ? QKV_OK : find_typed(n, name, QKV_ATTR_INTS, &a);
     *out = NULL;
     *count = 0;
     if (st == QKV_OK && a) {
@@ -389,12 +389,13 @@ static qkv_status host_plan_alloc(qkv_kernel_io *io, size_t bytes, void **out)
 
 /* ---- services --------------------------------------------------------------- */
 
-/* Large blocks are packed weights, written once at session creation: huge
- * pages make that one fault per 2 MiB. */
+/* Large blocks are packed weights, written whole once at session creation:
+ * their pages are faulted in with one call. Not huge pages: GEMMs reading
+ * packed weights from them ran with unsteady times (runtime/hugepages.c). */
 static void *host_alloc(size_t bytes)
 {
     void *p = malloc(bytes ? bytes : 1);
-    qkv_advise_hugepages(p, bytes);
+    qkv_prefault_pages(p, bytes);
     return p;
 }
 static void host_free(void *p) { free(p); }
