@@ -109,10 +109,13 @@ static unique_view view_of(const qkv_tensor *x, int32_t ax)
     return v;
 }
 
-/* true when the items have no elements: then they are all equal. (A
- * product of X's dims that wrapped is possible only when X is empty, and
- * then the side holding the zero dim is 0 whatever the other side.) */
-static bool items_empty(const unique_view *v) { return v->outer == 0 || v->inner == 0; }
+/* true when X is empty: no items (then outer and inner, products of
+ * arbitrary dims, are not used: they may have wrapped), or items without
+ * elements, all equal (the side holding X's zero dim is 0, wrapped or not). */
+static bool items_empty(const unique_view *v)
+{
+    return v->n == 0 || v->outer == 0 || v->inner == 0;
+}
 
 /* -1, 0, 1 comparing element i and j of x; NaN equals NaN and follows numbers. */
 #define CMP_NUM(a, b) ((a) < (b) ? -1 : (a) > (b) ? 1 : 0)
@@ -337,8 +340,8 @@ static bool wanted(const qkv_kernel_io *io, size_t k)
     return k < io->n_outputs && io->outputs[k].data != NULL;
 }
 
-/* Items without elements (items_empty): Y holds no bytes; one group of
- * all n items, unless there are none. */
+/* An empty X (items_empty): Y holds no bytes; one group of all n items,
+ * unless there are none. */
 static void compute_empty_items(qkv_kernel_io *io, size_t n)
 {
     if (n == 0)
