@@ -9,19 +9,30 @@
  * take their values from the last bytes of the fuzz input (the tail of the
  * model file: what mutations of it change). A model whose inputs would hold
  * more than MAX_ELEMENTS elements, an input of unknown rank or a string
- * input is skipped after session creation. Both runs may fail; a crash, a
- * sanitizer report or a leak is the finding.
+ * input is skipped after session creation, as is one whose convolutions
+ * would take more than MAX_CONV_MACS multiply-adds (conv_macs). Both runs
+ * may fail; a crash, a sanitizer report or a leak is the finding.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir.h" /* the session's graph, for conv_macs */
 #include "qkv.h"
 #include "tensor_io.h" /* qkv_cli_f32_to_f16, qkv_cli_f32_to_bf16 */
 
 #define MAX_ELEMENTS ((size_t)1 << 16)
 #define TAIL_BYTES 256
+/* The most multiply-adds a model's convolutions may take in one run. The
+ * inputs' bound does not bound them: a valid ConvTranspose of X
+ * [1,1,19,68,5] by W [1,34,122,3,3] is 241M, and its two runs took over 60 s
+ * in this instrumented build (fuzz/regressions/fuzz_session-timeout-269d...):
+ * real work, not a hang. 2^24 is about a second per run here. */
+#define MAX_CONV_MACS ((uint64_t)1 << 24)
+/* What make_shape gives an unknown or symbolic dim at most. */
+#define UNKNOWN_DIM 3
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -134,11 +145,68 @@ static void fill(qkv_tensor *t, size_t n, tail *tl)
     }
 }
 
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+/* Product of value id's dims [from, rank) in g, an unknown dim counted as
+ * UNKNOWN_DIM; 1 for an unknown rank or no value (an estimate, not a bound). */
+static uint64_t dims_product(const qkv_ir_graph *g, int32_t id, int32_t from)
+{
+    if (id < 0 || (size_t)id >= g->n_values)
+        return 1;
+    const qkv_ir_value *v = &g->values[id];
+    uint64_t n = 1;
+    for (int32_t d = from; d < v->rank; d++)
+        n = sat_mul(n, v->dims[d] < 0 ? UNKNOWN_DIM : (uint64_t)v->dims[d]);
+    return n;
+}
+
+/* Multiply-adds of g's convolutions (and of those in its subgraphs, each
+ * counted once), from the static shapes the session inferred from the
+ * declared ones: a Conv-like node makes each output element from W.dims[1]
+ * x kernel products, a ConvTranspose each input element. */
+static uint64_t conv_macs(const qkv_ir_graph *g)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const qkv_ir_node *n = &g->nodes[i];
+        for (size_t a = 0; a < n->n_attrs; a++) {
+            const qkv_ir_attr *at = &n->attrs[a];
+            if (at->type != QKV_ATTR_GRAPH && at->type != QKV_ATTR_GRAPHS)
+                continue;
+            for (size_t k = 0; at->graphs && k < at->n; k++)
+                total = sat_add(total, conv_macs(at->graphs[k]));
+        }
+        if (n->dead || n->domain[0] || n->n_inputs < 2 || n->n_outputs < 1)
+            continue;
+        bool transpose = strcmp(n->op_type, "ConvTranspose") == 0;
+        bool qlinear = strcmp(n->op_type, "QLinearConv") == 0;
+        if (!transpose && !qlinear && strcmp(n->op_type, "Conv") != 0 &&
+            strcmp(n->op_type, "ConvInteger") != 0 && strcmp(n->op_type, "DeformConv") != 0)
+            continue;
+        if (qlinear && n->n_inputs < 4)
+            continue;
+        uint64_t per = dims_product(g, n->inputs[qlinear ? 3 : 1], 1);
+        uint64_t base = dims_product(g, transpose ? n->inputs[0] : n->outputs[0], 0);
+        total = sat_add(total, sat_mul(base, per));
+    }
+    return total;
+}
+
 static void run_session(qkv_session *s, const uint8_t *data, size_t size)
 {
     const qkv_model *m = qkv_session_model(s);
     size_t n_in = qkv_model_input_count(m);
-    if (n_in > 64)
+    if (n_in > 64 || conv_macs(m->graph) > MAX_CONV_MACS)
         return;
     tail tl = {size > TAIL_BYTES ? data + size - TAIL_BYTES : data,
                size > TAIL_BYTES ? TAIL_BYTES : size, 0};

@@ -5,13 +5,14 @@
  * LU factorisation with partial pivoting, in double whatever the input type
  * (float, double, float16), the result rounded to the input type. A singular
  * matrix (a zero pivot) gives 0; M = 0 gives 1 (the empty product).
- * Scratch: one M x M double matrix.
+ * Scratch: one M x M double matrix (none for an empty X).
  */
 #include <math.h>
 #include <string.h>
 
 #include "elementwise.h"
 #include "qkv.h"
+#include "size_math.h"
 
 #define DET_TYPES (QKV_TYPES_FLOATS | QKV_T(FLOAT16))
 
@@ -70,9 +71,17 @@ static qkv_status det_prepare(void *state, qkv_kernel_io *io)
 {
     (void)state;
     const qkv_tensor *x = &io->inputs[0];
-    size_t m = (size_t)x->dims[x->rank - 1];
-    /* m * m * 8 cannot overflow: X itself holds m * m elements */
-    io->scratch_bytes = m * m * sizeof(double);
+    size_t m = (size_t)x->dims[x->rank - 1], bytes = 0;
+    io->scratch_bytes = 0;
+    /* An empty batch factors nothing, yet may declare any m: X then holds no
+     * element that would bound m * m. Otherwise X holds m * m elements of 2
+     * to 8 bytes, so m * m * 8 is at most 4x X's size: checked all the same. */
+    if (qkv_numel(x) == 0)
+        return QKV_OK;
+    if (qkv_mul_overflow(m, m, &bytes) || qkv_mul_overflow(bytes, sizeof(double), &bytes))
+        return KERR(io, QKV_ERR_UNSUPPORTED,
+                    "input 0 'X' has %zu x %zu matrices: their scratch overflows", m, m);
+    io->scratch_bytes = bytes;
     return QKV_OK;
 }
 

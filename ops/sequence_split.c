@@ -5,7 +5,10 @@
  * SplitToSequence: split absent cuts `axis` into pieces of 1 (keepdims 0
  * drops that axis); a scalar split cuts pieces of that size (the last one
  * smaller); a 1-D split gives each piece's size (they must add up to the
- * axis). ConcatFromSequence concatenates along `axis`, or with new_axis 1
+ * axis). Split sizes must be positive, as the spec says (so no piece is
+ * empty along the axis; an axis of 0 gives no pieces). At most
+ * SPLIT_MAX_PIECES pieces (QKV_ERR_UNSUPPORTED naming the count, before any
+ * is made): an empty X may declare an axis of any length. ConcatFromSequence concatenates along `axis`, or with new_axis 1
  * stacks along a new axis; every element must have one dtype and the same
  * shape off the axis (QKV_ERR_TYPE / QKV_ERR_SHAPE naming the element).
  * Types: every whole-byte type (no strings: elements are moved by size).
@@ -15,6 +18,12 @@
 #include <string.h>
 
 #include "value_io.h"
+
+/* Each piece is a sequence element: a descriptor of about 100 bytes, plus
+ * an allocation when it holds data. An empty X can declare an axis of any
+ * length (2^40 pieces of nothing), so the count needs a bound of its own; a
+ * million elements is far beyond the sequences models build. */
+#define SPLIT_MAX_PIECES ((int64_t)1 << 20)
 
 typedef struct split_attrs {
     int64_t axis;
@@ -92,7 +101,7 @@ static qkv_status split_piece(qkv_kernel_io *io, int32_t axis, int64_t start, in
     }
     qkv_tensor piece;
     qkv_status st = io->host->value_append(io, 0, x->dtype, rank, dims, NULL, &piece);
-    if (st != QKV_OK || !inner || !len)
+    if (st != QKV_OK || !inner || !len || !outer) /* an empty piece: x->data may be NULL */
         return st;
     size_t row = (size_t)x->dims[axis] * inner, chunk = (size_t)len * inner;
     const unsigned char *src = (const unsigned char *)x->data + (size_t)start * inner;
@@ -102,60 +111,86 @@ static qkv_status split_piece(qkv_kernel_io *io, int32_t axis, int64_t start, in
     return QKV_OK;
 }
 
-static qkv_status split_compute(const void *state, qkv_kernel_io *io)
+/* The piece count and, for a scalar split (or none), the piece size, from
+ * input 1 'split' (NULL: absent) and the axis length `total`. Checks that
+ * the sizes are positive and that a 1-D split adds up to the axis. */
+static qkv_status split_pieces(qkv_kernel_io *io, const qkv_tensor *sp, int32_t axis, int64_t total,
+                               int64_t *size, int64_t *pieces)
 {
-    const split_attrs *a = state;
-    const qkv_tensor *x = &io->inputs[0];
-    int32_t axis;
-    if (!qkv_axis_normalize(a->axis, x->rank, false, &axis))
-        return KERR(io, QKV_ERR_INVALID_ARGUMENT, "axis %lld is out of range for rank %d",
-                    (long long)a->axis, x->rank);
-    int64_t total = x->dims[axis];
-    if (!qkv_present(io, 1)) {
-        for (int64_t i = 0; i < total; i++) {
-            qkv_status st = split_piece(io, axis, i, 1, a->keepdims == 0);
-            if (st != QKV_OK)
-                return st;
-        }
+    *size = 1;
+    *pieces = total;
+    if (!sp)
         return QKV_OK;
-    }
-    const qkv_tensor *sp = &io->inputs[1];
     if (sp->dtype != QKV_DTYPE_INT32 && sp->dtype != QKV_DTYPE_INT64)
-        return KERR(io, QKV_ERR_TYPE, "split is %s, expected int32 or int64",
+        return KERR(io, QKV_ERR_TYPE, "input 1 'split' is %s, expected int32 or int64",
                     io->host->dtype_name(sp->dtype));
     if (sp->rank == 0) {
-        int64_t size = qkv_int_at(sp, 0);
-        if (size <= 0)
-            return KERR(io, QKV_ERR_INVALID_ARGUMENT, "split %lld must be positive",
-                        (long long)size);
-        for (int64_t start = 0; start < total; start += size) {
-            int64_t len = total - start < size ? total - start : size;
-            qkv_status st = split_piece(io, axis, start, len, false);
-            if (st != QKV_OK)
-                return st;
-        }
+        *size = qkv_int_at(sp, 0);
+        if (*size <= 0)
+            return KERR(io, QKV_ERR_INVALID_ARGUMENT, "input 1 'split' is %lld, must be positive",
+                        (long long)*size);
+        *pieces = total / *size + (total % *size != 0);
         return QKV_OK;
     }
     if (sp->rank != 1)
-        return KERR(io, QKV_ERR_SHAPE, "split must be a scalar or 1-D, it has rank %d", sp->rank);
+        return KERR(io, QKV_ERR_SHAPE, "input 1 'split' must be a scalar or 1-D, it has rank %d",
+                    sp->rank);
+    size_t n = qkv_numel(sp);
+    *pieces = (int64_t)n;
+    if (*pieces > SPLIT_MAX_PIECES)
+        return QKV_OK; /* the caller refuses the count */
     int64_t sum = 0;
-    for (size_t i = 0; i < qkv_numel(sp); i++) {
+    for (size_t i = 0; i < n; i++) {
         int64_t len = qkv_int_at(sp, i);
-        if (len < 0 || len > total - sum)
+        if (len <= 0)
             return KERR(io, QKV_ERR_INVALID_ARGUMENT,
-                        "split sizes must be >= 0 and add up to dim %d (%lld)", axis,
+                        "input 1 'split' has %lld at %zu: split sizes must be positive",
+                        (long long)len, i);
+        if (len > total - sum)
+            return KERR(io, QKV_ERR_INVALID_ARGUMENT,
+                        "input 1 'split' adds up to more than dim %d (%lld)", axis,
                         (long long)total);
         sum += len;
     }
     if (sum != total)
-        return KERR(io, QKV_ERR_INVALID_ARGUMENT, "split sizes add up to %lld, dim %d is %lld",
+        return KERR(io, QKV_ERR_INVALID_ARGUMENT, "input 1 'split' adds up to %lld, dim %d is %lld",
                     (long long)sum, axis, (long long)total);
-    for (size_t i = 0, start = 0; i < qkv_numel(sp); i++) {
-        int64_t len = qkv_int_at(sp, i);
-        qkv_status st = split_piece(io, axis, (int64_t)start, len, false);
-        if (st != QKV_OK)
+    return QKV_OK;
+}
+
+static qkv_status split_compute(const void *state, qkv_kernel_io *io)
+{
+    const split_attrs *a = state;
+    const qkv_tensor *x = &io->inputs[0];
+    const qkv_tensor *sp = qkv_present(io, 1) ? &io->inputs[1] : NULL;
+    int32_t axis;
+    if (!qkv_axis_normalize(a->axis, x->rank, false, &axis))
+        return KERR(io, QKV_ERR_INVALID_ARGUMENT, "axis %lld is out of range for rank %d",
+                    (long long)a->axis, x->rank);
+    int64_t total = x->dims[axis], size, pieces;
+    qkv_status st = split_pieces(io, sp, axis, total, &size, &pieces);
+    if (st != QKV_OK)
+        return st;
+    if (pieces > SPLIT_MAX_PIECES)
+        return KERR(io, QKV_ERR_UNSUPPORTED,
+                    "splitting dim %d (%lld) would make %lld pieces, more than the %lld a "
+                    "sequence may hold",
+                    axis, (long long)total, (long long)pieces, (long long)SPLIT_MAX_PIECES);
+    if (!sp || sp->rank == 0) {
+        bool drop_axis = !sp && a->keepdims == 0; /* keepdims applies only without split */
+        for (int64_t i = 0; i < pieces; i++) {
+            int64_t start = i * size; /* <= total - 1: i < ceil(total / size) */
+            int64_t len = total - start < size ? total - start : size;
+            if ((st = split_piece(io, axis, start, len, drop_axis)) != QKV_OK)
+                return st;
+        }
+        return QKV_OK;
+    }
+    for (int64_t i = 0, start = 0; i < pieces; i++) {
+        int64_t len = qkv_int_at(sp, (size_t)i);
+        if ((st = split_piece(io, axis, start, len, false)) != QKV_OK)
             return st;
-        start += (size_t)len;
+        start += len;
     }
     return QKV_OK;
 }

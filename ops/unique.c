@@ -18,6 +18,11 @@
  * without it, and the runtime runs the node dynamically, calling infer again
  * with the data (infer then does the analysis to count, with memory of its
  * own). Scratch: six arrays of size_t per element or slice along the axis.
+ *
+ * Slices without elements (a zero dim off the axis) are all equal: one
+ * unique slice when the axis is not empty too, as numpy.unique gives. They
+ * are counted without comparing and without scratch, however long the
+ * axis (an empty X may declare any length there).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -25,6 +30,7 @@
 
 #include "elementwise.h"
 #include "qkv.h"
+#include "size_math.h"
 
 #define UNIQUE_TYPES (QKV_TYPES_NUMERIC | QKV_T(BOOL) | QKV_TYPES_HALF)
 
@@ -101,6 +107,14 @@ static unique_view view_of(const qkv_tensor *x, int32_t ax)
     for (int32_t a = ax + 1; a < x->rank; a++)
         v.inner *= (size_t)x->dims[a];
     return v;
+}
+
+/* true when X is empty: no items (then outer and inner, products of
+ * arbitrary dims, are not used: they may have wrapped), or items without
+ * elements, all equal (the side holding X's zero dim is 0, wrapped or not). */
+static bool items_empty(const unique_view *v)
+{
+    return v->n == 0 || v->outer == 0 || v->inner == 0;
 }
 
 /* -1, 0, 1 comparing element i and j of x; NaN equals NaN and follows numbers. */
@@ -225,7 +239,34 @@ static void analyze(const unique_view *v, bool sorted, unique_work *w)
         w->tmp[w->rank[k]] = k; /* position in Y -> group */
 }
 
-static size_t work_bytes(size_t n) { return 6 * n * sizeof(size_t); }
+/* The scratch of the analysis of v's items: none when they are empty
+ * (items_empty); false when it would not fit in size_t. */
+static bool work_bytes(const unique_view *v, size_t *bytes)
+{
+    *bytes = 0;
+    return items_empty(v) || !qkv_mul_overflow(v->n, 6 * sizeof(size_t), bytes);
+}
+
+/* The number of unique items of v (X's data known), with memory of its own. */
+static qkv_status count_groups(const unique_state *s, qkv_kernel_io *io, const unique_view *v,
+                               size_t *groups)
+{
+    size_t bytes;
+    *groups = v->n ? 1 : 0;
+    if (items_empty(v))
+        return QKV_OK;
+    if (!work_bytes(v, &bytes))
+        return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu items along the axis: scratch overflows",
+                    v->n);
+    void *mem = malloc(bytes ? bytes : 1);
+    if (!mem)
+        return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu bytes to count the unique values", bytes);
+    unique_work w = work_at(mem, v->n);
+    analyze(v, s->sorted, &w);
+    free(mem);
+    *groups = w.groups;
+    return QKV_OK;
+}
 
 /* Output shapes for `groups` unique items (-1: unknown). */
 static void set_shapes(qkv_kernel_io *io, int32_t ax, int64_t groups, int64_t n_items)
@@ -273,14 +314,10 @@ static qkv_status unique_infer(void *state, qkv_kernel_io *io)
     if ((st = check_type(io)) != QKV_OK)
         return st;
     unique_view v = view_of(x, ax);
-    void *mem = malloc(v.n ? work_bytes(v.n) : 1);
-    if (!mem)
-        return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu bytes to count the unique values",
-                    work_bytes(v.n));
-    unique_work w = work_at(mem, v.n);
-    analyze(&v, s->sorted, &w);
-    free(mem);
-    set_shapes(io, ax, (int64_t)w.groups, items);
+    size_t groups;
+    if ((st = count_groups(s, io, &v, &groups)) != QKV_OK)
+        return st;
+    set_shapes(io, ax, (int64_t)groups, items);
     return QKV_OK;
 }
 
@@ -291,13 +328,30 @@ static qkv_status unique_prepare(void *state, qkv_kernel_io *io)
     qkv_status st = unique_axis(s, io, &ax);
     if (st != QKV_OK)
         return st;
-    io->scratch_bytes = work_bytes(view_of(&io->inputs[0], ax).n);
+    unique_view v = view_of(&io->inputs[0], ax);
+    if (!work_bytes(&v, &io->scratch_bytes))
+        return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu items along the axis: scratch overflows",
+                    v.n);
     return QKV_OK;
 }
 
 static bool wanted(const qkv_kernel_io *io, size_t k)
 {
     return k < io->n_outputs && io->outputs[k].data != NULL;
+}
+
+/* An empty X (items_empty): Y holds no bytes; one group of all n items,
+ * unless there are none. */
+static void compute_empty_items(qkv_kernel_io *io, size_t n)
+{
+    if (n == 0)
+        return;
+    if (wanted(io, 1))
+        ((int64_t *)io->outputs[1].data)[0] = 0;
+    if (wanted(io, 2))
+        memset(io->outputs[2].data, 0, n * sizeof(int64_t)); /* all in group 0 */
+    if (wanted(io, 3))
+        ((int64_t *)io->outputs[3].data)[0] = (int64_t)n;
 }
 
 static qkv_status unique_compute(const void *state, qkv_kernel_io *io)
@@ -312,10 +366,17 @@ static qkv_status unique_compute(const void *state, qkv_kernel_io *io)
     if (st != QKV_OK)
         return st;
     unique_view v = view_of(x, ax);
-    unique_work w = work_at(io->scratch, v.n);
-    analyze(&v, s->sorted, &w);
     /* the outputs were sized by infer from the same data */
     size_t ylen = ax < 0 ? (size_t)y->dims[0] : (size_t)y->dims[ax];
+    if (items_empty(&v)) {
+        if (ylen != (v.n ? 1u : 0u))
+            return KERR(io, QKV_ERR_INTERNAL, "output 0 has %zu items, expected %d", ylen,
+                        v.n ? 1 : 0);
+        compute_empty_items(io, v.n);
+        return QKV_OK;
+    }
+    unique_work w = work_at(io->scratch, v.n);
+    analyze(&v, s->sorted, &w);
     if (ylen != w.groups)
         return KERR(io, QKV_ERR_INTERNAL, "output 0 has %zu items, the input has %zu unique", ylen,
                     w.groups);

@@ -23,9 +23,10 @@
 #               written with numpy;
 #   3. runs each harness for SECONDS over build-fuzz/corpus/HARNESS/ (kept
 #      between runs: what libFuzzer found new) and its seeds, with
-#      -rss_limit_mb=2048 -timeout=60 (a valid model can take 15 s of CPU
-#      in the instrumented build, e.g. a 3-D ConvTranspose with a
-#      93x3x3 kernel, and more on a loaded machine; a hang still stops it).
+#      -rss_limit_mb=2048 -timeout=60 (fuzz_session runs no model whose
+#      convolutions exceed its work budget, docs/fuzzing.md: a valid 3-D
+#      ConvTranspose with a 122x3x3 kernel took over 60 s in the
+#      instrumented build; a hang still stops it).
 #      A crash, sanitizer report, leak,
 #      timeout or out-of-memory stops that harness; the input is kept in
 #      build-fuzz/crashes/ and the script exits 1. Before that, the inputs

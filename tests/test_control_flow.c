@@ -347,3 +347,33 @@ Test(control_flow_errors, huge_trip_count_stops_at_the_memory_limit)
     expect_run_error(s, in, 3, QKV_ERR_OUT_OF_MEMORY, "'loop'", "memory limit");
     qkv_session_destroy(s);
 }
+
+/* Scan-8 slices every initial state along its batch axis: a state that is
+ * omitted, a scalar, or of another batch is refused, naming the input. */
+Test(control_flow_errors, scan8_refuses_an_omitted_initial_state)
+{
+    expect_create_error("scan8_omitted_state", QKV_ERR_INVALID_MODEL, "'scan8_omitted'",
+                        "input 1 (initial state 0) is omitted");
+}
+
+Test(control_flow_errors, scan8_refuses_a_scalar_initial_state)
+{
+    expect_create_error("scan8_scalar_state", QKV_ERR_SHAPE, "'scan8_scalar'",
+                        "input 1 (initial state 0) is a scalar");
+}
+
+Test(control_flow_errors, scan8_refuses_a_state_without_the_batch_at_run_time)
+{
+    qkv_session *s = open_model("scan8_any_state", 0);
+    float s0[2] = {1, 2}, x[12] = {0};
+    qkv_tensor in[2] = {
+        {.dtype = QKV_DTYPE_FLOAT, .rank = 0, .data = s0, .data_bytes = sizeof(float)},
+        {.dtype = QKV_DTYPE_FLOAT, .rank = 3, .dims = {2, 3, 2}, .data = x, .data_bytes = sizeof x}};
+    expect_run_error(s, in, 2, QKV_ERR_SHAPE, "'scan8_any'", "input 1 (initial state 0)");
+    /* batch 1 where the scan input has 2: slicing batch element 1 would read past s0 */
+    in[0] = (qkv_tensor){
+        .dtype = QKV_DTYPE_FLOAT, .rank = 2, .dims = {1, 2}, .data = s0, .data_bytes = sizeof s0};
+    expect_run_error(s, in, 2, QKV_ERR_SHAPE, "'scan8_any'",
+                     "input 1 (initial state 0) has batch 1, the scan inputs 2");
+    qkv_session_destroy(s);
+}

@@ -87,3 +87,33 @@ Test(det, refuses_non_square_and_low_rank)
     cr_assert(strstr(err.message, "rank 1, expected >= 2"), "%s", err.message);
     kh_node_destroy(n);
 }
+
+/* An empty batch may declare matrices of any size: no scratch is planned for
+ * them (2^30 x 2^30 doubles used to be asked for, 8 EiB). */
+Test(det, empty_batch_of_huge_matrices_needs_no_scratch)
+{
+    const int64_t m = (int64_t)1 << 30;
+    qkv_tensor in = kh_f32(3, (int64_t[]){0, m, m}, NULL), y;
+    qkv_error err;
+    kh_node *n = kh_node_create("Det", 11, 1, 1);
+    cr_assert_eq(kh_run(n, &in, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y.rank, 1);
+    cr_assert_eq(y.dims[0], 0);
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(n);
+}
+
+/* 0 x 0 matrices: the empty product, 1, with no scratch either. */
+Test(det, zero_by_zero_matrices_are_one)
+{
+    qkv_tensor in = kh_f32(3, (int64_t[]){2, 0, 0}, NULL), y;
+    qkv_error err;
+    kh_node *n = kh_node_create("Det", 11, 1, 1);
+    cr_assert_eq(kh_run(n, &in, &y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y.rank, 1);
+    cr_assert_eq(y.dims[0], 2);
+    cr_assert_float_eq(((float *)y.data)[0], 1.0f, 0);
+    cr_assert_float_eq(((float *)y.data)[1], 1.0f, 0);
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(n);
+}

@@ -503,3 +503,93 @@ Test(sequence_cli, qkv_info_prints_kinds, .init = cli_dir, .fini = cli_teardown)
     cr_assert(strstr(r.out, "os: optional sequence of float32"), "%s", r.out);
     cli_result_free(&r);
 }
+
+/* ---- SplitToSequence's split sizes and piece count -------------------------------- */
+
+/* Runs model `name` on x (and split when not NULL). */
+static qkv_status run_split(run *r, const char *name, qkv_tensor *x, qkv_tensor *split)
+{
+    open_model(r, name);
+    qkv_value in[2] = {tensor_value(x)};
+    if (split)
+        in[1] = tensor_value(split);
+    return qkv_run_values(r->c, in, split ? 2 : 1, &r->err);
+}
+
+/* The spec: "'split' must contain only positive numbers". */
+Test(sequence_errors, split_refuses_a_zero_size)
+{
+    run r;
+    float xs[6] = {0};
+    int64_t sizes[2] = {3, 0}, zero = 0;
+    const int64_t d32[] = {3, 2}, d2[] = {2};
+    qkv_tensor x = f32(2, d32, xs), sp = i64(1, d2, sizes);
+    assert_error(run_split(&r, "seq_split_by", &x, &sp), QKV_ERR_INVALID_ARGUMENT, &r.err,
+                 "node 'split_by' (SplitToSequence-11)", "has 0 at 1: split sizes must be positive");
+    close_model(&r);
+    sp = i64(0, NULL, &zero);
+    assert_error(run_split(&r, "seq_split_by", &x, &sp), QKV_ERR_INVALID_ARGUMENT, &r.err,
+                 "node 'split_by'", "input 1 'split' is 0, must be positive");
+    close_model(&r);
+}
+
+/* An empty X may declare 2^40 rows: that many pieces are refused, naming
+ * the count, before the first is made (it used to append them one by one). */
+Test(sequence_errors, split_refuses_2_pow_40_pieces, .timeout = 30)
+{
+    run r;
+    float dummy = 0;
+    int64_t one = 1;
+    const int64_t huge[] = {(int64_t)1 << 40, 0};
+    qkv_tensor x = f32(2, huge, &dummy), sp = i64(0, NULL, &one);
+    assert_error(run_split(&r, "seq_split_by", &x, &sp), QKV_ERR_UNSUPPORTED, &r.err,
+                 "node 'split_by'", "would make 1099511627776 pieces, more than the 1048576");
+    close_model(&r);
+    assert_error(run_split(&r, "seq_split_rows", &x, NULL), QKV_ERR_UNSUPPORTED, &r.err,
+                 "node 'split_rows'", "would make 1099511627776 pieces");
+    close_model(&r);
+}
+
+/* Pieces with no elements off the axis are legal: 3 rows of nothing without
+ * split (keepdims 0 drops the axis: three [0]), and [2, 0] then [1, 0] by a
+ * scalar 2 (the last piece smaller). */
+Test(sequence, split_makes_empty_pieces_of_an_empty_x)
+{
+    run r;
+    float dummy = 0;
+    int64_t two = 2;
+    const int64_t d30[] = {3, 0};
+    qkv_tensor x = f32(2, d30, &dummy), sp = i64(0, NULL, &two);
+    cr_assert_eq(run_split(&r, "seq_split_rows", &x, NULL), QKV_OK, "%s", r.err.message);
+    qkv_value v = {.struct_size = sizeof v};
+    cr_assert_eq(qkv_context_output_value(r.c, 0, &v), QKV_OK);
+    cr_assert_eq(v.count, 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(v.tensors[i].rank, 1, "piece %zu", i);
+        cr_assert_eq(v.tensors[i].dims[0], 0, "piece %zu", i);
+    }
+    close_model(&r);
+    cr_assert_eq(run_split(&r, "seq_split_by", &x, &sp), QKV_OK, "%s", r.err.message);
+    cr_assert_eq(qkv_context_output_value(r.c, 0, &v), QKV_OK);
+    cr_assert_eq(v.count, 2);
+    cr_assert_eq(v.tensors[0].rank, 2);
+    cr_assert_eq(v.tensors[0].dims[0], 2);
+    cr_assert_eq(v.tensors[0].dims[1], 0);
+    cr_assert_eq(v.tensors[1].dims[0], 1);
+    cr_assert_eq(v.tensors[1].dims[1], 0);
+    close_model(&r);
+}
+
+/* A split of a type other than int32/int64 (int4 here) is a type error. */
+Test(sequence_errors, split_refuses_an_int4_split)
+{
+    run r;
+    float xs[8] = {0};
+    unsigned char packed = 0x02; /* int4 2 in the low nibble */
+    const int64_t d42[] = {4, 2};
+    qkv_tensor x = f32(2, d42, xs);
+    qkv_tensor sp = {.dtype = QKV_DTYPE_INT4, .rank = 0, .data = &packed, .data_bytes = 1};
+    assert_error(run_split(&r, "seq_split_int4", &x, &sp), QKV_ERR_TYPE, &r.err,
+                 "node 'split_int4'", "input 1 'split' is int4, expected int32 or int64");
+    close_model(&r);
+}

@@ -155,3 +155,65 @@ Test(unique, empty_input_gives_empty_outputs)
     kh_free_outputs(y, 4);
     kh_node_destroy(n);
 }
+
+/* Slices without elements are all equal: one unique slice (numpy.unique
+ * gives Y (1, 0), indices [0], inverse [0, 0, 0], counts [3] for a (3, 0)
+ * X along axis 0, and Y (0, 1) ... for a (0, 3) X along axis 1). */
+Test(unique, empty_slices_are_one_unique_slice)
+{
+    static const int64_t shapes[2][2] = {{3, 0}, {0, 3}};
+    for (int c = 0; c < 2; c++) {
+        qkv_tensor in = kh_f32(2, shapes[c], NULL), y[4];
+        qkv_error err;
+        kh_node *n = kh_node_create("Unique", 11, 1, 4);
+        kh_attr_int(n, "axis", c);
+        cr_assert_eq(kh_run(n, &in, y, &err), QKV_OK, "%s", err.message);
+        cr_assert_eq(y[0].rank, 2);
+        cr_assert_eq(y[0].dims[c], 1, "one unique slice along axis %d", c);
+        cr_assert_eq(y[0].dims[1 - c], 0);
+        expect_i64(&y[1], (int64_t[]){0}, 1, "indices");
+        expect_i64(&y[2], (int64_t[]){0, 0, 0}, 3, "inverse_indices");
+        expect_i64(&y[3], (int64_t[]){3}, 1, "counts");
+        kh_free_outputs(y, 4);
+        kh_node_destroy(n);
+    }
+}
+
+/* An empty X may declare any length along the axis: 2^40 empty slices are
+ * one unique slice, found without 6 * 2^40 size_t of scratch (which infer
+ * used to ask malloc for). */
+Test(unique, huge_axis_of_empty_slices_needs_no_scratch, .timeout = 30)
+{
+    const int64_t huge = (int64_t)1 << 40;
+    qkv_tensor in = kh_f32(2, (int64_t[]){huge, 0}, NULL), y[2];
+    qkv_error err;
+    kh_node *n = kh_node_create("Unique", 11, 1, 2);
+    kh_attr_int(n, "axis", 0);
+    cr_assert_eq(kh_run(n, &in, y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y[0].rank, 2);
+    cr_assert_eq(y[0].dims[0], 1);
+    cr_assert_eq(y[0].dims[1], 0);
+    expect_i64(&y[1], (int64_t[]){0}, 1, "indices");
+    kh_free_outputs(y, 2);
+    kh_node_destroy(n);
+}
+
+/* An empty axis gives empty outputs, however long the other dims are: no
+ * loop over the 2^40 rows of nothing. */
+Test(unique, empty_axis_gives_empty_outputs, .timeout = 30)
+{
+    const int64_t huge = (int64_t)1 << 40;
+    qkv_tensor in = kh_f32(2, (int64_t[]){huge, 0}, NULL), y[4];
+    qkv_error err;
+    kh_node *n = kh_node_create("Unique", 11, 1, 4);
+    kh_attr_int(n, "axis", -1);
+    kh_hide_input_values(n);
+    cr_assert_eq(kh_run(n, &in, y, &err), QKV_OK, "%s", err.message);
+    cr_assert_eq(y[0].rank, 2);
+    cr_assert_eq(y[0].dims[0], huge);
+    cr_assert_eq(y[0].dims[1], 0);
+    for (int k = 1; k < 4; k++)
+        cr_assert_eq(y[k].dims[0], 0, "output %d", k);
+    kh_free_outputs(y, 4);
+    kh_node_destroy(n);
+}

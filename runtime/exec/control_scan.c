@@ -128,6 +128,26 @@ static qkv_status scan_parse(const qkv_host_api *host, const qkv_node_ctx *node,
     return s;
 }
 
+/* Every input but Scan-8's sequence_lens is required: one given as ""
+ * would reach compute as a tensor without type, shape or data. */
+static qkv_status check_inputs_present(const qkv_host_api *host, const qkv_node_ctx *node,
+                                       const scan_state *st)
+{
+    size_t lead = st->v8 ? 1 : 0, n = host->node_input_count(node);
+    for (size_t i = lead; i < n; i++) {
+        if (host->node_input_present(node, i))
+            continue;
+        size_t k = i - lead;
+        bool state = k < st->n_state;
+        return host->node_error(node, QKV_ERR_INVALID_MODEL,
+                                "input %zu (%s %zu) is omitted; Scan requires its states and scan "
+                                "inputs",
+                                i, state ? "initial state" : "scan input",
+                                state ? k : k - st->n_state);
+    }
+    return QKV_OK;
+}
+
 static qkv_status scan_init(const qkv_kernel *kernel, const qkv_host_api *host,
                             const qkv_node_ctx *node, void **state)
 {
@@ -136,6 +156,8 @@ static qkv_status scan_init(const qkv_kernel *kernel, const qkv_host_api *host,
     if (!st)
         return host->node_error(node, QKV_ERR_OUT_OF_MEMORY, "out of memory");
     qkv_status s = scan_parse(host, node, st);
+    if (s == QKV_OK)
+        s = check_inputs_present(host, node, st);
     if (s != QKV_OK) {
         scan_destroy(st);
         return s;
@@ -195,6 +217,11 @@ static qkv_status scan_infer(void *state, qkv_kernel_io *io)
     }
     for (size_t k = 0; k < st->n_state; k++) {
         qkv_tensor last, init = io->inputs[lead + k];
+        if (st->v8 && init.rank == 0)
+            return io->host->error(io->host_ctx, QKV_ERR_SHAPE,
+                                   "input %zu (initial state %zu) is a scalar; Scan-8 states "
+                                   "have the batch axis first",
+                                   lead + k, k);
         qkv_cf_static_type(b, b->outputs[k], &last);
         if (st->v8 && init.rank >= 1) { /* compare without the batch dim */
             memmove(init.dims, init.dims + 1, (size_t)(init.rank - 1) * sizeof init.dims[0]);
@@ -421,7 +448,9 @@ static qkv_status compute_v9(scan_run *r)
     return s;
 }
 
-/* Tensor t without its leading (batch) dim, at batch element b. */
+/* Tensor t without its leading (batch) dim, at batch element b; t has
+ * rank >= 1 and b < its dims[0] (check_v8_states, and compute_v8 for the
+ * scan inputs). */
 static qkv_tensor batch_slice(const qkv_tensor *t, int64_t b)
 {
     qkv_tensor s = *t;
@@ -432,6 +461,27 @@ static qkv_tensor batch_slice(const qkv_tensor *t, int64_t b)
     s.data_bytes = bytes;
     qkv_tensor_bind_empty(&s);
     return s;
+}
+
+/* Scan-8: each initial state must have the scan inputs' batch axis first,
+ * since each batch element runs from its own slice of the states. */
+static qkv_status check_v8_states(const scan_run *r)
+{
+    qkv_kernel_io *io = r->io;
+    for (size_t k = 0; k < r->st->n_state; k++) {
+        const qkv_tensor *s0 = &io->inputs[1 + k];
+        if (s0->rank < 1)
+            return io->host->error(io->host_ctx, QKV_ERR_SHAPE,
+                                   "input %zu (initial state %zu) has rank %d, expected [batch "
+                                   "%lld, ...]: Scan-8 states have the batch axis first",
+                                   1 + k, k, s0->rank, (long long)r->batch);
+        if (s0->dims[0] != r->batch)
+            return io->host->error(io->host_ctx, QKV_ERR_SHAPE,
+                                   "input %zu (initial state %zu) has batch %lld, the scan "
+                                   "inputs %lld",
+                                   1 + k, k, (long long)s0->dims[0], (long long)r->batch);
+    }
+    return QKV_OK;
 }
 
 /* Scan-8: a batch of sequences, each as long as sequence_lens says. */
@@ -461,6 +511,9 @@ static qkv_status compute_v8(scan_run *r, qkv_tensor *states)
         (lens->dtype != QKV_DTYPE_INT64 || lens->rank != 1 || lens->dims[0] != r->batch))
         return io->host->error(io->host_ctx, QKV_ERR_SHAPE, "sequence_lens must be int64 [%lld]",
                                (long long)r->batch);
+    qkv_status vs = check_v8_states(r);
+    if (vs != QKV_OK)
+        return vs;
     for (int64_t b = 0; b < r->batch; b++) {
         int64_t steps = r->len;
         if (lens->rank >= 0)

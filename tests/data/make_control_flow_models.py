@@ -18,7 +18,8 @@ Each model M.onnx comes with cases: M_CASE_input_I.pb and M_CASE_output_I.pb
   loop_seq_body a Loop whose body builds a sequence (v, 2v) and carries its
                 element 1: a sequence inside a body lives in the body's frame
   error models  if_cond_int, if_cond_two, if_dtype_mismatch, loop_body_outputs,
-                loop_negative, scan_len_mismatch, loop_scan_shape, nest40
+                loop_negative, scan_len_mismatch, loop_scan_shape, nest40,
+                scan8_omitted_state, scan8_scalar_state, scan8_any_state
 (sequences crossing a body's boundary: make_control_flow_seq_models.py)
 """
 import os
@@ -333,6 +334,27 @@ def errors():
                            "loop_scan_shape", [f("m", INT64, [])], [f("rows", FLOAT, None)]),
          "loop_scan_shape")
     nested_ifs(40, "nest40")
+    scan8_bad_states()
+
+
+def scan8_bad_states():
+    """Scan-8 (the ONNX test_scan_sum body) with its initial state omitted,
+    declared a scalar, or of any shape (checked at run time)."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "x"], ["s_out"], name="acc"),
+         helper.make_node("Identity", ["s_out"], ["y"], name="emit")],
+        "body", [f("s_in", FLOAT, [2]), f("x", FLOAT, [2])],
+        [f("s_out", FLOAT, [2]), f("y", FLOAT, [2])])
+    for name, state, s0 in (("scan8_omitted_state", "", None),
+                            ("scan8_scalar_state", "s0", []),
+                            ("scan8_any_state", "s0", None)):
+        node = helper.make_node("Scan", ["", state, "x"], ["s", "ys"], body=body,
+                                num_scan_inputs=1, name="scan8_" + name.split("_")[1])
+        inputs = [f("x", FLOAT, [2, 3, 2])]
+        if state:
+            inputs.insert(0, f("s0", FLOAT, s0))
+        save(helper.make_graph([node], name, inputs,
+                               [f("s", FLOAT, None), f("ys", FLOAT, None)]), name, opset=8)
 
 
 def main():

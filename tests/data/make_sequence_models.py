@@ -131,6 +131,28 @@ def seq_split(out):
     expect(out, "seq_split", "a", 3, [X26[0], X26[1]])
 
 
+def seq_split_limits(out):
+    """SplitToSequence of any X by any split (seq_split_by), without split
+    and keepdims 0 (seq_split_rows), and by a split declared int4
+    (seq_split_int4, type 22: onnx 1.12 has no name for it): the refusals
+    and the empty pieces tests/test_sequence.c checks."""
+    by = helper.make_node("SplitToSequence", ["x", "split"], ["parts"], name="split_by", axis=0)
+    save(out, "seq_split_by", helper.make_graph(
+        [by], "seq_split_by", [helper.make_tensor_value_info("x", F, None),
+                               helper.make_tensor_value_info("split", I64, None)],
+        [seq_info("parts", F)]), opset=17)
+    rows = helper.make_node("SplitToSequence", ["x"], ["rows"], name="split_rows", axis=0,
+                            keepdims=0)
+    save(out, "seq_split_rows", helper.make_graph(
+        [rows], "seq_split_rows", [helper.make_tensor_value_info("x", F, None)],
+        [seq_info("rows", F)]), opset=17)
+    by4 = helper.make_node("SplitToSequence", ["x", "split"], ["parts"], name="split_int4", axis=0)
+    save(out, "seq_split_int4", helper.make_graph(
+        [by4], "seq_split_int4", [helper.make_tensor_value_info("x", F, [4, 2]),
+                                  helper.make_tensor_value_info("split", 22, [])],
+        [seq_info("parts", F)]), opset=17)
+
+
 def seq_build(out):
     """SequenceEmpty, SequenceConstruct, SequenceInsert at the back, lengths."""
     nodes = [
@@ -330,7 +352,7 @@ def main():
         sys.exit(__doc__)
     out = os.path.join(sys.argv[1], "sequence")
     os.makedirs(out, exist_ok=True)
-    for make in (seq_ops, seq_split, seq_build, opt_ops, opt_get, seq_io, seq_insert,
+    for make in (seq_ops, seq_split, seq_split_limits, seq_build, opt_ops, opt_get, seq_io, seq_insert,
                  bad_models, suite):
         make(out)
 
