@@ -4,7 +4,7 @@ where a gap between the two runtimes comes from.
 
 usage: /usr/bin/python3 bench/op_profile.py MODEL [--qkv BUILD/qkv]
            [--ort-dir DIR] [--runs R] [--warmup W] [--threads T] [--no-fuse]
-           [--top N] [--work DIR]
+           [--top N] [--work DIR] [--nodes REGEX] [--baseline OTHER/qkv]
 
 MODEL is a models/export_vision.py directory (model.onnx, inputs
 test_data_set_0/in_NAME.npy) or a bench/vs_ort_models.py NAME.onnx (inputs
@@ -24,12 +24,20 @@ nodes, FusedMatMul, Gemm, LayerNormalization, Gelu, BiasGelu...), so op
 types differ: the first table groups them by job (GROUPS). ORT does not fuse
 these attention blocks: its MatMuls of two activations (parameter_size 0:
 Q Kᵀ and P V) and its Softmax count as attention.
+
+--nodes REGEX adds a table of the nodes whose name (as qkv prints it, cut
+at 40 characters) matches (re.search), each node's minimum in qkv and in
+ORT (found by name, in order; "-" where ORT fused or renamed it). --baseline OTHER/qkv profiles a second qkv build in
+the same minutes (its runs interleaved with the first's) and adds its
+minimums as a "before" column to the op-type and node tables: a change
+measured side by side, on the same machine load.
 """
 import argparse
 import collections
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -66,16 +74,17 @@ def model_inputs(model):
     return model, [(os.path.basename(f)[:-4], f) for f in sorted(files)]
 
 
-def qkv_profile(a, onnx, inputs):
-    """{node index: (node name, op, minimum ms)} over a.runs `qkv run`s."""
-    cmd = [a.qkv, "run", onnx, "--profile", "--warmup", str(a.warmup), "--threads",
+def qkv_profile(a, onnx, inputs, qkv=None, runs=None):
+    """{node index: (node name, op, minimum ms)} over `runs` (a.runs) runs
+    of `qkv` (a.qkv) `run`."""
+    cmd = [qkv or a.qkv, "run", onnx, "--profile", "--warmup", str(a.warmup), "--threads",
            str(a.threads)]
     for name, f in inputs:
         cmd += ["--input", f"{name}={f}"]
     if a.no_fuse:
         cmd.append("--no-fuse")
     best = {}
-    for _ in range(a.runs):
+    for _ in range(a.runs if runs is None else runs):
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows = out.split("\nprofile:", 1)[1].split("\ntime:", 1)[0].splitlines()[2:]
         for i, row in enumerate(rows):
@@ -130,19 +139,82 @@ def by(best, key):
     return out
 
 
-def table(title, q, o, top):
+def merge_min(into, more):
+    """Per-node minimums of two profile tables of the same build."""
+    for k, v in more.items():
+        if k not in into or v[2] < into[k][2]:
+            into[k] = v
+    return into
+
+
+def match_ort(q, o):
+    """{qkv node index: ORT minimum ms} for the qkv nodes ORT also ran. qkv
+    prints names cut at 40 characters: a cut name takes the first ORT node
+    of the same group (GROUPS) not taken yet, in ORT's order, that it
+    begins."""
+    ort = list(o.values())
+    taken, out = set(), {}
+    for i in sorted(q):
+        name = q[i][0]
+        for j, (oname, _, ms) in enumerate(ort):
+            if j in taken or group(ort[j][1]) != group(q[i][1]):
+                continue
+            if oname == name or (len(name) >= 40 and oname.startswith(name)):
+                taken.add(j)
+                out[i] = ms
+                break
+    return out
+
+
+def node_table(pattern, q, o, base):
+    """The nodes matching pattern, qkv (and baseline, the same graph: its
+    nodes by index) against ORT."""
+    ort = match_ort(q, o)
+    head = "| node | op | " + ("qkv before ms | " if base else "") + "qkv ms | ORT ms | qkv/ORT |"
+    head += " after/before |" if base else ""
+    print("\n" + head)
+    print("|---|---|" + "---:|" * (5 if base else 3))
+    sums = [0.0, 0.0, 0.0]
+    for i in sorted(q):
+        name, op, ms = q[i]
+        if not re.search(pattern, name):
+            continue
+        om = ort.get(i)
+        bm = base[i][2] if base and i in base and base[i][0] == name else None
+        sums[0] += ms
+        sums[1] += om or 0.0
+        sums[2] += bm or 0.0
+        row = f"| {name} | {op} | "
+        if base:
+            row += f"{bm:.3f} | " if bm is not None else "- | "
+        row += f"{ms:.3f} | " + (f"{om:.3f} | {ms / om:.2f} |" if om else "- | - |")
+        if base:
+            row += f" {ms / bm:.2f} |" if bm else " - |"
+        print(row)
+    row = "| sum | | " + (f"{sums[2]:.3f} | " if base else "")
+    row += f"{sums[0]:.3f} | {sums[1]:.3f} | "
+    row += f"{sums[0] / sums[1]:.2f} |" if sums[1] else "- |"
+    if base:
+        row += f" {sums[0] / sums[2]:.2f} |" if sums[2] else " - |"
+    print(row)
+
+
+def table(title, q, o, top, base=None):
     qt = sum(v[0] for v in q.values()) or 1.0
     ot = sum(v[0] for v in o.values()) or 1.0
     keys = sorted(set(q) | set(o), key=lambda k: -max(q.get(k, [0])[0], o.get(k, [0])[0]))
-    print(f"\n| {title} | qkv nodes | qkv ms | qkv % | ORT nodes | ORT ms | ORT % | qkv/ORT |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    bcol = "qkv before ms | " if base is not None else ""
+    print(f"\n| {title} | qkv nodes | {bcol}qkv ms | qkv % | ORT nodes | ORT ms | ORT % | qkv/ORT |")
+    print("|---|---:|" + ("---:|" if base is not None else "") + "---:|---:|---:|---:|---:|---:|")
     for k in keys[:top]:
         qm, qn = q.get(k, [0.0, 0])
         om, on = o.get(k, [0.0, 0])
         ratio = f"{qm / om:.2f}" if om > 0 and qm > 0 else "-"
-        print(f"| {k} | {qn} | {qm:.2f} | {100 * qm / qt:.1f} | {on} | {om:.2f} | "
+        bm = f"{base.get(k, [0.0])[0]:.2f} | " if base is not None else ""
+        print(f"| {k} | {qn} | {bm}{qm:.2f} | {100 * qm / qt:.1f} | {on} | {om:.2f} | "
               f"{100 * om / ot:.1f} | {ratio} |")
-    print(f"| total | {sum(v[1] for v in q.values())} | {qt:.2f} | 100 | "
+    bt = f"{sum(v[0] for v in base.values()):.2f} | " if base is not None else ""
+    print(f"| total | {sum(v[1] for v in q.values())} | {bt}{qt:.2f} | 100 | "
           f"{sum(v[1] for v in o.values())} | {ot:.2f} | 100 | {qt / ot:.2f} |")
 
 
@@ -158,18 +230,28 @@ def main():
     p.add_argument("--no-fuse", action="store_true", help="qkv without its fusions")
     p.add_argument("--top", type=int, default=25, help="rows of the op-type table")
     p.add_argument("--work", help="where ORT's profile goes (default: a temporary directory)")
+    p.add_argument("--nodes", help="also list the nodes whose name matches this regex")
+    p.add_argument("--baseline", help="another qkv build to profile alongside (before/after)")
     a = p.parse_args()
     onnx, inputs = model_inputs(a.model)
     with tempfile.TemporaryDirectory() as tmp:
         work = a.work or tmp
         os.makedirs(work, exist_ok=True)
-        q = qkv_profile(a, onnx, inputs)
+        q, b = {}, {} if a.baseline else None
+        for _ in range(a.runs):  # one run of each build in turn: the same load for both
+            merge_min(q, qkv_profile(a, onnx, inputs, runs=1))
+            if a.baseline:
+                merge_min(b, qkv_profile(a, onnx, inputs, qkv=a.baseline, runs=1))
         o = ort_profile(a, onnx, inputs, work)
     print(f"model: {onnx}\nthreads {a.threads}; per node the minimum of {a.runs} runs "
           f"(qkv: {a.runs} processes, {a.warmup} warm-up runs each; ORT: {a.warmup} warm-up "
           f"and {a.runs} runs, profiled); load average {os.getloadavg()[0]:.1f}")
-    table("group", by(q, group), by(o, group), 100)
-    table("op type", by(q, lambda op: op), by(o, lambda op: op), a.top)
+    bg = by(b, group) if b is not None else None
+    bo = by(b, lambda op: op) if b is not None else None
+    table("group", by(q, group), by(o, group), 100, bg)
+    table("op type", by(q, lambda op: op), by(o, lambda op: op), a.top, bo)
+    if a.nodes:
+        node_table(a.nodes, q, o, b)
     return 0
 
 

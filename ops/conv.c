@@ -8,9 +8,10 @@
  * in float32 scratch copies and rounded once at the end.
  *
  * Three ways to compute, chosen in prepare from the shapes:
- *  - depthwise (float, group == C, one input channel per group): a direct
- *    loop per (image, output channel) plane: each output row accumulates
- *    one vectorisable multiply-add per kernel tap; planes go to threads;
+ *  - depthwise (float, group == C, one input channel per group): the
+ *    direct convolution of conv_depthwise.h, on SIMD row kernels, planes
+ *    split over the threads, each worker with a padded copy of the input
+ *    channel in its own scratch slot;
  *  - pointwise (every kernel dim 1, stride 1, no pad): X is already the
  *    GEMM's B, so Y[n, g] = W[g] @ X[n, g] runs as one batched GEMM;
  *  - otherwise im2col: for each (image, group), tiles of the
@@ -30,6 +31,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "conv_depthwise.h"
 #include "conv_geom.h"
 #include "half.h"
 #include "kernel_util.h"
@@ -56,6 +58,7 @@ typedef struct conv_plan {
     size_t rows;              /* cg * ksize: rows of the column matrix */
     size_t tile;              /* columns of Y per im2col tile */
     size_t elem_bytes;
+    qkv_dwconv_plan dw; /* the depthwise path's plan */
 } conv_plan;
 
 /* ---- the plan ---------------------------------------------------------------------- */
@@ -80,9 +83,11 @@ static qkv_status conv_plan_make(const conv_state *s, qkv_kernel_io *io, conv_pl
         !qkv_conv_geom_out_size(&p->g, &p->out_size) ||
         __builtin_mul_overflow(p->cg, p->ksize, &p->rows))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large: sizes overflow");
-    if (p->elem_bytes == sizeof(float) && p->cg == 1 && p->group > 1)
+    if (p->elem_bytes == sizeof(float) && p->cg == 1 && p->group > 1) {
         p->path = CONV_DEPTHWISE;
-    else if (qkv_conv_geom_is_pointwise(&p->g))
+        if (!qkv_dwconv_plan_init(&p->dw, &p->g, p->n, p->c, p->mg))
+            return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large: sizes overflow");
+    } else if (qkv_conv_geom_is_pointwise(&p->g))
         p->path = CONV_POINTWISE;
     else
         p->path = CONV_IM2COL;
@@ -93,86 +98,6 @@ static qkv_status conv_plan_make(const conv_state *s, qkv_kernel_io *io, conv_pl
         p->tile = tile < p->out_size ? tile : p->out_size;
     }
     return QKV_OK;
-}
-
-/* ---- depthwise: direct loop ---------------------------------------------------------- */
-
-typedef struct dw_run {
-    const conv_plan *p;
-    const float *x, *w, *b; /* b NULL: no bias */
-    float *y;
-} dw_run;
-
-/* One output row (the last spatial dim, positions [0, width)) of plane y
- * for output position prefix q (the other dims, row-major), all taps. */
-static void dw_row(const conv_plan *p, const float *x, const float *w, float *restrict y, size_t q)
-{
-    const qkv_conv_geom *g = &p->g;
-    int32_t last = g->n_spatial - 1;
-    int64_t o[QKV_CONV_MAX_SPATIAL]; /* output coords of the row */
-    for (int32_t i = last - 1; i >= 0; i--) {
-        o[i] = (int64_t)(q % (size_t)g->out[i]);
-        q /= (size_t)g->out[i];
-    }
-    const int64_t s = g->stride[last], width = g->out[last], in_w = g->in[last];
-    for (size_t t = 0; t < p->ksize; t++) {
-        size_t u = t;
-        int64_t kl = (int64_t)(u % (size_t)g->kernel[last]);
-        u /= (size_t)g->kernel[last];
-        size_t src = 0, mul = (size_t)in_w;
-        bool inside = true;
-        for (int32_t i = last - 1; i >= 0; i--) {
-            int64_t pos = o[i] * g->stride[i] - g->pad_begin[i] +
-                          (int64_t)(u % (size_t)g->kernel[i]) * g->dilation[i];
-            u /= (size_t)g->kernel[i];
-            if (pos < 0 || pos >= g->in[i]) {
-                inside = false;
-                break;
-            }
-            src += (size_t)pos * mul;
-            mul *= (size_t)g->in[i];
-        }
-        if (!inside)
-            continue;
-        int64_t off = kl * g->dilation[last] - g->pad_begin[last];
-        /* output positions whose tap o * s + off lies in [0, in_w) */
-        int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
-        int64_t hi = in_w - 1 - off < 0 ? 0 : (in_w - 1 - off) / s + 1;
-        if (hi > width)
-            hi = width;
-        if (lo >= hi)
-            continue;
-        const float wt = w[t];
-        const float *restrict xr = x + src + off;
-        if (s == 1) {
-            for (int64_t j = lo; j < hi; j++)
-                y[j] += wt * xr[j];
-        } else {
-            for (int64_t j = lo; j < hi; j++)
-                y[j] += wt * xr[j * s];
-        }
-    }
-}
-
-/* parallel_for body: planes [begin, end) of Y, plane = n * M + m. */
-static void dw_range(void *arg, size_t begin, size_t end)
-{
-    const dw_run *r = arg;
-    const conv_plan *p = r->p;
-    size_t width = (size_t)p->g.out[p->g.n_spatial - 1];
-    size_t rows = width ? p->out_size / width : 0;
-    size_t mult = p->mg; /* output channels per input channel */
-    for (size_t plane = begin; plane < end; plane++) {
-        size_t n = plane / p->m, m = plane % p->m;
-        const float *x = r->x + (n * p->c + m / mult) * p->in_size;
-        const float *w = r->w + m * p->ksize;
-        float *y = r->y + plane * p->out_size;
-        float bias = r->b ? r->b[m] : 0.0f;
-        for (size_t j = 0; j < p->out_size; j++)
-            y[j] = bias;
-        for (size_t q = 0; q < rows; q++)
-            dw_row(p, x, w, y + q * width, q);
-    }
 }
 
 /* ---- GEMM paths -------------------------------------------------------------------------- */
@@ -363,10 +288,15 @@ static qkv_status conv_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-/* The scratch the float/double compute needs: one column tile. */
-static bool conv_float_scratch(const conv_plan *p, size_t *bytes)
+/* The scratch the float/double compute needs: one column tile, or a
+ * padded channel per thread for the depthwise path. */
+static bool conv_float_scratch(const conv_plan *p, qkv_kernel_io *io, size_t *bytes)
 {
     *bytes = 0;
+    if (p->path == CONV_DEPTHWISE) {
+        size_t threads = io->host->thread_count(io->host_ctx);
+        return qkv_dwconv_scratch_bytes(&p->dw, threads ? threads : 1, bytes);
+    }
     return p->path != CONV_IM2COL ||
            !__builtin_mul_overflow(p->rows * p->elem_bytes, p->tile, bytes);
 }
@@ -378,7 +308,7 @@ static qkv_status conv_prepare(void *state, qkv_kernel_io *io)
     if (st != QKV_OK)
         return st;
     size_t bytes;
-    if (!conv_float_scratch(&p, &bytes) ||
+    if (!conv_float_scratch(&p, io, &bytes) ||
         (qkv_is_half(io->inputs[0].dtype) && !qkv_half_scratch_bytes(io, bytes, &bytes)))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large for its scratch");
     io->scratch_bytes = bytes;
@@ -406,12 +336,13 @@ static qkv_status conv_compute_float(const void *state, qkv_kernel_io *io)
     if (p.n * p.m * p.out_size == 0)
         return QKV_OK;
     if (p.path == CONV_DEPTHWISE) {
-        dw_run r = {.p = &p,
-                    .x = io->inputs[0].data,
-                    .w = io->inputs[1].data,
-                    .b = b ? b->data : NULL,
-                    .y = y};
-        qkv_run_range(io, p.n * p.m, p.n * p.m * p.out_size * sizeof(float), dw_range, &r);
+        size_t need;
+        qkv_dwconv_scratch_bytes(&p.dw, 1, &need); /* prepare checked the size */
+        if (io->scratch_bytes < need)
+            return KERR(io, QKV_ERR_INTERNAL, "scratch of %zu bytes, %zu needed", io->scratch_bytes,
+                        need);
+        qkv_dwconv_run(io, &p.dw, io->inputs[0].data, io->inputs[1].data, b ? b->data : NULL, y,
+                       io->scratch, io->scratch_bytes);
         return QKV_OK;
     }
     /* each GEMM writes its own block of Y once: it adds to the bias, or
@@ -430,13 +361,12 @@ static qkv_status conv_compute(const void *state, qkv_kernel_io *io)
 {
     if (!qkv_is_half(io->inputs[0].dtype))
         return conv_compute_float(state, io);
-    conv_plan p;
-    size_t bytes;
-    qkv_status st = conv_plan_make(state, io, &p);
-    if (st != QKV_OK)
-        return st;
-    conv_float_scratch(&p, &bytes); /* prepare checked it */
-    return qkv_half_run_as_f32(state, io, bytes, conv_compute_float);
+    /* the float compute gets what prepare declared beyond the float32
+     * copies (its depthwise slots depend on the thread count) */
+    size_t copies;
+    if (!qkv_half_scratch_bytes(io, 0, &copies) || copies > io->scratch_bytes)
+        return KERR(io, QKV_ERR_INTERNAL, "scratch of %zu bytes, more needed", io->scratch_bytes);
+    return qkv_half_run_as_f32(state, io, io->scratch_bytes - copies, conv_compute_float);
 }
 
 #define CONV_KERNEL(since, until, types)                                                           \

@@ -1,0 +1,513 @@
+/* The direct depthwise convolution (ops/conv_depthwise.h): its row kernels,
+ * every variant this CPU runs, against a sum in double written here; the
+ * variant choice against the CPU features and the QKV_ISA cap; and whole
+ * depthwise Conv nodes (group == C) against a naive direct convolution
+ * written here, in 1-D, 2-D and 3-D, with strides, dilations, asymmetric
+ * pads, every auto_pad, with and without bias, channel multipliers, widths
+ * that are not multiples of any vector width, on 1 and 2 threads. CMake runs
+ * this file again under QKV_ISA=baseline, avx2 and avx512, so the node
+ * tests go through each row kernel the CPU has. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_depthwise.h"
+#include "conv_depthwise_rows.h"
+#include "cpu_features.h"
+#include "half.h"
+#include "kernel_harness.h"
+
+/* float32 sums of at most a few hundred products of values in [-1, 1):
+ * rounding, in any order, with or without FMA, stays far below 1e-4 of the
+ * sum of magnitudes (at most about taps * 2^-24 * taps relative) */
+#define F32_TOL 1e-4
+/* float16 outputs are rounded once from float32: half an ulp, 2^-11 */
+#define F16_TOL 1e-3
+
+static uint32_t rng_state = 2026;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state % n;
+}
+
+/* ---- row kernels ---------------------------------------------------------------- */
+
+typedef struct variant {
+    const char *name;
+    qkv_dwconv_row_fn fn;
+} variant;
+
+/* The variants this CPU runs (asked directly, not through the QKV_ISA
+ * cap): the portable one always. */
+static size_t variants(variant *out)
+{
+    size_t n = 0;
+    out[n++] = (variant){"portable", qkv_dwconv_row_portable};
+#if defined(QKV_DWCONV_HAVE_X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        out[n++] = (variant){"avx2", qkv_dwconv_row_avx2};
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        out[n++] = (variant){"avx512", qkv_dwconv_row_avx512};
+#endif
+    return n;
+}
+
+Test(conv_depthwise, row_kernels_match_a_sum_in_double)
+{
+    static const size_t widths[] = {0,  1,  3,  7,  8,   9,   15,  16,  17,  31,  32,  33,
+                                    47, 63, 64, 65, 100, 127, 128, 129, 200, 255, 256, 300};
+    static const size_t tap_counts[] = {0, 1, 2, 3, 31, 64};
+    enum { GUARD = 20, MAX_TAPS = 64, MAX_W = 300 };
+    /* the sources share one buffer, each at an odd offset; the last one
+     * ends exactly at the end of it (a read past n is a heap overflow) */
+    float *pool = malloc(MAX_TAPS * MAX_W * sizeof(float) + 4 * MAX_TAPS);
+    float w[MAX_TAPS], y[MAX_W + GUARD], y0[MAX_W + GUARD];
+    const float *src[MAX_TAPS];
+    variant vs[3];
+    size_t nv = variants(vs);
+    kh_fill_random(w, MAX_TAPS, 2);
+    for (size_t v = 0; v < nv; v++)
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+            for (size_t ti = 0; ti < sizeof tap_counts / sizeof tap_counts[0]; ti++)
+                for (int acc = 0; acc < 2; acc++) {
+                    size_t n = widths[wi], taps = tap_counts[ti], used = taps * n + taps;
+                    float *buf = realloc(pool, (used + 1) * sizeof(float));
+                    cr_assert_not_null(buf);
+                    pool = buf;
+                    kh_fill_random(pool, used + 1, (uint32_t)(n * 100 + taps));
+                    for (size_t t = 0; t < taps; t++)
+                        src[t] = pool + (used + 1) - (taps - t) * (n + 1) + 1;
+                    kh_fill_random(y0, MAX_W + GUARD, (uint32_t)(n + 7));
+                    memcpy(y, y0, sizeof y);
+                    vs[v].fn(y, n, src, w, taps, 0.375f, acc);
+                    for (size_t j = 0; j < n; j++) {
+                        double want = acc ? y0[j] : 0.375, mag = fabs(want);
+                        for (size_t t = 0; t < taps; t++) {
+                            want += (double)w[t] * src[t][j];
+                            mag += fabs((double)w[t] * src[t][j]);
+                        }
+                        cr_assert(fabs(y[j] - want) <= 1e-6 * (1 + mag),
+                                  "%s n %zu taps %zu acc %d: y[%zu] = %.9g, expected %.9g",
+                                  vs[v].name, n, taps, acc, j, y[j], want);
+                    }
+                    for (size_t j = n; j < MAX_W + GUARD; j++)
+                        cr_assert(y[j] == y0[j], "%s n %zu taps %zu: wrote y[%zu]", vs[v].name, n,
+                                  taps, j);
+                }
+    free(pool);
+}
+
+/* The level the QKV_ISA cap and this CPU (asked directly) allow. */
+static qkv_isa expected_isa(void)
+{
+#if defined(QKV_DWCONV_HAVE_X86)
+    const char *cap = getenv("QKV_ISA");
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    if (cap && !strcmp(cap, "baseline"))
+        return QKV_ISA_BASELINE;
+    if (avx512 && !(cap && !strcmp(cap, "avx2")))
+        return QKV_ISA_AVX512;
+    return avx2 ? QKV_ISA_AVX2 : QKV_ISA_BASELINE;
+#else
+    return QKV_ISA_BASELINE;
+#endif
+}
+
+Test(conv_depthwise, variant_follows_the_cpu_features_and_the_isa_cap)
+{
+    cr_assert(qkv_dwconv_row_select(0) == qkv_dwconv_row_portable);
+    qkv_dwconv_row_fn want = qkv_dwconv_row_portable;
+#if defined(QKV_DWCONV_HAVE_X86)
+    cr_assert(qkv_dwconv_row_select(QKV_CPU_AVX | QKV_CPU_AVX2) == qkv_dwconv_row_avx2);
+    cr_assert(qkv_dwconv_row_select(QKV_CPU_AVX2 | QKV_CPU_AVX512) == qkv_dwconv_row_avx512);
+    if (expected_isa() == QKV_ISA_AVX512)
+        want = qkv_dwconv_row_avx512;
+    else if (expected_isa() == QKV_ISA_AVX2)
+        want = qkv_dwconv_row_avx2;
+#endif
+    /* what host->cpu_features() gives the kernel: the same capped bits */
+    cr_assert(qkv_dwconv_row_select(qkv_cpu_features_get()) == want, "QKV_ISA=%s",
+              getenv("QKV_ISA") ? getenv("QKV_ISA") : "(unset)");
+}
+
+/* ---- the plan ------------------------------------------------------------------- */
+
+Test(conv_depthwise, plan_refuses_sizes_that_overflow)
+{
+    qkv_conv_geom g;
+    memset(&g, 0, sizeof g);
+    g.n_spatial = 3;
+    for (int i = 0; i < 3; i++) {
+        g.in[i] = g.out[i] = (int64_t)1 << 31;
+        g.kernel[i] = g.stride[i] = g.dilation[i] = 1;
+    }
+    qkv_dwconv_plan p;
+    cr_assert(!qkv_dwconv_plan_init(&p, &g, 1, 1, 1), "2^93 positions fit size_t");
+    cr_assert_eq(p.slot_floats, 0, "the plan is zeroed on failure");
+    g.n_spatial = 1;
+    g.in[0] = 100;
+    g.out[0] = 100;
+    cr_assert(qkv_dwconv_plan_init(&p, &g, 1, 1, 1));
+    size_t bytes = 1;
+    cr_assert(!qkv_dwconv_scratch_bytes(&p, SIZE_MAX / 64, &bytes));
+    cr_assert_eq(bytes, 0);
+    cr_assert(qkv_dwconv_scratch_bytes(&p, 2, &bytes));
+    cr_assert_eq(bytes, 2 * 100 * sizeof(float));
+}
+
+Test(conv_depthwise, plan_splits_a_strided_row_into_phases)
+{
+    /* width 10, stride 3, kernel 4, dilation 2: padded positions
+     * 0 .. 9 * 3 + 3 * 2 = 33, so 34 positions in 3 phases of 12 */
+    qkv_conv_geom g;
+    memset(&g, 0, sizeof g);
+    g.n_spatial = 2;
+    g.in[0] = 5;
+    g.out[0] = 4;
+    g.kernel[0] = g.stride[0] = g.dilation[0] = 1;
+    g.in[1] = 30;
+    g.out[1] = 10;
+    g.kernel[1] = 4;
+    g.stride[1] = 3;
+    g.dilation[1] = 2;
+    g.pad_begin[1] = 2;
+    g.pad_end[1] = 2;
+    qkv_dwconv_plan p;
+    cr_assert(qkv_dwconv_plan_init(&p, &g, 2, 3, 1));
+    cr_assert_eq(p.phase_len, 12);
+    cr_assert_eq(p.row_len, 36);
+    cr_assert_eq(p.in_rows, 5);
+    cr_assert_eq(p.out_rows, 4);
+    cr_assert_eq(p.slot_floats, 5 * 36);
+}
+
+/* ---- whole nodes ------------------------------------------------------------------ */
+
+typedef struct dw_case {
+    int ns; /* spatial dims, 1..3 */
+    int64_t n, c, mult;
+    int64_t in[3], k[3], s[3], d[3];
+    int64_t pb[3], pe[3]; /* explicit pads (NOTSET) */
+    const char *auto_pad; /* NULL: attribute absent */
+    bool bias, half;      /* half: float16 instead of float */
+    size_t threads;
+} dw_case;
+
+/* Output dims and begin pads by the ONNX Conv spec. */
+static void ref_geometry(const dw_case *t, int64_t *out, int64_t *pb)
+{
+    for (int i = 0; i < t->ns; i++) {
+        int64_t ek = (t->k[i] - 1) * t->d[i] + 1;
+        const char *ap = t->auto_pad ? t->auto_pad : "NOTSET";
+        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+            out[i] = (t->in[i] + t->s[i] - 1) / t->s[i];
+            int64_t total = (out[i] - 1) * t->s[i] + ek - t->in[i];
+            total = total < 0 ? 0 : total;
+            pb[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
+        } else if (!strcmp(ap, "VALID")) {
+            out[i] = (t->in[i] - ek) / t->s[i] + 1;
+            pb[i] = 0;
+        } else {
+            out[i] = (t->in[i] + t->pb[i] + t->pe[i] - ek) / t->s[i] + 1;
+            pb[i] = t->pb[i];
+        }
+    }
+}
+
+/* y (n, c * mult, out...) by the definition of a depthwise convolution,
+ * in double; dims right-aligned into 3 (the missing ones 1). */
+static void ref_depthwise(const dw_case *t, const float *x, const float *w, const float *b,
+                          double *y, const int64_t *out, const int64_t *pb)
+{
+    int64_t o[3] = {1, 1, 1}, in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
+            d[3] = {1, 1, 1}, p[3] = {0, 0, 0};
+    for (int i = 0; i < t->ns; i++) {
+        int j = 3 - t->ns + i;
+        o[j] = out[i];
+        in[j] = t->in[i];
+        k[j] = t->k[i];
+        s[j] = t->s[i];
+        d[j] = t->d[i];
+        p[j] = pb[i];
+    }
+    int64_t m_all = t->c * t->mult, in_size = in[0] * in[1] * in[2], ks = k[0] * k[1] * k[2];
+    int64_t out_size = o[0] * o[1] * o[2];
+    for (int64_t n = 0; n < t->n; n++)
+        for (int64_t m = 0; m < m_all; m++) {
+            const float *xc = x + (n * t->c + m / t->mult) * in_size;
+            for (int64_t a = 0; a < o[0]; a++)
+                for (int64_t bb = 0; bb < o[1]; bb++)
+                    for (int64_t cc = 0; cc < o[2]; cc++) {
+                        double acc = b ? b[m] : 0.0;
+                        for (int64_t ka = 0; ka < k[0]; ka++)
+                            for (int64_t kb = 0; kb < k[1]; kb++)
+                                for (int64_t kc = 0; kc < k[2]; kc++) {
+                                    int64_t ia = a * s[0] - p[0] + ka * d[0];
+                                    int64_t ib = bb * s[1] - p[1] + kb * d[1];
+                                    int64_t ic = cc * s[2] - p[2] + kc * d[2];
+                                    if (ia < 0 || ia >= in[0] || ib < 0 || ib >= in[1] || ic < 0 ||
+                                        ic >= in[2])
+                                        continue;
+                                    acc += (double)xc[(ia * in[1] + ib) * in[2] + ic] *
+                                           w[m * ks + (ka * k[1] + kb) * k[2] + kc];
+                                }
+                        y[(n * m_all + m) * out_size + (a * o[1] + bb) * o[2] + cc] = acc;
+                    }
+        }
+}
+
+static size_t prod(const int64_t *d, int n)
+{
+    size_t p = 1;
+    for (int i = 0; i < n; i++)
+        p *= (size_t)d[i];
+    return p;
+}
+
+/* Runs Conv-11 (group = C) on the case (values from seed) and compares
+ * with ref_depthwise; `what` names the case in failures. */
+static void check_case(const dw_case *t, uint32_t seed, const char *what)
+{
+    int ns = t->ns, rank = ns + 2;
+    int64_t m_all = t->c * t->mult;
+    int64_t xd[5] = {t->n, t->c}, wd[5] = {m_all, 1}, out[3], pb[3];
+    ref_geometry(t, out, pb);
+    int64_t yd[5] = {t->n, m_all};
+    for (int i = 0; i < ns; i++) {
+        xd[2 + i] = t->in[i];
+        wd[2 + i] = t->k[i];
+        yd[2 + i] = out[i];
+    }
+    size_t nx = prod(xd, rank), nw = prod(wd, rank), nb = (size_t)m_all, ny = prod(yd, rank);
+    size_t all = nx + nw + nb;
+    float *xf = malloc((all + 1) * sizeof(float));
+    uint16_t *xh = malloc((all + 1) * sizeof(uint16_t));
+    double *want = malloc((ny + 1) * sizeof(double));
+    kh_fill_random(xf, all + 1, seed);
+    for (size_t i = 0; t->half && i < all; i++) { /* the reference sees the rounded inputs */
+        xh[i] = qkv_f32_to_f16(xf[i]);
+        xf[i] = qkv_f16_to_f32(xh[i]);
+    }
+    ref_depthwise(t, xf, xf + nx, t->bias ? xf + nx + nw : NULL, want, out, pb);
+
+    kh_node *node = kh_node_create("Conv", 11, t->bias ? 3 : 2, 1);
+    kh_attr_int(node, "group", t->c);
+    kh_attr_ints(node, "kernel_shape", t->k, (size_t)ns);
+    kh_attr_ints(node, "strides", t->s, (size_t)ns);
+    kh_attr_ints(node, "dilations", t->d, (size_t)ns);
+    if (!t->auto_pad || !strcmp(t->auto_pad, "NOTSET")) {
+        int64_t pads[6];
+        for (int i = 0; i < ns; i++) {
+            pads[i] = t->pb[i];
+            pads[ns + i] = t->pe[i];
+        }
+        kh_attr_ints(node, "pads", pads, 2 * (size_t)ns);
+    }
+    if (t->auto_pad)
+        kh_attr_string(node, "auto_pad", t->auto_pad);
+    kh_set_threads(node, t->threads);
+    qkv_dtype dt = t->half ? QKV_DTYPE_FLOAT16 : QKV_DTYPE_FLOAT;
+    size_t eb = t->half ? sizeof(uint16_t) : sizeof(float);
+    char *base = t->half ? (char *)xh : (char *)xf;
+    qkv_tensor ins[3] = {kh_tensor(dt, rank, xd, base), kh_tensor(dt, rank, wd, base + nx * eb),
+                         kh_tensor(dt, 1, &m_all, base + (nx + nw) * eb)};
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(kh_run(node, ins, &y, &err), QKV_OK, "%s: %s", what, err.message);
+    cr_assert_eq(y.rank, rank, "%s", what);
+    for (int i = 0; i < rank; i++)
+        cr_assert_eq(y.dims[i], yd[i], "%s: dim %d is %lld, expected %lld", what, i,
+                     (long long)y.dims[i], (long long)yd[i]);
+    double tol = t->half ? F16_TOL : F32_TOL;
+    for (size_t i = 0; i < ny; i++) {
+        double got = t->half ? qkv_f16_to_f32(((uint16_t *)y.data)[i]) : ((float *)y.data)[i];
+        cr_assert(fabs(got - want[i]) <= tol * (1 + fabs(want[i])),
+                  "%s: element %zu is %.9g, expected %.9g", what, i, got, want[i]);
+    }
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(node);
+    free(want);
+    free(xh);
+    free(xf);
+}
+
+static const char *auto_pads[] = {NULL, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"};
+
+/* A random depthwise case whose window fits the (padded) input; the last
+ * dim up to `max_w`. */
+static void random_case(dw_case *t, int ns, int64_t max_w)
+{
+    memset(t, 0, sizeof *t);
+    t->ns = ns;
+    t->n = 1 + rnd(2);
+    t->c = 2 + rnd(5);        /* group == C > 1: the depthwise path */
+    t->mult = 1 + rnd(3) / 2; /* 1 twice as often as 2 */
+    t->auto_pad = auto_pads[rnd(5)];
+    bool explicit_pads = !t->auto_pad || !strcmp(t->auto_pad, "NOTSET");
+    for (int i = 0; i < ns; i++) {
+        bool last = i == ns - 1;
+        t->k[i] = 1 + rnd(last ? 9 : 4);
+        t->s[i] = 1 + rnd(3);
+        t->d[i] = 1 + rnd(3);
+        t->pb[i] = explicit_pads ? rnd(5) : 0; /* asymmetric: drawn apart */
+        t->pe[i] = explicit_pads ? rnd(5) : 0;
+        int64_t ek = (t->k[i] - 1) * t->d[i] + 1, lo = ek - t->pb[i] - t->pe[i];
+        if (t->auto_pad && !strcmp(t->auto_pad, "VALID"))
+            lo = ek;
+        lo = lo < 1 ? 1 : lo;
+        int64_t hi = last ? max_w : ns == 3 ? 6 : 9;
+        hi = hi > lo ? hi : lo;
+        t->in[i] = lo + rnd((uint32_t)(hi - lo + 1));
+    }
+    t->bias = rnd(2);
+    t->threads = 1 + rnd(2);
+}
+
+static void describe(const dw_case *t, int trial, char *buf, size_t cap)
+{
+    int ns = t->ns, l = ns - 1;
+    snprintf(buf, cap,
+             "trial %d: %dD n%lld c%lld mult %lld in %lldx..x%lld k%lld s%lld d%lld pads "
+             "%lld/%lld auto_pad %s bias %d threads %zu%s",
+             trial, ns, (long long)t->n, (long long)t->c, (long long)t->mult, (long long)t->in[0],
+             (long long)t->in[l], (long long)t->k[l], (long long)t->s[l], (long long)t->d[l],
+             (long long)t->pb[l], (long long)t->pe[l], t->auto_pad ? t->auto_pad : "-",
+             (int)t->bias, t->threads, t->half ? " float16" : "");
+}
+
+Test(conv_depthwise, matches_direct_convolution_on_random_shapes)
+{
+    for (int trial = 0; trial < 400; trial++) {
+        dw_case t;
+        /* rows up to 150 wide: every block size of both SIMD widths, and tails */
+        random_case(&t, 1 + trial % 3, trial % 3 == 0 ? 150 : 40);
+        char what[200];
+        describe(&t, trial, what, sizeof what);
+        check_case(&t, (uint32_t)trial + 1, what);
+    }
+}
+
+Test(conv_depthwise, float16_runs_through_the_float_path)
+{
+    for (int trial = 0; trial < 30; trial++) {
+        dw_case t;
+        random_case(&t, 1 + trial % 2, 70);
+        t.half = true;
+        t.threads = 2;
+        char what[200];
+        describe(&t, trial, what, sizeof what);
+        check_case(&t, (uint32_t)trial + 900, what);
+    }
+}
+
+Test(conv_depthwise, same_upper_and_lower_put_the_odd_pad_apart)
+{
+    /* kernel 4: total pad 3 at stride 1, 1 + 2 (UPPER) or 2 + 1 (LOWER) */
+    for (int lower = 0; lower < 2; lower++)
+        for (int64_t s = 1; s <= 2; s++) {
+            dw_case t = {.ns = 1,
+                         .n = 1,
+                         .c = 3,
+                         .mult = 1,
+                         .in = {37},
+                         .k = {4},
+                         .s = {s},
+                         .d = {1},
+                         .auto_pad = lower ? "SAME_LOWER" : "SAME_UPPER",
+                         .bias = true,
+                         .threads = 1};
+            check_case(&t, 31 + (uint32_t)s, t.auto_pad);
+            t.ns = 2;
+            t.in[0] = 6;
+            t.in[1] = 19;
+            t.k[0] = 3;
+            t.k[1] = 4;
+            t.s[0] = 1;
+            t.s[1] = s;
+            t.d[0] = 2;
+            t.d[1] = 1;
+            check_case(&t, 41 + (uint32_t)s, t.auto_pad);
+        }
+}
+
+Test(conv_depthwise, conformer_kernel_31_on_two_threads)
+{
+    /* Conformer-S's conv module: 144 channels, 256 frames, kernel 31,
+     * "same" pads 15/15, bias; and a length that is no multiple of 8 */
+    dw_case t = {.ns = 1,
+                 .n = 1,
+                 .c = 144,
+                 .mult = 1,
+                 .in = {256},
+                 .k = {31},
+                 .s = {1},
+                 .d = {1},
+                 .pb = {15},
+                 .pe = {15},
+                 .bias = true,
+                 .threads = 2};
+    check_case(&t, 51, "conformer k31 T256");
+    t.in[0] = 203;
+    t.bias = false;
+    check_case(&t, 52, "conformer k31 T203 no bias");
+}
+
+Test(conv_depthwise, large_kernels_take_several_tap_batches)
+{
+    /* 9 x 9 = 81 taps and a 1-D kernel of 128: more than one batch of 64 */
+    dw_case t = {.ns = 2,
+                 .n = 2,
+                 .c = 5,
+                 .mult = 2,
+                 .in = {12, 41},
+                 .k = {9, 9},
+                 .s = {1, 2},
+                 .d = {1, 1},
+                 .pb = {4, 3},
+                 .pe = {4, 5},
+                 .bias = true,
+                 .threads = 2};
+    check_case(&t, 61, "9x9");
+    dw_case u = {.ns = 1,
+                 .n = 1,
+                 .c = 4,
+                 .mult = 1,
+                 .in = {70},
+                 .k = {128},
+                 .s = {1},
+                 .d = {1},
+                 .pb = {64},
+                 .pe = {64},
+                 .bias = true,
+                 .threads = 1};
+    check_case(&u, 62, "k128 pads 64");
+}
+
+Test(conv_depthwise, pads_wider_than_the_input)
+{
+    /* every output reads mostly padding; some rows of the 2-D kernel read
+     * none of the input */
+    dw_case t = {.ns = 2,
+                 .n = 1,
+                 .c = 2,
+                 .mult = 1,
+                 .in = {2, 3},
+                 .k = {3, 3},
+                 .s = {2, 3},
+                 .d = {3, 2},
+                 .pb = {5, 7},
+                 .pe = {6, 4},
+                 .bias = true,
+                 .threads = 2};
+    check_case(&t, 71, "wide pads");
+}
