@@ -16,9 +16,14 @@
  * Per item: O, m, l are reset; for each key tile S = scale * Q_blk K_tile^T,
  * then each row of S gets softcap, bias and exclusions, its max updates m, S
  * becomes P = exp(S - m), l and O are rescaled when m grew, and O += P
- * V_tile. Without softcap, bias, keep mask, soft kv_valid and score output
- * (the common case: exclusions are then only a visible-key count per row),
- * the whole tile's row steps are one qkv_vm_online_softmax_f32 call.
+ * V_tile. Without softcap, keep mask, soft kv_valid and score output (the
+ * common case: exclusions are then only a visible-key count per row), the
+ * whole tile's row steps are one qkv_vm_online_softmax_f32 call; an additive
+ * bias whose keys are contiguous (a float attn_mask, a relative position
+ * bias, a padding mask broadcast over the queries) is then added to S by the
+ * score product itself (the micro-kernels' epilogue, or one pass after the
+ * GEMM), so it costs no per-row step. s + (-inf) is -inf for any finite
+ * score, which is what the per-row path's select gives.
  * Finally out = O / l (0 when l == 0: every key of the row was excluded).
  *
  * Tiles past the last key any row of the block may see (causal frontier,
@@ -170,8 +175,10 @@ typedef struct attn_run {
     bool hard_drop;          /* drop_value is -inf */
     bool micro;              /* the AVX2+FMA micro-kernels replace the tile GEMMs */
     bool micro512;           /* ... and the tile products use the AVX-512 ones */
-    bool plain_rows;         /* no softcap, bias, keep or soft kv_valid, no score output: the
-                        * row steps of a tile are one qkv_vm_online_softmax_f32 call */
+    bool plain_rows;         /* no softcap, keep, soft kv_valid or score output, a bias (if
+                              * any) with unit key stride: the bias is added to the tile of
+                              * scores as a whole, and the row steps of a tile are one
+                              * qkv_vm_online_softmax_f32 call */
     atomic_int status;       /* the first GEMM failure (QKV_OK while none) */
     atomic_size_t next_item; /* the next item a worker takes */
     size_t take;             /* consecutive items per take */
@@ -308,17 +315,19 @@ static float score_row(const attn_run *r, size_t b, size_t h, size_t i, size_t j
 }
 
 /* S (rows x w) = scale * Q_blk K_tile^T for the query rows at qp and the w
- * keys at kp (row strides q.ss, kss). A GEMM error is returned. */
+ * keys at kp (row strides q.ss, kss), plus the bias rows at bp (row stride
+ * a->bias_si, unit key stride) when bp is not NULL. A GEMM error is
+ * returned. */
 static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const float *qp, size_t rows,
-                              const float *kp, size_t kss, size_t w)
+                              const float *kp, size_t kss, size_t w, const float *bp)
 {
     const qkv_attn_args *a = r->a;
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
-    if (r->micro) { /* the K tile packed as K^T once per tile */
+    if (r->micro) { /* the K tile packed as K^T once per tile; the bias added on the way out */
         size_t ldk = qkv_attn_pack_cols(r->bk);
         qkv_attn_mk_pack_kt(kp, kss, w, a->head_size, sl->kt, ldk);
         qkv_attn_mk_tile_gemm(r->micro512, rows, w, a->head_size, a->scale, qp, a->q.ss, sl->kt,
-                              ldk, true, sl->s, w, false);
+                              ldk, true, sl->s, w, bp, a->bias_si);
         return QKV_OK;
     }
 #endif
@@ -335,7 +344,16 @@ static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const floa
                         .ldb = kss,
                         .c = sl->s,
                         .ldc = w};
-    return qkv_blas_gemm_run(r->io, &qk);
+    qkv_status st = qkv_blas_gemm_run(r->io, &qk);
+    if (st != QKV_OK || !bp)
+        return st;
+    for (size_t x = 0; x < rows; x++) {
+        float *restrict sr = sl->s + x * w;
+        const float *restrict br = bp + x * a->bias_si;
+        for (size_t c = 0; c < w; c++)
+            sr[c] += br[c]; /* -inf (an excluded key) stays -inf: the score is finite */
+    }
+    return QKV_OK;
 }
 
 /* O (rows x v_head_size) += P V_tile for the w values at vp (row stride
@@ -349,7 +367,7 @@ static qkv_status tile_accumulate(const attn_run *r, const attn_slot *sl, size_t
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
     if (r->micro) {
         qkv_attn_mk_tile_gemm(r->micro512, rows, dv, w, 1.0f, sl->s, w, vp, vss, false, sl->o, dv,
-                              true);
+                              sl->o, dv);
         return QKV_OK;
     }
 #endif
@@ -389,6 +407,10 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
     size_t block_end = r->skip_tiles ? row_end(r, b, i0 + rows - 1) : r->kv_len;
     float *qk_base = a->qk_out ? a->qk_out + b * a->qk_sb + h * a->qk_sh + i0 * a->qk_si : NULL;
     const float *qp = a->q.data + b * a->q.sb + h * a->q.sh + i0 * a->q.ss;
+    /* the bias rows of the block at key 0, when the tiles take the bias whole */
+    const float *bias0 = r->plain_rows && a->bias
+                             ? a->bias + b * a->bias_sb + h * a->bias_sh + i0 * a->bias_si
+                             : NULL;
 
     size_t seg_start = 0;
     for (size_t sg = 0; sg < a->n_segments && seg_start < block_end; sg++) {
@@ -402,7 +424,8 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
             size_t w = min_sz(r->bk, g->len - t0);
             if (r->skip_tiles && w > block_end - j0)
                 w = block_end - j0;
-            qkv_status st = tile_scores(r, sl, qp, rows, kp + t0 * g->k.ss, g->k.ss, w);
+            qkv_status st = tile_scores(r, sl, qp, rows, kp + t0 * g->k.ss, g->k.ss, w,
+                                        bias0 ? bias0 + j0 : NULL);
             if (st != QKV_OK)
                 return st;
             if (r->plain_rows) {
@@ -519,8 +542,8 @@ qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch
     r.skip_tiles = a->qk_out == NULL;
     r.micro = qkv_attn_uses_microkernel(a);
     r.micro512 = r.micro && (qkv_cpu_features_get() & QKV_CPU_AVX512);
-    r.plain_rows =
-        a->softcap == 0 && !a->bias && !a->keep && !(a->kv_valid && !r.hard_drop) && !a->qk_out;
+    r.plain_rows = a->softcap == 0 && (!a->bias || a->bias_sj == 1) && !a->keep &&
+                   !(a->kv_valid && !r.hard_drop) && !a->qk_out;
 
     size_t threads = io->host->thread_count(io->host_ctx);
     size_t slots = scratch_bytes / r.slot_bytes;

@@ -20,10 +20,11 @@
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 /*
- * Both tile products are C (m x n) = alpha * A (m x k) B (k x n) [+ C]:
- *   S = scale * Q_blk K_tile^T   A = Q rows, B = the K tile packed as K^T
- *                                (head_size x qkv_attn_pack_cols(bk), zero-padded),
- *   O += P V_tile                A = P, B = V rows as they are.
+ * Both tile products are C (m x n) = alpha * A (m x k) B (k x n) [+ D]:
+ *   S = scale * Q_blk K_tile^T [+ bias]   A = Q rows, B = the K tile packed as
+ *                                K^T (head_size x qkv_attn_pack_cols(bk),
+ *                                zero-padded), D the additive mask's rows,
+ *   O += P V_tile                A = P, B = V rows as they are, D = O.
  * A block is MR <= 6 rows x 16 columns: 12 ymm accumulators, two B loads and
  * MR broadcasts of A per step of k. Only these functions use AVX2/FMA
  * (target attributes, no global -march); qkv_attn_run calls them only after
@@ -43,8 +44,8 @@ MK_INLINE __m256i mk_mask(size_t n)
 /* One block: rows [0, MR), columns [0, nc) of C, nc <= 16. b_full: B's 16
  * columns may all be read (a zero-padded pack, or nc == 16). */
 MK_INLINE void mk_block(const size_t MR, size_t k, const float *restrict a, size_t lda,
-                        const float *restrict b, size_t ldb, float *restrict c, size_t ldc,
-                        size_t nc, bool b_full, float alpha, bool acc)
+                        const float *restrict b, size_t ldb, float *c, size_t ldc, size_t nc,
+                        bool b_full, float alpha, const float *add, size_t ld_add)
 {
     __m256 c0[MK_MR], c1[MK_MR];
 #pragma GCC unroll 6
@@ -79,9 +80,10 @@ MK_INLINE void mk_block(const size_t MR, size_t k, const float *restrict a, size
         for (size_t r = 0; r < MR; r++) {
             float *cr = c + r * ldc;
             __m256 x0 = _mm256_mul_ps(c0[r], al), x1 = _mm256_mul_ps(c1[r], al);
-            if (acc) {
-                x0 = _mm256_add_ps(x0, _mm256_loadu_ps(cr));
-                x1 = _mm256_add_ps(x1, _mm256_loadu_ps(cr + 8));
+            if (add) {
+                const float *ar = add + r * ld_add;
+                x0 = _mm256_add_ps(x0, _mm256_loadu_ps(ar));
+                x1 = _mm256_add_ps(x1, _mm256_loadu_ps(ar + 8));
             }
             _mm256_storeu_ps(cr, x0);
             _mm256_storeu_ps(cr + 8, x1);
@@ -91,9 +93,10 @@ MK_INLINE void mk_block(const size_t MR, size_t k, const float *restrict a, size
         for (size_t r = 0; r < MR; r++) {
             float *cr = c + r * ldc;
             __m256 x0 = _mm256_mul_ps(c0[r], al), x1 = _mm256_mul_ps(c1[r], al);
-            if (acc) {
-                x0 = _mm256_add_ps(x0, _mm256_maskload_ps(cr, m0));
-                x1 = _mm256_add_ps(x1, _mm256_maskload_ps(cr + 8, m1));
+            if (add) {
+                const float *ar = add + r * ld_add;
+                x0 = _mm256_add_ps(x0, _mm256_maskload_ps(ar, m0));
+                x1 = _mm256_add_ps(x1, _mm256_maskload_ps(ar + 8, m1));
             }
             _mm256_maskstore_ps(cr, m0, x0);
             _mm256_maskstore_ps(cr + 8, m1, x1);
@@ -101,38 +104,52 @@ MK_INLINE void mk_block(const size_t MR, size_t k, const float *restrict a, size
     }
 }
 
-/* C = alpha * A B (+ C when acc) for an m x n tile; b_padded: B has zero
- * columns up to the next multiple of 16 (the packed K^T). */
+/* Rows of the next block when `left` rows remain for blocks of at most mr
+ * rows: the remainder is spread evenly over the blocks still needed (49
+ * rows with mr 8 are 7 blocks of 7, not 6 of 8 and a lone row, whose
+ * accumulators would wait on one another's FMA latency). */
+static size_t block_rows(size_t left, size_t mr)
+{
+    size_t blocks = (left + mr - 1) / mr;
+    return (left + blocks - 1) / blocks;
+}
+
+/* C = alpha * A B (+ add) for an m x n tile; b_padded: B has zero columns up
+ * to the next multiple of 16 (the packed K^T). add (row stride ld_add, 0
+ * broadcasts one row) is NULL or as wide as C; it may be C itself. */
 MK_FN static void mk_gemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-                          const float *b, size_t ldb, bool b_padded, float *c, size_t ldc, bool acc)
+                          const float *b, size_t ldb, bool b_padded, float *c, size_t ldc,
+                          const float *add, size_t ld_add)
 {
     for (size_t j = 0; j < n; j += 16) {
         size_t nc = min_sz(16, n - j);
         bool full = b_padded || nc == 16;
-        size_t i = 0;
-        for (; i + MK_MR <= m; i += MK_MR)
-            mk_block(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, nc, full, alpha,
-                     acc);
-        const float *ai = a + i * lda;
-        float *ci = c + i * ldc + j;
-        switch (m - i) {
-        case 5:
-            mk_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
-            break;
-        case 4:
-            mk_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
-            break;
-        case 3:
-            mk_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
-            break;
-        case 2:
-            mk_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
-            break;
-        case 1:
-            mk_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, acc);
-            break;
-        default:
-            break;
+        for (size_t i = 0; i < m;) {
+            size_t mr = block_rows(m - i, MK_MR);
+            const float *ai = a + i * lda;
+            float *ci = c + i * ldc + j;
+            const float *di = add ? add + i * ld_add + j : NULL;
+            switch (mr) {
+            case 6:
+                mk_block(6, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, di, ld_add);
+                break;
+            case 5:
+                mk_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, di, ld_add);
+                break;
+            case 4:
+                mk_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, di, ld_add);
+                break;
+            case 3:
+                mk_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, di, ld_add);
+                break;
+            case 2:
+                mk_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, di, ld_add);
+                break;
+            default:
+                mk_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, full, alpha, di, ld_add);
+                break;
+            }
+            i += mr;
         }
     }
 }
@@ -140,7 +157,10 @@ MK_FN static void mk_gemm(size_t m, size_t n, size_t k, float alpha, const float
 /*
  * The same tile products with AVX-512: blocks of MR <= 8 rows x 32 columns
  * (16 zmm accumulators), the ragged columns handled by mask registers, so no
- * B column past n is read (masked-off lanes of a load never fault).
+ * B column past n is read (masked-off lanes of a load never fault). A last
+ * panel of at most 16 columns uses one vector per row (`two` false): a head
+ * size of 36 is 32 + 4 columns, and the second 32-column panel would cost
+ * as much as the first.
  */
 #define MK512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"
 #define MK512_FN __attribute__((target(MK512_TARGET)))
@@ -152,9 +172,9 @@ MK512_INLINE __mmask16 mk512_mask(size_t n) /* the first n (0..16) lanes */
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
-MK512_INLINE void mk512_block(const size_t MR, size_t k, const float *restrict a, size_t lda,
-                              const float *restrict b, size_t ldb, float *restrict c, size_t ldc,
-                              size_t nc, float alpha, bool acc)
+MK512_INLINE void mk512_block(const size_t MR, const bool two, size_t k, const float *restrict a,
+                              size_t lda, const float *restrict b, size_t ldb, float *c,
+                              size_t ldc, size_t nc, float alpha, const float *add, size_t ld_add)
 {
     __m512 c0[MK512_MR], c1[MK512_MR];
 #pragma GCC unroll 8
@@ -163,64 +183,82 @@ MK512_INLINE void mk512_block(const size_t MR, size_t k, const float *restrict a
     __mmask16 m0 = mk512_mask(nc), m1 = mk512_mask(nc > 16 ? nc - 16 : 0);
     for (size_t p = 0; p < k; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
+        __m512 b1 = two ? _mm512_maskz_loadu_ps(m1, b + p * ldb + 16) : b0;
 #pragma GCC unroll 8
         for (size_t r = 0; r < MR; r++) {
             __m512 av = _mm512_set1_ps(a[r * lda + p]);
             c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+            if (two)
+                c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
         }
     }
     __m512 al = _mm512_set1_ps(alpha);
 #pragma GCC unroll 8
     for (size_t r = 0; r < MR; r++) {
         float *cr = c + r * ldc;
-        __m512 x0 = _mm512_mul_ps(c0[r], al), x1 = _mm512_mul_ps(c1[r], al);
-        if (acc) {
-            x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, cr));
-            x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, cr + 16));
-        }
+        __m512 x0 = _mm512_mul_ps(c0[r], al);
+        if (add)
+            x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, add + r * ld_add));
         _mm512_mask_storeu_ps(cr, m0, x0);
-        _mm512_mask_storeu_ps(cr + 16, m1, x1);
+        if (two) {
+            __m512 x1 = _mm512_mul_ps(c1[r], al);
+            if (add)
+                x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, add + r * ld_add + 16));
+            _mm512_mask_storeu_ps(cr + 16, m1, x1);
+        }
+    }
+}
+
+/* One row block of mk512_gemm: mr (1..8) rows, `two` vectors per row. */
+MK512_INLINE void mk512_rows(size_t mr, const bool two, size_t k, const float *a, size_t lda,
+                             const float *b, size_t ldb, float *c, size_t ldc, size_t nc,
+                             float alpha, const float *add, size_t ld_add)
+{
+    switch (mr) {
+    case 8:
+        mk512_block(8, two, k, a, lda, b, ldb, c, ldc, nc, alpha, add, ld_add);
+        break;
+    case 7:
+        mk512_block(7, two, k, a, lda, b, ldb, c, ldc, nc, alpha, add, ld_add);
+        break;
+    case 6:
+        mk512_block(6, two, k, a, lda, b, ldb, c, ldc, nc, alpha, add, ld_add);
+        break;
+    case 5:
+        mk512_block(5, two, k, a, lda, b, ldb, c, ldc, nc, alpha, add, ld_add);
+        break;
+    case 4:
+        mk512_block(4, two, k, a, lda, b, ldb, c, ldc, nc, alpha, add, ld_add);
+        break;
+    case 3:
+        mk512_block(3, two, k, a, lda, b, ldb, c, ldc, nc, alpha, add, ld_add);
+        break;
+    case 2:
+        mk512_block(2, two, k, a, lda, b, ldb, c, ldc, nc, alpha, add, ld_add);
+        break;
+    default:
+        mk512_block(1, two, k, a, lda, b, ldb, c, ldc, nc, alpha, add, ld_add);
+        break;
     }
 }
 
 /* mk_gemm with AVX-512 (B's padding is not needed: masks). */
 MK512_FN static void mk512_gemm(size_t m, size_t n, size_t k, float alpha, const float *a,
                                 size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
-                                bool acc)
+                                const float *add, size_t ld_add)
 {
     for (size_t j = 0; j < n; j += 32) {
         size_t nc = min_sz(32, n - j);
-        size_t i = 0;
-        for (; i + MK512_MR <= m; i += MK512_MR)
-            mk512_block(8, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, nc, alpha, acc);
-        const float *ai = a + i * lda;
-        float *ci = c + i * ldc + j;
-        switch (m - i) {
-        case 7:
-            mk512_block(7, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
-            break;
-        case 6:
-            mk512_block(6, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
-            break;
-        case 5:
-            mk512_block(5, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
-            break;
-        case 4:
-            mk512_block(4, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
-            break;
-        case 3:
-            mk512_block(3, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
-            break;
-        case 2:
-            mk512_block(2, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
-            break;
-        case 1:
-            mk512_block(1, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, acc);
-            break;
-        default:
-            break;
+        for (size_t i = 0; i < m;) {
+            size_t mr = block_rows(m - i, MK512_MR);
+            const float *ai = a + i * lda;
+            float *ci = c + i * ldc + j;
+            const float *di = add ? add + i * ld_add + j : NULL;
+            if (nc > 16)
+                mk512_rows(mr, true, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, di, ld_add);
+            else
+                mk512_rows(mr, false, k, ai, lda, b + j, ldb, ci, ldc, nc, alpha, di, ld_add);
+            i += mr;
         }
     }
 }
@@ -228,12 +266,13 @@ MK512_FN static void mk512_gemm(size_t m, size_t n, size_t k, float alpha, const
 /* The tile product on the widest kernel the run may use. */
 MK_FN void qkv_attn_mk_tile_gemm(bool wide, size_t m, size_t n, size_t k, float alpha,
                                  const float *a, size_t lda, const float *b, size_t ldb,
-                                 bool b_padded, float *c, size_t ldc, bool acc)
+                                 bool b_padded, float *c, size_t ldc, const float *add,
+                                 size_t ld_add)
 {
     if (wide)
-        mk512_gemm(m, n, k, alpha, a, lda, b, ldb, c, ldc, acc);
+        mk512_gemm(m, n, k, alpha, a, lda, b, ldb, c, ldc, add, ld_add);
     else
-        mk_gemm(m, n, k, alpha, a, lda, b, ldb, b_padded, c, ldc, acc);
+        mk_gemm(m, n, k, alpha, a, lda, b, ldb, b_padded, c, ldc, add, ld_add);
 }
 
 /* The output rows: out[x] = o[x] / l[x] (dv floats), zeros where l[x] is 0

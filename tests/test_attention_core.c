@@ -19,6 +19,9 @@ enum {
     M_FLOAT_KEYS,  /* float (B, 1, Sq, 1): one value for every key (bias_sj 0) */
     M_BOOL,        /* bool (B, 1, Sq, T) */
     M_INT32_2D,    /* int32 (B, T), as MHA's key_padding_mask */
+    M_FLOAT_PAD,   /* float (B, 1, 1, T): 0, and -inf on batch b's last 2 b keys (a key
+                    * padding mask broadcast over heads and queries, as Conformer's) */
+    M_FLOAT_LIMITED, /* float (B, Hq, Sq, key_limit): no column past key_limit exists */
 };
 
 typedef struct core_case {
@@ -33,6 +36,7 @@ typedef struct core_case {
     int causal;
     int64_t offset;
     int per_batch_offset; /* offsets[b] = offset - b */
+    int dead_row;         /* M_FLOAT_FULL: query row dead_row - 1 of (b 0, h 0) all -inf */
     int qk;               /* score output wanted */
     qkv_attn_qk_stage stage;
     size_t threads;
@@ -107,7 +111,27 @@ static void setup(const core_case *c, core_data *x)
                 x->bias[i] = -INFINITY;
         a->bias = x->bias;
         a->bias_sb = c->hq * c->sq * t, a->bias_sh = c->sq * t, a->bias_si = t, a->bias_sj = 1;
+        if (c->dead_row)
+            for (size_t j = 0; j < t; j++)
+                x->bias[(size_t)(c->dead_row - 1) * t + j] = -INFINITY;
         break;
+    case M_FLOAT_PAD:
+        x->bias = calloc(c->b * t + 1, sizeof *x->bias);
+        for (size_t b = 0; b < c->b; b++)
+            for (size_t j = t - (2 * b < t ? 2 * b : t); j < t; j++)
+                x->bias[b * t + j] = -INFINITY;
+        a->bias = x->bias;
+        a->bias_sb = t, a->bias_sj = 1;
+        break;
+    case M_FLOAT_LIMITED: {
+        size_t lim = c->key_limit, n = c->b * c->hq * c->sq * lim;
+        x->bias = malloc((n ? n : 1) * sizeof *x->bias); /* exactly: ASan sees a read past it */
+        kh_fill_random(x->bias, n, c->seed + 33);
+        a->bias = x->bias;
+        a->bias_sb = c->hq * c->sq * lim, a->bias_sh = c->sq * lim, a->bias_si = lim;
+        a->bias_sj = 1;
+        break;
+    }
     case M_FLOAT_BCAST:
         x->bias = rnd(c->sq * t, c->seed + 31);
         a->bias = x->bias;
@@ -473,6 +497,70 @@ Test(attention_core, adds_float_masks_with_broadcast_and_minus_inf)
     c.mask = M_FLOAT_KEYS;
     c.seed = 11;
     run_case(&c);
+}
+
+/* A float mask with contiguous keys is added by the score product (the
+ * micro-kernels' epilogue, or one pass after the GEMM) and the tile's rows
+ * take the one-call online softmax: window-attention shapes (49 x 49, head
+ * 32, a relative position bias per head), Conformer's (a key padding mask
+ * broadcast over the queries, head 36 = 32 + 4: the one-vector last panel),
+ * rows that the mask excludes whole, a mask only key_limit wide, causal
+ * frontiers, two key segments and row counts that are not multiples of the
+ * micro-kernels' 6 or 8 rows. Each on the micro-kernels and on the GEMM
+ * path (run_case), against the double reference. */
+Test(attention_core, adds_contiguous_float_masks_in_the_score_product)
+{
+    core_case win = {.b = 3,
+                     .hq = 3,
+                     .hkv = 3,
+                     .sq = 49,
+                     .d = 32,
+                     .dv = 32,
+                     .n_seg = 1,
+                     .seg_len = {49},
+                     .scale = 0.18f,
+                     .mask = M_FLOAT_FULL,
+                     .dead_row = 7,
+                     .seed = 70};
+    run_case(&win);
+    win.mask = M_FLOAT_BCAST; /* (1, 1, Sq, T): every batch and head the same rows */
+    win.threads = 2;
+    win.seed = 71;
+    run_case(&win);
+
+    core_case pad = {.b = 4,
+                     .hq = 1,
+                     .hkv = 1,
+                     .sq = 37,
+                     .d = 36,
+                     .dv = 36,
+                     .n_seg = 1,
+                     .seg_len = {150}, /* two key tiles: the second rescales O */
+                     .rank3 = 1,
+                     .scale = 0.17f,
+                     .mask = M_FLOAT_PAD,
+                     .seed = 72};
+    run_case(&pad);
+    pad.dv = 17; /* the last panel alone, and at once 16 + 1 columns */
+    pad.threads = 2;
+    pad.seed = 73;
+    run_case(&pad);
+
+    core_case lim = {.b = 2,
+                     .hq = 4,
+                     .hkv = 2,
+                     .sq = 13,
+                     .d = 24,
+                     .dv = 33,
+                     .n_seg = 2,
+                     .seg_len = {20, 140},
+                     .scale = 0.2f,
+                     .mask = M_FLOAT_LIMITED,
+                     .key_limit = 131,
+                     .causal = 1,
+                     .offset = 118,
+                     .seed = 74};
+    run_case(&lim);
 }
 
 Test(attention_core, excludes_keys_of_a_bool_mask_with_causal_and_key_limit)
