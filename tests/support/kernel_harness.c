@@ -168,9 +168,11 @@ static void exec_end(kh_exec *x)
 }
 
 /* Finds the node's built-in kernel, lays out its inputs (omitted slots
- * UNDEFINED with rank -1), checks them against the declaration and runs
- * init, as the session does. On failure the status and message are the
- * failing step's; call exec_end in either case. */
+ * UNDEFINED with rank -1), runs init and then checks the inputs against the
+ * declaration, in the session's order (init_kernels, then settle_graph's
+ * inference: a kernel's own message for an omitted input is the one a
+ * session reports). On failure the status and message are the failing
+ * step's; call exec_end in either case. */
 static qkv_status exec_begin(kh_node *n, const qkv_tensor *inputs, kh_exec *x, qkv_error *err)
 {
     memset(x, 0, sizeof *x);
@@ -196,11 +198,12 @@ static qkv_status exec_begin(kh_node *n, const qkv_tensor *inputs, kh_exec *x, q
     x->pool = qkv_threadpool_create(n->threads);
     x->hctx = (qkv_host_ctx){
         .node = &n->node, .version = x->k->since_version, .err = err, .pool = x->pool};
-    st = qkv_kernel_check_io(x->k, &n->node, x->ins, err);
-    if (st == QKV_OK && x->k->init) {
+    if (x->k->init) {
         qkv_node_ctx nctx = {.node = &n->node, .version = x->k->since_version, .err = err};
         st = x->k->init(x->k, qkv_host_api_get(), &nctx, &x->state);
     }
+    if (st == QKV_OK)
+        st = qkv_kernel_check_io(x->k, &n->node, x->ins, err);
     return st;
 }
 
