@@ -88,10 +88,14 @@ for suite in "${suites[@]}"; do
     done
   done
 done
-# model-local functions: what the conformance suite has none of
-"$PYTHON" tests/data/make_function_models.py "$build/function-models" >/dev/null
-for m in "$build"/function-models/functions/*.onnx; do
-  cp "$m" "$seeds/models/function-$(basename "$m")"
+# model-local functions (the loader's inlining), and sequences and optionals
+# through If/Loop bodies and SequenceMap: what the conformance suite has
+# none or few of
+for gen in function control_flow control_flow_seq sequence sequence_map; do
+  "$PYTHON" "tests/data/make_${gen}_models.py" "$build/seed-models" >/dev/null
+done
+for m in "$build"/seed-models/*/*.onnx; do
+  cp "$m" "$seeds/models/$(basename "$(dirname "$m")")-$(basename "$m")"
 done
 "$PYTHON" - "$seeds/tensors" <<'PY'
 import sys

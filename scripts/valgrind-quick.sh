@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A fast valgrind memcheck pass over the paths where memory is managed:
 # session creation and destruction, runs, the plan cache, plugins (load,
-# release, backends, prepack), the memory limit, fault injection, and the
+# release, backends, prepack), the memory limit, fault injection, sequences
+# and optionals moved and copied across If/Loop bodies and SequenceMap, and the
 # Python binding (when python/ is present). A few minutes, where
 # `scripts/test.sh --valgrind` (every test binary) takes 25+.
 #
@@ -17,7 +18,7 @@ PYTHON=/usr/bin/python3
 scripts/setup.sh
 cmake -S . -B build >/dev/null
 tests=(test_session test_run_threads test_memory_limit test_plugin test_plugin_gemm test_prepack
-       test_fault_sweep)
+       test_fault_sweep test_control_flow_seq test_sequence_map)
 [[ -f build/plugins/libqkv_onednn.so ]] && tests+=(test_onednn)
 cmake --build build -j"$(nproc)" --target qkv qkv_cli "${tests[@]}" # qkv_cli: build/qkv, which test_plugin runs
 for gen in tests/data/make_*.py; do "$PYTHON" "$gen" build/testdata >/dev/null; done
