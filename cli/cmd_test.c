@@ -568,8 +568,8 @@ static void print_comparison(size_t k, const char *name, const qkv_value *gv, in
 
 /* Output k of a run against its expected value: dtype, shape and range when
  * it depends on a random op (one tensor each), else by value. */
-static int output_matches(const test_case *t, size_t k, const qkv_value *gv,
-                          const qkv_value *want, const test_opts *o, qkv_cli_compare_result *r)
+static int output_matches(const test_case *t, size_t k, const qkv_value *gv, const qkv_value *want,
+                          const test_opts *o, qkv_cli_compare_result *r)
 {
     const qkv_cli_random_range *rr = k < t->n_random ? &t->random[k] : NULL;
     int random = rr && rr->random && gv->kind == QKV_KIND_TENSOR && gv->count == 1 &&
@@ -580,8 +580,8 @@ static int output_matches(const test_case *t, size_t k, const qkv_value *gv,
 
 /* Checks every output of ctx's last run against d's expected values; the
  * first mismatch sets the test's status. Returns the status. */
-static int check_outputs(test_case *t, const qkv_model *model, qkv_context *ctx,
-                         const data_set *d, const char *label, const test_opts *o)
+static int check_outputs(test_case *t, const qkv_model *model, qkv_context *ctx, const data_set *d,
+                         const char *label, const test_opts *o)
 {
     int st = ST_PASS;
     for (size_t k = 0; k < d->n_expected; k++) {
@@ -675,8 +675,8 @@ static int inspect_model(test_case *t, const char *path)
 
 /* Creates the session (--threads, --no-fuse) and the context the test runs
  * in. Returns ST_PASS or the status (the test's message set). */
-static int open_session(test_case *t, const char *path, const test_opts *o,
-                        qkv_session **session, qkv_context **ctx)
+static int open_session(test_case *t, const char *path, const test_opts *o, qkv_session **session,
+                        qkv_context **ctx)
 {
     qkv_error err = {0};
     qkv_session_options opts;
@@ -742,7 +742,8 @@ static void run_test(test_case *t, const test_opts *o)
     t->status = ST_PASS;
     if (!path)
         set_result(t, ST_ERROR, "out of memory");
-    else if (inspect_model(t, path) == ST_PASS && open_session(t, path, o, &session, &ctx) == ST_PASS)
+    else if (inspect_model(t, path) == ST_PASS &&
+             open_session(t, path, o, &session, &ctx) == ST_PASS)
         run_data_sets(t, session, ctx, o);
     if (t->status == ST_PASS && !t->message)
         t->message = random_note(t);

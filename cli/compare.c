@@ -220,8 +220,8 @@ static int check_layout(const qkv_tensor *got, const qkv_tensor *expected,
 }
 
 /* Floating types (both parts of complex ones) within rtol/atol; n > 0. */
-static int compare_floats(const qkv_tensor *got, const qkv_tensor *expected, size_t n,
-                          double rtol, double atol, qkv_cli_compare_result *r)
+static int compare_floats(const qkv_tensor *got, const qkv_tensor *expected, size_t n, double rtol,
+                          double atol, qkv_cli_compare_result *r)
 {
     qkv_dtype dt = got->dtype;
     int complex = dt == QKV_DTYPE_COMPLEX64 || dt == QKV_DTYPE_COMPLEX128;

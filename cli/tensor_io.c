@@ -375,8 +375,7 @@ static qkv_status read_descr_value(hdr_reader *r, const char *what, npy_header *
 }
 
 /* The value of 'fortran_order': True or False. */
-static qkv_status read_fortran_value(hdr_reader *r, const char *what, npy_header *h,
-                                     qkv_error *err)
+static qkv_status read_fortran_value(hdr_reader *r, const char *what, npy_header *h, qkv_error *err)
 {
     if (read_word(r, "True"))
         h->fortran = true;

@@ -173,8 +173,8 @@ MK512_INLINE __mmask16 mk512_mask(size_t n) /* the first n (0..16) lanes */
 }
 
 MK512_INLINE void mk512_block(const size_t MR, const bool two, size_t k, const float *restrict a,
-                              size_t lda, const float *restrict b, size_t ldb, float *c,
-                              size_t ldc, size_t nc, float alpha, const float *add, size_t ld_add)
+                              size_t lda, const float *restrict b, size_t ldb, float *c, size_t ldc,
+                              size_t nc, float alpha, const float *add, size_t ld_add)
 {
     __m512 c0[MK512_MR], c1[MK512_MR];
 #pragma GCC unroll 8

@@ -62,8 +62,7 @@ static double param_at(const qkv_tensor *t, size_t i)
 }
 
 /* The scale and shift of channel c of group g: inv * scale[k], bias[k]. */
-static void gn_channel_coefs(const gn_run *r, size_t g, size_t c, double inv, double *a,
-                             double *b)
+static void gn_channel_coefs(const gn_run *r, size_t g, size_t c, double inv, double *a, double *b)
 {
     size_t k = r->per_channel ? g * r->cg + c : g;
     *a = inv * param_at(r->scale, k);

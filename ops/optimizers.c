@@ -168,8 +168,10 @@ static qkv_status opt_init(const qkv_kernel *kernel, const qkv_host_api *host,
                     n_out, per_out * a.k, per_out, a.k);
     for (size_t i = 0; i < n_in; i++)
         if (!host->node_input_present(node, i))
-            return NERR(host, node, QKV_ERR_INVALID_MODEL, "input %zu%s is required but omitted",
-                        i, i == 0 ? " 'R'" : i == 1 ? " 'T'" : "");
+            return NERR(host, node, QKV_ERR_INVALID_MODEL, "input %zu%s is required but omitted", i,
+                        i == 0   ? " 'R'"
+                        : i == 1 ? " 'T'"
+                                 : "");
     qkv_status st = read_attrs(host, node, &a);
     if (st != QKV_OK)
         return st;

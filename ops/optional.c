@@ -50,7 +50,8 @@ static qkv_status optional_init(const qkv_kernel *kernel, const qkv_host_api *ho
     optional_attrs *a = malloc(sizeof *a);
     if (!a)
         return host->node_error(node, QKV_ERR_OUT_OF_MEMORY, "out of memory");
-    *a = (optional_attrs){.given = true, .kind = (qkv_type_kind)type[0], .dtype = (qkv_dtype)type[1]};
+    *a = (optional_attrs){
+        .given = true, .kind = (qkv_type_kind)type[0], .dtype = (qkv_dtype)type[1]};
     *state = a;
     return QKV_OK;
 }

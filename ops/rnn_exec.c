@@ -485,8 +485,8 @@ static qkv_status run_direction(dir_run *run, const rnn_layout *l)
     const qkv_rnn_attrs *a = &run->s->attrs;
     const qkv_rnn_dims *d = run->d;
     const qkv_tensor *r = &io->inputs[QKV_RNN_IN_R];
-    run->r = r->data ? (const unsigned char *)r->data + run->dir * d->gh * d->hidden * run->es
-                     : NULL;
+    run->r =
+        r->data ? (const unsigned char *)r->data + run->dir * d->gh * d->hidden * run->es : NULL;
     r_segments(a, d->hidden, run->row0, run->nrows);
 
     /* 1. xw = bias + X W^T for every step */

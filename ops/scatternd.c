@@ -176,7 +176,8 @@ static qkv_status check_indices(qkv_kernel_io *io, const qkv_tensor *x, const qk
 
 /* Writes the slice of n elements at u into d: replaced (RED_NONE) or
  * combined by the reduction. false for a dtype the reduction lacks. */
-static bool scatter_slice(enum red red, qkv_dtype dtype, void *d, const void *u, size_t n, size_t eb)
+static bool scatter_slice(enum red red, qkv_dtype dtype, void *d, const void *u, size_t n,
+                          size_t eb)
 {
     switch (red == RED_NONE ? QKV_DTYPE_UNDEFINED : dtype) {
     case QKV_DTYPE_UNDEFINED:

@@ -256,8 +256,7 @@ static qkv_status count_groups(const unique_state *s, qkv_kernel_io *io, const u
     if (items_empty(v))
         return QKV_OK;
     if (!work_bytes(v, &bytes))
-        return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu items along the axis: scratch overflows",
-                    v->n);
+        return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu items along the axis: scratch overflows", v->n);
     void *mem = malloc(bytes ? bytes : 1);
     if (!mem)
         return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu bytes to count the unique values", bytes);
@@ -330,8 +329,7 @@ static qkv_status unique_prepare(void *state, qkv_kernel_io *io)
         return st;
     unique_view v = view_of(&io->inputs[0], ax);
     if (!work_bytes(&v, &io->scratch_bytes))
-        return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu items along the axis: scratch overflows",
-                    v.n);
+        return KERR(io, QKV_ERR_OUT_OF_MEMORY, "%zu items along the axis: scratch overflows", v.n);
     return QKV_OK;
 }
 

@@ -14,12 +14,12 @@
 /* Masks a case can carry. */
 enum {
     M_NONE,
-    M_FLOAT_FULL,  /* float (B, Hq, Sq, T), some -inf */
-    M_FLOAT_BCAST, /* float (1, 1, Sq, T) */
-    M_FLOAT_KEYS,  /* float (B, 1, Sq, 1): one value for every key (bias_sj 0) */
-    M_BOOL,        /* bool (B, 1, Sq, T) */
-    M_INT32_2D,    /* int32 (B, T), as MHA's key_padding_mask */
-    M_FLOAT_PAD,   /* float (B, 1, 1, T): 0, and -inf on batch b's last 2 b keys (a key
+    M_FLOAT_FULL,    /* float (B, Hq, Sq, T), some -inf */
+    M_FLOAT_BCAST,   /* float (1, 1, Sq, T) */
+    M_FLOAT_KEYS,    /* float (B, 1, Sq, 1): one value for every key (bias_sj 0) */
+    M_BOOL,          /* bool (B, 1, Sq, T) */
+    M_INT32_2D,      /* int32 (B, T), as MHA's key_padding_mask */
+    M_FLOAT_PAD,     /* float (B, 1, 1, T): 0, and -inf on batch b's last 2 b keys (a key
                     * padding mask broadcast over heads and queries, as Conformer's) */
     M_FLOAT_LIMITED, /* float (B, Hq, Sq, key_limit): no column past key_limit exists */
 };

@@ -431,8 +431,7 @@ Test(batchnorm, refuses_an_omitted_input)
                      err.message);
         char want[64];
         snprintf(want, sizeof want, "input %zu is omitted", omit);
-        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
-                  err.message);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s", err.message);
         kh_node_destroy(n);
     }
 }

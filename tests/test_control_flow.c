@@ -368,7 +368,11 @@ Test(control_flow_errors, scan8_refuses_a_state_without_the_batch_at_run_time)
     float s0[2] = {1, 2}, x[12] = {0};
     qkv_tensor in[2] = {
         {.dtype = QKV_DTYPE_FLOAT, .rank = 0, .data = s0, .data_bytes = sizeof(float)},
-        {.dtype = QKV_DTYPE_FLOAT, .rank = 3, .dims = {2, 3, 2}, .data = x, .data_bytes = sizeof x}};
+        {.dtype = QKV_DTYPE_FLOAT,
+         .rank = 3,
+         .dims = {2, 3, 2},
+         .data = x,
+         .data_bytes = sizeof x}};
     expect_run_error(s, in, 2, QKV_ERR_SHAPE, "'scan8_any'", "input 1 (initial state 0)");
     /* batch 1 where the scan input has 2: slicing batch element 1 would read past s0 */
     in[0] = (qkv_tensor){

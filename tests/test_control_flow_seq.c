@@ -192,7 +192,8 @@ static void run_loop_acc(run *r, int64_t m)
 {
     const int64_t d2[] = {2};
     qkv_tensor mt = tensor(QKV_DTYPE_INT64, 0, NULL, &m), x = tensor(QKV_DTYPE_FLOAT, 1, d2, x2);
-    qkv_tensor p[2] = {tensor(QKV_DTYPE_FLOAT, 1, d2, w32), tensor(QKV_DTYPE_FLOAT, 1, d2, w32 + 4)};
+    qkv_tensor p[2] = {tensor(QKV_DTYPE_FLOAT, 1, d2, w32),
+                       tensor(QKV_DTYPE_FLOAT, 1, d2, w32 + 4)};
     qkv_value in[] = {as_value(QKV_KIND_TENSOR, &mt, 1, 1), as_value(QKV_KIND_TENSOR, &x, 1, 1),
                       as_value(QKV_KIND_SEQUENCE, p, 2, 1)};
     cr_assert_eq(qkv_run_values(r->c, in, 3, &r->err), QKV_OK, "%s", r->err.message);
@@ -249,8 +250,8 @@ Test(control_flow_seq, loop_carries_none_that_becomes_a_sequence)
     cr_assert_eq(run_opt_loop(&r, 3, NULL), QKV_OK, "%s", r.err.message);
     assert_value_out(&r, 0, QKV_KIND_SEQUENCE, 1, 3, "loop_opt_none", "m3");
     /* no iteration: the final value is the initial None, which a sequence output cannot hold */
-    assert_error(run_opt_loop(&r, 0, NULL), QKV_ERR_INVALID_ARGUMENT, &r.err,
-                 "'none_loop'", "output 0: an empty optional where a sequence is expected");
+    assert_error(run_opt_loop(&r, 0, NULL), QKV_ERR_INVALID_ARGUMENT, &r.err, "'none_loop'",
+                 "output 0: an empty optional where a sequence is expected");
     cr_assert_eq(run_opt_loop(&r, 3, NULL), QKV_OK, "%s", r.err.message);
     assert_value_out(&r, 0, QKV_KIND_SEQUENCE, 1, 3, "loop_opt_none", "m3");
     close_model(&r);
@@ -264,8 +265,7 @@ Test(control_flow_seq, loop_unwraps_an_optional_sequence_for_its_body, .init = m
     qkv_tensor w0 = tensor(QKV_DTYPE_FLOAT, 1, d2, w32);
     cr_assert_eq(run_opt_loop(&r, 2, &w0), QKV_OK, "%s", r.err.message);
     assert_value_out(&r, 0, QKV_KIND_SEQUENCE, 1, 3, "loop_unwrap", "m2");
-    assert_error(run_opt_loop(&r, 2, NULL), QKV_ERR_INVALID_ARGUMENT, &r.err,
-                 "'unwrap_loop'",
+    assert_error(run_opt_loop(&r, 2, NULL), QKV_ERR_INVALID_ARGUMENT, &r.err, "'unwrap_loop'",
                  "subgraph 'loop_body': input 2 's_in' is a sequence, the node gives it an empty "
                  "optional");
     cr_assert_eq(run_opt_loop(&r, 2, &w0), QKV_OK, "%s", r.err.message);
@@ -354,9 +354,10 @@ static void expect_create_error(const char *model, qkv_status want, const char *
 
 Test(control_flow_seq_errors, loop_body_input_of_another_kind)
 {
-    expect_create_error("loop_kind_mismatch", QKV_ERR_TYPE, "'kind_loop'",
-                        "loop-carried value 0: the body 'kind_body' input 2 'v_in' is a tensor, the "
-                        "node gives it a sequence");
+    expect_create_error(
+        "loop_kind_mismatch", QKV_ERR_TYPE, "'kind_loop'",
+        "loop-carried value 0: the body 'kind_body' input 2 'v_in' is a tensor, the "
+        "node gives it a sequence");
 }
 
 Test(control_flow_seq_errors, loop_body_output_of_another_kind)

@@ -515,9 +515,8 @@ Test(nll_loss, refuses_weight_of_wrong_length_or_type)
 Test(nll_loss, refuses_an_omitted_required_input)
 {
     static const char *const ops[2] = {"NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"};
-    static const char *const want[2][2] = {
-        {"input 0 is omitted", "input 1 is omitted"},
-        {"input 0 is omitted", "input 1 is omitted"}};
+    static const char *const want[2][2] = {{"input 0 is omitted", "input 1 is omitted"},
+                                           {"input 0 is omitted", "input 1 is omitted"}};
     for (int k = 0; k < 2; k++)
         for (size_t omit = 0; omit < 2; omit++) {
             static float x[6], w[3] = {1, 1, 1};
@@ -530,8 +529,8 @@ Test(nll_loss, refuses_an_omitted_required_input)
             qkv_error err;
             cr_assert_eq(kh_run(node, ins, &out, &err), QKV_ERR_INVALID_MODEL, "%s input %zu: %s",
                          ops[k], omit, err.message);
-            cr_assert(strstr(err.message, "test_node") && strstr(err.message, want[k][omit]),
-                      "%s", err.message);
+            cr_assert(strstr(err.message, "test_node") && strstr(err.message, want[k][omit]), "%s",
+                      err.message);
             kh_node_destroy(node);
         }
 }

@@ -184,8 +184,7 @@ Test(nms, refuses_an_omitted_required_input)
                      err.message);
         char want[64];
         snprintf(want, sizeof want, "input %zu is omitted", omit);
-        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
-                  err.message);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s", err.message);
         kh_node_destroy(n);
     }
 }

@@ -354,8 +354,7 @@ Test(optimizers, refuses_non_scalar_rate)
  * compute to read, so the host refuses it before init. */
 Test(optimizers, refuses_an_omitted_rate_or_count)
 {
-    static const char *const want[2] = {"input 0 is omitted",
-                                        "input 1 is omitted"};
+    static const char *const want[2] = {"input 0 is omitted", "input 1 is omitted"};
     for (size_t omit = 0; omit < 2; omit++) {
         static float buf[2];
         static int64_t t = 1;

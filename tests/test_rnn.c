@@ -984,10 +984,7 @@ Test(rnn, hidden_size_taken_from_r_when_absent)
  * the arity) is refused before the kernel's init runs, not read as NULL. */
 Test(rnn_errors, omitted_required_input)
 {
-    expect_error("LSTM", base, omit_x, QKV_ERR_INVALID_MODEL,
-                 "input 0 is omitted");
-    expect_error("GRU", base, omit_w, QKV_ERR_INVALID_MODEL,
-                 "input 1 is omitted");
-    expect_error("RNN", base, omit_r, QKV_ERR_INVALID_MODEL,
-                 "input 2 is omitted");
+    expect_error("LSTM", base, omit_x, QKV_ERR_INVALID_MODEL, "input 0 is omitted");
+    expect_error("GRU", base, omit_w, QKV_ERR_INVALID_MODEL, "input 1 is omitted");
+    expect_error("RNN", base, omit_r, QKV_ERR_INVALID_MODEL, "input 2 is omitted");
 }

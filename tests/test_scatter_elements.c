@@ -140,8 +140,7 @@ Test(scatter_elements, refuses_an_omitted_required_input)
     for (size_t omit = 0; omit < 2; omit++) {
         float data[4] = {0}, upd[2] = {1, 2};
         int64_t ind[2] = {1, 0};
-        qkv_tensor in[3] = {kh_f32(2, (int64_t[]){2, 2}, data),
-                            kh_i64(2, (int64_t[]){1, 2}, ind),
+        qkv_tensor in[3] = {kh_f32(2, (int64_t[]){2, 2}, data), kh_i64(2, (int64_t[]){1, 2}, ind),
                             kh_f32(2, (int64_t[]){1, 2}, upd)},
                    y;
         qkv_error err;
@@ -151,8 +150,7 @@ Test(scatter_elements, refuses_an_omitted_required_input)
                      err.message);
         char want[64];
         snprintf(want, sizeof want, "input %zu is omitted", omit);
-        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
-                  err.message);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s", err.message);
         kh_node_destroy(n);
     }
 }

@@ -525,7 +525,8 @@ Test(sequence_errors, split_refuses_a_zero_size)
     const int64_t d32[] = {3, 2}, d2[] = {2};
     qkv_tensor x = f32(2, d32, xs), sp = i64(1, d2, sizes);
     assert_error(run_split(&r, "seq_split_by", &x, &sp), QKV_ERR_INVALID_ARGUMENT, &r.err,
-                 "node 'split_by' (SplitToSequence-11)", "has 0 at 1: split sizes must be positive");
+                 "node 'split_by' (SplitToSequence-11)",
+                 "has 0 at 1: split sizes must be positive");
     close_model(&r);
     sp = i64(0, NULL, &zero);
     assert_error(run_split(&r, "seq_split_by", &x, &sp), QKV_ERR_INVALID_ARGUMENT, &r.err,

@@ -678,8 +678,7 @@ Test(signal, melweightmatrix_refuses_an_omitted_input)
                      err.message);
         char want[80];
         snprintf(want, sizeof want, "input %zu is omitted", omit);
-        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s",
-                  err.message);
+        cr_assert(strstr(err.message, "test_node") && strstr(err.message, want), "%s", err.message);
         kh_node_destroy(n);
     }
 }
@@ -688,8 +687,7 @@ Test(signal, melweightmatrix_refuses_an_omitted_input)
  * length after it keeps the arity) is refused before the kernel's init runs. */
 Test(signal, stft_refuses_an_omitted_required_input)
 {
-    static const char *const want[2] = {"input 0 is omitted",
-                                        "input 1 is omitted"};
+    static const char *const want[2] = {"input 0 is omitted", "input 1 is omitted"};
     for (size_t omit = 0; omit < 2; omit++) {
         float sig[16] = {0};
         int64_t step = 2, flen = 4;

@@ -112,8 +112,8 @@ qkv_type_kind qkv_cf_body_output_kind(const qkv_ir_graph *body, size_t k);
  * QKV_ERR_INVALID_ARGUMENT for an empty optional where the output is not
  * an optional, and qkv_cf_set_output's.
  */
-qkv_status qkv_cf_set_value(qkv_kernel_io *io, size_t k, const qkv_tensor *src,
-                            qkv_type_kind from, bool move);
+qkv_status qkv_cf_set_value(qkv_kernel_io *io, size_t k, const qkv_tensor *src, qkv_type_kind from,
+                            bool move);
 
 /*
  * Loop-carried sequence or optional: dst (a box of qkv_body_boxes, given

@@ -308,8 +308,8 @@ static qkv_status loop_compute(const void *state, qkv_kernel_io *io)
         if (s == QKV_OK)
             s = qkv_cf_bool_scalar(io, &outs[0], "the body's cond output", &cond);
         if (s == QKV_OK)
-            s = qkv_cf_carry(io, st->body, SLOT_CARRY, (int)(iter & 1), outs + 1, dtypes,
-                             out_kinds, n, in + 2, "loop-carried value");
+            s = qkv_cf_carry(io, st->body, SLOT_CARRY, (int)(iter & 1), outs + 1, dtypes, out_kinds,
+                             n, in + 2, "loop-carried value");
         for (size_t k = 0; k < n && s == QKV_OK && values; k++) {
             if (out_kinds[k] == QKV_KIND_TENSOR)
                 continue;
@@ -336,8 +336,7 @@ static void loop_destroy(void *state) { free(state); }
         .struct_size = sizeof(qkv_kernel), .abi_version = QKV_ABI_VERSION, .domain = "",           \
         .op_type = "Loop", .since_version = since, .until_version = until, .min_inputs = 0,        \
         .max_inputs = -1, .min_outputs = 0, .max_outputs = -1, .flags = QKV_KERNEL_VALUES,         \
-        .init = loop_init, .infer = loop_infer, .compute = loop_compute,                           \
-        .destroy = loop_destroy                                                                    \
+        .init = loop_init, .infer = loop_infer, .compute = loop_compute, .destroy = loop_destroy   \
     }
 
 const qkv_kernel qkv_cf_loop_kernels[QKV_CF_VERSIONS] = {

@@ -51,8 +51,8 @@ static qkv_status set_unwrapped(qkv_kernel_io *io, size_t k, const qkv_box *src)
     return qkv_cf_set_output(io, k, &src->items[0]);
 }
 
-qkv_status qkv_cf_set_value(qkv_kernel_io *io, size_t k, const qkv_tensor *src,
-                            qkv_type_kind from, bool move)
+qkv_status qkv_cf_set_value(qkv_kernel_io *io, size_t k, const qkv_tensor *src, qkv_type_kind from,
+                            bool move)
 {
     const qkv_host_ctx *h = qkv_cf_host(io);
     if (k < h->node->n_outputs && h->node->outputs[k] < 0)

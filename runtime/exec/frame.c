@@ -339,10 +339,9 @@ static qkv_status bind_body_value(qkv_host_ctx *h, qkv_frame *f, size_t slot, co
     qkv_type_kind to = v->type_kind;
     const qkv_box *box = from != QKV_KIND_TENSOR ? src->data : NULL;
     if (!qkv_kind_converts(from, to))
-        return qkv_host_api_get()->error(h, QKV_ERR_TYPE,
-                                         "subgraph '%s': %s %zu '%s' is a %s, the node gives it a %s",
-                                         g->name, role, index, v->name, qkv_kind_name(to),
-                                         qkv_kind_name(from));
+        return qkv_host_api_get()->error(
+            h, QKV_ERR_TYPE, "subgraph '%s': %s %zu '%s' is a %s, the node gives it a %s", g->name,
+            role, index, v->name, qkv_kind_name(to), qkv_kind_name(from));
     if (from != QKV_KIND_TENSOR && !box)
         return qkv_host_api_get()->error(h, QKV_ERR_INTERNAL,
                                          "subgraph '%s' reads '%s', which has no value now",
@@ -448,8 +447,7 @@ qkv_status qkv_body_run(qkv_host_ctx *h, const qkv_ir_graph *body, const qkv_ten
 }
 
 qkv_status qkv_body_run_values(qkv_host_ctx *h, const qkv_ir_graph *body, const qkv_tensor *inputs,
-                               const qkv_type_kind *kinds, size_t n_inputs,
-                               const qkv_tensor **outs)
+                               const qkv_type_kind *kinds, size_t n_inputs, const qkv_tensor **outs)
 {
     *outs = NULL;
     qkv_frame *f = NULL;

@@ -170,8 +170,8 @@ qkv_status qkv_box_take(qkv_box *dst, qkv_box *src, bool move, qkv_error *err)
         return qkv_error_set(err, QKV_ERR_TYPE, "a %s cannot become a %s", qkv_kind_name(src->kind),
                              qkv_kind_name(dst->kind));
     if (!src->has_element && !(dst->kind & QKV_KIND_OPTIONAL))
-        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT, "an empty optional where a %s is expected",
-                             qkv_kind_name(dst->kind));
+        return qkv_error_set(err, QKV_ERR_INVALID_ARGUMENT,
+                             "an empty optional where a %s is expected", qkv_kind_name(dst->kind));
     for (size_t i = 0; i < src->n && dst->elem_dtype != QKV_DTYPE_UNDEFINED; i++)
         if (src->items[i].dtype != dst->elem_dtype)
             return qkv_error_set(err, QKV_ERR_TYPE, "element %zu is %s, expected %s", i,
