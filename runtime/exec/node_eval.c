@@ -21,8 +21,8 @@ static uint64_t input_mask(const qkv_kernel *k, size_t i)
  * the ones the kernel cannot do without (the first min_inputs, unless the
  * kernel says one of them may be omitted). Checked before the kernel's init
  * runs, so no kernel reads an input that is not there. */
-static qkv_status check_arity(const qkv_kernel *k, const qkv_ir_node *node, const char *what,
-                              size_t *n_in_out, qkv_error *err)
+static qkv_status check_arity(const qkv_kernel *k, const qkv_ir_node *node, size_t *n_in_out,
+                              qkv_error *err)
 {
     size_t n_in = node->n_inputs, n_out = node->n_outputs;
     /* trailing omitted inputs do not count toward the arity */
@@ -31,18 +31,27 @@ static qkv_status check_arity(const qkv_kernel *k, const qkv_ir_node *node, cons
     while (n_out > 0 && node->outputs[n_out - 1] < 0)
         n_out--;
     *n_in_out = n_in;
-    if ((int64_t)n_in < k->min_inputs || (k->max_inputs >= 0 && (int64_t)n_in > k->max_inputs))
+    size_t omitted = SIZE_MAX;
+    for (size_t i = 0; i < n_in && (int64_t)i < k->min_inputs && omitted == SIZE_MAX; i++)
+        if (node->inputs[i] < 0 && (i >= 64 || !(k->omittable_inputs >> i & 1)))
+            omitted = i;
+    bool bad_in =
+        (int64_t)n_in < k->min_inputs || (k->max_inputs >= 0 && (int64_t)n_in > k->max_inputs);
+    bool bad_out =
+        (int64_t)n_out < k->min_outputs || (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs);
+    if (!bad_in && !bad_out && omitted == SIZE_MAX)
+        return QKV_OK;
+    char what[256]; /* only on failure: the check runs for every node */
+    qkv_node_describe(node, k->since_version, what, sizeof what);
+    if (bad_in)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu inputs, expected %d to %d",
                              what, n_in, k->min_inputs, k->max_inputs);
-    if ((int64_t)n_out < k->min_outputs || (k->max_outputs >= 0 && (int64_t)n_out > k->max_outputs))
+    if (bad_out)
         return qkv_error_set(err, QKV_ERR_INVALID_MODEL, "%s: has %zu outputs, expected %d to %d",
                              what, n_out, k->min_outputs, k->max_outputs);
-    for (size_t i = 0; i < n_in && (int64_t)i < k->min_inputs; i++)
-        if (node->inputs[i] < 0 && (i >= 64 || !(k->omittable_inputs >> i & 1)))
-            return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
-                                 "%s: input %zu is omitted, but the first %d are required", what, i,
-                                 k->min_inputs);
-    return QKV_OK;
+    return qkv_error_set(err, QKV_ERR_INVALID_MODEL,
+                         "%s: input %zu is omitted, but the first %d are required", what, omitted,
+                         k->min_inputs);
 }
 
 qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_ir_graph *g,
@@ -52,10 +61,8 @@ qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_i
     n->kernel_state = NULL;
     if (!k->init)
         return QKV_OK;
-    char what[256];
     size_t n_in;
-    qkv_node_describe(n, k->since_version, what, sizeof what);
-    qkv_status st = check_arity(k, n, what, &n_in, err);
+    qkv_status st = check_arity(k, n, &n_in, err);
     if (st != QKV_OK) {
         n->kernel = NULL;
         return st;
@@ -66,8 +73,11 @@ qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_i
     st = k->init(k, qkv_host_api_get(), &nctx, &state);
     if (st != QKV_OK) {
         n->kernel = NULL;
-        if (err && err->message[0] == '\0')
+        if (err && err->message[0] == '\0') {
+            char what[256];
+            qkv_node_describe(n, k->since_version, what, sizeof what);
             qkv_error_set(err, st, "%s: init failed", what);
+        }
         return st;
     }
     n->kernel_state = state;
@@ -77,10 +87,8 @@ qkv_status qkv_kernel_init_node(const qkv_kernel *k, qkv_ir_node *n, const qkv_i
 qkv_status qkv_kernel_check_io(const qkv_kernel *k, const qkv_ir_node *node,
                                const qkv_tensor *inputs, qkv_error *err)
 {
-    char what[256];
-    qkv_node_describe(node, k->since_version, what, sizeof what);
     size_t n_in;
-    qkv_status st = check_arity(k, node, what, &n_in, err);
+    qkv_status st = check_arity(k, node, &n_in, err);
     if (st != QKV_OK)
         return st;
     for (size_t i = 0; i < n_in; i++) {
@@ -88,9 +96,12 @@ qkv_status qkv_kernel_check_io(const qkv_kernel *k, const qkv_ir_node *node,
         qkv_dtype t = inputs[i].dtype;
         if (t == QKV_DTYPE_UNDEFINED || mask == 0)
             continue;
-        if ((unsigned)t >= 64 || !(mask & QKV_DTYPE_BIT(t)))
+        if ((unsigned)t >= 64 || !(mask & QKV_DTYPE_BIT(t))) {
+            char what[256];
+            qkv_node_describe(node, k->since_version, what, sizeof what);
             return qkv_error_set(err, QKV_ERR_TYPE, "%s: input %zu has type %s, not supported",
                                  what, i, qkv_dtype_name(t));
+        }
     }
     return QKV_OK;
 }
