@@ -28,15 +28,25 @@
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 #define SMALL_PAGE ((uintptr_t)4 << 10)
 
+#if defined(__linux__) && (defined(MADV_HUGEPAGE) || defined(MADV_POPULATE_WRITE))
+/* madvise(advice) over the whole pages of `page` bytes inside [p, p + bytes)
+ * of a buffer at least QKV_HUGEPAGE_MIN_BYTES long. Advice only: a refusal
+ * (an older kernel, no transparent huge pages) changes nothing. */
+static void advise_interior(void *p, size_t bytes, uintptr_t page, int advice)
+{
+    if (!p || bytes < QKV_HUGEPAGE_MIN_BYTES)
+        return;
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, advice);
+}
+#endif
+
 void qkv_advise_hugepages(void *p, size_t bytes)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (!p || bytes < QKV_HUGEPAGE_MIN_BYTES)
-        return;
-    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    uintptr_t hi = ((uintptr_t)p + bytes) & ~(HUGE_PAGE - 1);
-    if (hi > lo)
-        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice: failure changes nothing */
+    advise_interior(p, bytes, HUGE_PAGE, MADV_HUGEPAGE);
 #else
     (void)p;
     (void)bytes;
@@ -46,12 +56,7 @@ void qkv_advise_hugepages(void *p, size_t bytes)
 void qkv_prefault_pages(void *p, size_t bytes)
 {
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
-    if (!p || bytes < QKV_HUGEPAGE_MIN_BYTES)
-        return;
-    uintptr_t lo = ((uintptr_t)p + SMALL_PAGE - 1) & ~(SMALL_PAGE - 1);
-    uintptr_t hi = ((uintptr_t)p + bytes) & ~(SMALL_PAGE - 1);
-    if (hi > lo)
-        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE); /* EINVAL before 5.14 */
+    advise_interior(p, bytes, SMALL_PAGE, MADV_POPULATE_WRITE); /* EINVAL before 5.14 */
 #else
     (void)p;
     (void)bytes;
