@@ -10,8 +10,11 @@
  * model file: what mutations of it change). A model whose inputs would hold
  * more than MAX_ELEMENTS elements, an input of unknown rank or a string
  * input is skipped after session creation, as is one whose convolutions
- * would take more than MAX_CONV_MACS multiply-adds (conv_macs). Both runs
- * may fail; a crash, a sanitizer report or a leak is the finding.
+ * would take more than MAX_CONV_MACS multiply-adds (conv_macs). The session
+ * is capped at MEMORY_LIMIT bytes (qkv_session_options.memory_limit), so a
+ * plan with a huge output fails before it allocates, as in a user's session
+ * with a limit. Both runs may fail; a crash, a sanitizer report or a leak is
+ * the finding.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +34,12 @@
  * in this instrumented build (fuzz/regressions/fuzz_session-timeout-269d...):
  * real work, not a hang. 2^24 is about a second per run here. */
 #define MAX_CONV_MACS ((uint64_t)1 << 24)
+/* Arena, packed weights and run-time buffers of a session. The inputs'
+ * bound does not bound its outputs: AveragePool pads of 4194303 made a valid
+ * 1.5 GB output whose runs took over 60 s here
+ * (fuzz/regressions/fuzz_session-timeout-8235...). 64 MiB is tens of
+ * milliseconds of writes. */
+#define MEMORY_LIMIT ((size_t)64 << 20)
 /* What make_shape gives an unknown or symbolic dim at most. */
 #define UNKNOWN_DIM 3
 
@@ -260,6 +269,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qkv_session_options_init(&opts);
     opts.no_default_plugins = 1;
     opts.threads = 1;
+    opts.memory_limit = MEMORY_LIMIT;
     qkv_session *s = NULL;
     qkv_error err;
     if (qkv_session_create_from_buffer(data, size, NULL, &opts, &s, &err) != QKV_OK)
