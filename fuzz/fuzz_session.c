@@ -13,14 +13,18 @@
  * would take more than MAX_CONV_MACS multiply-adds (conv_macs). The session
  * is capped at MEMORY_LIMIT bytes (qkv_session_options.memory_limit), so a
  * plan with a huge output fails before it allocates, as in a user's session
- * with a limit. Both runs may fail; a crash, a sanitizer report or a leak is
- * the finding.
+ * with a limit. A run still going after RUN_SECONDS is stopped with
+ * qkv_context_cancel by a watchdog thread. Both runs may fail; a crash, a
+ * sanitizer report or a leak is the finding.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ir.h" /* the session's graph, for conv_macs */
 #include "qkv.h"
@@ -40,6 +44,12 @@
  * (fuzz/regressions/fuzz_session-timeout-8235...). 64 MiB is tens of
  * milliseconds of writes. */
 #define MEMORY_LIMIT ((size_t)64 << 20)
+/* A run's time before the watchdog cancels it. Neither bound above bounds
+ * time: a Loop whose trip count a mutation made 2^40, each iteration a small
+ * Add, is a valid model that runs for hours
+ * (fuzz/regressions/fuzz_session-timeout-5417...), and a user would stop it
+ * the same way. */
+#define RUN_SECONDS 2
 /* What make_shape gives an unknown or symbolic dim at most. */
 #define UNKNOWN_DIM 3
 
@@ -211,6 +221,69 @@ static uint64_t conv_macs(const qkv_ir_graph *g)
     return total;
 }
 
+/* The watchdog: one thread for the process, made at the first run, cancels
+ * `ctx` when `deadline` passes while the run `gen` is still being watched.
+ * A harness's global state; the library has none. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool started;
+    qkv_context *ctx; /* the context being watched, NULL between runs */
+    unsigned long gen;
+    struct timespec deadline; /* CLOCK_REALTIME, as pthread_cond_timedwait takes */
+} watch = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, NULL, 0, {0, 0}};
+
+static void *watchdog(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&watch.lock);
+    for (;;) {
+        if (!watch.ctx) {
+            pthread_cond_wait(&watch.changed, &watch.lock);
+            continue;
+        }
+        unsigned long gen = watch.gen;
+        int rc = pthread_cond_timedwait(&watch.changed, &watch.lock, &watch.deadline);
+        if (rc == ETIMEDOUT && watch.ctx && watch.gen == gen) {
+            qkv_context_cancel(watch.ctx); /* under the lock: unwatch waits for it */
+            watch.ctx = NULL;
+        }
+    }
+    return NULL;
+}
+
+/* Watches the run about to start on ctx (false: no watchdog thread). */
+static bool watch_run(qkv_context *ctx)
+{
+    pthread_mutex_lock(&watch.lock);
+    if (!watch.started) {
+        pthread_t t;
+        watch.started = pthread_create(&t, NULL, watchdog, NULL) == 0;
+        if (watch.started)
+            pthread_detach(t);
+    }
+    if (watch.started) {
+        clock_gettime(CLOCK_REALTIME, &watch.deadline);
+        watch.deadline.tv_sec += RUN_SECONDS;
+        watch.ctx = ctx;
+        watch.gen++;
+        pthread_cond_signal(&watch.changed);
+    }
+    bool ok = watch.started;
+    pthread_mutex_unlock(&watch.lock);
+    return ok;
+}
+
+/* Ends the watch: after it, the watchdog no longer touches the context. */
+static void unwatch_run(void)
+{
+    pthread_mutex_lock(&watch.lock);
+    watch.ctx = NULL;
+    watch.gen++;
+    pthread_cond_signal(&watch.changed);
+    pthread_mutex_unlock(&watch.lock);
+}
+
 static void run_session(qkv_session *s, const uint8_t *data, size_t size)
 {
     const qkv_model *m = qkv_session_model(s);
@@ -244,7 +317,11 @@ static void run_session(qkv_session *s, const uint8_t *data, size_t size)
     qkv_error err;
     if (ok && qkv_context_create(s, &ctx, &err) == QKV_OK) {
         for (int r = 0; r < 2; r++) {
-            if (qkv_run(ctx, in, n_in, &err) != QKV_OK)
+            if (!watch_run(ctx))
+                break;
+            qkv_status st = qkv_run(ctx, in, n_in, &err);
+            unwatch_run();
+            if (st != QKV_OK)
                 break;
             /* touch every output byte: a short buffer shows up here */
             unsigned sum = 0;

@@ -34,9 +34,9 @@ extern "C" {
 #endif
 
 #define QKV_VERSION_MAJOR 0
-#define QKV_VERSION_MINOR 2
+#define QKV_VERSION_MINOR 3
 #define QKV_VERSION_PATCH 0
-#define QKV_VERSION_STRING "0.2.0"
+#define QKV_VERSION_STRING "0.3.0"
 
 #if defined(QKV_BUILDING_LIBRARY) && defined(__GNUC__)
 #define QKV_API __attribute__((visibility("default")))
@@ -251,6 +251,17 @@ QKV_API size_t qkv_cpu_features_string(uint64_t features, char *buf, size_t cap)
  */
 QKV_API qkv_status qkv_context_create(qkv_session *session, qkv_context **out, qkv_error *err);
 QKV_API void qkv_context_destroy(qkv_context *ctx);
+
+/*
+ * Asks ctx's run to stop; the only context function another thread may call
+ * while a run is in progress (a watchdog's, say). The run returns
+ * QKV_ERR_CANCELLED, naming the node it stopped before, at its next node or
+ * its next Loop/Scan iteration: a kernel already computing finishes first.
+ * Its outputs are then undefined, and the context stays usable. The request
+ * is consumed by the run it stops: called when no run is in progress, it
+ * stops the next run before its first node. Since 0.3.
+ */
+QKV_API void qkv_context_cancel(qkv_context *ctx);
 
 /*
  * Runs the model. inputs[i] binds model input i (qkv_model_input order) and

@@ -29,9 +29,10 @@ typedef enum qkv_status {
     QKV_ERR_SHAPE = 4,            /* a shape or dim is wrong */
     QKV_ERR_TYPE = 5,             /* an element type is wrong */
     QKV_ERR_OUT_OF_MEMORY = 6,
-    QKV_ERR_IO = 7,      /* a file could not be read or written */
-    QKV_ERR_PLUGIN = 8,  /* a plugin could not be loaded or failed */
-    QKV_ERR_INTERNAL = 9 /* a bug in qkv */
+    QKV_ERR_IO = 7,        /* a file could not be read or written */
+    QKV_ERR_PLUGIN = 8,    /* a plugin could not be loaded or failed */
+    QKV_ERR_INTERNAL = 9,  /* a bug in qkv */
+    QKV_ERR_CANCELLED = 10 /* qkv_context_cancel stopped the run (since 0.3) */
 } qkv_status;
 
 /* Element types, numbered as ONNX TensorProto.DataType. */

@@ -75,6 +75,8 @@ const char *qkv_status_string(qkv_status status)
         return "plugin error";
     case QKV_ERR_INTERNAL:
         return "internal error";
+    case QKV_ERR_CANCELLED:
+        return "cancelled";
     }
     return "unknown status";
 }

@@ -7,10 +7,10 @@
 The package is ctypes over libqkv (qkv.h) and numpy; no compiled extension.
 """
 from . import _capi
-from ._errors import (DTypeError, InternalError, InvalidArgument, InvalidModel, OutOfMemory,
-                      PluginError, QkvError, QkvIOError, ShapeError, Unsupported)
+from ._errors import (Cancelled, DTypeError, InternalError, InvalidArgument, InvalidModel,
+                      OutOfMemory, PluginError, QkvError, QkvIOError, ShapeError, Unsupported)
 from ._session import (GraphOptimizationLevel, InferenceSession, IOBinding, ModelMetadata,
-                       NodeArg, SessionOptions, get_available_providers)
+                       NodeArg, RunOptions, SessionOptions, get_available_providers)
 
 
 def _library_version():
@@ -37,8 +37,9 @@ def get_device():
 
 
 __all__ = [
-    "InferenceSession", "SessionOptions", "GraphOptimizationLevel", "NodeArg", "IOBinding",
+    "InferenceSession", "SessionOptions", "RunOptions", "GraphOptimizationLevel", "NodeArg",
+    "IOBinding",
     "ModelMetadata", "get_available_providers", "get_device", "get_version_string",
     "QkvError", "InvalidArgument", "InvalidModel", "Unsupported", "ShapeError", "DTypeError",
-    "OutOfMemory", "QkvIOError", "PluginError", "InternalError", "__version__",
+    "OutOfMemory", "QkvIOError", "PluginError", "InternalError", "Cancelled", "__version__",
 ]

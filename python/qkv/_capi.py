@@ -137,6 +137,7 @@ qkv_session_backend_name = _fn("qkv_session_backend_name", c_char_p, c_void_p, c
 qkv_session_plugin_count = _fn("qkv_session_plugin_count", c_size_t, c_void_p)
 qkv_context_create = _fn("qkv_context_create", c_int, c_void_p, P(c_void_p), P(Error))
 qkv_context_destroy = _fn("qkv_context_destroy", None, c_void_p)
+qkv_context_cancel = _fn("qkv_context_cancel", None, c_void_p)
 qkv_context_output = _fn("qkv_context_output", P(Tensor), c_void_p, c_size_t)
 qkv_run_values = _fn("qkv_run_values", c_int, c_void_p, P(Value), c_size_t, P(Error))
 qkv_context_output_value = _fn("qkv_context_output_value", c_int, c_void_p, c_size_t, P(Value))

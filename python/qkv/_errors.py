@@ -59,9 +59,14 @@ class InternalError(QkvError):
     status = 9
 
 
+class Cancelled(QkvError):
+    """The run was stopped: RunOptions.terminate (qkv_context_cancel)."""
+    status = 10
+
+
 _BY_STATUS = {c.status: c for c in (InvalidArgument, InvalidModel, Unsupported, ShapeError,
                                     DTypeError, OutOfMemory, QkvIOError, PluginError,
-                                    InternalError)}
+                                    InternalError, Cancelled)}
 
 
 def raise_status(status, message):

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from . import _capi as C
-from ._errors import InvalidArgument, DTypeError, raise_status
+from ._errors import Cancelled, InvalidArgument, DTypeError, raise_status
 
 # qkv dtype code (ONNX TensorProto numbering) <-> numpy dtype and ORT's type name
 _DTYPES = {
@@ -95,6 +95,47 @@ class SessionOptions:
         if n < 0:
             raise InvalidArgument(f"intra_op_num_threads is {n}", 1)
         return n if n > 0 else (os.cpu_count() or 1)
+
+
+class RunOptions:
+    """ORT's RunOptions. Setting `terminate = True`, from any thread, stops
+    every run using these options at its next node (qkv_context_cancel): the
+    run raises qkv.Cancelled. While it stays True, runs with these options
+    raise Cancelled at once; set it back to False to run again. run_tag and
+    log_severity_level are kept for ORT code and not used."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._terminate = False
+        self._running = {}  # context -> whether a cancel was sent to it
+        self.run_tag = ""
+        self.log_severity_level = 2
+        self.log_verbosity_level = 0
+
+    @property
+    def terminate(self):
+        return self._terminate
+
+    @terminate.setter
+    def terminate(self, value):
+        with self._lock:
+            self._terminate = bool(value)
+            if self._terminate:
+                for ctx in self._running:
+                    C.qkv_context_cancel(ctx)
+                    self._running[ctx] = True
+
+    def _begin(self, ctx):
+        with self._lock:
+            if self._terminate:
+                raise Cancelled("run cancelled: RunOptions.terminate is set", 10)
+            self._running[ctx] = False
+
+    def _end(self, ctx):
+        """Whether a cancel went to ctx during the run: it may still be
+        pending (the run ended first), so the context is not reused."""
+        with self._lock:
+            return self._running.pop(ctx, False)
 
 
 class NodeArg:
@@ -311,9 +352,29 @@ class InferenceSession:
             self._contexts.append(ctx.value)
         return ctx.value
 
-    def _release(self, ctx):
+    def _release(self, ctx, discard=False):
+        """Returns ctx to the pool; discard=True destroys it instead (a
+        cancel may be pending on it)."""
         with self._lock:
-            self._free.append(ctx)
+            if not discard:
+                self._free.append(ctx)
+                return
+            self._contexts.remove(ctx)
+        C.qkv_context_destroy(ctx)
+
+    def _run_begin(self, run_options):
+        """A context for one run, registered with run_options (or None)."""
+        ctx = self._acquire()
+        if run_options is not None:
+            try:
+                run_options._begin(ctx)
+            except BaseException:
+                self._release(ctx)
+                raise
+        return ctx
+
+    def _run_end(self, ctx, run_options):
+        self._release(ctx, run_options is not None and run_options._end(ctx))
 
     def _input_array(self, name, value):
         i = self._input_index.get(name)
@@ -332,7 +393,7 @@ class InferenceSession:
         out = np.ascontiguousarray(arr)
         return out if out.shape == arr.shape else out.reshape(arr.shape)
 
-    def _run_values(self, output_names, input_feed):
+    def _run_values(self, output_names, input_feed, run_options=None):
         """run() for models with sequence or optional inputs or outputs: a
         sequence is a list of arrays, an empty optional None."""
         missing = [a.name for a in self._inputs if a.name not in input_feed]
@@ -362,7 +423,7 @@ class InferenceSession:
             keep.append(ts)
             v.count = len(items)
             v.tensors = ts.array
-        ctx = self._acquire()
+        ctx = self._run_begin(run_options)
         try:
             err = C.Error()
             _check(C.qkv_run_values(ctx, values, len(self._inputs), ctypes.byref(err)), err)
@@ -383,7 +444,7 @@ class InferenceSession:
                     result.append(arrays[0])
             return result
         finally:
-            self._release(ctx)
+            self._run_end(ctx, run_options)
 
     def run(self, output_names, input_feed, run_options=None):
         """Runs the model: input_feed maps input names to arrays; returns the
@@ -394,7 +455,7 @@ class InferenceSession:
         if any(a._kind for a in self._inputs) or any(
                 self._outputs[self._output_index[n]]._kind for n in output_names
                 if n in self._output_index):
-            return self._run_values(output_names, input_feed)
+            return self._run_values(output_names, input_feed, run_options)
         names = list(input_feed)
         ins = _Tensors(len(names))
         for i, name in enumerate(names):
@@ -404,7 +465,7 @@ class InferenceSession:
         outs = (C.Tensor * max(len(output_names), 1))()
         in_names = _names(names)
         out_names = _names(output_names)
-        ctx = self._acquire()
+        ctx = self._run_begin(run_options)
         try:
             err = C.Error()
             st = C.qkv_run_io(ctx, in_names, ins.array, len(names), out_names, outs,
@@ -414,13 +475,13 @@ class InferenceSession:
             return [_tensor_to_numpy(outs[j], f"output '{output_names[j]}'")
                     for j in range(len(output_names))]
         finally:
-            self._release(ctx)
+            self._run_end(ctx, run_options)
 
     def io_binding(self):
         return IOBinding(self)
 
     def run_with_iobinding(self, iobinding, run_options=None):
-        iobinding._run()
+        iobinding._run(run_options)
 
     def close(self):
         with self._lock:
@@ -511,7 +572,7 @@ class IOBinding:
     def clear_binding_outputs(self):
         self._outputs = {}
 
-    def _run(self):
+    def _run(self, run_options=None):
         s = self._s
         names = list(self._inputs)
         ins = _Tensors(len(names))
@@ -529,7 +590,7 @@ class IOBinding:
                 outs[j] = keep.array[j]
                 if not arr.size:
                     outs[j].data = None  # an empty output needs no buffer
-        ctx = s._acquire()
+        ctx = s._run_begin(run_options)
         try:
             err = C.Error()
             st = C.qkv_run_io(ctx, _names(names), ins.array, len(names), _names(out_names), outs,
@@ -542,7 +603,7 @@ class IOBinding:
                                else _tensor_to_numpy(outs[j], f"output '{n}'"))
             self._results = results
         finally:
-            s._release(ctx)
+            s._run_end(ctx, run_options)
 
     def get_outputs(self):
         if self._results is None:

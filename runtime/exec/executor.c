@@ -8,6 +8,7 @@
  * new plan first needs them, so a run with shapes seen before allocates
  * nothing (dynamic nodes aside: their outputs are only known when they run).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,9 @@ struct qkv_context {
     double *step_ms;    /* (n_nodes + 1) time of step i of the last profiled run */
     int32_t *step_node; /* (n_nodes + 1) its node */
     size_t n_profiled;  /* steps of the last profiled run */
+    /* qkv_context_cancel's request, set from any thread and consumed by the
+     * run it stops (qkv_context_take_cancel) */
+    atomic_bool cancel;
 };
 
 qkv_status qkv_context_create(qkv_session *s, qkv_context **out, qkv_error *err)
@@ -89,6 +93,19 @@ qkv_status qkv_context_body_frame(qkv_context *c, int32_t body_id, qkv_frame **o
 }
 
 qkv_threadpool *qkv_context_pool(const qkv_context *c) { return c->pool; }
+
+void qkv_context_cancel(qkv_context *c)
+{
+    if (c)
+        atomic_store_explicit(&c->cancel, true, memory_order_relaxed);
+}
+
+bool qkv_context_take_cancel(qkv_context *c)
+{
+    /* a plain load first: the exchange's write would cost every step */
+    return atomic_load_explicit(&c->cancel, memory_order_relaxed) &&
+           atomic_exchange_explicit(&c->cancel, false, memory_order_relaxed);
+}
 
 static qkv_status run_plan(qkv_context *c, const qkv_tensor *inputs, const qkv_value *values,
                            size_t n_inputs, qkv_tensor *const *bound, qkv_error *err)

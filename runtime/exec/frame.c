@@ -259,6 +259,12 @@ qkv_status qkv_frame_run_step(qkv_context *c, qkv_frame *f, const qkv_plan_step 
     qkv_session *s = qkv_context_session(c);
     const qkv_ir_node *n = &f->g->nodes[step->node];
     const qkv_kernel *k = n->kernel;
+    if (qkv_context_take_cancel(c)) {
+        char what[256];
+        qkv_node_describe(n, k->since_version, what, sizeof what);
+        return qkv_error_set(err, QKV_ERR_CANCELLED, "run cancelled (qkv_context_cancel) before %s",
+                             what);
+    }
     qkv_tensor *ins = f->io, *outs = f->io + n->n_inputs;
     qkv_host_ctx h = {.node = n,
                       .version = k->since_version,
@@ -454,6 +460,10 @@ qkv_status qkv_body_run_values(qkv_host_ctx *h, const qkv_ir_graph *body, const 
     if (!h->context || !h->frame || body->body_id < 0)
         return qkv_host_api_get()->error(h, QKV_ERR_INTERNAL,
                                          "subgraph '%s' can only run inside a run", body->name);
+    if (qkv_context_take_cancel(h->context))
+        return qkv_host_api_get()->error(h, QKV_ERR_CANCELLED,
+                                         "run cancelled (qkv_context_cancel) before subgraph '%s'",
+                                         body->name);
     qkv_status st = qkv_context_body_frame(h->context, body->body_id, &f, h->err);
     if (st != QKV_OK)
         return st;

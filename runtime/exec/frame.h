@@ -81,6 +81,10 @@ void qkv_frame_copy_outputs(qkv_frame *f);
  * (executor.c). QKV_ERR_OUT_OF_MEMORY. */
 qkv_status qkv_context_body_frame(qkv_context *c, int32_t body_id, qkv_frame **out, qkv_error *err);
 
+/* Whether qkv_context_cancel asked c's run to stop; the request is consumed
+ * (executor.c). Checked before each step and each subgraph run. */
+bool qkv_context_take_cancel(qkv_context *c);
+
 /* The context's thread pool (executor.c). */
 struct qkv_threadpool *qkv_context_pool(const qkv_context *c);
 

@@ -11,6 +11,8 @@ Each model M.onnx comes with cases: M_CASE_input_I.pb and M_CASE_output_I.pb
   loop_if       an If nested in a Loop's body, both reading the main graph's w;
                 the body's cond stops the loop at `limit`
   loop_1000     1000 iterations of x = 0.5 x + 1 (static shapes: planned once)
+  loop_m        the same body, the trip count an input: with INT64_MAX a run
+                that only qkv_context_cancel ends (tests/test_cancel.c)
   scan_axes     Scan-16: a forward scan along axis 0 and a reverse one along
                 axis -1, scan outputs on axis 1 (one reversed)
   scan8_batch   Scan-8 with a batch axis and sequence_lens
@@ -149,6 +151,21 @@ def loop_1000():
     for _ in range(1000):
         x = x * np.float32(0.5) + np.float32(1)
     case("loop_1000", "a", [x0], [x])
+
+
+def loop_m():
+    body = helper.make_graph(
+        [const("half", np.float32(0.5)), const("one", np.float32(1)),
+         helper.make_node("Mul", ["x_in", "half"], ["h"], name="mul"),
+         helper.make_node("Add", ["h", "one"], ["x_out"], name="add"),
+         helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")],
+        "body", [f("i", INT64, []), f("c_in", BOOL, []), f("x_in", FLOAT, [4])],
+        [f("c_out", BOOL, []), f("x_out", FLOAT, [4])])
+    g = helper.make_graph([helper.make_node("Loop", ["m", "", "x0"], ["x"], body=body,
+                                            name="loop")],
+                          "loop_m", [f("m", INT64, []), f("x0", FLOAT, [4])],
+                          [f("x", FLOAT, [4])])
+    save(g, "loop_m")
 
 
 def scan_axes():
@@ -365,6 +382,7 @@ def main():
     loop_scan()
     loop_if()
     loop_1000()
+    loop_m()
     scan_axes()
     scan8_batch()
     nested_ifs(4, "nest4")
