@@ -15,8 +15,8 @@
 
 #include "conv_depthwise.h"
 #include "conv_depthwise_rows.h"
+#include "conv_test_util.h"
 #include "cpu_features.h"
-#include "half.h"
 #include "kernel_harness.h"
 
 /* float32 sums of at most a few hundred products of values in [-1, 1):
@@ -203,142 +203,33 @@ typedef struct dw_case {
     size_t threads;
 } dw_case;
 
-/* Output dims and begin pads by the ONNX Conv spec. */
-static void ref_geometry(const dw_case *t, int64_t *out, int64_t *pb)
-{
-    for (int i = 0; i < t->ns; i++) {
-        int64_t ek = (t->k[i] - 1) * t->d[i] + 1;
-        const char *ap = t->auto_pad ? t->auto_pad : "NOTSET";
-        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
-            out[i] = (t->in[i] + t->s[i] - 1) / t->s[i];
-            int64_t total = (out[i] - 1) * t->s[i] + ek - t->in[i];
-            total = total < 0 ? 0 : total;
-            pb[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
-        } else if (!strcmp(ap, "VALID")) {
-            out[i] = (t->in[i] - ek) / t->s[i] + 1;
-            pb[i] = 0;
-        } else {
-            out[i] = (t->in[i] + t->pb[i] + t->pe[i] - ek) / t->s[i] + 1;
-            pb[i] = t->pb[i];
-        }
-    }
-}
-
-/* y (n, c * mult, out...) by the definition of a depthwise convolution,
- * in double; dims right-aligned into 3 (the missing ones 1). */
-static void ref_depthwise(const dw_case *t, const float *x, const float *w, const float *b,
-                          double *y, const int64_t *out, const int64_t *pb)
-{
-    int64_t o[3] = {1, 1, 1}, in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
-            d[3] = {1, 1, 1}, p[3] = {0, 0, 0};
-    for (int i = 0; i < t->ns; i++) {
-        int j = 3 - t->ns + i;
-        o[j] = out[i];
-        in[j] = t->in[i];
-        k[j] = t->k[i];
-        s[j] = t->s[i];
-        d[j] = t->d[i];
-        p[j] = pb[i];
-    }
-    int64_t m_all = t->c * t->mult, in_size = in[0] * in[1] * in[2], ks = k[0] * k[1] * k[2];
-    int64_t out_size = o[0] * o[1] * o[2];
-    for (int64_t n = 0; n < t->n; n++)
-        for (int64_t m = 0; m < m_all; m++) {
-            const float *xc = x + (n * t->c + m / t->mult) * in_size;
-            for (int64_t a = 0; a < o[0]; a++)
-                for (int64_t bb = 0; bb < o[1]; bb++)
-                    for (int64_t cc = 0; cc < o[2]; cc++) {
-                        double acc = b ? b[m] : 0.0;
-                        for (int64_t ka = 0; ka < k[0]; ka++)
-                            for (int64_t kb = 0; kb < k[1]; kb++)
-                                for (int64_t kc = 0; kc < k[2]; kc++) {
-                                    int64_t ia = a * s[0] - p[0] + ka * d[0];
-                                    int64_t ib = bb * s[1] - p[1] + kb * d[1];
-                                    int64_t ic = cc * s[2] - p[2] + kc * d[2];
-                                    if (ia < 0 || ia >= in[0] || ib < 0 || ib >= in[1] || ic < 0 ||
-                                        ic >= in[2])
-                                        continue;
-                                    acc += (double)xc[(ia * in[1] + ib) * in[2] + ic] *
-                                           w[m * ks + (ka * k[1] + kb) * k[2] + kc];
-                                }
-                        y[(n * m_all + m) * out_size + (a * o[1] + bb) * o[2] + cc] = acc;
-                    }
-        }
-}
-
-static size_t prod(const int64_t *d, int n)
-{
-    size_t p = 1;
-    for (int i = 0; i < n; i++)
-        p *= (size_t)d[i];
-    return p;
-}
-
-/* Runs Conv-11 (group = C) on the case (values from seed) and compares
- * with ref_depthwise; `what` names the case in failures. */
+/* Runs Conv-11 (group = C) on the case (values from seed) through the
+ * kernel harness against the naive convolution of conv_test_util.h; `what`
+ * names the case in failures. */
 static void check_case(const dw_case *t, uint32_t seed, const char *what)
 {
-    int ns = t->ns, rank = ns + 2;
-    int64_t m_all = t->c * t->mult;
-    int64_t xd[5] = {t->n, t->c}, wd[5] = {m_all, 1}, out[3], pb[3];
-    ref_geometry(t, out, pb);
-    int64_t yd[5] = {t->n, m_all};
-    for (int i = 0; i < ns; i++) {
-        xd[2 + i] = t->in[i];
-        wd[2 + i] = t->k[i];
-        yd[2 + i] = out[i];
+    conv_case u = {.ns = t->ns,
+                   .n = t->n,
+                   .c = t->c,
+                   .m = t->c * t->mult,
+                   .group = t->c,
+                   .auto_pad = t->auto_pad,
+                   .bias = t->bias,
+                   .set_kernel_shape = true,
+                   .set_strides = true,
+                   .set_dilations = true,
+                   .set_pads = !t->auto_pad || !strcmp(t->auto_pad, "NOTSET"),
+                   .half = t->half ? QKV_DTYPE_FLOAT16 : 0,
+                   .threads = t->threads};
+    for (int i = 0; i < t->ns; i++) {
+        u.in[i] = t->in[i];
+        u.k[i] = t->k[i];
+        u.s[i] = t->s[i];
+        u.d[i] = t->d[i];
+        u.pb[i] = t->pb[i];
+        u.pe[i] = t->pe[i];
     }
-    size_t nx = prod(xd, rank), nw = prod(wd, rank), nb = (size_t)m_all, ny = prod(yd, rank);
-    size_t all = nx + nw + nb;
-    float *xf = malloc((all + 1) * sizeof(float));
-    uint16_t *xh = malloc((all + 1) * sizeof(uint16_t));
-    double *want = malloc((ny + 1) * sizeof(double));
-    kh_fill_random(xf, all + 1, seed);
-    for (size_t i = 0; t->half && i < all; i++) { /* the reference sees the rounded inputs */
-        xh[i] = qkv_f32_to_f16(xf[i]);
-        xf[i] = qkv_f16_to_f32(xh[i]);
-    }
-    ref_depthwise(t, xf, xf + nx, t->bias ? xf + nx + nw : NULL, want, out, pb);
-
-    kh_node *node = kh_node_create("Conv", 11, t->bias ? 3 : 2, 1);
-    kh_attr_int(node, "group", t->c);
-    kh_attr_ints(node, "kernel_shape", t->k, (size_t)ns);
-    kh_attr_ints(node, "strides", t->s, (size_t)ns);
-    kh_attr_ints(node, "dilations", t->d, (size_t)ns);
-    if (!t->auto_pad || !strcmp(t->auto_pad, "NOTSET")) {
-        int64_t pads[6];
-        for (int i = 0; i < ns; i++) {
-            pads[i] = t->pb[i];
-            pads[ns + i] = t->pe[i];
-        }
-        kh_attr_ints(node, "pads", pads, 2 * (size_t)ns);
-    }
-    if (t->auto_pad)
-        kh_attr_string(node, "auto_pad", t->auto_pad);
-    kh_set_threads(node, t->threads);
-    qkv_dtype dt = t->half ? QKV_DTYPE_FLOAT16 : QKV_DTYPE_FLOAT;
-    size_t eb = t->half ? sizeof(uint16_t) : sizeof(float);
-    char *base = t->half ? (char *)xh : (char *)xf;
-    qkv_tensor ins[3] = {kh_tensor(dt, rank, xd, base), kh_tensor(dt, rank, wd, base + nx * eb),
-                         kh_tensor(dt, 1, &m_all, base + (nx + nw) * eb)};
-    qkv_tensor y;
-    qkv_error err;
-    cr_assert_eq(kh_run(node, ins, &y, &err), QKV_OK, "%s: %s", what, err.message);
-    cr_assert_eq(y.rank, rank, "%s", what);
-    for (int i = 0; i < rank; i++)
-        cr_assert_eq(y.dims[i], yd[i], "%s: dim %d is %lld, expected %lld", what, i,
-                     (long long)y.dims[i], (long long)yd[i]);
-    double tol = t->half ? F16_TOL : F32_TOL;
-    for (size_t i = 0; i < ny; i++) {
-        double got = t->half ? qkv_f16_to_f32(((uint16_t *)y.data)[i]) : ((float *)y.data)[i];
-        cr_assert(fabs(got - want[i]) <= tol * (1 + fabs(want[i])),
-                  "%s: element %zu is %.9g, expected %.9g", what, i, got, want[i]);
-    }
-    kh_free_outputs(&y, 1);
-    kh_node_destroy(node);
-    free(want);
-    free(xh);
-    free(xf);
+    conv_check_case(&u, seed, t->half ? F16_TOL : F32_TOL, what);
 }
 
 static const char *auto_pads[] = {NULL, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"};
