@@ -104,6 +104,78 @@ Test(conv_depthwise, row_kernels_match_a_sum_in_double)
     free(pool);
 }
 
+/* The 4-row kernels this CPU runs, portable first. */
+static size_t variants4(const char **names, qkv_dwconv_rows4_fn *fns)
+{
+    size_t n = 0;
+    names[n] = "portable";
+    fns[n++] = qkv_dwconv_rows4_portable;
+#if defined(QKV_DWCONV_HAVE_X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        names[n] = "avx2";
+        fns[n++] = qkv_dwconv_rows4_avx2;
+    }
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+        names[n] = "avx512";
+        fns[n++] = qkv_dwconv_rows4_avx512;
+    }
+#endif
+    return n;
+}
+
+Test(conv_depthwise, four_row_kernels_match_a_sum_in_double)
+{
+    static const size_t widths[] = {0, 1, 7, 8, 15, 16, 17, 33, 63, 64, 65, 100, 129, 300};
+    static const size_t tap_counts[] = {0, 1, 3, 10, 64};
+    enum { GUARD = 20, MAX_TAPS = 64, MAX_W = 300 };
+    float *src_buf = malloc((MAX_TAPS * (MAX_W + 1) + 1) * sizeof(float));
+    float w[MAX_TAPS * 4], bias[4] = {0.375f, -0.5f, 0.0f, 1.25f};
+    float *rows = malloc(4 * (MAX_W + GUARD) * sizeof(float));
+    float *rows0 = malloc(4 * (MAX_W + GUARD) * sizeof(float));
+    const float *src[MAX_TAPS];
+    const char *names[3];
+    qkv_dwconv_rows4_fn fns[3];
+    size_t nv = variants4(names, fns);
+    kh_fill_random(w, MAX_TAPS * 4, 3);
+    for (size_t v = 0; v < nv; v++)
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+            for (size_t ti = 0; ti < sizeof tap_counts / sizeof tap_counts[0]; ti++)
+                for (int acc = 0; acc < 2; acc++) {
+                    size_t n = widths[wi], taps = tap_counts[ti];
+                    kh_fill_random(src_buf, MAX_TAPS * (MAX_W + 1) + 1, (uint32_t)(n + taps));
+                    for (size_t t = 0; t < taps; t++) /* odd offsets, overlapping runs */
+                        src[t] = src_buf + 1 + t * (n / 2 + 1);
+                    kh_fill_random(rows0, 4 * (MAX_W + GUARD), (uint32_t)(n + 11));
+                    memcpy(rows, rows0, 4 * (MAX_W + GUARD) * sizeof(float));
+                    float *y[4];
+                    for (size_t i = 0; i < 4; i++)
+                        y[i] = rows + i * (MAX_W + GUARD);
+                    fns[v](y, n, src, w, taps, bias, acc);
+                    for (size_t i = 0; i < 4; i++) {
+                        const float *y0 = rows0 + i * (MAX_W + GUARD);
+                        for (size_t j = 0; j < n; j++) {
+                            double want = acc ? y0[j] : bias[i], mag = fabs(want);
+                            for (size_t t = 0; t < taps; t++) {
+                                want += (double)w[t * 4 + i] * src[t][j];
+                                mag += fabs((double)w[t * 4 + i] * src[t][j]);
+                            }
+                            cr_assert(fabs(y[i][j] - want) <= 1e-6 * (1 + mag),
+                                      "%s n %zu taps %zu acc %d: y[%zu][%zu] = %.9g, expected "
+                                      "%.9g",
+                                      names[v], n, taps, acc, i, j, y[i][j], want);
+                        }
+                        for (size_t j = n; j < MAX_W + GUARD; j++)
+                            cr_assert(y[i][j] == y0[j], "%s n %zu taps %zu: wrote y[%zu][%zu]",
+                                      names[v], n, taps, i, j);
+                    }
+                }
+    free(rows0);
+    free(rows);
+    free(src_buf);
+}
+
 /* The level the QKV_ISA cap and this CPU (asked directly) allow. */
 static qkv_isa expected_isa(void)
 {
@@ -130,6 +202,9 @@ Test(conv_depthwise, variant_follows_the_cpu_features_and_the_isa_cap)
 #if defined(QKV_DWCONV_HAVE_X86)
     cr_assert(qkv_dwconv_row_select(QKV_CPU_AVX | QKV_CPU_AVX2) == qkv_dwconv_row_avx2);
     cr_assert(qkv_dwconv_row_select(QKV_CPU_AVX2 | QKV_CPU_AVX512) == qkv_dwconv_row_avx512);
+    cr_assert(qkv_dwconv_rows4_select(0) == qkv_dwconv_rows4_portable);
+    cr_assert(qkv_dwconv_rows4_select(QKV_CPU_AVX | QKV_CPU_AVX2) == qkv_dwconv_rows4_avx2);
+    cr_assert(qkv_dwconv_rows4_select(QKV_CPU_AVX2 | QKV_CPU_AVX512) == qkv_dwconv_rows4_avx512);
     if (expected_isa() == QKV_ISA_AVX512)
         want = qkv_dwconv_row_avx512;
     else if (expected_isa() == QKV_ISA_AVX2)
@@ -401,4 +476,62 @@ Test(conv_depthwise, pads_wider_than_the_input)
                  .bias = true,
                  .threads = 2};
     check_case(&t, 71, "wide pads");
+}
+
+Test(conv_depthwise, one_input_channel_into_many_outputs)
+{
+    /* wav2vec2's first conv over raw audio (1 -> 512, kernel 10, stride 5),
+     * scaled down, and variations around it: output channel counts that are
+     * not multiples of the 4-row kernel's 4, pads, dilation, auto_pad, a
+     * second image, 2-D; group 1 with one input channel is this path too */
+    static const struct {
+        int64_t n, m, in, k, s, d, pb, pe;
+        const char *auto_pad;
+        bool bias;
+    } cases[] = {
+        {1, 64, 1000, 10, 5, 1, 0, 0, NULL, false}, {1, 37, 1003, 10, 5, 1, 0, 0, NULL, true},
+        {2, 6, 301, 3, 2, 1, 0, 0, NULL, false},    {1, 9, 200, 4, 3, 2, 3, 1, NULL, true},
+        {1, 13, 97, 7, 1, 1, 0, 0, "SAME_UPPER", true}, {1, 5, 50, 2, 2, 1, 0, 0, "VALID", false},
+        {1, 3, 40, 5, 1, 3, 6, 6, "NOTSET", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (size_t threads = 1; threads <= 2; threads++) {
+            conv_case t = {.ns = 1,
+                           .n = cases[i].n,
+                           .c = 1,
+                           .m = cases[i].m,
+                           .group = 1,
+                           .in = {cases[i].in},
+                           .k = {cases[i].k},
+                           .s = {cases[i].s},
+                           .d = {cases[i].d},
+                           .pb = {cases[i].pb},
+                           .pe = {cases[i].pe},
+                           .auto_pad = cases[i].auto_pad,
+                           .bias = cases[i].bias,
+                           .set_strides = true,
+                           .set_dilations = true,
+                           .set_pads = !cases[i].auto_pad || !strcmp(cases[i].auto_pad, "NOTSET"),
+                           .threads = threads};
+            char what[64];
+            snprintf(what, sizeof what, "case %zu threads %zu", i, threads);
+            conv_check_case(&t, 80 + (uint32_t)i, F32_TOL, what);
+        }
+    conv_case t2 = {.ns = 2,
+                    .n = 1,
+                    .c = 1,
+                    .m = 10,
+                    .group = 1,
+                    .in = {9, 23},
+                    .k = {3, 3},
+                    .s = {2, 1},
+                    .d = {1, 2},
+                    .pb = {1, 2},
+                    .pe = {1, 2},
+                    .set_strides = true,
+                    .set_dilations = true,
+                    .set_pads = true,
+                    .bias = true,
+                    .threads = 2};
+    conv_check_case(&t2, 90, F32_TOL, "2-D one input channel");
 }
