@@ -332,7 +332,7 @@ static uint8_t *conv_model(const conv_case *t, float *w, size_t nw, float *b, si
     return buf;
 }
 
-void conv_check_session(const conv_case *t, uint32_t seed, double tol, const int64_t *lengths,
+size_t conv_check_session(const conv_case *t, uint32_t seed, double tol, const int64_t *lengths,
                         size_t n_lengths, const char *what)
 {
     int rank = t->ns + 2;
@@ -353,6 +353,8 @@ void conv_check_session(const conv_case *t, uint32_t seed, double tol, const int
     cr_assert_eq(qkv_session_create_from_buffer(model, bytes, NULL, &opts, &s, &err), QKV_OK,
                  "%s: %s", what, err.message);
     cr_assert_eq(qkv_context_create(s, &ctx, &err), QKV_OK, "%s: %s", what, err.message);
+    size_t released = 0;
+    qkv_session_packed_bytes(s, &released);
     size_t runs = n_lengths ? n_lengths : 1;
     for (size_t r = 0; r < runs; r++) {
         conv_case u = *t;
@@ -386,4 +388,5 @@ void conv_check_session(const conv_case *t, uint32_t seed, double tol, const int
     qkv_session_destroy(s);
     free(model);
     free(wb);
+    return released;
 }

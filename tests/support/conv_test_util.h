@@ -52,8 +52,10 @@ void conv_check_case(const conv_case *t, uint32_t seed, double tol, const char *
  * length may be run at several values: lengths[0..n_lengths) replace the
  * case's last input dim in turn (n_lengths 0: the case's own), on one
  * context, so plans for several shapes share the session's packed weights.
+ * Returns the bytes of constants the session released after packing them
+ * (qkv_session_packed_bytes): W's when the kernel packed it.
  */
-void conv_check_session(const conv_case *t, uint32_t seed, double tol, const int64_t *lengths,
+size_t conv_check_session(const conv_case *t, uint32_t seed, double tol, const int64_t *lengths,
                         size_t n_lengths, const char *what);
 
 #endif /* QKV_CONV_TEST_UTIL_H */
