@@ -64,8 +64,8 @@ typedef struct conv_plan {
     size_t rows;              /* cg * ksize: rows of the column matrix */
     size_t tile;              /* columns of Y per im2col tile */
     size_t elem_bytes;
-    qkv_dwconv_plan dw;     /* the depthwise path's plan */
-    qkv_direct1d_plan d1;   /* the direct 1-D path's plan */
+    qkv_dwconv_plan dw;   /* the depthwise path's plan */
+    qkv_direct1d_plan d1; /* the direct 1-D path's plan */
 } conv_plan;
 
 /* ---- the plan ---------------------------------------------------------------------- */
@@ -236,8 +236,7 @@ static qkv_status conv_prepack(void **state, const qkv_host_api *host, const qkv
         return QKV_OK;
     const qkv_tensor *w = host->node_input_const(node, 1);
     if (!w || !w->data || w->dtype != QKV_DTYPE_FLOAT || w->rank != 3 || s->attrs.group < 2 ||
-        w->dims[0] <= 0 || w->dims[1] < 2 || w->dims[2] <= 0 ||
-        w->dims[0] % s->attrs.group != 0)
+        w->dims[0] <= 0 || w->dims[1] < 2 || w->dims[2] <= 0 || w->dims[0] % s->attrs.group != 0)
         return QKV_OK; /* conv_check reports a bad W */
     uint64_t features = QKV_HOST_HAS(host, cpu_features) ? host->cpu_features() : 0;
     qkv_direct1d_weights pw;

@@ -200,7 +200,7 @@ static void dw_workers(void *arg, size_t begin, size_t end)
         size_t padded = SIZE_MAX; /* the (image, input channel) in the slot */
         size_t rows;
         for (size_t unit = u0; unit < u1; unit += rows) { /* unit = image * M + m */
-            size_t chan = unit / p->mult;                  /* image * C + input channel */
+            size_t chan = unit / p->mult;                 /* image * C + input channel */
             if (chan != padded) {
                 const float *xc = r->x + chan * p->in_size;
                 for (size_t ri = 0; ri < p->in_rows; ri++)

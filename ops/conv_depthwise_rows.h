@@ -26,8 +26,7 @@ typedef void (*qkv_dwconv_row_fn)(float *y, size_t n, const float *const *src, c
  *   y[i][j] = (accumulate ? y[i][j] : bias[i]) + sum_{t < taps} w[t * 4 + i] * src[t][j]
  * for i < 4, j < n; the rows overlap no source. */
 typedef void (*qkv_dwconv_rows4_fn)(float *const *y, size_t n, const float *const *src,
-                                    const float *w, size_t taps, const float *bias,
-                                    int accumulate);
+                                    const float *w, size_t taps, const float *bias, int accumulate);
 
 /* The portable row kernel (any CPU). */
 void qkv_dwconv_row_portable(float *y, size_t n, const float *const *src, const float *w,

@@ -113,9 +113,9 @@ DW_BLOCK4(float *const *y, size_t j, size_t nv, const float *const *src, const f
             v_store(y[i] + j + v * DW_W, acc[i][v]);
 }
 
-__attribute__((target(DW_TARGET))) void DW_ROWS4(float *const *y, size_t n,
-                                                 const float *const *src, const float *w,
-                                                 size_t taps, const float *bias, int accumulate)
+__attribute__((target(DW_TARGET))) void DW_ROWS4(float *const *y, size_t n, const float *const *src,
+                                                 const float *w, size_t taps, const float *bias,
+                                                 int accumulate)
 {
     size_t j = 0;
     for (; j + DW_NV4 * DW_W <= n; j += DW_NV4 * DW_W)

@@ -22,9 +22,9 @@
 #define D1_PORTABLE_MR 2
 #define D1_PORTABLE_NJ 6
 
-void qkv_direct1d_tile_portable(float *acc, size_t ldacc, const float *w, size_t cw,
-                                const float *x, size_t xld, size_t nc, size_t ksize, size_t klo,
-                                size_t khi, size_t s, size_t d, size_t mr, size_t nj)
+void qkv_direct1d_tile_portable(float *acc, size_t ldacc, const float *w, size_t cw, const float *x,
+                                size_t xld, size_t nc, size_t ksize, size_t klo, size_t khi,
+                                size_t s, size_t d, size_t mr, size_t nj)
 {
     const size_t lanes = mr * D1_PORTABLE_VW;
     for (size_t c = 0; c < nc; c++)
@@ -102,8 +102,15 @@ void qkv_direct1d_weights_free(qkv_direct1d_weights *wp)
 bool qkv_direct1d_plan_init(qkv_direct1d_plan *p, const qkv_conv_geom *g, size_t n, size_t c,
                             const qkv_direct1d_weights *wp)
 {
-    qkv_direct1d_plan q = {.n = n, .c = c, .m = wp->m, .group = wp->group, .cg = wp->cg,
-                           .mg = wp->mg, .ksize = wp->ksize, .cw = wp->cw, .chunks = wp->chunks};
+    qkv_direct1d_plan q = {.n = n,
+                           .c = c,
+                           .m = wp->m,
+                           .group = wp->group,
+                           .cg = wp->cg,
+                           .mg = wp->mg,
+                           .ksize = wp->ksize,
+                           .cw = wp->cw,
+                           .chunks = wp->chunks};
     memset(p, 0, sizeof *p);
     q.stride = (size_t)g->stride[0];
     q.dilation = (size_t)g->dilation[0];
@@ -187,10 +194,11 @@ static void run_unit(const d1_run *r, size_t unit, float *acc)
     const qkv_direct1d_plan *p = r->p;
     const qkv_direct1d_kind *kind = &r->wp->kind;
     const size_t cw = p->cw;
-    size_t ch = unit % p->chunks, g = unit / p->chunks % p->group, img = unit / p->chunks / p->group;
-    size_t m0 = g * p->mg + ch * cw;                 /* the chunk's first output channel */
+    size_t ch = unit % p->chunks, g = unit / p->chunks % p->group,
+           img = unit / p->chunks / p->group;
+    size_t m0 = g * p->mg + ch * cw; /* the chunk's first output channel */
     size_t valid = p->mg - ch * cw < cw ? p->mg - ch * cw : cw;
-    size_t mr = (valid + kind->vw - 1) / kind->vw;  /* vectors the tile kernel computes */
+    size_t mr = (valid + kind->vw - 1) / kind->vw; /* vectors the tile kernel computes */
     for (size_t j = 0; j < p->out_w; j++)
         for (size_t i = 0; i < cw; i++)
             acc[j * cw + i] = r->b && i < valid ? r->b[m0 + i] : 0.0f;
@@ -226,9 +234,8 @@ static void d1_workers(void *arg, size_t begin, size_t end)
     }
 }
 
-void qkv_direct1d_run(qkv_kernel_io *io, const qkv_direct1d_plan *p,
-                      const qkv_direct1d_weights *wp, const float *x, const float *b, float *y,
-                      void *scratch, size_t scratch_bytes)
+void qkv_direct1d_run(qkv_kernel_io *io, const qkv_direct1d_plan *p, const qkv_direct1d_weights *wp,
+                      const float *x, const float *b, float *y, void *scratch, size_t scratch_bytes)
 {
     size_t pad;
     if (p->units == 0 || p->out_w == 0 || !padded_floats(p, &pad))

@@ -85,8 +85,8 @@ bool qkv_direct1d_scratch_bytes(const qkv_direct1d_plan *p, size_t workers, size
  * aligned, scratch_bytes of it, at least qkv_direct1d_scratch_bytes(p, 1).
  * Allocates nothing; y must not overlap x or b.
  */
-void qkv_direct1d_run(qkv_kernel_io *io, const qkv_direct1d_plan *p,
-                      const qkv_direct1d_weights *wp, const float *x, const float *b, float *y,
-                      void *scratch, size_t scratch_bytes);
+void qkv_direct1d_run(qkv_kernel_io *io, const qkv_direct1d_plan *p, const qkv_direct1d_weights *wp,
+                      const float *x, const float *b, float *y, void *scratch,
+                      size_t scratch_bytes);
 
 #endif /* QKV_CONV_DIRECT1D_H */

@@ -60,10 +60,10 @@ D1_BLOCK(float *acc, size_t ldacc, const float *w, size_t cw, const float *x, si
         D1_BLOCK(acc, ldacc, w, cw, x, xld, nc, ksize, klo, khi, s, d, m, n);                      \
         return;
 
-__attribute__((target(D1_TARGET))) void D1_TILE(float *acc, size_t ldacc, const float *w,
-                                                size_t cw, const float *x, size_t xld, size_t nc,
-                                                size_t ksize, size_t klo, size_t khi, size_t s,
-                                                size_t d, size_t mr, size_t nj)
+__attribute__((target(D1_TARGET))) void D1_TILE(float *acc, size_t ldacc, const float *w, size_t cw,
+                                                const float *x, size_t xld, size_t nc, size_t ksize,
+                                                size_t klo, size_t khi, size_t s, size_t d,
+                                                size_t mr, size_t nj)
 {
     switch (mr * 16 + nj) {
         D1_CASES

@@ -38,9 +38,9 @@ typedef struct qkv_direct1d_kind {
 } qkv_direct1d_kind;
 
 /* The portable tile kernel (any CPU). */
-void qkv_direct1d_tile_portable(float *acc, size_t ldacc, const float *w, size_t cw,
-                                const float *x, size_t xld, size_t nc, size_t ksize, size_t klo,
-                                size_t khi, size_t s, size_t d, size_t mr, size_t nj);
+void qkv_direct1d_tile_portable(float *acc, size_t ldacc, const float *w, size_t cw, const float *x,
+                                size_t xld, size_t nc, size_t ksize, size_t klo, size_t khi,
+                                size_t s, size_t d, size_t mr, size_t nj);
 
 /* x86-64 with GCC or clang: the AVX2 and AVX-512 variants are built. Call
  * one only when the CPU has its features. */
@@ -50,8 +50,8 @@ void qkv_direct1d_tile_avx2(float *acc, size_t ldacc, const float *w, size_t cw,
                             size_t xld, size_t nc, size_t ksize, size_t klo, size_t khi, size_t s,
                             size_t d, size_t mr, size_t nj);
 void qkv_direct1d_tile_avx512(float *acc, size_t ldacc, const float *w, size_t cw, const float *x,
-                              size_t xld, size_t nc, size_t ksize, size_t klo, size_t khi,
-                              size_t s, size_t d, size_t mr, size_t nj);
+                              size_t xld, size_t nc, size_t ksize, size_t klo, size_t khi, size_t s,
+                              size_t d, size_t mr, size_t nj);
 #endif
 
 /* The best variant for CPU features `features` (QKV_CPU_* bits, as

@@ -489,8 +489,8 @@ Test(conv_depthwise, one_input_channel_into_many_outputs)
         const char *auto_pad;
         bool bias;
     } cases[] = {
-        {1, 64, 1000, 10, 5, 1, 0, 0, NULL, false}, {1, 37, 1003, 10, 5, 1, 0, 0, NULL, true},
-        {2, 6, 301, 3, 2, 1, 0, 0, NULL, false},    {1, 9, 200, 4, 3, 2, 3, 1, NULL, true},
+        {1, 64, 1000, 10, 5, 1, 0, 0, NULL, false},     {1, 37, 1003, 10, 5, 1, 0, 0, NULL, true},
+        {2, 6, 301, 3, 2, 1, 0, 0, NULL, false},        {1, 9, 200, 4, 3, 2, 3, 1, NULL, true},
         {1, 13, 97, 7, 1, 1, 0, 0, "SAME_UPPER", true}, {1, 5, 50, 2, 2, 1, 0, 0, "VALID", false},
         {1, 3, 40, 5, 1, 3, 6, 6, "NOTSET", true},
     };

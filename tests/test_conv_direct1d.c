@@ -220,8 +220,8 @@ Test(conv_direct1d, matches_direct_convolution_on_random_grouped_shapes)
                  "%lld/%lld auto_pad %s bias %d threads %zu",
                  trial, (long long)t.n, (long long)t.c, (long long)t.m, (long long)t.group,
                  (long long)t.in[0], (long long)t.k[0], (long long)t.s[0], (long long)t.d[0],
-                 (long long)t.pb[0], (long long)t.pe[0], t.auto_pad ? t.auto_pad : "-",
-                 (int)t.bias, t.threads);
+                 (long long)t.pb[0], (long long)t.pe[0], t.auto_pad ? t.auto_pad : "-", (int)t.bias,
+                 t.threads);
         size_t released = conv_check_session(&t, (uint32_t)trial + 1, F32_TOL, NULL, 0, what);
         cr_assert_eq(released, (size_t)(t.m * cg * t.k[0]) * sizeof(float), "%s: W packed", what);
     }

@@ -290,7 +290,8 @@ static uint8_t *conv_model(const conv_case *t, float *w, size_t nw, float *b, si
     Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
     shape.n_dim = (size_t)ns + 2;
     shape.dim = dim_ptrs;
-    Onnx__TypeProto__Tensor xt = ONNX__TYPE_PROTO__TENSOR__INIT, yt = ONNX__TYPE_PROTO__TENSOR__INIT;
+    Onnx__TypeProto__Tensor xt = ONNX__TYPE_PROTO__TENSOR__INIT,
+                            yt = ONNX__TYPE_PROTO__TENSOR__INIT;
     xt.has_elem_type = yt.has_elem_type = 1;
     xt.elem_type = yt.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
     xt.shape = &shape;
@@ -333,7 +334,7 @@ static uint8_t *conv_model(const conv_case *t, float *w, size_t nw, float *b, si
 }
 
 size_t conv_check_session(const conv_case *t, uint32_t seed, double tol, const int64_t *lengths,
-                        size_t n_lengths, const char *what)
+                          size_t n_lengths, const char *what)
 {
     int rank = t->ns + 2;
     int64_t xd[5], wd[5], yd[5];

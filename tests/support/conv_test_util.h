@@ -56,6 +56,6 @@ void conv_check_case(const conv_case *t, uint32_t seed, double tol, const char *
  * (qkv_session_packed_bytes): W's when the kernel packed it.
  */
 size_t conv_check_session(const conv_case *t, uint32_t seed, double tol, const int64_t *lengths,
-                        size_t n_lengths, const char *what);
+                          size_t n_lengths, const char *what);
 
 #endif /* QKV_CONV_TEST_UTIL_H */
