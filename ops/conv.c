@@ -334,19 +334,19 @@ static qkv_status conv_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-/* The scratch the float/double compute needs: one column tile, or a
- * padded channel per thread for the depthwise path. */
+/* The scratch the float/double compute needs: one column tile, or for
+ * the direct paths a slot (a padded channel, or accumulators) per share of
+ * the work, 4 shares per thread (conv_depthwise.c, conv_direct1d.c). */
+#define CONV_SHARES_PER_THREAD 4
 static bool conv_float_scratch(const conv_plan *p, qkv_kernel_io *io, size_t *bytes)
 {
     *bytes = 0;
-    if (p->path == CONV_DEPTHWISE) {
-        size_t threads = io->host->thread_count(io->host_ctx);
-        return qkv_dwconv_scratch_bytes(&p->dw, threads ? threads : 1, bytes);
-    }
-    if (p->path == CONV_DIRECT1D) {
-        size_t threads = io->host->thread_count(io->host_ctx);
-        return qkv_direct1d_scratch_bytes(&p->d1, threads ? threads : 1, bytes);
-    }
+    size_t threads = io->host->thread_count(io->host_ctx);
+    size_t shares = threads > 1 ? threads * CONV_SHARES_PER_THREAD : 1;
+    if (p->path == CONV_DEPTHWISE)
+        return qkv_dwconv_scratch_bytes(&p->dw, shares, bytes);
+    if (p->path == CONV_DIRECT1D)
+        return qkv_direct1d_scratch_bytes(&p->d1, shares, bytes);
     return p->path != CONV_IM2COL ||
            !__builtin_mul_overflow(p->rows * p->elem_bytes, p->tile, bytes);
 }

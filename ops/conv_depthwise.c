@@ -17,6 +17,11 @@
  * costs less on the calling thread than the hand-off to another core. */
 #define DW_MIN_WORKER_FMAS ((size_t)1 << 17)
 
+/* Shares of the work per thread, handed out as threads come for them (the
+ * pool's chunks): a thread the OS runs late delays the node by a quarter
+ * of its part, not all of it. Each share has its own scratch slot. */
+#define DW_SHARES_PER_THREAD 4
+
 /* ---- the plan -------------------------------------------------------------------- */
 
 /* The product of dims[0..n); false on overflow. */
@@ -239,14 +244,15 @@ void qkv_dwconv_run(qkv_kernel_io *io, const qkv_dwconv_plan *p, const float *x,
                 .slots = scratch,
                 .units = units,
                 .kf = {qkv_dwconv_row_select(features), qkv_dwconv_rows4_select(features)}};
-    /* workers: no more than threads, scratch slots, units, and the work
+    /* shares: no more than 4 per thread, scratch slots, units, and the work
      * allows (saturating: only the comparison with a few threads matters) */
     size_t fmas = units, threads = host->thread_count(io->host_ctx);
     if (__builtin_mul_overflow(fmas, p->out_size, &fmas) ||
         __builtin_mul_overflow(fmas, p->ksize, &fmas))
         fmas = SIZE_MAX;
     size_t workers = scratch_bytes / (p->slot_floats * sizeof(float));
-    workers = threads < workers ? threads : workers;
+    size_t cap = threads > 1 ? threads * DW_SHARES_PER_THREAD : 1;
+    workers = cap < workers ? cap : workers;
     workers = units < workers ? units : workers;
     workers = fmas / DW_MIN_WORKER_FMAS < workers ? fmas / DW_MIN_WORKER_FMAS : workers;
     if (workers <= 1) {

@@ -64,8 +64,8 @@ bool qkv_dwconv_scratch_bytes(const qkv_dwconv_plan *p, size_t workers, size_t *
 /*
  * Y (n, c * mult, out...) = the depthwise convolution of X (n, c, in...)
  * with W (c * mult, 1, kernel...) plus B (c * mult; NULL: no bias), over
- * io's threads (as many workers as the scratch has slots for, at most the
- * thread count, fewer for a small convolution). scratch: 64-byte aligned,
+ * io's threads (as many shares as the scratch has slots for, at most 4 per
+ * thread, fewer for a small convolution). scratch: 64-byte aligned,
  * scratch_bytes of it, at least qkv_dwconv_scratch_bytes(p, 1). The row
  * kernel is the best the CPU features of io's host allow. Allocates
  * nothing; y must not overlap x, w or b.

@@ -16,6 +16,11 @@
  * depthwise convolution: the hand-off to another core costs more). */
 #define D1_MIN_WORKER_FMAS ((size_t)1 << 17)
 
+/* Shares of the work per thread, handed out as threads come for them (the
+ * pool's chunks): a thread the OS runs late delays the node by a quarter
+ * of its part, not all of it. Each share has its own scratch slot. */
+#define D1_SHARES_PER_THREAD 4
+
 /* ---- the portable variant ------------------------------------------------------- */
 
 #define D1_PORTABLE_VW 8
@@ -243,7 +248,7 @@ void qkv_direct1d_run(qkv_kernel_io *io, const qkv_direct1d_plan *p, const qkv_d
     d1_run r = {.p = p, .wp = wp, .x = x, .b = b, .y = y, .padded = scratch};
     r.accs = r.padded + pad;
     qkv_run_range(io, p->n * p->c, p->n * p->c * p->padded_w * sizeof(float), pad_rows, &r);
-    /* workers: no more than threads, accumulator blocks, units, and the
+    /* shares: no more than 4 per thread, accumulator blocks, units, and the
      * work allows (saturating: only the comparison with a few threads
      * matters) */
     size_t fmas = p->units, threads = io->host->thread_count(io->host_ctx);
@@ -251,7 +256,8 @@ void qkv_direct1d_run(qkv_kernel_io *io, const qkv_direct1d_plan *p, const qkv_d
         __builtin_mul_overflow(fmas, p->cg * p->ksize, &fmas))
         fmas = SIZE_MAX;
     size_t workers = (scratch_bytes / sizeof(float) - pad) / (p->out_w * p->cw);
-    workers = threads < workers ? threads : workers;
+    size_t cap = threads > 1 ? threads * D1_SHARES_PER_THREAD : 1;
+    workers = cap < workers ? cap : workers;
     workers = p->units < workers ? p->units : workers;
     workers = fmas / D1_MIN_WORKER_FMAS < workers ? fmas / D1_MIN_WORKER_FMAS : workers;
     if (workers <= 1) {

@@ -80,8 +80,8 @@ bool qkv_direct1d_scratch_bytes(const qkv_direct1d_plan *p, size_t workers, size
 
 /*
  * Y (n, m, out_w) = the convolution of X (n, c, in_w) with the packed
- * weights plus B (m; NULL: no bias), over io's threads (at most as many
- * workers as the scratch has accumulator blocks for). scratch: 64-byte
+ * weights plus B (m; NULL: no bias), over io's threads (as many shares
+ * as the scratch has accumulator blocks for, at most 4 per thread). scratch: 64-byte
  * aligned, scratch_bytes of it, at least qkv_direct1d_scratch_bytes(p, 1).
  * Allocates nothing; y must not overlap x or b.
  */
