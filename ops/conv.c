@@ -7,7 +7,8 @@
  * Types: float and double; float16 (and bfloat16 from opset 22) computed
  * in float32 scratch copies and rounded once at the end.
  *
- * Four ways to compute, chosen in prepare from the shapes:
+ * Four ways to compute, chosen in prepare from the shapes (and from
+ * whether prepack packed W):
  *  - depthwise (float, one input channel per group: group == C, or a
  *    single input channel, as wav2vec2's first conv over raw audio): the
  *    direct convolution of conv_depthwise.h, on SIMD row kernels, planes
