@@ -1,5 +1,6 @@
-/* Conv: a naive direct convolution written here (double accumulation, its
- * own output-size and auto_pad formulas from the ONNX spec) against the
+/* Conv: a naive direct convolution (tests/support/conv_test_util.c: double
+ * accumulation, its own output-size and auto_pad formulas from the ONNX
+ * spec) against the
  * kernel on random 1-D/2-D/3-D shapes with groups, depthwise channels,
  * strides, dilations, pads and every auto_pad, on 1 and 2 threads, in float
  * and double; then the error paths. */

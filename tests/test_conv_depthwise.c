@@ -1,10 +1,12 @@
-/* The direct depthwise convolution (ops/conv_depthwise.h): its row kernels,
- * every variant this CPU runs, against a sum in double written here; the
- * variant choice against the CPU features and the QKV_ISA cap; and whole
- * depthwise Conv nodes (group == C) against a naive direct convolution
- * written here, in 1-D, 2-D and 3-D, with strides, dilations, asymmetric
- * pads, every auto_pad, with and without bias, channel multipliers, widths
- * that are not multiples of any vector width, on 1 and 2 threads. CMake runs
+/* The direct depthwise convolution (ops/conv_depthwise.h): its 1-row and
+ * 4-row kernels, every variant this CPU runs, against sums in double
+ * written here; the variant choice against the CPU features and the
+ * QKV_ISA cap; and whole depthwise Conv nodes (group == C, and one input
+ * channel into many) against the naive direct convolution of
+ * tests/support/conv_test_util.c, in 1-D, 2-D and 3-D, with strides,
+ * dilations, asymmetric pads, every auto_pad, with and without bias, channel
+ * multipliers, widths that are not multiples of any vector width, on 1 and
+ * 2 threads. CMake runs
  * this file again under QKV_ISA=baseline, avx2 and avx512, so the node
  * tests go through each row kernel the CPU has. */
 #include <criterion/criterion.h>
