@@ -7,11 +7,16 @@
  * Types: float and double; float16 (and bfloat16 from opset 22) computed
  * in float32 scratch copies and rounded once at the end.
  *
- * Three ways to compute, chosen in prepare from the shapes:
- *  - depthwise (float, group == C, one input channel per group): the
+ * Four ways to compute, chosen in prepare from the shapes (and from
+ * whether prepack packed W):
+ *  - depthwise (float, one input channel per group: group == C, or a
+ *    single input channel, as wav2vec2's first conv over raw audio): the
  *    direct convolution of conv_depthwise.h, on SIMD row kernels, planes
  *    split over the threads, each worker with a padded copy of the input
  *    channel in its own scratch slot;
+ *  - direct 1-D (float32, grouped with several channels per group, constant
+ *    W, packed in prepack: wav2vec2's positional conv): conv_direct1d.h,
+ *    which skips the taps that read only padding;
  *  - pointwise (every kernel dim 1, stride 1, no pad): X is already the
  *    GEMM's B, so Y[n, g] = W[g] @ X[n, g] runs as one batched GEMM;
  *  - otherwise im2col: for each (image, group), tiles of the
@@ -22,7 +27,7 @@
  * which splits them over the threads. With a bias, Y starts as the bias
  * and the GEMMs accumulate into it (beta 1); without, they write it.
  *
- * Constant weights are not prepacked: W is the GEMM's left operand, which
+ * Other constant weights are not prepacked: W is the GEMM's left operand, which
  * qkv's GEMM packs per block of Y in any case, and packing it once would
  * save about as much as it costs to multiply the other way round (Y^T =
  * col^T W^T with a packed W^T) and transpose Y back.
@@ -32,6 +37,7 @@
 
 #include "blas.h"
 #include "conv_depthwise.h"
+#include "conv_direct1d.h"
 #include "conv_geom.h"
 #include "half.h"
 #include "kernel_util.h"
@@ -42,10 +48,11 @@
 
 typedef struct conv_state {
     qkv_conv_attrs attrs;
+    qkv_direct1d_weights packed; /* W packed for the direct 1-D path; data NULL: none */
 } conv_state;
 
 /* How prepare decided to compute (recomputed in compute from the shapes). */
-typedef enum conv_path { CONV_DEPTHWISE, CONV_POINTWISE, CONV_IM2COL } conv_path;
+typedef enum conv_path { CONV_DEPTHWISE, CONV_DIRECT1D, CONV_POINTWISE, CONV_IM2COL } conv_path;
 
 /* Everything compute needs, derived from the concrete shapes. */
 typedef struct conv_plan {
@@ -58,7 +65,8 @@ typedef struct conv_plan {
     size_t rows;              /* cg * ksize: rows of the column matrix */
     size_t tile;              /* columns of Y per im2col tile */
     size_t elem_bytes;
-    qkv_dwconv_plan dw; /* the depthwise path's plan */
+    qkv_dwconv_plan dw;   /* the depthwise path's plan */
+    qkv_direct1d_plan d1; /* the direct 1-D path's plan */
 } conv_plan;
 
 /* ---- the plan ---------------------------------------------------------------------- */
@@ -83,7 +91,13 @@ static qkv_status conv_plan_make(const conv_state *s, qkv_kernel_io *io, conv_pl
         !qkv_conv_geom_out_size(&p->g, &p->out_size) ||
         __builtin_mul_overflow(p->cg, p->ksize, &p->rows))
         return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large: sizes overflow");
-    if (p->elem_bytes == sizeof(float) && p->cg == 1 && p->group > 1) {
+    if (s->packed.data) {
+        /* W was packed: its original may be gone, so this is the only path
+         * (prepack packs only a float32 W of rank 3 with cg > 1: X is too) */
+        p->path = CONV_DIRECT1D;
+        if (!qkv_direct1d_plan_init(&p->d1, &p->g, p->n, p->c, &s->packed))
+            return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large: sizes overflow");
+    } else if (p->elem_bytes == sizeof(float) && p->cg == 1 && (p->group > 1 || p->c == 1)) {
         p->path = CONV_DEPTHWISE;
         if (!qkv_dwconv_plan_init(&p->dw, &p->g, p->n, p->c, p->mg))
             return KERR(io, QKV_ERR_UNSUPPORTED, "convolution too large: sizes overflow");
@@ -193,7 +207,7 @@ static qkv_status conv_init(const qkv_kernel *kernel, const qkv_host_api *host,
                             const qkv_node_ctx *node, void **state)
 {
     (void)kernel;
-    conv_state *s = malloc(sizeof *s);
+    conv_state *s = calloc(1, sizeof *s);
     if (!s)
         return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "kernel state");
     qkv_status st = qkv_conv_attrs_parse(host, node, QKV_CONV_PARSE_GROUP, &s->attrs);
@@ -205,7 +219,40 @@ static qkv_status conv_init(const qkv_kernel *kernel, const qkv_host_api *host,
     return QKV_OK;
 }
 
-static void conv_destroy(void *state) { free(state); }
+static void conv_destroy(void *state)
+{
+    conv_state *s = state;
+    if (s)
+        qkv_direct1d_weights_free(&s->packed);
+    free(s);
+}
+
+/* Packs a constant float32 W (M, C/group, kernel) of a grouped 1-D
+ * convolution with several channels per group for the direct 1-D path,
+ * for the best variant the CPU runs. Any other W is left as it is. */
+static qkv_status conv_prepack(void **state, const qkv_host_api *host, const qkv_node_ctx *node)
+{
+    conv_state *s = *state;
+    if (!QKV_HOST_HAS(host, node_input_const) || !QKV_HOST_HAS(host, node_input_packed))
+        return QKV_OK;
+    const qkv_tensor *w = host->node_input_const(node, 1);
+    if (!w || !w->data || w->dtype != QKV_DTYPE_FLOAT || w->rank != 3 || s->attrs.group < 2 ||
+        w->dims[0] <= 0 || w->dims[1] < 2 || w->dims[2] <= 0 || w->dims[0] % s->attrs.group != 0)
+        return QKV_OK; /* conv_check reports a bad W */
+    uint64_t features = QKV_HOST_HAS(host, cpu_features) ? host->cpu_features() : 0;
+    qkv_direct1d_weights pw;
+    if (!qkv_direct1d_pack(w->data, (size_t)w->dims[0], (size_t)w->dims[1], (size_t)w->dims[2],
+                           (size_t)s->attrs.group, qkv_direct1d_select(features), &pw))
+        return NERR(host, node, QKV_ERR_OUT_OF_MEMORY, "out of memory packing input 1 'W'");
+    size_t bytes = pw.group * pw.chunks * pw.cg * pw.ksize * pw.cw * sizeof(float);
+    qkv_status st = host->node_input_packed(node, 1, bytes);
+    if (st != QKV_OK) {
+        qkv_direct1d_weights_free(&pw);
+        return st;
+    }
+    s->packed = pw;
+    return QKV_OK;
+}
 
 /* Checks X, W and B against each other where their dims are known. */
 static qkv_status conv_check(const conv_state *s, qkv_kernel_io *io)
@@ -288,15 +335,19 @@ static qkv_status conv_infer(void *state, qkv_kernel_io *io)
     return QKV_OK;
 }
 
-/* The scratch the float/double compute needs: one column tile, or a
- * padded channel per thread for the depthwise path. */
+/* The scratch the float/double compute needs: one column tile, or for
+ * the direct paths a slot (a padded channel, or accumulators) per share of
+ * the work, 4 shares per thread (conv_depthwise.c, conv_direct1d.c). */
+#define CONV_SHARES_PER_THREAD 4
 static bool conv_float_scratch(const conv_plan *p, qkv_kernel_io *io, size_t *bytes)
 {
     *bytes = 0;
-    if (p->path == CONV_DEPTHWISE) {
-        size_t threads = io->host->thread_count(io->host_ctx);
-        return qkv_dwconv_scratch_bytes(&p->dw, threads ? threads : 1, bytes);
-    }
+    size_t threads = io->host->thread_count(io->host_ctx);
+    size_t shares = threads > 1 ? threads * CONV_SHARES_PER_THREAD : 1;
+    if (p->path == CONV_DEPTHWISE)
+        return qkv_dwconv_scratch_bytes(&p->dw, shares, bytes);
+    if (p->path == CONV_DIRECT1D)
+        return qkv_direct1d_scratch_bytes(&p->d1, shares, bytes);
     return p->path != CONV_IM2COL ||
            !__builtin_mul_overflow(p->rows * p->elem_bytes, p->tile, bytes);
 }
@@ -345,6 +396,17 @@ static qkv_status conv_compute_float(const void *state, qkv_kernel_io *io)
                        io->scratch, io->scratch_bytes);
         return QKV_OK;
     }
+    if (p.path == CONV_DIRECT1D) {
+        const conv_state *s = state;
+        size_t need;
+        qkv_direct1d_scratch_bytes(&p.d1, 1, &need); /* prepare checked the size */
+        if (io->scratch_bytes < need)
+            return KERR(io, QKV_ERR_INTERNAL, "scratch of %zu bytes, %zu needed", io->scratch_bytes,
+                        need);
+        qkv_direct1d_run(io, &p.d1, &s->packed, io->inputs[0].data, b ? b->data : NULL, y,
+                         io->scratch, io->scratch_bytes);
+        return QKV_OK;
+    }
     /* each GEMM writes its own block of Y once: it adds to the bias, or
      * overwrites Y when there is none */
     if (b || p.rows == 0)
@@ -376,6 +438,7 @@ static qkv_status conv_compute(const void *state, qkv_kernel_io *io)
                        .min_outputs = 1, .max_outputs = 1, .n_input_types = 1,                     \
                        .input_types = {(types)}, .init = conv_init, .infer = conv_infer,           \
                        .prepare = conv_prepare, .compute = conv_compute, .destroy = conv_destroy,  \
+                       .prepack = conv_prepack,                                                    \
     }
 
 /* One descriptor per opset that changed Conv: 11 only reworded the schema,

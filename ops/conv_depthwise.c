@@ -17,6 +17,11 @@
  * costs less on the calling thread than the hand-off to another core. */
 #define DW_MIN_WORKER_FMAS ((size_t)1 << 17)
 
+/* Shares of the work per thread, handed out as threads come for them (the
+ * pool's chunks): a thread the OS runs late delays the node by a quarter
+ * of its part, not all of it. Each share has its own scratch slot. */
+#define DW_SHARES_PER_THREAD 4
+
 /* ---- the plan -------------------------------------------------------------------- */
 
 /* The product of dims[0..n); false on overflow. */
@@ -75,6 +80,23 @@ bool qkv_dwconv_scratch_bytes(const qkv_dwconv_plan *p, size_t workers, size_t *
     return true;
 }
 
+/* The row kernels of the variant the CPU runs. */
+typedef struct dw_kernels {
+    qkv_dwconv_row_fn row;
+    qkv_dwconv_rows4_fn rows4;
+} dw_kernels;
+
+/* One batch of taps into `rows` (1 or 4) output rows. */
+static void dw_call(const dw_kernels *kf, size_t rows, float *const *y, size_t n,
+                    const float *const *src, const float *w, size_t taps, const float *bias,
+                    int accumulate)
+{
+    if (rows == 4)
+        kf->rows4(y, n, src, w, taps, bias, accumulate);
+    else
+        kf->row(y[0], n, src, w, taps, bias[0], accumulate);
+}
+
 /* ---- one channel ----------------------------------------------------------------- */
 
 /* dst (row_len) = input row x (in_w) padded with zeros and split into the
@@ -107,12 +129,14 @@ static void pad_row(const qkv_dwconv_plan *p, const float *x, float *dst)
     }
 }
 
-/* Output row q of one output channel: its taps (those whose outer
- * coordinates fall inside the input) gathered in batches and summed by
- * `row`. slot holds the channel padded by pad_row, wm the channel's
- * weights (ksize), y the row (width). */
-static void out_row(const qkv_dwconv_plan *p, qkv_dwconv_row_fn row, const float *slot,
-                    const float *wm, float bias, float *y, size_t q)
+/* Output row q of `rows` (1 or 4) consecutive output channels that read
+ * the same input channel: its taps (those whose outer coordinates fall
+ * inside the input) gathered in batches and summed by the row kernels.
+ * slot holds the channel padded by pad_row, wm the first channel's weights
+ * (ksize; the next channels' follow), bias one value per row, y the rows'
+ * output rows (width each). */
+static void out_rows(const qkv_dwconv_plan *p, const dw_kernels *kf, const float *slot,
+                     const float *wm, const float *bias, size_t rows, float *const *y, size_t q)
 {
     const qkv_conv_geom *g = &p->g;
     const int32_t last = g->n_spatial - 1;
@@ -123,7 +147,7 @@ static void out_row(const qkv_dwconv_plan *p, qkv_dwconv_row_fn row, const float
         q /= (size_t)g->out[i];
     }
     const float *src[DW_TAP_BATCH];
-    float wt[DW_TAP_BATCH];
+    float wt[DW_TAP_BATCH * 4]; /* (taps, rows) */
     size_t taps = 0;
     int accumulate = 0;
     const size_t outer = p->ksize / p->kw;
@@ -144,16 +168,17 @@ static void out_row(const qkv_dwconv_plan *p, qkv_dwconv_row_fn row, const float
         for (size_t k = 0; k < p->kw; k++) {
             size_t at = k * d;
             src[taps] = base + (s == 1 ? at : at % s * p->phase_len + at / s);
-            wt[taps] = wm[u * p->kw + k];
+            for (size_t r = 0; r < rows; r++)
+                wt[taps * rows + r] = wm[r * p->ksize + u * p->kw + k];
             if (++taps == DW_TAP_BATCH) {
-                row(y, p->width, src, wt, taps, bias, accumulate);
+                dw_call(kf, rows, y, p->width, src, wt, taps, bias, accumulate);
                 accumulate = 1;
                 taps = 0;
             }
         }
     }
     if (taps > 0 || !accumulate)
-        row(y, p->width, src, wt, taps, bias, accumulate);
+        dw_call(kf, rows, y, p->width, src, wt, taps, bias, accumulate);
 }
 
 /* ---- workers ---------------------------------------------------------------------- */
@@ -164,7 +189,7 @@ typedef struct dw_run {
     float *y;
     float *slots; /* (workers, slot_floats) */
     size_t workers, units;
-    qkv_dwconv_row_fn row;
+    dw_kernels kf;
 } dw_run;
 
 /* parallel_for body: worker wk takes its share of the (image, output
@@ -177,20 +202,28 @@ static void dw_workers(void *arg, size_t begin, size_t end)
     for (size_t wk = begin; wk < end; wk++) {
         float *slot = r->slots + wk * p->slot_floats;
         size_t u0 = r->units * wk / r->workers, u1 = r->units * (wk + 1) / r->workers;
-        size_t padded = SIZE_MAX;                   /* the (image, input channel) in the slot */
-        for (size_t unit = u0; unit < u1; unit++) { /* unit = image * M + m */
-            size_t chan = unit / p->mult;           /* image * C + input channel */
+        size_t padded = SIZE_MAX; /* the (image, input channel) in the slot */
+        size_t rows;
+        for (size_t unit = u0; unit < u1; unit += rows) { /* unit = image * M + m */
+            size_t chan = unit / p->mult;                 /* image * C + input channel */
             if (chan != padded) {
                 const float *xc = r->x + chan * p->in_size;
                 for (size_t ri = 0; ri < p->in_rows; ri++)
                     pad_row(p, xc + ri * p->in_w, slot + ri * p->row_len);
                 padded = chan;
             }
+            /* four channels at once while the next four read this input channel */
+            rows = unit + 4 <= u1 && (unit + 3) / p->mult == chan ? 4 : 1;
             size_t m = unit % (p->c * p->mult);
-            float *ym = r->y + unit * p->out_size;
-            float bias = r->b ? r->b[m] : 0.0f;
-            for (size_t q = 0; q < p->out_rows; q++)
-                out_row(p, r->row, slot, r->w + m * p->ksize, bias, ym + q * p->width, q);
+            float bias[4];
+            for (size_t i = 0; i < rows; i++)
+                bias[i] = r->b ? r->b[m + i] : 0.0f;
+            for (size_t q = 0; q < p->out_rows; q++) {
+                float *y[4];
+                for (size_t i = 0; i < rows; i++)
+                    y[i] = r->y + (unit + i) * p->out_size + q * p->width;
+                out_rows(p, &r->kf, slot, r->w + m * p->ksize, bias, rows, y, q);
+            }
         }
     }
 }
@@ -210,15 +243,16 @@ void qkv_dwconv_run(qkv_kernel_io *io, const qkv_dwconv_plan *p, const float *x,
                 .y = y,
                 .slots = scratch,
                 .units = units,
-                .row = qkv_dwconv_row_select(features)};
-    /* workers: no more than threads, scratch slots, units, and the work
+                .kf = {qkv_dwconv_row_select(features), qkv_dwconv_rows4_select(features)}};
+    /* shares: no more than 4 per thread, scratch slots, units, and the work
      * allows (saturating: only the comparison with a few threads matters) */
     size_t fmas = units, threads = host->thread_count(io->host_ctx);
     if (__builtin_mul_overflow(fmas, p->out_size, &fmas) ||
         __builtin_mul_overflow(fmas, p->ksize, &fmas))
         fmas = SIZE_MAX;
     size_t workers = scratch_bytes / (p->slot_floats * sizeof(float));
-    workers = threads < workers ? threads : workers;
+    size_t cap = threads > 1 ? threads * DW_SHARES_PER_THREAD : 1;
+    workers = cap < workers ? cap : workers;
     workers = units < workers ? units : workers;
     workers = fmas / DW_MIN_WORKER_FMAS < workers ? fmas / DW_MIN_WORKER_FMAS : workers;
     if (workers <= 1) {

@@ -1,6 +1,6 @@
 /*
  * conv_depthwise.h - the direct depthwise convolution of the Conv kernel
- * (float32): one input channel per group (group == C), M = C * mult output
+ * (float32): one input channel per group (group == C, or C == 1), M = C * mult output
  * channels, output channel m reading input channel m / mult, any number of
  * spatial dims, any kernel, strides, dilations and pads (geometry:
  * conv_geom.h). No im2col, no GEMM.
@@ -16,9 +16,12 @@
  *   y[j] = bias + sum over taps t of w[t] * src[t][j]
  * over the taps whose outer coordinates fall inside the input (the others
  * read only padding), computed by a row kernel that keeps blocks of up to
- * 8 vectors of y in registers across all taps. Row kernels: AVX-512,
- * AVX2/FMA and portable C (conv_depthwise_rows.h), chosen from
- * host->cpu_features().
+ * 8 vectors of y in registers across all taps. Four output channels that
+ * read the same input channel (a channel multiplier of 4 or more, such as a
+ * convolution of one input channel into many: wav2vec2's first conv over raw
+ * audio) go through a 4-row kernel together, which loads each input vector
+ * once for the four. Row kernels: AVX-512, AVX2/FMA and portable C
+ * (conv_depthwise_rows.h), chosen from host->cpu_features().
  */
 #ifndef QKV_CONV_DEPTHWISE_H
 #define QKV_CONV_DEPTHWISE_H
@@ -61,8 +64,8 @@ bool qkv_dwconv_scratch_bytes(const qkv_dwconv_plan *p, size_t workers, size_t *
 /*
  * Y (n, c * mult, out...) = the depthwise convolution of X (n, c, in...)
  * with W (c * mult, 1, kernel...) plus B (c * mult; NULL: no bias), over
- * io's threads (as many workers as the scratch has slots for, at most the
- * thread count, fewer for a small convolution). scratch: 64-byte aligned,
+ * io's threads (as many shares as the scratch has slots for, at most 4 per
+ * thread, fewer for a small convolution). scratch: 64-byte aligned,
  * scratch_bytes of it, at least qkv_dwconv_scratch_bytes(p, 1). The row
  * kernel is the best the CPU features of io's host allow. Allocates
  * nothing; y must not overlap x, w or b.

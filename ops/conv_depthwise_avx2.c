@@ -17,6 +17,7 @@ static inline __attribute__((target("avx2,fma"), always_inline)) __m256i dw_lane
 }
 
 #define DW_W 8
+#define DW_NV4 2 /* 4 rows x 2 vectors: 8 of 16 registers */
 #define DW_SUFFIX avx2
 #define DW_TARGET "avx2,fma"
 #define vf __m256

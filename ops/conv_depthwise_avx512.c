@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #define DW_W 16
+#define DW_NV4 4 /* 4 rows x 4 vectors: 16 of 32 registers */
 #define DW_SUFFIX avx512
 #define DW_TARGET "avx512f,avx512bw,avx512vl,avx512dq"
 #define vf __m512

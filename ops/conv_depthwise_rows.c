@@ -23,6 +23,36 @@ void qkv_dwconv_row_portable(float *restrict y, size_t n, const float *const *sr
     }
 }
 
+void qkv_dwconv_rows4_portable(float *const *y, size_t n, const float *const *src, const float *w,
+                               size_t taps, const float *bias, int accumulate)
+{
+    for (size_t i = 0; i < 4; i++) {
+        float *restrict yi = y[i];
+        if (!accumulate)
+            for (size_t j = 0; j < n; j++)
+                yi[j] = bias[i];
+        for (size_t t = 0; t < taps; t++) {
+            const float *restrict s = src[t];
+            const float wt = w[t * 4 + i];
+            for (size_t j = 0; j < n; j++)
+                yi[j] += wt * s[j];
+        }
+    }
+}
+
+qkv_dwconv_rows4_fn qkv_dwconv_rows4_select(uint64_t features)
+{
+#if defined(QKV_DWCONV_HAVE_X86)
+    if (features & QKV_CPU_AVX512)
+        return qkv_dwconv_rows4_avx512;
+    if (features & QKV_CPU_AVX2)
+        return qkv_dwconv_rows4_avx2;
+#else
+    (void)features;
+#endif
+    return qkv_dwconv_rows4_portable;
+}
+
 qkv_dwconv_row_fn qkv_dwconv_row_select(uint64_t features)
 {
 #if defined(QKV_DWCONV_HAVE_X86)

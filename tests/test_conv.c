@@ -1,5 +1,6 @@
-/* Conv: a naive direct convolution written here (double accumulation, its
- * own output-size and auto_pad formulas from the ONNX spec) against the
+/* Conv: a naive direct convolution (tests/support/conv_test_util.c: double
+ * accumulation, its own output-size and auto_pad formulas from the ONNX
+ * spec) against the
  * kernel on random 1-D/2-D/3-D shapes with groups, depthwise channels,
  * strides, dilations, pads and every auto_pad, on 1 and 2 threads, in float
  * and double; then the error paths. */
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "half.h"
+#include "conv_test_util.h"
 #include "kernel_harness.h"
 
 /* float32 sums of at most a few hundred products of values in [-1, 1):
@@ -30,189 +31,19 @@ static uint32_t rnd(uint32_t n)
     return rng_state % n;
 }
 
-typedef struct conv_case {
-    int ns;                 /* spatial dims */
-    int64_t n, c, m, group; /* batch, channels in, channels out, groups */
-    int64_t in[3], k[3], s[3], d[3];
-    int64_t pb[3], pe[3]; /* explicit pads (NOTSET) */
-    const char *auto_pad; /* NULL: attribute absent */
-    bool bias, set_kernel_shape, set_strides, set_dilations, set_pads;
-    bool dbl;       /* double instead of float */
-    qkv_dtype half; /* FLOAT16 or BFLOAT16 instead of float; 0: not */
-    int64_t opset;  /* 0: 11 */
-    size_t threads;
-} conv_case;
-
-/* Output dims and pads by the ONNX Conv spec. */
-static void ref_geometry(const conv_case *t, int64_t *out, int64_t *pb)
-{
-    for (int i = 0; i < t->ns; i++) {
-        int64_t ek = (t->k[i] - 1) * t->d[i] + 1;
-        const char *ap = t->auto_pad ? t->auto_pad : "NOTSET";
-        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
-            out[i] = (t->in[i] + t->s[i] - 1) / t->s[i];
-            int64_t total = (out[i] - 1) * t->s[i] + ek - t->in[i];
-            if (total < 0)
-                total = 0;
-            pb[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
-        } else if (!strcmp(ap, "VALID")) {
-            out[i] = (t->in[i] - ek) / t->s[i] + 1;
-            pb[i] = 0;
-        } else {
-            out[i] = (t->in[i] + t->pb[i] + t->pe[i] - ek) / t->s[i] + 1;
-            pb[i] = t->pb[i];
-        }
-    }
-}
-
-static size_t prod(const int64_t *d, int n)
-{
-    size_t p = 1;
-    for (int i = 0; i < n; i++)
-        p *= (size_t)d[i];
-    return p;
-}
-
-/* y (n, m, out...) by the definition, in double. */
-static void ref_conv(const conv_case *t, const double *x, const double *w, const double *b,
-                     double *y, int64_t *out)
-{
-    int64_t pb[3];
-    ref_geometry(t, out, pb);
-    int ns = t->ns;
-    int64_t o3[3] = {1, 1, 1}, i3[3] = {1, 1, 1}, k3[3] = {1, 1, 1}, s3[3] = {1, 1, 1},
-            d3[3] = {1, 1, 1}, p3[3] = {0, 0, 0};
-    for (int i = 0; i < ns; i++) { /* right-aligned into 3 dims */
-        int j = 3 - ns + i;
-        o3[j] = out[i];
-        i3[j] = t->in[i];
-        k3[j] = t->k[i];
-        s3[j] = t->s[i];
-        d3[j] = t->d[i];
-        p3[j] = pb[i];
-    }
-    int64_t cg = t->c / t->group, mg = t->m / t->group;
-    size_t in_size = (size_t)(i3[0] * i3[1] * i3[2]), ks = (size_t)(k3[0] * k3[1] * k3[2]);
-    size_t out_size = (size_t)(o3[0] * o3[1] * o3[2]);
-    for (int64_t n = 0; n < t->n; n++)
-        for (int64_t m = 0; m < t->m; m++) {
-            int64_t g = m / mg;
-            for (int64_t a = 0; a < o3[0]; a++)
-                for (int64_t bb = 0; bb < o3[1]; bb++)
-                    for (int64_t cc = 0; cc < o3[2]; cc++) {
-                        double acc = b ? b[m] : 0.0;
-                        for (int64_t ci = 0; ci < cg; ci++)
-                            for (int64_t ka = 0; ka < k3[0]; ka++)
-                                for (int64_t kb = 0; kb < k3[1]; kb++)
-                                    for (int64_t kc = 0; kc < k3[2]; kc++) {
-                                        int64_t ia = a * s3[0] - p3[0] + ka * d3[0];
-                                        int64_t ib = bb * s3[1] - p3[1] + kb * d3[1];
-                                        int64_t ic = cc * s3[2] - p3[2] + kc * d3[2];
-                                        if (ia < 0 || ia >= i3[0] || ib < 0 || ib >= i3[1] ||
-                                            ic < 0 || ic >= i3[2])
-                                            continue;
-                                        double xv = x[(size_t)(n * t->c + g * cg + ci) * in_size +
-                                                      (size_t)((ia * i3[1] + ib) * i3[2] + ic)];
-                                        double wv = w[(size_t)(m * cg + ci) * ks +
-                                                      (size_t)((ka * k3[1] + kb) * k3[2] + kc)];
-                                        acc += xv * wv;
-                                    }
-                        y[(size_t)(n * t->m + m) * out_size +
-                          (size_t)((a * o3[1] + bb) * o3[2] + cc)] = acc;
-                    }
-        }
-}
-
-/* Runs the kernel on the case (values from seed) and compares with
- * ref_conv; `what` names the case in failures. */
+/* Runs the case through the kernel harness against the reference
+ * (conv_test_util.h), with the group attribute written or left to its
+ * default and the input values shown to infer or not, at random. */
 static void check_case(const conv_case *t, uint32_t seed, const char *what)
 {
-    int ns = t->ns, rank = ns + 2;
-    int64_t xd[5] = {t->n, t->c}, wd[5] = {t->m, t->c / t->group};
-    for (int i = 0; i < ns; i++) {
-        xd[2 + i] = t->in[i];
-        wd[2 + i] = t->k[i];
-    }
-    size_t nx = prod(xd, rank), nw = prod(wd, rank), nb = (size_t)t->m;
-    float *xf = malloc((nx + nw + nb + 1) * sizeof(float));
-    kh_fill_random(xf, nx + nw + nb + 1, seed);
-    double *xdbl = malloc((nx + nw + nb + 1) * sizeof(double));
-    uint16_t *xh = malloc((nx + nw + nb + 1) * sizeof(uint16_t));
-    for (size_t i = 0; i < nx + nw + nb + 1; i++) {
-        if (t->half == QKV_DTYPE_FLOAT16) { /* the reference sees the rounded inputs */
-            xh[i] = qkv_f32_to_f16(xf[i]);
-            xf[i] = qkv_f16_to_f32(xh[i]);
-        } else if (t->half == QKV_DTYPE_BFLOAT16) {
-            xh[i] = qkv_f32_to_bf16(xf[i]);
-            xf[i] = qkv_bf16_to_f32(xh[i]);
-        }
-        xdbl[i] = xf[i];
-    }
-    int64_t out[3];
-    int64_t pb_unused[3];
-    ref_geometry(t, out, pb_unused);
-    int64_t yd[5] = {t->n, t->m};
-    for (int i = 0; i < ns; i++)
-        yd[2 + i] = out[i];
-    size_t ny = prod(yd, rank);
-    double *want = malloc((ny + 1) * sizeof(double));
-    ref_conv(t, xdbl, xdbl + nx, t->bias ? xdbl + nx + nw : NULL, want, out);
-
-    kh_node *node = kh_node_create("Conv", t->opset ? t->opset : 11, t->bias ? 3 : 2, 1);
-    if (t->group != 1 || rnd(2))
-        kh_attr_int(node, "group", t->group);
-    if (t->set_kernel_shape)
-        kh_attr_ints(node, "kernel_shape", t->k, (size_t)ns);
-    if (t->set_strides)
-        kh_attr_ints(node, "strides", t->s, (size_t)ns);
-    if (t->set_dilations)
-        kh_attr_ints(node, "dilations", t->d, (size_t)ns);
-    if (t->set_pads) {
-        int64_t pads[6];
-        for (int i = 0; i < ns; i++) {
-            pads[i] = t->pb[i];
-            pads[ns + i] = t->pe[i];
-        }
-        kh_attr_ints(node, "pads", pads, 2 * (size_t)ns);
-    }
-    if (t->auto_pad)
-        kh_attr_string(node, "auto_pad", t->auto_pad);
-    kh_set_threads(node, t->threads);
-    qkv_dtype dt = t->dbl ? QKV_DTYPE_DOUBLE : t->half ? t->half : QKV_DTYPE_FLOAT;
-    void *base = t->dbl ? (void *)xdbl : t->half ? (void *)xh : (void *)xf;
-    size_t eb = t->dbl ? sizeof(double) : t->half ? sizeof(uint16_t) : sizeof(float);
-    qkv_tensor ins[3] = {kh_tensor(dt, rank, xd, base),
-                         kh_tensor(dt, rank, wd, (char *)base + nx * eb),
-                         kh_tensor(dt, 1, &t->m, (char *)base + (nx + nw) * eb)};
-    qkv_tensor y;
-    qkv_error err;
-    if (rnd(2))
-        kh_hide_input_values(node);
-    cr_assert_eq(kh_run(node, ins, &y, &err), QKV_OK, "%s: %s", what, err.message);
-    cr_assert_eq(y.rank, rank, "%s", what);
-    for (int i = 0; i < rank; i++)
-        cr_assert_eq(y.dims[i], yd[i], "%s: dim %d is %lld, expected %lld", what, i,
-                     (long long)y.dims[i], (long long)yd[i]);
-    cr_assert_eq(y.dtype, dt, "%s", what);
+    conv_case u = *t;
+    u.set_group = rnd(2);
+    u.hide_input = rnd(2);
     double tol = t->dbl                          ? F64_TOL
                  : t->half == QKV_DTYPE_FLOAT16  ? F16_TOL
                  : t->half == QKV_DTYPE_BFLOAT16 ? BF16_TOL
                                                  : F32_TOL;
-    for (size_t i = 0; i < ny; i++) {
-        uint16_t *yh = y.data;
-        double got = t->dbl                          ? ((double *)y.data)[i]
-                     : t->half == QKV_DTYPE_FLOAT16  ? qkv_f16_to_f32(yh[i])
-                     : t->half == QKV_DTYPE_BFLOAT16 ? qkv_bf16_to_f32(yh[i])
-                                                     : ((float *)y.data)[i];
-        cr_assert(fabs(got - want[i]) <= tol * (1 + fabs(want[i])),
-                  "%s: element %zu is %.9g, expected %.9g", what, i, got, want[i]);
-    }
-    kh_free_outputs(&y, 1);
-    kh_node_destroy(node);
-    free(want);
-    free(xh);
-    free(xdbl);
-    free(xf);
+    conv_check_case(&u, seed, tol, what);
 }
 
 static const char *auto_pads[] = {NULL, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"};

@@ -1,10 +1,12 @@
-/* The direct depthwise convolution (ops/conv_depthwise.h): its row kernels,
- * every variant this CPU runs, against a sum in double written here; the
- * variant choice against the CPU features and the QKV_ISA cap; and whole
- * depthwise Conv nodes (group == C) against a naive direct convolution
- * written here, in 1-D, 2-D and 3-D, with strides, dilations, asymmetric
- * pads, every auto_pad, with and without bias, channel multipliers, widths
- * that are not multiples of any vector width, on 1 and 2 threads. CMake runs
+/* The direct depthwise convolution (ops/conv_depthwise.h): its 1-row and
+ * 4-row kernels, every variant this CPU runs, against sums in double
+ * written here; the variant choice against the CPU features and the
+ * QKV_ISA cap; and whole depthwise Conv nodes (group == C, and one input
+ * channel into many) against the naive direct convolution of
+ * tests/support/conv_test_util.c, in 1-D, 2-D and 3-D, with strides,
+ * dilations, asymmetric pads, every auto_pad, with and without bias, channel
+ * multipliers, widths that are not multiples of any vector width, on 1 and
+ * 2 threads. CMake runs
  * this file again under QKV_ISA=baseline, avx2 and avx512, so the node
  * tests go through each row kernel the CPU has. */
 #include <criterion/criterion.h>
@@ -15,8 +17,8 @@
 
 #include "conv_depthwise.h"
 #include "conv_depthwise_rows.h"
+#include "conv_test_util.h"
 #include "cpu_features.h"
-#include "half.h"
 #include "kernel_harness.h"
 
 /* float32 sums of at most a few hundred products of values in [-1, 1):
@@ -104,6 +106,78 @@ Test(conv_depthwise, row_kernels_match_a_sum_in_double)
     free(pool);
 }
 
+/* The 4-row kernels this CPU runs, portable first. */
+static size_t variants4(const char **names, qkv_dwconv_rows4_fn *fns)
+{
+    size_t n = 0;
+    names[n] = "portable";
+    fns[n++] = qkv_dwconv_rows4_portable;
+#if defined(QKV_DWCONV_HAVE_X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        names[n] = "avx2";
+        fns[n++] = qkv_dwconv_rows4_avx2;
+    }
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+        names[n] = "avx512";
+        fns[n++] = qkv_dwconv_rows4_avx512;
+    }
+#endif
+    return n;
+}
+
+Test(conv_depthwise, four_row_kernels_match_a_sum_in_double)
+{
+    static const size_t widths[] = {0, 1, 7, 8, 15, 16, 17, 33, 63, 64, 65, 100, 129, 300};
+    static const size_t tap_counts[] = {0, 1, 3, 10, 64};
+    enum { GUARD = 20, MAX_TAPS = 64, MAX_W = 300 };
+    float *src_buf = malloc((MAX_TAPS * (MAX_W + 1) + 1) * sizeof(float));
+    float w[MAX_TAPS * 4], bias[4] = {0.375f, -0.5f, 0.0f, 1.25f};
+    float *rows = malloc(4 * (MAX_W + GUARD) * sizeof(float));
+    float *rows0 = malloc(4 * (MAX_W + GUARD) * sizeof(float));
+    const float *src[MAX_TAPS];
+    const char *names[3];
+    qkv_dwconv_rows4_fn fns[3];
+    size_t nv = variants4(names, fns);
+    kh_fill_random(w, MAX_TAPS * 4, 3);
+    for (size_t v = 0; v < nv; v++)
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+            for (size_t ti = 0; ti < sizeof tap_counts / sizeof tap_counts[0]; ti++)
+                for (int acc = 0; acc < 2; acc++) {
+                    size_t n = widths[wi], taps = tap_counts[ti];
+                    kh_fill_random(src_buf, MAX_TAPS * (MAX_W + 1) + 1, (uint32_t)(n + taps));
+                    for (size_t t = 0; t < taps; t++) /* odd offsets, overlapping runs */
+                        src[t] = src_buf + 1 + t * (n / 2 + 1);
+                    kh_fill_random(rows0, 4 * (MAX_W + GUARD), (uint32_t)(n + 11));
+                    memcpy(rows, rows0, 4 * (MAX_W + GUARD) * sizeof(float));
+                    float *y[4];
+                    for (size_t i = 0; i < 4; i++)
+                        y[i] = rows + i * (MAX_W + GUARD);
+                    fns[v](y, n, src, w, taps, bias, acc);
+                    for (size_t i = 0; i < 4; i++) {
+                        const float *y0 = rows0 + i * (MAX_W + GUARD);
+                        for (size_t j = 0; j < n; j++) {
+                            double want = acc ? y0[j] : bias[i], mag = fabs(want);
+                            for (size_t t = 0; t < taps; t++) {
+                                want += (double)w[t * 4 + i] * src[t][j];
+                                mag += fabs((double)w[t * 4 + i] * src[t][j]);
+                            }
+                            cr_assert(fabs(y[i][j] - want) <= 1e-6 * (1 + mag),
+                                      "%s n %zu taps %zu acc %d: y[%zu][%zu] = %.9g, expected "
+                                      "%.9g",
+                                      names[v], n, taps, acc, i, j, y[i][j], want);
+                        }
+                        for (size_t j = n; j < MAX_W + GUARD; j++)
+                            cr_assert(y[i][j] == y0[j], "%s n %zu taps %zu: wrote y[%zu][%zu]",
+                                      names[v], n, taps, i, j);
+                    }
+                }
+    free(rows0);
+    free(rows);
+    free(src_buf);
+}
+
 /* The level the QKV_ISA cap and this CPU (asked directly) allow. */
 static qkv_isa expected_isa(void)
 {
@@ -130,6 +204,9 @@ Test(conv_depthwise, variant_follows_the_cpu_features_and_the_isa_cap)
 #if defined(QKV_DWCONV_HAVE_X86)
     cr_assert(qkv_dwconv_row_select(QKV_CPU_AVX | QKV_CPU_AVX2) == qkv_dwconv_row_avx2);
     cr_assert(qkv_dwconv_row_select(QKV_CPU_AVX2 | QKV_CPU_AVX512) == qkv_dwconv_row_avx512);
+    cr_assert(qkv_dwconv_rows4_select(0) == qkv_dwconv_rows4_portable);
+    cr_assert(qkv_dwconv_rows4_select(QKV_CPU_AVX | QKV_CPU_AVX2) == qkv_dwconv_rows4_avx2);
+    cr_assert(qkv_dwconv_rows4_select(QKV_CPU_AVX2 | QKV_CPU_AVX512) == qkv_dwconv_rows4_avx512);
     if (expected_isa() == QKV_ISA_AVX512)
         want = qkv_dwconv_row_avx512;
     else if (expected_isa() == QKV_ISA_AVX2)
@@ -203,142 +280,33 @@ typedef struct dw_case {
     size_t threads;
 } dw_case;
 
-/* Output dims and begin pads by the ONNX Conv spec. */
-static void ref_geometry(const dw_case *t, int64_t *out, int64_t *pb)
-{
-    for (int i = 0; i < t->ns; i++) {
-        int64_t ek = (t->k[i] - 1) * t->d[i] + 1;
-        const char *ap = t->auto_pad ? t->auto_pad : "NOTSET";
-        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
-            out[i] = (t->in[i] + t->s[i] - 1) / t->s[i];
-            int64_t total = (out[i] - 1) * t->s[i] + ek - t->in[i];
-            total = total < 0 ? 0 : total;
-            pb[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
-        } else if (!strcmp(ap, "VALID")) {
-            out[i] = (t->in[i] - ek) / t->s[i] + 1;
-            pb[i] = 0;
-        } else {
-            out[i] = (t->in[i] + t->pb[i] + t->pe[i] - ek) / t->s[i] + 1;
-            pb[i] = t->pb[i];
-        }
-    }
-}
-
-/* y (n, c * mult, out...) by the definition of a depthwise convolution,
- * in double; dims right-aligned into 3 (the missing ones 1). */
-static void ref_depthwise(const dw_case *t, const float *x, const float *w, const float *b,
-                          double *y, const int64_t *out, const int64_t *pb)
-{
-    int64_t o[3] = {1, 1, 1}, in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
-            d[3] = {1, 1, 1}, p[3] = {0, 0, 0};
-    for (int i = 0; i < t->ns; i++) {
-        int j = 3 - t->ns + i;
-        o[j] = out[i];
-        in[j] = t->in[i];
-        k[j] = t->k[i];
-        s[j] = t->s[i];
-        d[j] = t->d[i];
-        p[j] = pb[i];
-    }
-    int64_t m_all = t->c * t->mult, in_size = in[0] * in[1] * in[2], ks = k[0] * k[1] * k[2];
-    int64_t out_size = o[0] * o[1] * o[2];
-    for (int64_t n = 0; n < t->n; n++)
-        for (int64_t m = 0; m < m_all; m++) {
-            const float *xc = x + (n * t->c + m / t->mult) * in_size;
-            for (int64_t a = 0; a < o[0]; a++)
-                for (int64_t bb = 0; bb < o[1]; bb++)
-                    for (int64_t cc = 0; cc < o[2]; cc++) {
-                        double acc = b ? b[m] : 0.0;
-                        for (int64_t ka = 0; ka < k[0]; ka++)
-                            for (int64_t kb = 0; kb < k[1]; kb++)
-                                for (int64_t kc = 0; kc < k[2]; kc++) {
-                                    int64_t ia = a * s[0] - p[0] + ka * d[0];
-                                    int64_t ib = bb * s[1] - p[1] + kb * d[1];
-                                    int64_t ic = cc * s[2] - p[2] + kc * d[2];
-                                    if (ia < 0 || ia >= in[0] || ib < 0 || ib >= in[1] || ic < 0 ||
-                                        ic >= in[2])
-                                        continue;
-                                    acc += (double)xc[(ia * in[1] + ib) * in[2] + ic] *
-                                           w[m * ks + (ka * k[1] + kb) * k[2] + kc];
-                                }
-                        y[(n * m_all + m) * out_size + (a * o[1] + bb) * o[2] + cc] = acc;
-                    }
-        }
-}
-
-static size_t prod(const int64_t *d, int n)
-{
-    size_t p = 1;
-    for (int i = 0; i < n; i++)
-        p *= (size_t)d[i];
-    return p;
-}
-
-/* Runs Conv-11 (group = C) on the case (values from seed) and compares
- * with ref_depthwise; `what` names the case in failures. */
+/* Runs Conv-11 (group = C) on the case (values from seed) through the
+ * kernel harness against the naive convolution of conv_test_util.h; `what`
+ * names the case in failures. */
 static void check_case(const dw_case *t, uint32_t seed, const char *what)
 {
-    int ns = t->ns, rank = ns + 2;
-    int64_t m_all = t->c * t->mult;
-    int64_t xd[5] = {t->n, t->c}, wd[5] = {m_all, 1}, out[3], pb[3];
-    ref_geometry(t, out, pb);
-    int64_t yd[5] = {t->n, m_all};
-    for (int i = 0; i < ns; i++) {
-        xd[2 + i] = t->in[i];
-        wd[2 + i] = t->k[i];
-        yd[2 + i] = out[i];
+    conv_case u = {.ns = t->ns,
+                   .n = t->n,
+                   .c = t->c,
+                   .m = t->c * t->mult,
+                   .group = t->c,
+                   .auto_pad = t->auto_pad,
+                   .bias = t->bias,
+                   .set_kernel_shape = true,
+                   .set_strides = true,
+                   .set_dilations = true,
+                   .set_pads = !t->auto_pad || !strcmp(t->auto_pad, "NOTSET"),
+                   .half = t->half ? QKV_DTYPE_FLOAT16 : 0,
+                   .threads = t->threads};
+    for (int i = 0; i < t->ns; i++) {
+        u.in[i] = t->in[i];
+        u.k[i] = t->k[i];
+        u.s[i] = t->s[i];
+        u.d[i] = t->d[i];
+        u.pb[i] = t->pb[i];
+        u.pe[i] = t->pe[i];
     }
-    size_t nx = prod(xd, rank), nw = prod(wd, rank), nb = (size_t)m_all, ny = prod(yd, rank);
-    size_t all = nx + nw + nb;
-    float *xf = malloc((all + 1) * sizeof(float));
-    uint16_t *xh = malloc((all + 1) * sizeof(uint16_t));
-    double *want = malloc((ny + 1) * sizeof(double));
-    kh_fill_random(xf, all + 1, seed);
-    for (size_t i = 0; t->half && i < all; i++) { /* the reference sees the rounded inputs */
-        xh[i] = qkv_f32_to_f16(xf[i]);
-        xf[i] = qkv_f16_to_f32(xh[i]);
-    }
-    ref_depthwise(t, xf, xf + nx, t->bias ? xf + nx + nw : NULL, want, out, pb);
-
-    kh_node *node = kh_node_create("Conv", 11, t->bias ? 3 : 2, 1);
-    kh_attr_int(node, "group", t->c);
-    kh_attr_ints(node, "kernel_shape", t->k, (size_t)ns);
-    kh_attr_ints(node, "strides", t->s, (size_t)ns);
-    kh_attr_ints(node, "dilations", t->d, (size_t)ns);
-    if (!t->auto_pad || !strcmp(t->auto_pad, "NOTSET")) {
-        int64_t pads[6];
-        for (int i = 0; i < ns; i++) {
-            pads[i] = t->pb[i];
-            pads[ns + i] = t->pe[i];
-        }
-        kh_attr_ints(node, "pads", pads, 2 * (size_t)ns);
-    }
-    if (t->auto_pad)
-        kh_attr_string(node, "auto_pad", t->auto_pad);
-    kh_set_threads(node, t->threads);
-    qkv_dtype dt = t->half ? QKV_DTYPE_FLOAT16 : QKV_DTYPE_FLOAT;
-    size_t eb = t->half ? sizeof(uint16_t) : sizeof(float);
-    char *base = t->half ? (char *)xh : (char *)xf;
-    qkv_tensor ins[3] = {kh_tensor(dt, rank, xd, base), kh_tensor(dt, rank, wd, base + nx * eb),
-                         kh_tensor(dt, 1, &m_all, base + (nx + nw) * eb)};
-    qkv_tensor y;
-    qkv_error err;
-    cr_assert_eq(kh_run(node, ins, &y, &err), QKV_OK, "%s: %s", what, err.message);
-    cr_assert_eq(y.rank, rank, "%s", what);
-    for (int i = 0; i < rank; i++)
-        cr_assert_eq(y.dims[i], yd[i], "%s: dim %d is %lld, expected %lld", what, i,
-                     (long long)y.dims[i], (long long)yd[i]);
-    double tol = t->half ? F16_TOL : F32_TOL;
-    for (size_t i = 0; i < ny; i++) {
-        double got = t->half ? qkv_f16_to_f32(((uint16_t *)y.data)[i]) : ((float *)y.data)[i];
-        cr_assert(fabs(got - want[i]) <= tol * (1 + fabs(want[i])),
-                  "%s: element %zu is %.9g, expected %.9g", what, i, got, want[i]);
-    }
-    kh_free_outputs(&y, 1);
-    kh_node_destroy(node);
-    free(want);
-    free(xh);
-    free(xf);
+    conv_check_case(&u, seed, t->half ? F16_TOL : F32_TOL, what);
 }
 
 static const char *auto_pads[] = {NULL, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"};
@@ -510,4 +478,62 @@ Test(conv_depthwise, pads_wider_than_the_input)
                  .bias = true,
                  .threads = 2};
     check_case(&t, 71, "wide pads");
+}
+
+Test(conv_depthwise, one_input_channel_into_many_outputs)
+{
+    /* wav2vec2's first conv over raw audio (1 -> 512, kernel 10, stride 5),
+     * scaled down, and variations around it: output channel counts that are
+     * not multiples of the 4-row kernel's 4, pads, dilation, auto_pad, a
+     * second image, 2-D; group 1 with one input channel is this path too */
+    static const struct {
+        int64_t n, m, in, k, s, d, pb, pe;
+        const char *auto_pad;
+        bool bias;
+    } cases[] = {
+        {1, 64, 1000, 10, 5, 1, 0, 0, NULL, false},     {1, 37, 1003, 10, 5, 1, 0, 0, NULL, true},
+        {2, 6, 301, 3, 2, 1, 0, 0, NULL, false},        {1, 9, 200, 4, 3, 2, 3, 1, NULL, true},
+        {1, 13, 97, 7, 1, 1, 0, 0, "SAME_UPPER", true}, {1, 5, 50, 2, 2, 1, 0, 0, "VALID", false},
+        {1, 3, 40, 5, 1, 3, 6, 6, "NOTSET", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (size_t threads = 1; threads <= 2; threads++) {
+            conv_case t = {.ns = 1,
+                           .n = cases[i].n,
+                           .c = 1,
+                           .m = cases[i].m,
+                           .group = 1,
+                           .in = {cases[i].in},
+                           .k = {cases[i].k},
+                           .s = {cases[i].s},
+                           .d = {cases[i].d},
+                           .pb = {cases[i].pb},
+                           .pe = {cases[i].pe},
+                           .auto_pad = cases[i].auto_pad,
+                           .bias = cases[i].bias,
+                           .set_strides = true,
+                           .set_dilations = true,
+                           .set_pads = !cases[i].auto_pad || !strcmp(cases[i].auto_pad, "NOTSET"),
+                           .threads = threads};
+            char what[64];
+            snprintf(what, sizeof what, "case %zu threads %zu", i, threads);
+            conv_check_case(&t, 80 + (uint32_t)i, F32_TOL, what);
+        }
+    conv_case t2 = {.ns = 2,
+                    .n = 1,
+                    .c = 1,
+                    .m = 10,
+                    .group = 1,
+                    .in = {9, 23},
+                    .k = {3, 3},
+                    .s = {2, 1},
+                    .d = {1, 2},
+                    .pb = {1, 2},
+                    .pe = {1, 2},
+                    .set_strides = true,
+                    .set_dilations = true,
+                    .set_pads = true,
+                    .bias = true,
+                    .threads = 2};
+    conv_check_case(&t2, 90, F32_TOL, "2-D one input channel");
 }

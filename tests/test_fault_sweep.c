@@ -129,25 +129,31 @@ typedef struct model {
     float rtol, atol;
 } model;
 
-/* exec/<name>.onnx, cases a and b (exec/<name>_<case>_{input,output}_0.pb) */
-static void load_exec(model *m, const char *name, const char *a, const char *b)
+/* <dir>/<name>.onnx, cases a and b (<dir>/<name>_<case>_{input,output}_0.pb) */
+static void load_cases(model *m, const char *dir, const char *name, const char *a, const char *b)
 {
     memset(m, 0, sizeof *m);
     snprintf(m->name, sizeof m->name, "%s", name);
     char rel[256];
-    snprintf(rel, sizeof rel, "exec/%s.onnx", name);
+    snprintf(rel, sizeof rel, "%s/%s.onnx", dir, name);
     snprintf(m->path, sizeof m->path, "%s", tu_data(rel));
     const char *cases[2] = {a, b};
     for (int i = 0; i < 2; i++) {
         data_set *d = &m->sets[i];
         d->n_in = d->n_out = 1;
-        snprintf(rel, sizeof rel, "exec/%s_%s_input_0.pb", name, cases[i]);
+        snprintf(rel, sizeof rel, "%s/%s_%s_input_0.pb", dir, name, cases[i]);
         tu_read_pb(tu_data(rel), &d->in[0]);
-        snprintf(rel, sizeof rel, "exec/%s_%s_output_0.pb", name, cases[i]);
+        snprintf(rel, sizeof rel, "%s/%s_%s_output_0.pb", dir, name, cases[i]);
         tu_read_pb(tu_data(rel), &d->out[0]);
     }
     m->rtol = 1e-4f;
     m->atol = 1e-4f;
+}
+
+/* exec/<name>.onnx, cases a and b */
+static void load_exec(model *m, const char *name, const char *a, const char *b)
+{
+    load_cases(m, "exec", name, a, b);
 }
 
 /* examples/<name>/model.onnx with test_data_set_0 and _1 */
@@ -572,4 +578,13 @@ Test(fault_sweep, keras_attention_example_survives_running_out_of_memory_for_goo
     model m;
     load_example(&m, "keras_attention", 1, 1);
     sweep_all(&m, 1);
+}
+
+Test(fault_sweep, wav2vec2_conv_front_survives_every_failed_allocation)
+{
+    /* its grouped positional conv packs W in prepack (ops/conv_direct1d.h) */
+    skip_without_interposition();
+    model m;
+    load_cases(&m, "conv", "w2v_front", "a", "b");
+    sweep_all(&m, 0);
 }
