@@ -175,7 +175,10 @@ Test(threadpool, caller_does_not_wait_for_a_stopped_worker, .timeout = 120)
     cr_assert(found, "the worker never took a chunk");
 
     /* Park it between jobs (no chunk of a job is claimed then), then run
-     * jobs: with the worker parked, only the caller can run them. */
+     * jobs: with the worker parked, only the caller can run them. It is
+     * almost surely spinning for the next job; parked in the few
+     * instructions where it holds the pool's lock on its way to sleep, it
+     * would block the caller's wake-up (a hang that .timeout reports). */
     cr_assert_eq(pthread_kill(worker, SIGUSR1), 0);
     while (!atomic_load(&parked))
         sched_yield();
