@@ -64,7 +64,7 @@ static size_t run_jobs_checking_each_index(qkv_threadpool *pool, size_t jobs)
             int got = atomic_load(&j.hits[i]);
             if (got != want)
                 cr_assert_fail("job %zu (n %zu): index %zu ran %d times, expected %d", k, n, i, got,
-                         want);
+                               want);
         }
         with_worker += atomic_load(&j.worker_ran);
     }
