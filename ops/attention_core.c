@@ -27,8 +27,13 @@
  * Finally out = O / l (0 when l == 0: every key of the row was excluded).
  *
  * Tiles past the last key any row of the block may see (causal frontier,
- * key_limit, hard kv_valid) are trimmed or skipped, unless the score output
- * needs them.
+ * key_limit, hard kv_valid, and the trailing keys that the bias (-inf) or a
+ * hard-dropping keep mask removes from every row of the block, as a key
+ * padding mask does) are trimmed or skipped, unless the score output needs
+ * them: those keys weigh exactly 0. Their K and V rows are then never read,
+ * so a NaN or Inf there does not reach the output (ORT's mask_index path
+ * does not read them either), whereas a masked key before the block's last
+ * visible one is still multiplied by its weight 0 (0 * Inf is NaN).
  *
  * The two tile products run on the register-blocked micro-kernels of
  * attention_simd.c when the CPU has AVX2 and FMA (AVX-512: wider blocks;
@@ -173,6 +178,8 @@ typedef struct attn_run {
     size_t group;            /* q_heads / kv_heads */
     bool skip_tiles;         /* no score output: tiles beyond every row's frontier are skipped */
     bool hard_drop;          /* drop_value is -inf */
+    bool trim_masked;        /* skip_tiles, and a bias or hard-dropping keep mask may remove
+                              * a block's trailing keys (live_key_end) */
     bool micro;              /* the AVX2+FMA micro-kernels replace the tile GEMMs */
     bool micro512;           /* ... and the tile products use the AVX-512 ones */
     bool plain_rows;         /* no softcap, keep, soft kv_valid or score output, a bias (if
@@ -229,6 +236,54 @@ static size_t row_end(const attn_run *r, size_t b, size_t i)
         end = cl < end ? cl : end;
     }
     return end;
+}
+
+/* Whether key j survives the masks for query row i of (b, h): its bias is
+ * not -inf and, when drops are hard, its keep flag is set. */
+static bool key_visible(const attn_run *r, size_t b, size_t h, size_t i, size_t j)
+{
+    const qkv_attn_args *a = r->a;
+    if (a->bias &&
+        a->bias[b * a->bias_sb + h * a->bias_sh + i * a->bias_si + j * a->bias_sj] == -INFINITY)
+        return false;
+    if (a->keep && r->hard_drop) {
+        size_t e = b * a->keep_sb + h * a->keep_sh + i * a->keep_si + j * a->keep_sj;
+        bool keep = a->keep_type == QKV_ATTN_KEEP_U8 ? ((const uint8_t *)a->keep)[e] != 0
+                                                     : ((const int32_t *)a->keep)[e] != 0;
+        if (!keep)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * One past the last key below `end` that some row of the query block [i0,
+ * i0 + rows) of (b, h) sees through its row_end and the masks (key_visible);
+ * 0 when there is none. The keys after it weigh exactly 0 in every row of
+ * the block. Rows are scanned last to first, each only over the keys past
+ * the end found so far, so a row costs its trailing run of masked keys plus
+ * one read, far less than the tile work those keys would cost; when the
+ * masks are broadcast over the query rows the last row (the latest
+ * frontier) stands for all of them.
+ */
+static size_t live_key_end(const attn_run *r, size_t b, size_t h, size_t i0, size_t rows,
+                           size_t end)
+{
+    const qkv_attn_args *a = r->a;
+    bool one_row = (!a->bias || a->bias_si == 0) && (!a->keep || a->keep_si == 0);
+    size_t live = 0;
+    for (size_t x = rows; x-- > 0 && live < end;) {
+        size_t i = i0 + x;
+        for (size_t j = min_sz(row_end(r, b, i), end); j > live; j--) {
+            if (key_visible(r, b, h, i, j - 1)) {
+                live = j;
+                break;
+            }
+        }
+        if (one_row)
+            break;
+    }
+    return live;
 }
 
 /* Copies w scores to the score output when it wants this stage. */
@@ -405,6 +460,8 @@ static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
 
     /* keys no row of this block may see are skipped (unless the score output wants them) */
     size_t block_end = r->skip_tiles ? row_end(r, b, i0 + rows - 1) : r->kv_len;
+    if (r->trim_masked)
+        block_end = live_key_end(r, b, h, i0, rows, block_end);
     float *qk_base = a->qk_out ? a->qk_out + b * a->qk_sb + h * a->qk_sh + i0 * a->qk_si : NULL;
     const float *qp = a->q.data + b * a->q.sb + h * a->q.sh + i0 * a->q.ss;
     /* the bias rows of the block at key 0, when the tiles take the bias whole */
@@ -540,6 +597,7 @@ qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch
     r.group = a->q_heads / a->kv_heads;
     r.hard_drop = a->drop_value == -INFINITY;
     r.skip_tiles = a->qk_out == NULL;
+    r.trim_masked = r.skip_tiles && (a->bias || (a->keep && r.hard_drop));
     r.micro = qkv_attn_uses_microkernel(a);
     r.micro512 = r.micro && (qkv_cpu_features_get() & QKV_CPU_AVX512);
     r.plain_rows = a->softcap == 0 && (!a->bias || a->bias_sj == 1) && !a->keep &&
