@@ -185,8 +185,7 @@ static void setup(const core_case *c, core_data *x)
         x->keep8 = malloc(c->b * t + 1);
         for (size_t b = 0; b < c->b; b++)
             for (size_t j = 0; j < t; j++)
-                x->keep8[b * t + j] =
-                    j + c->trail[b] < t && !(c->hole && j >= t / 4 && j < t / 2);
+                x->keep8[b * t + j] = j + c->trail[b] < t && !(c->hole && j >= t / 4 && j < t / 2);
         a->keep = x->keep8;
         a->keep_type = QKV_ATTN_KEEP_U8;
         a->keep_sb = t, a->keep_sj = 1;
