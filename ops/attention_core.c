@@ -369,14 +369,13 @@ static float score_row(const attn_run *r, size_t b, size_t h, size_t i, size_t j
     return alpha;
 }
 
-/* S (rows x wc, row stride ls) = scale * Q_blk K_tile^T for the query rows
+/* S (rows x wc, row stride wc) = scale * Q_blk K_tile^T for the query rows
  * at qp and the w keys at kp (row strides q.ss, kss), plus the bias rows at
  * bp (row stride a->bias_si, unit key stride) when bp is not NULL. Columns
  * [w, wc) (micro-kernels only) take a zero K row: they hold the bias alone.
  * A GEMM error is returned. */
 static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const float *qp, size_t rows,
-                              const float *kp, size_t kss, size_t w, size_t wc, size_t ls,
-                              const float *bp)
+                              const float *kp, size_t kss, size_t w, size_t wc, const float *bp)
 {
     const qkv_attn_args *a = r->a;
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
@@ -384,7 +383,7 @@ static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const floa
         size_t ldk = qkv_attn_pack_cols(r->bk);
         qkv_attn_mk_pack_kt(kp, kss, w, a->head_size, sl->kt, ldk); /* zeros up to 16k >= wc */
         qkv_attn_mk_tile_gemm(r->micro512, rows, wc, a->head_size, a->scale, qp, a->q.ss, sl->kt,
-                              ldk, true, sl->s, ls, bp, a->bias_si);
+                              ldk, true, sl->s, wc, bp, a->bias_si);
         return QKV_OK;
     }
 #endif
@@ -400,12 +399,12 @@ static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const floa
                         .b = kp,
                         .ldb = kss,
                         .c = sl->s,
-                        .ldc = ls};
+                        .ldc = wc};
     qkv_status st = qkv_blas_gemm_run(r->io, &qk);
     if (st != QKV_OK || !bp)
         return st;
     for (size_t x = 0; x < rows; x++) {
-        float *restrict sr = sl->s + x * ls;
+        float *restrict sr = sl->s + x * wc;
         const float *restrict br = bp + x * a->bias_si;
         for (size_t c = 0; c < w; c++)
             sr[c] += br[c]; /* -inf (an excluded key) stays -inf: the score is finite */
@@ -480,12 +479,12 @@ static attn_item item_at(const attn_run *r, size_t item)
     return it;
 }
 
-/* The row steps of one tile of scores (rows x w at row stride ls, keys j0
- * on): P = exp(S - m) with m, l and the rescale of O, in one
- * qkv_vm_online_softmax_f32 call for plain rows, else row by row through
- * score_row (softcap, bias, keep, soft drops, score output). */
+/* The row steps of one tile of scores (rows x w, keys j0 on): P = exp(S -
+ * m) with m, l and the rescale of O, in one qkv_vm_online_softmax_f32 call
+ * for plain rows, else row by row through score_row (softcap, bias, keep,
+ * soft drops, score output). */
 static void tile_row_steps(const attn_run *r, const attn_slot *sl, const attn_item *it, size_t j0,
-                           size_t w, size_t ls)
+                           size_t w)
 {
     const qkv_attn_args *a = r->a;
     size_t dv = a->v_head_size;
@@ -495,8 +494,7 @@ static void tile_row_steps(const attn_run *r, const attn_slot *sl, const attn_it
             size_t end = row_end(r, it->b, it->i0 + x);
             n_in[x] = end <= j0 ? 0 : min_sz(end - j0, w);
         }
-        /* as wide as the stride: cells [n_in, ls) become 0, and P V reads only w */
-        qkv_vm_online_softmax_f32(sl->s, it->rows, ls, n_in, sl->m, sl->l, sl->o, dv);
+        qkv_vm_online_softmax_f32(sl->s, it->rows, w, n_in, sl->m, sl->l, sl->o, dv);
         return;
     }
     for (size_t x = 0; x < it->rows; x++) {
@@ -504,20 +502,11 @@ static void tile_row_steps(const attn_run *r, const attn_slot *sl, const attn_it
         size_t end = row_end(r, it->b, i);
         size_t n_in = end <= j0 ? 0 : min_sz(end - j0, w);
         float *qk_row = it->qk_base ? it->qk_base + x * a->qk_si + j0 : NULL;
-        float alpha = score_row(r, it->b, it->h, i, j0, w, n_in, sl->s + x * ls, &sl->m[x],
-                                &sl->l[x], qk_row);
+        float alpha =
+            score_row(r, it->b, it->h, i, j0, w, n_in, sl->s + x * w, &sl->m[x], &sl->l[x], qk_row);
         if (alpha != 1.0f)
             qkv_vm_scale_f32(sl->o + x * dv, sl->o + x * dv, dv, alpha);
     }
-}
-
-/* The row stride of a tile of w scores: w rounded up to 16 floats (64
- * bytes) when the slot's bk columns allow it, so that every row of S and P
- * starts on a cache line (a trimmed tile of 100 keys at stride 100 split
- * every vector load of the row steps across two lines). */
-static size_t score_stride(const attn_run *r, size_t w)
-{
-    return min_sz((w + 15) & ~(size_t)15, r->bk);
 }
 
 /*
@@ -527,13 +516,13 @@ static size_t score_stride(const attn_run *r, size_t w)
  * returned.
  *
  * When the masks cut the tile at a w that is not a multiple of 16, the
- * micro-kernel path computes up to 15 of the cut keys' scores as well, as
- * bias alone (their K rows are taken as zero, and their bias is -inf in
- * every row that may see them), so the row steps see whole vectors: a
- * masked store of a row's last part of a vector, then zeros after it, cost
- * more on AVX-512 (Zen 5) than the 4 keys saved (bert's 100 of 128 keys
- * took 96% of the time of 128). P V still stops at w: their V rows are
- * never read.
+ * micro-kernel path computes up to 15 of the cut keys' scores as well (wc
+ * columns, also the row stride of S and P), as bias alone: their K rows are
+ * taken as zero, and their bias is -inf in every row that may see them. The
+ * row steps then see whole vectors; a row's masked partial last vector
+ * cost more on AVX-512 (Zen 5) than the keys the cut saved (bert's 100 of
+ * 128 keys took 96% of the time of 128, 87% with this). P V still stops at
+ * w: their V rows are never read.
  */
 static qkv_status run_tile(const attn_run *r, const attn_slot *sl, const attn_item *it, size_t j0,
                            size_t w, size_t w_room, const float *kp, size_t kss, const float *vp,
@@ -542,13 +531,12 @@ static qkv_status run_tile(const attn_run *r, const attn_slot *sl, const attn_it
     size_t wc = w;
     if (r->micro && r->plain_rows && w < w_room)
         wc = min_sz((w + 15) & ~(size_t)15, w_room);
-    size_t ls = score_stride(r, wc);
     qkv_status st =
-        tile_scores(r, sl, it->qp, it->rows, kp, kss, w, wc, ls, it->bias0 ? it->bias0 + j0 : NULL);
+        tile_scores(r, sl, it->qp, it->rows, kp, kss, w, wc, it->bias0 ? it->bias0 + j0 : NULL);
     if (st != QKV_OK)
         return st;
-    tile_row_steps(r, sl, it, j0, wc, ls);
-    return tile_accumulate(r, sl, it->rows, vp, vss, w, ls);
+    tile_row_steps(r, sl, it, j0, wc);
+    return tile_accumulate(r, sl, it->rows, vp, vss, w, wc);
 }
 
 /* The softmax stage of the score output for row x of the item: the biased
