@@ -179,19 +179,20 @@ static qkv_status attn_past_of(qkv_kernel_io *io, attn_shape *sh)
     return QKV_OK;
 }
 
-/* Validates the shapes of Q, K, V, past_key, past_value (what is known). */
-static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_shape *sh)
+/* Q, K and V have one rank, 3 or 4 (*rank: that rank, -1 while none is
+ * known), and one element type (where known). */
+static qkv_status check_qkv_ranks_types(qkv_kernel_io *io, int32_t *rank)
 {
     const qkv_tensor *q = &io->inputs[IN_Q], *k = &io->inputs[IN_K], *v = &io->inputs[IN_V];
+    *rank = q->rank >= 0 ? q->rank : k->rank >= 0 ? k->rank : v->rank;
     for (size_t i = IN_Q; i <= IN_V; i++) {
         int32_t r = io->inputs[i].rank;
         if (r >= 0 && r != 3 && r != 4)
             return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has rank %d, expected 3 or 4", i,
                         in_names[i], r);
     }
-    int32_t rank = q->rank >= 0 ? q->rank : k->rank >= 0 ? k->rank : v->rank;
     for (size_t i = IN_Q; i <= IN_V; i++)
-        if (io->inputs[i].rank >= 0 && io->inputs[i].rank != rank)
+        if (io->inputs[i].rank >= 0 && io->inputs[i].rank != *rank)
             return KERR(io, QKV_ERR_SHAPE,
                         "inputs 'Q', 'K', 'V' have ranks %d, %d, %d; "
                         "they must be equal",
@@ -203,6 +204,71 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
                     "one type",
                     io->host->dtype_name(q->dtype), io->host->dtype_name(k->dtype),
                     io->host->dtype_name(v->dtype));
+    return QKV_OK;
+}
+
+/* 3-D (B, S, H*D) inputs: the head counts from the attributes, the head
+ * sizes from splitting the last dims (*dk: K's), the sequence lengths. */
+static qkv_status dims_of_3d(const attn_attrs *s, qkv_kernel_io *io, attn_shape *sh, int64_t *dk)
+{
+    const qkv_tensor *q = &io->inputs[IN_Q], *k = &io->inputs[IN_K], *v = &io->inputs[IN_V];
+    qkv_status st;
+    if (s->q_heads <= 0 || s->kv_heads <= 0)
+        return KERR(io, QKV_ERR_INVALID_MODEL,
+                    "3-D inputs need attributes q_num_heads and kv_num_heads (> 0)");
+    sh->hq = s->q_heads;
+    sh->hkv = s->kv_heads;
+    sh->sq = qkv_attn_dim(q, 1);
+    sh->skv = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
+    if ((st = split_heads(io, IN_Q, qkv_attn_dim(q, 2), sh->hq, "q_num_heads", &sh->d)) ||
+        (st = split_heads(io, IN_K, qkv_attn_dim(k, 2), sh->hkv, "kv_num_heads", dk)) ||
+        (st = split_heads(io, IN_V, qkv_attn_dim(v, 2), sh->hkv, "kv_num_heads", &sh->dv)))
+        return st;
+    if (qkv_attn_differ(qkv_attn_dim(v, 1), sh->skv))
+        return KERR(io, QKV_ERR_SHAPE,
+                    "inputs 'K' and 'V' have sequence lengths %lld and "
+                    "%lld",
+                    (long long)k->dims[1], (long long)v->dims[1]);
+    return QKV_OK;
+}
+
+/* 4-D (B, H, S, D) inputs: heads, sequence lengths and head sizes (*dk:
+ * K's) from the dims, checked against the head attributes when given. */
+static qkv_status dims_of_4d(const attn_attrs *s, qkv_kernel_io *io, attn_shape *sh, int64_t *dk)
+{
+    const qkv_tensor *q = &io->inputs[IN_Q], *k = &io->inputs[IN_K], *v = &io->inputs[IN_V];
+    sh->hq = qkv_attn_dim(q, 1);
+    sh->hkv = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
+    sh->sq = qkv_attn_dim(q, 2);
+    sh->skv = qkv_attn_pick(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2));
+    sh->d = qkv_attn_dim(q, 3);
+    *dk = qkv_attn_dim(k, 3);
+    sh->dv = qkv_attn_dim(v, 3);
+    if (qkv_attn_differ(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1)) ||
+        qkv_attn_differ(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2)))
+        return KERR(io, QKV_ERR_SHAPE,
+                    "inputs 'K' and 'V' have heads x sequence %lld x "
+                    "%lld and %lld x %lld, expected equal",
+                    (long long)k->dims[1], (long long)k->dims[2], (long long)v->dims[1],
+                    (long long)v->dims[2]);
+    if ((s->q_heads > 0 && qkv_attn_differ(sh->hq, s->q_heads)) ||
+        (s->kv_heads > 0 && qkv_attn_differ(sh->hkv, s->kv_heads)))
+        return KERR(io, QKV_ERR_SHAPE,
+                    "4-D inputs have %lld query and %lld key/value "
+                    "heads, but attributes say q_num_heads=%lld kv_num_heads=%lld",
+                    (long long)sh->hq, (long long)sh->hkv, (long long)s->q_heads,
+                    (long long)s->kv_heads);
+    return QKV_OK;
+}
+
+/* Validates the shapes of Q, K, V, past_key, past_value (what is known). */
+static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_shape *sh)
+{
+    const qkv_tensor *q = &io->inputs[IN_Q], *k = &io->inputs[IN_K], *v = &io->inputs[IN_V];
+    int32_t rank;
+    qkv_status st = check_qkv_ranks_types(io, &rank);
+    if (st != QKV_OK)
+        return st;
     memset(sh, 0, sizeof *sh);
     sh->rank3 = rank == 3;
     sh->b =
@@ -212,47 +278,9 @@ static qkv_status attn_shape_of(const attn_attrs *s, qkv_kernel_io *io, attn_sha
             return KERR(io, QKV_ERR_SHAPE, "input %zu '%s' has batch %lld, expected %lld", i,
                         in_names[i], (long long)io->inputs[i].dims[0], (long long)sh->b);
     int64_t dk = -1;
-    qkv_status st;
-    if (sh->rank3) {
-        if (s->q_heads <= 0 || s->kv_heads <= 0)
-            return KERR(io, QKV_ERR_INVALID_MODEL,
-                        "3-D inputs need attributes q_num_heads and kv_num_heads (> 0)");
-        sh->hq = s->q_heads;
-        sh->hkv = s->kv_heads;
-        sh->sq = qkv_attn_dim(q, 1);
-        sh->skv = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
-        if ((st = split_heads(io, IN_Q, qkv_attn_dim(q, 2), sh->hq, "q_num_heads", &sh->d)) ||
-            (st = split_heads(io, IN_K, qkv_attn_dim(k, 2), sh->hkv, "kv_num_heads", &dk)) ||
-            (st = split_heads(io, IN_V, qkv_attn_dim(v, 2), sh->hkv, "kv_num_heads", &sh->dv)))
-            return st;
-        if (qkv_attn_differ(qkv_attn_dim(v, 1), sh->skv))
-            return KERR(io, QKV_ERR_SHAPE,
-                        "inputs 'K' and 'V' have sequence lengths %lld and "
-                        "%lld",
-                        (long long)k->dims[1], (long long)v->dims[1]);
-    } else {
-        sh->hq = qkv_attn_dim(q, 1);
-        sh->hkv = qkv_attn_pick(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1));
-        sh->sq = qkv_attn_dim(q, 2);
-        sh->skv = qkv_attn_pick(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2));
-        sh->d = qkv_attn_dim(q, 3);
-        dk = qkv_attn_dim(k, 3);
-        sh->dv = qkv_attn_dim(v, 3);
-        if (qkv_attn_differ(qkv_attn_dim(k, 1), qkv_attn_dim(v, 1)) ||
-            qkv_attn_differ(qkv_attn_dim(k, 2), qkv_attn_dim(v, 2)))
-            return KERR(io, QKV_ERR_SHAPE,
-                        "inputs 'K' and 'V' have heads x sequence %lld x "
-                        "%lld and %lld x %lld, expected equal",
-                        (long long)k->dims[1], (long long)k->dims[2], (long long)v->dims[1],
-                        (long long)v->dims[2]);
-        if ((s->q_heads > 0 && qkv_attn_differ(sh->hq, s->q_heads)) ||
-            (s->kv_heads > 0 && qkv_attn_differ(sh->hkv, s->kv_heads)))
-            return KERR(io, QKV_ERR_SHAPE,
-                        "4-D inputs have %lld query and %lld key/value "
-                        "heads, but attributes say q_num_heads=%lld kv_num_heads=%lld",
-                        (long long)sh->hq, (long long)sh->hkv, (long long)s->q_heads,
-                        (long long)s->kv_heads);
-    }
+    st = sh->rank3 ? dims_of_3d(s, io, sh, &dk) : dims_of_4d(s, io, sh, &dk);
+    if (st != QKV_OK)
+        return st;
     if (sh->hq >= 0 && sh->hkv >= 0 && (sh->hkv == 0 || sh->hq % sh->hkv != 0))
         return KERR(io, QKV_ERR_SHAPE,
                     "%lld query heads are not a multiple of %lld key/value "
@@ -453,16 +481,13 @@ static void write_present(void *dst, const void *past, const void *cur, bool ran
     }
 }
 
-/* Fills a from io (all shapes known) with the layout l; converts float16
- * inputs and fills the causal offsets on the way. */
-static void build_args(const attn_attrs *s, qkv_kernel_io *io, const attn_shape *sh,
-                       const attn_layout *l, qkv_attn_args *a)
+/* The sizes, scale, Q, the key segments (past, then the new keys) and the
+ * output of a; float16/bfloat16 operands converted into l's buffers. */
+static void args_operands(const attn_attrs *s, qkv_kernel_io *io, const attn_shape *sh,
+                          const attn_layout *l, qkv_attn_args *a)
 {
-    qkv_attn_args_init(a);
     size_t b = (size_t)sh->b, hq = (size_t)sh->hq, hkv = (size_t)sh->hkv, sq = (size_t)sh->sq;
     size_t skv = (size_t)sh->skv, d = (size_t)sh->d, dv = (size_t)sh->dv, p = (size_t)sh->p;
-    size_t t = (size_t)sh->t;
-    unsigned char *scratch = io->scratch;
     a->batch = b;
     a->q_heads = hq;
     a->kv_heads = hkv;
@@ -486,55 +511,82 @@ static void build_args(const attn_attrs *s, qkv_kernel_io *io, const attn_shape 
 
     qkv_tensor *y = &io->outputs[OUT_Y];
     qkv_attn_view yv = view_of(NULL, sh->rank3, hq, sq, dv);
-    a->out = l->y != SIZE_MAX ? (float *)(scratch + l->y) : y->data;
+    a->out = l->y != SIZE_MAX ? (float *)((unsigned char *)io->scratch + l->y) : y->data;
     a->out_sb = yv.sb;
     a->out_sh = yv.sh;
     a->out_ss = yv.ss;
+}
 
-    if (qkv_present(io, IN_MASK)) {
-        const qkv_tensor *m = &io->inputs[IN_MASK];
-        size_t st[4] = {0, 0, 0, 0}, stride = 1;
-        for (int32_t j = m->rank - 1; j >= 0; j--) {
-            size_t dim = (size_t)m->dims[j];
-            st[4 - m->rank + j] = dim == 1 ? 0 : stride;
-            stride *= dim;
-        }
-        size_t last = (size_t)m->dims[m->rank - 1];
-        if (last == 1 && s->opset < 24) {
-            st[3] = 0; /* opset 23: a last dim of 1 broadcasts over the keys */
-        } else {
-            st[3] = 1; /* opset 24: keys past the mask are excluded */
-            a->key_limit = last;
-        }
-        if (m->dtype == QKV_DTYPE_BOOL) {
-            a->keep = m->data;
-            a->keep_type = QKV_ATTN_KEEP_U8;
-            a->keep_sb = st[0], a->keep_sh = st[1], a->keep_si = st[2], a->keep_sj = st[3];
-        } else {
-            a->bias = as_float(io, IN_MASK, l->mask);
-            a->bias_sb = st[0], a->bias_sh = st[1], a->bias_si = st[2], a->bias_sj = st[3];
-        }
+/* attn_mask as a's keep mask (bool) or bias (float, converted into l's
+ * buffer when half), broadcast right-aligned to (B, Hq, Sq, T); a last dim
+ * shorter than T sets key_limit (opset 24), a last dim of 1 broadcasts over
+ * the keys (opset 23). */
+static void args_mask(const attn_attrs *s, qkv_kernel_io *io, const attn_layout *l,
+                      qkv_attn_args *a)
+{
+    const qkv_tensor *m = &io->inputs[IN_MASK];
+    size_t st[4] = {0, 0, 0, 0}, stride = 1;
+    for (int32_t j = m->rank - 1; j >= 0; j--) {
+        size_t dim = (size_t)m->dims[j];
+        st[4 - m->rank + j] = dim == 1 ? 0 : stride;
+        stride *= dim;
     }
+    size_t last = (size_t)m->dims[m->rank - 1];
+    if (last == 1 && s->opset < 24) {
+        st[3] = 0; /* opset 23: a last dim of 1 broadcasts over the keys */
+    } else {
+        st[3] = 1; /* opset 24: keys past the mask are excluded */
+        a->key_limit = last;
+    }
+    if (m->dtype == QKV_DTYPE_BOOL) {
+        a->keep = m->data;
+        a->keep_type = QKV_ATTN_KEEP_U8;
+        a->keep_sb = st[0], a->keep_sh = st[1], a->keep_si = st[2], a->keep_sj = st[3];
+    } else {
+        a->bias = as_float(io, IN_MASK, l->mask);
+        a->bias_sb = st[0], a->bias_sh = st[1], a->bias_si = st[2], a->bias_sj = st[3];
+    }
+}
+
+/* is_causal: the offset is the past length, or per batch nonpad[b] - Sq
+ * (written into l's buffer), else 0. a->kv_valid must be set first. */
+static void args_causal(qkv_kernel_io *io, const attn_shape *sh, const attn_layout *l,
+                        qkv_attn_args *a)
+{
+    size_t sq = (size_t)sh->sq, t = (size_t)sh->t;
+    a->causal = true;
+    if (sh->has_past) {
+        a->causal_offset = sh->p;
+    } else if (a->kv_valid) {
+        /* per batch nonpad[b] - Sq; nonpad clamped to [0, T + Sq], which
+         * changes nothing (offsets <= -Sq hide every key, >= T none) */
+        int64_t *off = (int64_t *)((unsigned char *)io->scratch + l->offsets);
+        for (size_t i = 0; i < (size_t)sh->b; i++) {
+            int64_t v = a->kv_valid[i];
+            v = v < 0 ? 0 : (uint64_t)v > t + sq ? (int64_t)(t + sq) : v;
+            off[i] = v - (int64_t)sq;
+        }
+        a->causal_offsets = off;
+    }
+}
+
+/* Fills a from io (all shapes known) with the layout l; converts float16
+ * inputs and fills the causal offsets on the way. */
+static void build_args(const attn_attrs *s, qkv_kernel_io *io, const attn_shape *sh,
+                       const attn_layout *l, qkv_attn_args *a)
+{
+    qkv_attn_args_init(a);
+    args_operands(s, io, sh, l, a);
+    if (qkv_present(io, IN_MASK))
+        args_mask(s, io, l, a);
     if (qkv_present(io, IN_NONPAD))
         a->kv_valid = io->inputs[IN_NONPAD].data;
-    if (s->causal) {
-        a->causal = true;
-        if (sh->has_past) {
-            a->causal_offset = (int64_t)p;
-        } else if (a->kv_valid) {
-            /* per batch nonpad[b] - Sq; nonpad clamped to [0, T + Sq], which
-             * changes nothing (offsets <= -Sq hide every key, >= T none) */
-            int64_t *off = (int64_t *)(scratch + l->offsets);
-            for (size_t i = 0; i < b; i++) {
-                int64_t v = a->kv_valid[i];
-                v = v < 0 ? 0 : (uint64_t)v > t + sq ? (int64_t)(t + sq) : v;
-                off[i] = v - (int64_t)sq;
-            }
-            a->causal_offsets = off;
-        }
-    }
+    if (s->causal)
+        args_causal(io, sh, l, a);
     if (s->want_qk && want_output(io, OUT_QK)) {
-        a->qk_out = l->qk != SIZE_MAX ? (float *)(scratch + l->qk) : io->outputs[OUT_QK].data;
+        size_t hq = (size_t)sh->hq, sq = (size_t)sh->sq, t = (size_t)sh->t;
+        a->qk_out = l->qk != SIZE_MAX ? (float *)((unsigned char *)io->scratch + l->qk)
+                                      : io->outputs[OUT_QK].data;
         a->qk_sb = hq * sq * t;
         a->qk_sh = sq * t;
         a->qk_si = t;

@@ -27,8 +27,13 @@
  * Finally out = O / l (0 when l == 0: every key of the row was excluded).
  *
  * Tiles past the last key any row of the block may see (causal frontier,
- * key_limit, hard kv_valid) are trimmed or skipped, unless the score output
- * needs them.
+ * key_limit, hard kv_valid, and the trailing keys that the bias (-inf) or a
+ * hard-dropping keep mask removes from every row of the block, as a key
+ * padding mask does) are trimmed or skipped, unless the score output needs
+ * them: those keys weigh exactly 0. Their K and V rows are then never read,
+ * so a NaN or Inf there does not reach the output (ORT's mask_index path
+ * does not read them either), whereas a masked key before the block's last
+ * visible one is still multiplied by its weight 0 (0 * Inf is NaN).
  *
  * The two tile products run on the register-blocked micro-kernels of
  * attention_simd.c when the CPU has AVX2 and FMA (AVX-512: wider blocks;
@@ -173,6 +178,8 @@ typedef struct attn_run {
     size_t group;            /* q_heads / kv_heads */
     bool skip_tiles;         /* no score output: tiles beyond every row's frontier are skipped */
     bool hard_drop;          /* drop_value is -inf */
+    bool trim_masked;        /* skip_tiles, and a bias or hard-dropping keep mask may remove
+                              * a block's trailing keys (live_key_end) */
     bool micro;              /* the AVX2+FMA micro-kernels replace the tile GEMMs */
     bool micro512;           /* ... and the tile products use the AVX-512 ones */
     bool plain_rows;         /* no softcap, keep, soft kv_valid or score output, a bias (if
@@ -229,6 +236,54 @@ static size_t row_end(const attn_run *r, size_t b, size_t i)
         end = cl < end ? cl : end;
     }
     return end;
+}
+
+/* Whether key j survives the masks for query row i of (b, h): its bias is
+ * not -inf and, when drops are hard, its keep flag is set. */
+static bool key_visible(const attn_run *r, size_t b, size_t h, size_t i, size_t j)
+{
+    const qkv_attn_args *a = r->a;
+    if (a->bias &&
+        a->bias[b * a->bias_sb + h * a->bias_sh + i * a->bias_si + j * a->bias_sj] == -INFINITY)
+        return false;
+    if (a->keep && r->hard_drop) {
+        size_t e = b * a->keep_sb + h * a->keep_sh + i * a->keep_si + j * a->keep_sj;
+        bool keep = a->keep_type == QKV_ATTN_KEEP_U8 ? ((const uint8_t *)a->keep)[e] != 0
+                                                     : ((const int32_t *)a->keep)[e] != 0;
+        if (!keep)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * One past the last key below `end` that some row of the query block [i0,
+ * i0 + rows) of (b, h) sees through its row_end and the masks (key_visible);
+ * 0 when there is none. The keys after it weigh exactly 0 in every row of
+ * the block. Rows are scanned last to first, each only over the keys past
+ * the end found so far, so a row costs its trailing run of masked keys plus
+ * one read, far less than the tile work those keys would cost; when the
+ * masks are broadcast over the query rows the last row (the latest
+ * frontier) stands for all of them.
+ */
+static size_t live_key_end(const attn_run *r, size_t b, size_t h, size_t i0, size_t rows,
+                           size_t end)
+{
+    const qkv_attn_args *a = r->a;
+    bool one_row = (!a->bias || a->bias_si == 0) && (!a->keep || a->keep_si == 0);
+    size_t live = 0;
+    for (size_t x = rows; x-- > 0 && live < end;) {
+        size_t i = i0 + x;
+        for (size_t j = min_sz(row_end(r, b, i), end); j > live; j--) {
+            if (key_visible(r, b, h, i, j - 1)) {
+                live = j;
+                break;
+            }
+        }
+        if (one_row)
+            break;
+    }
+    return live;
 }
 
 /* Copies w scores to the score output when it wants this stage. */
@@ -314,20 +369,21 @@ static float score_row(const attn_run *r, size_t b, size_t h, size_t i, size_t j
     return alpha;
 }
 
-/* S (rows x w) = scale * Q_blk K_tile^T for the query rows at qp and the w
- * keys at kp (row strides q.ss, kss), plus the bias rows at bp (row stride
- * a->bias_si, unit key stride) when bp is not NULL. A GEMM error is
- * returned. */
+/* S (rows x wc, row stride wc) = scale * Q_blk K_tile^T for the query rows
+ * at qp and the w keys at kp (row strides q.ss, kss), plus the bias rows at
+ * bp (row stride a->bias_si, unit key stride) when bp is not NULL. Columns
+ * [w, wc) (micro-kernels only) take a zero K row: they hold the bias alone.
+ * A GEMM error is returned. */
 static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const float *qp, size_t rows,
-                              const float *kp, size_t kss, size_t w, const float *bp)
+                              const float *kp, size_t kss, size_t w, size_t wc, const float *bp)
 {
     const qkv_attn_args *a = r->a;
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
     if (r->micro) { /* the K tile packed as K^T once per tile; the bias added on the way out */
         size_t ldk = qkv_attn_pack_cols(r->bk);
-        qkv_attn_mk_pack_kt(kp, kss, w, a->head_size, sl->kt, ldk);
-        qkv_attn_mk_tile_gemm(r->micro512, rows, w, a->head_size, a->scale, qp, a->q.ss, sl->kt,
-                              ldk, true, sl->s, w, bp, a->bias_si);
+        qkv_attn_mk_pack_kt(kp, kss, w, a->head_size, sl->kt, ldk); /* zeros up to 16k >= wc */
+        qkv_attn_mk_tile_gemm(r->micro512, rows, wc, a->head_size, a->scale, qp, a->q.ss, sl->kt,
+                              ldk, true, sl->s, wc, bp, a->bias_si);
         return QKV_OK;
     }
 #endif
@@ -343,12 +399,12 @@ static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const floa
                         .b = kp,
                         .ldb = kss,
                         .c = sl->s,
-                        .ldc = w};
+                        .ldc = wc};
     qkv_status st = qkv_blas_gemm_run(r->io, &qk);
     if (st != QKV_OK || !bp)
         return st;
     for (size_t x = 0; x < rows; x++) {
-        float *restrict sr = sl->s + x * w;
+        float *restrict sr = sl->s + x * wc;
         const float *restrict br = bp + x * a->bias_si;
         for (size_t c = 0; c < w; c++)
             sr[c] += br[c]; /* -inf (an excluded key) stays -inf: the score is finite */
@@ -356,17 +412,17 @@ static qkv_status tile_scores(const attn_run *r, const attn_slot *sl, const floa
     return QKV_OK;
 }
 
-/* O (rows x v_head_size) += P V_tile for the w values at vp (row stride
- * vss). A GEMM error is returned. */
+/* O (rows x v_head_size) += P V_tile for P (rows x w, row stride ls) and
+ * the w values at vp (row stride vss). A GEMM error is returned. */
 static qkv_status tile_accumulate(const attn_run *r, const attn_slot *sl, size_t rows,
-                                  const float *vp, size_t vss, size_t w)
+                                  const float *vp, size_t vss, size_t w, size_t ls)
 {
     size_t dv = r->a->v_head_size;
     if (dv == 0)
         return QKV_OK;
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
     if (r->micro) {
-        qkv_attn_mk_tile_gemm(r->micro512, rows, dv, w, 1.0f, sl->s, w, vp, vss, false, sl->o, dv,
+        qkv_attn_mk_tile_gemm(r->micro512, rows, dv, w, 1.0f, sl->s, ls, vp, vss, false, sl->o, dv,
                               sl->o, dv);
         return QKV_OK;
     }
@@ -378,7 +434,7 @@ static qkv_status tile_accumulate(const attn_run *r, const attn_slot *sl, size_t
                         .alpha = 1,
                         .beta = 1,
                         .a = sl->s,
-                        .lda = w,
+                        .lda = ls,
                         .b = vp,
                         .ldb = vss,
                         .c = sl->o,
@@ -386,102 +442,178 @@ static qkv_status tile_accumulate(const attn_run *r, const attn_slot *sl, size_t
     return qkv_blas_gemm_run(r->io, &pv);
 }
 
-/* One (b, h, query block) item into slot sl; a GEMM error (reported by the
- * provider through io) is returned. */
-static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
+/* One (b, h, query block) item: where its rows, keys and outputs are. */
+typedef struct attn_item {
+    size_t b, h, kvh;
+    size_t i0, rows;    /* query rows [i0, i0 + rows) */
+    size_t frontier;    /* one past the last key any of its rows may see (row_end) */
+    size_t block_end;   /* ... and is computed for: frontier less the masked trailing keys */
+    const float *qp;    /* (rows, head_size) at row stride q.ss */
+    const float *bias0; /* the bias rows at key 0 when the tiles take the bias whole, else NULL */
+    float *qk_base;     /* the score output rows at key 0, or NULL */
+} attn_item;
+
+/* Decodes item number `item` and finds the keys its block computes: none
+ * past the causal frontier, key_limit, hard kv_valid or the trailing keys
+ * the masks remove (live_key_end), unless the score output wants them. */
+static attn_item item_at(const attn_run *r, size_t item)
 {
     const qkv_attn_args *a = r->a;
+    attn_item it;
     size_t qb = item % r->q_blocks, bh = item / r->q_blocks;
-    size_t h = bh % a->q_heads, b = bh / a->q_heads;
-    size_t kvh = h / r->group;
-    size_t i0 = qb * r->bq, rows = min_sz(r->bq, a->q_len - i0);
+    it.h = bh % a->q_heads;
+    it.b = bh / a->q_heads;
+    it.kvh = it.h / r->group;
+    it.i0 = qb * r->bq;
+    it.rows = min_sz(r->bq, a->q_len - it.i0);
+    it.frontier = r->skip_tiles ? row_end(r, it.b, it.i0 + it.rows - 1) : r->kv_len;
+    it.block_end = it.frontier;
+    if (r->trim_masked)
+        it.block_end = live_key_end(r, it.b, it.h, it.i0, it.rows, it.frontier);
+    it.qp = a->q.data + it.b * a->q.sb + it.h * a->q.sh + it.i0 * a->q.ss;
+    it.bias0 = r->plain_rows && a->bias
+                   ? a->bias + it.b * a->bias_sb + it.h * a->bias_sh + it.i0 * a->bias_si
+                   : NULL;
+    it.qk_base =
+        a->qk_out ? a->qk_out + it.b * a->qk_sb + it.h * a->qk_sh + it.i0 * a->qk_si : NULL;
+    return it;
+}
+
+/* The row steps of one tile of scores (rows x w, keys j0 on): P = exp(S -
+ * m) with m, l and the rescale of O, in one qkv_vm_online_softmax_f32 call
+ * for plain rows, else row by row through score_row (softcap, bias, keep,
+ * soft drops, score output). */
+static void tile_row_steps(const attn_run *r, const attn_slot *sl, const attn_item *it, size_t j0,
+                           size_t w)
+{
+    const qkv_attn_args *a = r->a;
     size_t dv = a->v_head_size;
-
-    for (size_t x = 0; x < rows; x++) {
-        sl->m[x] = -INFINITY;
-        sl->l[x] = 0;
-    }
-    memset(sl->o, 0, rows * dv * sizeof(float));
-
-    /* keys no row of this block may see are skipped (unless the score output wants them) */
-    size_t block_end = r->skip_tiles ? row_end(r, b, i0 + rows - 1) : r->kv_len;
-    float *qk_base = a->qk_out ? a->qk_out + b * a->qk_sb + h * a->qk_sh + i0 * a->qk_si : NULL;
-    const float *qp = a->q.data + b * a->q.sb + h * a->q.sh + i0 * a->q.ss;
-    /* the bias rows of the block at key 0, when the tiles take the bias whole */
-    const float *bias0 = r->plain_rows && a->bias
-                             ? a->bias + b * a->bias_sb + h * a->bias_sh + i0 * a->bias_si
-                             : NULL;
-
-    size_t seg_start = 0;
-    for (size_t sg = 0; sg < a->n_segments && seg_start < block_end; sg++) {
-        const qkv_attn_segment *g = &a->seg[sg];
-        const float *kp = g->k.data + b * g->k.sb + kvh * g->k.sh;
-        const float *vp = g->v.data + b * g->v.sb + kvh * g->v.sh;
-        for (size_t t0 = 0; t0 < g->len; t0 += r->bk) {
-            size_t j0 = seg_start + t0;
-            if (j0 >= block_end)
-                break;
-            size_t w = min_sz(r->bk, g->len - t0);
-            if (r->skip_tiles && w > block_end - j0)
-                w = block_end - j0;
-            qkv_status st = tile_scores(r, sl, qp, rows, kp + t0 * g->k.ss, g->k.ss, w,
-                                        bias0 ? bias0 + j0 : NULL);
-            if (st != QKV_OK)
-                return st;
-            if (r->plain_rows) {
-                size_t n_in[QKV_ATTN_BLOCK_Q]; /* rows <= bq <= QKV_ATTN_BLOCK_Q */
-                for (size_t x = 0; x < rows; x++) {
-                    size_t end = row_end(r, b, i0 + x);
-                    n_in[x] = end <= j0 ? 0 : min_sz(end - j0, w);
-                }
-                qkv_vm_online_softmax_f32(sl->s, rows, w, n_in, sl->m, sl->l, sl->o, dv);
-            } else {
-                for (size_t x = 0; x < rows; x++) {
-                    size_t i = i0 + x;
-                    size_t end = row_end(r, b, i);
-                    size_t n_in = end <= j0 ? 0 : min_sz(end - j0, w);
-                    float *qk_row = qk_base ? qk_base + x * a->qk_si + j0 : NULL;
-                    float alpha = score_row(r, b, h, i, j0, w, n_in, sl->s + x * w, &sl->m[x],
-                                            &sl->l[x], qk_row);
-                    if (alpha != 1.0f)
-                        qkv_vm_scale_f32(sl->o + x * dv, sl->o + x * dv, dv, alpha);
-                }
-            }
-            if ((st = tile_accumulate(r, sl, rows, vp + t0 * g->v.ss, g->v.ss, w)) != QKV_OK)
-                return st;
+    if (r->plain_rows) {
+        size_t n_in[QKV_ATTN_BLOCK_Q]; /* rows <= bq <= QKV_ATTN_BLOCK_Q */
+        for (size_t x = 0; x < it->rows; x++) {
+            size_t end = row_end(r, it->b, it->i0 + x);
+            n_in[x] = end <= j0 ? 0 : min_sz(end - j0, w);
         }
-        seg_start += g->len;
+        qkv_vm_online_softmax_f32(sl->s, it->rows, w, n_in, sl->m, sl->l, sl->o, dv);
+        return;
     }
+    for (size_t x = 0; x < it->rows; x++) {
+        size_t i = it->i0 + x;
+        size_t end = row_end(r, it->b, i);
+        size_t n_in = end <= j0 ? 0 : min_sz(end - j0, w);
+        float *qk_row = it->qk_base ? it->qk_base + x * a->qk_si + j0 : NULL;
+        float alpha =
+            score_row(r, it->b, it->h, i, j0, w, n_in, sl->s + x * w, &sl->m[x], &sl->l[x], qk_row);
+        if (alpha != 1.0f)
+            qkv_vm_scale_f32(sl->o + x * dv, sl->o + x * dv, dv, alpha);
+    }
+}
 
-    float *out0 = a->out + b * a->out_sb + h * a->out_sh + i0 * a->out_ss;
+/*
+ * Both products and the row steps of the tile of keys [j0, j0 + w), whose K
+ * and V rows are at kp and vp (row strides kss, vss); w_room >= w: the keys
+ * the tile would hold without the masked trailing ones. A GEMM error is
+ * returned.
+ *
+ * When the masks cut the tile at a w that is not a multiple of 16, the
+ * micro-kernel path computes up to 15 of the cut keys' scores as well (wc
+ * columns, also the row stride of S and P), as bias alone: their K rows are
+ * taken as zero, and their bias is -inf in every row that may see them. The
+ * row steps then see whole vectors; a row's masked partial last vector
+ * cost more on AVX-512 (Zen 5) than the keys the cut saved (bert's 100 of
+ * 128 keys took 96% of the time of 128, 87% with this). P V still stops at
+ * w: their V rows are never read.
+ */
+static qkv_status run_tile(const attn_run *r, const attn_slot *sl, const attn_item *it, size_t j0,
+                           size_t w, size_t w_room, const float *kp, size_t kss, const float *vp,
+                           size_t vss)
+{
+    size_t wc = w;
+    if (r->micro && r->plain_rows && w < w_room)
+        wc = min_sz((w + 15) & ~(size_t)15, w_room);
+    qkv_status st =
+        tile_scores(r, sl, it->qp, it->rows, kp, kss, w, wc, it->bias0 ? it->bias0 + j0 : NULL);
+    if (st != QKV_OK)
+        return st;
+    tile_row_steps(r, sl, it, j0, wc);
+    return tile_accumulate(r, sl, it->rows, vp, vss, w, wc);
+}
+
+/* The softmax stage of the score output for row x of the item: the biased
+ * scores it holds become exp(s - m) / l (0 on a row with every key
+ * excluded). */
+static void qk_normalize_row(const attn_run *r, const attn_slot *sl, const attn_item *it, size_t x)
+{
+    float *restrict p = it->qk_base + x * r->a->qk_si;
+    float l = sl->l[x];
+    if (l > 0) {
+        float inv = 1.0f / l;
+        qkv_vm_exp_shifted_f32(p, r->kv_len, sl->m[x]); /* the same exp as the tiles used */
+        for (size_t j = 0; j < r->kv_len; j++)
+            p[j] *= inv;
+    } else {
+        memset(p, 0, r->kv_len * sizeof *p);
+    }
+}
+
+/* The item's output rows out = O / l (zero rows where l is 0: every key
+ * excluded, not 0/0), and its score output's softmax stage. */
+static void finish_rows(const attn_run *r, const attn_slot *sl, const attn_item *it)
+{
+    const qkv_attn_args *a = r->a;
+    size_t dv = a->v_head_size;
+    float *out0 = a->out + it->b * a->out_sb + it->h * a->out_sh + it->i0 * a->out_ss;
 #if defined(QKV_ATTN_HAVE_MICROKERNELS)
     if (r->micro) /* one call for the block: a dispatched call per row cost 4% */
-        qkv_attn_mk_normalize(r->micro512, rows, dv, sl->o, sl->l, out0, a->out_ss);
+        qkv_attn_mk_normalize(r->micro512, it->rows, dv, sl->o, sl->l, out0, a->out_ss);
 #endif
-    for (size_t x = 0; x < rows; x++) {
+    for (size_t x = 0; x < it->rows; x++) {
         float *out = out0 + x * a->out_ss;
-        const float *o = sl->o + x * dv;
         float l = sl->l[x];
         if (r->micro) {
             /* done above */
         } else if (l > 0) {
-            qkv_vm_scale_f32(out, o, dv, 1.0f / l);
-        } else { /* every key excluded: a zero row, not 0/0 */
+            qkv_vm_scale_f32(out, sl->o + x * dv, dv, 1.0f / l);
+        } else {
             memset(out, 0, dv * sizeof *out);
         }
-        if (qk_base && a->qk_stage == QKV_ATTN_QK_SOFTMAX) {
-            float *restrict p = qk_base + x * a->qk_si;
-            float m = sl->m[x];
-            if (l > 0) {
-                float inv = 1.0f / l;
-                qkv_vm_exp_shifted_f32(p, r->kv_len, m); /* the same exp as the tiles used */
-                for (size_t j = 0; j < r->kv_len; j++)
-                    p[j] *= inv;
-            } else {
-                memset(p, 0, r->kv_len * sizeof *p);
-            }
-        }
+        if (it->qk_base && a->qk_stage == QKV_ATTN_QK_SOFTMAX)
+            qk_normalize_row(r, sl, it, x);
     }
+}
+
+/* One (b, h, query block) item into slot sl: O, m and l reset, every key
+ * tile up to the block's end, then the output rows. A GEMM error (reported
+ * by the provider through io) is returned. */
+static qkv_status run_item(const attn_run *r, const attn_slot *sl, size_t item)
+{
+    const qkv_attn_args *a = r->a;
+    attn_item it = item_at(r, item);
+    for (size_t x = 0; x < it.rows; x++) {
+        sl->m[x] = -INFINITY;
+        sl->l[x] = 0;
+    }
+    memset(sl->o, 0, it.rows * a->v_head_size * sizeof(float));
+
+    size_t seg_start = 0;
+    for (size_t sg = 0; sg < a->n_segments && seg_start < it.block_end; sg++) {
+        const qkv_attn_segment *g = &a->seg[sg];
+        const float *kp = g->k.data + it.b * g->k.sb + it.kvh * g->k.sh;
+        const float *vp = g->v.data + it.b * g->v.sb + it.kvh * g->v.sh;
+        for (size_t t0 = 0; t0 < g->len && seg_start + t0 < it.block_end; t0 += r->bk) {
+            size_t j0 = seg_start + t0;
+            size_t w_room = min_sz(r->bk, g->len - t0);
+            if (r->skip_tiles && w_room > it.frontier - j0)
+                w_room = it.frontier - j0;
+            size_t w = r->skip_tiles ? min_sz(w_room, it.block_end - j0) : w_room;
+            qkv_status st = run_tile(r, sl, &it, j0, w, w_room, kp + t0 * g->k.ss, g->k.ss,
+                                     vp + t0 * g->v.ss, g->v.ss);
+            if (st != QKV_OK)
+                return st;
+        }
+        seg_start += g->len;
+    }
+    finish_rows(r, sl, &it);
     return QKV_OK;
 }
 
@@ -540,6 +672,7 @@ qkv_status qkv_attn_run(qkv_kernel_io *io, const qkv_attn_args *a, void *scratch
     r.group = a->q_heads / a->kv_heads;
     r.hard_drop = a->drop_value == -INFINITY;
     r.skip_tiles = a->qk_out == NULL;
+    r.trim_masked = r.skip_tiles && (a->bias || (a->keep && r.hard_drop));
     r.micro = qkv_attn_uses_microkernel(a);
     r.micro512 = r.micro && (qkv_cpu_features_get() & QKV_CPU_AVX512);
     r.plain_rows = a->softcap == 0 && (!a->bias || a->bias_sj == 1) && !a->keep &&

@@ -1,6 +1,7 @@
 /* The fused attention kernel (ops/attention_core.c) against a naive
  * reference that materialises the scores and the softmax in double. */
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@ enum {
     M_FLOAT_PAD,     /* float (B, 1, 1, T): 0, and -inf on batch b's last 2 b keys (a key
                     * padding mask broadcast over heads and queries, as Conformer's) */
     M_FLOAT_LIMITED, /* float (B, Hq, Sq, key_limit): no column past key_limit exists */
+    M_FLOAT_TRAIL,   /* float, random finite values, trail_fill on batch b's last trail[b] keys
+                      * (see trail_rows, hole) */
+    M_BOOL_TRAIL,    /* bool (B, 1, 1, T): False on batch b's last trail[b] keys */
 };
 
 typedef struct core_case {
@@ -41,6 +45,13 @@ typedef struct core_case {
     qkv_attn_qk_stage stage;
     size_t threads;
     uint32_t seed;
+    /* M_FLOAT_TRAIL / M_BOOL_TRAIL: */
+    size_t trail[4];  /* masked keys at the end of batch b's key axis (clamped at T) */
+    int trail_rows;   /* M_FLOAT_TRAIL: (B, Hq, Sq, T), row i of head h masks (i + h) % 4
+                       * more keys; 0: (B, 1, 1, T), broadcast over heads and rows */
+    int hole;         /* keys [T / 4, T / 2) masked too (not trailing) */
+    float trail_fill; /* M_FLOAT_TRAIL: the masked keys' value; 0: -inf */
+    int poison;       /* K and V are NaN at batch b's last trail[b] keys */
 } core_case;
 
 typedef struct core_data {
@@ -67,6 +78,25 @@ static qkv_attn_view view4(const float *p, size_t h, size_t s, size_t d)
 static qkv_attn_view view3(const float *p, size_t h, size_t s, size_t d)
 {
     return (qkv_attn_view){p, s * h * d, d, h * d};
+}
+
+/* NaN in every K and V element of batch b's last trail[b] keys (across the
+ * segments): keys no row can see, whose rows the kernel must not read. */
+static void poison_trailing_keys(const core_case *c, core_data *x)
+{
+    for (size_t b = 0; b < c->b; b++) {
+        size_t j0 = c->trail[b] < x->t ? x->t - c->trail[b] : 0, seg0 = 0;
+        for (size_t s = 0; s < c->n_seg; seg0 += c->seg_len[s], s++) {
+            const qkv_attn_segment *g = &x->a.seg[s];
+            for (size_t js = j0 > seg0 ? j0 - seg0 : 0; js < g->len; js++)
+                for (size_t h = 0; h < c->hkv; h++) {
+                    for (size_t d = 0; d < c->d; d++)
+                        x->k[s][b * g->k.sb + h * g->k.sh + js * g->k.ss + d] = NAN;
+                    for (size_t d = 0; d < c->dv; d++)
+                        x->v[s][b * g->v.sb + h * g->v.sh + js * g->v.ss + d] = NAN;
+                }
+        }
+    }
 }
 
 /* Builds data and args for c. */
@@ -132,6 +162,34 @@ static void setup(const core_case *c, core_data *x)
         a->bias_sj = 1;
         break;
     }
+    case M_FLOAT_TRAIL: {
+        float fill = c->trail_fill != 0 ? c->trail_fill : -INFINITY;
+        x->bias = rnd(full, c->seed + 34);
+        for (size_t b = 0; b < c->b; b++)
+            for (size_t h = 0; h < c->hq; h++)
+                for (size_t i = 0; i < c->sq; i++) {
+                    float *row = x->bias + ((b * c->hq + h) * c->sq + i) * t;
+                    size_t n = c->trail[b] + (c->trail_rows ? (i + h) % 4 : 0);
+                    for (size_t j = n < t ? t - n : 0; j < t; j++)
+                        row[j] = fill;
+                    for (size_t j = c->hole ? t / 4 : 0; j < (c->hole ? t / 2 : 0); j++)
+                        row[j] = fill;
+                }
+        a->bias = x->bias;
+        a->bias_sb = c->hq * c->sq * t, a->bias_sj = 1;
+        if (c->trail_rows)
+            a->bias_sh = c->sq * t, a->bias_si = t;
+        break;
+    }
+    case M_BOOL_TRAIL:
+        x->keep8 = malloc(c->b * t + 1);
+        for (size_t b = 0; b < c->b; b++)
+            for (size_t j = 0; j < t; j++)
+                x->keep8[b * t + j] = j + c->trail[b] < t && !(c->hole && j >= t / 4 && j < t / 2);
+        a->keep = x->keep8;
+        a->keep_type = QKV_ATTN_KEEP_U8;
+        a->keep_sb = t, a->keep_sj = 1;
+        break;
     case M_FLOAT_BCAST:
         x->bias = rnd(c->sq * t, c->seed + 31);
         a->bias = x->bias;
@@ -177,6 +235,8 @@ static void setup(const core_case *c, core_data *x)
             x->offsets[b] = c->offset - (int64_t)b;
         a->causal_offsets = x->offsets;
     }
+    if (c->poison)
+        poison_trailing_keys(c, x);
     if (c->qk) {
         x->qk = calloc(full + 1, sizeof *x->qk);
         a->qk_out = x->qk;
@@ -561,6 +621,173 @@ Test(attention_core, adds_contiguous_float_masks_in_the_score_product)
                      .offset = 118,
                      .seed = 74};
     run_case(&lim);
+}
+
+/* A key padding mask: batch b's last trail[b] keys are -inf in every row
+ * (200 of 300: the last tile and most of the second are skipped; all 300: a
+ * zero output), so the kernel skips them. Their K and V rows are NaN: a
+ * read of them would reach the output, the reference never reads them. On
+ * one row of the mask broadcast over heads and queries (bert's), and on
+ * (B, Hq, Sq, T) masks whose rows mask different numbers of keys (the block
+ * keeps the most any row sees); with two query blocks, two key segments,
+ * causal frontiers, grouped heads and two threads. */
+Test(attention_core, skips_the_trailing_keys_a_float_mask_removes_from_every_row)
+{
+    core_case c = {.b = 4,
+                   .hq = 3,
+                   .hkv = 3,
+                   .sq = 37,
+                   .d = 36,
+                   .dv = 20,
+                   .n_seg = 1,
+                   .seg_len = {300},
+                   .scale = 0.17f,
+                   .mask = M_FLOAT_TRAIL,
+                   .trail = {0, 37, 200, 300},
+                   .poison = 1,
+                   .seed = 80};
+    run_case(&c);
+    c.trail_rows = 1;
+    c.seed = 81;
+    run_case(&c);
+
+    core_case d = {.b = 3,
+                   .hq = 4,
+                   .hkv = 2,
+                   .sq = 150,
+                   .d = 24,
+                   .dv = 33,
+                   .n_seg = 2,
+                   .seg_len = {100, 160},
+                   .rank3 = 1,
+                   .scale = 0.2f,
+                   .mask = M_FLOAT_TRAIL,
+                   .trail = {170, 5, 260},
+                   .poison = 1,
+                   .threads = 2,
+                   .seed = 82};
+    run_case(&d);
+    d.trail_rows = 1;
+    d.causal = 1;
+    d.offset = 100;
+    d.seed = 83;
+    run_case(&d);
+}
+
+/* Keys [T/4, T/2) masked as well as a trailing run: the visible keys after
+ * the hole must still be attended to, and a row with no trailing run (batch
+ * 1) keeps every tile. */
+Test(attention_core, keeps_the_keys_after_a_masked_run_in_the_middle)
+{
+    core_case c = {.b = 4,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 20,
+                   .d = 16,
+                   .dv = 16,
+                   .n_seg = 1,
+                   .seg_len = {280},
+                   .scale = 0.25f,
+                   .mask = M_FLOAT_TRAIL,
+                   .trail = {9, 0, 140, 3},
+                   .hole = 1,
+                   .poison = 1,
+                   .seed = 84};
+    run_case(&c);
+    c.trail_rows = 1;
+    c.seed = 85;
+    run_case(&c);
+    c.mask = M_BOOL_TRAIL;
+    c.seed = 86;
+    run_case(&c);
+}
+
+/* A large negative but finite mask value is not an exclusion: a batch whose
+ * keys are all -100 (or -FLT_MAX: every score then rounds to -FLT_MAX and
+ * the weights are uniform) attends to them as an unmasked row does, not a
+ * zero row, and a finite trailing run is not cut (the reference reads it). */
+Test(attention_core, does_not_skip_keys_of_a_finite_large_negative_mask)
+{
+    static const float fills[] = {-100.0f, -FLT_MAX};
+    for (int f = 0; f < 2; f++) {
+        core_case c = {.b = 3,
+                       .hq = 2,
+                       .hkv = 1,
+                       .sq = 9,
+                       .d = 16,
+                       .dv = 8,
+                       .n_seg = 1,
+                       .seg_len = {200},
+                       .scale = 0.25f,
+                       .mask = M_FLOAT_TRAIL,
+                       .trail = {0, 150, 200},
+                       .trail_fill = fills[f],
+                       .seed = 87 + (uint32_t)f};
+        run_case(&c);
+        core_data x;
+        setup(&c, &x);
+        run_core(&x.a, 1, 1);
+        float mag = 0; /* batch 2's rows: every key at the fill value */
+        for (size_t h = 0; h < c.hq; h++)
+            for (size_t d = 0; d < c.dv; d++)
+                mag = fmaxf(mag, fabsf(out_at(&x.a, 2, h, 0, d)));
+        cr_assert(mag > 1e-3f, "fill %g: batch 2 gave a zero row", (double)fills[f]);
+        teardown(&x);
+    }
+}
+
+/* A bool mask with hard drops removes its trailing False keys the same way
+ * (their K and V rows are NaN, batch 2 sees nothing); with a finite
+ * drop_value the dropped keys still count and are all read. */
+Test(attention_core, skips_the_trailing_keys_a_hard_bool_mask_drops)
+{
+    core_case c = {.b = 3,
+                   .hq = 2,
+                   .hkv = 2,
+                   .sq = 12,
+                   .d = 16,
+                   .dv = 16,
+                   .n_seg = 2,
+                   .seg_len = {70, 130},
+                   .scale = 0.25f,
+                   .mask = M_BOOL_TRAIL,
+                   .trail = {3, 128, 200},
+                   .poison = 1,
+                   .seed = 88};
+    run_case(&c);
+    c.causal = 1;
+    c.offset = 188;
+    c.seed = 89;
+    run_case(&c);
+    c.poison = 0;
+    c.causal = 0;
+    c.drop = -100.0f; /* s - 100 rounds to ~8e-6: within the reference's tolerance */
+    c.seed = 90;
+    run_case(&c);
+}
+
+/* With a score output the masked keys' columns are still written (-inf
+ * after the mask, 0 as probabilities), so nothing is skipped. */
+Test(attention_core, score_output_keeps_the_columns_of_trailing_masked_keys)
+{
+    for (int st = 0; st < 2; st++) {
+        core_case c = {.b = 3,
+                       .hq = 2,
+                       .hkv = 2,
+                       .sq = 10,
+                       .d = 16,
+                       .dv = 16,
+                       .n_seg = 1,
+                       .seg_len = {150},
+                       .scale = 0.25f,
+                       .mask = M_FLOAT_TRAIL,
+                       .trail = {20, 150, 0},
+                       .trail_rows = st,
+                       .qk = 1,
+                       .stage = st ? QKV_ATTN_QK_SOFTMAX : QKV_ATTN_QK_BIASED,
+                       .seed = 91 + (uint32_t)st};
+        run_case(&c);
+    }
 }
 
 Test(attention_core, excludes_keys_of_a_bool_mask_with_causal_and_key_limit)
