@@ -6,7 +6,8 @@
  *    before it runs, and everything downstream of it, becomes dynamic);
  *  - evaluates nodes whose inputs are all known now (the Shape -> Gather ->
  *    Concat -> Reshape chains exporters emit), so runs skip them;
- *  - makes Reshape-like outputs views of their input, and lets in-place
+ *  - makes Reshape-like outputs (and Transposes that, on these shapes, move
+ *    only dims of size 1) views of their input, and lets in-place
  *    kernels write over an input that dies at that node;
  *  - runs each kernel's prepare once: its scratch joins the arena, its
  *    per-plan state (host->plan_alloc) stays with the plan for every run;
