@@ -34,8 +34,8 @@
  *  - Yv = Reshape(Y2, shape) between the last step and the residual Add
  *    (torch's out-projection: Gemm, then Reshape back to (S, B, E), which
  *    the Transpose-view pass joined with the Transpose to (B, S, E)), when
- *    Y2's and Yv's shapes are fully known (so the Reshape only renames the
- *    dims of the same row-major bytes) and R has exactly Yv's shape: then
+ *    its shape is a constant and Y2's and Yv's shapes are fully known (so
+ *    the Reshape only renames the dims of the same row-major bytes) and R has exactly Yv's shape: then
  *    Add(Yv, R) = Reshape(Y2 + Reshape(R, Y2's shape), Yv's shape), both
  *    Reshapes views; the FusedMatMul reads R's view and writes Y2's shape.
  */
@@ -188,7 +188,8 @@ static void match_residual(const qkv_ir_graph *g, mm_match *m, int32_t cur, int3
     const qkv_ir_node *n = c >= 0 ? &g->nodes[c] : NULL;
     int32_t view = -1, inner = -1, other;
     if (n && qkv_pass_is_op(n, "Reshape") && n->n_inputs == 2 && n->inputs[0] == cur &&
-        n->n_outputs == 1 && is_f32(g, n->outputs[0]) && static_shape(g, cur) &&
+        qkv_pass_is_const(g, n->inputs[1]) && n->n_outputs == 1 && is_f32(g, n->outputs[0]) &&
+        static_shape(g, cur) &&
         static_shape(g, n->outputs[0])) {
         view = c;
         inner = cur;

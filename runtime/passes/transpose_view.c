@@ -19,8 +19,8 @@
  *    product > 0 (that dim becomes -1, inferred uniquely);
  *  - perm is a permutation of the rank (absent: reversed dims).
  * When x is itself the output of a Reshape read only by this Transpose,
- * and that Reshape's input and output shapes are fully known (so it cannot
- * fail at run time), the new Reshape reads the Reshape's input and both go:
+ * with a constant shape and its input and output shapes fully known (so it
+ * cannot fail at run time), the new Reshape reads the Reshape's input and both go:
  * the out-projection's Reshape + Transpose of torch's MultiheadAttention
  * become one view.
  */
@@ -79,7 +79,8 @@ static qkv_status try_at(qkv_ir_graph *g, const qkv_registry *reg, int32_t idx, 
     /* a Reshape feeding only this Transpose, certain to succeed, is skipped */
     int32_t src = x, skipped = -1;
     const qkv_ir_node *p = qkv_pass_producer(g, x);
-    if (p && qkv_pass_is_op(p, "Reshape") && p->n_inputs >= 1 && p->inputs[0] >= 0 &&
+    if (p && qkv_pass_is_op(p, "Reshape") && p->n_inputs == 2 && p->inputs[0] >= 0 &&
+        qkv_pass_is_const(g, p->inputs[1]) &&
         p->n_outputs == 1 && qkv_pass_sole_consumer(g, x) == idx && all_known(xv) &&
         all_known(&g->values[p->inputs[0]])) {
         src = p->inputs[0];
