@@ -13,6 +13,8 @@
  *
  * Conditions (else the node is left to the planner, which makes the same
  * view when the concrete shape shows it; plan_build.c):
+ *  - x is a tensor of a known dtype other than string (Reshape's types:
+ *    string elements own their characters and are never shared);
  *  - x has a known rank and no dim known to be 0 (a 0 in Reshape's shape
  *    would copy the input's dim; refused rather than using allowzero);
  *  - y's dims are all known, or one is unknown and the known ones have a
@@ -72,6 +74,7 @@ static qkv_status try_at(qkv_ir_graph *g, const qkv_registry *reg, int32_t idx, 
     const qkv_ir_value *xv = &g->values[x];
     int64_t perm[QKV_MAX_RANK], shape[QKV_MAX_RANK];
     if (xv->type_kind != QKV_KIND_TENSOR || g->values[y].type_kind != QKV_KIND_TENSOR ||
+        xv->dtype == QKV_DTYPE_UNDEFINED || xv->dtype == QKV_DTYPE_STRING ||
         !qkv_pass_transpose_perm(t, xv->rank, perm) ||
         !qkv_pass_transpose_is_view(xv->dims, xv->rank, perm) || !view_shape(xv, perm, shape))
         return QKV_OK;

@@ -263,12 +263,14 @@ static void plan_dynamic(builder *b, node_plan *np)
 }
 
 /* A Transpose that, on this plan's input shape, moves only dims of size 1:
- * its output is its input's bytes in the same order (pass_util.h). */
+ * its output is its input's bytes in the same order (pass_util.h). Not for
+ * strings, whose elements own their characters (Reshape copies them too). */
 static bool transpose_is_view(const builder *b, const node_plan *np)
 {
     int64_t perm[QKV_MAX_RANK];
     const qkv_tensor *x = &b->ins[0];
     return qkv_pass_is_op(np->n, "Transpose") && !np->values && np->n->n_inputs == 1 &&
+           x->dtype != QKV_DTYPE_STRING &&
            qkv_pass_transpose_perm(np->n, x->rank, perm) &&
            qkv_pass_transpose_is_view(x->dims, x->rank, perm);
 }
