@@ -50,8 +50,7 @@ static opened open_model(const char *name, bool fuse)
     opts.disable_fusion = !fuse;
     opened o = {0};
     qkv_error err = {0};
-    cr_assert_eq(qkv_session_create(path, &opts, &o.s, &err), QKV_OK, "%s: %s", path,
-                 err.message);
+    cr_assert_eq(qkv_session_create(path, &opts, &o.s, &err), QKV_OK, "%s: %s", path, err.message);
     o.g = qkv_session_model(o.s)->graph;
     return o;
 }
@@ -164,7 +163,10 @@ static void run_two_dynamic(qkv_session *s, int64_t n, int64_t m, bool want_view
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < m; j++) /* y[j][0][i] = relu(x[i][0][j]) */
             want[j * n + i] = x[i * m + j] > 0 ? x[i * m + j] : 0;
-    qkv_tensor in = {.dtype = QKV_DTYPE_FLOAT, .rank = 3, .dims = {n, 1, m}, .data = x,
+    qkv_tensor in = {.dtype = QKV_DTYPE_FLOAT,
+                     .rank = 3,
+                     .dims = {n, 1, m},
+                     .data = x,
                      .data_bytes = (size_t)(n * m) * sizeof(float)};
     qkv_exec_plan *p = NULL;
     qkv_error err = {0};
@@ -287,10 +289,9 @@ static qkv_registry *refusing(const qkv_registry *builtins, const char *domain, 
     qkv_error err = {0};
     cr_assert_eq(qkv_registry_add(reg, &k, "test", &err), QKV_OK, "%s", err.message);
     if (keep_op)
-        cr_assert_eq(qkv_registry_add(reg,
-                                      qkv_registry_find(builtins, keep_domain, keep_op, keep_opset,
-                                                        NULL),
-                                      "test", &err),
+        cr_assert_eq(qkv_registry_add(
+                         reg, qkv_registry_find(builtins, keep_domain, keep_op, keep_opset, NULL),
+                         "test", &err),
                      QKV_OK, "%s", err.message);
     return reg;
 }

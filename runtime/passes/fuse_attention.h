@@ -68,6 +68,7 @@ typedef struct attn_match {
     size_t n_terms;
     mask_term terms[MAX_TERMS];
     int32_t scores; /* S0: its static dims give (Sq, T) */
+    int32_t out;    /* Y: produced by Attention after the rewrite */
     /* Heads split by Transposes, read without them: Q, K and V are
      * Transpose(x, head perm) of x (.., S, H, D) (rank 3: (S, N, D), the N
      * "batches" being heads), and Y's only reader is the Transpose back to
@@ -78,7 +79,6 @@ typedef struct attn_match {
     int32_t q_split, k_split, v_split; /* the x of Q, K and V */
     int32_t y_merged;
     int64_t heads, head_dim, head_dim_v;
-    int32_t out;    /* Y: produced by Attention after the rewrite */
     size_t n_chain;
     int32_t chain[MAX_CHAIN]; /* the nodes replaced */
     char anchor[200];         /* the Softmax's name, the stem of new names */

@@ -189,8 +189,7 @@ static void match_residual(const qkv_ir_graph *g, mm_match *m, int32_t cur, int3
     int32_t view = -1, inner = -1, other;
     if (n && qkv_pass_is_op(n, "Reshape") && n->n_inputs == 2 && n->inputs[0] == cur &&
         qkv_pass_is_const(g, n->inputs[1]) && n->n_outputs == 1 && is_f32(g, n->outputs[0]) &&
-        static_shape(g, cur) &&
-        static_shape(g, n->outputs[0])) {
+        static_shape(g, cur) && static_shape(g, n->outputs[0])) {
         view = c;
         inner = cur;
         cur = n->outputs[0];
@@ -279,8 +278,8 @@ typedef struct mm_new {
 
 /* Reshape(x, shape) named NAME/ROLE writing `out` (-1: a new value, given
  * back); -1 when out of memory. */
-static int32_t add_view(qkv_ir_graph *g, mm_new *nw, const char *name, const char *role,
-                        int32_t x, int32_t shape, int32_t out)
+static int32_t add_view(qkv_ir_graph *g, mm_new *nw, const char *name, const char *role, int32_t x,
+                        int32_t shape, int32_t out)
 {
     char vname[340];
     snprintf(vname, sizeof vname, "%s/%s", name, role);

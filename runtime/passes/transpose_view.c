@@ -22,9 +22,9 @@
  *  - perm is a permutation of the rank (absent: reversed dims).
  * When x is itself the output of a Reshape read only by this Transpose,
  * with a constant shape and its input and output shapes fully known (so it
- * cannot fail at run time), the new Reshape reads the Reshape's input and both go:
- * the out-projection's Reshape + Transpose of torch's MultiheadAttention
- * become one view.
+ * cannot fail at run time), the new Reshape reads the Reshape's input and
+ * both go: the out-projection's Reshape + Transpose of torch's
+ * MultiheadAttention become one view.
  */
 #include <stdio.h>
 #include <string.h>
@@ -83,8 +83,8 @@ static qkv_status try_at(qkv_ir_graph *g, const qkv_registry *reg, int32_t idx, 
     int32_t src = x, skipped = -1;
     const qkv_ir_node *p = qkv_pass_producer(g, x);
     if (p && qkv_pass_is_op(p, "Reshape") && p->n_inputs == 2 && p->inputs[0] >= 0 &&
-        qkv_pass_is_const(g, p->inputs[1]) &&
-        p->n_outputs == 1 && qkv_pass_sole_consumer(g, x) == idx && all_known(xv) &&
+        qkv_pass_is_const(g, p->inputs[1]) && p->n_outputs == 1 &&
+        qkv_pass_sole_consumer(g, x) == idx && all_known(xv) &&
         all_known(&g->values[p->inputs[0]])) {
         src = p->inputs[0];
         skipped = g->values[x].producer;
@@ -93,8 +93,8 @@ static qkv_status try_at(qkv_ir_graph *g, const qkv_registry *reg, int32_t idx, 
     char name[320];
     snprintf(name, sizeof name, "%s/view", t->name);
     int64_t len = xv->rank;
-    int32_t sh = qkv_pass_add_const(g, name, QKV_DTYPE_INT64, 1, &len, shape,
-                                    (size_t)len * sizeof *shape);
+    int32_t sh =
+        qkv_pass_add_const(g, name, QKV_DTYPE_INT64, 1, &len, shape, (size_t)len * sizeof *shape);
     int32_t in[2] = {src, sh};
     int32_t r = sh < 0 ? -1 : qkv_pass_add_node(g, name, "Reshape", "", OPSET_RESHAPE, in, 2, y);
     if (r < 0)

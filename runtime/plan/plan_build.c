@@ -270,8 +270,7 @@ static bool transpose_is_view(const builder *b, const node_plan *np)
     int64_t perm[QKV_MAX_RANK];
     const qkv_tensor *x = &b->ins[0];
     return qkv_pass_is_op(np->n, "Transpose") && !np->values && np->n->n_inputs == 1 &&
-           x->dtype != QKV_DTYPE_STRING &&
-           qkv_pass_transpose_perm(np->n, x->rank, perm) &&
+           x->dtype != QKV_DTYPE_STRING && qkv_pass_transpose_perm(np->n, x->rank, perm) &&
            qkv_pass_transpose_is_view(x->dims, x->rank, perm);
 }
 
