@@ -221,8 +221,9 @@ QKV_API size_t qkv_session_fused_count(const qkv_session *session);
  * (Attention nodes, as qkv_session_fused_count), "gelu" (erf-form GELU
  * subgraphs made one Gelu node, counted even when the matmul pass then took
  * the Gelu in), "matmul" (FusedMatMul nodes: MatMul with its bias,
- * activation and residual). 0 with disable_fusion, for NULL and for another
- * pass name. */
+ * activation and residual), "transpose_view" (Transposes moving only dims
+ * of size 1 made Reshape views). 0 with disable_fusion, for NULL and for
+ * another pass name. */
 QKV_API size_t qkv_session_fusion_count(const qkv_session *session, const char *pass);
 /* Bytes the kernels hold as prepacked copies of constant inputs (weights
  * packed once for the GEMM, shared by every context); *released_bytes (may

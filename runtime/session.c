@@ -183,13 +183,16 @@ static qkv_status settle_graph(qkv_session *s, qkv_error *err)
     return st;
 }
 
-/* The fusion passes of step 6, in order: attention first (it needs the
- * shapes folding made known); GELU fusion makes the Gelu nodes MatMul
- * fusion takes in. The name is qkv_session_fusion_count's key. */
+/* The fusion passes of step 6, in order: Transposes that are views become
+ * Reshapes first (that joins a MatMul to the Add behind such a Transpose);
+ * attention next (it needs the shapes folding made known); GELU fusion
+ * makes the Gelu nodes MatMul fusion takes in. The name is
+ * qkv_session_fusion_count's key. */
 static const struct fusion_pass {
     const char *name;
     qkv_status (*run)(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused, qkv_error *err);
 } fusion_passes[QKV_FUSION_PASSES] = {
+    {"transpose_view", qkv_pass_transpose_view},
     {"attention", qkv_pass_fuse_attention},
     {"gelu", qkv_pass_fuse_gelu},
     {"matmul", qkv_pass_fuse_matmul},
@@ -432,7 +435,10 @@ qkv_status qkv_session_check_inputs(const qkv_session *s, const qkv_tensor *inpu
     return QKV_OK;
 }
 
-size_t qkv_session_fused_count(const qkv_session *s) { return s ? s->n_fused[0] : 0; }
+size_t qkv_session_fused_count(const qkv_session *s)
+{
+    return qkv_session_fusion_count(s, "attention");
+}
 
 size_t qkv_session_fusion_count(const qkv_session *s, const char *pass)
 {

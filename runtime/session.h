@@ -17,7 +17,7 @@
 #include "subgraphs.h"
 
 /* The fusion passes session creation runs (attention, GELU, MatMul). */
-#define QKV_FUSION_PASSES 3
+#define QKV_FUSION_PASSES 4
 
 struct qkv_session {
     qkv_model *model; /* owned; its graph carries each node's kernel and state */

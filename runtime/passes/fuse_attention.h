@@ -7,6 +7,8 @@
  *   fuse_attention_match.c    recognising an attention core from its Q Kᵀ product
  *   fuse_attention_mask.c     the mask and bias terms: recognised, then rebuilt
  *                             as one attn_mask
+ *   fuse_attention_heads.c    heads split and merged by Transposes, read as
+ *                             3-D views instead
  *   fuse_attention_build.c    adding named values, constants and nodes (the builder)
  *   fuse_attention_rewrite.c  replacing a matched core by an Attention node
  *
@@ -67,12 +69,22 @@ typedef struct attn_match {
     mask_term terms[MAX_TERMS];
     int32_t scores; /* S0: its static dims give (Sq, T) */
     int32_t out;    /* Y: produced by Attention after the rewrite */
+    /* Heads split by Transposes, read without them: Q, K and V are
+     * Transpose(x, head perm) of x (.., S, H, D) (rank 3: (S, N, D), the N
+     * "batches" being heads), and Y's only reader is the Transpose back to
+     * (.., S, H, Dv). Attention then reads x viewed as 3-D (B, S, H*D)
+     * with H heads and its 3-D output, viewed as (.., S, H, Dv), replaces
+     * that Transpose's output y_merged. */
+    bool heads_3d;
+    int32_t q_split, k_split, v_split; /* the x of Q, K and V */
+    int32_t y_merged;
+    int64_t heads, head_dim, head_dim_v;
     size_t n_chain;
     int32_t chain[MAX_CHAIN]; /* the nodes replaced */
     char anchor[200];         /* the Softmax's name, the stem of new names */
 } attn_match;
 
-/* ---- matching (fuse_attention_match.c, fuse_attention_mask.c) ------------------- */
+/* ---- matching (fuse_attention_match.c, fuse_attention_mask.c, fuse_attention_heads.c) - */
 
 /* Value v is float32 of rank `rank` (v >= 0). */
 bool qkv_fuse_attn_is_f32(const qkv_ir_graph *g, int32_t v, int32_t rank);
@@ -97,6 +109,11 @@ bool qkv_fuse_attn_match(const qkv_ir_graph *g, int32_t qk_idx, attn_match *m);
  * itself the caller has added) and returns the value it gives; else -1.
  */
 int32_t qkv_fuse_attn_match_mask_op(const qkv_ir_graph *g, attn_match *m, int32_t c, int32_t cur);
+
+/* Sets m->heads_3d (and its fields) when Q, K, V and Y of the matched core
+ * m are transposes of head-split tensors that Attention can read as 3-D
+ * views instead (see attn_match), adding Y's Transpose to m's chain. */
+void qkv_fuse_attn_match_heads_3d(const qkv_ir_graph *g, attn_match *m);
 
 /* Removes from m's terms the constant ones that are exactly the top-left
  * causal pattern for the scores' static (Sq, T), setting m->causal. */

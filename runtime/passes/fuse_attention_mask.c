@@ -211,7 +211,8 @@ bool qkv_fuse_attn_masks_merge(const qkv_ir_graph *g, const attn_match *m)
 
 bool qkv_fuse_attn_mask_kernels_available(const qkv_registry *reg, const attn_match *m)
 {
-    if (m->rank == 3 && m->n_terms && !qkv_fuse_attn_have(reg, "Unsqueeze", OPSET_UNSQUEEZE))
+    if (m->rank == 3 && !m->heads_3d && m->n_terms &&
+        !qkv_fuse_attn_have(reg, "Unsqueeze", OPSET_UNSQUEEZE))
         return false;
     for (size_t t = 0; t < m->n_terms; t++) {
         const mask_term *x = &m->terms[t];
@@ -295,8 +296,9 @@ int32_t qkv_fuse_attn_build_mask(attn_builder *b, const attn_match *m, bool *fai
         }
         rank = r_t > rank ? r_t : rank;
     }
-    if (m->rank == 3 && rank == 3) {
-        /* 3-D Attention aligns a 3-D mask (N, Sq, T) with (heads, Sq, T) */
+    if (m->rank == 3 && rank == 3 && !m->heads_3d) {
+        /* 3-D Attention aligns a 3-D mask (N, Sq, T) with (heads, Sq, T);
+         * read as heads (heads_3d) the N batches are those heads */
         int64_t one = 1, n_axes = 1;
         int32_t axes =
             qkv_fuse_attn_new_const(b, "mask_axes", QKV_DTYPE_INT64, 1, &n_axes, &one, sizeof one);

@@ -445,6 +445,7 @@ bool qkv_fuse_attn_match(const qkv_ir_graph *g, int32_t qk_idx, attn_match *m)
     qkv_fuse_attn_take_causal(g, m); /* constant causal masks become is_causal */
     if (r == 5 && !qkv_fuse_attn_masks_merge(g, m))
         return false;
+    qkv_fuse_attn_match_heads_3d(g, m); /* last: it may extend the chain */
     snprintf(m->anchor, sizeof m->anchor, "%s", softmax->name);
     return true;
 }

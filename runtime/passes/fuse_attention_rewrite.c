@@ -20,7 +20,9 @@ bool qkv_fuse_attn_have(const qkv_registry *reg, const char *op, int64_t opset)
 
 bool qkv_fuse_attn_kernels_available(const qkv_registry *reg, const attn_match *m)
 {
-    if (m->k_transpose && !qkv_fuse_attn_have(reg, "Transpose", OPSET_TRANSPOSE))
+    if (m->k_transpose && !m->heads_3d && !qkv_fuse_attn_have(reg, "Transpose", OPSET_TRANSPOSE))
+        return false;
+    if (m->heads_3d && !qkv_fuse_attn_have(reg, "Reshape", OPSET_RESHAPE))
         return false;
     if (m->rank == 5 && (!qkv_fuse_attn_have(reg, "Reshape", OPSET_RESHAPE) ||
                          !qkv_fuse_attn_have(reg, "Shape", OPSET_SHAPE) ||
@@ -128,6 +130,49 @@ static int32_t merge_batch(attn_builder *b, const char *role, int32_t x, const i
     return out;
 }
 
+/* Reshape(x, shape) into a new value "role" with a new constant shape
+ * "role_shape" of n dims; -1 when out of memory. */
+static int32_t view_as(attn_builder *b, const char *role, int32_t x, const int64_t *shape,
+                       int64_t n, int32_t out_value)
+{
+    char shape_role[64];
+    snprintf(shape_role, sizeof shape_role, "%s_shape", role);
+    int32_t sh = qkv_fuse_attn_new_const(b, shape_role, QKV_DTYPE_INT64, 1, &n, shape,
+                                         (size_t)n * sizeof *shape);
+    int32_t in[2] = {x, sh}, out = out_value;
+    if (sh < 0 ||
+        qkv_fuse_attn_new_node(b, role, "Reshape", OPSET_RESHAPE, in, 2, out_value, &out) < 0)
+        return -1;
+    return out;
+}
+
+/* heads_3d: m's Attention on 3-D views of the head-split Q, K, V (see
+ * fuse_attention_heads.c), its output viewed as the merged Y. */
+static bool build_heads_3d(attn_builder *b, const attn_match *m, int32_t mask)
+{
+    qkv_ir_graph *g = b->g;
+    int64_t h = m->heads, qk = h * m->head_dim, vv = h * m->head_dim_v;
+    /* rank 4 (B, S, H, D) -> (B, S, H*D), B and S copied; rank 3
+     * (S, N, D) -> (1, S, N*D), S inferred (N*D > 0) */
+    int64_t q4[3] = {0, 0, qk}, v4[3] = {0, 0, vv}, q3[3] = {1, -1, qk}, v3[3] = {1, -1, vv};
+    int64_t y4[4] = {0, 0, h, m->head_dim_v}, y3[3] = {-1, h, m->head_dim_v};
+    bool r4 = m->rank == 4;
+    int32_t in[4] = {-1, -1, -1, mask}, y;
+    if ((in[0] = view_as(b, "Q_3d", m->q_split, r4 ? q4 : q3, 3, -1)) < 0 ||
+        (in[1] = view_as(b, "K_3d", m->k_split, r4 ? q4 : q3, 3, -1)) < 0 ||
+        (in[2] = view_as(b, "V_3d", m->v_split, r4 ? v4 : v3, 3, -1)) < 0 ||
+        (y = qkv_fuse_attn_new_value(b, "Y_3d", QKV_VALUE_ACTIVATION)) < 0)
+        return false;
+    int32_t att = qkv_fuse_attn_new_node(b, "Attention", "Attention", QKV_FUSED_ATTENTION_OPSET, in,
+                                         mask >= 0 ? 4 : 3, y, NULL);
+    if (att < 0 || !qkv_pass_add_float_attr(g, att, "scale", (float)m->scale) ||
+        (m->causal && !qkv_pass_add_int_attr(g, att, "is_causal", 1)) ||
+        !qkv_pass_add_int_attr(g, att, "q_num_heads", h) ||
+        !qkv_pass_add_int_attr(g, att, "kv_num_heads", h))
+        return false;
+    return view_as(b, "Y_merged", y, r4 ? y4 : y3, r4 ? 4 : 3, m->y_merged) >= 0;
+}
+
 /* Adds to b the nodes computing m's output value: K's Transpose, the mask,
  * the Attention node, and for rank 5 the views around it. false when out
  * of memory. */
@@ -135,6 +180,11 @@ static bool build_attention(attn_builder *b, const attn_match *m)
 {
     qkv_ir_graph *g = b->g;
     int32_t k = m->k_src;
+    if (m->heads_3d) {
+        bool failed;
+        int32_t mask = qkv_fuse_attn_build_mask(b, m, &failed);
+        return !failed && build_heads_3d(b, m, mask);
+    }
     if (m->k_transpose) {
         int32_t in[1] = {m->k_src};
         int32_t idx =

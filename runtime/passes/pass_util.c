@@ -299,3 +299,33 @@ qkv_status qkv_pass_rewrite_all(qkv_ir_graph *g, const qkv_registry *reg, const 
     }
     return st;
 }
+
+bool qkv_pass_transpose_perm(const qkv_ir_node *n, int32_t rank, int64_t *perm)
+{
+    bool seen[QKV_MAX_RANK] = {false};
+    if (rank < 0 || rank > QKV_MAX_RANK)
+        return false;
+    const qkv_ir_attr *a = qkv_node_attr(n, "perm");
+    if (a && (a->type != QKV_ATTR_INTS || a->n != (size_t)rank))
+        return false;
+    for (int32_t k = 0; k < rank; k++) {
+        perm[k] = a ? a->ints[k] : rank - 1 - k;
+        if (perm[k] < 0 || perm[k] >= rank || seen[perm[k]])
+            return false;
+        seen[perm[k]] = true;
+    }
+    return true;
+}
+
+bool qkv_pass_transpose_is_view(const int64_t *dims, int32_t rank, const int64_t *perm)
+{
+    int64_t last = -1;
+    for (int32_t k = 0; k < rank; k++) {
+        if (dims[perm[k]] == 1)
+            continue;
+        if (perm[k] < last)
+            return false;
+        last = perm[k];
+    }
+    return true;
+}

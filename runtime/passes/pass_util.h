@@ -103,4 +103,14 @@ typedef qkv_status (*qkv_pass_try_fn)(qkv_ir_graph *g, const qkv_registry *reg, 
 qkv_status qkv_pass_rewrite_all(qkv_ir_graph *g, const qkv_registry *reg, const char *anchor_op,
                                 qkv_pass_try_fn try_at, size_t *count, qkv_error *err);
 
+/* The permutation of Transpose node n for an input of rank `rank` into
+ * perm (its perm attribute, or the reversed dims when it has none); false
+ * when that is not a permutation of 0..rank-1. */
+bool qkv_pass_transpose_perm(const qkv_ir_node *n, int32_t rank, int64_t *perm);
+
+/* Transpose(x, perm), x of dims `dims` (-1 unknown), moves only dims known to
+ * be 1: the other dims keep their order, so every element keeps its offset
+ * and the output is x's bytes under the permuted shape (a view). */
+bool qkv_pass_transpose_is_view(const int64_t *dims, int32_t rank, const int64_t *perm);
+
 #endif /* QKV_PASS_UTIL_H */

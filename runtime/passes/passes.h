@@ -96,6 +96,21 @@ qkv_status qkv_pass_fuse_gelu(qkv_ir_graph *g, const qkv_registry *reg, size_t *
 qkv_status qkv_pass_fuse_matmul(qkv_ir_graph *g, const qkv_registry *reg, size_t *fused,
                                 qkv_error *err);
 
+/*
+ * Transpose views (transpose_view.c): rewrites each Transpose that moves
+ * only dims of size 1 (known statically; the conditions are listed at the
+ * top of transpose_view.c) into a Reshape with a constant shape, which the
+ * planner runs as a view. A Reshape read only by that Transpose is folded
+ * into the new one. Same requirements on the graph as
+ * qkv_pass_fuse_attention; rewrites nothing when `reg` has no Reshape-14
+ * kernel. *rewritten gets the number of Transposes rewritten (also on
+ * error). Errors: QKV_ERR_OUT_OF_MEMORY; the new node's init failing (its
+ * status, message prefixed "transpose view: "). On error the graph is
+ * still valid and equivalent, every node with its kernel state.
+ */
+qkv_status qkv_pass_transpose_view(qkv_ir_graph *g, const qkv_registry *reg, size_t *rewritten,
+                                   qkv_error *err);
+
 /* ---- prepacked constants ------------------------------------------------- */
 
 typedef struct qkv_prepack_stats {

@@ -6,7 +6,8 @@
  *    before it runs, and everything downstream of it, becomes dynamic);
  *  - evaluates nodes whose inputs are all known now (the Shape -> Gather ->
  *    Concat -> Reshape chains exporters emit), so runs skip them;
- *  - makes Reshape-like outputs views of their input, and lets in-place
+ *  - makes Reshape-like outputs (and Transposes that, on these shapes, move
+ *    only dims of size 1) views of their input, and lets in-place
  *    kernels write over an input that dies at that node;
  *  - runs each kernel's prepare once: its scratch joins the arena, its
  *    per-plan state (host->plan_alloc) stays with the plan for every run;
@@ -21,6 +22,7 @@
 #include "error.h"
 #include "kernel_host.h"
 #include "node_eval.h"
+#include "pass_util.h"
 #include "session.h"
 #include "size_math.h"
 
@@ -260,8 +262,21 @@ static void plan_dynamic(builder *b, node_plan *np)
     p->stats.dynamic_nodes++;
 }
 
-/* 5. With QKV_KERNEL_ALIAS and a same-size output 0 (its only output), the
- * output is a view of input 0's bytes and the node takes no step. */
+/* A Transpose that, on this plan's input shape, moves only dims of size 1:
+ * its output is its input's bytes in the same order (pass_util.h). Not for
+ * strings, whose elements own their characters (Reshape copies them too). */
+static bool transpose_is_view(const builder *b, const node_plan *np)
+{
+    int64_t perm[QKV_MAX_RANK];
+    const qkv_tensor *x = &b->ins[0];
+    return qkv_pass_is_op(np->n, "Transpose") && !np->values && np->n->n_inputs == 1 &&
+           x->dtype != QKV_DTYPE_STRING && qkv_pass_transpose_perm(np->n, x->rank, perm) &&
+           qkv_pass_transpose_is_view(x->dims, x->rank, perm);
+}
+
+/* 5. With QKV_KERNEL_ALIAS (or a Transpose that is a view for these
+ * shapes) and a same-size output 0 (its only output), the output is a view
+ * of input 0's bytes and the node takes no step. */
 static bool alias_output(builder *b, node_plan *np)
 {
     const qkv_ir_node *n = np->n;
@@ -269,8 +284,8 @@ static bool alias_output(builder *b, node_plan *np)
     for (size_t j = 1; j < n->n_outputs; j++)
         if (n->outputs[j] >= 0)
             return false;
-    if (!(np->k->flags & QKV_KERNEL_ALIAS) || n->n_inputs == 0 || n->inputs[0] < 0 ||
-        n->outputs[0] < 0)
+    if (n->n_inputs == 0 || n->inputs[0] < 0 || n->outputs[0] < 0 ||
+        (!(np->k->flags & QKV_KERNEL_ALIAS) && !transpose_is_view(b, np)))
         return false;
     int32_t src = n->inputs[0], dst = n->outputs[0];
     qkv_plan_value *sv = &p->values[src], *dv = &p->values[dst];
