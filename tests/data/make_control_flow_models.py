@@ -133,14 +133,19 @@ def loop_if():
         case("loop_if", f"limit{limit}", [s0, w, np.array(limit, np.int64)], [s])
 
 
-def loop_1000():
-    body = helper.make_graph(
+def halving_body():
+    """A Loop body: x = 0.5 x + 1, the condition passed through."""
+    return helper.make_graph(
         [const("half", np.float32(0.5)), const("one", np.float32(1)),
          helper.make_node("Mul", ["x_in", "half"], ["h"], name="mul"),
          helper.make_node("Add", ["h", "one"], ["x_out"], name="add"),
          helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")],
         "body", [f("i", INT64, []), f("c_in", BOOL, []), f("x_in", FLOAT, [4])],
         [f("c_out", BOOL, []), f("x_out", FLOAT, [4])])
+
+
+def loop_1000():
+    body = halving_body()
     g = helper.make_graph([helper.make_node("Loop", ["m", "", "x0"], ["x"], body=body,
                                             name="loop")],
                           "loop_1000", [f("x0", FLOAT, [4])], [f("x", FLOAT, [4])],
@@ -154,13 +159,7 @@ def loop_1000():
 
 
 def loop_m():
-    body = helper.make_graph(
-        [const("half", np.float32(0.5)), const("one", np.float32(1)),
-         helper.make_node("Mul", ["x_in", "half"], ["h"], name="mul"),
-         helper.make_node("Add", ["h", "one"], ["x_out"], name="add"),
-         helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")],
-        "body", [f("i", INT64, []), f("c_in", BOOL, []), f("x_in", FLOAT, [4])],
-        [f("c_out", BOOL, []), f("x_out", FLOAT, [4])])
+    body = halving_body()
     g = helper.make_graph([helper.make_node("Loop", ["m", "", "x0"], ["x"], body=body,
                                             name="loop")],
                           "loop_m", [f("m", INT64, []), f("x0", FLOAT, [4])],
