@@ -22,9 +22,12 @@ typedef struct loop_inputs {
 static void loop_inputs_init(loop_inputs *in, int64_t m)
 {
     *in = (loop_inputs){.m = m, .x0 = {0, 1, 100, -7}};
-    in->t[0] = (qkv_tensor){.dtype = QKV_DTYPE_INT64, .rank = 0, .data = &in->m,
-                            .data_bytes = sizeof in->m};
-    in->t[1] = (qkv_tensor){.dtype = QKV_DTYPE_FLOAT, .rank = 1, .dims = {4}, .data = in->x0,
+    in->t[0] = (qkv_tensor){
+        .dtype = QKV_DTYPE_INT64, .rank = 0, .data = &in->m, .data_bytes = sizeof in->m};
+    in->t[1] = (qkv_tensor){.dtype = QKV_DTYPE_FLOAT,
+                            .rank = 1,
+                            .dims = {4},
+                            .data = in->x0,
                             .data_bytes = sizeof in->x0};
 }
 
