@@ -22,8 +22,8 @@
 #define v_fma _mm512_fmadd_ps
 #define D1_CASES_M(m)                                                                              \
     D1_CASE(m, 1)                                                                                  \
-    D1_CASE(m, 2) D1_CASE(m, 3) D1_CASE(m, 4) D1_CASE(m, 5) D1_CASE(m, 6) D1_CASE(m, 7)            \
-        D1_CASE(m, 8)
+    D1_CASE(m, 2)                                                                                  \
+    D1_CASE(m, 3) D1_CASE(m, 4) D1_CASE(m, 5) D1_CASE(m, 6) D1_CASE(m, 7) D1_CASE(m, 8)
 #define D1_CASES D1_CASES_M(1) D1_CASES_M(2) D1_CASES_M(3)
 
 #include "conv_direct1d_simd.h"
