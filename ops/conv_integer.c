@@ -274,7 +274,8 @@ static void requant_block(const void *arg, size_t batch, int32_t *c, size_t ldc,
         for (size_t j = 0; j < cols; j++) {
             int32_t acc = (int32_t)((uint32_t)c[i * ldc + j] + b);
             float v = rintf((float)acc * mult) + r->y_zero;
-            v = v < lo ? lo : v > hi ? hi : v;
+            /* NaN gives the zero point, as in QLinearMatMul and QuantizeLinear */
+            v = v < lo ? lo : v > hi ? hi : v == v ? v : r->y_zero;
             size_t e = (row0 + i) * P + col0 + j;
             if (r->y_signed)
                 ((int8_t *)r->y)[e] = (int8_t)v;

@@ -315,7 +315,10 @@ static void requant_block(const void *arg, size_t batch, int32_t *c, size_t ldc,
         for (size_t j = 0; j < cols; j++) {
             float mult = sa * r->b_scale[ob + (col0 + j) * r->p->sb.stride] / r->y_scale;
             float v = rintf((float)c[i * ldc + j] * mult) + r->y_zero;
-            v = v < lo ? lo : v > hi ? hi : v;
+            /* NaN (a NaN or infinite scale, or a zero y_scale times a zero
+             * product) gives the zero point, as QuantizeLinear does: its
+             * conversion to an integer would be undefined */
+            v = v < lo ? lo : v > hi ? hi : v == v ? v : r->y_zero;
             size_t e = off + i * ldc + j;
             if (r->y_signed)
                 ((int8_t *)r->y)[e] = (int8_t)v;

@@ -760,3 +760,59 @@ Test(quant_errors, conv_integer_shapes)
                          kh_tensor(QKV_DTYPE_UINT8, 4, wd4, w)};
     expect_error(n, in5, 1, QKV_ERR_SHAPE, "not a multiple of group 3");
 }
+
+/* ---- NaN scales ------------------------------------------------------------------------ */
+
+/* A NaN scale makes every requantized value NaN; like QuantizeLinear, the
+ * output is then the zero point (a NaN converted to an integer is undefined
+ * behaviour, which UBSan reported from a fuzzed QLinearMatMul). */
+Test(qlinear_matmul, nan_scale_gives_the_zero_point)
+{
+    int64_t adims[2] = {2, 3}, bdims[2] = {3, 2};
+    uint8_t a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {7, 8, 9, 10, 11, 12}, za = 0, zb = 0, zy = 77;
+    float sa = __builtin_nanf(""), sb = 0.5f, sy = 0.25f;
+    kh_node *nd = kh_node_create("QLinearMatMul", 10, 8, 1);
+    qkv_tensor ins[8] = {kh_tensor(QKV_DTYPE_UINT8, 2, adims, a),
+                         kh_f32(0, NULL, &sa),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &za),
+                         kh_tensor(QKV_DTYPE_UINT8, 2, bdims, b),
+                         kh_f32(0, NULL, &sb),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &zb),
+                         kh_f32(0, NULL, &sy),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &zy)};
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(kh_run(nd, ins, &y, &err), QKV_OK, "%s", err.message);
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(((uint8_t *)y.data)[i], 77, "y[%zu] = %d", i, ((uint8_t *)y.data)[i]);
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(nd);
+}
+
+Test(conv_integer, qlinear_conv_nan_scale_gives_the_zero_point)
+{
+    int64_t xd[4] = {1, 1, 2, 2}, wd[4] = {2, 1, 1, 1}, md[1] = {2};
+    uint8_t x[4] = {1, 2, 3, 4}, w[2] = {5, 6}, xz = 0, wz = 0, yz = 9;
+    float xs = 0.1f, ws[2] = {0.2f, __builtin_nanf("")}, ys = 0.5f;
+    kh_node *nd = kh_node_create("QLinearConv", 10, 8, 1);
+    qkv_tensor ins[8] = {kh_tensor(QKV_DTYPE_UINT8, 4, xd, x),
+                         kh_f32(0, NULL, &xs),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &xz),
+                         kh_tensor(QKV_DTYPE_UINT8, 4, wd, w),
+                         kh_f32(1, md, ws),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &wz),
+                         kh_f32(0, NULL, &ys),
+                         kh_tensor(QKV_DTYPE_UINT8, 0, NULL, &yz)};
+    qkv_tensor y;
+    qkv_error err;
+    cr_assert_eq(kh_run(nd, ins, &y, &err), QKV_OK, "%s", err.message);
+    for (size_t i = 0; i < 4; i++) { /* channel 0: round(x * 5 * 0.04) + 9 */
+        float want = rintf((float)(x[i] * 5) * (0.1f * 0.2f / 0.5f)) + 9;
+        cr_assert_eq(((uint8_t *)y.data)[i], (uint8_t)want, "y[0][%zu] = %d", i,
+                     ((uint8_t *)y.data)[i]);
+        cr_assert_eq(((uint8_t *)y.data)[4 + i], 9, "y[1][%zu] = %d", i,
+                     ((uint8_t *)y.data)[4 + i]);
+    }
+    kh_free_outputs(&y, 1);
+    kh_node_destroy(nd);
+}
