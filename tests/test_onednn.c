@@ -1,8 +1,9 @@
 /*
  * test_onednn.c - the oneDNN backend plugin (plugins/onednn) against qkv's
  * portable kernels: every model of tests/data/make_onednn_models.py runs on
- * random shapes with backends "onednn,cpu" and with "cpu", and the outputs
- * must agree; plus prepacked weights (released originals, two contexts on
+ * random shapes with backends "onednn,cpu" (two threads: calls split into
+ * column panels of the packed weights or into row blocks, by shape) and
+ * with "cpu", and the outputs must agree; plus prepacked weights (released originals, two contexts on
  * two threads, freed with the session: run under valgrind too), the GEMM
  * provider against a float64 reference, and the error paths.
  *
@@ -308,6 +309,83 @@ Test(onednn, fused_matmul_matches_the_unfused_graph_on_cpu)
                     dim_set(&d, "m", rnd_int(1, 70));
                     compare(fused, ref, "fmm", "onednn", &d, 48);
                 }
+}
+
+/* ---- splitting a call over two threads -------------------------------------------- */
+
+/* The plugin's DEBUG lines about how a matmul is split, joined. */
+typedef struct split_log {
+    pthread_mutex_t lock;
+    char text[4096];
+} split_log;
+
+static void record_split(void *user, int level, const char *message)
+{
+    split_log *l = user;
+    (void)level;
+    if (!strstr(message, "onednn: matmul"))
+        return;
+    /* an optimised implementation for every split, never a reference one */
+    cr_assert_null(strstr(message, "(ref"), "%s", message);
+    pthread_mutex_lock(&l->lock);
+    size_t len = strlen(l->text);
+    snprintf(l->text + len, sizeof l->text - len, "%s\n", message);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Runs fused_gelu_11_c (bias, residual, GELU; B (48, 200) packed) at M = s * m
+ * on two threads against its reference on cpu; *log gets how the call was
+ * split. */
+static void split_case(int64_t s_dim, int64_t m_dim, split_log *log)
+{
+    static const char *const plugins[] = {ONEDNN_PLUGIN};
+    qkv_session_options opts;
+    qkv_session_options_init(&opts);
+    opts.no_default_plugins = 1;
+    opts.plugins = plugins;
+    opts.n_plugins = 1;
+    opts.backends = "onednn,cpu";
+    opts.threads = 2;
+    opts.log = record_split;
+    opts.log_user = log;
+    opts.log_level = QKV_LOG_DEBUG;
+    qkv_session *s = NULL;
+    qkv_error err;
+    cr_assert_eq(qkv_session_create(tu_data("onednn/fused_gelu_11_c.onnx"), &opts, &s, &err),
+                 QKV_OK, "%s", err.message);
+    qkv_session *r = open_ok("ref_gelu_11_c", "cpu", 1);
+    dimset d = {.lo = 1, .hi = 1};
+    dim_set(&d, "s", s_dim);
+    dim_set(&d, "m", m_dim);
+    qkv_tensor in[8], got, want;
+    size_t n = make_inputs(s, &d, in);
+    run_copy(s, in, n, 0, &got);
+    run_copy(r, in, n, 0, &want);
+    assert_close(&got, &want, 48, "fused_gelu_11_c on two threads");
+    free(got.data);
+    free(want.data);
+    free_inputs(in, n);
+    qkv_session_destroy(s);
+    qkv_session_destroy(r);
+}
+
+Test(onednn, two_threads_split_wide_calls_by_columns_and_tall_ones_by_rows)
+{
+    /* N 200 >= M: two column panels of the packed weights, 16-column
+     * aligned (112 + 88), bias and residual offset with them */
+    split_log cols = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    split_case(2, 37, &cols);
+    cr_assert(strstr(cols.text, "m=74 k=48 n=200 on 2 thread(s): 2 column panels of 112"), "%s",
+              cols.text);
+    /* M 210 > N: two row blocks */
+    split_log rows = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    split_case(3, 70, &rows);
+    cr_assert(strstr(rows.text, "m=210 k=48 n=200 on 2 thread(s): 2 row blocks"), "%s", rows.text);
+    /* one row, wide: panels, where a row split has nothing to cut */
+    split_log one = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    split_case(1, 1, &one);
+    cr_assert(strstr(one.text, "m=1 k=48 n=200 on 2 thread(s): 2 column panels of 112"), "%s",
+              one.text);
 }
 
 /* ---- prepacked weights ------------------------------------------------------------- */

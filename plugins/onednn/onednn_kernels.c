@@ -9,9 +9,11 @@
  *                dims that turn out to broadcast at run time (supports()
  *                declines those it can see) go to host->gemm.
  *   Gemm         alpha as the output scale; transposes as strides; C:
- *                beta == 1 and C of shape (N), (1, N), (M, N) or a scalar:
- *                a binary-add post-op reading C; otherwise Y = C broadcast
- *                first and a sum post-op with scale beta.
+ *                alpha == beta == 1 and C of shape (N) or (1, N): the
+ *                primitive's bias; beta == 1 and C of shape (N), (1, N),
+ *                (M, N) or a scalar: a binary-add post-op reading C;
+ *                otherwise Y = C broadcast first and a sum post-op with
+ *                scale beta.
  *   FusedMatMul  Y = act(A @ B + bias) + residual: the primitive's bias,
  *                an eltwise post-op (relu, gelu_erf, gelu_tanh) and a
  *                binary-add post-op for the residual. Not declared in place:
@@ -294,7 +296,10 @@ static void plan_call(const dn_node *s, const qkv_kernel_io *io, dn_key *key, dn
     } else if (s->op == DN_OP_GEMM && dn_present(io, 2) && s->cfg.beta != 0.0f) {
         const qkv_tensor *c = &io->inputs[2];
         int64_t cn = c->rank >= 1 ? c->dims[c->rank - 1] : 1, cm = c->rank == 2 ? c->dims[0] : 1;
-        if (s->cfg.beta == 1.0f && (cn == key->n || (cn == 1 && cm == 1))) {
+        if (s->cfg.alpha == 1.0f && s->cfg.beta == 1.0f && cm == 1 && cn == key->n && cn > 1) {
+            key->bias = 1; /* a row added to every row: the primitive's bias */
+            call->ptr[DN_BIAS] = c->data;
+        } else if (s->cfg.beta == 1.0f && (cn == key->n || (cn == 1 && cm == 1))) {
             key->post = 1;
             key->post_m = cm;
             key->post_n = cn;

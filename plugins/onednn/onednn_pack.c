@@ -1,26 +1,38 @@
 /*
  * onednn_pack.c - constant weights reordered once, at session creation, into
- * the layout the matmul primitive prefers.
+ * the layout the matmul primitive reads fastest.
  *
- * The layout a primitive picks for weights given as "format any" may depend
- * on the problem (M, the thread count, the ISA), but the weights are packed
- * once while M changes with every input shape. So the layout is chosen for
- * a representative M (the static M when known, else 128); if it is not
- * plain row-major, the same query is made for a probe set of M (1, 16, 128,
- * 1024, the hint) on one thread and on all of the machine's: only when every
- * probe picks the very same descriptor is that layout used; otherwise the
- * weights are packed plain row-major (K, N), which every implementation
- * accepts for any M, with a padded row stride (padded_ld). A
- * primitive is then always created with the packed descriptor (never
+ * Two layouts. Plain row-major (K, N), with a padded row stride
+ * (padded_ld), is read by oneDNN's JIT sgemm ("gemm:jit"), which packs the
+ * panels it needs as it goes; with M of 16 or more that is as fast as the
+ * brgemm kernels on their own blocked layout or faster (M 128, the
+ * encoder's four GEMM shapes, one thread: 9.1 against 9.3 ms; M 512: 35.4
+ * against 35.7), and a plain matrix can be cut into column panels for
+ * threads without a copy (below). Below M 16 the JIT sgemm's packing
+ * dominates (M 4: 1.6 against 1.3 ms), so for such M the weights take the
+ * layout the primitive picks for weights given as "format any" (brgemm's
+ * BA16a64b on AVX-512).
+ *
+ * M is only a hint here: the weights are packed once while M changes with
+ * every input shape. It is the static M when known, else 128. A picked
+ * layout that is not plain is probed for a set of M (1, 16, 128, 1024, the
+ * hint) on one thread and on all of the machine's: only when every probe
+ * picks the very same descriptor is that layout used; otherwise the
+ * weights are packed plain, which every implementation accepts for any M.
+ * A primitive is then always created with the packed descriptor (never
  * "any"), so a layout mismatch cannot reach compute: at worst oneDNN
  * declines the problem and the node reports it.
  *
- * On AVX2 machines Debian's oneDNN 2.6 runs f32 matmul on its JIT sgemm,
- * which takes plain weights: the pack is then a plain (K, N) copy (for
- * Gemm with transB, a transpose), so the packed bytes equal the original's.
- * With AVX-512 its brgemm kernels pick a blocked layout.
+ * Column panels: a call split over threads by columns (onednn_prim.c) gives
+ * each thread a panel of the plain weights, a strided view starting at a
+ * multiple of 16 columns, so that each thread reads and packs only its
+ * share. Whether oneDNN runs those views (and a destination with the
+ * whole row stride) on an optimised implementation is checked once, here,
+ * for every panel width a split may use; if one would run on a reference
+ * implementation, calls are not split by columns.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "onednn_plugin.h"
@@ -71,6 +83,9 @@ static bool layout_stable(const dn_prim_config *cfg, const dn_key *proto, int64_
     }
     return true;
 }
+
+/* From this M hint on, the weights are packed plain (see the file comment). */
+#define DN_PLAIN_MIN_M 16
 
 /* Reorders src (over data) into dst (over out) on one thread. */
 static dnnl_status_t reorder(const dn_prim_config *cfg, const dnnl_memory_desc_t *src_md,
@@ -142,6 +157,77 @@ static void copy_plain(float *dst, int64_t ld, const float *src, int64_t k, int6
                     dst[i * ld + j] = src[j * k + i];
 }
 
+bool dn_panel_md(const dn_prim_config *cfg, int64_t n0, int64_t nb, dnnl_memory_desc_t *md,
+                 size_t *offset)
+{
+    const dnnl_memory_desc_t *whole = &cfg->packed_md;
+    if (!cfg->have_packed || cfg->panel_step <= 0 || n0 % cfg->panel_step != 0 || nb <= 0 ||
+        n0 + nb > whole->dims[1])
+        return false;
+    if (md) {
+        dnnl_dims_t dims = {whole->dims[0], nb};
+        if (dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32,
+                                             whole->format_desc.blocking.strides) != dnnl_success)
+            return false;
+    }
+    if (offset)
+        *offset = (size_t)n0 * sizeof(float);
+    return true;
+}
+
+/* Whether oneDNN runs key on one thread with an optimised implementation
+ * (not one of its reference ones, "ref:..."). */
+static bool optimised(const dn_prim_config *cfg, const dn_key *key)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    const char *impl = NULL;
+    bool ok = dn_prim_desc(cfg, key, false, &pd) == dnnl_success &&
+              dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+              impl && strncmp(impl, "ref", 3) != 0;
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
+/* Whether every panel a split over 2 to max_threads threads may use runs
+ * optimised, for M = 1 and m_hint (see the file comment). cfg's packed
+ * fields and panel_step are set. */
+static bool panels_usable(const dn_prim_config *cfg, const dn_key *proto, int64_t m_hint)
+{
+    int max_threads = 1;
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+    max_threads = omp_get_num_procs();
+#endif
+    if (max_threads > 8)
+        max_threads = 8;
+    const int64_t ms[] = {1, m_hint};
+    dn_threads th;
+    dn_threads_enter(&th, 1);
+    bool ok = true;
+    for (int t = 2; t <= max_threads && ok; t++) {
+        int64_t w = dn_panel_width(proto->n, t, cfg->panel_step);
+        int64_t widths[2] = {w, proto->n - (proto->n - 1) / w * w};
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0] && ok; i++)
+            for (int j = 0; j < 4 && ok && w < proto->n; j++) {
+                dn_key panel = *proto;
+                panel.m = ms[i];
+                panel.n = widths[j % 2];
+                panel.packed = 1;
+                panel.panel = 1;
+                panel.ld_dst = proto->n;
+                if (j >= 2) { /* with a residual (an (m, n) binary source) */
+                    panel.post = 1;
+                    panel.post_m = panel.m;
+                    panel.post_n = panel.n;
+                    panel.ld_post = proto->n;
+                }
+                ok = optimised(cfg, &panel);
+            }
+    }
+    dn_threads_leave(&th);
+    return ok;
+}
+
 qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host, const qkv_node_ctx *node,
                            const qkv_tensor *b, bool trans_b, int64_t m_hint, const dn_key *proto,
                            void **raw, size_t *bytes, bool *blocked)
@@ -157,17 +243,20 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host, const 
     if (s != dnnl_success)
         return NERR(host, node, QKV_ERR_INTERNAL, "oneDNN: weights (%lld, %lld): %s", (long long)k,
                     (long long)n, dn_status_name(s));
-    dn_key key = *proto;
-    key.m = m_hint;
-    key.packed = 0;
-    dn_threads th;
-    dn_threads_enter(&th, 1);
-    s = picked_layout(cfg, &key, &want);
-    dn_threads_leave(&th);
-    /* plain row-major is valid for every M: only another layout is probed */
-    if (s != dnnl_success ||
-        (!dnnl_memory_desc_equal(&want, &plain) && !layout_stable(cfg, &key, m_hint, &want)))
-        want = plain;
+    want = plain;
+    if (m_hint < DN_PLAIN_MIN_M) {
+        dn_key key = *proto;
+        key.m = m_hint;
+        key.packed = 0;
+        dn_threads th;
+        dn_threads_enter(&th, 1);
+        s = picked_layout(cfg, &key, &want);
+        dn_threads_leave(&th);
+        /* plain row-major is valid for every M: only another layout is probed */
+        if (s != dnnl_success ||
+            (!dnnl_memory_desc_equal(&want, &plain) && !layout_stable(cfg, &key, m_hint, &want)))
+            want = plain;
+    }
     *blocked = !dnnl_memory_desc_equal(&want, &plain);
     int64_t ld = padded_ld(n);
     if (!*blocked) {
@@ -202,7 +291,12 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host, const 
                     (long long)n, dn_status_name(s));
     }
     cfg->packed_md = want;
+    cfg->packed_data = aligned;
     cfg->have_packed = true;
+    /* plain rows are cut at 16 columns: each panel stays 64-byte aligned */
+    cfg->panel_step = *blocked ? 0 : 16;
+    if (cfg->panel_step && !panels_usable(cfg, proto, m_hint))
+        cfg->panel_step = 0;
     *raw = mem;
     *bytes = size;
     return QKV_OK;

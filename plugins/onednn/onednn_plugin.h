@@ -83,13 +83,17 @@ typedef enum dn_act { DN_ACT_NONE = 0, DN_ACT_RELU, DN_ACT_GELU, DN_ACT_GELU_TAN
  *   bias: a (1, n) bias input; post: a binary-add source of dims
  *     (post_m, post_n) in {1, m} x {1, n} (Gemm's C, FusedMatMul's residual);
  *   sum: dst holds beta * C on entry (Gemm's general C: a sum post-op)
+ *   panel: the weights are columns of the packed weights (a column block
+ *     of a split call: dn_panel_md); ld_dst, ld_post: the row strides of
+ *     dst and of an (m, n) post source when they are wider than n (0: n)
  */
 typedef struct dn_key {
     int64_t batch, m, k, n;
     int64_t post_m, post_n;
+    int64_t ld_dst, ld_post;
     int32_t trans_a, trans_b;
     int32_t packed, bias, post, sum;
-    int32_t threads;
+    int32_t threads, panel;
 } dn_key;
 
 /* The memory arguments a matmul call may have, in this order. */
@@ -107,6 +111,10 @@ typedef struct dn_prim_config {
     bool have_packed;
     dnnl_memory_desc_t packed_md;
     dnnl_memory_t packed_mem;
+    void *packed_data; /* the bytes packed_mem is over */
+    /* column panels of the packed weights start at multiples of this many
+     * columns (dn_panel_md); 0: calls are not split by columns */
+    int64_t panel_step;
 } dn_prim_config;
 
 typedef struct dn_entry dn_entry;
@@ -147,11 +155,12 @@ qkv_status dn_prim_scratch(const dn_prim_config *cfg, dn_cache *cache, const dn_
 
 /*
  * Runs the matmul `key` on the pointers of `call` with key->threads threads:
- * a 2-D problem with enough rows as one single-threaded primitive per row
- * block over host->parallel_for, anything else as one primitive on an
- * OpenMP team of the calling thread (its OpenMP count set and restored
- * around it). Primitives and memory objects come from the cache (built on a
- * miss: the plugin's only allocations). Errors through io:
+ * a 2-D problem with packed weights as one single-threaded primitive per
+ * column panel, or one with enough rows as one per row block, over
+ * host->parallel_for; anything else as one primitive on an OpenMP team of
+ * the calling thread (its OpenMP count set and restored around it).
+ * Primitives and memory objects come from the cache (built on a miss: the
+ * plugin's only allocations). Errors through io:
  * QKV_ERR_UNSUPPORTED when oneDNN has no implementation for the problem,
  * QKV_ERR_OUT_OF_MEMORY, QKV_ERR_INTERNAL for another oneDNN failure.
  */
@@ -177,17 +186,37 @@ const char *dn_status_name(dnnl_status_t s);
 /* ---- prepacked weights (onednn_pack.c) ------------------------------------ */
 
 /*
- * Packs the constant (K, N) weights `b` (stored (N, K) when trans_b) into the
- * layout the matmul primitive picks (weights format any) for a
- * representative M, after checking that the same layout is picked for every
- * M in a probe set; when it is not, packs them plain row-major (K, N), a
- * layout every implementation accepts for any M. Fills cfg's packed fields;
+ * Packs the constant (K, N) weights `b` (stored (N, K) when trans_b) plain
+ * row-major (K, N) with a padded row stride when the representative M
+ * (m_hint) is 16 or more; below that into the layout the matmul primitive
+ * picks (weights format any), after checking that the same layout is picked
+ * for every M in a probe set (plain when it is not). Sets cfg->panel_step
+ * when the plain weights may be cut into column panels (see onednn_pack.c).
+ * Fills cfg's packed fields;
  * *packed (from host->alloc, 64-byte aligned inside) and *raw (to free) own
  * the bytes, *bytes their count. Errors through host->node_error.
  */
 qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host, const qkv_node_ctx *node,
                            const qkv_tensor *b, bool trans_b, int64_t m_hint, const dn_key *proto,
                            void **raw, size_t *bytes, bool *blocked);
+
+/*
+ * The descriptor of columns [n0, n0 + nb) of the packed weights, as a (K, nb)
+ * matrix, and its byte offset in cfg->packed_data (either may be NULL).
+ * false when the layout cannot be cut there: n0 not a multiple of
+ * cfg->panel_step (always false when that is 0).
+ */
+bool dn_panel_md(const dn_prim_config *cfg, int64_t n0, int64_t nb, dnnl_memory_desc_t *md,
+                 size_t *offset);
+
+/* The width of every column panel but the last when n columns are cut into
+ * at most `blocks` panels starting at multiples of step; there are
+ * ceil(n / width) of them. */
+static inline int64_t dn_panel_width(int64_t n, int64_t blocks, int64_t step)
+{
+    int64_t w = (n + blocks - 1) / blocks;
+    return (w + step - 1) / step * step;
+}
 
 /* ---- shapes (onednn_shape.c) ------------------------------------------------ */
 
