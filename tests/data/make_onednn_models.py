@@ -91,9 +91,11 @@ def gemm_models(out):
         for tb in (0, 1):
             for cs in C_SHAPES:
                 for alpha, beta in ALPHA_BETA:
-                    # every third case wide enough that two threads split
-                    # it into column panels of the packed weights
-                    k, n = 19 + i % 7, (23 + i % 5) * (7 if i % 3 == 0 else 1)
+                    # every third case deep and wide enough that two threads
+                    # split it into column panels of the packed weights
+                    wide = i % 3 == 0
+                    k = 19 + i % 7 + (256 if wide else 0)
+                    n = (23 + i % 5) * (7 if wide else 1)
                     const_b = i % 2 == 0
                     a = [k, "m"] if ta else ["m", k]
                     bshape = [n, k] if tb else [k, n]
@@ -124,10 +126,10 @@ def gemm_models(out):
 
 
 def fused_models(out):
-    # N 200: two threads cut the packed weights into column panels of
+    # K 264, N 200: two threads cut the packed weights into column panels of
     # unequal widths (bias and residual offset with them) when N >= M, and
     # split rows when M > N
-    k, n = 48, 200
+    k, n = 264, 200
     for act in ("", "relu", "gelu", "gelu_tanh"):
         for bias in (0, 1):
             for res in (0, 1):
