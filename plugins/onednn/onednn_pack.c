@@ -4,14 +4,15 @@
  *
  * Two layouts. Plain row-major (K, N), with a padded row stride
  * (padded_ld), is read by oneDNN's JIT sgemm ("gemm:jit"), which packs the
- * panels it needs as it goes; with M of 16 or more that is as fast as the
- * brgemm kernels on their own blocked layout or faster (M 128, the
- * encoder's four GEMM shapes, one thread: 9.1 against 9.3 ms; M 512: 35.4
- * against 35.7), and a plain matrix can be cut into column panels for
- * threads without a copy (below). Below M 16 the JIT sgemm's packing
- * dominates (M 4: 1.6 against 1.3 ms), so for such M the weights take the
- * layout the primitive picks for weights given as "format any" (brgemm's
- * BA16a64b on AVX-512).
+ * panels it needs as it goes; with M of 16 or more and K of 256 or more
+ * that is as fast as the brgemm kernels on their own blocked layout or
+ * faster (M 128, the encoder's four GEMM shapes, one thread: 9.1 against
+ * 9.3 ms; M 512: 35.4 against 35.7), and a plain matrix can be cut into
+ * column panels for threads without a copy (below). Below M 16 the JIT
+ * sgemm's packing dominates (M 4: 1.6 against 1.3 ms), and so it does with
+ * a shallow K (MaxViT's M 3136, K 64 products: 1.62 against 1.49 ms), so
+ * there the weights take the layout the primitive picks for weights given
+ * as "format any" (brgemm's BA16a64b on AVX-512).
  *
  * M is only a hint here: the weights are packed once while M changes with
  * every input shape. It is the static M when known, else 128. A picked
@@ -84,8 +85,10 @@ static bool layout_stable(const dn_prim_config *cfg, const dn_key *proto, int64_
     return true;
 }
 
-/* From this M hint on, the weights are packed plain (see the file comment). */
+/* From this M hint and this K on, the weights are packed plain (see the
+ * file comment). */
 #define DN_PLAIN_MIN_M 16
+#define DN_PLAIN_MIN_K 256
 
 /* Reorders src (over data) into dst (over out) on one thread. */
 static dnnl_status_t reorder(const dn_prim_config *cfg, const dnnl_memory_desc_t *src_md,
@@ -244,7 +247,7 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host, const 
         return NERR(host, node, QKV_ERR_INTERNAL, "oneDNN: weights (%lld, %lld): %s", (long long)k,
                     (long long)n, dn_status_name(s));
     want = plain;
-    if (m_hint < DN_PLAIN_MIN_M) {
+    if (m_hint < DN_PLAIN_MIN_M || k < DN_PLAIN_MIN_K) {
         dn_key key = *proto;
         key.m = m_hint;
         key.packed = 0;

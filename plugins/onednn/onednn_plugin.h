@@ -188,7 +188,7 @@ const char *dn_status_name(dnnl_status_t s);
 /*
  * Packs the constant (K, N) weights `b` (stored (N, K) when trans_b) plain
  * row-major (K, N) with a padded row stride when the representative M
- * (m_hint) is 16 or more; below that into the layout the matmul primitive
+ * (m_hint) is 16 or more and K 256 or more; else into the layout the matmul primitive
  * picks (weights format any), after checking that the same layout is picked
  * for every M in a probe set (plain when it is not). Sets cfg->panel_step
  * when the plain weights may be cut into column panels (see onednn_pack.c).
