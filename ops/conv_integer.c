@@ -265,7 +265,6 @@ static void requant_block(const void *arg, size_t batch, int32_t *c, size_t ldc,
 {
     (void)batch;
     const ci_requant *r = arg;
-    const float lo = r->y_signed ? -128.0f : 0.0f, hi = r->y_signed ? 127.0f : 255.0f;
     size_t P = r->p->out_size;
     for (size_t i = 0; i < rows; i++) {
         size_t ch = r->m0 + row0 + i;
@@ -274,13 +273,7 @@ static void requant_block(const void *arg, size_t batch, int32_t *c, size_t ldc,
         for (size_t j = 0; j < cols; j++) {
             int32_t acc = (int32_t)((uint32_t)c[i * ldc + j] + b);
             float v = rintf((float)acc * mult) + r->y_zero;
-            /* NaN gives the zero point, as in QLinearMatMul and QuantizeLinear */
-            v = v < lo ? lo : v > hi ? hi : v == v ? v : r->y_zero;
-            size_t e = (row0 + i) * P + col0 + j;
-            if (r->y_signed)
-                ((int8_t *)r->y)[e] = (int8_t)v;
-            else
-                ((uint8_t *)r->y)[e] = (uint8_t)v;
+            qkv_igemm_store_q8(r->y, r->y_signed, (row0 + i) * P + col0 + j, v, r->y_zero);
         }
     }
 }

@@ -124,6 +124,23 @@ typedef struct qkv_igemm_post {
 } qkv_igemm_post;
 
 /*
+ * For a post that requantizes: stores v (already rounded, zero point zp
+ * added) as element e of an int8 (y_signed) or uint8 output, saturated to
+ * the type's range. NaN (from a NaN or infinite scale, or a zero y_scale
+ * times a zero product) gives the zero point, as QuantizeLinear does: its
+ * conversion to an integer would be undefined.
+ */
+static inline void qkv_igemm_store_q8(void *y, bool y_signed, size_t e, float v, float zp)
+{
+    const float lo = y_signed ? -128.0f : 0.0f, hi = y_signed ? 127.0f : 255.0f;
+    v = v < lo ? lo : v > hi ? hi : v == v ? v : zp;
+    if (y_signed)
+        ((int8_t *)y)[e] = (int8_t)v;
+    else
+        ((uint8_t *)y)[e] = (uint8_t)v;
+}
+
+/*
  * Runs g with arch's kernels over host_ctx's threads (host and host_ctx may
  * be NULL: one thread), then post->fn on every block of C (post may be NULL).
  * With pb, B comes from the packed copy (g->b, ldb, b_signed and trans_b are

@@ -308,22 +308,13 @@ static void requant_block(const void *arg, size_t batch, int32_t *c, size_t ldc,
     const requant *r = arg;
     size_t oa, ob;
     scale_offsets(r->p, batch, &oa, &ob);
-    const float lo = r->y_signed ? -128.0f : 0.0f, hi = r->y_signed ? 127.0f : 255.0f;
     size_t off = (size_t)(c - r->c0);
     for (size_t i = 0; i < rows; i++) {
         float sa = r->a_scale[oa + (row0 + i) * r->p->sa.stride];
         for (size_t j = 0; j < cols; j++) {
             float mult = sa * r->b_scale[ob + (col0 + j) * r->p->sb.stride] / r->y_scale;
             float v = rintf((float)c[i * ldc + j] * mult) + r->y_zero;
-            /* NaN (a NaN or infinite scale, or a zero y_scale times a zero
-             * product) gives the zero point, as QuantizeLinear does: its
-             * conversion to an integer would be undefined */
-            v = v < lo ? lo : v > hi ? hi : v == v ? v : r->y_zero;
-            size_t e = off + i * ldc + j;
-            if (r->y_signed)
-                ((int8_t *)r->y)[e] = (int8_t)v;
-            else
-                ((uint8_t *)r->y)[e] = (uint8_t)v;
+            qkv_igemm_store_q8(r->y, r->y_signed, off + i * ldc + j, v, r->y_zero);
         }
     }
 }
