@@ -41,12 +41,10 @@ static int64_t rnd_int(int64_t lo, int64_t hi)
 
 /* ---- sessions ----------------------------------------------------------------- */
 
-static qkv_status open_model(const char *name, const char *backends, size_t threads,
-                             qkv_session **s, qkv_error *err)
+/* Options loading only the onednn plugin, on `backends` and `threads`. */
+static qkv_session_options onednn_options(const char *backends, size_t threads)
 {
     static const char *const plugins[] = {ONEDNN_PLUGIN};
-    char path[256];
-    snprintf(path, sizeof path, "onednn/%s.onnx", name);
     qkv_session_options opts;
     qkv_session_options_init(&opts);
     opts.no_default_plugins = 1;
@@ -54,6 +52,15 @@ static qkv_status open_model(const char *name, const char *backends, size_t thre
     opts.n_plugins = 1;
     opts.backends = backends;
     opts.threads = threads;
+    return opts;
+}
+
+static qkv_status open_model(const char *name, const char *backends, size_t threads,
+                             qkv_session **s, qkv_error *err)
+{
+    char path[256];
+    snprintf(path, sizeof path, "onednn/%s.onnx", name);
+    qkv_session_options opts = onednn_options(backends, threads);
     return qkv_session_create(tu_data(path), &opts, s, err);
 }
 
@@ -338,14 +345,7 @@ static void record_split(void *user, int level, const char *message)
  * split. */
 static void split_case(int64_t s_dim, int64_t m_dim, split_log *log)
 {
-    static const char *const plugins[] = {ONEDNN_PLUGIN};
-    qkv_session_options opts;
-    qkv_session_options_init(&opts);
-    opts.no_default_plugins = 1;
-    opts.plugins = plugins;
-    opts.n_plugins = 1;
-    opts.backends = "onednn,cpu";
-    opts.threads = 2;
+    qkv_session_options opts = onednn_options("onednn,cpu", 2);
     opts.log = record_split;
     opts.log_user = log;
     opts.log_level = QKV_LOG_DEBUG;

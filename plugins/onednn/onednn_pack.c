@@ -33,7 +33,6 @@
  * implementation, calls are not split by columns.
  */
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "onednn_plugin.h"
@@ -59,15 +58,23 @@ static dnnl_status_t picked_layout(const dn_prim_config *cfg, const dn_key *key,
     return s;
 }
 
+/* The machine's processors, as oneDNN's OpenMP runtime counts them (1
+ * without it). */
+static int machine_threads(void)
+{
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
 /* true when every probe M picks the layout *want (see the file comment). */
 static bool layout_stable(const dn_prim_config *cfg, const dn_key *proto, int64_t m_hint,
                           const dnnl_memory_desc_t *want)
 {
     const int64_t probes[] = {1, 16, 128, 1024, m_hint};
-    int max_threads = 1;
-#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
-    max_threads = omp_get_num_procs();
-#endif
+    int max_threads = machine_threads();
     for (int t = 0; t < 2; t++) {
         dn_threads th;
         dn_threads_enter(&th, t == 0 ? 1 : (size_t)max_threads);
@@ -197,10 +204,7 @@ static bool optimised(const dn_prim_config *cfg, const dn_key *key)
  * fields and panel_step are set. */
 static bool panels_usable(const dn_prim_config *cfg, const dn_key *proto, int64_t m_hint)
 {
-    int max_threads = 1;
-#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
-    max_threads = omp_get_num_procs();
-#endif
+    int max_threads = machine_threads();
     if (max_threads > 8)
         max_threads = 8;
     const int64_t ms[] = {1, m_hint};
@@ -296,9 +300,11 @@ qkv_status dn_pack_weights(dn_prim_config *cfg, const qkv_host_api *host, const 
     cfg->packed_md = want;
     cfg->packed_data = aligned;
     cfg->have_packed = true;
-    /* plain rows are cut at 16 columns: each panel stays 64-byte aligned */
-    cfg->panel_step = *blocked ? 0 : 16;
-    if (cfg->panel_step && !panels_usable(cfg, proto, m_hint))
+    /* plain rows are cut at 16 columns: each panel stays 64-byte aligned;
+     * only weights deep and wide enough for two panels are ever cut */
+    cfg->panel_step = 16;
+    if (*blocked || k < DN_PANEL_MIN_K || n < 2 * cfg->panel_step ||
+        !panels_usable(cfg, proto, m_hint))
         cfg->panel_step = 0;
     *raw = mem;
     *bytes = size;

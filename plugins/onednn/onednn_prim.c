@@ -425,13 +425,6 @@ static qkv_status fail(qkv_kernel_io *io, dnnl_status_t s, const char *what, con
  * register tile and repack B's panels once per block. */
 #define DN_MIN_ROWS 32
 
-/* Column panels only from this K on: below it the JIT sgemm's fixed cost
- * per call with a bias or post-ops and a strided destination outweighs the
- * saving (Conformer's M 256, K 144 products on 2 threads: panels 0.49 ms,
- * row blocks 0.38 ms; the encoder's K 768 and 3072 ones: 4.70 against
- * 5.24 ms). */
-#define DN_PANEL_MIN_K 256
-
 /*
  * How a call is threaded: `blocks` single-threaded primitives (key threads
  * = 1), one per host thread through host->parallel_for, each on a column
@@ -469,8 +462,7 @@ static dn_split split_of(const dn_prim_config *cfg, const dn_key *key)
     /* oneDNN has only a reference kernel for a (1, n) binary source
      * broadcast over the rows of a strided destination */
     bool row_post = key->post && key->post_m == 1 && key->m > 1 && key->post_n == key->n;
-    if (key->packed && step > 0 && !row_post && key->k >= DN_PANEL_MIN_K && key->n >= 2 * step &&
-        (key->n >= key->m || key->m < 2 * DN_MIN_ROWS)) {
+    if (key->packed && step > 0 && !row_post && (key->n >= key->m || key->m < 2 * DN_MIN_ROWS)) {
         sp.cols = true;
         sp.width = dn_panel_width(key->n, t, step);
         sp.blocks = (size_t)((key->n + sp.width - 1) / sp.width);
